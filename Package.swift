@@ -1,0 +1,91 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "lambda-gateway",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "lambda-gateway", targets: ["lambda-gateway"]),
+        .library(name: "AWSSigV4", targets: ["AWSSigV4"]),
+        .library(name: "LambdaPayload", targets: ["LambdaPayload"]),
+        .library(name: "AWSCredentials", targets: ["AWSCredentials"]),
+        .library(name: "LambdaInvoke", targets: ["LambdaInvoke"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+    ],
+    targets: [
+        // MARK: Pure logic, no I/O
+        .target(
+            name: "AWSSigV4",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
+            name: "LambdaPayload",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
+
+        // MARK: I/O clients
+        .target(
+            name: "AWSCredentials",
+            dependencies: [
+                "AWSSigV4",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "LambdaInvoke",
+            dependencies: [
+                "AWSSigV4",
+                "AWSCredentials",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // MARK: Executable
+        .executableTarget(
+            name: "lambda-gateway",
+            dependencies: [
+                "LambdaInvoke",
+                "AWSCredentials",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // MARK: Test support and tests
+        .target(
+            name: "TestSupport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Tests/TestSupport"
+        ),
+        .testTarget(name: "AWSSigV4Tests", dependencies: ["AWSSigV4"]),
+        .testTarget(name: "LambdaPayloadTests", dependencies: ["LambdaPayload"]),
+        .testTarget(name: "AWSCredentialsTests", dependencies: ["AWSCredentials", "TestSupport"]),
+        .testTarget(
+            name: "LambdaInvokeTests",
+            dependencies: ["LambdaInvoke", "AWSCredentials", "TestSupport"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,84 @@
+import NIOCore
+import struct Foundation.Date
+
+/// One header field as received or as sent. Names keep their case; compare them case-insensitively.
+public struct HTTPField: Sendable, Hashable {
+    public var name: String
+    public var value: String
+
+    public init(_ name: String, _ value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// A client request as the payload codecs need it, independent of HTTP/1.1 or HTTP/2 framing.
+public struct HTTPRequestView: Sendable {
+    public var method: String
+    /// The normalized path (mesh-identity.md §9.3), without the query.
+    public var path: String
+    /// The raw query after `?`, byte for byte; `nil` when the target had no `?`.
+    public var query: String?
+    /// Every field as received (HTTP/2 pseudo-headers excluded), plus the ones the gateway adds.
+    public var headers: [HTTPField]
+    /// `Host` or `:authority`.
+    public var authority: String?
+    public var body: ByteBuffer
+    /// `HTTP/1.1`, `HTTP/1.0` or `HTTP/2.0`.
+    public var protocolName: String
+    /// The peer IP of the TCP connection.
+    public var sourceIP: String
+    public var receivedAt: Date
+
+    public init(
+        method: String,
+        path: String,
+        query: String? = nil,
+        headers: [HTTPField] = [],
+        authority: String? = nil,
+        body: ByteBuffer = ByteBuffer(),
+        protocolName: String = "HTTP/1.1",
+        sourceIP: String = "127.0.0.1",
+        receivedAt: Date = Date(timeIntervalSince1970: 0)
+    ) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.authority = authority
+        self.body = body
+        self.protocolName = protocolName
+        self.sourceIP = sourceIP
+        self.receivedAt = receivedAt
+    }
+
+    /// The first value of `name` (case-insensitive).
+    public func firstValue(_ name: String) -> String? {
+        headers.first { $0.name.asciiCaseInsensitiveEquals(name) }?.value
+    }
+}
+
+extension String {
+    /// ASCII case-insensitive comparison, the way HTTP field names compare.
+    @inlinable
+    public func asciiCaseInsensitiveEquals(_ other: String) -> Bool {
+        let lhs = utf8
+        let rhs = other.utf8
+        guard lhs.count == rhs.count else { return false }
+        for (a, b) in zip(lhs, rhs) where a != b {
+            guard a | 0x20 == b | 0x20, (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(a | 0x20) else { return false }
+        }
+        return true
+    }
+
+    /// ASCII lower-casing; other characters are left alone.
+    public var asciiLowercased: String {
+        if !utf8.contains(where: { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) }) { return self }
+        return String(decoding: utf8.map { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
+    }
+}
+
+/// Field names that describe one hop and never travel into a payload or out of a response.
+enum HopByHop {
+    static let names: Set<String> = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"]
+}

@@ -1,0 +1,49 @@
+import NIOCore
+
+/// The HTTP response the gateway writes back to the client.
+public struct LambdaHTTPResponse: Sendable, Equatable {
+    public var status: Int
+    /// In order; the same name may repeat (`set-cookie`). Names are lower-case.
+    public var headers: [HTTPField]
+    public var body: ByteBuffer
+
+    public init(status: Int, headers: [HTTPField] = [], body: ByteBuffer = ByteBuffer()) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    public func values(_ name: String) -> [String] {
+        headers.filter { $0.name.asciiCaseInsensitiveEquals(name) }.map(\.value)
+    }
+
+    /// A gateway error: `{"error": code, "message": message}` as JSON (lambda.md §6.5).
+    public static func error(status: Int, code: String, message: String, headers: [HTTPField] = []) -> Self {
+        var writer = JSONWriter(capacity: 64 + message.utf8.count)
+        writer.beginObject()
+        writer.key("error")
+        writer.string(code)
+        writer.key("message")
+        writer.string(message)
+        writer.endObject()
+        return Self(status: status, headers: [HTTPField("content-type", "application/json")] + headers, body: writer.buffer)
+    }
+}
+
+/// What Lambda answered to an Invoke call that succeeded at the API level (200 or 202).
+public struct LambdaInvocationResult: Sendable, Equatable {
+    /// Lambda's HTTP status: 200 (sync), 202 (async).
+    public var statusCode: Int
+    /// `X-Amz-Function-Error` (`Unhandled`, `Handled`), when the function failed.
+    public var functionError: String?
+    /// `x-amzn-RequestId`.
+    public var requestID: String?
+    public var payload: ByteBuffer
+
+    public init(statusCode: Int, functionError: String? = nil, requestID: String? = nil, payload: ByteBuffer = ByteBuffer()) {
+        self.statusCode = statusCode
+        self.functionError = functionError
+        self.requestID = requestID
+        self.payload = payload
+    }
+}

@@ -1,0 +1,290 @@
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Turns a client request into the Invoke payload (lambda.md §5).
+public enum RequestEncoder {
+    /// Encodes `request` for the service. With `passthrough` the body is the payload and must be
+    /// empty or JSON (lambda.md §5.4).
+    public static func encode(
+        _ request: HTTPRequestView,
+        format: PayloadFormat,
+        passthrough: Bool = false,
+        context: PayloadContext
+    ) throws(PayloadError) -> ByteBuffer {
+        if passthrough {
+            return try passthroughPayload(request.body)
+        }
+        switch format {
+        case .envoy: return envoy(request)
+        case .apiGatewayV2: return apiGatewayV2(request, context: context)
+        }
+    }
+
+    static func passthroughPayload(_ body: ByteBuffer) throws(PayloadError) -> ByteBuffer {
+        guard body.readableBytes > 0 else { return body }
+        do {
+            _ = try body.withUnsafeReadableBytes { bytes throws(JSONParser.Error) in try JSONParser.parse(bytes) }
+        } catch {
+            throw PayloadError(.invalidRequestContent, "passthrough request body is not JSON (\(error))")
+        }
+        return body
+    }
+
+    // MARK: envoy (§5.2)
+
+    static func envoy(_ request: HTTPRequestView) -> ByteBuffer {
+        var writer = JSONWriter(capacity: request.body.readableBytes * 4 / 3 + 512)
+        writer.beginObject()
+        writer.key("raw_path")
+        if let query = request.query {
+            writer.string(request.path + "?" + query)
+        } else {
+            writer.string(request.path)
+        }
+        writer.key("method")
+        writer.string(request.method)
+        writer.key("headers")
+        writeHeaders(request.headers, includeHost: false, includeCookie: true, authority: nil, to: &writer)
+        writer.key("query_string_parameters")
+        writer.beginObject()
+        var seen = Set<Substring>()
+        for parameter in QueryString.parameters(request.query ?? "") where seen.insert(parameter.name).inserted {
+            writer.key(String(parameter.name))
+            writer.string(String(parameter.value))
+        }
+        writer.endObject()
+        let text = writeBody(request, to: &writer, key: "body")
+        writer.key("is_base64_encoded")
+        writer.bool(!text)
+        writer.endObject()
+        return writer.buffer
+    }
+
+    // MARK: apigateway-v2 (§5.3)
+
+    static func apiGatewayV2(_ request: HTTPRequestView, context: PayloadContext) -> ByteBuffer {
+        var writer = JSONWriter(capacity: request.body.readableBytes * 4 / 3 + 1024)
+        writer.beginObject()
+        writer.key("version")
+        writer.string("2.0")
+        writer.key("routeKey")
+        writer.string("$default")
+        writer.key("rawPath")
+        writer.string(request.path)
+        writer.key("rawQueryString")
+        writer.string(request.query ?? "")
+
+        let cookies = request.headers
+            .filter { $0.name.asciiCaseInsensitiveEquals("cookie") }
+            .flatMap { $0.value.split(separator: ";") }
+            .map { String($0).trimmingASCIIWhitespace() }
+            .filter { !$0.isEmpty }
+        if !cookies.isEmpty {
+            writer.key("cookies")
+            writer.beginArray()
+            for cookie in cookies { writer.string(cookie) }
+            writer.endArray()
+        }
+
+        writer.key("headers")
+        writeHeaders(request.headers, includeHost: true, includeCookie: false, authority: request.authority, to: &writer)
+
+        if let query = request.query, !query.isEmpty {
+            var names: [String] = []
+            var values: [String: String] = [:]
+            for parameter in QueryString.parameters(query) {
+                let name = QueryString.decode(parameter.name)
+                let value = QueryString.decode(parameter.value)
+                if let existing = values[name] {
+                    values[name] = existing + "," + value
+                } else {
+                    names.append(name)
+                    values[name] = value
+                }
+            }
+            writer.key("queryStringParameters")
+            writer.beginObject()
+            for name in names {
+                writer.key(name)
+                writer.string(values[name]!)
+            }
+            writer.endObject()
+        }
+
+        let requestID = request.firstValue("x-request-id") ?? ""
+        let domainName = hostWithoutPort(request.authority ?? "")
+        writer.key("requestContext")
+        writer.beginObject()
+        writer.key("accountId")
+        writer.string(context.accountID)
+        writer.key("apiId")
+        writer.string(context.serviceName)
+        writer.key("authentication")
+        writer.null()
+        writer.key("authorizer")
+        writer.null()
+        writer.key("domainName")
+        writer.string(domainName)
+        writer.key("domainPrefix")
+        writer.string(String(domainName.split(separator: ".", omittingEmptySubsequences: false).first ?? ""))
+        writer.key("http")
+        writer.beginObject()
+        writer.key("method")
+        writer.string(request.method)
+        writer.key("path")
+        writer.string(request.path)
+        writer.key("protocol")
+        writer.string(request.protocolName)
+        writer.key("sourceIp")
+        writer.string(request.sourceIP)
+        writer.key("userAgent")
+        writer.string(request.firstValue("user-agent") ?? "")
+        writer.endObject()
+        writer.key("requestId")
+        writer.string(requestID)
+        writer.key("routeKey")
+        writer.string("$default")
+        writer.key("stage")
+        writer.string("$default")
+        let epochMilliseconds = Int((request.receivedAt.timeIntervalSince1970 * 1000).rounded(.down))
+        writer.key("time")
+        writer.string(accessLogTime(epochSeconds: epochMilliseconds / 1000))
+        writer.key("timeEpoch")
+        writer.number(epochMilliseconds)
+        writer.endObject()
+
+        var text = true
+        if request.body.readableBytes > 0 {
+            text = writeBody(request, to: &writer, key: "body")
+        }
+        writer.key("isBase64Encoded")
+        writer.bool(!text)
+        writer.endObject()
+        return writer.buffer
+    }
+
+    // MARK: Shared pieces
+
+    /// Writes the headers object: names lower-cased and sorted, repeated fields joined with `,`
+    /// (`cookie` with `; `), pseudo-headers and hop-by-hop fields left out.
+    static func writeHeaders(
+        _ headers: [HTTPField],
+        includeHost: Bool,
+        includeCookie: Bool,
+        authority: String?,
+        to writer: inout JSONWriter
+    ) {
+        var fields: [(name: String, value: String)] = []
+        fields.reserveCapacity(headers.count + 1)
+        var sawHost = false
+        for field in headers {
+            let name = field.name.asciiLowercased
+            if name.hasPrefix(":") || HopByHop.names.contains(name) { continue }
+            if name == "host" {
+                guard includeHost else { continue }
+                sawHost = true
+            }
+            if name == "cookie" && !includeCookie { continue }
+            fields.append((name, field.value))
+        }
+        if includeHost, !sawHost, let authority {
+            fields.append(("host", authority))
+        }
+        // Stable sort keeps repeated fields in arrival order.
+        let order = fields.indices.sorted { lhs, rhs in
+            fields[lhs].name != fields[rhs].name ? fields[lhs].name < fields[rhs].name : lhs < rhs
+        }
+        writer.beginObject()
+        var index = 0
+        while index < order.count {
+            let name = fields[order[index]].name
+            var value = fields[order[index]].value
+            index += 1
+            while index < order.count, fields[order[index]].name == name {
+                value += (name == "cookie" ? "; " : ",") + fields[order[index]].value
+                index += 1
+            }
+            writer.key(name)
+            writer.string(value)
+        }
+        writer.endObject()
+    }
+
+    /// Writes the body as text or base64 and returns whether it was text.
+    static func writeBody(_ request: HTTPRequestView, to writer: inout JSONWriter, key: String) -> Bool {
+        let text = BodyEncoding.isText(
+            contentType: request.firstValue("content-type"),
+            contentEncoding: request.firstValue("content-encoding"),
+            body: request.body
+        )
+        writer.key(key)
+        if text {
+            writer.string(utf8: request.body.readableBytesView)
+        } else {
+            writer.rawString { buffer in
+                request.body.withUnsafeReadableBytes { Base64.encode($0, into: &buffer) }
+            }
+        }
+        return text
+    }
+
+    static func hostWithoutPort(_ authority: String) -> String {
+        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+            return String(authority[...close])
+        }
+        if let colon = authority.lastIndex(of: ":") {
+            return String(authority[..<colon])
+        }
+        return authority
+    }
+
+    private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+    /// `dd/MMM/yyyy:HH:mm:ss +0000` in UTC with English month names.
+    static func accessLogTime(epochSeconds: Int) -> String {
+        var seconds = time_t(epochSeconds)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(two(parts.tm_mday))/\(months[Int(parts.tm_mon)])/\(parts.tm_year + 1900):\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) +0000"
+    }
+}
+
+/// Query strings as Envoy and API Gateway split them: on `&`, each part at its first `=`.
+enum QueryString {
+    static func parameters(_ query: String) -> [(name: Substring, value: Substring)] {
+        guard !query.isEmpty else { return [] }
+        return query.split(separator: "&", omittingEmptySubsequences: true).map { part in
+            if let equals = part.firstIndex(of: "=") {
+                return (part[..<equals], part[part.index(after: equals)...])
+            }
+            return (part, "")
+        }
+    }
+
+    /// Percent-decoding only (`+` stays `+`); invalid escapes are kept as written.
+    static func decode(_ text: Substring) -> String {
+        guard text.utf8.contains(UInt8(ascii: "%")) else { return String(text) }
+        var out = [UInt8]()
+        let bytes = Array(text.utf8)
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "%"), index + 2 < bytes.count,
+                let high = Character(Unicode.Scalar(bytes[index + 1])).hexDigitValue,
+                let low = Character(Unicode.Scalar(bytes[index + 2])).hexDigitValue
+            {
+                out.append(UInt8(high << 4 | low))
+                index += 3
+            } else {
+                out.append(bytes[index])
+                index += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
