@@ -1,0 +1,179 @@
+import AWSSigV4
+import Foundation
+import Logging
+import Synchronization
+
+/// Credentials for every request, refreshed ahead of expiry in the background (lambda.md §9.2).
+///
+/// The hot path is one lock and a date comparison. A request that finds nothing usable waits for the
+/// single refresh in flight, up to its timeout, and is then refused: a request is never sent unsigned.
+public final class CredentialCache: Sendable {
+    private struct State {
+        var machine: CredentialRefreshStateMachine
+        var waiters: [UInt64: CheckedContinuation<Credentials, any Error>] = [:]
+        var nextWaiterID: UInt64 = 0
+        var lastError: CredentialsError?
+        var providerName: String?
+    }
+
+    private let chain: CredentialChain
+    private let logger: Logger
+    private let now: @Sendable () -> Date
+    private let state: Mutex<State>
+    private let policy: CredentialRefreshStateMachine.Policy
+
+    public convenience init(chain: CredentialChain, logger: Logger, now: @escaping @Sendable () -> Date = Date.init) {
+        self.init(chain: chain, policy: .init(), logger: logger, now: now)
+    }
+
+    init(chain: CredentialChain, policy: CredentialRefreshStateMachine.Policy, logger: Logger, now: @escaping @Sendable () -> Date = Date.init) {
+        self.chain = chain
+        self.logger = logger
+        self.now = now
+        self.policy = policy
+        self.state = Mutex(State(machine: CredentialRefreshStateMachine(policy: policy)))
+    }
+
+    /// Usable credentials, waiting at most `timeout` for a refresh in flight.
+    public func credentials(timeout: Duration = .seconds(5)) async throws(CredentialsError) -> Credentials {
+        let date = now()
+        let action = state.withLock { $0.machine.credentialsRequested(at: date) }
+        switch action {
+        case .use(let credentials, let startRefresh):
+            if startRefresh { startRefreshTask() }
+            return credentials
+        case .fail:
+            throw noCredentials("refresh is backing off after failures")
+        case .wait(let startRefresh):
+            if startRefresh { startRefreshTask() }
+            return try await waitForRefresh(timeout: timeout)
+        }
+    }
+
+    /// Tells the cache that AWS rejected the credentials (403): refresh now, at most once a minute.
+    public func authenticationFailed() {
+        let date = now()
+        if state.withLock({ $0.machine.authenticationFailed(at: date) }) {
+            logger.info("AWS rejected the credentials; refreshing them now")
+            startRefreshTask()
+        }
+    }
+
+    /// The provider that gave the current credentials, for logs and `/config`.
+    public var providerName: String? { state.withLock { $0.providerName } }
+
+    /// Keeps the credentials fresh until the task is cancelled. Start it once, at start-up.
+    public func run() async {
+        while !Task.isCancelled {
+            let date = now()
+            let (wake, refreshing) = state.withLock { ($0.machine.nextWake(at: date), $0.machine.isRefreshing) }
+            // Nothing due: look again soon, so credentials fetched by a request are followed too.
+            let delay = wake.map { $0.timeIntervalSince(date) } ?? (refreshing ? 0.05 : 1.0)
+            if delay > 0 {
+                do {
+                    try await Task.sleep(for: .milliseconds(Int(min(delay, 1.0) * 1000) + 1))
+                } catch {
+                    return
+                }
+            }
+            if state.withLock({ $0.machine.timerFired(at: now()) }) {
+                await refresh()
+            }
+        }
+    }
+
+    // MARK: Refresh
+
+    private func startRefreshTask() {
+        Task { await self.refresh() }
+    }
+
+    /// Runs the chain once; the state machine has already marked the refresh as in flight.
+    private func refresh() async {
+        do throws(CredentialsError) {
+            let resolved = try await chain.resolve(logger: logger)
+            if let remaining = resolved.credentials.remainingLifetime(at: now()), remaining <= policy.cutoff {
+                throw CredentialsError(
+                    .providerFailed,
+                    provider: resolved.provider.name,
+                    "returned credentials that expire at \(resolved.credentials.expiration!), too soon to use"
+                )
+            }
+            let staleAfter = resolved.provider.refreshIntervalWithoutExpiration.map { Double($0.components.seconds) }
+            let date = now()
+            let waiters = state.withLock { state in
+                state.machine.refreshSucceeded(resolved.credentials, staleAfter: staleAfter, at: date)
+                state.providerName = resolved.provider.name
+                state.lastError = nil
+                defer { state.waiters.removeAll() }
+                return Array(state.waiters.values)
+            }
+            logger.info(
+                "credentials refreshed",
+                metadata: [
+                    "provider": "\(resolved.provider.name)", "access_key_id": "\(resolved.credentials.accessKeyID)",
+                    "expiration": "\(resolved.credentials.expiration.map { "\($0)" } ?? "none")",
+                ]
+            )
+            for waiter in waiters { waiter.resume(returning: resolved.credentials) }
+        } catch {
+            let date = now()
+            let (waiters, retryIn) = state.withLock { state in
+                state.machine.refreshFailed(at: date)
+                state.lastError = error
+                defer { state.waiters.removeAll() }
+                return (Array(state.waiters.values), state.machine.backoff)
+            }
+            logger.error("credential refresh failed; keeping the last good credentials", metadata: ["error": "\(error)", "retry_in_s": "\(retryIn)"])
+            for waiter in waiters { waiter.resume(throwing: noCredentials("\(error)")) }
+        }
+    }
+
+    private func waitForRefresh(timeout: Duration) async throws(CredentialsError) -> Credentials {
+        let id = state.withLock { state in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
+        }
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
+            let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
+            waiter?.resume(throwing: noCredentials("no credentials within \(timeout)"))
+        }
+        defer { timer.cancel() }
+        do {
+            return try await withCheckedThrowingContinuation { continuation in
+                let date = now()
+                let registration: WaiterRegistration = state.withLock { state in
+                    // The refresh may have finished between the first check and now.
+                    if !state.machine.isRefreshing {
+                        if state.machine.isUsable(at: date), let current = state.machine.current {
+                            return .ready(current.credentials)
+                        }
+                        return .failed(state.lastError.map { "\($0)" } ?? "refresh failed")
+                    }
+                    state.waiters[id] = continuation
+                    return .registered
+                }
+                switch registration {
+                case .ready(let credentials): continuation.resume(returning: credentials)
+                case .failed(let reason): continuation.resume(throwing: noCredentials(reason))
+                case .registered: break  // resumed by the refresh or by the timer
+                }
+            }
+        } catch let error as CredentialsError {
+            throw error
+        } catch {
+            throw noCredentials("\(error)")
+        }
+    }
+
+    private enum WaiterRegistration {
+        case ready(Credentials)
+        case registered
+        case failed(String)
+    }
+
+    private func noCredentials(_ reason: String) -> CredentialsError {
+        CredentialsError(.noCredentials, provider: "cache", "no usable AWS credentials: \(reason)")
+    }
+}

@@ -1,0 +1,118 @@
+import AWSSigV4
+import struct Foundation.Date
+
+/// When to use, refresh, or wait for credentials (lambda.md §9.2). Pure: every event takes `now`.
+struct CredentialRefreshStateMachine {
+    struct Policy: Sendable {
+        /// Refresh in the background when less than this remains.
+        var refreshWindow: Double = 165
+        /// Never use credentials this close to expiry.
+        var cutoff: Double = 15
+        var initialBackoff: Double = 2
+        var maximumBackoff: Double = 32
+        /// A forced refresh (after an AWS 403) at most this often.
+        var forcedRefreshInterval: Double = 60
+    }
+
+    struct Current {
+        var credentials: Credentials
+        /// For credentials without an expiration that still go stale (files, metadata): when to fetch again.
+        var refreshAfter: Date?
+    }
+
+    enum RequestAction: Equatable {
+        case use(Credentials, startRefresh: Bool)
+        /// No usable credentials: wait for the refresh in flight (start it first when asked).
+        case wait(startRefresh: Bool)
+        /// No usable credentials and no refresh can run now (backing off after failures).
+        case fail
+    }
+
+    let policy: Policy
+    private(set) var current: Current?
+    private(set) var isRefreshing = false
+    private(set) var consecutiveFailures = 0
+    private var retryNotBefore: Date?
+    private var lastForcedRefresh: Date?
+
+    init(policy: Policy = Policy()) {
+        self.policy = policy
+    }
+
+    func isUsable(at now: Date) -> Bool {
+        guard let current else { return false }
+        guard let expiration = current.credentials.expiration else { return true }
+        return expiration.timeIntervalSince(now) > policy.cutoff
+    }
+
+    func needsRefresh(at now: Date) -> Bool {
+        guard let current else { return true }
+        if let expiration = current.credentials.expiration {
+            return expiration.timeIntervalSince(now) < policy.refreshWindow
+        }
+        return current.refreshAfter.map { now >= $0 } ?? false
+    }
+
+    private func mayStartRefresh(at now: Date) -> Bool {
+        !isRefreshing && retryNotBefore.map { now >= $0 } ?? true
+    }
+
+    // MARK: Events
+
+    mutating func credentialsRequested(at now: Date) -> RequestAction {
+        let start = needsRefresh(at: now) && mayStartRefresh(at: now)
+        if start { isRefreshing = true }
+        if isUsable(at: now), let current {
+            return .use(current.credentials, startRefresh: start)
+        }
+        return isRefreshing ? .wait(startRefresh: start) : .fail
+    }
+
+    /// The background timer fired: start a refresh if one is due.
+    mutating func timerFired(at now: Date) -> Bool {
+        guard needsRefresh(at: now), mayStartRefresh(at: now) else { return false }
+        isRefreshing = true
+        return true
+    }
+
+    /// An AWS authentication error: refresh now, at most once per `forcedRefreshInterval`.
+    mutating func authenticationFailed(at now: Date) -> Bool {
+        if let last = lastForcedRefresh, now.timeIntervalSince(last) < policy.forcedRefreshInterval { return false }
+        guard !isRefreshing else { return false }
+        lastForcedRefresh = now
+        isRefreshing = true
+        return true
+    }
+
+    mutating func refreshSucceeded(_ credentials: Credentials, staleAfter: Double?, at now: Date) {
+        current = Current(credentials: credentials, refreshAfter: staleAfter.map { now.addingTimeInterval($0) })
+        isRefreshing = false
+        consecutiveFailures = 0
+        retryNotBefore = nil
+    }
+
+    /// The last good credentials stay; the next attempt waits 2 s, doubling up to 32 s.
+    mutating func refreshFailed(at now: Date) {
+        isRefreshing = false
+        consecutiveFailures += 1
+        retryNotBefore = now.addingTimeInterval(backoff)
+    }
+
+    var backoff: Double {
+        guard consecutiveFailures > 0 else { return 0 }
+        let exponent = min(consecutiveFailures - 1, 16)
+        return min(policy.initialBackoff * Double(1 << exponent), policy.maximumBackoff)
+    }
+
+    /// When the background timer should next wake; `nil` when nothing is due (refresh in flight or
+    /// credentials that never expire).
+    func nextWake(at now: Date) -> Date? {
+        if isRefreshing { return nil }
+        if let retryNotBefore { return max(retryNotBefore, now) }
+        guard let current else { return now }
+        if let expiration = current.credentials.expiration {
+            return max(expiration.addingTimeInterval(-policy.refreshWindow), now)
+        }
+        return current.refreshAfter
+    }
+}

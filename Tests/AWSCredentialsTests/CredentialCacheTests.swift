@@ -1,0 +1,247 @@
+import AWSSigV4
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+@testable import AWSCredentials
+
+/// A provider whose answers a test scripts, counting how often it is asked.
+final class ScriptedProvider: CredentialProvider, Sendable {
+    let name: String
+    let isConfigured: Bool
+    private let answers: Mutex<[Result<Credentials, CredentialsError>]>
+    private let calls = Mutex(0)
+    let delay: Duration
+
+    init(name: String = "scripted", configured: Bool = true, delay: Duration = .zero, answers: [Result<Credentials, CredentialsError>]) {
+        self.name = name
+        self.isConfigured = configured
+        self.delay = delay
+        self.answers = Mutex(answers)
+    }
+
+    var callCount: Int { calls.withLock { $0 } }
+
+    func fetch() async throws -> Credentials {
+        calls.withLock { $0 += 1 }
+        if delay > .zero { try await Task.sleep(for: delay) }
+        let answer = answers.withLock { answers in answers.count > 1 ? answers.removeFirst() : answers[0] }
+        return try answer.get()
+    }
+}
+
+let failure = CredentialsError(.providerFailed, provider: "scripted", "down")
+
+func key(_ id: String, expiresIn seconds: Double? = nil, from now: Date = Date()) -> Credentials {
+    Credentials(accessKeyID: id, secretAccessKey: "s-\(id)", sessionToken: "t", expiration: seconds.map { now.addingTimeInterval($0) })
+}
+
+@Suite("Credential chain")
+struct CredentialChainTests {
+    @Test func firstConfiguredProviderThatAnswersWins() async throws {
+        let skipped = ScriptedProvider(name: "skipped", configured: false, answers: [.success(key("SKIP"))])
+        let failing = ScriptedProvider(name: "failing", answers: [.failure(failure)])
+        let working = ScriptedProvider(name: "working", answers: [.success(key("GOOD"))])
+        let later = ScriptedProvider(name: "later", answers: [.success(key("LATER"))])
+        let resolved = try await CredentialChain(providers: [skipped, failing, working, later]).resolve(logger: testLogger)
+        #expect(resolved.credentials.accessKeyID == "GOOD")
+        #expect(resolved.provider.name == "working")
+        #expect(skipped.callCount == 0 && failing.callCount == 1 && later.callCount == 0)
+    }
+
+    @Test func environmentComesBeforeTheSharedFile() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = try directory.file("credentials", contents: "[default]\naws_access_key_id=FILE\naws_secret_access_key=f\n")
+        let chain = CredentialChain.standard(
+            environment: ["AWS_ACCESS_KEY_ID": "ENV", "AWS_SECRET_ACCESS_KEY": "e", "AWS_SHARED_CREDENTIALS_FILE": path, "AWS_EC2_METADATA_DISABLED": "true"],
+            httpClient: .shared
+        )
+        #expect(chain.providers.map(\.name) == ["environment", "shared-credentials-file", "web-identity", "container", "instance-metadata"])
+        #expect(try await chain.resolve(logger: testLogger).credentials.accessKeyID == "ENV")
+    }
+
+    @Test func nothingConfiguredIsNoCredentials() async {
+        let chain = CredentialChain.standard(environment: ["HOME": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true"], httpClient: .shared)
+        do {
+            _ = try await chain.resolve(logger: testLogger)
+            Issue.record("expected no credentials")
+        } catch {
+            #expect(error.code == .noCredentials)
+        }
+    }
+}
+
+import TestSupport
+
+@Suite("Credential refresh rules")
+struct CredentialRefreshStateMachineTests {
+    let start = Date(timeIntervalSince1970: 1_800_000_000)
+
+    @Test func firstRequestStartsTheFetchAndWaits() {
+        var machine = CredentialRefreshStateMachine()
+        let result1 = machine.credentialsRequested(at: start)
+        #expect(result1 == .wait(startRefresh: true))
+        let result2 = machine.credentialsRequested(at: start)
+        #expect(result2 == .wait(startRefresh: false))  // shares the refresh in flight
+        machine.refreshSucceeded(key("A", expiresIn: 3600, from: start), staleAfter: 3600, at: start)
+        let result3 = machine.credentialsRequested(at: start)
+        #expect(result3 == .use(key("A", expiresIn: 3600, from: start), startRefresh: false))
+    }
+
+    @Test func refreshStartsUnder165SecondsAndCredentialsStopAt15() {
+        var machine = CredentialRefreshStateMachine()
+        _ = machine.credentialsRequested(at: start)
+        let credentials = key("A", expiresIn: 600, from: start)
+        machine.refreshSucceeded(credentials, staleAfter: nil, at: start)
+        #expect(machine.nextWake(at: start) == start.addingTimeInterval(600 - 165))
+        let result4 = machine.credentialsRequested(at: start.addingTimeInterval(434))
+        #expect(result4 == .use(credentials, startRefresh: false))
+        let result5 = machine.credentialsRequested(at: start.addingTimeInterval(436))
+        #expect(result5 == .use(credentials, startRefresh: true))
+        let result6 = machine.credentialsRequested(at: start.addingTimeInterval(584))
+        #expect(result6 == .use(credentials, startRefresh: false))
+        let result7 = machine.credentialsRequested(at: start.addingTimeInterval(586))
+        #expect(result7 == .wait(startRefresh: false))
+    }
+
+    @Test func failuresKeepTheLastGoodAndBackOffFrom2To32Seconds() {
+        var machine = CredentialRefreshStateMachine()
+        _ = machine.credentialsRequested(at: start)
+        let credentials = key("A", expiresIn: 160, from: start)
+        machine.refreshSucceeded(credentials, staleAfter: nil, at: start)
+        var now = start
+        var delays: [Double] = []
+        for _ in 0..<6 {
+            let result8 = machine.timerFired(at: now)
+            #expect(result8)
+            machine.refreshFailed(at: now)
+            let result9 = machine.credentialsRequested(at: now)
+            #expect(result9 == .use(credentials, startRefresh: false))
+            let wake = machine.nextWake(at: now)!
+            delays.append(wake.timeIntervalSince(now))
+            let result10 = machine.timerFired(at: now.addingTimeInterval(0.5))
+            #expect(!result10)
+            now = wake
+        }
+        #expect(delays == [2, 4, 8, 16, 32, 32])
+        // Past the 15 s cut-off the last good credentials are no longer used: requests wait for the
+        // refresh, and are refused while it backs off.
+        let late = start.addingTimeInterval(146)
+        let waiting = machine.credentialsRequested(at: late)
+        #expect(waiting == .wait(startRefresh: true))
+        machine.refreshFailed(at: late)
+        let refused = machine.credentialsRequested(at: late.addingTimeInterval(1))
+        #expect(refused == .fail)
+    }
+
+    @Test func staticCredentialsWithoutExpirationGoStaleAfterTheirInterval() {
+        var machine = CredentialRefreshStateMachine()
+        _ = machine.credentialsRequested(at: start)
+        let credentials = key("FILE")
+        machine.refreshSucceeded(credentials, staleAfter: 3600, at: start)
+        let result12 = machine.credentialsRequested(at: start.addingTimeInterval(3599))
+        #expect(result12 == .use(credentials, startRefresh: false))
+        let result13 = machine.credentialsRequested(at: start.addingTimeInterval(3600))
+        #expect(result13 == .use(credentials, startRefresh: true))
+
+        var environment = CredentialRefreshStateMachine()
+        _ = environment.credentialsRequested(at: start)
+        environment.refreshSucceeded(credentials, staleAfter: nil, at: start)
+        #expect(environment.nextWake(at: start) == nil)
+        let result14 = environment.credentialsRequested(at: start.addingTimeInterval(1e6))
+        #expect(result14 == .use(credentials, startRefresh: false))
+    }
+
+    @Test func authenticationFailureForcesARefreshAtMostOncePerMinute() {
+        var machine = CredentialRefreshStateMachine()
+        _ = machine.credentialsRequested(at: start)
+        machine.refreshSucceeded(key("A"), staleAfter: nil, at: start)
+        let result15 = machine.authenticationFailed(at: start)
+        #expect(result15)
+        machine.refreshSucceeded(key("B"), staleAfter: nil, at: start)
+        let result16 = machine.authenticationFailed(at: start.addingTimeInterval(59))
+        #expect(!result16)
+        let result17 = machine.authenticationFailed(at: start.addingTimeInterval(61))
+        #expect(result17)
+    }
+}
+
+@Suite("Credential cache")
+struct CredentialCacheTests {
+    static let fastPolicy = CredentialRefreshStateMachine.Policy(refreshWindow: 1.0, cutoff: 0.3, initialBackoff: 0.05, maximumBackoff: 0.2)
+
+    @Test func concurrentCallersShareOneRefresh() async throws {
+        let provider = ScriptedProvider(delay: .milliseconds(100), answers: [.success(key("A", expiresIn: 3600))])
+        let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: Self.fastPolicy, logger: testLogger)
+        let ids = try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<50 { group.addTask { try await cache.credentials().accessKeyID } }
+            return try await group.reduce(into: [String]()) { $0.append($1) }
+        }
+        #expect(ids == Array(repeating: "A", count: 50))
+        #expect(provider.callCount == 1)
+        #expect(cache.providerName == "scripted")
+    }
+
+    @Test func backgroundRefreshReplacesCredentialsBeforeExpiry() async throws {
+        let provider = ScriptedProvider(answers: [.success(key("OLD", expiresIn: 1.5)), .success(key("NEW", expiresIn: 3600))])
+        let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: Self.fastPolicy, logger: testLogger)
+        let runner = Task { await cache.run() }
+        defer { runner.cancel() }
+        #expect(try await cache.credentials().accessKeyID == "OLD")
+        // The timer wakes 1 s before expiry, with no request asking for it.
+        try await Task.sleep(for: .milliseconds(900))
+        #expect(provider.callCount == 2)
+        #expect(try await cache.credentials().accessKeyID == "NEW")
+    }
+
+    @Test func failedRefreshKeepsTheLastGoodCredentials() async throws {
+        let provider = ScriptedProvider(answers: [.success(key("GOOD", expiresIn: 0.9)), .failure(failure)])
+        let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: Self.fastPolicy, logger: testLogger)
+        #expect(try await cache.credentials().accessKeyID == "GOOD")
+        // Inside the refresh window: the request triggers a refresh that fails; it still gets GOOD.
+        #expect(try await cache.credentials().accessKeyID == "GOOD")
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(provider.callCount == 2)
+        #expect(try await cache.credentials().accessKeyID == "GOOD")
+    }
+
+    @Test func expiredCredentialsAreNeverUsed() async throws {
+        let provider = ScriptedProvider(answers: [.success(key("EXPIRED", expiresIn: -10))])
+        let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: Self.fastPolicy, logger: testLogger)
+        do {
+            let credentials = try await cache.credentials(timeout: .milliseconds(300))
+            Issue.record("expired credentials were handed out: \(credentials)")
+        } catch {
+            #expect(error.code == .noCredentials)
+        }
+    }
+
+    @Test func noProviderFailsFastWithNoCredentials() async throws {
+        let provider = ScriptedProvider(answers: [.failure(failure)])
+        let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: Self.fastPolicy, logger: testLogger)
+        let clock = ContinuousClock()
+        let started = clock.now
+        await #expect(throws: CredentialsError.self) { try await cache.credentials(timeout: .seconds(5)) }
+        #expect(clock.now - started < .seconds(4))
+        // While backing off, requests are refused at once instead of hammering the provider.
+        await #expect(throws: CredentialsError.self) { try await cache.credentials() }
+        #expect(provider.callCount == 1)
+    }
+
+    @Test func slowProviderTimesOutTheWaitingRequest() async throws {
+        let provider = ScriptedProvider(delay: .seconds(2), answers: [.success(key("SLOW"))])
+        let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: Self.fastPolicy, logger: testLogger)
+        await #expect(throws: CredentialsError.self) { try await cache.credentials(timeout: .milliseconds(100)) }
+    }
+
+    @Test func authenticationFailureRefreshesAtOnce() async throws {
+        let provider = ScriptedProvider(answers: [.success(key("A")), .success(key("B"))])
+        let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: Self.fastPolicy, logger: testLogger)
+        #expect(try await cache.credentials().accessKeyID == "A")
+        cache.authenticationFailed()
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(try await cache.credentials().accessKeyID == "B")
+    }
+}

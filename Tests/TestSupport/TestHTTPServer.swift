@@ -1,0 +1,190 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// A request as the test server saw it.
+public struct RecordedRequest: Sendable {
+    public var method: String
+    public var uri: String
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+    /// Which accepted connection (1-based) carried it.
+    public var connectionNumber: Int
+
+    public var path: String { String(uri.split(separator: "?", maxSplits: 1).first ?? "") }
+    public var bodyText: String { String(decoding: body, as: UTF8.self) }
+
+    public func header(_ name: String) -> String? {
+        headers.first { $0.0.lowercased() == name.lowercased() }?.1
+    }
+}
+
+/// What the test server does with a request.
+public struct ScriptedResponse: Sendable {
+    public enum Behaviour: Sendable {
+        /// Write the response normally.
+        case respond
+        /// Write the head and `partialBody` bytes of the body, then close the connection.
+        case closeMidBody(partialBody: Int)
+        /// Close the connection without answering.
+        case closeWithoutResponse
+        /// Never answer (the client's timeout must fire).
+        case hang
+    }
+
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+    public var delay: Duration
+    public var behaviour: Behaviour
+
+    public init(status: Int = 200, headers: [(String, String)] = [], body: [UInt8] = [], delay: Duration = .zero, behaviour: Behaviour = .respond) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.delay = delay
+        self.behaviour = behaviour
+    }
+
+    public init(status: Int = 200, headers: [(String, String)] = [], json: String, delay: Duration = .zero) {
+        self.init(status: status, headers: [("Content-Type", "application/json")] + headers, body: Array(json.utf8), delay: delay)
+    }
+}
+
+/// A real HTTP/1.1 server on 127.0.0.1 (optionally TLS) whose answers a test scripts.
+///
+/// It counts accepted TCP connections, so tests can prove that a client pools connections.
+public final class TestHTTPServer: Sendable {
+    public typealias Handler = @Sendable (RecordedRequest) async -> ScriptedResponse
+
+    private let channel: Channel
+    private let state: NIOLockedValueBox<State>
+    public let port: Int
+    public let isTLS: Bool
+
+    struct State {
+        var connections = 0
+        var requests: [RecordedRequest] = []
+    }
+
+    public var baseURL: String { "\(isTLS ? "https" : "http")://127.0.0.1:\(port)" }
+    public var connectionCount: Int { state.withLockedValue { $0.connections } }
+    public var requests: [RecordedRequest] { state.withLockedValue { $0.requests } }
+
+    public init(tls: TLSConfiguration? = nil, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, handler: @escaping Handler) async throws {
+        let state = NIOLockedValueBox(State())
+        let sslContext = try tls.map { try NIOSSLContext(configuration: $0) }
+        channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                let number = state.withLockedValue { state in
+                    state.connections += 1
+                    return state.connections
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    if let sslContext {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
+                    }
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(
+                        ScriptedHTTPHandler(connectionNumber: number, state: state, handler: handler)
+                    )
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0)
+            .get()
+        self.state = state
+        self.port = channel.localAddress!.port!
+        self.isTLS = tls != nil
+    }
+
+    public func shutdown() async {
+        try? await channel.close()
+    }
+}
+
+private final class ScriptedHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
+    // @unchecked: every stored property is touched only on the channel's event loop.
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let connectionNumber: Int
+    private let state: NIOLockedValueBox<TestHTTPServer.State>
+    private let handler: TestHTTPServer.Handler
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+
+    init(connectionNumber: Int, state: NIOLockedValueBox<TestHTTPServer.State>, handler: @escaping TestHTTPServer.Handler) {
+        self.connectionNumber = connectionNumber
+        self.state = state
+        self.handler = handler
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body = []
+        case .body(var buffer):
+            body += buffer.readBytes(length: buffer.readableBytes) ?? []
+        case .end:
+            guard let head else { return }
+            let request = RecordedRequest(
+                method: head.method.rawValue,
+                uri: head.uri,
+                headers: head.headers.map { ($0.name, $0.value) },
+                body: body,
+                connectionNumber: connectionNumber
+            )
+            state.withLockedValue { $0.requests.append(request) }
+            let keepAlive = head.isKeepAlive
+            let handler = self.handler
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let promise = context.eventLoop.makePromise(of: ScriptedResponse.self)
+            promise.completeWithTask {
+                let response = await handler(request)
+                if response.delay > .zero { try? await Task.sleep(for: response.delay) }
+                return response
+            }
+            promise.futureResult.whenSuccess { response in
+                let (handler, context) = loopBound.value
+                handler.write(response, keepAlive: keepAlive, context: context)
+            }
+        }
+    }
+
+    private func write(_ response: ScriptedResponse, keepAlive: Bool, context: ChannelHandlerContext) {
+        switch response.behaviour {
+        case .hang:
+            return
+        case .closeWithoutResponse:
+            context.close(promise: nil)
+            return
+        case .respond, .closeMidBody:
+            break
+        }
+        var headers = HTTPHeaders(response.headers)
+        if !headers.contains(name: "content-length") {
+            headers.add(name: "content-length", value: String(response.body.count))
+        }
+        if !keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
+        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if case .closeMidBody(let partial) = response.behaviour {
+            let prefix = response.body.prefix(partial)
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: prefix)))), promise: nil)
+            context.close(promise: nil)
+            return
+        }
+        if !response.body.isEmpty {
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
+        }
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            done.whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+}
