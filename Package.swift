@@ -47,6 +47,7 @@ let package = Package(
             dependencies: [
                 "AWSSigV4",
                 "AWSCredentials",
+                "LambdaPayload",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -61,6 +62,7 @@ let package = Package(
             name: "lambda-gateway",
             dependencies: [
                 "LambdaInvoke",
+                "LambdaPayload",
                 "AWSCredentials",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -87,7 +89,7 @@ let package = Package(
         .testTarget(name: "AWSCredentialsTests", dependencies: ["AWSCredentials", "TestSupport"]),
         .testTarget(
             name: "LambdaInvokeTests",
-            dependencies: ["LambdaInvoke", "AWSCredentials", "TestSupport"]
+            dependencies: ["LambdaInvoke", "AWSCredentials", "AWSSigV4", "LambdaPayload", "TestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,271 @@
+import AWSCredentials
+import AWSSigV4
+import AsyncHTTPClient
+import Foundation
+import LambdaPayload
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// How the client talks to Lambda.
+public struct LambdaInvokeConfiguration: Sendable {
+    public var endpoints: LambdaEndpointResolver
+    /// Extra PEM trust anchors for the endpoint; the system roots stay trusted.
+    public var caFile: String?
+    /// Pooled keep-alive HTTP/1.1 connections per endpoint host.
+    public var maximumConnectionsPerHost: Int
+    public var connectTimeout: Duration
+    public var idleTimeout: Duration
+    public var maximumSyncPayloadBytes: Int
+    public var maximumAsyncPayloadBytes: Int
+    /// Lambda's own response limit is 6 MB plus a little framing (lambda.md §3.4).
+    public var maximumResponseBytes: Int
+    /// One self-retry on 429 when the caller allows it (lambda.md §7.3).
+    public var retryThrottling: Bool
+    public var userAgent: String
+
+    public init(
+        endpoints: LambdaEndpointResolver = LambdaEndpointResolver(),
+        caFile: String? = nil,
+        maximumConnectionsPerHost: Int = 64,
+        connectTimeout: Duration = .seconds(5),
+        idleTimeout: Duration = .seconds(60),
+        maximumSyncPayloadBytes: Int = 6_291_456,
+        maximumAsyncPayloadBytes: Int = 1_048_576,
+        maximumResponseBytes: Int = 6_291_556,
+        retryThrottling: Bool = true,
+        userAgent: String = "lambda-gateway/0.1"
+    ) {
+        self.endpoints = endpoints
+        self.caFile = caFile
+        self.maximumConnectionsPerHost = maximumConnectionsPerHost
+        self.connectTimeout = connectTimeout
+        self.idleTimeout = idleTimeout
+        self.maximumSyncPayloadBytes = maximumSyncPayloadBytes
+        self.maximumAsyncPayloadBytes = maximumAsyncPayloadBytes
+        self.maximumResponseBytes = maximumResponseBytes
+        self.retryThrottling = retryThrottling
+        self.userAgent = userAgent
+    }
+}
+
+/// `RequestResponse` (synchronous) or `Event` (asynchronous, answered 202).
+public enum InvocationType: String, Sendable, Hashable {
+    case requestResponse = "RequestResponse"
+    case event = "Event"
+}
+
+/// One Invoke call.
+public struct InvokeRequest: Sendable {
+    public var function: FunctionARN
+    /// The `FunctionName` path parameter: the full ARN, as the gateway always sends it. The Invoke API
+    /// also accepts a plain name in the ARN's region.
+    public var functionIdentifier: String
+    public var payload: ByteBuffer
+    public var invocationType: InvocationType
+    /// Covers waiting for credentials, the call, and reading the whole answer.
+    public var timeout: Duration
+    /// Whether a throttled call may be retried once (idempotent methods, async invocations).
+    public var mayRetryThrottling: Bool
+
+    public init(
+        function: FunctionARN,
+        payload: ByteBuffer,
+        invocationType: InvocationType = .requestResponse,
+        timeout: Duration = .seconds(15),
+        mayRetryThrottling: Bool = false
+    ) {
+        self.function = function
+        self.functionIdentifier = function.description
+        self.payload = payload
+        self.invocationType = invocationType
+        self.timeout = timeout
+        self.mayRetryThrottling = mayRetryThrottling || invocationType == .event
+    }
+}
+
+/// Signs and sends Lambda Invoke calls over a shared pool of keep-alive HTTPS connections.
+///
+/// The upstream request is built from scratch (lambda.md §4): no client header ever reaches AWS.
+public final class LambdaInvokeClient: Sendable {
+    public let configuration: LambdaInvokeConfiguration
+    let httpClient: HTTPClient
+    let credentials: any CredentialSource
+    let keyCache = SigningKeyCache()
+    let logger: Logger
+    let now: @Sendable () -> Date
+
+    public init(
+        configuration: LambdaInvokeConfiguration,
+        credentials: any CredentialSource,
+        eventLoopGroup: any EventLoopGroup,
+        logger: Logger,
+        now: @escaping @Sendable () -> Date = Date.init
+    ) throws {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.applicationProtocols = ["http/1.1"]
+        if let caFile = configuration.caFile {
+            tls.additionalTrustRoots = [.file(caFile)]
+        }
+        var http = HTTPClient.Configuration(
+            tlsConfiguration: tls,
+            redirectConfiguration: .disallow,
+            timeout: .init(connect: TimeAmount(configuration.connectTimeout)),
+            connectionPool: .init(
+                idleTimeout: TimeAmount(configuration.idleTimeout),
+                concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.maximumConnectionsPerHost
+            ),
+            proxy: nil,
+            ignoreUncleanSSLShutdown: false,
+            decompression: .disabled
+        )
+        http.httpVersion = HTTPClient.Configuration.HTTPVersion.http1Only
+        self.httpClient = HTTPClient(eventLoopGroupProvider: .shared(eventLoopGroup), configuration: http, backgroundActivityLogger: logger)
+        self.configuration = configuration
+        self.credentials = credentials
+        self.logger = logger
+        self.now = now
+    }
+
+    public func shutdown() async throws {
+        try await httpClient.shutdown()
+    }
+
+    /// Invokes the function. Lambda's 200/202 answers (function errors included) are results;
+    /// everything else is a `LambdaInvokeError`.
+    public func invoke(_ request: InvokeRequest) async throws(LambdaInvokeError) -> LambdaInvocationResult {
+        let limit = request.invocationType == .event ? configuration.maximumAsyncPayloadBytes : configuration.maximumSyncPayloadBytes
+        guard request.payload.readableBytes <= limit else {
+            throw LambdaInvokeError(.payloadTooLarge(limit: limit), "payload of \(request.payload.readableBytes) bytes is over the \(limit)-byte limit")
+        }
+        let endpoint: LambdaEndpointResolver.Endpoint
+        do {
+            endpoint = try configuration.endpoints.endpoint(for: request.function)
+        } catch {
+            throw LambdaInvokeError(.invalidTarget, error.message)
+        }
+        let deadline = ContinuousClock.now + request.timeout
+        do {
+            return try await send(request, to: endpoint, deadline: deadline)
+        } catch let error where error.isThrottling {
+            guard let delay = retryDelay(for: error, request: request, deadline: deadline) else { throw error }
+            logger.debug("throttled by Lambda; retrying once", metadata: ["function": "\(request.function)", "delay_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)"])
+            try? await Task.sleep(for: delay)
+            return try await send(request, to: endpoint, deadline: deadline)
+        }
+    }
+
+    /// Retry-After (absent: a random 100–300 ms) when it is at most 2 s and fits before the deadline.
+    func retryDelay(for error: LambdaInvokeError, request: InvokeRequest, deadline: ContinuousClock.Instant) -> Duration? {
+        guard configuration.retryThrottling, request.mayRetryThrottling else { return nil }
+        let delay: Duration = error.retryAfter.map { .seconds($0) } ?? .milliseconds(Int.random(in: 100...300))
+        guard delay <= .seconds(2), ContinuousClock.now + delay < deadline else { return nil }
+        return delay
+    }
+
+    private func send(
+        _ request: InvokeRequest,
+        to endpoint: LambdaEndpointResolver.Endpoint,
+        deadline: ContinuousClock.Instant
+    ) async throws(LambdaInvokeError) -> LambdaInvocationResult {
+        let credentialWait = min(.seconds(5), deadline - ContinuousClock.now)
+        let identity: Credentials
+        do {
+            identity = try await credentials.credentials(timeout: max(credentialWait, .zero))
+        } catch {
+            throw LambdaInvokeError(.noCredentials, error.message)
+        }
+
+        let path = "/2015-03-31/functions/\(URIEncoding.encode(request.functionIdentifier))/invocations"
+        let payloadHash = request.payload.withUnsafeReadableBytes { SigV4Signer.payloadHash($0) }
+        let signer = SigV4Signer(service: "lambda", region: endpoint.region, keyCache: keyCache)
+        let signature = signer.sign(
+            SigV4Request(
+                method: "POST",
+                path: path,
+                headers: [
+                    SigV4Header("content-type", "application/json"),
+                    SigV4Header("host", endpoint.host),
+                    SigV4Header("x-amz-invocation-type", request.invocationType.rawValue),
+                ],
+                payloadHash: payloadHash
+            ),
+            credentials: identity,
+            date: now()
+        )
+
+        var upstream = HTTPClientRequest(url: endpoint.baseURL + path)
+        upstream.method = .POST
+        upstream.headers.reserveCapacity(8)
+        upstream.headers.add(name: "Host", value: endpoint.host)
+        upstream.headers.add(name: "Content-Type", value: "application/json")
+        upstream.headers.add(name: "X-Amz-Invocation-Type", value: request.invocationType.rawValue)
+        for header in signature.headersToAdd {
+            upstream.headers.add(name: header.name, value: header.value)
+        }
+        upstream.headers.add(name: "User-Agent", value: configuration.userAgent)
+        upstream.body = .bytes(request.payload)
+
+        let remaining = deadline - ContinuousClock.now
+        guard remaining > .zero else { throw LambdaInvokeError(.timeout, "the request deadline passed before the call") }
+        let response: HTTPClientResponse
+        let body: ByteBuffer
+        do {
+            response = try await httpClient.execute(upstream, deadline: NIODeadline.now() + TimeAmount(remaining), logger: logger)
+            body = try await response.body.collect(upTo: configuration.maximumResponseBytes)
+        } catch {
+            throw classify(error, timeout: request.timeout)
+        }
+        return try result(status: Int(response.status.code), headers: response.headers, body: body)
+    }
+
+    /// Turns Lambda's answer into a result, or into the AWS error it carries.
+    func result(status: Int, headers: HTTPHeaders, body: ByteBuffer) throws(LambdaInvokeError) -> LambdaInvocationResult {
+        let requestID = headers.first(name: "x-amzn-RequestId")
+        if status == 200 || status == 202 || status == 204 {
+            return LambdaInvocationResult(
+                statusCode: status,
+                functionError: headers.first(name: "X-Amz-Function-Error"),
+                requestID: requestID,
+                payload: body
+            )
+        }
+        let error = AWSErrorBody.parse(status: status, headers: headers, body: body)
+        let invokeError = LambdaInvokeError(.aws(status: status, errorCode: error.code), error.message, retryAfter: headers.first(name: "Retry-After").flatMap { Int($0) })
+        if invokeError.isAuthenticationFailure {
+            credentials.authenticationFailed()
+        }
+        throw invokeError
+    }
+
+    func classify(_ error: any Error, timeout: Duration) -> LambdaInvokeError {
+        if let error = error as? LambdaInvokeError { return error }
+        if error is NIOTooManyBytesError {
+            return LambdaInvokeError(.responseTooLarge(limit: configuration.maximumResponseBytes), "Lambda's answer is over \(configuration.maximumResponseBytes) bytes")
+        }
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .deadlineExceeded, .readTimeout, .writeTimeout, .cancelled:
+                return LambdaInvokeError(.timeout, "no complete answer from Lambda within \(timeout)")
+            case .connectTimeout, .tlsHandshakeTimeout:
+                return LambdaInvokeError(.endpointUnreachable, "\(error)")
+            case .remoteConnectionClosed:
+                return LambdaInvokeError(.connectionLost, "Lambda closed the connection before the answer was complete")
+            default:
+                return LambdaInvokeError(.connectionLost, "\(error)")
+            }
+        }
+        if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
+            return LambdaInvokeError(.endpointUnreachable, "TLS with the Lambda endpoint failed: \(error)")
+        }
+        if error is NIOConnectionError || error is IOError || error is ChannelError {
+            return LambdaInvokeError(.endpointUnreachable, "cannot connect to the Lambda endpoint: \(error)")
+        }
+        if error is CancellationError {
+            return LambdaInvokeError(.timeout, "the call was cancelled")
+        }
+        return LambdaInvokeError(.connectionLost, "\(error)")
+    }
+}

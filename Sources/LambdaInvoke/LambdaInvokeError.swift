@@ -1,0 +1,78 @@
+/// Why an Invoke call did not produce a result. `code` decides the client's status (lambda.md §6.5).
+public struct LambdaInvokeError: Error, Hashable, CustomStringConvertible {
+    public enum Code: Sendable, Hashable {
+        /// Lambda answered an error: its status and AWS error code (e.g. 404 `ResourceNotFoundException`).
+        case aws(status: Int, errorCode: String)
+        /// The payload is over the Lambda limit; nothing was sent.
+        case payloadTooLarge(limit: Int)
+        /// No usable credentials; nothing was sent (never unsigned).
+        case noCredentials
+        /// DNS, connect or TLS failure: the request never reached Lambda.
+        case endpointUnreachable
+        /// The connection failed after the request was written (it may have run).
+        case connectionLost
+        /// The per-call deadline passed.
+        case timeout
+        /// Lambda's answer exceeded the response limit.
+        case responseTooLarge(limit: Int)
+        /// The function cannot be addressed (ARN or endpoint configuration).
+        case invalidTarget
+    }
+
+    public var code: Code
+    public var message: String
+    /// `Retry-After` seconds of a 429, when Lambda sent one.
+    public var retryAfter: Int?
+
+    public init(_ code: Code, _ message: String, retryAfter: Int? = nil) {
+        self.code = code
+        self.message = message
+        self.retryAfter = retryAfter
+    }
+
+    /// The AWS error code, or the gateway's own name for local errors (lambda.md §6.5).
+    public var errorName: String {
+        switch code {
+        case .aws(_, let errorCode): errorCode
+        case .payloadTooLarge: "RequestTooLarge"
+        case .noCredentials: "NoCredentials"
+        case .endpointUnreachable: "LambdaEndpointUnreachable"
+        case .connectionLost: "UpstreamConnectionError"
+        case .timeout: "UpstreamTimeout"
+        case .responseTooLarge: "InvalidFunctionResponse"
+        case .invalidTarget: "InvalidFunctionTarget"
+        }
+    }
+
+    /// The status the gateway answers the client with.
+    public var clientStatus: Int {
+        switch code {
+        case .aws(429, _): 429
+        case .aws(413, _): 413
+        case .aws: 502
+        case .payloadTooLarge: 413
+        case .noCredentials, .endpointUnreachable: 503
+        case .connectionLost, .responseTooLarge, .invalidTarget: 502
+        case .timeout: 504
+        }
+    }
+
+    /// An authentication failure of the common AWS layer: the credentials should be refreshed.
+    public var isAuthenticationFailure: Bool {
+        guard case .aws(403, let errorCode) = code else { return false }
+        return Self.authenticationErrorCodes.contains(errorCode)
+    }
+
+    /// Lambda answered 429 `TooManyRequestsException`.
+    public var isThrottling: Bool {
+        if case .aws(429, _) = code { return true }
+        return false
+    }
+
+    static let authenticationErrorCodes: Set<String> = [
+        "InvalidSignatureException", "SignatureDoesNotMatch", "UnrecognizedClientException", "InvalidClientTokenId",
+        "ExpiredTokenException", "AccessDeniedException", "ExpiredToken", "IncompleteSignature",
+    ]
+
+    public var description: String { "\(errorName): \(message)" }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// moto's server (from PyPI) on 127.0.0.1, prepared by `scripts/moto_fixture.py` with an IAM user,
+/// a role with temporary credentials and a function, then with IAM authentication switched on so
+/// that it checks every signature.
+public final class MotoServer: Sendable {
+    public struct Fixture: Decodable, Sendable {
+        public struct Keys: Decodable, Sendable {
+            public var access_key_id: String
+            public var secret_access_key: String
+            public var session_token: String?
+        }
+
+        public var function_name: String
+        public var function_arn: String
+        public var user: Keys
+        public var temporary: Keys
+    }
+
+    public let port: Int
+    public let fixture: Fixture
+    private let process: Process
+
+    public var endpoint: String { "http://127.0.0.1:\(port)" }
+
+    public static var packageRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    public init() async throws {
+        port = try await Self.freePort()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["moto_server", "-H", "127.0.0.1", "-p", String(port)]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            throw TestSupportError("cannot start moto_server (run scripts/install-test-tools.sh): \(error)")
+        }
+        self.process = process
+        do {
+            try await Self.waitUntilListening(port: port, process: process)
+            let output = try Self.run(["python3", Self.packageRoot.appendingPathComponent("scripts/moto_fixture.py").path, "http://127.0.0.1:\(port)"])
+            fixture = try JSONDecoder().decode(Fixture.self, from: Data(output.utf8))
+        } catch {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            throw error
+        }
+    }
+
+    /// SIGKILL: a child of the test process inherits its blocked signal mask, so SIGTERM would not
+    /// reach it.
+    public func stop() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+
+    static func freePort() async throws -> Int {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let port = channel.localAddress!.port!
+        try await channel.close()
+        return port
+    }
+
+    static func waitUntilListening(port: Int, process: Process) async throws {
+        for _ in 0..<300 {
+            guard process.isRunning else { throw TestSupportError("moto_server exited at start (is it installed? scripts/install-test-tools.sh)") }
+            if let channel = try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get() {
+                try? await channel.close()
+                return
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw TestSupportError("moto_server did not listen on 127.0.0.1:\(port) within 30 s")
+    }
+
+    /// Runs a command and returns its standard output; a non-zero exit is an error with its stderr.
+    public static func run(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let errorData = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw TestSupportError("\(arguments.joined(separator: " ")) failed: \(String(decoding: errorData, as: UTF8.self))")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+public struct TestSupportError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

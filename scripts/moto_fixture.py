@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Prepares a running moto server for the signature tests, then switches its IAM auth on.
+
+Usage: moto_fixture.py http://127.0.0.1:PORT
+Prints one JSON line: the function's name and ARN, long-term keys of an IAM user allowed to
+invoke it, and temporary keys (with a session token) of a role allowed to invoke it.
+Only ever talks to the loopback endpoint it is given.
+"""
+import io
+import json
+import sys
+import urllib.request
+import zipfile
+
+import boto3
+
+endpoint = sys.argv[1]
+assert endpoint.startswith("http://127.0.0.1:"), "moto must run on loopback"
+region = "us-east-1"
+admin = dict(endpoint_url=endpoint, region_name=region, aws_access_key_id="admin", aws_secret_access_key="admin")
+
+
+def post(path, body):
+    request = urllib.request.Request(endpoint + path, data=body.encode(), method="POST",
+                                     headers={"Content-Type": "text/plain"})
+    with urllib.request.urlopen(request) as response:
+        response.read()
+
+
+# Invocations return a canned answer instead of starting a container.
+post("/moto-api/config", json.dumps({"lambda": {"use_docker": False}}))
+
+iam = boto3.client("iam", **admin)
+# moto checks its own action name for Invoke ("lambda:Invoke"); the real one is lambda:InvokeFunction.
+policy = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": ["lambda:InvokeFunction", "lambda:Invoke"], "Resource": "*"}]}
+policy_arn = iam.create_policy(PolicyName="invoke", PolicyDocument=json.dumps(policy))["Policy"]["Arn"]
+
+iam.create_user(UserName="gateway")
+iam.attach_user_policy(UserName="gateway", PolicyArn=policy_arn)
+iam.put_user_policy(UserName="gateway", PolicyName="assume", PolicyDocument=json.dumps({
+    "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}))
+user_key = iam.create_access_key(UserName="gateway")["AccessKey"]
+
+trust = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}
+role = iam.create_role(RoleName="gateway-role", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+iam.attach_role_policy(RoleName="gateway-role", PolicyArn=policy_arn)
+
+archive = io.BytesIO()
+with zipfile.ZipFile(archive, "w") as zf:
+    zf.writestr("index.py", "def handler(event, context):\n    return event\n")
+function = boto3.client("lambda", **admin).create_function(
+    FunctionName="orders", Runtime="python3.11", Role=role["Arn"], Handler="index.handler",
+    Code={"ZipFile": archive.getvalue()})
+
+sts = boto3.client("sts", endpoint_url=endpoint, region_name=region,
+                   aws_access_key_id=user_key["AccessKeyId"], aws_secret_access_key=user_key["SecretAccessKey"])
+temporary = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="gateway-test")["Credentials"]
+
+# From now on every request must be signed by a known key.
+post("/moto-api/reset-auth", "0")
+
+print(json.dumps({
+    "function_name": function["FunctionName"],
+    "function_arn": function["FunctionArn"],
+    "user": {"access_key_id": user_key["AccessKeyId"], "secret_access_key": user_key["SecretAccessKey"]},
+    "temporary": {"access_key_id": temporary["AccessKeyId"], "secret_access_key": temporary["SecretAccessKey"],
+                  "session_token": temporary["SessionToken"]},
+}))
