@@ -91,6 +91,7 @@ let package = Package(
             name: "LambdaInvokeTests",
             dependencies: ["LambdaInvoke", "AWSCredentials", "AWSSigV4", "LambdaPayload", "TestSupport"]
         ),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -95,6 +95,8 @@ public final class LambdaInvokeClient: Sendable {
     let credentials: any CredentialSource
     let keyCache = SigningKeyCache()
     let logger: Logger
+    /// AsyncHTTPClient logs every pool event at debug level; keep those out of the gateway's debug logs.
+    let httpLogger: Logger
     let now: @Sendable () -> Date
 
     public init(
@@ -122,10 +124,13 @@ public final class LambdaInvokeClient: Sendable {
             decompression: .disabled
         )
         http.httpVersion = HTTPClient.Configuration.HTTPVersion.http1Only
-        self.httpClient = HTTPClient(eventLoopGroupProvider: .shared(eventLoopGroup), configuration: http, backgroundActivityLogger: logger)
+        var httpLogger = logger
+        httpLogger.logLevel = max(logger.logLevel, .info)
+        self.httpClient = HTTPClient(eventLoopGroupProvider: .shared(eventLoopGroup), configuration: http, backgroundActivityLogger: httpLogger)
         self.configuration = configuration
         self.credentials = credentials
         self.logger = logger
+        self.httpLogger = httpLogger
         self.now = now
     }
 
@@ -213,7 +218,7 @@ public final class LambdaInvokeClient: Sendable {
         let response: HTTPClientResponse
         let body: ByteBuffer
         do {
-            response = try await httpClient.execute(upstream, deadline: NIODeadline.now() + TimeAmount(remaining), logger: logger)
+            response = try await httpClient.execute(upstream, deadline: NIODeadline.now() + TimeAmount(remaining), logger: httpLogger)
             body = try await response.body.collect(upTo: configuration.maximumResponseBytes)
         } catch {
             throw classify(error, timeout: request.timeout)

@@ -191,18 +191,19 @@ struct CredentialCacheTests {
         defer { runner.cancel() }
         #expect(try await cache.credentials().accessKeyID == "OLD")
         // The timer wakes 1 s before expiry, with no request asking for it.
-        try await Task.sleep(for: .milliseconds(900))
+        for _ in 0..<100 where provider.callCount < 2 { try await Task.sleep(for: .milliseconds(20)) }
         #expect(provider.callCount == 2)
         #expect(try await cache.credentials().accessKeyID == "NEW")
     }
 
     @Test func failedRefreshKeepsTheLastGoodCredentials() async throws {
-        let provider = ScriptedProvider(answers: [.success(key("GOOD", expiresIn: 0.9)), .failure(failure)])
-        let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: Self.fastPolicy, logger: testLogger)
+        let provider = ScriptedProvider(answers: [.success(key("GOOD", expiresIn: 5)), .failure(failure)])
+        let policy = CredentialRefreshStateMachine.Policy(refreshWindow: 10, cutoff: 0.3, initialBackoff: 0.05, maximumBackoff: 0.2)
+        let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: policy, logger: testLogger)
         #expect(try await cache.credentials().accessKeyID == "GOOD")
         // Inside the refresh window: the request triggers a refresh that fails; it still gets GOOD.
         #expect(try await cache.credentials().accessKeyID == "GOOD")
-        try await Task.sleep(for: .milliseconds(50))
+        for _ in 0..<100 where provider.callCount < 2 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(provider.callCount == 2)
         #expect(try await cache.credentials().accessKeyID == "GOOD")
     }
@@ -220,7 +221,8 @@ struct CredentialCacheTests {
 
     @Test func noProviderFailsFastWithNoCredentials() async throws {
         let provider = ScriptedProvider(answers: [.failure(failure)])
-        let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: Self.fastPolicy, logger: testLogger)
+        let policy = CredentialRefreshStateMachine.Policy(refreshWindow: 1, cutoff: 0.3, initialBackoff: 30, maximumBackoff: 30)
+        let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: policy, logger: testLogger)
         let clock = ContinuousClock()
         let started = clock.now
         await #expect(throws: CredentialsError.self) { try await cache.credentials(timeout: .seconds(5)) }

@@ -44,7 +44,7 @@ public final class MotoServer: Sendable {
         self.process = process
         do {
             try await Self.waitUntilListening(port: port, process: process)
-            let output = try Self.run(["python3", Self.packageRoot.appendingPathComponent("scripts/moto_fixture.py").path, "http://127.0.0.1:\(port)"])
+            let output = try await Self.run(["python3", Self.packageRoot.appendingPathComponent("scripts/moto_fixture.py").path, "http://127.0.0.1:\(port)"])
             fixture = try JSONDecoder().decode(Fixture.self, from: Data(output.utf8))
         } catch {
             kill(process.processIdentifier, SIGKILL)
@@ -83,10 +83,43 @@ public final class MotoServer: Sendable {
     }
 
     /// Runs a command and returns its standard output; a non-zero exit is an error with its stderr.
-    public static func run(_ arguments: [String]) throws -> String {
+    public static func run(_ arguments: [String]) async throws -> String {
+        let output = try await ChildProcess.run(arguments)
+        guard output.status == 0 else {
+            throw TestSupportError("\(arguments.joined(separator: " ")) failed: \(output.stderr)")
+        }
+        return output.stdout
+    }
+}
+
+/// Runs a program to completion on a thread of its own, so that waiting for it never blocks the
+/// concurrency pool that the in-process test servers answer on.
+public enum ChildProcess {
+    public struct Output: Sendable {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+    }
+
+    /// `arguments[0]` is looked up on PATH unless it is a path.
+    public static func run(_ arguments: [String], environment: [String: String]? = nil) async throws -> Output {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try runBlocking(arguments, environment: environment) })
+            }
+        }
+    }
+
+    static func runBlocking(_ arguments: [String], environment: [String: String]?) throws -> Output {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
+        if arguments[0].hasPrefix("/") {
+            process.executableURL = URL(fileURLWithPath: arguments[0])
+            process.arguments = Array(arguments.dropFirst())
+        } else {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = arguments
+        }
+        if let environment { process.environment = environment }
         let output = Pipe()
         let errors = Pipe()
         process.standardOutput = output
@@ -95,10 +128,11 @@ public final class MotoServer: Sendable {
         let data = output.fileHandleForReading.readDataToEndOfFile()
         let errorData = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw TestSupportError("\(arguments.joined(separator: " ")) failed: \(String(decoding: errorData, as: UTF8.self))")
-        }
-        return String(decoding: data, as: UTF8.self)
+        return Output(
+            status: process.terminationStatus,
+            stdout: String(decoding: data, as: UTF8.self),
+            stderr: String(decoding: errorData, as: UTF8.self)
+        )
     }
 }
 

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+@main
+struct LambdaGateway: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lambda-gateway",
+        abstract: "A Consul service-mesh terminating gateway for AWS Lambda.",
+        version: "0.1.0",
+        subcommands: [InvokeCommand.self]
+    )
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite: installs the test tools, then builds and runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-test-tools.sh
+# The SigV4 vectors and Consul examples live in ../shared beside the checkout.
+if [ -z "${LAMBDA_GATEWAY_SHARED_DIR:-}" ] && [ ! -d ../shared/testdata ]; then
+    echo "error: ../shared/testdata not found; set LAMBDA_GATEWAY_SHARED_DIR to the shared/ folder" >&2
+    exit 1
+fi
+exec swift test "$@"
