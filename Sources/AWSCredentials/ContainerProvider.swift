@@ -73,19 +73,6 @@ public struct ContainerProvider: CredentialProvider {
         var headers: [(String, String)] = [("Accept", "application/json")]
         if let token = try authorizationToken() { headers.append(("Authorization", token)) }
         let response = try await http.send(.GET, url, headers: headers, timeout: .seconds(5))
-        let answer = try http.decode(Answer.self, from: response, url: url)
-        return Credentials(
-            accessKeyID: answer.AccessKeyId,
-            secretAccessKey: answer.SecretAccessKey,
-            sessionToken: answer.Token,
-            expiration: answer.Expiration?.date
-        )
-    }
-
-    struct Answer: Decodable {
-        var AccessKeyId: String
-        var SecretAccessKey: String
-        var Token: String?
-        var Expiration: ExpirationDate?
+        return try http.decode(MetadataCredentialsDocument.self, from: response, url: url).credentials
     }
 }

@@ -68,23 +68,10 @@ public struct InstanceMetadataProvider: CredentialProvider {
             throw CredentialsError(.providerFailed, provider: name, "no IAM role is attached to this instance")
         }
         let roleURL = listURL + URIEncoding.encode(role)
-        let answer = try http.decode(Answer.self, from: try await http.send(.GET, roleURL, headers: headers, timeout: .seconds(2)), url: roleURL)
-        if let code = answer.Code, code != "Success" {
+        let document = try http.decode(MetadataCredentialsDocument.self, from: try await http.send(.GET, roleURL, headers: headers, timeout: .seconds(2)), url: roleURL)
+        if let code = document.Code, code != "Success" {
             throw CredentialsError(.providerFailed, provider: name, "\(roleURL) answered Code \(code)")
         }
-        return Credentials(
-            accessKeyID: answer.AccessKeyId,
-            secretAccessKey: answer.SecretAccessKey,
-            sessionToken: answer.Token,
-            expiration: answer.Expiration?.date
-        )
-    }
-
-    struct Answer: Decodable {
-        var Code: String?
-        var AccessKeyId: String
-        var SecretAccessKey: String
-        var Token: String?
-        var Expiration: ExpirationDate?
+        return document.credentials
     }
 }

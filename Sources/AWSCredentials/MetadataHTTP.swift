@@ -1,3 +1,4 @@
+import AWSSigV4
 import AsyncHTTPClient
 import Foundation
 import NIOCore
@@ -85,5 +86,19 @@ struct ExpirationDate: Decodable {
         let fractional = ISO8601DateFormatter()
         fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return fractional.date(from: text)
+    }
+}
+
+/// The credentials document of the container endpoint and of IMDS:
+/// `{Code?, AccessKeyId, SecretAccessKey, Token, Expiration}`.
+struct MetadataCredentialsDocument: Decodable {
+    var Code: String?
+    var AccessKeyId: String
+    var SecretAccessKey: String
+    var Token: String?
+    var Expiration: ExpirationDate?
+
+    var credentials: Credentials {
+        Credentials(accessKeyID: AccessKeyId, secretAccessKey: SecretAccessKey, sessionToken: Token, expiration: Expiration?.date)
     }
 }

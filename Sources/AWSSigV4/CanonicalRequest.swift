@@ -6,7 +6,7 @@ enum CanonicalRequest {
         headers: [SigV4Header],
         normalizePath: Bool,
         into out: inout [UInt8]
-    ) -> String {
+    ) -> [UInt8] {
         out.removeAll(keepingCapacity: true)
         out.reserveCapacity(512)
         out.append(contentsOf: request.method.utf8)
@@ -17,7 +17,7 @@ enum CanonicalRequest {
         out.append(UInt8(ascii: "\n"))
         let signedHeaders = appendHeaders(headers, to: &out)
         out.append(UInt8(ascii: "\n"))
-        out.append(contentsOf: signedHeaders.utf8)
+        out.append(contentsOf: signedHeaders)
         out.append(UInt8(ascii: "\n"))
         out.append(contentsOf: request.payloadHash.utf8)
         return signedHeaders
@@ -31,11 +31,21 @@ enum CanonicalRequest {
             out.append(UInt8(ascii: "/"))
             return
         }
-        if normalize {
+        if normalize && needsNormalization(path) {
             URIEncoding.append(normalizedPath(Array(path.utf8)), keepSlash: true, to: &out)
         } else {
             URIEncoding.append(path.utf8, keepSlash: true, to: &out)
         }
+    }
+
+    /// Whether the path has an empty, `.` or `..` segment (most paths have none).
+    static func needsNormalization(_ path: String) -> Bool {
+        var previous: UInt8 = 0
+        for byte in path.utf8 {
+            if previous == UInt8(ascii: "/") && (byte == UInt8(ascii: "/") || byte == UInt8(ascii: ".")) { return true }
+            previous = byte
+        }
+        return !path.hasPrefix("/")
     }
 
     /// Removes `.` and `..` segments and empty segments (repeated slashes), keeping a trailing slash.
@@ -104,47 +114,45 @@ enum CanonicalRequest {
 
     /// `name:value\n` per header name (lower-cased, sorted; repeated names joined with `,`),
     /// returning the `;`-joined signed header names.
-    static func appendHeaders(_ headers: [SigV4Header], to out: inout [UInt8]) -> String {
-        var entries: [(name: [UInt8], value: [UInt8])] = []
-        entries.reserveCapacity(headers.count)
-        for header in headers {
-            entries.append((lowercased(header.name), canonicalValue(header.value)))
-        }
-        // Stable: values of a repeated name keep their order.
-        let order = entries.indices.sorted { lhs, rhs in
-            if entries[lhs].name != entries[rhs].name {
-                return entries[lhs].name.lexicographicallyPrecedes(entries[rhs].name)
+    static func appendHeaders(_ headers: [SigV4Header], to out: inout [UInt8]) -> [UInt8] {
+        var entries = headers.map { SigV4Header(lowercased($0.name), canonicalValue($0.value)) }
+        // Insertion sort: stable (values of a repeated name keep their order) and allocation-free
+        // for the handful of headers a request signs.
+        for index in entries.indices.dropFirst() {
+            let entry = entries[index]
+            var position = index
+            while position > 0, entry.name < entries[position - 1].name {
+                entries[position] = entries[position - 1]
+                position -= 1
             }
-            return lhs < rhs
+            entries[position] = entry
         }
         var signed = [UInt8]()
-        var previous: [UInt8]? = nil
-        for index in order {
-            let entry = entries[index]
-            if entry.name == previous {
+        signed.reserveCapacity(entries.count * 16)
+        for (index, entry) in entries.enumerated() {
+            if index > 0, entry.name == entries[index - 1].name {
                 out.removeLast()  // the "\n" of the previous value
                 out.append(UInt8(ascii: ","))
             } else {
-                if previous != nil { signed.append(UInt8(ascii: ";")) }
-                signed.append(contentsOf: entry.name)
-                out.append(contentsOf: entry.name)
+                if index > 0 { signed.append(UInt8(ascii: ";")) }
+                signed.append(contentsOf: entry.name.utf8)
+                out.append(contentsOf: entry.name.utf8)
                 out.append(UInt8(ascii: ":"))
             }
-            out.append(contentsOf: entry.value)
+            out.append(contentsOf: entry.value.utf8)
             out.append(UInt8(ascii: "\n"))
-            previous = entry.name
         }
-        return String(decoding: signed, as: UTF8.self)
+        return signed
     }
 
-    static func lowercased(_ name: String) -> [UInt8] {
-        name.utf8.map { byte in
-            (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte + 32 : byte
-        }
+    static func lowercased(_ name: String) -> String {
+        guard name.utf8.contains(where: { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) }) else { return name }
+        return String(decoding: name.utf8.map { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) ? $0 + 32 : $0 }, as: UTF8.self)
     }
 
     /// Trims the value and folds every run of white space (including line folds) into one space.
-    static func canonicalValue(_ value: String) -> [UInt8] {
+    static func canonicalValue(_ value: String) -> String {
+        if isCanonical(value) { return value }
         var out = [UInt8]()
         out.reserveCapacity(value.utf8.count)
         var pendingSpace = false
@@ -160,6 +168,19 @@ enum CanonicalRequest {
                 out.append(byte)
             }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// No leading or trailing white space, no tab or line break, no double space.
+    static func isCanonical(_ value: String) -> Bool {
+        var previous: UInt8 = UInt8(ascii: " ")
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\t"), UInt8(ascii: "\r"), UInt8(ascii: "\n"): return false
+            case UInt8(ascii: " ") where previous == UInt8(ascii: " "): return false
+            default: previous = byte
+            }
+        }
+        return previous != UInt8(ascii: " ") || value.isEmpty
     }
 }

@@ -50,14 +50,37 @@ public struct SigV4Options: Sendable, Hashable {
     }
 }
 
-/// The outcome of signing: the headers to add to the request, in the order to add them.
+/// The outcome of signing: the headers to add to the request.
 public struct SigV4Signature: Sendable, Hashable {
+    /// `x-amz-date`.
     public let amzDate: String
-    public let signedHeaders: String
-    public let signature: String
+    /// `authorization`.
     public let authorization: String
+    /// `x-amz-security-token`, when the credentials carry one.
+    public let sessionToken: String?
+    /// `x-amz-content-sha256`, when `SigV4Options.addContentSHA256Header` asked for it.
+    public let contentSHA256: String?
+
+    /// The `;`-joined signed header names.
+    public var signedHeaders: String {
+        guard let start = authorization.range(of: "SignedHeaders="), let end = authorization.range(of: ", Signature=") else { return "" }
+        return String(authorization[start.upperBound..<end.lowerBound])
+    }
+
+    /// The lower-case hex signature.
+    public var signature: String {
+        guard let start = authorization.range(of: "Signature=") else { return "" }
+        return String(authorization[start.upperBound...])
+    }
+
     /// `x-amz-date`, then `x-amz-security-token` and `x-amz-content-sha256` when used, then `authorization`.
-    public let headersToAdd: [SigV4Header]
+    public var headersToAdd: [SigV4Header] {
+        var headers = [SigV4Header("x-amz-date", amzDate)]
+        if let sessionToken { headers.append(SigV4Header("x-amz-security-token", sessionToken)) }
+        if let contentSHA256 { headers.append(SigV4Header("x-amz-content-sha256", contentSHA256)) }
+        headers.append(SigV4Header("authorization", authorization))
+        return headers
+    }
 }
 
 /// The intermediate texts of a signature, for tests and for explaining a signature mismatch.
@@ -87,13 +110,15 @@ public struct SigV4Signer: Sendable {
     /// Signs `request` with `credentials` at `date`.
     public func sign(_ request: SigV4Request, credentials: Credentials, date: Date) -> SigV4Signature {
         var canonical = [UInt8]()
-        return sign(request, credentials: credentials, date: AMZDate(date), canonicalRequest: &canonical).signature
+        var stringToSign = [UInt8]()
+        return sign(request, credentials: credentials, date: keyCache.amzDate(date), canonical: &canonical, stringToSign: &stringToSign)
     }
 
     /// Signs and also returns the canonical request and string to sign.
     public func signWithDetails(_ request: SigV4Request, credentials: Credentials, date: Date) -> SigV4SigningDetails {
         var canonical = [UInt8]()
-        let (signature, stringToSign) = sign(request, credentials: credentials, date: AMZDate(date), canonicalRequest: &canonical)
+        var stringToSign = [UInt8]()
+        let signature = sign(request, credentials: credentials, date: AMZDate(date), canonical: &canonical, stringToSign: &stringToSign)
         return SigV4SigningDetails(
             canonicalRequest: String(decoding: canonical, as: UTF8.self),
             stringToSign: String(decoding: stringToSign, as: UTF8.self),
@@ -115,56 +140,60 @@ public struct SigV4Signer: Sendable {
         _ request: SigV4Request,
         credentials: Credentials,
         date: AMZDate,
-        canonicalRequest canonical: inout [UInt8]
-    ) -> (signature: SigV4Signature, stringToSign: [UInt8]) {
-        var added = [SigV4Header("x-amz-date", date.timestamp)]
-        if let token = credentials.sessionToken, !token.isEmpty {
-            added.append(SigV4Header("x-amz-security-token", token))
+        canonical: inout [UInt8],
+        stringToSign: inout [UInt8]
+    ) -> SigV4Signature {
+        let token = credentials.sessionToken.flatMap { $0.isEmpty ? nil : $0 }
+        var headers = request.headers
+        headers.reserveCapacity(request.headers.count + 3)
+        headers.append(SigV4Header("x-amz-date", date.timestamp))
+        if let token, options.signSessionToken {
+            headers.append(SigV4Header("x-amz-security-token", token))
         }
         if options.addContentSHA256Header {
-            added.append(SigV4Header("x-amz-content-sha256", request.payloadHash))
+            headers.append(SigV4Header("x-amz-content-sha256", request.payloadHash))
         }
+        let signedHeaders = CanonicalRequest.build(request, headers: headers, normalizePath: options.normalizePath, into: &canonical)
 
-        var signing = request.headers
-        for header in added where header.name != "x-amz-security-token" || options.signSessionToken {
-            signing.append(header)
-        }
-        let signedHeaders = CanonicalRequest.build(
-            request,
-            headers: signing,
-            normalizePath: options.normalizePath,
-            into: &canonical
-        )
-
-        let scope = "\(date.day)/\(region)/\(service)/aws4_request"
-        var stringToSign = [UInt8]()
+        // AWS4-HMAC-SHA256\n<timestamp>\n<day>/<region>/<service>/aws4_request\n<hex hash>
         stringToSign.reserveCapacity(160)
         stringToSign.append(contentsOf: "AWS4-HMAC-SHA256\n".utf8)
         stringToSign.append(contentsOf: date.timestamp.utf8)
         stringToSign.append(UInt8(ascii: "\n"))
-        stringToSign.append(contentsOf: scope.utf8)
+        let scopeStart = stringToSign.count
+        appendScope(day: date.day, to: &stringToSign)
+        let scopeEnd = stringToSign.count
         stringToSign.append(UInt8(ascii: "\n"))
         Hex.append(SHA256.hash(data: canonical), to: &stringToSign)
 
-        let key = keyCache.signingKey(
-            secret: credentials.secretAccessKey,
-            day: date.day,
-            region: region,
-            service: service
+        var mac = keyCache.keyedHMAC(secret: credentials.secretAccessKey, day: date.day, region: region, service: service)
+        mac.update(data: stringToSign)
+        let signature = mac.finalize()
+
+        var authorization = [UInt8]()
+        authorization.reserveCapacity(200 + signedHeaders.count)
+        authorization.append(contentsOf: "AWS4-HMAC-SHA256 Credential=".utf8)
+        authorization.append(contentsOf: credentials.accessKeyID.utf8)
+        authorization.append(UInt8(ascii: "/"))
+        authorization.append(contentsOf: stringToSign[scopeStart..<scopeEnd])
+        authorization.append(contentsOf: ", SignedHeaders=".utf8)
+        authorization.append(contentsOf: signedHeaders)
+        authorization.append(contentsOf: ", Signature=".utf8)
+        Hex.append(signature, to: &authorization)
+        return SigV4Signature(
+            amzDate: date.timestamp,
+            authorization: String(decoding: authorization, as: UTF8.self),
+            sessionToken: token,
+            contentSHA256: options.addContentSHA256Header ? request.payloadHash : nil
         )
-        let signature = Hex.encode(HMAC<SHA256>.authenticationCode(for: stringToSign, using: key))
-        let authorization =
-            "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"
-        added.append(SigV4Header("authorization", authorization))
-        return (
-            SigV4Signature(
-                amzDate: date.timestamp,
-                signedHeaders: signedHeaders,
-                signature: signature,
-                authorization: authorization,
-                headersToAdd: added
-            ),
-            stringToSign
-        )
+    }
+
+    private func appendScope(day: String, to bytes: inout [UInt8]) {
+        bytes.append(contentsOf: day.utf8)
+        bytes.append(UInt8(ascii: "/"))
+        bytes.append(contentsOf: region.utf8)
+        bytes.append(UInt8(ascii: "/"))
+        bytes.append(contentsOf: service.utf8)
+        bytes.append(contentsOf: "/aws4_request".utf8)
     }
 }

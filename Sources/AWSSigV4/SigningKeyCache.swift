@@ -1,11 +1,13 @@
 import Crypto
 import Synchronization
+import struct Foundation.Date
 
-/// Derived SigV4 signing keys, cached per (secret, date, region, service).
+/// Derived SigV4 signing keys, cached per (secret, date, region, service), and the last rendered date.
 ///
 /// Deriving a key costs four HMACs; a gateway signs thousands of requests a second with the same
-/// key, so the key is derived once a day per region. The cache is bounded: it is cleared when it
-/// grows past `capacity` (old dates and rotated secrets simply fall out).
+/// key, so the key is derived once a day per region. What is cached is an HMAC already keyed with
+/// the signing key: each signature copies it and hashes only its own string to sign. The cache is
+/// bounded: it is cleared when it grows past `capacity` (old dates and rotated secrets fall out).
 public final class SigningKeyCache: Sendable {
     struct Key: Hashable {
         var secret: String
@@ -14,24 +16,37 @@ public final class SigningKeyCache: Sendable {
         var service: String
     }
 
-    private let entries = Mutex<[Key: SymmetricKey]>([:])
+    private let entries = Mutex<[Key: HMAC<SHA256>]>([:])
+    private let lastDate = Mutex<(second: Int64, date: AMZDate)?>(nil)
     private let capacity: Int
 
     public init(capacity: Int = 64) {
         self.capacity = capacity
     }
 
-    func signingKey(secret: String, day: String, region: String, service: String) -> SymmetricKey {
+    /// An HMAC keyed with the signing key, ready for the string to sign.
+    func keyedHMAC(secret: String, day: String, region: String, service: String) -> HMAC<SHA256> {
         let key = Key(secret: secret, day: day, region: region, service: service)
         if let cached = entries.withLock({ $0[key] }) {
             return cached
         }
-        let derived = Self.derive(secret: secret, day: day, region: region, service: service)
+        let keyed = HMAC<SHA256>(key: Self.derive(secret: secret, day: day, region: region, service: service))
         entries.withLock { entries in
             if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
-            entries[key] = derived
+            entries[key] = keyed
         }
-        return derived
+        return keyed
+    }
+
+    /// The rendering of `date`, reused while requests are signed within the same second.
+    func amzDate(_ date: Date) -> AMZDate {
+        let second = Int64(date.timeIntervalSince1970.rounded(.down))
+        if let last = lastDate.withLock({ $0 }), last.second == second {
+            return last.date
+        }
+        let rendered = AMZDate(date)
+        lastDate.withLock { $0 = (second, rendered) }
+        return rendered
     }
 
     /// How many keys are cached (for tests and metrics).

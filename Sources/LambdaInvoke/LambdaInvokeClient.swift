@@ -207,9 +207,11 @@ public final class LambdaInvokeClient: Sendable {
         upstream.headers.add(name: "Host", value: endpoint.host)
         upstream.headers.add(name: "Content-Type", value: "application/json")
         upstream.headers.add(name: "X-Amz-Invocation-Type", value: request.invocationType.rawValue)
-        for header in signature.headersToAdd {
-            upstream.headers.add(name: header.name, value: header.value)
+        upstream.headers.add(name: "X-Amz-Date", value: signature.amzDate)
+        if let token = signature.sessionToken {
+            upstream.headers.add(name: "X-Amz-Security-Token", value: token)
         }
+        upstream.headers.add(name: "Authorization", value: signature.authorization)
         upstream.headers.add(name: "User-Agent", value: configuration.userAgent)
         upstream.body = .bytes(request.payload)
 

@@ -46,6 +46,23 @@ struct JSONWriter {
         needsComma = false
     }
 
+    // MARK: Members
+
+    mutating func member(_ name: String, _ value: String) {
+        key(name)
+        string(value)
+    }
+
+    mutating func member(_ name: String, _ value: Bool) {
+        key(name)
+        bool(value)
+    }
+
+    mutating func member(_ name: String, _ value: Int) {
+        key(name)
+        number(value)
+    }
+
     // MARK: Scalars
 
     mutating func string(_ value: String) {

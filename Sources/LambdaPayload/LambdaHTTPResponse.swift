@@ -21,10 +21,8 @@ public struct LambdaHTTPResponse: Sendable, Equatable {
     public static func error(status: Int, code: String, message: String, headers: [HTTPField] = []) -> Self {
         var writer = JSONWriter(capacity: 64 + message.utf8.count)
         writer.beginObject()
-        writer.key("error")
-        writer.string(code)
-        writer.key("message")
-        writer.string(message)
+        writer.member("error", code)
+        writer.member("message", message)
         writer.endObject()
         return Self(status: status, headers: [HTTPField("content-type", "application/json")] + headers, body: writer.buffer)
     }

@@ -46,8 +46,7 @@ public enum RequestEncoder {
         } else {
             writer.string(request.path)
         }
-        writer.key("method")
-        writer.string(request.method)
+        writer.member("method", request.method)
         writer.key("headers")
         writeHeaders(request.headers, includeHost: false, includeCookie: true, authority: nil, to: &writer)
         writer.key("query_string_parameters")
@@ -59,8 +58,7 @@ public enum RequestEncoder {
         }
         writer.endObject()
         let text = writeBody(request, to: &writer, key: "body")
-        writer.key("is_base64_encoded")
-        writer.bool(!text)
+        writer.member("is_base64_encoded", !text)
         writer.endObject()
         return writer.buffer
     }
@@ -70,14 +68,10 @@ public enum RequestEncoder {
     static func apiGatewayV2(_ request: HTTPRequestView, context: PayloadContext) -> ByteBuffer {
         var writer = JSONWriter(capacity: request.body.readableBytes * 4 / 3 + 1024)
         writer.beginObject()
-        writer.key("version")
-        writer.string("2.0")
-        writer.key("routeKey")
-        writer.string("$default")
-        writer.key("rawPath")
-        writer.string(request.path)
-        writer.key("rawQueryString")
-        writer.string(request.query ?? "")
+        writer.member("version", "2.0")
+        writer.member("routeKey", "$default")
+        writer.member("rawPath", request.path)
+        writer.member("rawQueryString", request.query ?? "")
 
         let cookies = request.headers
             .filter { $0.name.asciiCaseInsensitiveEquals("cookie") }
@@ -110,8 +104,7 @@ public enum RequestEncoder {
             writer.key("queryStringParameters")
             writer.beginObject()
             for name in names {
-                writer.key(name)
-                writer.string(values[name]!)
+                writer.member(name, values[name]!)
             }
             writer.endObject()
         }
@@ -120,50 +113,35 @@ public enum RequestEncoder {
         let domainName = hostWithoutPort(request.authority ?? "")
         writer.key("requestContext")
         writer.beginObject()
-        writer.key("accountId")
-        writer.string(context.accountID)
-        writer.key("apiId")
-        writer.string(context.serviceName)
+        writer.member("accountId", context.accountID)
+        writer.member("apiId", context.serviceName)
         writer.key("authentication")
         writer.null()
         writer.key("authorizer")
         writer.null()
-        writer.key("domainName")
-        writer.string(domainName)
-        writer.key("domainPrefix")
-        writer.string(String(domainName.split(separator: ".", omittingEmptySubsequences: false).first ?? ""))
+        writer.member("domainName", domainName)
+        writer.member("domainPrefix", String(domainName.split(separator: ".", omittingEmptySubsequences: false).first ?? ""))
         writer.key("http")
         writer.beginObject()
-        writer.key("method")
-        writer.string(request.method)
-        writer.key("path")
-        writer.string(request.path)
-        writer.key("protocol")
-        writer.string(request.protocolName)
-        writer.key("sourceIp")
-        writer.string(request.sourceIP)
-        writer.key("userAgent")
-        writer.string(request.firstValue("user-agent") ?? "")
+        writer.member("method", request.method)
+        writer.member("path", request.path)
+        writer.member("protocol", request.protocolName)
+        writer.member("sourceIp", request.sourceIP)
+        writer.member("userAgent", request.firstValue("user-agent") ?? "")
         writer.endObject()
-        writer.key("requestId")
-        writer.string(requestID)
-        writer.key("routeKey")
-        writer.string("$default")
-        writer.key("stage")
-        writer.string("$default")
+        writer.member("requestId", requestID)
+        writer.member("routeKey", "$default")
+        writer.member("stage", "$default")
         let epochMilliseconds = Int((request.receivedAt.timeIntervalSince1970 * 1000).rounded(.down))
-        writer.key("time")
-        writer.string(accessLogTime(epochSeconds: epochMilliseconds / 1000))
-        writer.key("timeEpoch")
-        writer.number(epochMilliseconds)
+        writer.member("time", accessLogTime(epochSeconds: epochMilliseconds / 1000))
+        writer.member("timeEpoch", epochMilliseconds)
         writer.endObject()
 
         var text = true
         if request.body.readableBytes > 0 {
             text = writeBody(request, to: &writer, key: "body")
         }
-        writer.key("isBase64Encoded")
-        writer.bool(!text)
+        writer.member("isBase64Encoded", !text)
         writer.endObject()
         return writer.buffer
     }
@@ -209,8 +187,7 @@ public enum RequestEncoder {
                 value += (name == "cookie" ? "; " : ",") + fields[order[index]].value
                 index += 1
             }
-            writer.key(name)
-            writer.string(value)
+            writer.member(name, value)
         }
         writer.endObject()
     }
