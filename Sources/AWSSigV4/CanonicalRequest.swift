@@ -9,7 +9,7 @@ enum CanonicalRequest {
     ) -> [UInt8] {
         out.removeAll(keepingCapacity: true)
         out.reserveCapacity(512)
-        out.append(contentsOf: request.method.utf8)
+        out.appendUTF8(request.method)
         out.append(UInt8(ascii: "\n"))
         appendURI(request.path, normalize: normalizePath, to: &out)
         out.append(UInt8(ascii: "\n"))
@@ -19,7 +19,7 @@ enum CanonicalRequest {
         out.append(UInt8(ascii: "\n"))
         out.append(contentsOf: signedHeaders)
         out.append(UInt8(ascii: "\n"))
-        out.append(contentsOf: request.payloadHash.utf8)
+        out.appendUTF8(request.payloadHash)
         return signedHeaders
     }
 
@@ -34,18 +34,22 @@ enum CanonicalRequest {
         if normalize && needsNormalization(path) {
             URIEncoding.append(normalizedPath(Array(path.utf8)), keepSlash: true, to: &out)
         } else {
-            URIEncoding.append(path.utf8, keepSlash: true, to: &out)
+            URIEncoding.append(path, keepSlash: true, to: &out)
         }
     }
 
     /// Whether the path has an empty, `.` or `..` segment (most paths have none).
     static func needsNormalization(_ path: String) -> Bool {
-        var previous: UInt8 = 0
-        for byte in path.utf8 {
-            if previous == UInt8(ascii: "/") && (byte == UInt8(ascii: "/") || byte == UInt8(ascii: ".")) { return true }
-            previous = byte
+        var path = path
+        return path.withUTF8 { bytes in
+            guard bytes.first == UInt8(ascii: "/") else { return true }
+            var previous: UInt8 = 0
+            for byte in bytes {
+                if previous == UInt8(ascii: "/") && (byte == UInt8(ascii: "/") || byte == UInt8(ascii: ".")) { return true }
+                previous = byte
+            }
+            return false
         }
-        return !path.hasPrefix("/")
     }
 
     /// Removes `.` and `..` segments and empty segments (repeated slashes), keeping a trailing slash.
@@ -114,8 +118,9 @@ enum CanonicalRequest {
 
     /// `name:value\n` per header name (lower-cased, sorted; repeated names joined with `,`),
     /// returning the `;`-joined signed header names.
+    /// `headers` must already be lower-cased with canonical values (the signer prepares them).
     static func appendHeaders(_ headers: [SigV4Header], to out: inout [UInt8]) -> [UInt8] {
-        var entries = headers.map { SigV4Header(lowercased($0.name), canonicalValue($0.value)) }
+        var entries = headers
         // Insertion sort: stable (values of a repeated name keep their order) and allocation-free
         // for the handful of headers a request signs.
         for index in entries.indices.dropFirst() {
@@ -135,18 +140,19 @@ enum CanonicalRequest {
                 out.append(UInt8(ascii: ","))
             } else {
                 if index > 0 { signed.append(UInt8(ascii: ";")) }
-                signed.append(contentsOf: entry.name.utf8)
-                out.append(contentsOf: entry.name.utf8)
+                signed.appendUTF8(entry.name)
+                out.appendUTF8(entry.name)
                 out.append(UInt8(ascii: ":"))
             }
-            out.append(contentsOf: entry.value.utf8)
+            out.appendUTF8(entry.value)
             out.append(UInt8(ascii: "\n"))
         }
         return signed
     }
 
     static func lowercased(_ name: String) -> String {
-        guard name.utf8.contains(where: { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) }) else { return name }
+        var copy = name
+        guard copy.withUTF8({ $0.contains { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) } }) else { return name }
         return String(decoding: name.utf8.map { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) ? $0 + 32 : $0 }, as: UTF8.self)
     }
 
@@ -173,14 +179,26 @@ enum CanonicalRequest {
 
     /// No leading or trailing white space, no tab or line break, no double space.
     static func isCanonical(_ value: String) -> Bool {
-        var previous: UInt8 = UInt8(ascii: " ")
-        for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "\t"), UInt8(ascii: "\r"), UInt8(ascii: "\n"): return false
-            case UInt8(ascii: " ") where previous == UInt8(ascii: " "): return false
-            default: previous = byte
+        var value = value
+        return value.withUTF8 { bytes in
+            var previous: UInt8 = UInt8(ascii: " ")
+            for byte in bytes {
+                switch byte {
+                case UInt8(ascii: "\t"), UInt8(ascii: "\r"), UInt8(ascii: "\n"): return false
+                case UInt8(ascii: " ") where previous == UInt8(ascii: " "): return false
+                default: previous = byte
+                }
             }
+            return previous != UInt8(ascii: " ") || bytes.isEmpty
         }
-        return previous != UInt8(ascii: " ") || value.isEmpty
+    }
+}
+
+extension [UInt8] {
+    /// Appends a string's UTF-8 in one copy (`append(contentsOf: string.utf8)` goes byte by byte).
+    @inline(__always)
+    mutating func appendUTF8(_ string: String) {
+        var string = string
+        string.withUTF8 { append(contentsOf: $0) }
     }
 }

@@ -2,17 +2,36 @@
 enum Hex {
     private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
 
-    static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+    /// `bytes` is a digest or MAC (`ContiguousBytes`); iterating those as a `Sequence` would copy them.
+    static func encode(_ bytes: some ContiguousBytesLike) -> String {
         var out = [UInt8]()
         out.reserveCapacity(64)
         append(bytes, to: &out)
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func append<Bytes: Sequence>(_ bytes: Bytes, to out: inout [UInt8]) where Bytes.Element == UInt8 {
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0F)])
+    static func append(_ bytes: some ContiguousBytesLike, to out: inout [UInt8]) {
+        bytes.withUnsafeBytes { raw in
+            let start = out.count
+            out.append(contentsOf: repeatElement(0, count: raw.count * 2))
+            out.withUnsafeMutableBufferPointer { buffer in
+                digits.withUnsafeBufferPointer { digits in
+                    for (index, byte) in raw.enumerated() {
+                        buffer[start + 2 * index] = digits[Int(byte >> 4)]
+                        buffer[start + 2 * index + 1] = digits[Int(byte & 0x0F)]
+                    }
+                }
+            }
         }
     }
 }
+
+/// Anything that lends its bytes contiguously: digests, MACs, arrays.
+protocol ContiguousBytesLike {
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R
+}
+
+import Crypto
+
+extension SHA256Digest: ContiguousBytesLike {}
+extension HashedAuthenticationCode<SHA256>: ContiguousBytesLike {}

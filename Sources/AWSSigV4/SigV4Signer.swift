@@ -144,8 +144,11 @@ public struct SigV4Signer: Sendable {
         stringToSign: inout [UInt8]
     ) -> SigV4Signature {
         let token = credentials.sessionToken.flatMap { $0.isEmpty ? nil : $0 }
-        var headers = request.headers
+        var headers = [SigV4Header]()
         headers.reserveCapacity(request.headers.count + 3)
+        for header in request.headers {
+            headers.append(SigV4Header(CanonicalRequest.lowercased(header.name), CanonicalRequest.canonicalValue(header.value)))
+        }
         headers.append(SigV4Header("x-amz-date", date.timestamp))
         if let token, options.signSessionToken {
             headers.append(SigV4Header("x-amz-security-token", token))
@@ -158,7 +161,7 @@ public struct SigV4Signer: Sendable {
         // AWS4-HMAC-SHA256\n<timestamp>\n<day>/<region>/<service>/aws4_request\n<hex hash>
         stringToSign.reserveCapacity(160)
         stringToSign.append(contentsOf: "AWS4-HMAC-SHA256\n".utf8)
-        stringToSign.append(contentsOf: date.timestamp.utf8)
+        stringToSign.appendUTF8(date.timestamp)
         stringToSign.append(UInt8(ascii: "\n"))
         let scopeStart = stringToSign.count
         appendScope(day: date.day, to: &stringToSign)
@@ -173,7 +176,7 @@ public struct SigV4Signer: Sendable {
         var authorization = [UInt8]()
         authorization.reserveCapacity(200 + signedHeaders.count)
         authorization.append(contentsOf: "AWS4-HMAC-SHA256 Credential=".utf8)
-        authorization.append(contentsOf: credentials.accessKeyID.utf8)
+        authorization.appendUTF8(credentials.accessKeyID)
         authorization.append(UInt8(ascii: "/"))
         authorization.append(contentsOf: stringToSign[scopeStart..<scopeEnd])
         authorization.append(contentsOf: ", SignedHeaders=".utf8)
@@ -189,11 +192,11 @@ public struct SigV4Signer: Sendable {
     }
 
     private func appendScope(day: String, to bytes: inout [UInt8]) {
-        bytes.append(contentsOf: day.utf8)
+        bytes.appendUTF8(day)
         bytes.append(UInt8(ascii: "/"))
-        bytes.append(contentsOf: region.utf8)
+        bytes.appendUTF8(region)
         bytes.append(UInt8(ascii: "/"))
-        bytes.append(contentsOf: service.utf8)
+        bytes.appendUTF8(service)
         bytes.append(contentsOf: "/aws4_request".utf8)
     }
 }

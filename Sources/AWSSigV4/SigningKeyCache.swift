@@ -17,6 +17,9 @@ public final class SigningKeyCache: Sendable {
     }
 
     private let entries = Mutex<[Key: HMAC<SHA256>]>([:])
+    /// The key used last: nearly every signature of a gateway uses it, and comparing the same string
+    /// objects is cheaper than hashing them.
+    private let mostRecent = Mutex<(key: Key, hmac: HMAC<SHA256>)?>(nil)
     private let lastDate = Mutex<(second: Int64, date: AMZDate)?>(nil)
     private let capacity: Int
 
@@ -27,7 +30,11 @@ public final class SigningKeyCache: Sendable {
     /// An HMAC keyed with the signing key, ready for the string to sign.
     func keyedHMAC(secret: String, day: String, region: String, service: String) -> HMAC<SHA256> {
         let key = Key(secret: secret, day: day, region: region, service: service)
+        if let recent = mostRecent.withLock({ $0 }), recent.key == key {
+            return recent.hmac
+        }
         if let cached = entries.withLock({ $0[key] }) {
+            mostRecent.withLock { $0 = (key, cached) }
             return cached
         }
         let keyed = HMAC<SHA256>(key: Self.derive(secret: secret, day: day, region: region, service: service))
@@ -35,6 +42,7 @@ public final class SigningKeyCache: Sendable {
             if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
             entries[key] = keyed
         }
+        mostRecent.withLock { $0 = (key, keyed) }
         return keyed
     }
 

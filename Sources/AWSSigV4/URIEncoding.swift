@@ -25,17 +25,34 @@ public enum URIEncoding {
         return String(decoding: out, as: UTF8.self)
     }
 
+    static func append(_ string: String, keepSlash: Bool, to out: inout [UInt8]) {
+        var string = string
+        string.withUTF8 { appendContiguous(UnsafeRawBufferPointer($0), keepSlash: keepSlash, to: &out) }
+    }
+
     static func append<Bytes: Sequence>(_ bytes: Bytes, keepSlash: Bool, to out: inout [UInt8])
     where Bytes.Element == UInt8 {
-        for byte in bytes {
-            if isUnreserved(byte) || (keepSlash && byte == UInt8(ascii: "/")) {
-                out.append(byte)
-            } else {
-                out.append(UInt8(ascii: "%"))
-                out.append(upperHex[Int(byte >> 4)])
-                out.append(upperHex[Int(byte & 0x0F)])
-            }
+        let done: Void? = bytes.withContiguousStorageIfAvailable { storage in
+            appendContiguous(UnsafeRawBufferPointer(storage), keepSlash: keepSlash, to: &out)
         }
+        if done == nil {
+            Array(bytes).withUnsafeBytes { appendContiguous($0, keepSlash: keepSlash, to: &out) }
+        }
+    }
+
+    /// Copies runs that need no escape in bulk; most paths are mostly unreserved bytes.
+    static func appendContiguous(_ bytes: UnsafeRawBufferPointer, keepSlash: Bool, to out: inout [UInt8]) {
+        var runStart = 0
+        for index in 0..<bytes.count {
+            let byte = bytes[index]
+            if isUnreserved(byte) || (keepSlash && byte == UInt8(ascii: "/")) { continue }
+            if runStart < index { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<index])) }
+            out.append(UInt8(ascii: "%"))
+            out.append(upperHex[Int(byte >> 4)])
+            out.append(upperHex[Int(byte & 0x0F)])
+            runStart = index + 1
+        }
+        if runStart < bytes.count { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart...])) }
     }
 
     /// Decodes `%XX` escapes only (`+` is left alone); an invalid escape is kept as written.
