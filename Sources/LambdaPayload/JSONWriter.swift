@@ -135,44 +135,72 @@ struct JSONWriter {
         if needsComma { buffer.writeInteger(UInt8(ascii: ",")) }
     }
 
-    private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
-
     private mutating func writeEscaped(_ bytes: some Collection<UInt8>) {
-        buffer.writeInteger(UInt8(ascii: "\""))
         let handled: Void? = bytes.withContiguousStorageIfAvailable { storage in
-            writeEscapedContiguous(UnsafeRawBufferPointer(storage))
+            Self.writeEscaped(UnsafeRawBufferPointer(storage), to: &buffer)
         }
         if handled == nil {
-            Array(bytes).withUnsafeBytes { writeEscapedContiguous($0) }
+            Array(bytes).withUnsafeBytes { Self.writeEscaped($0, to: &buffer) }
         }
-        buffer.writeInteger(UInt8(ascii: "\""))
     }
 
-    private mutating func writeEscapedContiguous(_ bytes: UnsafeRawBufferPointer) {
-        var runStart = 0
-        for index in 0..<bytes.count {
-            let byte = bytes[index]
-            guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
-            if runStart < index {
-                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
-            }
-            runStart = index + 1
-            switch byte {
-            case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
-            case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
-            case 0x0A: buffer.writeStaticString("\\n")
-            case 0x0D: buffer.writeStaticString("\\r")
-            case 0x09: buffer.writeStaticString("\\t")
-            case 0x08: buffer.writeStaticString("\\b")
-            case 0x0C: buffer.writeStaticString("\\f")
-            default:
-                buffer.writeStaticString("\\u00")
-                buffer.writeInteger(Self.hex[Int(byte >> 4)])
-                buffer.writeInteger(Self.hex[Int(byte & 0x0F)])
-            }
+    /// Two passes: measure the escaped length, then write it in one reservation. A body with many
+    /// quotes would otherwise cost a buffer call per quote.
+    static func writeEscaped(_ bytes: UnsafeRawBufferPointer, to buffer: inout ByteBuffer) {
+        var length = bytes.count + 2
+        for byte in bytes where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+            length += isShortEscape(byte) ? 1 : 5
         }
-        if runStart < bytes.count {
-            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[runStart...]))
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { output in
+            var out = 0
+            output[out] = UInt8(ascii: "\"")
+            out += 1
+            if length == bytes.count + 2 {
+                // Nothing to escape: one copy.
+                UnsafeMutableRawBufferPointer(rebasing: output[out..<(out + bytes.count)]).copyMemory(from: bytes)
+                out += bytes.count
+            } else {
+                for byte in bytes {
+                    if byte >= 0x20 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") {
+                        output[out] = byte
+                        out += 1
+                        continue
+                    }
+                    output[out] = UInt8(ascii: "\\")
+                    switch byte {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"): output[out + 1] = byte
+                    case 0x0A: output[out + 1] = UInt8(ascii: "n")
+                    case 0x0D: output[out + 1] = UInt8(ascii: "r")
+                    case 0x09: output[out + 1] = UInt8(ascii: "t")
+                    case 0x08: output[out + 1] = UInt8(ascii: "b")
+                    case 0x0C: output[out + 1] = UInt8(ascii: "f")
+                    default:
+                        output[out + 1] = UInt8(ascii: "u")
+                        output[out + 2] = UInt8(ascii: "0")
+                        output[out + 3] = UInt8(ascii: "0")
+                        output[out + 4] = hexDigit(byte >> 4)
+                        output[out + 5] = hexDigit(byte & 0x0F)
+                        out += 6
+                        continue
+                    }
+                    out += 2
+                }
+            }
+            output[out] = UInt8(ascii: "\"")
+            return out + 1
         }
+    }
+
+    @inline(__always)
+    private static func isShortEscape(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), 0x0A, 0x0D, 0x09, 0x08, 0x0C: return true
+        default: return false
+        }
+    }
+
+    @inline(__always)
+    private static func hexDigit(_ value: UInt8) -> UInt8 {
+        value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
     }
 }
