@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "LambdaPayload", targets: ["LambdaPayload"]),
         .library(name: "AWSCredentials", targets: ["AWSCredentials"]),
         .library(name: "LambdaInvoke", targets: ["LambdaInvoke"]),
+        .library(name: "ConsulAPI", targets: ["ConsulAPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -57,6 +58,8 @@ let package = Package(
             ]
         ),
 
+        .target(name: "ConsulAPI"),
+
         // MARK: Executable
         .executableTarget(
             name: "lambda-gateway",
@@ -92,6 +95,7 @@ let package = Package(
             dependencies: ["LambdaInvoke", "AWSCredentials", "AWSSigV4", "LambdaPayload", "TestSupport"]
         ),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+        .testTarget(name: "ConsulAPITests", dependencies: ["ConsulAPI"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,39 @@
+/// A JSON value of a free-form Consul field (`EnvoyExtensions[].Arguments`, `proxy-defaults` `Config`).
+public indirect enum FreeFormJSON: Decodable, Sendable, Hashable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([FreeFormJSON])
+    case object([String: FreeFormJSON])
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let flag = try? container.decode(Bool.self) {
+            self = .bool(flag)
+        } else if let number = try? container.decode(Double.self) {
+            self = .number(number)
+        } else if let text = try? container.decode(String.self) {
+            self = .string(text)
+        } else if let elements = try? container.decode([FreeFormJSON].self) {
+            self = .array(elements)
+        } else {
+            self = .object(try container.decode([String: FreeFormJSON].self))
+        }
+    }
+
+    public var stringValue: String? {
+        if case .string(let text) = self { return text }
+        return nil
+    }
+
+    /// The value of `key`, matched case-insensitively as Consul's `mapstructure` does (lambda.md §1.2).
+    public func value(forCaseInsensitiveKey key: String) -> FreeFormJSON? {
+        guard case .object(let members) = self else { return nil }
+        if let exact = members[key] { return exact }
+        let lower = key.lowercased()
+        return members.first { $0.key.lowercased() == lower }?.value
+    }
+}
