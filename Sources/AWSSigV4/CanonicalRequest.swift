@@ -3,7 +3,7 @@ enum CanonicalRequest {
     /// Writes the canonical request into `out` and returns the signed-headers list.
     static func build(
         _ request: SigV4Request,
-        headers: [SigV4Header],
+        headers: inout [SigV4Header],
         normalizePath: Bool,
         into out: inout [UInt8]
     ) -> [UInt8] {
@@ -15,7 +15,7 @@ enum CanonicalRequest {
         out.append(UInt8(ascii: "\n"))
         appendQuery(request.query, to: &out)
         out.append(UInt8(ascii: "\n"))
-        let signedHeaders = appendHeaders(headers, to: &out)
+        let signedHeaders = appendHeaders(&headers, to: &out)
         out.append(UInt8(ascii: "\n"))
         out.append(contentsOf: signedHeaders)
         out.append(UInt8(ascii: "\n"))
@@ -119,8 +119,7 @@ enum CanonicalRequest {
     /// `name:value\n` per header name (lower-cased, sorted; repeated names joined with `,`),
     /// returning the `;`-joined signed header names.
     /// `headers` must already be lower-cased with canonical values (the signer prepares them).
-    static func appendHeaders(_ headers: [SigV4Header], to out: inout [UInt8]) -> [UInt8] {
-        var entries = headers
+    static func appendHeaders(_ entries: inout [SigV4Header], to out: inout [UInt8]) -> [UInt8] {
         // Insertion sort: stable (values of a repeated name keep their order) and allocation-free
         // for the handful of headers a request signs.
         for index in entries.indices.dropFirst() {

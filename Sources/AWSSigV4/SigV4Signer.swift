@@ -156,7 +156,7 @@ public struct SigV4Signer: Sendable {
         if options.addContentSHA256Header {
             headers.append(SigV4Header("x-amz-content-sha256", request.payloadHash))
         }
-        let signedHeaders = CanonicalRequest.build(request, headers: headers, normalizePath: options.normalizePath, into: &canonical)
+        let signedHeaders = CanonicalRequest.build(request, headers: &headers, normalizePath: options.normalizePath, into: &canonical)
 
         // AWS4-HMAC-SHA256\n<timestamp>\n<day>/<region>/<service>/aws4_request\n<hex hash>
         stringToSign.reserveCapacity(160)
@@ -167,10 +167,10 @@ public struct SigV4Signer: Sendable {
         appendScope(day: date.day, to: &stringToSign)
         let scopeEnd = stringToSign.count
         stringToSign.append(UInt8(ascii: "\n"))
-        Hex.append(SHA256.hash(data: canonical), to: &stringToSign)
+        Hex.append(canonical.withUnsafeBytes { SHA256.hash(data: $0) }, to: &stringToSign)
 
         var mac = keyCache.keyedHMAC(secret: credentials.secretAccessKey, day: date.day, region: region, service: service)
-        mac.update(data: stringToSign)
+        stringToSign.withUnsafeBytes { mac.update(data: $0) }
         let signature = mac.finalize()
 
         var authorization = [UInt8]()
