@@ -58,7 +58,16 @@ let package = Package(
             ]
         ),
 
-        .target(name: "ConsulAPI"),
+        .target(
+            name: "ConsulAPI",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
 
         // MARK: Executable
         .executableTarget(
@@ -76,6 +85,8 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
+                "ConsulAPI",
+                "LambdaPayload",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -95,7 +106,7 @@ let package = Package(
             dependencies: ["LambdaInvoke", "AWSCredentials", "AWSSigV4", "LambdaPayload", "TestSupport"]
         ),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
-        .testTarget(name: "ConsulAPITests", dependencies: ["ConsulAPI"]),
+        .testTarget(name: "ConsulAPITests", dependencies: ["ConsulAPI", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -12,6 +12,7 @@ public struct RecordedRequest: Sendable {
     public var body: [UInt8]
     /// Which accepted connection (1-based) carried it.
     public var connectionNumber: Int
+    public var receivedAt: ContinuousClock.Instant = .now
 
     public var path: String { String(uri.split(separator: "?", maxSplits: 1).first ?? "") }
     public var bodyText: String { String(decoding: body, as: UTF8.self) }

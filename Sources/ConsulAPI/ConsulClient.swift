@@ -1,0 +1,151 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+
+/// The Consul agent's HTTP API (consul-api.md §1–2): token, TLS, query metadata, typed errors.
+///
+/// Over HTTPS the client speaks HTTP/2, so every long poll shares one connection (§2.5).
+public final class ConsulClient: Sendable {
+    public let configuration: ConsulConfiguration
+    let http: HTTPClient
+    let token: ConsulTokenSource
+    let logger: Logger
+    static let userAgent = "lambda-gateway/0.1"
+
+    public init(configuration: ConsulConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger) throws {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let caFile = configuration.caFile {
+            tls.trustRoots = .file(caFile)
+        }
+        if let caPath = configuration.caPath {
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: caPath)) ?? []
+            let pems = files.filter { $0.hasSuffix(".pem") || $0.hasSuffix(".crt") }.sorted().map { "\(caPath)/\($0)" }
+            tls.additionalTrustRoots = pems.map { .file($0) }
+        }
+        if let certificate = configuration.clientCertificate, let key = configuration.clientKey {
+            tls.certificateChain = try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) }
+            tls.privateKey = .file(key)
+        }
+        if !configuration.verifyTLS {
+            tls.certificateVerification = .none
+            logger.warning("CONSUL_HTTP_SSL_VERIFY is off: the Consul agent's certificate is not verified")
+        }
+        var http = HTTPClient.Configuration(
+            tlsConfiguration: tls,
+            redirectConfiguration: .disallow,
+            timeout: .init(connect: .seconds(5)),
+            decompression: .disabled
+        )
+        http.httpVersion = .automatic
+        var quiet = logger
+        quiet.logLevel = max(logger.logLevel, .info)
+        self.http = HTTPClient(eventLoopGroupProvider: .shared(eventLoopGroup), configuration: http, backgroundActivityLogger: quiet)
+        self.configuration = configuration
+        self.token = ConsulTokenSource(configuration.token)
+        self.logger = logger
+    }
+
+    public func shutdown() async throws {
+        try await http.shutdown()
+    }
+
+    public struct Response: Sendable {
+        public var status: Int
+        public var metadata: ConsulMetadata
+        public var body: ByteBuffer
+    }
+
+    /// Sends one request. Non-2xx answers are errors, except 404 when `allowNotFound` (config entries).
+    public func send(
+        _ method: HTTPMethod,
+        _ path: String,
+        query: [(String, String)] = [],
+        body: ByteBuffer? = nil,
+        timeout: Duration = .seconds(30),
+        allowNotFound: Bool = false
+    ) async throws(ConsulError) -> Response {
+        var items = query
+        if let namespace = configuration.namespace, namespace != "default", !items.contains(where: { $0.0 == "ns" }) {
+            items.append(("ns", namespace))
+        }
+        if let partition = configuration.partition, partition != "default", !items.contains(where: { $0.0 == "partition" }) {
+            items.append(("partition", partition))
+        }
+        let queryText = items.map { "\(Self.encode($0.0))=\(Self.encode($0.1))" }.joined(separator: "&")
+        let endpoint = queryText.isEmpty ? path : "\(path)?\(queryText)"
+        var request = HTTPClientRequest(url: configuration.baseURL + endpoint)
+        request.method = method
+        request.headers.add(name: "Accept", value: "application/json")
+        request.headers.add(name: "User-Agent", value: Self.userAgent)
+        if case .unixSocket = configuration.transport {
+            request.headers.add(name: "Host", value: "localhost")
+        }
+        if let token = token.current {
+            request.headers.add(name: "X-Consul-Token", value: token)
+        }
+        if let auth = configuration.basicAuth {
+            request.headers.add(name: "Authorization", value: "Basic " + Data(auth.utf8).base64EncodedString())
+        }
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(body)
+        }
+
+        let response: HTTPClientResponse
+        let bytes: ByteBuffer
+        do {
+            response = try await http.execute(request, timeout: TimeAmount(timeout), logger: logger)
+            bytes = try await response.body.collect(upTo: 64 << 20)
+        } catch {
+            throw ConsulError(.transport, endpoint: endpoint, "\(method) failed: \(error)")
+        }
+        let status = Int(response.status.code)
+        let metadata = ConsulMetadata(
+            index: response.headers.first(name: "X-Consul-Index").flatMap { UInt64($0) },
+            defaultACLPolicy: response.headers.first(name: "X-Consul-Default-ACL-Policy"),
+            filteredByACLs: response.headers.first(name: "X-Consul-Results-Filtered-By-ACLs") == "true"
+        )
+        if (200..<300).contains(status) || (status == 404 && allowNotFound) {
+            return Response(status: status, metadata: metadata, body: bytes)
+        }
+        let error = ConsulError(
+            .status(status),
+            endpoint: endpoint,
+            "Consul answered \(status): \(String(buffer: bytes).prefix(300).trimmingCharacters(in: .whitespacesAndNewlines))",
+            retryAfter: response.headers.first(name: "Retry-After").flatMap { Double($0) }
+        )
+        if error.isUnknownToken { token.invalidate() }
+        throw error
+    }
+
+    /// GET and decode JSON.
+    public func get<Value: Decodable>(
+        _ type: Value.Type,
+        _ path: String,
+        query: [(String, String)] = [],
+        timeout: Duration = .seconds(30)
+    ) async throws(ConsulError) -> (Value, ConsulMetadata) {
+        let response = try await send(.GET, path, query: query, timeout: timeout)
+        return (try Self.decode(type, response.body, endpoint: path), response.metadata)
+    }
+
+    static func decode<Value: Decodable>(_ type: Value.Type, _ body: ByteBuffer, endpoint: String) throws(ConsulError) -> Value {
+        do {
+            return try JSONDecoder().decode(type, from: Data(body.readableBytesView))
+        } catch {
+            throw ConsulError(.malformedBody, endpoint: endpoint, "answer is not the documented JSON: \(error)")
+        }
+    }
+
+    static func encode(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .urlQueryValueAllowed) ?? text
+    }
+}
+
+extension CharacterSet {
+    /// ASCII letters and digits and `-._~/:*`; everything else is percent-encoded.
+    static let urlQueryValueAllowed = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/:*")
+}

@@ -1,0 +1,256 @@
+import ConsulAPI
+import Foundation
+import Logging
+import NIOPosix
+import Synchronization
+import Testing
+import TestSupport
+import X509
+
+/// Collects what a watch delivers and reports, with arrival times.
+final class WatchRecorder<Value: Sendable>: Sendable {
+    let values = Mutex<[(Value, ContinuousClock.Instant)]>([])
+    let errors = Mutex<[ConsulError]>([])
+
+    var delivered: [Value] { values.withLock { $0.map(\.0) } }
+
+    func waitFor(count: Int, timeout: Duration = .seconds(5)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while values.withLock({ $0.count }) < count {
+            guard ContinuousClock.now < deadline else { throw TestSupportError("only \(values.withLock { $0.count }) of \(count) deliveries") }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+}
+
+struct ConsulFixture {
+    let server: ConsulTestServer
+    let client: ConsulClient
+
+    static func with(options: ConsulTestServer.Options = .init(), environment: [String: String] = [:], _ body: (ConsulFixture) async throws -> Void) async throws {
+        let server = try await ConsulTestServer(options: options)
+        var env = environment
+        env["CONSUL_HTTP_ADDR"] = server.baseURL
+        let client = try ConsulClient(configuration: try ConsulConfiguration(environment: env), eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "consul"))
+        let fixture = ConsulFixture(server: server, client: client)
+        do {
+            try await body(fixture)
+        } catch {
+            try? await client.shutdown()
+            await server.shutdown()
+            throw error
+        }
+        try? await client.shutdown()
+        await server.shutdown()
+    }
+
+    func start<Value>(_ endpoint: WatchEndpoint<Value>, policy: BlockingQueryStateMachine.Policy = .init(wait: .seconds(10))) -> (Task<Void, Never>, WatchRecorder<Value>) {
+        let recorder = WatchRecorder<Value>()
+        let task = Task {
+            await client.watch(endpoint, policy: policy, onError: { error in recorder.errors.withLock { $0.append(error) } }) { value, _ in
+                recorder.values.withLock { $0.append((value, ContinuousClock.now)) }
+            }
+        }
+        return (task, recorder)
+    }
+
+    func requests(to path: String) -> [RecordedRequest] {
+        server.requests.filter { $0.path == path }
+    }
+}
+
+@Suite("Consul watches against the Consul API test server", .serialized)
+struct ConsulWatchTests {
+    @Test func answersDecodeIncludingARealLeaf() async throws {
+        try await ConsulFixture.with { fixture in
+            let (roots, metadata) = try await fixture.client.get(CARoots.self, "/v1/agent/connect/ca/roots")
+            #expect(roots.TrustDomain == "11111111-2222-3333-4444-555555555555.consul")
+            #expect(roots.Roots.count == 1 && roots.Roots[0].Active && roots.Roots[0].ID == roots.ActiveRootID)
+            #expect(metadata.index != nil && metadata.defaultACLPolicy == "allow")
+            let (leaf, _) = try await fixture.client.get(LeafCertificate.self, "/v1/agent/connect/ca/leaf/orders")
+            let certificate = try Certificate(pemEncoded: leaf.CertPEM)
+            let uris = try certificate.extensions.subjectAlternativeNames?.compactMap { name -> String? in
+                if case .uniformResourceIdentifier(let uri) = name { return uri }
+                return nil
+            }
+            #expect(uris == ["spiffe://11111111-2222-3333-4444-555555555555.consul/ns/default/dc/dc1/svc/orders"])
+            #expect(leaf.ServiceURI == uris?.first)
+            #expect(leaf.validBefore! > Date().addingTimeInterval(71 * 3600))
+        }
+    }
+
+    @Test func aChangeWakesTheLongPollAtOnce() async throws {
+        try await ConsulFixture.with { fixture in
+            try fixture.server.linkServices(["orders"])
+            let (task, recorder) = fixture.start(WatchEndpoint<[GatewayService]>.json("/v1/catalog/gateway-services/lambda-gateway"))
+            defer { task.cancel() }
+            try await recorder.waitFor(count: 1)
+            #expect(recorder.delivered[0].map(\.Service.Name) == ["orders"])
+            // Let the watch settle into its long poll (wait is 10 s), then change the data.
+            try await Task.sleep(for: .milliseconds(100))
+            let changed = ContinuousClock.now
+            try fixture.server.linkServices(["orders", "thumbnails"])
+            try await recorder.waitFor(count: 2)
+            let latency = recorder.values.withLock { $0[1].1 } - changed
+            #expect(recorder.delivered[1].map(\.Service.Name) == ["orders", "thumbnails"])
+            // Far below the 10 s wait: the long poll returned on the write (the issue asks for < 50 ms;
+            // the figure is printed, the bound here leaves room for a loaded CI machine).
+            print("consul watch wake-up latency: \(latency)")
+            #expect(latency < .milliseconds(500))
+            let blocking = fixture.requests(to: "/v1/catalog/gateway-services/lambda-gateway").dropFirst()
+            #expect(blocking.allSatisfy { $0.uri.contains("index=") && $0.uri.contains("wait=10000ms") })
+        }
+    }
+
+    @Test func unchangedAnswersAreNotDelivered() async throws {
+        try await ConsulFixture.with { fixture in
+            try fixture.server.setConfigEntry(#"{"Kind":"service-defaults","Name":"orders","Protocol":"http"}"#)
+            let (task, recorder) = fixture.start(WatchEndpoint<[ServiceDefaults]>.json("/v1/config/service-defaults"))
+            defer { task.cancel() }
+            try await recorder.waitFor(count: 1)
+            // Unrelated writes bump the config table and wake the poll with the same data.
+            for _ in 0..<3 {
+                fixture.server.touchConfigTable()
+                try await Task.sleep(for: .milliseconds(30))
+            }
+            #expect(fixture.requests(to: "/v1/config/service-defaults").count >= 3)
+            #expect(recorder.delivered.count == 1)
+        }
+    }
+
+    @Test func missingConfigEntryIsAbsentAndItsCreationWakesTheWatch() async throws {
+        try await ConsulFixture.with { fixture in
+            let endpoint: WatchEndpoint<ConfigEntryAnswer<ServiceResolver>> = .configEntry(kind: "service-resolver", name: "orders")
+            let (task, recorder) = fixture.start(endpoint)
+            defer { task.cancel() }
+            try await recorder.waitFor(count: 1)
+            #expect(recorder.delivered[0] == .absent)
+            try await Task.sleep(for: .milliseconds(50))
+            try fixture.server.setConfigEntry(#"{"Kind":"service-resolver","Name":"orders","RequestTimeout":"30s"}"#)
+            try await recorder.waitFor(count: 2)
+            #expect(recorder.delivered[1].entry?.RequestTimeout == .seconds(30))
+            #expect(recorder.errors.withLock { $0.isEmpty })
+        }
+    }
+
+    @Test func indexGoingBackwardsRestartsWithAnImmediateQuery() async throws {
+        try await ConsulFixture.with { fixture in
+            try fixture.server.linkServices(["orders"])
+            let (task, recorder) = fixture.start(WatchEndpoint<[GatewayService]>.json("/v1/catalog/gateway-services/lambda-gateway"))
+            defer { task.cancel() }
+            try await recorder.waitFor(count: 1)
+            fixture.server.overrideNextIndex(1)  // a snapshot restore
+            try fixture.server.linkServices(["thumbnails"])
+            try await recorder.waitFor(count: 2)
+            try await Task.sleep(for: .milliseconds(100))
+            let uris = fixture.requests(to: "/v1/catalog/gateway-services/lambda-gateway").map(\.uri)
+            // first (no index), blocking, then the restart without index, then blocking again.
+            #expect(uris.count >= 3)
+            #expect(!uris[2].contains("index="))
+            #expect(recorder.delivered.last?.map(\.Service.Name) == ["thumbnails"])
+        }
+    }
+
+    @Test func errorsBackOffAndKeepTheLastValue() async throws {
+        try await ConsulFixture.with { fixture in
+            try fixture.server.linkServices(["orders"])
+            let policy = BlockingQueryStateMachine.Policy(wait: .seconds(10), refillInterval: 0.01, baseBackoff: 0.1, maximumBackoff: 1)
+            let (task, recorder) = fixture.start(WatchEndpoint<[GatewayService]>.json("/v1/catalog/gateway-services/lambda-gateway"), policy: policy)
+            defer { task.cancel() }
+            try await recorder.waitFor(count: 1)
+            fixture.server.inject(.status(500, body: "No cluster leader"), count: 3, pathPrefix: "/v1/catalog/gateway-services")
+            fixture.server.inject(.malformedBody, count: 1, pathPrefix: "/v1/catalog/gateway-services")
+            // The long poll in flight returns the change; the next four requests fail.
+            try fixture.server.linkServices(["orders", "thumbnails"])
+            try await recorder.waitFor(count: 2)
+            let deadline = ContinuousClock.now + .seconds(5)
+            while recorder.errors.withLock({ $0.count }) < 4 && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            try await Task.sleep(for: .milliseconds(900))  // the retry after the last error
+            let errors = recorder.errors.withLock { $0 }
+            #expect(errors.count == 4)
+            #expect(errors.prefix(3).allSatisfy { $0.code == .status(500) && $0.message.contains("No cluster leader") })
+            #expect(errors.last?.code == .malformedBody)
+            #expect(recorder.delivered.count == 2)  // nothing delivered for the errors
+            let times = fixture.requests(to: "/v1/catalog/gateway-services/lambda-gateway").map(\.receivedAt)
+            let gaps = zip(times.dropFirst(), times).map { $0 - $1 }
+            // Backoff d = 0.1, 0.2, 0.4, 0.8 s; each wait is at least d/2.
+            let retryGaps = Array(gaps.suffix(4))
+            for (gap, minimum) in zip(retryGaps, [0.05, 0.1, 0.2, 0.4]) {
+                #expect(gap >= .milliseconds(Int(minimum * 1000) - 5), "gaps \(retryGaps)")
+            }
+        }
+    }
+
+    @Test func aConstantlyChangingObjectDoesNotCauseARequestStorm() async throws {
+        try await ConsulFixture.with { fixture in
+            let policy = BlockingQueryStateMachine.Policy(wait: .seconds(10), burst: 2, refillInterval: 0.5)
+            let (task, recorder) = fixture.start(WatchEndpoint<[ServiceDefaults]>.json("/v1/config/service-defaults"), policy: policy)
+            try await recorder.waitFor(count: 1)
+            let churn = Task {
+                var version = 0
+                while !Task.isCancelled {
+                    version += 1
+                    try? fixture.server.setConfigEntry(#"{"Kind":"service-defaults","Name":"orders","Meta":{"v":"\#(version)"}}"#)
+                    try? await Task.sleep(for: .milliseconds(2))
+                }
+            }
+            try await Task.sleep(for: .seconds(2))
+            churn.cancel()
+            task.cancel()
+            let count = fixture.requests(to: "/v1/config/service-defaults").count
+            // 1 first request + 2 burst + at most 2 s / 0.5 s refills (+1 for timing edges).
+            #expect(count <= 8, "\(count) requests in 2 s")
+            #expect(count >= 4)
+        }
+    }
+
+    @Test func cancellationStopsTheWatchAtOnceAndDeliversNothingMore() async throws {
+        try await ConsulFixture.with { fixture in
+            try fixture.server.linkServices(["orders"])
+            let (task, recorder) = fixture.start(WatchEndpoint<[GatewayService]>.json("/v1/catalog/gateway-services/lambda-gateway"))
+            try await recorder.waitFor(count: 1)
+            try await Task.sleep(for: .milliseconds(100))  // in its long poll now
+            let cancelled = ContinuousClock.now
+            task.cancel()
+            await task.value
+            #expect(ContinuousClock.now - cancelled < .seconds(2))
+            try fixture.server.linkServices(["thumbnails"])
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(recorder.delivered.count == 1)
+        }
+    }
+
+    @Test func tokensAreSentAndUnknownTokensAreErrors() async throws {
+        var options = ConsulTestServer.Options()
+        options.requiredToken = "s3cr3t"
+        try await ConsulFixture.with(options: options, environment: ["CONSUL_HTTP_TOKEN": "s3cr3t"]) { fixture in
+            let (roots, _) = try await fixture.client.get(CARoots.self, "/v1/agent/connect/ca/roots")
+            #expect(!roots.Roots.isEmpty)
+            #expect(fixture.server.requests.allSatisfy { $0.header("x-consul-token") == "s3cr3t" })
+        }
+        try await ConsulFixture.with(options: options, environment: ["CONSUL_HTTP_TOKEN": "wrong"]) { fixture in
+            do throws(ConsulError) {
+                _ = try await fixture.client.get(CARoots.self, "/v1/agent/connect/ca/roots")
+                Issue.record("a wrong token was accepted")
+            } catch {
+                #expect(error.code == .status(403) && error.isUnknownToken)
+            }
+        }
+    }
+
+    @Test func waitParsingAndNotFoundFollowConsul() async throws {
+        try await ConsulFixture.with { fixture in
+            do throws(ConsulError) {
+                _ = try await fixture.client.send(.GET, "/v1/catalog/services", query: [("index", "5"), ("wait", "forever")])
+                Issue.record("an invalid wait was accepted")
+            } catch {
+                #expect(error.code == .status(400) && error.message.contains("Invalid wait time"))
+            }
+            let missing = try await fixture.client.send(.GET, "/v1/config/service-defaults/nope", allowNotFound: true)
+            #expect(missing.status == 404 && missing.metadata.index != nil)
+            #expect(String(buffer: missing.body) == #"Config entry not found for "service-defaults" / "nope""#)
+        }
+    }
+}

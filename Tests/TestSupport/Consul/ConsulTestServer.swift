@@ -1,0 +1,232 @@
+import ConsulAPI
+import Crypto
+import Foundation
+import LambdaPayload
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// A stand-in for a Consul agent's HTTP API, with Consul's JSON shapes and real blocking-query
+/// semantics (consul-api.md §8), plus controls for tests: change state, rotate the CA, inject faults.
+///
+/// Consul cannot be installed here; every Consul-facing test talks to this server over real HTTP.
+public final class ConsulTestServer: Sendable {
+    public struct Options: Sendable {
+        public var trustDomain = "11111111-2222-3333-4444-555555555555.consul"
+        public var datacenter = "dc1"
+        public var defaultACLPolicy = "allow"
+        /// When set, every request must carry this token (`X-Consul-Token` or `Authorization: Bearer`).
+        public var requiredToken: String?
+        public var leafLifetime: TimeInterval = 72 * 3600
+        public init() {}
+    }
+
+    /// A fault for the next `count` requests whose path starts with `pathPrefix`.
+    public enum Fault: Sendable {
+        case status(Int, body: String)
+        case hang
+        case closeConnection
+        case malformedBody
+    }
+
+    struct State {
+        var store = ConsulTestStore()
+        var options: Options
+        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var nextWaiter: UInt64 = 0
+        var faults: [(prefix: String, remaining: Int, fault: Fault)] = []
+        var indexOverride: UInt64?
+        var requests: [RecordedRequest] = []
+    }
+
+    let state: NIOLockedValueBox<State>
+    private let server: TestHTTPServer
+
+    public var baseURL: String { server.baseURL }
+    public var port: Int { server.port }
+    /// Every request received, oldest first.
+    public var requests: [RecordedRequest] { state.withLockedValue { $0.requests } }
+
+    public init(options: Options = Options()) async throws {
+        let state = NIOLockedValueBox(State(options: options))
+        self.state = state
+        let box = WeakBox()
+        server = try await TestHTTPServer { request in
+            guard let consul = box.server else { return ScriptedResponse(status: 503) }
+            return await consul.handle(request)
+        }
+        box.server = self
+        try rotateRoots(removeOld: true)
+    }
+
+    public func shutdown() async {
+        wakeAll()
+        await server.shutdown()
+    }
+
+    // MARK: Controls: data
+
+    /// Stores a config entry given as JSON text (PascalCase, as Consul prints it).
+    public func setConfigEntry(_ json: String) throws {
+        let value = try JSONParser.parse(Array(json.utf8))
+        let stored = write { $0.store.putConfigEntry(value, cas: nil) }
+        guard stored else { throw TestSupportError("config entry needs Kind and Name: \(json)") }
+    }
+
+    public func deleteConfigEntry(kind: String, name: String) {
+        _ = write { $0.store.deleteConfigEntry(kind: kind, name: name, cas: nil) }
+    }
+
+    /// Links services to a gateway: writes its `terminating-gateway` entry.
+    public func linkServices(_ services: [String], gateway: String = "lambda-gateway") throws {
+        let list = services.map { "{\"Name\":\"\($0)\"}" }.joined(separator: ",")
+        try setConfigEntry(#"{"Kind":"terminating-gateway","Name":"\#(gateway)","Services":[\#(list)]}"#)
+    }
+
+    /// Registers a catalog instance on the external node `lambdas`, as the registrator does.
+    public func registerInstance(_ service: String, node: String = "lambdas", tags: [String] = ["managed-by-lambda-registrator"]) {
+        write {
+            $0.store.register(
+                .init(node: node, id: service, service: service, tags: tags, meta: [:], address: "", port: 0, kind: "", createIndex: 0, modifyIndex: 0),
+                nodeMeta: ["external-node": "true", "external-probe": "true"]
+            )
+        }
+    }
+
+    public func deregisterInstance(_ service: String, node: String = "lambdas") {
+        write { $0.store.deregister(node: node, serviceID: service) }
+    }
+
+    /// Issues a new leaf for `service` (new serial, new `ModifyIndex`).
+    public func rotateLeaf(_ service: String) throws {
+        let root = try activeRoot()
+        let leaf = try issueLeaf(service, root: root)
+        write { state in
+            var leaf = leaf
+            leaf.index = state.store.bump()
+            state.store.leaves[service] = leaf
+        }
+    }
+
+    /// A CA rotation step: adds a new active root; with `removeOld`, drops every other root. Every
+    /// leaf is re-issued by the new root, as the agent does after a root change.
+    public func rotateRoots(removeOld: Bool = false) throws {
+        let ca = try TestCA(commonName: "Consul CA \(UUID().uuidString.prefix(8))")
+        let id = SHA256.hash(data: Array(try ca.pem.utf8)).prefix(20).map { String(format: "%02x", $0) }.joined(separator: ":")
+        let pem = try ca.pem
+        let services = state.withLockedValue { Array($0.store.leaves.keys) }
+        let newRoot = ConsulTestStore.Root(id: id, ca: ca, pem: pem, index: 0)
+        let leaves = try services.map { ($0, try issueLeaf($0, root: newRoot)) }
+        write { state in
+            let index = state.store.bump()
+            state.store.rootsIndex = index
+            if removeOld { state.store.roots.removeAll() }
+            state.store.roots.append(ConsulTestStore.Root(id: id, ca: ca, pem: pem, index: index))
+            state.store.activeRootID = id
+            for (service, leaf) in leaves {
+                var leaf = leaf
+                leaf.index = state.store.bump()
+                state.store.leaves[service] = leaf
+            }
+        }
+    }
+
+    /// The active root CA, for tests that build clients trusted by the mesh.
+    public var activeRootCA: TestCA {
+        get throws { try activeRoot().ca }
+    }
+
+    func activeRoot() throws -> ConsulTestStore.Root {
+        guard let root = state.withLockedValue({ state in state.store.roots.first { $0.id == state.store.activeRootID } }) else {
+            throw TestSupportError("no active root")
+        }
+        return root
+    }
+
+    public func setDefaultACLPolicy(_ policy: String) {
+        state.withLockedValue { $0.options.defaultACLPolicy = policy }
+    }
+
+    // MARK: Controls: faults
+
+    public func inject(_ fault: Fault, count: Int = 1, pathPrefix: String) {
+        state.withLockedValue { $0.faults.append((pathPrefix, count, fault)) }
+    }
+
+    /// The next answer carries `X-Consul-Index: index` (1 = backwards, 0 = the zero index).
+    public func overrideNextIndex(_ index: UInt64) {
+        state.withLockedValue { $0.indexOverride = index }
+    }
+
+    /// Writes that touch nothing a watch reads but bump the config table (Consul wakes watches on them).
+    public func touchConfigTable() {
+        write { state in
+            _ = state.store.putConfigEntry(.object([JSONMember("Kind", .string("proxy-defaults-noise")), JSONMember("Name", .string("n"))]), cas: nil)
+        }
+    }
+
+    // MARK: Internals
+
+    @discardableResult
+    func write<T>(_ body: (inout State) -> T) -> T {
+        let (result, waiters) = state.withLockedValue { state in
+            let result = body(&state)
+            let waiters = Array(state.waiters.values)
+            state.waiters.removeAll()
+            return (result, waiters)
+        }
+        for waiter in waiters { waiter.resume() }
+        return result
+    }
+
+    func wakeAll() {
+        write { _ in () }
+    }
+
+    func issueLeaf(_ service: String, root: ConsulTestStore.Root) throws -> ConsulTestStore.Leaf {
+        try Self.issueLeaf(service, root: root, options: state.withLockedValue { $0.options })
+    }
+
+    /// Takes the options as a parameter: it is also called with the state lock held.
+    static func issueLeaf(_ service: String, root: ConsulTestStore.Root, options: Options) throws -> ConsulTestStore.Leaf {
+        let now = Date()
+        let uri = "spiffe://\(options.trustDomain)/ns/default/dc/\(options.datacenter)/svc/\(service)"
+        let validBefore = now.addingTimeInterval(options.leafLifetime)
+        let leaf = try root.ca.issueLeaf(commonName: service, dnsNames: [], ipAddresses: [], uris: [uri], notValidBefore: now.addingTimeInterval(-60), notValidAfter: validBefore)
+        return ConsulTestStore.Leaf(
+            certificatePEM: try leaf.certificatePEM,
+            keyPEM: leaf.keyPEM,
+            serial: leaf.certificate.serialNumber.description,
+            validAfter: now.addingTimeInterval(-60),
+            validBefore: validBefore,
+            index: 0
+        )
+    }
+
+    /// Waits until the store moves past `observed` (any write) or `deadline` passes.
+    func waitForChange(after observed: UInt64, until deadline: ContinuousClock.Instant) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let id: UInt64? = state.withLockedValue { state in
+                guard state.store.index == observed else { return nil }
+                state.nextWaiter += 1
+                state.waiters[state.nextWaiter] = continuation
+                return state.nextWaiter
+            }
+            guard let id else {
+                continuation.resume()
+                return
+            }
+            Task {
+                try? await Task.sleep(until: deadline)
+                let waiter = self.state.withLockedValue { $0.waiters.removeValue(forKey: id) }
+                waiter?.resume()
+            }
+        }
+    }
+}
+
+/// Lets the HTTP handler reach the server without a retain cycle.
+final class WeakBox: @unchecked Sendable {
+    // @unchecked: set once in ConsulTestServer.init before any request can arrive, then only read.
+    weak var server: ConsulTestServer?
+}
