@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
@@ -69,6 +70,18 @@ let package = Package(
             ]
         ),
 
+        // MARK: Gateway
+        .target(
+            name: "GatewayCore",
+            dependencies: [
+                "ConsulAPI",
+                "LambdaInvoke",
+                "LambdaPayload",
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         // MARK: Executable
         .executableTarget(
             name: "lambda-gateway",
@@ -107,6 +120,7 @@ let package = Package(
         ),
         .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
         .testTarget(name: "ConsulAPITests", dependencies: ["ConsulAPI", "TestSupport"]),
+        .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore", "ConsulAPI", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

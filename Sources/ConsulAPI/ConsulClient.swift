@@ -37,6 +37,9 @@ public final class ConsulClient: Sendable {
             tlsConfiguration: tls,
             redirectConfiguration: .disallow,
             timeout: .init(connect: .seconds(5)),
+            // Plain HTTP/1.1 holds one connection per outstanding long poll (consul-api.md §2.5):
+            // the pool must never make a watch queue behind another watch's long poll.
+            connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 1024),
             decompression: .disabled
         )
         http.httpVersion = .automatic

@@ -240,6 +240,39 @@ struct ConsulWatchTests {
         }
     }
 
+    @Test func aLeafLongPollReturnsWhenTheLeafRotates() async throws {
+        try await ConsulFixture.with { fixture in
+            let (first, metadata) = try await fixture.client.get(LeafCertificate.self, "/v1/agent/connect/ca/leaf/orders")
+            let index = try #require(metadata.index)
+            async let blocked = fixture.client.send(.GET, "/v1/agent/connect/ca/leaf/orders", query: [("index", String(index)), ("wait", "5s")], timeout: .seconds(10))
+            try await Task.sleep(for: .milliseconds(100))
+            try fixture.server.rotateLeaf("orders")
+            let answer = try await blocked
+            #expect(try #require(answer.metadata.index) > index)
+            let rotated = try JSONDecoder().decode(LeafCertificate.self, from: Data(answer.body.readableBytesView))
+            #expect(rotated.SerialNumber != first.SerialNumber && rotated.ModifyIndex == answer.metadata.index)
+        }
+    }
+
+    @Test func manyConcurrentLongPollsDoNotStarveEachOther() async throws {
+        try await ConsulFixture.with { fixture in
+            // More outstanding long polls than AsyncHTTPClient's default pool of 8 per host.
+            var tasks: [Task<Void, Never>] = []
+            var recorders: [WatchRecorder<ConfigEntryAnswer<ServiceResolver>>] = []
+            for number in 0..<20 {
+                let (task, recorder) = fixture.start(WatchEndpoint<ConfigEntryAnswer<ServiceResolver>>.configEntry(kind: "service-resolver", name: "s\(number)"))
+                tasks.append(task)
+                recorders.append(recorder)
+            }
+            defer { tasks.forEach { $0.cancel() } }
+            for recorder in recorders { try await recorder.waitFor(count: 1) }
+            try await Task.sleep(for: .milliseconds(100))
+            try fixture.server.setConfigEntry(#"{"Kind":"service-resolver","Name":"s19","RequestTimeout":"5s"}"#)
+            try await recorders[19].waitFor(count: 2, timeout: .seconds(2))
+            #expect(recorders[19].delivered.last?.entry?.RequestTimeout == .seconds(5))
+        }
+    }
+
     @Test func waitParsingAndNotFoundFollowConsul() async throws {
         try await ConsulFixture.with { fixture in
             do throws(ConsulError) {

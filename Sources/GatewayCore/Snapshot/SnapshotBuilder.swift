@@ -1,0 +1,111 @@
+import ConsulAPI
+import Foundation
+
+/// Builds a snapshot from the watch state with the serving rule of mesh-identity.md §8. Pure.
+public enum SnapshotBuilder {
+    public static func build(from state: ConsulState, version: UInt64, now: Date) -> GatewaySnapshot {
+        var snapshot = GatewaySnapshot.empty
+        snapshot.version = version
+        snapshot.createdAt = now
+        if let roots = state.roots {
+            snapshot.trustDomain = roots.TrustDomain
+            snapshot.activeRootID = roots.ActiveRootID
+            snapshot.rootPEMs = roots.Roots.map(\.RootCert)
+        }
+        snapshot.datacenter = state.datacenterOverride ?? datacenter(from: state) ?? ""
+        snapshot.defaultIntentionPolicy = state.defaultACLPolicy ?? "deny"
+        snapshot.sanitizeXFCC = state.mesh?.entry?.HTTP?.SanitizeXForwardedClientCert ?? false
+
+        for service in state.linkedServices {
+            switch serve(service, state: state, snapshot: snapshot) {
+            case .success(let served):
+                snapshot.services[service] = served
+                for sni in served.snis { snapshot.sniTable[sni] = service }
+            case .failure(let reason):
+                snapshot.notServed[service] = reason.text
+            }
+        }
+        return snapshot
+    }
+
+    struct Reason: Error {
+        var text: String
+    }
+
+    static func serve(_ name: String, state: ConsulState, snapshot: GatewaySnapshot) -> Result<ServedService, Reason> {
+        func no(_ text: String) -> Result<ServedService, Reason> { .failure(Reason(text: text)) }
+        guard let catalog = state.catalogServices else { return no("catalog not fetched yet") }
+        guard catalog[name] != nil else { return no("no catalog instance") }
+        guard state.roots != nil, !snapshot.trustDomain.isEmpty else { return no("CA roots not known yet") }
+        guard !snapshot.datacenter.isEmpty else { return no("datacenter not known yet") }
+        guard let leafAnswer = state.leaves[name] else { return no("no leaf certificate yet") }
+        guard let leaf = validLeaf(leafAnswer, service: name, datacenter: snapshot.datacenter, trustDomain: snapshot.trustDomain) else {
+            return no("leaf certificate is invalid")
+        }
+        guard state.intentions != nil, state.intentionNames.contains(name) else { return no("intentions not fetched yet") }
+        guard let serviceDefaults = state.serviceDefaults, let resolvers = state.serviceResolvers,
+            let proxyDefaults = state.proxyDefaults, state.mesh != nil
+        else { return no("config entries not fetched yet") }
+
+        let defaults = serviceDefaults.first { $0.Name == name }
+        let protocolName = (defaults?.protocolName).flatMap { $0.isEmpty ? nil : $0 } ?? proxyDefaults.entry?.protocol ?? "tcp"
+        guard ["http", "http2", "grpc"].contains(protocolName.lowercased()) else { return no("protocol is \(protocolName), not http, http2 or grpc") }
+        let lambda: LambdaSettings
+        do {
+            guard let settings = try LambdaSettings.resolve(service: name, serviceDefaults: defaults, proxyDefaults: proxyDefaults.entry) else {
+                return no("not a Lambda service")
+            }
+            lambda = settings
+        } catch {
+            return no(error.description)
+        }
+
+        let resolver = resolvers.first { $0.Name == name }
+        let subsets = (resolver?.Subsets.keys).map { Array($0).sorted() } ?? []
+        let snis = [ServiceSNI.make(service: name, datacenter: snapshot.datacenter, trustDomain: snapshot.trustDomain)]
+            + subsets.map { ServiceSNI.make(service: name, subset: $0, datacenter: snapshot.datacenter, trustDomain: snapshot.trustDomain) }
+        let timeout = resolver.flatMap { $0.RequestTimeout > .zero ? $0.RequestTimeout : nil }
+        return .success(
+            ServedService(
+                name: name,
+                snis: snis,
+                lambda: lambda,
+                protocolName: protocolName.lowercased(),
+                requestTimeout: timeout,
+                intentions: state.intentions?[name] ?? [],
+                leaf: leaf
+            )
+        )
+    }
+
+    /// The datacenter from the first leaf's SPIFFE ID (consul-api.md §4.5).
+    static func datacenter(from state: ConsulState) -> String? {
+        for name in state.linkedServices.sorted() {
+            if let uri = state.leaves[name]?.ServiceURI, let dc = SPIFFEPath.segment("dc", in: uri) { return dc }
+        }
+        return nil
+    }
+
+    /// A leaf is valid when it names the service, in our datacenter and trust domain, and has dates.
+    static func validLeaf(_ leaf: LeafCertificate, service: String, datacenter: String, trustDomain: String) -> ServiceLeaf? {
+        guard leaf.ServiceURI.hasPrefix("spiffe://\(trustDomain)/"),
+            SPIFFEPath.segment("svc", in: leaf.ServiceURI) == service,
+            SPIFFEPath.segment("dc", in: leaf.ServiceURI) == datacenter,
+            leaf.CertPEM.contains("BEGIN CERTIFICATE"), leaf.PrivateKeyPEM.contains("PRIVATE KEY"),
+            let validAfter = leaf.validAfter, let validBefore = leaf.validBefore
+        else { return nil }
+        return ServiceLeaf(
+            certificatePEM: leaf.CertPEM, privateKeyPEM: leaf.PrivateKeyPEM, serviceURI: leaf.ServiceURI, serial: leaf.SerialNumber,
+            validAfter: validAfter, validBefore: validBefore, modifyIndex: leaf.ModifyIndex
+        )
+    }
+}
+
+/// Reading `spiffe://<td>/ns/<ns>/dc/<dc>/svc/<svc>` path segments.
+enum SPIFFEPath {
+    static func segment(_ key: String, in uri: String) -> String? {
+        let parts = uri.split(separator: "/").map(String.init)
+        guard let position = parts.firstIndex(of: key), position + 1 < parts.count else { return nil }
+        return parts[position + 1]
+    }
+}

@@ -1,0 +1,196 @@
+import ConsulAPI
+import Foundation
+import GatewayCore
+import LambdaInvoke
+import Logging
+import NIOPosix
+import Testing
+import TestSupport
+
+let ordersDefaults = #"{"Kind":"service-defaults","Name":"orders","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Required":false,"Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:orders","InvocationMode":"synchronous"}}]}"#
+let thumbnailsDefaults = #"{"Kind":"service-defaults","Name":"thumbnails","Protocol":"http","Meta":{"serverless.consul.hashicorp.com/v1alpha1/lambda/enabled":"true","serverless.consul.hashicorp.com/v1alpha1/lambda/arn":"arn:aws:lambda:eu-west-1:123456789012:function:thumbnails:live","serverless.consul.hashicorp.com/v1alpha1/lambda/region":"eu-west-1","serverless.consul.hashicorp.com/v1alpha1/lambda/payload-passthrough":"true","serverless.consul.hashicorp.com/v1alpha1/lambda/invocation-mode":"ASYNCHRONOUS"}}"#
+
+/// The Consul API test server, a Consul client, and the config source publishing into a store.
+struct SnapshotFixture {
+    let consul: ConsulTestServer
+    let client: ConsulClient
+    let store: SnapshotStore
+    let task: Task<Void, Never>
+
+    static func with(prepare: (ConsulTestServer) throws -> Void = { _ in }, _ body: (SnapshotFixture) async throws -> Void) async throws {
+        let consul = try await ConsulTestServer()
+        try prepare(consul)
+        let client = try ConsulClient(
+            configuration: try ConsulConfiguration(environment: ["CONSUL_HTTP_ADDR": consul.baseURL]),
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            logger: Logger(label: "consul")
+        )
+        let store = SnapshotStore()
+        let source = ConsulConfigSource(
+            client: client,
+            settings: .init(gatewayName: "lambda-gateway", watchPolicy: .init(wait: .seconds(10), baseBackoff: 0.05, maximumBackoff: 0.2), coalescing: .milliseconds(20)),
+            store: store,
+            logger: Logger(label: "snapshot")
+        )
+        let task = Task { await source.run() }
+        let fixture = SnapshotFixture(consul: consul, client: client, store: store, task: task)
+        do {
+            try await body(fixture)
+        } catch {
+            await fixture.stop()
+            throw error
+        }
+        await fixture.stop()
+    }
+
+    func stop() async {
+        task.cancel()
+        await task.value
+        try? await client.shutdown()
+        await consul.shutdown()
+    }
+
+    /// Waits until the published snapshot satisfies `condition`.
+    @discardableResult
+    func waitFor(_ what: String, timeout: Duration = .seconds(5), _ condition: (GatewaySnapshot) -> Bool) async throws -> GatewaySnapshot {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let snapshot = store.snapshot
+            if condition(snapshot) { return snapshot }
+            guard ContinuousClock.now < deadline else {
+                throw TestSupportError("timed out waiting for \(what); served \(snapshot.services.keys.sorted()), not served \(snapshot.notServed)")
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+}
+
+func prepareTwoServices(_ consul: ConsulTestServer) throws {
+    consul.registerInstance("orders")
+    consul.registerInstance("thumbnails")
+    try consul.setConfigEntry(ordersDefaults)
+    try consul.setConfigEntry(thumbnailsDefaults)
+    try consul.setConfigEntry(#"{"Kind":"service-intentions","Name":"orders","Sources":[{"Name":"web","Action":"allow"}]}"#)
+    try consul.linkServices(["orders", "thumbnails"])
+}
+
+@Suite("Snapshot assembly against the Consul API test server", .serialized)
+struct SnapshotAssemblyTests {
+    let trustDomain = "11111111-2222-3333-4444-555555555555.consul"
+
+    @Test func linkedReadyServicesAreServedWithEverythingTheDataPlaneNeeds() async throws {
+        try await SnapshotFixture.with(prepare: prepareTwoServices) { fixture in
+            let snapshot = try await fixture.waitFor("both services") { $0.services.count == 2 }
+            #expect(snapshot.trustDomain == trustDomain && snapshot.datacenter == "dc1" && snapshot.rootPEMs.count == 1)
+            #expect(snapshot.defaultIntentionPolicy == "allow")
+            let orders = try #require(snapshot.service(forSNI: "ORDERS.default.dc1.internal.\(trustDomain)."))
+            #expect(orders.name == "orders" && orders.protocolName == "http")
+            #expect(orders.lambda.function.description == "arn:aws:lambda:us-east-1:123456789012:function:orders")
+            #expect(orders.leaf.serviceURI == "spiffe://\(trustDomain)/ns/default/dc/dc1/svc/orders")
+            #expect(orders.leaf.certificatePEM.contains("BEGIN CERTIFICATE") && orders.leaf.privateKeyPEM.contains("PRIVATE KEY"))
+            #expect(orders.intentions.map(\.SourceName) == ["web"])
+            let thumbnails = try #require(snapshot.services["thumbnails"])
+            // Legacy Meta form, and ASYNCHRONOUS read case-insensitively.
+            #expect(thumbnails.lambda.invocationType == .event && thumbnails.lambda.passthrough && thumbnails.lambda.region == "eu-west-1")
+        }
+    }
+
+    @Test func linkingAndUnlinkingFollowLive() async throws {
+        try await SnapshotFixture.with(prepare: prepareTwoServices) { fixture in
+            try await fixture.waitFor("both") { $0.services.count == 2 }
+            try fixture.consul.linkServices(["orders"])
+            let after = try await fixture.waitFor("thumbnails gone") { $0.services["thumbnails"] == nil }
+            #expect(after.services["orders"] != nil)
+            #expect(after.service(forSNI: "thumbnails.default.dc1.internal.\(trustDomain)") == nil)
+            try fixture.consul.linkServices(["orders", "thumbnails"])
+            try await fixture.waitFor("thumbnails back") { $0.services["thumbnails"] != nil }
+        }
+    }
+
+    @Test func servedOnlyOnceReadyWithAnInstance() async throws {
+        try await SnapshotFixture.with(prepare: { consul in
+            try consul.setConfigEntry(ordersDefaults)
+            try consul.linkServices(["orders"])
+        }) { fixture in
+            let waiting = try await fixture.waitFor("reason") { $0.notServed["orders"] != nil }
+            #expect(waiting.notServed["orders"] == "no catalog instance")
+            fixture.consul.registerInstance("orders")
+            try await fixture.waitFor("orders served") { $0.services["orders"] != nil }
+            fixture.consul.deregisterInstance("orders")
+            let gone = try await fixture.waitFor("orders not served") { $0.services["orders"] == nil }
+            #expect(gone.notServed["orders"] == "no catalog instance")
+        }
+    }
+
+    @Test func invalidLambdaConfigIsLeftOutAndOthersAreServed() async throws {
+        try await SnapshotFixture.with(prepare: prepareTwoServices) { fixture in
+            try await fixture.waitFor("both") { $0.services.count == 2 }
+            try fixture.consul.setConfigEntry(#"{"Kind":"service-defaults","Name":"thumbnails","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:thumbnails","Region":"us-west-2"}}]}"#)
+            let snapshot = try await fixture.waitFor("thumbnails left out") { $0.services["thumbnails"] == nil }
+            #expect(snapshot.notServed["thumbnails"] == #"thumbnails: lambda config error: Region "us-west-2" does not match ARN region "us-east-1""#)
+            #expect(snapshot.services["orders"] != nil)
+        }
+    }
+
+    @Test func consulGoingAwayKeepsTheLastSnapshot() async throws {
+        try await SnapshotFixture.with(prepare: prepareTwoServices) { fixture in
+            let before = try await fixture.waitFor("both") { $0.services.count == 2 }
+            fixture.consul.inject(.status(500, body: "No cluster leader"), count: 1000, pathPrefix: "/v1/")
+            // Wake every watch so that each of them meets the errors.
+            fixture.consul.touchConfigTable()
+            fixture.consul.registerInstance("unrelated")
+            try await Task.sleep(for: .milliseconds(600))
+            let during = fixture.store.snapshot
+            #expect(during.services.keys.sorted() == ["orders", "thumbnails"])
+            #expect(during.version == before.version)
+            #expect(fixture.consul.requests.filter { $0.path.hasPrefix("/v1/") }.count > 10)
+        }
+    }
+
+    @Test func leafRotationPublishesTheNewLeaf() async throws {
+        try await SnapshotFixture.with(prepare: prepareTwoServices) { fixture in
+            let before = try await fixture.waitFor("both") { $0.services.count == 2 }
+            try fixture.consul.rotateLeaf("orders")
+            let after = try await fixture.waitFor("new leaf") { $0.services["orders"]?.leaf.serial != before.services["orders"]?.leaf.serial }
+            #expect(after.services["orders"]?.leaf.certificatePEM != before.services["orders"]?.leaf.certificatePEM)
+            #expect(after.services["thumbnails"]?.leaf == before.services["thumbnails"]?.leaf)
+        }
+    }
+
+    @Test func rootRotationKeepsBothRootsAndReissuesLeaves() async throws {
+        try await SnapshotFixture.with(prepare: prepareTwoServices) { fixture in
+            let before = try await fixture.waitFor("both") { $0.services.count == 2 }
+            try fixture.consul.rotateRoots()
+            let during = try await fixture.waitFor("two roots and new leaves") { snapshot in
+                snapshot.rootPEMs.count == 2 && snapshot.services["orders"]?.leaf.serial != before.services["orders"]?.leaf.serial
+                    && snapshot.services["thumbnails"]?.leaf.serial != before.services["thumbnails"]?.leaf.serial
+            }
+            #expect(during.activeRootID != before.activeRootID)
+            #expect(during.services.count == 2)
+        }
+    }
+
+    @Test func resolverSubsetsAddSNIsAndSetTheTimeout() async throws {
+        try await SnapshotFixture.with(prepare: prepareTwoServices) { fixture in
+            try fixture.consul.setConfigEntry(#"{"Kind":"service-resolver","Name":"orders","RequestTimeout":"1m30s","Subsets":{"v1":{"Filter":"Service.Meta.version == v1"}}}"#)
+            let snapshot = try await fixture.waitFor("subset SNI") { $0.services["orders"]?.snis.count == 2 }
+            #expect(snapshot.service(forSNI: "v1.orders.default.dc1.internal.\(trustDomain)")?.name == "orders")
+            #expect(snapshot.services["orders"]?.requestTimeout == .seconds(90))
+        }
+    }
+
+    @Test func aNonLambdaOrTCPServiceIsNotServed() async throws {
+        try await SnapshotFixture.with(prepare: { consul in
+            consul.registerInstance("plain")
+            consul.registerInstance("tcp")
+            try consul.setConfigEntry(#"{"Kind":"service-defaults","Name":"plain","Protocol":"http"}"#)
+            try consul.setConfigEntry(#"{"Kind":"service-defaults","Name":"tcp","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:tcp"}}]}"#)
+            try consul.linkServices(["plain", "tcp"])
+        }) { fixture in
+            let snapshot = try await fixture.waitFor("reasons") { $0.notServed.count == 2 }
+            #expect(snapshot.notServed["plain"] == "not a Lambda service")
+            #expect(snapshot.notServed["tcp"] == "protocol is tcp, not http, http2 or grpc")
+            #expect(snapshot.services.isEmpty)
+        }
+    }
+}
