@@ -86,6 +86,7 @@ let package = Package(
         .executableTarget(
             name: "lambda-gateway",
             dependencies: [
+                "ConsulAPI",
                 "LambdaInvoke",
                 "LambdaPayload",
                 "AWSCredentials",
@@ -118,7 +119,7 @@ let package = Package(
             name: "LambdaInvokeTests",
             dependencies: ["LambdaInvoke", "AWSCredentials", "AWSSigV4", "LambdaPayload", "TestSupport"]
         ),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "ConsulAPI"]),
         .testTarget(name: "ConsulAPITests", dependencies: ["ConsulAPI", "TestSupport"]),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore", "ConsulAPI", "TestSupport"]),
     ],

@@ -101,3 +101,35 @@ struct InvokeCommandTests {
         #expect(output.stderr.contains("invalid function ARN \"orders\""))
     }
 }
+
+@Suite("lambda-gateway register and deregister")
+struct RegisterCommandTests {
+    @Test func registerThenDeregisterThroughTheCLI() async throws {
+        let consul = try await ConsulTestServer()
+        defer { Task { await consul.shutdown() } }
+        let environment = ["HOME": "/nonexistent", "CONSUL_HTTP_ADDR": "127.0.0.1:1"]
+        let arn = "arn:aws:lambda:eu-west-1:123456789012:function:resize:live"
+        let registered = try await CLI.run(["register", arn, "--gateway", "lambda-gateway", "--async", "--passthrough", "--consul-addr", consul.baseURL], environment: environment)
+        #expect(registered.status == 0, "\(registered.stderr)")
+        #expect(registered.stdout.contains("registered resize"))
+        let writes = consul.requests.filter { $0.method == "PUT" }.map(\.path)
+        #expect(writes == ["/v1/config", "/v1/catalog/register", "/v1/config"])
+        let defaults = try #require(consul.requests.first { $0.method == "PUT" && $0.path == "/v1/config" }).bodyText
+        #expect(defaults.contains(#""ARN":"arn:aws:lambda:eu-west-1:123456789012:function:resize:live""#))
+        #expect(defaults.contains(#""InvocationMode":"asynchronous""#) && defaults.contains(#""PayloadPassthrough":true"#))
+
+        let deregistered = try await CLI.run(["deregister", arn, "--gateway", "lambda-gateway", "--consul-addr", consul.baseURL], environment: environment)
+        #expect(deregistered.status == 0, "\(deregistered.stderr)")
+        #expect(consul.requests.contains { $0.method == "DELETE" && $0.path == "/v1/config/service-defaults/resize" })
+    }
+
+    @Test func consulErrorsExitNonZero() async throws {
+        var options = ConsulTestServer.Options()
+        options.requiredToken = "right"
+        let consul = try await ConsulTestServer(options: options)
+        defer { Task { await consul.shutdown() } }
+        let output = try await CLI.run(["register", "arn:aws:lambda:us-east-1:123456789012:function:orders", "--gateway", "gw", "--consul-addr", consul.baseURL, "--consul-token", "wrong"], environment: ["HOME": "/nonexistent"])
+        #expect(output.status == 1)
+        #expect(output.stderr.contains("403") && output.stderr.contains("ACL not found"))
+    }
+}

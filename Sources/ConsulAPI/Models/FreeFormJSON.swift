@@ -1,5 +1,5 @@
 /// A JSON value of a free-form Consul field (`EnvoyExtensions[].Arguments`, `proxy-defaults` `Config`).
-public indirect enum FreeFormJSON: Decodable, Sendable, Hashable {
+public indirect enum FreeFormJSON: Codable, Sendable, Hashable {
     case null
     case bool(Bool)
     case number(Double)
@@ -21,6 +21,19 @@ public indirect enum FreeFormJSON: Decodable, Sendable, Hashable {
             self = .array(elements)
         } else {
             self = .object(try container.decode([String: FreeFormJSON].self))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let flag): try container.encode(flag)
+        case .number(let number):
+            if number.rounded() == number, abs(number) < 1e15 { try container.encode(Int64(number)) } else { try container.encode(number) }
+        case .string(let text): try container.encode(text)
+        case .array(let elements): try container.encode(elements)
+        case .object(let members): try container.encode(members)
         }
     }
 
