@@ -158,25 +158,28 @@ struct ConsulWatchTests {
             let (task, recorder) = fixture.start(WatchEndpoint<[GatewayService]>.json("/v1/catalog/gateway-services/lambda-gateway"), policy: policy)
             defer { task.cancel() }
             try await recorder.waitFor(count: 1)
+            let path = "/v1/catalog/gateway-services/lambda-gateway"
+            // Wait until the watch sits in its long poll, so the faults hit the requests after it.
+            while fixture.requests(to: path).count < 2 { try await Task.sleep(for: .milliseconds(5)) }
+            try await Task.sleep(for: .milliseconds(50))
             fixture.server.inject(.status(500, body: "No cluster leader"), count: 3, pathPrefix: "/v1/catalog/gateway-services")
             fixture.server.inject(.malformedBody, count: 1, pathPrefix: "/v1/catalog/gateway-services")
-            // The long poll in flight returns the change; the next four requests fail.
+            let before = fixture.requests(to: path).count  // the long poll in flight is counted already
+            // The long poll in flight returns the change; the next four requests fail, the fifth blocks.
             try fixture.server.linkServices(["orders", "thumbnails"])
             try await recorder.waitFor(count: 2)
-            let deadline = ContinuousClock.now + .seconds(5)
-            while recorder.errors.withLock({ $0.count }) < 4 && ContinuousClock.now < deadline {
+            let deadline = ContinuousClock.now + .seconds(10)
+            while fixture.requests(to: path).count < before + 5 && ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(10))
             }
-            try await Task.sleep(for: .milliseconds(900))  // the retry after the last error
             let errors = recorder.errors.withLock { $0 }
             #expect(errors.count == 4)
             #expect(errors.prefix(3).allSatisfy { $0.code == .status(500) && $0.message.contains("No cluster leader") })
             #expect(errors.last?.code == .malformedBody)
             #expect(recorder.delivered.count == 2)  // nothing delivered for the errors
-            let times = fixture.requests(to: "/v1/catalog/gateway-services/lambda-gateway").map(\.receivedAt)
-            let gaps = zip(times.dropFirst(), times).map { $0 - $1 }
+            let times = fixture.requests(to: path).map(\.receivedAt).suffix(5)
+            let retryGaps = zip(times.dropFirst(), times).map { $0 - $1 }
             // Backoff d = 0.1, 0.2, 0.4, 0.8 s; each wait is at least d/2.
-            let retryGaps = Array(gaps.suffix(4))
             for (gap, minimum) in zip(retryGaps, [0.05, 0.1, 0.2, 0.4]) {
                 #expect(gap >= .milliseconds(Int(minimum * 1000) - 5), "gaps \(retryGaps)")
             }
