@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "AWSCredentials", targets: ["AWSCredentials"]),
         .library(name: "LambdaInvoke", targets: ["LambdaInvoke"]),
         .library(name: "ConsulAPI", targets: ["ConsulAPI"]),
+        .library(name: "GatewayCore", targets: ["GatewayCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -112,6 +113,7 @@ let package = Package(
             ],
             path: "Tests/TestSupport"
         ),
+        .executableTarget(name: "consul-test-server", dependencies: ["TestSupport"], path: "Tests/ConsulTestServerMain"),
         .testTarget(name: "AWSSigV4Tests", dependencies: ["AWSSigV4"]),
         .testTarget(name: "LambdaPayloadTests", dependencies: ["LambdaPayload"]),
         .testTarget(name: "AWSCredentialsTests", dependencies: ["AWSCredentials", "TestSupport"]),

@@ -19,27 +19,43 @@ public struct CARoot: Decodable, Sendable, Hashable {
 
 /// `GET /v1/agent/connect/ca/leaf/<service>` (consul-api.md §5.2).
 public struct LeafCertificate: Decodable, Sendable, Hashable {
-    @Zero public var SerialNumber: String
+    public var SerialNumber: String
     /// The leaf, possibly followed by intermediates: present the whole chain.
-    @Zero public var CertPEM: String
-    @Zero public var PrivateKeyPEM: String
-    @Zero public var Service: String
-    @Zero public var ServiceURI: String
-    @Zero public var ValidAfterText: String
-    @Zero public var ValidBeforeText: String
-    @Zero public var Namespace: String
-    @Zero public var Partition: String
-    @Zero public var CreateIndex: UInt64
-    @Zero public var ModifyIndex: UInt64
+    public var CertPEM: String
+    public var PrivateKeyPEM: String
+    public var Service: String
+    public var ServiceURI: String
+    public var ValidAfter: String
+    public var ValidBefore: String
+    public var Namespace: String
+    public var Partition: String
+    public var CreateIndex: UInt64
+    public var ModifyIndex: UInt64
+    /// `ValidAfter`/`ValidBefore` parsed once, when the answer is decoded.
+    public let validAfter: Date?
+    public let validBefore: Date?
 
     enum CodingKeys: String, CodingKey {
-        case SerialNumber, CertPEM, PrivateKeyPEM, Service, ServiceURI, Namespace, Partition, CreateIndex, ModifyIndex
-        case ValidAfterText = "ValidAfter"
-        case ValidBeforeText = "ValidBefore"
+        case SerialNumber, CertPEM, PrivateKeyPEM, Service, ServiceURI, ValidAfter, ValidBefore, Namespace, Partition, CreateIndex, ModifyIndex
     }
 
-    public var validAfter: Date? { ConsulTime.parse(ValidAfterText) }
-    public var validBefore: Date? { ConsulTime.parse(ValidBeforeText) }
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        func text(_ key: CodingKeys) throws -> String { try container.decode(Zero<String>.self, forKey: key).wrappedValue }
+        SerialNumber = try text(.SerialNumber)
+        CertPEM = try text(.CertPEM)
+        PrivateKeyPEM = try text(.PrivateKeyPEM)
+        Service = try text(.Service)
+        ServiceURI = try text(.ServiceURI)
+        ValidAfter = try text(.ValidAfter)
+        ValidBefore = try text(.ValidBefore)
+        Namespace = try text(.Namespace)
+        Partition = try text(.Partition)
+        CreateIndex = try container.decode(Zero<UInt64>.self, forKey: .CreateIndex).wrappedValue
+        ModifyIndex = try container.decode(Zero<UInt64>.self, forKey: .ModifyIndex).wrappedValue
+        validAfter = ConsulTime.parse(ValidAfter)
+        validBefore = ConsulTime.parse(ValidBefore)
+    }
 }
 
 /// RFC 3339 times with optional fractional seconds (consul-api.md §2.4).

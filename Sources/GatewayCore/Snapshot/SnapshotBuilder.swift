@@ -16,8 +16,9 @@ public enum SnapshotBuilder {
         snapshot.defaultIntentionPolicy = state.defaultACLPolicy ?? "deny"
         snapshot.sanitizeXFCC = state.mesh?.entry?.HTTP?.SanitizeXForwardedClientCert ?? false
 
+        let lookups = Lookups(state)
         for service in state.linkedServices {
-            switch serve(service, state: state, snapshot: snapshot) {
+            switch serve(service, state: state, lookups: lookups, snapshot: snapshot) {
             case .success(let served):
                 snapshot.services[service] = served
                 for sni in served.snis { snapshot.sniTable[sni] = service }
@@ -32,7 +33,19 @@ public enum SnapshotBuilder {
         var text: String
     }
 
-    static func serve(_ name: String, state: ConsulState, snapshot: GatewaySnapshot) -> Result<ServedService, Reason> {
+    /// Entries by service name, built once per snapshot: a linear search per service would make
+    /// 10,000 linked services cost 10^8 comparisons.
+    struct Lookups {
+        var serviceDefaults: [String: ServiceDefaults] = [:]
+        var resolvers: [String: ServiceResolver] = [:]
+
+        init(_ state: ConsulState) {
+            for entry in state.serviceDefaults ?? [] { serviceDefaults[entry.Name] = entry }
+            for entry in state.serviceResolvers ?? [] { resolvers[entry.Name] = entry }
+        }
+    }
+
+    static func serve(_ name: String, state: ConsulState, lookups: Lookups, snapshot: GatewaySnapshot) -> Result<ServedService, Reason> {
         func no(_ text: String) -> Result<ServedService, Reason> { .failure(Reason(text: text)) }
         guard let catalog = state.catalogServices else { return no("catalog not fetched yet") }
         guard catalog[name] != nil else { return no("no catalog instance") }
@@ -43,11 +56,11 @@ public enum SnapshotBuilder {
             return no("leaf certificate is invalid")
         }
         guard state.intentions != nil, state.intentionNames.contains(name) else { return no("intentions not fetched yet") }
-        guard let serviceDefaults = state.serviceDefaults, let resolvers = state.serviceResolvers,
-            let proxyDefaults = state.proxyDefaults, state.mesh != nil
-        else { return no("config entries not fetched yet") }
+        guard state.serviceDefaults != nil, state.serviceResolvers != nil, let proxyDefaults = state.proxyDefaults, state.mesh != nil else {
+            return no("config entries not fetched yet")
+        }
 
-        let defaults = serviceDefaults.first { $0.Name == name }
+        let defaults = lookups.serviceDefaults[name]
         let protocolName = (defaults?.protocolName).flatMap { $0.isEmpty ? nil : $0 } ?? proxyDefaults.entry?.protocol ?? "tcp"
         guard ["http", "http2", "grpc"].contains(protocolName.lowercased()) else { return no("protocol is \(protocolName), not http, http2 or grpc") }
         let lambda: LambdaSettings
@@ -60,7 +73,7 @@ public enum SnapshotBuilder {
             return no(error.description)
         }
 
-        let resolver = resolvers.first { $0.Name == name }
+        let resolver = lookups.resolvers[name]
         let subsets = (resolver?.Subsets.keys).map { Array($0).sorted() } ?? []
         let snis = [ServiceSNI.make(service: name, datacenter: snapshot.datacenter, trustDomain: snapshot.trustDomain)]
             + subsets.map { ServiceSNI.make(service: name, subset: $0, datacenter: snapshot.datacenter, trustDomain: snapshot.trustDomain) }
@@ -80,17 +93,18 @@ public enum SnapshotBuilder {
 
     /// The datacenter from the first leaf's SPIFFE ID (consul-api.md §4.5).
     static func datacenter(from state: ConsulState) -> String? {
-        for name in state.linkedServices.sorted() {
-            if let uri = state.leaves[name]?.ServiceURI, let dc = SPIFFEPath.segment("dc", in: uri) { return dc }
+        for name in state.linkedServices {
+            if let uri = state.leaves[name]?.ServiceURI, let dc = SPIFFEPath.segment("dc", in: uri) { return String(dc) }
         }
         return nil
     }
 
     /// A leaf is valid when it names the service, in our datacenter and trust domain, and has dates.
     static func validLeaf(_ leaf: LeafCertificate, service: String, datacenter: String, trustDomain: String) -> ServiceLeaf? {
-        guard leaf.ServiceURI.hasPrefix("spiffe://\(trustDomain)/"),
-            SPIFFEPath.segment("svc", in: leaf.ServiceURI) == service,
-            SPIFFEPath.segment("dc", in: leaf.ServiceURI) == datacenter,
+        let uri = leaf.ServiceURI
+        guard uri.hasPrefix("spiffe://"), uri.dropFirst(9).hasPrefix(trustDomain), uri.dropFirst(9 + trustDomain.count).hasPrefix("/"),
+            SPIFFEPath.segment("svc", in: uri) == service[...],
+            SPIFFEPath.segment("dc", in: uri) == datacenter[...],
             leaf.CertPEM.contains("BEGIN CERTIFICATE"), leaf.PrivateKeyPEM.contains("PRIVATE KEY"),
             let validAfter = leaf.validAfter, let validBefore = leaf.validBefore
         else { return nil }
@@ -101,11 +115,13 @@ public enum SnapshotBuilder {
     }
 }
 
-/// Reading `spiffe://<td>/ns/<ns>/dc/<dc>/svc/<svc>` path segments.
+/// Reading `spiffe://<td>/ns/<ns>/dc/<dc>/svc/<svc>` path segments without splitting the whole URI.
 enum SPIFFEPath {
-    static func segment(_ key: String, in uri: String) -> String? {
-        let parts = uri.split(separator: "/").map(String.init)
-        guard let position = parts.firstIndex(of: key), position + 1 < parts.count else { return nil }
-        return parts[position + 1]
+    static func segment(_ key: String, in uri: String) -> Substring? {
+        guard let marker = uri.range(of: "/\(key)/") else { return nil }
+        let rest = uri[marker.upperBound...]
+        let end = rest.firstIndex(of: "/") ?? rest.endIndex
+        let value = rest[..<end]
+        return value.isEmpty ? nil : value
     }
 }

@@ -12,8 +12,11 @@ extension ConsulTestServer {
     }
 
     func handle(_ request: RecordedRequest) async -> ScriptedResponse {
-        state.withLockedValue { $0.requests.append(request) }
         let (path, query) = Self.split(request.uri)
+        if path.hasPrefix("/_control/") {
+            return control(path: path, query: query)
+        }
+        state.withLockedValue { $0.requests.append(request) }
 
         if let fault = takeFault(path) {
             switch fault {
