@@ -1,31 +1,26 @@
 import Foundation
 import TestSupport
 
-// The Consul API test server, standalone: `swift run consul-test-server [--port-file PATH]`.
-// Prints its address; stops on SIGINT/SIGTERM. Loopback only.
-let arguments = CommandLine.arguments
+// The Consul API test server, standalone: `swift run consul-test-server [--port-file PATH]
+// [--token T] [--trust-domain TD] [--datacenter DC]`. Loopback only; stops on SIGINT/SIGTERM.
+
+func option(_ name: String) -> String? {
+    let arguments = CommandLine.arguments
+    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
+    return arguments[index + 1]
+}
+
 var options = ConsulTestServer.Options()
-if let index = arguments.firstIndex(of: "--token"), index + 1 < arguments.count { options.requiredToken = arguments[index + 1] }
-if let index = arguments.firstIndex(of: "--trust-domain"), index + 1 < arguments.count { options.trustDomain = arguments[index + 1] }
-if let index = arguments.firstIndex(of: "--datacenter"), index + 1 < arguments.count { options.datacenter = arguments[index + 1] }
+options.requiredToken = option("--token")
+if let trustDomain = option("--trust-domain") { options.trustDomain = trustDomain }
+if let datacenter = option("--datacenter") { options.datacenter = datacenter }
 let server = try await ConsulTestServer(options: options)
-print("consul-test-server listening on \(server.baseURL) (control API under /_control/)")
-if let index = arguments.firstIndex(of: "--port-file"), index + 1 < arguments.count {
-    try String(server.port).write(toFile: arguments[index + 1], atomically: true, encoding: .utf8)
+FileHandle.standardOutput.write(Data("consul-test-server listening on \(server.baseURL) (control API under /_control/)\n".utf8))
+if let portFile = option("--port-file") {
+    try String(server.port).write(toFile: portFile, atomically: true, encoding: .utf8)
 }
-let stopped = DispatchSemaphore(value: 0)
-let signalSources = [SIGINT, SIGTERM].map { number in
-    signal(number, SIG_IGN)
-    let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-    source.setEventHandler { stopped.signal() }
-    source.resume()
-    return source
+
+// Serves until the process is stopped (SIGTERM or SIGINT end it; there is no state to save).
+while true {
+    try await Task.sleep(for: .seconds(3600))
 }
-await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-    DispatchQueue.global().async {
-        stopped.wait()
-        continuation.resume()
-    }
-}
-signalSources.forEach { $0.cancel() }
-await server.shutdown()
