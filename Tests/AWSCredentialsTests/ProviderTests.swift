@@ -81,15 +81,10 @@ func withMetadataServer(
 ) async throws {
     let server = try await TestHTTPServer(handler: handler)
     let client = HTTPClient(eventLoopGroupProvider: .singleton)
-    do {
-        try await body(server, client)
-    } catch {
+    try await withTeardown { try await body(server, client) } teardown: {
         try? await client.shutdown()
         await server.shutdown()
-        throw error
     }
-    try await client.shutdown()
-    await server.shutdown()
 }
 
 @Suite("Web identity provider")

@@ -28,13 +28,7 @@ struct InvokeCommandTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let server = try await TestHTTPServer(tls: try ca.issueLeaf().serverTLSConfiguration(), handler: handler)
-        do {
-            try await body(server, try ca.writePEM(to: directory.url))
-        } catch {
-            await server.shutdown()
-            throw error
-        }
-        await server.shutdown()
+        try await withTeardown { try await body(server, try ca.writePEM(to: directory.url)) } teardown: { await server.shutdown() }
     }
 
     @Test func printsTheResultOfASignedCall() async throws {

@@ -33,15 +33,10 @@ struct ConsulFixture {
         env["CONSUL_HTTP_ADDR"] = server.baseURL
         let client = try ConsulClient(configuration: try ConsulConfiguration(environment: env), eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "consul"))
         let fixture = ConsulFixture(server: server, client: client)
-        do {
-            try await body(fixture)
-        } catch {
+        try await withTeardown { try await body(fixture) } teardown: {
             try? await client.shutdown()
             await server.shutdown()
-            throw error
         }
-        try? await client.shutdown()
-        await server.shutdown()
     }
 
     func start<Value>(_ endpoint: WatchEndpoint<Value>, policy: BlockingQueryStateMachine.Policy = .init(wait: .seconds(10))) -> (Task<Void, Never>, WatchRecorder<Value>) {

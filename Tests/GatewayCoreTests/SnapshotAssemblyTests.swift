@@ -34,13 +34,7 @@ struct SnapshotFixture {
         )
         let task = Task { await source.run() }
         let fixture = SnapshotFixture(consul: consul, client: client, store: store, task: task)
-        do {
-            try await body(fixture)
-        } catch {
-            await fixture.stop()
-            throw error
-        }
-        await fixture.stop()
+        try await withTeardown { try await body(fixture) } teardown: { await fixture.stop() }
     }
 
     func stop() async {

@@ -59,13 +59,7 @@ struct InvokeFixture {
         _ body: (InvokeFixture) async throws -> Void
     ) async throws {
         let fixture = try await start(configuration: configuration, credentials: credentials, trustServer: trustServer, handler: handler)
-        do {
-            try await body(fixture)
-        } catch {
-            await fixture.stop()
-            throw error
-        }
-        await fixture.stop()
+        try await withTeardown { try await body(fixture) } teardown: { await fixture.stop() }
     }
 }
 
