@@ -271,6 +271,26 @@ struct ConsulWatchTests {
         }
     }
 
+    @Test func aRotatedTokenFileIsReadAgainAfterACLNotFound() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let tokenFile = try directory.file("token", contents: "old-token\n")
+        var options = ConsulTestServer.Options()
+        options.requiredToken = "new-token"
+        try await ConsulFixture.with(options: options, environment: ["CONSUL_HTTP_TOKEN_FILE": tokenFile, "CONSUL_HTTP_TOKEN": "ignored"]) { fixture in
+            do throws(ConsulError) {
+                _ = try await fixture.client.get(CARoots.self, "/v1/agent/connect/ca/roots")
+                Issue.record("the old token was accepted")
+            } catch {
+                #expect(error.isUnknownToken)
+            }
+            try "new-token\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
+            let (roots, _) = try await fixture.client.get(CARoots.self, "/v1/agent/connect/ca/roots")
+            #expect(!roots.Roots.isEmpty)
+            #expect(fixture.server.requests.map { $0.header("x-consul-token") } == ["old-token", "new-token"])
+        }
+    }
+
     @Test func waitParsingAndNotFoundFollowConsul() async throws {
         try await ConsulFixture.with { fixture in
             do throws(ConsulError) {
