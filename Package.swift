@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "lambda-gateway", targets: ["lambda-gateway"]),
         .library(name: "AWSSigV4", targets: ["AWSSigV4"]),
         .library(name: "LambdaPayload", targets: ["LambdaPayload"]),
+        .library(name: "MeshIdentity", targets: ["MeshIdentity"]),
         .library(name: "AWSCredentials", targets: ["AWSCredentials"]),
         .library(name: "LambdaInvoke", targets: ["LambdaInvoke"]),
         .library(name: "ConsulAPI", targets: ["ConsulAPI"]),
@@ -30,6 +31,7 @@ let package = Package(
             name: "AWSSigV4",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]
         ),
+        .target(name: "MeshIdentity"),
         .target(
             name: "LambdaPayload",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
@@ -76,6 +78,7 @@ let package = Package(
             name: "GatewayCore",
             dependencies: [
                 "ConsulAPI",
+                "MeshIdentity",
                 "LambdaInvoke",
                 "LambdaPayload",
                 .product(name: "Atomics", package: "swift-atomics"),
@@ -116,6 +119,7 @@ let package = Package(
         .executableTarget(name: "consul-test-server", dependencies: ["TestSupport"], path: "Tests/ConsulTestServerMain"),
         .testTarget(name: "AWSSigV4Tests", dependencies: ["AWSSigV4"]),
         .testTarget(name: "LambdaPayloadTests", dependencies: ["LambdaPayload"]),
+        .testTarget(name: "MeshIdentityTests", dependencies: ["MeshIdentity"]),
         .testTarget(name: "AWSCredentialsTests", dependencies: ["AWSCredentials", "TestSupport"]),
         .testTarget(
             name: "LambdaInvokeTests",
@@ -123,7 +127,7 @@ let package = Package(
         ),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "ConsulAPI"]),
         .testTarget(name: "ConsulAPITests", dependencies: ["ConsulAPI", "TestSupport"]),
-        .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore", "ConsulAPI", "TestSupport"]),
+        .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore", "ConsulAPI", "MeshIdentity", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

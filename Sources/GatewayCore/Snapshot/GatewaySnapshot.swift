@@ -1,6 +1,7 @@
 import ConsulAPI
 import Foundation
 import LambdaInvoke
+import MeshIdentity
 
 /// Everything the data plane serves, immutable: built from Consul's answers, replaced atomically.
 public struct GatewaySnapshot: Sendable {
@@ -30,9 +31,7 @@ public struct GatewaySnapshot: Sendable {
 
     /// The service an SNI selects (ASCII case-insensitive, one trailing dot ignored).
     public func service(forSNI sni: String) -> ServedService? {
-        var key = sni.lowercased()
-        if key.hasSuffix(".") { key.removeLast() }
-        return sniTable[key].flatMap { services[$0] }
+        sniTable[ServiceSNI.normalize(sni)].flatMap { services[$0] }
     }
 }
 
@@ -58,12 +57,4 @@ public struct ServiceLeaf: Sendable, Hashable {
     public var validAfter: Date
     public var validBefore: Date
     public var modifyIndex: UInt64
-}
-
-/// `ServiceSNI` for the default partition (mesh-identity.md §2.1).
-public enum ServiceSNI {
-    public static func make(service: String, subset: String? = nil, namespace: String = "default", datacenter: String, trustDomain: String) -> String {
-        let base = "\(service).\(namespace).\(datacenter).internal.\(trustDomain)"
-        return (subset.map { "\($0)." + base } ?? base).lowercased()
-    }
 }

@@ -1,5 +1,6 @@
 import ConsulAPI
 import Foundation
+import MeshIdentity
 
 /// Builds a snapshot from the watch state with the serving rule of mesh-identity.md §8. Pure.
 public enum SnapshotBuilder {

@@ -1,0 +1,158 @@
+/// Consul's intention semantics for one destination (mesh-identity.md §6.3), compiled once per
+/// snapshot and evaluated per request. Pure.
+public struct IntentionEvaluator: Sendable {
+    enum Verdict { case allow, deny, none }
+
+    struct Compiled: Sendable {
+        var rule: IntentionRule
+        var partition: String
+        var namespace: String
+        var wildness: Int
+        var permissions: [CompiledPermission]
+    }
+
+    struct CompiledPermission: Sendable {
+        var allow: Bool
+        var requiresJWT: Bool
+        var http: HTTPRule?
+        var pathRegex: PatternMatcher?
+        var headerRegexes: [PatternMatcher?]
+    }
+
+    let defaultAllow: Bool
+    let rules: [Compiled]
+    /// A regex that does not compile denies every request (Decision, §6.4).
+    public let configurationError: String?
+
+    public init(rules input: [IntentionRule], defaultPolicy: String) {
+        defaultAllow = defaultPolicy == "allow"
+        var error: String?
+        // 1. Unsupported sources are dropped. 2. Stable sort by precedence. 3. Duplicates dropped.
+        let supported = input.enumerated()
+            .filter { $0.element.sourcePeer.isEmpty && $0.element.sourceSamenessGroup.isEmpty && ($0.element.sourceType.isEmpty || $0.element.sourceType == "consul") }
+            .sorted { $0.element.precedence != $1.element.precedence ? $0.element.precedence > $1.element.precedence : $0.offset < $1.offset }
+            .map(\.element)
+        var seen = Set<[String]>()
+        var compiled: [Compiled] = []
+        for rule in supported {
+            let partition = rule.sourcePartition.isEmpty ? "default" : rule.sourcePartition
+            let namespace = rule.sourceNamespace.isEmpty ? "default" : rule.sourceNamespace
+            guard seen.insert([partition, namespace, rule.sourceName, rule.sourcePeer]).inserted else { continue }
+            let permissions = rule.permissions.map { permission -> CompiledPermission in
+                var pathRegex: PatternMatcher?
+                var headerRegexes: [PatternMatcher?] = []
+                if let http = permission.http {
+                    if !http.pathRegex.isEmpty {
+                        pathRegex = PatternMatcher(http.pathRegex)
+                        if pathRegex == nil { error = "PathRegex \"\(http.pathRegex)\" of the intention from \(rule.sourceName) does not compile" }
+                    }
+                    headerRegexes = http.headers.map { header in
+                        guard !header.regex.isEmpty else { return nil }
+                        let matcher = PatternMatcher(header.regex)
+                        if matcher == nil { error = "header Regex \"\(header.regex)\" of the intention from \(rule.sourceName) does not compile" }
+                        return matcher
+                    }
+                }
+                return CompiledPermission(allow: permission.action == "allow", requiresJWT: permission.requiresJWT, http: permission.http, pathRegex: pathRegex, headerRegexes: headerRegexes)
+            }
+            let wildness = namespace == "*" ? 2 : (rule.sourceName == "*" ? 1 : 0)
+            compiled.append(Compiled(rule: rule, partition: partition, namespace: namespace, wildness: wildness, permissions: permissions))
+        }
+        rules = compiled
+        configurationError = error
+    }
+
+    /// The decision for `caller` (nil: no service identity) making `request`.
+    public func isAllowed(caller: SPIFFEID?, request: AuthorizationRequest) -> Bool {
+        guard configurationError == nil else { return false }
+        var sawAllow = false
+        var sawDeny = false
+        for (index, rule) in rules.enumerated() where matches(rule, caller) {
+            // 5. Skip an intention covered by an earlier one that also matches the caller.
+            let covered = rules[..<index].contains { earlier in covers(earlier, rule) && matches(earlier, caller) }
+            if covered { continue }
+            switch verdict(rule, request) {
+            case .allow: sawAllow = true
+            case .deny: sawDeny = true
+            case .none: break
+            }
+        }
+        return defaultAllow ? !sawDeny : sawAllow
+    }
+
+    func matches(_ rule: Compiled, _ caller: SPIFFEID?) -> Bool {
+        guard let caller else { return false }
+        return rule.partition == caller.partition
+            && (rule.namespace == "*" || rule.namespace == caller.namespace)
+            && (rule.rule.sourceName == "*" || rule.rule.sourceName == caller.service)
+    }
+
+    func covers(_ higher: Compiled, _ rule: Compiled) -> Bool {
+        higher.wildness < rule.wildness && higher.partition == rule.partition
+            && (rule.namespace == "*" || rule.namespace == higher.namespace)
+            && (rule.rule.sourceName == "*" || rule.rule.sourceName == higher.rule.sourceName)
+    }
+
+    func verdict(_ rule: Compiled, _ request: AuthorizationRequest) -> Verdict {
+        if rule.rule.requiresJWT { return .deny }
+        if rule.permissions.isEmpty { return rule.rule.action == "allow" ? .allow : .deny }
+        for permission in rule.permissions where permissionMatches(permission, request) {
+            return permission.allow && !permission.requiresJWT ? .allow : .deny
+        }
+        return .none
+    }
+
+    func permissionMatches(_ permission: CompiledPermission, _ request: AuthorizationRequest) -> Bool {
+        guard let http = permission.http else { return true }
+        if !http.pathExact.isEmpty && request.path != http.pathExact { return false }
+        if !http.pathPrefix.isEmpty && !request.path.hasPrefix(http.pathPrefix) { return false }
+        if let regex = permission.pathRegex, !regex.wholeMatches(request.path) { return false }
+        if !http.methods.isEmpty && !http.methods.contains(request.method) { return false }
+        for (index, header) in http.headers.enumerated() {
+            let regex = index < permission.headerRegexes.count ? permission.headerRegexes[index] : nil
+            if let matched = headerMatches(header, regex: regex, request), !matched { return false }
+        }
+        return true
+    }
+
+    /// `nil` when the entry has no matcher (skipped, as Consul does).
+    func headerMatches(_ header: HeaderRule, regex: PatternMatcher?, _ request: AuthorizationRequest) -> Bool? {
+        let value = request.headerValue(header.name)
+        if header.present {
+            return (value != nil) != header.invert
+        }
+        let test: (String) -> Bool
+        func fold(_ text: String) -> String { header.ignoreCase ? text.lowercased() : text }
+        if !header.exact.isEmpty {
+            test = { fold($0) == fold(header.exact) }
+        } else if !header.prefix.isEmpty {
+            test = { fold($0).hasPrefix(fold(header.prefix)) }
+        } else if !header.suffix.isEmpty {
+            test = { fold($0).hasSuffix(fold(header.suffix)) }
+        } else if !header.contains.isEmpty {
+            test = { fold($0).contains(fold(header.contains)) }
+        } else if let regex {
+            test = { regex.wholeMatches($0) }
+        } else {
+            return nil
+        }
+        // A value matcher never matches a missing header, inverted or not (Envoy's behaviour).
+        guard let value else { return false }
+        return test(value) != header.invert
+    }
+}
+
+/// A compiled regular expression matched against whole strings (RE2-style patterns).
+struct PatternMatcher: @unchecked Sendable {
+    // @unchecked: `Regex` holds an immutable compiled program; matching does not mutate it.
+    let regex: Regex<AnyRegexOutput>
+
+    init?(_ pattern: String) {
+        guard let regex = try? Regex(pattern) else { return nil }
+        self.regex = regex
+    }
+
+    func wholeMatches(_ text: String) -> Bool {
+        (try? regex.wholeMatch(in: text)) != nil
+    }
+}

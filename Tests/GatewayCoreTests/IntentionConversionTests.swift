@@ -1,0 +1,29 @@
+import ConsulAPI
+import Foundation
+import GatewayCore
+import MeshIdentity
+import Testing
+
+@Suite("Intentions from Consul answers")
+struct IntentionConversionTests {
+    /// mesh-identity.md §6.7, last paragraph: the shared example answer with D = deny.
+    @Test func sharedExampleDecisions() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("shared/testdata/consul/intentions-match-orders.json")
+        let matches = try JSONDecoder().decode(IntentionMatches.self, from: try #require(FileManager.default.contents(atPath: url.path)))
+        let evaluator = IntentionEvaluator(rules: try #require(matches["orders"]).map(IntentionRule.init), defaultPolicy: "deny")
+        func caller(_ name: String) -> SPIFFEID { SPIFFEID(trustDomain: "11111111-2222-3333-4444-555555555555.consul", datacenter: "dc1", service: name) }
+        #expect(evaluator.isAllowed(caller: caller("web"), request: AuthorizationRequest(method: "POST", path: "/x")))
+        #expect(evaluator.isAllowed(caller: caller("billing"), request: AuthorizationRequest(method: "GET", path: "/orders/7", headers: [("x-tenant", "t")])))
+        #expect(!evaluator.isAllowed(caller: caller("billing"), request: AuthorizationRequest(method: "GET", path: "/orders/7")))
+        #expect(!evaluator.isAllowed(caller: caller("billing"), request: AuthorizationRequest(method: "GET", path: "/admin", headers: [("x-tenant", "t")])))
+        #expect(!evaluator.isAllowed(caller: caller("other"), request: AuthorizationRequest(method: "GET", path: "/")))
+    }
+
+    @Test func jwtFieldsBecomeRequirements() throws {
+        let intention = try JSONDecoder().decode(Intention.self, from: Data(#"{"SourceName":"web","Action":"allow","JWT":{"Providers":[{"Name":"okta"}]},"Precedence":9}"#.utf8))
+        #expect(IntentionRule(intention).requiresJWT)
+        let plain = try JSONDecoder().decode(Intention.self, from: Data(#"{"SourceName":"web","Action":"allow","JWT":null,"Precedence":9}"#.utf8))
+        #expect(!IntentionRule(plain).requiresJWT)
+    }
+}

@@ -1,0 +1,136 @@
+import MeshIdentity
+import Testing
+
+func caller(_ service: String, namespace: String = "default", partition: String = "default") -> SPIFFEID {
+    SPIFFEID(trustDomain: tdB, partition: partition, namespace: namespace, datacenter: "dc1", service: service)
+}
+
+/// The intentions of mesh-identity.md §6.7 for destination `orders`.
+let workedIntentions: [IntentionRule] = [
+    IntentionRule(
+        sourceName: "billing",
+        action: "",
+        permissions: [
+            IntentionPermissionRule(action: "deny", http: HTTPRule(pathPrefix: "/admin")),
+            IntentionPermissionRule(action: "allow", http: HTTPRule(pathPrefix: "/orders", methods: ["GET", "HEAD"], headers: [HeaderRule(name: "x-tenant", present: true)])),
+        ],
+        precedence: 9
+    ),
+    IntentionRule(sourceName: "web", action: "allow", precedence: 9),
+    IntentionRule(sourceName: "*", action: "deny", precedence: 8),
+    IntentionRule(sourceName: "reporting", action: "allow", precedence: 6),
+]
+
+@Suite("Intentions (mesh-identity.md §6)")
+struct IntentionEvaluatorTests {
+    struct Case: Sendable, CustomTestStringConvertible {
+        var row: String
+        var caller: SPIFFEID?
+        var method: String
+        var path: String
+        var headers: [String: String]
+        var allowedWhenDefaultDeny: Bool
+        var allowedWhenDefaultAllow: Bool
+        var testDescription: String { "row \(row)" }
+    }
+
+    static let worked: [Case] = [
+        Case(row: "A", caller: caller("web"), method: "POST", path: "/anything", headers: [:], allowedWhenDefaultDeny: true, allowedWhenDefaultAllow: true),
+        Case(row: "B", caller: caller("billing"), method: "GET", path: "/orders/1", headers: ["X-Tenant": "t1"], allowedWhenDefaultDeny: true, allowedWhenDefaultAllow: true),
+        Case(row: "C", caller: caller("billing"), method: "GET", path: "/orders/1", headers: [:], allowedWhenDefaultDeny: false, allowedWhenDefaultAllow: true),
+        Case(row: "D", caller: caller("billing"), method: "GET", path: "/admin/users", headers: ["x-tenant": "t1"], allowedWhenDefaultDeny: false, allowedWhenDefaultAllow: false),
+        Case(row: "E", caller: caller("billing"), method: "POST", path: "/orders", headers: ["x-tenant": "t1"], allowedWhenDefaultDeny: false, allowedWhenDefaultAllow: true),
+        Case(row: "F", caller: caller("api"), method: "GET", path: "/", headers: [:], allowedWhenDefaultDeny: false, allowedWhenDefaultAllow: false),
+        Case(row: "R", caller: caller("reporting"), method: "GET", path: "/", headers: [:], allowedWhenDefaultDeny: true, allowedWhenDefaultAllow: false),
+        Case(row: "N", caller: nil, method: "GET", path: "/", headers: [:], allowedWhenDefaultDeny: false, allowedWhenDefaultAllow: true),
+    ]
+
+    @Test(arguments: worked)
+    func workedCases(example: Case) {
+        let request = AuthorizationRequest(method: example.method, path: example.path, headers: example.headers.map { ($0.key, $0.value) })
+        #expect(IntentionEvaluator(rules: workedIntentions, defaultPolicy: "deny").isAllowed(caller: example.caller, request: request) == example.allowedWhenDefaultDeny)
+        #expect(IntentionEvaluator(rules: workedIntentions, defaultPolicy: "allow").isAllowed(caller: example.caller, request: request) == example.allowedWhenDefaultAllow)
+    }
+
+    @Test func orderInTheListDoesNotMatterOnlyPrecedence() {
+        let shuffled = [workedIntentions[3], workedIntentions[2], workedIntentions[1], workedIntentions[0]]
+        let evaluator = IntentionEvaluator(rules: shuffled, defaultPolicy: "deny")
+        #expect(evaluator.isAllowed(caller: caller("web"), request: AuthorizationRequest(method: "GET", path: "/")))
+        #expect(!evaluator.isAllowed(caller: caller("api"), request: AuthorizationRequest(method: "GET", path: "/")))
+    }
+
+    @Test func peersSamenessGroupsForeignTypesAndDuplicatesAreIgnored() {
+        let rules = [
+            IntentionRule(sourceName: "web", sourcePeer: "other-cluster", action: "allow", precedence: 9),
+            IntentionRule(sourceName: "web", sourceSamenessGroup: "group", action: "allow", precedence: 9),
+            IntentionRule(sourceName: "web", sourceType: "external-uri", action: "allow", precedence: 9),
+            IntentionRule(sourceName: "api", action: "deny", precedence: 9),
+            IntentionRule(sourceName: "api", action: "allow", precedence: 9),
+        ]
+        let evaluator = IntentionEvaluator(rules: rules, defaultPolicy: "deny")
+        #expect(!evaluator.isAllowed(caller: caller("web"), request: AuthorizationRequest(method: "GET", path: "/")))
+        #expect(!evaluator.isAllowed(caller: caller("api"), request: AuthorizationRequest(method: "GET", path: "/")))
+    }
+
+    @Test func namespaceAndPartitionMustMatch() {
+        let evaluator = IntentionEvaluator(rules: [IntentionRule(sourceName: "web", sourceNamespace: "team", action: "allow", precedence: 9)], defaultPolicy: "deny")
+        #expect(evaluator.isAllowed(caller: caller("web", namespace: "team"), request: AuthorizationRequest(method: "GET", path: "/")))
+        #expect(!evaluator.isAllowed(caller: caller("web"), request: AuthorizationRequest(method: "GET", path: "/")))
+        #expect(!evaluator.isAllowed(caller: caller("web", namespace: "team", partition: "emea"), request: AuthorizationRequest(method: "GET", path: "/")))
+    }
+
+    @Test func jwtRequirementsFailClosed() {
+        let rules = [
+            IntentionRule(sourceName: "web", action: "allow", requiresJWT: true, precedence: 9),
+            IntentionRule(sourceName: "api", action: "", permissions: [IntentionPermissionRule(action: "allow", requiresJWT: true)], precedence: 9),
+        ]
+        let evaluator = IntentionEvaluator(rules: rules, defaultPolicy: "allow")
+        #expect(!evaluator.isAllowed(caller: caller("web"), request: AuthorizationRequest(method: "GET", path: "/")))
+        #expect(!evaluator.isAllowed(caller: caller("api"), request: AuthorizationRequest(method: "GET", path: "/")))
+    }
+
+    @Test func pathRulesExactPrefixAndWholeRegex() {
+        func allowed(_ http: HTTPRule, _ method: String, _ path: String) -> Bool {
+            IntentionEvaluator(rules: [IntentionRule(sourceName: "web", action: "", permissions: [IntentionPermissionRule(action: "allow", http: http)], precedence: 9)], defaultPolicy: "deny")
+                .isAllowed(caller: caller("web"), request: AuthorizationRequest(method: method, path: path))
+        }
+        #expect(allowed(HTTPRule(pathExact: "/a"), "GET", "/a"))
+        #expect(!allowed(HTTPRule(pathExact: "/a"), "GET", "/a/b"))
+        #expect(allowed(HTTPRule(pathPrefix: "/ord"), "GET", "/orders"))  // plain string prefix
+        #expect(allowed(HTTPRule(pathRegex: "/orders/[0-9]+"), "GET", "/orders/42"))
+        #expect(!allowed(HTTPRule(pathRegex: "/orders/[0-9]+"), "GET", "/orders/42/items"))  // whole path
+        #expect(!allowed(HTTPRule(methods: ["GET"]), "get", "/"))  // case-sensitive
+    }
+
+    @Test func headerMatcherTable() {
+        func allowed(_ header: HeaderRule, _ headers: [(String, String)]) -> Bool {
+            IntentionEvaluator(rules: [IntentionRule(sourceName: "web", action: "", permissions: [IntentionPermissionRule(action: "allow", http: HTTPRule(headers: [header]))], precedence: 9)], defaultPolicy: "deny")
+                .isAllowed(caller: caller("web"), request: AuthorizationRequest(method: "GET", path: "/", headers: headers))
+        }
+        #expect(!allowed(HeaderRule(name: "x", present: true), []))
+        #expect(allowed(HeaderRule(name: "x", present: true, invert: true), []))
+        #expect(!allowed(HeaderRule(name: "x", exact: "a", invert: true), []))  // value matchers never match a missing header
+        #expect(allowed(HeaderRule(name: "X", present: true), [("x", "1")]))
+        #expect(!allowed(HeaderRule(name: "x", present: true, invert: true), [("x", "1")]))
+        #expect(allowed(HeaderRule(name: "x", exact: "a,b"), [("x", "a"), ("X", "b")]))  // values joined with ","
+        #expect(allowed(HeaderRule(name: "x", exact: "ABC", ignoreCase: true), [("x", "abc")]))
+        #expect(!allowed(HeaderRule(name: "x", exact: "ABC"), [("x", "abc")]))
+        #expect(allowed(HeaderRule(name: "x", prefix: "ab"), [("x", "abc")]))
+        #expect(allowed(HeaderRule(name: "x", suffix: "bc"), [("x", "abc")]))
+        #expect(allowed(HeaderRule(name: "x", contains: "b"), [("x", "abc")]))
+        #expect(allowed(HeaderRule(name: "x", regex: "a.c"), [("x", "abc")]))
+        #expect(!allowed(HeaderRule(name: "x", regex: "a.c"), [("x", "abcd")]))
+        #expect(allowed(HeaderRule(name: "x", exact: "a", invert: true), [("x", "b")]))
+        #expect(allowed(HeaderRule(name: "x"), []))  // no matcher: skipped
+    }
+
+    @Test func aRegexThatDoesNotCompileDeniesEverything() {
+        let rules = [
+            IntentionRule(sourceName: "web", action: "allow", precedence: 9),
+            IntentionRule(sourceName: "api", action: "", permissions: [IntentionPermissionRule(action: "allow", http: HTTPRule(pathRegex: "(unclosed"))], precedence: 9),
+        ]
+        let evaluator = IntentionEvaluator(rules: rules, defaultPolicy: "allow")
+        #expect(evaluator.configurationError?.contains("(unclosed") == true)
+        #expect(!evaluator.isAllowed(caller: caller("web"), request: AuthorizationRequest(method: "GET", path: "/")))
+    }
+}
