@@ -1,0 +1,42 @@
+import Foundation
+import NIOSSL
+import Synchronization
+
+/// One NIOSSL context per served service and leaf, built on first use and reused by every handshake
+/// for that service until the leaf changes (parsing PEM and keys per handshake would be wasteful).
+public final class ServiceTLSContexts: Sendable {
+    struct Key: Hashable {
+        var service: String
+        var serial: String
+        var modifyIndex: UInt64
+        var http2: Bool
+    }
+
+    private let contexts = Mutex<[Key: NIOSSLContext]>([:])
+
+    public init() {}
+
+    /// The server context presenting `service`'s leaf and requiring a client certificate. The
+    /// certificate check itself is the connection's verification callback.
+    public func context(for service: ServedService) throws -> NIOSSLContext {
+        let http2 = service.protocolName == "http2" || service.protocolName == "grpc"
+        let key = Key(service: service.name, serial: service.leaf.serial, modifyIndex: service.leaf.modifyIndex, http2: http2)
+        if let cached = contexts.withLock({ $0[key] }) { return cached }
+
+        let chain = try NIOSSLCertificate.fromPEMBytes(Array(service.leaf.certificatePEM.utf8))
+        let key2 = try NIOSSLPrivateKey(bytes: Array(service.leaf.privateKeyPEM.utf8), format: .pem)
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key2))
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.maximumTLSVersion = .tlsv13
+        configuration.certificateVerification = .noHostnameVerification
+        // ALPN (Decision): h2 only for http2/grpc services; http/1.1 otherwise.
+        configuration.applicationProtocols = http2 ? ["h2", "http/1.1"] : ["http/1.1"]
+        let context = try NIOSSLContext(configuration: configuration)
+        contexts.withLock { contexts in
+            // Leaves of one service replace each other; keep the map small.
+            contexts = contexts.filter { $0.key.service != service.name }
+            contexts[key] = context
+        }
+        return context
+    }
+}

@@ -1,0 +1,201 @@
+import ConsulAPI
+import Foundation
+import GatewayCore
+import Logging
+import MeshIdentity
+import NIOCore
+import NIOPosix
+import NIOSSL
+import Testing
+import TestSupport
+import X509
+
+/// A listener with the mesh TLS acceptor that answers each authenticated connection with one line:
+/// `<service> <caller SPIFFE ID> <ALPN>`.
+struct TLSFixture {
+    let snapshots: SnapshotFixture
+    let listener: Channel
+    let refusals: TLSRefusals
+    var port: Int { listener.localAddress!.port! }
+    let trustDomain = "11111111-2222-3333-4444-555555555555.consul"
+
+    static func with(_ body: (TLSFixture) async throws -> Void) async throws {
+        try await SnapshotFixture.with(prepare: prepareTwoServices) { snapshots in
+            try await snapshots.waitFor("both services") { $0.services.count == 2 }
+            let refusals = TLSRefusals()
+            let acceptor = MeshTLSAcceptor(store: snapshots.store, refusals: refusals, logger: Logger(label: "tls"), handshakeTimeout: .seconds(5))
+            let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .childChannelInitializer { channel in
+                    acceptor.configure(channel) { channel, connection in
+                        let line = "\(connection.service.name) \(connection.caller) \(connection.negotiatedProtocol ?? "-")\n"
+                        return channel.writeAndFlush(ByteBuffer(string: line))
+                    }
+                }
+                .bind(host: "127.0.0.1", port: 0)
+                .get()
+            let fixture = TLSFixture(snapshots: snapshots, listener: listener, refusals: refusals)
+            try await withTeardown { try await body(fixture) } teardown: { try? await listener.close() }
+        }
+    }
+
+    func sni(_ service: String) -> String { "\(service).default.dc1.internal.\(trustDomain)" }
+
+    func clientLeaf(_ service: String, ca: TestCA? = nil, trustDomain: String? = nil, uris: [String]? = nil, notValidAfter: Date = Date().addingTimeInterval(3600)) throws -> TestLeaf {
+        let issuer = try ca ?? snapshots.consul.activeRootCA
+        let uri = "spiffe://\(trustDomain ?? self.trustDomain)/ns/default/dc/dc1/svc/\(service)"
+        return try issuer.issueLeaf(commonName: service, dnsNames: [], ipAddresses: [], uris: uris ?? [uri], notValidBefore: Date().addingTimeInterval(-7200), notValidAfter: notValidAfter)
+    }
+
+    struct Outcome {
+        var line: String?
+        var presentedURI: String?
+        var presentedSerial: String?
+        var error: (any Error)?
+    }
+
+    /// Connects like a sidecar: SNI, the mesh CA as trust anchor, an optional client certificate.
+    func connect(sni: String?, client: TestLeaf?, alpn: [String] = []) async throws -> Outcome {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.trustRoots = .certificates([try snapshots.consul.activeRootCA.nioCertificate])
+        configuration.certificateVerification = .noHostnameVerification
+        configuration.applicationProtocols = alpn
+        if let client {
+            configuration.certificateChain = [.certificate(try NIOSSLCertificate(bytes: Array(client.certificatePEM.utf8), format: .pem))]
+            configuration.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(client.keyPEM.utf8), format: .pem))
+        }
+        let context = try NIOSSLContext(configuration: configuration)
+        let collector = LineCollector()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: sni))
+                    try channel.pipeline.syncOperations.addHandler(collector)
+                }
+            }
+            .connect(host: "127.0.0.1", port: port)
+            .get()
+        let result = await collector.result(channel: channel)
+        var presented: String?
+        var serial: String?
+        if let certificate = try? await channel.nioSSL_peerCertificate().get(), let parsed = try? Certificate(derEncoded: try certificate.toDERBytes()) {
+            serial = parsed.serialNumber.description
+            presented = try? parsed.extensions.subjectAlternativeNames.map { Array($0) }?.compactMap { name -> String? in
+                if case .uniformResourceIdentifier(let uri) = name { return uri }
+                return nil
+            }.first
+        }
+        try? await channel.close()
+        switch result {
+        case .success(let line): return Outcome(line: line, presentedURI: presented, presentedSerial: serial)
+        case .failure(let error): return Outcome(line: nil, presentedURI: presented, presentedSerial: serial, error: error)
+        }
+    }
+}
+
+/// Collects the first line the server sends, or the error that ended the connection.
+final class LineCollector: ChannelInboundHandler, @unchecked Sendable {
+    // @unchecked: touched only on the channel's event loop, and read after the promise completes.
+    typealias InboundIn = ByteBuffer
+    private var buffer = ""
+    private var promise: EventLoopPromise<String>?
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        promise = context.eventLoop.makePromise()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        buffer += bytes.readString(length: bytes.readableBytes) ?? ""
+        if let newline = buffer.firstIndex(of: "\n") {
+            promise?.succeed(String(buffer[..<newline]))
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        promise?.fail(error)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        promise?.fail(ChannelError.eof)
+    }
+
+    func result(channel: Channel) async -> Result<String, any Error> {
+        let future = channel.eventLoop.flatSubmit { self.promise!.futureResult }
+        do {
+            return .success(try await future.get())
+        } catch {
+            return .failure(error)
+        }
+    }
+}
+
+@Suite("Mesh TLS: SNI, the service's leaf, client certificates (mesh-identity.md §5)", .serialized)
+struct MeshTLSAcceptorTests {
+    @Test func theServicesOwnLeafIsPresentedAndTheCallerIsIdentified() async throws {
+        try await TLSFixture.with { fixture in
+            for service in ["orders", "thumbnails"] {
+                let outcome = try await fixture.connect(sni: fixture.sni(service), client: try fixture.clientLeaf("web"))
+                #expect(outcome.error == nil, "\(String(describing: outcome.error))")
+                #expect(outcome.presentedURI == "spiffe://\(fixture.trustDomain)/ns/default/dc/dc1/svc/\(service)")
+                #expect(outcome.line == "\(service) spiffe://\(fixture.trustDomain)/ns/default/dc/dc1/svc/web -")
+            }
+        }
+    }
+
+    @Test func sniIsMatchedCaseInsensitivelyAndALPNIsHTTP1ForHTTPServices() async throws {
+        try await TLSFixture.with { fixture in
+            let outcome = try await fixture.connect(sni: fixture.sni("ORDERS").uppercased(), client: try fixture.clientLeaf("web"), alpn: ["h2", "http/1.1"])
+            #expect(outcome.line?.hasSuffix(" http/1.1") == true, "\(String(describing: outcome.line)) \(String(describing: outcome.error))")
+        }
+    }
+
+    @Test func unknownOrMissingSNIIsRefusedBeforeAnyCertificate() async throws {
+        try await TLSFixture.with { fixture in
+            let unknown = try await fixture.connect(sni: fixture.sni("billing"), client: try fixture.clientLeaf("web"))
+            #expect(unknown.line == nil && unknown.presentedURI == nil)
+            let missing = try await fixture.connect(sni: nil, client: try fixture.clientLeaf("web"))
+            #expect(missing.line == nil && missing.presentedURI == nil)
+            #expect(fixture.refusals.unknownSNI.load(ordering: .relaxed) == 1)
+            #expect(fixture.refusals.missingSNI.load(ordering: .relaxed) == 1)
+        }
+    }
+
+    @Test func badClientCertificatesAreRefused() async throws {
+        try await TLSFixture.with { fixture in
+            let otherCA = try TestCA(commonName: "not the mesh CA")
+            let cases: [(String, TestLeaf?)] = [
+                ("no client certificate", nil),
+                ("another CA", try fixture.clientLeaf("web", ca: otherCA)),
+                ("expired", try fixture.clientLeaf("web", notValidAfter: Date().addingTimeInterval(-60))),
+                ("foreign trust domain", try fixture.clientLeaf("web", trustDomain: "99999999-2222-3333-4444-555555555555.consul")),
+                ("no SPIFFE ID", try fixture.clientLeaf("web", uris: [])),
+                ("two SPIFFE IDs", try fixture.clientLeaf("web", uris: ["spiffe://\(fixture.trustDomain)/ns/default/dc/dc1/svc/a", "spiffe://\(fixture.trustDomain)/ns/default/dc/dc1/svc/b"])),
+                ("agent ID", try fixture.clientLeaf("web", uris: ["spiffe://\(fixture.trustDomain)/agent/client/dc/dc1/id/x"])),
+            ]
+            for (name, leaf) in cases {
+                let outcome = try await fixture.connect(sni: fixture.sni("orders"), client: leaf)
+                #expect(outcome.line == nil, "\(name) was accepted")
+            }
+            let counted = fixture.refusals.clientCertificate.values.map { $0.load(ordering: .relaxed) }.reduce(0, +)
+            #expect(counted >= 5)  // a missing certificate is refused by TLS itself
+            #expect(fixture.refusals.clientCertificate[.foreignTrustDomain]?.load(ordering: .relaxed) == 1)
+            #expect(fixture.refusals.clientCertificate[.untrusted]?.load(ordering: .relaxed) == 2)
+        }
+    }
+
+    @Test func newHandshakesUseTheRotatedLeafAndRoots() async throws {
+        try await TLSFixture.with { fixture in
+            let before = try await fixture.snapshots.waitFor("orders") { $0.services["orders"] != nil }
+            let old = try await fixture.connect(sni: fixture.sni("orders"), client: try fixture.clientLeaf("web"))
+            #expect(old.presentedSerial == before.services["orders"]?.leaf.serial)
+            try fixture.snapshots.consul.rotateRoots()
+            let after = try await fixture.snapshots.waitFor("new leaf") { $0.rootPEMs.count == 2 && $0.services["orders"]?.leaf.serial != before.services["orders"]?.leaf.serial }
+            // A caller with a certificate from the new root is accepted; so is one from the old root (both are anchors).
+            let fresh = try await fixture.connect(sni: fixture.sni("orders"), client: try fixture.clientLeaf("web"))
+            #expect(fresh.line?.hasPrefix("orders ") == true, "\(String(describing: fresh.error))")
+            #expect(fresh.presentedSerial == after.services["orders"]?.leaf.serial)
+            #expect(fresh.presentedSerial != old.presentedSerial)
+        }
+    }
+}
