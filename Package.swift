@@ -86,8 +86,10 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
@@ -133,7 +135,7 @@ let package = Package(
         ),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "ConsulAPI"]),
         .testTarget(name: "ConsulAPITests", dependencies: ["ConsulAPI", "TestSupport"]),
-        .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore", "ConsulAPI", "MeshIdentity", "TestSupport"]),
+        .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore", "ConsulAPI", "MeshIdentity", "LambdaInvoke", "LambdaPayload", "AWSCredentials", "AWSSigV4", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

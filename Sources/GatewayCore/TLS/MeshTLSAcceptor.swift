@@ -15,6 +15,10 @@ public struct MeshConnection: Sendable {
     public var caller: SPIFFEID
     /// `h2`, `http/1.1`, or nil when the client offered no ALPN.
     public var negotiatedProtocol: String?
+    /// This connection's `x-forwarded-client-cert` element (mesh-identity.md §7).
+    public var forwardedClientCert: String
+    /// The peer's address, for the API Gateway v2 `sourceIp`.
+    public var peerIP: String
 }
 
 /// Counts refused handshakes by reason, for `/metrics`.
@@ -93,6 +97,7 @@ public struct MeshTLSAcceptor: Sendable {
                 switch await verifier.verify(certificates) {
                 case .success(let caller):
                     identity.caller = caller
+                    identity.forwardedClientCert = ForwardedClientCert.element(presentedURI: service.leaf.serviceURI, clientChain: certificates)
                     return .certificateVerified(VerificationMetadata(nil))
                 case .failure(let reason):
                     refusals.clientCertificate[reason]?.wrappingIncrement(ordering: .relaxed)
@@ -104,7 +109,15 @@ public struct MeshTLSAcceptor: Sendable {
         let completion = HandshakeCompletion { negotiated in
             timeout.cancel()
             guard let caller = identity.caller else { return channel.close() }
-            return established(channel, MeshConnection(service: service, snapshotVersion: snapshot.version, caller: caller, negotiatedProtocol: negotiated))
+            let connection = MeshConnection(
+                service: service,
+                snapshotVersion: snapshot.version,
+                caller: caller,
+                negotiatedProtocol: negotiated,
+                forwardedClientCert: identity.forwardedClientCert,
+                peerIP: channel.remoteAddress?.ipAddress ?? ""
+            )
+            return established(channel, connection)
         }
         return channel.pipeline.addHandlers([tls, completion])
     }
@@ -115,6 +128,7 @@ final class IdentityBox: @unchecked Sendable {
     // @unchecked: the callback's promise completes on the channel's event loop before the handshake
     // completes, and the handshake-completed event is delivered on the same loop.
     var caller: SPIFFEID?
+    var forwardedClientCert = ""
 }
 
 /// Waits for the TLS handshake, then lets the caller build the application pipeline.

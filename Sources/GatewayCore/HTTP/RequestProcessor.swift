@@ -1,0 +1,175 @@
+import Foundation
+import LambdaInvoke
+import LambdaPayload
+import Logging
+import MeshIdentity
+import NIOCore
+import Synchronization
+
+/// One complete client request, as any HTTP version delivers it.
+public struct GatewayRequest: Sendable {
+    public var method: String
+    /// The request target as received (origin-form or absolute-form).
+    public var target: String
+    public var headers: [HTTPField]
+    public var body: ByteBuffer
+    /// `HTTP/1.1`, `HTTP/1.0` or `HTTP/2.0`.
+    public var protocolName: String
+
+    public init(method: String, target: String, headers: [HTTPField], body: ByteBuffer, protocolName: String) {
+        self.method = method
+        self.target = target
+        self.headers = headers
+        self.body = body
+        self.protocolName = protocolName
+    }
+}
+
+/// Request limits and defaults (lambda.md §7).
+public struct ProcessingSettings: Sendable {
+    public var defaultRequestTimeout: Duration = .seconds(15)
+    public var maximumSyncPayloadBytes = 6_291_456
+    public var maximumAsyncPayloadBytes = 1_048_576
+    public init() {}
+}
+
+/// Turns an authenticated request into a Lambda call and its answer into a response:
+/// service still served → path normalized → intentions → payload → Invoke → response mapping.
+public final class RequestProcessor: Sendable {
+    let store: SnapshotStore
+    let invoker: LambdaInvokeClient
+    public let settings: ProcessingSettings
+    let logger: Logger
+    /// Compiled intentions per (snapshot version, service); a new snapshot replaces them all.
+    private let evaluators = Mutex<(version: UInt64, byService: [String: IntentionEvaluator])>((0, [:]))
+
+    public init(store: SnapshotStore, invoker: LambdaInvokeClient, settings: ProcessingSettings = ProcessingSettings(), logger: Logger) {
+        self.store = store
+        self.invoker = invoker
+        self.settings = settings
+        self.logger = logger
+    }
+
+    public static let accessDenied = LambdaHTTPResponse(
+        status: 403,
+        headers: [HTTPField("content-type", "text/plain")],
+        body: ByteBuffer(string: "RBAC: access denied")
+    )
+
+    public func process(_ request: GatewayRequest, connection: MeshConnection) async -> LambdaHTTPResponse {
+        // Every request uses the snapshot current when it starts (intentions, Lambda settings).
+        let snapshot = store.snapshot
+        guard let service = snapshot.services[connection.service.name] else {
+            return .error(status: 503, code: "ServiceNotServed", message: "\(connection.service.name) is no longer served by this gateway")
+        }
+        let (rawPath, query) = Self.split(target: request.target)
+        let path: String
+        do {
+            path = try PathNormalizer.normalize(rawPath)
+        } catch {
+            return .error(status: 400, code: "InvalidPath", message: "the request path is not valid")
+        }
+
+        let authorization = AuthorizationRequest(method: request.method, path: path, headers: request.headers.map { ($0.name, $0.value) })
+        guard evaluator(for: service, snapshot: snapshot).isAllowed(caller: connection.caller, request: authorization) else {
+            return Self.accessDenied
+        }
+
+        let asynchronous = service.lambda.invocationType == .event
+        let limit = asynchronous ? settings.maximumAsyncPayloadBytes : settings.maximumSyncPayloadBytes
+        guard request.body.readableBytes <= limit else {
+            return .error(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit")
+        }
+
+        let view = HTTPRequestView(
+            method: request.method,
+            path: path,
+            query: query,
+            headers: forwardedHeaders(request.headers, connection: connection, sanitize: snapshot.sanitizeXFCC),
+            authority: request.headers.first { $0.name.asciiCaseInsensitiveEquals("host") || $0.name == ":authority" }?.value,
+            body: request.body,
+            protocolName: request.protocolName,
+            sourceIP: connection.peerIP,
+            receivedAt: Date()
+        )
+        let payload: ByteBuffer
+        do {
+            payload = try RequestEncoder.encode(
+                view,
+                format: service.lambda.payloadFormat,
+                passthrough: service.lambda.passthrough,
+                context: PayloadContext(serviceName: service.name, accountID: service.lambda.function.accountID)
+            )
+        } catch {
+            return .error(status: 400, code: error.code.rawValue, message: error.message)
+        }
+        guard payload.readableBytes <= limit else {
+            return .error(status: 413, code: "RequestTooLarge", message: "the Lambda payload would be \(payload.readableBytes) bytes, over the \(limit)-byte limit")
+        }
+
+        let idempotent = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"].contains(request.method)
+        let invocation = InvokeRequest(
+            function: service.lambda.function,
+            payload: payload,
+            invocationType: service.lambda.invocationType,
+            timeout: service.requestTimeout ?? settings.defaultRequestTimeout,
+            mayRetryThrottling: idempotent
+        )
+        do {
+            let result = try await invoker.invoke(invocation)
+            do {
+                return try ResponseDecoder.response(for: result, format: service.lambda.payloadFormat, passthrough: service.lambda.passthrough, method: request.method)
+            } catch {
+                logger.info("function result cannot be mapped", metadata: ["service": "\(service.name)", "error": "\(error.message)"])
+                return .error(status: 502, code: error.code.rawValue, message: error.message)
+            }
+        } catch {
+            logger.info("lambda invocation failed", metadata: ["service": "\(service.name)", "error": "\(error)"])
+            var extra: [HTTPField] = []
+            if error.isThrottling, let retryAfter = error.retryAfter { extra.append(HTTPField("retry-after", String(retryAfter))) }
+            return .error(status: error.clientStatus, code: error.errorName, message: error.message, headers: extra)
+        }
+    }
+
+    /// The client's headers plus what the gateway adds (mesh-identity.md §9.4, §7).
+    func forwardedHeaders(_ headers: [HTTPField], connection: MeshConnection, sanitize: Bool) -> [HTTPField] {
+        var result = headers.filter { !$0.name.asciiCaseInsensitiveEquals("x-forwarded-client-cert") }
+        let incoming = headers.filter { $0.name.asciiCaseInsensitiveEquals("x-forwarded-client-cert") }.map(\.value)
+        if let value = ForwardedClientCert.headerValue(incoming: incoming.isEmpty ? nil : incoming.joined(separator: ","), element: connection.forwardedClientCert, sanitize: sanitize) {
+            result.append(HTTPField("x-forwarded-client-cert", value))
+        }
+        if !headers.contains(where: { $0.name.asciiCaseInsensitiveEquals("x-forwarded-proto") }) {
+            result.append(HTTPField("x-forwarded-proto", "https"))
+        }
+        if !headers.contains(where: { $0.name.asciiCaseInsensitiveEquals("x-request-id") }) {
+            result.append(HTTPField("x-request-id", UUID().uuidString.lowercased()))
+        }
+        return result
+    }
+
+    func evaluator(for service: ServedService, snapshot: GatewaySnapshot) -> IntentionEvaluator {
+        if let cached = evaluators.withLock({ $0.version == snapshot.version ? $0.byService[service.name] : nil }) {
+            return cached
+        }
+        let compiled = service.authorization(defaultPolicy: snapshot.defaultIntentionPolicy)
+        if let problem = compiled.configurationError {
+            logger.error("intentions cannot be evaluated; denying every request", metadata: ["service": "\(service.name)", "error": "\(problem)"])
+        }
+        evaluators.withLock { cache in
+            if cache.version != snapshot.version { cache = (snapshot.version, [:]) }
+            cache.byService[service.name] = compiled
+        }
+        return compiled
+    }
+
+    /// Origin-form `/p?q` or absolute-form `https://h/p?q` → (path, raw query or nil).
+    static func split(target: String) -> (String, String?) {
+        var rest = Substring(target)
+        if let scheme = rest.range(of: "://") {
+            rest = rest[scheme.upperBound...]
+            rest = rest.firstIndex(of: "/").map { rest[$0...] } ?? "/"
+        }
+        guard let question = rest.firstIndex(of: "?") else { return (String(rest), nil) }
+        return (String(rest[..<question]), String(rest[rest.index(after: question)...]))
+    }
+}

@@ -1,0 +1,166 @@
+import AWSCredentials
+import AWSSigV4
+import ConsulAPI
+import Foundation
+import GatewayCore
+import LambdaInvoke
+import Logging
+import NIOCore
+import NIOPosix
+import Testing
+import TestSupport
+
+/// The whole path on 127.0.0.1: Consul test server → snapshot → mTLS listener → HTTP/1.1 →
+/// signed Invoke to an HTTPS Lambda stand-in → response. Driven by curl as a real client.
+struct GatewayFixture {
+    let tls: TLSFixture
+    let lambda: TestHTTPServer
+    let files: TemporaryDirectory
+    let port: Int
+
+    static func with(lambdaHandler: @escaping TestHTTPServer.Handler, _ body: (GatewayFixture) async throws -> Void) async throws {
+        try await TLSFixture.with { tls in
+            let ca = try TestCA()
+            let lambda = try await TestHTTPServer(tls: try ca.issueLeaf().serverTLSConfiguration(), handler: lambdaHandler)
+            let files = try TemporaryDirectory()
+            let invoker = try LambdaInvokeClient(
+                configuration: LambdaInvokeConfiguration(endpoints: LambdaEndpointResolver(customEndpoint: lambda.baseURL), caFile: try ca.writePEM(to: files.url)),
+                credentials: StaticCredentialSource(Credentials(accessKeyID: "AKIDEXAMPLE", secretAccessKey: "secret")),
+                eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+                logger: Logger(label: "invoke")
+            )
+            let processor = RequestProcessor(store: tls.snapshots.store, invoker: invoker, logger: Logger(label: "gateway"))
+            let acceptor = MeshTLSAcceptor(store: tls.snapshots.store, logger: Logger(label: "tls"))
+            let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .childChannelInitializer { channel in
+                    acceptor.configure(channel) { channel, connection in processor.configureHTTP1(channel, connection: connection) }
+                }
+                .bind(host: "127.0.0.1", port: 0)
+                .get()
+            let fixture = GatewayFixture(tls: tls, lambda: lambda, files: files, port: listener.localAddress!.port!)
+            try await withTeardown { try await body(fixture) } teardown: {
+                try? await listener.close()
+                try? await invoker.shutdown()
+                await lambda.shutdown()
+                files.remove()
+            }
+        }
+    }
+
+    /// curl with a mesh client certificate for `caller`, SNI of `service`, HTTP/1.1.
+    func curl(_ service: String, path: String, caller: String = "web", extra: [String] = []) async throws -> (status: Int, body: String, headers: String) {
+        let leaf = try tls.clientLeaf(caller)
+        let cert = try files.file("\(caller).pem", contents: try leaf.certificatePEM)
+        let key = try files.file("\(caller).key", contents: leaf.keyPEM)
+        let host = tls.sni(service)
+        let headersFile = files.url.appendingPathComponent("headers-\(UUID().uuidString)").path
+        // -k: Consul leaves carry a SPIFFE URI SAN, not the SNI as a DNS name; sidecars check the URI.
+        let output = try await ChildProcess.run(
+            ["curl", "-sS", "-k", "--http1.1", "--cert", cert, "--key", key, "--resolve", "\(host):\(port):127.0.0.1", "-D", headersFile, "-w", "\n%{http_code}"]
+                + extra + ["https://\(host):\(port)\(path)"]
+        )
+        guard output.status == 0 else { throw TestSupportError("curl failed (\(output.status)): \(output.stderr)") }
+        let lines = output.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        let headers = (try? String(contentsOfFile: headersFile, encoding: .utf8)) ?? ""
+        return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"), headers)
+    }
+}
+
+/// A Lambda stand-in that returns the payload it received inside a shaped response.
+let echoPayload: TestHTTPServer.Handler = { request in
+    if request.header("x-amz-invocation-type") == "Event" { return ScriptedResponse(status: 202, headers: [("x-amzn-RequestId", "async-1")]) }
+    let body = String(data: try! JSONSerialization.data(withJSONObject: [request.bodyText], options: [.withoutEscapingSlashes]), encoding: .utf8)!.dropFirst().dropLast()
+    return ScriptedResponse(headers: [("x-amzn-RequestId", "req-42")], json: #"{"statusCode":201,"headers":{"x-seen":"yes"},"body":\#(body)}"#)
+}
+
+@Suite("HTTP/1.1 through the gateway, driven by curl", .serialized)
+struct HTTP1GatewayTests {
+    @Test func aRequestReachesTheFunctionAndTheResponseComesBack() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            let answer = try await gateway.curl("orders", path: "/orders/42/items?expand=true&expand=false", extra: ["-H", "content-type: application/json", "-H", "x-trace: a", "-H", "x-trace: b", "-d", #"{"qty": 2}"#])
+            #expect(answer.status == 201, "\(answer.body)")
+            #expect(answer.headers.lowercased().contains("x-seen: yes"))
+            #expect(answer.headers.lowercased().contains("x-amzn-requestid: req-42"))
+            let payload = try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as! [String: Any]
+            #expect(payload["raw_path"] as? String == "/orders/42/items?expand=true&expand=false")
+            #expect(payload["method"] as? String == "POST")
+            #expect(payload["body"] as? String == #"{"qty": 2}"#)
+            #expect((payload["query_string_parameters"] as? [String: String]) == ["expand": "true"])
+            let headers = try #require(payload["headers"] as? [String: String])
+            #expect(headers["x-trace"] == "a,b" && headers["x-forwarded-proto"] == "https" && headers["host"] == nil)
+            #expect(headers["x-request-id"]?.count == 36)
+            let xfcc = try #require(headers["x-forwarded-client-cert"])
+            #expect(xfcc.hasPrefix("By=spiffe://\(gateway.tls.trustDomain)/ns/default/dc/dc1/svc/orders;Hash="))
+            #expect(xfcc.hasSuffix(";URI=spiffe://\(gateway.tls.trustDomain)/ns/default/dc/dc1/svc/web"))
+            // Signed, with the full ARN in the path and no client header sent to AWS.
+            let invoke = try #require(gateway.lambda.requests.first)
+            #expect(invoke.path == "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Aorders/invocations")
+            #expect(invoke.header("authorization")?.hasPrefix("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/") == true)
+            #expect(invoke.header("x-trace") == nil)
+        }
+    }
+
+    @Test func asyncServicesAnswer202() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            let answer = try await gateway.curl("thumbnails", path: "/resize", extra: ["-H", "content-type: application/json", "-d", #"{"img":"a.png"}"#])
+            #expect(answer.status == 202)
+            #expect(gateway.lambda.requests.first?.header("x-amz-invocation-type") == "Event")
+            #expect(gateway.lambda.requests.first?.bodyText == #"{"img":"a.png"}"#)  // passthrough
+        }
+    }
+
+    @Test func intentionsDenyWith403AndNoLambdaCall() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            gateway.tls.snapshots.consul.setDefaultACLPolicy("deny")
+            try gateway.tls.snapshots.consul.setConfigEntry(#"{"Kind":"service-intentions","Name":"orders","Sources":[{"Name":"web","Action":"allow"},{"Name":"billing","Action":"","Permissions":[{"Action":"allow","HTTP":{"PathPrefix":"/orders","Methods":["GET"]}}]}]}"#)
+            try await gateway.tls.snapshots.waitFor("deny policy") { $0.defaultIntentionPolicy == "deny" && $0.services["orders"]?.intentions.count == 2 }
+            #expect(try await gateway.curl("orders", path: "/x", caller: "web").status == 201)
+            #expect(try await gateway.curl("orders", path: "/orders/1", caller: "billing").status == 201)
+            let denied = try await gateway.curl("orders", path: "/admin", caller: "billing")
+            #expect(denied.status == 403 && denied.body == "RBAC: access denied")
+            let stranger = try await gateway.curl("orders", path: "/orders/1", caller: "api")
+            #expect(stranger.status == 403)
+            #expect(gateway.lambda.requests.count == 2)
+        }
+    }
+
+    @Test func lambdaErrorsMapToGatewayStatuses() async throws {
+        let answers: [String: ScriptedResponse] = [
+            "/throttled": ScriptedResponse(status: 429, headers: [("X-Amzn-ErrorType", "TooManyRequestsException"), ("Retry-After", "3")], json: #"{"message":"Rate exceeded"}"#),
+            "/missing": ScriptedResponse(status: 404, headers: [("X-Amzn-ErrorType", "ResourceNotFoundException")], json: #"{"message":"Function not found"}"#),
+            "/failed": ScriptedResponse(headers: [("X-Amz-Function-Error", "Unhandled")], json: #"{"errorMessage":"boom"}"#),
+            "/garbage": ScriptedResponse(json: #"{"statusCode":"abc"}"#),
+        ]
+        try await GatewayFixture.with(lambdaHandler: { request in
+            let payload = try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any]
+            return answers[(payload?["raw_path"] as? String) ?? ""] ?? ScriptedResponse(json: "{}")
+        }) { gateway in
+            let throttled = try await gateway.curl("orders", path: "/throttled", extra: ["-X", "POST"])
+            #expect(throttled.status == 429 && throttled.headers.lowercased().contains("retry-after: 3"))
+            let missing = try await gateway.curl("orders", path: "/missing", extra: ["-X", "POST"])
+            #expect(missing.status == 502 && missing.body.contains("ResourceNotFoundException"))
+            let failed = try await gateway.curl("orders", path: "/failed", extra: ["-X", "POST"])
+            #expect(failed.status == 502 && failed.body.contains("boom") && failed.headers.lowercased().contains("x-amz-function-error: unhandled"))
+            let garbage = try await gateway.curl("orders", path: "/garbage", extra: ["-X", "POST"])
+            #expect(garbage.status == 502 && garbage.body.contains("InvalidFunctionResponse"))
+        }
+    }
+
+    @Test func oversizedBodiesGet413WithoutALambdaCall() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            let big = try gateway.files.file("big.json", contents: "\"" + String(repeating: "a", count: 6_291_460) + "\"")
+            let answer = try await gateway.curl("orders", path: "/upload", extra: ["-H", "content-type: application/json", "--data-binary", "@\(big)"])
+            #expect(answer.status == 413 && answer.body.contains("RequestTooLarge"))
+            #expect(gateway.lambda.requests.isEmpty)
+        }
+    }
+
+    @Test func keepAliveReusesTheConnection() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            let host = gateway.tls.sni("orders")
+            let answer = try await gateway.curl("orders", path: "/a", extra: ["-o", "/dev/null", "https://\(host):\(gateway.port)/b", "-o", "/dev/null", "https://\(host):\(gateway.port)/c"])
+            #expect(answer.status == 201)
+            #expect(gateway.lambda.requests.count == 3)
+        }
+    }
+}
