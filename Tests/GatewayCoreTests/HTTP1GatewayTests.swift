@@ -33,7 +33,7 @@ struct GatewayFixture {
             let acceptor = MeshTLSAcceptor(store: tls.snapshots.store, logger: Logger(label: "tls"))
             let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .childChannelInitializer { channel in
-                    acceptor.configure(channel) { channel, connection in processor.configureHTTP1(channel, connection: connection) }
+                    acceptor.configure(channel) { channel, connection in processor.configureHTTP(channel, connection: connection) }
                 }
                 .bind(host: "127.0.0.1", port: 0)
                 .get()
@@ -161,6 +161,46 @@ struct HTTP1GatewayTests {
             let answer = try await gateway.curl("orders", path: "/a", extra: ["-o", "/dev/null", "https://\(host):\(gateway.port)/b", "-o", "/dev/null", "https://\(host):\(gateway.port)/c"])
             #expect(answer.status == 201)
             #expect(gateway.lambda.requests.count == 3)
+        }
+    }
+}
+
+@Suite("HTTP/2 through the gateway", .serialized)
+struct HTTP2GatewayTests {
+    func makeOrdersHTTP2(_ gateway: GatewayFixture) async throws {
+        try gateway.tls.snapshots.consul.setConfigEntry(ordersDefaults.replacingOccurrences(of: #""Protocol":"http""#, with: #""Protocol":"http2""#))
+        try await gateway.tls.snapshots.waitFor("orders is http2") { $0.services["orders"]?.protocolName == "http2" }
+    }
+
+    @Test func h2ByALPNWithConcurrentStreams() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            try await makeOrdersHTTP2(gateway)
+            let host = gateway.tls.sni("orders")
+            var extra = ["--http2", "-H", "content-type: application/json", "-d", "{}", "--parallel", "--parallel-immediate"]
+            for index in 1...5 { extra += ["-o", "/dev/null", "https://\(host):\(gateway.port)/p\(index)"] }
+            let answer = try await gateway.curl("orders", path: "/p0", extra: extra)
+            #expect(answer.status == 201, "\(answer)")
+            #expect(answer.headers.components(separatedBy: "HTTP/2 201").count - 1 == 6, "\(answer.headers)")
+            #expect(gateway.lambda.requests.count == 6)
+            let payload = try #require(gateway.lambda.requests.first?.bodyText)
+            #expect(payload.contains(#""raw_path":"/p"#))
+        }
+    }
+
+    @Test func h2WithPriorKnowledgeAndNoALPN() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            try await makeOrdersHTTP2(gateway)
+            let answer = try await gateway.curl("orders", path: "/prior", extra: ["--http2-prior-knowledge", "--no-alpn", "-H", "content-type: application/json", "-d", #"{"k":1}"#])
+            #expect(answer.status == 201, "\(answer)")
+            #expect(answer.headers.hasPrefix("HTTP/2"), "\(answer.headers)")
+        }
+    }
+
+    @Test func http1WithoutALPNIsDetectedToo() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            let answer = try await gateway.curl("orders", path: "/plain", extra: ["--no-alpn", "-X", "POST"])
+            #expect(answer.status == 201, "\(answer)")
+            #expect(answer.headers.hasPrefix("HTTP/1.1"))
         }
     }
 }

@@ -28,13 +28,6 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         self.limit = limit
     }
 
-    static func configure(_ channel: Channel, processor: RequestProcessor, connection: MeshConnection) -> EventLoopFuture<Void> {
-        let limit = connection.service.lambda.invocationType == .event ? processor.settings.maximumAsyncPayloadBytes : processor.settings.maximumSyncPayloadBytes
-        return channel.pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true).flatMap {
-            channel.pipeline.addHandler(HTTP1RequestHandler(processor: processor, connection: connection, limit: limit))
-        }
-    }
-
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch (unwrapInboundIn(data), state) {
         case (.head(let head), .idle):
@@ -105,12 +98,5 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         if close {
             done.whenComplete { _ in context.close(promise: nil) }
         }
-    }
-}
-
-extension RequestProcessor {
-    /// The channel initializer's second half: HTTP/1.1 on an authenticated connection.
-    public func configureHTTP1(_ channel: Channel, connection: MeshConnection) -> EventLoopFuture<Void> {
-        HTTP1RequestHandler.configure(channel, processor: self, connection: connection)
     }
 }

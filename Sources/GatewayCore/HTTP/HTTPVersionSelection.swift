@@ -1,0 +1,98 @@
+import NIOCore
+import NIOHTTP1
+import NIOHTTP2
+
+extension RequestProcessor {
+    /// The application pipeline of an authenticated connection (mesh-identity.md §9.1): ALPN `h2` →
+    /// HTTP/2, `http/1.1` → HTTP/1.1, no ALPN → the first bytes decide (the h2 preface means prior
+    /// knowledge, as Consul sidecars send for http2/grpc services).
+    public func configureHTTP(_ channel: Channel, connection: MeshConnection) -> EventLoopFuture<Void> {
+        channel.eventLoop.makeCompletedFuture {
+            switch connection.negotiatedProtocol {
+            case "h2": try configureHTTP2Sync(channel, connection: connection)
+            case "http/1.1": try configureHTTP1Sync(channel, connection: connection)
+            default: try channel.pipeline.syncOperations.addHandler(HTTPVersionDetector(processor: self, connection: connection))
+            }
+        }
+    }
+
+    func configureHTTP1Sync(_ channel: Channel, connection: MeshConnection) throws {
+        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+        try channel.pipeline.syncOperations.addHandler(HTTP1RequestHandler(processor: self, connection: connection, limit: limit(for: connection)))
+    }
+
+    /// Each stream gets the HTTP/1-style handler behind NIO's frame-to-HTTP/1 codec. 1024 concurrent
+    /// streams (Decision, §9.2).
+    func configureHTTP2Sync(_ channel: Channel, connection: MeshConnection) throws {
+        var connectionConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
+        connectionConfiguration.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: 1024),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: 60 * 1024),
+        ]
+        let limit = limit(for: connection)
+        _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+            mode: .server,
+            connectionConfiguration: connectionConfiguration,
+            streamConfiguration: NIOHTTP2Handler.StreamConfiguration()
+        ) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                try stream.pipeline.syncOperations.addHandler(HTTP1RequestHandler(processor: self, connection: connection, limit: limit))
+            }
+        }
+    }
+
+    func limit(for connection: MeshConnection) -> Int {
+        connection.service.lambda.invocationType == .event ? settings.maximumAsyncPayloadBytes : settings.maximumSyncPayloadBytes
+    }
+}
+
+/// Reads until the first bytes tell HTTP/2's connection preface from HTTP/1.x, installs that
+/// pipeline, hands it the bytes read so far, and steps aside.
+final class HTTPVersionDetector: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
+    // @unchecked: used on the channel's event loop only.
+    typealias InboundIn = ByteBuffer
+    static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+
+    private let processor: RequestProcessor
+    private let connection: MeshConnection
+    private var buffered: ByteBuffer?
+    private var decided = false
+
+    init(processor: RequestProcessor, connection: MeshConnection) {
+        self.processor = processor
+        self.connection = connection
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        guard !decided else {
+            context.fireChannelRead(data)
+            return
+        }
+        if buffered == nil { buffered = incoming } else { buffered!.writeBuffer(&incoming) }
+        let bytes = buffered!.readableBytesView
+        let compared = min(bytes.count, Self.preface.count)
+        let looksLikeH2 = bytes.prefix(compared).elementsEqual(Self.preface.prefix(compared))
+        if looksLikeH2 && bytes.count < Self.preface.count { return }  // need more bytes
+        decided = true
+        do {
+            if looksLikeH2 {
+                try processor.configureHTTP2Sync(context.channel, connection: connection)
+            } else {
+                try processor.configureHTTP1Sync(context.channel, connection: connection)
+            }
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        let bufferedBytes = buffered!
+        buffered = nil
+        context.fireChannelRead(wrapInboundOut(bufferedBytes))
+        context.pipeline.syncOperations.removeHandler(self, promise: nil)
+    }
+}
+
+extension HTTPVersionDetector {
+    typealias InboundOut = ByteBuffer
+}
