@@ -5,7 +5,7 @@ import TestSupport
 /// Runs the built `lambda-gateway` executable as a user would.
 struct CLI {
     /// The executable sits beside the test bundle in the build folder.
-    static var executable: URL {
+    public static var executable: URL {
         var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("lambda-gateway").path), directory.path != "/" {
             directory.deleteLastPathComponent()

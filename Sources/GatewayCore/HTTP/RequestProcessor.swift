@@ -1,3 +1,4 @@
+import Atomics
 import Foundation
 import LambdaInvoke
 import LambdaPayload
@@ -40,6 +41,9 @@ public final class RequestProcessor: Sendable {
     let invoker: LambdaInvokeClient
     public let settings: ProcessingSettings
     let logger: Logger
+    private let inFlight = ManagedAtomic<Int>(0)
+    /// Responses by service and status, for `/metrics`.
+    private let counts = Mutex<[String: Int]>([:])
     /// Compiled intentions per (snapshot version, service); a new snapshot replaces them all.
     private let evaluators = Mutex<(version: UInt64, byService: [String: IntentionEvaluator])>((0, [:]))
 
@@ -56,7 +60,28 @@ public final class RequestProcessor: Sendable {
         body: ByteBuffer(string: "RBAC: access denied")
     )
 
+    public var inFlightCount: Int { inFlight.load(ordering: .relaxed) }
+
+    public func requestCounts() -> [String: Int] { counts.withLock { $0 } }
+
+    /// Waits until no request is in flight, or `timeout` passes (graceful shutdown).
+    public func waitUntilIdle(timeout: Duration) async {
+        let deadline = ContinuousClock.now + timeout
+        while inFlightCount > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
     public func process(_ request: GatewayRequest, connection: MeshConnection) async -> LambdaHTTPResponse {
+        inFlight.wrappingIncrement(ordering: .relaxed)
+        let response = await handle(request, connection: connection)
+        inFlight.wrappingDecrement(ordering: .relaxed)
+        let key = "service=\"\(connection.service.name)\",status=\"\(response.status)\""
+        counts.withLock { $0[key, default: 0] += 1 }
+        return response
+    }
+
+    func handle(_ request: GatewayRequest, connection: MeshConnection) async -> LambdaHTTPResponse {
         // Every request uses the snapshot current when it starts (intentions, Lambda settings).
         let snapshot = store.snapshot
         guard let service = snapshot.services[connection.service.name] else {
