@@ -34,6 +34,12 @@ struct RunCommandTests {
                 ready = try await admin("/ready")
             }
             #expect(ready.stdout.hasSuffix("200"), "\(ready.stdout)")
+            // Ready means a first configuration is in; wait until it includes orders.
+            var served = try await admin("/metrics").stdout
+            while !served.contains("lambda_gateway_services_served 1") && ContinuousClock.now < deadline + .seconds(10) {
+                try await Task.sleep(for: .milliseconds(50))
+                served = try await admin("/metrics").stdout
+            }
 
             let client = try consul.activeRootCA.issueLeaf(commonName: "web", dnsNames: [], ipAddresses: [], uris: ["spiffe://\(trustDomain)/ns/default/dc/dc1/svc/web"])
             let cert = try files.file("web.pem", contents: try client.certificatePEM)

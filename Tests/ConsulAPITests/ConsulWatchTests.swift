@@ -100,15 +100,21 @@ struct ConsulWatchTests {
     @Test func unchangedAnswersAreNotDelivered() async throws {
         try await ConsulFixture.with { fixture in
             try fixture.server.setConfigEntry(#"{"Kind":"service-defaults","Name":"orders","Protocol":"http"}"#)
-            let (task, recorder) = fixture.start(WatchEndpoint<[ServiceDefaults]>.json("/v1/config/service-defaults"))
+            let policy = BlockingQueryStateMachine.Policy(wait: .seconds(10), refillInterval: 0.01)
+            let (task, recorder) = fixture.start(WatchEndpoint<[ServiceDefaults]>.json("/v1/config/service-defaults"), policy: policy)
             defer { task.cancel() }
             try await recorder.waitFor(count: 1)
             // Unrelated writes bump the config table and wake the poll with the same data.
-            for _ in 0..<3 {
+            let path = "/v1/config/service-defaults"
+            let deadline = ContinuousClock.now + .seconds(10)
+            while fixture.requests(to: path).count < 4 && ContinuousClock.now < deadline {
+                let before = fixture.requests(to: path).count
                 fixture.server.touchConfigTable()
-                try await Task.sleep(for: .milliseconds(30))
+                while fixture.requests(to: path).count == before && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
             }
-            #expect(fixture.requests(to: "/v1/config/service-defaults").count >= 3)
+            #expect(fixture.requests(to: path).count >= 4)
             #expect(recorder.delivered.count == 1)
         }
     }
