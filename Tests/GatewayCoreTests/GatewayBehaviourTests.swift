@@ -1,0 +1,94 @@
+import Foundation
+import GatewayCore
+import Synchronization
+import Testing
+import TestSupport
+
+@Suite("Gateway behaviour under change and failure", .serialized)
+struct GatewayBehaviourTests {
+    @Test func everyInvokeIsSignedCorrectlyAccordingToBotocore() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            _ = try await gateway.curl("orders", path: "/orders/1?x=1", extra: ["-H", "content-type: application/json", "-d", #"{"a":1}"#])
+            _ = try await gateway.curl("thumbnails", path: "/t", extra: ["-H", "content-type: application/json", "-d", #"{"b":2}"#])
+            #expect(gateway.lambda.requests.count == 2)
+            for recorded in gateway.lambda.requests {
+                let document: [String: Any] = [
+                    "method": recorded.method,
+                    "url": gateway.lambda.baseURL + recorded.uri,
+                    "headers": recorded.headers.map { [$0.0, $0.1] },
+                    "body_base64": Data(recorded.body).base64EncodedString(),
+                    "access_key_id": "AKIDEXAMPLE",
+                    "secret_access_key": "secret",
+                    "region": recorded.uri.contains("eu-west-1") ? "eu-west-1" : "us-east-1",
+                    "service": "lambda",
+                ]
+                let input = try gateway.files.file("sig-\(UUID().uuidString).json", contents: String(decoding: try JSONSerialization.data(withJSONObject: document), as: UTF8.self))
+                let script = MotoServer.packageRoot.appendingPathComponent("scripts/verify_sigv4.py").path
+                let check = try await ChildProcess.run(["sh", "-c", "python3 \(script) < \(input)"])
+                #expect(check.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ok", "\(check.stdout) \(check.stderr)")
+            }
+        }
+    }
+
+    @Test func invokesArePooledOverFewConnections() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            let host = gateway.tls.sni("orders")
+            var extra = ["-H", "content-type: application/json", "-d", "{}"]
+            for index in 1..<20 { extra += ["-o", "/dev/null", "https://\(host):\(gateway.port)/r\(index)"] }
+            _ = try await gateway.curl("orders", path: "/r0", extra: extra)
+            #expect(gateway.lambda.requests.count == 20)
+            #expect(gateway.lambda.connectionCount <= 2, "\(gateway.lambda.connectionCount) connections for 20 invokes")
+        }
+    }
+
+    @Test func consulGoingAwayDoesNotStopServing() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            #expect(try await gateway.curl("orders", path: "/before", extra: ["-X", "POST"]).status == 201)
+            gateway.tls.snapshots.consul.inject(.status(500, body: "No cluster leader"), count: 100_000, pathPrefix: "/v1/")
+            gateway.tls.snapshots.consul.touchConfigTable()
+            try await Task.sleep(for: .milliseconds(300))
+            for index in 0..<5 {
+                #expect(try await gateway.curl("orders", path: "/during/\(index)", extra: ["-X", "POST"]).status == 201)
+            }
+        }
+    }
+
+    @Test func configChangesUnderLoadFailNoRequestOfAServiceThatStaysLinked() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            let consul = gateway.tls.snapshots.consul
+            let failures = Mutex<[String]>([])
+            let sent = Mutex(0)
+            let load = Task {
+                while !Task.isCancelled {
+                    do {
+                        let answer = try await gateway.curl("orders", path: "/load", extra: ["-X", "POST"])
+                        if answer.status != 201 { failures.withLock { $0.append("status \(answer.status): \(answer.body)") } }
+                    } catch {
+                        failures.withLock { $0.append("\(error)") }
+                    }
+                    sent.withLock { $0 += 1 }
+                }
+            }
+            func settle() async throws { try await Task.sleep(for: .milliseconds(250)) }
+            // Link a new service, unlink one, rotate a leaf, rotate the roots twice (add, then drop the old one).
+            consul.registerInstance("billing")
+            try consul.setConfigEntry(#"{"Kind":"service-defaults","Name":"billing","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:billing"}}]}"#)
+            try consul.linkServices(["orders", "thumbnails", "billing"])
+            try await gateway.tls.snapshots.waitFor("billing") { $0.services["billing"] != nil }
+            try await settle()
+            try consul.linkServices(["orders", "billing"])
+            try await gateway.tls.snapshots.waitFor("thumbnails gone") { $0.services["thumbnails"] == nil }
+            try await settle()
+            try consul.rotateLeaf("orders")
+            try await settle()
+            try consul.rotateRoots()
+            try await settle()
+            load.cancel()
+            _ = await load.value
+            #expect(sent.withLock { $0 } >= 5)
+            #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0 })")
+            // The new service answers too.
+            #expect(try await gateway.curl("billing", path: "/b", extra: ["-X", "POST"]).status == 201)
+        }
+    }
+}
