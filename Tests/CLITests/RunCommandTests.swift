@@ -70,3 +70,51 @@ struct RunCommandTests {
         }
     }
 }
+
+@Suite("lambda-gateway run drains on SIGTERM", .serialized)
+struct RunDrainTests {
+    @Test func aRequestInFlightAtSIGTERMCompletes() async throws {
+        let consul = try await ConsulTestServer()
+        let trustDomain = "11111111-2222-3333-4444-555555555555.consul"
+        consul.registerInstance("orders")
+        try consul.setConfigEntry(#"{"Kind":"service-defaults","Name":"orders","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:orders"}}]}"#)
+        try consul.linkServices(["orders"])
+        let lambdaCA = try TestCA()
+        let lambda = try await TestHTTPServer(tls: try lambdaCA.issueLeaf().serverTLSConfiguration()) { _ in
+            ScriptedResponse(json: #"{"statusCode":200,"body":"slow but done"}"#, delay: .milliseconds(1500))
+        }
+        let files = try TemporaryDirectory()
+        let gateway = try RunningProcess(
+            [CLI.executable.path, "run", "--gateway-name", "lambda-gateway", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+             "--consul-addr", consul.baseURL, "--lambda-endpoint", lambda.baseURL, "--lambda-ca-file", try lambdaCA.writePEM(to: files.url)],
+            environment: ["AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret", "HOME": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true"]
+        )
+        try await withTeardown {
+            let listenPort = try #require(try await gateway.waitForLine(containing: "listening on").split(separator: ":").last.map(String.init))
+            _ = try await gateway.waitForLine(containing: "service served")
+            let client = try consul.activeRootCA.issueLeaf(commonName: "web", dnsNames: [], ipAddresses: [], uris: ["spiffe://\(trustDomain)/ns/default/dc/dc1/svc/web"])
+            let cert = try files.file("web.pem", contents: try client.certificatePEM)
+            let key = try files.file("web.key", contents: client.keyPEM)
+            let sni = "orders.default.dc1.internal.\(trustDomain)"
+            let call = Task {
+                try await ChildProcess.run(["curl", "-sS", "-k", "--cert", cert, "--key", key, "--resolve", "\(sni):\(listenPort):127.0.0.1", "-w", "\n%{http_code}", "https://\(sni):\(listenPort)/slow"])
+            }
+            // Once the invoke is in flight, ask the gateway to stop.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while lambda.requests.isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            gateway.signal(SIGTERM)
+            let answer = try await call.value
+            #expect(answer.stdout == "slow but done\n200", "\(answer.stdout) \(answer.stderr)")
+            let status = await gateway.waitForExit(timeout: .seconds(10))
+            #expect(status == 0)
+            // After the drain no new connection is accepted.
+            let refused = try await ChildProcess.run(["curl", "-sS", "-k", "--cert", cert, "--key", key, "--resolve", "\(sni):\(listenPort):127.0.0.1", "https://\(sni):\(listenPort)/late"])
+            #expect(refused.status != 0)
+        } teardown: {
+            gateway.stop()
+            await lambda.shutdown()
+            await consul.shutdown()
+            files.remove()
+        }
+    }
+}
