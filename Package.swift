@@ -104,6 +104,7 @@ let package = Package(
             dependencies: [
                 "ConsulAPI",
                 "GatewayCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 "LambdaInvoke",

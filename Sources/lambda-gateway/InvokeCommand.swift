@@ -55,16 +55,7 @@ struct InvokeCommand: AsyncParsableCommand {
         }
         let payload = try readPayload()
 
-        let environment = ProcessInfo.processInfo.environment
-        let group = MultiThreadedEventLoopGroup.singleton
-        let credentialClient = try LambdaInvokeClient.metadataHTTPClient(eventLoopGroup: group)
-        let credentials = CredentialCache(chain: .standard(environment: environment, httpClient: credentialClient), logger: logger)
-        let client = try LambdaInvokeClient(
-            configuration: LambdaInvokeConfiguration(endpoints: LambdaEndpointResolver(environment: environment, customEndpoint: endpoint), caFile: caFile),
-            credentials: credentials,
-            eventLoopGroup: group,
-            logger: logger
-        )
+        let aws = try AWSSide(endpoint: endpoint, caFile: caFile, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
         let outcome: Result<LambdaInvocationResult, LambdaInvokeError>
         do {
             var request = InvokeRequest(
@@ -74,13 +65,12 @@ struct InvokeCommand: AsyncParsableCommand {
                 timeout: .milliseconds(Int(timeout * 1000))
             )
             if nameInPath { request.functionIdentifier = arn.functionName }
-            let result = try await client.invoke(request)
+            let result = try await aws.invoker.invoke(request)
             outcome = .success(result)
         } catch {
             outcome = .failure(error)
         }
-        try? await client.shutdown()
-        try? await credentialClient.shutdown()
+        await aws.shutdown()
 
         switch outcome {
         case .success(let result):

@@ -45,21 +45,13 @@ struct RunCommand: AsyncParsableCommand {
         }
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: eventLoops ?? System.coreCount)
-        let environment = ProcessInfo.processInfo.environment
         let consulClient = try consul.client(logger: logger)
         let store = SnapshotStore()
         let source = ConsulConfigSource(client: consulClient, settings: .init(gatewayName: gatewayName, datacenter: datacenter), store: store, logger: logger)
-        let metadataClient = try LambdaInvokeClient.metadataHTTPClient(eventLoopGroup: group)
-        let credentials = CredentialCache(chain: .standard(environment: environment, httpClient: metadataClient), logger: logger)
-        let invoker = try LambdaInvokeClient(
-            configuration: LambdaInvokeConfiguration(endpoints: LambdaEndpointResolver(environment: environment, customEndpoint: lambdaEndpoint), caFile: lambdaCAFile),
-            credentials: credentials,
-            eventLoopGroup: group,
-            logger: logger
-        )
+        let aws = try AWSSide(endpoint: lambdaEndpoint, caFile: lambdaCAFile, group: group, logger: logger)
         var settings = ProcessingSettings()
         settings.defaultRequestTimeout = timeout
-        let processor = RequestProcessor(store: store, invoker: invoker, settings: settings, logger: logger)
+        let processor = RequestProcessor(store: store, invoker: aws.invoker, settings: settings, logger: logger)
         let refusals = TLSRefusals()
         let acceptor = MeshTLSAcceptor(store: store, refusals: refusals, logger: logger)
         let listener = GatewayListener(host: listenAddress.host, port: listenAddress.port, acceptor: acceptor, processor: processor, group: group, logger: logger, drainTimeout: drain) { address in
@@ -73,7 +65,7 @@ struct RunCommand: AsyncParsableCommand {
             configuration: .init(
                 services: [
                     .init(service: BackgroundService { await source.run() }),
-                    .init(service: BackgroundService { await credentials.run() }),
+                    .init(service: BackgroundService { await aws.credentials.run() }),
                     .init(service: listener),
                     .init(service: adminServer),
                 ],
@@ -82,8 +74,7 @@ struct RunCommand: AsyncParsableCommand {
             )
         )
         try await services.run()
-        try? await invoker.shutdown()
-        try? await metadataClient.shutdown()
+        await aws.shutdown()
         try? await consulClient.shutdown()
         try? await group.shutdownGracefully()
         Self.announce("stopped")
