@@ -2,6 +2,11 @@
 enum Hex {
     private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
 
+    @inline(__always)
+    static func digit(_ value: UInt8) -> UInt8 {
+        value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
+    }
+
     /// `bytes` is a digest or MAC (`ContiguousBytes`); iterating those as a `Sequence` would copy them.
     static func encode(_ bytes: some ContiguousBytesLike) -> String {
         var out = [UInt8]()

@@ -158,6 +158,39 @@ public struct SigV4Signer: Sendable {
         }
         let signedHeaders = CanonicalRequest.build(request, headers: &headers, normalizePath: options.normalizePath, into: &canonical)
 
+        return finish(canonical: canonical, signedHeaders: signedHeaders, date: date, credentials: credentials, token: token, payloadHash: request.payloadHash, stringToSign: &stringToSign)
+    }
+
+    /// For callers that keep neither text: the string to sign reuses the canonical request's buffer.
+    func finish(reusing canonical: inout [UInt8], signedHeaders: [UInt8], date: AMZDate, credentials: Credentials, token: String?, payloadHash: String) -> SigV4Signature {
+        let digest = canonical.withUnsafeBytes { SHA256.hash(data: $0) }
+        canonical.removeAll(keepingCapacity: true)
+        return finish(canonicalDigest: digest, signedHeaders: signedHeaders, date: date, credentials: credentials, token: token, payloadHash: payloadHash, stringToSign: &canonical)
+    }
+
+    /// String to sign, HMAC with the cached signing key, `Authorization` value.
+    func finish(
+        canonical: [UInt8],
+        signedHeaders: [UInt8],
+        date: AMZDate,
+        credentials: Credentials,
+        token: String?,
+        payloadHash: String,
+        stringToSign: inout [UInt8]
+    ) -> SigV4Signature {
+        let digest = canonical.withUnsafeBytes { SHA256.hash(data: $0) }
+        return finish(canonicalDigest: digest, signedHeaders: signedHeaders, date: date, credentials: credentials, token: token, payloadHash: payloadHash, stringToSign: &stringToSign)
+    }
+
+    func finish(
+        canonicalDigest: SHA256.Digest,
+        signedHeaders: [UInt8],
+        date: AMZDate,
+        credentials: Credentials,
+        token: String?,
+        payloadHash: String,
+        stringToSign: inout [UInt8]
+    ) -> SigV4Signature {
         // AWS4-HMAC-SHA256\n<timestamp>\n<day>/<region>/<service>/aws4_request\n<hex hash>
         stringToSign.reserveCapacity(160)
         stringToSign.append(contentsOf: "AWS4-HMAC-SHA256\n".utf8)
@@ -167,27 +200,43 @@ public struct SigV4Signer: Sendable {
         appendScope(day: date.day, to: &stringToSign)
         let scopeEnd = stringToSign.count
         stringToSign.append(UInt8(ascii: "\n"))
-        Hex.append(canonical.withUnsafeBytes { SHA256.hash(data: $0) }, to: &stringToSign)
+        Hex.append(canonicalDigest, to: &stringToSign)
 
         var mac = keyCache.keyedHMAC(secret: credentials.secretAccessKey, day: date.day, region: region, service: service)
         stringToSign.withUnsafeBytes { mac.update(data: $0) }
         let signature = mac.finalize()
 
-        var authorization = [UInt8]()
-        authorization.reserveCapacity(200 + signedHeaders.count)
-        authorization.append(contentsOf: "AWS4-HMAC-SHA256 Credential=".utf8)
-        authorization.appendUTF8(credentials.accessKeyID)
-        authorization.append(UInt8(ascii: "/"))
-        authorization.append(contentsOf: stringToSign[scopeStart..<scopeEnd])
-        authorization.append(contentsOf: ", SignedHeaders=".utf8)
-        authorization.append(contentsOf: signedHeaders)
-        authorization.append(contentsOf: ", Signature=".utf8)
-        Hex.append(signature, to: &authorization)
+        // Built in place as one String: the credential scope is still in `stringToSign`.
+        let scope = stringToSign[scopeStart..<scopeEnd]
+        let authorization = String(unsafeUninitializedCapacity: 200 + signedHeaders.count + credentials.accessKeyID.utf8.count) { output in
+            var count = 0
+            func put<C: Collection<UInt8>>(_ bytes: C) {
+                for byte in bytes {
+                    output[count] = byte
+                    count += 1
+                }
+            }
+            put("AWS4-HMAC-SHA256 Credential=".utf8)
+            put(credentials.accessKeyID.utf8)
+            put(CollectionOfOne(UInt8(ascii: "/")))
+            put(scope)
+            put(", SignedHeaders=".utf8)
+            put(signedHeaders)
+            put(", Signature=".utf8)
+            signature.withUnsafeBytes { bytes in
+                for byte in bytes {
+                    output[count] = Hex.digit(byte >> 4)
+                    output[count + 1] = Hex.digit(byte & 0x0F)
+                    count += 2
+                }
+            }
+            return count
+        }
         return SigV4Signature(
             amzDate: date.timestamp,
-            authorization: String(decoding: authorization, as: UTF8.self),
+            authorization: authorization,
             sessionToken: token,
-            contentSHA256: options.addContentSHA256Header ? request.payloadHash : nil
+            contentSHA256: options.addContentSHA256Header ? payloadHash : nil
         )
     }
 

@@ -94,6 +94,7 @@ public final class LambdaInvokeClient: Sendable {
     let httpClient: HTTPClient
     let credentials: any CredentialSource
     let keyCache = SigningKeyCache()
+    let templates = InvokeTemplates()
     let logger: Logger
     /// AsyncHTTPClient logs every pool event at debug level; keep those out of the gateway's debug logs.
     let httpLogger: Logger
@@ -183,23 +184,12 @@ public final class LambdaInvokeClient: Sendable {
             throw LambdaInvokeError(.noCredentials, error.message)
         }
 
-        let path = "/2015-03-31/functions/\(URIEncoding.encode(request.functionIdentifier))/invocations"
-        let payloadHash = request.payload.withUnsafeReadableBytes { SigV4Signer.payloadHash($0) }
-        let signer = SigV4Signer(service: "lambda", region: endpoint.region, keyCache: keyCache)
-        let signature = signer.sign(
-            SigV4Request(
-                method: "POST",
-                path: path,
-                headers: [
-                    SigV4Header("content-type", "application/json"),
-                    SigV4Header("host", endpoint.host),
-                    SigV4Header("x-amz-invocation-type", request.invocationType.rawValue),
-                ],
-                payloadHash: payloadHash
-            ),
-            credentials: identity,
-            date: now()
-        )
+        let prepared = templates.template(function: request.functionIdentifier, endpoint: endpoint, keyCache: keyCache)
+        let path = prepared.path
+        let date = now()
+        let signature = request.payload.withUnsafeReadableBytes { payload in
+            prepared.signer.sign(prepared.template, value: request.invocationType.rawValue, payload: payload, credentials: identity, date: date)
+        }
 
         var upstream = HTTPClientRequest(url: endpoint.baseURL + path)
         upstream.method = .POST

@@ -1,0 +1,141 @@
+import Crypto
+import struct Foundation.Date
+
+/// A request shape signed many times (the same function's Invoke call): the method, URI, query and
+/// the fixed headers are canonicalized once; each signature only fills in the values that change.
+///
+/// Produces exactly the signature `SigV4Signer.sign` gives for the same request (tested against it).
+public struct SigV4Template: Sendable {
+    enum Segment: Sendable {
+        /// `name:value\n`, ready to append.
+        case fixed([UInt8])
+        /// `name:` then a value supplied per signature (`slot` into the caller's values, or one of
+        /// the signer's own headers).
+        case variable(name: [UInt8], slot: Slot)
+    }
+
+    enum Slot: Sendable, Equatable {
+        case caller(Int)
+        case date
+        case sessionToken
+        case contentSHA256
+    }
+
+    let prefix: [UInt8]
+    let segments: [Segment]
+    let signedHeadersWithToken: [UInt8]
+    let signedHeadersWithoutToken: [UInt8]
+    let variableCount: Int
+}
+
+extension SigV4Signer {
+    /// Prepares `method path?query` with headers whose values never change (`fixedHeaders`) and
+    /// headers whose values are given at each signature (`variableHeaderNames`, in that order).
+    public func prepare(method: String, path: String, query: String = "", fixedHeaders: [SigV4Header], variableHeaderNames: [String]) -> SigV4Template {
+        var prefix: [UInt8] = []
+        prefix.appendUTF8(method)
+        prefix.append(UInt8(ascii: "\n"))
+        CanonicalRequest.appendURI(path, normalize: options.normalizePath, to: &prefix)
+        prefix.append(UInt8(ascii: "\n"))
+        CanonicalRequest.appendQuery(query, to: &prefix)
+        prefix.append(UInt8(ascii: "\n"))
+
+        var entries: [(name: String, segment: SigV4Template.Segment, isToken: Bool)] = []
+        for header in fixedHeaders {
+            let name = CanonicalRequest.lowercased(header.name)
+            var line: [UInt8] = []
+            line.appendUTF8(name)
+            line.append(UInt8(ascii: ":"))
+            line.appendUTF8(CanonicalRequest.canonicalValue(header.value))
+            line.append(UInt8(ascii: "\n"))
+            entries.append((name, .fixed(line), false))
+        }
+        for (index, header) in variableHeaderNames.enumerated() {
+            let name = CanonicalRequest.lowercased(header)
+            entries.append((name, .variable(name: Array(name.utf8), slot: .caller(index)), false))
+        }
+        entries.append(("x-amz-date", .variable(name: Array("x-amz-date".utf8), slot: .date), false))
+        if options.signSessionToken {
+            entries.append(("x-amz-security-token", .variable(name: Array("x-amz-security-token".utf8), slot: .sessionToken), true))
+        }
+        if options.addContentSHA256Header {
+            entries.append(("x-amz-content-sha256", .variable(name: Array("x-amz-content-sha256".utf8), slot: .contentSHA256), false))
+        }
+        let names = entries.map(\.name)
+        precondition(Set(names).count == names.count, "a header name appears twice in a SigV4 template")
+        entries.sort { $0.name < $1.name }
+        func signedHeaders(withToken: Bool) -> [UInt8] {
+            Array(entries.filter { withToken || !$0.isToken }.map(\.name).joined(separator: ";").utf8)
+        }
+        return SigV4Template(
+            prefix: prefix,
+            segments: entries.map(\.segment),
+            signedHeadersWithToken: signedHeaders(withToken: true),
+            signedHeadersWithoutToken: signedHeaders(withToken: false),
+            variableCount: variableHeaderNames.count
+        )
+    }
+
+    /// Signs one request of `template`'s shape, hashing `payload` straight into the canonical request
+    /// (one SHA-256 pass, no intermediate hash string).
+    public func sign(_ template: SigV4Template, values: [String], payload: UnsafeRawBufferPointer, credentials: Credentials, date: Date) -> SigV4Signature {
+        let digest = SHA256.hash(data: payload)
+        return sign(template, values: values, credentials: credentials, date: date) { canonical in Hex.append(digest, to: &canonical) }
+    }
+
+    /// Signs one request of `template`'s shape with a single variable header.
+    public func sign(_ template: SigV4Template, value: String, payload: UnsafeRawBufferPointer, credentials: Credentials, date: Date) -> SigV4Signature {
+        let digest = SHA256.hash(data: payload)
+        return sign(template, values: CollectionOfOne(value), credentials: credentials, date: date) { canonical in Hex.append(digest, to: &canonical) }
+    }
+
+    /// Signs one request of `template`'s shape.
+    public func sign(_ template: SigV4Template, values: [String], payloadHash: String, credentials: Credentials, date: Date) -> SigV4Signature {
+        sign(template, values: values, credentials: credentials, date: date) { canonical in canonical.appendUTF8(payloadHash) }
+    }
+
+    private func sign<Values: RandomAccessCollection<String>>(_ template: SigV4Template, values: Values, credentials: Credentials, date: Date, appendPayloadHash: (inout [UInt8]) -> Void) -> SigV4Signature where Values.Index == Int {
+        precondition(values.count == template.variableCount, "one value per variable header")
+        let amzDate = keyCache.amzDate(date)
+        let token = credentials.sessionToken.flatMap { $0.isEmpty ? nil : $0 }
+        let signToken = token != nil && options.signSessionToken
+
+        var canonical: [UInt8] = []
+        canonical.reserveCapacity(template.prefix.count + 256 + (token?.utf8.count ?? 0))
+        canonical.append(contentsOf: template.prefix)
+        for segment in template.segments {
+            switch segment {
+            case .fixed(let line):
+                canonical.append(contentsOf: line)
+            case .variable(let name, let slot):
+                let value: String
+                switch slot {
+                case .caller(let index): value = CanonicalRequest.canonicalValue(values[values.startIndex + index])
+                case .date: value = amzDate.timestamp
+                case .sessionToken:
+                    guard signToken, let token else { continue }
+                    value = CanonicalRequest.canonicalValue(token)
+                case .contentSHA256:
+                    canonical.append(contentsOf: name)
+                    canonical.append(UInt8(ascii: ":"))
+                    appendPayloadHash(&canonical)
+                    canonical.append(UInt8(ascii: "\n"))
+                    continue
+                }
+                canonical.append(contentsOf: name)
+                canonical.append(UInt8(ascii: ":"))
+                canonical.appendUTF8(value)
+                canonical.append(UInt8(ascii: "\n"))
+            }
+        }
+        canonical.append(UInt8(ascii: "\n"))
+        let signedHeaders = signToken ? template.signedHeadersWithToken : template.signedHeadersWithoutToken
+        canonical.append(contentsOf: signedHeaders)
+        canonical.append(UInt8(ascii: "\n"))
+        let hashStart = canonical.count
+        appendPayloadHash(&canonical)
+        let payloadHash = options.addContentSHA256Header ? String(decoding: canonical[hashStart...], as: UTF8.self) : ""
+
+        return finish(reusing: &canonical, signedHeaders: signedHeaders, date: amzDate, credentials: credentials, token: token, payloadHash: payloadHash)
+    }
+}

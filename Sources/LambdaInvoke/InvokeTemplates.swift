@@ -1,0 +1,41 @@
+import AWSSigV4
+import Synchronization
+
+/// The prepared SigV4 shape of each function's Invoke call (path and fixed headers canonicalized
+/// once), so a request only hashes its payload and fills in the date and invocation type.
+final class InvokeTemplates: Sendable {
+    struct Key: Hashable {
+        var function: String
+        var host: String
+        var region: String
+    }
+
+    struct Prepared: Sendable {
+        var path: String
+        var signer: SigV4Signer
+        var template: SigV4Template
+    }
+
+    private let prepared = Mutex<[Key: Prepared]>([:])
+    /// Functions come and go with configuration; past this many the cache starts over.
+    static let capacity = 4096
+
+    func template(function: String, endpoint: LambdaEndpointResolver.Endpoint, keyCache: SigningKeyCache) -> Prepared {
+        let key = Key(function: function, host: endpoint.host, region: endpoint.region)
+        if let cached = prepared.withLock({ $0[key] }) { return cached }
+        let path = "/2015-03-31/functions/\(URIEncoding.encode(function))/invocations"
+        let signer = SigV4Signer(service: "lambda", region: endpoint.region, keyCache: keyCache)
+        let template = signer.prepare(
+            method: "POST",
+            path: path,
+            fixedHeaders: [SigV4Header("content-type", "application/json"), SigV4Header("host", endpoint.host)],
+            variableHeaderNames: ["x-amz-invocation-type"]
+        )
+        let entry = Prepared(path: path, signer: signer, template: template)
+        prepared.withLock { cache in
+            if cache.count >= Self.capacity { cache.removeAll(keepingCapacity: true) }
+            cache[key] = entry
+        }
+        return entry
+    }
+}
