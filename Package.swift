@@ -143,7 +143,13 @@ let package = Package(
         ),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "ConsulAPI"]),
         .testTarget(name: "ConsulAPITests", dependencies: ["ConsulAPI", "TestSupport"]),
-        .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore", "ConsulAPI", "MeshIdentity", "LambdaInvoke", "LambdaPayload", "AWSCredentials", "AWSSigV4", "TestSupport"]),
+        .testTarget(
+            name: "GatewayCoreTests",
+            dependencies: [
+                "GatewayCore", "ConsulAPI", "MeshIdentity", "LambdaInvoke", "LambdaPayload", "AWSCredentials", "AWSSigV4", "TestSupport",
+                .product(name: "Atomics", package: "swift-atomics"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

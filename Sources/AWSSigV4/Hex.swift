@@ -1,7 +1,5 @@
 /// Lower-case hexadecimal, as SigV4 writes hashes and signatures.
 enum Hex {
-    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
-
     @inline(__always)
     static func digit(_ value: UInt8) -> UInt8 {
         value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
@@ -20,11 +18,9 @@ enum Hex {
             let start = out.count
             out.append(contentsOf: repeatElement(0, count: raw.count * 2))
             out.withUnsafeMutableBufferPointer { buffer in
-                digits.withUnsafeBufferPointer { digits in
-                    for (index, byte) in raw.enumerated() {
-                        buffer[start + 2 * index] = digits[Int(byte >> 4)]
-                        buffer[start + 2 * index + 1] = digits[Int(byte & 0x0F)]
-                    }
+                for (index, byte) in raw.enumerated() {
+                    buffer[start + 2 * index] = digit(byte >> 4)
+                    buffer[start + 2 * index + 1] = digit(byte & 0x0F)
                 }
             }
         }

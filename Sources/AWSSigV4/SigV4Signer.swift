@@ -158,30 +158,11 @@ public struct SigV4Signer: Sendable {
         }
         let signedHeaders = CanonicalRequest.build(request, headers: &headers, normalizePath: options.normalizePath, into: &canonical)
 
-        return finish(canonical: canonical, signedHeaders: signedHeaders, date: date, credentials: credentials, token: token, payloadHash: request.payloadHash, stringToSign: &stringToSign)
-    }
-
-    /// For callers that keep neither text: the string to sign reuses the canonical request's buffer.
-    func finish(reusing canonical: inout [UInt8], signedHeaders: [UInt8], date: AMZDate, credentials: Credentials, token: String?, payloadHash: String) -> SigV4Signature {
         let digest = canonical.withUnsafeBytes { SHA256.hash(data: $0) }
-        canonical.removeAll(keepingCapacity: true)
-        return finish(canonicalDigest: digest, signedHeaders: signedHeaders, date: date, credentials: credentials, token: token, payloadHash: payloadHash, stringToSign: &canonical)
+        return finish(canonicalDigest: digest, signedHeaders: signedHeaders, date: date, credentials: credentials, token: token, payloadHash: request.payloadHash, stringToSign: &stringToSign)
     }
 
-    /// String to sign, HMAC with the cached signing key, `Authorization` value.
-    func finish(
-        canonical: [UInt8],
-        signedHeaders: [UInt8],
-        date: AMZDate,
-        credentials: Credentials,
-        token: String?,
-        payloadHash: String,
-        stringToSign: inout [UInt8]
-    ) -> SigV4Signature {
-        let digest = canonical.withUnsafeBytes { SHA256.hash(data: $0) }
-        return finish(canonicalDigest: digest, signedHeaders: signedHeaders, date: date, credentials: credentials, token: token, payloadHash: payloadHash, stringToSign: &stringToSign)
-    }
-
+    /// String to sign (written into `stringToSign`), HMAC with the cached signing key, `Authorization` value.
     func finish(
         canonicalDigest: SHA256.Digest,
         signedHeaders: [UInt8],

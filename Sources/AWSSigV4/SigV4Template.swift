@@ -136,6 +136,9 @@ extension SigV4Signer {
         appendPayloadHash(&canonical)
         let payloadHash = options.addContentSHA256Header ? String(decoding: canonical[hashStart...], as: UTF8.self) : ""
 
-        return finish(reusing: &canonical, signedHeaders: signedHeaders, date: amzDate, credentials: credentials, token: token, payloadHash: payloadHash)
+        // The canonical request is not kept: its buffer takes the string to sign.
+        let digest = canonical.withUnsafeBytes { SHA256.hash(data: $0) }
+        canonical.removeAll(keepingCapacity: true)
+        return finish(canonicalDigest: digest, signedHeaders: signedHeaders, date: amzDate, credentials: credentials, token: token, payloadHash: payloadHash, stringToSign: &canonical)
     }
 }

@@ -7,6 +7,7 @@ import LambdaInvoke
 import Logging
 import NIOCore
 import NIOPosix
+import Atomics
 import Testing
 import TestSupport
 
@@ -17,6 +18,8 @@ struct GatewayFixture {
     let lambda: TestHTTPServer
     let files: TemporaryDirectory
     let port: Int
+    /// TCP connections the gateway accepted.
+    let accepted: ManagedAtomic<Int>
 
     static func with(lambdaHandler: @escaping TestHTTPServer.Handler, _ body: (GatewayFixture) async throws -> Void) async throws {
         try await TLSFixture.with { tls in
@@ -31,13 +34,15 @@ struct GatewayFixture {
             )
             let processor = RequestProcessor(store: tls.snapshots.store, invoker: invoker, logger: Logger(label: "gateway"))
             let acceptor = MeshTLSAcceptor(store: tls.snapshots.store, logger: Logger(label: "tls"))
+            let accepted = ManagedAtomic(0)
             let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .childChannelInitializer { channel in
-                    acceptor.configure(channel) { channel, connection in processor.configureHTTP(channel, connection: connection) }
+                    accepted.wrappingIncrement(ordering: .relaxed)
+                    return acceptor.configure(channel) { channel, connection in processor.configureHTTP(channel, connection: connection) }
                 }
                 .bind(host: "127.0.0.1", port: 0)
                 .get()
-            let fixture = GatewayFixture(tls: tls, lambda: lambda, files: files, port: listener.localAddress!.port!)
+            let fixture = GatewayFixture(tls: tls, lambda: lambda, files: files, port: listener.localAddress!.port!, accepted: accepted)
             try await withTeardown { try await body(fixture) } teardown: {
                 try? await listener.close()
                 try? await invoker.shutdown()
@@ -161,6 +166,7 @@ struct HTTP1GatewayTests {
             let answer = try await gateway.curl("orders", path: "/a", extra: ["-o", "/dev/null", "https://\(host):\(gateway.port)/b", "-o", "/dev/null", "https://\(host):\(gateway.port)/c"])
             #expect(answer.status == 201)
             #expect(gateway.lambda.requests.count == 3)
+            #expect(gateway.accepted.load(ordering: .relaxed) == 1, "three requests should share one kept-alive connection")
         }
     }
 }

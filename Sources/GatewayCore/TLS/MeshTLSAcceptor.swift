@@ -84,7 +84,7 @@ public struct MeshTLSAcceptor: Sendable {
             logger.error("cannot use the leaf certificate", metadata: ["service": "\(service.name)", "error": "\(error)"])
             return channel.close()
         }
-        let verifier = ClientCertificateVerifier(rootPEMs: snapshot.rootPEMs, trustDomain: snapshot.trustDomain)
+        let verifier = contexts.verifier(for: snapshot)
         let identity = IdentityBox()
         let refusals = self.refusals
         let logger = self.logger

@@ -13,8 +13,19 @@ public final class ServiceTLSContexts: Sendable {
     }
 
     private let contexts = Mutex<[Key: NIOSSLContext]>([:])
+    /// The roots parsed for the snapshot version that last needed them: parsing every root PEM per
+    /// handshake would put X.509 decoding on the connection path.
+    private let verifier = Mutex<(version: UInt64, verifier: ClientCertificateVerifier)?>(nil)
 
     public init() {}
+
+    /// The client-certificate verifier for `snapshot`'s roots and trust domain.
+    public func verifier(for snapshot: GatewaySnapshot) -> ClientCertificateVerifier {
+        if let cached = verifier.withLock({ $0 }), cached.version == snapshot.version { return cached.verifier }
+        let built = ClientCertificateVerifier(rootPEMs: snapshot.rootPEMs, trustDomain: snapshot.trustDomain)
+        verifier.withLock { $0 = (snapshot.version, built) }
+        return built
+    }
 
     /// The server context presenting `service`'s leaf and requiring a client certificate. The
     /// certificate check itself is the connection's verification callback.
