@@ -6,6 +6,6 @@ struct LambdaGateway: AsyncParsableCommand {
         commandName: "lambda-gateway",
         abstract: "A Consul service-mesh terminating gateway for AWS Lambda.",
         version: "0.1.0",
-        subcommands: [RunCommand.self, InvokeCommand.self, RegisterCommand.self, DeregisterCommand.self]
+        subcommands: [RunCommand.self, DevCommand.self, InvokeCommand.self, RegisterCommand.self, DeregisterCommand.self]
     )
 }

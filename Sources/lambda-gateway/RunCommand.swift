@@ -1,9 +1,7 @@
-import AWSCredentials
 import ArgumentParser
 import ConsulAPI
 import Foundation
 import GatewayCore
-import LambdaInvoke
 import Logging
 import NIOCore
 import NIOPosix
@@ -13,83 +11,68 @@ import ServiceLifecycle
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run the terminating gateway: mesh mTLS in, signed Lambda Invoke out, configuration from Consul."
+        abstract: "Run the terminating gateway: mesh mTLS in, signed Lambda Invoke out, configuration from Consul (or a static file)."
     )
 
-    @Option(name: .customLong("gateway-name"), help: "The gateway's Consul service name (its terminating-gateway config entry).")
-    var gatewayName: String
-
+    @Option(name: .customLong("gateway-name"), help: "The gateway's Consul service name and terminating-gateway entry (else LAMBDA_GATEWAY_NAME, else lambda-gateway).")
+    var gatewayName: String?
+    @Option(name: .customLong("config"), help: "Serve a static YAML configuration instead of following Consul (format: README). Reloaded on SIGHUP.")
+    var configFile: String?
     @Option(help: "mTLS listener HOST:PORT.") var listen = "0.0.0.0:8443"
     @Option(help: "Admin listener HOST:PORT (/ready, /live, /metrics, /config).") var admin = "127.0.0.1:19100"
     @OptionGroup var consul: ConsulOptions
     @Option(help: "The local datacenter (default: from the first leaf certificate).") var datacenter: String?
-    @Option(name: .customLong("lambda-endpoint"), help: "Send every Invoke to this endpoint (tests, private endpoints).") var lambdaEndpoint: String?
-    @Option(name: .customLong("lambda-ca-file"), help: "Extra PEM trust anchors for the Lambda endpoint.") var lambdaCAFile: String?
-    @Option(name: .customLong("request-timeout"), help: "Default per-request deadline (Go duration).") var requestTimeout = "15s"
-    @Option(name: .customLong("drain-timeout"), help: "How long in-flight requests may run after SIGTERM.") var drainTimeout = "30s"
-    @Option(name: .customLong("event-loops"), help: "Event loop threads (default: cores).") var eventLoops: Int?
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel = "info"
+    @Option(help: "Self-registration: agent (register in the local Consul agent) or none. Default: agent with Consul, none with --config.")
+    var register: String?
+    @Option(name: .customLong("gateway-service-id"), help: "Service ID for self-registration (default: the gateway name).") var serviceID: String?
+    @Option(name: .customLong("advertise-address"), help: "Address registered in Consul (default: the first non-loopback IPv4).") var advertiseAddress: String?
+    @OptionGroup var serving: ServingOptions
+
+    func validate() throws {
+        if let register, !["agent", "none"].contains(register) { throw ValidationError("--register must be agent or none, got \(register)") }
+        _ = try serving.upstreamListeners()
+    }
 
     func run() async throws {
-        var logger = Logger(label: "lambda-gateway")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        let listenAddress = try Self.hostPort(listen, flag: "--listen")
-        let adminAddress = try Self.hostPort(admin, flag: "--admin")
-        let timeout: Duration
-        let drain: Duration
-        do {
-            timeout = try GoDuration.parse(requestTimeout)
-            drain = try GoDuration.parse(drainTimeout)
-        } catch {
-            throw ValidationError(error.description)
-        }
-
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: eventLoops ?? System.coreCount)
-        let consulClient = try consul.client(logger: logger)
-        let store = SnapshotStore()
-        let source = ConsulConfigSource(client: consulClient, settings: .init(gatewayName: gatewayName, datacenter: datacenter), store: store, logger: logger)
-        let aws = try AWSSide(endpoint: lambdaEndpoint, caFile: lambdaCAFile, group: group, logger: logger)
-        var settings = ProcessingSettings()
-        settings.defaultRequestTimeout = timeout
-        let processor = RequestProcessor(store: store, invoker: aws.invoker, settings: settings, logger: logger)
-        let refusals = TLSRefusals()
-        let acceptor = MeshTLSAcceptor(store: store, refusals: refusals, logger: logger)
-        let listener = GatewayListener(host: listenAddress.host, port: listenAddress.port, acceptor: acceptor, processor: processor, group: group, logger: logger, drainTimeout: drain) { address in
-            Self.announce("listening on \(address.ipAddress ?? listenAddress.host):\(address.port ?? 0)")
-        }
-        let adminServer = AdminServer(host: adminAddress.host, port: adminAddress.port, store: store, processor: processor, refusals: refusals, group: group, logger: logger) { address in
-            Self.announce("admin on \(address.ipAddress ?? adminAddress.host):\(address.port ?? 0)")
-        }
-
-        let services = ServiceGroup(
-            configuration: .init(
-                services: [
-                    .init(service: BackgroundService { await source.run() }),
-                    .init(service: BackgroundService { await aws.credentials.run() }),
-                    .init(service: listener),
-                    .init(service: adminServer),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
-            )
+        let logger = serving.makeLogger()
+        let name = gatewayName ?? ProcessInfo.processInfo.environment["LAMBDA_GATEWAY_NAME"].flatMap { $0.isEmpty ? nil : $0 } ?? "lambda-gateway"
+        let runtime = GatewayRuntime(
+            listen: try GatewayRuntime.hostPort(listen, flag: "--listen"), admin: try GatewayRuntime.hostPort(admin, flag: "--admin"), options: serving
         )
-        try await services.run()
-        await aws.shutdown()
-        try? await consulClient.shutdown()
-        try? await group.shutdownGracefully()
-        Self.announce("stopped")
-    }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: serving.eventLoops ?? System.coreCount)
+        let store = SnapshotStore()
+        let registers = (register ?? (configFile == nil ? "agent" : "none")) == "agent"
+        var consulClient: ConsulClient?
+        if configFile == nil || registers { consulClient = try consul.client(logger: logger) }
 
-    static func announce(_ line: String) {
-        FileHandle.standardOutput.write(Data("lambda-gateway: \(line)\n".utf8))
-    }
-
-    static func hostPort(_ text: String, flag: String) throws -> (host: String, port: Int) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            throw ValidationError("\(flag) must be HOST:PORT, got \(text)")
+        var sources: [any Service] = []
+        if let configFile {
+            do {
+                sources.append(try StaticConfigSource(path: configFile, store: store, logger: logger))
+            } catch {
+                try? await group.shutdownGracefully()
+                throw ValidationError(error.description)
+            }
+            GatewayRuntime.announce("static configuration \(configFile): \(store.snapshot.services.keys.sorted().joined(separator: ", "))")
+        } else if let consulClient {
+            let source = ConsulConfigSource(client: consulClient, settings: .init(gatewayName: name, datacenter: datacenter), store: store, logger: logger)
+            sources.append(BackgroundService { await source.run() })
         }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return (host, port)
+        var registration: (client: ConsulClient, template: GatewayRegistration)?
+        if registers, let consulClient {
+            let address = advertiseAddress ?? GatewayRuntime.firstNonLoopbackIPv4() ?? "127.0.0.1"
+            registration = (consulClient, GatewayRegistration(id: serviceID ?? name, name: name, address: address, port: 0, version: LambdaGateway.configuration.version))
+        }
+
+        do {
+            try await runtime.run(store: store, group: group, logger: logger, sources: sources, registration: registration)
+        } catch {
+            try? await consulClient?.shutdown()
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try? await consulClient?.shutdown()
+        try? await group.shutdownGracefully()
+        GatewayRuntime.announce("stopped")
     }
 }

@@ -27,7 +27,8 @@ struct TLSFixture {
             let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .childChannelInitializer { channel in
                     acceptor.configure(channel) { channel, connection in
-                        let line = "\(connection.service.name) \(connection.caller) \(connection.negotiatedProtocol ?? "-")\n"
+                        guard case .mesh(let caller, _) = connection.caller else { return channel.close() }
+                        let line = "\(connection.serviceName) \(caller) \(connection.negotiatedProtocol ?? "-")\n"
                         return channel.writeAndFlush(ByteBuffer(string: line))
                     }
                 }

@@ -82,7 +82,7 @@ struct SnapshotAssemblyTests {
             #expect(orders.lambda.function.description == "arn:aws:lambda:us-east-1:123456789012:function:orders")
             #expect(orders.leaf.serviceURI == "spiffe://\(trustDomain)/ns/default/dc/dc1/svc/orders")
             #expect(orders.leaf.certificatePEM.contains("BEGIN CERTIFICATE") && orders.leaf.privateKeyPEM.contains("PRIVATE KEY"))
-            #expect(orders.intentions.map(\.SourceName) == ["web"])
+            #expect(orders.intentions.map(\.sourceName) == ["web"])
             let thumbnails = try #require(snapshot.services["thumbnails"])
             // Legacy Meta form, and ASYNCHRONOUS read case-insensitively.
             #expect(thumbnails.lambda.invocationType == .event && thumbnails.lambda.passthrough && thumbnails.lambda.region == "eu-west-1")

@@ -18,11 +18,11 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private let processor: RequestProcessor
-    private let connection: MeshConnection
+    private let connection: ClientConnection
     private let limit: Int
     private var state = State.idle
 
-    init(processor: RequestProcessor, connection: MeshConnection, limit: Int) {
+    init(processor: RequestProcessor, connection: ClientConnection, limit: Int) {
         self.processor = processor
         self.connection = connection
         self.limit = limit

@@ -6,7 +6,7 @@ extension RequestProcessor {
     /// The application pipeline of an authenticated connection (mesh-identity.md §9.1): ALPN `h2` →
     /// HTTP/2, `http/1.1` → HTTP/1.1, no ALPN → the first bytes decide (the h2 preface means prior
     /// knowledge, as Consul sidecars send for http2/grpc services).
-    public func configureHTTP(_ channel: Channel, connection: MeshConnection) -> EventLoopFuture<Void> {
+    public func configureHTTP(_ channel: Channel, connection: ClientConnection) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
             switch connection.negotiatedProtocol {
             case "h2": try configureHTTP2Sync(channel, connection: connection)
@@ -16,14 +16,14 @@ extension RequestProcessor {
         }
     }
 
-    func configureHTTP1Sync(_ channel: Channel, connection: MeshConnection) throws {
+    func configureHTTP1Sync(_ channel: Channel, connection: ClientConnection) throws {
         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
         try channel.pipeline.syncOperations.addHandler(HTTP1RequestHandler(processor: self, connection: connection, limit: limit(for: connection)))
     }
 
     /// Each stream gets the HTTP/1-style handler behind NIO's frame-to-HTTP/1 codec. 1024 concurrent
     /// streams (Decision, §9.2).
-    func configureHTTP2Sync(_ channel: Channel, connection: MeshConnection) throws {
+    func configureHTTP2Sync(_ channel: Channel, connection: ClientConnection) throws {
         var connectionConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
         connectionConfiguration.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: 1024),
@@ -42,8 +42,10 @@ extension RequestProcessor {
         }
     }
 
-    func limit(for connection: MeshConnection) -> Int {
-        connection.service.lambda.invocationType == .event ? settings.maximumAsyncPayloadBytes : settings.maximumSyncPayloadBytes
+    /// The body limit of the service's current invocation type; the request is checked again
+    /// against the snapshot it is processed with.
+    func limit(for connection: ClientConnection) -> Int {
+        store.snapshot.services[connection.serviceName]?.lambda.invocationType == .event ? settings.maximumAsyncPayloadBytes : settings.maximumSyncPayloadBytes
     }
 }
 
@@ -55,11 +57,11 @@ final class HTTPVersionDetector: ChannelInboundHandler, RemovableChannelHandler,
     static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
 
     private let processor: RequestProcessor
-    private let connection: MeshConnection
+    private let connection: ClientConnection
     private var buffered: ByteBuffer?
     private var decided = false
 
-    init(processor: RequestProcessor, connection: MeshConnection) {
+    init(processor: RequestProcessor, connection: ClientConnection) {
         self.processor = processor
         self.connection = connection
     }

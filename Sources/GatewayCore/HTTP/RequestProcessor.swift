@@ -72,20 +72,20 @@ public final class RequestProcessor: Sendable {
         }
     }
 
-    public func process(_ request: GatewayRequest, connection: MeshConnection) async -> LambdaHTTPResponse {
+    public func process(_ request: GatewayRequest, connection: ClientConnection) async -> LambdaHTTPResponse {
         inFlight.wrappingIncrement(ordering: .relaxed)
         let response = await handle(request, connection: connection)
         inFlight.wrappingDecrement(ordering: .relaxed)
-        let key = "service=\"\(connection.service.name)\",status=\"\(response.status)\""
+        let key = "service=\"\(connection.serviceName)\",status=\"\(response.status)\""
         counts.withLock { $0[key, default: 0] += 1 }
         return response
     }
 
-    func handle(_ request: GatewayRequest, connection: MeshConnection) async -> LambdaHTTPResponse {
+    func handle(_ request: GatewayRequest, connection: ClientConnection) async -> LambdaHTTPResponse {
         // Every request uses the snapshot current when it starts (intentions, Lambda settings).
         let snapshot = store.snapshot
-        guard let service = snapshot.services[connection.service.name] else {
-            return .error(status: 503, code: "ServiceNotServed", message: "\(connection.service.name) is no longer served by this gateway")
+        guard let service = snapshot.services[connection.serviceName] else {
+            return .error(status: 503, code: "ServiceNotServed", message: "\(connection.serviceName) is no longer served by this gateway")
         }
         let (rawPath, query) = Self.split(target: request.target)
         let path: String
@@ -96,8 +96,10 @@ public final class RequestProcessor: Sendable {
         }
 
         let authorization = AuthorizationRequest(method: request.method, path: path, headers: request.headers.map { ($0.name, $0.value) })
-        guard evaluator(for: service, snapshot: snapshot).isAllowed(caller: connection.caller, request: authorization) else {
-            return Self.accessDenied
+        if case .mesh(let caller, _) = connection.caller {
+            guard evaluator(for: service, snapshot: snapshot).isAllowed(caller: caller, request: authorization) else {
+                return Self.accessDenied
+            }
         }
 
         let asynchronous = service.lambda.invocationType == .event
@@ -156,15 +158,23 @@ public final class RequestProcessor: Sendable {
         }
     }
 
-    /// The client's headers plus what the gateway adds (mesh-identity.md §9.4, §7).
-    func forwardedHeaders(_ headers: [HTTPField], connection: MeshConnection, sanitize: Bool) -> [HTTPField] {
-        var result = headers.filter { !$0.name.asciiCaseInsensitiveEquals("x-forwarded-client-cert") }
-        let incoming = headers.filter { $0.name.asciiCaseInsensitiveEquals("x-forwarded-client-cert") }.map(\.value)
-        if let value = ForwardedClientCert.headerValue(incoming: incoming.isEmpty ? nil : incoming.joined(separator: ","), element: connection.forwardedClientCert, sanitize: sanitize) {
-            result.append(HTTPField("x-forwarded-client-cert", value))
+    /// The client's headers plus what the gateway adds (mesh-identity.md §9.4, §7). A direct
+    /// caller has no certificate: its own `x-forwarded-client-cert` passes unless sanitizing.
+    func forwardedHeaders(_ headers: [HTTPField], connection: ClientConnection, sanitize: Bool) -> [HTTPField] {
+        var result = headers
+        var scheme = "http"
+        if case .mesh(_, let element) = connection.caller {
+            scheme = "https"
+            result = headers.filter { !$0.name.asciiCaseInsensitiveEquals("x-forwarded-client-cert") }
+            let incoming = headers.filter { $0.name.asciiCaseInsensitiveEquals("x-forwarded-client-cert") }.map(\.value)
+            if let value = ForwardedClientCert.headerValue(incoming: incoming.isEmpty ? nil : incoming.joined(separator: ","), element: element, sanitize: sanitize) {
+                result.append(HTTPField("x-forwarded-client-cert", value))
+            }
+        } else if sanitize {
+            result = headers.filter { !$0.name.asciiCaseInsensitiveEquals("x-forwarded-client-cert") }
         }
         if !headers.contains(where: { $0.name.asciiCaseInsensitiveEquals("x-forwarded-proto") }) {
-            result.append(HTTPField("x-forwarded-proto", "https"))
+            result.append(HTTPField("x-forwarded-proto", scheme))
         }
         if !headers.contains(where: { $0.name.asciiCaseInsensitiveEquals("x-request-id") }) {
             result.append(HTTPField("x-request-id", UUID().uuidString.lowercased()))

@@ -3,22 +3,35 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 
-/// The mTLS listener as a service: binds, serves until graceful shutdown, then stops accepting and
-/// lets in-flight requests finish (bounded by `drainTimeout`).
+/// A listener as a service: binds, serves until graceful shutdown, then stops accepting and lets
+/// in-flight requests finish (bounded by `drainTimeout`).
 public final class GatewayListener: Service, Sendable {
+    /// What the listener accepts.
+    public enum Kind: Sendable {
+        /// Mesh mTLS; the service comes from SNI, the caller from the client certificate.
+        case mesh(MeshTLSAcceptor)
+        /// Plaintext HTTP/1.1 or h2c for one service, with no authentication and no intentions:
+        /// what a connected proxy's upstream listener does (`--upstream NAME=HOST:PORT`).
+        case direct(service: String)
+    }
+
     let host: String
     let port: Int
-    let acceptor: MeshTLSAcceptor
+    let kind: Kind
     let processor: RequestProcessor
     let group: any EventLoopGroup
     let logger: Logger
     let drainTimeout: Duration
     let onBound: @Sendable (SocketAddress) -> Void
 
-    public init(host: String, port: Int, acceptor: MeshTLSAcceptor, processor: RequestProcessor, group: any EventLoopGroup, logger: Logger, drainTimeout: Duration = .seconds(30), onBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }) {
+    public convenience init(host: String, port: Int, acceptor: MeshTLSAcceptor, processor: RequestProcessor, group: any EventLoopGroup, logger: Logger, drainTimeout: Duration = .seconds(30), onBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }) {
+        self.init(host: host, port: port, kind: .mesh(acceptor), processor: processor, group: group, logger: logger, drainTimeout: drainTimeout, onBound: onBound)
+    }
+
+    public init(host: String, port: Int, kind: Kind, processor: RequestProcessor, group: any EventLoopGroup, logger: Logger, drainTimeout: Duration = .seconds(30), onBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }) {
         self.host = host
         self.port = port
-        self.acceptor = acceptor
+        self.kind = kind
         self.processor = processor
         self.group = group
         self.logger = logger
@@ -27,23 +40,37 @@ public final class GatewayListener: Service, Sendable {
     }
 
     public func run() async throws {
-        let acceptor = self.acceptor
+        let kind = self.kind
         let processor = self.processor
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                acceptor.configure(channel) { channel, connection in processor.configureHTTP(channel, connection: connection) }
+                switch kind {
+                case .mesh(let acceptor):
+                    acceptor.configure(channel) { channel, connection in processor.configureHTTP(channel, connection: connection) }
+                case .direct(let service):
+                    processor.configureHTTP(channel, connection: ClientConnection(serviceName: service, caller: .direct, negotiatedProtocol: nil, peerIP: channel.remoteAddress?.ipAddress ?? ""))
+                }
             }
             .bind(host: host, port: port)
             .get()
         if let address = channel.localAddress { onBound(address) }
-        logger.info("mesh listener bound", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+        logger.info("listener bound", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")", "kind": "\(kind.label)"])
         try? await gracefulShutdown()
         logger.info("stopping: no new connections; draining in-flight requests", metadata: ["in_flight": "\(processor.inFlightCount)"])
         try? await channel.close()
         await processor.waitUntilIdle(timeout: drainTimeout)
+    }
+}
+
+extension GatewayListener.Kind {
+    var label: String {
+        switch self {
+        case .mesh: "mesh"
+        case .direct(let service): "direct:\(service)"
+        }
     }
 }
 

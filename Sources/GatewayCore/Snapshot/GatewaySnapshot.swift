@@ -44,7 +44,8 @@ public struct ServedService: Sendable, Hashable {
     public var protocolName: String
     /// The service-resolver `RequestTimeout`, when set.
     public var requestTimeout: Duration?
-    public var intentions: [Intention]
+    /// Intentions with this service as destination, in the evaluator's form.
+    public var intentions: [IntentionRule]
     public var leaf: ServiceLeaf
 }
 

@@ -38,6 +38,6 @@ extension IntentionRule {
 extension ServedService {
     /// The compiled intentions of this service under `defaultPolicy`.
     public func authorization(defaultPolicy: String) -> IntentionEvaluator {
-        IntentionEvaluator(rules: intentions.map(IntentionRule.init), defaultPolicy: defaultPolicy)
+        IntentionEvaluator(rules: intentions, defaultPolicy: defaultPolicy)
     }
 }

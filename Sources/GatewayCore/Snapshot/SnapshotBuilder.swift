@@ -86,7 +86,7 @@ public enum SnapshotBuilder {
                 lambda: lambda,
                 protocolName: protocolName.lowercased(),
                 requestTimeout: timeout,
-                intentions: state.intentions?[name] ?? [],
+                intentions: (state.intentions?[name] ?? []).map(IntentionRule.init),
                 leaf: leaf
             )
         )

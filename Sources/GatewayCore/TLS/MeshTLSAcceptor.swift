@@ -7,20 +7,6 @@ import NIOSSL
 import NIOTLS
 import X509
 
-/// What a mesh connection is, once its handshake is done: the service it was opened for (from SNI,
-/// in the snapshot current at the handshake) and the caller's identity.
-public struct MeshConnection: Sendable {
-    public var service: ServedService
-    public var snapshotVersion: UInt64
-    public var caller: SPIFFEID
-    /// `h2`, `http/1.1`, or nil when the client offered no ALPN.
-    public var negotiatedProtocol: String?
-    /// This connection's `x-forwarded-client-cert` element (mesh-identity.md §7).
-    public var forwardedClientCert: String
-    /// The peer's address, for the API Gateway v2 `sourceIp`.
-    public var peerIP: String
-}
-
 /// Counts refused handshakes by reason, for `/metrics`.
 public final class TLSRefusals: Sendable {
     public let unknownSNI = ManagedAtomic<Int>(0)
@@ -35,7 +21,7 @@ public final class TLSRefusals: Sendable {
 /// before any certificate is sent, presents the service's own leaf, and requires a client
 /// certificate from the mesh CA carrying a service identity of the trust domain.
 public struct MeshTLSAcceptor: Sendable {
-    public typealias Established = @Sendable (Channel, MeshConnection) -> EventLoopFuture<Void>
+    public typealias Established = @Sendable (Channel, ClientConnection) -> EventLoopFuture<Void>
 
     let store: SnapshotStore
     let contexts: ServiceTLSContexts
@@ -109,12 +95,10 @@ public struct MeshTLSAcceptor: Sendable {
         let completion = HandshakeCompletion { negotiated in
             timeout.cancel()
             guard let caller = identity.caller else { return channel.close() }
-            let connection = MeshConnection(
-                service: service,
-                snapshotVersion: snapshot.version,
-                caller: caller,
+            let connection = ClientConnection(
+                serviceName: service.name,
+                caller: .mesh(caller, forwardedClientCert: identity.forwardedClientCert),
                 negotiatedProtocol: negotiated,
-                forwardedClientCert: identity.forwardedClientCert,
                 peerIP: channel.remoteAddress?.ipAddress ?? ""
             )
             return established(channel, connection)

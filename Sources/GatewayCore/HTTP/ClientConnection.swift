@@ -1,0 +1,28 @@
+import MeshIdentity
+
+/// What an accepted connection is, before its first request: the service it is for and who calls.
+public struct ClientConnection: Sendable {
+    /// How the caller reached the gateway.
+    public enum Caller: Sendable {
+        /// Authenticated mesh mTLS: the SPIFFE identity of the client certificate, and this
+        /// connection's `x-forwarded-client-cert` element (mesh-identity.md §7).
+        case mesh(SPIFFEID, forwardedClientCert: String)
+        /// A plaintext direct-invocation listener (`--upstream`): no mTLS, so no intentions.
+        case direct
+    }
+
+    /// The service the connection was opened for (from SNI, or the direct listener's service).
+    public var serviceName: String
+    public var caller: Caller
+    /// `h2`, `http/1.1`, or nil when the client offered no ALPN (always nil on plaintext).
+    public var negotiatedProtocol: String?
+    /// The peer's address, for the API Gateway v2 `sourceIp`.
+    public var peerIP: String
+
+    public init(serviceName: String, caller: Caller, negotiatedProtocol: String?, peerIP: String) {
+        self.serviceName = serviceName
+        self.caller = caller
+        self.negotiatedProtocol = negotiatedProtocol
+        self.peerIP = peerIP
+    }
+}

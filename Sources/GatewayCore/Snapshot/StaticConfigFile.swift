@@ -1,0 +1,245 @@
+import ConsulAPI
+import Foundation
+import LambdaInvoke
+import LambdaPayload
+import MeshIdentity
+import X509
+import Yams
+
+/// Reads a `StaticConfig` from YAML (format in the README and `conf/gateway.example.yaml`).
+/// Strict: unknown keys, wrong types and bad values are errors naming the file, line, key and
+/// problem. Relative file paths are relative to the configuration file.
+public enum StaticConfigFile {
+    public static func load(path: String) throws(StaticConfigError) -> StaticConfig {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw StaticConfigError(file: path, path: "", message: "cannot read the file (\(error.localizedDescription))")
+        }
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+        return try parse(text, file: path, directory: directory)
+    }
+
+    public static func parse(_ text: String, file: String, directory: URL) throws(StaticConfigError) -> StaticConfig {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            throw StaticConfigError(file: file, path: "", message: "not valid YAML: \(error)")
+        }
+        guard let root else { throw StaticConfigError(file: file, path: "", message: "the file is empty") }
+        return try Reader(file: file, directory: directory).config(root)
+    }
+
+    struct Reader {
+        let file: String
+        let directory: URL
+
+        func fail(_ node: Node?, _ path: String, _ message: String) -> StaticConfigError {
+            StaticConfigError(file: file, line: node?.mark?.line, column: node?.mark?.column, path: path, message: message)
+        }
+
+        func config(_ root: Node) throws(StaticConfigError) -> StaticConfig {
+            let keys = try mapping(
+                root, "",
+                allowed: ["trustDomain", "datacenter", "caFile", "defaultIntentionPolicy", "sanitizeForwardedClientCert", "services"]
+            )
+            let trustDomain = try required(keys, "trustDomain", in: root, "")
+            guard trustDomain.hasSuffix(".consul") || trustDomain.contains(".") else {
+                throw fail(keys["trustDomain"], "trustDomain", "\"\(trustDomain)\" is not a trust domain (Consul's look like <uuid>.consul)")
+            }
+            let datacenter = try required(keys, "datacenter", in: root, "")
+            let caFile = try required(keys, "caFile", in: root, "")
+            let rootPEMs = try certificates(inFile: caFile, node: keys["caFile"], path: "caFile")
+            let policy = try string(keys["defaultIntentionPolicy"], "defaultIntentionPolicy") ?? "deny"
+            guard ["allow", "deny"].contains(policy) else { throw fail(keys["defaultIntentionPolicy"], "defaultIntentionPolicy", "must be allow or deny, not \"\(policy)\"") }
+            let sanitize = try bool(keys["sanitizeForwardedClientCert"], "sanitizeForwardedClientCert") ?? false
+            guard let servicesNode = keys["services"] else { throw fail(root, "services", "is required (a list of services)") }
+            guard let list = servicesNode.sequence else { throw fail(servicesNode, "services", "must be a list") }
+            var services: [StaticConfig.Service] = []
+            var names: Set<String> = []
+            for (index, node) in list.enumerated() {
+                let service = try self.service(node, "services[\(index)]")
+                guard names.insert(service.name).inserted else { throw fail(node, "services[\(index)].name", "\"\(service.name)\" is listed twice") }
+                services.append(service)
+            }
+            return StaticConfig(
+                trustDomain: trustDomain, datacenter: datacenter, rootPEMs: rootPEMs, defaultIntentionPolicy: policy,
+                sanitizeForwardedClientCert: sanitize, services: services
+            )
+        }
+
+        func service(_ node: Node, _ path: String) throws(StaticConfigError) -> StaticConfig.Service {
+            let keys = try mapping(
+                node, path,
+                allowed: ["name", "arn", "payloadFormat", "payloadPassthrough", "invocationMode", "protocol", "requestTimeout", "subsets", "certFile", "keyFile", "intentions"]
+            )
+            let name = try required(keys, "name", in: node, path)
+            guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
+                throw fail(keys["name"], "\(path).name", "\"\(name)\" is not a Consul service name (letters, digits, - and _)")
+            }
+            let arnText = try required(keys, "arn", in: node, path)
+            let function: FunctionARN
+            do {
+                function = try FunctionARN(parsing: arnText)
+            } catch {
+                throw fail(keys["arn"], "\(path).arn", error.description)
+            }
+            let formatText = try string(keys["payloadFormat"], "\(path).payloadFormat") ?? "envoy"
+            guard let format = PayloadFormat(configValue: formatText) else {
+                throw fail(keys["payloadFormat"], "\(path).payloadFormat", "unknown format \"\(formatText)\" (\(PayloadFormat.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            let mode = try string(keys["invocationMode"], "\(path).invocationMode") ?? "synchronous"
+            let invocation: InvocationType
+            switch mode.lowercased() {
+            case "synchronous": invocation = .requestResponse
+            case "asynchronous": invocation = .event
+            default: throw fail(keys["invocationMode"], "\(path).invocationMode", "must be synchronous or asynchronous, not \"\(mode)\"")
+            }
+            let protocolName = (try string(keys["protocol"], "\(path).protocol") ?? "http").lowercased()
+            guard ["http", "http2", "grpc"].contains(protocolName) else {
+                throw fail(keys["protocol"], "\(path).protocol", "must be http, http2 or grpc, not \"\(protocolName)\"")
+            }
+            var timeout: Duration?
+            if let text = try string(keys["requestTimeout"], "\(path).requestTimeout") {
+                do {
+                    timeout = try GoDuration.parse(text)
+                } catch {
+                    throw fail(keys["requestTimeout"], "\(path).requestTimeout", "\"\(text)\" is not a duration like 15s or 2m")
+                }
+            }
+            let subsets = try stringList(keys["subsets"], "\(path).subsets")
+            let certFile = try required(keys, "certFile", in: node, path)
+            let keyFile = try required(keys, "keyFile", in: node, path)
+            let certificate = try contents(of: certFile, node: keys["certFile"], path: "\(path).certFile")
+            let key = try contents(of: keyFile, node: keys["keyFile"], path: "\(path).keyFile")
+            var intentions: [IntentionRule] = []
+            if let intentionsNode = keys["intentions"] {
+                guard let list = intentionsNode.sequence else { throw fail(intentionsNode, "\(path).intentions", "must be a list") }
+                for (index, item) in list.enumerated() {
+                    intentions.append(try intention(item, "\(path).intentions[\(index)]"))
+                }
+            }
+            return StaticConfig.Service(
+                name: name,
+                lambda: LambdaSettings(function: function, payloadFormat: format, passthrough: try bool(keys["payloadPassthrough"], "\(path).payloadPassthrough") ?? false, invocationType: invocation),
+                protocolName: protocolName, requestTimeout: timeout, subsets: subsets, certificatePEM: certificate, privateKeyPEM: key, intentions: intentions
+            )
+        }
+
+        /// `{source, action}` or `{source, permissions: [{action, http: {pathExact|pathPrefix|pathRegex, methods}}]}`.
+        func intention(_ node: Node, _ path: String) throws(StaticConfigError) -> IntentionRule {
+            let keys = try mapping(node, path, allowed: ["source", "action", "permissions"])
+            let source = try required(keys, "source", in: node, path)
+            let action = try string(keys["action"], "\(path).action")
+            var permissions: [IntentionPermissionRule] = []
+            if let list = keys["permissions"] {
+                guard let items = list.sequence, !items.isEmpty else { throw fail(list, "\(path).permissions", "must be a non-empty list") }
+                for (index, item) in items.enumerated() {
+                    permissions.append(try permission(item, "\(path).permissions[\(index)]"))
+                }
+            }
+            switch (action, permissions.isEmpty) {
+            case (nil, true): throw fail(node, path, "needs an action (allow or deny) or permissions")
+            case (_?, false): throw fail(keys["action"], "\(path).action", "an intention has either an action or permissions, not both")
+            case (let action?, true):
+                guard ["allow", "deny"].contains(action) else { throw fail(keys["action"], "\(path).action", "must be allow or deny, not \"\(action)\"") }
+            case (nil, false): break
+            }
+            return StaticConfig.intention(from: source, action: action ?? "", permissions: permissions)
+        }
+
+        func permission(_ node: Node, _ path: String) throws(StaticConfigError) -> IntentionPermissionRule {
+            let keys = try mapping(node, path, allowed: ["action", "http"])
+            let action = try required(keys, "action", in: node, path)
+            guard ["allow", "deny"].contains(action) else { throw fail(keys["action"], "\(path).action", "must be allow or deny, not \"\(action)\"") }
+            guard let httpNode = keys["http"] else { return IntentionPermissionRule(action: action) }
+            let http = try mapping(httpNode, "\(path).http", allowed: ["pathExact", "pathPrefix", "pathRegex", "methods"])
+            let rule = HTTPRule(
+                pathExact: try string(http["pathExact"], "\(path).http.pathExact") ?? "",
+                pathPrefix: try string(http["pathPrefix"], "\(path).http.pathPrefix") ?? "",
+                pathRegex: try string(http["pathRegex"], "\(path).http.pathRegex") ?? "",
+                methods: try stringList(http["methods"], "\(path).http.methods").map { $0.uppercased() }
+            )
+            let paths = [rule.pathExact, rule.pathPrefix, rule.pathRegex].filter { !$0.isEmpty }
+            guard paths.count <= 1 else { throw fail(httpNode, "\(path).http", "use at most one of pathExact, pathPrefix and pathRegex") }
+            return IntentionPermissionRule(action: action, http: rule)
+        }
+
+        // MARK: Typed access
+
+        func mapping(_ node: Node, _ path: String, allowed: Set<String>) throws(StaticConfigError) -> [String: Node] {
+            guard let mapping = node.mapping else { throw fail(node, path, "must be a mapping of keys to values") }
+            var result: [String: Node] = [:]
+            for (key, value) in mapping {
+                guard let name = key.string else { throw fail(key, path, "keys must be strings") }
+                let keyPath = path.isEmpty ? name : "\(path).\(name)"
+                guard allowed.contains(name) else {
+                    let suggestion = allowed.first { $0.lowercased() == name.lowercased() }.map { " (did you mean \($0)?)" } ?? ""
+                    throw fail(key, keyPath, "unknown key\(suggestion); known keys: \(allowed.sorted().joined(separator: ", "))")
+                }
+                guard result[name] == nil else { throw fail(key, keyPath, "appears twice") }
+                result[name] = value
+            }
+            return result
+        }
+
+        func required(_ keys: [String: Node], _ name: String, in node: Node, _ path: String) throws(StaticConfigError) -> String {
+            let keyPath = path.isEmpty ? name : "\(path).\(name)"
+            guard let value = try string(keys[name], keyPath), !value.isEmpty else { throw fail(keys[name] ?? node, keyPath, "is required") }
+            return value
+        }
+
+        func string(_ node: Node?, _ path: String) throws(StaticConfigError) -> String? {
+            guard let node else { return nil }
+            guard let scalar = node.scalar else { throw fail(node, path, "must be a single value, not a list or mapping") }
+            return scalar.string
+        }
+
+        func bool(_ node: Node?, _ path: String) throws(StaticConfigError) -> Bool? {
+            guard let node else { return nil }
+            guard node.scalar != nil, let value = node.bool else { throw fail(node, path, "must be true or false") }
+            return value
+        }
+
+        func stringList(_ node: Node?, _ path: String) throws(StaticConfigError) -> [String] {
+            guard let node else { return [] }
+            guard let items = node.sequence else { throw fail(node, path, "must be a list") }
+            var result: [String] = []
+            for (index, item) in items.enumerated() {
+                guard let text = try string(item, "\(path)[\(index)]") else { continue }
+                result.append(text)
+            }
+            return result
+        }
+
+        // MARK: Files
+
+        func contents(of file: String, node: Node?, path: String) throws(StaticConfigError) -> String {
+            let url = file.hasPrefix("/") ? URL(fileURLWithPath: file) : directory.appendingPathComponent(file)
+            do {
+                return try String(contentsOf: url, encoding: .utf8)
+            } catch {
+                throw fail(node, path, "cannot read \(url.path) (\(error.localizedDescription))")
+            }
+        }
+
+        func certificates(inFile file: String, node: Node?, path: String) throws(StaticConfigError) -> [String] {
+            let text = try contents(of: file, node: node, path: path)
+            let marker = "-----END CERTIFICATE-----"
+            let pems = text.components(separatedBy: marker).dropLast().map { $0.trimmingCharacters(in: .whitespacesAndNewlines) + "\n" + marker + "\n" }
+            guard !pems.isEmpty, pems.allSatisfy({ $0.hasPrefix("-----BEGIN CERTIFICATE-----") }) else {
+                throw fail(node, path, "\(file) holds no PEM certificates")
+            }
+            for (index, pem) in pems.enumerated() {
+                do {
+                    _ = try Certificate(pemEncoded: pem)
+                } catch {
+                    throw fail(node, path, "certificate \(index + 1) in \(file) does not parse (\(error))")
+                }
+            }
+            return pems
+        }
+    }
+}

@@ -1,0 +1,41 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// Serves a `StaticConfig` file instead of Consul: published once at start (an invalid file stops
+/// the start with the error), then read again on SIGHUP. A reload that fails keeps the last good
+/// snapshot and logs why, so a typo never takes services down.
+public final class StaticConfigSource: Service, Sendable {
+    let path: String
+    let store: SnapshotStore
+    let logger: Logger
+
+    /// Loads and publishes the file now; throws its first problem.
+    public init(path: String, store: SnapshotStore, logger: Logger) throws(StaticConfigError) {
+        self.path = path
+        self.store = store
+        self.logger = logger
+        try publish()
+    }
+
+    func publish() throws(StaticConfigError) {
+        let config = try StaticConfigFile.load(path: path)
+        let snapshot = try config.snapshot(version: store.snapshot.version + 1, now: Date())
+        store.publish(snapshot)
+        logger.notice("static configuration loaded", metadata: ["file": "\(path)", "services": "\(snapshot.services.keys.sorted().joined(separator: ","))"])
+    }
+
+    public func run() async throws {
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        try await cancelWhenGracefulShutdown {
+            for await _ in hangups {
+                do {
+                    try self.publish()
+                } catch {
+                    self.logger.error("static configuration not reloaded; still serving the previous one", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+    }
+}

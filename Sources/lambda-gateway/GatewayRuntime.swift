@@ -1,0 +1,154 @@
+import AWSSigV4
+import ArgumentParser
+import ConsulAPI
+import Foundation
+import GatewayCore
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// Options `run` and `dev` share: direct listeners, the Lambda side, limits and threads.
+struct ServingOptions: ParsableArguments {
+    @Option(name: .customLong("upstream"), help: ArgumentHelp("Direct-invocation listener NAME=HOST:PORT (repeatable): plaintext HTTP to the named service, no mTLS, no intentions.", valueName: "name=host:port"))
+    var upstreams: [String] = []
+    @Flag(name: .customLong("allow-non-loopback"), help: "Let --upstream listeners bind to non-loopback addresses (they enforce nothing).")
+    var allowNonLoopback = false
+    @Option(name: .customLong("lambda-endpoint"), help: "Send every Invoke to this endpoint (tests, private endpoints).") var lambdaEndpoint: String?
+    @Option(name: .customLong("lambda-ca-file"), help: "Extra PEM trust anchors for the Lambda endpoint.") var lambdaCAFile: String?
+    @Option(name: .customLong("request-timeout"), help: "Default per-request deadline (Go duration).") var requestTimeout = "15s"
+    @Option(name: .customLong("drain-timeout"), help: "How long in-flight requests may run after SIGTERM.") var drainTimeout = "30s"
+    @Option(name: .customLong("event-loops"), help: "Event loop threads (default: cores).") var eventLoops: Int?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel = "info"
+
+    struct Upstream {
+        var service: String
+        var host: String
+        var port: Int
+    }
+
+    func upstreamListeners() throws -> [Upstream] {
+        try upstreams.map { text in
+            guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
+                throw ValidationError("--upstream must be NAME=HOST:PORT, got \(text)")
+            }
+            let address = try GatewayRuntime.hostPort(String(text[text.index(after: equals)...]), flag: "--upstream")
+            guard allowNonLoopback || GatewayRuntime.isLoopback(address.host) else {
+                throw ValidationError("--upstream \(text): \(address.host) is not a loopback address; a direct listener has no mTLS and no intentions, so binding it beyond this host needs --allow-non-loopback")
+            }
+            return Upstream(service: String(text[..<equals]), host: address.host, port: address.port)
+        }
+    }
+
+    func makeLogger() -> Logger {
+        var logger = Logger(label: "lambda-gateway")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        return logger
+    }
+
+    func durations() throws -> (request: Duration, drain: Duration) {
+        do {
+            return (try GoDuration.parse(requestTimeout), try GoDuration.parse(drainTimeout))
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+}
+
+/// The data plane wired together and run as one service group until SIGTERM/SIGINT: a config source
+/// feeding the snapshot store, then optional self-registration, direct listeners, the mesh
+/// listener and the admin listener. Graceful shutdown runs in reverse: admin, mesh listener (stop
+/// accepting, drain), direct listeners, deregistration, config source.
+struct GatewayRuntime {
+    var listen: (host: String, port: Int)
+    var admin: (host: String, port: Int)
+    var options: ServingOptions
+    var fixedCredentials: Credentials?
+    var announce: @Sendable (String) -> Void = GatewayRuntime.announce
+
+    /// Runs until a signal; `sources` are started first (they feed `store`), `registration` is
+    /// registered with the mesh listener's bound port.
+    func run(
+        store: SnapshotStore,
+        group: MultiThreadedEventLoopGroup,
+        logger: Logger,
+        sources: [any Service],
+        registration: (client: ConsulClient, template: GatewayRegistration)? = nil,
+        onMeshBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }
+    ) async throws {
+        let upstreams = try options.upstreamListeners()
+        let (timeout, drain) = try options.durations()
+        let aws = try AWSSide(endpoint: options.lambdaEndpoint, caFile: options.lambdaCAFile, group: group, logger: logger, fixedCredentials: fixedCredentials)
+        var settings = ProcessingSettings()
+        settings.defaultRequestTimeout = timeout
+        let processor = RequestProcessor(store: store, invoker: aws.invoker, settings: settings, logger: logger)
+        let refusals = TLSRefusals()
+        let acceptor = MeshTLSAcceptor(store: store, refusals: refusals, logger: logger)
+        let (boundPorts, boundPort) = AsyncStream.makeStream(of: Int.self)
+        let announce = self.announce
+        let listen = self.listen
+        let admin = self.admin
+
+        var services: [any Service] = sources
+        if aws.usesCredentialChain { services.append(BackgroundService { await aws.credentials.run() }) }
+        if let registration {
+            services.append(SelfRegistration(client: registration.client, template: registration.template, boundPort: boundPorts, logger: logger))
+        }
+        for upstream in upstreams {
+            services.append(
+                GatewayListener(host: upstream.host, port: upstream.port, kind: .direct(service: upstream.service), processor: processor, group: group, logger: logger, drainTimeout: drain) { address in
+                    announce("direct listener for \(upstream.service) on \(address.ipAddress ?? upstream.host):\(address.port ?? 0) (plaintext, no intentions)")
+                }
+            )
+        }
+        services.append(
+            GatewayListener(host: listen.host, port: listen.port, acceptor: acceptor, processor: processor, group: group, logger: logger, drainTimeout: drain) { address in
+                announce("listening on \(address.ipAddress ?? listen.host):\(address.port ?? 0)")
+                if let port = address.port { boundPort.yield(port) }
+                onMeshBound(address)
+            }
+        )
+        services.append(
+            AdminServer(host: admin.host, port: admin.port, store: store, processor: processor, refusals: refusals, group: group, logger: logger) { address in
+                announce("admin on \(address.ipAddress ?? admin.host):\(address.port ?? 0)")
+            }
+        )
+
+        let group = ServiceGroup(
+            configuration: .init(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        )
+        defer { boundPort.finish() }
+        do {
+            try await group.run()
+        } catch {
+            await aws.shutdown()
+            throw error
+        }
+        await aws.shutdown()
+    }
+
+    static func announce(_ line: String) {
+        FileHandle.standardOutput.write(Data("lambda-gateway: \(line)\n".utf8))
+    }
+
+    static func hostPort(_ text: String, flag: String) throws -> (host: String, port: Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("\(flag) must be HOST:PORT, got \(text)")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host, port)
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    /// The first non-loopback IPv4 address of this host (the default `--advertise-address`).
+    static func firstNonLoopbackIPv4() -> String? {
+        (try? System.enumerateDevices())?.compactMap { device -> String? in
+            guard case .v4 = device.address, let ip = device.address?.ipAddress, !ip.hasPrefix("127.") else { return nil }
+            return ip
+        }.first
+    }
+}
