@@ -77,7 +77,7 @@ struct DevCommand: AsyncParsableCommand {
             source = try StaticConfigSource(path: files.config, store: store, logger: logger)
         } catch {
             try? await group.shutdownGracefully()
-            throw ValidationError(error.description)
+            throw StartupError(error.description)
         }
         say("  [ok] config     \(files.config) (\(demos.count) services, intentions allow web, default deny)")
 

@@ -73,7 +73,7 @@ struct GatewayRuntime {
         group: MultiThreadedEventLoopGroup,
         logger: Logger,
         sources: [any Service],
-        registration: (client: ConsulClient, template: GatewayRegistration)? = nil,
+        registration: (client: ConsulClient, template: GatewayRegistration, recheck: Duration)? = nil,
         onMeshBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) async throws {
         let upstreams = try options.upstreamListeners()
@@ -92,7 +92,7 @@ struct GatewayRuntime {
         var services: [any Service] = sources
         if aws.usesCredentialChain { services.append(BackgroundService { await aws.credentials.run() }) }
         if let registration {
-            services.append(SelfRegistration(client: registration.client, template: registration.template, boundPort: boundPorts, logger: logger))
+            services.append(SelfRegistration(client: registration.client, template: registration.template, boundPort: boundPorts, recheck: registration.recheck, logger: logger))
         }
         for upstream in upstreams {
             services.append(
@@ -151,4 +151,10 @@ struct GatewayRuntime {
             return ip
         }.first
     }
+}
+
+/// A failure to start that is not a usage mistake: printed as `Error: …` without the usage text.
+struct StartupError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

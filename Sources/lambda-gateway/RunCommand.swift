@@ -26,10 +26,16 @@ struct RunCommand: AsyncParsableCommand {
     var register: String?
     @Option(name: .customLong("gateway-service-id"), help: "Service ID for self-registration (default: the gateway name).") var serviceID: String?
     @Option(name: .customLong("advertise-address"), help: "Address registered in Consul (default: the first non-loopback IPv4).") var advertiseAddress: String?
+    @Option(name: .customLong("register-recheck"), help: "How often to check that the agent still has this gateway (Go duration).") var registerRecheck = "10s"
     @OptionGroup var serving: ServingOptions
 
     func validate() throws {
         if let register, !["agent", "none"].contains(register) { throw ValidationError("--register must be agent or none, got \(register)") }
+        do {
+            _ = try GoDuration.parse(registerRecheck)
+        } catch {
+            throw ValidationError("--register-recheck: \(error.description)")
+        }
         _ = try serving.upstreamListeners()
     }
 
@@ -51,17 +57,18 @@ struct RunCommand: AsyncParsableCommand {
                 sources.append(try StaticConfigSource(path: configFile, store: store, logger: logger))
             } catch {
                 try? await group.shutdownGracefully()
-                throw ValidationError(error.description)
+                throw StartupError(error.description)
             }
             GatewayRuntime.announce("static configuration \(configFile): \(store.snapshot.services.keys.sorted().joined(separator: ", "))")
         } else if let consulClient {
             let source = ConsulConfigSource(client: consulClient, settings: .init(gatewayName: name, datacenter: datacenter), store: store, logger: logger)
             sources.append(BackgroundService { await source.run() })
         }
-        var registration: (client: ConsulClient, template: GatewayRegistration)?
+        var registration: (client: ConsulClient, template: GatewayRegistration, recheck: Duration)?
         if registers, let consulClient {
             let address = advertiseAddress ?? GatewayRuntime.firstNonLoopbackIPv4() ?? "127.0.0.1"
-            registration = (consulClient, GatewayRegistration(id: serviceID ?? name, name: name, address: address, port: 0, version: LambdaGateway.configuration.version))
+            let template = GatewayRegistration(id: serviceID ?? name, name: name, address: address, port: 0, version: LambdaGateway.configuration.version)
+            registration = (consulClient, template, try GoDuration.parse(registerRecheck))
         }
 
         do {

@@ -7,17 +7,28 @@ import TestSupport
 struct GatewayProcess {
     static let trustDomain = "11111111-2222-3333-4444-555555555555.consul"
     static let sni = "orders.default.dc1.internal.\(trustDomain)"
+    static let environment = ["AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret", "HOME": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true"]
 
     let consul: ConsulTestServer
     let lambda: TestHTTPServer
-    let gateway: RunningProcess
     let files: TemporaryDirectory
-    let listenPort: String
-    let adminPort: String
+    let lambdaCAFile: String
     let clientCertificate: String
     let clientKey: String
+    /// The first gateway instance.
+    let instance: Instance
+    var gateway: RunningProcess { instance.process }
+    var listenPort: String { instance.listenPort }
+    var adminPort: String { instance.adminPort }
 
-    static func with(lambdaHandler: @escaping TestHTTPServer.Handler, _ body: (GatewayProcess) async throws -> Void) async throws {
+    /// One running `lambda-gateway run` and its bound ports.
+    struct Instance {
+        let process: RunningProcess
+        let listenPort: String
+        let adminPort: String
+    }
+
+    static func with(lambdaHandler: @escaping TestHTTPServer.Handler, arguments: [String] = ["--register", "none"], _ body: (GatewayProcess) async throws -> Void) async throws {
         let consul = try await ConsulTestServer()
         consul.registerInstance("orders")
         try consul.setConfigEntry(#"{"Kind":"service-defaults","Name":"orders","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:orders"}}]}"#)
@@ -25,40 +36,52 @@ struct GatewayProcess {
         let lambdaCA = try TestCA()
         let lambda = try await TestHTTPServer(tls: try lambdaCA.issueLeaf().serverTLSConfiguration(), handler: lambdaHandler)
         let files = try TemporaryDirectory()
-        let gateway = try RunningProcess(
-            [CLI.executable.path, "run", "--gateway-name", "lambda-gateway", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-             "--consul-addr", consul.baseURL, "--lambda-endpoint", lambda.baseURL, "--lambda-ca-file", try lambdaCA.writePEM(to: files.url)],
-            environment: ["AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret", "HOME": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true"]
-        )
+        var started: [RunningProcess] = []
         try await withTeardown {
-            func port(_ marker: String) async throws -> String {
-                try #require(try await gateway.waitForLine(containing: marker).split(separator: ":").last.map(String.init))
-            }
             let client = try consul.activeRootCA.issueLeaf(commonName: "web", dnsNames: [], ipAddresses: [], uris: ["spiffe://\(trustDomain)/ns/default/dc/dc1/svc/web"])
+            let caFile = try lambdaCA.writePEM(to: files.url)
+            let first = try startInstance(consul: consul, lambda: lambda, lambdaCAFile: caFile, arguments: arguments) { started.append($0) }
             let process = GatewayProcess(
-                consul: consul, lambda: lambda, gateway: gateway, files: files,
-                listenPort: try await port("listening on"), adminPort: try await port("admin on"),
-                clientCertificate: try files.file("web.pem", contents: try client.certificatePEM), clientKey: try files.file("web.key", contents: client.keyPEM)
+                consul: consul, lambda: lambda, files: files, lambdaCAFile: caFile,
+                clientCertificate: try files.file("web.pem", contents: try client.certificatePEM), clientKey: try files.file("web.key", contents: client.keyPEM),
+                instance: try await first.value
             )
-            _ = try await gateway.waitForLine(containing: "service served")
             try await body(process)
         } teardown: {
-            gateway.stop()
+            for process in started { process.stop() }
             await lambda.shutdown()
             await consul.shutdown()
             files.remove()
         }
     }
 
-    func admin(_ path: String) async throws -> ChildProcess.Output {
-        try await ChildProcess.run(["curl", "-sS", "-w", "\n%{http_code}", "http://127.0.0.1:\(adminPort)\(path)"])
+    static func startInstance(consul: ConsulTestServer, lambda: TestHTTPServer, lambdaCAFile: String, arguments: [String], started: (RunningProcess) -> Void) throws -> Task<Instance, any Error> {
+        let process = try RunningProcess(
+            [CLI.executable.path, "run", "--gateway-name", "lambda-gateway", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+             "--consul-addr", consul.baseURL, "--lambda-endpoint", lambda.baseURL, "--lambda-ca-file", lambdaCAFile] + arguments,
+            environment: environment
+        )
+        started(process)
+        return Task {
+            func port(_ marker: String) async throws -> String {
+                try #require(try await process.waitForLine(containing: marker).split(separator: ":").last.map(String.init))
+            }
+            let instance = Instance(process: process, listenPort: try await port("listening on"), adminPort: try await port("admin on"))
+            _ = try await process.waitForLine(containing: "service served")
+            return instance
+        }
+    }
+
+    func admin(_ path: String, instance: Instance? = nil) async throws -> ChildProcess.Output {
+        try await ChildProcess.run(["curl", "-sS", "-w", "\n%{http_code}", "http://127.0.0.1:\((instance ?? self.instance).adminPort)\(path)"])
     }
 
     /// A mesh call to `orders` through the gateway, printing the body then the status code.
-    func call(_ path: String) async throws -> ChildProcess.Output {
-        try await ChildProcess.run([
-            "curl", "-sS", "-k", "--cert", clientCertificate, "--key", clientKey, "--resolve", "\(Self.sni):\(listenPort):127.0.0.1",
-            "-w", "\n%{http_code}", "https://\(Self.sni):\(listenPort)\(path)",
+    func call(_ path: String, instance: Instance? = nil) async throws -> ChildProcess.Output {
+        let port = (instance ?? self.instance).listenPort
+        return try await ChildProcess.run([
+            "curl", "-sS", "-k", "--cert", clientCertificate, "--key", clientKey, "--resolve", "\(Self.sni):\(port):127.0.0.1",
+            "-w", "\n%{http_code}", "https://\(Self.sni):\(port)\(path)",
         ])
     }
 }

@@ -157,6 +157,19 @@ extension ConsulTestServer {
             }
             let names = query.filter { $0.0 == "name" }.map(\.1)
             return json(.object(names.map { JSONMember($0, .array(store.intentions(for: $0))) }), store.configIndex)
+        case let route where route.count == 3 && route.starts(with: ["agent", "service"]):
+            // The local agent's view of one of its services (`GET /v1/agent/service/<id>`).
+            guard let instance = store.instances.values.joined().first(where: { $0.node == "test-agent" && $0.id == route[2] }) else {
+                return Answer(status: 404, body: "unknown service ID: \(route[2])", index: nil, json: false)
+            }
+            return json(
+                .object([
+                    JSONMember("Kind", .string(instance.kind)), JSONMember("ID", .string(instance.id)), JSONMember("Service", .string(instance.service)),
+                    JSONMember("Address", .string(instance.address)), JSONMember("Port", .number(String(instance.port))),
+                    JSONMember("Meta", .object(instance.meta.sorted { $0.key < $1.key }.map { JSONMember($0.key, .string($0.value)) })),
+                ]),
+                store.catalogIndex
+            )
         case ["agent", "self"]:
             return Answer(
                 status: 200,
@@ -211,7 +224,12 @@ extension ConsulTestServer {
             let kind = registration["Kind"]?.text ?? ""
             let port = registration["Port"].flatMap { if case .number(let text) = $0 { Int(text) } else { nil } } ?? 0
             if kind == "terminating-gateway" && port == 0 { return Answer(status: 400, body: "Invalid Service Meta: Port must be non-zero for a terminating-gateway", index: nil, json: false) }
-            write { $0.store.register(.init(node: "test-agent", id: id, service: name, tags: [], meta: [:], address: "", port: port, kind: kind, createIndex: 0, modifyIndex: 0), nodeMeta: nil) }
+            var meta: [String: String] = [:]
+            if case .object(let members)? = registration["Meta"] {
+                for member in members { if let text = member.value.text { meta[member.name] = text } }
+            }
+            let address = registration["Address"]?.text ?? ""
+            write { $0.store.register(.init(node: "test-agent", id: id, service: name, tags: [], meta: meta, address: address, port: port, kind: kind, createIndex: 0, modifyIndex: 0), nodeMeta: nil) }
             return Answer(status: 200, body: "", index: nil, json: false)
         case ("PUT", let route) where route.count == 4 && route.starts(with: ["agent", "service", "deregister"]):
             write { $0.store.deregister(node: "test-agent", serviceID: route[3]) }

@@ -97,6 +97,18 @@ public final class ConsulTestServer: Sendable {
         write { $0.store.deregister(node: node, serviceID: service) }
     }
 
+    /// Services registered through the agent endpoint: (ID, name, kind, address, port).
+    public func agentServices() -> [(id: String, name: String, kind: String, address: String, port: Int)] {
+        state.withLockedValue { state in
+            state.store.instances.values.joined().filter { $0.node == "test-agent" }.map { ($0.id, $0.service, $0.kind, $0.address, $0.port) }.sorted { $0.id < $1.id }
+        }
+    }
+
+    /// What an agent restarted without its data directory does: forgets a registered service.
+    public func forgetAgentService(_ id: String) {
+        write { $0.store.deregister(node: "test-agent", serviceID: id) }
+    }
+
     /// Issues a new leaf for `service` (new serial, new `ModifyIndex`).
     public func rotateLeaf(_ service: String) throws {
         let root = try activeRoot()
