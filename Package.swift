@@ -162,6 +162,7 @@ let package = Package(
             name: "LambdaInvokeTests",
             dependencies: ["LambdaInvoke", "AWSCredentials", "AWSSigV4", "LambdaPayload", "TestSupport"]
         ),
+        .testTarget(name: "DevModeTests", dependencies: ["DevMode", "AWSSigV4", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "ConsulAPI"]),
         .testTarget(name: "ConsulAPITests", dependencies: ["ConsulAPI", "TestSupport"]),
         .testTarget(

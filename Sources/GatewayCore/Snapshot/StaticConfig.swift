@@ -17,6 +17,8 @@ public struct StaticConfig: Sendable {
     public var defaultIntentionPolicy: String
     public var sanitizeForwardedClientCert: Bool
     public var services: [Service]
+    /// The file it was read from, named in errors.
+    public var file: String?
 
     public struct Service: Sendable {
         public var name: String
@@ -75,7 +77,14 @@ public struct StaticConfig: Sendable {
         snapshot.sanitizeXFCC = sanitizeForwardedClientCert
         for (index, service) in services.enumerated() {
             let path = "services[\(index)]"
-            let leaf = try Self.leaf(for: service, path: path, trustDomain: trustDomain, datacenter: datacenter, now: now)
+            let leaf: ServiceLeaf
+            do {
+                leaf = try Self.leaf(for: service, path: path, trustDomain: trustDomain, datacenter: datacenter, now: now)
+            } catch {
+                var located = error
+                located.file = file
+                throw located
+            }
             let snis = [ServiceSNI.make(service: service.name, datacenter: datacenter, trustDomain: trustDomain)]
                 + service.subsets.map { ServiceSNI.make(service: service.name, subset: $0, datacenter: datacenter, trustDomain: trustDomain) }
             snapshot.services[service.name] = ServedService(

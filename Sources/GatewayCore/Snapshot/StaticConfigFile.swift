@@ -64,10 +64,12 @@ public enum StaticConfigFile {
                 guard names.insert(service.name).inserted else { throw fail(node, "services[\(index)].name", "\"\(service.name)\" is listed twice") }
                 services.append(service)
             }
-            return StaticConfig(
+            var config = StaticConfig(
                 trustDomain: trustDomain, datacenter: datacenter, rootPEMs: rootPEMs, defaultIntentionPolicy: policy,
                 sanitizeForwardedClientCert: sanitize, services: services
             )
+            config.file = file
+            return config
         }
 
         func service(_ node: Node, _ path: String) throws(StaticConfigError) -> StaticConfig.Service {

@@ -1,0 +1,131 @@
+import Foundation
+import GatewayCore
+import LambdaPayload
+import MeshIdentity
+import Testing
+import TestSupport
+
+/// The static configuration format: a valid file becomes the served snapshot; every kind of
+/// mistake is refused with the file, line, key and what is wrong.
+@Suite("static configuration file")
+struct StaticConfigFileTests {
+    static let trustDomain = "33333333-4444-5555-6666-777777777777.consul"
+
+    /// Certificates on disk: the mesh CA, leaves for orders and billing, an expired leaf, a foreign-key pair.
+    final class Fixture: Sendable {
+        let directory: TemporaryDirectory
+
+        init() throws {
+            directory = try TemporaryDirectory()
+            let ca = try TestCA(commonName: "mesh")
+            func spiffe(_ service: String) -> [String] { ["spiffe://\(StaticConfigFileTests.trustDomain)/ns/default/dc/dc1/svc/\(service)"] }
+            let orders = try ca.issueLeaf(commonName: "orders", dnsNames: [], ipAddresses: [], uris: spiffe("orders"))
+            let billing = try ca.issueLeaf(commonName: "billing", dnsNames: [], ipAddresses: [], uris: spiffe("billing"))
+            let expired = try ca.issueLeaf(
+                commonName: "orders", dnsNames: [], ipAddresses: [], uris: spiffe("orders"),
+                notValidBefore: Date().addingTimeInterval(-7200), notValidAfter: Date().addingTimeInterval(-3600)
+            )
+            _ = try directory.file("ca.pem", contents: try ca.pem)
+            _ = try directory.file("orders.pem", contents: try orders.certificatePEM)
+            _ = try directory.file("orders-key.pem", contents: orders.keyPEM)
+            _ = try directory.file("billing.pem", contents: try billing.certificatePEM)
+            _ = try directory.file("billing-key.pem", contents: billing.keyPEM)
+            _ = try directory.file("expired.pem", contents: try expired.certificatePEM)
+            _ = try directory.file("expired-key.pem", contents: expired.keyPEM)
+            _ = try directory.file("not-a-cert.pem", contents: "hello\n")
+        }
+
+        func parse(_ yaml: String) throws(StaticConfigError) -> StaticConfig {
+            try StaticConfigFile.parse(yaml, file: "gateway.yaml", directory: directory.url)
+        }
+    }
+
+    static let valid = """
+        trustDomain: \(trustDomain)
+        datacenter: dc1
+        caFile: ca.pem
+        defaultIntentionPolicy: deny
+        services:
+          - name: orders
+            arn: arn:aws:lambda:us-east-1:123456789012:function:orders
+            certFile: orders.pem
+            keyFile: orders-key.pem
+            subsets: [v2]
+            requestTimeout: 3s
+            intentions:
+              - source: web
+                action: allow
+              - source: admin
+                permissions:
+                  - action: allow
+                    http: {pathPrefix: /admin, methods: [get]}
+          - name: billing
+            arn: arn:aws:lambda:eu-west-1:123456789012:function:billing:live
+            payloadFormat: apigateway-v2
+            invocationMode: asynchronous
+            certFile: billing.pem
+            keyFile: billing-key.pem
+
+        """
+
+    @Test func aValidFileBecomesTheServedSnapshot() throws {
+        let fixture = try Fixture()
+        defer { fixture.directory.remove() }
+        let snapshot = try fixture.parse(Self.valid).snapshot(version: 1, now: Date())
+        #expect(snapshot.services.keys.sorted() == ["billing", "orders"])
+        #expect(snapshot.trustDomain == Self.trustDomain && snapshot.datacenter == "dc1" && snapshot.rootPEMs.count == 1)
+        let orders = try #require(snapshot.service(forSNI: "orders.default.dc1.internal.\(Self.trustDomain)"))
+        #expect(orders.name == "orders" && orders.requestTimeout == .seconds(3))
+        #expect(snapshot.service(forSNI: "v2.orders.default.dc1.internal.\(Self.trustDomain)")?.name == "orders")
+        #expect(orders.leaf.serviceURI == "spiffe://\(Self.trustDomain)/ns/default/dc/dc1/svc/orders")
+        let billing = try #require(snapshot.services["billing"])
+        #expect(billing.lambda.payloadFormat == .apiGatewayV2 && billing.lambda.invocationType == .event && billing.lambda.function.region == "eu-west-1")
+
+        let evaluator = orders.authorization(defaultPolicy: snapshot.defaultIntentionPolicy)
+        func caller(_ name: String) -> SPIFFEID { SPIFFEID(trustDomain: Self.trustDomain, datacenter: "dc1", service: name) }
+        #expect(evaluator.isAllowed(caller: caller("web"), request: AuthorizationRequest(method: "POST", path: "/x")))
+        #expect(evaluator.isAllowed(caller: caller("admin"), request: AuthorizationRequest(method: "GET", path: "/admin/users")))
+        #expect(!evaluator.isAllowed(caller: caller("admin"), request: AuthorizationRequest(method: "POST", path: "/admin/users")))
+        #expect(!evaluator.isAllowed(caller: caller("intruder"), request: AuthorizationRequest(method: "GET", path: "/")))
+    }
+
+    /// (what is changed, expected text of the error).
+    static let mistakes: [(String, String, String)] = [
+        ("datacenter: dc1\n", "", "gateway.yaml:1:1: datacenter: is required"),
+        ("caFile: ca.pem", "cafile: ca.pem", "gateway.yaml:3:1: cafile: unknown key (did you mean caFile?)"),
+        ("function:orders\n", "orders\n", "gateway.yaml:7:10: services[0].arn: invalid function ARN"),
+        ("payloadFormat: apigateway-v2", "payloadFormat: soap", "services[1].payloadFormat: unknown format \"soap\""),
+        ("invocationMode: asynchronous", "invocationMode: later", "services[1].invocationMode: must be synchronous or asynchronous"),
+        ("certFile: orders.pem", "certFile: missing.pem", "services[0].certFile: cannot read"),
+        ("certFile: orders.pem\n    keyFile: orders-key.pem", "certFile: billing.pem\n    keyFile: billing-key.pem", "gateway.yaml: services[0].certFile: the certificate's SPIFFE ID is spiffe://\(trustDomain)/ns/default/dc/dc1/svc/billing, expected"),
+        ("keyFile: orders-key.pem", "keyFile: billing-key.pem", "gateway.yaml: services[0].keyFile: the key does not belong to the certificate"),
+        ("certFile: orders.pem\n    keyFile: orders-key.pem", "certFile: expired.pem\n    keyFile: expired-key.pem", "services[0].certFile: the certificate is not valid now"),
+        ("caFile: ca.pem", "caFile: not-a-cert.pem", "caFile: not-a-cert.pem holds no PEM certificates"),
+        ("        action: allow\n", "", "services[0].intentions[0]: needs an action (allow or deny) or permissions"),
+        ("action: allow\n      - source: admin", "action: maybe\n      - source: admin", "services[0].intentions[0].action: must be allow or deny"),
+        ("- name: billing", "- name: orders", "services[1].name: \"orders\" is listed twice"),
+        ("requestTimeout: 3s", "requestTimeout: soon", "services[0].requestTimeout: \"soon\" is not a duration"),
+        ("subsets: [v2]", "subsets: {a: b}", "services[0].subsets: must be a list"),
+        ("defaultIntentionPolicy: deny", "defaultIntentionPolicy: maybe", "defaultIntentionPolicy: must be allow or deny"),
+        ("services:\n", "services: [\n", "gateway.yaml: not valid YAML"),
+    ]
+
+    @Test(arguments: mistakes.indices)
+    func eachMistakeIsNamed(_ index: Int) throws {
+        let (original, replacement, expected) = Self.mistakes[index]
+        let fixture = try Fixture()
+        defer { fixture.directory.remove() }
+        #expect(Self.valid.contains(original), "the mutation must apply")
+        let broken = Self.valid.replacingOccurrences(of: original, with: replacement)
+        do {
+            _ = try fixture.parse(broken).snapshot(version: 1, now: Date())
+            Issue.record("accepted a file with a mistake: \(expected)")
+        } catch {
+            #expect(error.description.contains(expected), "\(error.description)")
+        }
+    }
+
+    @Test func anUnreadableFileSaysSo() {
+        #expect(throws: StaticConfigError.self) { try StaticConfigFile.load(path: "/nonexistent/gateway.yaml") }
+    }
+}
