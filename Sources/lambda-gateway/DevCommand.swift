@@ -101,18 +101,21 @@ struct DevCommand: AsyncParsableCommand {
         let printer: @Sendable (SocketAddress) -> Void = { address in
             let port = address.port ?? listenAddress.port
             let connectHost = GatewayRuntime.isLoopback(listenAddress.host) || listenAddress.host == "0.0.0.0" ? "127.0.0.1" : listenAddress.host
-            say("\nTry it (each command is complete; copy and paste):")
-            for demo in demos {
-                guard let sni = snapshot.services[demo.name]?.snis.first else { continue }
-                say("\n  # \(demo.name): \(demo.format) payload format, caller web (allowed)")
-                say("  " + files.curl(sni: sni, port: port, host: connectHost, caller: "web", path: demo.example.path) + demo.example.extra)
+            Task {
+                await Self.selfCheck(demos: demos, snapshot: snapshot, files: files, host: connectHost, port: port, group: group, say: say)
+                say("\nTry it (each command is complete; copy and paste):")
+                for demo in demos {
+                    guard let sni = snapshot.services[demo.name]?.snis.first else { continue }
+                    say("\n  # \(demo.name): \(demo.format) payload format, caller web (allowed)")
+                    say("  " + files.curl(sni: sni, port: port, host: connectHost, caller: "web", path: demo.example.path) + demo.example.extra)
+                }
+                if let first = demos.first, let sni = snapshot.services[first.name]?.snis.first {
+                    say("\n  # \(first.name) again, caller intruder: no intention allows it, so 403 RBAC: access denied")
+                    say("  " + files.curl(sni: sni, port: port, host: connectHost, caller: "intruder", path: "/"))
+                }
+                say("\nThe same setup without dev mode: lambda-gateway run --config \(files.config) --register none --lambda-endpoint ...")
+                say("Serving until Ctrl-C.\n")
             }
-            if let first = demos.first, let sni = snapshot.services[first.name]?.snis.first {
-                say("\n  # \(first.name) again, caller intruder: no intention allows it, so 403 RBAC: access denied")
-                say("  " + files.curl(sni: sni, port: port, host: connectHost, caller: "intruder", path: "/"))
-            }
-            say("\nThe same setup without dev mode: lambda-gateway run --config \(files.config) --register none --lambda-endpoint ...")
-            say("Serving until Ctrl-C.\n")
         }
         do {
             try await runtime.run(store: store, group: group, logger: logger, sources: sources, onMeshBound: printer)
@@ -122,5 +125,28 @@ struct DevCommand: AsyncParsableCommand {
         }
         try? await group.shutdownGracefully()
         say("lambda-gateway dev: stopped")
+    }
+
+    /// One call per service as the allowed caller and one as the denied caller, through the real
+    /// listener with mTLS, reported as status lines.
+    static func selfCheck(demos: [DemoService], snapshot: GatewaySnapshot, files: DevFiles, host: String, port: Int, group: any EventLoopGroup, say: @Sendable (String) -> Void) async {
+        func read(_ name: String) -> String { (try? String(contentsOf: files.directory.appendingPathComponent(name), encoding: .utf8)) ?? "" }
+        let caPEM = read("ca.pem")
+        var checks = demos.map { ($0.name, "web", $0.example.path, 200) }
+        if let first = demos.first { checks.append((first.name, "intruder", "/", 403)) }
+        for (service, caller, path, expected) in checks {
+            guard let sni = snapshot.services[service]?.snis.first else { continue }
+            let start = ContinuousClock.now
+            do {
+                let answer = try await DevSelfCheck.call(
+                    host: host, port: port, sni: sni, caPEM: caPEM, certificatePEM: read("\(caller).pem"), keyPEM: read("\(caller)-key.pem"), path: path, group: group
+                )
+                let elapsed = (ContinuousClock.now - start).formatted(.units(allowed: [.milliseconds], width: .narrow))
+                let mark = answer.status == expected ? "[ok]" : "[!!]"
+                say("  \(mark) self-check  \(service) as \(caller): \(answer.status) in \(elapsed): \(answer.body.prefix(80).replacingOccurrences(of: "\n", with: " "))")
+            } catch {
+                say("  [!!] self-check  \(service) as \(caller): \(error)")
+            }
+        }
     }
 }

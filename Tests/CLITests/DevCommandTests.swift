@@ -27,6 +27,10 @@ struct DevCommandTests {
         try await Self.withDev { dev, commands in
             #expect(commands.count == 3, "\(dev.output.joined(separator: "\n"))")
             #expect(dev.output.contains { $0.contains("[ok] CA") } && dev.output.contains { $0.contains("[ok] lambda") } && dev.output.contains { $0.contains("[ok] listening on") })
+            // Its own calls at start: both services as web, echo as intruder (refused).
+            let checks = dev.output.filter { $0.contains("self-check") }
+            #expect(checks.count == 3 && checks.allSatisfy { $0.contains("[ok]") }, "\(checks)")
+            #expect(checks.last?.contains("as intruder: 403") == true)
             var answers: [ChildProcess.Output] = []
             for command in commands {
                 answers.append(try await ChildProcess.run(["sh", "-c", command]))
