@@ -139,6 +139,7 @@ load --port "$peer_port" "${mesh[@]}" --handshake --label "nginx-handshakes" >> 
 gateway_rss=$(awk '/VmHWM/ {print $2}' "/proc/$gateway_pid/status")
 peer_rss=$(awk '/VmHWM/ {print $2}' "/proc/$(cat "$work/peer/nginx.pid" 2>/dev/null || echo "$peer_pid")/status" 2>/dev/null || echo 0)
 stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+mkdir -p "$bench/results"
 out="$bench/results/compare-$(date -u +%Y%m%d-%H%M%S)${SMOKE:+-smoke}.json"
 python3 - "$results" "$gateway_rss" "$peer_rss" "$stamp" "$(nproc)" "$out" <<'PY'
 import json, sys
