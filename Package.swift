@@ -107,6 +107,7 @@ let package = Package(
             dependencies: [
                 "AWSSigV4",
                 "LambdaPayload",
+                "MeshIdentity",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import MeshIdentity
 import SwiftASN1
 import X509
 
@@ -47,7 +48,7 @@ public struct DevCertificateAuthority: Sendable {
 
     /// The SPIFFE ID of a service in this CA's trust domain and datacenter.
     public func spiffeID(service: String) -> String {
-        "spiffe://\(trustDomain)/ns/default/dc/\(datacenter)/svc/\(service)"
+        SPIFFEID(trustDomain: trustDomain, datacenter: datacenter, service: service).description
     }
 
     /// A 72-hour leaf for `service` (Consul's default leaf lifetime), usable as server and client.

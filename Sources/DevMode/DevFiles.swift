@@ -1,4 +1,5 @@
 import Foundation
+import MeshIdentity
 
 /// The files dev mode writes and the commands that use them: the CA, one leaf per service, the
 /// allowed and the denied caller, and `gateway.yaml` in the static-configuration format.
@@ -31,7 +32,7 @@ public struct DevFiles: Sendable {
 
             """
         for service in services {
-            let sni = "\(service.name).default.\(ca.datacenter).internal.\(ca.trustDomain)"
+            let sni = ServiceSNI.make(service: service.name, datacenter: ca.datacenter, trustDomain: ca.trustDomain)
             let issued = try ca.issue(service: service.name, dnsNames: [sni])
             let cert = try put("\(service.name).pem", issued.certificatePEM)
             let key = try put("\(service.name)-key.pem", issued.privateKeyPEM, secret: true)

@@ -56,7 +56,7 @@ public final class SelfRegistration: Service, Sendable {
                     backoff = min(backoff * 2, .seconds(30))
                 }
             }
-            return registered || sent ? registration : nil
+            return sent ? registration : nil
         }) ?? nil
         guard let registration = active else { return }
         do {

@@ -114,13 +114,8 @@ public struct StaticConfig: Sendable {
         guard certificate.notValidBefore <= now, now < certificate.notValidAfter else {
             throw fail("certFile", "the certificate is not valid now (valid \(certificate.notValidBefore) to \(certificate.notValidAfter))")
         }
-        let expected = "spiffe://\(trustDomain)/ns/default/dc/\(datacenter)/svc/\(service.name)"
-        let uris = ((try? certificate.extensions.subjectAlternativeNames) ?? nil).map { names in
-            names.compactMap { name -> String? in
-                if case .uniformResourceIdentifier(let uri) = name { return uri }
-                return nil
-            }
-        } ?? []
+        let expected = SPIFFEID(trustDomain: trustDomain, datacenter: datacenter, service: service.name).description
+        let uris = (try? certificate.spiffeURIs()) ?? []
         guard uris.contains(expected) else {
             throw fail("certFile", "the certificate's SPIFFE ID is \(uris.first ?? "missing"), expected \(expected)")
         }

@@ -3,6 +3,7 @@ import Foundation
 import LambdaInvoke
 import LambdaPayload
 import MeshIdentity
+import SwiftASN1
 import X509
 import Yams
 
@@ -227,21 +228,24 @@ public enum StaticConfigFile {
             }
         }
 
+        /// Each certificate of a PEM bundle, parsed (so a bad root is reported here, not at a handshake).
         func certificates(inFile file: String, node: Node?, path: String) throws(StaticConfigError) -> [String] {
             let text = try contents(of: file, node: node, path: path)
-            let marker = "-----END CERTIFICATE-----"
-            let pems = text.components(separatedBy: marker).dropLast().map { $0.trimmingCharacters(in: .whitespacesAndNewlines) + "\n" + marker + "\n" }
-            guard !pems.isEmpty, pems.allSatisfy({ $0.hasPrefix("-----BEGIN CERTIFICATE-----") }) else {
-                throw fail(node, path, "\(file) holds no PEM certificates")
+            let documents: [PEMDocument]
+            do {
+                documents = try PEMDocument.parseMultiple(pemString: text).filter { $0.discriminator == "CERTIFICATE" }
+            } catch {
+                throw fail(node, path, "\(file) is not a PEM bundle (\(error))")
             }
-            for (index, pem) in pems.enumerated() {
+            guard !documents.isEmpty else { throw fail(node, path, "\(file) holds no PEM certificates") }
+            for (index, document) in documents.enumerated() {
                 do {
-                    _ = try Certificate(pemEncoded: pem)
+                    _ = try Certificate(pemDocument: document)
                 } catch {
                     throw fail(node, path, "certificate \(index + 1) in \(file) does not parse (\(error))")
                 }
             }
-            return pems
+            return documents.map { $0.pemString + "\n" }
         }
     }
 }

@@ -38,11 +38,7 @@ public struct ClientCertificateVerifier: Sendable {
             if let usage = try leaf.extensions.extendedKeyUsage {
                 guard usage.contains(.clientAuth) || usage.contains(.any) else { return .failure(.wrongUsage) }
             }
-            let names: [GeneralName] = try leaf.extensions.subjectAlternativeNames.map { Array($0) } ?? []
-            let uris = names.compactMap { name -> String? in
-                if case .uniformResourceIdentifier(let uri) = name, uri.lowercased().hasPrefix("spiffe://") { return uri }
-                return nil
-            }
+            let uris = try leaf.spiffeURIs()
             guard uris.count == 1, let identity = SPIFFEID(parsing: uris[0]) else { return .failure(.noServiceIdentity) }
             guard identity.isInTrustDomain(trustDomain) else { return .failure(.foreignTrustDomain) }
             return .success(identity)
