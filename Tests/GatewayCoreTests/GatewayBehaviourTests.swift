@@ -58,10 +58,14 @@ struct GatewayBehaviourTests {
             let consul = gateway.tls.snapshots.consul
             let failures = Mutex<[String]>([])
             let sent = Mutex(0)
+            // Like a sidecar, the caller keeps its leaf across the CA rotation below (issued by the
+            // old root, which stays trusted). A leaf from the new root could reach the gateway before
+            // the roots watch does, which no agent produces: it signs with a root it has published.
+            let caller = try gateway.tls.clientLeaf("web")
             let load = Task {
                 while !Task.isCancelled {
                     do {
-                        let answer = try await gateway.curl("orders", path: "/load", extra: ["-X", "POST"])
+                        let answer = try await gateway.curl("orders", path: "/load", leaf: caller, extra: ["-X", "POST"])
                         if answer.status != 201 { failures.withLock { $0.append("status \(answer.status): \(answer.body)") } }
                     } catch {
                         failures.withLock { $0.append("\(error)") }

@@ -52,9 +52,10 @@ struct GatewayFixture {
         }
     }
 
-    /// curl with a mesh client certificate for `caller`, SNI of `service`, HTTP/1.1.
-    func curl(_ service: String, path: String, caller: String = "web", extra: [String] = []) async throws -> (status: Int, body: String, headers: String) {
-        let leaf = try tls.clientLeaf(caller)
+    /// curl with a mesh client certificate for `caller` (a new one from the active root, or `leaf`),
+    /// SNI of `service`, HTTP/1.1.
+    func curl(_ service: String, path: String, caller: String = "web", leaf given: TestLeaf? = nil, extra: [String] = []) async throws -> (status: Int, body: String, headers: String) {
+        let leaf = try given ?? tls.clientLeaf(caller)
         let cert = try files.file("\(caller).pem", contents: try leaf.certificatePEM)
         let key = try files.file("\(caller).key", contents: leaf.keyPEM)
         let host = tls.sni(service)
