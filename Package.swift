@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // MARK: Pure logic, no I/O
@@ -154,6 +155,22 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Tests/TestSupport"
+        ),
+        // The load client of Benchmarks/compare.sh: small, so it lives in the main build (and CI's
+        // smoke run of the comparison); the micro-benchmark harness stays in Benchmarks/Package.swift.
+        .executableTarget(
+            name: "mesh-load",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+            ],
+            path: "Benchmarks/Tools/MeshLoad"
         ),
         .executableTarget(name: "consul-test-server", dependencies: ["TestSupport"], path: "Tests/ConsulTestServerMain"),
         .testTarget(name: "AWSSigV4Tests", dependencies: ["AWSSigV4"]),

@@ -1,5 +1,6 @@
 // swift-tools-version: 6.1
 // Micro benchmarks, in a package of their own so the main build and CI do not build the harness.
+// (The load client, mesh-load in Tools/MeshLoad, is a target of the main package.)
 // Run: swift package --disable-sandbox benchmark
 import PackageDescription
 
@@ -10,24 +11,8 @@ let package = Package(
         .package(name: "lambda-gateway", path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
-        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
-        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
-        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
-        // The load client of the side-by-side comparison (compare.sh).
-        .executableTarget(
-            name: "mesh-load",
-            dependencies: [
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Histogram", package: "hdrhistogram-swift"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            ],
-            path: "Tools/MeshLoad"
-        ),
         .executableTarget(
             name: "SigV4Benchmarks",
             dependencies: [

@@ -7,7 +7,7 @@ import NIOPosix
 import NIOSSL
 
 /// `mesh-load`: drives a gateway the way Consul sidecars do. mTLS with a client certificate and SNI,
-/// HTTP/1.1 keep-alive over N connections, closed loop (max throughput) or open loop at a fixed rate
+/// HTTP/1.1 keep-alive over N connections or HTTP/2 with S concurrent streams on each, closed loop (max throughput) or open loop at a fixed rate
 /// (latency measured from each request's intended start, so a stall is not hidden: no coordinated
 /// omission), or a new handshake per request. Reports throughput, errors by kind and HDR latency
 /// percentiles, as text and as one JSON line.
@@ -30,8 +30,16 @@ struct MeshLoad: AsyncParsableCommand {
     @Option(help: "Request path.") var path = "/load"
     @Option(help: "HTTP method.") var method = "POST"
     @Flag(help: "A new TLS connection per request: measures full handshakes per second.") var handshake = false
+    @Flag(help: "HTTP/2 (ALPN h2), --streams concurrent streams on each connection.") var http2 = false
+    @Option(help: "Concurrent streams per HTTP/2 connection.") var streams = 16
     @Option(help: "A label for the JSON line.") var label = "run"
     @Option(name: .customLong("threads"), help: "Event loop threads.") var threads = 1
+
+    func validate() throws {
+        if http2 && handshake { throw ValidationError("--handshake measures HTTP/1.1 connections; drop --http2") }
+        if http2 && plaintext { throw ValidationError("--http2 needs TLS (ALPN)") }
+        if connections < 1 || streams < 1 { throw ValidationError("--connections and --streams must be at least 1") }
+    }
 
     func run() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
@@ -53,7 +61,7 @@ struct MeshLoad: AsyncParsableCommand {
                 tls.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) }
                 tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
             }
-            tls.applicationProtocols = ["http/1.1"]
+            tls.applicationProtocols = http2 ? ["h2"] : ["http/1.1"]
             tlsContext = try NIOSSLContext(configuration: tls)
         }
         let body = Self.jsonBody(size: bodySize)
@@ -61,10 +69,18 @@ struct MeshLoad: AsyncParsableCommand {
         let start = NIODeadline.now() + .milliseconds(100)
         let measureFrom = start + .nanoseconds(Int64(warmup * 1e9))
         let end = measureFrom + .nanoseconds(Int64(duration * 1e9))
-        let interval: TimeAmount? = rate > 0 ? .nanoseconds(Int64(Double(connections) / rate * 1e9)) : nil
+        let slotsPerConnection = http2 ? streams : 1
+        let slots = connections * slotsPerConnection
+        let interval: TimeAmount? = rate > 0 ? .nanoseconds(Int64(Double(slots) / rate * 1e9)) : nil
 
-        let workers = (0..<connections).map { index in
-            Worker(target: target, eventLoop: group.next(), start: start + .nanoseconds(interval.map { $0.nanoseconds * Int64(index) / Int64(connections) } ?? 0), measureFrom: measureFrom, end: end, interval: interval, reconnectEachRequest: handshake)
+        var workers: [Worker] = []
+        for _ in 0..<connections {
+            let eventLoop = group.next()
+            let session = http2 ? HTTP2Session(target: target, eventLoop: eventLoop) : nil
+            for _ in 0..<slotsPerConnection {
+                let offset = interval.map { $0.nanoseconds * Int64(workers.count) / Int64(slots) } ?? 0
+                workers.append(Worker(target: target, eventLoop: eventLoop, start: start + .nanoseconds(offset), measureFrom: measureFrom, end: end, interval: interval, reconnectEachRequest: handshake, session: session))
+            }
         }
         let results = try await withThrowingTaskGroup(of: Worker.Result.self) { tasks in
             for worker in workers { tasks.addTask { try await worker.run() } }
@@ -84,7 +100,8 @@ struct MeshLoad: AsyncParsableCommand {
         func us(_ percentile: Double) -> Double { Double(histogram.valueAtPercentile(percentile)) }
         let summary: [String: Any] = [
             "label": label, "mode": handshake ? "handshake" : (rate > 0 ? "open" : "closed"), "connections": connections,
-            "target_rate": rate, "duration_s": seconds, "body_bytes": bodySize,
+            "protocol": http2 ? "h2" : "http/1.1", "streams_per_connection": slotsPerConnection,
+            "target_rate": rate, "duration_s": seconds, "warmup_s": warmup, "body_bytes": bodySize,
             "requests": completed, "rps": Double(completed) / seconds,
             "errors": errors, "error_count": errors.values.reduce(0, +),
             "latency_us": ["p50": us(50), "p90": us(90), "p99": us(99), "p99.9": us(99.9), "max": Double(histogram.max)],

@@ -4,8 +4,9 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 
-/// One connection's load loop, entirely on its event loop (no locks): sends a request, waits for
-/// its response (HTTP/1.1 without pipelining, as sidecars do), records the latency, sends the next.
+/// One request slot's load loop, entirely on its event loop (no locks): sends a request, waits for
+/// its response, records the latency, sends the next. Over HTTP/1.1 a slot is a connection (no
+/// pipelining, as sidecars do); over HTTP/2 it is one stream at a time on a shared `HTTP2Session`.
 /// Open loop: requests are due every `interval`; one that cannot start on time waits, and its
 /// latency counts from when it was due.
 final class Worker: @unchecked Sendable {
@@ -23,6 +24,7 @@ final class Worker: @unchecked Sendable {
     let end: NIODeadline
     let interval: TimeAmount?
     let reconnectEachRequest: Bool
+    let session: HTTP2Session?
 
     private var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
     private var completed = 0
@@ -34,7 +36,7 @@ final class Worker: @unchecked Sendable {
     private var due: [NIODeadline] = []
     private var done: EventLoopPromise<Result>?
 
-    init(target: Target, eventLoop: any EventLoop, start: NIODeadline, measureFrom: NIODeadline, end: NIODeadline, interval: TimeAmount?, reconnectEachRequest: Bool) {
+    init(target: Target, eventLoop: any EventLoop, start: NIODeadline, measureFrom: NIODeadline, end: NIODeadline, interval: TimeAmount?, reconnectEachRequest: Bool, session: HTTP2Session?) {
         self.target = target
         self.eventLoop = eventLoop
         self.start = start
@@ -42,12 +44,14 @@ final class Worker: @unchecked Sendable {
         self.end = end
         self.interval = interval
         self.reconnectEachRequest = reconnectEachRequest
+        self.session = session
     }
 
     func run() async throws -> Result {
         try await eventLoop.flatSubmit {
             let promise = self.eventLoop.makePromise(of: Result.self)
             self.done = promise
+            self.session?.retain()
             self.eventLoop.scheduleTask(deadline: self.start) { self.begin() }
             // A hard stop: whatever is still in flight this long after the end is a timeout.
             self.eventLoop.scheduleTask(deadline: self.end + .seconds(10)) {
@@ -88,6 +92,10 @@ final class Worker: @unchecked Sendable {
             startedAt = now
         }
         inFlight = startedAt
+        if let session {
+            openStream(on: session)
+            return
+        }
         guard let channel, channel.isActive else {
             connect()
             return
@@ -124,6 +132,18 @@ final class Worker: @unchecked Sendable {
             }
     }
 
+    private func openStream(on session: HTTP2Session) {
+        session.openStream(handler: ResponseHandler(worker: self)) { result in
+            switch result {
+            case .success(let stream):
+                self.channel = stream
+                self.write(on: stream)
+            case .failure:
+                self.failed("connect")
+            }
+        }
+    }
+
     private func write(on channel: any Channel) {
         var headers = HTTPHeaders()
         headers.add(name: "host", value: target.sni ?? target.host)
@@ -151,6 +171,8 @@ final class Worker: @unchecked Sendable {
             let old = channel
             channel = nil
             old?.close(promise: nil)
+        } else if session != nil {
+            channel = nil  // the stream ended with its response
         }
         sendNext()
     }
@@ -178,6 +200,7 @@ final class Worker: @unchecked Sendable {
         guard let promise = done else { return }
         done = nil
         channel?.close(promise: nil)
+        session?.release()
         promise.succeed(Result(histogram: histogram, completed: completed, errors: errors))
     }
 }
