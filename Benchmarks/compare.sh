@@ -4,8 +4,12 @@
 # Lambda Invoke API over HTTPS with keep-alive. Both contestants get one core (taskset -c 0) and one
 # worker / event loop; the load client runs on the other core. Everything stays on 127.0.0.1.
 #
-#   Benchmarks/compare.sh                 # full run (ROUNDS=3 DURATION=10)
-#   SMOKE=1 Benchmarks/compare.sh         # seconds-long run that only checks the pieces work
+# Both are configured with SERVICES linked services (1,000 by default: a leaf certificate and an SNI
+# route each); the load goes to one of them.
+#
+#   Benchmarks/compare.sh                 # full run (ROUNDS=3 DURATION=10 SERVICES=1000)
+#   SMOKE=1 Benchmarks/compare.sh         # seconds-long debug-build run that only checks the pieces
+#                                         # work: exits non-zero if any run failed or had errors
 set -euo pipefail
 cd "$(dirname "$0")"
 bench=$(pwd)
@@ -13,17 +17,22 @@ root=$(cd .. && pwd)
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-32}
-if [[ -n "${SMOKE:-}" ]]; then ROUNDS=1; DURATION=1; CONNECTIONS=4; fi
+H2_CONNECTIONS=${H2_CONNECTIONS:-4}
+H2_STREAMS=${H2_STREAMS:-16}
+SERVICES=${SERVICES:-1000}
+CONFIGURATION=release
+if [[ -n "${SMOKE:-}" ]]; then ROUNDS=1; DURATION=1; CONNECTIONS=4; H2_CONNECTIONS=2; H2_STREAMS=4; SERVICES=20; CONFIGURATION=debug; fi
 
+PATH=$PATH:/usr/sbin
 command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
 command -v openssl >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; }
 nginx_bin=$(command -v nginx)
 
-echo "== building (release)"
-(cd "$root" && swift build -c release --product lambda-gateway >/dev/null)
-swift build -c release --product mesh-load >/dev/null
-gateway_bin="$root/.build/release/lambda-gateway"
-load_bin="$bench/.build/release/mesh-load"
+echo "== building ($CONFIGURATION)"
+(cd "$root" && swift build -c "$CONFIGURATION" --product lambda-gateway >/dev/null && swift build -c "$CONFIGURATION" --product mesh-load >/dev/null)
+bin_dir=$(cd "$root" && swift build -c "$CONFIGURATION" --show-bin-path)
+gateway_bin="$bin_dir/lambda-gateway"
+load_bin="$bin_dir/mesh-load"
 
 work=$(mktemp -d /tmp/lambda-gateway-compare.XXXXXX)
 pids=()
@@ -43,9 +52,19 @@ leaf() { # name, SAN
     printf "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyAgreement\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=%s\n" "$2" > "$1.ext"
     openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -sha256 -extfile "$1.ext" -out "$1.pem" 2>/dev/null
 }
-leaf orders "URI:spiffe://$td/ns/default/dc/dc1/svc/orders,DNS:$sni"
 leaf web "URI:spiffe://$td/ns/default/dc/dc1/svc/web"
 leaf upstream "DNS:localhost,IP:127.0.0.1"
+# The linked services: "orders" takes the load, the rest are there to be held in memory and routed
+# past. Each gets its own leaf (one shared key keeps generation to seconds).
+openssl ecparam -name prime256v1 -genkey -noout -out service-key.pem
+openssl req -new -key service-key.pem -subj "/CN=service" -out service.csr
+services=(orders)
+for i in $(seq 2 "$SERVICES"); do services+=("$(printf 'fn%04d' "$i")"); done
+mkdir -p leaves
+for name in "${services[@]}"; do
+    printf "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyAgreement\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=URI:spiffe://%s/ns/default/dc/dc1/svc/%s,DNS:%s.default.dc1.internal.%s\n" "$td" "$name" "$name" "$td" > leaves/ext
+    openssl x509 -req -in service.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -sha256 -extfile leaves/ext -out "leaves/$name.pem" 2>/dev/null
+done
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 upstream_port=$(free_port); peer_port=$(free_port); gateway_port=$(free_port)
 
@@ -59,7 +78,7 @@ http {
   server {
     listen 127.0.0.1:$upstream_port ssl; ssl_certificate $work/upstream.pem; ssl_certificate_key $work/upstream-key.pem;
     location ~ ^/2015-03-31/functions/.+/invocations\$ {
-      default_type application/json; add_header X-Amz-Executed-Version "\$LATEST";
+      default_type application/json;
       return 200 '{"statusCode":200,"headers":{"content-type":"application/json"},"body":"{\\\\"ok\\\\":true}"}';
     }
   }
@@ -68,112 +87,96 @@ CONF
 taskset -c 1 "$nginx_bin" -c "$work/upstream/nginx.conf" -p "$work/upstream" & pids+=($!)
 
 echo "== peer: nginx terminating mTLS on 127.0.0.1:$peer_port, proxy_pass with a keep-alive pool"
-cat > peer/nginx.conf <<CONF
+{
+cat <<CONF
 worker_processes 1; daemon off; pid $work/peer/nginx.pid; error_log $work/peer/error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
+  server_names_hash_max_size 8192; server_names_hash_bucket_size 128;
   upstream lambda { server 127.0.0.1:$upstream_port; keepalive 128; }
-  server {
-    listen 127.0.0.1:$peer_port ssl; server_name $sni;
-    ssl_certificate $work/orders.pem; ssl_certificate_key $work/orders-key.pem;
-    ssl_verify_client on; ssl_client_certificate $work/ca.pem;
-    location / {
-      proxy_pass https://lambda/2015-03-31/functions/orders/invocations;
-      proxy_http_version 1.1; proxy_set_header Connection ""; proxy_ssl_session_reuse on;
-    }
-  }
-}
+  ssl_verify_client on; ssl_client_certificate $work/ca.pem; ssl_certificate_key $work/service-key.pem;
+  proxy_http_version 1.1; proxy_set_header Connection ""; proxy_ssl_session_reuse on;
 CONF
+for name in "${services[@]}"; do
+cat <<CONF
+  server {
+    listen 127.0.0.1:$peer_port ssl http2; server_name $name.default.dc1.internal.$td;
+    ssl_certificate $work/leaves/$name.pem;
+    location / { rewrite ^ /2015-03-31/functions/$name/invocations break; proxy_pass https://lambda; }
+  }
+CONF
+done
+echo "}"
+} > peer/nginx.conf
 taskset -c 0 "$nginx_bin" -c "$work/peer/nginx.conf" -p "$work/peer" & pids+=($!); peer_pid=$!
 
 echo "== gateway: lambda-gateway run --config, one event loop, on 127.0.0.1:$gateway_port"
-cat > gateway.yaml <<CONF
-trustDomain: $td
-datacenter: dc1
-caFile: ca.pem
-services:
-  - name: orders
-    arn: arn:aws:lambda:us-east-1:123456789012:function:orders
-    certFile: orders.pem
-    keyFile: orders-key.pem
-    intentions:
-      - source: web
-        action: allow
-CONF
+{
+printf 'trustDomain: %s\ndatacenter: dc1\ncaFile: ca.pem\nservices:\n' "$td"
+for name in "${services[@]}"; do
+    printf '  - name: %s\n    arn: arn:aws:lambda:us-east-1:123456789012:function:%s\n    protocol: http2\n    certFile: leaves/%s.pem\n    keyFile: service-key.pem\n    intentions:\n      - source: web\n        action: allow\n' "$name" "$name" "$name"
+done
+} > gateway.yaml
 AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=secret AWS_EC2_METADATA_DISABLED=true HOME=/nonexistent \
     taskset -c 0 "$gateway_bin" run --config gateway.yaml --listen "127.0.0.1:$gateway_port" --admin 127.0.0.1:0 --event-loops 1 \
     --lambda-endpoint "https://127.0.0.1:$upstream_port" --lambda-ca-file ca.pem --log-level error > gateway.log 2>&1 & pids+=($!); gateway_pid=$!
-for _ in $(seq 1 100); do grep -q "listening on" gateway.log 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 300); do grep -q "listening on" gateway.log 2>/dev/null && break; sleep 0.1; done
+grep -q "listening on" gateway.log || { echo "the gateway did not start:"; cat gateway.log; exit 1; }
+for _ in $(seq 1 100); do [[ -s peer/nginx.pid && -s upstream/nginx.pid ]] && break; sleep 0.1; done
+for side in upstream peer; do
+    [[ -s $side/nginx.pid ]] || { echo "nginx ($side) did not start:"; cat "$side/error.log" 2>/dev/null; exit 1; }
+done
+peer_worker=$(pgrep -P "$(cat peer/nginx.pid)" | head -1)
 
 mesh=(--sni "$sni" --ca ca.pem --cert web.pem --key web-key.pem)
-load() { taskset -c 1 "$load_bin" --duration "$DURATION" --warmup 1 --connections "$CONNECTIONS" "$@" | tail -1; }
-json() { python3 -c "import json,sys; print(json.loads(sys.argv[1])$2)" "$1"; }
+direct=(--port "$upstream_port" --sni localhost --ca ca.pem --path /2015-03-31/functions/orders/invocations)
 results="$work/results.jsonl"
 : > "$results"
-
-echo "== throughput, closed loop, HTTP/1.1, 1 KB JSON, $CONNECTIONS connections, $ROUNDS round(s) of ${DURATION}s"
-for round in $(seq 1 "$ROUNDS"); do
-    load --port "$gateway_port" "${mesh[@]}" --label "gateway-throughput" >> "$results"
-    load --port "$peer_port" "${mesh[@]}" --label "nginx-throughput" >> "$results"
-    load --port "$upstream_port" --sni localhost --ca ca.pem --path /2015-03-31/functions/orders/invocations --label "direct-throughput" >> "$results"
-done
-best() { python3 - "$results" "$1" <<'PY'
-import json, sys
-runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-print(max((r["rps"] for r in runs if r["label"] == sys.argv[2]), default=0))
-PY
+# cpu_ticks PID: user + system clock ticks the process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# measure PID LABEL mesh-load-args...: one run, its JSON line with the CPU seconds PID used during it.
+measure() {
+    local pid=$1 label=$2; shift 2
+    local before output after
+    before=$(cpu_ticks "$pid")
+    output=$(taskset -c 1 "$load_bin" --duration "$DURATION" --warmup 1 --label "$label" "$@")
+    after=$(cpu_ticks "$pid")
+    echo "$output" | head -2 | sed 's/^/   /'
+    python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["cpu_s"]=(int(sys.argv[3])-int(sys.argv[2]))/int(sys.argv[4]); print(json.dumps(r))' \
+        "$(echo "$output" | tail -1)" "$before" "$after" "$(getconf CLK_TCK)" >> "$results"
 }
-gateway_rps=$(best gateway-throughput)
-rate=$(python3 -c "print(max(10, int($gateway_rps / 2)))")
+upstream_worker=$(pgrep -P "$(cat upstream/nginx.pid)" | head -1)
+best() { python3 -c 'import json,sys; print(max((r["rps"] for r in map(json.loads, open(sys.argv[1])) if r["label"] == sys.argv[2]), default=0))' "$results" "$1"; }
 
-echo "== latency at $rate req/s (half the gateway's best), open loop"
-load --port "$gateway_port" "${mesh[@]}" --rate "$rate" --label "gateway-latency" >> "$results"
-load --port "$peer_port" "${mesh[@]}" --rate "$rate" --label "nginx-latency" >> "$results"
-load --port "$upstream_port" --sni localhost --ca ca.pem --path /2015-03-31/functions/orders/invocations --rate "$rate" --label "direct-latency" >> "$results"
+echo "== throughput, closed loop, 1 KB JSON, $ROUNDS round(s) of ${DURATION}s: HTTP/1.1 over $CONNECTIONS connections, HTTP/2 over $H2_CONNECTIONS x $H2_STREAMS streams"
+for round in $(seq 1 "$ROUNDS"); do
+    measure "$gateway_pid" gateway-h1 --port "$gateway_port" "${mesh[@]}" --connections "$CONNECTIONS"
+    measure "$peer_worker" nginx-h1 --port "$peer_port" "${mesh[@]}" --connections "$CONNECTIONS"
+    measure "$upstream_worker" direct-h1 "${direct[@]}" --connections "$CONNECTIONS"
+    measure "$gateway_pid" gateway-h2 --port "$gateway_port" "${mesh[@]}" --http2 --connections "$H2_CONNECTIONS" --streams "$H2_STREAMS"
+    measure "$peer_worker" nginx-h2 --port "$peer_port" "${mesh[@]}" --http2 --connections "$H2_CONNECTIONS" --streams "$H2_STREAMS"
+done
+rate=$(python3 -c "print(max(10, int($(best gateway-h1) / 2)))")
 
-echo "== full mTLS handshakes per second (a new connection per request)"
-load --port "$gateway_port" "${mesh[@]}" --handshake --label "gateway-handshakes" >> "$results"
-load --port "$peer_port" "${mesh[@]}" --handshake --label "nginx-handshakes" >> "$results"
+echo "== latency, open loop at $rate req/s (half the gateway's best HTTP/1.1 throughput), $CONNECTIONS connections"
+for round in $(seq 1 "$ROUNDS"); do
+    measure "$gateway_pid" gateway-latency --port "$gateway_port" "${mesh[@]}" --connections "$CONNECTIONS" --rate "$rate"
+    measure "$peer_worker" nginx-latency --port "$peer_port" "${mesh[@]}" --connections "$CONNECTIONS" --rate "$rate"
+    measure "$upstream_worker" direct-latency "${direct[@]}" --connections "$CONNECTIONS" --rate "$rate"
+done
+
+echo "== full mTLS handshakes per second (a new connection per request, no resumption)"
+for round in $(seq 1 "$ROUNDS"); do
+    measure "$gateway_pid" gateway-handshakes --port "$gateway_port" "${mesh[@]}" --connections "$CONNECTIONS" --handshake
+    measure "$peer_worker" nginx-handshakes --port "$peer_port" "${mesh[@]}" --connections "$CONNECTIONS" --handshake
+done
 
 gateway_rss=$(awk '/VmHWM/ {print $2}' "/proc/$gateway_pid/status")
-peer_rss=$(awk '/VmHWM/ {print $2}' "/proc/$(cat "$work/peer/nginx.pid" 2>/dev/null || echo "$peer_pid")/status" 2>/dev/null || echo 0)
-stamp=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+peer_rss=$(awk '/VmHWM/ {print $2}' "/proc/$peer_worker/status")
+peer_master_rss=$(awk '/VmHWM/ {print $2}' "/proc/$(cat peer/nginx.pid)/status")
 mkdir -p "$bench/results"
 out="$bench/results/compare-$(date -u +%Y%m%d-%H%M%S)${SMOKE:+-smoke}.json"
-python3 - "$results" "$gateway_rss" "$peer_rss" "$stamp" "$(nproc)" "$out" <<'PY'
-import json, sys
-runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-def pick(label):
-    chosen = [r for r in runs if r["label"] == label]
-    return max(chosen, key=lambda r: r["rps"]) if chosen else None
-g, n, d = pick("gateway-throughput"), pick("nginx-throughput"), pick("direct-throughput")
-gl, nl, dl = pick("gateway-latency"), pick("nginx-latency"), pick("direct-latency")
-gh, nh = pick("gateway-handshakes"), pick("nginx-handshakes")
-table = {
-    "date": sys.argv[4], "cores": int(sys.argv[5]),
-    "throughput_rps": {"gateway": g["rps"], "nginx": n["rps"], "direct": d["rps"], "ratio": g["rps"] / max(n["rps"], 1)},
-    "latency_rate": gl["target_rate"],
-    "added_latency_us": {
-        "gateway": {"p50": gl["latency_us"]["p50"] - dl["latency_us"]["p50"], "p99": gl["latency_us"]["p99"] - dl["latency_us"]["p99"]},
-        "nginx": {"p50": nl["latency_us"]["p50"] - dl["latency_us"]["p50"], "p99": nl["latency_us"]["p99"] - dl["latency_us"]["p99"]},
-    },
-    "handshakes_per_s": {"gateway": gh["rps"], "nginx": nh["rps"], "ratio": gh["rps"] / max(nh["rps"], 1)},
-    "peak_rss_kb": {"gateway": int(sys.argv[2]), "nginx_worker": int(sys.argv[3])},
-    "errors": {r["label"]: r["errors"] for r in runs if r["error_count"]},
-    "runs": runs,
-}
-json.dump(table, open(sys.argv[6], "w"), indent=2)
-t = table
-print(f"""
-| {t['date']}, {t['cores']} cores, gateway and nginx on core 0, load on core 1 | lambda-gateway | nginx | ratio |
-|---|---|---|---|
-| throughput, HTTP/1.1, 1 KB, req/s (direct: {d['rps']:.0f}) | {g['rps']:.0f} | {n['rps']:.0f} | {t['throughput_rps']['ratio']:.2f} |
-| added latency p50 at {gl['target_rate']:.0f} req/s, µs | {t['added_latency_us']['gateway']['p50']:.0f} | {t['added_latency_us']['nginx']['p50']:.0f} | |
-| added latency p99 at {gl['target_rate']:.0f} req/s, µs | {t['added_latency_us']['gateway']['p99']:.0f} | {t['added_latency_us']['nginx']['p99']:.0f} | |
-| full mTLS handshakes/s | {gh['rps']:.0f} | {nh['rps']:.0f} | {t['handshakes_per_s']['ratio']:.2f} |
-| peak RSS, MB | {int(sys.argv[2])/1024:.1f} | {int(sys.argv[3])/1024:.1f} (worker) | |
-""")
-if t["errors"]: print("errors:", t["errors"])
-print("written:", sys.argv[6])
-PY
+python3 "$bench/compare_report.py" "$results" "$out" \
+    --rss "$gateway_rss" "$peer_rss" "$peer_master_rss" --services "$SERVICES" --cores "$(nproc)" --date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --configuration "$CONFIGURATION" \
+    --settings "h1 $CONNECTIONS connections; h2 $H2_CONNECTIONS connections x $H2_STREAMS streams; $ROUNDS rounds of ${DURATION}s" ${SMOKE:+--smoke}

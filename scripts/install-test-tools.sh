@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests need and that a fresh machine may lack: moto's server (PyPI), curl and
-# openssl (Debian). Idempotent: installs only what is missing.
+# Installs what the tests need and that a fresh machine may lack: moto's server (PyPI), curl,
+# openssl and nginx (Debian; nginx for the smoke run of Benchmarks/compare.sh). Idempotent: installs only what is missing.
 set -euo pipefail
 
 if ! python3 -c 'import moto, flask, flask_cors, boto3' >/dev/null 2>&1 || ! command -v moto_server >/dev/null 2>&1; then
@@ -13,6 +13,7 @@ missing=()
 for tool in curl openssl; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]} from Debian"
     apt_get="apt-get"

@@ -8,4 +8,9 @@ if [ -z "${LAMBDA_GATEWAY_SHARED_DIR:-}" ] && [ ! -d ../shared/testdata ]; then
     echo "error: ../shared/testdata not found; set LAMBDA_GATEWAY_SHARED_DIR to the shared/ folder" >&2
     exit 1
 fi
-exec swift test "$@"
+swift test "$@"
+# With no arguments (the whole suite, as CI runs it): the side-by-side comparison in its smoke mode,
+# which checks that every piece of it works and never how fast anything is.
+if [ $# -eq 0 ]; then
+    SMOKE=1 Benchmarks/compare.sh
+fi
