@@ -42,6 +42,7 @@ public final class RequestProcessor: Sendable {
     public let settings: ProcessingSettings
     let logger: Logger
     private let inFlight = ManagedAtomic<Int>(0)
+    private let requestIDs = RequestIDGenerator()
     /// Responses by service and status, for `/metrics`.
     private let counts = Mutex<[String: Int]>([:])
     /// Compiled intentions per (snapshot version, service); a new snapshot replaces them all.
@@ -177,7 +178,7 @@ public final class RequestProcessor: Sendable {
             result.append(HTTPField("x-forwarded-proto", scheme))
         }
         if !headers.contains(where: { $0.name.asciiCaseInsensitiveEquals("x-request-id") }) {
-            result.append(HTTPField("x-request-id", UUID().uuidString.lowercased()))
+            result.append(HTTPField("x-request-id", requestIDs.next()))
         }
         return result
     }
