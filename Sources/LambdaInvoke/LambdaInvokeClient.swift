@@ -145,16 +145,7 @@ public final class LambdaInvokeClient: Sendable {
     /// Invokes the function. Lambda's 200/202 answers (function errors included) are results;
     /// everything else is a `LambdaInvokeError`.
     public func invoke(_ request: InvokeRequest) async throws(LambdaInvokeError) -> LambdaInvocationResult {
-        let limit = request.invocationType == .event ? configuration.maximumAsyncPayloadBytes : configuration.maximumSyncPayloadBytes
-        guard request.payload.readableBytes <= limit else {
-            throw LambdaInvokeError(.payloadTooLarge(limit: limit), "payload of \(request.payload.readableBytes) bytes is over the \(limit)-byte limit")
-        }
-        let endpoint: LambdaEndpointResolver.Endpoint
-        do {
-            endpoint = try configuration.endpoints.endpoint(for: request.function)
-        } catch {
-            throw LambdaInvokeError(.invalidTarget, error.message)
-        }
+        let endpoint = try preflight(request)
         let deadline = ContinuousClock.now + request.timeout
         do {
             return try await send(request, to: endpoint, deadline: deadline)
@@ -164,6 +155,40 @@ public final class LambdaInvokeClient: Sendable {
             try? await Task.sleep(for: delay)
             return try await send(request, to: endpoint, deadline: deadline)
         }
+    }
+
+    /// The payload within Lambda's limit and the endpoint for the function's region, or why not.
+    func preflight(_ request: InvokeRequest) throws(LambdaInvokeError) -> LambdaEndpointResolver.Endpoint {
+        let limit = request.invocationType == .event ? configuration.maximumAsyncPayloadBytes : configuration.maximumSyncPayloadBytes
+        guard request.payload.readableBytes <= limit else {
+            throw LambdaInvokeError(.payloadTooLarge(limit: limit), "payload of \(request.payload.readableBytes) bytes is over the \(limit)-byte limit")
+        }
+        do {
+            return try configuration.endpoints.endpoint(for: request.function)
+        } catch {
+            throw LambdaInvokeError(.invalidTarget, error.message)
+        }
+    }
+
+    /// The Invoke call's URL and headers, signed with `identity` now. Built from scratch: no client
+    /// header ever reaches AWS.
+    func signedRequest(_ request: InvokeRequest, to endpoint: LambdaEndpointResolver.Endpoint, identity: Credentials) -> (url: String, headers: HTTPHeaders) {
+        let prepared = templates.template(function: request.functionIdentifier, endpoint: endpoint, keyCache: keyCache)
+        let signature = request.payload.withUnsafeReadableBytes { payload in
+            prepared.signer.sign(prepared.template, value: request.invocationType.rawValue, payload: payload, credentials: identity, date: now())
+        }
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(8)
+        headers.add(name: "Host", value: endpoint.host)
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "X-Amz-Invocation-Type", value: request.invocationType.rawValue)
+        headers.add(name: "X-Amz-Date", value: signature.amzDate)
+        if let token = signature.sessionToken {
+            headers.add(name: "X-Amz-Security-Token", value: token)
+        }
+        headers.add(name: "Authorization", value: signature.authorization)
+        headers.add(name: "User-Agent", value: configuration.userAgent)
+        return (endpoint.baseURL + prepared.path, headers)
     }
 
     /// Retry-After (absent: a random 100–300 ms) when it is at most 2 s and fits before the deadline.
@@ -187,25 +212,10 @@ public final class LambdaInvokeClient: Sendable {
             throw LambdaInvokeError(.noCredentials, error.message)
         }
 
-        let prepared = templates.template(function: request.functionIdentifier, endpoint: endpoint, keyCache: keyCache)
-        let path = prepared.path
-        let date = now()
-        let signature = request.payload.withUnsafeReadableBytes { payload in
-            prepared.signer.sign(prepared.template, value: request.invocationType.rawValue, payload: payload, credentials: identity, date: date)
-        }
-
-        var upstream = HTTPClientRequest(url: endpoint.baseURL + path)
+        let signed = signedRequest(request, to: endpoint, identity: identity)
+        var upstream = HTTPClientRequest(url: signed.url)
         upstream.method = .POST
-        upstream.headers.reserveCapacity(8)
-        upstream.headers.add(name: "Host", value: endpoint.host)
-        upstream.headers.add(name: "Content-Type", value: "application/json")
-        upstream.headers.add(name: "X-Amz-Invocation-Type", value: request.invocationType.rawValue)
-        upstream.headers.add(name: "X-Amz-Date", value: signature.amzDate)
-        if let token = signature.sessionToken {
-            upstream.headers.add(name: "X-Amz-Security-Token", value: token)
-        }
-        upstream.headers.add(name: "Authorization", value: signature.authorization)
-        upstream.headers.add(name: "User-Agent", value: configuration.userAgent)
+        upstream.headers = signed.headers
         upstream.body = .bytes(request.payload)
 
         let remaining = deadline - ContinuousClock.now

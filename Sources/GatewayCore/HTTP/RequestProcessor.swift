@@ -36,6 +36,7 @@ public struct ProcessingSettings: Sendable {
 
 /// Turns an authenticated request into a Lambda call and its answer into a response:
 /// service still served → path normalized → intentions → payload → Invoke → response mapping.
+/// Everything but the call itself is synchronous (`prepare`, `finish`).
 public final class RequestProcessor: Sendable {
     let store: SnapshotStore
     let invoker: LambdaInvokeClient
@@ -75,38 +76,66 @@ public final class RequestProcessor: Sendable {
 
     public func process(_ request: GatewayRequest, connection: ClientConnection) async -> LambdaHTTPResponse {
         inFlight.wrappingIncrement(ordering: .relaxed)
-        let response = await handle(request, connection: connection)
+        let response: LambdaHTTPResponse
+        switch prepare(request, connection: connection) {
+        case .answer(let early):
+            response = early
+        case .invoke(let call):
+            do {
+                response = finish(call, result: .success(try await invoker.invoke(call.invocation)))
+            } catch {
+                response = finish(call, result: .failure(error))
+            }
+        }
+        return completed(response, connection: connection)
+    }
+
+    private func completed(_ response: LambdaHTTPResponse, connection: ClientConnection) -> LambdaHTTPResponse {
         inFlight.wrappingDecrement(ordering: .relaxed)
         let key = "service=\"\(connection.serviceName)\",status=\"\(response.status)\""
         counts.withLock { $0[key, default: 0] += 1 }
         return response
     }
 
-    func handle(_ request: GatewayRequest, connection: ClientConnection) async -> LambdaHTTPResponse {
+    /// What `prepare` decided: answer at once, or make this Lambda call.
+    enum Preparation: Sendable {
+        case answer(LambdaHTTPResponse)
+        case invoke(Call)
+    }
+
+    struct Call: Sendable {
+        var invocation: InvokeRequest
+        var service: ServedService
+        var method: String
+    }
+
+    /// Everything before the Lambda call, synchronously: service still served → path normalized →
+    /// intentions → limits → payload.
+    func prepare(_ request: GatewayRequest, connection: ClientConnection) -> Preparation {
         // Every request uses the snapshot current when it starts (intentions, Lambda settings).
         let snapshot = store.snapshot
         guard let service = snapshot.services[connection.serviceName] else {
-            return .error(status: 503, code: "ServiceNotServed", message: "\(connection.serviceName) is no longer served by this gateway")
+            return .answer(.error(status: 503, code: "ServiceNotServed", message: "\(connection.serviceName) is no longer served by this gateway"))
         }
         let (rawPath, query) = Self.split(target: request.target)
         let path: String
         do {
             path = try PathNormalizer.normalize(rawPath)
         } catch {
-            return .error(status: 400, code: "InvalidPath", message: "the request path is not valid")
+            return .answer(.error(status: 400, code: "InvalidPath", message: "the request path is not valid"))
         }
 
         let authorization = AuthorizationRequest(method: request.method, path: path, headers: request.headers.map { ($0.name, $0.value) })
         if case .mesh(let caller, _) = connection.caller {
             guard evaluator(for: service, snapshot: snapshot).isAllowed(caller: caller, request: authorization) else {
-                return Self.accessDenied
+                return .answer(Self.accessDenied)
             }
         }
 
         let asynchronous = service.lambda.invocationType == .event
         let limit = asynchronous ? settings.maximumAsyncPayloadBytes : settings.maximumSyncPayloadBytes
         guard request.body.readableBytes <= limit else {
-            return .error(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit")
+            return .answer(.error(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit"))
         }
 
         let view = HTTPRequestView(
@@ -129,10 +158,10 @@ public final class RequestProcessor: Sendable {
                 context: PayloadContext(serviceName: service.name, accountID: service.lambda.function.accountID)
             )
         } catch {
-            return .error(status: 400, code: error.code.rawValue, message: error.message)
+            return .answer(.error(status: 400, code: error.code.rawValue, message: error.message))
         }
         guard payload.readableBytes <= limit else {
-            return .error(status: 413, code: "RequestTooLarge", message: "the Lambda payload would be \(payload.readableBytes) bytes, over the \(limit)-byte limit")
+            return .answer(.error(status: 413, code: "RequestTooLarge", message: "the Lambda payload would be \(payload.readableBytes) bytes, over the \(limit)-byte limit"))
         }
 
         let idempotent = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"].contains(request.method)
@@ -143,15 +172,21 @@ public final class RequestProcessor: Sendable {
             timeout: service.requestTimeout ?? settings.defaultRequestTimeout,
             mayRetryThrottling: idempotent
         )
-        do {
-            let result = try await invoker.invoke(invocation)
+        return .invoke(Call(invocation: invocation, service: service, method: request.method))
+    }
+
+    /// Lambda's answer, or the failure to get one, as the client's response.
+    func finish(_ call: Call, result: Result<LambdaInvocationResult, LambdaInvokeError>) -> LambdaHTTPResponse {
+        let service = call.service
+        switch result {
+        case .success(let result):
             do {
-                return try ResponseDecoder.response(for: result, format: service.lambda.payloadFormat, passthrough: service.lambda.passthrough, method: request.method)
+                return try ResponseDecoder.response(for: result, format: service.lambda.payloadFormat, passthrough: service.lambda.passthrough, method: call.method)
             } catch {
                 logger.info("function result cannot be mapped", metadata: ["service": "\(service.name)", "error": "\(error.message)"])
                 return .error(status: 502, code: error.code.rawValue, message: error.message)
             }
-        } catch {
+        case .failure(let error):
             logger.info("lambda invocation failed", metadata: ["service": "\(service.name)", "error": "\(error)"])
             var extra: [HTTPField] = []
             if error.isThrottling, let retryAfter = error.retryAfter { extra.append(HTTPField("retry-after", String(retryAfter))) }
