@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Turns compare.sh's runs (one mesh-load JSON line each) into the table, the targets and a JSON file.
 
-Throughput and handshakes: the best round of each contestant. Latency: the median over the rounds of
+Throughput and handshakes: the best round of each contestant. When the load client's core is the
+limit (the client straight to the upstream is no faster), the CPU each contestant spends per request
+is the fairer comparison, so the table shows both. Latency: the median over the rounds of
 each percentile, minus the direct path's. CPU per request: the contestant's CPU time during a run
 (its warm-up included) over the requests it served in that time.
 """
@@ -64,6 +66,7 @@ def main():
         "latency_rate": by_label["gateway-latency"][0]["target_rate"],
         "added_latency_us": added,
         "handshakes_per_s": {"gateway": gh["rps"], "nginx": nh["rps"], "ratio": ratio(gh["rps"], nh["rps"])},
+        "cpu_us_per_handshake": {"gateway": cpu_us_per_request("gateway-handshakes"), "nginx": cpu_us_per_request("nginx-handshakes")},
         "peak_rss_kb": {"gateway": gateway_kb, "nginx_worker": nginx_worker_kb, "nginx_master": nginx_master_kb},
         "errors": {r["label"]: r["errors"] for r in runs if r["error_count"]},
         "runs": runs,
@@ -101,6 +104,7 @@ def main():
 | added latency p50 at {f0(table['latency_rate'])} req/s, µs | {f0(added['gateway']['p50'])} | {f0(added['nginx']['p50'])} | |
 | added latency p99 at {f0(table['latency_rate'])} req/s, µs | {f0(added['gateway']['p99'])} | {f0(added['nginx']['p99'])} | |
 | full mTLS handshakes/s | {f0(gh['rps'])} | {f0(nh['rps'])} | {f2(table['handshakes_per_s']['ratio'])} |
+| CPU per handshake (and its one request), µs | {cpu('cpu_us_per_handshake', 'gateway')} | {cpu('cpu_us_per_handshake', 'nginx')} | |
 | peak RSS, MB | {gateway_kb / 1024:.1f} | {nginx_worker_kb / 1024:.1f} worker + {nginx_master_kb / 1024:.1f} master | |
 """)
     for name, met in targets:
