@@ -161,6 +161,27 @@ struct HTTP1GatewayTests {
         }
     }
 
+    @Test func expect100ContinueIsAnsweredOnlyAfterAuthorization() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            gateway.tls.snapshots.consul.setDefaultACLPolicy("deny")
+            try gateway.tls.snapshots.consul.setConfigEntry(#"{"Kind":"service-intentions","Name":"orders","Sources":[{"Name":"web","Action":"allow"}]}"#)
+            try await gateway.tls.snapshots.waitFor("deny policy") { $0.defaultIntentionPolicy == "deny" && $0.services["orders"]?.intentions.count == 1 }
+            let body = try gateway.files.file("body.json", contents: "\"" + String(repeating: "b", count: 4096) + "\"")
+            // curl would wait 60 s for the go-ahead before sending the body anyway.
+            let expecting = ["-H", "Expect: 100-continue", "--expect100-timeout", "60", "-H", "content-type: application/json", "--data-binary", "@\(body)"]
+            let allowed = try await gateway.curl("orders", path: "/upload", caller: "web", extra: expecting)
+            #expect(allowed.status == 201)
+            #expect(allowed.headers.contains("HTTP/1.1 100 Continue"), "\(allowed.headers)")
+            #expect(gateway.lambda.requests.count == 1)
+            #expect(gateway.lambda.requests.first?.bodyText.contains(String(repeating: "b", count: 4096)) == true)
+
+            let denied = try await gateway.curl("orders", path: "/upload", caller: "api", extra: expecting)
+            #expect(denied.status == 403 && denied.body == "RBAC: access denied")
+            #expect(!denied.headers.contains("100 Continue"), "\(denied.headers)")
+            #expect(gateway.lambda.requests.count == 1)
+        }
+    }
+
     @Test func keepAliveReusesTheConnection() async throws {
         try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
             let host = gateway.tls.sni("orders")

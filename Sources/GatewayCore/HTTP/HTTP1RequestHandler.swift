@@ -47,6 +47,16 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
                 state = .discarding(head)
                 return
             }
+            if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+                // The client waits for a go-ahead before sending the body: give it only once the
+                // head passes the checks that do not need the body (mesh-identity.md §9.2).
+                if case .refused(let answer) = processor.admit(method: head.method.rawValue, target: head.uri, headers: Self.fields(head.headers), connection: connection) {
+                    respond(answer, head: head, context: context, close: true)
+                    state = .discarding(head)
+                    return
+                }
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            }
             state = .reading(head, context.channel.allocator.buffer(capacity: 0))
         case (.body(var chunk), .reading(let head, var body)):
             if body.readableBytes + chunk.readableBytes > limit {
@@ -62,7 +72,7 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
             let request = GatewayRequest(
                 method: head.method.rawValue,
                 target: head.uri,
-                headers: head.headers.map { HTTPField($0.name, $0.value) },
+                headers: Self.fields(head.headers),
                 body: body,
                 protocolName: "HTTP/\(head.version.major).\(head.version.minor)"
             )
@@ -81,6 +91,10 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         case (.body, .discarding), (.end, .idle), (.body, .idle), (.end, .processing), (.body, .processing), (.head, _):
             break
         }
+    }
+
+    static func fields(_ headers: HTTPHeaders) -> [HTTPField] {
+        headers.map { HTTPField($0.name, $0.value) }
     }
 
     private func respond(_ response: LambdaHTTPResponse, head: HTTPRequestHead, context: ChannelHandlerContext, close: Bool) {

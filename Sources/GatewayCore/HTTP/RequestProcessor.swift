@@ -109,27 +109,47 @@ public final class RequestProcessor: Sendable {
         var method: String
     }
 
-    /// Everything before the Lambda call, synchronously: service still served → path normalized →
-    /// intentions → limits → payload.
-    func prepare(_ request: GatewayRequest, connection: ClientConnection) -> Preparation {
+    /// What the head's checks decided: take the request on, with its service (as of `snapshot`)
+    /// and normalized path, or answer at once.
+    enum Admission {
+        case admitted(snapshot: GatewaySnapshot, service: ServedService, path: String, query: String?)
+        case refused(LambdaHTTPResponse)
+    }
+
+    /// The checks that need only the request head: service still served → path normalized →
+    /// intentions. `Expect: 100-continue` is
+    /// answered only after these pass (mesh-identity.md §9.2), so the handlers call this on the head.
+    func admit(method: String, target: String, headers: [HTTPField], connection: ClientConnection) -> Admission {
         // Every request uses the snapshot current when it starts (intentions, Lambda settings).
         let snapshot = store.snapshot
         guard let service = snapshot.services[connection.serviceName] else {
-            return .answer(.error(status: 503, code: "ServiceNotServed", message: "\(connection.serviceName) is no longer served by this gateway"))
+            return .refused(.error(status: 503, code: "ServiceNotServed", message: "\(connection.serviceName) is no longer served by this gateway"))
         }
-        let (rawPath, query) = Self.split(target: request.target)
+        let (rawPath, query) = Self.split(target: target)
         let path: String
         do {
             path = try PathNormalizer.normalize(rawPath)
         } catch {
-            return .answer(.error(status: 400, code: "InvalidPath", message: "the request path is not valid"))
+            return .refused(.error(status: 400, code: "InvalidPath", message: "the request path is not valid"))
         }
-
-        let authorization = AuthorizationRequest(method: request.method, path: path, headers: request.headers.map { ($0.name, $0.value) })
         if case .mesh(let caller, _) = connection.caller {
+            let authorization = AuthorizationRequest(method: method, path: path, headers: headers.map { ($0.name, $0.value) })
             guard evaluator(for: service, snapshot: snapshot).isAllowed(caller: caller, request: authorization) else {
-                return .answer(Self.accessDenied)
+                return .refused(Self.accessDenied)
             }
+        }
+        return .admitted(snapshot: snapshot, service: service, path: path, query: query)
+    }
+
+    /// Everything before the Lambda call, synchronously: the head's checks (`admit`) → limits →
+    /// payload.
+    func prepare(_ request: GatewayRequest, connection: ClientConnection) -> Preparation {
+        let snapshot: GatewaySnapshot, service: ServedService, path: String, query: String?
+        switch admit(method: request.method, target: request.target, headers: request.headers, connection: connection) {
+        case .admitted(let admittedSnapshot, let admittedService, let admittedPath, let admittedQuery):
+            (snapshot, service, path, query) = (admittedSnapshot, admittedService, admittedPath, admittedQuery)
+        case .refused(let answer):
+            return .answer(answer)
         }
 
         let asynchronous = service.lambda.invocationType == .event
