@@ -182,6 +182,23 @@ struct HTTP1GatewayTests {
         }
     }
 
+    @Test func oversizedHeadersGet431AndMalformedRequests400() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            func headers(_ count: Int) -> [String] { (1...count).flatMap { ["-H", "x-h\($0): v"] } }
+            // Envoy's limits: at most 100 fields (curl adds Host, User-Agent and Accept) and 60 KiB.
+            let most = try await gateway.curl("orders", path: "/many", extra: headers(97))
+            let tooMany = try await gateway.curl("orders", path: "/many", extra: headers(98))
+            let large = try await gateway.curl("orders", path: "/big", extra: ["-H", "x-big: " + String(repeating: "a", count: 50 * 1024)])
+            let tooLarge = try await gateway.curl("orders", path: "/big", extra: ["-H", "x-big: " + String(repeating: "a", count: 61 * 1024)])
+            // Not a method llhttp knows: the request line does not parse.
+            let malformed = try await gateway.curl("orders", path: "/odd", extra: ["-X", "BAD METHOD"])
+            #expect(most.status == 201 && large.status == 201)
+            #expect(tooMany.status == 431 && tooLarge.status == 431)
+            #expect(malformed.status == 400)
+            #expect(gateway.lambda.requests.count == 2)
+        }
+    }
+
     @Test func keepAliveReusesTheConnection() async throws {
         try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
             let host = gateway.tls.sni("orders")

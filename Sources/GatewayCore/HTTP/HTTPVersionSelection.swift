@@ -17,8 +17,16 @@ extension RequestProcessor {
     }
 
     func configureHTTP1Sync(_ channel: Channel, connection: ClientConnection) throws {
-        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
-        try channel.pipeline.syncOperations.addHandler(HTTP1RequestHandler(processor: self, connection: connection, limit: limit(for: connection)))
+        // NIO's server pipeline, assembled here for the header limits and the 431 answer.
+        let decoder = HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: HTTPProtocolErrorResponder.limits)
+        try channel.pipeline.syncOperations.addHandlers([
+            HTTPResponseEncoder(),
+            ByteToMessageHandler(decoder),
+            HTTPServerPipelineHandler(),
+            NIOHTTPResponseHeadersValidator(),
+            HTTPProtocolErrorResponder(),
+            HTTP1RequestHandler(processor: self, connection: connection, limit: limit(for: connection)),
+        ])
     }
 
     /// Each stream gets the HTTP/1-style handler behind NIO's frame-to-HTTP/1 codec. 1024 concurrent
