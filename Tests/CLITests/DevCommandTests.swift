@@ -49,7 +49,9 @@ struct DevCommandTests {
             dev.signal(SIGINT)
             #expect(await dev.waitForExit(timeout: .seconds(5)) == 0)
             #expect(ContinuousClock.now - start < .seconds(5))
-            #expect(dev.output.last == "lambda-gateway dev: stopped")
+            // stdout and stderr (the log) are read by separate pipes, so only the status line's
+            // presence is certain, not its place after the last log line.
+            #expect(dev.output.contains("lambda-gateway dev: stopped"), "\(dev.output.suffix(3))")
         }
     }
 

@@ -7,6 +7,7 @@ import LambdaInvoke
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Atomics
 import Testing
 import TestSupport
@@ -21,7 +22,7 @@ struct GatewayFixture {
     /// TCP connections the gateway accepted.
     let accepted: ManagedAtomic<Int>
 
-    static func with(lambdaHandler: @escaping TestHTTPServer.Handler, _ body: (GatewayFixture) async throws -> Void) async throws {
+    static func with(settings: ProcessingSettings = ProcessingSettings(), lambdaHandler: @escaping TestHTTPServer.Handler, _ body: (GatewayFixture) async throws -> Void) async throws {
         try await TLSFixture.with { tls in
             let ca = try TestCA()
             let lambda = try await TestHTTPServer(tls: try ca.issueLeaf().serverTLSConfiguration(), handler: lambdaHandler)
@@ -32,7 +33,7 @@ struct GatewayFixture {
                 eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
                 logger: Logger(label: "invoke")
             )
-            let processor = RequestProcessor(store: tls.snapshots.store, invoker: invoker, logger: Logger(label: "gateway"))
+            let processor = RequestProcessor(store: tls.snapshots.store, invoker: invoker, settings: settings, logger: Logger(label: "gateway"))
             let acceptor = MeshTLSAcceptor(store: tls.snapshots.store, logger: Logger(label: "tls"))
             let accepted = ManagedAtomic(0)
             let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -69,6 +70,37 @@ struct GatewayFixture {
         let lines = output.stdout.split(separator: "\n", omittingEmptySubsequences: false)
         let headers = (try? String(contentsOfFile: headersFile, encoding: .utf8)) ?? ""
         return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"), headers)
+    }
+}
+
+extension GatewayFixture {
+    /// A sidecar-like mTLS connection to `service` that sends nothing; returns whether the gateway
+    /// closed it within `limit` (the test closes it itself after that).
+    func gatewayClosesSilentConnection(_ service: String, alpn: [String], within limit: TimeAmount) async throws -> Bool {
+        let leaf = try tls.clientLeaf("web")
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = .none
+        configuration.applicationProtocols = alpn
+        configuration.certificateChain = [.certificate(try NIOSSLCertificate(bytes: Array(leaf.certificatePEM.utf8), format: .pem))]
+        configuration.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(leaf.keyPEM.utf8), format: .pem))
+        let context = try NIOSSLContext(configuration: configuration)
+        let host = tls.sni(service)
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: host))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port)
+            .get()
+        let timedOut = ManagedAtomic(false)
+        let timer = channel.eventLoop.scheduleTask(in: limit) {
+            timedOut.store(true, ordering: .relaxed)
+            channel.close(promise: nil)
+        }
+        try? await channel.closeFuture.get()
+        timer.cancel()
+        return !timedOut.load(ordering: .relaxed)
     }
 }
 
@@ -196,6 +228,23 @@ struct HTTP1GatewayTests {
             #expect(tooMany.status == 431 && tooLarge.status == 431)
             #expect(malformed.status == 400)
             #expect(gateway.lambda.requests.count == 2)
+        }
+    }
+
+    @Test func idleConnectionsAreClosedButNotWhileARequestWaits() async throws {
+        var settings = ProcessingSettings()
+        settings.idleTimeout = .milliseconds(300)
+        let slow: TestHTTPServer.Handler = { _ in ScriptedResponse(json: #"{"statusCode":200,"body":"late"}"#, delay: .seconds(1)) }
+        try await GatewayFixture.with(settings: settings, lambdaHandler: slow) { gateway in
+            #expect(try await gateway.gatewayClosesSilentConnection("orders", alpn: ["http/1.1"], within: .seconds(10)))
+            // No ALPN: the gateway waits for the first bytes to tell HTTP/2 from HTTP/1.1; none come.
+            #expect(try await gateway.gatewayClosesSilentConnection("orders", alpn: [], within: .seconds(10)))
+            try gateway.tls.snapshots.consul.setConfigEntry(ordersDefaults.replacingOccurrences(of: #""Protocol":"http""#, with: #""Protocol":"http2""#))
+            try await gateway.tls.snapshots.waitFor("orders is http2") { $0.services["orders"]?.protocolName == "http2" }
+            #expect(try await gateway.gatewayClosesSilentConnection("orders", alpn: ["h2"], within: .seconds(10)))
+            // A request whose answer takes longer than the idle timeout still gets it.
+            let answer = try await gateway.curl("orders", path: "/slow", extra: ["-X", "POST"])
+            #expect(answer.status == 200 && answer.body == "late")
         }
     }
 

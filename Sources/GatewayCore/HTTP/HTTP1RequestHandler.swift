@@ -93,6 +93,15 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
+    /// The connection's idle timeout (an `IdleStateHandler` in front): close between requests only.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            if case .idle = state { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     static func fields(_ headers: HTTPHeaders) -> [HTTPField] {
         headers.map { HTTPField($0.name, $0.value) }
     }

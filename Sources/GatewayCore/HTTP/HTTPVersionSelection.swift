@@ -8,6 +8,8 @@ extension RequestProcessor {
     /// knowledge, as Consul sidecars send for http2/grpc services).
     public func configureHTTP(_ channel: Channel, connection: ClientConnection) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
+            // One idle timer per connection, whichever protocol it speaks (or before it has said).
+            try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: TimeAmount(settings.idleTimeout)))
             switch connection.negotiatedProtocol {
             case "h2": try configureHTTP2Sync(channel, connection: connection)
             case "http/1.1": try configureHTTP1Sync(channel, connection: connection)
@@ -38,6 +40,9 @@ extension RequestProcessor {
             HTTP2Setting(parameter: .maxHeaderListSize, value: 60 * 1024),
         ]
         let limit = limit(for: connection)
+        // Idle for the whole timeout with no stream moving a byte (a stream waiting for Lambda is
+        // bounded by the request timeout, far below it): close.
+        try channel.pipeline.syncOperations.addHandler(IdleConnectionCloser())
         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
             mode: .server,
             connectionConfiguration: connectionConfiguration,
@@ -74,6 +79,14 @@ final class HTTPVersionDetector: ChannelInboundHandler, RemovableChannelHandler,
         self.connection = connection
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent, !decided {
+            context.close(promise: nil)  // a caller that never sent a byte
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
         guard !decided else {
@@ -105,4 +118,18 @@ final class HTTPVersionDetector: ChannelInboundHandler, RemovableChannelHandler,
 
 extension HTTPVersionDetector {
     typealias InboundOut = ByteBuffer
+}
+
+/// Closes a connection (HTTP/2, or one that has not sent a byte yet) when its `IdleStateHandler`
+/// reports the idle timeout.
+final class IdleConnectionCloser: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
 }

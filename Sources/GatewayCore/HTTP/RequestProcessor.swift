@@ -31,6 +31,9 @@ public struct ProcessingSettings: Sendable {
     public var defaultRequestTimeout: Duration = .seconds(15)
     public var maximumSyncPayloadBytes = 6_291_456
     public var maximumAsyncPayloadBytes = 1_048_576
+    /// A client connection with no bytes either way for this long is closed (Envoy's default,
+    /// mesh-identity.md §9.2). An HTTP/1.1 connection waiting for its answer is never idle.
+    public var idleTimeout: Duration = .seconds(3600)
     public init() {}
 }
 
