@@ -290,6 +290,19 @@ struct HTTP2GatewayTests {
         }
     }
 
+    @Test func h2RequestsWithMoreThan100HeaderFieldsGet431() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            try await makeOrdersHTTP2(gateway)
+            func headers(_ count: Int) -> [String] { ["--http2"] + (1...count).flatMap { ["-H", "x-h\($0): v"] } }
+            // curl adds user-agent and accept; :authority becomes host.
+            let most = try await gateway.curl("orders", path: "/many", extra: headers(97))
+            let tooMany = try await gateway.curl("orders", path: "/many", extra: headers(98))
+            #expect(most.status == 201 && most.headers.hasPrefix("HTTP/2"), "\(most.headers)")
+            #expect(tooMany.status == 431 && tooMany.body.contains("RequestHeaderFieldsTooLarge"), "\(tooMany)")
+            #expect(gateway.lambda.requests.count == 1)
+        }
+    }
+
     @Test func http1WithoutALPNIsDetectedToo() async throws {
         try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
             let answer = try await gateway.curl("orders", path: "/plain", extra: ["--no-alpn", "-X", "POST"])

@@ -41,6 +41,12 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
                 state = .discarding(head)
                 return
             }
+            if head.version.major == 2 && head.headers.count > HTTPProtocolErrorResponder.limits.maxHeaderFieldCount {
+                // HTTP/1.1's decoder counts fields itself; HTTP/2 bounds only their total size.
+                respond(.error(status: 431, code: "RequestHeaderFieldsTooLarge", message: "more than \(HTTPProtocolErrorResponder.limits.maxHeaderFieldCount) request header fields"), head: head, context: context, close: true)
+                state = .discarding(head)
+                return
+            }
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit {
                 // Over the limit: answer at once, without reading the body (lambda.md §7.1).
                 respond(.error(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit"), head: head, context: context, close: true)
