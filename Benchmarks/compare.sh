@@ -109,7 +109,7 @@ CONF
 done
 echo "}"
 } > peer/nginx.conf
-taskset -c 0 "$nginx_bin" -c "$work/peer/nginx.conf" -p "$work/peer" & pids+=($!); peer_pid=$!
+taskset -c 0 "$nginx_bin" -c "$work/peer/nginx.conf" -p "$work/peer" & pids+=($!)
 
 echo "== gateway: lambda-gateway run --config, one event loop, on 127.0.0.1:$gateway_port"
 {

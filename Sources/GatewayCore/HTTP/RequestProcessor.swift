@@ -101,22 +101,29 @@ public final class RequestProcessor: Sendable {
     }
 
     /// What `prepare` decided: answer at once, or make this Lambda call.
-    enum Preparation: Sendable {
+    enum Preparation {
         case answer(LambdaHTTPResponse)
         case invoke(Call)
     }
 
-    struct Call: Sendable {
+    struct Call {
         var invocation: InvokeRequest
         var service: ServedService
         var method: String
     }
 
-    /// What the head's checks decided: take the request on, with its service (as of `snapshot`)
-    /// and normalized path, or answer at once.
+    /// What the head's checks decided: take the request on, or answer at once.
     enum Admission {
-        case admitted(snapshot: GatewaySnapshot, service: ServedService, path: String, query: String?)
+        case admitted(Admitted)
         case refused(LambdaHTTPResponse)
+    }
+
+    /// A request taken on: its service as of `snapshot`, and its normalized path.
+    struct Admitted {
+        var snapshot: GatewaySnapshot
+        var service: ServedService
+        var path: String
+        var query: String?
     }
 
     /// The checks that need only the request head: service still served → path normalized →
@@ -141,19 +148,18 @@ public final class RequestProcessor: Sendable {
                 return .refused(Self.accessDenied)
             }
         }
-        return .admitted(snapshot: snapshot, service: service, path: path, query: query)
+        return .admitted(Admitted(snapshot: snapshot, service: service, path: path, query: query))
     }
 
     /// Everything before the Lambda call, synchronously: the head's checks (`admit`) → limits →
     /// payload.
     func prepare(_ request: GatewayRequest, connection: ClientConnection) -> Preparation {
-        let snapshot: GatewaySnapshot, service: ServedService, path: String, query: String?
+        let admitted: Admitted
         switch admit(method: request.method, target: request.target, headers: request.headers, connection: connection) {
-        case .admitted(let admittedSnapshot, let admittedService, let admittedPath, let admittedQuery):
-            (snapshot, service, path, query) = (admittedSnapshot, admittedService, admittedPath, admittedQuery)
-        case .refused(let answer):
-            return .answer(answer)
+        case .admitted(let taken): admitted = taken
+        case .refused(let answer): return .answer(answer)
         }
+        let service = admitted.service
 
         let asynchronous = service.lambda.invocationType == .event
         let limit = asynchronous ? settings.maximumAsyncPayloadBytes : settings.maximumSyncPayloadBytes
@@ -163,9 +169,9 @@ public final class RequestProcessor: Sendable {
 
         let view = HTTPRequestView(
             method: request.method,
-            path: path,
-            query: query,
-            headers: forwardedHeaders(request.headers, connection: connection, sanitize: snapshot.sanitizeXFCC),
+            path: admitted.path,
+            query: admitted.query,
+            headers: forwardedHeaders(request.headers, connection: connection, sanitize: admitted.snapshot.sanitizeXFCC),
             authority: request.headers.first { $0.name.asciiCaseInsensitiveEquals("host") || $0.name == ":authority" }?.value,
             body: request.body,
             protocolName: request.protocolName,
