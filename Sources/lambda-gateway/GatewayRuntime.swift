@@ -18,6 +18,7 @@ struct ServingOptions: ParsableArguments {
     @Option(name: .customLong("lambda-ca-file"), help: "Extra PEM trust anchors for the Lambda endpoint.") var lambdaCAFile: String?
     @Option(name: .customLong("request-timeout"), help: "Default per-request deadline (Go duration).") var requestTimeout = "15s"
     @Option(name: .customLong("drain-timeout"), help: "How long in-flight requests may run after SIGTERM.") var drainTimeout = "30s"
+    @Option(name: .customLong("idle-timeout"), help: "Close a client connection with no traffic for this long (Go duration; Envoy's default 1h).") var idleTimeout = "1h"
     @Option(name: .customLong("event-loops"), help: "Event loop threads (default: cores).") var eventLoops: Int?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel = "info"
 
@@ -46,12 +47,15 @@ struct ServingOptions: ParsableArguments {
         return logger
     }
 
-    func durations() throws -> (request: Duration, drain: Duration) {
+    func durations() throws -> (request: Duration, drain: Duration, idle: Duration) {
+        let parsed: (request: Duration, drain: Duration, idle: Duration)
         do {
-            return (try GoDuration.parse(requestTimeout), try GoDuration.parse(drainTimeout))
+            parsed = (try GoDuration.parse(requestTimeout), try GoDuration.parse(drainTimeout), try GoDuration.parse(idleTimeout))
         } catch {
             throw ValidationError(error.description)
         }
+        guard parsed.idle > .zero else { throw ValidationError("--idle-timeout must be more than zero") }
+        return parsed
     }
 }
 
@@ -72,18 +76,19 @@ struct GatewayRuntime {
         store: SnapshotStore,
         group: MultiThreadedEventLoopGroup,
         logger: Logger,
+        metrics: GatewayMetrics = GatewayMetrics(),
         sources: [any Service],
         registration: (client: ConsulClient, template: GatewayRegistration, recheck: Duration)? = nil,
         onMeshBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) async throws {
         let upstreams = try options.upstreamListeners()
-        let (timeout, drain) = try options.durations()
+        let (timeout, drain, idle) = try options.durations()
         let aws = try AWSSide(endpoint: options.lambdaEndpoint, caFile: options.lambdaCAFile, group: group, logger: logger, fixedCredentials: fixedCredentials)
         var settings = ProcessingSettings()
         settings.defaultRequestTimeout = timeout
-        let processor = RequestProcessor(store: store, invoker: aws.invoker, settings: settings, logger: logger)
-        let refusals = TLSRefusals()
-        let acceptor = MeshTLSAcceptor(store: store, refusals: refusals, logger: logger)
+        settings.idleTimeout = idle
+        let processor = RequestProcessor(store: store, invoker: aws.invoker, settings: settings, metrics: metrics, logger: logger)
+        let acceptor = MeshTLSAcceptor(store: store, metrics: metrics, logger: logger)
         let (boundPorts, boundPort) = AsyncStream.makeStream(of: Int.self)
         let announce = self.announce
         let listen = self.listen
@@ -109,7 +114,7 @@ struct GatewayRuntime {
             }
         )
         services.append(
-            AdminServer(host: admin.host, port: admin.port, store: store, processor: processor, refusals: refusals, group: group, logger: logger) { address in
+            AdminServer(host: admin.host, port: admin.port, store: store, processor: processor, group: group, logger: logger) { address in
                 announce("admin on \(address.ipAddress ?? admin.host):\(address.port ?? 0)")
             }
         )

@@ -47,6 +47,7 @@ struct RunCommand: AsyncParsableCommand {
         )
         let group = MultiThreadedEventLoopGroup(numberOfThreads: serving.eventLoops ?? System.coreCount)
         let store = SnapshotStore()
+        let metrics = GatewayMetrics()
         let registers = (register ?? (configFile == nil ? "agent" : "none")) == "agent"
         var consulClient: ConsulClient?
         if configFile == nil || registers { consulClient = try consul.client(logger: logger) }
@@ -61,7 +62,7 @@ struct RunCommand: AsyncParsableCommand {
             }
             GatewayRuntime.announce("static configuration \(configFile): \(store.snapshot.services.keys.sorted().joined(separator: ", "))")
         } else if let consulClient {
-            let source = ConsulConfigSource(client: consulClient, settings: .init(gatewayName: name, datacenter: datacenter), store: store, logger: logger)
+            let source = ConsulConfigSource(client: consulClient, settings: .init(gatewayName: name, datacenter: datacenter), store: store, metrics: metrics, logger: logger)
             sources.append(BackgroundService { await source.run() })
         }
         var registration: (client: ConsulClient, template: GatewayRegistration, recheck: Duration)?
@@ -72,7 +73,7 @@ struct RunCommand: AsyncParsableCommand {
         }
 
         do {
-            try await runtime.run(store: store, group: group, logger: logger, sources: sources, registration: registration)
+            try await runtime.run(store: store, group: group, logger: logger, metrics: metrics, sources: sources, registration: registration)
         } catch {
             try? await consulClient?.shutdown()
             try? await group.shutdownGracefully()

@@ -102,8 +102,11 @@ struct RunCommandTests {
             #expect(config.contains("\"orders\"") && config.contains("arn:aws:lambda:us-east-1:123456789012:function:orders"))
             #expect(!config.contains("PRIVATE KEY"))
             let metrics = try await process.admin("/metrics").stdout
-            #expect(metrics.contains("lambda_gateway_requests_total{service=\"orders\",status=\"200\"} 1"), "\(metrics)")
-            #expect(metrics.contains("lambda_gateway_services_served 1"))
+            let samples = PrometheusText(metrics)
+            #expect(samples.value("lambda_gateway_requests_total", ["service": "orders", "status": "200", "outcome": "invoked"]) == 1, "\(metrics)")
+            #expect(samples.value("lambda_gateway_lambda_call_duration_seconds_count", ["service": "orders"]) == 1)
+            #expect(samples.value("lambda_gateway_services_served") == 1)
+            #expect(samples.value("lambda_gateway_consul_watch_errors_total") == nil)
 
             // SIGTERM: stop accepting, drain, exit 0.
             process.gateway.signal(SIGTERM)
@@ -130,6 +133,27 @@ struct RunCommandTests {
             #expect(await process.gateway.waitForExit(timeout: .seconds(10)) == 0)
             // After the drain no new connection is accepted.
             #expect(try await process.call("/late").status != 0)
+        }
+    }
+
+    @Test func idleTimeoutFlagClosesSilentMeshConnections() async throws {
+        let refused = try await CLI.run(["run", "--gateway-name", "g", "--idle-timeout", "0s", "--register", "none"], environment: GatewayProcess.environment)
+        #expect(refused.status != 0 && refused.stderr.contains("--idle-timeout must be more than zero"), "\(refused.stderr)")
+
+        try await GatewayProcess.with(lambdaHandler: { _ in ScriptedResponse(json: "{}") }, arguments: ["--register", "none", "--idle-timeout", "300ms"]) { process in
+            // A sidecar that completes the mTLS handshake and then sends nothing: openssl keeps the
+            // connection open (-ign_eof) until the gateway closes it; `timeout` ends it otherwise.
+            let started = ContinuousClock.now
+            let silent = try await ChildProcess.run([
+                "timeout", "10", "openssl", "s_client", "-quiet", "-ign_eof", "-connect", "127.0.0.1:\(process.listenPort)",
+                "-servername", GatewayProcess.sni, "-cert", process.clientCertificate, "-key", process.clientKey,
+            ])
+            let elapsed = ContinuousClock.now - started
+            #expect(silent.status != 124, "the gateway kept a silent connection open: \(silent.stderr)")
+            #expect(silent.status == 0, "the handshake did not complete: \(silent.stderr)")
+            #expect(elapsed >= .milliseconds(300) && elapsed < .seconds(5), "\(elapsed)")
+            // Busy connections are not idle: a request still succeeds.
+            #expect(try await process.call("/after").stdout.hasSuffix("200"))
         }
     }
 }

@@ -21,6 +21,7 @@ struct GatewayFixture {
     let port: Int
     /// TCP connections the gateway accepted.
     let accepted: ManagedAtomic<Int>
+    let metrics: GatewayMetrics
 
     static func with(settings: ProcessingSettings = ProcessingSettings(), lambdaHandler: @escaping TestHTTPServer.Handler, _ body: (GatewayFixture) async throws -> Void) async throws {
         try await TLSFixture.with { tls in
@@ -33,8 +34,9 @@ struct GatewayFixture {
                 eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
                 logger: Logger(label: "invoke")
             )
-            let processor = RequestProcessor(store: tls.snapshots.store, invoker: invoker, settings: settings, logger: Logger(label: "gateway"))
-            let acceptor = MeshTLSAcceptor(store: tls.snapshots.store, logger: Logger(label: "tls"))
+            let metrics = GatewayMetrics()
+            let processor = RequestProcessor(store: tls.snapshots.store, invoker: invoker, settings: settings, metrics: metrics, logger: Logger(label: "gateway"))
+            let acceptor = MeshTLSAcceptor(store: tls.snapshots.store, metrics: metrics, logger: Logger(label: "tls"))
             let accepted = ManagedAtomic(0)
             let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .childChannelInitializer { channel in
@@ -43,7 +45,7 @@ struct GatewayFixture {
                 }
                 .bind(host: "127.0.0.1", port: 0)
                 .get()
-            let fixture = GatewayFixture(tls: tls, lambda: lambda, files: files, port: listener.localAddress!.port!, accepted: accepted)
+            let fixture = GatewayFixture(tls: tls, lambda: lambda, files: files, port: listener.localAddress!.port!, accepted: accepted, metrics: metrics)
             try await withTeardown { try await body(fixture) } teardown: {
                 try? await listener.close()
                 try? await invoker.shutdown()
@@ -74,6 +76,11 @@ struct GatewayFixture {
 }
 
 extension GatewayFixture {
+    /// What `/metrics` would answer now.
+    func scrape() -> PrometheusText {
+        PrometheusText(metrics.exposition(snapshot: tls.snapshots.store.snapshot, inFlight: 0))
+    }
+
     /// A sidecar-like mTLS connection to `service` that sends nothing; returns whether the gateway
     /// closed it within `limit` (the test closes it itself after that).
     func gatewayClosesSilentConnection(_ service: String, alpn: [String], within limit: TimeAmount) async throws -> Bool {
@@ -181,6 +188,45 @@ struct HTTP1GatewayTests {
             #expect(failed.status == 502 && failed.body.contains("boom") && failed.headers.lowercased().contains("x-amz-function-error: unhandled"))
             let garbage = try await gateway.curl("orders", path: "/garbage", extra: ["-X", "POST"])
             #expect(garbage.status == 502 && garbage.body.contains("InvalidFunctionResponse"))
+        }
+    }
+
+    @Test func metricsCountEveryAnswerByOutcomeAndTimeEveryLambdaCall() async throws {
+        var settings = ProcessingSettings()
+        settings.maximumSyncPayloadBytes = 4096
+        try await GatewayFixture.with(settings: settings, lambdaHandler: { request in
+            let payload = try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any]
+            switch payload?["raw_path"] as? String {
+            case "/failed": return ScriptedResponse(headers: [("X-Amz-Function-Error", "Unhandled")], json: #"{"errorMessage":"boom"}"#)
+            case "/throttled": return ScriptedResponse(status: 429, headers: [("X-Amzn-ErrorType", "TooManyRequestsException")], json: #"{"message":"Rate exceeded"}"#)
+            default: return await echoPayload(request)
+            }
+        }) { gateway in
+            try gateway.tls.snapshots.consul.setConfigEntry(#"{"Kind":"service-intentions","Name":"orders","Sources":[{"Name":"api","Action":"deny"},{"Name":"*","Action":"allow"}]}"#)
+            try await gateway.tls.snapshots.waitFor("intentions") { $0.services["orders"]?.intentions.count == 2 }
+            #expect(try await gateway.curl("orders", path: "/ok", extra: ["-X", "POST"]).status == 201)
+            #expect(try await gateway.curl("orders", path: "/ok", extra: ["-X", "POST"]).status == 201)
+            #expect(try await gateway.curl("orders", path: "/failed", extra: ["-X", "POST"]).status == 502)
+            #expect(try await gateway.curl("orders", path: "/throttled", extra: ["-X", "POST"]).status == 429)
+            #expect(try await gateway.curl("orders", path: "/ok", caller: "api", extra: ["-X", "POST"]).status == 403)
+            #expect(try await gateway.curl("orders", path: "/big", extra: ["--data-binary", String(repeating: "a", count: 5000)]).status == 413)
+
+            let metrics = gateway.scrape()
+            let requests = "lambda_gateway_requests_total"
+            #expect(metrics.value(requests, ["service": "orders", "status": "201", "outcome": "invoked"]) == 2, "\(metrics.samples)")
+            #expect(metrics.value(requests, ["service": "orders", "status": "502", "outcome": "function_error"]) == 1)
+            #expect(metrics.value(requests, ["service": "orders", "status": "429", "outcome": "invoke_error"]) == 1)
+            #expect(metrics.value(requests, ["service": "orders", "status": "403", "outcome": "denied"]) == 1)
+            #expect(metrics.value(requests, ["service": "orders", "status": "413", "outcome": "rejected"]) == 1)
+            #expect(metrics.sum(requests) == 6)
+            // Every Lambda call is timed, whatever its result; denied and rejected requests made none.
+            let calls = "lambda_gateway_lambda_call_duration_seconds"
+            #expect(metrics.value(calls + "_count", ["service": "orders"]) == 4)
+            #expect(metrics.value(calls + "_bucket", ["service": "orders", "le": "+Inf"]) == 4)
+            #expect((metrics.value(calls + "_sum", ["service": "orders"]) ?? 0) > 0)
+            #expect(gateway.lambda.requests.count == 4)
+            #expect(metrics.value("lambda_gateway_services_served") == 2)
+            #expect((metrics.value("lambda_gateway_snapshot_version") ?? 0) > 0)
         }
     }
 

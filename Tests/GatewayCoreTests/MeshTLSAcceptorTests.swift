@@ -15,15 +15,15 @@ import X509
 struct TLSFixture {
     let snapshots: SnapshotFixture
     let listener: Channel
-    let refusals: TLSRefusals
+    let metrics: GatewayMetrics
     var port: Int { listener.localAddress!.port! }
     let trustDomain = "11111111-2222-3333-4444-555555555555.consul"
 
-    static func with(_ body: (TLSFixture) async throws -> Void) async throws {
+    static func with(handshakeTimeout: TimeAmount = .seconds(5), _ body: (TLSFixture) async throws -> Void) async throws {
         try await SnapshotFixture.with(prepare: prepareTwoServices) { snapshots in
             try await snapshots.waitFor("both services") { $0.services.count == 2 }
-            let refusals = TLSRefusals()
-            let acceptor = MeshTLSAcceptor(store: snapshots.store, refusals: refusals, logger: Logger(label: "tls"), handshakeTimeout: .seconds(5))
+            let metrics = GatewayMetrics()
+            let acceptor = MeshTLSAcceptor(store: snapshots.store, metrics: metrics, logger: Logger(label: "tls"), handshakeTimeout: handshakeTimeout)
             let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .childChannelInitializer { channel in
                     acceptor.configure(channel) { channel, connection in
@@ -34,9 +34,19 @@ struct TLSFixture {
                 }
                 .bind(host: "127.0.0.1", port: 0)
                 .get()
-            let fixture = TLSFixture(snapshots: snapshots, listener: listener, refusals: refusals)
+            let fixture = TLSFixture(snapshots: snapshots, listener: listener, metrics: metrics)
             try await withTeardown { try await body(fixture) } teardown: { try? await listener.close() }
         }
+    }
+
+    /// The handshake failures counted so far, by `reason` label.
+    func handshakeFailures() -> [String: Double] {
+        let text = PrometheusText(metrics.exposition(snapshot: snapshots.store.snapshot, inFlight: 0))
+        var byReason: [String: Double] = [:]
+        for reason in HandshakeFailure.allCases.map(\.label) {
+            byReason[reason] = text.value("lambda_gateway_tls_handshake_failures_total", ["reason": reason])
+        }
+        return byReason
     }
 
     func sni(_ service: String) -> String { "\(service).default.dc1.internal.\(trustDomain)" }
@@ -55,8 +65,12 @@ struct TLSFixture {
     }
 
     /// Connects like a sidecar: SNI, the mesh CA as trust anchor, an optional client certificate.
-    func connect(sni: String?, client: TestLeaf?, alpn: [String] = []) async throws -> Outcome {
+    func connect(sni: String?, client: TestLeaf?, alpn: [String] = [], maximumTLSVersion: TLSVersion? = nil) async throws -> Outcome {
         var configuration = TLSConfiguration.makeClientConfiguration()
+        if let maximumTLSVersion {
+            configuration.minimumTLSVersion = .tlsv1
+            configuration.maximumTLSVersion = maximumTLSVersion
+        }
         configuration.trustRoots = .certificates([try snapshots.consul.activeRootCA.nioCertificate])
         configuration.certificateVerification = .noHostnameVerification
         configuration.applicationProtocols = alpn
@@ -157,8 +171,9 @@ struct MeshTLSAcceptorTests {
             #expect(unknown.line == nil && unknown.presentedURI == nil)
             let missing = try await fixture.connect(sni: nil, client: try fixture.clientLeaf("web"))
             #expect(missing.line == nil && missing.presentedURI == nil)
-            #expect(fixture.refusals.unknownSNI.load(ordering: .relaxed) == 1)
-            #expect(fixture.refusals.missingSNI.load(ordering: .relaxed) == 1)
+            let failures = fixture.handshakeFailures()
+            #expect(failures["unknown_sni"] == 1 && failures["missing_sni"] == 1, "\(failures)")
+            #expect(failures.values.reduce(0, +) == 2, "\(failures)")
         }
     }
 
@@ -178,10 +193,36 @@ struct MeshTLSAcceptorTests {
                 let outcome = try await fixture.connect(sni: fixture.sni("orders"), client: leaf)
                 #expect(outcome.line == nil, "\(name) was accepted")
             }
-            let counted = fixture.refusals.clientCertificate.values.map { $0.load(ordering: .relaxed) }.reduce(0, +)
-            #expect(counted >= 5)  // a missing certificate is refused by TLS itself
-            #expect(fixture.refusals.clientCertificate[.foreignTrustDomain]?.load(ordering: .relaxed) == 1)
-            #expect(fixture.refusals.clientCertificate[.untrusted]?.load(ordering: .relaxed) == 2)
+            // Each refusal is counted once, by its reason; BoringSSL refuses a missing certificate
+            // itself, and that is still counted as missing, not as a TLS error.
+            let failures = fixture.handshakeFailures()
+            #expect(failures["no_client_certificate"] == 1, "\(failures)")
+            #expect(failures["untrusted_client_certificate"] == 2, "\(failures)")
+            #expect(failures["foreign_trust_domain"] == 1, "\(failures)")
+            #expect(failures["no_service_identity"] == 3, "\(failures)")
+            #expect(failures.values.reduce(0, +) == Double(cases.count), "\(failures)")
+        }
+    }
+
+    @Test func oldTLSVersionsAndStalledHandshakesAreRefusedAndCounted() async throws {
+        try await TLSFixture.with(handshakeTimeout: .milliseconds(300)) { fixture in
+            let old = try await fixture.connect(sni: fixture.sni("orders"), client: try fixture.clientLeaf("web"), maximumTLSVersion: .tlsv11)
+            #expect(old.line == nil && old.presentedURI == nil, "TLS 1.1 was accepted")
+            #expect(fixture.handshakeFailures()["tls_error"] == 1, "\(fixture.handshakeFailures())")
+
+            // A caller that connects and never finishes its ClientHello is closed at the deadline.
+            let stalled = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: fixture.port).get()
+            try await stalled.writeAndFlush(ByteBuffer(bytes: [0x16, 0x03, 0x01]))
+            let closed = try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask { try? await stalled.closeFuture.get(); return true }
+                group.addTask { try await Task.sleep(for: .seconds(5)); return false }
+                defer { group.cancelAll() }
+                return try await group.next() ?? false
+            }
+            #expect(closed, "the stalled handshake was not closed")
+            try? await stalled.close()
+            let failures = fixture.handshakeFailures()
+            #expect(failures["handshake_timeout"] == 1 && failures.values.reduce(0, +) == 2, "\(failures)")
         }
     }
 

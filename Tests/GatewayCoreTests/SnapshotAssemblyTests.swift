@@ -15,6 +15,8 @@ struct SnapshotFixture {
     let consul: ConsulTestServer
     let client: ConsulClient
     let store: SnapshotStore
+    /// The config source's metrics (Consul watch errors).
+    let metrics: GatewayMetrics
     let task: Task<Void, Never>
 
     static func with(prepare: (ConsulTestServer) throws -> Void = { _ in }, _ body: (SnapshotFixture) async throws -> Void) async throws {
@@ -26,14 +28,16 @@ struct SnapshotFixture {
             logger: Logger(label: "consul")
         )
         let store = SnapshotStore()
+        let metrics = GatewayMetrics()
         let source = ConsulConfigSource(
             client: client,
             settings: .init(gatewayName: "lambda-gateway", watchPolicy: .init(wait: .seconds(10), baseBackoff: 0.05, maximumBackoff: 0.2), coalescing: .milliseconds(20)),
             store: store,
+            metrics: metrics,
             logger: Logger(label: "snapshot")
         )
         let task = Task { await source.run() }
-        let fixture = SnapshotFixture(consul: consul, client: client, store: store, task: task)
+        let fixture = SnapshotFixture(consul: consul, client: client, store: store, metrics: metrics, task: task)
         try await withTeardown { try await body(fixture) } teardown: { await fixture.stop() }
     }
 
@@ -138,6 +142,12 @@ struct SnapshotAssemblyTests {
             #expect(during.services.keys.sorted() == ["orders", "thumbnails"])
             #expect(during.version == before.version)
             #expect(fixture.consul.requests.filter { $0.path.hasPrefix("/v1/") }.count > 10)
+            // Each failure is counted by watch, with no per-service label (leaf watches share one).
+            let metrics = PrometheusText(fixture.metrics.exposition(snapshot: during, inFlight: 0))
+            let errors = metrics.samples.filter { $0.key.hasPrefix("lambda_gateway_consul_watch_errors_total{") }
+            #expect(errors.values.reduce(0, +) >= 5, "\(errors)")
+            #expect(errors.keys.contains(#"lambda_gateway_consul_watch_errors_total{watch="/v1/catalog/services"}"#), "\(errors)")
+            #expect(!errors.keys.contains { $0.contains("/leaf/") }, "\(errors)")
         }
     }
 

@@ -32,33 +32,28 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         switch (unwrapInboundIn(data), state) {
         case (.head(let head), .idle):
             if head.method == .CONNECT {
-                respond(LambdaHTTPResponse.error(status: 405, code: "MethodNotAllowed", message: "CONNECT is not supported"), head: head, context: context, close: false)
-                state = .discarding(head)
+                refuse(.rejected(.error(status: 405, code: "MethodNotAllowed", message: "CONNECT is not supported")), head: head, context: context, close: false)
                 return
             }
             if head.version.minor >= 1 && !head.headers.contains(name: "host") {
-                respond(.error(status: 400, code: "MissingHost", message: "HTTP/1.1 requests need a Host header"), head: head, context: context, close: true)
-                state = .discarding(head)
+                refuse(.rejected(.error(status: 400, code: "MissingHost", message: "HTTP/1.1 requests need a Host header")), head: head, context: context)
                 return
             }
             if head.version.major == 2 && head.headers.count > HTTPProtocolErrorResponder.limits.maxHeaderFieldCount {
                 // HTTP/1.1's decoder counts fields itself; HTTP/2 bounds only their total size.
-                respond(.error(status: 431, code: "RequestHeaderFieldsTooLarge", message: "more than \(HTTPProtocolErrorResponder.limits.maxHeaderFieldCount) request header fields"), head: head, context: context, close: true)
-                state = .discarding(head)
+                refuse(.rejected(.error(status: 431, code: "RequestHeaderFieldsTooLarge", message: "more than \(HTTPProtocolErrorResponder.limits.maxHeaderFieldCount) request header fields")), head: head, context: context)
                 return
             }
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit {
                 // Over the limit: answer at once, without reading the body (lambda.md §7.1).
-                respond(.error(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit"), head: head, context: context, close: true)
-                state = .discarding(head)
+                refuse(.rejected(.error(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit")), head: head, context: context)
                 return
             }
             if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
                 // The client waits for a go-ahead before sending the body: give it only once the
                 // head passes the checks that do not need the body (mesh-identity.md §9.2).
                 if case .refused(let answer) = processor.admit(method: head.method.rawValue, target: head.uri, headers: Self.fields(head.headers), connection: connection) {
-                    respond(answer, head: head, context: context, close: true)
-                    state = .discarding(head)
+                    refuse(answer, head: head, context: context)
                     return
                 }
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
@@ -66,8 +61,7 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
             state = .reading(head, context.channel.allocator.buffer(capacity: 0))
         case (.body(var chunk), .reading(let head, var body)):
             if body.readableBytes + chunk.readableBytes > limit {
-                respond(.error(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit"), head: head, context: context, close: true)
-                state = .discarding(head)
+                refuse(.rejected(.error(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit")), head: head, context: context)
                 return
             }
             state = .processing  // drop the reference while appending, to avoid a copy
@@ -110,6 +104,14 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
 
     static func fields(_ headers: HTTPHeaders) -> [HTTPField] {
         headers.map { HTTPField($0.name, $0.value) }
+    }
+
+    /// Answers before the request is complete: counts the answer, discards the rest of the request
+    /// and (by default) closes, since the client may still be sending a body.
+    private func refuse(_ answer: RequestProcessor.Answer, head: HTTPRequestHead, context: ChannelHandlerContext, close: Bool = true) {
+        processor.answered(answer, connection: connection)
+        respond(answer.response, head: head, context: context, close: close)
+        state = .discarding(head)
     }
 
     private func respond(_ response: LambdaHTTPResponse, head: HTTPRequestHead, context: ChannelHandlerContext, close: Bool) {

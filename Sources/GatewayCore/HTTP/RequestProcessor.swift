@@ -47,15 +47,15 @@ public final class RequestProcessor: Sendable {
     let logger: Logger
     private let inFlight = ManagedAtomic<Int>(0)
     private let requestIDs = RequestIDGenerator()
-    /// Responses by service and status, for `/metrics`.
-    private let counts = Mutex<[String: Int]>([:])
+    public let metrics: GatewayMetrics
     /// Compiled intentions per (snapshot version, service); a new snapshot replaces them all.
     private let evaluators = Mutex<(version: UInt64, byService: [String: IntentionEvaluator])>((0, [:]))
 
-    public init(store: SnapshotStore, invoker: LambdaInvokeClient, settings: ProcessingSettings = ProcessingSettings(), logger: Logger) {
+    public init(store: SnapshotStore, invoker: LambdaInvokeClient, settings: ProcessingSettings = ProcessingSettings(), metrics: GatewayMetrics = GatewayMetrics(), logger: Logger) {
         self.store = store
         self.invoker = invoker
         self.settings = settings
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -67,8 +67,6 @@ public final class RequestProcessor: Sendable {
 
     public var inFlightCount: Int { inFlight.load(ordering: .relaxed) }
 
-    public func requestCounts() -> [String: Int] { counts.withLock { $0 } }
-
     /// Waits until no request is in flight, or `timeout` passes (graceful shutdown).
     public func waitUntilIdle(timeout: Duration) async {
         let deadline = ContinuousClock.now + timeout
@@ -79,30 +77,45 @@ public final class RequestProcessor: Sendable {
 
     public func process(_ request: GatewayRequest, connection: ClientConnection) async -> LambdaHTTPResponse {
         inFlight.wrappingIncrement(ordering: .relaxed)
-        let response: LambdaHTTPResponse
+        defer { inFlight.wrappingDecrement(ordering: .relaxed) }
+        let answer: Answer
         switch prepare(request, connection: connection) {
         case .answer(let early):
-            response = early
+            answer = early
         case .invoke(let call):
+            let started = ContinuousClock.now
+            let result: Result<LambdaInvocationResult, LambdaInvokeError>
             do {
-                response = finish(call, result: .success(try await invoker.invoke(call.invocation)))
+                result = .success(try await invoker.invoke(call.invocation))
             } catch {
-                response = finish(call, result: .failure(error))
+                result = .failure(error)
             }
+            metrics.lambdaCall(service: call.service.name, duration: ContinuousClock.now - started)
+            answer = finish(call, result: result)
         }
-        return completed(response, connection: connection)
+        answered(answer, connection: connection)
+        return answer.response
     }
 
-    private func completed(_ response: LambdaHTTPResponse, connection: ClientConnection) -> LambdaHTTPResponse {
-        inFlight.wrappingDecrement(ordering: .relaxed)
-        let key = "service=\"\(connection.serviceName)\",status=\"\(response.status)\""
-        counts.withLock { $0[key, default: 0] += 1 }
-        return response
+    /// Counts a request's answer; the HTTP/1.1 handler calls this too for answers it gives itself.
+    func answered(_ answer: Answer, connection: ClientConnection) {
+        metrics.requestCompleted(service: connection.serviceName, status: answer.response.status, outcome: answer.outcome)
+    }
+
+    /// A response and what it means for `/metrics`.
+    struct Answer {
+        var response: LambdaHTTPResponse
+        var outcome: RequestOutcome
+
+        /// Answered before any Lambda call, for a reason of the request's own.
+        static func rejected(_ response: LambdaHTTPResponse) -> Answer {
+            Answer(response: response, outcome: .rejected)
+        }
     }
 
     /// What `prepare` decided: answer at once, or make this Lambda call.
     enum Preparation {
-        case answer(LambdaHTTPResponse)
+        case answer(Answer)
         case invoke(Call)
     }
 
@@ -115,7 +128,7 @@ public final class RequestProcessor: Sendable {
     /// What the head's checks decided: take the request on, or answer at once.
     enum Admission {
         case admitted(Admitted)
-        case refused(LambdaHTTPResponse)
+        case refused(Answer)
     }
 
     /// A request taken on: its service as of `snapshot`, and its normalized path.
@@ -133,19 +146,19 @@ public final class RequestProcessor: Sendable {
         // Every request uses the snapshot current when it starts (intentions, Lambda settings).
         let snapshot = store.snapshot
         guard let service = snapshot.services[connection.serviceName] else {
-            return .refused(.error(status: 503, code: "ServiceNotServed", message: "\(connection.serviceName) is no longer served by this gateway"))
+            return .refused(.rejected(.error(status: 503, code: "ServiceNotServed", message: "\(connection.serviceName) is no longer served by this gateway")))
         }
         let (rawPath, query) = Self.split(target: target)
         let path: String
         do {
             path = try PathNormalizer.normalize(rawPath)
         } catch {
-            return .refused(.error(status: 400, code: "InvalidPath", message: "the request path is not valid"))
+            return .refused(.rejected(.error(status: 400, code: "InvalidPath", message: "the request path is not valid")))
         }
         if case .mesh(let caller, _) = connection.caller {
             let authorization = AuthorizationRequest(method: method, path: path, headers: headers.map { ($0.name, $0.value) })
             guard evaluator(for: service, snapshot: snapshot).isAllowed(caller: caller, request: authorization) else {
-                return .refused(Self.accessDenied)
+                return .refused(Answer(response: Self.accessDenied, outcome: .denied))
             }
         }
         return .admitted(Admitted(snapshot: snapshot, service: service, path: path, query: query))
@@ -164,7 +177,7 @@ public final class RequestProcessor: Sendable {
         let asynchronous = service.lambda.invocationType == .event
         let limit = asynchronous ? settings.maximumAsyncPayloadBytes : settings.maximumSyncPayloadBytes
         guard request.body.readableBytes <= limit else {
-            return .answer(.error(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit"))
+            return .answer(.rejected(.error(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit")))
         }
 
         let view = HTTPRequestView(
@@ -187,10 +200,10 @@ public final class RequestProcessor: Sendable {
                 context: PayloadContext(serviceName: service.name, accountID: service.lambda.function.accountID)
             )
         } catch {
-            return .answer(.error(status: 400, code: error.code.rawValue, message: error.message))
+            return .answer(.rejected(.error(status: 400, code: error.code.rawValue, message: error.message)))
         }
         guard payload.readableBytes <= limit else {
-            return .answer(.error(status: 413, code: "RequestTooLarge", message: "the Lambda payload would be \(payload.readableBytes) bytes, over the \(limit)-byte limit"))
+            return .answer(.rejected(.error(status: 413, code: "RequestTooLarge", message: "the Lambda payload would be \(payload.readableBytes) bytes, over the \(limit)-byte limit")))
         }
 
         let idempotent = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"].contains(request.method)
@@ -205,21 +218,22 @@ public final class RequestProcessor: Sendable {
     }
 
     /// Lambda's answer, or the failure to get one, as the client's response.
-    func finish(_ call: Call, result: Result<LambdaInvocationResult, LambdaInvokeError>) -> LambdaHTTPResponse {
+    func finish(_ call: Call, result: Result<LambdaInvocationResult, LambdaInvokeError>) -> Answer {
         let service = call.service
         switch result {
         case .success(let result):
             do {
-                return try ResponseDecoder.response(for: result, format: service.lambda.payloadFormat, passthrough: service.lambda.passthrough, method: call.method)
+                let response = try ResponseDecoder.response(for: result, format: service.lambda.payloadFormat, passthrough: service.lambda.passthrough, method: call.method)
+                return Answer(response: response, outcome: result.functionError == nil ? .invoked : .functionError)
             } catch {
                 logger.info("function result cannot be mapped", metadata: ["service": "\(service.name)", "error": "\(error.message)"])
-                return .error(status: 502, code: error.code.rawValue, message: error.message)
+                return Answer(response: .error(status: 502, code: error.code.rawValue, message: error.message), outcome: .functionError)
             }
         case .failure(let error):
             logger.info("lambda invocation failed", metadata: ["service": "\(service.name)", "error": "\(error)"])
             var extra: [HTTPField] = []
             if error.isThrottling, let retryAfter = error.retryAfter { extra.append(HTTPField("retry-after", String(retryAfter))) }
-            return .error(status: error.clientStatus, code: error.errorName, message: error.message, headers: extra)
+            return Answer(response: .error(status: error.clientStatus, code: error.errorName, message: error.message, headers: extra), outcome: .invokeError)
         }
     }
 

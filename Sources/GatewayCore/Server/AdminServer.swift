@@ -11,24 +11,22 @@ public final class AdminServer: Service, Sendable {
     let port: Int
     let store: SnapshotStore
     let processor: RequestProcessor
-    let refusals: TLSRefusals
     let group: any EventLoopGroup
     let logger: Logger
     let onBound: @Sendable (SocketAddress) -> Void
 
-    public init(host: String, port: Int, store: SnapshotStore, processor: RequestProcessor, refusals: TLSRefusals, group: any EventLoopGroup, logger: Logger, onBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }) {
+    public init(host: String, port: Int, store: SnapshotStore, processor: RequestProcessor, group: any EventLoopGroup, logger: Logger, onBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }) {
         self.host = host
         self.port = port
         self.store = store
         self.processor = processor
-        self.refusals = refusals
         self.group = group
         self.logger = logger
         self.onBound = onBound
     }
 
     public func run() async throws {
-        let routes = AdminRoutes(store: store, processor: processor, refusals: refusals)
+        let routes = AdminRoutes(store: store, processor: processor)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -48,7 +46,6 @@ public final class AdminServer: Service, Sendable {
 struct AdminRoutes: Sendable {
     let store: SnapshotStore
     let processor: RequestProcessor
-    let refusals: TLSRefusals
 
     func answer(_ path: String) -> (HTTPResponseStatus, String, String) {
         let snapshot = store.snapshot
@@ -60,7 +57,7 @@ struct AdminRoutes: Sendable {
         case "/config":
             return (.ok, "application/json", configJSON(snapshot))
         case "/metrics":
-            return (.ok, "text/plain; version=0.0.4", metrics(snapshot))
+            return (.ok, "text/plain; version=0.0.4", processor.metrics.exposition(snapshot: snapshot, inFlight: processor.inFlightCount))
         default:
             return (.notFound, "text/plain", "not found\n")
         }
@@ -92,32 +89,6 @@ struct AdminRoutes: Sendable {
         ]
         let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .prettyPrinted])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self) + "\n"
-    }
-
-    func metrics(_ snapshot: GatewaySnapshot) -> String {
-        var lines = [
-            "# TYPE lambda_gateway_snapshot_version gauge",
-            "lambda_gateway_snapshot_version \(snapshot.version)",
-            "# TYPE lambda_gateway_snapshot_age_seconds gauge",
-            "lambda_gateway_snapshot_age_seconds \(snapshot.version > 0 ? Int(Date().timeIntervalSince(snapshot.createdAt)) : 0)",
-            "# TYPE lambda_gateway_services_served gauge",
-            "lambda_gateway_services_served \(snapshot.services.count)",
-            "# TYPE lambda_gateway_services_not_served gauge",
-            "lambda_gateway_services_not_served \(snapshot.notServed.count)",
-            "# TYPE lambda_gateway_requests_in_flight gauge",
-            "lambda_gateway_requests_in_flight \(processor.inFlightCount)",
-            "# TYPE lambda_gateway_tls_handshake_failures_total counter",
-            "lambda_gateway_tls_handshake_failures_total{reason=\"unknown_sni\"} \(refusals.unknownSNI.load(ordering: .relaxed))",
-            "lambda_gateway_tls_handshake_failures_total{reason=\"missing_sni\"} \(refusals.missingSNI.load(ordering: .relaxed))",
-        ]
-        for (reason, counter) in refusals.clientCertificate.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
-            lines.append("lambda_gateway_tls_handshake_failures_total{reason=\"\(reason.rawValue)\"} \(counter.load(ordering: .relaxed))")
-        }
-        lines.append("# TYPE lambda_gateway_requests_total counter")
-        for (key, count) in processor.requestCounts().sorted(by: { $0.key < $1.key }) {
-            lines.append("lambda_gateway_requests_total{\(key)} \(count)")
-        }
-        return lines.joined(separator: "\n") + "\n"
     }
 }
 

@@ -25,12 +25,14 @@ public final class ConsulConfigSource: Sendable {
     let client: ConsulClient
     let settings: Settings
     let store: SnapshotStore
+    let metrics: GatewayMetrics
     let logger: Logger
 
-    public init(client: ConsulClient, settings: Settings, store: SnapshotStore, logger: Logger) {
+    public init(client: ConsulClient, settings: Settings, store: SnapshotStore, metrics: GatewayMetrics = GatewayMetrics(), logger: Logger) {
         self.client = client
         self.settings = settings
         self.store = store
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -67,6 +69,7 @@ public final class ConsulConfigSource: Sendable {
         apply: @escaping @Sendable (inout ConsulState, Value) -> Void
     ) async {
         await client.watch(endpoint, policy: settings.watchPolicy, onError: { error in
+            self.metrics.consulWatchFailed(endpoint.path)
             self.logger.warning("consul watch failed; keeping the last answer", metadata: ["endpoint": "\(error.endpoint)", "error": "\(error.message)"])
         }) { value, metadata in
             await coordinator.update(metadata: metadata) { apply(&$0, value) }
@@ -141,6 +144,7 @@ actor WatchCoordinator {
         lastLeafRestart[service] = .now
         leafWatches[service] = Task {
             await source.client.watch(WatchEndpoint<LeafCertificate>.json("/v1/agent/connect/ca/leaf/\(service)"), policy: source.settings.watchPolicy, onError: { error in
+                source.metrics.consulWatchFailed("/v1/agent/connect/ca/leaf")
                 source.logger.warning("leaf watch failed; keeping the last leaf", metadata: ["service": "\(service)", "error": "\(error.message)"])
             }) { leaf, metadata in
                 await self.update(metadata: metadata) { state in
@@ -156,6 +160,7 @@ actor WatchCoordinator {
         let query = [("by", "destination")] + names.map { ("name", $0) }
         return Task {
             await source.client.watch(WatchEndpoint<IntentionMatches>.json("/v1/connect/intentions/match", query: query), policy: source.settings.watchPolicy, onError: { error in
+                source.metrics.consulWatchFailed("/v1/connect/intentions/match")
                 source.logger.warning("intentions watch failed; keeping the last answer", metadata: ["error": "\(error.message)"])
             }) { matches, metadata in
                 await self.update(metadata: metadata) { state in

@@ -1,4 +1,3 @@
-import Atomics
 import Foundation
 import Logging
 import MeshIdentity
@@ -6,16 +5,6 @@ import NIOCore
 import NIOSSL
 import NIOTLS
 import X509
-
-/// Counts refused handshakes by reason, for `/metrics`.
-public final class TLSRefusals: Sendable {
-    public let unknownSNI = ManagedAtomic<Int>(0)
-    public let missingSNI = ManagedAtomic<Int>(0)
-    public let clientCertificate: [ClientCertificateRejection: ManagedAtomic<Int>] =
-        Dictionary(uniqueKeysWithValues: ClientCertificateRejection.allCases.map { ($0, ManagedAtomic<Int>(0)) })
-
-    public init() {}
-}
 
 /// Terminates mesh mTLS (mesh-identity.md §5): reads the ClientHello's SNI, refuses unknown names
 /// before any certificate is sent, presents the service's own leaf, and requires a client
@@ -25,14 +14,14 @@ public struct MeshTLSAcceptor: Sendable {
 
     let store: SnapshotStore
     let contexts: ServiceTLSContexts
-    let refusals: TLSRefusals
+    let metrics: GatewayMetrics
     let logger: Logger
     let handshakeTimeout: TimeAmount
 
-    public init(store: SnapshotStore, contexts: ServiceTLSContexts = ServiceTLSContexts(), refusals: TLSRefusals = TLSRefusals(), logger: Logger, handshakeTimeout: TimeAmount = .seconds(10)) {
+    public init(store: SnapshotStore, contexts: ServiceTLSContexts = ServiceTLSContexts(), metrics: GatewayMetrics = GatewayMetrics(), logger: Logger, handshakeTimeout: TimeAmount = .seconds(10)) {
         self.store = store
         self.contexts = contexts
-        self.refusals = refusals
+        self.metrics = metrics
         self.logger = logger
         self.handshakeTimeout = handshakeTimeout
     }
@@ -40,7 +29,11 @@ public struct MeshTLSAcceptor: Sendable {
     /// Installs the handshake handlers on a new child channel; `established` builds the rest of the
     /// pipeline once the caller is authenticated.
     public func configure(_ channel: Channel, established: @escaping Established) -> EventLoopFuture<Void> {
-        let timeout = channel.eventLoop.scheduleTask(in: handshakeTimeout) { channel.close(promise: nil) }
+        let metrics = self.metrics
+        let timeout = channel.eventLoop.scheduleTask(in: handshakeTimeout) {
+            metrics.handshakeFailed(.timeout)
+            channel.close(promise: nil)
+        }
         channel.closeFuture.whenComplete { _ in timeout.cancel() }
         let acceptor = self
         let sni = ByteToMessageHandler(
@@ -54,12 +47,12 @@ public struct MeshTLSAcceptor: Sendable {
     private func selectService(_ result: SNIResult, channel: Channel, timeout: Scheduled<Void>, established: @escaping Established) -> EventLoopFuture<Void> {
         let snapshot = store.snapshot
         guard case .hostname(let name) = result else {
-            refusals.missingSNI.wrappingIncrement(ordering: .relaxed)
+            metrics.handshakeFailed(.missingSNI)
             logger.debug("TLS handshake refused: no SNI")
             return channel.close()
         }
         guard let service = snapshot.service(forSNI: name) else {
-            refusals.unknownSNI.wrappingIncrement(ordering: .relaxed)
+            metrics.handshakeFailed(.unknownSNI)
             logger.info("TLS handshake refused: no served service for SNI", metadata: ["sni": "\(name)"])
             return channel.close()
         }
@@ -72,12 +65,13 @@ public struct MeshTLSAcceptor: Sendable {
         }
         let verifier = contexts.verifier(for: snapshot)
         let identity = IdentityBox()
-        let refusals = self.refusals
+        let metrics = self.metrics
         let logger = self.logger
         let tls = NIOSSLServerHandler(context: context, customVerificationCallbackWithMetadata: { chain, promise in
             promise.completeWithTask {
                 guard let certificates = ClientCertificateVerifier.certificates(chain) else {
-                    refusals.clientCertificate[.malformed]?.wrappingIncrement(ordering: .relaxed)
+                    identity.failureCounted = true
+                    metrics.handshakeFailed(.clientCertificate(.malformed))
                     return .failed
                 }
                 switch await verifier.verify(certificates) {
@@ -86,13 +80,21 @@ public struct MeshTLSAcceptor: Sendable {
                     identity.forwardedClientCert = ForwardedClientCert.element(presentedURI: service.leaf.serviceURI, clientChain: certificates)
                     return .certificateVerified(VerificationMetadata(nil))
                 case .failure(let reason):
-                    refusals.clientCertificate[reason]?.wrappingIncrement(ordering: .relaxed)
+                    identity.failureCounted = true
+                    metrics.handshakeFailed(.clientCertificate(reason))
                     logger.info("TLS handshake refused: client certificate", metadata: ["service": "\(service.name)", "reason": "\(reason.rawValue)"])
                     return .failed
                 }
             }
         })
-        let completion = HandshakeCompletion { negotiated in
+        let completion = HandshakeCompletion(onFailure: { error in
+            // A refused certificate is counted by its reason, above; count the rest once.
+            guard !identity.failureCounted && identity.caller == nil else { return }
+            identity.failureCounted = true
+            // BoringSSL refuses a missing client certificate itself, before the callback runs.
+            let missing = String(describing: error).contains("PEER_DID_NOT_RETURN_A_CERTIFICATE")
+            metrics.handshakeFailed(missing ? .clientCertificate(.missing) : .tlsError)
+        }) { negotiated in
             timeout.cancel()
             guard let caller = identity.caller else { return channel.close() }
             let connection = ClientConnection(
@@ -113,15 +115,24 @@ final class IdentityBox: @unchecked Sendable {
     // completes, and the handshake-completed event is delivered on the same loop.
     var caller: SPIFFEID?
     var forwardedClientCert = ""
+    /// This handshake's failure is counted already (a refused certificate, or a first TLS error).
+    var failureCounted = false
 }
 
 /// Waits for the TLS handshake, then lets the caller build the application pipeline.
 final class HandshakeCompletion: ChannelInboundHandler, RemovableChannelHandler, Sendable {
     typealias InboundIn = ByteBuffer
+    let onFailure: @Sendable (any Error) -> Void
     let onComplete: @Sendable (String?) -> EventLoopFuture<Void>
 
-    init(onComplete: @escaping @Sendable (String?) -> EventLoopFuture<Void>) {
+    init(onFailure: @escaping @Sendable (any Error) -> Void, onComplete: @escaping @Sendable (String?) -> EventLoopFuture<Void>) {
+        self.onFailure = onFailure
         self.onComplete = onComplete
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        onFailure(error)
+        context.fireErrorCaught(error)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

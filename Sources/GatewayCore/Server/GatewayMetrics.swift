@@ -1,0 +1,148 @@
+import CoreMetrics
+import Foundation
+import Prometheus
+import Synchronization
+
+/// What became of a request: the `outcome` label of `lambda_gateway_requests_total`.
+public enum RequestOutcome: String, Sendable, CaseIterable {
+    /// The function answered and its answer went back, whatever status it chose.
+    case invoked
+    /// The function failed (`X-Amz-Function-Error`), or its answer could not be mapped to HTTP.
+    case functionError = "function_error"
+    /// The Invoke call failed: throttled, timed out, refused by Lambda, or Lambda not reachable.
+    case invokeError = "invoke_error"
+    /// Intentions denied the caller (403).
+    case denied
+    /// Answered before any Lambda call: service no longer served, malformed or oversized request.
+    case rejected
+}
+
+/// Why a TLS handshake on the mesh listener did not complete: the `reason` label of
+/// `lambda_gateway_tls_handshake_failures_total`.
+public enum HandshakeFailure: Hashable, Sendable {
+    case missingSNI
+    case unknownSNI
+    case clientCertificate(ClientCertificateRejection)
+    /// The caller did not finish the handshake in time.
+    case timeout
+    /// TLS itself failed: no shared version or cipher, a bad record, the peer went away.
+    case tlsError
+
+    public static let allCases: [HandshakeFailure] =
+        [.missingSNI, .unknownSNI, .timeout, .tlsError] + ClientCertificateRejection.allCases.map { .clientCertificate($0) }
+
+    public var label: String {
+        switch self {
+        case .missingSNI: "missing_sni"
+        case .unknownSNI: "unknown_sni"
+        case .clientCertificate(let rejection): rejection.rawValue
+        case .timeout: "handshake_timeout"
+        case .tlsError: "tls_error"
+        }
+    }
+}
+
+/// The gateway's metrics, exposed on the admin port's `/metrics` in Prometheus' text format.
+///
+/// The gateway records through swift-metrics' API into a Prometheus registry of its own (no global
+/// bootstrap, so several gateways, or tests, in one process keep separate figures). Handles per
+/// label set are created once and cached: recording on the request path is a dictionary lookup
+/// under a lock and an atomic add.
+public final class GatewayMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+
+    private struct RequestKey: Hashable {
+        var service: String
+        var status: Int
+        var outcome: RequestOutcome
+    }
+
+    private let requests = Mutex<[RequestKey: CoreMetrics.Counter]>([:])
+    private let lambdaCalls = Mutex<[String: CoreMetrics.Timer]>([:])
+    private let watchErrors = Mutex<[String: CoreMetrics.Counter]>([:])
+    private let handshakeFailures: [HandshakeFailure: CoreMetrics.Counter]
+    private let snapshotVersion: CoreMetrics.Gauge
+    private let snapshotAge: CoreMetrics.Gauge
+    private let servicesServed: CoreMetrics.Gauge
+    private let servicesNotServed: CoreMetrics.Gauge
+    private let requestsInFlight: CoreMetrics.Gauge
+
+    /// Lambda call latency buckets: a warm function answers in milliseconds, a cold start or a
+    /// slow function takes seconds, and the longest Lambda timeout is 15 minutes.
+    static let lambdaCallBuckets: [Duration] = [
+        .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5),
+        .seconds(10), .seconds(30), .seconds(60), .seconds(300), .seconds(900),
+    ]
+
+    public init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets["lambda_gateway_lambda_call_duration_seconds"] = Self.lambdaCallBuckets
+        self.factory = factory
+        handshakeFailures = Dictionary(
+            uniqueKeysWithValues: HandshakeFailure.allCases.map {
+                ($0, CoreMetrics.Counter(label: "lambda_gateway_tls_handshake_failures_total", dimensions: [("reason", $0.label)], factory: factory))
+            }
+        )
+        snapshotVersion = CoreMetrics.Gauge(label: "lambda_gateway_snapshot_version", factory: factory)
+        snapshotAge = CoreMetrics.Gauge(label: "lambda_gateway_snapshot_age_seconds", factory: factory)
+        servicesServed = CoreMetrics.Gauge(label: "lambda_gateway_services_served", factory: factory)
+        servicesNotServed = CoreMetrics.Gauge(label: "lambda_gateway_services_not_served", factory: factory)
+        requestsInFlight = CoreMetrics.Gauge(label: "lambda_gateway_requests_in_flight", factory: factory)
+    }
+
+    /// One request answered, by the linked service it was for.
+    public func requestCompleted(service: String, status: Int, outcome: RequestOutcome) {
+        let key = RequestKey(service: service, status: status, outcome: outcome)
+        let counter = requests.withLock { counters in
+            if let counter = counters[key] { return counter }
+            let counter = CoreMetrics.Counter(
+                label: "lambda_gateway_requests_total",
+                dimensions: [("service", service), ("status", String(status)), ("outcome", outcome.rawValue)],
+                factory: factory
+            )
+            counters[key] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
+    /// One Invoke call's duration, from sending to the whole answer read, whatever its result.
+    public func lambdaCall(service: String, duration: Duration) {
+        let timer = lambdaCalls.withLock { timers in
+            if let timer = timers[service] { return timer }
+            let timer = CoreMetrics.Timer(label: "lambda_gateway_lambda_call_duration_seconds", dimensions: [("service", service)], factory: factory)
+            timers[service] = timer
+            return timer
+        }
+        let (seconds, attoseconds) = duration.components
+        timer.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+
+    public func handshakeFailed(_ reason: HandshakeFailure) {
+        handshakeFailures[reason]?.increment()
+    }
+
+    /// A Consul watch request failed (the gateway keeps its last answer); `watch` names the
+    /// endpoint without per-service parts, so the label set stays small.
+    public func consulWatchFailed(_ watch: String) {
+        let counter = watchErrors.withLock { counters in
+            if let counter = counters[watch] { return counter }
+            let counter = CoreMetrics.Counter(label: "lambda_gateway_consul_watch_errors_total", dimensions: [("watch", watch)], factory: factory)
+            counters[watch] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
+    /// The Prometheus text for `/metrics`; the gauges are read from `snapshot` at this moment.
+    public func exposition(snapshot: GatewaySnapshot, inFlight: Int, now: Date = Date()) -> String {
+        snapshotVersion.record(Int64(snapshot.version))
+        snapshotAge.record(snapshot.version > 0 ? max(0, now.timeIntervalSince(snapshot.createdAt)) : 0)
+        servicesServed.record(snapshot.services.count)
+        servicesNotServed.record(snapshot.notServed.count)
+        requestsInFlight.record(inFlight)
+        return registry.emitToString()
+    }
+}
