@@ -193,6 +193,9 @@ let package = Package(
             dependencies: [
                 "GatewayCore", "ConsulAPI", "MeshIdentity", "LambdaInvoke", "LambdaPayload", "AWSCredentials", "AWSSigV4", "TestSupport",
                 .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
     ],

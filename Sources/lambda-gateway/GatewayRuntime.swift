@@ -87,6 +87,7 @@ struct GatewayRuntime {
         var settings = ProcessingSettings()
         settings.defaultRequestTimeout = timeout
         settings.idleTimeout = idle
+        settings.drainGraceTime = drain
         let processor = RequestProcessor(store: store, invoker: aws.invoker, settings: settings, metrics: metrics, logger: logger)
         let acceptor = MeshTLSAcceptor(store: store, metrics: metrics, logger: logger)
         let (boundPorts, boundPort) = AsyncStream.makeStream(of: Int.self)

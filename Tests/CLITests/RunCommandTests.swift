@@ -76,6 +76,17 @@ struct GatewayProcess {
         try await ChildProcess.run(["curl", "-sS", "-w", "\n%{http_code}", "http://127.0.0.1:\((instance ?? self.instance).adminPort)\(path)"])
     }
 
+    /// Waits until `/metrics` counts `count` open client connections.
+    func waitForOpenConnections(_ count: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            let metrics = PrometheusText(try await admin("/metrics").stdout)
+            if metrics.value("lambda_gateway_connections_open") == Double(count) { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw TestSupportError("the gateway never had \(count) open connections")
+    }
+
     /// A mesh call to `orders` through the gateway, printing the body then the status code.
     func call(_ path: String, instance: Instance? = nil) async throws -> ChildProcess.Output {
         let port = (instance ?? self.instance).listenPort
@@ -123,13 +134,29 @@ struct RunCommandTests {
         try await GatewayProcess.with(lambdaHandler: { _ in
             ScriptedResponse(json: #"{"statusCode":200,"body":"slow but done"}"#, delay: .milliseconds(1500))
         }) { process in
-            let call = Task { try await process.call("/slow") }
+            // An idle mesh connection (handshake done, nothing sent) is closed at SIGTERM, before
+            // the in-flight request ends, not when the process exits.
+            let idle = Task {
+                let output = try await ChildProcess.run([
+                    "timeout", "10", "openssl", "s_client", "-quiet", "-ign_eof", "-connect", "127.0.0.1:\(process.listenPort)",
+                    "-servername", GatewayProcess.sni, "-cert", process.clientCertificate, "-key", process.clientKey,
+                ])
+                return (output, ContinuousClock.now)
+            }
+            try await process.waitForOpenConnections(1)
+            let call = Task {
+                let output = try await process.call("/slow")
+                return (output, ContinuousClock.now)
+            }
             // Once the invoke is in flight, ask the gateway to stop.
             let deadline = ContinuousClock.now + .seconds(10)
             while process.lambda.requests.isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
             process.gateway.signal(SIGTERM)
-            let answer = try await call.value
+            let (answer, answered) = try await call.value
             #expect(answer.stdout == "slow but done\n200", "\(answer.stdout) \(answer.stderr)")
+            let (closed, closedAt) = try await idle.value
+            #expect(closed.status == 0, "\(closed.stderr)")
+            #expect(closedAt < answered, "the idle connection stayed open until the in-flight request was done")
             #expect(await process.gateway.waitForExit(timeout: .seconds(10)) == 0)
             // After the drain no new connection is accepted.
             #expect(try await process.call("/late").status != 0)

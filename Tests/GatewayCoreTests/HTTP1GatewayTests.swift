@@ -22,6 +22,7 @@ struct GatewayFixture {
     /// TCP connections the gateway accepted.
     let accepted: ManagedAtomic<Int>
     let metrics: GatewayMetrics
+    let processor: RequestProcessor
 
     static func with(settings: ProcessingSettings = ProcessingSettings(), lambdaHandler: @escaping TestHTTPServer.Handler, _ body: (GatewayFixture) async throws -> Void) async throws {
         try await TLSFixture.with { tls in
@@ -45,7 +46,7 @@ struct GatewayFixture {
                 }
                 .bind(host: "127.0.0.1", port: 0)
                 .get()
-            let fixture = GatewayFixture(tls: tls, lambda: lambda, files: files, port: listener.localAddress!.port!, accepted: accepted, metrics: metrics)
+            let fixture = GatewayFixture(tls: tls, lambda: lambda, files: files, port: listener.localAddress!.port!, accepted: accepted, metrics: metrics, processor: processor)
             try await withTeardown { try await body(fixture) } teardown: {
                 try? await listener.close()
                 try? await invoker.shutdown()

@@ -7,7 +7,8 @@ extension RequestProcessor {
     /// HTTP/2, `http/1.1` → HTTP/1.1, no ALPN → the first bytes decide (the h2 preface means prior
     /// knowledge, as Consul sidecars send for http2/grpc services).
     public func configureHTTP(_ channel: Channel, connection: ClientConnection) -> EventLoopFuture<Void> {
-        channel.eventLoop.makeCompletedFuture {
+        connections.add(channel, service: connection.serviceName)
+        return channel.eventLoop.makeCompletedFuture {
             // One idle timer per connection, whichever protocol it speaks (or before it has said).
             try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: TimeAmount(settings.idleTimeout)))
             switch connection.negotiatedProtocol {
@@ -43,16 +44,25 @@ extension RequestProcessor {
         // Idle for the whole timeout with no stream moving a byte (a stream waiting for Lambda is
         // bounded by the request timeout, far below it): close.
         try channel.pipeline.syncOperations.addHandler(IdleConnectionCloser())
+        // Draining (`ChannelShouldQuiesceEvent`): GOAWAY, a PING round trip so that streams the
+        // client opened meanwhile are counted, a second GOAWAY with the last stream taken, close
+        // when the open streams are done or after the grace time.
+        let lifecycle = NIOHTTP2ServerConnectionManagementHandler(
+            eventLoop: channel.eventLoop,
+            configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: TimeAmount(settings.drainGraceTime), keepalive: nil)
+        )
         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
             mode: .server,
             connectionConfiguration: connectionConfiguration,
-            streamConfiguration: NIOHTTP2Handler.StreamConfiguration()
+            streamConfiguration: NIOHTTP2Handler.StreamConfiguration(),
+            streamDelegate: lifecycle.http2StreamDelegate
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
                 try stream.pipeline.syncOperations.addHandler(HTTP1RequestHandler(processor: self, connection: connection, limit: limit))
             }
         }
+        try channel.pipeline.syncOperations.addHandler(lifecycle)
     }
 
     /// The body limit of the service's current invocation type; the request is checked again
@@ -80,8 +90,8 @@ final class HTTPVersionDetector: ChannelInboundHandler, RemovableChannelHandler,
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent, !decided {
-            context.close(promise: nil)  // a caller that never sent a byte
+        if event is IdleStateHandler.IdleStateEvent || event is ChannelShouldQuiesceEvent, !decided {
+            context.close(promise: nil)  // idle: a caller that never sent a byte; or draining
             return
         }
         context.fireUserInboundEventTriggered(event)

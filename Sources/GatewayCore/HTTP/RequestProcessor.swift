@@ -34,6 +34,9 @@ public struct ProcessingSettings: Sendable {
     /// A client connection with no bytes either way for this long is closed (Envoy's default,
     /// mesh-identity.md §9.2). An HTTP/1.1 connection waiting for its answer is never idle.
     public var idleTimeout: Duration = .seconds(3600)
+    /// A draining HTTP/2 connection (its service left the configuration, or shutdown) is closed
+    /// after this long even if streams are still open.
+    public var drainGraceTime: Duration = .seconds(30)
     public init() {}
 }
 
@@ -48,6 +51,8 @@ public final class RequestProcessor: Sendable {
     private let inFlight = ManagedAtomic<Int>(0)
     private let requestIDs = RequestIDGenerator()
     public let metrics: GatewayMetrics
+    /// Established connections by service, drained when their service stops being served.
+    public let connections = OpenConnections()
     /// Compiled intentions per (snapshot version, service); a new snapshot replaces them all.
     private let evaluators = Mutex<(version: UInt64, byService: [String: IntentionEvaluator])>((0, [:]))
 
@@ -57,6 +62,13 @@ public final class RequestProcessor: Sendable {
         self.settings = settings
         self.metrics = metrics
         self.logger = logger
+        let connections = self.connections
+        store.onPublish { previous, current in
+            for service in previous.services.keys where current.services[service] == nil {
+                let drained = connections.drain(service: service)
+                if drained > 0 { logger.info("service no longer served; draining its connections", metadata: ["service": "\(service)", "connections": "\(drained)"]) }
+            }
+        }
     }
 
     public static let accessDenied = LambdaHTTPResponse(

@@ -57,7 +57,7 @@ struct AdminRoutes: Sendable {
         case "/config":
             return (.ok, "application/json", configJSON(snapshot))
         case "/metrics":
-            return (.ok, "text/plain; version=0.0.4", processor.metrics.exposition(snapshot: snapshot, inFlight: processor.inFlightCount))
+            return (.ok, "text/plain; version=0.0.4", processor.metrics.exposition(snapshot: snapshot, inFlight: processor.inFlightCount, openConnections: processor.connections.count))
         default:
             return (.notFound, "text/plain", "not found\n")
         }

@@ -3,8 +3,8 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 
-/// A listener as a service: binds, serves until graceful shutdown, then stops accepting and lets
-/// in-flight requests finish (bounded by `drainTimeout`).
+/// A listener as a service: binds, serves until graceful shutdown, then stops accepting, drains the
+/// open connections and lets in-flight requests finish (bounded by `drainTimeout`).
 public final class GatewayListener: Service, Sendable {
     /// What the listener accepts.
     public enum Kind: Sendable {
@@ -61,7 +61,12 @@ public final class GatewayListener: Service, Sendable {
         try? await gracefulShutdown()
         logger.info("stopping: no new connections; draining in-flight requests", metadata: ["in_flight": "\(processor.inFlightCount)"])
         try? await channel.close()
-        await processor.waitUntilIdle(timeout: drainTimeout)
+        // Open connections finish what they are doing and close: HTTP/1.1 after the response in
+        // flight, HTTP/2 after a GOAWAY and its open streams.
+        let deadline = ContinuousClock.now + drainTimeout
+        processor.connections.drainAll()
+        await processor.waitUntilIdle(timeout: deadline - ContinuousClock.now)
+        await processor.connections.waitUntilAllClosed(timeout: deadline - ContinuousClock.now)
     }
 }
 

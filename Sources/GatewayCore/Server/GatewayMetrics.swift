@@ -67,6 +67,7 @@ public final class GatewayMetrics: Sendable {
     private let servicesServed: CoreMetrics.Gauge
     private let servicesNotServed: CoreMetrics.Gauge
     private let requestsInFlight: CoreMetrics.Gauge
+    private let connectionsOpen: CoreMetrics.Gauge
 
     /// Lambda call latency buckets: a warm function answers in milliseconds, a cold start or a
     /// slow function takes seconds, and the longest Lambda timeout is 15 minutes.
@@ -90,6 +91,7 @@ public final class GatewayMetrics: Sendable {
         servicesServed = CoreMetrics.Gauge(label: "lambda_gateway_services_served", factory: factory)
         servicesNotServed = CoreMetrics.Gauge(label: "lambda_gateway_services_not_served", factory: factory)
         requestsInFlight = CoreMetrics.Gauge(label: "lambda_gateway_requests_in_flight", factory: factory)
+        connectionsOpen = CoreMetrics.Gauge(label: "lambda_gateway_connections_open", factory: factory)
     }
 
     /// One request answered, by the linked service it was for.
@@ -137,12 +139,13 @@ public final class GatewayMetrics: Sendable {
     }
 
     /// The Prometheus text for `/metrics`; the gauges are read from `snapshot` at this moment.
-    public func exposition(snapshot: GatewaySnapshot, inFlight: Int, now: Date = Date()) -> String {
+    public func exposition(snapshot: GatewaySnapshot, inFlight: Int, openConnections: Int = 0, now: Date = Date()) -> String {
         snapshotVersion.record(Int64(snapshot.version))
         snapshotAge.record(snapshot.version > 0 ? max(0, now.timeIntervalSince(snapshot.createdAt)) : 0)
         servicesServed.record(snapshot.services.count)
         servicesNotServed.record(snapshot.notServed.count)
         requestsInFlight.record(inFlight)
+        connectionsOpen.record(openConnections)
         return registry.emitToString()
     }
 }

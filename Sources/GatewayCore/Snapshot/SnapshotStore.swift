@@ -1,7 +1,9 @@
 import Atomics
+import Synchronization
 
 /// The current snapshot, swapped atomically. Readers on any thread load it without a lock; a request
-/// keeps the snapshot it loaded until it completes.
+/// keeps the snapshot it loaded until it completes. Observers hear of each publication (rare: a
+/// configuration change), after the swap.
 public final class SnapshotStore: Sendable {
     final class Box: AtomicReference, Sendable {
         let snapshot: GatewaySnapshot
@@ -9,6 +11,7 @@ public final class SnapshotStore: Sendable {
     }
 
     private let current: ManagedAtomic<Box>
+    private let observers = Mutex<[@Sendable (_ previous: GatewaySnapshot, _ current: GatewaySnapshot) -> Void]>([])
 
     public init(_ initial: GatewaySnapshot = .empty) {
         current = ManagedAtomic(Box(initial))
@@ -19,6 +22,13 @@ public final class SnapshotStore: Sendable {
     }
 
     public func publish(_ snapshot: GatewaySnapshot) {
-        current.store(Box(snapshot), ordering: .releasing)
+        let previous = current.exchange(Box(snapshot), ordering: .acquiringAndReleasing).snapshot
+        for observer in observers.withLock({ $0 }) { observer(previous, snapshot) }
+    }
+
+    /// Calls `observer` with the previous and the new snapshot after each `publish`, on the
+    /// publisher's thread; it must not block.
+    public func onPublish(_ observer: @escaping @Sendable (_ previous: GatewaySnapshot, _ current: GatewaySnapshot) -> Void) {
+        observers.withLock { $0.append(observer) }
     }
 }
