@@ -109,9 +109,7 @@ public final class LambdaInvokeClient: Sendable {
     ) throws {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.applicationProtocols = ["http/1.1"]
-        if let caFile = configuration.caFile {
-            tls.additionalTrustRoots = [.file(caFile)]
-        }
+        (tls.trustRoots, tls.additionalTrustRoots) = try TrustRoots.make(caFile: configuration.caFile)
         var http = HTTPClient.Configuration(
             tlsConfiguration: tls,
             redirectConfiguration: .disallow,
