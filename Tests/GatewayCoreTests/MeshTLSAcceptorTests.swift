@@ -49,6 +49,18 @@ struct TLSFixture {
         return byReason
     }
 
+    /// The handshake failures once `condition` holds for them (the server counts a failure when its
+    /// side of the handshake ends, which can be just after the client's), or after 2 s.
+    func handshakeFailures(until condition: ([String: Double]) -> Bool) async throws -> [String: Double] {
+        let deadline = ContinuousClock.now + .seconds(2)
+        var failures = handshakeFailures()
+        while !condition(failures) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+            failures = handshakeFailures()
+        }
+        return failures
+    }
+
     func sni(_ service: String) -> String { "\(service).default.dc1.internal.\(trustDomain)" }
 
     func clientLeaf(_ service: String, ca: TestCA? = nil, trustDomain: String? = nil, uris: [String]? = nil, notValidAfter: Date = Date().addingTimeInterval(3600)) throws -> TestLeaf {
@@ -65,12 +77,13 @@ struct TLSFixture {
     }
 
     /// Connects like a sidecar: SNI, the mesh CA as trust anchor, an optional client certificate.
-    func connect(sni: String?, client: TestLeaf?, alpn: [String] = [], maximumTLSVersion: TLSVersion? = nil) async throws -> Outcome {
+    func connect(sni: String?, client: TestLeaf?, alpn: [String] = [], maximumTLSVersion: TLSVersion? = nil, tweak: (inout TLSConfiguration) -> Void = { _ in }) async throws -> Outcome {
         var configuration = TLSConfiguration.makeClientConfiguration()
         if let maximumTLSVersion {
             configuration.minimumTLSVersion = .tlsv1
             configuration.maximumTLSVersion = maximumTLSVersion
         }
+        tweak(&configuration)
         configuration.trustRoots = .certificates([try snapshots.consul.activeRootCA.nioCertificate])
         configuration.certificateVerification = .noHostnameVerification
         configuration.applicationProtocols = alpn
@@ -171,7 +184,7 @@ struct MeshTLSAcceptorTests {
             #expect(unknown.line == nil && unknown.presentedURI == nil)
             let missing = try await fixture.connect(sni: nil, client: try fixture.clientLeaf("web"))
             #expect(missing.line == nil && missing.presentedURI == nil)
-            let failures = fixture.handshakeFailures()
+            let failures = try await fixture.handshakeFailures { $0.values.reduce(0, +) >= 2 }
             #expect(failures["unknown_sni"] == 1 && failures["missing_sni"] == 1, "\(failures)")
             #expect(failures.values.reduce(0, +) == 2, "\(failures)")
         }
@@ -195,7 +208,7 @@ struct MeshTLSAcceptorTests {
             }
             // Each refusal is counted once, by its reason; BoringSSL refuses a missing certificate
             // itself, and that is still counted as missing, not as a TLS error.
-            let failures = fixture.handshakeFailures()
+            let failures = try await fixture.handshakeFailures { $0.values.reduce(0, +) >= Double(cases.count) }
             #expect(failures["no_client_certificate"] == 1, "\(failures)")
             #expect(failures["untrusted_client_certificate"] == 2, "\(failures)")
             #expect(failures["foreign_trust_domain"] == 1, "\(failures)")
@@ -208,7 +221,8 @@ struct MeshTLSAcceptorTests {
         try await TLSFixture.with(handshakeTimeout: .milliseconds(300)) { fixture in
             let old = try await fixture.connect(sni: fixture.sni("orders"), client: try fixture.clientLeaf("web"), maximumTLSVersion: .tlsv11)
             #expect(old.line == nil && old.presentedURI == nil, "TLS 1.1 was accepted")
-            #expect(fixture.handshakeFailures()["tls_error"] == 1, "\(fixture.handshakeFailures())")
+            let afterOld = try await fixture.handshakeFailures { $0["tls_error"] == 1 }
+            #expect(afterOld["tls_error"] == 1, "\(afterOld)")
 
             // A caller that connects and never finishes its ClientHello is closed at the deadline.
             let stalled = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: fixture.port).get()
@@ -221,8 +235,37 @@ struct MeshTLSAcceptorTests {
             }
             #expect(closed, "the stalled handshake was not closed")
             try? await stalled.close()
-            let failures = fixture.handshakeFailures()
+            let failures = try await fixture.handshakeFailures { $0["handshake_timeout"] == 1 }
             #expect(failures["handshake_timeout"] == 1 && failures.values.reduce(0, +) == 2, "\(failures)")
+        }
+    }
+
+    @Test func theMeshEntrySetsVersionsAndSuitesForNewHandshakes() async throws {
+        try await TLSFixture.with { fixture in
+            let leaf = try fixture.clientLeaf("web")
+            func accepted(_ tweak: @escaping (inout TLSConfiguration) -> Void) async throws -> Bool {
+                try await fixture.connect(sni: fixture.sni("orders"), client: leaf, tweak: tweak).line != nil
+            }
+            let tls12Only: (inout TLSConfiguration) -> Void = { $0.minimumTLSVersion = .tlsv12; $0.maximumTLSVersion = .tlsv12 }
+            let tls13Only: (inout TLSConfiguration) -> Void = { $0.minimumTLSVersion = .tlsv13; $0.maximumTLSVersion = .tlsv13 }
+            // No mesh entry: TLS 1.2 and 1.3.
+            #expect(try await accepted(tls12Only))
+            #expect(try await accepted(tls13Only))
+
+            try fixture.snapshots.consul.setConfigEntry(#"{"Kind":"mesh","Name":"mesh","TLS":{"Incoming":{"TLSMinVersion":"TLSv1_3"}}}"#)
+            try await fixture.snapshots.waitFor("TLS 1.3 minimum") { $0.incomingTLS.minimumVersion == .tls13 }
+            #expect(try await accepted(tls12Only) == false)
+            #expect(try await accepted(tls13Only))
+
+            // TLS 1.2 only, one suite: a client without it is refused, one with it is served.
+            try fixture.snapshots.consul.setConfigEntry(
+                #"{"Kind":"mesh","Name":"mesh","TLS":{"Incoming":{"TLSMinVersion":"TLSv1_0","TLSMaxVersion":"TLSv1_2","CipherSuites":["TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384","TLS_MADE_UP"]}}}"#
+            )
+            let snapshot = try await fixture.snapshots.waitFor("TLS 1.2 maximum") { $0.incomingTLS.maximumVersion == .tls12 }
+            #expect(snapshot.incomingTLS.minimumVersion == .tls12 && snapshot.incomingTLS.cipherSuites == ["TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"])
+            #expect(try await accepted(tls13Only) == false)
+            #expect(try await accepted { tls12Only(&$0); $0.cipherSuiteValues = [.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256] } == false)
+            #expect(try await accepted { tls12Only(&$0); $0.cipherSuiteValues = [.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384] })
         }
     }
 

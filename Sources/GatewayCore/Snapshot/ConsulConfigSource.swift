@@ -229,6 +229,13 @@ actor WatchCoordinator {
         for (name, reason) in new.notServed where old.notServed[name] != reason {
             source.logger.info("service not served", metadata: ["service": "\(name)", "reason": "\(reason)"])
         }
+        for warning in new.configurationWarnings where !old.configurationWarnings.contains(warning) {
+            source.logger.warning("\(warning)")
+        }
+        if new.incomingTLS != old.incomingTLS {
+            let tls = new.incomingTLS
+            source.logger.info("mesh listener TLS changed; new handshakes use it", metadata: ["min": "\(tls.minimumVersion)", "max": "\(tls.maximumVersion)", "cipherSuites": "\(tls.cipherSuites)"])
+        }
     }
 }
 
@@ -238,6 +245,6 @@ extension GatewaySnapshot {
         trustDomain == other.trustDomain && datacenter == other.datacenter && rootPEMs == other.rootPEMs
             && activeRootID == other.activeRootID && defaultIntentionPolicy == other.defaultIntentionPolicy
             && services == other.services && sniTable == other.sniTable && notServed == other.notServed
-            && sanitizeXFCC == other.sanitizeXFCC
+            && sanitizeXFCC == other.sanitizeXFCC && incomingTLS == other.incomingTLS
     }
 }

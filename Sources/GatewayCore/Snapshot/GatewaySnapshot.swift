@@ -23,6 +23,10 @@ public struct GatewaySnapshot: Sendable {
     public var notServed: [String: String]
     /// `mesh` config: strip a client's x-forwarded-client-cert.
     public var sanitizeXFCC: Bool
+    /// `mesh` config: the TLS versions and suites of the mesh listener.
+    public var incomingTLS = IncomingTLS()
+    /// What was corrected in the configuration this snapshot was built from (logged when it changes).
+    public var configurationWarnings: [String] = []
 
     public static let empty = GatewaySnapshot(
         version: 0, createdAt: Date(timeIntervalSince1970: 0), trustDomain: "", datacenter: "", rootPEMs: [], activeRootID: "",

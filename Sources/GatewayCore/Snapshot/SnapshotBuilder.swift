@@ -16,6 +16,11 @@ public enum SnapshotBuilder {
         snapshot.datacenter = state.datacenterOverride ?? datacenter(from: state) ?? ""
         snapshot.defaultIntentionPolicy = state.defaultACLPolicy ?? "deny"
         snapshot.sanitizeXFCC = state.mesh?.entry?.HTTP?.SanitizeXForwardedClientCert ?? false
+        if let incoming = state.mesh?.entry?.TLS?.Incoming {
+            (snapshot.incomingTLS, snapshot.configurationWarnings) = IncomingTLS.resolve(
+                minimum: incoming.TLSMinVersion, maximum: incoming.TLSMaxVersion, cipherSuites: incoming.CipherSuites
+            )
+        }
 
         let lookups = Lookups(state)
         for service in state.linkedServices {

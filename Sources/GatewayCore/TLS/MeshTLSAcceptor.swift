@@ -58,7 +58,7 @@ public struct MeshTLSAcceptor: Sendable {
         }
         let context: NIOSSLContext
         do {
-            context = try contexts.context(for: service)
+            context = try contexts.context(for: service, tls: snapshot.incomingTLS)
         } catch {
             logger.error("cannot use the leaf certificate", metadata: ["service": "\(service.name)", "error": "\(error)"])
             return channel.close()

@@ -10,6 +10,7 @@ public final class ServiceTLSContexts: Sendable {
         var serial: String
         var modifyIndex: UInt64
         var http2: Bool
+        var tls: IncomingTLS
     }
 
     private let contexts = Mutex<[Key: NIOSSLContext]>([:])
@@ -27,18 +28,23 @@ public final class ServiceTLSContexts: Sendable {
         return built
     }
 
-    /// The server context presenting `service`'s leaf and requiring a client certificate. The
-    /// certificate check itself is the connection's verification callback.
-    public func context(for service: ServedService) throws -> NIOSSLContext {
+    /// The server context presenting `service`'s leaf and requiring a client certificate, with the
+    /// mesh entry's versions and suites (`tls`). The certificate check itself is the connection's
+    /// verification callback.
+    public func context(for service: ServedService, tls: IncomingTLS = IncomingTLS()) throws -> NIOSSLContext {
         let http2 = service.protocolName == "http2" || service.protocolName == "grpc"
-        let key = Key(service: service.name, serial: service.leaf.serial, modifyIndex: service.leaf.modifyIndex, http2: http2)
+        let key = Key(service: service.name, serial: service.leaf.serial, modifyIndex: service.leaf.modifyIndex, http2: http2, tls: tls)
         if let cached = contexts.withLock({ $0[key] }) { return cached }
 
         let chain = try NIOSSLCertificate.fromPEMBytes(Array(service.leaf.certificatePEM.utf8))
         let key2 = try NIOSSLPrivateKey(bytes: Array(service.leaf.privateKeyPEM.utf8), format: .pem)
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key2))
-        configuration.minimumTLSVersion = .tlsv12
-        configuration.maximumTLSVersion = .tlsv13
+        configuration.minimumTLSVersion = tls.minimumVersion == .tls13 ? .tlsv13 : .tlsv12
+        configuration.maximumTLSVersion = tls.maximumVersion == .tls12 ? .tlsv12 : .tlsv13
+        if !tls.cipherSuites.isEmpty {
+            // TLS 1.2 suites only: BoringSSL's TLS 1.3 suites are fixed.
+            configuration.cipherSuiteValues = tls.cipherSuiteCodePoints.map { NIOTLSCipher(rawValue: $0) }
+        }
         configuration.certificateVerification = .noHostnameVerification
         // ALPN (Decision): h2 only for http2/grpc services; http/1.1 otherwise.
         configuration.applicationProtocols = http2 ? ["h2", "http/1.1"] : ["http/1.1"]

@@ -1,0 +1,68 @@
+/// The TLS versions and TLS 1.2 cipher suites the mesh listener accepts: the `mesh` config entry's
+/// `TLS.Incoming` (mesh-identity.md §5.4), resolved.
+public struct IncomingTLS: Sendable, Hashable {
+    public enum Version: Int, Sendable, Comparable {
+        case tls12 = 12
+        case tls13 = 13
+
+        public static func < (lhs: Version, rhs: Version) -> Bool { lhs.rawValue < rhs.rawValue }
+    }
+
+    public var minimumVersion = Version.tls12
+    public var maximumVersion = Version.tls13
+    /// Consul's names of the TLS 1.2 suites allowed, in the entry's order; empty means the TLS
+    /// stack's defaults. TLS 1.3 suites are not configurable.
+    public var cipherSuites: [String] = []
+
+    public init() {}
+
+    /// Consul's suite names (its `tlsutil` list) and their IANA code points.
+    static let knownCipherSuites: [String: UInt16] = [
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": 0xC02B,
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": 0xC02F,
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": 0xC02C,
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": 0xC030,
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305": 0xCCA9,
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305": 0xCCA8,
+        "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": 0xC009,
+        "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": 0xC013,
+        "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": 0xC00A,
+        "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": 0xC014,
+    ]
+
+    /// The IANA code points of `cipherSuites`.
+    public var cipherSuiteCodePoints: [UInt16] { cipherSuites.compactMap { Self.knownCipherSuites[$0] } }
+
+    /// Resolves the entry's strings. `TLS_AUTO` or nothing: TLS 1.2 to 1.3. **Decision:** a minimum
+    /// below TLS 1.2 is raised to 1.2; unknown versions and suite names are ignored. Each such
+    /// correction is returned as a warning for the log.
+    public static func resolve(minimum: String, maximum: String, cipherSuites: [String]) -> (IncomingTLS, warnings: [String]) {
+        var tls = IncomingTLS()
+        var warnings: [String] = []
+        switch minimum {
+        case "", "TLS_AUTO", "TLSv1_2": break
+        case "TLSv1_3": tls.minimumVersion = .tls13
+        case "TLSv1_0", "TLSv1_1": warnings.append("mesh TLS.Incoming.TLSMinVersion \(minimum) is below TLS 1.2; using TLSv1_2")
+        default: warnings.append("mesh TLS.Incoming.TLSMinVersion \(minimum) is not a TLS version; using TLSv1_2")
+        }
+        switch maximum {
+        case "", "TLS_AUTO", "TLSv1_3": break
+        case "TLSv1_2": tls.maximumVersion = .tls12
+        case "TLSv1_0", "TLSv1_1": warnings.append("mesh TLS.Incoming.TLSMaxVersion \(maximum) is below TLS 1.2; using TLSv1_3")
+        default: warnings.append("mesh TLS.Incoming.TLSMaxVersion \(maximum) is not a TLS version; using TLSv1_3")
+        }
+        if tls.maximumVersion < tls.minimumVersion {
+            warnings.append("mesh TLS.Incoming: TLSMaxVersion \(maximum) is below TLSMinVersion \(minimum); using TLSv1_2 to TLSv1_3")
+            tls.minimumVersion = .tls12
+            tls.maximumVersion = .tls13
+        }
+        for name in cipherSuites {
+            if knownCipherSuites[name] != nil {
+                if !tls.cipherSuites.contains(name) { tls.cipherSuites.append(name) }
+            } else {
+                warnings.append("mesh TLS.Incoming.CipherSuites: \(name) is not a suite Consul knows; ignored")
+            }
+        }
+        return (tls, warnings)
+    }
+}
