@@ -185,13 +185,15 @@ struct CredentialCacheTests {
     }
 
     @Test func backgroundRefreshReplacesCredentialsBeforeExpiry() async throws {
-        let provider = ScriptedProvider(answers: [.success(key("OLD", expiresIn: 1.5)), .success(key("NEW", expiresIn: 3600))])
+        // OLD's expiry is fixed when the script is made: 3 s leaves room for a busy machine to start
+        // the test late without OLD being already too close to expiry to use.
+        let provider = ScriptedProvider(answers: [.success(key("OLD", expiresIn: 3)), .success(key("NEW", expiresIn: 3600))])
         let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: Self.fastPolicy, logger: testLogger)
         let runner = Task { await cache.run() }
         defer { runner.cancel() }
         #expect(try await cache.credentials().accessKeyID == "OLD")
         // The timer wakes 1 s before expiry, with no request asking for it.
-        for _ in 0..<100 where provider.callCount < 2 { try await Task.sleep(for: .milliseconds(20)) }
+        for _ in 0..<250 where provider.callCount < 2 { try await Task.sleep(for: .milliseconds(20)) }
         #expect(provider.callCount == 2)
         #expect(try await cache.credentials().accessKeyID == "NEW")
     }

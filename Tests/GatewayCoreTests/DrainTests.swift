@@ -154,6 +154,9 @@ struct DrainTests {
             #expect(answer.hasPrefix("http/1.1 200") && answer.contains("done /slow") && answer.contains("connection: close"), "\(busy.received)")
             // A connection to a service still served is not touched.
             #expect(await other.closedByGateway(within: .milliseconds(300)) == false)
+            // The gateway notices the test's own close a moment later.
+            let deadline = ContinuousClock.now + .seconds(2)
+            while gateway.processor.connections.count > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
             #expect(gateway.processor.connections.count == 0)
         }
     }

@@ -67,25 +67,27 @@ public struct MeshTLSAcceptor: Sendable {
         let identity = IdentityBox()
         let metrics = self.metrics
         let logger = self.logger
-        let tls = NIOSSLServerHandler(context: context, customVerificationCallbackWithMetadata: { chain, promise in
-            promise.completeWithTask {
-                guard let certificates = ClientCertificateVerifier.certificates(chain) else {
-                    identity.failureCounted = true
-                    metrics.handshakeFailed(.clientCertificate(.malformed))
-                    return .failed
-                }
-                switch await verifier.verify(certificates) {
-                case .success(let caller):
-                    identity.caller = caller
-                    identity.forwardedClientCert = ForwardedClientCert.element(presentedURI: service.leaf.serviceURI, clientChain: certificates)
-                    return .certificateVerified(VerificationMetadata(nil))
-                case .failure(let reason):
-                    identity.failureCounted = true
-                    metrics.handshakeFailed(.clientCertificate(reason))
-                    logger.info("TLS handshake refused: client certificate", metadata: ["service": "\(service.name)", "reason": "\(reason.rawValue)"])
-                    return .failed
-                }
+        /// Verifies the caller's chain against this snapshot's roots; records who it is, or why not.
+        @Sendable func authenticate(_ chain: [NIOSSLCertificate]) async -> Bool {
+            guard let certificates = ClientCertificateVerifier.certificates(chain) else {
+                identity.failureCounted = true
+                metrics.handshakeFailed(.clientCertificate(.malformed))
+                return false
             }
+            switch await verifier.verify(certificates) {
+            case .success(let caller):
+                identity.caller = caller
+                identity.forwardedClientCert = ForwardedClientCert.element(presentedURI: service.leaf.serviceURI, clientChain: certificates)
+                return true
+            case .failure(let reason):
+                identity.failureCounted = true
+                metrics.handshakeFailed(.clientCertificate(reason))
+                logger.info("TLS handshake refused: client certificate", metadata: ["service": "\(service.name)", "reason": "\(reason.rawValue)"])
+                return false
+            }
+        }
+        let tls = NIOSSLServerHandler(context: context, customVerificationCallbackWithMetadata: { chain, promise in
+            promise.completeWithTask { await authenticate(chain) ? .certificateVerified(VerificationMetadata(nil)) : .failed }
         })
         let completion = HandshakeCompletion(onFailure: { error in
             // A refused certificate is counted by its reason, above; count the rest once.
@@ -96,14 +98,30 @@ public struct MeshTLSAcceptor: Sendable {
             metrics.handshakeFailed(missing ? .clientCertificate(.missing) : .tlsError)
         }) { negotiated in
             timeout.cancel()
-            guard let caller = identity.caller else { return channel.close() }
-            let connection = ClientConnection(
-                serviceName: service.name,
-                caller: .mesh(caller, forwardedClientCert: identity.forwardedClientCert),
-                negotiatedProtocol: negotiated,
-                peerIP: channel.remoteAddress?.ipAddress ?? ""
-            )
-            return established(channel, connection)
+            @Sendable func proceed() -> EventLoopFuture<Void> {
+                guard let caller = identity.caller else { return channel.close() }
+                let connection = ClientConnection(
+                    serviceName: service.name,
+                    caller: .mesh(caller, forwardedClientCert: identity.forwardedClientCert),
+                    negotiatedProtocol: negotiated,
+                    peerIP: channel.remoteAddress?.ipAddress ?? ""
+                )
+                return established(channel, connection)
+            }
+            guard identity.caller == nil && !identity.failureCounted else { return proceed() }
+            // A resumed session (NIOSSL cannot turn resumption off; Envoy sidecars resume TLS 1.2
+            // sessions): BoringSSL skipped the callback, so check the certificate the session
+            // restored against the current roots now. Only the leaf is restored: a caller whose
+            // chain needs intermediates must make a full handshake.
+            let leaf = try? channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
+            guard let leaf else {
+                identity.failureCounted = true
+                metrics.handshakeFailed(.clientCertificate(.missing))
+                return channel.close()
+            }
+            let verified = channel.eventLoop.makePromise(of: Bool.self)
+            verified.completeWithTask { await authenticate([leaf]) }
+            return verified.futureResult.flatMap { _ in proceed() }
         }
         return channel.pipeline.addHandlers([tls, completion])
     }
@@ -119,11 +137,16 @@ final class IdentityBox: @unchecked Sendable {
     var failureCounted = false
 }
 
-/// Waits for the TLS handshake, then lets the caller build the application pipeline.
-final class HandshakeCompletion: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+/// Waits for the TLS handshake, then lets the caller build the application pipeline. Bytes that
+/// arrive before that pipeline is in place (a resumed session is checked asynchronously, after the
+/// handshake) are held and handed to it.
+final class HandshakeCompletion: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
+    // @unchecked: the mutable state is touched on the channel's event loop only.
     typealias InboundIn = ByteBuffer
     let onFailure: @Sendable (any Error) -> Void
     let onComplete: @Sendable (String?) -> EventLoopFuture<Void>
+    private var holding = false
+    private var held: [NIOAny] = []
 
     init(onFailure: @escaping @Sendable (any Error) -> Void, onComplete: @escaping @Sendable (String?) -> EventLoopFuture<Void>) {
         self.onFailure = onFailure
@@ -135,12 +158,22 @@ final class HandshakeCompletion: ChannelInboundHandler, RemovableChannelHandler,
         context.fireErrorCaught(error)
     }
 
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if holding { held.append(data) } else { context.fireChannelRead(data) }
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case TLSUserEvent.handshakeCompleted(let negotiated) = event {
-            let handler = self
-            let pipeline = context.pipeline
-            onComplete(negotiated).whenComplete { _ in
-                pipeline.removeHandler(handler, promise: nil)
+            holding = true
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            onComplete(negotiated).hop(to: context.eventLoop).whenComplete { _ in
+                let (handler, context) = bound.value
+                handler.holding = false
+                let held = handler.held
+                handler.held = []
+                for data in held { context.fireChannelRead(data) }
+                if !held.isEmpty { context.fireChannelReadComplete() }
+                context.pipeline.syncOperations.removeHandler(handler, promise: nil)
             }
         }
         context.fireUserInboundEventTriggered(event)
