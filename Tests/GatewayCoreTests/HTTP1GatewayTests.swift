@@ -85,30 +85,8 @@ extension GatewayFixture {
     /// A sidecar-like mTLS connection to `service` that sends nothing; returns whether the gateway
     /// closed it within `limit` (the test closes it itself after that).
     func gatewayClosesSilentConnection(_ service: String, alpn: [String], within limit: TimeAmount) async throws -> Bool {
-        let leaf = try tls.clientLeaf("web")
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        configuration.certificateVerification = .none
-        configuration.applicationProtocols = alpn
-        configuration.certificateChain = [.certificate(try NIOSSLCertificate(bytes: Array(leaf.certificatePEM.utf8), format: .pem))]
-        configuration.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(leaf.keyPEM.utf8), format: .pem))
-        let context = try NIOSSLContext(configuration: configuration)
-        let host = tls.sni(service)
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: host))
-                }
-            }
-            .connect(host: "127.0.0.1", port: port)
-            .get()
-        let timedOut = ManagedAtomic(false)
-        let timer = channel.eventLoop.scheduleTask(in: limit) {
-            timedOut.store(true, ordering: .relaxed)
-            channel.close(promise: nil)
-        }
-        try? await channel.closeFuture.get()
-        timer.cancel()
-        return !timedOut.load(ordering: .relaxed)
+        let connection = try await RecordingConnection.open(self, service: service, alpn: alpn)
+        return await connection.closedByGateway(within: .nanoseconds(limit.nanoseconds))
     }
 }
 
