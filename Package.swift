@@ -134,6 +134,7 @@ let package = Package(
                 "GatewayCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 "LambdaInvoke",
                 "LambdaPayload",

@@ -70,13 +70,13 @@ struct DevCommand: AsyncParsableCommand {
         say("lambda-gateway dev")
         say("  [ok] CA         trust domain \(ca.trustDomain), files in \(directory.path)")
 
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: serving.eventLoops ?? System.coreCount)
+        let group = ServerEventLoops.make(eventLoops: serving.eventLoops)
         let store = SnapshotStore()
         let source: StaticConfigSource
         do {
             source = try StaticConfigSource(path: files.config, store: store, logger: logger)
         } catch {
-            try? await group.shutdownGracefully()
+            await ServerEventLoops.shutdown(group)
             throw StartupError(error.description)
         }
         say("  [ok] config     \(files.config) (\(demos.count) services, intentions allow web, default deny)")
@@ -120,10 +120,10 @@ struct DevCommand: AsyncParsableCommand {
         do {
             try await runtime.run(store: store, group: group, logger: logger, sources: sources, onMeshBound: printer)
         } catch {
-            try? await group.shutdownGracefully()
+            await ServerEventLoops.shutdown(group)
             throw error
         }
-        try? await group.shutdownGracefully()
+        await ServerEventLoops.shutdown(group)
         say("lambda-gateway dev: stopped")
     }
 

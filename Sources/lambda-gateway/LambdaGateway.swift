@@ -8,4 +8,10 @@ struct LambdaGateway: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [RunCommand.self, DevCommand.self, InvokeCommand.self, RegisterCommand.self, DeregisterCommand.self]
     )
+
+    static func main() async {
+        // Before any task runs: the serving commands run Swift concurrency on their event loops.
+        _ = ServerEventLoops.shared
+        await main(nil)
+    }
 }

@@ -45,7 +45,7 @@ struct RunCommand: AsyncParsableCommand {
         let runtime = GatewayRuntime(
             listen: try GatewayRuntime.hostPort(listen, flag: "--listen"), admin: try GatewayRuntime.hostPort(admin, flag: "--admin"), options: serving
         )
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: serving.eventLoops ?? System.coreCount)
+        let group = ServerEventLoops.make(eventLoops: serving.eventLoops)
         let store = SnapshotStore()
         let metrics = GatewayMetrics()
         let registers = (register ?? (configFile == nil ? "agent" : "none")) == "agent"
@@ -57,7 +57,7 @@ struct RunCommand: AsyncParsableCommand {
             do {
                 sources.append(try StaticConfigSource(path: configFile, store: store, logger: logger))
             } catch {
-                try? await group.shutdownGracefully()
+                await ServerEventLoops.shutdown(group)
                 throw StartupError(error.description)
             }
             GatewayRuntime.announce("static configuration \(configFile): \(store.snapshot.services.keys.sorted().joined(separator: ", "))")
@@ -76,11 +76,11 @@ struct RunCommand: AsyncParsableCommand {
             try await runtime.run(store: store, group: group, logger: logger, metrics: metrics, sources: sources, registration: registration)
         } catch {
             try? await consulClient?.shutdown()
-            try? await group.shutdownGracefully()
+            await ServerEventLoops.shutdown(group)
             throw error
         }
         try? await consulClient?.shutdown()
-        try? await group.shutdownGracefully()
+        await ServerEventLoops.shutdown(group)
         GatewayRuntime.announce("stopped")
     }
 }

@@ -28,7 +28,7 @@ struct GatewayProcess {
         let adminPort: String
     }
 
-    static func with(lambdaHandler: @escaping TestHTTPServer.Handler, arguments: [String] = ["--register", "none"], _ body: (GatewayProcess) async throws -> Void) async throws {
+    static func with(lambdaHandler: @escaping TestHTTPServer.Handler, arguments: [String] = ["--register", "none"], environment: [String: String] = Self.environment, _ body: (GatewayProcess) async throws -> Void) async throws {
         let consul = try await ConsulTestServer()
         consul.registerInstance("orders")
         try consul.setConfigEntry(#"{"Kind":"service-defaults","Name":"orders","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:orders"}}]}"#)
@@ -40,7 +40,7 @@ struct GatewayProcess {
         try await withTeardown {
             let client = try consul.activeRootCA.issueLeaf(commonName: "web", dnsNames: [], ipAddresses: [], uris: ["spiffe://\(trustDomain)/ns/default/dc/dc1/svc/web"])
             let caFile = try lambdaCA.writePEM(to: files.url)
-            let first = try startInstance(consul: consul, lambda: lambda, lambdaCAFile: caFile, arguments: arguments) { started.append($0) }
+            let first = try startInstance(consul: consul, lambda: lambda, lambdaCAFile: caFile, arguments: arguments, environment: environment) { started.append($0) }
             let process = GatewayProcess(
                 consul: consul, lambda: lambda, files: files, lambdaCAFile: caFile,
                 clientCertificate: try files.file("web.pem", contents: try client.certificatePEM), clientKey: try files.file("web.key", contents: client.keyPEM),
@@ -55,7 +55,7 @@ struct GatewayProcess {
         }
     }
 
-    static func startInstance(consul: ConsulTestServer, lambda: TestHTTPServer, lambdaCAFile: String, arguments: [String], started: (RunningProcess) -> Void) throws -> Task<Instance, any Error> {
+    static func startInstance(consul: ConsulTestServer, lambda: TestHTTPServer, lambdaCAFile: String, arguments: [String], environment: [String: String] = Self.environment, started: (RunningProcess) -> Void) throws -> Task<Instance, any Error> {
         let process = try RunningProcess(
             [CLI.executable.path, "run", "--gateway-name", "lambda-gateway", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
              "--consul-addr", consul.baseURL, "--lambda-endpoint", lambda.baseURL, "--lambda-ca-file", lambdaCAFile] + arguments,
@@ -181,6 +181,32 @@ struct RunCommandTests {
             #expect(elapsed >= .milliseconds(300) && elapsed < .seconds(5), "\(elapsed)")
             // Busy connections are not idle: a request still succeeds.
             #expect(try await process.call("/after").stdout.hasSuffix("200"))
+        }
+    }
+
+    /// The names of the gateway's threads, from /proc.
+    static func threadNames(_ pid: Int32) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task").compactMap {
+            try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/comm", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+    }
+
+    @Test func swiftConcurrencyRunsOnTheEventLoopsUnlessAskedNotTo() async throws {
+        let answer: TestHTTPServer.Handler = { _ in ScriptedResponse(json: #"{"statusCode":200,"body":"ok"}"#) }
+        // Default: NIO's shared group of --event-loops threads is also Swift's global executor.
+        try await GatewayProcess.with(lambdaHandler: answer, arguments: ["--register", "none", "--event-loops", "3"]) { process in
+            #expect(try await process.call("/x").stdout.hasSuffix("200"))
+            let names = try Self.threadNames(process.gateway.pid)
+            #expect(names.filter { $0.hasPrefix("NIO-SGLTN-") }.count == 3, "\(names)")
+            #expect(!names.contains { $0.hasPrefix("NIO-ELT-") }, "\(names)")
+        }
+        // LAMBDA_GATEWAY_EXECUTOR=swift: a group of the gateway's own, Swift's executor left alone.
+        var environment = GatewayProcess.environment
+        environment["LAMBDA_GATEWAY_EXECUTOR"] = "swift"
+        try await GatewayProcess.with(lambdaHandler: answer, arguments: ["--register", "none", "--event-loops", "3"], environment: environment) { process in
+            #expect(try await process.call("/x").stdout.hasSuffix("200"))
+            let names = try Self.threadNames(process.gateway.pid)
+            #expect(names.filter { $0.hasPrefix("NIO-ELT-") }.count == 3, "\(names)")
         }
     }
 }

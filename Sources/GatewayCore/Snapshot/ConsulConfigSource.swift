@@ -1,6 +1,7 @@
 import ConsulAPI
 import Foundation
 import Logging
+import NIOPosix
 
 /// Follows Consul with the watch set of consul-api.md §4.1 and publishes a snapshot whenever what
 /// is served changes. Errors never remove a served service: the last delivered values stay.
@@ -181,7 +182,11 @@ actor WatchCoordinator {
             try? await Task.sleep(for: source.settings.coalescing)
             dirty = false
             let current = source.store.snapshot
-            let next = SnapshotBuilder.build(from: state, version: version + 1, now: Date())
+            // Off the event loops, which also run Swift concurrency in `run`: with thousands of
+            // services a build takes tens of milliseconds (BENCHMARKS.md, micro benchmarks).
+            let (state, nextVersion) = (self.state, self.version + 1)
+            let build: @Sendable () -> GatewaySnapshot = { SnapshotBuilder.build(from: state, version: nextVersion, now: Date()) }
+            let next = (try? await NIOThreadPool.singleton.runIfActive(build)) ?? build()
             guard !next.hasSameContent(as: current) else { continue }
             version += 1
             logChanges(from: current, to: next)
