@@ -144,58 +144,65 @@ struct JSONWriter {
         }
     }
 
-    /// Two passes: measure the escaped length, then write it in one reservation. A body with many
-    /// quotes would otherwise cost a buffer call per quote.
-    static func writeEscaped(_ bytes: UnsafeRawBufferPointer, to buffer: inout ByteBuffer) {
-        var length = bytes.count + 2
-        for byte in bytes where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-            length += isShortEscape(byte) ? 1 : 5
-        }
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { output in
-            var out = 0
-            output[out] = UInt8(ascii: "\"")
-            out += 1
-            if length == bytes.count + 2 {
-                // Nothing to escape: one copy.
-                UnsafeMutableRawBufferPointer(rebasing: output[out..<(out + bytes.count)]).copyMemory(from: bytes)
-                out += bytes.count
-            } else {
-                for byte in bytes {
-                    if byte >= 0x20 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") {
-                        output[out] = byte
-                        out += 1
-                        continue
-                    }
-                    output[out] = UInt8(ascii: "\\")
-                    switch byte {
-                    case UInt8(ascii: "\""), UInt8(ascii: "\\"): output[out + 1] = byte
-                    case 0x0A: output[out + 1] = UInt8(ascii: "n")
-                    case 0x0D: output[out + 1] = UInt8(ascii: "r")
-                    case 0x09: output[out + 1] = UInt8(ascii: "t")
-                    case 0x08: output[out + 1] = UInt8(ascii: "b")
-                    case 0x0C: output[out + 1] = UInt8(ascii: "f")
-                    default:
-                        output[out + 1] = UInt8(ascii: "u")
-                        output[out + 2] = UInt8(ascii: "0")
-                        output[out + 3] = UInt8(ascii: "0")
-                        output[out + 4] = hexDigit(byte >> 4)
-                        output[out + 5] = hexDigit(byte & 0x0F)
-                        out += 6
-                        continue
-                    }
-                    out += 2
-                }
-            }
-            output[out] = UInt8(ascii: "\"")
-            return out + 1
+    /// Extra bytes that escaping each byte value adds: 0 for bytes written as they are, 1 for the
+    /// two-character escapes, 5 for `\u00XX`.
+    static let escapeExtra: [UInt8] = (0...255).map { byte in
+        switch byte {
+        case 0x22, 0x5C, 0x0A, 0x0D, 0x09, 0x08, 0x0C: 1
+        case 0..<0x20: 5
+        default: 0
         }
     }
 
-    @inline(__always)
-    private static func isShortEscape(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "\""), UInt8(ascii: "\\"), 0x0A, 0x0D, 0x09, 0x08, 0x0C: return true
-        default: return false
+    /// Two passes: measure the escaped length (a table lookup per byte, no branch), then write it in
+    /// one reservation, copying the runs between escapes whole. A body with many quotes would
+    /// otherwise cost a buffer call per quote.
+    static func writeEscaped(_ bytes: UnsafeRawBufferPointer, to buffer: inout ByteBuffer) {
+        escapeExtra.withUnsafeBufferPointer { table in
+            var extra = 0
+            for byte in bytes { extra &+= Int(table[Int(byte)]) }
+            let length = bytes.count + extra + 2
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { output in
+                output[0] = UInt8(ascii: "\"")
+                var out = 1
+                var runStart = 0
+                if extra > 0 {
+                    for index in 0..<bytes.count {
+                        let byte = bytes[index]
+                        let added = table[Int(byte)]
+                        if added == 0 { continue }
+                        if index > runStart {
+                            let run = index - runStart
+                            (output.baseAddress! + out).copyMemory(from: bytes.baseAddress! + runStart, byteCount: run)
+                            out += run
+                        }
+                        runStart = index + 1
+                        output[out] = UInt8(ascii: "\\")
+                        switch byte {
+                        case UInt8(ascii: "\""), UInt8(ascii: "\\"): output[out + 1] = byte
+                        case 0x0A: output[out + 1] = UInt8(ascii: "n")
+                        case 0x0D: output[out + 1] = UInt8(ascii: "r")
+                        case 0x09: output[out + 1] = UInt8(ascii: "t")
+                        case 0x08: output[out + 1] = UInt8(ascii: "b")
+                        case 0x0C: output[out + 1] = UInt8(ascii: "f")
+                        default:
+                            output[out + 1] = UInt8(ascii: "u")
+                            output[out + 2] = UInt8(ascii: "0")
+                            output[out + 3] = UInt8(ascii: "0")
+                            output[out + 4] = hexDigit(byte >> 4)
+                            output[out + 5] = hexDigit(byte & 0x0F)
+                        }
+                        out += Int(added) + 1
+                    }
+                }
+                let tail = bytes.count - runStart
+                if tail > 0 {
+                    (output.baseAddress! + out).copyMemory(from: bytes.baseAddress! + runStart, byteCount: tail)
+                    out += tail
+                }
+                output[out] = UInt8(ascii: "\"")
+                return out + 1
+            }
         }
     }
 
