@@ -89,6 +89,18 @@ struct StaticConfigFileTests {
         #expect(!evaluator.isAllowed(caller: caller("intruder"), request: AuthorizationRequest(method: "GET", path: "/")))
     }
 
+    @Test func theMeshListenersTLSCanBeSet() throws {
+        let fixture = try Fixture()
+        defer { fixture.directory.remove() }
+        #expect(try fixture.parse(Self.valid).snapshot(version: 1, now: Date()).incomingTLS == IncomingTLS())
+        let yaml = Self.valid.replacingOccurrences(
+            of: "defaultIntentionPolicy: deny\n",
+            with: "defaultIntentionPolicy: deny\ntls:\n  minVersion: TLSv1_2\n  maxVersion: TLSv1_2\n  cipherSuites: [TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384]\n"
+        )
+        let tls = try fixture.parse(yaml).snapshot(version: 1, now: Date()).incomingTLS
+        #expect(tls.minimumVersion == .tls12 && tls.maximumVersion == .tls12 && tls.cipherSuites == ["TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"])
+    }
+
     /// (what is changed, expected text of the error).
     static let mistakes: [(String, String, String)] = [
         ("datacenter: dc1\n", "", "gateway.yaml:1:1: datacenter: is required"),
@@ -108,6 +120,10 @@ struct StaticConfigFileTests {
         ("subsets: [v2]", "subsets: {a: b}", "services[0].subsets: must be a list"),
         ("defaultIntentionPolicy: deny", "defaultIntentionPolicy: maybe", "defaultIntentionPolicy: must be allow or deny"),
         ("services:\n", "services: [\n", "gateway.yaml: not valid YAML"),
+        ("defaultIntentionPolicy: deny\n", "defaultIntentionPolicy: deny\ntls: {minVersion: TLSv1_0}\n", "gateway.yaml:5:6: tls: TLSMinVersion TLSv1_0 is below TLS 1.2"),
+        ("defaultIntentionPolicy: deny\n", "defaultIntentionPolicy: deny\ntls: {cipherSuites: [TLS_RSA_WITH_RC4_128_SHA]}\n", "tls: CipherSuites: TLS_RSA_WITH_RC4_128_SHA is not a suite Consul knows"),
+        ("defaultIntentionPolicy: deny\n", "defaultIntentionPolicy: deny\ntls: {minVersion: TLSv1_3, maxVersion: TLSv1_2}\n", "tls: TLSMaxVersion TLSv1_2 is below TLSMinVersion TLSv1_3"),
+        ("defaultIntentionPolicy: deny\n", "defaultIntentionPolicy: deny\ntls: {minimum: TLSv1_3}\n", "tls.minimum: unknown key"),
     ]
 
     @Test(arguments: mistakes.indices)

@@ -16,6 +16,8 @@ public struct StaticConfig: Sendable {
     public var rootPEMs: [String]
     public var defaultIntentionPolicy: String
     public var sanitizeForwardedClientCert: Bool
+    /// The mesh listener's TLS versions and suites (the mesh entry's `TLS.Incoming`).
+    public var incomingTLS = IncomingTLS()
     public var services: [Service]
     /// The file it was read from, named in errors.
     public var file: String?
@@ -75,6 +77,7 @@ public struct StaticConfig: Sendable {
         snapshot.activeRootID = "static"
         snapshot.defaultIntentionPolicy = defaultIntentionPolicy
         snapshot.sanitizeXFCC = sanitizeForwardedClientCert
+        snapshot.incomingTLS = incomingTLS
         for (index, service) in services.enumerated() {
             let path = "services[\(index)]"
             let leaf: ServiceLeaf

@@ -44,7 +44,7 @@ public enum StaticConfigFile {
         func config(_ root: Node) throws(StaticConfigError) -> StaticConfig {
             let keys = try mapping(
                 root, "",
-                allowed: ["trustDomain", "datacenter", "caFile", "defaultIntentionPolicy", "sanitizeForwardedClientCert", "services"]
+                allowed: ["trustDomain", "datacenter", "caFile", "defaultIntentionPolicy", "sanitizeForwardedClientCert", "tls", "services"]
             )
             let trustDomain = try required(keys, "trustDomain", in: root, "")
             guard trustDomain.hasSuffix(".consul") || trustDomain.contains(".") else {
@@ -56,6 +56,7 @@ public enum StaticConfigFile {
             let policy = try string(keys["defaultIntentionPolicy"], "defaultIntentionPolicy") ?? "deny"
             guard ["allow", "deny"].contains(policy) else { throw fail(keys["defaultIntentionPolicy"], "defaultIntentionPolicy", "must be allow or deny, not \"\(policy)\"") }
             let sanitize = try bool(keys["sanitizeForwardedClientCert"], "sanitizeForwardedClientCert") ?? false
+            let incomingTLS = try keys["tls"].map { node throws(StaticConfigError) in try tls(node, "tls") } ?? IncomingTLS()
             guard let servicesNode = keys["services"] else { throw fail(root, "services", "is required (a list of services)") }
             guard let list = servicesNode.sequence else { throw fail(servicesNode, "services", "must be a list") }
             var services: [StaticConfig.Service] = []
@@ -69,8 +70,26 @@ public enum StaticConfigFile {
                 trustDomain: trustDomain, datacenter: datacenter, rootPEMs: rootPEMs, defaultIntentionPolicy: policy,
                 sanitizeForwardedClientCert: sanitize, services: services
             )
+            config.incomingTLS = incomingTLS
             config.file = file
             return config
+        }
+
+        /// `tls:` with the mesh entry's `TLS.Incoming` values, in Consul's names. What the mesh
+        /// entry would correct with a warning is an error here: the file is checked strictly.
+        func tls(_ node: Node, _ path: String) throws(StaticConfigError) -> IncomingTLS {
+            let keys = try mapping(node, path, allowed: ["minVersion", "maxVersion", "cipherSuites"])
+            let (tls, warnings) = IncomingTLS.resolve(
+                minimum: try string(keys["minVersion"], "\(path).minVersion") ?? "",
+                maximum: try string(keys["maxVersion"], "\(path).maxVersion") ?? "",
+                cipherSuites: try stringList(keys["cipherSuites"], "\(path).cipherSuites")
+            )
+            if let warning = warnings.first {
+                // "mesh TLS.Incoming.TLSMinVersion TLSv1_0 is below TLS 1.2; using TLSv1_2" → the problem alone.
+                let problem = warning.replacingOccurrences(of: "mesh TLS.Incoming.", with: "").replacingOccurrences(of: "mesh TLS.Incoming: ", with: "")
+                throw fail(node, path, String(problem.prefix { $0 != ";" }))
+            }
+            return tls
         }
 
         func service(_ node: Node, _ path: String) throws(StaticConfigError) -> StaticConfig.Service {
