@@ -14,7 +14,8 @@ final class RecordingConnection: Sendable {
     let channel: any Channel
     private let recorder: ByteRecorder
 
-    static func open(_ gateway: GatewayFixture, service: String, alpn: [String]) async throws -> RecordingConnection {
+    /// `records: false` leaves the pipeline after TLS to the caller (an HTTP/2 client, say).
+    static func open(_ gateway: GatewayFixture, service: String, alpn: [String], records: Bool = true) async throws -> RecordingConnection {
         let leaf = try gateway.tls.clientLeaf("web")
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.certificateVerification = .none
@@ -28,7 +29,7 @@ final class RecordingConnection: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: host))
-                    if alpn != ["h2"] { try channel.pipeline.syncOperations.addHandler(recorder) }
+                    if records { try channel.pipeline.syncOperations.addHandler(recorder) }
                 }
             }
             .connect(host: "127.0.0.1", port: gateway.port)
@@ -165,7 +166,7 @@ struct DrainTests {
         try await GatewayFixture.with(lambdaHandler: Self.slow) { gateway in
             try gateway.tls.snapshots.consul.setConfigEntry(ordersDefaults.replacingOccurrences(of: #""Protocol":"http""#, with: #""Protocol":"http2""#))
             try await gateway.tls.snapshots.waitFor("orders is http2") { $0.services["orders"]?.protocolName == "http2" }
-            let connection = try await RecordingConnection.open(gateway, service: "orders", alpn: ["h2"])
+            let connection = try await RecordingConnection.open(gateway, service: "orders", alpn: ["h2"], records: false)
             let goAways = GoAwayRecorder()
             let multiplexer = try await connection.channel.eventLoop.submit {
                 let multiplexer = try connection.channel.pipeline.syncOperations.configureHTTP2Pipeline(

@@ -91,6 +91,7 @@ public final class RequestProcessor: Sendable {
         inFlight.wrappingIncrement(ordering: .relaxed)
         defer { inFlight.wrappingDecrement(ordering: .relaxed) }
         let answer: Answer
+        var lambdaCall: Duration?
         switch prepare(request, connection: connection) {
         case .answer(let early):
             answer = early
@@ -102,16 +103,17 @@ public final class RequestProcessor: Sendable {
             } catch {
                 result = .failure(error)
             }
-            metrics.lambdaCall(service: call.service.name, duration: ContinuousClock.now - started)
+            lambdaCall = ContinuousClock.now - started
             answer = finish(call, result: result)
         }
-        answered(answer, connection: connection)
+        answered(answer, connection: connection, lambdaCall: lambdaCall)
         return answer.response
     }
 
-    /// Counts a request's answer; the HTTP/1.1 handler calls this too for answers it gives itself.
-    func answered(_ answer: Answer, connection: ClientConnection) {
-        metrics.requestCompleted(service: connection.serviceName, status: answer.response.status, outcome: answer.outcome)
+    /// Counts a request's answer (and its Lambda call's duration); the HTTP/1.1 handler calls this
+    /// too for answers it gives itself.
+    func answered(_ answer: Answer, connection: ClientConnection, lambdaCall: Duration? = nil) {
+        metrics.requestCompleted(service: connection.serviceName, status: answer.response.status, outcome: answer.outcome, lambdaCall: lambdaCall)
     }
 
     /// A response and what it means for `/metrics`.

@@ -52,14 +52,34 @@ public final class GatewayMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
 
-    private struct RequestKey: Hashable {
-        var service: String
+    private struct AnswerKey: Hashable {
         var status: Int
         var outcome: RequestOutcome
     }
 
-    private let requests = Mutex<[RequestKey: CoreMetrics.Counter]>([:])
-    private let lambdaCalls = Mutex<[String: CoreMetrics.Timer]>([:])
+    /// One linked service's series: its answer counters and, once it made a Lambda call, its
+    /// latency histogram. One lookup and one lock per request find both.
+    private struct ServiceSeries {
+        var answers: [AnswerKey: CoreMetrics.Counter] = [:]
+        var lambdaCalls: CoreMetrics.Timer?
+
+        /// The handles for one answer, made the first time they are needed.
+        mutating func handles(_ key: AnswerKey, service: String, timed: Bool, factory: PrometheusMetricsFactory) -> (CoreMetrics.Counter, CoreMetrics.Timer?) {
+            if timed && lambdaCalls == nil {
+                lambdaCalls = CoreMetrics.Timer(label: "lambda_gateway_lambda_call_duration_seconds", dimensions: [("service", service)], factory: factory)
+            }
+            if let counter = answers[key] { return (counter, lambdaCalls) }
+            let counter = CoreMetrics.Counter(
+                label: "lambda_gateway_requests_total",
+                dimensions: [("service", service), ("status", String(key.status)), ("outcome", key.outcome.rawValue)],
+                factory: factory
+            )
+            answers[key] = counter
+            return (counter, lambdaCalls)
+        }
+    }
+
+    private let services = Mutex<[String: ServiceSeries]>([:])
     private let watchErrors = Mutex<[String: CoreMetrics.Counter]>([:])
     private let handshakeFailures: [HandshakeFailure: CoreMetrics.Counter]
     private let snapshotVersion: CoreMetrics.Gauge
@@ -94,32 +114,19 @@ public final class GatewayMetrics: Sendable {
         connectionsOpen = CoreMetrics.Gauge(label: "lambda_gateway_connections_open", factory: factory)
     }
 
-    /// One request answered, by the linked service it was for.
-    public func requestCompleted(service: String, status: Int, outcome: RequestOutcome) {
-        let key = RequestKey(service: service, status: status, outcome: outcome)
-        let counter = requests.withLock { counters in
-            if let counter = counters[key] { return counter }
-            let counter = CoreMetrics.Counter(
-                label: "lambda_gateway_requests_total",
-                dimensions: [("service", service), ("status", String(status)), ("outcome", outcome.rawValue)],
-                factory: factory
-            )
-            counters[key] = counter
-            return counter
+    /// One request answered, by the linked service it was for, with the duration of its Invoke call
+    /// (sending to the whole answer read, whatever its result) when it made one.
+    public func requestCompleted(service: String, status: Int, outcome: RequestOutcome, lambdaCall: Duration? = nil) {
+        let key = AnswerKey(status: status, outcome: outcome)
+        let factory = self.factory
+        let (counter, timer) = services.withLock { all in
+            all[service, default: ServiceSeries()].handles(key, service: service, timed: lambdaCall != nil, factory: factory)
         }
         counter.increment()
-    }
-
-    /// One Invoke call's duration, from sending to the whole answer read, whatever its result.
-    public func lambdaCall(service: String, duration: Duration) {
-        let timer = lambdaCalls.withLock { timers in
-            if let timer = timers[service] { return timer }
-            let timer = CoreMetrics.Timer(label: "lambda_gateway_lambda_call_duration_seconds", dimensions: [("service", service)], factory: factory)
-            timers[service] = timer
-            return timer
+        if let lambdaCall, let timer {
+            let (seconds, attoseconds) = lambdaCall.components
+            timer.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
         }
-        let (seconds, attoseconds) = duration.components
-        timer.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 
     public func handshakeFailed(_ reason: HandshakeFailure) {

@@ -33,26 +33,37 @@ public struct IncomingTLS: Sendable, Hashable {
     /// The IANA code points of `cipherSuites`.
     public var cipherSuiteCodePoints: [UInt16] { cipherSuites.compactMap { Self.knownCipherSuites[$0] } }
 
+    /// A value of the entry that was not used as written: what is wrong with it, and what is used.
+    public struct Correction: Sendable, Hashable {
+        /// The field and what is wrong, e.g. `TLSMinVersion TLSv1_0 is below TLS 1.2`.
+        public var problem: String
+        /// What the gateway does instead, e.g. `using TLSv1_2`.
+        public var fallback: String
+
+        /// As logged for the mesh entry.
+        public var warning: String { "mesh TLS.Incoming.\(problem); \(fallback)" }
+    }
+
     /// Resolves the entry's strings. `TLS_AUTO` or nothing: TLS 1.2 to 1.3. **Decision:** a minimum
     /// below TLS 1.2 is raised to 1.2; unknown versions and suite names are ignored. Each such
-    /// correction is returned as a warning for the log.
-    public static func resolve(minimum: String, maximum: String, cipherSuites: [String]) -> (IncomingTLS, warnings: [String]) {
+    /// correction is returned: the mesh entry logs it as a warning, the static file refuses it.
+    public static func resolve(minimum: String, maximum: String, cipherSuites: [String]) -> (IncomingTLS, corrections: [Correction]) {
         var tls = IncomingTLS()
-        var warnings: [String] = []
+        var corrections: [Correction] = []
         switch minimum {
         case "", "TLS_AUTO", "TLSv1_2": break
         case "TLSv1_3": tls.minimumVersion = .tls13
-        case "TLSv1_0", "TLSv1_1": warnings.append("mesh TLS.Incoming.TLSMinVersion \(minimum) is below TLS 1.2; using TLSv1_2")
-        default: warnings.append("mesh TLS.Incoming.TLSMinVersion \(minimum) is not a TLS version; using TLSv1_2")
+        case "TLSv1_0", "TLSv1_1": corrections.append(Correction(problem: "TLSMinVersion \(minimum) is below TLS 1.2", fallback: "using TLSv1_2"))
+        default: corrections.append(Correction(problem: "TLSMinVersion \(minimum) is not a TLS version", fallback: "using TLSv1_2"))
         }
         switch maximum {
         case "", "TLS_AUTO", "TLSv1_3": break
         case "TLSv1_2": tls.maximumVersion = .tls12
-        case "TLSv1_0", "TLSv1_1": warnings.append("mesh TLS.Incoming.TLSMaxVersion \(maximum) is below TLS 1.2; using TLSv1_3")
-        default: warnings.append("mesh TLS.Incoming.TLSMaxVersion \(maximum) is not a TLS version; using TLSv1_3")
+        case "TLSv1_0", "TLSv1_1": corrections.append(Correction(problem: "TLSMaxVersion \(maximum) is below TLS 1.2", fallback: "using TLSv1_3"))
+        default: corrections.append(Correction(problem: "TLSMaxVersion \(maximum) is not a TLS version", fallback: "using TLSv1_3"))
         }
         if tls.maximumVersion < tls.minimumVersion {
-            warnings.append("mesh TLS.Incoming: TLSMaxVersion \(maximum) is below TLSMinVersion \(minimum); using TLSv1_2 to TLSv1_3")
+            corrections.append(Correction(problem: "TLSMaxVersion \(maximum) is below TLSMinVersion \(minimum)", fallback: "using TLSv1_2 to TLSv1_3"))
             tls.minimumVersion = .tls12
             tls.maximumVersion = .tls13
         }
@@ -60,9 +71,9 @@ public struct IncomingTLS: Sendable, Hashable {
             if knownCipherSuites[name] != nil {
                 if !tls.cipherSuites.contains(name) { tls.cipherSuites.append(name) }
             } else {
-                warnings.append("mesh TLS.Incoming.CipherSuites: \(name) is not a suite Consul knows; ignored")
+                corrections.append(Correction(problem: "CipherSuites: \(name) is not a suite Consul knows", fallback: "ignored"))
             }
         }
-        return (tls, warnings)
+        return (tls, corrections)
     }
 }

@@ -17,9 +17,9 @@ public enum SnapshotBuilder {
         snapshot.defaultIntentionPolicy = state.defaultACLPolicy ?? "deny"
         snapshot.sanitizeXFCC = state.mesh?.entry?.HTTP?.SanitizeXForwardedClientCert ?? false
         if let incoming = state.mesh?.entry?.TLS?.Incoming {
-            (snapshot.incomingTLS, snapshot.configurationWarnings) = IncomingTLS.resolve(
-                minimum: incoming.TLSMinVersion, maximum: incoming.TLSMaxVersion, cipherSuites: incoming.CipherSuites
-            )
+            let (tls, corrections) = IncomingTLS.resolve(minimum: incoming.TLSMinVersion, maximum: incoming.TLSMaxVersion, cipherSuites: incoming.CipherSuites)
+            snapshot.incomingTLS = tls
+            snapshot.configurationWarnings = corrections.map(\.warning)
         }
 
         let lookups = Lookups(state)

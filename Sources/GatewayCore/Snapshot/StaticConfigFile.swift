@@ -79,16 +79,12 @@ public enum StaticConfigFile {
         /// entry would correct with a warning is an error here: the file is checked strictly.
         func tls(_ node: Node, _ path: String) throws(StaticConfigError) -> IncomingTLS {
             let keys = try mapping(node, path, allowed: ["minVersion", "maxVersion", "cipherSuites"])
-            let (tls, warnings) = IncomingTLS.resolve(
+            let (tls, corrections) = IncomingTLS.resolve(
                 minimum: try string(keys["minVersion"], "\(path).minVersion") ?? "",
                 maximum: try string(keys["maxVersion"], "\(path).maxVersion") ?? "",
                 cipherSuites: try stringList(keys["cipherSuites"], "\(path).cipherSuites")
             )
-            if let warning = warnings.first {
-                // "mesh TLS.Incoming.TLSMinVersion TLSv1_0 is below TLS 1.2; using TLSv1_2" → the problem alone.
-                let problem = warning.replacingOccurrences(of: "mesh TLS.Incoming.", with: "").replacingOccurrences(of: "mesh TLS.Incoming: ", with: "")
-                throw fail(node, path, String(problem.prefix { $0 != ";" }))
-            }
+            if let correction = corrections.first { throw fail(node, path, correction.problem) }
             return tls
         }
 

@@ -109,8 +109,8 @@ public struct MeshTLSAcceptor: Sendable {
                 return established(channel, connection)
             }
             guard identity.caller == nil && !identity.failureCounted else { return proceed() }
-            // A resumed session (NIOSSL cannot turn resumption off; Envoy sidecars resume TLS 1.2
-            // sessions): BoringSSL skipped the callback, so check the certificate the session
+            // A resumed session, TLS 1.2 or 1.3 (NIOSSL cannot turn resumption off; Envoy sidecars
+            // resume sessions): BoringSSL skipped the callback, so check the certificate the session
             // restored against the current roots now. Only the leaf is restored: a caller whose
             // chain needs intermediates must make a full handshake.
             let leaf = try? channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
