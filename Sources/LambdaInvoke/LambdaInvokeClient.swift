@@ -1,6 +1,5 @@
 import AWSCredentials
 import AWSSigV4
-import AsyncHTTPClient
 import Foundation
 import LambdaPayload
 import Logging
@@ -91,14 +90,14 @@ public struct InvokeRequest: Sendable {
 /// The upstream request is built from scratch (lambda.md §4): no client header ever reaches AWS.
 public final class LambdaInvokeClient: Sendable {
     public let configuration: LambdaInvokeConfiguration
-    let httpClient: HTTPClient
+    let pools: UpstreamPools
     let credentials: any CredentialSource
     let keyCache = SigningKeyCache()
     let templates = InvokeTemplates()
     let logger: Logger
-    /// AsyncHTTPClient logs every pool event at debug level; keep those out of the gateway's debug logs.
-    let httpLogger: Logger
     let now: @Sendable () -> Date
+    /// Attempts of one call when the endpoint keeps closing pooled connections as requests go out.
+    static let staleConnectionAttempts = 3
 
     public init(
         configuration: LambdaInvokeConfiguration,
@@ -110,34 +109,21 @@ public final class LambdaInvokeClient: Sendable {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.applicationProtocols = ["http/1.1"]
         (tls.trustRoots, tls.additionalTrustRoots) = try TrustRoots.make(caFile: configuration.caFile)
-        var http = HTTPClient.Configuration(
-            tlsConfiguration: tls,
-            redirectConfiguration: .disallow,
-            timeout: .init(connect: TimeAmount(configuration.connectTimeout)),
-            connectionPool: .init(
-                idleTimeout: TimeAmount(configuration.idleTimeout),
-                concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.maximumConnectionsPerHost
-            ),
-            proxy: nil,
-            ignoreUncleanSSLShutdown: false,
-            decompression: .disabled
+        self.pools = UpstreamPools(
+            group: eventLoopGroup,
+            tlsContext: try NIOSSLContext(configuration: tls),
+            limit: configuration.maximumConnectionsPerHost,
+            connectTimeout: TimeAmount(configuration.connectTimeout),
+            idleTimeout: TimeAmount(configuration.idleTimeout)
         )
-        http.httpVersion = HTTPClient.Configuration.HTTPVersion.http1Only
-        // No span per Invoke: with the default (no-op) tracer AsyncHTTPClient still builds one and
-        // its attributes, parsing the URL again, about 3% of the gateway's CPU under load.
-        http.tracing.tracer = nil
-        var httpLogger = logger
-        httpLogger.logLevel = max(logger.logLevel, .info)
-        self.httpClient = HTTPClient(eventLoopGroupProvider: .shared(eventLoopGroup), configuration: http, backgroundActivityLogger: httpLogger)
         self.configuration = configuration
         self.credentials = credentials
         self.logger = logger
-        self.httpLogger = httpLogger
         self.now = now
     }
 
     public func shutdown() async throws {
-        try await httpClient.shutdown()
+        await pools.shutdown()
     }
 
     /// Invokes the function. Lambda's 200/202 answers (function errors included) are results;
@@ -170,13 +156,13 @@ public final class LambdaInvokeClient: Sendable {
 
     /// The Invoke call's URL and headers, signed with `identity` now. Built from scratch: no client
     /// header ever reaches AWS.
-    func signedRequest(_ request: InvokeRequest, to endpoint: LambdaEndpointResolver.Endpoint, identity: Credentials) -> (url: String, headers: HTTPHeaders) {
+    func signedRequest(_ request: InvokeRequest, to endpoint: LambdaEndpointResolver.Endpoint, identity: Credentials) -> HTTPRequestHead {
         let prepared = templates.template(function: request.functionIdentifier, endpoint: endpoint, keyCache: keyCache)
         let signature = request.payload.withUnsafeReadableBytes { payload in
             prepared.signer.sign(prepared.template, value: request.invocationType.rawValue, payload: payload, credentials: identity, date: now())
         }
         var headers = HTTPHeaders()
-        headers.reserveCapacity(8)
+        headers.reserveCapacity(9)
         headers.add(name: "Host", value: endpoint.host)
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "X-Amz-Invocation-Type", value: request.invocationType.rawValue)
@@ -186,7 +172,8 @@ public final class LambdaInvokeClient: Sendable {
         }
         headers.add(name: "Authorization", value: signature.authorization)
         headers.add(name: "User-Agent", value: configuration.userAgent)
-        return (endpoint.baseURL + prepared.path, headers)
+        headers.add(name: "Content-Length", value: String(request.payload.readableBytes))
+        return HTTPRequestHead(version: .http1_1, method: .POST, uri: prepared.path, headers: headers)
     }
 
     /// Retry-After (absent: a random 100–300 ms) when it is at most 2 s and fits before the deadline.
@@ -210,23 +197,32 @@ public final class LambdaInvokeClient: Sendable {
             throw LambdaInvokeError(.noCredentials, error.message)
         }
 
-        let signed = signedRequest(request, to: endpoint, identity: identity)
-        var upstream = HTTPClientRequest(url: signed.url)
-        upstream.method = .POST
-        upstream.headers = signed.headers
-        upstream.body = .bytes(request.payload)
-
+        let upstream = UpstreamRequest(head: signedRequest(request, to: endpoint, identity: identity), body: request.payload)
+        let pool: UpstreamPool
+        do {
+            pool = try pools.pool(for: endpoint.baseURL)
+        } catch .shutDown {
+            throw LambdaInvokeError(.endpointUnreachable, "the gateway is shutting down")
+        } catch {
+            throw LambdaInvokeError(.invalidTarget, "endpoint URL \(endpoint.baseURL) cannot be used")
+        }
         let remaining = deadline - ContinuousClock.now
         guard remaining > .zero else { throw LambdaInvokeError(.timeout, "the request deadline passed before the call") }
-        let response: HTTPClientResponse
-        let body: ByteBuffer
-        do {
-            response = try await httpClient.execute(upstream, deadline: NIODeadline.now() + TimeAmount(remaining), logger: httpLogger)
-            body = try await response.body.collect(upTo: configuration.maximumResponseBytes)
-        } catch {
-            throw classify(error, timeout: request.timeout)
+        let nioDeadline = NIODeadline.now() + TimeAmount(remaining)
+        var attempt = 1
+        while true {
+            let response: UpstreamResponse
+            do {
+                response = try await pool.execute(upstream, deadline: nioDeadline, maximumResponseBytes: configuration.maximumResponseBytes)
+            } catch {
+                if case .staleConnection = error, attempt < Self.staleConnectionAttempts {
+                    attempt += 1
+                    continue
+                }
+                throw classify(error, endpoint: pool.target, timeout: request.timeout)
+            }
+            return try result(status: response.status, headers: response.headers, body: response.body)
         }
-        return try result(status: Int(response.status.code), headers: response.headers, body: body)
     }
 
     /// Turns Lambda's answer into a result, or into the AWS error it carries.
@@ -248,32 +244,36 @@ public final class LambdaInvokeClient: Sendable {
         throw invokeError
     }
 
-    func classify(_ error: any Error, timeout: Duration) -> LambdaInvokeError {
-        if let error = error as? LambdaInvokeError { return error }
-        if error is NIOTooManyBytesError {
-            return LambdaInvokeError(.responseTooLarge(limit: configuration.maximumResponseBytes), "Lambda's answer is over \(configuration.maximumResponseBytes) bytes")
+    func classify(_ failure: UpstreamFailure, endpoint: UpstreamTarget, timeout: Duration) -> LambdaInvokeError {
+        switch failure {
+        case .connect(let error) where Self.isHandshakeFailure(error), .closedBeforeResponse(let error?) where Self.isHandshakeFailure(error):
+            return LambdaInvokeError(.endpointUnreachable, "TLS with the Lambda endpoint \(endpoint) failed: \(error)")
+        case .connect(let error):
+            return LambdaInvokeError(.endpointUnreachable, "cannot connect to the Lambda endpoint \(endpoint): \(error)")
+        case .closedBeforeResponse(let cause), .staleConnection(let cause):
+            return LambdaInvokeError(.connectionLost, "Lambda closed the connection before answering" + Self.because(cause))
+        case .closedMidResponse(let cause):
+            return LambdaInvokeError(.connectionLost, "Lambda closed the connection before the answer was complete" + Self.because(cause))
+        case .timedOut:
+            return LambdaInvokeError(.timeout, "no complete answer from Lambda within \(timeout)")
+        case .responseTooLarge(let limit):
+            return LambdaInvokeError(.responseTooLarge(limit: limit), "Lambda's answer is over \(limit) bytes")
+        case .malformedResponse(let problem):
+            return LambdaInvokeError(.connectionLost, "malformed answer from Lambda: \(problem)")
+        case .shutDown:
+            return LambdaInvokeError(.endpointUnreachable, "the gateway is shutting down")
         }
-        if let error = error as? HTTPClientError {
-            switch error {
-            case .deadlineExceeded, .readTimeout, .writeTimeout, .cancelled:
-                return LambdaInvokeError(.timeout, "no complete answer from Lambda within \(timeout)")
-            case .connectTimeout, .tlsHandshakeTimeout:
-                return LambdaInvokeError(.endpointUnreachable, "\(error)")
-            case .remoteConnectionClosed:
-                return LambdaInvokeError(.connectionLost, "Lambda closed the connection before the answer was complete")
-            default:
-                return LambdaInvokeError(.connectionLost, "\(error)")
-            }
-        }
-        if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
-            return LambdaInvokeError(.endpointUnreachable, "TLS with the Lambda endpoint failed: \(error)")
-        }
-        if error is NIOConnectionError || error is IOError || error is ChannelError {
-            return LambdaInvokeError(.endpointUnreachable, "cannot connect to the Lambda endpoint: \(error)")
-        }
-        if error is CancellationError {
-            return LambdaInvokeError(.timeout, "the call was cancelled")
-        }
-        return LambdaInvokeError(.connectionLost, "\(error)")
+    }
+
+    /// The TLS handshake failed (certificate not trusted, wrong name, no common protocol): the
+    /// request never left.
+    static func isHandshakeFailure(_ error: any Error) -> Bool {
+        if error is NIOSSLExtraError { return true }
+        if let error = error as? NIOSSLError, case .handshakeFailed = error { return true }
+        return false
+    }
+
+    static func because(_ cause: (any Error)?) -> String {
+        cause.map { ": \($0)" } ?? ""
     }
 }

@@ -2,12 +2,11 @@ import NIOSSL
 
 /// The roots that Lambda's TLS certificates are checked against, parsed once per client.
 ///
-/// AsyncHTTPClient builds an `NIOSSLContext` per new connection until its context cache holds one,
-/// so a burst of requests at start (N callers at once open N connections) builds N contexts, and
-/// each connection keeps its own for its life. With `.default` roots each context parses the whole
-/// system bundle again: about 1 MB of BoringSSL objects per context, 30 MB for 30 pooled
-/// connections (measured with heaptrack; BENCHMARKS.md). Certificates parsed here are shared
-/// (reference counted) by every context built from them.
+/// With `.default` roots BoringSSL parses the whole system bundle into every `NIOSSLContext` built
+/// from the configuration: about 1 MB of objects per context (measured with heaptrack when the
+/// client was AsyncHTTPClient, which built a context per new connection; BENCHMARKS.md). The
+/// client builds one context now, and certificates parsed here are shared (reference counted)
+/// by any context built from them.
 enum TrustRoots {
     /// Where Linux distributions keep the system bundle: the paths NIOSSL's `.default` looks at.
     static let systemBundlePaths = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"]

@@ -24,7 +24,7 @@ public struct RecordedRequest: Sendable {
 
 /// What the test server does with a request.
 public struct ScriptedResponse: Sendable {
-    public enum Behaviour: Sendable {
+    public enum Behaviour: Sendable, Equatable {
         /// Write the response normally.
         case respond
         /// Write the head and `partialBody` bytes of the body, then close the connection.
@@ -33,6 +33,9 @@ public struct ScriptedResponse: Sendable {
         case closeWithoutResponse
         /// Never answer (the client's timeout must fire).
         case hang
+        /// Answer as if keeping the connection open (no `Connection: close`), then close it, as a
+        /// server does when a keep-alive connection reaches its idle timeout.
+        case respondThenClose
     }
 
     public var status: Int
@@ -164,7 +167,7 @@ private final class ScriptedHTTPHandler: ChannelInboundHandler, @unchecked Senda
         case .closeWithoutResponse:
             context.close(promise: nil)
             return
-        case .respond, .closeMidBody:
+        case .respond, .closeMidBody, .respondThenClose:
             break
         }
         var headers = HTTPHeaders(response.headers)
@@ -184,7 +187,7 @@ private final class ScriptedHTTPHandler: ChannelInboundHandler, @unchecked Senda
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
         }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive {
+        if !keepAlive || response.behaviour == .respondThenClose {
             done.whenComplete { _ in context.close(promise: nil) }
         }
     }

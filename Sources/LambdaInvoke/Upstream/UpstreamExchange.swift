@@ -1,0 +1,48 @@
+import NIOCore
+import NIOHTTP1
+
+/// One HTTP/1.1 request to the Lambda endpoint, built in full before it is written.
+struct UpstreamRequest: Sendable {
+    var head: HTTPRequestHead
+    var body: ByteBuffer
+}
+
+/// Lambda's whole answer: the pool never streams, an Invoke answer is at most ~6 MB.
+struct UpstreamResponse: Sendable {
+    var status: Int
+    var headers: HTTPHeaders
+    var body: ByteBuffer
+    /// Whether the connection may carry another request (HTTP/1.1 without `Connection: close`).
+    var keepAlive: Bool
+}
+
+/// Why an exchange with the endpoint failed. The Invoke client turns it into a `LambdaInvokeError`.
+enum UpstreamFailure: Error {
+    /// TCP connect (or name resolution) failed or timed out: nothing was sent.
+    case connect(any Error)
+    /// The connection closed, or failed with `cause`, before a byte of the answer arrived. On a
+    /// connection that had been idle in the pool this is the race with the endpoint closing it.
+    case closedBeforeResponse(cause: (any Error)?)
+    /// As `closedBeforeResponse`, on a connection that had served before and waited in the pool:
+    /// the endpoint closed it as the request went out and did not take the request. Worth one
+    /// more try on a new connection.
+    case staleConnection(cause: (any Error)?)
+    /// The connection closed, or failed with `cause`, in the middle of the answer.
+    case closedMidResponse(cause: (any Error)?)
+    /// The deadline passed: waiting for a connection, or for the answer.
+    case timedOut
+    /// The answer is longer than the limit (by its `Content-Length`, or as it arrived).
+    case responseTooLarge(limit: Int)
+    /// The answer is not HTTP/1.1 the decoder accepts, or came when nothing was asked.
+    case malformedResponse(String)
+    /// The client is shutting down.
+    case shutDown
+}
+
+/// What is written into an upstream channel: the request, and where its answer goes.
+struct UpstreamExchange: Sendable {
+    var request: UpstreamRequest
+    var promise: EventLoopPromise<UpstreamResponse>
+    var deadline: NIODeadline
+    var maximumResponseBytes: Int
+}

@@ -1,0 +1,181 @@
+import NIOCore
+import NIOHTTP1
+import NIOTLS
+
+/// The last handler of a pooled upstream connection: it takes one `UpstreamExchange` at a time,
+/// writes its request in one flush, collects the whole answer and completes the exchange's promise.
+///
+/// Anything that leaves the exchange unfinished (deadline, an answer over the limit, a decoder
+/// error, bytes when nothing was asked) closes the connection: its state is unknown after that.
+final class UpstreamExchangeHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = UpstreamExchange
+    typealias OutboundOut = HTTPClientRequestPart
+
+    /// An answer being read.
+    struct Receiving {
+        var status: Int
+        var headers: HTTPHeaders
+        var keepAlive: Bool
+        var body: ByteBuffer?
+        var bodyBytes: Int
+    }
+
+    enum State {
+        /// Between exchanges.
+        case idle
+        /// The request is written (or being written); nothing of the answer has arrived.
+        case awaitingHead(UpstreamExchange, timer: Scheduled<Void>)
+        case receiving(UpstreamExchange, timer: Scheduled<Void>, Receiving)
+        case closed
+    }
+
+    private var state: State = .idle
+    /// The error that brought the connection down, reported with the exchange it ends.
+    private var lastError: (any Error)?
+    /// Completed when the connection can take a request: connected, and for TLS, handshaken
+    /// (so that a certificate the client refuses is a connect failure, not a lost request).
+    private var readiness: EventLoopPromise<Void>?
+    private let waitsForTLS: Bool
+
+    init(readiness: EventLoopPromise<Void>, waitsForTLS: Bool) {
+        self.readiness = readiness
+        self.waitsForTLS = waitsForTLS
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if !waitsForTLS { becomeReady(.success(())) }
+        context.fireChannelActive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted = event as? TLSUserEvent { becomeReady(.success(())) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        becomeReady(.failure(lastError ?? ChannelError.ioOnClosedChannel))
+    }
+
+    private func becomeReady(_ result: Result<Void, any Error>) {
+        guard let readiness else { return }
+        self.readiness = nil
+        readiness.completeWith(result)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let exchange = unwrapOutboundIn(data)
+        promise?.succeed()
+        switch state {
+        case .idle:
+            break
+        case .closed:
+            exchange.promise.fail(UpstreamFailure.closedBeforeResponse(cause: lastError))
+            return
+        case .awaitingHead, .receiving:
+            exchange.promise.fail(UpstreamFailure.malformedResponse("a second request on a busy connection"))
+            return
+        }
+        let timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: exchange.deadline) { [context] in
+            self.fail(context: context, with: .timedOut)
+        }
+        state = .awaitingHead(exchange, timer: timer)
+        context.write(wrapOutboundOut(.head(exchange.request.head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(exchange.request.body))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch (unwrapInboundIn(data), state) {
+        case (.head(let head), .awaitingHead(let exchange, let timer)):
+            // 1xx answers come before the real one; the pool never sends `Expect`, so they are rare.
+            if head.status.code < 200 { return }
+            let limit = exchange.maximumResponseBytes
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit {
+                fail(context: context, with: .responseTooLarge(limit: limit))
+                return
+            }
+            state = .receiving(exchange, timer: timer, Receiving(status: Int(head.status.code), headers: head.headers, keepAlive: head.isKeepAlive, body: nil, bodyBytes: 0))
+
+        case (.body(var chunk), .receiving(let exchange, let timer, var receiving)):
+            receiving.bodyBytes += chunk.readableBytes
+            guard receiving.bodyBytes <= exchange.maximumResponseBytes else {
+                fail(context: context, with: .responseTooLarge(limit: exchange.maximumResponseBytes))
+                return
+            }
+            // Out of the enum first, so that appending does not copy the buffer.
+            state = .idle
+            if receiving.body == nil {
+                receiving.body = chunk
+            } else {
+                receiving.body!.writeBuffer(&chunk)
+            }
+            state = .receiving(exchange, timer: timer, receiving)
+
+        case (.end, .receiving(let exchange, let timer, let receiving)):
+            timer.cancel()
+            state = .idle
+            let response = UpstreamResponse(status: receiving.status, headers: receiving.headers, body: receiving.body ?? ByteBuffer(), keepAlive: receiving.keepAlive)
+            if !receiving.keepAlive {
+                state = .closed
+                context.close(promise: nil)
+            }
+            exchange.promise.succeed(response)
+
+        case (_, .closed):
+            return
+        case (let part, _):
+            fail(context: context, with: .malformedResponse("unexpected \(Self.name(of: part)) from the endpoint"))
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? HTTPParserError {
+            // The decoder reports a close in the middle of an answer as a parser error.
+            if case .invalidEOFState = error {
+                context.close(promise: nil)
+            } else {
+                fail(context: context, with: .malformedResponse("\(error)"))
+            }
+            return
+        }
+        if lastError == nil { lastError = error }
+        becomeReady(.failure(error))
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        becomeReady(.failure(lastError ?? ChannelError.eof))
+        switch state {
+        case .awaitingHead:
+            fail(context: context, with: .closedBeforeResponse(cause: lastError))
+        case .receiving:
+            fail(context: context, with: .closedMidResponse(cause: lastError))
+        case .idle, .closed:
+            state = .closed
+        }
+        context.fireChannelInactive()
+    }
+
+    /// Ends the exchange in flight, if any, with `failure`, and closes the connection.
+    private func fail(context: ChannelHandlerContext, with failure: UpstreamFailure) {
+        let previous = state
+        state = .closed
+        switch previous {
+        case .awaitingHead(let exchange, let timer), .receiving(let exchange, let timer, _):
+            timer.cancel()
+            exchange.promise.fail(failure)
+        case .idle, .closed:
+            break
+        }
+        context.close(promise: nil)
+    }
+
+    private static func name(of part: HTTPClientResponsePart) -> String {
+        switch part {
+        case .head: "response head"
+        case .body: "body bytes"
+        case .end: "end of response"
+        }
+    }
+}

@@ -1,0 +1,233 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import Synchronization
+
+/// Where one pool's connections go.
+struct UpstreamTarget: Sendable, Hashable, CustomStringConvertible {
+    var host: String
+    var port: Int
+    var tls: Bool
+
+    /// `https://host[:port]` or `http://host:port`, as `LambdaEndpointResolver` gives it.
+    init(baseURL: String) throws(UpstreamFailure) {
+        let tls = baseURL.hasPrefix("https://")
+        guard tls || baseURL.hasPrefix("http://") else { throw .malformedResponse("no scheme in \(baseURL)") }
+        let authority = baseURL.dropFirst(tls ? 8 : 7)
+        var host = Substring(authority)
+        var port = tls ? 443 : 80
+        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+            host = authority[authority.index(after: authority.startIndex)..<close]
+            let rest = authority[authority.index(after: close)...]
+            if rest.hasPrefix(":"), let explicit = Int(rest.dropFirst()) { port = explicit }
+        } else if let colon = authority.lastIndex(of: ":"), let explicit = Int(authority[authority.index(after: colon)...]) {
+            host = authority[..<colon]
+            port = explicit
+        }
+        self.host = String(host)
+        self.port = port
+        self.tls = tls
+    }
+
+    /// The SNI name, and the name the certificate is checked against; an IP address is checked
+    /// against the certificate's IP SANs instead.
+    var serverName: String? {
+        (try? SocketAddress(ipAddress: host, port: 0)) == nil ? host : nil
+    }
+
+    var description: String { "\(tls ? "https" : "http")://\(host):\(port)" }
+}
+
+/// Keep-alive HTTP/1.1 connections to one Lambda endpoint, at most `limit` of them, shared by every
+/// event loop. A request takes an idle connection (one on its own event loop when there is one),
+/// opens a new one while under the limit, or waits for one to come free.
+final class UpstreamPool: Sendable {
+    /// One pooled connection.
+    final class Connection: Sendable {
+        let channel: any Channel
+        init(channel: any Channel) { self.channel = channel }
+    }
+
+    /// What a waiting request is told when it is its turn.
+    enum Turn: Sendable {
+        case connection(Connection)
+        case connect
+        case failed(UpstreamFailure)
+    }
+
+    struct Lease {
+        var connection: Connection
+        /// The connection had served before (it was idle in the pool).
+        var reused: Bool
+    }
+
+    let target: UpstreamTarget
+    private let group: any EventLoopGroup
+    private let tlsContext: NIOSSLContext?
+    private let connectTimeout: TimeAmount
+    private let idleTimeout: TimeAmount
+    private let state: Mutex<UpstreamPoolState<Connection, CheckedContinuation<Turn, Never>>>
+    private let nextWaiterID = Mutex(0)
+    private let sweeper: Mutex<RepeatedTask?> = Mutex(nil)
+
+    init(target: UpstreamTarget, limit: Int, group: any EventLoopGroup, tlsContext: NIOSSLContext?, connectTimeout: TimeAmount, idleTimeout: TimeAmount) {
+        self.target = target
+        self.group = group
+        self.tlsContext = target.tls ? tlsContext : nil
+        self.connectTimeout = connectTimeout
+        self.idleTimeout = idleTimeout
+        self.state = Mutex(UpstreamPoolState(limit: limit))
+        let interval = max(TimeAmount.milliseconds(100), .nanoseconds(idleTimeout.nanoseconds / 4))
+        let task = group.next().scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
+            self?.closeExpired()
+        }
+        sweeper.withLock { $0 = task }
+    }
+
+    /// Sends `request` and returns the whole answer. The connection goes back to the pool (or is
+    /// closed) before the caller resumes.
+    func execute(_ request: UpstreamRequest, deadline: NIODeadline, maximumResponseBytes: Int) async throws(UpstreamFailure) -> UpstreamResponse {
+        let lease = try await self.lease(deadline: deadline)
+        let channel = lease.connection.channel
+        let promise = channel.eventLoop.makePromise(of: UpstreamResponse.self)
+        promise.futureResult.whenComplete { result in
+            let reusable = (try? result.get())?.keepAlive ?? false
+            self.release(lease.connection, reusable: reusable)
+        }
+        // The exchange handler succeeds the write as it takes the exchange over; a failed write
+        // never reached it (the channel closed first, as after a failed TLS handshake).
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { error in
+            promise.fail(UpstreamFailure.closedBeforeResponse(cause: error))
+        }
+        channel.writeAndFlush(UpstreamExchange(request: request, promise: promise, deadline: deadline, maximumResponseBytes: maximumResponseBytes), promise: written)
+        do {
+            return try await promise.futureResult.get()
+        } catch let failure as UpstreamFailure {
+            // A reused connection that closes before any answer lost the race with the endpoint
+            // closing it while it was idle: the endpoint did not take the request.
+            if case .closedBeforeResponse(let cause) = failure, lease.reused { throw .staleConnection(cause: cause) }
+            throw failure
+        } catch {
+            throw .closedMidResponse(cause: error)
+        }
+    }
+
+    private func lease(deadline: NIODeadline) async throws(UpstreamFailure) -> Lease {
+        let action = state.withLock { $0.lease(waiter: nil, prefer: { $0.channel.eventLoop.inEventLoop }) }
+        switch action {
+        case .use(let connection):
+            return Lease(connection: connection, reused: true)
+        case .connect:
+            return Lease(connection: try await connect(deadline: deadline), reused: false)
+        case .shutDown:
+            throw .shutDown
+        case .wait:
+            break
+        }
+        // All connections are busy: queue, and decide again under the same lock, since one may
+        // have come free in between.
+        let id = nextWaiterID.withLock { id in
+            id += 1
+            return id
+        }
+        let turn = await withCheckedContinuation { (continuation: CheckedContinuation<Turn, Never>) in
+            let action = state.withLock { $0.lease(waiter: (id, continuation), prefer: { $0.channel.eventLoop.inEventLoop }) }
+            switch action {
+            case .use(let connection): continuation.resume(returning: .connection(connection))
+            case .connect: continuation.resume(returning: .connect)
+            case .shutDown: continuation.resume(returning: .failed(.shutDown))
+            case .wait:
+                group.any().scheduleTask(deadline: deadline) { [weak self] in
+                    if let waiter = self?.state.withLock({ $0.removeWaiter(id: id) }) {
+                        waiter.resume(returning: .failed(.timedOut))
+                    }
+                }
+            }
+        }
+        switch turn {
+        case .connection(let connection): return Lease(connection: connection, reused: true)
+        case .connect: return Lease(connection: try await connect(deadline: deadline), reused: false)
+        case .failed(let failure): throw failure
+        }
+    }
+
+    /// Opens a connection in a slot already counted as open; gives the slot back if that fails.
+    private func connect(deadline: NIODeadline) async throws(UpstreamFailure) -> Connection {
+        let timeout = min(connectTimeout, deadline - .now())
+        let tlsContext = self.tlsContext
+        let serverName = target.serverName
+        do {
+            let loop = group.any()
+            let ready = loop.makePromise(of: Void.self)
+            let channel = try await ClientBootstrap(group: loop)
+                .connectTimeout(max(timeout, .milliseconds(1)))
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let pipeline = channel.pipeline.syncOperations
+                        do {
+                            if let tlsContext {
+                                try pipeline.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: serverName))
+                            }
+                            try pipeline.addHTTPClientHandlers()
+                            try pipeline.addHandler(UpstreamExchangeHandler(readiness: ready, waitsForTLS: tlsContext != nil))
+                        } catch {
+                            ready.fail(error)
+                            throw error
+                        }
+                    }
+                }
+                .connect(host: target.host, port: target.port)
+                .get()
+            do {
+                try await ready.futureResult.get()
+            } catch {
+                channel.close(promise: nil)
+                throw error
+            }
+            let connection = Connection(channel: channel)
+            channel.closeFuture.whenComplete { _ in self.closed(connection) }
+            return connection
+        } catch {
+            closed(nil)
+            if let error = error as? ChannelError, case .connectTimeout = error, timeout < connectTimeout { throw .timedOut }
+            throw .connect(error)
+        }
+    }
+
+    private func release(_ connection: Connection, reusable: Bool) {
+        let handOver = state.withLock { $0.released(connection, reusable: reusable, now: .now()) }
+        perform(handOver)
+    }
+
+    private func closed(_ connection: Connection?) {
+        let handOver = state.withLock { $0.closed(connection) }
+        perform(handOver)
+    }
+
+    private func perform(_ handOver: UpstreamPoolState<Connection, CheckedContinuation<Turn, Never>>.HandOver) {
+        switch handOver {
+        case .none: break
+        case .connection(let waiter, let connection): waiter.resume(returning: .connection(connection))
+        case .connect(let waiter): waiter.resume(returning: .connect)
+        case .close(let connection): connection.channel.close(promise: nil)
+        }
+    }
+
+    private func closeExpired() {
+        let expired = state.withLock { $0.expire(before: .now() - idleTimeout) }
+        for connection in expired { connection.channel.close(promise: nil) }
+    }
+
+    /// Fails waiting requests, closes idle connections, and closes busy ones as they finish.
+    func shutdown() async {
+        sweeper.withLock { $0?.cancel(); $0 = nil }
+        let (waiters, idle) = state.withLock { $0.shutDown() }
+        for waiter in waiters { waiter.resume(returning: .failed(.shutDown)) }
+        for connection in idle {
+            try? await connection.channel.close()
+        }
+    }
+}

@@ -1,0 +1,265 @@
+import AWSCredentials
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+import TestSupport
+
+@testable import LambdaInvoke
+
+@Suite("Upstream pool bookkeeping")
+struct UpstreamPoolStateTests {
+    final class Conn {
+        let name: String
+        init(_ name: String) { self.name = name }
+    }
+    typealias State = UpstreamPoolState<Conn, String>
+    let t0 = NIODeadline.uptimeNanoseconds(1_000_000_000)
+
+    @Test func opensUpToTheLimitThenQueues() {
+        var state = State(limit: 2)
+        #expect(isConnect(state.lease(waiter: (1, "a"), prefer: { _ in false })))
+        #expect(isConnect(state.lease(waiter: (2, "b"), prefer: { _ in false })))
+        #expect(isWait(state.lease(waiter: (3, "c"), prefer: { _ in false })))
+        #expect(state.open == 2)
+        #expect(state.waiters.map(\.waiter) == ["c"])
+        // Asking without a waiter does not queue anything.
+        #expect(isWait(state.lease(waiter: nil, prefer: { _ in false })))
+        #expect(state.waiters.count == 1)
+    }
+
+    @Test func aReleasedConnectionGoesToTheFirstWaiterElseIdle() {
+        var state = State(limit: 1)
+        let one = Conn("one")
+        _ = state.lease(waiter: nil, prefer: { _ in false })
+        _ = state.lease(waiter: (1, "first"), prefer: { _ in false })
+        _ = state.lease(waiter: (2, "second"), prefer: { _ in false })
+        guard case .connection(let waiter, let connection) = state.released(one, reusable: true, now: t0) else {
+            Issue.record("the first waiter should get the connection")
+            return
+        }
+        #expect(waiter == "first" && connection === one)
+        _ = state.removeWaiter(id: 2)
+        #expect(isNone(state.released(one, reusable: true, now: t0)))
+        #expect(state.idle.count == 1)
+        guard case .use(let again) = state.lease(waiter: nil, prefer: { _ in false }) else {
+            Issue.record("the idle connection should be used")
+            return
+        }
+        #expect(again === one)
+        #expect(state.open == 1)
+    }
+
+    @Test func theMostRecentIdleConnectionOnThePreferredLoopIsTaken() {
+        var state = State(limit: 3)
+        let (a, b, c) = (Conn("a"), Conn("b"), Conn("c"))
+        for _ in 0..<3 { _ = state.lease(waiter: nil, prefer: { _ in false }) }
+        for connection in [a, b, c] { _ = state.released(connection, reusable: true, now: t0) }
+        guard case .use(let preferred) = state.lease(waiter: nil, prefer: { $0 === a }) else { Issue.record("expected a connection"); return }
+        #expect(preferred === a)
+        guard case .use(let recent) = state.lease(waiter: nil, prefer: { _ in false }) else { Issue.record("expected a connection"); return }
+        #expect(recent === c)
+    }
+
+    @Test func aClosedConnectionFreesItsSlotForAWaiter() {
+        var state = State(limit: 1)
+        let one = Conn("one")
+        _ = state.lease(waiter: nil, prefer: { _ in false })
+        _ = state.lease(waiter: (1, "waiting"), prefer: { _ in false })
+        // Not reusable: nothing is handed over until the close arrives.
+        #expect(isNone(state.released(one, reusable: false, now: t0)))
+        guard case .connect(let waiter) = state.closed(one) else { Issue.record("the waiter should open a connection"); return }
+        #expect(waiter == "waiting")
+        #expect(state.open == 1)
+        #expect(state.waiters.isEmpty)
+    }
+
+    @Test func anIdleConnectionClosedByTheEndpointLeavesThePool() {
+        var state = State(limit: 2)
+        let one = Conn("one")
+        _ = state.lease(waiter: nil, prefer: { _ in false })
+        _ = state.released(one, reusable: true, now: t0)
+        #expect(isNone(state.closed(one)))
+        #expect(state.idle.isEmpty && state.open == 0)
+        // A failed connect gives its slot back too.
+        _ = state.lease(waiter: nil, prefer: { _ in false })
+        #expect(isNone(state.closed(nil)))
+        #expect(state.open == 0)
+    }
+
+    @Test func idleConnectionsExpireByAge() {
+        var state = State(limit: 3)
+        let (old, fresh) = (Conn("old"), Conn("fresh"))
+        for _ in 0..<2 { _ = state.lease(waiter: nil, prefer: { _ in false }) }
+        _ = state.released(old, reusable: true, now: t0)
+        _ = state.released(fresh, reusable: true, now: t0 + .seconds(50))
+        let expired = state.expire(before: t0 + .seconds(30))
+        #expect(expired.map(\.name) == ["old"])
+        #expect(state.idle.map(\.connection.name) == ["fresh"])
+        // Still open until its close is seen.
+        #expect(state.open == 2)
+    }
+
+    @Test func shutDownHandsBackWaitersAndIdleConnectionsAndRefusesLeases() {
+        var state = State(limit: 2)
+        let (a, b) = (Conn("a"), Conn("b"))
+        for _ in 0..<2 { _ = state.lease(waiter: nil, prefer: { _ in false }) }
+        _ = state.released(a, reusable: true, now: t0)
+        _ = state.lease(waiter: nil, prefer: { _ in false })  // takes a
+        _ = state.lease(waiter: (7, "late"), prefer: { _ in false })
+        let (waiters, idle) = state.shutDown()
+        #expect(waiters == ["late"] && idle.isEmpty)
+        guard case .close(let closing) = state.released(b, reusable: true, now: t0) else { Issue.record("a busy connection is closed when it finishes"); return }
+        #expect(closing === b)
+        guard case .shutDown = state.lease(waiter: nil, prefer: { _ in false }) else { Issue.record("no lease after shut down"); return }
+        // No waiter is given a slot after shut down.
+        #expect(isNone(state.closed(b)))
+    }
+
+    func isConnect(_ action: State.LeaseAction) -> Bool { if case .connect = action { true } else { false } }
+    func isWait(_ action: State.LeaseAction) -> Bool { if case .wait = action { true } else { false } }
+    func isNone(_ handOver: State.HandOver) -> Bool { if case .none = handOver { true } else { false } }
+}
+
+@Suite("Upstream pool against a local endpoint")
+struct UpstreamPoolTests {
+    @Test func aPooledConnectionClosedAsTheRequestGoesOutIsRetriedOnANewOne() async throws {
+        // The second request on the first connection meets a close: the race of a keep-alive
+        // connection that the endpoint closes as the next request is written.
+        let seen = Mutex(0)
+        try await InvokeFixture.with(handler: { request in
+            let n = seen.withLock { n in
+                n += 1
+                return n
+            }
+            return n == 2 ? ScriptedResponse(behaviour: .closeWithoutResponse) : ScriptedResponse(json: #"{"n":\#(n)}"#)
+        }) { fixture in
+            _ = try await fixture.invoke()
+            let result = try await fixture.invoke()
+            #expect(String(buffer: result.payload) == #"{"n":3}"#)
+            #expect(fixture.server.requests.map(\.connectionNumber) == [1, 1, 2])
+        }
+    }
+
+    @Test func aNewConnectionClosedWithoutAnAnswerIsNotRetried() async throws {
+        try await InvokeFixture.with(handler: { _ in ScriptedResponse(behaviour: .closeWithoutResponse) }) { fixture in
+            let error = await expectInvokeError(.connectionLost) { () async throws(LambdaInvokeError) in try await fixture.invoke() }
+            #expect(error?.message.contains("before answering") == true)
+            #expect(fixture.server.requests.count == 1)
+        }
+    }
+
+    @Test func connectionCloseFromTheEndpointIsHonoured() async throws {
+        try await InvokeFixture.with(handler: { _ in ScriptedResponse(headers: [("Connection", "close")], json: "{}") }) { fixture in
+            for _ in 0..<3 { _ = try await fixture.invoke() }
+            #expect(fixture.server.requests.map(\.connectionNumber) == [1, 2, 3])
+        }
+    }
+
+    @Test func connectionsTheEndpointClosesWhileIdleAreReplaced() async throws {
+        try await InvokeFixture.with(handler: { _ in ScriptedResponse(body: Array("{}".utf8), behaviour: .respondThenClose) }) { fixture in
+            for _ in 0..<5 {
+                _ = try await fixture.invoke()
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(fixture.server.requests.map(\.connectionNumber) == [1, 2, 3, 4, 5])
+        }
+    }
+
+    @Test func idleConnectionsAreClosedAfterTheIdleTimeout() async throws {
+        try await InvokeFixture.with(configuration: { $0.idleTimeout = .milliseconds(200) }, handler: { _ in ScriptedResponse(json: "{}") }) { fixture in
+            _ = try await fixture.invoke()
+            _ = try await fixture.invoke()
+            try await Task.sleep(for: .milliseconds(800))
+            _ = try await fixture.invoke()
+            #expect(fixture.server.requests.map(\.connectionNumber) == [1, 1, 2])
+        }
+    }
+
+    @Test func aCallWaitingForABusyConnectionTimesOut() async throws {
+        try await InvokeFixture.with(configuration: { $0.maximumConnectionsPerHost = 1 }, handler: { _ in ScriptedResponse(json: "{}", delay: .milliseconds(1500)) }) { fixture in
+            async let slow = fixture.invoke()
+            try await Task.sleep(for: .milliseconds(100))
+            let started = ContinuousClock.now
+            _ = await expectInvokeError(.timeout) { () async throws(LambdaInvokeError) in try await fixture.invoke(timeout: .milliseconds(200)) }
+            #expect(ContinuousClock.now - started < .seconds(1))
+            // The first call keeps its connection and completes; the waiter never got on the wire.
+            _ = try await slow
+            #expect(fixture.server.requests.count == 1)
+        }
+    }
+
+    @Test func callsBeyondTheLimitWaitTheirTurn() async throws {
+        try await InvokeFixture.with(configuration: { $0.maximumConnectionsPerHost = 2 }, handler: { _ in ScriptedResponse(json: "{}", delay: .milliseconds(20)) }) { fixture in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<20 { group.addTask { _ = try await fixture.invoke() } }
+                try await group.waitForAll()
+            }
+            #expect(fixture.server.requests.count == 20)
+            #expect(fixture.server.connectionCount == 2)
+        }
+    }
+
+    @Test func afterShutdownCallsAreRefused() async throws {
+        try await InvokeFixture.with(handler: { _ in ScriptedResponse(json: "{}") }) { fixture in
+            _ = try await fixture.invoke()
+            try await fixture.client.shutdown()
+            let error = await expectInvokeError(.endpointUnreachable) { () async throws(LambdaInvokeError) in try await fixture.invoke() }
+            #expect(error?.message.contains("shutting down") == true)
+            #expect(fixture.server.requests.count == 1)
+        }
+    }
+
+    @Test(arguments: [
+        ("not http at all\r\n\r\n", "malformed"),
+        ("HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n", "malformed"),
+        ("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", "before the answer was complete"),
+    ])
+    func garbageFromTheEndpointIsAConnectionError(answer: String, expected: String) async throws {
+        let server = try await RawTCPServer(answer: answer)
+        let client = try LambdaInvokeClient(
+            configuration: LambdaInvokeConfiguration(endpoints: LambdaEndpointResolver(customEndpoint: "http://127.0.0.1:\(server.port)")),
+            credentials: StaticCredentialSource(testCredentials),
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            logger: Logger(label: "test")
+        )
+        try await withTeardown {
+            let error = await expectInvokeError(.connectionLost) { () async throws(LambdaInvokeError) in
+                try await client.invoke(InvokeRequest(function: ordersARN, payload: ByteBuffer(string: "{}"), timeout: .seconds(5)))
+            }
+            #expect(error?.message.contains(expected) == true, "\(String(describing: error))")
+        } teardown: {
+            try? await client.shutdown()
+            try? await server.channel.close()
+        }
+    }
+}
+
+/// A plaintext TCP server that answers whatever arrives with fixed bytes, then closes.
+struct RawTCPServer {
+    let channel: any Channel
+    var port: Int { channel.localAddress!.port! }
+
+    init(answer: String) async throws {
+        channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Answer(bytes: answer)) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+    }
+
+    final class Answer: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        let bytes: String
+        var answered = false
+        init(bytes: String) { self.bytes = bytes }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard !answered else { return }
+            answered = true
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: bytes))).whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+}
