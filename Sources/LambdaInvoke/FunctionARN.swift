@@ -7,6 +7,8 @@ public struct FunctionARN: Sendable, Hashable, CustomStringConvertible {
     public let functionName: String
     /// A version number, an alias, or `$LATEST`.
     public let qualifier: String?
+    /// The ARN as text, kept from parsing: it names the function in every Invoke call.
+    public let description: String
 
     public struct ParseError: Error, Hashable, CustomStringConvertible {
         public var input: String
@@ -44,10 +46,7 @@ public struct FunctionARN: Sendable, Hashable, CustomStringConvertible {
         accountID = parts[4]
         functionName = parts[6]
         qualifier = parts.count == 8 ? parts[7] : nil
-    }
-
-    public var description: String {
-        "arn:\(partition):lambda:\(region):\(accountID):function:\(functionName)" + (qualifier.map { ":\($0)" } ?? "")
+        description = text
     }
 
     /// `[a-z]{2}(-[a-z]+)+-[0-9]+`, e.g. `us-east-1`, `us-gov-west-1`, `us-iso-east-1`.

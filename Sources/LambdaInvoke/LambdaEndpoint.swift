@@ -12,9 +12,14 @@ public struct LambdaEndpointResolver: Sendable, Hashable {
     public var customEndpoint: String?
     public var variant: Variant
 
+    /// `customEndpoint` checked once: the endpoint every call goes to, or why none can.
+    private let custom: Result<Endpoint, ResolutionError>?
+
     public init(customEndpoint: String? = nil, variant: Variant = .standard) {
-        self.customEndpoint = customEndpoint.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        let customEndpoint = customEndpoint.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        self.customEndpoint = customEndpoint
         self.variant = variant
+        self.custom = customEndpoint.map { url in Result { () throws(ResolutionError) in try Self.parse(customEndpoint: url) } }
     }
 
     /// Reads `AWS_ENDPOINT_URL_LAMBDA`, `AWS_ENDPOINT_URL`, `AWS_USE_FIPS_ENDPOINT` and
@@ -49,20 +54,27 @@ public struct LambdaEndpointResolver: Sendable, Hashable {
     }
 
     public func endpoint(for arn: FunctionARN) throws(ResolutionError) -> Endpoint {
-        if let customEndpoint {
-            guard let schemeEnd = customEndpoint.range(of: "://") else {
-                throw ResolutionError(message: "endpoint URL \"\(customEndpoint)\" has no scheme")
-            }
-            let scheme = customEndpoint[..<schemeEnd.lowerBound].lowercased()
-            guard scheme == "https" || scheme == "http" else {
-                throw ResolutionError(message: "endpoint URL \"\(customEndpoint)\" must be https:// (or http:// for tests)")
-            }
-            let authority = customEndpoint[schemeEnd.upperBound...].split(separator: "/", maxSplits: 1).first.map(String.init) ?? ""
-            guard !authority.isEmpty else { throw ResolutionError(message: "endpoint URL \"\(customEndpoint)\" has no host") }
-            return Endpoint(baseURL: "\(scheme)://\(authority)", host: authority, region: arn.region)
+        if let custom {
+            var endpoint = try custom.get()
+            endpoint.region = arn.region
+            return endpoint
         }
         let host = try Self.host(partition: arn.partition, region: arn.region, variant: variant)
         return Endpoint(baseURL: "https://\(host)", host: host, region: arn.region)
+    }
+
+    /// `scheme://authority` of a custom endpoint URL; the region is the function's.
+    static func parse(customEndpoint: String) throws(ResolutionError) -> Endpoint {
+        guard let schemeEnd = customEndpoint.range(of: "://") else {
+            throw ResolutionError(message: "endpoint URL \"\(customEndpoint)\" has no scheme")
+        }
+        let scheme = customEndpoint[..<schemeEnd.lowerBound].lowercased()
+        guard scheme == "https" || scheme == "http" else {
+            throw ResolutionError(message: "endpoint URL \"\(customEndpoint)\" must be https:// (or http:// for tests)")
+        }
+        let authority = customEndpoint[schemeEnd.upperBound...].split(separator: "/", maxSplits: 1).first.map(String.init) ?? ""
+        guard !authority.isEmpty else { throw ResolutionError(message: "endpoint URL \"\(customEndpoint)\" has no host") }
+        return Endpoint(baseURL: "\(scheme)://\(authority)", host: authority, region: "")
     }
 
     static func host(partition: String, region: String, variant: Variant) throws(ResolutionError) -> String {
