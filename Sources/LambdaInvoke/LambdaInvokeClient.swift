@@ -201,10 +201,8 @@ public final class LambdaInvokeClient: Sendable {
         let pool: UpstreamPool
         do {
             pool = try pools.pool(for: endpoint.baseURL)
-        } catch .shutDown {
-            throw LambdaInvokeError(.endpointUnreachable, "the gateway is shutting down")
         } catch {
-            throw LambdaInvokeError(.invalidTarget, "endpoint URL \(endpoint.baseURL) cannot be used")
+            throw classify(error, endpoint: UpstreamTarget(baseURL: endpoint.baseURL), timeout: request.timeout)
         }
         let remaining = deadline - ContinuousClock.now
         guard remaining > .zero else { throw LambdaInvokeError(.timeout, "the request deadline passed before the call") }

@@ -10,10 +10,10 @@ struct UpstreamTarget: Sendable, Hashable, CustomStringConvertible {
     var port: Int
     var tls: Bool
 
-    /// `https://host[:port]` or `http://host:port`, as `LambdaEndpointResolver` gives it.
-    init(baseURL: String) throws(UpstreamFailure) {
+    /// `https://host[:port]` or `http://host:port`, as `LambdaEndpointResolver` gives it (it has
+    /// checked the scheme).
+    init(baseURL: String) {
         let tls = baseURL.hasPrefix("https://")
-        guard tls || baseURL.hasPrefix("http://") else { throw .malformedResponse("no scheme in \(baseURL)") }
         let authority = baseURL.dropFirst(tls ? 8 : 7)
         var host = Substring(authority)
         var port = tls ? 443 : 80
@@ -105,8 +105,8 @@ final class UpstreamPool: Sendable {
         do {
             return try await promise.futureResult.get()
         } catch let failure as UpstreamFailure {
-            // A reused connection that closes before any answer lost the race with the endpoint
-            // closing it while it was idle: the endpoint did not take the request.
+            // A reused connection that closes before any answer has most likely lost the race with
+            // the endpoint closing it while it was idle, before it read the request.
             if case .closedBeforeResponse(let cause) = failure, lease.reused { throw .staleConnection(cause: cause) }
             throw failure
         } catch {

@@ -24,7 +24,7 @@ final class UpstreamPools: Sendable {
     /// The pool for `baseURL` (`https://host[:port]`).
     func pool(for baseURL: String) throws(UpstreamFailure) -> UpstreamPool {
         if let pool = pools.withLock({ $0?[baseURL] }) { return pool }
-        let target = try UpstreamTarget(baseURL: baseURL)
+        let target = UpstreamTarget(baseURL: baseURL)
         let pool: UpstreamPool? = pools.withLock { pools in
             guard pools != nil else { return nil }
             if let pool = pools![baseURL] { return pool }
