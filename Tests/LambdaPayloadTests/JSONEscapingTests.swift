@@ -19,4 +19,20 @@ struct JSONEscapingTests {
             #expect(decoded == text, "\(json)")
         }
     }
+
+    /// Long strings with one escape at every offset: the runs before and after it copied whole.
+    @Test func longStringsWithEscapesAtEveryOffset() throws {
+        let plain = String(repeating: "abcdefghijklmnop", count: 8)
+        for offset in 0..<plain.utf8.count {
+            for escape in ["\"", "\n", "\u{01}", "é"] {
+                var text = plain
+                text.insert(contentsOf: escape, at: text.index(text.startIndex, offsetBy: offset))
+                var buffer = ByteBuffer()
+                Array(text.utf8).withUnsafeBytes { JSONWriter.writeEscaped($0, to: &buffer) }
+                let json = buffer.readString(length: buffer.readableBytes)!
+                let decoded = try JSONSerialization.jsonObject(with: Data(json.utf8), options: .fragmentsAllowed) as? String
+                #expect(decoded == text, "\(json)")
+            }
+        }
+    }
 }
