@@ -18,7 +18,6 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         var headers: HTTPHeaders
         var keepAlive: Bool
         var body: ByteBuffer?
-        var bodyBytes: Int
     }
 
     enum State {
@@ -95,11 +94,10 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
                 fail(context: context, with: .responseTooLarge(limit: limit))
                 return
             }
-            state = .receiving(exchange, timer: timer, Receiving(status: Int(head.status.code), headers: head.headers, keepAlive: head.isKeepAlive, body: nil, bodyBytes: 0))
+            state = .receiving(exchange, timer: timer, Receiving(status: Int(head.status.code), headers: head.headers, keepAlive: head.isKeepAlive, body: nil))
 
         case (.body(var chunk), .receiving(let exchange, let timer, var receiving)):
-            receiving.bodyBytes += chunk.readableBytes
-            guard receiving.bodyBytes <= exchange.maximumResponseBytes else {
+            guard (receiving.body?.readableBytes ?? 0) + chunk.readableBytes <= exchange.maximumResponseBytes else {
                 fail(context: context, with: .responseTooLarge(limit: exchange.maximumResponseBytes))
                 return
             }

@@ -68,7 +68,6 @@ final class UpstreamPool: Sendable {
     private let connectTimeout: TimeAmount
     private let idleTimeout: TimeAmount
     private let state: Mutex<UpstreamPoolState<Connection, CheckedContinuation<Turn, Never>>>
-    private let nextWaiterID = Mutex(0)
     private let sweeper: Mutex<RepeatedTask?> = Mutex(nil)
 
     init(target: UpstreamTarget, limit: Int, group: any EventLoopGroup, tlsContext: NIOSSLContext?, connectTimeout: TimeAmount, idleTimeout: TimeAmount) {
@@ -128,17 +127,14 @@ final class UpstreamPool: Sendable {
         }
         // All connections are busy: queue, and decide again under the same lock, since one may
         // have come free in between.
-        let id = nextWaiterID.withLock { id in
-            id += 1
-            return id
-        }
         let turn = await withCheckedContinuation { (continuation: CheckedContinuation<Turn, Never>) in
-            let action = state.withLock { $0.lease(waiter: (id, continuation), prefer: { $0.channel.eventLoop.inEventLoop }) }
+            let action = state.withLock { $0.lease(waiter: continuation, prefer: { $0.channel.eventLoop.inEventLoop }) }
             switch action {
             case .use(let connection): continuation.resume(returning: .connection(connection))
             case .connect: continuation.resume(returning: .connect)
             case .shutDown: continuation.resume(returning: .failed(.shutDown))
-            case .wait:
+            case .wait(let id):
+                guard let id else { return }
                 group.any().scheduleTask(deadline: deadline) { [weak self] in
                     if let waiter = self?.state.withLock({ $0.removeWaiter(id: id) }) {
                         waiter.resume(returning: .failed(.timedOut))
@@ -214,6 +210,11 @@ final class UpstreamPool: Sendable {
         case .connect(let waiter): waiter.resume(returning: .connect)
         case .close(let connection): connection.channel.close(promise: nil)
         }
+    }
+
+    /// Idle and open (idle, busy or connecting) connections, for tests and diagnostics.
+    var counts: (idle: Int, open: Int) {
+        state.withLock { ($0.idle.count, $0.open) }
     }
 
     private func closeExpired() {

@@ -17,6 +17,7 @@ struct UpstreamPoolState<Connection: AnyObject, Waiter> {
     private(set) var open = 0
     private(set) var waiters: [(id: Int, waiter: Waiter)] = []
     private(set) var isShutDown = false
+    private var lastWaiterID = 0
 
     init(limit: Int) {
         self.limit = max(1, limit)
@@ -27,14 +28,14 @@ struct UpstreamPoolState<Connection: AnyObject, Waiter> {
         case use(Connection)
         /// Open a connection: it counts as open from now.
         case connect
-        /// All `limit` connections are busy: the waiter is queued under `id`.
-        case wait
+        /// All `limit` connections are busy: the waiter, if one was given, is queued under `id`.
+        case wait(id: Int?)
         case shutDown
     }
 
     /// Takes an idle connection (the most recent one for which `prefer` holds, else the most
     /// recent), or a new connection's slot, or queues `waiter`.
-    mutating func lease(waiter: @autoclosure () -> (id: Int, waiter: Waiter)?, prefer: (Connection) -> Bool) -> LeaseAction {
+    mutating func lease(waiter: Waiter?, prefer: (Connection) -> Bool) -> LeaseAction {
         if isShutDown { return .shutDown }
         if !idle.isEmpty {
             let index = idle.lastIndex(where: { prefer($0.connection) }) ?? idle.index(before: idle.endIndex)
@@ -44,9 +45,10 @@ struct UpstreamPoolState<Connection: AnyObject, Waiter> {
             open += 1
             return .connect
         }
-        guard let waiter = waiter() else { return .wait }
-        waiters.append(waiter)
-        return .wait
+        guard let waiter else { return .wait(id: nil) }
+        lastWaiterID += 1
+        waiters.append((lastWaiterID, waiter))
+        return .wait(id: lastWaiterID)
     }
 
     enum HandOver {

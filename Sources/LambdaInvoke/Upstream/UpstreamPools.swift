@@ -39,7 +39,7 @@ final class UpstreamPools: Sendable {
     func shutdown() async {
         let all = pools.withLock { pools in
             defer { pools = nil }
-            return Array(pools?.values ?? [:].values)
+            return pools.map { Array($0.values) } ?? []
         }
         for pool in all { await pool.shutdown() }
     }
