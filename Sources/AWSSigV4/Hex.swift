@@ -5,23 +5,33 @@ enum Hex {
         value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
     }
 
+    /// Writes `2 * bytes.count` digits at `out`.
+    @inline(__always)
+    static func write(_ bytes: UnsafeRawBufferPointer, to out: UnsafeMutablePointer<UInt8>) {
+        var cursor = out
+        for byte in bytes {
+            cursor[0] = digit(byte >> 4)
+            cursor[1] = digit(byte & 0x0F)
+            cursor += 2
+        }
+    }
+
     /// `bytes` is a digest or MAC (`ContiguousBytes`); iterating those as a `Sequence` would copy them.
     static func encode(_ bytes: some ContiguousBytesLike) -> String {
-        var out = [UInt8]()
-        out.reserveCapacity(64)
-        append(bytes, to: &out)
-        return String(decoding: out, as: UTF8.self)
+        bytes.withUnsafeBytes { raw in
+            String(unsafeUninitializedCapacity: raw.count * 2) { out in
+                write(raw, to: out.baseAddress!)
+                return raw.count * 2
+            }
+        }
     }
 
     static func append(_ bytes: some ContiguousBytesLike, to out: inout [UInt8]) {
         bytes.withUnsafeBytes { raw in
-            let start = out.count
-            out.append(contentsOf: repeatElement(0, count: raw.count * 2))
-            out.withUnsafeMutableBufferPointer { buffer in
-                for (index, byte) in raw.enumerated() {
-                    buffer[start + 2 * index] = digit(byte >> 4)
-                    buffer[start + 2 * index + 1] = digit(byte & 0x0F)
-                }
+            // 64 digits at most here (a SHA-256 digest): written on the stack, appended in one copy.
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: raw.count * 2) { digits in
+                write(raw, to: digits.baseAddress!)
+                out.append(contentsOf: UnsafeBufferPointer(digits))
             }
         }
     }
@@ -35,4 +45,4 @@ protocol ContiguousBytesLike {
 import Crypto
 
 extension SHA256Digest: ContiguousBytesLike {}
-extension HashedAuthenticationCode<SHA256>: ContiguousBytesLike {}
+extension Array: ContiguousBytesLike where Element == UInt8 {}

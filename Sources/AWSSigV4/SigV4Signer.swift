@@ -183,35 +183,28 @@ public struct SigV4Signer: Sendable {
         stringToSign.append(UInt8(ascii: "\n"))
         Hex.append(canonicalDigest, to: &stringToSign)
 
-        var mac = keyCache.keyedHMAC(secret: credentials.secretAccessKey, day: date.day, region: region, service: service)
-        stringToSign.withUnsafeBytes { mac.update(data: $0) }
-        let signature = mac.finalize()
+        let mac = keyCache.keyedHMAC(secret: credentials.secretAccessKey, day: date.day, region: region, service: service)
+        let signature = stringToSign.withUnsafeBytes { mac.authenticationCode(for: $0) }
 
         // Built in place as one String: the credential scope is still in `stringToSign`.
         let scope = stringToSign[scopeStart..<scopeEnd]
-        let authorization = String(unsafeUninitializedCapacity: 200 + signedHeaders.count + credentials.accessKeyID.utf8.count) { output in
-            var count = 0
-            func put<C: Collection<UInt8>>(_ bytes: C) {
-                for byte in bytes {
-                    output[count] = byte
-                    count += 1
-                }
-            }
-            put("AWS4-HMAC-SHA256 Credential=".utf8)
-            put(credentials.accessKeyID.utf8)
-            put(CollectionOfOne(UInt8(ascii: "/")))
-            put(scope)
-            put(", SignedHeaders=".utf8)
-            put(signedHeaders)
-            put(", Signature=".utf8)
-            signature.withUnsafeBytes { bytes in
-                for byte in bytes {
-                    output[count] = Hex.digit(byte >> 4)
-                    output[count + 1] = Hex.digit(byte & 0x0F)
-                    count += 2
-                }
-            }
-            return count
+        let credentialPrefix: StaticString = "AWS4-HMAC-SHA256 Credential="
+        let signedHeadersLabel: StaticString = ", SignedHeaders="
+        let signatureLabel: StaticString = ", Signature="
+        let length = credentialPrefix.utf8CodeUnitCount + credentials.accessKeyID.utf8.count + 1 + scope.count
+            + signedHeadersLabel.utf8CodeUnitCount + signedHeaders.count
+            + signatureLabel.utf8CodeUnitCount + 2 * SHA256.byteCount
+        let authorization = String(unsafeUninitializedCapacity: length) { output in
+            var writer = UnsafeByteWriter(output.baseAddress!)
+            writer.write(credentialPrefix)
+            writer.write(credentials.accessKeyID)
+            writer.write("/")
+            writer.write(scope)
+            writer.write(signedHeadersLabel)
+            writer.write(signedHeaders)
+            writer.write(signatureLabel)
+            writer.writeHex(signature)
+            return writer.count
         }
         return SigV4Signature(
             amzDate: date.timestamp,

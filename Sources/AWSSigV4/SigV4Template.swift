@@ -26,6 +26,8 @@ public struct SigV4Template: Sendable {
     let signedHeadersWithToken: [UInt8]
     let signedHeadersWithoutToken: [UInt8]
     let variableCount: Int
+    /// The canonical request's length without the variable values: its buffer is sized once.
+    let lengthWithoutValues: Int
 }
 
 extension SigV4Signer {
@@ -67,12 +69,24 @@ extension SigV4Signer {
         func signedHeaders(withToken: Bool) -> [UInt8] {
             Array(entries.filter { withToken || !$0.isToken }.map(\.name).joined(separator: ";").utf8)
         }
+        // Each line: name, `:`, value, `\n`; the signer's date (16) and hashes (64) have fixed lengths.
+        var lengthWithoutValues = prefix.count + signedHeaders(withToken: true).count + 2 + 2 * SHA256.byteCount
+        for entry in entries {
+            switch entry.segment {
+            case .fixed(let line): lengthWithoutValues += line.count
+            case .variable(let name, let slot):
+                lengthWithoutValues += name.count + 2
+                if slot == .date { lengthWithoutValues += 16 }
+                if slot == .contentSHA256 { lengthWithoutValues += 2 * SHA256.byteCount }
+            }
+        }
         return SigV4Template(
             prefix: prefix,
             segments: entries.map(\.segment),
             signedHeadersWithToken: signedHeaders(withToken: true),
             signedHeadersWithoutToken: signedHeaders(withToken: false),
-            variableCount: variableHeaderNames.count
+            variableCount: variableHeaderNames.count,
+            lengthWithoutValues: lengthWithoutValues
         )
     }
 
@@ -101,7 +115,9 @@ extension SigV4Signer {
         let signToken = token != nil && options.signSessionToken
 
         var canonical: [UInt8] = []
-        canonical.reserveCapacity(template.prefix.count + 256 + (token?.utf8.count ?? 0))
+        var length = template.lengthWithoutValues + (token?.utf8.count ?? 0)
+        for value in values { length += value.utf8.count }
+        canonical.reserveCapacity(length)
         canonical.append(contentsOf: template.prefix)
         for segment in template.segments {
             switch segment {

@@ -16,10 +16,10 @@ public final class SigningKeyCache: Sendable {
         var service: String
     }
 
-    private let entries = Mutex<[Key: HMAC<SHA256>]>([:])
+    private let entries = Mutex<[Key: PreparedHMAC]>([:])
     /// The key used last: nearly every signature of a gateway uses it, and comparing the same string
     /// objects is cheaper than hashing them.
-    private let mostRecent = Mutex<(key: Key, hmac: HMAC<SHA256>)?>(nil)
+    private let mostRecent = Mutex<(key: Key, hmac: PreparedHMAC)?>(nil)
     private let lastDate = Mutex<(second: Int64, date: AMZDate)?>(nil)
     private let capacity: Int
 
@@ -28,7 +28,7 @@ public final class SigningKeyCache: Sendable {
     }
 
     /// An HMAC keyed with the signing key, ready for the string to sign.
-    func keyedHMAC(secret: String, day: String, region: String, service: String) -> HMAC<SHA256> {
+    func keyedHMAC(secret: String, day: String, region: String, service: String) -> PreparedHMAC {
         let key = Key(secret: secret, day: day, region: region, service: service)
         if let recent = mostRecent.withLock({ $0 }), recent.key == key {
             return recent.hmac
@@ -37,7 +37,7 @@ public final class SigningKeyCache: Sendable {
             mostRecent.withLock { $0 = (key, cached) }
             return cached
         }
-        let keyed = HMAC<SHA256>(key: Self.derive(secret: secret, day: day, region: region, service: service))
+        let keyed = PreparedHMAC(key: Self.derive(secret: secret, day: day, region: region, service: service))
         entries.withLock { entries in
             if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
             entries[key] = keyed
