@@ -169,9 +169,10 @@ struct UpstreamPoolTests {
             let pool = try fixture.client.pools.pool(for: fixture.server.baseURL)
             for _ in 0..<5 {
                 _ = try await fixture.invoke()
-                try await Task.sleep(for: .milliseconds(50))
-                // The close was seen while the connection was idle: it left the pool, rather than
+                // The close is seen while the connection is idle: it leaves the pool, rather than
                 // waiting there to fail the next call (which the stale-connection retry would hide).
+                let deadline = ContinuousClock.now + .seconds(2)
+                while pool.counts != (idle: 0, open: 0) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
                 #expect(pool.counts == (idle: 0, open: 0))
             }
             #expect(fixture.server.requests.map(\.connectionNumber) == [1, 2, 3, 4, 5])
