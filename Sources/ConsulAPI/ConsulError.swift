@@ -28,6 +28,9 @@ public struct ConsulError: Error, Hashable, CustomStringConvertible {
 
     /// `ACL not found`: the token is unknown (re-read the token file).
     public var isUnknownToken: Bool { code == .status(403) && message.contains("ACL not found") }
+
+    /// A known token that lacks a permission for this request (`Permission denied: …`).
+    public var isPermissionDenied: Bool { code == .status(403) && !isUnknownToken }
 }
 
 /// What one answer carried besides its body.

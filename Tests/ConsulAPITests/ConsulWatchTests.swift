@@ -226,6 +226,52 @@ struct ConsulWatchTests {
         }
     }
 
+    @Test func cancellingAWatchEndsItsLongPollOnTheAgent() async throws {
+        try await ConsulFixture.with { fixture in
+            // §3.3: the request is cancelled, not left to run out its wait; §8.2: the server sees it go.
+            let (task, recorder) = fixture.start(WatchEndpoint<CatalogServices>.json("/v1/catalog/services"), policy: .init(wait: .seconds(60)))
+            try await recorder.waitFor(count: 1)
+            let deadline = ContinuousClock.now + .seconds(5)
+            while fixture.server.openLongPolls == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(fixture.server.openLongPolls == 1)
+            task.cancel()
+            await task.value
+            let cancelled = ContinuousClock.now
+            while fixture.server.openLongPolls > 0 && ContinuousClock.now - cancelled < .seconds(5) { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(fixture.server.openLongPolls == 0)
+            #expect(ContinuousClock.now - cancelled < .seconds(2))
+        }
+    }
+
+    @Test func aclModeRefusesWhatATokenLacksWithConsulsWording() async throws {
+        var options = ConsulTestServer.Options()
+        options.tokens = ["gateway": .init(accessorID: "4f1c-acc", deniedIntentionReads: ["billing"], agentRead: false)]
+        try await ConsulFixture.with(options: options, environment: ["CONSUL_HTTP_TOKEN": "gateway"]) { fixture in
+            let (matches, _) = try await fixture.client.get(IntentionMatches.self, "/v1/connect/intentions/match", query: [("by", "destination"), ("name", "orders")])
+            #expect(matches.keys.sorted() == ["orders"])
+            for (path, query, permission, resource) in [
+                ("/v1/connect/intentions/match", [("by", "destination"), ("name", "orders"), ("name", "billing")], "intentions:read", "billing"),
+                ("/v1/agent/self", [], "agent:read", "test-agent"),
+            ] {
+                do throws(ConsulError) {
+                    _ = try await fixture.client.send(.GET, path, query: query)
+                    Issue.record("\(path) was allowed")
+                } catch {
+                    #expect(error.isPermissionDenied && !error.isUnknownToken)
+                    #expect(error.message.contains(#"Permission denied: token with AccessorID '4f1c-acc' lacks permission '\#(permission)' on "\#(resource)""#), "\(error.message)")
+                }
+            }
+        }
+        try await ConsulFixture.with(options: options, environment: ["CONSUL_HTTP_TOKEN": "stranger"]) { fixture in
+            do throws(ConsulError) {
+                _ = try await fixture.client.get(CARoots.self, "/v1/agent/connect/ca/roots")
+                Issue.record("an unknown token was accepted in ACL mode")
+            } catch {
+                #expect(error.isUnknownToken && !error.isPermissionDenied)
+            }
+        }
+    }
+
     @Test func tokensAreSentAndUnknownTokensAreErrors() async throws {
         var options = ConsulTestServer.Options()
         options.requiredToken = "s3cr3t"

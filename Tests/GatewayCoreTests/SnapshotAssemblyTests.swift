@@ -19,19 +19,31 @@ struct SnapshotFixture {
     let metrics: GatewayMetrics
     let task: Task<Void, Never>
 
-    static func with(prepare: (ConsulTestServer) throws -> Void = { _ in }, _ body: (SnapshotFixture) async throws -> Void) async throws {
-        let consul = try await ConsulTestServer()
+    static func with(
+        options: ConsulTestServer.Options = .init(),
+        token: String? = nil,
+        settings adjust: (inout ConsulConfigSource.Settings) -> Void = { _ in },
+        prepare: (ConsulTestServer) throws -> Void = { _ in },
+        _ body: (SnapshotFixture) async throws -> Void
+    ) async throws {
+        let consul = try await ConsulTestServer(options: options)
         try prepare(consul)
+        var environment = ["CONSUL_HTTP_ADDR": consul.baseURL]
+        environment["CONSUL_HTTP_TOKEN"] = token
         let client = try ConsulClient(
-            configuration: try ConsulConfiguration(environment: ["CONSUL_HTTP_ADDR": consul.baseURL]),
+            configuration: try ConsulConfiguration(environment: environment),
             eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
             logger: Logger(label: "consul")
         )
         let store = SnapshotStore()
         let metrics = GatewayMetrics()
+        var settings = ConsulConfigSource.Settings(
+            gatewayName: "lambda-gateway", watchPolicy: .init(wait: .seconds(10), baseBackoff: 0.05, maximumBackoff: 0.2), coalescing: .milliseconds(20)
+        )
+        adjust(&settings)
         let source = ConsulConfigSource(
             client: client,
-            settings: .init(gatewayName: "lambda-gateway", watchPolicy: .init(wait: .seconds(10), baseBackoff: 0.05, maximumBackoff: 0.2), coalescing: .milliseconds(20)),
+            settings: settings,
             store: store,
             metrics: metrics,
             logger: Logger(label: "snapshot")
@@ -110,13 +122,13 @@ struct SnapshotAssemblyTests {
             try consul.setConfigEntry(ordersDefaults)
             try consul.linkServices(["orders"])
         }) { fixture in
-            let waiting = try await fixture.waitFor("reason") { $0.notServed["orders"] == "no catalog instance" }
+            let waiting = try await fixture.waitFor("reason") { $0.notServed["orders"]?.text == "no catalog instance" }
             #expect(waiting.services.isEmpty)
             fixture.consul.registerInstance("orders")
             try await fixture.waitFor("orders served") { $0.services["orders"] != nil }
             fixture.consul.deregisterInstance("orders")
             let gone = try await fixture.waitFor("orders not served") { $0.services["orders"] == nil }
-            #expect(gone.notServed["orders"] == "no catalog instance")
+            #expect(gone.notServed["orders"] == NotServedReason(.noInstance, "no catalog instance"))
         }
     }
 
@@ -125,8 +137,13 @@ struct SnapshotAssemblyTests {
             try await fixture.waitFor("both") { $0.services.count == 2 }
             try fixture.consul.setConfigEntry(#"{"Kind":"service-defaults","Name":"thumbnails","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:thumbnails","Region":"us-west-2"}}]}"#)
             let snapshot = try await fixture.waitFor("thumbnails left out") { $0.services["thumbnails"] == nil }
-            #expect(snapshot.notServed["thumbnails"] == #"thumbnails: lambda config error: Region "us-west-2" does not match ARN region "us-east-1""#)
+            #expect(snapshot.notServed["thumbnails"] == NotServedReason(.invalidLambdaConfig, #"thumbnails: lambda config error: Region "us-west-2" does not match ARN region "us-east-1""#))
             #expect(snapshot.services["orders"] != nil)
+            // The metric says why by kind, so "misconfigured" can be alerted on apart from "starting".
+            let metrics = PrometheusText(fixture.metrics.exposition(snapshot: snapshot, inFlight: 0))
+            #expect(metrics.value("lambda_gateway_services_not_served", ["reason": "invalid_lambda_config"]) == 1)
+            #expect(metrics.value("lambda_gateway_services_not_served", ["reason": "waiting"]) == 0)
+            #expect(metrics.value("lambda_gateway_services_served") == 1)
         }
     }
 
@@ -192,9 +209,79 @@ struct SnapshotAssemblyTests {
             try consul.linkServices(["plain", "tcp"])
         }) { fixture in
             let snapshot = try await fixture.waitFor("final reasons") {
-                $0.notServed["plain"] == "not a Lambda service" && $0.notServed["tcp"] == "protocol is tcp, not http, http2 or grpc"
+                $0.notServed["plain"] == NotServedReason(.notLambda, "not a Lambda service")
+                    && $0.notServed["tcp"] == NotServedReason(.notHTTP, "protocol is tcp, not http, http2 or grpc")
             }
             #expect(snapshot.services.isEmpty)
+        }
+    }
+    @Test func aRefusedBatchedIntentionsQueryIsSplitSoOnlyTheRefusedServiceIsLeftOut() async throws {
+        var options = ConsulTestServer.Options()
+        options.tokens = ["gateway": .init(deniedIntentionReads: ["thumbnails"])]
+        try await SnapshotFixture.with(options: options, token: "gateway", settings: { $0.intentionsBatchRetry = .milliseconds(300) }, prepare: prepareTwoServices) { fixture in
+            // One name the token may not read makes Consul refuse the whole batch (§4.1 Decision).
+            let split = try await fixture.waitFor("orders served, thumbnails refused") {
+                $0.services["orders"] != nil && $0.notServed["thumbnails"]?.kind == .intentionsForbidden
+            }
+            #expect(split.services["orders"]?.intentions.count == 1)
+            #expect(split.notServed["thumbnails"]?.text.contains("lacks permission 'intentions:read' on \"thumbnails\"") == true, "\(split.notServed)")
+            let metrics = PrometheusText(fixture.metrics.exposition(snapshot: split, inFlight: 0))
+            #expect(metrics.value("lambda_gateway_services_not_served", ["reason": "intentions_forbidden"]) == 1)
+
+            // Once the permission is granted the batched form comes back and the per-service watches stop.
+            fixture.consul.setTokenRules("gateway", .init())
+            try await fixture.waitFor("both served") { $0.services.count == 2 }
+            func intentionQueries() -> [[String]] {
+                fixture.consul.requests.filter { $0.path == "/v1/connect/intentions/match" }.map { request in
+                    ConsulTestServer.split(request.uri).1.filter { $0.0 == "name" }.map(\.1)
+                }
+            }
+            let deadline = ContinuousClock.now + .seconds(5)
+            while intentionQueries().last?.count != 2 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            try await Task.sleep(for: .milliseconds(200))
+            let singlesBefore = intentionQueries().filter { $0.count == 1 }.count
+            let batchedBefore = intentionQueries().filter { $0.count == 2 }.count
+            // Writes to the config table wake every intentions long poll that is still open.
+            for _ in 0..<3 {
+                fixture.consul.touchConfigTable()
+                try await Task.sleep(for: .milliseconds(150))
+            }
+            #expect(intentionQueries().filter { $0.count == 1 }.count == singlesBefore)
+            #expect(intentionQueries().filter { $0.count == 2 }.count > batchedBefore)
+        }
+    }
+
+    @Test func theAgentsDefaultIntentionPolicyComesBeforeTheHeaderUntilItIsRefused() async throws {
+        var options = ConsulTestServer.Options()
+        options.defaultACLPolicy = "allow"
+        options.agentDefaultIntentionPolicy = "deny"
+        options.tokens = ["gateway": .init()]
+        try await SnapshotFixture.with(options: options, token: "gateway", settings: { $0.agentSelfInterval = .milliseconds(100) }, prepare: prepareTwoServices) { fixture in
+            try await fixture.waitFor("agent's deny") { $0.services.count == 2 && $0.defaultIntentionPolicy == "deny" }
+            // Re-read on its interval: an agent without a policy of its own leaves it to the header.
+            fixture.consul.setAgentDefaultIntentionPolicy("")
+            try await fixture.waitFor("header's allow") { $0.defaultIntentionPolicy == "allow" }
+            fixture.consul.setAgentDefaultIntentionPolicy("deny")
+            try await fixture.waitFor("agent's deny again") { $0.defaultIntentionPolicy == "deny" }
+            // A token without agent:read turns the source off for good; the header decides.
+            fixture.consul.setTokenRules("gateway", .init(agentRead: false))
+            try await fixture.waitFor("header's allow after the 403") { $0.defaultIntentionPolicy == "allow" }
+            let reads = fixture.consul.requests.filter { $0.path == "/v1/agent/self" }.count
+            fixture.consul.setTokenRules("gateway", .init())
+            try await Task.sleep(for: .milliseconds(400))
+            #expect(fixture.consul.requests.filter { $0.path == "/v1/agent/self" }.count == reads)
+            #expect(fixture.store.snapshot.defaultIntentionPolicy == "allow")
+        }
+    }
+
+    @Test func aConfiguredDefaultPolicyIsNeverOverridden() async throws {
+        var options = ConsulTestServer.Options()
+        options.defaultACLPolicy = "deny"
+        options.agentDefaultIntentionPolicy = "deny"
+        try await SnapshotFixture.with(options: options, settings: { $0.defaultIntentionPolicy = "allow"; $0.agentSelfInterval = .milliseconds(50) }, prepare: prepareTwoServices) { fixture in
+            let snapshot = try await fixture.waitFor("both") { $0.services.count == 2 }
+            #expect(snapshot.defaultIntentionPolicy == "allow")
+            #expect(fixture.consul.requests.filter { $0.path == "/v1/agent/self" }.isEmpty)
         }
     }
 }

@@ -120,6 +120,9 @@ private final class ScriptedHTTPHandler: ChannelInboundHandler, @unchecked Senda
     private let handler: TestHTTPServer.Handler
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
+    /// The handler's work for the request in flight, cancelled when the client goes away (so a
+    /// held long poll ends with its connection, as in Consul).
+    private var inFlight: Task<Void, Never>?
 
     init(connectionNumber: Int, state: NIOLockedValueBox<TestHTTPServer.State>, handler: @escaping TestHTTPServer.Handler) {
         self.connectionNumber = connectionNumber
@@ -148,16 +151,22 @@ private final class ScriptedHTTPHandler: ChannelInboundHandler, @unchecked Senda
             let handler = self.handler
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let promise = context.eventLoop.makePromise(of: ScriptedResponse.self)
-            promise.completeWithTask {
+            inFlight = Task {
                 let response = await handler(request)
                 if response.delay > .zero { try? await Task.sleep(for: response.delay) }
-                return response
+                promise.succeed(response)
             }
             promise.futureResult.whenSuccess { response in
                 let (handler, context) = loopBound.value
                 handler.write(response, keepAlive: keepAlive, context: context)
             }
         }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        inFlight?.cancel()
+        inFlight = nil
+        context.fireChannelInactive()
     }
 
     private func write(_ response: ScriptedResponse, keepAlive: Bool, context: ChannelHandlerContext) {

@@ -24,7 +24,7 @@ let benchmarks: @Sendable () -> Void = {
     for name in names {
         state.leaves[name] = decode(LeafCertificate.self, #"{"SerialNumber":"01","CertPEM":"-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n","PrivateKeyPEM":"-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----\n","Service":"\#(name)","ServiceURI":"spiffe://\#(trustDomain)/ns/default/dc/dc1/svc/\#(name)","ValidAfter":"2026-01-10T09:00:00Z","ValidBefore":"2026-01-13T09:00:00Z","ModifyIndex":5}"#)
     }
-    state.defaultACLPolicy = "allow"
+    state.headerDefaultPolicy = "allow"
     let built = state
 
     Benchmark(

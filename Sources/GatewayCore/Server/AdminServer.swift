@@ -85,7 +85,7 @@ struct AdminRoutes: Sendable {
             "roots": snapshot.rootPEMs.count,
             "defaultIntentionPolicy": snapshot.defaultIntentionPolicy,
             "services": services,
-            "notServed": snapshot.notServed,
+            "notServed": snapshot.notServed.mapValues(\.text),
         ]
         let data = (try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .prettyPrinted])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self) + "\n"

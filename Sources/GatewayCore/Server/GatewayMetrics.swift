@@ -85,7 +85,7 @@ public final class GatewayMetrics: Sendable {
     private let snapshotVersion: CoreMetrics.Gauge
     private let snapshotAge: CoreMetrics.Gauge
     private let servicesServed: CoreMetrics.Gauge
-    private let servicesNotServed: CoreMetrics.Gauge
+    private let servicesNotServed: [NotServedReason.Kind: CoreMetrics.Gauge]
     private let requestsInFlight: CoreMetrics.Gauge
     private let connectionsOpen: CoreMetrics.Gauge
 
@@ -109,7 +109,11 @@ public final class GatewayMetrics: Sendable {
         snapshotVersion = CoreMetrics.Gauge(label: "lambda_gateway_snapshot_version", factory: factory)
         snapshotAge = CoreMetrics.Gauge(label: "lambda_gateway_snapshot_age_seconds", factory: factory)
         servicesServed = CoreMetrics.Gauge(label: "lambda_gateway_services_served", factory: factory)
-        servicesNotServed = CoreMetrics.Gauge(label: "lambda_gateway_services_not_served", factory: factory)
+        servicesNotServed = Dictionary(
+            uniqueKeysWithValues: NotServedReason.Kind.allCases.map {
+                ($0, CoreMetrics.Gauge(label: "lambda_gateway_services_not_served", dimensions: [("reason", $0.rawValue)], factory: factory))
+            }
+        )
         requestsInFlight = CoreMetrics.Gauge(label: "lambda_gateway_requests_in_flight", factory: factory)
         connectionsOpen = CoreMetrics.Gauge(label: "lambda_gateway_connections_open", factory: factory)
     }
@@ -150,7 +154,9 @@ public final class GatewayMetrics: Sendable {
         snapshotVersion.record(Int64(snapshot.version))
         snapshotAge.record(snapshot.version > 0 ? max(0, now.timeIntervalSince(snapshot.createdAt)) : 0)
         servicesServed.record(snapshot.services.count)
-        servicesNotServed.record(snapshot.notServed.count)
+        var notServed: [NotServedReason.Kind: Int] = [:]
+        for reason in snapshot.notServed.values { notServed[reason.kind, default: 0] += 1 }
+        for (kind, gauge) in servicesNotServed { gauge.record(notServed[kind] ?? 0) }
         requestsInFlight.record(inFlight)
         connectionsOpen.record(openConnections)
         return registry.emitToString()

@@ -19,8 +19,9 @@ public struct GatewaySnapshot: Sendable {
     public var services: [String: ServedService]
     /// Lower-cased SNI → service name (mesh-identity.md §2.2).
     public var sniTable: [String: String]
-    /// Linked services that are not served, with the reason (logged and shown on `/config`).
-    public var notServed: [String: String]
+    /// Linked services that are not served, with the reason (logged, shown on `/config`, counted
+    /// by kind in `/metrics`).
+    public var notServed: [String: NotServedReason]
     /// `mesh` config: strip a client's x-forwarded-client-cert.
     public var sanitizeXFCC: Bool
     /// `mesh` config: the TLS versions and suites of the mesh listener.
@@ -37,6 +38,38 @@ public struct GatewaySnapshot: Sendable {
     public func service(forSNI sni: String) -> ServedService? {
         sniTable[ServiceSNI.normalize(sni)].flatMap { services[$0] }
     }
+}
+
+/// Why a linked service is not served: a text for logs and `/config`, and a kind for the `reason`
+/// label of `lambda_gateway_services_not_served`, so an alert can tell "still starting" from
+/// "misconfigured".
+public struct NotServedReason: Sendable, Hashable, CustomStringConvertible {
+    public enum Kind: String, Sendable, CaseIterable {
+        /// Something the service needs has not come from Consul yet.
+        case waiting
+        /// Linked, but no instance in the catalog (not registered, or deregistered).
+        case noInstance = "no_instance"
+        /// The leaf does not name the service, the datacenter or the trust domain.
+        case invalidLeaf = "invalid_leaf"
+        /// The protocol is not http, http2 or grpc.
+        case notHTTP = "not_http"
+        /// No Lambda settings in service-defaults or proxy-defaults.
+        case notLambda = "not_lambda"
+        /// Lambda settings that cannot be used (missing ARN, region against the ARN, unknown mode).
+        case invalidLambdaConfig = "invalid_lambda_config"
+        /// The gateway's token may not read the service's intentions (403).
+        case intentionsForbidden = "intentions_forbidden"
+    }
+
+    public var kind: Kind
+    public var text: String
+
+    public init(_ kind: Kind, _ text: String) {
+        self.kind = kind
+        self.text = text
+    }
+
+    public var description: String { text }
 }
 
 /// One service the gateway answers for.

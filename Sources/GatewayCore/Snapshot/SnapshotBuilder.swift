@@ -14,7 +14,7 @@ public enum SnapshotBuilder {
             snapshot.rootPEMs = roots.Roots.map(\.RootCert)
         }
         snapshot.datacenter = state.datacenterOverride ?? datacenter(from: state) ?? ""
-        snapshot.defaultIntentionPolicy = state.defaultACLPolicy ?? "deny"
+        snapshot.defaultIntentionPolicy = state.defaultIntentionPolicy
         snapshot.sanitizeXFCC = state.mesh?.entry?.HTTP?.SanitizeXForwardedClientCert ?? false
         if let incoming = state.mesh?.entry?.TLS?.Incoming {
             let (tls, corrections) = IncomingTLS.resolve(minimum: incoming.TLSMinVersion, maximum: incoming.TLSMaxVersion, cipherSuites: incoming.CipherSuites)
@@ -28,15 +28,15 @@ public enum SnapshotBuilder {
             case .success(let served):
                 snapshot.services[service] = served
                 for sni in served.snis { snapshot.sniTable[sni] = service }
-            case .failure(let reason):
-                snapshot.notServed[service] = reason.text
+            case .failure(let failure):
+                snapshot.notServed[service] = failure.reason
             }
         }
         return snapshot
     }
 
-    struct Reason: Error {
-        var text: String
+    struct NotServed: Error {
+        var reason: NotServedReason
     }
 
     /// Entries by service name, built once per snapshot: a linear search per service would make
@@ -51,32 +51,35 @@ public enum SnapshotBuilder {
         }
     }
 
-    static func serve(_ name: String, state: ConsulState, lookups: Lookups, snapshot: GatewaySnapshot) -> Result<ServedService, Reason> {
-        func no(_ text: String) -> Result<ServedService, Reason> { .failure(Reason(text: text)) }
-        guard let catalog = state.catalogServices else { return no("catalog not fetched yet") }
-        guard catalog[name] != nil else { return no("no catalog instance") }
-        guard state.roots != nil, !snapshot.trustDomain.isEmpty else { return no("CA roots not known yet") }
-        guard !snapshot.datacenter.isEmpty else { return no("datacenter not known yet") }
-        guard let leafAnswer = state.leaves[name] else { return no("no leaf certificate yet") }
+    static func serve(_ name: String, state: ConsulState, lookups: Lookups, snapshot: GatewaySnapshot) -> Result<ServedService, NotServed> {
+        func no(_ kind: NotServedReason.Kind, _ text: String) -> Result<ServedService, NotServed> { .failure(NotServed(reason: NotServedReason(kind, text))) }
+        guard let catalog = state.catalogServices else { return no(.waiting, "catalog not fetched yet") }
+        guard catalog[name] != nil else { return no(.noInstance, "no catalog instance") }
+        guard state.roots != nil, !snapshot.trustDomain.isEmpty else { return no(.waiting, "CA roots not known yet") }
+        guard !snapshot.datacenter.isEmpty else { return no(.waiting, "datacenter not known yet") }
+        guard let leafAnswer = state.leaves[name] else { return no(.waiting, "no leaf certificate yet") }
         guard let leaf = validLeaf(leafAnswer, service: name, datacenter: snapshot.datacenter, trustDomain: snapshot.trustDomain) else {
-            return no("leaf certificate is invalid")
+            return no(.invalidLeaf, "leaf certificate is invalid")
         }
-        guard state.intentions != nil, state.intentionNames.contains(name) else { return no("intentions not fetched yet") }
+        guard state.intentions != nil, state.intentionNames.contains(name) else {
+            if let refusal = state.intentionRefusals[name] { return no(.intentionsForbidden, "intentions not readable: \(refusal)") }
+            return no(.waiting, "intentions not fetched yet")
+        }
         guard state.serviceDefaults != nil, state.serviceResolvers != nil, let proxyDefaults = state.proxyDefaults, state.mesh != nil else {
-            return no("config entries not fetched yet")
+            return no(.waiting, "config entries not fetched yet")
         }
 
         let defaults = lookups.serviceDefaults[name]
         let protocolName = (defaults?.protocolName).flatMap { $0.isEmpty ? nil : $0 } ?? proxyDefaults.entry?.protocol ?? "tcp"
-        guard ["http", "http2", "grpc"].contains(protocolName.lowercased()) else { return no("protocol is \(protocolName), not http, http2 or grpc") }
+        guard ["http", "http2", "grpc"].contains(protocolName.lowercased()) else { return no(.notHTTP, "protocol is \(protocolName), not http, http2 or grpc") }
         let lambda: LambdaSettings
         do {
             guard let settings = try LambdaSettings.resolve(service: name, serviceDefaults: defaults, proxyDefaults: proxyDefaults.entry) else {
-                return no("not a Lambda service")
+                return no(.notLambda, "not a Lambda service")
             }
             lambda = settings
         } catch {
-            return no(error.description)
+            return no(.invalidLambdaConfig, error.description)
         }
 
         let resolver = lookups.resolvers[name]

@@ -12,6 +12,8 @@ extension ConsulTestServer {
     ///     POST /_control/fault?path=/v1/...&status=500&count=N   (status=hang|close|malformed too)
     ///     POST /_control/index?value=N                           next X-Consul-Index
     ///     POST /_control/default-policy?value=allow|deny
+    ///     POST /_control/agent-policy?value=|allow|deny             agent's DefaultIntentionPolicy
+    ///     POST /_control/token?token=T[&deny-intentions=S…][&agent-read=false][&remove=true]   ACL mode
     ///     GET  /_control/ca                                      PEM of the active root
     func control(path: String, query: [(String, String)]) -> ScriptedResponse {
         func value(_ name: String) -> String? { query.first { $0.0 == name }?.1 }
@@ -51,6 +53,14 @@ extension ConsulTestServer {
             case "/_control/default-policy":
                 guard let policy = value("value"), ["allow", "deny"].contains(policy) else { return bad("value= must be allow or deny") }
                 setDefaultACLPolicy(policy)
+            case "/_control/agent-policy":
+                let policy = value("value") ?? ""
+                guard ["", "allow", "deny"].contains(policy) else { return bad("value= must be empty, allow or deny") }
+                setAgentDefaultIntentionPolicy(policy)
+            case "/_control/token":
+                guard let token = value("token") else { return bad("token= is required") }
+                let denied = Set(query.filter { $0.0 == "deny-intentions" }.map(\.1))
+                setTokenRules(token, value("remove") == "true" ? nil : TokenRules(deniedIntentionReads: denied, agentRead: value("agent-read") != "false"))
             case "/_control/ca":
                 return ok(try activeRootCA.pem)
             default:

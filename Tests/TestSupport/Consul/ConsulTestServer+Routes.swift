@@ -28,17 +28,23 @@ extension ConsulTestServer {
                 return respond(Answer(status: 200, body: "{\"truncated\": [", index: index))
             }
         }
-        if let required = state.withLockedValue({ $0.options.requiredToken }) {
-            let bearer = request.header("authorization").flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
-            guard (request.header("x-consul-token") ?? bearer) == required else {
-                return respond(Answer(status: 403, body: "ACL not found", index: nil, json: false))
-            }
+        let bearer = request.header("authorization").flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
+        let token = request.header("x-consul-token") ?? bearer
+        let (required, tokens) = state.withLockedValue { ($0.options.requiredToken, $0.options.tokens) }
+        if let required, token != required {
+            return respond(Answer(status: 403, body: "ACL not found", index: nil, json: false))
+        }
+        var rules: TokenRules?
+        if !tokens.isEmpty {
+            guard let token, let known = tokens[token] else { return respond(Answer(status: 403, body: "ACL not found", index: nil, json: false)) }
+            rules = known
         }
         for (name, value) in query where (name == "ns" || name == "partition") && !value.isEmpty && value != "default" {
             return respond(Answer(status: 400, body: "Invalid query parameter: \"\(name)\" - Namespaces are a Consul Enterprise feature", index: nil, json: false))
         }
 
         if request.method == "GET" {
+            if let refusal = rules.flatMap({ Self.refusal(of: path, query: query, by: $0) }) { return respond(refusal) }
             return await blockingGet(path: path, query: query)
         }
         return respond(write(method: request.method, path: path, query: query, body: request.body))
@@ -56,13 +62,36 @@ extension ConsulTestServer {
             wait = min(parsed, .seconds(600))
         }
         let deadline = ContinuousClock.now + wait
+        var holding = false
+        defer { if holding { state.withLockedValue { $0.openLongPolls -= 1 } } }
         while true {
             let (answer, observed) = state.withLockedValue { state in (read(path: path, query: query, state: &state), state.store.index) }
-            guard let index = answer.index, requested > 0, index <= requested, ContinuousClock.now < deadline else {
+            guard let index = answer.index, requested > 0, index <= requested, ContinuousClock.now < deadline, !Task.isCancelled else {
                 return respond(answer)
+            }
+            if !holding {
+                holding = true
+                state.withLockedValue { $0.openLongPolls += 1 }
             }
             await waitForChange(after: observed, until: deadline)
         }
+    }
+
+    /// ACL mode: the 403 Consul gives a token without the permission a read needs (§2.3 wording).
+    static func refusal(of path: String, query: [(String, String)], by rules: TokenRules) -> Answer? {
+        func denied(_ permission: String, _ resource: String) -> Answer {
+            Answer(status: 403, body: "Permission denied: token with AccessorID '\(rules.accessorID)' lacks permission '\(permission)' on \"\(resource)\"", index: nil, json: false)
+        }
+        switch path {
+        case "/v1/connect/intentions/match":
+            // Consul checks every requested name and refuses the whole query for one (Intention.Match).
+            if let name = query.first(where: { $0.0 == "name" && rules.deniedIntentionReads.contains($0.1) })?.1 { return denied("intentions:read", name) }
+        case "/v1/agent/self" where !rules.agentRead:
+            return denied("agent:read", "test-agent")
+        default:
+            break
+        }
+        return nil
     }
 
     func read(path: String, query: [(String, String)], state: inout State) -> Answer {
@@ -173,7 +202,7 @@ extension ConsulTestServer {
         case ["agent", "self"]:
             return Answer(
                 status: 200,
-                body: #"{"Config":{"Datacenter":"\#(state.options.datacenter)","NodeName":"test-agent","Version":"1.21.0"},"DebugConfig":{"DefaultIntentionPolicy":""}}"#,
+                body: #"{"Config":{"Datacenter":"\#(state.options.datacenter)","NodeName":"test-agent","Version":"1.21.0"},"DebugConfig":{"DefaultIntentionPolicy":"\#(state.options.agentDefaultIntentionPolicy)"}}"#,
                 index: nil
             )
         default:
@@ -266,7 +295,8 @@ extension ConsulTestServer {
         }
     }
 
-    static func split(_ uri: String) -> (String, [(String, String)]) {
+    /// A request target split into its path and decoded query items.
+    public static func split(_ uri: String) -> (String, [(String, String)]) {
         guard let question = uri.firstIndex(of: "?") else { return (uri, []) }
         let query = uri[uri.index(after: question)...].split(separator: "&").map { part -> (String, String) in
             let pieces = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)

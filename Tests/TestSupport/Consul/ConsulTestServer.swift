@@ -17,8 +17,28 @@ public final class ConsulTestServer: Sendable {
         public var defaultACLPolicy = "allow"
         /// When set, every request must carry this token (`X-Consul-Token` or `Authorization: Bearer`).
         public var requiredToken: String?
+        /// ACL mode (§8.3) when not empty: each known token's rules; any other token gets
+        /// 403 `ACL not found`.
+        public var tokens: [String: TokenRules] = [:]
+        /// The agent's `DebugConfig.DefaultIntentionPolicy` on `/v1/agent/self` (`""`, `allow`, `deny`).
+        public var agentDefaultIntentionPolicy = ""
         public var leafLifetime: TimeInterval = 72 * 3600
         public init() {}
+    }
+
+    /// What one token may not do in ACL mode; everything else is allowed.
+    public struct TokenRules: Sendable {
+        public var accessorID: String
+        /// Destinations whose intentions the token may not read (`intentions:read`).
+        public var deniedIntentionReads: Set<String>
+        /// Without `agent:read`, `/v1/agent/self` answers 403.
+        public var agentRead: Bool
+
+        public init(accessorID: String = UUID().uuidString.lowercased(), deniedIntentionReads: Set<String> = [], agentRead: Bool = true) {
+            self.accessorID = accessorID
+            self.deniedIntentionReads = deniedIntentionReads
+            self.agentRead = agentRead
+        }
     }
 
     /// A fault for the next `count` requests whose path starts with `pathPrefix`.
@@ -33,7 +53,10 @@ public final class ConsulTestServer: Sendable {
         var store = ConsulTestStore()
         var options: Options
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        /// Waiters whose long poll was cancelled before they registered.
+        var cancelledWaiters: Set<UInt64> = []
         var nextWaiter: UInt64 = 0
+        var openLongPolls = 0
         var faults: [(prefix: String, remaining: Int, fault: Fault)] = []
         var indexOverride: UInt64?
         var requests: [RecordedRequest] = []
@@ -46,6 +69,8 @@ public final class ConsulTestServer: Sendable {
     public var port: Int { server.port }
     /// Every request received, oldest first.
     public var requests: [RecordedRequest] { state.withLockedValue { $0.requests } }
+    /// Long polls held open right now (a client that goes away ends its own, §8.2 item 7).
+    public var openLongPolls: Int { state.withLockedValue { $0.openLongPolls } }
 
     public init(options: Options = Options()) async throws {
         let state = NIOLockedValueBox(State(options: options))
@@ -159,6 +184,17 @@ public final class ConsulTestServer: Sendable {
         state.withLockedValue { $0.options.defaultACLPolicy = policy }
     }
 
+    /// The agent's own default intention policy (`""`, `allow`, `deny`); `/v1/agent/self` is not blocking.
+    public func setAgentDefaultIntentionPolicy(_ policy: String) {
+        state.withLockedValue { $0.options.agentDefaultIntentionPolicy = policy }
+    }
+
+    /// Sets a token's rules in ACL mode (nil: the token becomes unknown). Wakes every long poll,
+    /// as a policy change does in Consul.
+    public func setTokenRules(_ token: String, _ rules: TokenRules?) {
+        write { $0.options.tokens[token] = rules }
+    }
+
     // MARK: Controls: faults
 
     public func inject(_ fault: Fault, count: Int = 1, pathPrefix: String) {
@@ -215,25 +251,39 @@ public final class ConsulTestServer: Sendable {
         )
     }
 
-    /// Waits until the store moves past `observed` (any write) or `deadline` passes.
+    /// Waits until the store moves past `observed` (any write), `deadline` passes, or the task is
+    /// cancelled (the client went away).
     func waitForChange(after observed: UInt64, until deadline: ContinuousClock.Instant) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let id: UInt64? = state.withLockedValue { state in
-                guard state.store.index == observed else { return nil }
-                state.nextWaiter += 1
-                state.waiters[state.nextWaiter] = continuation
-                return state.nextWaiter
-            }
-            guard let id else {
-                continuation.resume()
-                return
-            }
-            Task {
-                try? await Task.sleep(until: deadline)
-                let waiter = self.state.withLockedValue { $0.waiters.removeValue(forKey: id) }
-                waiter?.resume()
-            }
+        let id = state.withLockedValue { state in
+            state.nextWaiter += 1
+            return state.nextWaiter
         }
+        let timer = Task {
+            try? await Task.sleep(until: deadline)
+            self.resumeWaiter(id)
+        }
+        defer { timer.cancel() }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let waiting = state.withLockedValue { state in
+                    guard state.cancelledWaiters.remove(id) == nil, state.store.index == observed else { return false }
+                    state.waiters[id] = continuation
+                    return true
+                }
+                if !waiting { continuation.resume() }
+            }
+        } onCancel: {
+            resumeWaiter(id, cancelled: true)
+        }
+    }
+
+    private func resumeWaiter(_ id: UInt64, cancelled: Bool = false) {
+        let waiter = state.withLockedValue { state in
+            let waiter = state.waiters.removeValue(forKey: id)
+            if waiter == nil && cancelled { state.cancelledWaiters.insert(id) }
+            return waiter
+        }
+        waiter?.resume()
     }
 }
 
