@@ -151,6 +151,7 @@ let package = Package(
             dependencies: [
                 "ConsulAPI",
                 "LambdaPayload",
+                "MeshIdentity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -62,21 +62,19 @@ public final class ConsulClient: Sendable {
     }
 
     /// Sends one request. Non-2xx answers are errors, except 404 when `allowNotFound` (config entries).
+    /// `scope` is the partition and namespace of a linked service the request is about; without it
+    /// the configured `CONSUL_NAMESPACE`/`CONSUL_PARTITION` apply.
     public func send(
         _ method: HTTPMethod,
         _ path: String,
         query: [(String, String)] = [],
+        scope: ConsulScope? = nil,
         body: ByteBuffer? = nil,
         timeout: Duration = .seconds(30),
         allowNotFound: Bool = false
     ) async throws(ConsulError) -> Response {
         var items = query
-        if let namespace = configuration.namespace, namespace != "default", !items.contains(where: { $0.0 == "ns" }) {
-            items.append(("ns", namespace))
-        }
-        if let partition = configuration.partition, partition != "default", !items.contains(where: { $0.0 == "partition" }) {
-            items.append(("partition", partition))
-        }
+        items += scopeQuery(scope)
         let queryText = items.map { "\(Self.encode($0.0))=\(Self.encode($0.1))" }.joined(separator: "&")
         let endpoint = queryText.isEmpty ? path : "\(path)?\(queryText)"
         var request = HTTPClientRequest(url: configuration.baseURL + endpoint)
@@ -122,6 +120,18 @@ public final class ConsulClient: Sendable {
         )
         if error.isUnknownToken { token.invalidate() }
         throw error
+    }
+
+    /// `ns` and `partition` as consul-api.md §1.5 sends them: only when not `default`, since a CE
+    /// agent answers 400 to any other value. A linked service's own scope says `default` outright
+    /// when the configured one is not, so it never inherits the gateway's namespace.
+    func scopeQuery(_ scope: ConsulScope?) -> [(String, String)] {
+        let configured = ConsulScope(partition: configuration.partition ?? "", namespace: configuration.namespace ?? "")
+        var items: [(String, String)] = []
+        let target = scope ?? configured
+        if target.namespace != "default" || configured.namespace != "default" { items.append(("ns", target.namespace)) }
+        if target.partition != "default" || configured.partition != "default" { items.append(("partition", target.partition)) }
+        return items
     }
 
     /// GET and decode JSON.

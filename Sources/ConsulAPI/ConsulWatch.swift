@@ -5,20 +5,29 @@ import NIOCore
 public struct WatchEndpoint<Value: Sendable & Equatable>: Sendable {
     public var path: String
     public var query: [(String, String)]
+    /// The partition and namespace the watch is about (`nil`: the configured ones).
+    public var scope: ConsulScope?
     /// Config-entry reads answer 404 for "absent", with an index (consul-api.md §3.5).
     public var allowNotFound: Bool
     public var decode: @Sendable (ConsulClient.Response) throws(ConsulError) -> Value
 
-    public init(path: String, query: [(String, String)] = [], allowNotFound: Bool = false, decode: @escaping @Sendable (ConsulClient.Response) throws(ConsulError) -> Value) {
+    public init(
+        path: String,
+        query: [(String, String)] = [],
+        scope: ConsulScope? = nil,
+        allowNotFound: Bool = false,
+        decode: @escaping @Sendable (ConsulClient.Response) throws(ConsulError) -> Value
+    ) {
         self.path = path
         self.query = query
+        self.scope = scope
         self.allowNotFound = allowNotFound
         self.decode = decode
     }
 
     /// A JSON answer decoded as `Value`.
-    public static func json(_ path: String, query: [(String, String)] = []) -> Self where Value: Decodable {
-        WatchEndpoint(path: path, query: query) { response throws(ConsulError) in
+    public static func json(_ path: String, query: [(String, String)] = [], scope: ConsulScope? = nil) -> Self where Value: Decodable {
+        WatchEndpoint(path: path, query: query, scope: scope) { response throws(ConsulError) in
             try ConsulClient.decode(Value.self, response.body, endpoint: path)
         }
     }
@@ -70,6 +79,7 @@ extension ConsulClient {
                     .GET,
                     endpoint.path,
                     query: query,
+                    scope: endpoint.scope,
                     timeout: request.index == nil ? .seconds(30) : policy.readTimeout,
                     allowNotFound: endpoint.allowNotFound
                 )

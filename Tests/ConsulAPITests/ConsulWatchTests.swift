@@ -243,6 +243,23 @@ struct ConsulWatchTests {
         }
     }
 
+    @Test func aServicesScopeIsSentAndNeverInheritsTheConfiguredNamespace() async throws {
+        var options = ConsulTestServer.Options()
+        options.enterprise = true
+        try await ConsulFixture.with(options: options, environment: ["CONSUL_NAMESPACE": "frontend"]) { fixture in
+            for scope in [nil, ConsulScope.default, ConsulScope(namespace: "sales"), ConsulScope(partition: "emea", namespace: "sales")] {
+                _ = try await fixture.client.send(.GET, "/v1/catalog/services", scope: scope)
+            }
+            let sent = fixture.requests(to: "/v1/catalog/services").map { ConsulTestServer.split($0.uri).1.map { "\($0.0)=\($0.1)" } }
+            #expect(sent == [["ns=frontend"], ["ns=default"], ["ns=sales"], ["ns=sales", "partition=emea"]])
+        }
+        try await ConsulFixture.with { fixture in
+            // CE: nothing is sent for the default scope (a CE agent refuses any other).
+            _ = try await fixture.client.send(.GET, "/v1/catalog/services", scope: .default)
+            #expect(fixture.requests(to: "/v1/catalog/services").map(\.uri) == ["/v1/catalog/services"])
+        }
+    }
+
     @Test func aclModeRefusesWhatATokenLacksWithConsulsWording() async throws {
         var options = ConsulTestServer.Options()
         options.tokens = ["gateway": .init(accessorID: "4f1c-acc", deniedIntentionReads: ["billing"], agentRead: false)]

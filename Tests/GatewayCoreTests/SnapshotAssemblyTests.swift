@@ -284,4 +284,66 @@ struct SnapshotAssemblyTests {
             #expect(fixture.consul.requests.filter { $0.path == "/v1/agent/self" }.isEmpty)
         }
     }
+    @Test func enterpriseServicesAreWatchedPerPartitionAndNamespace() async throws {
+        var options = ConsulTestServer.Options()
+        options.enterprise = true
+        let emea = ConsulScope(partition: "emea", namespace: "sales")
+        let sales = ConsulScope(namespace: "sales")
+        func lambda(_ name: String, _ function: String, _ scope: ConsulScope) -> String {
+            #"{"Kind":"service-defaults","Name":"\#(name)","Namespace":"\#(scope.namespace)","Partition":"\#(scope.partition)","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:\#(function)"}}]}"#
+        }
+        try await SnapshotFixture.with(options: options, prepare: { consul in
+            consul.registerInstance("orders")
+            consul.registerInstance("orders", scope: emea)
+            consul.registerInstance("billing", scope: sales)
+            try consul.setConfigEntry(ordersDefaults)
+            try consul.setConfigEntry(lambda("orders", "orders-emea", emea))
+            try consul.setConfigEntry(lambda("billing", "billing", sales))
+            try consul.setConfigEntry(#"{"Kind":"service-resolver","Name":"orders","Namespace":"sales","Partition":"emea","Subsets":{"v2":{}}}"#)
+            try consul.setConfigEntry(#"{"Kind":"service-intentions","Name":"orders","Namespace":"sales","Partition":"emea","Sources":[{"Name":"web","Namespace":"frontend","Partition":"emea","Action":"allow"}]}"#)
+            try consul.linkServices(scoped: [("orders", .default), ("orders", emea), ("billing", sales)])
+        }) { fixture in
+            let snapshot = try await fixture.waitFor("three services in three scopes") { $0.services.count == 3 }
+            #expect(snapshot.services.keys.sorted() == ["default/sales/billing", "emea/sales/orders", "orders"])
+            // SNIs and SPIFFE IDs of mesh-identity.md §2.1, §3.1 (golden vector 9 for the subset).
+            let emeaOrders = try #require(snapshot.services["emea/sales/orders"])
+            #expect(emeaOrders.snis == ["orders.sales.emea.dc1.internal-v1.\(trustDomain)", "v2.orders.sales.emea.dc1.internal-v1.\(trustDomain)"])
+            #expect(snapshot.service(forSNI: "v2.orders.sales.emea.dc1.internal-v1.\(trustDomain)")?.key == "emea/sales/orders")
+            #expect(snapshot.service(forSNI: "billing.sales.dc1.internal.\(trustDomain)")?.key == "default/sales/billing")
+            #expect(snapshot.service(forSNI: "orders.default.dc1.internal.\(trustDomain)")?.key == "orders")
+            #expect(emeaOrders.leaf.serviceURI == "spiffe://\(trustDomain)/ap/emea/ns/sales/dc/dc1/svc/orders")
+            #expect(snapshot.services["default/sales/billing"]?.leaf.serviceURI == "spiffe://\(trustDomain)/ns/sales/dc/dc1/svc/billing")
+            // Each scope's own service-defaults and intentions.
+            #expect(emeaOrders.lambda.function.description.hasSuffix(":orders-emea"))
+            #expect(snapshot.services["orders"]?.lambda.function.description.hasSuffix(":orders") == true)
+            #expect(emeaOrders.intentions.map(\.sourceNamespace) == ["frontend"])
+            #expect(snapshot.services["orders"]?.intentions.isEmpty == true)
+
+            // One list watch per scope in use, each asking only for its own scope's names.
+            func scopes(of path: String) -> Set<String> {
+                Set(fixture.consul.requests.filter { $0.path == path }.map { request in
+                    let query = ConsulTestServer.split(request.uri).1
+                    return "\(query.first { $0.0 == "partition" }?.1 ?? "-")/\(query.first { $0.0 == "ns" }?.1 ?? "-")"
+                })
+            }
+            #expect(scopes(of: "/v1/catalog/services") == ["-/-", "-/sales", "emea/sales"])
+            #expect(scopes(of: "/v1/config/service-defaults") == ["-/-", "-/sales", "emea/sales"])
+            let intentionNames = Set(fixture.consul.requests.filter { $0.path == "/v1/connect/intentions/match" }.map { request in
+                ConsulTestServer.split(request.uri).1.filter { $0.0 == "name" || $0.0 == "ns" }.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
+            })
+            #expect(intentionNames == ["name=orders", "name=orders&ns=sales", "name=billing&ns=sales"])
+
+            // Unlinking the only service of a scope stops that scope's watches.
+            try fixture.consul.linkServices(scoped: [("orders", .default), ("billing", sales)])
+            try await fixture.waitFor("emea gone") { $0.services["emea/sales/orders"] == nil && $0.services.count == 2 }
+            try await Task.sleep(for: .milliseconds(100))
+            let emeaRequests = fixture.consul.requests.filter { $0.uri.contains("partition=emea") }.count
+            for _ in 0..<3 {
+                fixture.consul.touchConfigTable()
+                fixture.consul.registerInstance("unrelated")
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(fixture.consul.requests.filter { $0.uri.contains("partition=emea") }.count == emeaRequests)
+        }
+    }
 }

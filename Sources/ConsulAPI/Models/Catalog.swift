@@ -16,6 +16,11 @@ public struct GatewayService: Decodable, Sendable, Hashable {
     @Zero public var ModifyIndex: UInt64
 }
 
+extension GatewayService {
+    /// The linked service's partition and namespace (both empty on CE: the default scope).
+    public var scope: ConsulScope { ConsulScope(partition: Service.Partition, namespace: Service.Namespace) }
+}
+
 /// `GET /v1/catalog/services`: service name → tags; a key is present while the service has an instance.
 public typealias CatalogServices = [String: [String]]
 

@@ -11,7 +11,8 @@ public struct ClientConnection: Sendable {
         case direct
     }
 
-    /// The service the connection was opened for (from SNI, or the direct listener's service).
+    /// The service the connection was opened for (from SNI, or the direct listener's service), by
+    /// its key in the snapshot (`ServedService.key`: the name in the default partition and namespace).
     public var serviceName: String
     public var caller: Caller
     /// `h2`, `http/1.1`, or nil when the client offered no ALPN (always nil on plaintext).

@@ -67,9 +67,6 @@ public final class ConsulConfigSource: Sendable {
                         state.gatewayServices = services
                     }
                 }
-                group.addTask { await self.globalWatch(.json("/v1/catalog/services"), coordinator) { (state, services: CatalogServices) in state.catalogServices = services } }
-                group.addTask { await self.globalWatch(.json("/v1/config/service-defaults"), coordinator) { (state, entries: [ServiceDefaults]) in state.serviceDefaults = entries } }
-                group.addTask { await self.globalWatch(.json("/v1/config/service-resolver"), coordinator) { (state, entries: [ServiceResolver]) in state.serviceResolvers = entries } }
                 group.addTask { await self.agentPolicyLoop(coordinator) }
                 group.addTask { await coordinator.publishLoop() }
                 group.addTask { await coordinator.leafRenewalLoop() }

@@ -1,19 +1,21 @@
 import ConsulAPI
 import Foundation
 
-/// What the watches have delivered so far. `nil` means "not fetched yet"; an absent config entry is
-/// `.absent`, which counts as fetched (consul-api.md §4.2). Errors never clear a value.
+/// What the watches have delivered so far. A missing value means "not fetched yet"; an absent config
+/// entry is `.absent`, which counts as fetched (consul-api.md §4.2). Errors never clear a value.
+///
+/// Per-service values are keyed by `LinkedService.key`; the list watches are per scope, one per
+/// (partition, namespace) in use (§4.1), so a CE gateway has exactly one of each.
 public struct ConsulState: Sendable {
     public var roots: CARoots?
     public var mesh: ConfigEntryAnswer<MeshConfig>?
     public var proxyDefaults: ConfigEntryAnswer<ProxyDefaults>?
     public var gatewayServices: [GatewayService]?
-    public var catalogServices: CatalogServices?
-    public var serviceDefaults: [ServiceDefaults]?
-    public var serviceResolvers: [ServiceResolver]?
-    /// The answers of the intentions match watch, and the names they cover.
-    public var intentions: IntentionMatches?
-    public var intentionNames: Set<String> = []
+    public var catalogServices: [ConsulScope: CatalogServices] = [:]
+    public var serviceDefaults: [ConsulScope: [ServiceDefaults]] = [:]
+    public var serviceResolvers: [ConsulScope: [ServiceResolver]] = [:]
+    /// Intentions with the service as destination, once an intentions match answer covered it.
+    public var intentions: [String: [Intention]] = [:]
     /// Services whose intentions the agent refused to the gateway's token (403), with its answer.
     public var intentionRefusals: [String: String] = [:]
     public var leaves: [String: LeafCertificate] = [:]
@@ -31,8 +33,30 @@ public struct ConsulState: Sendable {
         defaultPolicyOverride ?? agentDefaultPolicy ?? headerDefaultPolicy ?? "deny"
     }
 
-    /// Linked Lambda candidates: terminating-gateway entries that are services, not destinations.
-    public var linkedServices: [String] {
-        (gatewayServices ?? []).filter { $0.GatewayKind == "terminating-gateway" && $0.ServiceKind != "destination" }.map(\.Service.Name)
+    /// Linked Lambda candidates: terminating-gateway entries that are services, not destinations
+    /// (§4.4), once each.
+    public var linkedServices: [LinkedService] {
+        var seen = Set<String>()
+        return (gatewayServices ?? []).filter { $0.GatewayKind == "terminating-gateway" && $0.ServiceKind != "destination" }
+            .map { LinkedService(name: $0.Service.Name, scope: $0.scope) }
+            .filter { seen.insert($0.key).inserted }
+    }
+}
+
+/// A service linked to the gateway: its Consul name in its partition and namespace.
+public struct LinkedService: Sendable, Hashable, Comparable {
+    public var name: String
+    public var scope: ConsulScope
+
+    public init(name: String, scope: ConsulScope = .default) {
+        self.name = name
+        self.scope = scope
+    }
+
+    /// Its name in the snapshot, logs and metrics: the plain name in the default scope.
+    public var key: String { scope.qualified(name) }
+
+    public static func < (lhs: LinkedService, rhs: LinkedService) -> Bool {
+        (lhs.scope, lhs.name) < (rhs.scope, rhs.name)
     }
 }

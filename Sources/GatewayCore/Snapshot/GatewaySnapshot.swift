@@ -15,9 +15,9 @@ public struct GatewaySnapshot: Sendable {
     public var activeRootID: String
     /// `allow` or `deny`.
     public var defaultIntentionPolicy: String
-    /// Served services by name.
+    /// Served services by key (`ServedService.key`: the name, qualified outside the default scope).
     public var services: [String: ServedService]
-    /// Lower-cased SNI → service name (mesh-identity.md §2.2).
+    /// Lower-cased SNI → service key (mesh-identity.md §2.2).
     public var sniTable: [String: String]
     /// Linked services that are not served, with the reason (logged, shown on `/config`, counted
     /// by kind in `/metrics`).
@@ -84,6 +84,13 @@ public struct ServedService: Sendable, Hashable {
     /// Intentions with this service as destination, in the evaluator's form.
     public var intentions: [IntentionRule]
     public var leaf: ServiceLeaf
+    /// Enterprise partition and namespace (`default` on CE).
+    public var namespace = "default"
+    public var partition = "default"
+
+    /// Its name among the snapshot's services: the plain name in the default partition and
+    /// namespace, `partition/namespace/name` elsewhere (`LinkedService.key`).
+    public var key: String { ConsulScope(partition: partition, namespace: namespace).qualified(name) }
 }
 
 /// The leaf the gateway presents for a service.

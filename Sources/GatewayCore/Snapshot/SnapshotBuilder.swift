@@ -26,10 +26,10 @@ public enum SnapshotBuilder {
         for service in state.linkedServices {
             switch serve(service, state: state, lookups: lookups, snapshot: snapshot) {
             case .success(let served):
-                snapshot.services[service] = served
-                for sni in served.snis { snapshot.sniTable[sni] = service }
+                snapshot.services[service.key] = served
+                for sni in served.snis { snapshot.sniTable[sni] = service.key }
             case .failure(let failure):
-                snapshot.notServed[service] = failure.reason
+                snapshot.notServed[service.key] = failure.reason
             }
         }
         return snapshot
@@ -46,30 +46,35 @@ public enum SnapshotBuilder {
         var resolvers: [String: ServiceResolver] = [:]
 
         init(_ state: ConsulState) {
-            for entry in state.serviceDefaults ?? [] { serviceDefaults[entry.Name] = entry }
-            for entry in state.serviceResolvers ?? [] { resolvers[entry.Name] = entry }
+            for (scope, entries) in state.serviceDefaults {
+                for entry in entries { serviceDefaults[scope.qualified(entry.Name)] = entry }
+            }
+            for (scope, entries) in state.serviceResolvers {
+                for entry in entries { resolvers[scope.qualified(entry.Name)] = entry }
+            }
         }
     }
 
-    static func serve(_ name: String, state: ConsulState, lookups: Lookups, snapshot: GatewaySnapshot) -> Result<ServedService, NotServed> {
+    static func serve(_ service: LinkedService, state: ConsulState, lookups: Lookups, snapshot: GatewaySnapshot) -> Result<ServedService, NotServed> {
         func no(_ kind: NotServedReason.Kind, _ text: String) -> Result<ServedService, NotServed> { .failure(NotServed(reason: NotServedReason(kind, text))) }
-        guard let catalog = state.catalogServices else { return no(.waiting, "catalog not fetched yet") }
+        let (name, key, scope) = (service.name, service.key, service.scope)
+        guard let catalog = state.catalogServices[scope] else { return no(.waiting, "catalog not fetched yet") }
         guard catalog[name] != nil else { return no(.noInstance, "no catalog instance") }
         guard state.roots != nil, !snapshot.trustDomain.isEmpty else { return no(.waiting, "CA roots not known yet") }
         guard !snapshot.datacenter.isEmpty else { return no(.waiting, "datacenter not known yet") }
-        guard let leafAnswer = state.leaves[name] else { return no(.waiting, "no leaf certificate yet") }
-        guard let leaf = validLeaf(leafAnswer, service: name, datacenter: snapshot.datacenter, trustDomain: snapshot.trustDomain) else {
+        guard let leafAnswer = state.leaves[key] else { return no(.waiting, "no leaf certificate yet") }
+        guard let leaf = validLeaf(leafAnswer, service: service, datacenter: snapshot.datacenter, trustDomain: snapshot.trustDomain) else {
             return no(.invalidLeaf, "leaf certificate is invalid")
         }
-        guard state.intentions != nil, state.intentionNames.contains(name) else {
-            if let refusal = state.intentionRefusals[name] { return no(.intentionsForbidden, "intentions not readable: \(refusal)") }
+        guard let intentions = state.intentions[key] else {
+            if let refusal = state.intentionRefusals[key] { return no(.intentionsForbidden, "intentions not readable: \(refusal)") }
             return no(.waiting, "intentions not fetched yet")
         }
-        guard state.serviceDefaults != nil, state.serviceResolvers != nil, let proxyDefaults = state.proxyDefaults, state.mesh != nil else {
+        guard state.serviceDefaults[scope] != nil, state.serviceResolvers[scope] != nil, let proxyDefaults = state.proxyDefaults, state.mesh != nil else {
             return no(.waiting, "config entries not fetched yet")
         }
 
-        let defaults = lookups.serviceDefaults[name]
+        let defaults = lookups.serviceDefaults[key]
         let protocolName = (defaults?.protocolName).flatMap { $0.isEmpty ? nil : $0 } ?? proxyDefaults.entry?.protocol ?? "tcp"
         guard ["http", "http2", "grpc"].contains(protocolName.lowercased()) else { return no(.notHTTP, "protocol is \(protocolName), not http, http2 or grpc") }
         let lambda: LambdaSettings
@@ -82,10 +87,14 @@ public enum SnapshotBuilder {
             return no(.invalidLambdaConfig, error.description)
         }
 
-        let resolver = lookups.resolvers[name]
+        let resolver = lookups.resolvers[key]
         let subsets = (resolver?.Subsets.keys).map { Array($0).sorted() } ?? []
-        let snis = [ServiceSNI.make(service: name, datacenter: snapshot.datacenter, trustDomain: snapshot.trustDomain)]
-            + subsets.map { ServiceSNI.make(service: name, subset: $0, datacenter: snapshot.datacenter, trustDomain: snapshot.trustDomain) }
+        let snis = ([nil] + subsets).map { subset in
+            ServiceSNI.make(
+                service: name, subset: subset, namespace: scope.namespace, partition: scope.partition,
+                datacenter: snapshot.datacenter, trustDomain: snapshot.trustDomain
+            )
+        }
         let timeout = resolver.flatMap { $0.RequestTimeout > .zero ? $0.RequestTimeout : nil }
         return .success(
             ServedService(
@@ -94,26 +103,28 @@ public enum SnapshotBuilder {
                 lambda: lambda,
                 protocolName: protocolName.lowercased(),
                 requestTimeout: timeout,
-                intentions: (state.intentions?[name] ?? []).map(IntentionRule.init),
-                leaf: leaf
+                intentions: intentions.map(IntentionRule.init),
+                leaf: leaf,
+                namespace: scope.namespace,
+                partition: scope.partition
             )
         )
     }
 
     /// The datacenter from the first leaf's SPIFFE ID (consul-api.md §4.5).
     static func datacenter(from state: ConsulState) -> String? {
-        for name in state.linkedServices {
-            if let uri = state.leaves[name]?.ServiceURI, let dc = SPIFFEPath.segment("dc", in: uri) { return String(dc) }
+        for service in state.linkedServices {
+            if let uri = state.leaves[service.key]?.ServiceURI, let id = SPIFFEID(parsing: uri) { return id.datacenter }
         }
         return nil
     }
 
-    /// A leaf is valid when it names the service, in our datacenter and trust domain, and has dates.
-    static func validLeaf(_ leaf: LeafCertificate, service: String, datacenter: String, trustDomain: String) -> ServiceLeaf? {
-        let uri = leaf.ServiceURI
-        guard uri.hasPrefix("spiffe://"), uri.dropFirst(9).hasPrefix(trustDomain), uri.dropFirst(9 + trustDomain.count).hasPrefix("/"),
-            SPIFFEPath.segment("svc", in: uri) == service[...],
-            SPIFFEPath.segment("dc", in: uri) == datacenter[...],
+    /// A leaf is valid when its SPIFFE ID names the service, in its partition and namespace, our
+    /// datacenter and trust domain, and it has dates.
+    static func validLeaf(_ leaf: LeafCertificate, service: LinkedService, datacenter: String, trustDomain: String) -> ServiceLeaf? {
+        guard let id = SPIFFEID(parsing: leaf.ServiceURI), id.isInTrustDomain(trustDomain),
+            id.service == service.name, id.namespace == service.scope.namespace, id.partition == service.scope.partition,
+            id.datacenter == datacenter,
             leaf.CertPEM.contains("BEGIN CERTIFICATE"), leaf.PrivateKeyPEM.contains("PRIVATE KEY"),
             let validAfter = leaf.validAfter, let validBefore = leaf.validBefore
         else { return nil }
@@ -121,16 +132,5 @@ public enum SnapshotBuilder {
             certificatePEM: leaf.CertPEM, privateKeyPEM: leaf.PrivateKeyPEM, serviceURI: leaf.ServiceURI, serial: leaf.SerialNumber,
             validAfter: validAfter, validBefore: validBefore, modifyIndex: leaf.ModifyIndex
         )
-    }
-}
-
-/// Reading `spiffe://<td>/ns/<ns>/dc/<dc>/svc/<svc>` path segments without splitting the whole URI.
-enum SPIFFEPath {
-    static func segment(_ key: String, in uri: String) -> Substring? {
-        guard let marker = uri.range(of: "/\(key)/") else { return nil }
-        let rest = uri[marker.upperBound...]
-        let end = rest.firstIndex(of: "/") ?? rest.endIndex
-        let value = rest[..<end]
-        return value.isEmpty ? nil : value
     }
 }

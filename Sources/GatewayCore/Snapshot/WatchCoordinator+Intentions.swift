@@ -1,9 +1,9 @@
 import ConsulAPI
 import Logging
 
-/// The intentions match watch, G8 of consul-api.md §4.1.
+/// The intentions match watch of one scope, G8 of consul-api.md §4.1.
 ///
-/// Normally one batched request names every linked service. Consul refuses the whole batch with
+/// Normally one batched request names every linked service of the scope. Consul refuses the whole batch with
 /// 403 when the token may not read the intentions of even one of them, so on a refusal the watch
 /// splits into one request per service: the missing permission then costs only that service. The
 /// batched form is tried again after `intentionsBatchRetry`, while the per-service watches go on
@@ -15,7 +15,7 @@ struct IntentionsWatches {
         case split(single: [String: Task<Void, Never>], retry: Task<Void, Never>?)
     }
 
-    /// The linked names, sorted: what the watches are asked for.
+    /// The scope's linked names, sorted: what the watches are asked for.
     var names: [String] = []
     var mode = Mode.batched
     /// The batched watch: the only one in batched mode, a retry of the batched form in split mode.
@@ -37,128 +37,140 @@ struct IntentionsWatches {
 extension WatchCoordinator {
     static let intentionsPath = "/v1/connect/intentions/match"
 
-    /// Follows the linked set. The answers so far stay valid for the names they covered until new
-    /// ones arrive, so served services are not dropped while a watch restarts.
-    func reconcileIntentionsWatches(_ linked: Set<String>) {
-        let names = linked.sorted()
-        guard intentionsWatches.names != names else { return }
-        intentionsWatches.names = names
-        state.intentionNames.formIntersection(linked)
-        state.intentionRefusals = state.intentionRefusals.filter { linked.contains($0.key) }
-        switch intentionsWatches.mode {
+    /// Follows the scope's linked names. The answers so far stay valid for the names they covered
+    /// until new ones arrive, so served services are not dropped while a watch restarts.
+    func reconcileIntentionsWatches(_ scope: ConsulScope, names: [String]) {
+        var watches = intentionsWatches[scope] ?? IntentionsWatches()
+        guard watches.names != names else { return }
+        watches.names = names
+        intentionsWatches[scope] = watches
+        switch watches.mode {
         case .batched:
-            startBatchedIntentionsWatch()
+            startBatchedIntentionsWatch(scope)
         case .split(var single, let retry):
+            let linked = Set(names)
             for (name, task) in single where !linked.contains(name) {
                 task.cancel()
                 single[name] = nil
             }
             for name in names where single[name] == nil {
-                single[name] = startSingleIntentionsWatch(name)
+                single[name] = startSingleIntentionsWatch(scope, name)
             }
-            intentionsWatches.mode = .split(single: single, retry: retry)
+            intentionsWatches[scope]?.mode = .split(single: single, retry: retry)
             // A retry of the batched form under way asks for the new names.
-            if intentionsWatches.batched != nil { startBatchedIntentionsWatch() }
+            if watches.batched != nil { startBatchedIntentionsWatch(scope) }
         }
     }
 
-    func startBatchedIntentionsWatch() {
-        intentionsWatches.batched?.task.cancel()
-        intentionsWatches.batched = nil
-        let names = intentionsWatches.names
-        guard !names.isEmpty else { return }
-        intentionsWatches.generation += 1
-        let generation = intentionsWatches.generation
-        let source = self.source
-        let endpoint = WatchEndpoint<IntentionMatches>.json(Self.intentionsPath, query: [("by", "destination")] + names.map { ("name", $0) })
-        let task = Task {
-            await source.client.watch(endpoint, policy: source.settings.watchPolicy, onError: { error in
-                source.metrics.consulWatchFailed(Self.intentionsPath)
-                source.logger.warning("intentions watch failed; keeping the last answer", metadata: ["error": "\(error.message)"])
-                if error.isPermissionDenied {
-                    Task { await self.batchedIntentionsRefused(generation) }
+    func startBatchedIntentionsWatch(_ scope: ConsulScope) {
+        guard var watches = intentionsWatches[scope] else { return }
+        watches.batched?.task.cancel()
+        watches.batched = nil
+        let names = watches.names
+        if !names.isEmpty {
+            watches.generation += 1
+            let generation = watches.generation
+            let source = self.source
+            let query = [("by", "destination")] + names.map { ("name", $0) }
+            let endpoint = WatchEndpoint<IntentionMatches>.json(Self.intentionsPath, query: query, scope: scope)
+            let task = Task {
+                await source.client.watch(endpoint, policy: source.settings.watchPolicy, onError: { error in
+                    source.metrics.consulWatchFailed(Self.intentionsPath)
+                    source.logger.warning("intentions watch failed; keeping the last answer", metadata: ["scope": "\(scope)", "error": "\(error.message)"])
+                    if error.isPermissionDenied {
+                        Task { await self.batchedIntentionsRefused(scope, generation) }
+                    }
+                }) { matches, metadata in
+                    await self.batchedIntentionsAnswered(scope, generation, names: names, matches, metadata: metadata)
                 }
-            }) { matches, metadata in
-                await self.batchedIntentionsAnswered(generation, names: names, matches, metadata: metadata)
             }
+            watches.batched = (generation, task)
         }
-        intentionsWatches.batched = (generation, task)
+        intentionsWatches[scope] = watches
     }
 
-    func batchedIntentionsAnswered(_ generation: UInt64, names: [String], _ matches: IntentionMatches, metadata: ConsulMetadata) {
-        guard intentionsWatches.batched?.generation == generation else { return }
-        if case .split(let single, let retry) = intentionsWatches.mode {
-            source.logger.info("the batched intentions query is answered again; one request for every service")
+    func batchedIntentionsAnswered(_ scope: ConsulScope, _ generation: UInt64, names: [String], _ matches: IntentionMatches, metadata: ConsulMetadata) {
+        guard let watches = intentionsWatches[scope], watches.batched?.generation == generation else { return }
+        if case .split(let single, let retry) = watches.mode {
+            source.logger.info("the batched intentions query is answered again; one request for every service", metadata: ["scope": "\(scope)"])
             for task in single.values { task.cancel() }
             retry?.cancel()
-            intentionsWatches.mode = .batched
+            intentionsWatches[scope]?.mode = .batched
         }
         update(metadata: metadata) { state in
-            state.intentions = matches
-            state.intentionNames = Set(names)
-            state.intentionRefusals = [:]
+            for name in names {
+                state.intentions[scope.qualified(name)] = matches[name] ?? []
+                state.intentionRefusals[scope.qualified(name)] = nil
+            }
         }
     }
 
     /// A 403 on the batched form: split it (once), and try it again later.
-    func batchedIntentionsRefused(_ generation: UInt64) {
-        guard !stopped, let batched = intentionsWatches.batched, batched.generation == generation else { return }
+    func batchedIntentionsRefused(_ scope: ConsulScope, _ generation: UInt64) {
+        guard !stopped, let watches = intentionsWatches[scope], let batched = watches.batched, batched.generation == generation else { return }
         batched.task.cancel()
-        intentionsWatches.batched = nil
+        intentionsWatches[scope]?.batched = nil
         var single: [String: Task<Void, Never>] = [:]
-        if case .split(let current, let retry) = intentionsWatches.mode {
+        if case .split(let current, let retry) = watches.mode {
             single = current
             retry?.cancel()
         } else {
             source.logger.warning(
                 "the token may not read the intentions of every linked service; asking for each service on its own",
-                metadata: ["services": "\(intentionsWatches.names.count)", "retryBatchedAfter": "\(source.settings.intentionsBatchRetry)"]
+                metadata: ["scope": "\(scope)", "services": "\(watches.names.count)", "retryBatchedAfter": "\(source.settings.intentionsBatchRetry)"]
             )
-            for name in intentionsWatches.names { single[name] = startSingleIntentionsWatch(name) }
+            for name in watches.names { single[name] = startSingleIntentionsWatch(scope, name) }
         }
         let delay = source.settings.intentionsBatchRetry
         let retry = Task {
             try? await Task.sleep(for: delay)
             guard !Task.isCancelled else { return }
-            await self.retryBatchedIntentions()
+            await self.retryBatchedIntentions(scope)
         }
-        intentionsWatches.mode = .split(single: single, retry: retry)
+        intentionsWatches[scope]?.mode = .split(single: single, retry: retry)
     }
 
-    func retryBatchedIntentions() {
-        guard !stopped, case .split = intentionsWatches.mode, intentionsWatches.batched == nil else { return }
-        startBatchedIntentionsWatch()
+    func retryBatchedIntentions(_ scope: ConsulScope) {
+        guard !stopped, let watches = intentionsWatches[scope], case .split = watches.mode, watches.batched == nil else { return }
+        startBatchedIntentionsWatch(scope)
     }
 
-    func startSingleIntentionsWatch(_ name: String) -> Task<Void, Never> {
+    func startSingleIntentionsWatch(_ scope: ConsulScope, _ name: String) -> Task<Void, Never> {
         let source = self.source
-        let endpoint = WatchEndpoint<IntentionMatches>.json(Self.intentionsPath, query: [("by", "destination"), ("name", name)])
+        let key = scope.qualified(name)
+        let endpoint = WatchEndpoint<IntentionMatches>.json(Self.intentionsPath, query: [("by", "destination"), ("name", name)], scope: scope)
         return Task {
             await source.client.watch(endpoint, policy: source.settings.watchPolicy, onError: { error in
                 source.metrics.consulWatchFailed(Self.intentionsPath)
-                source.logger.warning("intentions watch failed; keeping the last answer", metadata: ["service": "\(name)", "error": "\(error.message)"])
+                source.logger.warning("intentions watch failed; keeping the last answer", metadata: ["service": "\(key)", "error": "\(error.message)"])
                 if error.isPermissionDenied {
-                    Task { await self.singleIntentionsRefused(name, error.message) }
+                    Task { await self.singleIntentionsRefused(scope, name, error.message) }
                 }
             }) { matches, metadata in
-                await self.singleIntentionsAnswered(name, matches, metadata: metadata)
+                await self.singleIntentionsAnswered(scope, name, matches, metadata: metadata)
             }
         }
     }
 
-    func singleIntentionsAnswered(_ name: String, _ matches: IntentionMatches, metadata: ConsulMetadata) {
-        guard case .split(let single, _) = intentionsWatches.mode, single[name] != nil else { return }
+    func isSplitWatch(_ scope: ConsulScope, _ name: String) -> Bool {
+        guard case .split(let single, _) = intentionsWatches[scope]?.mode else { return false }
+        return single[name] != nil
+    }
+
+    func singleIntentionsAnswered(_ scope: ConsulScope, _ name: String, _ matches: IntentionMatches, metadata: ConsulMetadata) {
+        guard isSplitWatch(scope, name) else { return }
+        let key = scope.qualified(name)
         update(metadata: metadata) { state in
-            state.intentions = (state.intentions ?? [:]).merging([name: matches[name] ?? []]) { $1 }
-            state.intentionNames.insert(name)
-            state.intentionRefusals[name] = nil
+            state.intentions[key] = matches[name] ?? []
+            state.intentionRefusals[key] = nil
         }
     }
 
     /// Recorded for the service's reason; intentions it was already served with stay (an error
     /// never removes data).
-    func singleIntentionsRefused(_ name: String, _ message: String) {
-        guard case .split(let single, _) = intentionsWatches.mode, single[name] != nil, state.intentionRefusals[name] != message else { return }
-        update(metadata: ConsulMetadata()) { $0.intentionRefusals[name] = message }
+    func singleIntentionsRefused(_ scope: ConsulScope, _ name: String, _ message: String) {
+        let key = scope.qualified(name)
+        guard isSplitWatch(scope, name), state.intentionRefusals[key] != message else { return }
+        update(metadata: ConsulMetadata()) { $0.intentionRefusals[key] = message }
     }
 }

@@ -1,14 +1,18 @@
 import ConsulAPI
 import Foundation
 import Logging
+import MeshIdentity
 import NIOPosix
 
 /// Owns the watch state, the per-service watches and publishing. An actor: watches deliver from many tasks.
 actor WatchCoordinator {
     let source: ConsulConfigSource
     var state = ConsulState()
-    var leafWatches: [String: Task<Void, Never>] = [:]
-    var intentionsWatches = IntentionsWatches()
+    /// One leaf watch per linked service, by key.
+    var leafWatches: [String: (service: LinkedService, task: Task<Void, Never>)] = [:]
+    /// The catalog, service-defaults and service-resolver list watches of each scope in use.
+    var scopedWatches: [ConsulScope: [Task<Void, Never>]] = [:]
+    var intentionsWatches: [ConsulScope: IntentionsWatches] = [:]
     var rootIDs: Set<String> = []
     var lastLeafRestart: [String: ContinuousClock.Instant] = [:]
     var dirty = false
@@ -34,28 +38,80 @@ actor WatchCoordinator {
         wake = nil
     }
 
-    /// Starts and stops the leaf watches and restarts the intentions watch when the linked set or the roots change.
+    /// Follows the linked set and the roots: a leaf watch per service, the list watches and the
+    /// intentions watch per scope in use (consul-api.md §4.4), every leaf fetched again on new roots.
     func reconcileWatches() {
-        let linked = Set(state.linkedServices)
+        let linked = state.linkedServices
+        let keys = Set(linked.map(\.key))
         let currentRoots = Set(state.roots?.Roots.map(\.ID) ?? [])
         if !rootIDs.isEmpty, currentRoots != rootIDs {
             // New roots: every leaf is fetched again at once, without waiting for the agent (§3.6).
             source.logger.info("CA roots changed; revalidating every leaf")
-            for (service, task) in leafWatches {
-                task.cancel()
-                leafWatches[service] = nil
+            for (key, watch) in leafWatches {
+                watch.task.cancel()
+                leafWatches[key] = nil
             }
         }
         rootIDs = currentRoots
-        for (service, task) in leafWatches where !linked.contains(service) {
-            task.cancel()
-            leafWatches[service] = nil
-            state.leaves[service] = nil
+        for (key, watch) in leafWatches where !keys.contains(key) {
+            watch.task.cancel()
+            leafWatches[key] = nil
+            state.leaves[key] = nil
         }
-        for service in linked.sorted() where leafWatches[service] == nil {
+        for service in linked where leafWatches[service.key] == nil {
             startLeafWatch(service)
         }
-        reconcileIntentionsWatches(linked)
+
+        let byScope = Dictionary(grouping: linked, by: \.scope)
+        for (scope, tasks) in scopedWatches where byScope[scope] == nil {
+            // A scope nothing is linked in any more: its watches and what they delivered go.
+            tasks.forEach { $0.cancel() }
+            scopedWatches[scope] = nil
+            intentionsWatches[scope]?.cancelAll()
+            intentionsWatches[scope] = nil
+            state.catalogServices[scope] = nil
+            state.serviceDefaults[scope] = nil
+            state.serviceResolvers[scope] = nil
+        }
+        for scope in byScope.keys.sorted() where scopedWatches[scope] == nil {
+            startScopedWatches(scope)
+        }
+        state.intentions = state.intentions.filter { keys.contains($0.key) }
+        state.intentionRefusals = state.intentionRefusals.filter { keys.contains($0.key) }
+        for (scope, services) in byScope {
+            reconcileIntentionsWatches(scope, names: services.map(\.name).sorted())
+        }
+    }
+
+    /// G5–G7 of §4.1 for one scope.
+    func startScopedWatches(_ scope: ConsulScope) {
+        scopedWatches[scope] = [
+            scopedWatch(.json("/v1/catalog/services", scope: scope), scope) { (state, services: CatalogServices) in state.catalogServices[scope] = services },
+            scopedWatch(.json("/v1/config/service-defaults", scope: scope), scope) { (state, entries: [ServiceDefaults]) in state.serviceDefaults[scope] = entries },
+            scopedWatch(.json("/v1/config/service-resolver", scope: scope), scope) { (state, entries: [ServiceResolver]) in state.serviceResolvers[scope] = entries },
+        ]
+    }
+
+    func scopedWatch<Value>(
+        _ endpoint: WatchEndpoint<Value>,
+        _ scope: ConsulScope,
+        apply: @escaping @Sendable (inout ConsulState, Value) -> Void
+    ) -> Task<Void, Never> {
+        let source = self.source
+        return Task {
+            await source.client.watch(endpoint, policy: source.settings.watchPolicy, onError: { error in
+                source.metrics.consulWatchFailed(endpoint.path)
+                source.logger.warning("consul watch failed; keeping the last answer", metadata: ["endpoint": "\(error.endpoint)", "error": "\(error.message)"])
+            }) { value, metadata in
+                await self.scopedAnswer(scope, metadata: metadata) { apply(&$0, value) }
+            }
+        }
+    }
+
+    /// An answer of a scope's watch, unless the scope went out of use meanwhile.
+    func scopedAnswer(_ scope: ConsulScope, metadata: ConsulMetadata, _ change: (inout ConsulState) -> Void) {
+        guard scopedWatches[scope] != nil else { return }
+        update(metadata: metadata, change)
     }
 
     /// The agent's own default intention policy; `nil` when it has none or may not be read.
@@ -68,20 +124,23 @@ actor WatchCoordinator {
         return policy
     }
 
-    func startLeafWatch(_ service: String) {
+    func startLeafWatch(_ service: LinkedService) {
         let source = self.source
-        lastLeafRestart[service] = .now
-        leafWatches[service] = Task {
-            await source.client.watch(WatchEndpoint<LeafCertificate>.json("/v1/agent/connect/ca/leaf/\(service)"), policy: source.settings.watchPolicy, onError: { error in
+        let key = service.key
+        lastLeafRestart[key] = .now
+        let endpoint = WatchEndpoint<LeafCertificate>.json("/v1/agent/connect/ca/leaf/\(service.name)", scope: service.scope)
+        let task = Task {
+            await source.client.watch(endpoint, policy: source.settings.watchPolicy, onError: { error in
                 source.metrics.consulWatchFailed("/v1/agent/connect/ca/leaf")
-                source.logger.warning("leaf watch failed; keeping the last leaf", metadata: ["service": "\(service)", "error": "\(error.message)"])
+                source.logger.warning("leaf watch failed; keeping the last leaf", metadata: ["service": "\(key)", "error": "\(error.message)"])
             }) { leaf, metadata in
                 await self.update(metadata: metadata) { state in
-                    guard leaf.Service == service || leaf.ServiceURI.hasSuffix("/svc/\(service)") else { return }
-                    state.leaves[service] = leaf
+                    guard leaf.Service == service.name || SPIFFEID(parsing: leaf.ServiceURI)?.service == service.name else { return }
+                    state.leaves[key] = leaf
                 }
             }
         }
+        leafWatches[key] = (service, task)
     }
 
     /// Waits for changes, folds them for the coalescing time, and publishes when what is served changed.
@@ -112,23 +171,26 @@ actor WatchCoordinator {
         while !Task.isCancelled && !stopped {
             try? await Task.sleep(for: .seconds(30))
             let now = Date()
-            for (service, leaf) in state.leaves {
-                guard let after = leaf.validAfter, let before = leaf.validBefore else { continue }
+            for (key, leaf) in state.leaves {
+                guard let after = leaf.validAfter, let before = leaf.validBefore, let watch = leafWatches[key] else { continue }
                 let lifetime = before.timeIntervalSince(after)
                 let stale = now >= after.addingTimeInterval(lifetime * 0.95) || before.timeIntervalSince(now) < 3600
-                guard stale, let last = lastLeafRestart[service], ContinuousClock.now - last > .seconds(300) else { continue }
-                source.logger.info("leaf near expiry; fetching it again", metadata: ["service": "\(service)"])
-                leafWatches[service]?.cancel()
-                startLeafWatch(service)
+                guard stale, let last = lastLeafRestart[key], ContinuousClock.now - last > .seconds(300) else { continue }
+                source.logger.info("leaf near expiry; fetching it again", metadata: ["service": "\(key)"])
+                watch.task.cancel()
+                startLeafWatch(watch.service)
             }
         }
     }
 
     func stopAll() {
         stopped = true
-        for task in leafWatches.values { task.cancel() }
+        for watch in leafWatches.values { watch.task.cancel() }
         leafWatches = [:]
-        intentionsWatches.cancelAll()
+        for tasks in scopedWatches.values { tasks.forEach { $0.cancel() } }
+        scopedWatches = [:]
+        for scope in intentionsWatches.keys { intentionsWatches[scope]?.cancelAll() }
+        intentionsWatches = [:]
         wake?.resume()
         wake = nil
     }

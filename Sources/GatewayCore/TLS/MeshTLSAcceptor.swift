@@ -101,7 +101,7 @@ public struct MeshTLSAcceptor: Sendable {
             @Sendable func proceed() -> EventLoopFuture<Void> {
                 guard let caller = identity.caller else { return channel.close() }
                 let connection = ClientConnection(
-                    serviceName: service.name,
+                    serviceName: service.key,
                     caller: .mesh(caller, forwardedClientCert: identity.forwardedClientCert),
                     negotiatedProtocol: negotiated,
                     peerIP: channel.remoteAddress?.ipAddress ?? ""

@@ -39,7 +39,8 @@ extension ConsulTestServer {
             guard let token, let known = tokens[token] else { return respond(Answer(status: 403, body: "ACL not found", index: nil, json: false)) }
             rules = known
         }
-        for (name, value) in query where (name == "ns" || name == "partition") && !value.isEmpty && value != "default" {
+        let enterprise = state.withLockedValue { $0.options.enterprise }
+        for (name, value) in query where !enterprise && (name == "ns" || name == "partition") && !value.isEmpty && value != "default" {
             return respond(Answer(status: 400, body: "Invalid query parameter: \"\(name)\" - Namespaces are a Consul Enterprise feature", index: nil, json: false))
         }
 
@@ -94,8 +95,14 @@ extension ConsulTestServer {
         return nil
     }
 
+    /// The partition and namespace a request names (`ns`, `partition`; absent means `default`).
+    static func scope(of query: [(String, String)]) -> ConsulScope {
+        ConsulScope(partition: query.first { $0.0 == "partition" }?.1 ?? "", namespace: query.first { $0.0 == "ns" }?.1 ?? "")
+    }
+
     func read(path: String, query: [(String, String)], state: inout State) -> Answer {
         let store = state.store
+        let scope = Self.scope(of: query)
         let parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         func json(_ value: JSONValue, _ index: UInt64) -> Answer { Answer(status: 200, body: value.jsonText, index: index) }
         switch parts.dropFirst().first.map({ _ in Array(parts.dropFirst()) }) ?? [] {
@@ -117,19 +124,20 @@ extension ConsulTestServer {
             )
         case let route where route.count == 5 && route.starts(with: ["agent", "connect", "ca", "leaf"]):
             let service = route[4]
-            if state.store.leaves[service] == nil, let root = store.roots.first(where: { $0.id == store.activeRootID }),
-                var leaf = try? Self.issueLeaf(service, root: root, options: state.options)
+            let key = scope.qualified(service)
+            if state.store.leaves[key] == nil, let root = store.roots.first(where: { $0.id == store.activeRootID }),
+                var leaf = try? Self.issueLeaf(service, scope: scope, root: root, options: state.options)
             {
                 leaf.index = state.store.bump()
-                state.store.leaves[service] = leaf
+                state.store.leaves[key] = leaf
             }
-            guard let leaf = state.store.leaves[service] else { return Answer(status: 500, body: "no CA", index: nil, json: false) }
+            guard let leaf = state.store.leaves[key] else { return Answer(status: 500, body: "no CA", index: nil, json: false) }
             let formatter = ISO8601DateFormatter()
             return json(
                 .object([
                     JSONMember("SerialNumber", .string(leaf.serial)), JSONMember("CertPEM", .string(leaf.certificatePEM)),
                     JSONMember("PrivateKeyPEM", .string(leaf.keyPEM)), JSONMember("Service", .string(service)),
-                    JSONMember("ServiceURI", .string("spiffe://\(state.options.trustDomain)/ns/default/dc/\(state.options.datacenter)/svc/\(service)")),
+                    JSONMember("ServiceURI", .string(Self.serviceURI(service, scope: scope, options: state.options))),
                     JSONMember("ValidAfter", .string(formatter.string(from: leaf.validAfter))),
                     JSONMember("ValidBefore", .string(formatter.string(from: leaf.validBefore))),
                     JSONMember("CreateIndex", .number(String(leaf.index))), JSONMember("ModifyIndex", .number(String(leaf.index))),
@@ -139,22 +147,27 @@ extension ConsulTestServer {
         case let route where route.count == 3 && route.starts(with: ["catalog", "gateway-services"]):
             let gateway = route[2]
             let index = max(store.configIndex, store.catalogIndex)
+            let enterprise = state.options.enterprise
             let linked = store.gatewayServices(gateway).map { service in
-                JSONValue.object([
+                // Enterprise names every linked service's namespace and partition; CE names none.
+                let name = enterprise
+                    ? [JSONMember("Name", .string(service.name)), JSONMember("Namespace", .string(service.scope.namespace)), JSONMember("Partition", .string(service.scope.partition))]
+                    : [JSONMember("Name", .string(service.name))]
+                return JSONValue.object([
                     JSONMember("Gateway", .object([JSONMember("Name", .string(gateway))])),
-                    JSONMember("Service", .object([JSONMember("Name", .string(service))])),
+                    JSONMember("Service", .object(name)),
                     JSONMember("GatewayKind", .string("terminating-gateway")),
                     JSONMember("CreateIndex", .number(String(index))), JSONMember("ModifyIndex", .number(String(index))),
                 ])
             }
             return json(.array(linked), index)
         case ["catalog", "services"]:
-            let services = store.instances.keys.sorted().map { name in
-                JSONMember(name, .array(Array(Set(store.instances[name]!.flatMap(\.tags))).sorted().map { .string($0) }))
+            let services = store.serviceNames(in: scope).map { name in
+                JSONMember(name, .array(Array(Set(store.instances[scope.qualified(name)]!.flatMap(\.tags))).sorted().map { .string($0) }))
             }
             return json(.object(services), store.catalogIndex)
         case let route where route.count == 3 && route.starts(with: ["health", "service"]):
-            let entries = (store.instances[route[2]] ?? []).map { instance in
+            let entries = (store.instances[scope.qualified(route[2])] ?? []).map { instance in
                 JSONValue.object([
                     JSONMember("Node", .object([
                         JSONMember("Node", .string(instance.node)), JSONMember("Address", .string("")),
@@ -173,10 +186,11 @@ extension ConsulTestServer {
             }
             return json(.array(entries), store.catalogIndex)
         case let route where route.count == 2 && route[0] == "config":
-            let entries = (store.configEntries[route[1]] ?? [:]).keys.sorted().map { store.rendered(store.configEntries[route[1]]![$0]!) }
+            let kind = store.configEntries[route[1]] ?? [:]
+            let entries = kind.keys.sorted().compactMap { kind[$0]!.scope == scope ? store.rendered(kind[$0]!) : nil }
             return json(.array(entries), store.configIndex)
         case let route where route.count == 3 && route[0] == "config":
-            guard let entry = store.entry(kind: route[1], name: route[2]) else {
+            guard let entry = store.entry(kind: route[1], name: route[2], scope: scope) else {
                 return Answer(status: 404, body: "Config entry not found for \"\(route[1])\" / \"\(route[2])\"", index: store.configIndex, json: false)
             }
             return json(store.rendered(entry), store.configIndex)
@@ -185,7 +199,7 @@ extension ConsulTestServer {
                 return Answer(status: 400, body: "required query parameter 'by' not set", index: nil, json: false)
             }
             let names = query.filter { $0.0 == "name" }.map(\.1)
-            return json(.object(names.map { JSONMember($0, .array(store.intentions(for: $0))) }), store.configIndex)
+            return json(.object(names.map { JSONMember($0, .array(store.intentions(for: $0, in: scope))) }), store.configIndex)
         case let route where route.count == 3 && route.starts(with: ["agent", "service"]):
             // The local agent's view of one of its services (`GET /v1/agent/service/<id>`).
             guard let instance = store.instances.values.joined().first(where: { $0.node == "test-agent" && $0.id == route[2] }) else {
@@ -216,13 +230,14 @@ extension ConsulTestServer {
         let parts = Array(path.split(separator: "/").map(String.init).dropFirst())
         let cas = query.first { $0.0 == "cas" }.flatMap { UInt64($0.1) }
         let parsed = try? JSONParser.parse(body)
+        let scope = Self.scope(of: query)
         switch (method, parts) {
         case ("PUT", ["config"]):
             guard let entry = parsed, entry.isObject else { return Answer(status: 400, body: "Request decoding failed: invalid JSON", index: nil, json: false) }
-            let stored = write { $0.store.putConfigEntry(entry, cas: cas) }
+            let stored = write { $0.store.putConfigEntry(entry, cas: cas, scope: scope) }
             return Answer(status: 200, body: stored ? "true" : "false", index: nil)
         case ("DELETE", let route) where route.count == 3 && route[0] == "config":
-            let deleted = write { $0.store.deleteConfigEntry(kind: route[1], name: route[2], cas: cas) }
+            let deleted = write { $0.store.deleteConfigEntry(kind: route[1], name: route[2], scope: scope, cas: cas) }
             return Answer(status: 200, body: cas == nil ? "{}" : (deleted ? "true" : "false"), index: nil)
         case ("PUT", ["catalog", "register"]):
             guard let registration = parsed, case .string(let node)? = registration["Node"], let service = registration["Service"],

@@ -2,6 +2,7 @@ import ConsulAPI
 import Crypto
 import Foundation
 import LambdaPayload
+import MeshIdentity
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -15,6 +16,9 @@ public final class ConsulTestServer: Sendable {
         public var trustDomain = "11111111-2222-3333-4444-555555555555.consul"
         public var datacenter = "dc1"
         public var defaultACLPolicy = "allow"
+        /// Enterprise mode: `ns` and `partition` select the scope of per-service reads (CE mode
+        /// answers 400 to any but `default`, consul-api.md §1.5).
+        public var enterprise = false
         /// When set, every request must carry this token (`X-Consul-Token` or `Authorization: Bearer`).
         public var requiredToken: String?
         /// ACL mode (§8.3) when not empty: each known token's rules; any other token gets
@@ -104,15 +108,24 @@ public final class ConsulTestServer: Sendable {
 
     /// Links services to a gateway: writes its `terminating-gateway` entry.
     public func linkServices(_ services: [String], gateway: String = "lambda-gateway") throws {
-        let list = services.map { "{\"Name\":\"\($0)\"}" }.joined(separator: ",")
+        try linkServices(scoped: services.map { ($0, .default) }, gateway: gateway)
+    }
+
+    /// Links services of any partition and namespace (Enterprise).
+    public func linkServices(scoped services: [(name: String, scope: ConsulScope)], gateway: String = "lambda-gateway") throws {
+        let list = services.map { service in
+            service.scope.isDefault
+                ? "{\"Name\":\"\(service.name)\"}"
+                : "{\"Name\":\"\(service.name)\",\"Namespace\":\"\(service.scope.namespace)\",\"Partition\":\"\(service.scope.partition)\"}"
+        }.joined(separator: ",")
         try setConfigEntry(#"{"Kind":"terminating-gateway","Name":"\#(gateway)","Services":[\#(list)]}"#)
     }
 
     /// Registers a catalog instance on the external node `lambdas`, as the registrator does.
-    public func registerInstance(_ service: String, node: String = "lambdas", tags: [String] = ["managed-by-lambda-registrator"]) {
+    public func registerInstance(_ service: String, scope: ConsulScope = .default, node: String = "lambdas", tags: [String] = ["managed-by-lambda-registrator"]) {
         write {
             $0.store.register(
-                .init(node: node, id: service, service: service, tags: tags, meta: [:], address: "", port: 0, kind: "", createIndex: 0, modifyIndex: 0),
+                .init(node: node, id: service, service: service, scope: scope, tags: tags, meta: [:], address: "", port: 0, kind: "", createIndex: 0, modifyIndex: 0),
                 nodeMeta: ["external-node": "true", "external-probe": "true"]
             )
         }
@@ -135,13 +148,13 @@ public final class ConsulTestServer: Sendable {
     }
 
     /// Issues a new leaf for `service` (new serial, new `ModifyIndex`).
-    public func rotateLeaf(_ service: String) throws {
+    public func rotateLeaf(_ service: String, scope: ConsulScope = .default) throws {
         let root = try activeRoot()
-        let leaf = try issueLeaf(service, root: root)
+        let leaf = try issueLeaf(service, scope: scope, root: root)
         write { state in
             var leaf = leaf
             leaf.index = state.store.bump()
-            state.store.leaves[service] = leaf
+            state.store.leaves[scope.qualified(service)] = leaf
         }
     }
 
@@ -151,9 +164,9 @@ public final class ConsulTestServer: Sendable {
         let ca = try TestCA(commonName: "Consul CA \(UUID().uuidString.prefix(8))")
         let id = SHA256.hash(data: Array(try ca.pem.utf8)).prefix(20).map { String(format: "%02x", $0) }.joined(separator: ":")
         let pem = try ca.pem
-        let services = state.withLockedValue { Array($0.store.leaves.keys) }
+        let services = state.withLockedValue { $0.store.leaves.map { ($0.key, $0.value.service, $0.value.scope) } }
         let newRoot = ConsulTestStore.Root(id: id, ca: ca, pem: pem, index: 0)
-        let leaves = try services.map { ($0, try issueLeaf($0, root: newRoot)) }
+        let leaves = try services.map { ($0.0, try issueLeaf($0.1, scope: $0.2, root: newRoot)) }
         write { state in
             let index = state.store.bump()
             state.store.rootsIndex = index
@@ -231,17 +244,24 @@ public final class ConsulTestServer: Sendable {
         write { _ in () }
     }
 
-    func issueLeaf(_ service: String, root: ConsulTestStore.Root) throws -> ConsulTestStore.Leaf {
-        try Self.issueLeaf(service, root: root, options: state.withLockedValue { $0.options })
+    func issueLeaf(_ service: String, scope: ConsulScope = .default, root: ConsulTestStore.Root) throws -> ConsulTestStore.Leaf {
+        try Self.issueLeaf(service, scope: scope, root: root, options: state.withLockedValue { $0.options })
+    }
+
+    /// The SPIFFE ID Consul signs into a service's leaf (mesh-identity.md §3.1).
+    static func serviceURI(_ service: String, scope: ConsulScope, options: Options) -> String {
+        SPIFFEID(trustDomain: options.trustDomain, partition: scope.partition, namespace: scope.namespace, datacenter: options.datacenter, service: service).description
     }
 
     /// Takes the options as a parameter: it is also called with the state lock held.
-    static func issueLeaf(_ service: String, root: ConsulTestStore.Root, options: Options) throws -> ConsulTestStore.Leaf {
+    static func issueLeaf(_ service: String, scope: ConsulScope = .default, root: ConsulTestStore.Root, options: Options) throws -> ConsulTestStore.Leaf {
         let now = Date()
-        let uri = "spiffe://\(options.trustDomain)/ns/default/dc/\(options.datacenter)/svc/\(service)"
+        let uri = serviceURI(service, scope: scope, options: options)
         let validBefore = now.addingTimeInterval(options.leafLifetime)
         let leaf = try root.ca.issueLeaf(commonName: service, dnsNames: [], ipAddresses: [], uris: [uri], notValidBefore: now.addingTimeInterval(-60), notValidAfter: validBefore)
         return ConsulTestStore.Leaf(
+            service: service,
+            scope: scope,
             certificatePEM: try leaf.certificatePEM,
             keyPEM: leaf.keyPEM,
             serial: leaf.certificate.serialNumber.description,
