@@ -192,17 +192,9 @@ struct ConsulWatchTests {
             let policy = BlockingQueryStateMachine.Policy(wait: .seconds(10), burst: 2, refillInterval: 0.5)
             let (task, recorder) = fixture.start(WatchEndpoint<[ServiceDefaults]>.json("/v1/config/service-defaults"), policy: policy)
             try await recorder.waitFor(count: 1)
-            let churn = Task {
-                var version = 0
-                while !Task.isCancelled {
-                    version += 1
-                    try? fixture.server.setConfigEntry(#"{"Kind":"service-defaults","Name":"orders","Meta":{"v":"\#(version)"}}"#)
-                    try? await Task.sleep(for: .milliseconds(2))
-                }
-            }
-            try await Task.sleep(for: .seconds(2))
-            churn.cancel()
+            let writes = await fixture.server.churn(service: "orders", perSecond: 500, for: .seconds(2))
             task.cancel()
+            #expect(writes > 100)
             let count = fixture.requests(to: "/v1/config/service-defaults").count
             // 1 first request + 2 burst + at most 2 s / 0.5 s refills (+1 for timing edges).
             #expect(count <= 8, "\(count) requests in 2 s")
@@ -371,6 +363,25 @@ struct ConsulWatchTests {
             let missing = try await fixture.client.send(.GET, "/v1/config/service-defaults/nope", allowNotFound: true)
             #expect(missing.status == 404 && missing.metadata.index != nil)
             #expect(String(buffer: missing.body) == #"Config entry not found for "service-defaults" / "nope""#)
+        }
+    }
+
+    @Test func aHeldPollRunsItsWholeWaitWithOrWithoutJitter() async throws {
+        for jitter in [true, false] {
+            var options = ConsulTestServer.Options()
+            options.waitJitter = jitter
+            try await ConsulFixture.with(options: options) { fixture in
+                let (_, metadata) = try await fixture.client.get(CatalogServices.self, "/v1/catalog/services")
+                let index = try #require(metadata.index)
+                var durations: [Duration] = []
+                for _ in 0..<4 {
+                    let started = ContinuousClock.now
+                    _ = try await fixture.client.send(.GET, "/v1/catalog/services", query: [("index", String(index)), ("wait", "320ms")])
+                    durations.append(ContinuousClock.now - started)
+                }
+                // Nothing changed: each poll runs its whole wait (320 ms, jitter at most 20 ms).
+                #expect(durations.allSatisfy { $0 >= .milliseconds(320) && $0 < .milliseconds(320 + 20 + 250) }, "\(durations)")
+            }
         }
     }
 }

@@ -14,6 +14,7 @@ extension ConsulTestServer {
     ///     POST /_control/default-policy?value=allow|deny
     ///     POST /_control/agent-policy?value=|allow|deny             agent's DefaultIntentionPolicy
     ///     POST /_control/token?token=T[&deny-intentions=S…][&agent-read=false][&remove=true]   ACL mode
+    ///     POST /_control/churn?service=S&per-second=N&seconds=T      service-defaults of S rewritten N/s
     ///     GET  /_control/ca                                      PEM of the active root
     func control(path: String, query: [(String, String)]) -> ScriptedResponse {
         func value(_ name: String) -> String? { query.first { $0.0 == name }?.1 }
@@ -61,6 +62,11 @@ extension ConsulTestServer {
                 guard let token = value("token") else { return bad("token= is required") }
                 let denied = Set(query.filter { $0.0 == "deny-intentions" }.map(\.1))
                 setTokenRules(token, value("remove") == "true" ? nil : TokenRules(deniedIntentionReads: denied, agentRead: value("agent-read") != "false"))
+            case "/_control/churn":
+                guard let service = value("service"), let rate = value("per-second").flatMap(Int.init), rate > 0,
+                    let seconds = value("seconds").flatMap(Double.init)
+                else { return bad("service=, per-second= (> 0) and seconds= are required") }
+                Task { await churn(service: service, perSecond: rate, for: .milliseconds(Int(seconds * 1000))) }
             case "/_control/ca":
                 return ok(try activeRootCA.pem)
             default:

@@ -62,6 +62,9 @@ extension ConsulTestServer {
             }
             wait = min(parsed, .seconds(600))
         }
+        if state.withLockedValue({ $0.options.waitJitter }) {
+            wait += .nanoseconds(Int64.random(in: 0...max(0, (wait / 16).components.seconds * 1_000_000_000 + (wait / 16).components.attoseconds / 1_000_000_000)))
+        }
         let deadline = ContinuousClock.now + wait
         var holding = false
         defer { if holding { state.withLockedValue { $0.openLongPolls -= 1 } } }

@@ -27,6 +27,8 @@ public final class ConsulTestServer: Sendable {
         /// The agent's `DebugConfig.DefaultIntentionPolicy` on `/v1/agent/self` (`""`, `allow`, `deny`).
         public var agentDefaultIntentionPolicy = ""
         public var leafLifetime: TimeInterval = 72 * 3600
+        /// A held long poll waits `wait` plus a random part of up to `wait/16`, as Consul does (§8.2).
+        public var waitJitter = true
         public init() {}
     }
 
@@ -217,6 +219,22 @@ public final class ConsulTestServer: Sendable {
     /// The next answer carries `X-Consul-Index: index` (1 = backwards, 0 = the zero index).
     public func overrideNextIndex(_ index: UInt64) {
         state.withLockedValue { $0.indexOverride = index }
+    }
+
+    /// Churn (§8.5): rewrites the service-defaults entry of `service` `perSecond` times a second
+    /// for `duration`, each write a new `Meta.churn` value, so every write is a real change.
+    /// Returns the number of writes made.
+    @discardableResult
+    public func churn(service: String, perSecond: Int, for duration: Duration) async -> Int {
+        let interval = Duration.seconds(1) / perSecond
+        let deadline = ContinuousClock.now + duration
+        var writes = 0
+        while ContinuousClock.now < deadline && !Task.isCancelled {
+            writes += 1
+            try? setConfigEntry(#"{"Kind":"service-defaults","Name":"\#(service)","Meta":{"churn":"\#(writes)"}}"#)
+            try? await Task.sleep(for: interval)
+        }
+        return writes
     }
 
     /// Writes that touch nothing a watch reads but bump the config table (Consul wakes watches on them).
