@@ -13,7 +13,8 @@ public enum SnapshotBuilder {
             snapshot.activeRootID = roots.ActiveRootID
             snapshot.rootPEMs = roots.Roots.map(\.RootCert)
         }
-        snapshot.datacenter = state.datacenterOverride ?? datacenter(from: state) ?? ""
+        let linked = state.linkedServices
+        snapshot.datacenter = state.datacenterOverride ?? datacenter(from: state, linked: linked) ?? ""
         snapshot.defaultIntentionPolicy = state.defaultIntentionPolicy
         snapshot.sanitizeXFCC = state.mesh?.entry?.HTTP?.SanitizeXForwardedClientCert ?? false
         if let incoming = state.mesh?.entry?.TLS?.Incoming {
@@ -23,7 +24,7 @@ public enum SnapshotBuilder {
         }
 
         let lookups = Lookups(state)
-        for service in state.linkedServices {
+        for service in linked {
             switch serve(service, state: state, lookups: lookups, snapshot: snapshot) {
             case .success(let served):
                 snapshot.services[service.key] = served
@@ -112,8 +113,8 @@ public enum SnapshotBuilder {
     }
 
     /// The datacenter from the first leaf's SPIFFE ID (consul-api.md §4.5).
-    static func datacenter(from state: ConsulState) -> String? {
-        for service in state.linkedServices {
+    static func datacenter(from state: ConsulState, linked: [LinkedService]) -> String? {
+        for service in linked {
             if let uri = state.leaves[service.key]?.ServiceURI, let id = SPIFFEID(parsing: uri) { return id.datacenter }
         }
         return nil
@@ -122,10 +123,14 @@ public enum SnapshotBuilder {
     /// A leaf is valid when its SPIFFE ID names the service, in its partition and namespace, our
     /// datacenter and trust domain, and it has dates.
     static func validLeaf(_ leaf: LeafCertificate, service: LinkedService, datacenter: String, trustDomain: String) -> ServiceLeaf? {
-        guard let id = SPIFFEID(parsing: leaf.ServiceURI), id.isInTrustDomain(trustDomain),
-            id.service == service.name, id.namespace == service.scope.namespace, id.partition == service.scope.partition,
-            id.datacenter == datacenter,
-            leaf.CertPEM.contains("BEGIN CERTIFICATE"), leaf.PrivateKeyPEM.contains("PRIVATE KEY"),
+        let expected = SPIFFEID(trustDomain: trustDomain, partition: service.scope.partition, namespace: service.scope.namespace, datacenter: datacenter, service: service.name)
+        // The agent writes the ID exactly so; parsing (for a trust domain in other case, or
+        // percent-encoded segments) only when the text differs. 10,000 services: one string each.
+        let matches = leaf.ServiceURI == expected.description || SPIFFEID(parsing: leaf.ServiceURI).map { id in
+            id.isInTrustDomain(trustDomain) && id.service == expected.service && id.namespace == expected.namespace
+                && id.partition == expected.partition && id.datacenter == expected.datacenter
+        } == true
+        guard matches, leaf.CertPEM.contains("BEGIN CERTIFICATE"), leaf.PrivateKeyPEM.contains("PRIVATE KEY"),
             let validAfter = leaf.validAfter, let validBefore = leaf.validBefore
         else { return nil }
         return ServiceLeaf(
