@@ -28,11 +28,17 @@ actor WatchCoordinator {
 
     func update(metadata: ConsulMetadata, _ change: (inout ConsulState) -> Void) {
         guard !stopped else { return }
+        let (linkedBefore, rootsBefore) = (state.gatewayServices, state.roots)
         change(&state)
         if let policy = Self.intentionPolicy(metadata.defaultACLPolicy) {
             state.headerDefaultPolicy = policy
         }
-        reconcileWatches()
+        // Only the linked set and the roots decide which watches run. Checking on every answer
+        // would cost a pass over all services per answer: quadratic while 10,000 leaves arrive.
+        // (An unchanged array compares by its shared storage, at once.)
+        if state.gatewayServices != linkedBefore || state.roots != rootsBefore {
+            reconcileWatches()
+        }
         dirty = true
         wake?.resume()
         wake = nil
@@ -134,13 +140,17 @@ actor WatchCoordinator {
                 source.metrics.consulWatchFailed("/v1/agent/connect/ca/leaf")
                 source.logger.warning("leaf watch failed; keeping the last leaf", metadata: ["service": "\(key)", "error": "\(error.message)"])
             }) { leaf, metadata in
-                await self.update(metadata: metadata) { state in
-                    guard leaf.Service == service.name || SPIFFEID(parsing: leaf.ServiceURI)?.service == service.name else { return }
-                    state.leaves[key] = leaf
-                }
+                guard leaf.Service == service.name || SPIFFEID(parsing: leaf.ServiceURI)?.service == service.name else { return }
+                await self.leafAnswered(key, leaf, metadata: metadata)
             }
         }
         leafWatches[key] = (service, task)
+    }
+
+    /// A leaf, unless its service was unlinked meanwhile.
+    func leafAnswered(_ key: String, _ leaf: LeafCertificate, metadata: ConsulMetadata) {
+        guard leafWatches[key] != nil else { return }
+        update(metadata: metadata) { $0.leaves[key] = leaf }
     }
 
     /// Waits for changes, folds them for the coalescing time, and publishes when what is served changed.
