@@ -62,6 +62,7 @@ actor WatchCoordinator {
         for (key, watch) in leafWatches where !keys.contains(key) {
             watch.task.cancel()
             leafWatches[key] = nil
+            lastLeafRestart[key] = nil
             state.leaves[key] = nil
         }
         for service in linked where leafWatches[service.key] == nil {
