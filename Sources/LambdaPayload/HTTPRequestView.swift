@@ -10,6 +10,25 @@ public struct HTTPField: Sendable, Hashable {
         self.name = name
         self.value = value
     }
+
+    /// A name that is an HTTP token (RFC 9110 §5.6.2) and a value without CR, LF or NUL: a field
+    /// that cannot break HTTP/1.1's framing.
+    public var isWellFormed: Bool {
+        Self.isToken(name) && !value.utf8.contains { $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n") || $0 == 0 }
+    }
+
+    public static func isToken(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.allSatisfy(isTokenByte)
+    }
+
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
 }
 
 /// A client request as the payload codecs need it, independent of HTTP/1.1 or HTTP/2 framing.

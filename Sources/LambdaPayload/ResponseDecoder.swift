@@ -215,17 +215,8 @@ struct ResponseHeaders {
     /// content-length, or not an HTTP token).
     static func acceptedName(_ name: String) -> String? {
         let lower = name.asciiLowercased
-        guard !lower.isEmpty, !dropped.contains(lower), lower.utf8.allSatisfy(isTokenByte) else { return nil }
+        guard !dropped.contains(lower), HTTPField.isToken(lower) else { return nil }
         return lower
-    }
-
-    static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
-        }
     }
 
     /// Field values may not carry CR, LF or NUL (response splitting).

@@ -300,6 +300,41 @@ struct HTTP1GatewayTests {
         }
     }
 
+    @Test func pipelinedRequestsAreAnsweredInOrderAndHTTP10ClosesAfterItsAnswer() async throws {
+        let slowFirst: TestHTTPServer.Handler = { request in
+            // The first answer takes a while, so the next two wait behind it in the gateway.
+            if request.bodyText.contains("/p1") { try? await Task.sleep(for: .milliseconds(300)) }
+            return await echoPayload(request)
+        }
+        try await GatewayFixture.with(lambdaHandler: slowFirst) { gateway in
+            let connection = try await RecordingConnection.open(gateway, service: "orders", alpn: ["http/1.1"])
+            let host = gateway.tls.sni("orders")
+            try await connection.send((1...3).map { "GET /p\($0) HTTP/1.1\r\nHost: \(host)\r\n\r\n" }.joined())
+            let received = try await connection.waitForReceived { $0.components(separatedBy: "HTTP/1.1 201 Created\r\n").count == 4 }
+            let positions = (1...3).compactMap { received.range(of: "/p\($0)")?.lowerBound }
+            #expect(positions.count == 3 && positions == positions.sorted(), "answers out of order: \(received)")
+            #expect(gateway.accepted.load(ordering: .relaxed) == 1)
+            // HTTP/1.0 without keep-alive: answered with its own version, then the gateway closes.
+            try await connection.send("GET /last HTTP/1.0\r\nHost: \(host)\r\n\r\n")
+            #expect(await connection.closedByGateway(within: .seconds(5)))
+            #expect(connection.received.contains("HTTP/1.0 201 Created\r\n"))
+            #expect(connection.received.contains("connection: close"))
+            #expect(gateway.lambda.requests.count == 4)
+        }
+    }
+
+    @Test func aFunctionsHeaderCannotSplitTheResponse() async throws {
+        let injecting: TestHTTPServer.Handler = { _ in
+            ScriptedResponse(json: #"{"statusCode":200,"headers":{"x-evil":"a\r\nset-cookie: injected=1","x-fine":"b"},"body":"ok"}"#)
+        }
+        try await GatewayFixture.with(lambdaHandler: injecting) { gateway in
+            let answer = try await gateway.curl("orders", path: "/")
+            #expect(answer.status == 200 && answer.body == "ok")
+            #expect(answer.headers.lowercased().contains("x-fine: b"))
+            #expect(!answer.headers.lowercased().contains("injected"), "\(answer.headers)")
+        }
+    }
+
     @Test func keepAliveReusesTheConnection() async throws {
         try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
             let host = gateway.tls.sni("orders")

@@ -19,16 +19,13 @@ extension RequestProcessor {
         }
     }
 
+    /// NIO's request decoder with Envoy's header limits, then one handler for the connection: it
+    /// reads requests, answers them in order and writes each answer as one buffer.
     func configureHTTP1Sync(_ channel: Channel, connection: ClientConnection) throws {
-        // NIO's server pipeline, assembled here for the header limits and the 431 answer.
-        let decoder = HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: HTTPProtocolErrorResponder.limits)
+        let decoder = HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: RequestReader.limits)
         try channel.pipeline.syncOperations.addHandlers([
-            HTTPResponseEncoder(),
             ByteToMessageHandler(decoder),
-            HTTPServerPipelineHandler(),
-            NIOHTTPResponseHeadersValidator(),
-            HTTPProtocolErrorResponder(),
-            HTTP1RequestHandler(processor: self, connection: connection, limit: limit(for: connection)),
+            HTTP1ConnectionHandler(processor: self, connection: connection, limit: limit(for: connection)),
         ])
     }
 

@@ -1,0 +1,60 @@
+import LambdaPayload
+import NIOCore
+import NIOHTTP1
+
+/// An answer as HTTP/1.x bytes, in one buffer: status line, headers, `content-length`, body.
+enum HTTP1ResponseEncoder {
+    static func encode(_ response: LambdaHTTPResponse, version: HTTPVersion, bodyless: Bool, close: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
+        let status = HTTPResponseStatus(statusCode: response.status)
+        let sendsBody = !bodyless && response.body.readableBytes > 0
+        var size = 64 + (sendsBody ? response.body.readableBytes : 0)
+        for field in response.headers { size += field.name.utf8.count + field.value.utf8.count + 4 }
+        var buffer = allocator.buffer(capacity: size)
+        writeStatusLine(version: version, status: status, into: &buffer)
+        // A field that could break the framing is dropped, as NIO's response-header validator
+        // would have refused it (the payload codecs already drop such names).
+        for field in response.headers where field.isWellFormed {
+            buffer.writeString(field.name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(field.value)
+            buffer.writeStaticString("\r\n")
+        }
+        // 1xx and 204 carry no content-length (RFC 9110 §8.6); every other answer is framed by it.
+        if response.status >= 200 && response.status != 204 {
+            buffer.writeStaticString("content-length: ")
+            buffer.writeString(String(response.body.readableBytes))
+            buffer.writeStaticString("\r\n")
+        }
+        if close {
+            buffer.writeStaticString("connection: close\r\n")
+        } else if version == .http1_0 {
+            buffer.writeStaticString("connection: keep-alive\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+        if sendsBody {
+            var body = response.body
+            buffer.writeBuffer(&body)
+        }
+        return buffer
+    }
+
+    /// `100 Continue`, the go-ahead for a body (mesh-identity.md §9.2).
+    static func writeContinue(version: HTTPVersion, into buffer: inout ByteBuffer) {
+        writeStatusLine(version: version, status: .continue, into: &buffer)
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// The answer to a request that cannot be parsed: no body, and the connection closes.
+    static func writeBare(status code: Int, into buffer: inout ByteBuffer) {
+        writeStatusLine(version: .http1_1, status: HTTPResponseStatus(statusCode: code), into: &buffer)
+        buffer.writeStaticString("content-length: 0\r\nconnection: close\r\n\r\n")
+    }
+
+    private static func writeStatusLine(version: HTTPVersion, status: HTTPResponseStatus, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString(version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        buffer.writeString(String(status.code))
+        buffer.writeStaticString(" ")
+        buffer.writeString(status.reasonPhrase)
+        buffer.writeStaticString("\r\n")
+    }
+}

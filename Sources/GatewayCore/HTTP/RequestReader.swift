@@ -1,0 +1,122 @@
+import LambdaPayload
+import NIOCore
+import NIOHTTP1
+
+/// Reads one request part by part, for an HTTP/1.1 connection and for each HTTP/2 stream alike:
+/// the checks that need only the head (mesh-identity.md §9.2), and the body bounded by the Lambda
+/// limit. Pure bookkeeping; the handlers carry out what it returns.
+struct RequestReader {
+    enum State {
+        case idle
+        case reading(HTTPRequestHead, ByteBuffer)
+        /// Refused before its end: the rest of it is read and dropped.
+        case discarding(HTTPRequestHead)
+    }
+
+    enum Action {
+        /// Nothing to do yet (more parts to come, or parts of a refused request).
+        case none
+        /// Answer now, before the request is complete; with `close`, since the client may still be
+        /// sending a body.
+        case refuse(RequestProcessor.Answer, HTTPRequestHead, close: Bool)
+        /// `Expect: 100-continue` passed the head's checks: send the go-ahead.
+        case sendContinue(HTTPRequestHead)
+        /// The request is complete.
+        case process(HTTPRequestHead, GatewayRequest)
+    }
+
+    /// Envoy's defaults: 60 KiB of request headers in all, at most 100 fields. HTTP/1.1's decoder
+    /// enforces them (the connection answers 431); HTTP/2 bounds only the total, so the field count
+    /// is checked here.
+    static let limits: NIOHTTPDecoderLimitConfiguration = {
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderFieldSize = 60 * 1024
+        limits.maxHeaderListSize = 60 * 1024
+        limits.maxHeaderFieldCount = 100
+        return limits
+    }()
+
+    private(set) var state = State.idle
+    let limit: Int
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    var isIdle: Bool {
+        if case .idle = state { return true }
+        return false
+    }
+
+    mutating func receive(_ part: HTTPServerRequestPart, processor: RequestProcessor, connection: ClientConnection) -> Action {
+        switch (part, state) {
+        case (.head(let head), .idle):
+            if let refusal = Self.refusal(of: head, limit: limit) {
+                state = .discarding(head)
+                return .refuse(refusal, head, close: head.method != .CONNECT)
+            }
+            state = .reading(head, ByteBuffer())
+            if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+                // The client waits for a go-ahead before sending the body: give it only once the
+                // head passes the checks that do not need the body.
+                if case .refused(let answer) = processor.admit(method: head.method.rawValue, target: head.uri, headers: Self.fields(head.headers), connection: connection) {
+                    state = .discarding(head)
+                    return .refuse(answer, head, close: true)
+                }
+                return .sendContinue(head)
+            }
+            return .none
+        case (.body(var chunk), .reading(let head, var body)):
+            if body.readableBytes + chunk.readableBytes > limit {
+                state = .discarding(head)
+                return .refuse(.rejected(.error(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit")), head, close: true)
+            }
+            state = .idle  // drop the reference while appending, to avoid a copy
+            if body.readableBytes == 0 {
+                body = chunk
+            } else {
+                body.writeBuffer(&chunk)
+            }
+            state = .reading(head, body)
+            return .none
+        case (.end, .reading(let head, let body)):
+            state = .idle
+            let request = GatewayRequest(
+                method: head.method.rawValue,
+                target: head.uri,
+                headers: Self.fields(head.headers),
+                body: body,
+                protocolName: "HTTP/\(head.version.major).\(head.version.minor)"
+            )
+            return .process(head, request)
+        case (.end, .discarding):
+            state = .idle
+            return .none
+        case (.body, .discarding), (.end, .idle), (.body, .idle), (.head, .reading), (.head, .discarding):
+            return .none
+        }
+    }
+
+    /// What the head alone refuses.
+    static func refusal(of head: HTTPRequestHead, limit: Int) -> RequestProcessor.Answer? {
+        if head.method == .CONNECT {
+            return .rejected(.error(status: 405, code: "MethodNotAllowed", message: "CONNECT is not supported"))
+        }
+        if head.version.minor >= 1 && head.version.major == 1 && !head.headers.contains(name: "host") {
+            return .rejected(.error(status: 400, code: "MissingHost", message: "HTTP/1.1 requests need a Host header"))
+        }
+        if head.version.major == 2 && head.headers.count > Self.limits.maxHeaderFieldCount {
+            // HTTP/1.1's decoder counts fields itself; HTTP/2 bounds only their total size.
+            return .rejected(.error(status: 431, code: "RequestHeaderFieldsTooLarge", message: "more than \(Self.limits.maxHeaderFieldCount) request header fields"))
+        }
+        if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit {
+            // Over the limit: answer at once, without reading the body (lambda.md §7.1).
+            return .rejected(.error(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit"))
+        }
+        return nil
+    }
+
+    static func fields(_ headers: HTTPHeaders) -> [HTTPField] {
+        headers.map { HTTPField($0.name, $0.value) }
+    }
+}
