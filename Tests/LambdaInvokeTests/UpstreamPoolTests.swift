@@ -1,6 +1,7 @@
 import AWSCredentials
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import Synchronization
 import Testing
@@ -273,5 +274,18 @@ struct RawTCPServer {
             answered = true
             context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: bytes))).whenComplete { _ in context.close(promise: nil) }
         }
+    }
+}
+
+@Suite("Upstream request encoding")
+struct UpstreamRequestEncoderTests {
+    @Test func aRequestIsOneBufferAndAFieldThatCouldSplitItIsLeftOut() {
+        var headers = HTTPHeaders()
+        headers.add(name: "Host", value: "lambda.us-east-1.amazonaws.com")
+        headers.add(name: "X-Amz-Security-Token", value: "abc\r\nx-injected: 1")
+        headers.add(name: "Content-Length", value: "2")
+        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/2015-03-31/functions/f/invocations", headers: headers)
+        let bytes = UpstreamRequestEncoder.encode(head, body: ByteBuffer(string: "{}"), allocator: ByteBufferAllocator())
+        #expect(String(buffer: bytes) == "POST /2015-03-31/functions/f/invocations HTTP/1.1\r\nHost: lambda.us-east-1.amazonaws.com\r\nContent-Length: 2\r\n\r\n{}")
     }
 }

@@ -79,6 +79,8 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             self.fail(context: context, with: .timedOut)
         }
         state = .awaitingHead(exchange, timer: timer)
+        // Three parts: the response decoder in between must see the head (it pairs answers with
+        // requests); `UpstreamRequestEncoder` below it writes them as one buffer.
         context.write(wrapOutboundOut(.head(exchange.request.head)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(exchange.request.body))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)

@@ -167,7 +167,8 @@ final class UpstreamPool: Sendable {
                             if let tlsContext {
                                 try pipeline.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: serverName))
                             }
-                            try pipeline.addHTTPClientHandlers()
+                            try pipeline.addHandler(UpstreamRequestEncoder())
+                            try pipeline.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
                             try pipeline.addHandler(UpstreamExchangeHandler(readiness: ready, waitsForTLS: tlsContext != nil))
                         } catch {
                             ready.fail(error)
