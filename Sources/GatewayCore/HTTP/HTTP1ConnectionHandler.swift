@@ -60,12 +60,8 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         case .process(let head, let request):
             inFlight = head
-            let processor = self.processor
-            let connection = self.connection
-            let promise = context.eventLoop.makePromise(of: LambdaHTTPResponse.self)
-            promise.completeWithTask { await processor.process(request, connection: connection) }
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            promise.futureResult.whenSuccess { response in
+            processor.process(request, connection: connection, answeringOn: context.eventLoop).whenSuccess { response in
                 let (handler, context) = loopBound.value
                 handler.answered(response, for: head, context: context)
             }

@@ -29,12 +29,8 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         case .sendContinue(let head):
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         case .process(let head, let request):
-            let processor = self.processor
-            let connection = self.connection
-            let promise = context.eventLoop.makePromise(of: LambdaHTTPResponse.self)
-            promise.completeWithTask { await processor.process(request, connection: connection) }
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            promise.futureResult.whenSuccess { response in
+            processor.process(request, connection: connection, answeringOn: context.eventLoop).whenSuccess { response in
                 let (handler, context) = loopBound.value
                 handler.respond(response, head: head, context: context, close: false)
             }

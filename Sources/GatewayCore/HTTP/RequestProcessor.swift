@@ -110,6 +110,13 @@ public final class RequestProcessor: Sendable {
         return answer.response
     }
 
+    /// `process`, for a channel handler: the answer comes back on `eventLoop`, the connection's.
+    func process(_ request: GatewayRequest, connection: ClientConnection, answeringOn eventLoop: any EventLoop) -> EventLoopFuture<LambdaHTTPResponse> {
+        let promise = eventLoop.makePromise(of: LambdaHTTPResponse.self)
+        promise.completeWithTask { await self.process(request, connection: connection) }
+        return promise.futureResult
+    }
+
     /// Counts a request's answer (and its Lambda call's duration); the HTTP/1.1 handler calls this
     /// too for answers it gives itself.
     func answered(_ answer: Answer, connection: ClientConnection, lambdaCall: Duration? = nil) {
