@@ -4,8 +4,8 @@ import Synchronization
 /// The established client connections, by the linked service they are for, so that they can be
 /// drained: when their service leaves the configuration, and at shutdown.
 ///
-/// Draining sends a connection NIO's `ChannelShouldQuiesceEvent`, once. HTTP/1.1 (NIO's
-/// `HTTPServerPipelineHandler`) closes at once when idle, else answers the request in flight with
+/// Draining sends a connection NIO's `ChannelShouldQuiesceEvent`, once. HTTP/1.1
+/// (`HTTP1ConnectionHandler`) closes at once when idle, else answers the request in flight with
 /// `connection: close` and closes after it. HTTP/2 (`NIOHTTP2ServerConnectionManagementHandler`)
 /// sends GOAWAY, lets the open streams finish and closes. A connection that has not said which
 /// protocol it speaks is closed.
