@@ -83,8 +83,9 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     private func write(_ response: LambdaHTTPResponse, for head: HTTPRequestHead, close: Bool, context: ChannelHandlerContext) {
-        let buffer = HTTP1ResponseEncoder.encode(response, version: head.version, bodyless: head.method == .HEAD, close: close, allocator: context.channel.allocator)
-        let written = context.writeAndFlush(wrapOutboundOut(buffer))
+        let (bytes, largeBody) = HTTP1ResponseEncoder.encode(response, version: head.version, bodyless: head.method == .HEAD, close: close, allocator: context.channel.allocator)
+        if let largeBody { context.write(wrapOutboundOut(bytes), promise: nil) }
+        let written = context.writeAndFlush(wrapOutboundOut(largeBody ?? bytes))
         if close {
             closing = true
             written.whenComplete { _ in context.close(promise: nil) }

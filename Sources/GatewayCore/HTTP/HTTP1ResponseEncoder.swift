@@ -2,12 +2,19 @@ import LambdaPayload
 import NIOCore
 import NIOHTTP1
 
-/// An answer as HTTP/1.x bytes, in one buffer: status line, headers, `content-length`, body.
+/// An answer as HTTP/1.x bytes: status line, headers, `content-length`, body.
 enum HTTP1ResponseEncoder {
-    static func encode(_ response: LambdaHTTPResponse, version: HTTPVersion, bodyless: Bool, close: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
+    /// A body up to this size is copied behind the head, so the answer is one buffer and one TLS
+    /// record; a larger one (up to Lambda's 6 MB) is written as it is, after the head.
+    static let coalescedBodyLimit = 16 * 1024
+
+    /// The bytes to write, in order: the head (with the body when it is small), then the body when
+    /// it is not.
+    static func encode(_ response: LambdaHTTPResponse, version: HTTPVersion, bodyless: Bool, close: Bool, allocator: ByteBufferAllocator) -> (ByteBuffer, ByteBuffer?) {
         let status = HTTPResponseStatus(statusCode: response.status)
         let sendsBody = !bodyless && response.body.readableBytes > 0
-        var size = 64 + (sendsBody ? response.body.readableBytes : 0)
+        let coalesced = sendsBody && response.body.readableBytes <= coalescedBodyLimit
+        var size = 64 + (coalesced ? response.body.readableBytes : 0)
         for field in response.headers { size += field.name.utf8.count + field.value.utf8.count + 4 }
         var buffer = allocator.buffer(capacity: size)
         writeStatusLine(version: version, status: status, into: &buffer)
@@ -19,8 +26,9 @@ enum HTTP1ResponseEncoder {
             buffer.writeString(field.value)
             buffer.writeStaticString("\r\n")
         }
-        // 1xx and 204 carry no content-length (RFC 9110 §8.6); every other answer is framed by it.
-        if response.status >= 200 && response.status != 204 {
+        // 1xx and 204 carry no content-length, and a 304's could only be the length of a 200 the
+        // gateway never saw (RFC 9110 §8.6); every other answer is framed by it.
+        if response.status >= 200 && response.status != 204 && response.status != 304 {
             buffer.writeStaticString("content-length: ")
             buffer.writeString(String(response.body.readableBytes))
             buffer.writeStaticString("\r\n")
@@ -31,11 +39,11 @@ enum HTTP1ResponseEncoder {
             buffer.writeStaticString("connection: keep-alive\r\n")
         }
         buffer.writeStaticString("\r\n")
-        if sendsBody {
-            var body = response.body
-            buffer.writeBuffer(&body)
-        }
-        return buffer
+        guard sendsBody else { return (buffer, nil) }
+        guard coalesced else { return (buffer, response.body) }
+        var body = response.body
+        buffer.writeBuffer(&body)
+        return (buffer, nil)
     }
 
     /// `100 Continue`, the go-ahead for a body (mesh-identity.md §9.2).

@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP1
 
 /// Writes an Invoke request as one buffer: `METHOD target HTTP/1.1`, the headers, a blank line, the
-/// body. It takes the place of NIO's request encoder and request-header validator, which cost a
+/// body (a body over 16 KiB follows as its own buffer, uncopied). It takes the place of NIO's request encoder and request-header validator, which cost a
 /// pass each per part and wrote head and body as separate buffers (so separate TLS records).
 ///
 /// The gateway builds every field itself (no client header reaches AWS, lambda.md); a field that
@@ -30,12 +30,21 @@ final class UpstreamRequestEncoder: ChannelOutboundHandler, RemovableChannelHand
                 promise?.fail(ChannelError.operationUnsupported)
                 return
             }
-            let buffer = Self.encode(head, body: body ?? ByteBuffer(), allocator: context.channel.allocator)
+            let body = self.body ?? ByteBuffer()
             self.head = nil
             self.body = nil
-            context.write(wrapOutboundOut(buffer), promise: promise)
+            if body.readableBytes <= Self.coalescedBodyLimit {
+                context.write(wrapOutboundOut(Self.encode(head, body: body, allocator: context.channel.allocator)), promise: promise)
+            } else {
+                // A large payload (up to 6 MB) is not copied: the head, then the body as it is.
+                context.write(wrapOutboundOut(Self.encode(head, body: ByteBuffer(), allocator: context.channel.allocator)), promise: nil)
+                context.write(wrapOutboundOut(body), promise: promise)
+            }
         }
     }
+
+    /// A body up to this size is copied behind the head: one buffer, one TLS record.
+    static let coalescedBodyLimit = 16 * 1024
 
     static func encode(_ head: HTTPRequestHead, body: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
         var size = head.uri.utf8.count + 32 + body.readableBytes
