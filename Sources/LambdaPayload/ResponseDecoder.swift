@@ -2,12 +2,18 @@ import NIOCore
 
 /// Turns what Lambda answered into the client's response (lambda.md §6).
 public enum ResponseDecoder {
+    /// The function's response headers may take this many bytes in all (names and values), as the
+    /// request side allows a client (Envoy's 60 KiB plus room for the gateway's own): more is a
+    /// malformed result, not something to hand a client.
+    public static let defaultMaximumHeaderBytes = 64 * 1024
+
     /// Maps an Invoke result. `method` decides whether a body may be sent (`HEAD`).
     public static func response(
         for result: LambdaInvocationResult,
         format: PayloadFormat,
         passthrough: Bool,
-        method: String
+        method: String,
+        maximumHeaderBytes: Int = defaultMaximumHeaderBytes
     ) throws(PayloadError) -> LambdaHTTPResponse {
         var response: LambdaHTTPResponse
         if let functionError = result.functionError {
@@ -22,7 +28,7 @@ public enum ResponseDecoder {
         } else if passthrough {
             response = LambdaHTTPResponse(status: 200, headers: [HTTPField("content-type", "application/json")], body: result.payload)
         } else {
-            response = try decodeSynchronous(result.payload, format: format)
+            response = try decodeSynchronous(result.payload, format: format, maximumHeaderBytes: maximumHeaderBytes)
         }
         if let requestID = result.requestID {
             response.headers.append(HTTPField("x-amzn-requestid", requestID))
@@ -34,7 +40,7 @@ public enum ResponseDecoder {
     }
 
     /// §6.1: a shaped result becomes a response; anything else is returned as JSON unchanged.
-    static func decodeSynchronous(_ payload: ByteBuffer, format: PayloadFormat) throws(PayloadError) -> LambdaHTTPResponse {
+    static func decodeSynchronous(_ payload: ByteBuffer, format: PayloadFormat, maximumHeaderBytes: Int = defaultMaximumHeaderBytes) throws(PayloadError) -> LambdaHTTPResponse {
         if payload.readableBytesView.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) {
             return LambdaHTTPResponse(status: 200)
         }
@@ -47,7 +53,7 @@ public enum ResponseDecoder {
         guard case .object = value, isShaped(value, format: format) else {
             return LambdaHTTPResponse(status: 200, headers: [HTTPField("content-type", "application/json")], body: payload)
         }
-        return try build(from: value)
+        return try build(from: value, maximumHeaderBytes: maximumHeaderBytes)
     }
 
     static let envoyShapeKeys = ["statusCode", "status_code", "headers", "multiValueHeaders", "cookies", "body", "isBase64Encoded", "is_base64_encoded"]
@@ -59,7 +65,7 @@ public enum ResponseDecoder {
         }
     }
 
-    static func build(from object: JSONValue) throws(PayloadError) -> LambdaHTTPResponse {
+    static func build(from object: JSONValue, maximumHeaderBytes: Int = defaultMaximumHeaderBytes) throws(PayloadError) -> LambdaHTTPResponse {
         let status = try statusCode(object["statusCode"] ?? object["status_code"])
         let base64 = try flag(object["isBase64Encoded"] ?? object["is_base64_encoded"])
 
@@ -95,6 +101,10 @@ public enum ResponseDecoder {
         if !headers.contains("content-type") {
             headers.insertFirst("content-type", "application/json")
         }
+        let headerBytes = headers.fields.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
+        guard headerBytes <= maximumHeaderBytes else {
+            throw PayloadError(.invalidFunctionResponse, "the response headers take \(headerBytes) bytes, over the \(maximumHeaderBytes)-byte limit")
+        }
         return LambdaHTTPResponse(status: status, headers: headers.fields, body: body)
     }
 
@@ -107,11 +117,14 @@ public enum ResponseDecoder {
         default: parsed = nil
         }
         guard let code = parsed else {
-            throw PayloadError(.invalidFunctionResponse, "statusCode must be an integer from 100 to 599")
+            throw PayloadError(.invalidFunctionResponse, "statusCode must be an integer from 200 to 599")
         }
         if code == 0 { return 200 }
-        guard (100...599).contains(code) else {
-            throw PayloadError(.invalidFunctionResponse, "statusCode \(code) is not between 100 and 599")
+        // A 1xx is never a final answer: written to an HTTP/1.1 client it would make the next
+        // bytes (this body, or the next request's answer) read as the response, and an HTTP/2
+        // stream would wait for a final head that never comes.
+        guard (200...599).contains(code) else {
+            throw PayloadError(.invalidFunctionResponse, "statusCode \(code) is not a final status (200 to 599)")
         }
         return code
     }

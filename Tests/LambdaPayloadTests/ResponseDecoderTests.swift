@@ -82,6 +82,49 @@ struct ResponseDecoderTests {
         }
     }
 
+    /// A 1xx (or anything outside 200-599) is never a final answer, in any spelling or format.
+    @Test(arguments: [#"{"statusCode":100}"#, #"{"statusCode":101,"headers":{"upgrade":"websocket"}}"#, #"{"statusCode":"103"}"#, #"{"status_code":199}"#, #"{"statusCode":1.01e2}"#, #"{"statusCode":600}"#, #"{"statusCode":-200}"#], [PayloadFormat.envoy, .apiGatewayV2])
+    func nonFinalStatusesAreInvalidFunctionResponse(payload: String, format: PayloadFormat) {
+        do {
+            let response = try respond(payload, format)
+            Issue.record("expected an error for \(payload), got \(response.status)")
+        } catch let error as PayloadError {
+            #expect(error.code == .invalidFunctionResponse)
+            #expect(error.message.contains("200 to 599"), "\(error.message)")
+        } catch {
+            Issue.record("unexpected error \(error)")
+        }
+    }
+
+    /// Every header whose meaning belongs to the connection, not to the function, is dropped, in
+    /// `headers` and `multiValueHeaders` alike; the function's other headers stay.
+    @Test(arguments: ["content-length", "transfer-encoding", "connection", "upgrade", "keep-alive", "proxy-connection", "te", "trailer"])
+    func headersTheGatewayOwnsAreDropped(name: String) throws {
+        let single = try respond(#"{"statusCode":200,"headers":{"\#(name.uppercased())":"x","x-kept":"1"},"body":"ok"}"#)
+        let multi = try respond(#"{"statusCode":200,"multiValueHeaders":{"\#(name)":["x","y"],"x-kept":["1"]},"body":"ok"}"#)
+        for response in [single, multi] {
+            #expect(response.values(name).isEmpty, "\(name) reached the client: \(response.headers)")
+            #expect(response.values("x-kept") == ["1"])
+            #expect(String(buffer: response.body) == "ok")
+        }
+    }
+
+    @Test func responseHeadersOverTheLimitAreInvalidFunctionResponse() throws {
+        let value = String(repeating: "v", count: 1000)
+        func headers(_ count: Int) -> String {
+            "{" + (1...count).map { #""x-h\#($0)":"\#(value)""# }.joined(separator: ",") + "}"
+        }
+        // 60 fields of ~1 KB fit in 64 KiB; 70 do not.
+        #expect(try respond(#"{"statusCode":200,"headers":\#(headers(60))}"#).values("x-h60").count == 1)
+        #expect(throws: PayloadError.self) { try respond(#"{"statusCode":200,"headers":\#(headers(70))}"#) }
+        do {
+            _ = try respond(#"{"statusCode":200,"multiValueHeaders":{"x-many":[\#((1...70).map { _ in "\"\(value)\"" }.joined(separator: ","))]}}"#)
+            Issue.record("multiValueHeaders over the limit were accepted")
+        } catch let error as PayloadError {
+            #expect(error.code == .invalidFunctionResponse && error.message.contains("65536-byte limit"), "\(error.message)")
+        }
+    }
+
     @Test func statusCodeLeniency() throws {
         #expect(try respond(#"{"statusCode":"404"}"#).status == 404)
         #expect(try respond(#"{"statusCode":2.01e2}"#).status == 201)
