@@ -17,13 +17,22 @@ public struct MeshTLSAcceptor: Sendable {
     let metrics: GatewayMetrics
     let logger: Logger
     let handshakeTimeout: TimeAmount
+    /// Refusals happen before the peer is authenticated: their lines are rate-limited.
+    let unknownSNILog: RateLimitedLog
+    let missingSNILog: RateLimitedLog
+    let refusedCertificateLog: RateLimitedLog
 
-    public init(store: SnapshotStore, contexts: ServiceTLSContexts = ServiceTLSContexts(), metrics: GatewayMetrics = GatewayMetrics(), logger: Logger, handshakeTimeout: TimeAmount = .seconds(10)) {
+    /// `refusalLogWindow`: refused handshakes are logged one by one only a few times per window,
+    /// then summed up.
+    public init(store: SnapshotStore, contexts: ServiceTLSContexts = ServiceTLSContexts(), metrics: GatewayMetrics = GatewayMetrics(), logger: Logger, handshakeTimeout: TimeAmount = .seconds(10), refusalLogWindow: TimeAmount = .seconds(10)) {
         self.store = store
         self.contexts = contexts
         self.metrics = metrics
         self.logger = logger
         self.handshakeTimeout = handshakeTimeout
+        self.unknownSNILog = RateLimitedLog("TLS handshake refused: no served service for SNI", window: refusalLogWindow, logger: logger)
+        self.missingSNILog = RateLimitedLog("TLS handshake refused: no SNI", level: .debug, window: refusalLogWindow, logger: logger)
+        self.refusedCertificateLog = RateLimitedLog("TLS handshake refused: client certificate", window: refusalLogWindow, logger: logger)
     }
 
     /// Installs the handshake handlers on a new child channel; `established` builds the rest of the
@@ -48,12 +57,13 @@ public struct MeshTLSAcceptor: Sendable {
         let snapshot = store.snapshot
         guard case .hostname(let name) = result else {
             metrics.handshakeFailed(.missingSNI)
-            logger.debug("TLS handshake refused: no SNI")
+            missingSNILog.record(sample: "\(channel.remoteAddress.map { "\($0)" } ?? "?")", metadata: [:], on: channel.eventLoop)
             return channel.close()
         }
         guard let service = snapshot.service(forSNI: name) else {
             metrics.handshakeFailed(.unknownSNI)
-            logger.info("TLS handshake refused: no served service for SNI", metadata: ["sni": "\(name)"])
+            let sni = LogSafe.text(name)
+            unknownSNILog.record(sample: sni, metadata: ["sni": "\(sni)"], on: channel.eventLoop)
             return channel.close()
         }
         let context: NIOSSLContext
@@ -66,7 +76,7 @@ public struct MeshTLSAcceptor: Sendable {
         let verifier = contexts.verifier(for: snapshot)
         let identity = IdentityBox()
         let metrics = self.metrics
-        let logger = self.logger
+        let refusedCertificateLog = self.refusedCertificateLog
         /// Verifies the caller's chain against this snapshot's roots; records who it is, or why not.
         @Sendable func authenticate(_ chain: [NIOSSLCertificate]) async -> Bool {
             guard let certificates = ClientCertificateVerifier.certificates(chain) else {
@@ -82,7 +92,7 @@ public struct MeshTLSAcceptor: Sendable {
             case .failure(let reason):
                 identity.failureCounted = true
                 metrics.handshakeFailed(.clientCertificate(reason))
-                logger.info("TLS handshake refused: client certificate", metadata: ["service": "\(service.name)", "reason": "\(reason.rawValue)"])
+                refusedCertificateLog.record(sample: "\(service.name): \(reason.rawValue)", metadata: ["service": "\(service.name)", "reason": "\(reason.rawValue)"], on: channel.eventLoop)
                 return false
             }
         }
