@@ -48,6 +48,12 @@ struct RequestReader {
         return false
     }
 
+    /// A head was accepted and its body is still arriving.
+    var isReadingBody: Bool {
+        if case .reading = state { return true }
+        return false
+    }
+
     mutating func receive(_ part: HTTPServerRequestPart, processor: RequestProcessor, connection: ClientConnection) -> Action {
         switch (part, state) {
         case (.head(let head), .idle):
@@ -97,17 +103,41 @@ struct RequestReader {
         }
     }
 
-    /// What the head alone refuses.
+    /// What the head alone refuses: anything a proxy behind the gateway, the function, or the
+    /// intentions might read differently from the gateway is refused here, before any check.
     static func refusal(of head: HTTPRequestHead, limit: Int) -> RequestProcessor.Answer? {
         if head.method == .CONNECT {
             return .rejected(.error(status: 405, code: "MethodNotAllowed", message: "CONNECT is not supported"))
         }
-        if head.version.minor >= 1 && head.version.major == 1 && !head.headers.contains(name: "host") {
-            return .rejected(.error(status: 400, code: "MissingHost", message: "HTTP/1.1 requests need a Host header"))
+        // A fragment is never sent by a client (RFC 9110 §7.1); let through, `/admin#x` would be
+        // matched by intentions as a path other than `/admin`.
+        if head.uri.utf8.contains(UInt8(ascii: "#")) {
+            return .rejected(.error(status: 400, code: "InvalidRequestTarget", message: "the request target has a fragment (#)"))
         }
-        if head.version.major == 2 && head.headers.count > Self.limits.maxHeaderFieldCount {
-            // HTTP/1.1's decoder counts fields itself; HTTP/2 bounds only their total size.
-            return .rejected(.error(status: 431, code: "RequestHeaderFieldsTooLarge", message: "more than \(Self.limits.maxHeaderFieldCount) request header fields"))
+        if head.version.major == 1 {
+            let hosts = head.headers[canonicalForm: "host"].count
+            if head.version.minor >= 1 && hosts == 0 {
+                return .rejected(.error(status: 400, code: "MissingHost", message: "HTTP/1.1 requests need a Host header"))
+            }
+            if hosts > 1 {
+                return .rejected(.error(status: 400, code: "DuplicateHost", message: "the request has more than one Host header"))
+            }
+            // HTTP/1.0 has no chunked coding: a recipient that frames by it and one that does not
+            // disagree about where the request ends (RFC 9112 §6.1).
+            if head.version.minor == 0 && head.headers.contains(name: "transfer-encoding") {
+                return .rejected(.error(status: 400, code: "InvalidTransferEncoding", message: "Transfer-Encoding is not allowed in an HTTP/1.0 request"))
+            }
+        }
+        if head.version.major == 2 {
+            if head.headers.count > Self.limits.maxHeaderFieldCount {
+                // HTTP/1.1's decoder counts fields itself; HTTP/2 bounds only their total size.
+                return .rejected(.error(status: 431, code: "RequestHeaderFieldsTooLarge", message: "more than \(Self.limits.maxHeaderFieldCount) request header fields"))
+            }
+            // RFC 9113 §8.2.1: a value with leading or trailing whitespace makes the request
+            // malformed (HTTP/1.1's parser strips it instead: see `fields`).
+            if let field = head.headers.first(where: { Self.hasSurroundingWhitespace($0.value) }) {
+                return .rejected(.error(status: 400, code: "MalformedHeader", message: "the value of \(LogSafe.text(field.name, limit: 64)) has leading or trailing whitespace"))
+            }
         }
         if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit {
             // Over the limit: answer at once, without reading the body (lambda.md §7.1).
@@ -116,7 +146,25 @@ struct RequestReader {
         return nil
     }
 
+    /// The head's fields, each value without the optional whitespace around it (RFC 9110 §5.5):
+    /// `x-role: guest ` is `guest` to the intentions, the function and every check alike.
     static func fields(_ headers: HTTPHeaders) -> [HTTPField] {
-        headers.map { HTTPField($0.name, $0.value) }
+        headers.map { HTTPField($0.name, hasSurroundingWhitespace($0.value) ? trimmingWhitespace($0.value) : $0.value) }
+    }
+
+    static func isWhitespace(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t")
+    }
+
+    static func hasSurroundingWhitespace(_ value: String) -> Bool {
+        let utf8 = value.utf8
+        guard let first = utf8.first, let last = utf8.last else { return false }
+        return isWhitespace(first) || isWhitespace(last)
+    }
+
+    static func trimmingWhitespace(_ value: String) -> String {
+        let utf8 = value.utf8
+        guard let start = utf8.firstIndex(where: { !isWhitespace($0) }), let end = utf8.lastIndex(where: { !isWhitespace($0) }) else { return "" }
+        return String(Substring(utf8[start...end]))
     }
 }
