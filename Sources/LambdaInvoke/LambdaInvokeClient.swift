@@ -68,14 +68,19 @@ public struct InvokeRequest: Sendable {
     public var timeout: Duration
     /// Whether a throttled call may be retried once (idempotent methods, async invocations).
     public var mayRetryThrottling: Bool
+    /// The answer bytes of the client connection this call answers: the answer is read only when
+    /// it fits (see `ResponseBudget`).
+    public var budget: ResponseBudget?
 
     public init(
         function: FunctionARN,
         payload: ByteBuffer,
         invocationType: InvocationType = .requestResponse,
         timeout: Duration = .seconds(15),
-        mayRetryThrottling: Bool = false
+        mayRetryThrottling: Bool = false,
+        budget: ResponseBudget? = nil
     ) {
+        self.budget = budget
         self.function = function
         self.functionIdentifier = function.description
         self.payload = payload
@@ -211,7 +216,7 @@ public final class LambdaInvokeClient: Sendable {
         while true {
             let response: UpstreamResponse
             do {
-                response = try await pool.execute(upstream, deadline: nioDeadline, maximumResponseBytes: configuration.maximumResponseBytes)
+                response = try await pool.execute(upstream, deadline: nioDeadline, maximumResponseBytes: configuration.maximumResponseBytes, budget: request.budget)
             } catch {
                 if case .staleConnection = error, attempt < Self.staleConnectionAttempts {
                     attempt += 1
@@ -244,12 +249,14 @@ public final class LambdaInvokeClient: Sendable {
 
     func classify(_ failure: UpstreamFailure, endpoint: UpstreamTarget, timeout: Duration) -> LambdaInvokeError {
         switch failure {
-        case .connect(let error) where Self.isHandshakeFailure(error), .closedBeforeResponse(let error?) where Self.isHandshakeFailure(error):
+        case .connect(let error) where Self.isHandshakeFailure(error), .closedBeforeResponse(let error?, _) where Self.isHandshakeFailure(error):
             return LambdaInvokeError(.endpointUnreachable, "TLS with the Lambda endpoint \(endpoint) failed: \(error)")
         case .connect(let error):
             return LambdaInvokeError(.endpointUnreachable, "cannot connect to the Lambda endpoint \(endpoint): \(error)")
-        case .closedBeforeResponse(let cause), .staleConnection(let cause):
-            return LambdaInvokeError(.connectionLost, "Lambda closed the connection before answering" + Self.because(cause))
+        case .closedBeforeResponse(let cause, requestWritten: true):
+            return LambdaInvokeError(.connectionLost, "Lambda closed the connection after the request was sent and before answering; not sent again, since the function may have run" + Self.because(cause))
+        case .closedBeforeResponse(let cause, requestWritten: false), .staleConnection(let cause):
+            return LambdaInvokeError(.connectionLost, "Lambda closed the connection before the request was sent" + Self.because(cause))
         case .closedMidResponse(let cause):
             return LambdaInvokeError(.connectionLost, "Lambda closed the connection before the answer was complete" + Self.because(cause))
         case .timedOut:
@@ -260,6 +267,8 @@ public final class LambdaInvokeClient: Sendable {
             return LambdaInvokeError(.connectionLost, "malformed answer from Lambda: \(problem)")
         case .shutDown:
             return LambdaInvokeError(.endpointUnreachable, "the gateway is shutting down")
+        case .abandoned:
+            return LambdaInvokeError(.connectionLost, "the client connection closed while Lambda's answer waited for it")
         }
     }
 

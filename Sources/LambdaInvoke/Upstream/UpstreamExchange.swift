@@ -20,12 +20,14 @@ struct UpstreamResponse: Sendable {
 enum UpstreamFailure: Error {
     /// TCP connect (or name resolution) failed or timed out: nothing was sent.
     case connect(any Error)
-    /// The connection closed, or failed with `cause`, before a byte of the answer arrived. On a
-    /// connection that had been idle in the pool this is the race with the endpoint closing it.
-    case closedBeforeResponse(cause: (any Error)?)
-    /// As `closedBeforeResponse`, on a connection that had served before and waited in the pool:
-    /// the endpoint closed it as the request went out and did not take the request. Worth one
-    /// more try on a new connection.
+    /// The connection closed, or failed with `cause`, before a byte of the answer arrived.
+    /// `requestWritten`: the whole request had been handed to the socket, so the endpoint may have
+    /// read it and the function may have run.
+    case closedBeforeResponse(cause: (any Error)?, requestWritten: Bool)
+    /// As `closedBeforeResponse`, on a connection that had served before and waited in the pool,
+    /// before the request was completely written: the endpoint closed it while it was idle (an
+    /// incomplete request is never invoked). Worth another try on a new connection; a request that
+    /// was written is never sent twice, since the function may already have run.
     case staleConnection(cause: (any Error)?)
     /// The connection closed, or failed with `cause`, in the middle of the answer.
     case closedMidResponse(cause: (any Error)?)
@@ -37,6 +39,9 @@ enum UpstreamFailure: Error {
     case malformedResponse(String)
     /// The client is shutting down.
     case shutDown
+    /// The client connection the answer was for closed while the answer waited for room in its
+    /// `ResponseBudget`; the answer was not read.
+    case abandoned
 }
 
 /// What is written into an upstream channel: the request, and where its answer goes.
@@ -45,4 +50,6 @@ struct UpstreamExchange: Sendable {
     var promise: EventLoopPromise<UpstreamResponse>
     var deadline: NIODeadline
     var maximumResponseBytes: Int
+    /// The client connection's answer bytes: reading waits while the answer does not fit.
+    var budget: ResponseBudget?
 }

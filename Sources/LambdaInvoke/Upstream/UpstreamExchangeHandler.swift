@@ -30,6 +30,17 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     }
 
     private var state: State = .idle
+    /// The exchange's request was completely handed to the socket: from then on the function may
+    /// have run, and a lost connection is never retried.
+    private var requestWritten = false
+    /// Answer bytes taken from the exchange's `ResponseBudget`, given back when it ends.
+    private var reserved = 0
+    /// Counts exchanges, so that a budget's late answer for one that ended is recognised.
+    private var exchangeNumber = 0
+    /// The answer does not fit the client connection's budget yet: reading waits.
+    private var waitingForBudget = false
+    /// A `read()` held back while waiting for the budget.
+    private var readHeld = false
     /// The error that brought the connection down, reported with the exchange it ends.
     private var lastError: (any Error)?
     /// Completed when the connection can take a request: connected, and for TLS, handshaken
@@ -69,7 +80,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         case .idle:
             break
         case .closed:
-            exchange.promise.fail(UpstreamFailure.closedBeforeResponse(cause: lastError))
+            exchange.promise.fail(UpstreamFailure.closedBeforeResponse(cause: lastError, requestWritten: false))
             return
         case .awaitingHead, .receiving:
             exchange.promise.fail(UpstreamFailure.malformedResponse("a second request on a busy connection"))
@@ -79,11 +90,79 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             self.fail(context: context, with: .timedOut)
         }
         state = .awaitingHead(exchange, timer: timer)
+        requestWritten = false
+        exchangeNumber &+= 1
+        let number = exchangeNumber
         // Three parts: the response decoder in between must see the head (it pairs answers with
-        // requests); `UpstreamRequestEncoder` below it writes them as one buffer.
+        // requests); `UpstreamRequestEncoder` below it writes them as one buffer. The last part's
+        // promise succeeds once the socket took the whole request.
         context.write(wrapOutboundOut(.head(exchange.request.head)), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(exchange.request.body))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        let sent = context.eventLoop.makePromise(of: Void.self)
+        sent.futureResult.assumeIsolated().whenSuccess {
+            if self.exchangeNumber == number { self.requestWritten = true }
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: sent)
+    }
+
+    /// Reading waits while the answer in progress does not fit its client's budget.
+    func read(context: ChannelHandlerContext) {
+        if waitingForBudget {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    /// Takes the answer's size from the exchange's budget, or waits for it.
+    private func reserve(_ bytes: Int, from budget: ResponseBudget, context: ChannelHandlerContext) {
+        let number = exchangeNumber
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        let taken = budget.reserve(bytes) { granted in
+            eventLoop.execute {
+                let (handler, context) = loopBound.value
+                handler.budgetAnswered(granted, bytes: bytes, budget: budget, exchange: number, context: context)
+            }
+        }
+        if taken {
+            reserved += bytes
+        } else {
+            waitingForBudget = true
+        }
+    }
+
+    private func budgetAnswered(_ granted: Bool, bytes: Int, budget: ResponseBudget, exchange number: Int, context: ChannelHandlerContext) {
+        guard number == exchangeNumber, waitingForBudget else {
+            // The exchange ended while it waited: the bytes were taken for nobody.
+            if granted { budget.release(bytes) }
+            return
+        }
+        waitingForBudget = false
+        guard granted else {
+            fail(context: context, with: .abandoned)
+            return
+        }
+        reserved += bytes
+        if readHeld {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    /// The exchange is over: its budget bytes go back (a response the client is sent takes its
+    /// own), and reading goes on.
+    private func endBudget(of exchange: UpstreamExchange, context: ChannelHandlerContext) {
+        if reserved > 0 { exchange.budget?.release(reserved) }
+        reserved = 0
+        exchangeNumber &+= 1
+        if waitingForBudget {
+            waitingForBudget = false
+        }
+        if readHeld {
+            readHeld = false
+            context.read()
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -92,16 +171,29 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             // 1xx answers come before the real one; the pool never sends `Expect`, so they are rare.
             if head.status.code < 200 { return }
             let limit = exchange.maximumResponseBytes
-            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit {
+            let length = head.headers.first(name: "content-length").flatMap(Int.init)
+            if let length, length > limit {
                 fail(context: context, with: .responseTooLarge(limit: limit))
                 return
             }
             state = .receiving(exchange, timer: timer, Receiving(status: Int(head.status.code), headers: head.headers, keepAlive: head.isKeepAlive, body: nil))
+            // Lambda frames its answers by length: the whole answer is reserved before its body is
+            // read, so it either fits now or stays in the socket until it does.
+            if let budget = exchange.budget, let length, length > 0 {
+                reserve(length, from: budget, context: context)
+            }
 
         case (.body(var chunk), .receiving(let exchange, let timer, var receiving)):
             guard (receiving.body?.readableBytes ?? 0) + chunk.readableBytes <= exchange.maximumResponseBytes else {
                 fail(context: context, with: .responseTooLarge(limit: exchange.maximumResponseBytes))
                 return
+            }
+            if let budget = exchange.budget, receiving.headers.first(name: "content-length") == nil {
+                // Chunked (not what Lambda sends): count what arrives, and read on only when the
+                // budget is not spent.
+                budget.take(chunk.readableBytes)
+                reserved += chunk.readableBytes
+                if budget.isSpent && !waitingForBudget { reserve(0, from: budget, context: context) }
             }
             // Out of the enum first, so that appending does not copy the buffer.
             state = .idle
@@ -114,6 +206,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
 
         case (.end, .receiving(let exchange, let timer, let receiving)):
             timer.cancel()
+            endBudget(of: exchange, context: context)
             state = .idle
             let response = UpstreamResponse(status: receiving.status, headers: receiving.headers, body: receiving.body ?? ByteBuffer(), keepAlive: receiving.keepAlive)
             if !receiving.keepAlive {
@@ -148,7 +241,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         becomeReady(.failure(lastError ?? ChannelError.eof))
         switch state {
         case .awaitingHead:
-            fail(context: context, with: .closedBeforeResponse(cause: lastError))
+            fail(context: context, with: .closedBeforeResponse(cause: lastError, requestWritten: requestWritten))
         case .receiving:
             fail(context: context, with: .closedMidResponse(cause: lastError))
         case .idle, .closed:
@@ -164,6 +257,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         switch previous {
         case .awaitingHead(let exchange, let timer), .receiving(let exchange, let timer, _):
             timer.cancel()
+            endBudget(of: exchange, context: context)
             exchange.promise.fail(failure)
         case .idle, .closed:
             break

@@ -86,7 +86,7 @@ final class UpstreamPool: Sendable {
 
     /// Sends `request` and returns the whole answer. The connection goes back to the pool (or is
     /// closed) before the caller resumes.
-    func execute(_ request: UpstreamRequest, deadline: NIODeadline, maximumResponseBytes: Int) async throws(UpstreamFailure) -> UpstreamResponse {
+    func execute(_ request: UpstreamRequest, deadline: NIODeadline, maximumResponseBytes: Int, budget: ResponseBudget? = nil) async throws(UpstreamFailure) -> UpstreamResponse {
         let lease = try await self.lease(deadline: deadline)
         let channel = lease.connection.channel
         let promise = channel.eventLoop.makePromise(of: UpstreamResponse.self)
@@ -98,15 +98,15 @@ final class UpstreamPool: Sendable {
         // never reached it (the channel closed first, as after a failed TLS handshake).
         let written = channel.eventLoop.makePromise(of: Void.self)
         written.futureResult.whenFailure { error in
-            promise.fail(UpstreamFailure.closedBeforeResponse(cause: error))
+            promise.fail(UpstreamFailure.closedBeforeResponse(cause: error, requestWritten: false))
         }
-        channel.writeAndFlush(UpstreamExchange(request: request, promise: promise, deadline: deadline, maximumResponseBytes: maximumResponseBytes), promise: written)
+        channel.writeAndFlush(UpstreamExchange(request: request, promise: promise, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget), promise: written)
         do {
             return try await promise.futureResult.get()
         } catch let failure as UpstreamFailure {
-            // A reused connection that closes before any answer has most likely lost the race with
-            // the endpoint closing it while it was idle, before it read the request.
-            if case .closedBeforeResponse(let cause) = failure, lease.reused { throw .staleConnection(cause: cause) }
+            // A reused connection that closes before the request was completely written lost the
+            // race with the endpoint closing it while it was idle.
+            if case .closedBeforeResponse(let cause, requestWritten: false) = failure, lease.reused { throw .staleConnection(cause: cause) }
             throw failure
         } catch {
             throw .closedMidResponse(cause: error)

@@ -1,0 +1,170 @@
+@testable import LambdaInvoke
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Synchronization
+import Testing
+
+@Suite("A client connection's answer budget")
+struct ResponseBudgetTests {
+    /// Records what each waiter was told, in order.
+    final class Calls: Sendable {
+        let log = Mutex<[String]>([])
+        func waiter(_ name: String) -> ResponseBudget.Waiter { { granted in self.log.withLock { $0.append("\(name):\(granted)") } } }
+        var all: [String] { log.withLock { $0 } }
+    }
+
+    @Test func answersWaitUntilTheyFitAndGoInOrder() {
+        let budget = ResponseBudget(limit: 100)
+        let calls = Calls()
+        let a = budget.reserve(60, orWait: calls.waiter("a"))
+        let b = budget.reserve(60, orWait: calls.waiter("b"))
+        // A smaller one behind a waiting one waits too (in order).
+        let c = budget.reserve(10, orWait: calls.waiter("c"))
+        #expect(a && !b && !c)
+        #expect(budget.held == 60 && calls.all.isEmpty)
+        budget.release(60)
+        #expect(calls.all == ["b:true", "c:true"])
+        #expect(budget.held == 70 && budget.peak == 70)
+    }
+
+    @Test func oneAnswerLargerThanTheLimitPassesWhenNothingIsHeld() {
+        let budget = ResponseBudget(limit: 100)
+        let taken = budget.reserve(500, orWait: { _ in })
+        #expect(taken)
+        #expect(budget.isSpent)
+        let calls = Calls()
+        let next = budget.reserve(1, orWait: calls.waiter("next"))
+        #expect(!next)
+        budget.release(500)
+        #expect(calls.all == ["next:true"])
+    }
+
+    @Test func answersWrittenToTheClientSpendTheBudgetForNewRequests() {
+        let budget = ResponseBudget(limit: 100)
+        let calls = Calls()
+        budget.take(150)  // already in memory: taken whatever the limit
+        budget.whenAvailable(calls.waiter("start"))
+        #expect(calls.all.isEmpty)
+        budget.release(100)
+        #expect(calls.all == ["start:true"])
+    }
+
+    @Test func closingTellsEveryWaiterAndRefusesLaterOnes() {
+        let budget = ResponseBudget(limit: 10)
+        let calls = Calls()
+        budget.take(10)
+        let a = budget.reserve(5, orWait: calls.waiter("a"))
+        #expect(!a)
+        budget.whenAvailable(calls.waiter("b"))
+        budget.close()
+        #expect(calls.all == ["a:false", "b:false"])
+        let late = budget.reserve(1, orWait: calls.waiter("late"))
+        #expect(!late)
+        #expect(calls.all == ["a:false", "b:false", "late:false"])
+    }
+}
+
+@Suite("The upstream exchange handler")
+struct UpstreamExchangeHandlerTests {
+    func exchange(on channel: EmbeddedChannel, budget: ResponseBudget? = nil) -> (UpstreamExchange, EventLoopFuture<UpstreamResponse>) {
+        let promise = channel.eventLoop.makePromise(of: UpstreamResponse.self)
+        let request = UpstreamRequest(head: HTTPRequestHead(version: .http1_1, method: .POST, uri: "/"), body: ByteBuffer(string: "{}"))
+        return (UpstreamExchange(request: request, promise: promise, deadline: .now() + .seconds(30), maximumResponseBytes: 1 << 20, budget: budget), promise.futureResult)
+    }
+
+    /// The failure of an exchange on an `EmbeddedChannel`, where futures complete synchronously.
+    func failure(_ future: EventLoopFuture<UpstreamResponse>) -> UpstreamFailure? {
+        do {
+            _ = try future.wait()
+            return nil
+        } catch {
+            return error as? UpstreamFailure
+        }
+    }
+
+    func makeChannel() throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(UpstreamExchangeHandler(readiness: channel.eventLoop.makePromise(), waitsForTLS: false))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        return channel
+    }
+
+    @Test func aConnectionLostBeforeTheRequestWasWrittenSaysSo() throws {
+        let channel = try makeChannel()
+        channel.pipeline.fireChannelInactive()
+        let (exchange, future) = exchange(on: channel)
+        channel.writeAndFlush(exchange, promise: nil)
+        guard case .closedBeforeResponse(_, requestWritten: false)? = failure(future) else {
+            Issue.record("expected closedBeforeResponse before the write, got \(String(describing: failure(future)))")
+            return
+        }
+    }
+
+    @Test func aConnectionLostAfterTheRequestWasWrittenSaysItMayHaveRun() throws {
+        let channel = try makeChannel()
+        let (exchange, future) = exchange(on: channel)
+        channel.writeAndFlush(exchange, promise: nil)
+        #expect(try channel.readOutbound(as: HTTPClientRequestPart.self) != nil)
+        channel.pipeline.fireChannelInactive()
+        guard case .closedBeforeResponse(_, requestWritten: true)? = failure(future) else {
+            Issue.record("expected closedBeforeResponse after the write, got \(String(describing: failure(future)))")
+            return
+        }
+    }
+
+    @Test func anAnswerThatDoesNotFitItsBudgetIsNotReadUntilItDoes() throws {
+        let channel = try makeChannel()
+        let budget = ResponseBudget(limit: 1000)
+        budget.take(900)  // the client has not read an earlier answer
+        let (exchange, future) = exchange(on: channel, budget: budget)
+        channel.writeAndFlush(exchange, promise: nil)
+        var head = HTTPResponseHead(version: .http1_1, status: .ok)
+        head.headers.add(name: "content-length", value: "500")
+        try channel.writeInbound(HTTPClientResponsePart.head(head))
+        // Reading stops: a read() does not reach the socket.
+        let reads = ReadCounter()
+        try channel.pipeline.syncOperations.addHandler(reads, position: .first)
+        channel.read()
+        #expect(reads.count == 0)
+        #expect(budget.held == 900)
+        // The client reads its earlier answer: this one is reserved and reading goes on.
+        budget.release(900)
+        channel.embeddedEventLoop.run()
+        #expect(reads.count == 1)
+        #expect(budget.held == 500)
+        try channel.writeInbound(HTTPClientResponsePart.body(ByteBuffer(repeating: 0x61, count: 500)))
+        try channel.writeInbound(HTTPClientResponsePart.end(nil))
+        #expect(try future.wait().body.readableBytes == 500)
+        // The exchange gives its reservation back; the response the client is sent takes its own.
+        #expect(budget.held == 0 && budget.peak == 900)
+    }
+
+    @Test func anAnswerWaitingForAClosedClientIsAbandoned() throws {
+        let channel = try makeChannel()
+        let budget = ResponseBudget(limit: 100)
+        budget.take(100)
+        let (exchange, future) = exchange(on: channel, budget: budget)
+        channel.writeAndFlush(exchange, promise: nil)
+        var head = HTTPResponseHead(version: .http1_1, status: .ok)
+        head.headers.add(name: "content-length", value: "50")
+        try channel.writeInbound(HTTPClientResponsePart.head(head))
+        budget.close()
+        channel.embeddedEventLoop.run()
+        guard case .abandoned? = failure(future) else {
+            Issue.record("expected abandoned, got \(String(describing: failure(future)))")
+            return
+        }
+        #expect(!channel.isActive)
+    }
+}
+
+/// Counts `read()` calls that reach it.
+final class ReadCounter: ChannelOutboundHandler, @unchecked Sendable {
+    typealias OutboundIn = Any
+    var count = 0
+    func read(context: ChannelHandlerContext) {
+        count += 1
+        context.read()
+    }
+}
