@@ -35,6 +35,7 @@ struct DevCommand: AsyncParsableCommand {
     func validate() throws {
         _ = try serving.upstreamListeners()
         _ = try demoServices()
+        _ = try serving.processingSettings()
     }
 
     func demoServices() throws -> [DemoService] {

@@ -19,6 +19,18 @@ struct ServingOptions: ParsableArguments {
     @Option(name: .customLong("request-timeout"), help: "Default per-request deadline (Go duration).") var requestTimeout = "15s"
     @Option(name: .customLong("drain-timeout"), help: "How long in-flight requests may run after SIGTERM.") var drainTimeout = "30s"
     @Option(name: .customLong("idle-timeout"), help: "Close a client connection with no traffic for this long (Go duration; Envoy's default 1h).") var idleTimeout = "1h"
+    @Option(name: .customLong("request-headers-timeout"), help: "A request's complete head must arrive within this long of its first byte (and a new connection's first request within this long of the handshake).")
+    var requestHeadersTimeout = "30s"
+    @Option(name: .customLong("client-body-timeout"), help: "The longest pause while reading a request body; a body cut off this way never invokes the function.")
+    var clientBodyTimeout = "30s"
+    @Option(name: .customLong("send-timeout"), help: "Close a connection whose answers make no write progress for this long, freeing its buffers.")
+    var sendTimeout = "60s"
+    @Option(name: .customLong("connection-buffer-limit"), help: "Answer bytes a connection may hold for a client that does not read; over it, no new request on that connection starts and Lambda answers wait.")
+    var connectionBufferLimit = 16 * 1024 * 1024
+    @Option(name: .customLong("max-connections"), help: "Client connections per listener; beyond it a new connection is closed at once, existing ones keep working.")
+    var maxConnections = 10_000
+    @Option(name: .customLong("h2-max-concurrent-streams"), help: "HTTP/2 streams a client may have open on one connection.")
+    var h2MaxConcurrentStreams = 100
     @Option(name: .customLong("event-loops"), help: "Event loop threads (default: cores).") var eventLoops: Int?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel = "info"
 
@@ -47,15 +59,33 @@ struct ServingOptions: ParsableArguments {
         return logger
     }
 
-    func durations() throws -> (request: Duration, drain: Duration, idle: Duration) {
-        let parsed: (request: Duration, drain: Duration, idle: Duration)
-        do {
-            parsed = (try GoDuration.parse(requestTimeout), try GoDuration.parse(drainTimeout), try GoDuration.parse(idleTimeout))
-        } catch {
-            throw ValidationError(error.description)
+    /// The limits and timeouts of the flags, each checked; and the drain timeout.
+    func processingSettings() throws -> (ProcessingSettings, drain: Duration) {
+        func duration(_ text: String, flag: String) throws -> Duration {
+            let parsed: Duration
+            do {
+                parsed = try GoDuration.parse(text)
+            } catch {
+                throw ValidationError("\(flag): \(error.description)")
+            }
+            guard parsed > .zero else { throw ValidationError("\(flag) must be more than zero, got \(text)") }
+            return parsed
         }
-        guard parsed.idle > .zero else { throw ValidationError("--idle-timeout must be more than zero") }
-        return parsed
+        var settings = ProcessingSettings()
+        settings.defaultRequestTimeout = try duration(requestTimeout, flag: "--request-timeout")
+        settings.idleTimeout = try duration(idleTimeout, flag: "--idle-timeout")
+        settings.requestHeadersTimeout = try duration(requestHeadersTimeout, flag: "--request-headers-timeout")
+        settings.clientBodyTimeout = try duration(clientBodyTimeout, flag: "--client-body-timeout")
+        settings.sendTimeout = try duration(sendTimeout, flag: "--send-timeout")
+        let drain = try duration(drainTimeout, flag: "--drain-timeout")
+        settings.drainGraceTime = drain
+        guard connectionBufferLimit >= 64 * 1024 else { throw ValidationError("--connection-buffer-limit must be at least 65536 bytes, got \(connectionBufferLimit)") }
+        settings.connectionBufferLimit = connectionBufferLimit
+        guard maxConnections > 0 else { throw ValidationError("--max-connections must be at least 1, got \(maxConnections)") }
+        settings.maxConnections = maxConnections
+        guard (1...10_000).contains(h2MaxConcurrentStreams) else { throw ValidationError("--h2-max-concurrent-streams must be 1 to 10000, got \(h2MaxConcurrentStreams)") }
+        settings.maxConcurrentStreams = h2MaxConcurrentStreams
+        return (settings, drain)
     }
 }
 
@@ -82,12 +112,8 @@ struct GatewayRuntime {
         onMeshBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }
     ) async throws {
         let upstreams = try options.upstreamListeners()
-        let (timeout, drain, idle) = try options.durations()
+        let (settings, drain) = try options.processingSettings()
         let aws = try AWSSide(endpoint: options.lambdaEndpoint, caFile: options.lambdaCAFile, group: group, logger: logger, fixedCredentials: fixedCredentials)
-        var settings = ProcessingSettings()
-        settings.defaultRequestTimeout = timeout
-        settings.idleTimeout = idle
-        settings.drainGraceTime = drain
         let processor = RequestProcessor(store: store, invoker: aws.invoker, settings: settings, metrics: metrics, logger: logger)
         let acceptor = MeshTLSAcceptor(store: store, metrics: metrics, logger: logger)
         let (boundPorts, boundPort) = AsyncStream.makeStream(of: Int.self)

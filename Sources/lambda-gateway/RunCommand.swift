@@ -37,6 +37,7 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError("--register-recheck: \(error.description)")
         }
         _ = try serving.upstreamListeners()
+        _ = try serving.processingSettings()
     }
 
     func run() async throws {

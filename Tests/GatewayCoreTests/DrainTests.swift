@@ -15,7 +15,7 @@ final class RecordingConnection: Sendable {
     private let recorder: ByteRecorder
 
     /// `records: false` leaves the pipeline after TLS to the caller (an HTTP/2 client, say).
-    static func open(_ gateway: GatewayFixture, service: String, alpn: [String], records: Bool = true) async throws -> RecordingConnection {
+    static func open(_ gateway: GatewayFixture, service: String, alpn: [String], records: Bool = true, port: Int? = nil) async throws -> RecordingConnection {
         let leaf = try gateway.tls.clientLeaf("web")
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.certificateVerification = .none
@@ -32,7 +32,7 @@ final class RecordingConnection: Sendable {
                     if records { try channel.pipeline.syncOperations.addHandler(recorder) }
                 }
             }
-            .connect(host: "127.0.0.1", port: gateway.port)
+            .connect(host: "127.0.0.1", port: port ?? gateway.port)
             .get()
         return RecordingConnection(channel: channel, recorder: recorder)
     }

@@ -10,6 +10,11 @@ import NIOHTTP1
 /// of every answer, and the pipelining handler switched read interest off and on around each
 /// request (two `epoll_ctl` calls). Here reading stops only while a pipelined request waits behind
 /// the one in flight.
+///
+/// Slow clients are bounded: a request head must be complete within the head timeout of its first
+/// byte (a new connection's first one within it of the connection), a body may not pause longer
+/// than the body timeout, and a request does not start while the connection's answers wait unread
+/// (`ConnectionOutput`). A timer runs only while such a wait is under way, never on the fast path.
 final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     // @unchecked: all state is touched on the channel's event loop only; the processing task hops back.
     typealias InboundIn = HTTPServerRequestPart
@@ -18,6 +23,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     private let processor: RequestProcessor
     private let connection: ClientConnection
+    private let output: ConnectionOutput
     private var reader: RequestReader
     /// The request being answered; parts that arrive meanwhile wait in `queued`.
     private var inFlight: HTTPRequestHead?
@@ -27,15 +33,30 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     /// Draining (`ChannelShouldQuiesceEvent`): close once the request in flight is answered.
     private var closeAfterAnswer = false
     private var closing = false
+    /// Armed while a request head or body is incomplete.
+    private var readTimer: Scheduled<Void>?
+    /// When the body in progress last received bytes.
+    private var lastBodyBytes = NIODeadline.now()
 
-    init(processor: RequestProcessor, connection: ClientConnection, limit: Int) {
+    init(processor: RequestProcessor, connection: ClientConnection, output: ConnectionOutput, limit: Int) {
         self.processor = processor
         self.connection = connection
+        self.output = output
         self.reader = RequestReader(limit: limit)
     }
 
     /// Between requests: nothing in flight, nothing half read, nothing queued.
     private var isIdle: Bool { inFlight == nil && reader.isIdle && queued.isEmpty }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        // The connection's first request head is due within the head timeout.
+        armHeadTimer(context: context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        readTimer?.cancel()
+        readTimer = nil
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
@@ -47,7 +68,24 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         handle(part, context: context)
     }
 
+    /// After each read: bytes that did not complete a head start the head timer; a body still
+    /// arriving keeps the body timer.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        guard !closing, inFlight == nil, queued.isEmpty else { return }
+        if reader.isIdle {
+            if readTimer == nil { armHeadTimer(context: context) }
+        } else if reader.isReadingBody {
+            lastBodyBytes = .now()
+            if readTimer == nil { armBodyTimer(context: context, in: TimeAmount(processor.settings.clientBodyTimeout)) }
+        }
+    }
+
     private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        if case .head = part, readTimer != nil {
+            // The head is complete: its timer is done (the body's is armed after the read if needed).
+            readTimer?.cancel()
+            readTimer = nil
+        }
         switch reader.receive(part, processor: processor, connection: connection) {
         case .none:
             break
@@ -60,11 +98,30 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         case .process(let head, let request):
             inFlight = head
-            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            processor.process(request, connection: connection, answeringOn: context.eventLoop).whenSuccess { response in
-                let (handler, context) = loopBound.value
-                handler.answered(response, for: head, context: context)
+            readTimer?.cancel()
+            readTimer = nil
+            guard output.budget.isSpent else {
+                start(request, head: head, context: context)
+                return
             }
+            // Earlier answers wait unread: this request starts once the client has read enough.
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let eventLoop = context.eventLoop
+            output.budget.whenAvailable { available in
+                guard available else { return }
+                eventLoop.execute {
+                    let (handler, context) = loopBound.value
+                    if !handler.closing { handler.start(request, head: head, context: context) }
+                }
+            }
+        }
+    }
+
+    private func start(_ request: GatewayRequest, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        processor.process(request, connection: connection, budget: output.budget, answeringOn: context.eventLoop).whenSuccess { response in
+            let (handler, context) = loopBound.value
+            handler.answered(response, for: head, context: context)
         }
     }
 
@@ -84,8 +141,10 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     private func write(_ response: LambdaHTTPResponse, for head: HTTPRequestHead, close: Bool, context: ChannelHandlerContext) {
         let (bytes, largeBody) = HTTP1ResponseEncoder.encode(response, version: head.version, bodyless: head.method == .HEAD, close: close, allocator: context.channel.allocator)
+        let size = bytes.readableBytes + (largeBody?.readableBytes ?? 0)
         if let largeBody { context.write(wrapOutboundOut(bytes), promise: nil) }
         let written = context.writeAndFlush(wrapOutboundOut(largeBody ?? bytes))
+        output.writing(size, done: written)
         if close {
             closing = true
             written.whenComplete { _ in context.close(promise: nil) }
@@ -127,8 +186,14 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             context.fireErrorCaught(error)
             return
         }
+        closeWithBareAnswer(status: parserError == .headerOverflow ? 431 : 400, context: context)
+    }
+
+    /// Answers `status` with no body when nothing is in flight, and closes.
+    private func closeWithBareAnswer(status: Int, context: ChannelHandlerContext) {
+        readTimer?.cancel()
+        readTimer = nil
         if !closing && inFlight == nil {
-            let status = parserError == .headerOverflow ? 431 : 400
             var buffer = context.channel.allocator.buffer(capacity: 64)
             HTTP1ResponseEncoder.writeBare(status: status, into: &buffer)
             closing = true
@@ -136,6 +201,39 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         } else {
             closing = true
             context.close(promise: nil)
+        }
+    }
+
+    // MARK: Read timeouts
+
+    private func armHeadTimer(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        readTimer = context.eventLoop.scheduleTask(in: TimeAmount(processor.settings.requestHeadersTimeout)) {
+            let (handler, context) = loopBound.value
+            handler.readTimer = nil
+            // Still no complete head since the timer started (a head cancels it).
+            guard !handler.closing, handler.inFlight == nil, handler.reader.isIdle else { return }
+            handler.processor.metrics.connectionClosed(.requestHeadersTimeout)
+            handler.closeWithBareAnswer(status: 408, context: context)
+        }
+    }
+
+    private func armBodyTimer(context: ChannelHandlerContext, in delay: TimeAmount) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        readTimer = context.eventLoop.scheduleTask(in: delay) {
+            let (handler, context) = loopBound.value
+            handler.readTimer = nil
+            guard !handler.closing, handler.inFlight == nil, handler.reader.isReadingBody else { return }
+            let timeout = TimeAmount(handler.processor.settings.clientBodyTimeout)
+            let quiet = NIODeadline.now() - handler.lastBodyBytes
+            guard quiet >= timeout else {
+                handler.armBodyTimer(context: context, in: timeout - quiet)
+                return
+            }
+            // The body stopped arriving: the request is dropped without a Lambda call.
+            handler.processor.metrics.connectionClosed(.clientBodyTimeout)
+            handler.processor.answered(.rejected(.error(status: 408, code: "RequestTimeout", message: "the request body paused for longer than the body timeout")), connection: handler.connection)
+            handler.closeWithBareAnswer(status: 408, context: context)
         }
     }
 }

@@ -4,6 +4,10 @@ import NIOHTTP1
 
 /// One request on an HTTP/2 stream, behind NIO's frame-to-HTTP/1 codec: read it (`RequestReader`),
 /// process it, write the answer as HTTP/1-style parts.
+///
+/// A stream whose body pauses longer than the body timeout is answered 408 without a Lambda call;
+/// a request that arrives while the connection's answers wait unread (`ConnectionOutput`) is
+/// answered 503 at once, so a client that does not read cannot make the gateway hold more.
 final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     // @unchecked: all state is touched on the channel's event loop only; the processing task hops back.
     typealias InboundIn = HTTPServerRequestPart
@@ -11,15 +15,27 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
 
     private let processor: RequestProcessor
     private let connection: ClientConnection
+    private let output: ConnectionOutput
     private var reader: RequestReader
+    /// Answered before a request could be read (an error of the stream's codec, a timeout).
+    private var answeredEarly = false
+    private var bodyTimer: Scheduled<Void>?
+    private var lastBodyBytes = NIODeadline.now()
 
-    init(processor: RequestProcessor, connection: ClientConnection, limit: Int) {
+    init(processor: RequestProcessor, connection: ClientConnection, output: ConnectionOutput, limit: Int) {
         self.processor = processor
         self.connection = connection
+        self.output = output
         self.reader = RequestReader(limit: limit)
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) {
+        bodyTimer?.cancel()
+        bodyTimer = nil
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !answeredEarly else { return }
         switch reader.receive(unwrapInboundIn(data), processor: processor, connection: connection) {
         case .none:
             break
@@ -29,11 +45,62 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         case .sendContinue(let head):
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         case .process(let head, let request):
+            bodyTimer?.cancel()
+            bodyTimer = nil
+            if output.budget.isSpent {
+                let answer = RequestProcessor.Answer.rejected(
+                    .error(status: 503, code: "ConnectionBusy", message: "earlier answers on this connection wait to be read; retry when they are", headers: [HTTPField("retry-after", "1")])
+                )
+                processor.answered(answer, connection: connection)
+                respond(answer.response, head: head, context: context, close: false)
+                return
+            }
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            processor.process(request, connection: connection, answeringOn: context.eventLoop).whenSuccess { response in
+            processor.process(request, connection: connection, budget: output.budget, answeringOn: context.eventLoop).whenSuccess { response in
                 let (handler, context) = loopBound.value
                 handler.respond(response, head: head, context: context, close: false)
             }
+        }
+    }
+
+    /// A body still arriving after a read keeps the body timer.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        guard reader.isReadingBody, !answeredEarly else { return }
+        lastBodyBytes = .now()
+        if bodyTimer == nil { armBodyTimer(context: context, in: TimeAmount(processor.settings.clientBodyTimeout)) }
+    }
+
+    /// A stream whose frames cannot become a request (a header block without `:authority`, a
+    /// bad pseudo-header) gets 400 at once, as HTTP/1.1's parser errors do, instead of waiting
+    /// for a request that will never come.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        answerEarly(status: 400, code: "MalformedRequest", message: "the stream's headers are not a valid request: \(LogSafe.text("\(error)", limit: 128))", context: context)
+    }
+
+    private func answerEarly(status: Int, code: String, message: String, context: ChannelHandlerContext) {
+        guard !answeredEarly else { return }
+        answeredEarly = true
+        bodyTimer?.cancel()
+        bodyTimer = nil
+        let answer = RequestProcessor.Answer.rejected(.error(status: status, code: code, message: message))
+        processor.answered(answer, connection: connection)
+        respond(answer.response, head: HTTPRequestHead(version: .http2, method: .GET, uri: "/"), context: context, close: true)
+    }
+
+    private func armBodyTimer(context: ChannelHandlerContext, in delay: TimeAmount) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        bodyTimer = context.eventLoop.scheduleTask(in: delay) {
+            let (handler, context) = loopBound.value
+            handler.bodyTimer = nil
+            guard handler.reader.isReadingBody, !handler.answeredEarly else { return }
+            let timeout = TimeAmount(handler.processor.settings.clientBodyTimeout)
+            let quiet = NIODeadline.now() - handler.lastBodyBytes
+            guard quiet >= timeout else {
+                handler.armBodyTimer(context: context, in: timeout - quiet)
+                return
+            }
+            handler.processor.metrics.connectionClosed(.clientBodyTimeout)
+            handler.answerEarly(status: 408, code: "RequestTimeout", message: "the request body paused for longer than the body timeout", context: context)
         }
     }
 
@@ -44,10 +111,12 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         headers.replaceOrAdd(name: "content-length", value: String(response.body.readableBytes))
         let responseHead = HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
         context.write(wrapOutboundOut(.head(responseHead)), promise: nil)
-        if response.body.readableBytes > 0 && head.method != .HEAD {
+        let sendsBody = response.body.readableBytes > 0 && head.method != .HEAD
+        if sendsBody {
             context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        output.writing(sendsBody ? response.body.readableBytes : 0, done: done)
         if close {
             done.whenComplete { _ in context.close(promise: nil) }
         }

@@ -9,38 +9,42 @@ extension RequestProcessor {
     public func configureHTTP(_ channel: Channel, connection: ClientConnection) -> EventLoopFuture<Void> {
         connections.add(channel, service: connection.serviceName)
         return channel.eventLoop.makeCompletedFuture {
+            let output = ConnectionOutput(channel: channel, settings: settings, metrics: metrics)
+            try output.install()
             // One idle timer per connection, whichever protocol it speaks (or before it has said).
             try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: TimeAmount(settings.idleTimeout)))
             switch connection.negotiatedProtocol {
-            case "h2": try configureHTTP2Sync(channel, connection: connection)
-            case "http/1.1": try configureHTTP1Sync(channel, connection: connection)
-            default: try channel.pipeline.syncOperations.addHandler(HTTPVersionDetector(processor: self, connection: connection))
+            case "h2": try configureHTTP2Sync(channel, connection: connection, output: output)
+            case "http/1.1": try configureHTTP1Sync(channel, connection: connection, output: output)
+            default: try channel.pipeline.syncOperations.addHandler(HTTPVersionDetector(processor: self, connection: connection, output: output))
             }
         }
     }
 
     /// NIO's request decoder with Envoy's header limits, then one handler for the connection: it
     /// reads requests, answers them in order and writes each answer as one buffer.
-    func configureHTTP1Sync(_ channel: Channel, connection: ClientConnection) throws {
+    func configureHTTP1Sync(_ channel: Channel, connection: ClientConnection, output: ConnectionOutput) throws {
         let decoder = HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: RequestReader.limits)
         try channel.pipeline.syncOperations.addHandlers([
             ByteToMessageHandler(decoder),
-            HTTP1ConnectionHandler(processor: self, connection: connection, limit: limit(for: connection)),
+            HTTP1ConnectionHandler(processor: self, connection: connection, output: output, limit: limit(for: connection)),
         ])
     }
 
-    /// Each stream gets the HTTP/1-style handler behind NIO's frame-to-HTTP/1 codec. 1024 concurrent
-    /// streams (Decision, §9.2).
-    func configureHTTP2Sync(_ channel: Channel, connection: ClientConnection) throws {
+    /// Each stream gets the HTTP/1-style handler behind NIO's frame-to-HTTP/1 codec.
+    ///
+    /// NIO's defences stay on at their defaults: at most 200 stream resets and 200 stream errors in
+    /// 30 s (rapid reset), 5 CONTINUATION frames in a row, 10,000 buffered control frames (a client
+    /// that sends PINGs or SETTINGS without reading the answers), a bounded header list. Each of
+    /// them is a connection error: the gateway sends GOAWAY and, with `HTTP2ConnectionCloser`,
+    /// closes the connection instead of reading on.
+    func configureHTTP2Sync(_ channel: Channel, connection: ClientConnection, output: ConnectionOutput) throws {
         var connectionConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
         connectionConfiguration.initialSettings = [
-            HTTP2Setting(parameter: .maxConcurrentStreams, value: 1024),
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: settings.maxConcurrentStreams),
             HTTP2Setting(parameter: .maxHeaderListSize, value: 60 * 1024),
         ]
         let limit = limit(for: connection)
-        // Idle for the whole timeout with no stream moving a byte (a stream waiting for Lambda is
-        // bounded by the request timeout, far below it): close.
-        try channel.pipeline.syncOperations.addHandler(IdleConnectionCloser())
         // Draining (`ChannelShouldQuiesceEvent`): GOAWAY, a PING round trip so that streams the
         // client opened meanwhile are counted, a second GOAWAY with the last stream taken, close
         // when the open streams are done or after the grace time.
@@ -56,10 +60,11 @@ extension RequestProcessor {
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                try stream.pipeline.syncOperations.addHandler(HTTP1RequestHandler(processor: self, connection: connection, limit: limit))
+                try stream.pipeline.syncOperations.addHandler(HTTP1RequestHandler(processor: self, connection: connection, output: output, limit: limit))
             }
         }
         try channel.pipeline.syncOperations.addHandler(lifecycle)
+        try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionCloser(metrics: metrics))
     }
 
     /// The body limit of the service's current invocation type; the request is checked again
@@ -78,12 +83,30 @@ final class HTTPVersionDetector: ChannelInboundHandler, RemovableChannelHandler,
 
     private let processor: RequestProcessor
     private let connection: ClientConnection
+    private let output: ConnectionOutput
     private var buffered: ByteBuffer?
     private var decided = false
+    private var timer: Scheduled<Void>?
 
-    init(processor: RequestProcessor, connection: ClientConnection) {
+    init(processor: RequestProcessor, connection: ClientConnection, output: ConnectionOutput) {
         self.processor = processor
         self.connection = connection
+        self.output = output
+    }
+
+    /// A connection that has not even said which HTTP it speaks within the head timeout is closed
+    /// (the HTTP/1.1 pipeline then times its first head itself).
+    func handlerAdded(context: ChannelHandlerContext) {
+        let metrics = processor.metrics
+        let channel = context.channel
+        timer = context.eventLoop.scheduleTask(in: TimeAmount(processor.settings.requestHeadersTimeout)) {
+            metrics.connectionClosed(.requestHeadersTimeout)
+            channel.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -106,11 +129,13 @@ final class HTTPVersionDetector: ChannelInboundHandler, RemovableChannelHandler,
         let looksLikeH2 = bytes.prefix(compared).elementsEqual(Self.preface.prefix(compared))
         if looksLikeH2 && bytes.count < Self.preface.count { return }  // need more bytes
         decided = true
+        timer?.cancel()
+        timer = nil
         do {
             if looksLikeH2 {
-                try processor.configureHTTP2Sync(context.channel, connection: connection)
+                try processor.configureHTTP2Sync(context.channel, connection: connection, output: output)
             } else {
-                try processor.configureHTTP1Sync(context.channel, connection: connection)
+                try processor.configureHTTP1Sync(context.channel, connection: connection, output: output)
             }
         } catch {
             context.close(promise: nil)
@@ -127,10 +152,23 @@ extension HTTPVersionDetector {
     typealias InboundOut = ByteBuffer
 }
 
-/// Closes a connection (HTTP/2, or one that has not sent a byte yet) when its `IdleStateHandler`
-/// reports the idle timeout.
-final class IdleConnectionCloser: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+/// The last handler of an HTTP/2 connection: closes it when its `IdleStateHandler` reports the idle
+/// timeout (no stream moved a byte for that long; a stream waiting for Lambda is bounded by the
+/// request timeout, far below it), and when an error reaches it.
+///
+/// An error here is a connection error (NIO's HTTP/2 handler has sent GOAWAY with its code: a
+/// CONTINUATION or reset flood, a bad frame, a flow-control violation) or a stream error (it has
+/// sent RST_STREAM), or TLS or the socket failed. Without this handler the connection stays open
+/// after GOAWAY and every further frame of a flood is read and answered with another GOAWAY; with
+/// it, a peer that breaks the protocol loses the connection, as Envoy's default
+/// (`stream_error_on_invalid_http_messaging: false`) does.
+final class HTTP2ConnectionCloser: ChannelInboundHandler, RemovableChannelHandler, Sendable {
     typealias InboundIn = NIOAny
+    let metrics: GatewayMetrics
+
+    init(metrics: GatewayMetrics) {
+        self.metrics = metrics
+    }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
@@ -138,5 +176,12 @@ final class IdleConnectionCloser: ChannelInboundHandler, RemovableChannelHandler
             return
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard context.channel.isActive else { return }
+        // A peer that reset the socket is gone, not misbehaving.
+        if !(error is IOError) { metrics.connectionClosed(.protocolError) }
+        context.close(promise: nil)
     }
 }

@@ -37,6 +37,26 @@ public struct ProcessingSettings: Sendable {
     /// A draining HTTP/2 connection (its service left the configuration, or shutdown) is closed
     /// after this long even if streams are still open.
     public var drainGraceTime: Duration = .seconds(30)
+    /// A request's head must be complete this long after its first byte, and a new connection's
+    /// first request head this long after the connection is ready (nginx's
+    /// `client_header_timeout`, 60 s; Envoy's `request_headers_timeout` is off by default).
+    public var requestHeadersTimeout: Duration = .seconds(30)
+    /// The longest pause between two pieces of a request body (nginx's `client_body_timeout`, 60 s).
+    /// A body cut off this way is answered 408 and never reaches the function.
+    public var clientBodyTimeout: Duration = .seconds(30)
+    /// A connection whose answers make no progress to the socket for this long is closed and its
+    /// buffers freed (nginx's `send_timeout`, 60 s).
+    public var sendTimeout: Duration = .seconds(60)
+    /// Answer bytes one connection may hold for a client that does not read them (Envoy's
+    /// `per_connection_buffer_limit_bytes` is 1 MiB, but a Lambda answer is up to 6 MB and must be
+    /// held whole). Over it, no new request on the connection starts and Lambda answers for it wait
+    /// unread.
+    public var connectionBufferLimit = 16 * 1024 * 1024
+    /// Client connections per listener; a new one beyond it is closed at once.
+    public var maxConnections = 10_000
+    /// HTTP/2 streams a client may have open at once on one connection (RFC 9113 recommends at
+    /// least 100; nginx allows 128; each may hold a Lambda answer).
+    public var maxConcurrentStreams = 100
     public init() {}
 }
 
@@ -87,12 +107,13 @@ public final class RequestProcessor: Sendable {
         }
     }
 
-    public func process(_ request: GatewayRequest, connection: ClientConnection) async -> LambdaHTTPResponse {
+    /// `budget`: the client connection's answer bytes, which pace reading Lambda's answer.
+    public func process(_ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget? = nil) async -> LambdaHTTPResponse {
         inFlight.wrappingIncrement(ordering: .relaxed)
         defer { inFlight.wrappingDecrement(ordering: .relaxed) }
         let answer: Answer
         var lambdaCall: Duration?
-        switch prepare(request, connection: connection) {
+        switch prepare(request, connection: connection, budget: budget) {
         case .answer(let early):
             answer = early
         case .invoke(let call):
@@ -111,9 +132,9 @@ public final class RequestProcessor: Sendable {
     }
 
     /// `process`, for a channel handler: the answer comes back on `eventLoop`, the connection's.
-    func process(_ request: GatewayRequest, connection: ClientConnection, answeringOn eventLoop: any EventLoop) -> EventLoopFuture<LambdaHTTPResponse> {
+    func process(_ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget?, answeringOn eventLoop: any EventLoop) -> EventLoopFuture<LambdaHTTPResponse> {
         let promise = eventLoop.makePromise(of: LambdaHTTPResponse.self)
-        promise.completeWithTask { await self.process(request, connection: connection) }
+        promise.completeWithTask { await self.process(request, connection: connection, budget: budget) }
         return promise.futureResult
     }
 
@@ -187,7 +208,7 @@ public final class RequestProcessor: Sendable {
 
     /// Everything before the Lambda call, synchronously: the head's checks (`admit`) → limits →
     /// payload.
-    func prepare(_ request: GatewayRequest, connection: ClientConnection) -> Preparation {
+    func prepare(_ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget? = nil) -> Preparation {
         let admitted: Admitted
         switch admit(method: request.method, target: request.target, headers: request.headers, connection: connection) {
         case .admitted(let taken): admitted = taken
@@ -233,7 +254,8 @@ public final class RequestProcessor: Sendable {
             payload: payload,
             invocationType: service.lambda.invocationType,
             timeout: service.requestTimeout ?? settings.defaultRequestTimeout,
-            mayRetryThrottling: idempotent
+            mayRetryThrottling: idempotent,
+            budget: budget
         )
         return .invoke(Call(invocation: invocation, service: service, method: request.method))
     }
@@ -247,11 +269,11 @@ public final class RequestProcessor: Sendable {
                 let response = try ResponseDecoder.response(for: result, format: service.lambda.payloadFormat, passthrough: service.lambda.passthrough, method: call.method)
                 return Answer(response: response, outcome: result.functionError == nil ? .invoked : .functionError)
             } catch {
-                logger.info("function result cannot be mapped", metadata: ["service": "\(service.name)", "error": "\(error.message)"])
+                logger.info("function result cannot be mapped", metadata: ["service": "\(service.name)", "error": "\(LogSafe.text(error.message))"])
                 return Answer(response: .error(status: 502, code: error.code.rawValue, message: error.message), outcome: .functionError)
             }
         case .failure(let error):
-            logger.info("lambda invocation failed", metadata: ["service": "\(service.name)", "error": "\(error)"])
+            logger.info("lambda invocation failed", metadata: ["service": "\(service.name)", "error": "\(LogSafe.text("\(error)", limit: 1024))"])
             var extra: [HTTPField] = []
             if error.isThrottling, let retryAfter = error.retryAfter { extra.append(HTTPField("retry-after", String(retryAfter))) }
             return Answer(response: .error(status: error.clientStatus, code: error.errorName, message: error.message, headers: extra), outcome: .invokeError)

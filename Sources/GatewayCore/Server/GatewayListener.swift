@@ -1,3 +1,4 @@
+import Atomics
 import Logging
 import NIOCore
 import NIOPosix
@@ -42,16 +43,28 @@ public final class GatewayListener: Service, Sendable {
     public func run() async throws {
         let kind = self.kind
         let processor = self.processor
+        let open = ManagedAtomic(0)
+        let maximum = processor.settings.maxConnections
+        let logger = self.logger
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
+                // Over the cap a new connection is closed before a byte is read from it, so the
+                // ones already open keep their file descriptors, memory and event-loop time.
+                guard open.loadThenWrappingIncrement(ordering: .relaxed) < maximum else {
+                    open.wrappingDecrement(ordering: .relaxed)
+                    processor.metrics.connectionClosed(.maxConnections)
+                    logger.debug("connection closed: --max-connections reached", metadata: ["max": "\(maximum)"])
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { _ in open.wrappingDecrement(ordering: .relaxed) }
                 switch kind {
                 case .mesh(let acceptor):
-                    acceptor.configure(channel) { channel, connection in processor.configureHTTP(channel, connection: connection) }
+                    return acceptor.configure(channel) { channel, connection in processor.configureHTTP(channel, connection: connection) }
                 case .direct(let service):
-                    processor.configureHTTP(channel, connection: ClientConnection(serviceName: service, caller: .direct, negotiatedProtocol: nil, peerIP: channel.remoteAddress?.ipAddress ?? ""))
+                    return processor.configureHTTP(channel, connection: ClientConnection(serviceName: service, caller: .direct, negotiatedProtocol: nil, peerIP: channel.remoteAddress?.ipAddress ?? ""))
                 }
             }
             .bind(host: host, port: port)

@@ -1,3 +1,4 @@
+import Atomics
 import CoreMetrics
 import Foundation
 import Prometheus
@@ -40,6 +41,21 @@ public enum HandshakeFailure: Hashable, Sendable {
         case .tlsError: "tls_error"
         }
     }
+}
+
+/// Why the gateway closed a client connection itself, to protect the others: the `reason` label of
+/// `lambda_gateway_connections_closed_total`.
+public enum ConnectionClosure: String, Sendable, CaseIterable {
+    /// A new connection over `--max-connections`.
+    case maxConnections = "max_connections"
+    /// A request head not complete within `--request-headers-timeout`.
+    case requestHeadersTimeout = "request_headers_timeout"
+    /// A request body that paused longer than `--client-body-timeout`.
+    case clientBodyTimeout = "client_body_timeout"
+    /// Answers that made no progress to the client for `--send-timeout`.
+    case sendTimeout = "send_timeout"
+    /// An HTTP/2 connection error (the gateway sent GOAWAY with an error code).
+    case protocolError = "protocol_error"
 }
 
 /// The gateway's metrics, exposed on the admin port's `/metrics` in Prometheus' text format.
@@ -88,6 +104,10 @@ public final class GatewayMetrics: Sendable {
     private let servicesNotServed: [NotServedReason.Kind: CoreMetrics.Gauge]
     private let requestsInFlight: CoreMetrics.Gauge
     private let connectionsOpen: CoreMetrics.Gauge
+    private let connectionsClosed: [ConnectionClosure: CoreMetrics.Counter]
+    private let heldAnswers = ManagedAtomic(0)
+    private let heldAnswersPeak = ManagedAtomic(0)
+    private let heldAnswerBytesGauge: CoreMetrics.Gauge
 
     /// Lambda call latency buckets: a warm function answers in milliseconds, a cold start or a
     /// slow function takes seconds, and the longest Lambda timeout is 15 minutes.
@@ -116,6 +136,39 @@ public final class GatewayMetrics: Sendable {
         )
         requestsInFlight = CoreMetrics.Gauge(label: "lambda_gateway_requests_in_flight", factory: factory)
         connectionsOpen = CoreMetrics.Gauge(label: "lambda_gateway_connections_open", factory: factory)
+        heldAnswerBytesGauge = CoreMetrics.Gauge(label: "lambda_gateway_held_answer_bytes", factory: factory)
+        connectionsClosed = Dictionary(
+            uniqueKeysWithValues: ConnectionClosure.allCases.map {
+                ($0, CoreMetrics.Counter(label: "lambda_gateway_connections_closed_total", dimensions: [("reason", $0.rawValue)], factory: factory))
+            }
+        )
+    }
+
+    /// Answer bytes held for clients across all connections changed by `delta` (Lambda answers
+    /// reserved or being read, answers written and not yet taken by the socket).
+    public func heldAnswerBytesChanged(by delta: Int) {
+        guard delta != 0 else { return }
+        let now = heldAnswers.wrappingIncrementThenLoad(by: delta, ordering: .relaxed)
+        var peak = heldAnswersPeak.load(ordering: .relaxed)
+        while now > peak {
+            let (exchanged, current) = heldAnswersPeak.compareExchange(expected: peak, desired: now, ordering: .relaxed)
+            if exchanged { break }
+            peak = current
+        }
+    }
+
+    /// Answer bytes held for clients now, and the most held at once since the last `resetHeldAnswerBytesPeak`.
+    public var heldAnswerBytes: (now: Int, peak: Int) {
+        (heldAnswers.load(ordering: .relaxed), heldAnswersPeak.load(ordering: .relaxed))
+    }
+
+    public func resetHeldAnswerBytesPeak() {
+        heldAnswersPeak.store(heldAnswers.load(ordering: .relaxed), ordering: .relaxed)
+    }
+
+    /// The gateway closed a client connection itself, for `reason`.
+    public func connectionClosed(_ reason: ConnectionClosure) {
+        connectionsClosed[reason]?.increment()
     }
 
     /// One request answered, by the linked service it was for, with the duration of its Invoke call
@@ -159,6 +212,7 @@ public final class GatewayMetrics: Sendable {
         for (kind, gauge) in servicesNotServed { gauge.record(notServed[kind] ?? 0) }
         requestsInFlight.record(inFlight)
         connectionsOpen.record(openConnections)
+        heldAnswerBytesGauge.record(heldAnswers.load(ordering: .relaxed))
         return registry.emitToString()
     }
 }

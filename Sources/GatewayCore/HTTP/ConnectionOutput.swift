@@ -1,0 +1,103 @@
+import LambdaInvoke
+import NIOCore
+
+/// What one client connection is being sent: the answer bytes it holds (its `ResponseBudget`, which
+/// also paces the Lambda answers read for it) and whether they reach the socket. A connection whose
+/// answers make no progress for `sendTimeout` is closed, which frees every buffer it held (the
+/// budget closes with it, so Lambda answers waiting for room are dropped unread).
+///
+/// Progress is measured at the socket (bytes handed to it less bytes it still buffers), so a client
+/// that reads a large answer slowly but steadily is never cut off, while one that stops reading, or
+/// keeps an HTTP/2 window at zero, is.
+final class ConnectionOutput: @unchecked Sendable {
+    // @unchecked: everything but `budget` (itself Sendable) is touched on the channel's event loop.
+    let budget: ResponseBudget
+    private let channel: any Channel
+    private let sendTimeout: TimeAmount
+    private let metrics: GatewayMetrics
+    private let counter = SocketWriteCounter()
+    /// Answers written whose write has not completed.
+    private var pendingAnswers = 0
+    private var check: Scheduled<Void>?
+    /// Bytes the socket had taken at the last sign of progress, and when that was.
+    private var written = 0
+    private var lastProgress = NIODeadline.now()
+
+    init(channel: any Channel, settings: ProcessingSettings, metrics: GatewayMetrics) {
+        self.channel = channel
+        self.sendTimeout = TimeAmount(settings.sendTimeout)
+        self.metrics = metrics
+        let budget = ResponseBudget(limit: settings.connectionBufferLimit, observer: { metrics.heldAnswerBytesChanged(by: $0) })
+        self.budget = budget
+        channel.closeFuture.whenComplete { _ in budget.close() }
+    }
+
+    /// Puts the byte counter next to the socket; call on the channel's event loop.
+    func install() throws {
+        try channel.pipeline.syncOperations.addHandler(counter, position: .first)
+    }
+
+    /// An answer of `bytes` is on its way to the client; `done` completes when the socket took it
+    /// (or the connection failed).
+    func writing(_ bytes: Int, done: EventLoopFuture<Void>) {
+        budget.take(bytes)
+        pendingAnswers += 1
+        if check == nil {
+            written = socketWritten
+            lastProgress = .now()
+            scheduleCheck(in: checkInterval)
+        }
+        let budget = self.budget
+        done.assumeIsolated().whenComplete { result in
+            // A failed write means the connection is going: no Lambda answer waiting for room may
+            // be read for it now (the channel's close, which also closes the budget, comes after
+            // its pending writes have failed).
+            if case .failure = result { budget.close() }
+            budget.release(bytes)
+            self.pendingAnswers -= 1
+            self.lastProgress = .now()
+        }
+    }
+
+    private var checkInterval: TimeAmount { .nanoseconds(max(sendTimeout.nanoseconds / 4, 1_000_000)) }
+
+    private var buffered: Int { (try? channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0 }
+
+    /// Bytes the kernel has accepted so far: never goes down, moves whenever the client reads.
+    private var socketWritten: Int { counter.handedDown - buffered }
+
+    private func scheduleCheck(in delay: TimeAmount) {
+        check = channel.eventLoop.assumeIsolated().scheduleTask(in: delay) { self.runCheck() }
+    }
+
+    private func runCheck() {
+        check = nil
+        let now = NIODeadline.now()
+        let socketWritten = self.socketWritten
+        if socketWritten != written {
+            written = socketWritten
+            lastProgress = now
+        }
+        guard pendingAnswers > 0 || buffered > 0, channel.isActive else { return }
+        if now - lastProgress >= sendTimeout {
+            metrics.connectionClosed(.sendTimeout)
+            channel.close(promise: nil)
+            return
+        }
+        scheduleCheck(in: checkInterval)
+    }
+}
+
+/// The first outbound handler of a client connection, next to the socket: counts the bytes handed
+/// to it (after TLS), so `ConnectionOutput` can tell whether the client reads.
+final class SocketWriteCounter: ChannelOutboundHandler, @unchecked Sendable {
+    // @unchecked: used on the channel's event loop only.
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+    private(set) var handedDown = 0
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        handedDown &+= unwrapOutboundIn(data).readableBytes
+        context.write(data, promise: promise)
+    }
+}

@@ -1,0 +1,388 @@
+import Foundation
+import GatewayCore
+import Logging
+import NIOCore
+import NIOPosix
+import Testing
+import TestSupport
+
+/// A Lambda stand-in that answers `/first` with `first` and anything else with its echo.
+func firstThenEcho(_ first: String) -> TestHTTPServer.Handler {
+    { request in
+        if request.bodyText.contains(#""raw_path":"/first""#) || request.bodyText.contains(#""rawPath":"/first""#) {
+            return ScriptedResponse(json: first)
+        }
+        return await echoPayload(request)
+    }
+}
+
+/// One HTTP/1.1 request on its own connection, as raw bytes; the gateway's whole answer.
+func rawHTTP1(_ gateway: GatewayFixture, _ request: String) async throws -> String {
+    let connection = try await RecordingConnection.open(gateway, service: "orders", alpn: ["http/1.1"])
+    try await connection.send(request)
+    _ = await connection.closedByGateway(within: .seconds(5))
+    return connection.received
+}
+
+func statusLine(_ answer: String) -> Int {
+    Int(answer.split(separator: " ").dropFirst().first ?? "") ?? 0
+}
+
+@Suite("Hardening: what a function answers", .serialized, .timeLimit(.minutes(2)))
+struct FunctionAnswerHardeningTests {
+    /// A forged second response in the body of a 1xx, as an attacker-controlled function would try.
+    static func informational(_ status: Int) -> String {
+        #"{"statusCode":\#(status),"headers":{"upgrade":"websocket","connection":"Upgrade"},"body":"HTTP/1.1 200 OK\r\nx-forged: 1\r\ncontent-length: 6\r\n\r\nforged"}"#
+    }
+
+    @Test(arguments: [100, 101, 103])
+    func aFunctions1xxIsA502AndThePipelinedRequestBehindItGetsItsOwnAnswer(status: Int) async throws {
+        try await GatewayFixture.with(lambdaHandler: firstThenEcho(Self.informational(status))) { gateway in
+            let connection = try await RecordingConnection.open(gateway, service: "orders", alpn: ["http/1.1"])
+            let host = gateway.tls.sni("orders")
+            try await connection.send("GET /first HTTP/1.1\r\nHost: \(host)\r\n\r\nGET /second HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+            let received = try await connection.waitForReceived { $0.contains("/second") }
+            #expect(received.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"), "\(received)")
+            #expect(received.contains("InvalidFunctionResponse") && received.contains("200 to 599"))
+            // The second answer is the second request's own, right after the first, and nothing forged.
+            let answers = received.components(separatedBy: "HTTP/1.1 ").dropFirst()
+            #expect(answers.count == 2 && answers.last?.hasPrefix("201 Created") == true, "\(received)")
+            #expect(!received.contains("x-forged") && !received.lowercased().contains("upgrade"))
+            #expect(gateway.lambda.requests.count == 2)
+        }
+    }
+
+    @Test func aFunctions1xxOnHTTP2IsA502PromptlyAndTheConnectionStaysUsable() async throws {
+        try await GatewayFixture.with(lambdaHandler: firstThenEcho(Self.informational(101))) { gateway in
+            let connection = try await RawConnection.open(gateway, service: "orders", alpn: ["h2"])
+            let host = gateway.tls.sni("orders")
+            try await connection.send(RawH2.start() + RawH2.request(stream: 1, path: "/first", authority: host))
+            let first = try await connection.waitFor { RawH2.responses(in: $0)[1]?.ended == true }
+            #expect(RawH2.responses(in: first)[1]?.status == 502)
+            let body = RawH2.responses(in: first)[1]?.body ?? []
+            #expect(String(decoding: body, as: UTF8.self).contains("InvalidFunctionResponse"))
+            try await connection.send(RawH2.request(stream: 3, path: "/second", authority: host))
+            let second = try await connection.waitFor { RawH2.responses(in: $0)[3]?.ended == true }
+            #expect(RawH2.responses(in: second)[3]?.status == 201)
+            #expect(RawH2.goAwayCodes(in: second).isEmpty)
+            await connection.close()
+        }
+    }
+}
+
+@Suite("Hardening: the shape of a request", .serialized, .timeLimit(.minutes(2)))
+struct RequestShapeHardeningTests {
+    /// `web` may call anything but `/admin`, and not with `x-role: guest`.
+    static let denyRules = #"{"Kind":"service-intentions","Name":"orders","Sources":[{"Name":"web","Action":"","Permissions":[{"Action":"deny","HTTP":{"PathExact":"/admin"}},{"Action":"deny","HTTP":{"Header":[{"Name":"x-role","Exact":"guest"}]}},{"Action":"allow","HTTP":{"PathPrefix":"/"}}]}]}"#
+
+    func withDenyRules(_ body: (GatewayFixture) async throws -> Void) async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            try gateway.tls.snapshots.consul.setConfigEntry(Self.denyRules)
+            try await gateway.tls.snapshots.waitFor("L7 rules") { $0.services["orders"]?.intentions.first?.permissions.count == 3 }
+            try await body(gateway)
+        }
+    }
+
+    @Test func overHTTP1NoFragmentWhitespaceOrDotSegmentSlipsPastADenyRule() async throws {
+        try await withDenyRules { gateway in
+            let host = gateway.tls.sni("orders")
+            func status(_ target: String, _ headers: String = "") async throws -> Int {
+                statusLine(try await rawHTTP1(gateway, "GET \(target) HTTP/1.1\r\nHost: \(host)\r\n\(headers)Connection: close\r\n\r\n"))
+            }
+            let cases: [(target: String, headers: String, status: Int)] = [
+                ("/ok", "", 201),
+                ("/admin", "", 403),
+                ("/admin#x", "", 400),
+                ("/ok#frag", "", 400),
+                ("/%61dmin", "", 403),
+                ("/./admin", "", 403),
+                ("/public/../admin", "", 403),
+                ("/admin/.", "", 201),  // is /admin/ (RFC 3986), not /admin
+                ("/ok", "x-role: guest\r\n", 403),
+                ("/ok", "x-role: guest \r\n", 403),
+                ("/ok", "x-role: guest\t\r\n", 403),
+                ("/ok", "x-role:   guest  \r\n", 403),
+                ("/ok", "x-role: admin \r\n", 201),
+            ]
+            for test in cases {
+                let answer = try await status(test.target, test.headers)
+                #expect(answer == test.status, "\(test.target) \(test.headers.debugDescription)")
+            }
+            // Only the allowed requests reached the function.
+            #expect(gateway.lambda.requests.count == 3)
+        }
+    }
+
+    @Test func overHTTP2NoFragmentWhitespaceOrDotSegmentSlipsPastADenyRule() async throws {
+        try await withDenyRules { gateway in
+            let host = gateway.tls.sni("orders")
+            let connection = try await RawConnection.open(gateway, service: "orders", alpn: ["h2"])
+            let cases: [(path: String, extra: [(String, String)], status: Int)] = [
+                ("/ok", [], 201),
+                ("/admin", [], 403),
+                ("/admin#x", [], 400),
+                ("/%61dmin", [], 403),
+                ("/./admin", [], 403),
+                ("/public/../admin", [], 403),
+                ("/ok", [("x-role", "guest")], 403),
+                ("/ok", [("x-role", "guest ")], 400),
+                ("/ok", [("x-role", " guest")], 400),
+                ("/ok", [("x-role", "guest\t")], 400),
+            ]
+            var bytes = RawH2.start()
+            for (index, test) in cases.enumerated() {
+                bytes += RawH2.request(stream: UInt32(2 * index + 1), path: test.path, authority: host, extra: test.extra)
+            }
+            try await connection.send(bytes)
+            let received = try await connection.waitFor { received in
+                let responses = RawH2.responses(in: received)
+                return (0..<cases.count).allSatisfy { responses[UInt32(2 * $0 + 1)]?.ended == true }
+            }
+            let responses = RawH2.responses(in: received)
+            for (index, test) in cases.enumerated() {
+                #expect(responses[UInt32(2 * index + 1)]?.status == test.status, "\(test.path) \(test.extra)")
+            }
+            #expect(gateway.lambda.requests.count == 1)
+            await connection.close()
+        }
+    }
+
+    @Test func twoHostHeadersOrChunkedHTTP10Get400() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            let host = gateway.tls.sni("orders")
+            let twoHosts = try await rawHTTP1(gateway, "GET / HTTP/1.1\r\nHost: \(host)\r\nHost: evil.example\r\n\r\n")
+            #expect(statusLine(twoHosts) == 400 && twoHosts.contains("DuplicateHost"), "\(twoHosts)")
+            let chunked10 = try await rawHTTP1(gateway, "POST / HTTP/1.0\r\nHost: \(host)\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+            #expect(statusLine(chunked10) == 400 && chunked10.contains("InvalidTransferEncoding"), "\(chunked10)")
+            #expect(gateway.lambda.requests.isEmpty)
+        }
+    }
+}
+
+@Suite("Hardening: HTTP/2 connections", .serialized, .timeLimit(.minutes(2)))
+struct HTTP2ConnectionHardeningTests {
+    @Test func aRequestWithoutAuthorityOrHostIsAnsweredAndTheConnectionGoesOn() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            let connection = try await RawConnection.open(gateway, service: "orders", alpn: ["h2"])
+            try await connection.send(RawH2.start() + RawH2.request(stream: 1, path: "/no-authority", authority: nil))
+            let first = try await connection.waitFor(within: .seconds(3)) { RawH2.responses(in: $0)[1]?.ended == true }
+            #expect(RawH2.responses(in: first)[1]?.status == 400, "\(RawH2.responses(in: first))")
+            try await connection.send(RawH2.request(stream: 3, path: "/with", authority: gateway.tls.sni("orders")))
+            let second = try await connection.waitFor { RawH2.responses(in: $0)[3]?.ended == true }
+            #expect(RawH2.responses(in: second)[3]?.status == 201)
+            #expect(gateway.lambda.requests.count == 1)
+            await connection.close()
+        }
+    }
+
+    @Test func aContinuationFloodGetsOneGoAwayAndTheConnectionIsClosed() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            let connection = try await RawConnection.open(gateway, service: "orders", alpn: ["h2"])
+            let padding = [UInt8](repeating: 0x61, count: 1000)
+            var flood = RawH2.start() + RawH2.frame(.headers, flags: 0x1, stream: 1, RawH2.block([(":method", "GET"), (":scheme", "https"), (":path", "/")]))
+            for _ in 0..<500 { flood += RawH2.frame(.continuation, stream: 1, RawH2.block([("x-pad", String(decoding: padding, as: UTF8.self))])) }
+            try? await connection.send(flood)
+            #expect(await connection.closedByGateway(within: .seconds(5)))
+            let goAways = RawH2.goAwayCodes(in: connection.received)
+            #expect(goAways.count == 1 && goAways.first != 0, "\(goAways)")
+            #expect(gateway.scrape().value("lambda_gateway_connections_closed_total", ["reason": "protocol_error"]) == 1)
+        }
+    }
+
+    @Test func aRapidResetFloodGetsGoAwayAndTheConnectionIsClosed() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            let connection = try await RawConnection.open(gateway, service: "orders", alpn: ["h2"])
+            let host = gateway.tls.sni("orders")
+            var flood = RawH2.start()
+            for index in 0..<400 {
+                let stream = UInt32(2 * index + 1)
+                flood += RawH2.request(stream: stream, path: "/r", authority: host, endStream: false) + RawH2.frame(.rstStream, stream: stream, [0, 0, 0, 8])
+            }
+            try? await connection.send(flood)
+            #expect(await connection.closedByGateway(within: .seconds(5)))
+            // ENHANCE_YOUR_CALM (0xb): NIO's limit of 200 resets in 30 s.
+            #expect(RawH2.goAwayCodes(in: connection.received) == [0xB], "\(RawH2.goAwayCodes(in: connection.received))")
+        }
+    }
+
+    @Test func aHeaderListOverTheLimitIsRefused() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            let connection = try await RawConnection.open(gateway, service: "orders", alpn: ["h2"])
+            let big = String(repeating: "b", count: 70 * 1024)
+            try await connection.send(RawH2.start() + RawH2.request(stream: 1, path: "/big", authority: gateway.tls.sni("orders"), extra: [("x-big", big)]))
+            // Refused one way or the other, promptly, and the function never called.
+            let closed = await connection.closedByGateway(within: .seconds(3))
+            let response = RawH2.responses(in: connection.received)[1]
+            #expect(closed || response?.status == 431 || response?.reset != nil, "\(String(describing: response))")
+            #expect(gateway.lambda.requests.isEmpty)
+        }
+    }
+}
+
+@Suite("Hardening: slow clients", .serialized, .timeLimit(.minutes(2)))
+struct SlowClientHardeningTests {
+    static var shortTimeouts: ProcessingSettings {
+        var settings = ProcessingSettings()
+        settings.requestHeadersTimeout = .seconds(1)
+        settings.clientBodyTimeout = .seconds(1)
+        return settings
+    }
+
+    @Test func anIncompleteHeadOrASilentConnectionIsClosedAfterTheHeadersTimeout() async throws {
+        try await GatewayFixture.with(settings: Self.shortTimeouts, lambdaHandler: echoPayload) { gateway in
+            let partial = try await RecordingConnection.open(gateway, service: "orders", alpn: ["http/1.1"])
+            try await partial.send("GET / HTTP/1.1\r\nHost: \(gateway.tls.sni("orders"))\r\nx-slow: ")
+            let silentHTTP1 = try await RecordingConnection.open(gateway, service: "orders", alpn: ["http/1.1"])
+            let silentUndecided = try await RecordingConnection.open(gateway, service: "orders", alpn: [])
+            let started = ContinuousClock.now
+            #expect(await partial.closedByGateway(within: .seconds(4)))
+            #expect(await silentHTTP1.closedByGateway(within: .seconds(4)))
+            #expect(await silentUndecided.closedByGateway(within: .seconds(4)))
+            #expect(ContinuousClock.now - started >= .milliseconds(900))
+            #expect(partial.received.hasPrefix("HTTP/1.1 408"), "\(partial.received)")
+            #expect(gateway.scrape().value("lambda_gateway_connections_closed_total", ["reason": "request_headers_timeout"]) == 3)
+            #expect(gateway.lambda.requests.isEmpty)
+        }
+    }
+
+    @Test func aKeptAliveConnectionIsNotCutOffBetweenRequests() async throws {
+        try await GatewayFixture.with(settings: Self.shortTimeouts, lambdaHandler: echoPayload) { gateway in
+            let connection = try await RecordingConnection.open(gateway, service: "orders", alpn: ["http/1.1"])
+            let host = gateway.tls.sni("orders")
+            try await connection.send("GET /a HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+            _ = try await connection.waitForReceived { $0.contains("/a") }
+            // Idle between requests for longer than the head timeout: that is the idle timeout's business.
+            #expect(await connection.closedByGateway(within: .milliseconds(1800)) == false)
+        }
+    }
+
+    @Test func aStalledBodyGets408AndNeverReachesTheFunction() async throws {
+        try await GatewayFixture.with(settings: Self.shortTimeouts, lambdaHandler: echoPayload) { gateway in
+            let connection = try await RecordingConnection.open(gateway, service: "orders", alpn: ["http/1.1"])
+            try await connection.send("POST /upload HTTP/1.1\r\nHost: \(gateway.tls.sni("orders"))\r\nContent-Length: 100\r\n\r\n0123456789")
+            #expect(await connection.closedByGateway(within: .seconds(4)))
+            #expect(connection.received.hasPrefix("HTTP/1.1 408"), "\(connection.received)")
+
+            let h2 = try await RawConnection.open(gateway, service: "orders", alpn: ["h2"])
+            try await h2.send(
+                RawH2.start() + RawH2.request(stream: 1, method: "POST", path: "/upload", authority: gateway.tls.sni("orders"), extra: [("content-length", "100")], endStream: false)
+                    + RawH2.frame(.data, stream: 1, Array("0123456789".utf8))
+            )
+            let received = try await h2.waitFor(within: .seconds(4)) { RawH2.responses(in: $0)[1]?.status != nil }
+            #expect(RawH2.responses(in: received)[1]?.status == 408)
+            #expect(gateway.lambda.requests.isEmpty)
+            #expect(gateway.scrape().value("lambda_gateway_connections_closed_total", ["reason": "client_body_timeout"]) == 2)
+            await h2.close()
+        }
+    }
+
+    @Test func aSlowButSteadyBodyIsNotCutOff() async throws {
+        try await GatewayFixture.with(settings: Self.shortTimeouts, lambdaHandler: echoPayload) { gateway in
+            let connection = try await RecordingConnection.open(gateway, service: "orders", alpn: ["http/1.1"])
+            try await connection.send("POST /upload HTTP/1.1\r\nHost: \(gateway.tls.sni("orders"))\r\nContent-Length: 20\r\n\r\n")
+            for piece in ["0123", "4567", "89ab", "cdef", "ghij"] {
+                try await Task.sleep(for: .milliseconds(600))
+                try await connection.send(piece)
+            }
+            let received = try await connection.waitForReceived { $0.contains("ghij") }
+            #expect(received.hasPrefix("HTTP/1.1 201"), "\(received)")
+        }
+    }
+}
+
+@Suite("Hardening: what one client can make the gateway hold", .serialized, .timeLimit(.minutes(2)))
+struct BoundedResourceTests {
+    @Test func aClientThatNeverReadsHoldsNoMoreThanItsBudgetAndIsClosedAfterTheSendTimeout() async throws {
+        var settings = ProcessingSettings()
+        settings.connectionBufferLimit = 1 << 20
+        settings.sendTimeout = .seconds(3)
+        let answerSize = 512 * 1024
+        let answer = #"{"statusCode":200,"body":"\#(String(repeating: "a", count: answerSize))"}"#
+        try await GatewayFixture.with(settings: settings, lambdaHandler: { _ in ScriptedResponse(json: answer) }) { gateway in
+            let host = gateway.tls.sni("orders")
+            for round in 1...3 {
+                gateway.metrics.resetHeldAnswerBytesPeak()
+                let connection = try await RawConnection.open(gateway, service: "orders", alpn: ["h2"])
+                // SETTINGS_INITIAL_WINDOW_SIZE 0: no DATA may be sent on any stream, and the client
+                // never opens a window. Forty answers of 512 KiB would be 20 MiB held.
+                var bytes = RawH2.start(settings: [(0x4, 0)])
+                for index in 0..<40 { bytes += RawH2.request(stream: UInt32(2 * index + 1), path: "/big", authority: host) }
+                try await connection.send(bytes)
+                let spent = ContinuousClock.now + .seconds(5)
+                while gateway.metrics.heldAnswerBytes.now < settings.connectionBufferLimit && ContinuousClock.now < spent { try await Task.sleep(for: .milliseconds(20)) }
+                // Past the moments where one answer is handed from Lambda's side to the client's.
+                try await Task.sleep(for: .milliseconds(500))
+                // Spent: a new request on this connection is refused at once, without a Lambda call.
+                try await connection.send(RawH2.request(stream: 101, path: "/more", authority: host))
+                let refused = ContinuousClock.now + .seconds(5)
+                while gateway.scrape().value("lambda_gateway_requests_total", ["service": "orders", "status": "503", "outcome": "rejected"]) != Double(round) && ContinuousClock.now < refused {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                #expect(gateway.scrape().value("lambda_gateway_requests_total", ["service": "orders", "status": "503", "outcome": "rejected"]) == Double(round), "round \(round)")
+                #expect(!gateway.lambda.requests.contains { $0.bodyText.contains(#""raw_path":"/more""#) })
+                // No progress for the send timeout: closed, and everything it held is freed.
+                #expect(await connection.closedByGateway(within: .seconds(10)), "round \(round)")
+                let freed = ContinuousClock.now + .seconds(5)
+                while gateway.metrics.heldAnswerBytes.now != 0 && ContinuousClock.now < freed { try await Task.sleep(for: .milliseconds(20)) }
+                let held = gateway.metrics.heldAnswerBytes
+                #expect(held.now == 0, "round \(round): \(held.now) bytes still held after the close")
+                // At most the budget and an answer or two over it, however many streams wait.
+                #expect(held.peak <= settings.connectionBufferLimit + 2 * (answerSize + 1024), "round \(round): peak \(held.peak)")
+                #expect(held.peak >= settings.connectionBufferLimit, "round \(round): the attack did not spend the budget (\(held.peak))")
+            }
+            #expect(gateway.scrape().value("lambda_gateway_connections_closed_total", ["reason": "send_timeout"]) == 3)
+        }
+    }
+
+    @Test func aSlowButReadingClientIsNotCutOff() async throws {
+        var settings = ProcessingSettings()
+        settings.sendTimeout = .seconds(1)
+        let answer = #"{"statusCode":200,"body":"\#(String(repeating: "z", count: 4 * 1024 * 1024))"}"#
+        try await GatewayFixture.with(settings: settings, lambdaHandler: { _ in ScriptedResponse(json: answer) }) { gateway in
+            // curl reading at 1 MB/s takes about 4 s for the answer: four send timeouts, with progress all along.
+            let answer = try await gateway.curl("orders", path: "/slow", extra: ["--limit-rate", "1M", "-o", "/dev/null"])
+            #expect(answer.status == 200)
+            #expect(gateway.scrape().value("lambda_gateway_connections_closed_total", ["reason": "send_timeout"]) == 0)
+        }
+    }
+
+    @Test func connectionsBeyondTheCapAreClosedAtOnceAndTheOthersKeepWorking() async throws {
+        var settings = ProcessingSettings()
+        settings.maxConnections = 2
+        try await GatewayFixture.with(settings: settings, lambdaHandler: echoPayload) { gateway in
+            let acceptor = MeshTLSAcceptor(store: gateway.tls.snapshots.store, metrics: gateway.metrics, logger: Logger(label: "tls"))
+            let (ports, bound) = AsyncStream.makeStream(of: Int.self)
+            let listener = GatewayListener(
+                host: "127.0.0.1", port: 0, acceptor: acceptor, processor: gateway.processor, group: MultiThreadedEventLoopGroup.singleton,
+                logger: Logger(label: "listener"), drainTimeout: .seconds(1)
+            ) { address in bound.yield(address.port ?? 0) }
+            let running = Task { try await listener.run() }
+            defer { running.cancel() }
+            var iterator = ports.makeAsyncIterator()
+            let port = try #require(await iterator.next())
+            let host = gateway.tls.sni("orders")
+            func call(_ connection: RecordingConnection, _ path: String) async throws -> Bool {
+                try await connection.send("GET \(path) HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+                return try await connection.waitForReceived { $0.contains(path) }.contains("HTTP/1.1 201")
+            }
+            let first = try await RecordingConnection.open(gateway, service: "orders", alpn: ["http/1.1"], port: port)
+            let second = try await RecordingConnection.open(gateway, service: "orders", alpn: ["http/1.1"], port: port)
+            let one = try await call(first, "/one")
+            let two = try await call(second, "/two")
+            #expect(one && two)
+            let third = try await RecordingConnection.open(gateway, service: "orders", alpn: ["http/1.1"], port: port)
+            #expect(await third.closedByGateway(within: .seconds(2)))
+            #expect(gateway.scrape().value("lambda_gateway_connections_closed_total", ["reason": "max_connections"]) == 1)
+            let again = try await call(first, "/again")
+            #expect(again)
+            // A closed connection frees its place.
+            try await second.channel.close()
+            try await Task.sleep(for: .milliseconds(200))
+            let fourth = try await RecordingConnection.open(gateway, service: "orders", alpn: ["http/1.1"], port: port)
+            let four = try await call(fourth, "/four")
+            #expect(four)
+            try? await first.channel.close()
+            try? await fourth.channel.close()
+        }
+    }
+}

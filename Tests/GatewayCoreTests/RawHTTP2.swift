@@ -1,0 +1,162 @@
+import GatewayCore
+import NIOCore
+import NIOHPACK
+import NIOSSL
+import Synchronization
+import TestSupport
+
+/// HTTP/2 frames written byte by byte, as an attacker or a careless client would send them (no
+/// client library that refuses to send a malformed request), and read back with NIO's HPACK
+/// decoder.
+enum RawH2 {
+    static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+
+    enum FrameType: UInt8 {
+        case data = 0, headers = 1, rstStream = 3, settings = 4, ping = 6, goAway = 7, windowUpdate = 8, continuation = 9
+    }
+
+    struct Frame {
+        var type: UInt8
+        var flags: UInt8
+        var stream: UInt32
+        var payload: [UInt8]
+    }
+
+    static func frame(_ type: FrameType, flags: UInt8 = 0, stream: UInt32 = 0, _ payload: [UInt8] = []) -> [UInt8] {
+        let length = payload.count
+        return [UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF), type.rawValue, flags]
+            + withUnsafeBytes(of: stream.bigEndian, Array.init) + payload
+    }
+
+    /// The client's preface and SETTINGS (each pair: identifier, value), and an ACK of the server's.
+    static func start(settings: [(UInt16, UInt32)] = []) -> [UInt8] {
+        var payload: [UInt8] = []
+        for (identifier, value) in settings {
+            payload += withUnsafeBytes(of: identifier.bigEndian, Array.init) + withUnsafeBytes(of: value.bigEndian, Array.init)
+        }
+        return preface + frame(.settings, payload) + frame(.settings, flags: 0x1)
+    }
+
+    /// A header block: the fields in order, none indexed (so any value, however malformed, is sent
+    /// as written).
+    static func block(_ fields: [(String, String)]) -> [UInt8] {
+        var encoder = HPACKEncoder(allocator: ByteBufferAllocator(), useHuffmanEncoding: false)
+        var buffer = ByteBuffer()
+        try! encoder.beginEncoding(allocator: ByteBufferAllocator())
+        for (name, value) in fields { try! encoder.appendNonIndexed(header: name, value: value) }
+        buffer = try! encoder.endEncoding()
+        return Array(buffer.readableBytesView)
+    }
+
+    /// A GET (or `method`) for `path` with `authority`, plus `extra` fields.
+    static func request(stream: UInt32, method: String = "GET", path: String, authority: String?, extra: [(String, String)] = [], endStream: Bool = true) -> [UInt8] {
+        var fields = [(":method", method), (":scheme", "https"), (":path", path)]
+        if let authority { fields.append((":authority", authority)) }
+        return frame(.headers, flags: 0x4 | (endStream ? 0x1 : 0), stream: stream, block(fields + extra))
+    }
+
+    static func frames(in bytes: [UInt8]) -> [Frame] {
+        var frames: [Frame] = []
+        var index = 0
+        while bytes.count - index >= 9 {
+            let length = Int(bytes[index]) << 16 | Int(bytes[index + 1]) << 8 | Int(bytes[index + 2])
+            guard bytes.count - index - 9 >= length else { break }
+            let stream = UInt32(bytes[index + 5] & 0x7F) << 24 | UInt32(bytes[index + 6]) << 16 | UInt32(bytes[index + 7]) << 8 | UInt32(bytes[index + 8])
+            frames.append(Frame(type: bytes[index + 3], flags: bytes[index + 4], stream: stream, payload: Array(bytes[(index + 9)..<(index + 9 + length)])))
+            index += 9 + length
+        }
+        return frames
+    }
+
+    /// Each stream's response: `:status`, the other fields, and the DATA received.
+    struct Response {
+        var status: Int?
+        var fields: [(String, String)] = []
+        var body: [UInt8] = []
+        var ended = false
+        var reset: UInt32?
+    }
+
+    static func responses(in bytes: [UInt8]) -> [UInt32: Response] {
+        var decoder = HPACKDecoder(allocator: ByteBufferAllocator())
+        var result: [UInt32: Response] = [:]
+        for frame in frames(in: bytes) where frame.stream != 0 {
+            var response = result[frame.stream] ?? Response()
+            switch FrameType(rawValue: frame.type) {
+            case .headers?:
+                var block = ByteBuffer(bytes: frame.payload)
+                if let headers = try? decoder.decodeHeaders(from: &block) {
+                    for (name, value, _) in headers {
+                        if name == ":status" { response.status = Int(value) } else { response.fields.append((name, value)) }
+                    }
+                }
+                if frame.flags & 0x1 != 0 { response.ended = true }
+            case .data?:
+                response.body += frame.payload
+                if frame.flags & 0x1 != 0 { response.ended = true }
+            case .rstStream?:
+                response.reset = frame.payload.count == 4 ? UInt32(frame.payload[0]) << 24 | UInt32(frame.payload[1]) << 16 | UInt32(frame.payload[2]) << 8 | UInt32(frame.payload[3]) : 0
+            default:
+                break
+            }
+            result[frame.stream] = response
+        }
+        return result
+    }
+
+    /// The error codes of the GOAWAY frames received.
+    static func goAwayCodes(in bytes: [UInt8]) -> [UInt32] {
+        frames(in: bytes).filter { $0.type == FrameType.goAway.rawValue && $0.payload.count >= 8 }.map {
+            UInt32($0.payload[4]) << 24 | UInt32($0.payload[5]) << 16 | UInt32($0.payload[6]) << 8 | UInt32($0.payload[7])
+        }
+    }
+}
+
+/// A mesh mTLS connection that records the raw bytes it receives (HTTP/2 frames are binary).
+final class RawConnection: Sendable {
+    let connection: RecordingConnection
+    private let recorder = RawByteRecorder()
+
+    static func open(_ gateway: GatewayFixture, service: String, alpn: [String]) async throws -> RawConnection {
+        let connection = try await RecordingConnection.open(gateway, service: service, alpn: alpn, records: false)
+        let raw = RawConnection(connection: connection)
+        try await connection.channel.pipeline.addHandler(raw.recorder).get()
+        return raw
+    }
+
+    private init(connection: RecordingConnection) {
+        self.connection = connection
+    }
+
+    var received: [UInt8] { recorder.bytes }
+
+    func send(_ bytes: [UInt8]) async throws {
+        try await connection.channel.writeAndFlush(ByteBuffer(bytes: bytes))
+    }
+
+    func closedByGateway(within limit: Duration) async -> Bool {
+        await connection.closedByGateway(within: limit)
+    }
+
+    /// Waits until `condition` holds for the bytes received, or `limit` passes; returns them.
+    func waitFor(within limit: Duration = .seconds(5), _ condition: ([UInt8]) -> Bool) async throws -> [UInt8] {
+        let deadline = ContinuousClock.now + limit
+        while !condition(received) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        return received
+    }
+
+    func close() async {
+        try? await connection.channel.close()
+    }
+}
+
+final class RawByteRecorder: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    private let received = Mutex<[UInt8]>([])
+    var bytes: [UInt8] { received.withLock { $0 } }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        received.withLock { $0 += buffer.readableBytesView }
+    }
+}
