@@ -205,6 +205,21 @@ struct HTTP2ConnectionHardeningTests {
         }
     }
 
+    /// PING and SETTINGS each cost the gateway an answer: NIO allows 200 such frames in 30 s.
+    @Test(arguments: ["ping", "settings"])
+    func aControlFrameFloodGetsGoAwayAndTheConnectionIsClosed(kind: String) async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            let connection = try await RawConnection.open(gateway, service: "orders", alpn: ["h2"])
+            var flood = RawH2.start()
+            for index in 0..<1000 {
+                flood += kind == "ping" ? RawH2.frame(.ping, [UInt8](repeating: UInt8(index & 0xFF), count: 8)) : RawH2.frame(.settings, [0, 0x3, 0, 0, 0, 100])
+            }
+            try? await connection.send(flood)
+            #expect(await connection.closedByGateway(within: .seconds(5)))
+            #expect(RawH2.goAwayCodes(in: connection.received) == [0xB], "\(RawH2.goAwayCodes(in: connection.received))")
+        }
+    }
+
     @Test func aHeaderListOverTheLimitIsRefused() async throws {
         try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
             let connection = try await RawConnection.open(gateway, service: "orders", alpn: ["h2"])
