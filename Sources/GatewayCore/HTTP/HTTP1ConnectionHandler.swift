@@ -33,16 +33,17 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     /// Draining (`ChannelShouldQuiesceEvent`): close once the request in flight is answered.
     private var closeAfterAnswer = false
     private var closing = false
-    /// Armed while a request head or body is incomplete.
-    private var readTimer: Scheduled<Void>?
-    /// When the body in progress last received bytes.
-    private var lastBodyBytes = NIODeadline.now()
+    /// Armed while a request head is incomplete.
+    private var headTimer: Scheduled<Void>?
+    /// Armed while a request body is incomplete.
+    private let bodyTimer: QuietTimer
 
     init(processor: RequestProcessor, connection: ClientConnection, output: ConnectionOutput, limit: Int) {
         self.processor = processor
         self.connection = connection
         self.output = output
         self.reader = RequestReader(limit: limit)
+        self.bodyTimer = QuietTimer(timeout: TimeAmount(processor.settings.clientBodyTimeout))
     }
 
     /// Between requests: nothing in flight, nothing half read, nothing queued.
@@ -54,8 +55,13 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        readTimer?.cancel()
-        readTimer = nil
+        cancelReadTimers()
+    }
+
+    private func cancelReadTimers() {
+        headTimer?.cancel()
+        headTimer = nil
+        bodyTimer.cancel()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -73,18 +79,25 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     func channelReadComplete(context: ChannelHandlerContext) {
         guard !closing, inFlight == nil, queued.isEmpty else { return }
         if reader.isIdle {
-            if readTimer == nil { armHeadTimer(context: context) }
+            if headTimer == nil { armHeadTimer(context: context) }
         } else if reader.isReadingBody {
-            lastBodyBytes = .now()
-            if readTimer == nil { armBodyTimer(context: context, in: TimeAmount(processor.settings.clientBodyTimeout)) }
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            bodyTimer.touch(on: context.eventLoop) {
+                let (handler, context) = loopBound.value
+                guard !handler.closing, handler.inFlight == nil, handler.reader.isReadingBody else { return }
+                // The body stopped arriving: the request is dropped without a Lambda call.
+                handler.processor.metrics.connectionClosed(.clientBodyTimeout)
+                handler.processor.answered(.rejected(.error(status: 408, code: "RequestTimeout", message: "the request body paused for longer than the body timeout")), connection: handler.connection)
+                handler.closeWithBareAnswer(status: 408, context: context)
+            }
         }
     }
 
     private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        if case .head = part, readTimer != nil {
+        if case .head = part, headTimer != nil {
             // The head is complete: its timer is done (the body's is armed after the read if needed).
-            readTimer?.cancel()
-            readTimer = nil
+            headTimer?.cancel()
+            headTimer = nil
         }
         switch reader.receive(part, processor: processor, connection: connection) {
         case .none:
@@ -98,8 +111,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         case .process(let head, let request):
             inFlight = head
-            readTimer?.cancel()
-            readTimer = nil
+            cancelReadTimers()
             guard output.budget.isSpent else {
                 start(request, head: head, context: context)
                 return
@@ -191,8 +203,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     /// Answers `status` with no body when nothing is in flight, and closes.
     private func closeWithBareAnswer(status: Int, context: ChannelHandlerContext) {
-        readTimer?.cancel()
-        readTimer = nil
+        cancelReadTimers()
         if !closing && inFlight == nil {
             var buffer = context.channel.allocator.buffer(capacity: 64)
             HTTP1ResponseEncoder.writeBare(status: status, into: &buffer)
@@ -208,31 +219,12 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     private func armHeadTimer(context: ChannelHandlerContext) {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        readTimer = context.eventLoop.scheduleTask(in: TimeAmount(processor.settings.requestHeadersTimeout)) {
+        headTimer = context.eventLoop.scheduleTask(in: TimeAmount(processor.settings.requestHeadersTimeout)) {
             let (handler, context) = loopBound.value
-            handler.readTimer = nil
+            handler.headTimer = nil
             // Still no complete head since the timer started (a head cancels it).
             guard !handler.closing, handler.inFlight == nil, handler.reader.isIdle else { return }
             handler.processor.metrics.connectionClosed(.requestHeadersTimeout)
-            handler.closeWithBareAnswer(status: 408, context: context)
-        }
-    }
-
-    private func armBodyTimer(context: ChannelHandlerContext, in delay: TimeAmount) {
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        readTimer = context.eventLoop.scheduleTask(in: delay) {
-            let (handler, context) = loopBound.value
-            handler.readTimer = nil
-            guard !handler.closing, handler.inFlight == nil, handler.reader.isReadingBody else { return }
-            let timeout = TimeAmount(handler.processor.settings.clientBodyTimeout)
-            let quiet = NIODeadline.now() - handler.lastBodyBytes
-            guard quiet >= timeout else {
-                handler.armBodyTimer(context: context, in: timeout - quiet)
-                return
-            }
-            // The body stopped arriving: the request is dropped without a Lambda call.
-            handler.processor.metrics.connectionClosed(.clientBodyTimeout)
-            handler.processor.answered(.rejected(.error(status: 408, code: "RequestTimeout", message: "the request body paused for longer than the body timeout")), connection: handler.connection)
             handler.closeWithBareAnswer(status: 408, context: context)
         }
     }

@@ -19,19 +19,18 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     private var reader: RequestReader
     /// Answered before a request could be read (an error of the stream's codec, a timeout).
     private var answeredEarly = false
-    private var bodyTimer: Scheduled<Void>?
-    private var lastBodyBytes = NIODeadline.now()
+    private let bodyTimer: QuietTimer
 
     init(processor: RequestProcessor, connection: ClientConnection, output: ConnectionOutput, limit: Int) {
         self.processor = processor
         self.connection = connection
         self.output = output
         self.reader = RequestReader(limit: limit)
+        self.bodyTimer = QuietTimer(timeout: TimeAmount(processor.settings.clientBodyTimeout))
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        bodyTimer?.cancel()
-        bodyTimer = nil
+        bodyTimer.cancel()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -45,8 +44,7 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         case .sendContinue(let head):
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         case .process(let head, let request):
-            bodyTimer?.cancel()
-            bodyTimer = nil
+            bodyTimer.cancel()
             if output.budget.isSpent {
                 let answer = RequestProcessor.Answer.rejected(
                     .error(status: 503, code: "ConnectionBusy", message: "earlier answers on this connection wait to be read; retry when they are", headers: [HTTPField("retry-after", "1")])
@@ -66,8 +64,13 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     /// A body still arriving after a read keeps the body timer.
     func channelReadComplete(context: ChannelHandlerContext) {
         guard reader.isReadingBody, !answeredEarly else { return }
-        lastBodyBytes = .now()
-        if bodyTimer == nil { armBodyTimer(context: context, in: TimeAmount(processor.settings.clientBodyTimeout)) }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        bodyTimer.touch(on: context.eventLoop) {
+            let (handler, context) = loopBound.value
+            guard handler.reader.isReadingBody, !handler.answeredEarly else { return }
+            handler.processor.metrics.connectionClosed(.clientBodyTimeout)
+            handler.answerEarly(status: 408, code: "RequestTimeout", message: "the request body paused for longer than the body timeout", context: context)
+        }
     }
 
     /// A stream whose frames cannot become a request (a header block without `:authority`, a
@@ -80,28 +83,10 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     private func answerEarly(status: Int, code: String, message: String, context: ChannelHandlerContext) {
         guard !answeredEarly else { return }
         answeredEarly = true
-        bodyTimer?.cancel()
-        bodyTimer = nil
+        bodyTimer.cancel()
         let answer = RequestProcessor.Answer.rejected(.error(status: status, code: code, message: message))
         processor.answered(answer, connection: connection)
         respond(answer.response, head: HTTPRequestHead(version: .http2, method: .GET, uri: "/"), context: context, close: true)
-    }
-
-    private func armBodyTimer(context: ChannelHandlerContext, in delay: TimeAmount) {
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        bodyTimer = context.eventLoop.scheduleTask(in: delay) {
-            let (handler, context) = loopBound.value
-            handler.bodyTimer = nil
-            guard handler.reader.isReadingBody, !handler.answeredEarly else { return }
-            let timeout = TimeAmount(handler.processor.settings.clientBodyTimeout)
-            let quiet = NIODeadline.now() - handler.lastBodyBytes
-            guard quiet >= timeout else {
-                handler.armBodyTimer(context: context, in: timeout - quiet)
-                return
-            }
-            handler.processor.metrics.connectionClosed(.clientBodyTimeout)
-            handler.answerEarly(status: 408, code: "RequestTimeout", message: "the request body paused for longer than the body timeout", context: context)
-        }
     }
 
     private func respond(_ response: LambdaHTTPResponse, head: HTTPRequestHead, context: ChannelHandlerContext, close: Bool) {
