@@ -349,6 +349,39 @@ struct BoundedResourceTests {
         }
     }
 
+    @Test func anHTTP1ClientThatPipelinesAndNeverReadsStopsGettingRequestsStartedAndIsClosed() async throws {
+        var settings = ProcessingSettings()
+        settings.connectionBufferLimit = 1 << 20
+        settings.sendTimeout = .seconds(3)
+        let answerSize = 512 * 1024
+        let answer = #"{"statusCode":200,"body":"\#(String(repeating: "a", count: answerSize))"}"#
+        try await GatewayFixture.with(settings: settings, lambdaHandler: { _ in ScriptedResponse(json: answer) }) { gateway in
+            let host = gateway.tls.sni("orders")
+            let connection = try await RecordingConnection.open(gateway, service: "orders", alpn: ["http/1.1"], records: false)
+            // Handshake done, then the client stops reading for good and pipelines 200 requests
+            // (100 MiB of answers).
+            try await connection.send("GET /first HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+            try await connection.channel.pipeline.addHandler(ReadBlocker(), position: .first)
+            gateway.metrics.resetHeldAnswerBytesPeak()
+            try? await connection.send(String(repeating: "GET /more HTTP/1.1\r\nHost: \(host)\r\n\r\n", count: 200))
+            // The client cannot see the close (it reads nothing): the gateway's count says it.
+            let closed = ContinuousClock.now + .seconds(30)
+            while gateway.scrape().value("lambda_gateway_connections_closed_total", ["reason": "send_timeout"]) != 1 && ContinuousClock.now < closed {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(gateway.scrape().value("lambda_gateway_connections_closed_total", ["reason": "send_timeout"]) == 1)
+            // Requests stopped being started once the socket and the budget were full, and none
+            // after the close: far fewer than 200 reached the function (the kernel's socket buffers
+            // take the first answers).
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(gateway.lambda.requests.count < 100, "\(gateway.lambda.requests.count) requests started")
+            let held = gateway.metrics.heldAnswerBytes
+            #expect(held.peak <= settings.connectionBufferLimit + 2 * (answerSize + 1024), "peak \(held.peak)")
+            #expect(held.now == 0)
+            try? await connection.channel.close()
+        }
+    }
+
     @Test func aSlowButReadingClientIsNotCutOff() async throws {
         var settings = ProcessingSettings()
         settings.sendTimeout = .seconds(1)
@@ -400,4 +433,11 @@ struct BoundedResourceTests {
             try? await fourth.channel.close()
         }
     }
+}
+
+/// Swallows every `read()`, next to the socket: the connection never reads again, whatever TLS or
+/// autoRead would ask.
+final class ReadBlocker: ChannelOutboundHandler, Sendable {
+    typealias OutboundIn = Any
+    func read(context: ChannelHandlerContext) {}
 }

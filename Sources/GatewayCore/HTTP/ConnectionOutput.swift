@@ -81,7 +81,9 @@ final class ConnectionOutput: @unchecked Sendable {
         guard pendingAnswers > 0 || buffered > 0, channel.isActive else { return }
         if now - lastProgress >= sendTimeout {
             metrics.connectionClosed(.sendTimeout)
-            channel.close(promise: nil)
+            // Below TLS: a graceful TLS close would wait for a close_notify from a client that
+            // reads nothing, keeping every buffer for NIOSSL's shutdown timeout.
+            counter.closeSocket()
             return
         }
         scheduleCheck(in: checkInterval)
@@ -95,6 +97,20 @@ final class SocketWriteCounter: ChannelOutboundHandler, @unchecked Sendable {
     typealias OutboundIn = IOData
     typealias OutboundOut = IOData
     private(set) var handedDown = 0
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    /// Closes the TCP connection at once, from below TLS.
+    func closeSocket() {
+        context?.close(promise: nil)
+    }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         handedDown &+= unwrapOutboundIn(data).readableBytes

@@ -191,6 +191,15 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         }
     }
 
+    /// The client is gone: requests it pipelined are dropped, never started (each would invoke
+    /// the function for nobody).
+    func channelInactive(context: ChannelHandlerContext) {
+        closing = true
+        queued.removeAll()
+        cancelReadTimers()
+        context.fireChannelInactive()
+    }
+
     /// A request that cannot be parsed: headers over the limits get 431, anything else 400, and the
     /// connection closes (the decoder cannot go on).
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
