@@ -224,7 +224,15 @@ public final class LambdaInvokeClient: Sendable {
                 }
                 throw classify(error, endpoint: pool.target, timeout: request.timeout)
             }
-            return try result(status: response.status, headers: response.headers, body: response.body)
+            do {
+                var answer = try result(status: response.status, headers: response.headers, body: response.body)
+                answer.heldBytes = response.heldBytes
+                return answer
+            } catch {
+                // An AWS error answer is no client answer: what it held goes back now.
+                if response.heldBytes > 0 { request.budget?.release(response.heldBytes) }
+                throw error
+            }
         }
     }
 

@@ -41,8 +41,9 @@ public final class ResponseBudget: Sendable {
     public var held: Int { state.withLock { $0.held } }
     /// The most ever held at once (for tests and diagnostics).
     public var peak: Int { state.withLock { $0.peak } }
-    /// Whether new requests should wait: as much as the limit is held.
-    public var isSpent: Bool { state.withLock { $0.held >= limit } }
+    /// Whether new requests should wait: as much as the limit is held, or answers already wait
+    /// for room (one that does not fit can keep `held` just under the limit).
+    public var isSpent: Bool { state.withLock { $0.held >= limit || !$0.waiters.isEmpty } }
 
     /// Takes `bytes` now if they fit (returns `true`), else queues `waiter`, which is called when
     /// they have been taken or when the connection closes. A closed budget refuses at once.
@@ -64,7 +65,7 @@ public final class ResponseBudget: Sendable {
     /// Calls `waiter` once the budget is under the limit (at once if it is), or with `false` when
     /// the connection closes.
     public func whenAvailable(_ waiter: @escaping Waiter) {
-        _ = reserve(0, orWait: waiter)
+        if reserve(0, orWait: waiter) { waiter(true) }
     }
 
     /// Takes `bytes` whatever the limit: an answer already in memory on its way to the client.

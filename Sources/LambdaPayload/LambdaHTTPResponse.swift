@@ -37,11 +37,15 @@ public struct LambdaInvocationResult: Sendable, Equatable {
     /// `x-amzn-RequestId`.
     public var requestID: String?
     public var payload: ByteBuffer
+    /// Bytes of the client connection's answer budget this result still holds: whoever turns it
+    /// into the client's answer gives them back once that answer is accounted for (0: none).
+    public var heldBytes: Int
 
-    public init(statusCode: Int, functionError: String? = nil, requestID: String? = nil, payload: ByteBuffer = ByteBuffer()) {
+    public init(statusCode: Int, functionError: String? = nil, requestID: String? = nil, payload: ByteBuffer = ByteBuffer(), heldBytes: Int = 0) {
         self.statusCode = statusCode
         self.functionError = functionError
         self.requestID = requestID
         self.payload = payload
+        self.heldBytes = heldBytes
     }
 }

@@ -62,7 +62,8 @@ struct LogHardeningTests {
         #expect(LogSafe.text("a\nb\r\u{1b}[31mc\0d\\e") == #"a\x0ab\x0d\x1b[31mc\x00d\\e"#)
         #expect(LogSafe.text("é") == #"\xc3\xa9"#)
         let long = LogSafe.text(String(repeating: "x", count: 1000), limit: 10)
-        #expect(long == "xxxxxxxxxx…(+990 bytes)")
+        #expect(long == "xxxxxxxxxx...(+990 bytes)")
+        #expect(long.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F })
         #expect(LogSafe.text(String(repeating: "\n", count: 300)).utf8.count < 300 * 4 + 32)
     }
 

@@ -22,8 +22,9 @@ public final class RunningProcess: Sendable {
         let lines = self.lines
         let partial = self.partial
         pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            guard !data.isEmpty else { return }
+            // Not `availableData`: Foundation's `try!` inside it crashes the whole test run when a
+            // read is interrupted (EINTR), as happens on a loaded machine.
+            guard let data = try? handle.read(upToCount: 65536), !data.isEmpty else { return }
             partial.withLockedValue { text in
                 text += String(decoding: data, as: UTF8.self)
                 while let newline = text.firstIndex(of: "\n") {

@@ -38,9 +38,11 @@ final class ConnectionOutput: @unchecked Sendable {
     }
 
     /// An answer of `bytes` is on its way to the client; `done` completes when the socket took it
-    /// (or the connection failed).
-    func writing(_ bytes: Int, done: EventLoopFuture<Void>) {
+    /// (or the connection failed). `handingOver`: budget bytes the Lambda answer it was built from
+    /// held, given back now that the answer itself is counted.
+    func writing(_ bytes: Int, done: EventLoopFuture<Void>, handingOver held: Int = 0) {
         budget.take(bytes)
+        if held > 0 { budget.release(held) }
         pendingAnswers += 1
         if check == nil {
             written = socketWritten
@@ -48,15 +50,26 @@ final class ConnectionOutput: @unchecked Sendable {
             scheduleCheck(in: checkInterval)
         }
         let budget = self.budget
+        let channel = self.channel
         done.assumeIsolated().whenComplete { result in
-            // A failed write means the connection is going: no Lambda answer waiting for room may
-            // be read for it now (the channel's close, which also closes the budget, comes after
-            // its pending writes have failed).
-            if case .failure = result { budget.close() }
+            // A write that failed because the connection is closing (NIO marks it inactive, then
+            // fails its pending writes, then completes its close future, which closes the budget):
+            // no Lambda answer waiting for room may be read for it now. A write that failed on one
+            // HTTP/2 stream the client reset leaves the connection and its budget alone.
+            if case .failure = result, !channel.isActive { budget.close() }
             budget.release(bytes)
             self.pendingAnswers -= 1
             self.lastProgress = .now()
         }
+    }
+
+    /// HTTP/1.1: every byte the socket takes is an answer's. HTTP/2: PING and SETTINGS answers
+    /// move bytes too, so progress is an answer's stream window opening, or an answer finishing.
+    var measuresSocketProgress = true
+
+    /// An HTTP/2 stream with an answer pending became writable: the client opened its window.
+    func streamBecameWritable() {
+        lastProgress = .now()
     }
 
     private var checkInterval: TimeAmount { .nanoseconds(max(sendTimeout.nanoseconds / 4, 1_000_000)) }
@@ -74,7 +87,7 @@ final class ConnectionOutput: @unchecked Sendable {
         check = nil
         let now = NIODeadline.now()
         let socketWritten = self.socketWritten
-        if socketWritten != written {
+        if measuresSocketProgress && socketWritten != written {
             written = socketWritten
             lastProgress = now
         }

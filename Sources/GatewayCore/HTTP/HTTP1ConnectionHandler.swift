@@ -35,6 +35,11 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     private var closing = false
     /// Armed while a request head is incomplete.
     private var headTimer: Scheduled<Void>?
+    /// Heads received so far: the head timer fires only if none came since it was armed.
+    private var heads = 0
+    /// Request parts the current read delivered: a read that delivered none left bytes of a head
+    /// in the decoder.
+    private var partsThisRead = 0
     /// Armed while a request body is incomplete.
     private let bodyTimer: QuietTimer
 
@@ -66,6 +71,8 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
+        partsThisRead += 1
+        if case .head = part { heads += 1 }
         guard !closing else { return }
         if inFlight != nil || !queued.isEmpty {
             queued.append(part)
@@ -74,13 +81,17 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         handle(part, context: context)
     }
 
-    /// After each read: bytes that did not complete a head start the head timer; a body still
-    /// arriving keeps the body timer.
+    /// After each read: a read that delivered nothing left part of a head in the decoder, which
+    /// starts the head timer (also behind a request in flight); a body still arriving keeps the
+    /// body timer.
     func channelReadComplete(context: ChannelHandlerContext) {
-        guard !closing, inFlight == nil, queued.isEmpty else { return }
-        if reader.isIdle {
-            if headTimer == nil { armHeadTimer(context: context) }
-        } else if reader.isReadingBody {
+        defer { partsThisRead = 0 }
+        guard !closing else { return }
+        if partsThisRead == 0 && headTimer == nil && (inFlight != nil || reader.isIdle) {
+            armHeadTimer(context: context)
+        }
+        guard inFlight == nil, queued.isEmpty else { return }
+        if reader.isReadingBody {
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             bodyTimer.touch(on: context.eventLoop) {
                 let (handler, context) = loopBound.value
@@ -104,7 +115,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             break
         case .refuse(let answer, let head, let close):
             processor.answered(answer, connection: connection)
-            write(answer.response, for: head, close: close || closeAfterAnswer || !head.isKeepAlive, context: context)
+            write(answer.response, for: head, close: close || closeAfterAnswer || Self.endsConnection(head), context: context)
         case .sendContinue(let head):
             var buffer = context.channel.allocator.buffer(capacity: 32)
             HTTP1ResponseEncoder.writeContinue(version: head.version, into: &buffer)
@@ -123,7 +134,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
                 guard available else { return }
                 eventLoop.execute {
                     let (handler, context) = loopBound.value
-                    if !handler.closing { handler.start(request, head: head, context: context) }
+                    if !handler.closing && context.channel.isActive { handler.start(request, head: head, context: context) }
                 }
             }
         }
@@ -131,16 +142,25 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     private func start(_ request: GatewayRequest, head: HTTPRequestHead, context: ChannelHandlerContext) {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        processor.process(request, connection: connection, budget: output.budget, answeringOn: context.eventLoop).whenSuccess { response in
+        processor.process(request, connection: connection, budget: output.budget, answeringOn: context.eventLoop).whenSuccess { processed in
             let (handler, context) = loopBound.value
-            handler.answered(response, for: head, context: context)
+            handler.answered(processed, for: head, context: context)
         }
     }
 
-    private func answered(_ response: LambdaHTTPResponse, for head: HTTPRequestHead, context: ChannelHandlerContext) {
+    /// HTTP/1.0 without keep-alive, `Connection: close`, and an `Upgrade` (the decoder stops
+    /// parsing after one: the request is answered as a plain one, then the connection closes).
+    private static func endsConnection(_ head: HTTPRequestHead) -> Bool {
+        !head.isKeepAlive || head.headers.contains(name: "upgrade")
+    }
+
+    private func answered(_ processed: RequestProcessor.Processed, for head: HTTPRequestHead, context: ChannelHandlerContext) {
         inFlight = nil
-        guard !closing else { return }
-        write(response, for: head, close: closeAfterAnswer || !head.isKeepAlive, context: context)
+        guard !closing else {
+            output.budget.release(processed.heldBytes)
+            return
+        }
+        write(processed.response, for: head, close: closeAfterAnswer || Self.endsConnection(head), handingOver: processed.heldBytes, context: context)
         // Pipelined requests, in order, until one is in flight again.
         while inFlight == nil, !closing, let next = queued.popFirst() {
             handle(next, context: context)
@@ -151,12 +171,12 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         }
     }
 
-    private func write(_ response: LambdaHTTPResponse, for head: HTTPRequestHead, close: Bool, context: ChannelHandlerContext) {
+    private func write(_ response: LambdaHTTPResponse, for head: HTTPRequestHead, close: Bool, handingOver held: Int = 0, context: ChannelHandlerContext) {
         let (bytes, largeBody) = HTTP1ResponseEncoder.encode(response, version: head.version, bodyless: head.method == .HEAD, close: close, allocator: context.channel.allocator)
         let size = bytes.readableBytes + (largeBody?.readableBytes ?? 0)
         if let largeBody { context.write(wrapOutboundOut(bytes), promise: nil) }
         let written = context.writeAndFlush(wrapOutboundOut(largeBody ?? bytes))
-        output.writing(size, done: written)
+        output.writing(size, done: written, handingOver: held)
         if close {
             closing = true
             written.whenComplete { _ in context.close(promise: nil) }
@@ -201,10 +221,12 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     /// A request that cannot be parsed: headers over the limits get 431, anything else 400, and the
-    /// connection closes (the decoder cannot go on).
+    /// connection closes (the decoder cannot go on). Any other error (TLS, the socket, bytes the
+    /// decoder would have to buffer without bound) closes it too.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard let parserError = error as? HTTPParserError else {
-            context.fireErrorCaught(error)
+            closing = true
+            context.close(promise: nil)
             return
         }
         closeWithBareAnswer(status: parserError == .headerOverflow ? 431 : 400, context: context)
@@ -228,13 +250,19 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     private func armHeadTimer(context: ChannelHandlerContext) {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let headsBefore = heads
         headTimer = context.eventLoop.scheduleTask(in: TimeAmount(processor.settings.requestHeadersTimeout)) {
             let (handler, context) = loopBound.value
             handler.headTimer = nil
-            // Still no complete head since the timer started (a head cancels it).
-            guard !handler.closing, handler.inFlight == nil, handler.reader.isIdle else { return }
+            // No complete head since the timer started: 408 and close, or, behind a request in
+            // flight, close after its answer.
+            guard !handler.closing, handler.heads == headsBefore else { return }
             handler.processor.metrics.connectionClosed(.requestHeadersTimeout)
-            handler.closeWithBareAnswer(status: 408, context: context)
+            if handler.inFlight == nil {
+                handler.closeWithBareAnswer(status: 408, context: context)
+            } else {
+                handler.closeAfterAnswer = true
+            }
         }
     }
 }

@@ -1,13 +1,16 @@
 import LambdaPayload
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 
 /// One request on an HTTP/2 stream, behind NIO's frame-to-HTTP/1 codec: read it (`RequestReader`),
 /// process it, write the answer as HTTP/1-style parts.
 ///
 /// A stream whose body pauses longer than the body timeout is answered 408 without a Lambda call;
 /// a request that arrives while the connection's answers wait unread (`ConnectionOutput`) is
-/// answered 503 at once, so a client that does not read cannot make the gateway hold more.
+/// refused with RST_STREAM(REFUSED_STREAM): no Lambda call, nothing written that the client would
+/// have to read (a client may retry a refused stream), so a client that does not read cannot make
+/// the gateway hold more.
 final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     // @unchecked: all state is touched on the channel's event loop only; the processing task hops back.
     typealias InboundIn = HTTPServerRequestPart
@@ -46,19 +49,33 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         case .process(let head, let request):
             bodyTimer.cancel()
             if output.budget.isSpent {
-                let answer = RequestProcessor.Answer.rejected(
-                    .error(status: 503, code: "ConnectionBusy", message: "earlier answers on this connection wait to be read; retry when they are", headers: [HTTPField("retry-after", "1")])
-                )
-                processor.answered(answer, connection: connection)
-                respond(answer.response, head: head, context: context, close: false)
+                refuseStream(context: context)
                 return
             }
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            processor.process(request, connection: connection, budget: output.budget, answeringOn: context.eventLoop).whenSuccess { response in
+            processor.process(request, connection: connection, budget: output.budget, answeringOn: context.eventLoop).whenSuccess { processed in
                 let (handler, context) = loopBound.value
-                handler.respond(response, head: head, context: context, close: false)
+                handler.respond(processed.response, head: head, context: context, close: false, handingOver: processed.heldBytes)
             }
         }
+    }
+
+    /// RST_STREAM(REFUSED_STREAM), written below the HTTP/1 codec (it only takes HTTP parts);
+    /// counted as a 503 refusal.
+    private func refuseStream(context: ChannelHandlerContext) {
+        answeredEarly = true
+        processor.answered(.rejected(.error(status: 503, code: "ConnectionBusy", message: "")), connection: connection)
+        if let codec = try? context.pipeline.syncOperations.context(handlerType: HTTP2FramePayloadToHTTP1ServerCodec.self) {
+            codec.writeAndFlush(NIOAny(HTTP2Frame.FramePayload.rstStream(.refusedStream)), promise: nil)
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    /// The client opened this stream's window: its answer moves again.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { output.streamBecameWritable() }
+        context.fireChannelWritabilityChanged()
     }
 
     /// A body still arriving after a read keeps the body timer.
@@ -77,6 +94,8 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     /// bad pseudo-header) gets 400 at once, as HTTP/1.1's parser errors do, instead of waiting
     /// for a request that will never come.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // The client reset the stream: nobody to answer.
+        if error is NIOHTTP2Errors.StreamClosed { return }
         answerEarly(status: 400, code: "MalformedRequest", message: "the stream's headers are not a valid request: \(LogSafe.text("\(error)", limit: 128))", context: context)
     }
 
@@ -89,7 +108,7 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         respond(answer.response, head: HTTPRequestHead(version: .http2, method: .GET, uri: "/"), context: context, close: true)
     }
 
-    private func respond(_ response: LambdaHTTPResponse, head: HTTPRequestHead, context: ChannelHandlerContext, close: Bool) {
+    private func respond(_ response: LambdaHTTPResponse, head: HTTPRequestHead, context: ChannelHandlerContext, close: Bool, handingOver held: Int = 0) {
         var headers = HTTPHeaders()
         headers.reserveCapacity(response.headers.count + 2)
         for field in response.headers { headers.add(name: field.name, value: field.value) }
@@ -101,7 +120,7 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
             context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        output.writing(sendsBody ? response.body.readableBytes : 0, done: done)
+        output.writing(sendsBody ? response.body.readableBytes : 0, done: done, handingOver: held)
         if close {
             done.whenComplete { _ in context.close(promise: nil) }
         }

@@ -26,7 +26,9 @@ extension RequestProcessor {
     func configureHTTP1Sync(_ channel: Channel, connection: ClientConnection, output: ConnectionOutput) throws {
         let decoder = HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: RequestReader.limits)
         try channel.pipeline.syncOperations.addHandlers([
-            ByteToMessageHandler(decoder),
+            // The decoder consumes what it reads, except after a CONNECT or an Upgrade, where it
+            // stops parsing: then anything past a head's size is a client streaming bytes at us.
+            ByteToMessageHandler(decoder, maximumBufferSize: 256 * 1024),
             HTTP1ConnectionHandler(processor: self, connection: connection, output: output, limit: limit(for: connection)),
         ])
     }
@@ -45,6 +47,7 @@ extension RequestProcessor {
             HTTP2Setting(parameter: .maxHeaderListSize, value: 60 * 1024),
         ]
         let limit = limit(for: connection)
+        output.measuresSocketProgress = false
         // Draining (`ChannelShouldQuiesceEvent`): GOAWAY, a PING round trip so that streams the
         // client opened meanwhile are counted, a second GOAWAY with the last stream taken, close
         // when the open streams are done or after the grace time.
@@ -179,9 +182,31 @@ final class HTTP2ConnectionCloser: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard context.channel.isActive else { return }
+        guard context.channel.isActive, !Self.concernsOneStream(error) else { return }
         // A peer that reset the socket is gone, not misbehaving.
         if !(error is IOError) { metrics.connectionClosed(.protocolError) }
         context.close(promise: nil)
+    }
+
+    /// Errors NIO raises for one stream (it has reset that stream; the others go on): a malformed
+    /// request's headers, a stream the client reset, a stream over the concurrency limit opened
+    /// before the client saw the gateway's SETTINGS. Everything else (a flood, a bad frame or
+    /// preface, a compression or flow-control error, TLS, the socket) ends the connection.
+    static func concernsOneStream(_ error: any Error) -> Bool {
+        switch error {
+        case is NIOHTTP2Errors.StreamError, is NIOHTTP2Errors.StreamClosed, is NIOHTTP2Errors.NoSuchStream,
+            is NIOHTTP2Errors.MaxStreamsViolation,
+            is NIOHTTP2Errors.MissingPseudoHeader, is NIOHTTP2Errors.DuplicatePseudoHeader,
+            is NIOHTTP2Errors.PseudoHeaderAfterRegularHeader, is NIOHTTP2Errors.UnknownPseudoHeader,
+            is NIOHTTP2Errors.UnsupportedPseudoHeader, is NIOHTTP2Errors.InvalidPseudoHeaders,
+            is NIOHTTP2Errors.InvalidPseudoHeaderValue, is NIOHTTP2Errors.MissingHostHeader,
+            is NIOHTTP2Errors.DuplicateHostHeader, is NIOHTTP2Errors.EmptyPathHeader,
+            is NIOHTTP2Errors.ForbiddenHeaderField, is NIOHTTP2Errors.TrailersWithoutEndStream,
+            is NIOHTTP2Errors.ContentLengthViolated, is NIOHTTP2Errors.ContentLengthHeadersMismatch,
+            is NIOHTTP2Errors.ContentLengthHeaderNegative, is NIOHTTP2Errors.ContentLengthHeaderMalformedValue:
+            return true
+        default:
+            return false
+        }
     }
 }

@@ -107,12 +107,26 @@ public final class RequestProcessor: Sendable {
         }
     }
 
+    /// Processes a request for a caller that writes nothing to a client connection.
+    public func process(_ request: GatewayRequest, connection: ClientConnection) async -> LambdaHTTPResponse {
+        await processed(request, connection: connection, budget: nil).response
+    }
+
+    /// A response, and the bytes of the connection's answer budget it still holds (the Lambda
+    /// answer it was built from): the handler gives them back once it has accounted for the
+    /// response it writes, or at once when it writes none.
+    struct Processed {
+        var response: LambdaHTTPResponse
+        var heldBytes: Int
+    }
+
     /// `budget`: the client connection's answer bytes, which pace reading Lambda's answer.
-    public func process(_ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget? = nil) async -> LambdaHTTPResponse {
+    func processed(_ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget?) async -> Processed {
         inFlight.wrappingIncrement(ordering: .relaxed)
         defer { inFlight.wrappingDecrement(ordering: .relaxed) }
         let answer: Answer
         var lambdaCall: Duration?
+        var heldBytes = 0
         switch prepare(request, connection: connection, budget: budget) {
         case .answer(let early):
             answer = early
@@ -120,7 +134,9 @@ public final class RequestProcessor: Sendable {
             let started = ContinuousClock.now
             let result: Result<LambdaInvocationResult, LambdaInvokeError>
             do {
-                result = .success(try await invoker.invoke(call.invocation))
+                let invoked = try await invoker.invoke(call.invocation)
+                heldBytes = invoked.heldBytes
+                result = .success(invoked)
             } catch {
                 result = .failure(error)
             }
@@ -128,13 +144,13 @@ public final class RequestProcessor: Sendable {
             answer = finish(call, result: result)
         }
         answered(answer, connection: connection, lambdaCall: lambdaCall)
-        return answer.response
+        return Processed(response: answer.response, heldBytes: heldBytes)
     }
 
-    /// `process`, for a channel handler: the answer comes back on `eventLoop`, the connection's.
-    func process(_ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget?, answeringOn eventLoop: any EventLoop) -> EventLoopFuture<LambdaHTTPResponse> {
-        let promise = eventLoop.makePromise(of: LambdaHTTPResponse.self)
-        promise.completeWithTask { await self.process(request, connection: connection, budget: budget) }
+    /// `processed`, for a channel handler: the answer comes back on `eventLoop`, the connection's.
+    func process(_ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget, answeringOn eventLoop: any EventLoop) -> EventLoopFuture<Processed> {
+        let promise = eventLoop.makePromise(of: Processed.self)
+        promise.completeWithTask { await self.processed(request, connection: connection, budget: budget) }
         return promise.futureResult
     }
 

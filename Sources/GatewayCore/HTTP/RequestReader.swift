@@ -58,8 +58,10 @@ struct RequestReader {
         switch (part, state) {
         case (.head(let head), .idle):
             if let refusal = Self.refusal(of: head, limit: limit) {
+                // Closed after the answer: a body may follow, and after a CONNECT the decoder
+                // parses nothing more.
                 state = .discarding(head)
-                return .refuse(refusal, head, close: head.method != .CONNECT)
+                return .refuse(refusal, head, close: true)
             }
             state = .reading(head, ByteBuffer())
             if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
@@ -114,13 +116,16 @@ struct RequestReader {
         if head.uri.utf8.contains(UInt8(ascii: "#")) {
             return .rejected(.error(status: 400, code: "InvalidRequestTarget", message: "the request target has a fragment (#)"))
         }
+        var hosts = 0
+        for field in head.headers where field.name.asciiCaseInsensitiveEquals("host") { hosts += 1 }
+        if hosts > 1 {
+            // Two authorities: which one intentions, the function and any proxy behind it use
+            // would be anybody's guess (HTTP/2 too: NIO keeps every host field it is given).
+            return .rejected(.error(status: 400, code: "DuplicateHost", message: "the request has more than one Host header"))
+        }
         if head.version.major == 1 {
-            let hosts = head.headers[canonicalForm: "host"].count
             if head.version.minor >= 1 && hosts == 0 {
                 return .rejected(.error(status: 400, code: "MissingHost", message: "HTTP/1.1 requests need a Host header"))
-            }
-            if hosts > 1 {
-                return .rejected(.error(status: 400, code: "DuplicateHost", message: "the request has more than one Host header"))
             }
             // HTTP/1.0 has no chunked coding: a recipient that frames by it and one that does not
             // disagree about where the request ends (RFC 9112 §6.1).

@@ -7,7 +7,7 @@ public enum LogSafe {
     public static let defaultLimit = 256
 
     /// `value` with every byte outside printable ASCII written `\xNN`, `\` written `\\`, and at most
-    /// `limit` bytes of it kept (`…(+N bytes)` says how many were cut).
+    /// `limit` bytes of it kept (`...(+N bytes)` says how many were cut).
     public static func text(_ value: some StringProtocol, limit: Int = defaultLimit) -> String {
         let utf8 = value.utf8
         if utf8.count <= limit && utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\\") }) {
@@ -29,7 +29,7 @@ public enum LogSafe {
             }
         }
         var result = String(decoding: escaped, as: UTF8.self)
-        if utf8.count > taken { result += "…(+\(utf8.count - taken) bytes)" }
+        if utf8.count > taken { result += "...(+\(utf8.count - taken) bytes)" }
         return result
     }
 

@@ -14,6 +14,8 @@ struct UpstreamResponse: Sendable {
     var body: ByteBuffer
     /// Whether the connection may carry another request (HTTP/1.1 without `Connection: close`).
     var keepAlive: Bool
+    /// Bytes of the exchange's `ResponseBudget` the answer still holds (the caller gives them back).
+    var heldBytes = 0
 }
 
 /// Why an exchange with the endpoint failed. The Invoke client turns it into a `LambdaInvokeError`.

@@ -150,10 +150,11 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         }
     }
 
-    /// The exchange is over: its budget bytes go back (a response the client is sent takes its
-    /// own), and reading goes on.
-    private func endBudget(of exchange: UpstreamExchange, context: ChannelHandlerContext) {
-        if reserved > 0 { exchange.budget?.release(reserved) }
+    /// The exchange is over: its budget bytes go back (`handedOver`: they stay taken, now held by
+    /// the answer, so that there is no moment between Lambda's side and the client's where the
+    /// answer is in memory and not counted), and reading goes on.
+    private func endBudget(of exchange: UpstreamExchange, context: ChannelHandlerContext, handedOver: Bool = false) {
+        if reserved > 0 && !handedOver { exchange.budget?.release(reserved) }
         reserved = 0
         exchangeNumber &+= 1
         if waitingForBudget {
@@ -206,9 +207,10 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
 
         case (.end, .receiving(let exchange, let timer, let receiving)):
             timer.cancel()
-            endBudget(of: exchange, context: context)
+            let held = exchange.budget == nil ? 0 : reserved
+            endBudget(of: exchange, context: context, handedOver: true)
             state = .idle
-            let response = UpstreamResponse(status: receiving.status, headers: receiving.headers, body: receiving.body ?? ByteBuffer(), keepAlive: receiving.keepAlive)
+            let response = UpstreamResponse(status: receiving.status, headers: receiving.headers, body: receiving.body ?? ByteBuffer(), keepAlive: receiving.keepAlive, heldBytes: held)
             if !receiving.keepAlive {
                 state = .closed
                 context.close(promise: nil)

@@ -160,6 +160,9 @@ final class UpstreamPool: Sendable {
             let channel = try await ClientBootstrap(group: loop)
                 .connectTimeout(max(timeout, .milliseconds(1)))
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                // One read per wake-up: an answer waiting for its client's budget stays in the
+                // socket, rather than up to four reads of it in memory.
+                .channelOption(.maxMessagesPerRead, value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let pipeline = channel.pipeline.syncOperations
