@@ -2,7 +2,8 @@ import Foundation
 import TestSupport
 
 // The Consul API test server, standalone: `swift run consul-test-server [--port-file PATH]
-// [--token T] [--trust-domain TD] [--datacenter DC]`. Loopback only; stops on SIGINT/SIGTERM.
+// [--token T] [--trust-domain TD] [--datacenter DC] [--max-conns-per-client N]` (Consul's
+// limits.http_max_conns_per_client, default 200). Loopback only; stops on SIGINT/SIGTERM.
 
 func option(_ name: String) -> String? {
     let arguments = CommandLine.arguments
@@ -14,6 +15,7 @@ var options = ConsulTestServer.Options()
 options.requiredToken = option("--token")
 if let trustDomain = option("--trust-domain") { options.trustDomain = trustDomain }
 if let datacenter = option("--datacenter") { options.datacenter = datacenter }
+if let limit = option("--max-conns-per-client").flatMap(Int.init) { options.maxConnectionsPerClient = limit }
 let server = try await ConsulTestServer(options: options)
 FileHandle.standardOutput.write(Data("consul-test-server listening on \(server.baseURL) (control API under /_control/)\n".utf8))
 if let portFile = option("--port-file") {

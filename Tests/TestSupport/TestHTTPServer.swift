@@ -71,19 +71,46 @@ public final class TestHTTPServer: Sendable {
     struct State {
         var connections = 0
         var requests: [RecordedRequest] = []
+        /// Open connections by client address, when a per-client limit is set.
+        var openByClient: [String: Int] = [:]
+        var refusedConnections = 0
     }
+
+    /// Connections refused by the per-client limit so far.
+    public var refusedConnections: Int { state.withLockedValue { $0.refusedConnections } }
+
+    /// What a Consul agent writes, before TLS, to a connection over `limits.http_max_conns_per_client`
+    /// (consul-api.md §2.5), then closes it.
+    public static let tooManyConnections = "HTTP/1.1 429 Too Many Requests\r\n\r\nYour IP is issuing too many concurrent connections, please rate limit your calls\n"
 
     public var baseURL: String { "\(isTLS ? "https" : "http")://127.0.0.1:\(port)" }
     public var connectionCount: Int { state.withLockedValue { $0.connections } }
     public var requests: [RecordedRequest] { state.withLockedValue { $0.requests } }
 
-    public init(tls: TLSConfiguration? = nil, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, handler: @escaping Handler) async throws {
+    /// `maxConnectionsPerClient`: over it, a client address's next connection gets Consul's 429
+    /// text and is closed, as a Consul agent does (its default is 200, loopback included).
+    public init(tls: TLSConfiguration? = nil, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, maxConnectionsPerClient: Int? = nil, handler: @escaping Handler) async throws {
         let state = NIOLockedValueBox(State())
         let sslContext = try tls.map { try NIOSSLContext(configuration: $0) }
         channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
+                if let limit = maxConnectionsPerClient {
+                    let client = channel.remoteAddress?.ipAddress ?? "?"
+                    let admitted = state.withLockedValue { state in
+                        guard state.openByClient[client, default: 0] < limit else {
+                            state.refusedConnections += 1
+                            return false
+                        }
+                        state.openByClient[client, default: 0] += 1
+                        return true
+                    }
+                    guard admitted else {
+                        return channel.pipeline.addHandler(TooManyConnectionsResponder())
+                    }
+                    channel.closeFuture.whenComplete { _ in state.withLockedValue { $0.openByClient[client, default: 1] -= 1 } }
+                }
                 let number = state.withLockedValue { state in
                     state.connections += 1
                     return state.connections
@@ -200,4 +227,15 @@ private final class ScriptedHTTPHandler: ChannelInboundHandler, @unchecked Senda
             done.whenComplete { _ in context.close(promise: nil) }
         }
     }
+}
+
+/// Writes Consul's connection-limit answer as soon as the connection is up, then closes it.
+private final class TooManyConnectionsResponder: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.writeAndFlush(NIOAny(ByteBuffer(string: TestHTTPServer.tooManyConnections))).whenComplete { _ in context.close(promise: nil) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 }

@@ -29,6 +29,9 @@ public final class ConsulTestServer: Sendable {
         public var leafLifetime: TimeInterval = 72 * 3600
         /// A held long poll waits `wait` plus a random part of up to `wait/16`, as Consul does (§8.2).
         public var waitJitter = true
+        /// A Consul agent's `limits.http_max_conns_per_client` (default 200, loopback included):
+        /// every test of the suite runs under it.
+        public var maxConnectionsPerClient = 200
         public init() {}
     }
 
@@ -73,6 +76,8 @@ public final class ConsulTestServer: Sendable {
 
     public var baseURL: String { server.baseURL }
     public var port: Int { server.port }
+    /// Connections refused by the per-client limit (`Options.maxConnectionsPerClient`).
+    public var refusedConnections: Int { server.refusedConnections }
     /// Every request received, oldest first.
     public var requests: [RecordedRequest] { state.withLockedValue { $0.requests } }
     /// Long polls held open right now (a client that goes away ends its own, §8.2 item 7).
@@ -82,7 +87,7 @@ public final class ConsulTestServer: Sendable {
         let state = NIOLockedValueBox(State(options: options))
         self.state = state
         let box = WeakBox()
-        server = try await TestHTTPServer { request in
+        server = try await TestHTTPServer(maxConnectionsPerClient: options.maxConnectionsPerClient) { request in
             guard let consul = box.server else { return ScriptedResponse(status: 503) }
             return await consul.handle(request)
         }
