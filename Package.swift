@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "AWSSigV4", targets: ["AWSSigV4"]),
         .library(name: "LambdaPayload", targets: ["LambdaPayload"]),
         .library(name: "MeshIdentity", targets: ["MeshIdentity"]),
+        .library(name: "TLSFiles", targets: ["TLSFiles"]),
         .library(name: "AWSCredentials", targets: ["AWSCredentials"]),
         .library(name: "LambdaInvoke", targets: ["LambdaInvoke"]),
         .library(name: "ConsulAPI", targets: ["ConsulAPI"]),
@@ -41,6 +42,16 @@ let package = Package(
         .target(
             name: "LambdaPayload",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
+
+        // MARK: Files
+        // Key and certificate files read by their content, for every module that loads one.
+        .target(
+            name: "TLSFiles",
+            dependencies: [
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
         ),
 
         // MARK: I/O clients
@@ -183,6 +194,7 @@ let package = Package(
         .testTarget(name: "AWSSigV4Tests", dependencies: ["AWSSigV4"]),
         .testTarget(name: "LambdaPayloadTests", dependencies: ["LambdaPayload"]),
         .testTarget(name: "MeshIdentityTests", dependencies: ["MeshIdentity"]),
+        .testTarget(name: "TLSFilesTests", dependencies: ["TLSFiles", "TestSupport", .product(name: "NIOSSL", package: "swift-nio-ssl")]),
         .testTarget(name: "AWSCredentialsTests", dependencies: ["AWSCredentials", "TestSupport"]),
         .testTarget(
             name: "LambdaInvokeTests",

@@ -114,6 +114,12 @@ public struct TemporaryDirectory: Sendable {
         return path
     }
 
+    public func file(_ name: String, bytes: [UInt8]) throws -> String {
+        let path = url.appendingPathComponent(name).path
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
     public func remove() {
         try? FileManager.default.removeItem(at: url)
     }
