@@ -70,6 +70,7 @@ let package = Package(
                 "AWSSigV4",
                 "AWSCredentials",
                 "LambdaPayload",
+                "TLSFiles",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -83,6 +84,7 @@ let package = Package(
         .target(
             name: "ConsulAPI",
             dependencies: [
+                "TLSFiles",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -99,6 +101,7 @@ let package = Package(
                 "MeshIdentity",
                 "LambdaInvoke",
                 "LambdaPayload",
+                "TLSFiles",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -179,6 +182,7 @@ let package = Package(
         .executableTarget(
             name: "mesh-load",
             dependencies: [
+                "TLSFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -198,11 +202,14 @@ let package = Package(
         .testTarget(name: "AWSCredentialsTests", dependencies: ["AWSCredentials", "TestSupport"]),
         .testTarget(
             name: "LambdaInvokeTests",
-            dependencies: ["LambdaInvoke", "AWSCredentials", "AWSSigV4", "LambdaPayload", "TestSupport"]
+            dependencies: ["LambdaInvoke", "AWSCredentials", "AWSSigV4", "LambdaPayload", "TLSFiles", "TestSupport"]
         ),
         .testTarget(name: "DevModeTests", dependencies: ["DevMode", "AWSSigV4", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "ConsulAPI"]),
-        .testTarget(name: "ConsulAPITests", dependencies: ["ConsulAPI", "TestSupport"]),
+        .testTarget(
+            name: "ConsulAPITests",
+            dependencies: ["ConsulAPI", "TLSFiles", "TestSupport", .product(name: "NIOSSL", package: "swift-nio-ssl")]
+        ),
         .testTarget(
             name: "GatewayCoreTests",
             dependencies: [

@@ -6,6 +6,7 @@ import MeshIdentity
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// A stand-in for a Consul agent's HTTP API, with Consul's JSON shapes and real blocking-query
 /// semantics (consul-api.md §8), plus controls for tests: change state, rotate the CA, inject faults.
@@ -29,6 +30,9 @@ public final class ConsulTestServer: Sendable {
         public var leafLifetime: TimeInterval = 72 * 3600
         /// A held long poll waits `wait` plus a random part of up to `wait/16`, as Consul does (§8.2).
         public var waitJitter = true
+        /// HTTPS, as an agent with `ports.https` (and `verify_incoming` when the configuration
+        /// requires client certificates).
+        public var tls: TLSConfiguration?
         public init() {}
     }
 
@@ -82,7 +86,7 @@ public final class ConsulTestServer: Sendable {
         let state = NIOLockedValueBox(State(options: options))
         self.state = state
         let box = WeakBox()
-        server = try await TestHTTPServer { request in
+        server = try await TestHTTPServer(tls: options.tls) { request in
             guard let consul = box.server else { return ScriptedResponse(status: 503) }
             return await consul.handle(request)
         }
