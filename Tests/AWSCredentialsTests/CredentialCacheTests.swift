@@ -262,14 +262,17 @@ struct CredentialCacheTests {
     }
 
     @Test func failedRefreshKeepsTheLastGoodCredentials() async throws {
-        let provider = ScriptedProvider(answers: [.success(key("GOOD", expiresIn: 5)), .failure(failure)])
+        // The cache's clock is the test's: how busy the machine is cannot move GOOD into the window early.
+        let start = Date()
+        let clock = Mutex(start)
+        let provider = ScriptedProvider(answers: [.success(key("GOOD", expiresIn: 5, from: start)), .failure(failure)])
         let policy = CredentialRefreshStateMachine.Policy(refreshWindow: 4.5, cutoff: 0.3, initialBackoff: 0.05, maximumBackoff: 0.2)
-        let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: policy, logger: testLogger)
+        let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: policy, logger: testLogger, now: { clock.withLock { $0 } })
         #expect(try await cache.credentials().accessKeyID == "GOOD")
         // Inside the refresh window: the request triggers a refresh that fails; it still gets GOOD.
-        try await Task.sleep(for: .milliseconds(600))
+        clock.withLock { $0 = start.addingTimeInterval(1) }
         #expect(try await cache.credentials().accessKeyID == "GOOD")
-        for _ in 0..<100 where provider.callCount < 2 { try await Task.sleep(for: .milliseconds(10)) }
+        for _ in 0..<500 where provider.callCount < 2 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(provider.callCount == 2)
         #expect(try await cache.credentials().accessKeyID == "GOOD")
     }

@@ -22,19 +22,17 @@ struct ShortLivedCredentialsTests {
             let cache = CredentialCache(chain: chain, logger: testLogger)
             let runner = Task { await cache.run() }
             defer { runner.cancel() }
-            // A request every 10 ms for 3 s, each of which needs credentials to be signed.
-            let clock = ContinuousClock()
-            let end = clock.now + .seconds(3)
-            var signed = 0
-            while clock.now < end {
+            // The first request waits for the first fetch (longer on a busy machine); then 300 more,
+            // one every 10 ms, each of which needs credentials to be signed.
+            #expect(try await cache.credentials(timeout: .seconds(30)).accessKeyID == "ASIASHORT")
+            for _ in 0..<300 {
                 #expect(try await cache.credentials().accessKeyID == "ASIASHORT")
-                signed += 1
                 try await Task.sleep(for: .milliseconds(10))
             }
-            #expect(signed > 100)
-            // The next fetch is due about 7 s after the first (half the time left before the cut-off).
+            // The next fetch is due about 7 s after the first (half the time left before the cut-off);
+            // a slow machine may reach it, or the one after. Before, every request fetched.
             let fetches = server.requests.count
-            #expect((1...2).contains(fetches), "\(fetches) fetches of 30 s credentials in 3 s")
+            #expect((1...3).contains(fetches), "\(fetches) fetches of 30 s credentials for 301 requests")
             #expect(server.requests.allSatisfy { $0.path == "/v1/credentials" })
         }
     }
