@@ -90,6 +90,17 @@ public struct TestLeaf: Sendable {
 
     public var keyPEM: String { key.pemRepresentation }
 
+    /// The key as PKCS#8 DER.
+    public var keyDER: [UInt8] { Array(key.derRepresentation) }
+
+    public var certificateDER: [UInt8] {
+        get throws {
+            var serializer = DER.Serializer()
+            try serializer.serialize(certificate)
+            return serializer.serializedBytes
+        }
+    }
+
     /// A TLS server configuration presenting this leaf.
     public func serverTLSConfiguration() throws -> TLSConfiguration {
         TLSConfiguration.makeServerConfiguration(
