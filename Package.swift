@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "AWSSigV4", targets: ["AWSSigV4"]),
         .library(name: "LambdaPayload", targets: ["LambdaPayload"]),
         .library(name: "MeshIdentity", targets: ["MeshIdentity"]),
+        .library(name: "TLSFiles", targets: ["TLSFiles"]),
         .library(name: "AWSCredentials", targets: ["AWSCredentials"]),
         .library(name: "LambdaInvoke", targets: ["LambdaInvoke"]),
         .library(name: "ConsulAPI", targets: ["ConsulAPI"]),
@@ -43,6 +44,16 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
         ),
 
+        // MARK: Files
+        // Key and certificate files read by their content, for every module that loads one.
+        .target(
+            name: "TLSFiles",
+            dependencies: [
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
+
         // MARK: I/O clients
         .target(
             name: "AWSCredentials",
@@ -59,6 +70,7 @@ let package = Package(
                 "AWSSigV4",
                 "AWSCredentials",
                 "LambdaPayload",
+                "TLSFiles",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -72,6 +84,7 @@ let package = Package(
         .target(
             name: "ConsulAPI",
             dependencies: [
+                "TLSFiles",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -88,6 +101,7 @@ let package = Package(
                 "MeshIdentity",
                 "LambdaInvoke",
                 "LambdaPayload",
+                "TLSFiles",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -168,6 +182,7 @@ let package = Package(
         .executableTarget(
             name: "mesh-load",
             dependencies: [
+                "TLSFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -183,11 +198,12 @@ let package = Package(
         .testTarget(name: "AWSSigV4Tests", dependencies: ["AWSSigV4"]),
         .testTarget(name: "LambdaPayloadTests", dependencies: ["LambdaPayload"]),
         .testTarget(name: "MeshIdentityTests", dependencies: ["MeshIdentity"]),
+        .testTarget(name: "TLSFilesTests", dependencies: ["TLSFiles", "TestSupport", .product(name: "NIOSSL", package: "swift-nio-ssl")]),
         .testTarget(name: "AWSCredentialsTests", dependencies: ["AWSCredentials", "TestSupport"]),
         .testTarget(
             name: "LambdaInvokeTests",
             dependencies: [
-                "LambdaInvoke", "AWSCredentials", "AWSSigV4", "LambdaPayload", "TestSupport",
+                "LambdaInvoke", "AWSCredentials", "AWSSigV4", "LambdaPayload", "TLSFiles", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -195,7 +211,10 @@ let package = Package(
         ),
         .testTarget(name: "DevModeTests", dependencies: ["DevMode", "AWSSigV4", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "ConsulAPI"]),
-        .testTarget(name: "ConsulAPITests", dependencies: ["ConsulAPI", "TestSupport"]),
+        .testTarget(
+            name: "ConsulAPITests",
+            dependencies: ["ConsulAPI", "TLSFiles", "TestSupport", .product(name: "NIOSSL", package: "swift-nio-ssl")]
+        ),
         .testTarget(
             name: "GatewayCoreTests",
             dependencies: [

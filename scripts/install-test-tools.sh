@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need and that a fresh machine may lack: moto's server (PyPI), curl,
-# openssl and nginx (Debian; nginx for the smoke run of Benchmarks/compare.sh). Idempotent: installs only what is missing.
+# openssl, testssl.sh and nginx (Debian; testssl.sh scans the mesh listener's protocols, suites and
+# ALPN; nginx for the smoke run of Benchmarks/compare.sh). Idempotent: installs only what is missing.
 set -euo pipefail
 
 if ! python3 -c 'import moto, flask, flask_cors, boto3' >/dev/null 2>&1 || ! command -v moto_server >/dev/null 2>&1; then
@@ -14,6 +15,8 @@ for tool in curl openssl; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+# Debian installs testssl.sh as `testssl`.
+command -v testssl >/dev/null 2>&1 || command -v testssl.sh >/dev/null 2>&1 || missing+=(testssl.sh)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]} from Debian"
     apt_get="apt-get"

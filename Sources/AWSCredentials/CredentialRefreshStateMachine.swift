@@ -12,11 +12,16 @@ struct CredentialRefreshStateMachine {
         var maximumBackoff: Double = 32
         /// A forced refresh (after an AWS 403) at most this often.
         var forcedRefreshInterval: Double = 60
+        /// Credentials that arrive already inside the refresh window are fetched again no sooner
+        /// than this after the fetch that brought them.
+        var minimumRefreshInterval: Double = 1
     }
 
     struct Current {
         var credentials: Credentials
-        /// For credentials without an expiration that still go stale (files, metadata): when to fetch again.
+        /// When to fetch again instead of following the refresh window: credentials without an
+        /// expiration that still go stale (files, metadata), and credentials that arrived already
+        /// inside the window (`scheduledRefresh`).
         var refreshAfter: Date?
     }
 
@@ -47,10 +52,24 @@ struct CredentialRefreshStateMachine {
 
     func needsRefresh(at now: Date) -> Bool {
         guard let current else { return true }
-        if let expiration = current.credentials.expiration {
-            return expiration.timeIntervalSince(now) < policy.refreshWindow
-        }
-        return current.refreshAfter.map { now >= $0 } ?? false
+        if let refreshAfter = current.refreshAfter { return now >= refreshAfter }
+        guard let expiration = current.credentials.expiration else { return false }
+        return expiration.timeIntervalSince(now) < policy.refreshWindow
+    }
+
+    /// When to fetch again after a fetch at `now` returned credentials expiring at `expiration`;
+    /// `nil` when the refresh window decides.
+    ///
+    /// Credentials that live less than the window (AWS sessions can be 15 minutes, test endpoints
+    /// issue 30 s ones) are inside it the moment they arrive: following the window would fetch again
+    /// at once, in a loop. They are fetched again after half the time they remain usable (until the
+    /// cut-off), so requests keep being signed while the next fetch runs, and a failed one still
+    /// has time to be retried with the usual backoff; never sooner than `minimumRefreshInterval`.
+    func scheduledRefresh(expiration: Date, at now: Date) -> Date? {
+        let remaining = expiration.timeIntervalSince(now)
+        guard remaining < policy.refreshWindow else { return nil }
+        let delay = max((remaining - policy.cutoff) / 2, policy.minimumRefreshInterval)
+        return now.addingTimeInterval(delay)
     }
 
     private func mayStartRefresh(at now: Date) -> Bool {
@@ -85,7 +104,13 @@ struct CredentialRefreshStateMachine {
     }
 
     mutating func refreshSucceeded(_ credentials: Credentials, staleAfter: Double?, at now: Date) {
-        current = Current(credentials: credentials, refreshAfter: staleAfter.map { now.addingTimeInterval($0) })
+        let refreshAfter: Date? =
+            if let expiration = credentials.expiration {
+                scheduledRefresh(expiration: expiration, at: now)
+            } else {
+                staleAfter.map { now.addingTimeInterval($0) }
+            }
+        current = Current(credentials: credentials, refreshAfter: refreshAfter)
         isRefreshing = false
         consecutiveFailures = 0
         retryNotBefore = nil
@@ -110,9 +135,8 @@ struct CredentialRefreshStateMachine {
         if isRefreshing { return nil }
         if let retryNotBefore { return max(retryNotBefore, now) }
         guard let current else { return now }
-        if let expiration = current.credentials.expiration {
-            return max(expiration.addingTimeInterval(-policy.refreshWindow), now)
-        }
-        return current.refreshAfter
+        if let refreshAfter = current.refreshAfter { return max(refreshAfter, now) }
+        guard let expiration = current.credentials.expiration else { return nil }
+        return max(expiration.addingTimeInterval(-policy.refreshWindow), now)
     }
 }

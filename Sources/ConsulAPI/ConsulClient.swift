@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import TLSFiles
 
 /// The Consul agent's HTTP API (consul-api.md §1–2): token, TLS, query metadata, typed errors.
 ///
@@ -17,17 +18,17 @@ public final class ConsulClient: Sendable {
 
     public init(configuration: ConsulConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger) throws {
         var tls = TLSConfiguration.makeClientConfiguration()
+        // Every file is read here, by its content (PEM or DER whatever its name), so one that
+        // cannot be used stops the start with its variable named instead of failing every watch.
         if let caFile = configuration.caFile {
-            tls.trustRoots = .file(caFile)
+            tls.trustRoots = .certificates(try TLSFile(setting: "CONSUL_CACERT", path: caFile).certificates())
         }
         if let caPath = configuration.caPath {
-            let files = (try? FileManager.default.contentsOfDirectory(atPath: caPath)) ?? []
-            let pems = files.filter { $0.hasSuffix(".pem") || $0.hasSuffix(".crt") }.sorted().map { "\(caPath)/\($0)" }
-            tls.additionalTrustRoots = pems.map { .file($0) }
+            tls.additionalTrustRoots = [.certificates(try Self.certificates(inDirectory: caPath))]
         }
         if let certificate = configuration.clientCertificate, let key = configuration.clientKey {
-            tls.certificateChain = try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) }
-            tls.privateKey = .file(key)
+            tls.certificateChain = try TLSFile(setting: "CONSUL_CLIENT_CERT", path: certificate).certificates().map { .certificate($0) }
+            tls.privateKey = .privateKey(try TLSFile(setting: "CONSUL_CLIENT_KEY", path: key).privateKey())
         }
         if !configuration.verifyTLS {
             tls.certificateVerification = .none
@@ -53,6 +54,25 @@ public final class ConsulClient: Sendable {
 
     public func shutdown() async throws {
         try await http.shutdown()
+    }
+
+    /// Every certificate of every file in `CONSUL_CAPATH` (hidden files and folders aside), as
+    /// Consul loads the folder: each file must hold certificates.
+    static func certificates(inDirectory path: String) throws(TLSFileError) -> [NIOSSLCertificate] {
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: path)
+        } catch {
+            throw TLSFileError(.unreadable, setting: "CONSUL_CAPATH", path: path, "is not a readable folder")
+        }
+        var certificates: [NIOSSLCertificate] = []
+        for name in names.sorted() where !name.hasPrefix(".") {
+            let file = URL(fileURLWithPath: path).appendingPathComponent(name).path
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
+            certificates += try TLSFile(setting: "CONSUL_CAPATH", path: file).certificates()
+        }
+        return certificates
     }
 
     public struct Response: Sendable {

@@ -11,8 +11,10 @@ import NIOSSL
 /// How the client talks to Lambda.
 public struct LambdaInvokeConfiguration: Sendable {
     public var endpoints: LambdaEndpointResolver
-    /// Extra PEM trust anchors for the endpoint; the system roots stay trusted.
+    /// Extra trust anchors for the endpoint (PEM or DER); the system roots stay trusted.
     public var caFile: String?
+    /// The flag that named `caFile`, for errors about it.
+    public var caFileSetting: String
     /// Pooled keep-alive HTTP/1.1 connections per endpoint host.
     public var maximumConnectionsPerHost: Int
     public var connectTimeout: Duration
@@ -28,6 +30,7 @@ public struct LambdaInvokeConfiguration: Sendable {
     public init(
         endpoints: LambdaEndpointResolver = LambdaEndpointResolver(),
         caFile: String? = nil,
+        caFileSetting: String = "--lambda-ca-file",
         maximumConnectionsPerHost: Int = 64,
         connectTimeout: Duration = .seconds(5),
         idleTimeout: Duration = .seconds(60),
@@ -39,6 +42,7 @@ public struct LambdaInvokeConfiguration: Sendable {
     ) {
         self.endpoints = endpoints
         self.caFile = caFile
+        self.caFileSetting = caFileSetting
         self.maximumConnectionsPerHost = maximumConnectionsPerHost
         self.connectTimeout = connectTimeout
         self.idleTimeout = idleTimeout
@@ -113,7 +117,7 @@ public final class LambdaInvokeClient: Sendable {
     ) throws {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.applicationProtocols = ["http/1.1"]
-        (tls.trustRoots, tls.additionalTrustRoots) = try TrustRoots.make(caFile: configuration.caFile)
+        (tls.trustRoots, tls.additionalTrustRoots) = try TrustRoots.make(caFile: configuration.caFile, setting: configuration.caFileSetting)
         self.pools = UpstreamPools(
             group: eventLoopGroup,
             tlsContext: try NIOSSLContext(configuration: tls),

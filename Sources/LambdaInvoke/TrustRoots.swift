@@ -1,4 +1,5 @@
 import NIOSSL
+import TLSFiles
 
 /// The roots that Lambda's TLS certificates are checked against, parsed once per client.
 ///
@@ -11,18 +12,12 @@ enum TrustRoots {
     /// Where Linux distributions keep the system bundle: the paths NIOSSL's `.default` looks at.
     static let systemBundlePaths = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"]
 
-    /// The system bundle plus `caFile`, parsed; `.default` (plus `caFile`, as additional roots
-    /// loaded per context) when there is no bundle to parse, as on Darwin.
-    static func make(caFile: String?, bundlePaths: [String] = systemBundlePaths) throws -> (roots: NIOSSLTrustRoots, additional: [NIOSSLAdditionalTrustRoots]) {
+    /// The system bundle plus `caFile` (PEM or DER, read by its content; errors name `setting`),
+    /// parsed; `.default` (plus `caFile`, as additional roots loaded per context) when there is no
+    /// bundle to parse, as on Darwin.
+    static func make(caFile: String?, setting: String = "--lambda-ca-file", bundlePaths: [String] = systemBundlePaths) throws(TLSFileError) -> (roots: NIOSSLTrustRoots, additional: [NIOSSLAdditionalTrustRoots]) {
         var extra: [NIOSSLCertificate] = []
-        if let caFile {
-            do {
-                extra = try NIOSSLCertificate.fromPEMFile(caFile)
-            } catch {
-                throw TrustRootsError(description: "cannot use the CA file \(caFile): \(error)")
-            }
-            guard !extra.isEmpty else { throw TrustRootsError(description: "the CA file \(caFile) holds no PEM certificate") }
-        }
+        if let caFile { extra = try TLSFile(setting: setting, path: caFile).certificates() }
         #if os(Linux)
         for path in bundlePaths {
             guard let system = try? NIOSSLCertificate.fromPEMFile(path), !system.isEmpty else { continue }
@@ -31,9 +26,4 @@ enum TrustRoots {
         #endif
         return (.default, extra.isEmpty ? [] : [.certificates(extra)])
     }
-}
-
-/// A CA file that cannot be used, reported when the client is made rather than at the first call.
-public struct TrustRootsError: Error, CustomStringConvertible {
-    public let description: String
 }

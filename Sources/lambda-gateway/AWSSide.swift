@@ -15,13 +15,14 @@ struct AWSSide {
     /// Whether `credentials` is in use (and must be refreshed in the background).
     let usesCredentialChain: Bool
 
-    init(endpoint: String?, caFile: String?, group: any EventLoopGroup, logger: Logger, fixedCredentials: Credentials? = nil) throws {
+    /// `caFileSetting` is the flag that named `caFile`, for errors about the file.
+    init(endpoint: String?, caFile: String?, caFileSetting: String, group: any EventLoopGroup, logger: Logger, fixedCredentials: Credentials? = nil) throws {
         let environment = ProcessInfo.processInfo.environment
         metadataClient = try LambdaInvokeClient.metadataHTTPClient(eventLoopGroup: group)
         credentials = CredentialCache(chain: .standard(environment: environment, httpClient: metadataClient), logger: logger)
         usesCredentialChain = fixedCredentials == nil
         invoker = try LambdaInvokeClient(
-            configuration: LambdaInvokeConfiguration(endpoints: LambdaEndpointResolver(environment: environment, customEndpoint: endpoint), caFile: caFile),
+            configuration: LambdaInvokeConfiguration(endpoints: LambdaEndpointResolver(environment: environment, customEndpoint: endpoint), caFile: caFile, caFileSetting: caFileSetting),
             credentials: fixedCredentials.map { StaticCredentialSource($0) } ?? credentials,
             eventLoopGroup: group,
             logger: logger

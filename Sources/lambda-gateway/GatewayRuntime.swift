@@ -15,7 +15,7 @@ struct ServingOptions: ParsableArguments {
     @Flag(name: .customLong("allow-non-loopback"), help: "Let --upstream listeners bind to non-loopback addresses (they enforce nothing).")
     var allowNonLoopback = false
     @Option(name: .customLong("lambda-endpoint"), help: "Send every Invoke to this endpoint (tests, private endpoints).") var lambdaEndpoint: String?
-    @Option(name: .customLong("lambda-ca-file"), help: "Extra PEM trust anchors for the Lambda endpoint.") var lambdaCAFile: String?
+    @Option(name: .customLong("lambda-ca-file"), help: "Extra trust anchors for the Lambda endpoint (PEM or DER).") var lambdaCAFile: String?
     @Option(name: .customLong("request-timeout"), help: "Default per-request deadline (Go duration).") var requestTimeout = "15s"
     @Option(name: .customLong("drain-timeout"), help: "How long in-flight requests may run after SIGTERM.") var drainTimeout = "30s"
     @Option(name: .customLong("idle-timeout"), help: "Close a client connection with no traffic for this long (Go duration; Envoy's default 1h).") var idleTimeout = "1h"
@@ -113,7 +113,7 @@ struct GatewayRuntime {
     ) async throws {
         let upstreams = try options.upstreamListeners()
         let (settings, drain) = try options.processingSettings()
-        let aws = try AWSSide(endpoint: options.lambdaEndpoint, caFile: options.lambdaCAFile, group: group, logger: logger, fixedCredentials: fixedCredentials)
+        let aws = try AWSSide(endpoint: options.lambdaEndpoint, caFile: options.lambdaCAFile, caFileSetting: "--lambda-ca-file", group: group, logger: logger, fixedCredentials: fixedCredentials)
         let processor = RequestProcessor(store: store, invoker: aws.invoker, settings: settings, metrics: metrics, logger: logger)
         let acceptor = MeshTLSAcceptor(store: store, metrics: metrics, logger: logger)
         let (boundPorts, boundPort) = AsyncStream.makeStream(of: Int.self)

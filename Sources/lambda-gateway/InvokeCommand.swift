@@ -32,7 +32,7 @@ struct InvokeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Send the call to this endpoint instead of the ARN's region (https://host[:port], http:// for tests). Also AWS_ENDPOINT_URL_LAMBDA.")
     var endpoint: String?
 
-    @Option(name: .customLong("ca-file"), help: "Extra PEM trust anchors for the endpoint's certificate.")
+    @Option(name: .customLong("ca-file"), help: "Extra trust anchors for the endpoint's certificate (PEM or DER).")
     var caFile: String?
 
     @Flag(name: .customLong("name-in-path"), help: "Put the function's name, not its ARN, in the request path (the Invoke API accepts both; some emulators only check signatures for names).")
@@ -55,7 +55,7 @@ struct InvokeCommand: AsyncParsableCommand {
         }
         let payload = try readPayload()
 
-        let aws = try AWSSide(endpoint: endpoint, caFile: caFile, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        let aws = try AWSSide(endpoint: endpoint, caFile: caFile, caFileSetting: "--ca-file", group: MultiThreadedEventLoopGroup.singleton, logger: logger)
         let outcome: Result<LambdaInvocationResult, LambdaInvokeError>
         do {
             var request = InvokeRequest(

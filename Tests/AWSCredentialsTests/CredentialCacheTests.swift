@@ -109,9 +109,10 @@ struct CredentialRefreshStateMachineTests {
     @Test func failuresKeepTheLastGoodAndBackOffFrom2To32Seconds() {
         var machine = CredentialRefreshStateMachine()
         _ = machine.credentialsRequested(at: start)
-        let credentials = key("A", expiresIn: 160, from: start)
+        let credentials = key("A", expiresIn: 170, from: start)
         machine.refreshSucceeded(credentials, staleAfter: nil, at: start)
-        var now = start
+        // 10 s later they are inside the 165 s window.
+        var now = start.addingTimeInterval(10)
         var delays: [Double] = []
         for _ in 0..<6 {
             let result8 = machine.timerFired(at: now)
@@ -128,12 +129,65 @@ struct CredentialRefreshStateMachineTests {
         #expect(delays == [2, 4, 8, 16, 32, 32])
         // Past the 15 s cut-off the last good credentials are no longer used: requests wait for the
         // refresh, and are refused while it backs off.
-        let late = start.addingTimeInterval(146)
+        let late = start.addingTimeInterval(156)
         let waiting = machine.credentialsRequested(at: late)
         #expect(waiting == .wait(startRefresh: true))
         machine.refreshFailed(at: late)
         let refused = machine.credentialsRequested(at: late.addingTimeInterval(1))
         #expect(refused == .fail)
+    }
+
+    /// Remaining lifetime at the fetch → seconds until the next fetch: half the time left before the
+    /// 15 s cut-off, at least 1 s; credentials outside the 165 s window follow the window.
+    @Test(arguments: [(160.0, 72.5), (30, 7.5), (17, 1), (15.5, 1)] as [(Double, Double)])
+    func credentialsArrivingInsideTheWindowAreRefreshedAtHalfTheirUsableLifetime(lifetime: Double, delay: Double) {
+        var machine = CredentialRefreshStateMachine()
+        _ = machine.credentialsRequested(at: start)
+        let credentials = key("A", expiresIn: lifetime, from: start)
+        machine.refreshSucceeded(credentials, staleAfter: nil, at: start)
+        #expect(machine.nextWake(at: start) == start.addingTimeInterval(delay))
+        // Neither a request nor the timer starts a fetch before then.
+        let early = start.addingTimeInterval(delay - 0.01)
+        let request = machine.credentialsRequested(at: early)
+        #expect(!request.startsRefresh)
+        let timerEarly = machine.timerFired(at: early)
+        #expect(!timerEarly)
+        let timerDue = machine.timerFired(at: start.addingTimeInterval(delay))
+        #expect(timerDue)
+    }
+
+    @Test func credentialsOutsideTheWindowStillFollowIt() {
+        var machine = CredentialRefreshStateMachine()
+        _ = machine.credentialsRequested(at: start)
+        machine.refreshSucceeded(key("A", expiresIn: 900, from: start), staleAfter: 3600, at: start)
+        #expect(machine.nextWake(at: start) == start.addingTimeInterval(900 - 165))
+    }
+
+    /// The incident: 30 s container credentials made 35,875 fetches in 25 s, because every fetch
+    /// returned credentials already inside the window. Requests every 10 ms and a timer that fires
+    /// whenever it is due now make four fetches (at 0, 7.5, 15 and 22.5 s), and every request after
+    /// the first fetch is signed.
+    @Test func thirtySecondCredentialsAreFetchedAFewTimesIn25Seconds() {
+        var machine = CredentialRefreshStateMachine()
+        var fetches = 0
+        var unsigned = 0
+        for step in 0...2500 {
+            let now = start.addingTimeInterval(Double(step) / 100)
+            var startFetch = machine.timerFired(at: now)
+            switch machine.credentialsRequested(at: now) {
+            case .use(_, let startRefresh): startFetch = startFetch || startRefresh
+            case .wait(let startRefresh):
+                startFetch = startFetch || startRefresh
+                if step > 0 { unsigned += 1 }
+            case .fail: unsigned += 1
+            }
+            if startFetch {
+                fetches += 1
+                machine.refreshSucceeded(key("K\(fetches)", expiresIn: 30, from: now), staleAfter: 3600, at: now)
+            }
+        }
+        #expect(fetches == 4)
+        #expect(unsigned == 0)
     }
 
     @Test func staticCredentialsWithoutExpirationGoStaleAfterTheirInterval() {
@@ -168,6 +222,15 @@ struct CredentialRefreshStateMachineTests {
     }
 }
 
+extension CredentialRefreshStateMachine.RequestAction {
+    var startsRefresh: Bool {
+        switch self {
+        case .use(_, let startRefresh), .wait(let startRefresh): startRefresh
+        case .fail: false
+        }
+    }
+}
+
 @Suite("Credential cache")
 struct CredentialCacheTests {
     static let fastPolicy = CredentialRefreshStateMachine.Policy(refreshWindow: 1.0, cutoff: 0.3, initialBackoff: 0.05, maximumBackoff: 0.2)
@@ -199,13 +262,17 @@ struct CredentialCacheTests {
     }
 
     @Test func failedRefreshKeepsTheLastGoodCredentials() async throws {
-        let provider = ScriptedProvider(answers: [.success(key("GOOD", expiresIn: 5)), .failure(failure)])
-        let policy = CredentialRefreshStateMachine.Policy(refreshWindow: 10, cutoff: 0.3, initialBackoff: 0.05, maximumBackoff: 0.2)
-        let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: policy, logger: testLogger)
+        // The cache's clock is the test's: how busy the machine is cannot move GOOD into the window early.
+        let start = Date()
+        let clock = Mutex(start)
+        let provider = ScriptedProvider(answers: [.success(key("GOOD", expiresIn: 5, from: start)), .failure(failure)])
+        let policy = CredentialRefreshStateMachine.Policy(refreshWindow: 4.5, cutoff: 0.3, initialBackoff: 0.05, maximumBackoff: 0.2)
+        let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: policy, logger: testLogger, now: { clock.withLock { $0 } })
         #expect(try await cache.credentials().accessKeyID == "GOOD")
         // Inside the refresh window: the request triggers a refresh that fails; it still gets GOOD.
+        clock.withLock { $0 = start.addingTimeInterval(1) }
         #expect(try await cache.credentials().accessKeyID == "GOOD")
-        for _ in 0..<100 where provider.callCount < 2 { try await Task.sleep(for: .milliseconds(10)) }
+        for _ in 0..<500 where provider.callCount < 2 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(provider.callCount == 2)
         #expect(try await cache.credentials().accessKeyID == "GOOD")
     }

@@ -57,8 +57,8 @@ struct GatewayFixture {
     }
 
     /// curl with a mesh client certificate for `caller` (a new one from the active root, or `leaf`),
-    /// SNI of `service`, HTTP/1.1.
-    func curl(_ service: String, path: String, caller: String = "web", leaf given: TestLeaf? = nil, extra: [String] = []) async throws -> (status: Int, body: String, headers: String) {
+    /// SNI of `service`, HTTP/1.1 unless `httpVersion` says otherwise (`--http2`: ALPN h2).
+    func curl(_ service: String, path: String, caller: String = "web", leaf given: TestLeaf? = nil, httpVersion: String = "--http1.1", extra: [String] = []) async throws -> (status: Int, body: String, headers: String) {
         let leaf = try given ?? tls.clientLeaf(caller)
         let cert = try files.file("\(caller).pem", contents: try leaf.certificatePEM)
         let key = try files.file("\(caller).key", contents: leaf.keyPEM)
@@ -66,7 +66,7 @@ struct GatewayFixture {
         let headersFile = files.url.appendingPathComponent("headers-\(UUID().uuidString)").path
         // -k: Consul leaves carry a SPIFFE URI SAN, not the SNI as a DNS name; sidecars check the URI.
         let output = try await ChildProcess.run(
-            ["curl", "-sS", "-k", "--http1.1", "--cert", cert, "--key", key, "--resolve", "\(host):\(port):127.0.0.1", "-D", headersFile, "-w", "\n%{http_code}"]
+            ["curl", "-sS", "-k", httpVersion, "--cert", cert, "--key", key, "--resolve", "\(host):\(port):127.0.0.1", "-D", headersFile, "-w", "\n%{http_code}"]
                 + extra + ["https://\(host):\(port)\(path)"]
         )
         guard output.status == 0 else { throw TestSupportError("curl failed (\(output.status)): \(output.stderr)") }

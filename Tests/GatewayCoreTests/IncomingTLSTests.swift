@@ -3,12 +3,14 @@ import Testing
 
 @Suite("The mesh entry's TLS.Incoming (mesh-identity.md §5.4)")
 struct IncomingTLSTests {
-    @Test func autoOrNothingIsTLS12To13WithTheStacksSuites() {
+    @Test func autoOrNothingIsTLS12To13WithAEADSuitesOnly() {
         for (minimum, maximum) in [("", ""), ("TLS_AUTO", "TLS_AUTO"), ("TLSv1_2", "TLSv1_3")] {
             let (tls, corrections) = IncomingTLS.resolve(minimum: minimum, maximum: maximum, cipherSuites: [])
             let warnings = corrections.map(\.warning)
             #expect(tls == IncomingTLS() && warnings.isEmpty)
         }
+        // ECDHE with AES-GCM or ChaCha20-Poly1305, for ECDSA and RSA leaves; no CBC suite.
+        #expect(Set(IncomingTLS().cipherSuiteCodePoints) == [0xC02B, 0xC02C, 0xCCA9, 0xC02F, 0xC030, 0xCCA8])
     }
 
     @Test func versionsBelowTLS12AreRaisedWithAWarning() {

@@ -171,10 +171,20 @@ struct MeshTLSAcceptorTests {
         }
     }
 
-    @Test func sniIsMatchedCaseInsensitivelyAndALPNIsHTTP1ForHTTPServices() async throws {
+    @Test func sniIsMatchedCaseInsensitively() async throws {
         try await TLSFixture.with { fixture in
-            let outcome = try await fixture.connect(sni: fixture.sni("ORDERS").uppercased(), client: try fixture.clientLeaf("web"), alpn: ["h2", "http/1.1"])
-            #expect(outcome.line?.hasSuffix(" http/1.1") == true, "\(String(describing: outcome.line)) \(String(describing: outcome.error))")
+            let outcome = try await fixture.connect(sni: fixture.sni("ORDERS").uppercased(), client: try fixture.clientLeaf("web"))
+            #expect(outcome.line?.hasPrefix("orders ") == true, "\(String(describing: outcome.line)) \(String(describing: outcome.error))")
+        }
+    }
+
+    /// §5.4 (revised): every service speaks both protocols, so `h2` is chosen whenever offered,
+    /// whatever the client's order and the service's protocol (both fixture services are `http`).
+    @Test(arguments: [(["h2", "http/1.1"], "h2"), (["http/1.1", "h2"], "h2"), (["http/1.1"], "http/1.1"), (["spdy/3"], "-"), ([], "-")] as [([String], String)])
+    func alpnSelectsH2WheneverOfferedThenHTTP1(offered: [String], selected: String) async throws {
+        try await TLSFixture.with { fixture in
+            let outcome = try await fixture.connect(sni: fixture.sni("orders"), client: try fixture.clientLeaf("web"), alpn: offered)
+            #expect(outcome.line?.hasSuffix(" \(selected)") == true, "\(String(describing: outcome.line)) \(String(describing: outcome.error))")
         }
     }
 
@@ -266,6 +276,33 @@ struct MeshTLSAcceptorTests {
             #expect(try await accepted(tls13Only) == false)
             #expect(try await accepted { tls12Only(&$0); $0.cipherSuiteValues = [.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256] } == false)
             #expect(try await accepted { tls12Only(&$0); $0.cipherSuiteValues = [.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384] })
+        }
+    }
+
+    /// §5.4 (revised): without `CipherSuites` TLS 1.2 is AEAD only; a CBC suite (LUCKY13) is
+    /// accepted only when the mesh entry names it.
+    @Test func cbcSuitesOnlyWhenTheMeshEntryNamesThem() async throws {
+        try await TLSFixture.with { fixture in
+            let leaf = try fixture.clientLeaf("web")
+            func accepted(_ suite: NIOTLSCipher) async throws -> Bool {
+                try await fixture.connect(sni: fixture.sni("orders"), client: leaf) {
+                    $0.minimumTLSVersion = .tlsv12
+                    $0.maximumTLSVersion = .tlsv12
+                    $0.cipherSuiteValues = [suite]
+                }.line != nil
+            }
+            for suite in [NIOTLSCipher.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, .TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, .TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256] {
+                #expect(try await accepted(suite), "\(suite) was refused")
+            }
+            #expect(try await accepted(.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA) == false)
+            #expect(try await accepted(.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA) == false)
+
+            try fixture.snapshots.consul.setConfigEntry(
+                #"{"Kind":"mesh","Name":"mesh","TLS":{"Incoming":{"CipherSuites":["TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA","TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"]}}}"#
+            )
+            try await fixture.snapshots.waitFor("CBC named") { !$0.incomingTLS.cipherSuites.isEmpty }
+            #expect(try await accepted(.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA))
+            #expect(try await accepted(.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384) == false)
         }
     }
 

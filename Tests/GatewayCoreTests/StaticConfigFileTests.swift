@@ -89,6 +89,31 @@ struct StaticConfigFileTests {
         #expect(!evaluator.isAllowed(caller: caller("intruder"), request: AuthorizationRequest(method: "GET", path: "/")))
     }
 
+    /// Files are read by their content: a DER CA named `.pem`, a DER leaf named `.crt`, a PEM key
+    /// named `.key` and a DER one; the snapshot keeps them as PEM.
+    @Test func keyAndCertificateFilesAreReadByTheirContentWhateverTheirNames() throws {
+        let fixture = try Fixture()
+        defer { fixture.directory.remove() }
+        let ca = try TestCA(commonName: "mesh")
+        func spiffe(_ service: String) -> [String] { ["spiffe://\(Self.trustDomain)/ns/default/dc/dc1/svc/\(service)"] }
+        let orders = try ca.issueLeaf(commonName: "orders", dnsNames: [], ipAddresses: [], uris: spiffe("orders"))
+        let billing = try ca.issueLeaf(commonName: "billing", dnsNames: [], ipAddresses: [], uris: spiffe("billing"))
+        _ = try fixture.directory.file("der-ca.pem", bytes: try ca.nioCertificate.toDERBytes())
+        _ = try fixture.directory.file("orders.crt", bytes: try orders.certificateDER)
+        _ = try fixture.directory.file("orders.key", contents: orders.keyPEM)
+        _ = try fixture.directory.file("billing.crt", contents: try billing.certificatePEM)
+        _ = try fixture.directory.file("billing.key", bytes: billing.keyDER)
+        let yaml = Self.valid
+            .replacingOccurrences(of: "caFile: ca.pem", with: "caFile: der-ca.pem")
+            .replacingOccurrences(of: "orders.pem", with: "orders.crt").replacingOccurrences(of: "orders-key.pem", with: "orders.key")
+            .replacingOccurrences(of: "billing.pem", with: "billing.crt").replacingOccurrences(of: "billing-key.pem", with: "billing.key")
+        let snapshot = try fixture.parse(yaml).snapshot(version: 1, now: Date())
+        #expect(snapshot.services.keys.sorted() == ["billing", "orders"])
+        #expect(snapshot.rootPEMs == [try ca.pem.trimmingCharacters(in: .newlines) + "\n"])
+        #expect(snapshot.services["orders"]?.leaf.certificatePEM.hasPrefix("-----BEGIN CERTIFICATE-----") == true)
+        #expect(snapshot.services["billing"]?.leaf.privateKeyPEM.hasPrefix("-----BEGIN PRIVATE KEY-----") == true)
+    }
+
     @Test func theMeshListenersTLSCanBeSet() throws {
         let fixture = try Fixture()
         defer { fixture.directory.remove() }
@@ -108,11 +133,11 @@ struct StaticConfigFileTests {
         ("function:orders\n", "orders\n", "gateway.yaml:7:10: services[0].arn: invalid function ARN"),
         ("payloadFormat: apigateway-v2", "payloadFormat: soap", "services[1].payloadFormat: unknown format \"soap\""),
         ("invocationMode: asynchronous", "invocationMode: later", "services[1].invocationMode: must be synchronous or asynchronous"),
-        ("certFile: orders.pem", "certFile: missing.pem", "services[0].certFile: cannot read"),
+        ("certFile: orders.pem", "certFile: missing.pem", "missing.pem does not exist"),
         ("certFile: orders.pem\n    keyFile: orders-key.pem", "certFile: billing.pem\n    keyFile: billing-key.pem", "gateway.yaml: services[0].certFile: the certificate's SPIFFE ID is spiffe://\(trustDomain)/ns/default/dc/dc1/svc/billing, expected"),
         ("keyFile: orders-key.pem", "keyFile: billing-key.pem", "gateway.yaml: services[0].keyFile: the key does not belong to the certificate"),
         ("certFile: orders.pem\n    keyFile: orders-key.pem", "certFile: expired.pem\n    keyFile: expired-key.pem", "services[0].certFile: the certificate is not valid now"),
-        ("caFile: ca.pem", "caFile: not-a-cert.pem", "caFile: not-a-cert.pem holds no PEM certificates"),
+        ("caFile: ca.pem", "caFile: not-a-cert.pem", "not-a-cert.pem is neither PEM (no -----BEGIN line) nor DER"),
         ("        action: allow\n", "", "services[0].intentions[0]: needs an action (allow or deny) or permissions"),
         ("action: allow\n      - source: admin", "action: maybe\n      - source: admin", "services[0].intentions[0].action: must be allow or deny"),
         ("- name: billing", "- name: orders", "services[1].name: \"orders\" is listed twice"),

@@ -1,6 +1,7 @@
 import Foundation
 @testable import LambdaInvoke
 import NIOSSL
+import TLSFiles
 import Testing
 import TestSupport
 
@@ -41,9 +42,10 @@ struct TrustRootsTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let garbage = try directory.file("garbage.pem", contents: "not a certificate\n")
-        #expect(throws: TrustRootsError.self) { try TrustRoots.make(caFile: garbage) }
+        let unusable = #expect(throws: TLSFileError.self) { try TrustRoots.make(caFile: garbage, setting: "--ca-file") }
+        #expect(unusable?.description.hasPrefix("--ca-file: \(garbage) ") == true, "\(String(describing: unusable))")
         let missing = directory.url.appendingPathComponent("nope.pem").path
-        let error = #expect(throws: TrustRootsError.self) { try TrustRoots.make(caFile: missing) }
-        #expect(error?.description.contains(missing) == true)
+        let error = #expect(throws: TLSFileError.self) { try TrustRoots.make(caFile: missing) }
+        #expect(error?.description == "--lambda-ca-file: \(missing) does not exist")
     }
 }

@@ -90,6 +90,17 @@ public struct TestLeaf: Sendable {
 
     public var keyPEM: String { key.pemRepresentation }
 
+    /// The key as PKCS#8 DER.
+    public var keyDER: [UInt8] { Array(key.derRepresentation) }
+
+    public var certificateDER: [UInt8] {
+        get throws {
+            var serializer = DER.Serializer()
+            try serializer.serialize(certificate)
+            return serializer.serializedBytes
+        }
+    }
+
     /// A TLS server configuration presenting this leaf.
     public func serverTLSConfiguration() throws -> TLSConfiguration {
         TLSConfiguration.makeServerConfiguration(
@@ -111,6 +122,12 @@ public struct TemporaryDirectory: Sendable {
     public func file(_ name: String, contents: String) throws -> String {
         let path = url.appendingPathComponent(name).path
         try contents.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    public func file(_ name: String, bytes: [UInt8]) throws -> String {
+        let path = url.appendingPathComponent(name).path
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
         return path
     }
 

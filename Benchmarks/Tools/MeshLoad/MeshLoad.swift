@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import TLSFiles
 
 /// `mesh-load`: drives a gateway the way Consul sidecars do. mTLS with a client certificate and SNI,
 /// HTTP/1.1 keep-alive over N connections or HTTP/2 with S concurrent streams on each, closed loop (max throughput) or open loop at a fixed rate
@@ -18,9 +19,9 @@ struct MeshLoad: AsyncParsableCommand {
     @Option(help: "Target address.") var host = "127.0.0.1"
     @Option(help: "Target port.") var port: Int
     @Option(help: "SNI (and Host header); omit with --plaintext.") var sni: String?
-    @Option(help: "PEM CA that signs the server certificate (omit: no verification).") var ca: String?
-    @Option(help: "Client certificate PEM.") var cert: String?
-    @Option(help: "Client key PEM.") var key: String?
+    @Option(help: "CA that signs the server certificate, PEM or DER (omit: no verification).") var ca: String?
+    @Option(help: "Client certificate, PEM or DER.") var cert: String?
+    @Option(help: "Client key, PEM or DER.") var key: String?
     @Flag(help: "Plain HTTP (direct listeners, or the upstream itself without TLS).") var plaintext = false
     @Option(help: "Connections.") var connections = 16
     @Option(help: "Seconds of measurement.") var duration: Double = 10
@@ -56,10 +57,10 @@ struct MeshLoad: AsyncParsableCommand {
         var tlsContext: NIOSSLContext?
         if !plaintext {
             var tls = TLSConfiguration.makeClientConfiguration()
-            if let ca { tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca)) } else { tls.certificateVerification = .none }
+            if let ca { tls.trustRoots = .certificates(try TLSFile(setting: "--ca", path: ca).certificates()) } else { tls.certificateVerification = .none }
             if let cert, let key {
-                tls.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) }
-                tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+                tls.certificateChain = try TLSFile(setting: "--cert", path: cert).certificates().map { .certificate($0) }
+                tls.privateKey = .privateKey(try TLSFile(setting: "--key", path: key).privateKey())
             }
             tls.applicationProtocols = http2 ? ["h2"] : ["http/1.1"]
             tlsContext = try NIOSSLContext(configuration: tls)

@@ -10,8 +10,8 @@ public struct IncomingTLS: Sendable, Hashable {
 
     public var minimumVersion = Version.tls12
     public var maximumVersion = Version.tls13
-    /// Consul's names of the TLS 1.2 suites allowed, in the entry's order; empty means the TLS
-    /// stack's defaults. TLS 1.3 suites are not configurable.
+    /// Consul's names of the TLS 1.2 suites allowed, in the entry's order; empty means
+    /// `defaultCipherSuites`. TLS 1.3 suites are not configurable.
     public var cipherSuites: [String] = []
 
     public init() {}
@@ -30,8 +30,23 @@ public struct IncomingTLS: Sendable, Hashable {
         "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": 0xC014,
     ]
 
-    /// The IANA code points of `cipherSuites`.
-    public var cipherSuiteCodePoints: [UInt16] { cipherSuites.compactMap { Self.knownCipherSuites[$0] } }
+    /// **Decision (§5.4, revised):** the TLS 1.2 suites when the mesh entry names none: ECDHE with
+    /// AES-GCM or ChaCha20-Poly1305 (AEAD only, as current Envoy releases default to), for ECDSA and
+    /// RSA leaves. BoringSSL's own defaults also accept CBC suites, which scanners flag (LUCKY13);
+    /// those are used only when the entry names them.
+    public static let defaultCipherSuites = [
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    ]
+
+    /// The IANA code points of the TLS 1.2 suites in use: `cipherSuites`, or the defaults.
+    public var cipherSuiteCodePoints: [UInt16] {
+        (cipherSuites.isEmpty ? Self.defaultCipherSuites : cipherSuites).compactMap { Self.knownCipherSuites[$0] }
+    }
 
     /// A value of the entry that was not used as written: what is wrong with it, and what is used.
     public struct Correction: Sendable, Hashable {

@@ -3,7 +3,7 @@ import Foundation
 import LambdaInvoke
 import LambdaPayload
 import MeshIdentity
-import SwiftASN1
+import TLSFiles
 import X509
 import Yams
 
@@ -130,8 +130,8 @@ public enum StaticConfigFile {
             let subsets = try stringList(keys["subsets"], "\(path).subsets")
             let certFile = try required(keys, "certFile", in: node, path)
             let keyFile = try required(keys, "keyFile", in: node, path)
-            let certificate = try contents(of: certFile, node: keys["certFile"], path: "\(path).certFile")
-            let key = try contents(of: keyFile, node: keys["keyFile"], path: "\(path).keyFile")
+            let certificate = try pem(keys["certFile"], "\(path).certFile", file: certFile) { file throws(TLSFileError) in try file.certificatePEMs().joined() }
+            let key = try pem(keys["keyFile"], "\(path).keyFile", file: keyFile) { file throws(TLSFileError) in try file.privateKeyPEM() }
             var intentions: [IntentionRule] = []
             if let intentionsNode = keys["intentions"] {
                 guard let list = intentionsNode.sequence else { throw fail(intentionsNode, "\(path).intentions", "must be a list") }
@@ -234,33 +234,28 @@ public enum StaticConfigFile {
 
         // MARK: Files
 
-        func contents(of file: String, node: Node?, path: String) throws(StaticConfigError) -> String {
+        /// A key or certificate file, read by its content (PEM or DER, whatever its name) and turned
+        /// into the PEM the snapshot keeps; errors name the key and the file.
+        func pem<T>(_ node: Node?, _ path: String, file: String, _ convert: (TLSFile) throws(TLSFileError) -> T) throws(StaticConfigError) -> T {
             let url = file.hasPrefix("/") ? URL(fileURLWithPath: file) : directory.appendingPathComponent(file)
             do {
-                return try String(contentsOf: url, encoding: .utf8)
+                return try convert(try TLSFile(setting: path, path: url.path))
             } catch {
-                throw fail(node, path, "cannot read \(url.path) (\(error.localizedDescription))")
+                throw fail(node, path, "\(error.path) \(error.problem)")
             }
         }
 
-        /// Each certificate of a PEM bundle, parsed (so a bad root is reported here, not at a handshake).
+        /// Each certificate of a bundle, parsed (so a bad root is reported here, not at a handshake).
         func certificates(inFile file: String, node: Node?, path: String) throws(StaticConfigError) -> [String] {
-            let text = try contents(of: file, node: node, path: path)
-            let documents: [PEMDocument]
-            do {
-                documents = try PEMDocument.parseMultiple(pemString: text).filter { $0.discriminator == "CERTIFICATE" }
-            } catch {
-                throw fail(node, path, "\(file) is not a PEM bundle (\(error))")
-            }
-            guard !documents.isEmpty else { throw fail(node, path, "\(file) holds no PEM certificates") }
-            for (index, document) in documents.enumerated() {
+            let pems = try pem(node, path, file: file) { file throws(TLSFileError) in try file.certificatePEMs() }
+            for (index, pem) in pems.enumerated() {
                 do {
-                    _ = try Certificate(pemDocument: document)
+                    _ = try Certificate(pemEncoded: pem)
                 } catch {
                     throw fail(node, path, "certificate \(index + 1) in \(file) does not parse (\(error))")
                 }
             }
-            return documents.map { $0.pemString + "\n" }
+            return pems
         }
     }
 }

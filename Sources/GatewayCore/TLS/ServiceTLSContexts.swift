@@ -9,7 +9,6 @@ public final class ServiceTLSContexts: Sendable {
         var service: String
         var serial: String
         var modifyIndex: UInt64
-        var http2: Bool
         var tls: IncomingTLS
     }
 
@@ -32,8 +31,7 @@ public final class ServiceTLSContexts: Sendable {
     /// mesh entry's versions and suites (`tls`). The certificate check itself is the connection's
     /// verification callback.
     public func context(for service: ServedService, tls: IncomingTLS = IncomingTLS()) throws -> NIOSSLContext {
-        let http2 = service.protocolName == "http2" || service.protocolName == "grpc"
-        let key = Key(service: service.name, serial: service.leaf.serial, modifyIndex: service.leaf.modifyIndex, http2: http2, tls: tls)
+        let key = Key(service: service.name, serial: service.leaf.serial, modifyIndex: service.leaf.modifyIndex, tls: tls)
         if let cached = contexts.withLock({ $0[key] }) { return cached }
 
         let chain = try NIOSSLCertificate.fromPEMBytes(Array(service.leaf.certificatePEM.utf8))
@@ -41,13 +39,14 @@ public final class ServiceTLSContexts: Sendable {
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key2))
         configuration.minimumTLSVersion = tls.minimumVersion == .tls13 ? .tlsv13 : .tlsv12
         configuration.maximumTLSVersion = tls.maximumVersion == .tls12 ? .tlsv12 : .tlsv13
-        if !tls.cipherSuites.isEmpty {
-            // TLS 1.2 suites only: BoringSSL's TLS 1.3 suites are fixed.
-            configuration.cipherSuiteValues = tls.cipherSuiteCodePoints.map { NIOTLSCipher(rawValue: $0) }
-        }
+        // TLS 1.2 suites only (the entry's, else AEAD-only defaults): BoringSSL's TLS 1.3 suites are fixed.
+        configuration.cipherSuiteValues = tls.cipherSuiteCodePoints.map { NIOTLSCipher(rawValue: $0) }
         configuration.certificateVerification = .noHostnameVerification
-        // ALPN (Decision): h2 only for http2/grpc services; http/1.1 otherwise.
-        configuration.applicationProtocols = http2 ? ["h2", "http/1.1"] : ["http/1.1"]
+        // ALPN (Decision, §5.4 revised): every service speaks both protocols, so h2 whenever the
+        // client offers it (the server's order wins), else http/1.1, else nothing (the first bytes
+        // decide). Offering h2 only to http2/grpc services left TLS clients no way to HTTP/2 but
+        // prior knowledge.
+        configuration.applicationProtocols = ["h2", "http/1.1"]
         let context = try NIOSSLContext(configuration: configuration)
         contexts.withLock { contexts in
             // Leaves of one service replace each other; keep the map small.

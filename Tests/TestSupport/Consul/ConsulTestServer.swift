@@ -6,6 +6,7 @@ import MeshIdentity
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// A stand-in for a Consul agent's HTTP API, with Consul's JSON shapes and real blocking-query
 /// semantics (consul-api.md §8), plus controls for tests: change state, rotate the CA, inject faults.
@@ -32,6 +33,9 @@ public final class ConsulTestServer: Sendable {
         /// A Consul agent's `limits.http_max_conns_per_client` (default 200, loopback included):
         /// every test of the suite runs under it.
         public var maxConnectionsPerClient = 200
+        /// HTTPS, as an agent with `ports.https` (and `verify_incoming` when the configuration
+        /// requires client certificates).
+        public var tls: TLSConfiguration?
         public init() {}
     }
 
@@ -87,7 +91,7 @@ public final class ConsulTestServer: Sendable {
         let state = NIOLockedValueBox(State(options: options))
         self.state = state
         let box = WeakBox()
-        server = try await TestHTTPServer(maxConnectionsPerClient: options.maxConnectionsPerClient) { request in
+        server = try await TestHTTPServer(tls: options.tls, maxConnectionsPerClient: options.maxConnectionsPerClient) { request in
             guard let consul = box.server else { return ScriptedResponse(status: 503) }
             return await consul.handle(request)
         }
