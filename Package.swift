@@ -230,3 +230,36 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// MARK: Fuzz targets (Fuzz/, run by scripts/fuzz.sh)
+// One libFuzzer executable per parser. They exist only when LAMBDA_GATEWAY_FUZZ=1: that build
+// compiles everything with -sanitize=fuzzer,address and links libFuzzer, which the normal build and
+// `swift test` must not see. It is a debug build, so `@testable import` reaches internal parsers.
+if Context.environment["LAMBDA_GATEWAY_FUZZ"] == "1" {
+    // No top-level code: libFuzzer's driver runs the target (Fuzz/FuzzSupport says how).
+    let parseAsLibrary: [SwiftSetting] = [.unsafeFlags(["-parse-as-library"])]
+    func fuzzTarget(_ name: String, _ dependencies: [Target.Dependency]) -> Target {
+        .executableTarget(name: name, dependencies: ["FuzzSupport"] + dependencies, path: "Fuzz/\(name)", swiftSettings: parseAsLibrary)
+    }
+    let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
+    let nioEmbedded = Target.Dependency.product(name: "NIOEmbedded", package: "swift-nio")
+    let nioHTTP1 = Target.Dependency.product(name: "NIOHTTP1", package: "swift-nio")
+    package.targets += [
+        .target(name: "FuzzSupport", path: "Fuzz/FuzzSupport", swiftSettings: parseAsLibrary),
+        fuzzTarget("FuzzSNI", ["MeshIdentity", nioCore, nioEmbedded, .product(name: "NIOTLS", package: "swift-nio")]),
+        fuzzTarget("FuzzSPIFFE", ["MeshIdentity"]),
+        fuzzTarget("FuzzARN", ["LambdaInvoke"]),
+        fuzzTarget("FuzzPayloadJSON", ["LambdaPayload"]),
+        fuzzTarget("FuzzResponseDecoder", ["LambdaPayload", nioCore]),
+        fuzzTarget("FuzzConsulJSON", ["ConsulAPI", "GatewayCore", "MeshIdentity", nioCore]),
+        fuzzTarget("FuzzGoDuration", ["ConsulAPI"]),
+        fuzzTarget("FuzzStaticConfig", ["GatewayCore", "TestSupport"]),
+        fuzzTarget(
+            "FuzzHTTP1Head",
+            [
+                "GatewayCore", "LambdaInvoke", "LambdaPayload", "AWSCredentials", "AWSSigV4", "MeshIdentity", nioCore, nioEmbedded, nioHTTP1,
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+    ]
+}

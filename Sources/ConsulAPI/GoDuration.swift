@@ -35,7 +35,9 @@ public enum GoDuration {
             let value = Double("\(whole.isEmpty ? "0" : String(whole)).\(fraction.isEmpty ? "0" : String(fraction))")!
             totalNanoseconds += value * unit
         }
-        guard totalNanoseconds < 9.3e18 else { throw ParseError(input: text) }
+        // Go's limit: the total must fit Int64 nanoseconds (about 292 years). Anything from 2^63 on
+        // (e.g. `2562048h`) would trap in the conversion below.
+        guard totalNanoseconds < 0x1p63 else { throw ParseError(input: text) }
         let nanoseconds = Int64(totalNanoseconds.rounded())
         return .nanoseconds(negative ? -nanoseconds : nanoseconds)
     }

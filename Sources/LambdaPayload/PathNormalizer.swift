@@ -20,7 +20,7 @@ public enum PathNormalizer {
             if byte == UInt8(ascii: "%"), index + 2 < bytes.count, let high = hex(bytes[index + 1]), let low = hex(bytes[index + 2]) {
                 let value = high << 4 | low
                 if value == 0 { throw .nulByte }
-                if isUnreserved(value) {
+                if isUnreserved(value) && !completesEscape(value, after: decoded) {
                     decoded.append(value)
                 } else {
                     decoded.append(UInt8(ascii: "%"))
@@ -62,6 +62,16 @@ public enum PathNormalizer {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
         default: nil
         }
+    }
+
+    /// Whether writing `byte` after `output` would make an escape of a `%` that began none: `%7%41`
+    /// must not become `%7A`, which normalizing again, or a function decoding the path, reads as `z`
+    /// (`/%%36%31dmin` became `/%61dmin`: it passed a deny on `/admin`, and a function that decodes
+    /// its path read `/admin`). Such an escape is kept, so the normalized path normalizes to itself.
+    private static func completesEscape(_ byte: UInt8, after output: [UInt8]) -> Bool {
+        guard hex(byte) != nil else { return false }
+        if output.last == UInt8(ascii: "%") { return true }
+        return output.count >= 2 && output[output.count - 2] == UInt8(ascii: "%") && hex(output[output.count - 1]) != nil
     }
 
     private static func upper(_ byte: UInt8) -> UInt8 {

@@ -141,6 +141,18 @@ struct GoDurationTests {
         #expect(throws: GoDuration.ParseError.self) { try GoDuration.parse(text) }
     }
 
+    /// Totals between Int64.max nanoseconds and the old 9.3e18 bound trapped: a service-resolver
+    /// RequestTimeout of `2570000h` stopped the gateway (seen while writing FuzzGoDuration; its
+    /// runs had not reached it).
+    @Test(arguments: ["2562048h", "2570000h", "9223372036854775808ns", "153722868m", "-2570000h"])
+    func rejectsDurationsBeyondInt64Nanoseconds(text: String) {
+        #expect(throws: GoDuration.ParseError.self) { try GoDuration.parse(text) }
+    }
+
+    @Test func acceptsTheLongestWholeHoursGoAccepts() throws {
+        #expect(try GoDuration.parse("2562047h") == .nanoseconds(Int64(2_562_047) * 3_600_000_000_000))
+    }
+
     @Test func waitIsWrittenInMilliseconds() {
         #expect(GoDuration.milliseconds(.seconds(300)) == "300000ms")
     }
