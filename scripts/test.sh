@@ -13,4 +13,7 @@ swift test "$@"
 # which checks that every piece of it works and never how fast anything is.
 if [ $# -eq 0 ]; then
     SMOKE=1 Benchmarks/compare.sh
+    # Every parser's fuzz target, briefly: they build (sanitizers, libFuzzer) and the seeds and a
+    # few seconds of mutations find no crash. The long runs are `scripts/fuzz.sh --seconds 600`.
+    scripts/fuzz.sh --seconds 10
 fi
