@@ -36,14 +36,15 @@ struct DevCommandTests {
                 answers.append(try await ChildProcess.run(["sh", "-c", command]))
             }
             try #require(answers.count == 3)
+            // curl offers ALPN h2 and every service speaks HTTP/2 (mesh-identity.md §5.4, revised).
             // echo: the Envoy-format event the gateway built, signed and sent, returned verbatim.
-            #expect(answers[0].status == 0 && answers[0].stdout.hasPrefix("HTTP/1.1 200"), "\(answers[0].stdout) \(answers[0].stderr)")
+            #expect(answers[0].status == 0 && answers[0].stdout.hasPrefix("HTTP/2 200"), "\(answers[0].stdout) \(answers[0].stderr)")
             #expect(answers[0].stdout.contains(#""raw_path":"/orders/42?verbose=true""#) && answers[0].stdout.contains(#""body":"{\"hello\":\"mesh\"}""#))
             #expect(answers[0].stdout.contains("URI=spiffe://") && answers[0].stdout.contains("/svc/web"), "the caller's identity reached the function")
             // greeting: API Gateway v2 format, query parameter read by the function.
-            #expect(answers[1].stdout.hasPrefix("HTTP/1.1 200") && answers[1].stdout.contains(#"{"greeting":"Hello, Ada!","function":"greeting"}"#), "\(answers[1].stdout)")
+            #expect(answers[1].stdout.hasPrefix("HTTP/2 200") && answers[1].stdout.contains(#"{"greeting":"Hello, Ada!","function":"greeting"}"#), "\(answers[1].stdout)")
             // intruder: the intention check refuses it.
-            #expect(answers[2].stdout.hasPrefix("HTTP/1.1 403") && answers[2].stdout.hasSuffix("RBAC: access denied"), "\(answers[2].stdout)")
+            #expect(answers[2].stdout.hasPrefix("HTTP/2 403") && answers[2].stdout.hasSuffix("RBAC: access denied"), "\(answers[2].stdout)")
 
             let start = ContinuousClock.now
             dev.signal(SIGINT)
