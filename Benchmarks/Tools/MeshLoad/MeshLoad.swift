@@ -19,6 +19,8 @@ struct MeshLoad: AsyncParsableCommand {
     @Option(help: "Target port.") var port: Int
     @Option(help: "SNI (and Host header); omit with --plaintext.") var sni: String?
     @Option(help: "PEM CA that signs the server certificate (omit: no verification).") var ca: String?
+    @Flag(name: .customLong("no-hostname-check"), help: "Check the server's chain against --ca but not its name (Consul leaves carry a SPIFFE URI, no DNS name).")
+    var noHostnameCheck = false
     @Option(help: "Client certificate PEM.") var cert: String?
     @Option(help: "Client key PEM.") var key: String?
     @Flag(help: "Plain HTTP (direct listeners, or the upstream itself without TLS).") var plaintext = false
@@ -56,7 +58,12 @@ struct MeshLoad: AsyncParsableCommand {
         var tlsContext: NIOSSLContext?
         if !plaintext {
             var tls = TLSConfiguration.makeClientConfiguration()
-            if let ca { tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca)) } else { tls.certificateVerification = .none }
+            if let ca {
+                tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca))
+                if noHostnameCheck { tls.certificateVerification = .noHostnameVerification }
+            } else {
+                tls.certificateVerification = .none
+            }
             if let cert, let key {
                 tls.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) }
                 tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
