@@ -191,6 +191,19 @@ struct SnapshotAssemblyTests {
         }
     }
 
+    @Test func prunedRootsLeaveOnlyTheActiveRootAndTheLeaves() async throws {
+        try await SnapshotFixture.with(prepare: prepareTwoServices) { fixture in
+            _ = try await fixture.waitFor("both") { $0.services.count == 2 }
+            try fixture.consul.rotateRoots()
+            let during = try await fixture.waitFor("two roots") { $0.rootPEMs.count == 2 }
+            fixture.consul.pruneRoots()
+            let after = try await fixture.waitFor("one root") { $0.rootPEMs.count == 1 }
+            #expect(after.activeRootID == during.activeRootID)
+            #expect(after.rootPEMs == [try fixture.consul.activeRootCA.pem])
+            #expect(after.services["orders"]?.leaf == during.services["orders"]?.leaf)
+        }
+    }
+
     @Test func resolverSubsetsAddSNIsAndSetTheTimeout() async throws {
         try await SnapshotFixture.with(prepare: prepareTwoServices) { fixture in
             try fixture.consul.setConfigEntry(#"{"Kind":"service-resolver","Name":"orders","RequestTimeout":"1m30s","Subsets":{"v1":{"Filter":"Service.Meta.version == v1"}}}"#)

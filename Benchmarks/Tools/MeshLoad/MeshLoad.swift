@@ -20,6 +20,8 @@ struct MeshLoad: AsyncParsableCommand {
     @Option(help: "Target port.") var port: Int
     @Option(help: "SNI (and Host header); omit with --plaintext.") var sni: String?
     @Option(help: "CA that signs the server certificate, PEM or DER (omit: no verification).") var ca: String?
+    @Flag(name: .customLong("no-hostname-check"), help: "Check the server's chain against --ca but not its name (Consul leaves carry a SPIFFE URI, no DNS name).")
+    var noHostnameCheck = false
     @Option(help: "Client certificate, PEM or DER.") var cert: String?
     @Option(help: "Client key, PEM or DER.") var key: String?
     @Flag(help: "Plain HTTP (direct listeners, or the upstream itself without TLS).") var plaintext = false
@@ -57,7 +59,12 @@ struct MeshLoad: AsyncParsableCommand {
         var tlsContext: NIOSSLContext?
         if !plaintext {
             var tls = TLSConfiguration.makeClientConfiguration()
-            if let ca { tls.trustRoots = .certificates(try TLSFile(setting: "--ca", path: ca).certificates()) } else { tls.certificateVerification = .none }
+            if let ca {
+                tls.trustRoots = .certificates(try TLSFile(setting: "--ca", path: ca).certificates())
+                if noHostnameCheck { tls.certificateVerification = .noHostnameVerification }
+            } else {
+                tls.certificateVerification = .none
+            }
             if let cert, let key {
                 tls.certificateChain = try TLSFile(setting: "--cert", path: cert).certificates().map { .certificate($0) }
                 tls.privateKey = .privateKey(try TLSFile(setting: "--key", path: key).privateKey())

@@ -9,6 +9,7 @@ extension ConsulTestServer {
     ///     POST /_control/deregister-instance?service=S
     ///     POST /_control/rotate-leaf?service=S
     ///     POST /_control/rotate-roots[?remove-old=true]
+    ///     POST /_control/prune-roots                             drop every root but the active one
     ///     POST /_control/fault?path=/v1/...&status=500&count=N   (status=hang|close|malformed too)
     ///     POST /_control/index?value=N                           next X-Consul-Index
     ///     POST /_control/default-policy?value=allow|deny
@@ -35,6 +36,8 @@ extension ConsulTestServer {
                 try rotateLeaf(service)
             case "/_control/rotate-roots":
                 try rotateRoots(removeOld: value("remove-old") == "true")
+            case "/_control/prune-roots":
+                pruneRoots()
             case "/_control/fault":
                 guard let prefix = value("path"), let status = value("status") else { return bad("path= and status= are required") }
                 let count = value("count").flatMap(Int.init) ?? 1

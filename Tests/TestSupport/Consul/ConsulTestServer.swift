@@ -192,6 +192,18 @@ public final class ConsulTestServer: Sendable {
         }
     }
 
+    /// The last step of a CA rotation: drops every root but the active one, as Consul prunes the
+    /// old root once the leaves it signed have been replaced. Leaves are left as they are
+    /// (`rotateRoots` already re-issued them from the active root).
+    public func pruneRoots() {
+        write { state in
+            let active = state.store.activeRootID
+            let before = state.store.roots.count
+            state.store.roots.removeAll { $0.id != active }
+            if state.store.roots.count != before { state.store.rootsIndex = state.store.bump() }
+        }
+    }
+
     /// The active root CA, for tests that build clients trusted by the mesh.
     public var activeRootCA: TestCA {
         get throws { try activeRoot().ca }
