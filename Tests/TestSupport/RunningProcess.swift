@@ -22,9 +22,16 @@ public final class RunningProcess: Sendable {
         let lines = self.lines
         let partial = self.partial
         pipe.fileHandleForReading.readabilityHandler = { handle in
-            // Not `availableData`: Foundation's `try!` inside it crashes the whole test run when a
-            // read is interrupted (EINTR), as happens on a loaded machine.
-            guard let data = try? handle.read(upToCount: 65536), !data.isEmpty else { return }
+            // One read(2) of what is there, retried on EINTR. Not `availableData` (Foundation's
+            // `try!` inside it crashes the whole test run on EINTR, as happens on a loaded machine),
+            // nor `read(upToCount:)` (it waits for the count or end of file).
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            var count: Int
+            repeat {
+                count = buffer.withUnsafeMutableBytes { read(handle.fileDescriptor, $0.baseAddress, $0.count) }
+            } while count < 0 && errno == EINTR
+            guard count > 0 else { return }
+            let data = Data(buffer[0..<count])
             partial.withLockedValue { text in
                 text += String(decoding: data, as: UTF8.self)
                 while let newline = text.firstIndex(of: "\n") {
