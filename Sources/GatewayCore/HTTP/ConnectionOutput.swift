@@ -63,6 +63,9 @@ final class ConnectionOutput: @unchecked Sendable {
         }
     }
 
+    /// HTTP/2 streams open on the connection (the idle timeout never closes a connection with one).
+    var openStreams = 0
+
     /// HTTP/1.1: every byte the socket takes is an answer's. HTTP/2: PING and SETTINGS answers
     /// move bytes too, so progress is an answer's stream window opening, or an answer finishing.
     var measuresSocketProgress = true

@@ -61,13 +61,15 @@ extension RequestProcessor {
             streamConfiguration: NIOHTTP2Handler.StreamConfiguration(),
             streamDelegate: lifecycle.http2StreamDelegate
         ) { stream in
-            stream.eventLoop.makeCompletedFuture {
+            output.openStreams += 1
+            stream.closeFuture.whenComplete { _ in output.openStreams -= 1 }
+            return stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
                 try stream.pipeline.syncOperations.addHandler(HTTP1RequestHandler(processor: self, connection: connection, output: output, limit: limit))
             }
         }
         try channel.pipeline.syncOperations.addHandler(lifecycle)
-        try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionCloser(metrics: metrics))
+        try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionCloser(metrics: metrics, output: output))
     }
 
     /// The body limit of the service's current invocation type; the request is checked again
@@ -168,14 +170,17 @@ extension HTTPVersionDetector {
 final class HTTP2ConnectionCloser: ChannelInboundHandler, RemovableChannelHandler, Sendable {
     typealias InboundIn = NIOAny
     let metrics: GatewayMetrics
+    let output: ConnectionOutput
 
-    init(metrics: GatewayMetrics) {
+    init(metrics: GatewayMetrics, output: ConnectionOutput) {
         self.metrics = metrics
+        self.output = output
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)
+            // Idle with a stream open is a request waiting for Lambda (its own timeout bounds it).
+            if output.openStreams == 0 { context.close(promise: nil) }
             return
         }
         context.fireUserInboundEventTriggered(event)
