@@ -62,7 +62,9 @@ struct SnapshotFixture {
 
     /// Waits until the published snapshot satisfies `condition`.
     @discardableResult
-    func waitFor(_ what: String, timeout: Duration = .seconds(5), _ condition: (GatewaySnapshot) -> Bool) async throws -> GatewaySnapshot {
+    /// `timeout` only bounds a failure: the whole suite starts at once on two cores, and a
+    /// fixture's first snapshot can take seconds then.
+    func waitFor(_ what: String, timeout: Duration = .seconds(20), _ condition: (GatewaySnapshot) -> Bool) async throws -> GatewaySnapshot {
         let deadline = ContinuousClock.now + timeout
         while true {
             let snapshot = store.snapshot

@@ -32,7 +32,7 @@ public final class ConsulTestServer: Sendable {
         public var waitJitter = true
         /// A Consul agent's `limits.http_max_conns_per_client` (default 200, loopback included):
         /// every test of the suite runs under it.
-        public var maxConnectionsPerClient = 200
+        public var maxConnectionsPerClient: Int? = 200
         /// HTTPS, as an agent with `ports.https` (and `verify_incoming` when the configuration
         /// requires client certificates).
         public var tls: TLSConfiguration?
