@@ -15,7 +15,7 @@ final class Received: ChannelInboundHandler, Sendable {
     }
 }
 
-@Suite("The Consul API test server's per-client connection limit")
+@Suite("The Consul API test server's per-client connection limit", .timeLimit(.minutes(1)))
 struct ConnectionLimitTests {
     func connect(_ port: Int) async throws -> (Channel, Received) {
         let received = Received()
@@ -34,7 +34,10 @@ struct ConnectionLimitTests {
         var open: [Channel] = []
         for _ in 0..<3 { open.append(try await connect(consul.port).0) }
         let (over, received) = try await connect(consul.port)
-        try await over.closeFuture.get()
+        // Bounded: a connection the server failed to refuse must fail the test, not hang it.
+        let closedBy = over.eventLoop.scheduleTask(in: .seconds(10)) { over.close(promise: nil) }
+        try? await over.closeFuture.get()
+        closedBy.cancel()
         #expect(received.text.withLock { $0 } == "HTTP/1.1 429 Too Many Requests\r\n\r\nYour IP is issuing too many concurrent connections, please rate limit your calls\n")
         #expect(consul.refusedConnections == 1)
         // A connection that closes frees its place.
