@@ -158,8 +158,8 @@ extension HTTPVersionDetector {
 }
 
 /// The last handler of an HTTP/2 connection: closes it when its `IdleStateHandler` reports the idle
-/// timeout (no stream moved a byte for that long; a stream waiting for Lambda is bounded by the
-/// request timeout, far below it), and when an error reaches it.
+/// timeout and no stream is open (a stream waiting for Lambda is bounded by its own request
+/// timeout), and when a connection error reaches it.
 ///
 /// An error here is a connection error (NIO's HTTP/2 handler has sent GOAWAY with its code: a
 /// CONTINUATION or reset flood, a bad frame, a flow-control violation) or a stream error (it has

@@ -107,11 +107,6 @@ public final class RequestProcessor: Sendable {
         }
     }
 
-    /// Processes a request for a caller that writes nothing to a client connection.
-    public func process(_ request: GatewayRequest, connection: ClientConnection) async -> LambdaHTTPResponse {
-        await processed(request, connection: connection, budget: nil).response
-    }
-
     /// A response, and the bytes of the connection's answer budget it still holds (the Lambda
     /// answer it was built from): the handler gives them back once it has accounted for the
     /// response it writes, or at once when it writes none.
