@@ -26,6 +26,15 @@ public struct InstanceMetadataProvider: CredentialProvider {
         return !containerSet && environment["AWS_EC2_METADATA_DISABLED"]?.lowercased() != "true"
     }
 
+    /// Each call's timeout: 2 s (lambda.md §9), or `AWS_METADATA_SERVICE_TIMEOUT` seconds as the AWS
+    /// SDKs read it.
+    var callTimeout: Duration {
+        if let text = environment.nonEmpty("AWS_METADATA_SERVICE_TIMEOUT"), let seconds = Double(text), seconds > 0, seconds <= 3600 {
+            return .milliseconds(Int(seconds * 1000))
+        }
+        return .seconds(2)
+    }
+
     var base: String {
         let endpoint = environment.nonEmpty("AWS_EC2_METADATA_SERVICE_ENDPOINT") ?? "http://169.254.169.254"
         return endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
@@ -41,7 +50,7 @@ public struct InstanceMetadataProvider: CredentialProvider {
                 .PUT,
                 "\(base)/latest/api/token",
                 headers: [("X-aws-ec2-metadata-token-ttl-seconds", String(Self.tokenTTL))],
-                timeout: .seconds(2)
+                timeout: callTimeout
             ),
             response.status == 200,
             !response.text.isEmpty
@@ -57,7 +66,7 @@ public struct InstanceMetadataProvider: CredentialProvider {
         let token = await sessionToken()
         let headers = token.map { [("X-aws-ec2-metadata-token", $0)] } ?? []
         let listURL = "\(base)/latest/meta-data/iam/security-credentials/"
-        let list = try await http.send(.GET, listURL, headers: headers, timeout: .seconds(2))
+        let list = try await http.send(.GET, listURL, headers: headers, timeout: callTimeout)
         guard list.status == 200 else {
             if list.status == 401 { session.withLockedValue { $0 = nil } }
             throw CredentialsError(.providerFailed, provider: name, "\(listURL) answered \(list.status)")
@@ -68,7 +77,7 @@ public struct InstanceMetadataProvider: CredentialProvider {
             throw CredentialsError(.providerFailed, provider: name, "no IAM role is attached to this instance")
         }
         let roleURL = listURL + URIEncoding.encode(role)
-        let document = try http.decode(MetadataCredentialsDocument.self, from: try await http.send(.GET, roleURL, headers: headers, timeout: .seconds(2)), url: roleURL)
+        let document = try http.decode(MetadataCredentialsDocument.self, from: try await http.send(.GET, roleURL, headers: headers, timeout: callTimeout), url: roleURL)
         if let code = document.Code, code != "Success" {
             throw CredentialsError(.providerFailed, provider: name, "\(roleURL) answered Code \(code)")
         }

@@ -233,7 +233,7 @@ struct InstanceMetadataProviderTests {
 
     @Test func imdsV2UsesTheSessionTokenAndReusesIt() async throws {
         try await withMetadataServer(Self.imds(tokenWorks: true)) { server, client in
-            let provider = InstanceMetadataProvider(environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": server.baseURL], httpClient: client)
+            let provider = InstanceMetadataProvider(environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": server.baseURL, "AWS_METADATA_SERVICE_TIMEOUT": "30"], httpClient: client)
             #expect(provider.isConfigured)
             let first = try await provider.fetch()
             let second = try await provider.fetch()
@@ -247,11 +247,23 @@ struct InstanceMetadataProviderTests {
 
     @Test func tokenFailureFallsBackToIMDSv1() async throws {
         try await withMetadataServer(Self.imds(tokenWorks: false)) { server, client in
-            let provider = InstanceMetadataProvider(environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": server.baseURL], httpClient: client)
+            let provider = InstanceMetadataProvider(environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": server.baseURL, "AWS_METADATA_SERVICE_TIMEOUT": "30"], httpClient: client)
             let credentials = try await provider.fetch()
             #expect(credentials.accessKeyID == "ASIAIMDS")
             #expect(server.requests.filter { $0.method == "GET" }.allSatisfy { $0.header("x-aws-ec2-metadata-token") == nil })
         }
+    }
+
+    @Test func theCallTimeoutIsTwoSecondsOrTheSDKVariable() {
+        let client = HTTPClient.shared
+        func timeout(_ value: String?) -> Duration {
+            InstanceMetadataProvider(environment: value.map { ["AWS_METADATA_SERVICE_TIMEOUT": $0] } ?? [:], httpClient: client).callTimeout
+        }
+        #expect(timeout(nil) == .seconds(2))
+        #expect(timeout("5") == .seconds(5))
+        #expect(timeout("0.25") == .milliseconds(250))
+        // Nonsense keeps the default instead of a zero or negative deadline.
+        for bad in ["", "0", "-1", "soon", "1e9"] { #expect(timeout(bad) == .seconds(2), "\(bad)") }
     }
 
     @Test func disabledOrContainerMeansNotConfigured() {
@@ -266,7 +278,7 @@ struct InstanceMetadataProviderTests {
             try await withMetadataServer({ request in
                 request.path.hasSuffix("/security-credentials/") ? ScriptedResponse(body: Array("r".utf8)) : answer
             }) { server, client in
-                let provider = InstanceMetadataProvider(environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": server.baseURL], httpClient: client)
+                let provider = InstanceMetadataProvider(environment: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": server.baseURL, "AWS_METADATA_SERVICE_TIMEOUT": "30"], httpClient: client)
                 await #expect(throws: CredentialsError.self) { try await provider.fetch() }
             }
         }

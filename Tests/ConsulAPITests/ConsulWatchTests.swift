@@ -143,10 +143,14 @@ struct ConsulWatchTests {
             fixture.server.overrideNextIndex(1)  // a snapshot restore
             try fixture.server.linkServices(["thumbnails"])
             try await recorder.waitFor(count: 2)
-            try await Task.sleep(for: .milliseconds(100))
-            let uris = fixture.requests(to: "/v1/catalog/gateway-services/lambda-gateway").map(\.uri)
             // first (no index), blocking, then the restart without index, then blocking again.
-            #expect(uris.count >= 3)
+            var uris: [String] = []
+            for _ in 0..<2000 {
+                uris = fixture.requests(to: "/v1/catalog/gateway-services/lambda-gateway").map(\.uri)
+                if uris.count >= 3 { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            try #require(uris.count >= 3)
             #expect(!uris[2].contains("index="))
             #expect(recorder.delivered.last?.map(\.Service.Name) == ["thumbnails"])
         }
@@ -205,13 +209,15 @@ struct ConsulWatchTests {
     @Test func cancellationStopsTheWatchAtOnceAndDeliversNothingMore() async throws {
         try await ConsulFixture.with { fixture in
             try fixture.server.linkServices(["orders"])
-            let (task, recorder) = fixture.start(WatchEndpoint<[GatewayService]>.json("/v1/catalog/gateway-services/lambda-gateway"))
+            // A minute's wait: ending well before it means the cancellation ended the poll (the bound
+            // leaves a busy machine room).
+            let (task, recorder) = fixture.start(WatchEndpoint<[GatewayService]>.json("/v1/catalog/gateway-services/lambda-gateway"), policy: .init(wait: .seconds(60)))
             try await recorder.waitFor(count: 1)
             try await Task.sleep(for: .milliseconds(100))  // in its long poll now
             let cancelled = ContinuousClock.now
             task.cancel()
             await task.value
-            #expect(ContinuousClock.now - cancelled < .seconds(2))
+            #expect(ContinuousClock.now - cancelled < .seconds(20))
             try fixture.server.linkServices(["thumbnails"])
             try await Task.sleep(for: .milliseconds(200))
             #expect(recorder.delivered.count == 1)
@@ -229,9 +235,9 @@ struct ConsulWatchTests {
             task.cancel()
             await task.value
             let cancelled = ContinuousClock.now
-            while fixture.server.openLongPolls > 0 && ContinuousClock.now - cancelled < .seconds(5) { try await Task.sleep(for: .milliseconds(10)) }
+            while fixture.server.openLongPolls > 0 && ContinuousClock.now - cancelled < .seconds(30) { try await Task.sleep(for: .milliseconds(10)) }
             #expect(fixture.server.openLongPolls == 0)
-            #expect(ContinuousClock.now - cancelled < .seconds(2))
+            #expect(ContinuousClock.now - cancelled < .seconds(20))
         }
     }
 

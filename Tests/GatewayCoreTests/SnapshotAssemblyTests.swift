@@ -195,9 +195,14 @@ struct SnapshotAssemblyTests {
 
     @Test func prunedRootsLeaveOnlyTheActiveRootAndTheLeaves() async throws {
         try await SnapshotFixture.with(prepare: prepareTwoServices) { fixture in
-            _ = try await fixture.waitFor("both") { $0.services.count == 2 }
+            let before = try await fixture.waitFor("both") { $0.services.count == 2 }
             try fixture.consul.rotateRoots()
-            let during = try await fixture.waitFor("two roots") { $0.rootPEMs.count == 2 }
+            // The roots and the re-signed leaves arrive on separate watches: wait for all of them, so
+            // the leaf compared below is the one the new root signed.
+            let during = try await fixture.waitFor("two roots and new leaves") { snapshot in
+                snapshot.rootPEMs.count == 2 && snapshot.services["orders"]?.leaf.serial != before.services["orders"]?.leaf.serial
+                    && snapshot.services["thumbnails"]?.leaf.serial != before.services["thumbnails"]?.leaf.serial
+            }
             fixture.consul.pruneRoots()
             let after = try await fixture.waitFor("one root") { $0.rootPEMs.count == 1 }
             #expect(after.activeRootID == during.activeRootID)
