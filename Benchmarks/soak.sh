@@ -24,7 +24,8 @@
 # exited 0 on SIGTERM; every slow reader got its whole answer; every stalled head was closed by
 # the gateway TIMEOUT (-0.5 s, +2 s) after its first byte, every non-reading HTTP/2 client within
 # TIMEOUT + 3 s (send_timeout closures counted by the gateway); no refused handshake was
-# accepted; every rotation reached the gateway within 30 s; no client connection was left open
+# accepted; every rotation reached the gateway within 30 s (leaves are read every 5 s here,
+# --leaf-refresh-interval, instead of every 4 minutes); no client connection was left open
 # once every client had stopped (lambda_gateway_connections_open 0).
 #
 # ROTATIONS. Consul rotates its CA by adding a new active root cross-signed by the old one, so a
@@ -159,7 +160,7 @@ for _ in $(seq 1 100); do [[ -s upstream/nginx.pid ]] && break; sleep 0.1; done
 [[ -s upstream/nginx.pid ]] || { echo "nginx did not start:"; cat upstream/error.log 2>/dev/null; exit 1; }
 AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=secret AWS_EC2_METADATA_DISABLED=true HOME=/nonexistent \
     "$gateway_bin" run --gateway-name lambda-gateway --listen "127.0.0.1:$gateway_port" --admin "127.0.0.1:$admin_port" \
-    --consul-addr "$consul" --register agent --advertise-address 127.0.0.1 \
+    --consul-addr "$consul" --register agent --advertise-address 127.0.0.1 --leaf-refresh-interval 5s \
     --lambda-endpoint "https://127.0.0.1:$upstream_port" --lambda-ca-file upstream-ca.pem \
     --request-headers-timeout "${TIMEOUT}s" --client-body-timeout "${TIMEOUT}s" --send-timeout "${TIMEOUT}s" \
     --connection-buffer-limit 4194304 --drain-timeout 5s --log-level info > gateway.log 2>&1 & infra+=($!)

@@ -8,7 +8,8 @@ import TLSFiles
 
 /// The Consul agent's HTTP API (consul-api.md §1–2): token, TLS, query metadata, typed errors.
 ///
-/// Over HTTPS the client speaks HTTP/2, so every long poll shares one connection (§2.5).
+/// Over HTTPS the client speaks HTTP/2, so every long poll shares one connection (§2.5); over plain
+/// HTTP it opens at most `configuration.maximumConnections`.
 public final class ConsulClient: Sendable {
     public let configuration: ConsulConfiguration
     let http: HTTPClient
@@ -38,9 +39,12 @@ public final class ConsulClient: Sendable {
             tlsConfiguration: tls,
             redirectConfiguration: .disallow,
             timeout: .init(connect: .seconds(5)),
-            // Plain HTTP/1.1 holds one connection per outstanding long poll (consul-api.md §2.5):
-            // the pool must never make a watch queue behind another watch's long poll.
-            connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 1024),
+            // The connection budget (consul-api.md §2.5): plain HTTP/1.1 holds one connection per
+            // outstanding request, and the pool never opens more than the budget (its limit is only
+            // "soft" for requests pinned to an event loop, which are never made here); requests
+            // over it queue. The callers keep their long polls well under the budget (§4.1: 4 + 4
+            // per scope) and read leaves without blocking, so a queued request waits milliseconds.
+            connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.maximumConnections),
             decompression: .disabled
         )
         http.httpVersion = .automatic
@@ -165,7 +169,7 @@ public final class ConsulClient: Sendable {
         return (try Self.decode(type, response.body, endpoint: path), response.metadata)
     }
 
-    static func decode<Value: Decodable>(_ type: Value.Type, _ body: ByteBuffer, endpoint: String) throws(ConsulError) -> Value {
+    public static func decode<Value: Decodable>(_ type: Value.Type, _ body: ByteBuffer, endpoint: String) throws(ConsulError) -> Value {
         do {
             return try JSONDecoder().decode(type, from: Data(body.readableBytesView))
         } catch {

@@ -31,6 +31,13 @@ public struct ConsulConfiguration: Sendable, Hashable {
     public var verifyTLS: Bool
     public var namespace: String?
     public var partition: String?
+    /// The most connections open to the agent at once (consul-api.md §2.5, Decision): whatever the
+    /// number of linked services, far below the agent's per-client limit (200 by default).
+    public var maximumConnections = Self.defaultMaximumConnections
+
+    public static let defaultMaximumConnections = 16
+    /// Past this the gateway would crowd out the agent's other clients on the same host.
+    public static let maximumConnectionsLimit = 64
 
     public struct Error: Swift.Error, Hashable, CustomStringConvertible {
         public var variable: String

@@ -13,6 +13,18 @@ struct ConsulOptions: ParsableArguments {
     @Option(name: .customLong("consul-token"), help: "ACL token (else CONSUL_HTTP_TOKEN_FILE / CONSUL_HTTP_TOKEN).")
     var token: String?
 
+    @Option(
+        name: .customLong("consul-max-connections"),
+        help: "Connections to the Consul agent at most, 1-\(ConsulConfiguration.maximumConnectionsLimit) (the agent allows 200 per client IP by default)."
+    )
+    var maximumConnections = ConsulConfiguration.defaultMaximumConnections
+
+    mutating func validate() throws {
+        guard (1...ConsulConfiguration.maximumConnectionsLimit).contains(maximumConnections) else {
+            throw ValidationError("--consul-max-connections must be 1 to \(ConsulConfiguration.maximumConnectionsLimit), got \(maximumConnections)")
+        }
+    }
+
     func client(logger: Logger) throws -> ConsulClient {
         var overrides: [String: String] = [:]
         overrides["CONSUL_HTTP_ADDR"] = address
@@ -21,12 +33,13 @@ struct ConsulOptions: ParsableArguments {
             overrides["CONSUL_HTTP_TOKEN"] = token
             overrides["CONSUL_HTTP_TOKEN_FILE"] = ""
         }
-        let configuration: ConsulConfiguration
+        var configuration: ConsulConfiguration
         do {
             configuration = try ConsulConfiguration(environment: ProcessInfo.processInfo.environment, overrides: overrides)
         } catch {
             throw ValidationError(error.description)
         }
+        configuration.maximumConnections = maximumConnections
         return try ConsulClient(configuration: configuration, eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: logger)
     }
 }

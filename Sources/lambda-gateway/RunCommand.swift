@@ -27,9 +27,29 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("gateway-service-id"), help: "Service ID for self-registration (default: the gateway name).") var serviceID: String?
     @Option(name: .customLong("advertise-address"), help: "Address registered in Consul (default: the first non-loopback IPv4).") var advertiseAddress: String?
     @Option(name: .customLong("register-recheck"), help: "How often to check that the agent still has this gateway (Go duration).") var registerRecheck = "10s"
+    @Option(
+        name: .customLong("leaf-refresh-interval"),
+        help: "Every linked service's leaf is read from the agent's cache once per interval, 1s to 4m (Go duration); 4m serves a renewed leaf within 5 minutes at about services/240 reads a second."
+    )
+    var leafRefreshInterval = "4m"
     @OptionGroup var serving: ServingOptions
 
+    /// `--leaf-refresh-interval` in seconds.
+    func leafRefreshSeconds() throws -> Double {
+        let interval: Duration
+        do {
+            interval = try GoDuration.parse(leafRefreshInterval)
+        } catch {
+            throw ValidationError("--leaf-refresh-interval: \(error.description)")
+        }
+        guard interval >= .seconds(1), interval <= .seconds(240) else {
+            throw ValidationError("--leaf-refresh-interval must be 1s to 4m (a renewed leaf is served within 5 minutes), got \(leafRefreshInterval)")
+        }
+        return Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+    }
+
     func validate() throws {
+        _ = try leafRefreshSeconds()
         if let register, !["agent", "none"].contains(register) { throw ValidationError("--register must be agent or none, got \(register)") }
         do {
             _ = try GoDuration.parse(registerRecheck)
@@ -63,7 +83,9 @@ struct RunCommand: AsyncParsableCommand {
             }
             GatewayRuntime.announce("static configuration \(configFile): \(store.snapshot.services.keys.sorted().joined(separator: ", "))")
         } else if let consulClient {
-            let source = ConsulConfigSource(client: consulClient, settings: .init(gatewayName: name, datacenter: datacenter), store: store, metrics: metrics, logger: logger)
+            var settings = ConsulConfigSource.Settings(gatewayName: name, datacenter: datacenter)
+            settings.leafReads.refreshInterval = try leafRefreshSeconds()
+            let source = ConsulConfigSource(client: consulClient, settings: settings, store: store, metrics: metrics, logger: logger)
             sources.append(BackgroundService { await source.run() })
         }
         var registration: (client: ConsulClient, template: GatewayRegistration, recheck: Duration)?

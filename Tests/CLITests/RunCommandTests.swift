@@ -130,6 +130,24 @@ struct RunCommandTests {
         }
     }
 
+    @Test func anIdleGatewaySpendsNoCPU() async throws {
+        try await GatewayProcess.with(lambdaHandler: { _ in ScriptedResponse(json: "{}") }) { process in
+            #expect(try await process.call("/warm").stdout.hasSuffix("200"))
+            // Served, nothing due for minutes: the process sleeps. (A leaf reader whose cancelled
+            // timers woke it again spun a whole core here.) Clock ticks are 1/100 s; a busy
+            // machine delays an idle process, it does not make it spend CPU.
+            func cpuTicks() throws -> Int {
+                let stat = try String(contentsOfFile: "/proc/\(process.gateway.pid)/stat", encoding: .utf8)
+                let fields = stat[stat.range(of: ") ")!.upperBound...].split(separator: " ")
+                return Int(fields[11])! + Int(fields[12])!
+            }
+            let before = try cpuTicks()
+            try await Task.sleep(for: .seconds(3))
+            let spent = try cpuTicks() - before
+            #expect(spent < 60, "\(spent) ticks of CPU in 3 s while idle")
+        }
+    }
+
     @Test func aRequestInFlightAtSIGTERMCompletes() async throws {
         try await GatewayProcess.with(lambdaHandler: { _ in
             ScriptedResponse(json: #"{"statusCode":200,"body":"slow but done"}"#, delay: .milliseconds(1500))

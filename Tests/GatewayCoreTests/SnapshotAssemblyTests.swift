@@ -22,6 +22,7 @@ struct SnapshotFixture {
     static func with(
         options: ConsulTestServer.Options = .init(),
         token: String? = nil,
+        maximumConnections: Int = ConsulConfiguration.defaultMaximumConnections,
         settings adjust: (inout ConsulConfigSource.Settings) -> Void = { _ in },
         prepare: (ConsulTestServer) throws -> Void = { _ in },
         _ body: (SnapshotFixture) async throws -> Void
@@ -30,8 +31,10 @@ struct SnapshotFixture {
         try prepare(consul)
         var environment = ["CONSUL_HTTP_ADDR": consul.baseURL]
         environment["CONSUL_HTTP_TOKEN"] = token
+        var configuration = try ConsulConfiguration(environment: environment)
+        configuration.maximumConnections = maximumConnections
         let client = try ConsulClient(
-            configuration: try ConsulConfiguration(environment: environment),
+            configuration: configuration,
             eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
             logger: Logger(label: "consul")
         )
@@ -40,6 +43,11 @@ struct SnapshotFixture {
         var settings = ConsulConfigSource.Settings(
             gatewayName: "lambda-gateway", watchPolicy: .init(wait: .seconds(10), baseBackoff: 0.05, maximumBackoff: 0.2), coalescing: .milliseconds(20)
         )
+        // Every leaf read again each second instead of every 4 minutes: the rotation tests see a
+        // renewed leaf at once. (The schedule itself is tested on a simulated clock.)
+        settings.leafReads.refreshInterval = 1
+        settings.leafReads.baseBackoff = 0.05
+        settings.leafReads.maximumBackoff = 0.2
         adjust(&settings)
         let source = ConsulConfigSource(
             client: client,

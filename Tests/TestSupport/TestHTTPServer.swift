@@ -73,8 +73,15 @@ public final class TestHTTPServer: Sendable {
         var requests: [RecordedRequest] = []
         /// Open connections by client address, when a per-client limit is set.
         var openByClient: [String: Int] = [:]
+        /// The most connections one client address had open at once.
+        var peakPerClient = 0
         var refusedConnections = 0
     }
+
+    /// The most connections one client address had open at once (counted when a limit is set).
+    public var peakConnectionsPerClient: Int { state.withLockedValue { $0.peakPerClient } }
+    /// The connections the busiest client address has open now (counted when a limit is set).
+    public var openConnectionsPerClient: Int { state.withLockedValue { $0.openByClient.values.max() ?? 0 } }
 
     /// Connections refused by the per-client limit so far.
     public var refusedConnections: Int { state.withLockedValue { $0.refusedConnections } }
@@ -104,6 +111,7 @@ public final class TestHTTPServer: Sendable {
                             return false
                         }
                         state.openByClient[client, default: 0] += 1
+                        state.peakPerClient = max(state.peakPerClient, state.openByClient[client]!)
                         return true
                     }
                     guard admitted else {

@@ -18,6 +18,8 @@ public final class ConsulConfigSource: Sendable {
         /// After the batched intentions query was refused, how long the per-service form runs
         /// before the batched one is tried again (Decision, §4.1).
         public var intentionsBatchRetry: Duration
+        /// When leaves are read (consul-api.md §2.5, §3.6).
+        public var leafReads: LeafReadPolicy
 
         public init(
             gatewayName: String,
@@ -26,8 +28,10 @@ public final class ConsulConfigSource: Sendable {
             watchPolicy: BlockingQueryStateMachine.Policy = .init(),
             coalescing: Duration = .milliseconds(100),
             agentSelfInterval: Duration = .seconds(300),
-            intentionsBatchRetry: Duration = .seconds(600)
+            intentionsBatchRetry: Duration = .seconds(600),
+            leafReads: LeafReadPolicy = LeafReadPolicy()
         ) {
+            self.leafReads = leafReads
             self.gatewayName = gatewayName
             self.datacenter = datacenter
             self.defaultIntentionPolicy = defaultIntentionPolicy
@@ -69,7 +73,7 @@ public final class ConsulConfigSource: Sendable {
                 }
                 group.addTask { await self.agentPolicyLoop(coordinator) }
                 group.addTask { await coordinator.publishLoop() }
-                group.addTask { await coordinator.leafRenewalLoop() }
+                group.addTask { await coordinator.leafReadLoop() }
             }
         } onCancel: {
             Task { await coordinator.stopAll() }

@@ -8,13 +8,19 @@ import NIOPosix
 actor WatchCoordinator {
     let source: ConsulConfigSource
     var state = ConsulState()
-    /// One leaf watch per linked service, by key.
-    var leafWatches: [String: (service: LinkedService, task: Task<Void, Never>)] = [:]
+    /// When each linked service's leaf is read (no watch per service: consul-api.md §2.5).
+    var leafSchedule: LeafSchedule
+    /// Resumes the leaf reader when the schedule may have something to start.
+    var leafWake: CheckedContinuation<Void, Never>?
+    var leafTimer: Task<Void, Never>?
+    let epoch = ContinuousClock.now
+    let leafFailureLog: RateLimitedLog
     /// The catalog, service-defaults and service-resolver list watches of each scope in use.
     var scopedWatches: [ConsulScope: [Task<Void, Never>]] = [:]
     var intentionsWatches: [ConsulScope: IntentionsWatches] = [:]
     var rootIDs: Set<String> = []
-    var lastLeafRestart: [String: ContinuousClock.Instant] = [:]
+    var activeRootID: String?
+    var warnedLongPolls: Int?
     var dirty = false
     var wake: CheckedContinuation<Void, Never>?
     var version: UInt64 = 0
@@ -22,6 +28,8 @@ actor WatchCoordinator {
 
     init(source: ConsulConfigSource) {
         self.source = source
+        leafSchedule = LeafSchedule(policy: source.settings.leafReads)
+        leafFailureLog = RateLimitedLog("reading a leaf failed; keeping the last leaf", level: .warning, logger: source.logger)
         state.datacenterOverride = source.settings.datacenter
         state.defaultPolicyOverride = source.settings.defaultIntentionPolicy
     }
@@ -44,30 +52,32 @@ actor WatchCoordinator {
         wake = nil
     }
 
-    /// Follows the linked set and the roots: a leaf watch per service, the list watches and the
-    /// intentions watch per scope in use (consul-api.md §4.4), every leaf fetched again on new roots.
+    /// Follows the linked set and the roots: each linked service on the leaf schedule, the list
+    /// watches and the intentions watch per scope in use (consul-api.md §4.4), every leaf read
+    /// again on new roots.
     func reconcileWatches() {
         let linked = state.linkedServices
         let keys = Set(linked.map(\.key))
         let currentRoots = Set(state.roots?.Roots.map(\.ID) ?? [])
+        let currentActive = state.roots?.ActiveRootID
         if !rootIDs.isEmpty, currentRoots != rootIDs {
-            // New roots: every leaf is fetched again at once, without waiting for the agent (§3.6).
-            source.logger.info("CA roots changed; revalidating every leaf")
-            for (key, watch) in leafWatches {
-                watch.task.cancel()
-                leafWatches[key] = nil
-            }
+            // New roots: every leaf is read again at once, without waiting for the agent (§3.6). A
+            // new active root re-signs every leaf: a read that still returns the old one is repeated.
+            source.logger.info("CA roots changed; revalidating every leaf", metadata: ["services": "\(leafSchedule.count)"])
+            let held = currentActive != activeRootID ? state.leaves.mapValues(\.SerialNumber) : nil
+            leafSchedule.rootsChanged(now: elapsed(), heldSerials: held)
         }
         rootIDs = currentRoots
-        for (key, watch) in leafWatches where !keys.contains(key) {
-            watch.task.cancel()
-            leafWatches[key] = nil
-            lastLeafRestart[key] = nil
+        activeRootID = currentActive
+        for key in leafSchedule.keys where !keys.contains(key) {
+            leafSchedule.unlink(key)
             state.leaves[key] = nil
         }
-        for service in linked where leafWatches[service.key] == nil {
-            startLeafWatch(service)
+        let now = elapsed()
+        for service in linked where !leafSchedule.isScheduled(service.key) {
+            leafSchedule.link(service, now: now)
         }
+        wakeLeafReader()
 
         let byScope = Dictionary(grouping: linked, by: \.scope)
         for (scope, tasks) in scopedWatches where byScope[scope] == nil {
@@ -83,11 +93,28 @@ actor WatchCoordinator {
         for scope in byScope.keys.sorted() where scopedWatches[scope] == nil {
             startScopedWatches(scope)
         }
+        checkConnectionBudget()
         state.intentions = state.intentions.filter { keys.contains($0.key) }
         state.intentionRefusals = state.intentionRefusals.filter { keys.contains($0.key) }
         for (scope, services) in byScope {
             reconcileIntentionsWatches(scope, names: services.map(\.name).sorted())
         }
+    }
+
+    /// Over plain HTTP each long poll holds one of the budget's connections for its whole wait (over
+    /// HTTPS they share one HTTP/2 connection). Requests over the budget queue: if the long polls
+    /// leave no room for the leaf reads, leaves wait for a poll to end. Said once per count.
+    func checkConnectionBudget() {
+        let configuration = source.client.configuration
+        guard configuration.transport != .https else { return }
+        let longPolls = 4 + 4 * scopedWatches.count
+        let needed = longPolls + leafSchedule.policy.concurrency + 1
+        guard needed > configuration.maximumConnections, warnedLongPolls != longPolls else { return }
+        warnedLongPolls = longPolls
+        source.logger.warning(
+            "the Consul connection budget is too small for the namespaces in use: leaf reads will wait for long polls to end",
+            metadata: ["longPolls": "\(longPolls)", "needed": "\(needed)", "budget": "\(configuration.maximumConnections)", "fix": "raise --consul-max-connections or use HTTPS (HTTP/2)"]
+        )
     }
 
     /// G5–G7 of §4.1 for one scope.
@@ -131,27 +158,87 @@ actor WatchCoordinator {
         return policy
     }
 
-    func startLeafWatch(_ service: LinkedService) {
-        let source = self.source
-        let key = service.key
-        lastLeafRestart[key] = .now
-        let endpoint = WatchEndpoint<LeafCertificate>.json("/v1/agent/connect/ca/leaf/\(service.name)", scope: service.scope)
-        let task = Task {
-            await source.client.watch(endpoint, policy: source.settings.watchPolicy, onError: { error in
-                source.metrics.consulWatchFailed("/v1/agent/connect/ca/leaf")
-                source.logger.warning("leaf watch failed; keeping the last leaf", metadata: ["service": "\(key)", "error": "\(error.message)"])
-            }) { leaf, metadata in
-                guard leaf.Service == service.name || SPIFFEID(parsing: leaf.ServiceURI)?.service == service.name else { return }
-                await self.leafAnswered(key, leaf, metadata: metadata)
-            }
-        }
-        leafWatches[key] = (service, task)
+    /// Seconds since the coordinator started: the leaf schedule's clock.
+    func elapsed() -> Double {
+        let duration = ContinuousClock.now - epoch
+        return Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
-    /// A leaf, unless its service was unlinked meanwhile.
-    func leafAnswered(_ key: String, _ leaf: LeafCertificate, metadata: ConsulMetadata) {
-        guard leafWatches[key] != nil else { return }
+    /// Starts the reads the schedule allows, a few at a time, until the source stops.
+    func leafReadLoop() async {
+        await withDiscardingTaskGroup { group in
+            while !Task.isCancelled && !stopped {
+                switch leafSchedule.next(now: elapsed()) {
+                case .read(let service):
+                    group.addTask { await self.readLeaf(service) }
+                case .wait(let until):
+                    await waitForLeafEvent(deadline: until)
+                case .idle:
+                    await waitForLeafEvent(deadline: nil)
+                }
+            }
+        }
+    }
+
+    func waitForLeafEvent(deadline: Double?) async {
+        await withCheckedContinuation { continuation in
+            leafWake = continuation
+            if let deadline {
+                let delay = Duration.milliseconds(Int(max(deadline - elapsed(), 0) * 1000) + 1)
+                leafTimer = Task {
+                    // Cancelled (the loop woke for another reason): wake nothing. A cancelled
+                    // timer that still woke the reader would wake its *next* wait, whose timer is
+                    // cancelled in turn: a loop that spun a core.
+                    guard (try? await Task.sleep(for: delay)) != nil else { return }
+                    self.wakeLeafReader()
+                }
+            }
+        }
+        leafTimer?.cancel()
+        leafTimer = nil
+    }
+
+    func wakeLeafReader() {
+        leafWake?.resume()
+        leafWake = nil
+    }
+
+    /// One leaf read without blocking: the agent answers from its cache (§3.6, §3.7).
+    nonisolated func readLeaf(_ service: LinkedService) async {
+        let path = "/v1/agent/connect/ca/leaf/\(service.name)"
+        do throws(ConsulError) {
+            let response = try await source.client.send(.GET, path, scope: service.scope)
+            let leaf = try ConsulClient.decode(LeafCertificate.self, response.body, endpoint: path)
+            // §3.6 rule 3: a leaf for another service is an error for this answer.
+            guard leaf.Service == service.name || SPIFFEID(parsing: leaf.ServiceURI)?.service == service.name else {
+                throw ConsulError(.malformedBody, endpoint: path, "the leaf is for \(leaf.ServiceURI), not \(service.name)")
+            }
+            await leafRead(service.key, leaf, metadata: response.metadata)
+        } catch {
+            source.metrics.consulWatchFailed("/v1/agent/connect/ca/leaf")
+            leafFailureLog.record(
+                sample: "\(service.key): \(error.message)",
+                metadata: ["service": "\(service.key)", "error": "\(error.message)"],
+                on: MultiThreadedEventLoopGroup.singleton.any()
+            )
+            await leafReadFailed(service.key, error)
+        }
+    }
+
+    /// A leaf, unless its service was unlinked meanwhile. An unchanged leaf changes nothing: the
+    /// reads of 10,000 leaves every few minutes must not rebuild the snapshot each time.
+    func leafRead(_ key: String, _ leaf: LeafCertificate, metadata: ConsulMetadata) {
+        defer { wakeLeafReader() }
+        guard leafSchedule.isScheduled(key) else { return }
+        leafSchedule.answered(key, serial: leaf.SerialNumber, now: elapsed())
+        let policy = Self.intentionPolicy(metadata.defaultACLPolicy)
+        guard state.leaves[key] != leaf || (policy != nil && policy != state.headerDefaultPolicy) else { return }
         update(metadata: metadata) { $0.leaves[key] = leaf }
+    }
+
+    func leafReadFailed(_ key: String, _ error: ConsulError) {
+        leafSchedule.failed(key, now: elapsed(), retryAfter: error.retryAfter)
+        wakeLeafReader()
     }
 
     /// Waits for changes, folds them for the coalescing time, and publishes when what is served changed.
@@ -176,28 +263,9 @@ actor WatchCoordinator {
         }
     }
 
-    /// Restarts a leaf watch with index 0 when the leaf is at 95 % of its life or has under 1 h left
-    /// and no newer leaf came (§3.6), at most once per 5 minutes per service.
-    func leafRenewalLoop() async {
-        while !Task.isCancelled && !stopped {
-            try? await Task.sleep(for: .seconds(30))
-            let now = Date()
-            for (key, leaf) in state.leaves {
-                guard let after = leaf.validAfter, let before = leaf.validBefore, let watch = leafWatches[key] else { continue }
-                let lifetime = before.timeIntervalSince(after)
-                let stale = now >= after.addingTimeInterval(lifetime * 0.95) || before.timeIntervalSince(now) < 3600
-                guard stale, let last = lastLeafRestart[key], ContinuousClock.now - last > .seconds(300) else { continue }
-                source.logger.info("leaf near expiry; fetching it again", metadata: ["service": "\(key)"])
-                watch.task.cancel()
-                startLeafWatch(watch.service)
-            }
-        }
-    }
-
     func stopAll() {
         stopped = true
-        for watch in leafWatches.values { watch.task.cancel() }
-        leafWatches = [:]
+        wakeLeafReader()
         for tasks in scopedWatches.values { tasks.forEach { $0.cancel() } }
         scopedWatches = [:]
         for scope in intentionsWatches.keys { intentionsWatches[scope]?.cancelAll() }

@@ -16,6 +16,8 @@ extension ConsulTestServer {
     ///     POST /_control/agent-policy?value=|allow|deny             agent's DefaultIntentionPolicy
     ///     POST /_control/token?token=T[&deny-intentions=S…][&agent-read=false][&remove=true]   ACL mode
     ///     POST /_control/churn?service=S&per-second=N&seconds=T      service-defaults of S rewritten N/s
+    ///     POST /_control/add-lambda-services?count=N[&prefix=fn-][&first=0]   N Lambda services, linked
+    ///     GET  /_control/stats                                   JSON: requests, connections, leaf reads
     ///     GET  /_control/ca                                      PEM of the active root
     func control(path: String, query: [(String, String)]) -> ScriptedResponse {
         func value(_ name: String) -> String? { query.first { $0.0 == name }?.1 }
@@ -70,6 +72,22 @@ extension ConsulTestServer {
                     let seconds = value("seconds").flatMap(Double.init)
                 else { return bad("service=, per-second= (> 0) and seconds= are required") }
                 Task { await churn(service: service, perSecond: rate, for: .milliseconds(Int(seconds * 1000))) }
+            case "/_control/add-lambda-services":
+                guard let count = value("count").flatMap(Int.init), count > 0 else { return bad("count= (> 0) is required") }
+                let first = value("first").flatMap(Int.init) ?? 0
+                let prefix = value("prefix") ?? "fn-"
+                try addLinkedLambdaServices((first..<first + count).map { "\(prefix)\($0)" }, gateway: value("gateway") ?? "lambda-gateway")
+            case "/_control/stats":
+                let (requests, leafReads, longPolls) = state.withLockedValue { state in
+                    (state.requests.count, state.requests.count { $0.path.hasPrefix("/v1/agent/connect/ca/leaf/") }, state.openLongPolls)
+                }
+                let stats = [
+                    "requests": requests, "leafReads": leafReads, "openLongPolls": longPolls,
+                    "openConnections": server.openConnectionsPerClient, "peakConnections": peakConnectionsPerClient,
+                    "refusedConnections": refusedConnections, "leafReadsSinceRotation": leafReadsSinceRotation,
+                ]
+                let body = "{" + stats.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",") + "}"
+                return ScriptedResponse(status: 200, body: Array((body + "\n").utf8))
             case "/_control/ca":
                 return ok(try activeRootCA.pem)
             default:

@@ -135,6 +135,7 @@ extension ConsulTestServer {
                 state.store.leaves[key] = leaf
             }
             guard let leaf = state.store.leaves[key] else { return Answer(status: 500, body: "no CA", index: nil, json: false) }
+            state.leafReadsSinceRotation.insert(key)
             let formatter = ISO8601DateFormatter()
             return json(
                 .object([

@@ -73,15 +73,21 @@ public final class ConsulTestServer: Sendable {
         var faults: [(prefix: String, remaining: Int, fault: Fault)] = []
         var indexOverride: UInt64?
         var requests: [RecordedRequest] = []
+        /// The services whose leaf was read since the last roots rotation (they have the new root's).
+        var leafReadsSinceRotation: Set<String> = []
     }
 
     let state: NIOLockedValueBox<State>
-    private let server: TestHTTPServer
+    let server: TestHTTPServer
 
     public var baseURL: String { server.baseURL }
     public var port: Int { server.port }
     /// Connections refused by the per-client limit (`Options.maxConnectionsPerClient`).
     public var refusedConnections: Int { server.refusedConnections }
+    /// The most connections one client had open at once (with a per-client limit set).
+    public var peakConnectionsPerClient: Int { server.peakConnectionsPerClient }
+    /// How many linked services have read their leaf since the last roots rotation.
+    public var leafReadsSinceRotation: Int { state.withLockedValue { $0.leafReadsSinceRotation.count } }
     /// Every request received, oldest first.
     public var requests: [RecordedRequest] { state.withLockedValue { $0.requests } }
     /// Long polls held open right now (a client that goes away ends its own, §8.2 item 7).
@@ -130,6 +136,31 @@ public final class ConsulTestServer: Sendable {
                 : "{\"Name\":\"\(service.name)\",\"Namespace\":\"\(service.scope.namespace)\",\"Partition\":\"\(service.scope.partition)\"}"
         }.joined(separator: ",")
         try setConfigEntry(#"{"Kind":"terminating-gateway","Name":"\#(gateway)","Services":[\#(list)]}"#)
+    }
+
+    /// Creates Lambda services in bulk, in one write, as the registrator would (catalog instance,
+    /// service-defaults with the Lambda extension, protocol http), and links them all with the
+    /// services already linked: the scale tests and `Benchmarks/scale.sh` make thousands this way.
+    public func addLinkedLambdaServices(_ names: [String], gateway: String = "lambda-gateway") throws {
+        let entries = try names.map { name in
+            try JSONParser.parse(Array(#"{"Kind":"service-defaults","Name":"\#(name)","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:\#(name)"}}]}"#.utf8))
+        }
+        let linked = state.withLockedValue { state in
+            state.store.gatewayServices(gateway).filter { $0.scope.isDefault }.map(\.name)
+        }
+        var seen = Set<String>()
+        let list = (linked + names).filter { seen.insert($0).inserted }.map { "{\"Name\":\"\($0)\"}" }.joined(separator: ",")
+        let gatewayEntry = try JSONParser.parse(Array(#"{"Kind":"terminating-gateway","Name":"\#(gateway)","Services":[\#(list)]}"#.utf8))
+        write { state in
+            for (name, entry) in zip(names, entries) {
+                state.store.register(
+                    .init(node: "lambdas", id: name, service: name, scope: .default, tags: ["managed-by-lambda-registrator"], meta: [:], address: "", port: 0, kind: "", createIndex: 0, modifyIndex: 0),
+                    nodeMeta: ["external-node": "true", "external-probe": "true"]
+                )
+                _ = state.store.putConfigEntry(entry, cas: nil)
+            }
+            _ = state.store.putConfigEntry(gatewayEntry, cas: nil)
+        }
     }
 
     /// Registers a catalog instance on the external node `lambdas`, as the registrator does.
@@ -184,6 +215,7 @@ public final class ConsulTestServer: Sendable {
             if removeOld { state.store.roots.removeAll() }
             state.store.roots.append(ConsulTestStore.Root(id: id, ca: ca, pem: pem, index: index))
             state.store.activeRootID = id
+            state.leafReadsSinceRotation = []
             for (service, leaf) in leaves {
                 var leaf = leaf
                 leaf.index = state.store.bump()
