@@ -12,7 +12,10 @@ public final class ServiceTLSContexts: Sendable {
         var tls: IncomingTLS
     }
 
-    private let contexts = Mutex<[Key: NIOSSLContext]>([:])
+    /// By service name: one context per service, for its current leaf and TLS settings. Built on
+    /// the first handshake for the service, so 10,000 linked services that are never called cost
+    /// no context, and a change to one service replaces only its own.
+    private let contexts = Mutex<[String: (key: Key, context: NIOSSLContext)]>([:])
     /// The roots parsed for the snapshot version that last needed them: parsing every root PEM per
     /// handshake would put X.509 decoding on the connection path.
     private let verifier = Mutex<(version: UInt64, verifier: ClientCertificateVerifier)?>(nil)
@@ -32,7 +35,7 @@ public final class ServiceTLSContexts: Sendable {
     /// verification callback.
     public func context(for service: ServedService, tls: IncomingTLS = IncomingTLS()) throws -> NIOSSLContext {
         let key = Key(service: service.name, serial: service.leaf.serial, modifyIndex: service.leaf.modifyIndex, tls: tls)
-        if let cached = contexts.withLock({ $0[key] }) { return cached }
+        if let cached = contexts.withLock({ $0[service.name] }), cached.key == key { return cached.context }
 
         let chain = try NIOSSLCertificate.fromPEMBytes(Array(service.leaf.certificatePEM.utf8))
         let key2 = try NIOSSLPrivateKey(bytes: Array(service.leaf.privateKeyPEM.utf8), format: .pem)
@@ -48,11 +51,8 @@ public final class ServiceTLSContexts: Sendable {
         // prior knowledge.
         configuration.applicationProtocols = ["h2", "http/1.1"]
         let context = try NIOSSLContext(configuration: configuration)
-        contexts.withLock { contexts in
-            // Leaves of one service replace each other; keep the map small.
-            contexts = contexts.filter { $0.key.service != service.name }
-            contexts[key] = context
-        }
+        // A new leaf or new settings replace the service's previous context.
+        contexts.withLock { $0[service.name] = (key, context) }
         return context
     }
 }
