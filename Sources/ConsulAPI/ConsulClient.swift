@@ -108,8 +108,9 @@ public final class ConsulClient: Sendable {
         if case .unixSocket = configuration.transport {
             request.headers.add(name: "Host", value: "localhost")
         }
-        if let token = token.current {
-            request.headers.add(name: "X-Consul-Token", value: token)
+        let sentToken = token.current
+        if let sentToken {
+            request.headers.add(name: "X-Consul-Token", value: sentToken)
         }
         if let auth = configuration.basicAuth {
             request.headers.add(name: "Authorization", value: "Basic " + Data(auth.utf8).base64EncodedString())
@@ -131,7 +132,8 @@ public final class ConsulClient: Sendable {
         let metadata = ConsulMetadata(
             index: response.headers.first(name: "X-Consul-Index").flatMap { UInt64($0) },
             defaultACLPolicy: response.headers.first(name: "X-Consul-Default-ACL-Policy"),
-            filteredByACLs: response.headers.first(name: "X-Consul-Results-Filtered-By-ACLs") == "true"
+            filteredByACLs: response.headers.first(name: "X-Consul-Results-Filtered-By-ACLs") == "true",
+            anonymous: sentToken?.isEmpty ?? true
         )
         if (200..<300).contains(status) || (status == 404 && allowNotFound) {
             return Response(status: status, metadata: metadata, body: bytes)

@@ -41,11 +41,14 @@ public struct ConsulMetadata: Sendable, Hashable {
     public var defaultACLPolicy: String?
     /// `X-Consul-Results-Filtered-By-ACLs: true`.
     public var filteredByACLs: Bool
+    /// The request carried no token (Consul then never sets `X-Consul-Results-Filtered-By-ACLs`).
+    public var anonymous: Bool
 
-    public init(index: UInt64? = nil, defaultACLPolicy: String? = nil, filteredByACLs: Bool = false) {
+    public init(index: UInt64? = nil, defaultACLPolicy: String? = nil, filteredByACLs: Bool = false, anonymous: Bool = false) {
         self.index = index
         self.defaultACLPolicy = defaultACLPolicy
         self.filteredByACLs = filteredByACLs
+        self.anonymous = anonymous
     }
 }
 

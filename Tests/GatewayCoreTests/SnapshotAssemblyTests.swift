@@ -246,7 +246,13 @@ struct SnapshotAssemblyTests {
     @Test func aRefusedBatchedIntentionsQueryIsSplitSoOnlyTheRefusedServiceIsLeftOut() async throws {
         var options = ConsulTestServer.Options()
         options.tokens = ["gateway": .init(deniedIntentionReads: ["thumbnails"])]
-        try await SnapshotFixture.with(options: options, token: "gateway", settings: { $0.intentionsBatchRetry = .milliseconds(300) }, prepare: prepareTwoServices) { fixture in
+        let prepare = { (consul: ConsulTestServer) in
+            try prepareTwoServices(consul)
+            // An entry the token may not read: the service-intentions list leaves it out and says
+            // so, and the gateway falls back to the match query for the scope.
+            try consul.setConfigEntry(#"{"Kind":"service-intentions","Name":"thumbnails","Sources":[{"Name":"web","Action":"allow"}]}"#)
+        }
+        try await SnapshotFixture.with(options: options, token: "gateway", settings: { $0.intentionsBatchRetry = .milliseconds(300) }, prepare: prepare) { fixture in
             // One name the token may not read makes Consul refuse the whole batch (§4.1 Decision).
             let split = try await fixture.waitFor("orders served, thumbnails refused") {
                 $0.services["orders"] != nil && $0.notServed["thumbnails"]?.kind == .intentionsForbidden
@@ -256,26 +262,27 @@ struct SnapshotAssemblyTests {
             let metrics = PrometheusText(fixture.metrics.exposition(snapshot: split, inFlight: 0))
             #expect(metrics.value("lambda_gateway_services_not_served", ["reason": "intentions_forbidden"]) == 1)
 
-            // Once the permission is granted the batched form comes back and the per-service watches stop.
-            fixture.consul.setTokenRules("gateway", .init())
-            try await fixture.waitFor("both served") { $0.services.count == 2 }
             func intentionQueries() -> [[String]] {
-                fixture.consul.requests.filter { $0.path == "/v1/connect/intentions/match" }.map { request in
-                    ConsulTestServer.split(request.uri).1.filter { $0.0 == "name" }.map(\.1)
-                }
+                fixture.matchRequests.map { request in ConsulTestServer.split(request.uri).1.filter { $0.0 == "name" }.map(\.1) }
             }
+            #expect(intentionQueries().contains { $0 == ["orders", "thumbnails"] } && intentionQueries().contains { $0 == ["orders"] })
+
+            // Once the permission is granted the batched form comes back (its retry) and, at the
+            // next write to the config table, the list is complete: every match watch stops.
+            fixture.consul.setTokenRules("gateway", .init())
             let deadline = ContinuousClock.now + .seconds(5)
             while intentionQueries().last?.count != 2 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-            try await Task.sleep(for: .milliseconds(200))
-            let singlesBefore = intentionQueries().filter { $0.count == 1 }.count
-            let batchedBefore = intentionQueries().filter { $0.count == 2 }.count
+            fixture.consul.touchConfigTable()
+            let both = try await fixture.waitFor("both served") { $0.services.count == 2 }
+            #expect(both.services["thumbnails"]?.intentions.map(\.sourceName) == ["web"])
+            try await Task.sleep(for: .milliseconds(300))
+            let queriesBefore = intentionQueries().count
             // Writes to the config table wake every intentions long poll that is still open.
             for _ in 0..<3 {
                 fixture.consul.touchConfigTable()
                 try await Task.sleep(for: .milliseconds(150))
             }
-            #expect(intentionQueries().filter { $0.count == 1 }.count == singlesBefore)
-            #expect(intentionQueries().filter { $0.count == 2 }.count > batchedBefore)
+            #expect(intentionQueries().count == queriesBefore)
         }
     }
 
@@ -356,10 +363,9 @@ struct SnapshotAssemblyTests {
             }
             #expect(scopes(of: "/v1/catalog/services") == ["-/-", "-/sales", "emea/sales"])
             #expect(scopes(of: "/v1/config/service-defaults") == ["-/-", "-/sales", "emea/sales"])
-            let intentionNames = Set(fixture.consul.requests.filter { $0.path == "/v1/connect/intentions/match" }.map { request in
-                ConsulTestServer.split(request.uri).1.filter { $0.0 == "name" || $0.0 == "ns" }.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
-            })
-            #expect(intentionNames == ["name=orders", "name=orders&ns=sales", "name=billing&ns=sales"])
+            // Intentions: the service-intentions list of each scope, and no match query (issue 23).
+            #expect(scopes(of: "/v1/config/service-intentions") == ["-/-", "-/sales", "emea/sales"])
+            #expect(fixture.matchRequests.isEmpty)
 
             // Unlinking the only service of a scope stops that scope's watches.
             try fixture.consul.linkServices(scoped: [("orders", .default), ("billing", sales)])

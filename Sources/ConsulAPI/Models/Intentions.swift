@@ -46,3 +46,38 @@ public struct IntentionHeaderPermission: Decodable, Sendable, Hashable {
     @Zero public var IgnoreCase: Bool
     @Zero public var Invert: Bool
 }
+
+/// One `service-intentions` config entry as `GET /v1/config/service-intentions` lists it: the
+/// intentions of one destination (`Name`, `*` for every service of its namespace), one per source.
+public struct ServiceIntentionsEntry: Decodable, Sendable, Hashable {
+    @Zero public var Kind: String
+    @Zero public var Name: String
+    @Zero public var Namespace: String
+    @Zero public var Partition: String
+    @Zero public var Sources: [SourceIntention]
+    /// A JWT requirement of the destination: Consul copies it into every intention of the entry.
+    public var JWT: FreeFormJSON?
+    @Zero public var CreateIndex: UInt64
+    @Zero public var ModifyIndex: UInt64
+}
+
+/// One source of a `service-intentions` entry (what the match endpoint turns into an `Intention`).
+public struct SourceIntention: Decodable, Sendable, Hashable {
+    @Zero public var Name: String
+    @Zero public var Namespace: String
+    @Zero public var Partition: String
+    @Zero public var Peer: String
+    @Zero public var SamenessGroup: String
+    /// `Type` (`consul`; empty from older agents).
+    @Zero public var sourceType: String
+    @Zero public var Action: String
+    @Zero public var Permissions: [IntentionPermission]
+    /// Computed by Consul on every write (mesh-identity.md §6.2); 0 when the answer lacks it.
+    @Zero public var Precedence: Int
+    @Zero public var Description: String
+
+    enum CodingKeys: String, CodingKey {
+        case Name, Namespace, Partition, Peer, SamenessGroup, Action, Permissions, Precedence, Description
+        case sourceType = "Type"
+    }
+}

@@ -14,7 +14,14 @@ public struct ConsulState: Sendable {
     public var catalogServices: [ConsulScope: CatalogServices] = [:]
     public var serviceDefaults: [ConsulScope: [ServiceDefaults]] = [:]
     public var serviceResolvers: [ConsulScope: [ServiceResolver]] = [:]
-    /// Intentions with the service as destination, once an intentions match answer covered it.
+    /// The latest complete `service-intentions` list of each scope: the intentions of its services
+    /// are derived from it (`IntentionsFromEntries`).
+    public var intentionEntries: [ConsulScope: [ServiceIntentionsEntry]] = [:]
+    /// Scopes whose latest list answer was not complete (ACLs hid entries): their services'
+    /// intentions come from the match query below.
+    public var intentionsFromMatch: Set<ConsulScope> = []
+    /// Intentions with the service as destination, once an intentions match answer covered it
+    /// (only while its scope is in `intentionsFromMatch`).
     public var intentions: [String: [Intention]] = [:]
     /// Services whose intentions the agent refused to the gateway's token (403), with its answer.
     public var intentionRefusals: [String: String] = [:]

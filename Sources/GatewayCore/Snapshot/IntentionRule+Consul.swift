@@ -12,25 +12,30 @@ extension IntentionRule {
             sourceSamenessGroup: intention.SourceSamenessGroup,
             sourceType: intention.SourceType,
             action: intention.Action,
-            permissions: intention.Permissions.map { permission in
-                IntentionPermissionRule(
-                    action: permission.Action,
-                    http: permission.HTTP.map { http in
-                        HTTPRule(
-                            pathExact: http.PathExact,
-                            pathPrefix: http.PathPrefix,
-                            pathRegex: http.PathRegex,
-                            methods: http.Methods,
-                            headers: http.Header.map {
-                                HeaderRule(name: $0.Name, present: $0.Present, exact: $0.Exact, prefix: $0.Prefix, suffix: $0.Suffix, contains: $0.Contains, regex: $0.Regex, ignoreCase: $0.IgnoreCase, invert: $0.Invert)
-                            }
-                        )
-                    },
-                    requiresJWT: permission.JWT.map { $0 != .null } ?? false
-                )
-            },
+            permissions: intention.Permissions.map(IntentionPermissionRule.init),
             requiresJWT: intention.JWT.map { $0 != .null } ?? false,
             precedence: intention.Precedence
+        )
+    }
+}
+
+extension IntentionPermissionRule {
+    /// One L7 permission, from a match answer or a `service-intentions` entry alike.
+    public init(_ permission: IntentionPermission) {
+        self.init(
+            action: permission.Action,
+            http: permission.HTTP.map { http in
+                HTTPRule(
+                    pathExact: http.PathExact,
+                    pathPrefix: http.PathPrefix,
+                    pathRegex: http.PathRegex,
+                    methods: http.Methods,
+                    headers: http.Header.map {
+                        HeaderRule(name: $0.Name, present: $0.Present, exact: $0.Exact, prefix: $0.Prefix, suffix: $0.Suffix, contains: $0.Contains, regex: $0.Regex, ignoreCase: $0.IgnoreCase, invert: $0.Invert)
+                    }
+                )
+            },
+            requiresJWT: permission.JWT.map { $0 != .null } ?? false
         )
     }
 }

@@ -45,8 +45,10 @@ public enum SnapshotBuilder {
     struct Lookups {
         var serviceDefaults: [String: ServiceDefaults] = [:]
         var resolvers: [String: ServiceResolver] = [:]
+        var intentions: [ConsulScope: IntentionsFromEntries] = [:]
 
         init(_ state: ConsulState) {
+            for (scope, entries) in state.intentionEntries { intentions[scope] = IntentionsFromEntries(entries: entries, scope: scope) }
             for (scope, entries) in state.serviceDefaults {
                 for entry in entries { serviceDefaults[scope.qualified(entry.Name)] = entry }
             }
@@ -67,9 +69,10 @@ public enum SnapshotBuilder {
         guard let leaf = validLeaf(leafAnswer, service: service, datacenter: snapshot.datacenter, trustDomain: snapshot.trustDomain) else {
             return no(.invalidLeaf, "leaf certificate is invalid")
         }
-        guard let intentions = state.intentions[key] else {
-            if let refusal = state.intentionRefusals[key] { return no(.intentionsForbidden, "intentions not readable: \(refusal)") }
-            return no(.waiting, "intentions not fetched yet")
+        let intentions: [IntentionRule]
+        switch Self.intentions(for: service, state: state, lookups: lookups) {
+        case .success(let rules): intentions = rules
+        case .failure(let failure): return .failure(failure)
         }
         guard state.serviceDefaults[scope] != nil, state.serviceResolvers[scope] != nil, let proxyDefaults = state.proxyDefaults, state.mesh != nil else {
             return no(.waiting, "config entries not fetched yet")
@@ -104,7 +107,7 @@ public enum SnapshotBuilder {
                 lambda: lambda,
                 protocolName: protocolName.lowercased(),
                 requestTimeout: timeout,
-                intentions: intentions.map(IntentionRule.init),
+                intentions: intentions,
                 leaf: leaf,
                 namespace: scope.namespace,
                 partition: scope.partition

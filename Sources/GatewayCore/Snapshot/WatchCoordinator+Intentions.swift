@@ -1,13 +1,17 @@
 import ConsulAPI
 import Logging
 
-/// The intentions match watch of one scope, G8 of consul-api.md §4.1.
+/// The intentions watches of one scope, G8 of consul-api.md §4.1 as revised for issue 23.
 ///
-/// Normally one batched request names every linked service of the scope. Consul refuses the whole batch with
-/// 403 when the token may not read the intentions of even one of them, so on a refusal the watch
-/// splits into one request per service: the missing permission then costs only that service. The
-/// batched form is tried again after `intentionsBatchRetry`, while the per-service watches go on
-/// (Decision, §4.1).
+/// The scope's `service-intentions` list is always watched, and normally it is all there is: the
+/// intentions are derived from it (WatchCoordinator+IntentionsList.swift). When ACLs hid some of
+/// its entries, the match query below runs as well, and its answers decide (`matching`).
+///
+/// The match query: one batched request names every linked service of the scope. Consul refuses the
+/// whole batch with 403 when the token may not read the intentions of even one of them, so on a
+/// refusal the watch splits into one request per service: the missing permission then costs only
+/// that service. The batched form is tried again after `intentionsBatchRetry`, while the
+/// per-service watches go on (Decision, §4.1).
 struct IntentionsWatches {
     enum Mode {
         case batched
@@ -22,8 +26,20 @@ struct IntentionsWatches {
     var batched: (generation: UInt64, task: Task<Void, Never>)?
     /// Tells a batched watch's late callbacks from the current one's.
     var generation: UInt64 = 0
+    /// The `service-intentions` list watch.
+    var list: Task<Void, Never>?
+    /// The last list answer was not complete: the match watches run.
+    var matching = false
 
     mutating func cancelAll() {
+        list?.cancel()
+        list = nil
+        cancelMatch()
+    }
+
+    /// Stops the match watches; the list watch goes on.
+    mutating func cancelMatch() {
+        matching = false
         batched?.task.cancel()
         batched = nil
         if case .split(let single, let retry) = mode {
@@ -40,10 +56,13 @@ extension WatchCoordinator {
     /// Follows the scope's linked names. The answers so far stay valid for the names they covered
     /// until new ones arrive, so served services are not dropped while a watch restarts.
     func reconcileIntentionsWatches(_ scope: ConsulScope, names: [String]) {
+        if intentionsWatches[scope]?.list == nil { startIntentionsListWatch(scope) }
         var watches = intentionsWatches[scope] ?? IntentionsWatches()
         guard watches.names != names else { return }
         watches.names = names
         intentionsWatches[scope] = watches
+        // The list covers every name of the scope; only the match query names them.
+        guard watches.matching else { return }
         switch watches.mode {
         case .batched:
             startBatchedIntentionsWatch(scope)
@@ -125,7 +144,7 @@ extension WatchCoordinator {
         let retry = Task {
             try? await Task.sleep(for: delay)
             guard !Task.isCancelled else { return }
-            await self.retryBatchedIntentions(scope)
+            self.retryBatchedIntentions(scope)
         }
         intentionsWatches[scope]?.mode = .split(single: single, retry: retry)
     }

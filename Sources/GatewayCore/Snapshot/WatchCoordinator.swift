@@ -84,8 +84,7 @@ actor WatchCoordinator {
             // A scope nothing is linked in any more: its watches and what they delivered go.
             tasks.forEach { $0.cancel() }
             scopedWatches[scope] = nil
-            intentionsWatches[scope]?.cancelAll()
-            intentionsWatches[scope] = nil
+            stopIntentionsWatches(scope)
             state.catalogServices[scope] = nil
             state.serviceDefaults[scope] = nil
             state.serviceResolvers[scope] = nil

@@ -9,6 +9,8 @@ extension ConsulTestServer {
         var body: String
         var index: UInt64?
         var json: Bool = true
+        /// `X-Consul-Results-Filtered-By-ACLs: true`: ACLs hid entries of a list.
+        var filteredByACLs = false
     }
 
     func handle(_ request: RecordedRequest) async -> ScriptedResponse {
@@ -46,14 +48,14 @@ extension ConsulTestServer {
 
         if request.method == "GET" {
             if let refusal = rules.flatMap({ Self.refusal(of: path, query: query, by: $0) }) { return respond(refusal) }
-            return await blockingGet(path: path, query: query)
+            return await blockingGet(path: path, query: query, rules: rules)
         }
         return respond(write(method: request.method, path: path, query: query, body: request.body))
     }
 
     // MARK: Blocking reads (consul-api.md §8.2)
 
-    func blockingGet(path: String, query: [(String, String)]) async -> ScriptedResponse {
+    func blockingGet(path: String, query: [(String, String)], rules: TokenRules? = nil) async -> ScriptedResponse {
         let requested = query.first { $0.0 == "index" }.flatMap { UInt64($0.1) } ?? 0
         var wait: Duration = .seconds(300)
         if let text = query.first(where: { $0.0 == "wait" })?.1 {
@@ -69,7 +71,7 @@ extension ConsulTestServer {
         var holding = false
         defer { if holding { state.withLockedValue { $0.openLongPolls -= 1 } } }
         while true {
-            let (answer, observed) = state.withLockedValue { state in (read(path: path, query: query, state: &state), state.store.index) }
+            let (answer, observed) = state.withLockedValue { state in (read(path: path, query: query, rules: rules, state: &state), state.store.index) }
             guard let index = answer.index, requested > 0, index <= requested, ContinuousClock.now < deadline, !Task.isCancelled else {
                 return respond(answer)
             }
@@ -103,7 +105,7 @@ extension ConsulTestServer {
         ConsulScope(partition: query.first { $0.0 == "partition" }?.1 ?? "", namespace: query.first { $0.0 == "ns" }?.1 ?? "")
     }
 
-    func read(path: String, query: [(String, String)], state: inout State) -> Answer {
+    func read(path: String, query: [(String, String)], rules: TokenRules? = nil, state: inout State) -> Answer {
         let store = state.store
         let scope = Self.scope(of: query)
         let parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
@@ -189,6 +191,14 @@ extension ConsulTestServer {
                 ])
             }
             return json(.array(entries), store.catalogIndex)
+        case ["config", "service-intentions"]:
+            // Consul filters the list by `intentions:read` on each destination and says so (§2.2).
+            let kind = store.configEntries["service-intentions"] ?? [:]
+            let inScope = kind.keys.sorted().compactMap { kind[$0]!.scope == scope ? kind[$0]! : nil }
+            let readable = inScope.filter { rules?.deniedIntentionReads.contains($0.value["Name"]?.text ?? "") != true }
+            var answer = json(.array(readable.map(store.renderedIntentions)), store.configIndex)
+            answer.filteredByACLs = readable.count < inScope.count
+            return answer
         case let route where route.count == 2 && route[0] == "config":
             let kind = store.configEntries[route[1]] ?? [:]
             let entries = kind.keys.sorted().compactMap { kind[$0]!.scope == scope ? store.rendered(kind[$0]!) : nil }
@@ -301,6 +311,7 @@ extension ConsulTestServer {
             }
             headers.append(("X-Consul-Index", String(index)))
         }
+        if answer.filteredByACLs { headers.append(("X-Consul-Results-Filtered-By-Acls", "true")) }
         return ScriptedResponse(status: answer.status, headers: headers, body: Array(answer.body.utf8))
     }
 

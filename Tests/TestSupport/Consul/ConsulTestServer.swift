@@ -42,7 +42,10 @@ public final class ConsulTestServer: Sendable {
     /// What one token may not do in ACL mode; everything else is allowed.
     public struct TokenRules: Sendable {
         public var accessorID: String
-        /// Destinations whose intentions the token may not read (`intentions:read`).
+        /// Destinations whose intentions the token may not read (`intentions:read`). `*` is the
+        /// wildcard destination's entry, which a token with per-service rules only cannot read
+        /// (consul-api.md §7.1): it is left out of the list, yet the match query for a readable
+        /// name still includes its intentions, as Consul does.
         public var deniedIntentionReads: Set<String>
         /// Without `agent:read`, `/v1/agent/self` answers 403.
         public var agentRead: Bool

@@ -165,16 +165,61 @@ struct ConsulTestStore {
 
     // MARK: Intentions (stored as service-intentions entries)
 
-    /// Matching intentions for `destination` in `scope`, precedence descending (mesh-identity.md
-    /// §6.2, for exact and wildcard names within one namespace).
+    /// The §6.2 table of mesh-identity.md, written out as Consul's `computeIntentionPrecedence`
+    /// gives it: rows by the destination's exact parts, columns by the source's.
+    static func precedence(sourceNamespace: String, sourceName: String, destinationNamespace: String, destinationName: String) -> Int {
+        let table: [String: Int] = [
+            "exact exact exact exact": 9, "exact * exact exact": 8, "* * exact exact": 7,
+            "exact exact exact *": 6, "exact * exact *": 5, "* * exact *": 4,
+            "exact exact * *": 3, "exact * * *": 2, "* * * *": 1,
+        ]
+        let parts = [sourceNamespace, sourceName, destinationNamespace, destinationName].map { $0 == "*" ? "*" : "exact" }
+        return table[parts.joined(separator: " ")] ?? 0
+    }
+
+    /// A source's partition and namespace as Consul stores them: those it names, else the
+    /// destination's (`MergeNoWildcard` on write).
+    static func sourceScope(_ source: JSONValue, destination: ConsulScope) -> ConsulScope {
+        scope(of: source, fallback: destination)
+    }
+
+    static func precedence(of source: JSONValue, entryName: String, scope: ConsulScope) -> Int {
+        precedence(
+            sourceNamespace: sourceScope(source, destination: scope).namespace, sourceName: source["Name"]?.text ?? "",
+            destinationNamespace: scope.namespace, destinationName: entryName
+        )
+    }
+
+    /// A `service-intentions` entry as the list shows it: Consul computes `Precedence` for every
+    /// source on write and keeps the sources sorted by it (stable).
+    func renderedIntentions(_ stored: StoredEntry) -> JSONValue {
+        guard case .object(var members) = rendered(stored), let position = members.firstIndex(where: { $0.name == "Sources" }),
+            case .array(let sources) = members[position].value
+        else { return rendered(stored) }
+        let name = stored.value["Name"]?.text ?? ""
+        let withPrecedence = sources.map { source -> (Int, JSONValue) in
+            let precedence = Self.precedence(of: source, entryName: name, scope: stored.scope)
+            guard case .object(var fields) = source else { return (precedence, source) }
+            fields.removeAll { $0.name == "Precedence" }
+            fields.append(JSONMember("Precedence", .number(String(precedence))))
+            return (precedence, .object(fields))
+        }
+        let sorted = withPrecedence.enumerated().sorted { $0.element.0 != $1.element.0 ? $0.element.0 > $1.element.0 : $0.offset < $1.offset }
+        members[position] = JSONMember("Sources", .array(sorted.map(\.element.1)))
+        return .object(members)
+    }
+
+    /// Matching intentions for `destination` in `scope`, as the match endpoint orders them
+    /// (Consul's `IntentionPrecedenceSorter`: precedence descending, then source namespace, source
+    /// name, destination name).
     func intentions(for destination: String, in scope: ConsulScope = .default) -> [JSONValue] {
-        var matched: [(precedence: Int, order: Int, value: JSONValue)] = []
+        var matched: [(precedence: Int, key: [String], value: JSONValue)] = []
         for entryName in [destination, "*"] {
             guard let stored = entry(kind: "service-intentions", name: entryName, scope: scope), case .array(let sources)? = stored.value["Sources"] else { continue }
             for source in sources {
                 guard case .string(let sourceName)? = source["Name"] else { continue }
-                let precedence = (entryName == "*" ? 6 : 9) - (sourceName == "*" ? 1 : 0)
-                let sourceScope = Self.scope(of: source)
+                let precedence = Self.precedence(of: source, entryName: entryName, scope: scope)
+                let sourceScope = Self.sourceScope(source, destination: scope)
                 var members: [JSONMember] = [
                     JSONMember("Description", source["Description"] ?? .string("")),
                     JSONMember("SourceNS", .string(sourceScope.namespace)),
@@ -183,16 +228,21 @@ struct ConsulTestStore {
                     JSONMember("DestinationNS", .string(scope.namespace)),
                     JSONMember("DestinationPartition", .string(scope.partition)),
                     JSONMember("DestinationName", .string(entryName)),
-                    JSONMember("SourceType", .string("consul")),
+                    JSONMember("SourceType", source["Type"] ?? .string("consul")),
                     JSONMember("Action", source["Action"] ?? .string("")),
                 ]
+                for field in ["Peer", "SamenessGroup"] {
+                    if let value = source[field] { members.append(JSONMember("Source" + field, value)) }
+                }
                 if let permissions = source["Permissions"] { members.append(JSONMember("Permissions", permissions)) }
+                // The destination's JWT requirement goes into each of its intentions (`ToIntention`).
+                if let jwt = stored.value["JWT"] { members.append(JSONMember("JWT", jwt)) }
                 members.append(JSONMember("Precedence", .number(String(precedence))))
                 members.append(JSONMember("CreateIndex", .number(String(stored.createIndex))))
                 members.append(JSONMember("ModifyIndex", .number(String(stored.modifyIndex))))
-                matched.append((precedence, matched.count, .object(members)))
+                matched.append((precedence, [sourceScope.namespace, sourceName, entryName], .object(members)))
             }
         }
-        return matched.sorted { $0.precedence != $1.precedence ? $0.precedence > $1.precedence : $0.order < $1.order }.map(\.value)
+        return matched.sorted { $0.precedence != $1.precedence ? $0.precedence > $1.precedence : $0.key.lexicographicallyPrecedes($1.key) }.map(\.value)
     }
 }
