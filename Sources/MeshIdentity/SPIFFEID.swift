@@ -19,7 +19,11 @@ public struct SPIFFEID: Sendable, Hashable, CustomStringConvertible {
     /// empty segments). Segments are percent-decoded once.
     public init?(parsing uri: String) {
         guard uri.hasPrefix("spiffe://") else { return nil }
-        let parts = uri.dropFirst("spiffe://".count).split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        // Split on the byte '/', not the Character: a decoded segment that starts with a combining
+        // mark (`svc/%CC%93...`) forms one Character with the '/' before it in the printed form, which
+        // then split differently from the ID it printed (found by FuzzSPIFFE).
+        let parts = uri.utf8.dropFirst("spiffe://".utf8.count).split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+            .map { String(decoding: $0, as: UTF8.self) }
         guard let trustDomain = parts.first, !trustDomain.isEmpty else { return nil }
         var rest = Array(parts.dropFirst())
         var partition = "default"

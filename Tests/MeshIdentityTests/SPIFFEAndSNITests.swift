@@ -52,6 +52,15 @@ struct SPIFFEAndSNITests {
         #expect(SPIFFEID(parsing: "spiffe://\(tdB)/ns/default/dc/dc1/svc/my%2Dsvc")?.service == "my-svc")
     }
 
+    @Test func aSegmentStartingWithACombiningMarkPrintsAsAnIDThatParsesBack() throws {
+        // Found by FuzzSPIFFE: the decoded service begins with U+0313, which joins the '/' before
+        // it into one Character; splitting the printed form by Characters lost that '/'.
+        let id = try #require(SPIFFEID(parsing: "spiffe://Wl/ns/d%65/dc/0/svc/%Cc%93%C3%a4"))
+        #expect(id.service.unicodeScalars.first == "\u{313}")
+        #expect(SPIFFEID(parsing: id.description) == id)
+        #expect(SPIFFEID(parsing: id.description)?.service.utf8.elementsEqual(id.service.utf8) == true)
+    }
+
     @Test func sniComparisonForm() {
         #expect(ServiceSNI.normalize("Orders.Default.DC1.internal.\(tdB).") == "orders.default.dc1.internal.\(tdB)")
     }
