@@ -32,7 +32,11 @@ while [ $# -gt 0 ]; do
 done
 [ ${#selected[@]} -gt 0 ] || selected=("${TARGETS[@]}")
 
-scratch=.build-fuzz
+# LAMBDA_GATEWAY_FUZZ_SCRATCH=.build (CI) builds in the normal build folder: the C and C++ code
+# (BoringSSL, llhttp: half the steps) is compiled once for both builds, since -Xswiftc changes
+# only Swift's commands. Locally the default keeps the fuzz build apart, so that a normal build
+# after it does not recompile every Swift module.
+scratch=${LAMBDA_GATEWAY_FUZZ_SCRATCH:-.build-fuzz}
 # This machine runs one swift command at a time through a lock; CI has no lock and runs swift itself.
 swift_cmd=(swift)
 [ -x /work/swift-locked ] && swift_cmd=(/work/swift-locked)
