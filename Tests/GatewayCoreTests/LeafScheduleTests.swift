@@ -7,6 +7,15 @@ import Testing
 struct LeafScheduleTests {
     static func service(_ number: Int) -> LinkedService { LinkedService(name: "fn-\(number)") }
 
+    /// One linked service whose first read answered `serial` at time 0.
+    static func holdingOneLeaf(serial: String) -> LeafSchedule {
+        var schedule = LeafSchedule()
+        schedule.link(service(1), now: 0)
+        _ = schedule.next(now: 0)
+        schedule.answered("fn-1", serial: serial, now: 0)
+        return schedule
+    }
+
     /// Runs the schedule from `start` to `end`: every read it starts is answered `latency` later
     /// with the serial `serial(key, time)`. Returns the start time of every read, by key.
     static func simulate(
@@ -91,10 +100,7 @@ struct LeafScheduleTests {
     }
 
     @Test func anOldLeafAfterANewActiveRootIsReadAgainUntilTheAgentReSignsIt() {
-        var schedule = LeafSchedule()
-        schedule.link(Self.service(1), now: 0)
-        _ = schedule.next(now: 0)
-        schedule.answered("fn-1", serial: "OLD", now: 0)
+        var schedule = Self.holdingOneLeaf(serial: "OLD")
         schedule.rootsChanged(now: 10, heldSerials: ["fn-1": "OLD"])
         #expect(schedule.next(now: 10) == .read(Self.service(1)))
         // Still the old leaf: again after 5 s, not after 4 minutes.
@@ -107,10 +113,7 @@ struct LeafScheduleTests {
     }
 
     @Test func anAgentThatNeverReSignsIsGivenUpOnAfterThePatience() {
-        var schedule = LeafSchedule()
-        schedule.link(Self.service(1), now: 0)
-        _ = schedule.next(now: 0)
-        schedule.answered("fn-1", serial: "OLD", now: 0)
+        var schedule = Self.holdingOneLeaf(serial: "OLD")
         schedule.rootsChanged(now: 10, heldSerials: ["fn-1": "OLD"])
         let reads = Self.simulate(&schedule, from: 10, to: 600) { _, _ in "OLD" }
         // Every 5 s for 2 minutes, then the normal interval.
@@ -170,10 +173,7 @@ struct LeafScheduleTests {
     }
 
     @Test func aFailedRefreshKeepsItsLeafAndWaitsForTheRing() {
-        var schedule = LeafSchedule()
-        schedule.link(Self.service(1), now: 0)
-        _ = schedule.next(now: 0)
-        schedule.answered("fn-1", serial: "A", now: 0)
+        var schedule = Self.holdingOneLeaf(serial: "A")
         #expect(schedule.next(now: 240) == .read(Self.service(1)))
         schedule.failed("fn-1", now: 240)
         #expect(schedule.next(now: 241) == .wait(until: 480))
