@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "TLSFiles", targets: ["TLSFiles"]),
         .library(name: "AWSCredentials", targets: ["AWSCredentials"]),
         .library(name: "LambdaInvoke", targets: ["LambdaInvoke"]),
+        .library(name: "AWSAPI", targets: ["AWSAPI"]),
         .library(name: "ConsulAPI", targets: ["ConsulAPI"]),
         .library(name: "GatewayCore", targets: ["GatewayCore"]),
     ],
@@ -78,6 +79,19 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Typed AWS control-plane calls (Lambda, SSM) over LambdaInvoke's pooled HTTP client.
+        .target(
+            name: "AWSAPI",
+            dependencies: [
+                "AWSSigV4",
+                "AWSCredentials",
+                "LambdaInvoke",
+                "LambdaPayload",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -209,6 +223,16 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "AWSAPITests",
+            dependencies: [
+                "AWSAPI", "AWSCredentials", "AWSSigV4", "LambdaInvoke", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "DevModeTests", dependencies: ["DevMode", "AWSSigV4", .product(name: "NIOCore", package: "swift-nio")]),

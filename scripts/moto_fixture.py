@@ -3,7 +3,9 @@
 
 Usage: moto_fixture.py http://127.0.0.1:PORT
 Prints one JSON line: the function's name and ARN, long-term keys of an IAM user allowed to
-invoke it, and temporary keys (with a session token) of a role allowed to invoke it.
+invoke it, temporary keys (with a session token) of a role allowed to invoke it, keys of a
+`registrator` user allowed the registrator's Lambda and SSM calls, keys of an `admin` user allowed
+everything (for test setup once auth is on), and the role's ARN (for functions created later).
 Only ever talks to the loopback endpoint it is given.
 """
 import io
@@ -54,6 +56,21 @@ function = boto3.client("lambda", **admin).create_function(
     FunctionName="orders", Runtime="python3.11", Role=role["Arn"], Handler="index.handler",
     Code={"ZipFile": archive.getvalue()})
 
+# The registrator's calls (consul-lambda.md A.8). moto checks "<service>:<operation>" with botocore's
+# operation names, which for these seven are the real IAM action names.
+registrator_policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": [
+    "lambda:ListFunctions", "lambda:ListTags", "lambda:GetFunction", "lambda:ListAliases",
+    "ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter"], "Resource": "*"}]}
+iam.create_user(UserName="registrator")
+iam.put_user_policy(UserName="registrator", PolicyName="registrator", PolicyDocument=json.dumps(registrator_policy))
+registrator_key = iam.create_access_key(UserName="registrator")["AccessKey"]
+
+# Test setup after auth is on (scripts/moto_functions.py): everything allowed.
+iam.create_user(UserName="admin")
+iam.put_user_policy(UserName="admin", PolicyName="everything", PolicyDocument=json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+admin_key = iam.create_access_key(UserName="admin")["AccessKey"]
+
 sts = boto3.client("sts", endpoint_url=endpoint, region_name=region,
                    aws_access_key_id=user_key["AccessKeyId"], aws_secret_access_key=user_key["SecretAccessKey"])
 temporary = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="gateway-test")["Credentials"]
@@ -67,4 +84,8 @@ print(json.dumps({
     "user": {"access_key_id": user_key["AccessKeyId"], "secret_access_key": user_key["SecretAccessKey"]},
     "temporary": {"access_key_id": temporary["AccessKeyId"], "secret_access_key": temporary["SecretAccessKey"],
                   "session_token": temporary["SessionToken"]},
+    "registrator": {"access_key_id": registrator_key["AccessKeyId"],
+                    "secret_access_key": registrator_key["SecretAccessKey"]},
+    "admin": {"access_key_id": admin_key["AccessKeyId"], "secret_access_key": admin_key["SecretAccessKey"]},
+    "role_arn": role["Arn"],
 }))

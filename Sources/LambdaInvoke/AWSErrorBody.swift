@@ -4,12 +4,14 @@ import NIOHTTP1
 
 /// The code and message of an AWS error answer (lambda.md §3.3), from whichever place holds them:
 /// the `X-Amzn-ErrorType` header, a JSON body (`__type`, `code`, `Type`/`message`), or an XML body
-/// (`<Code>`, `<Message>`) as the common AWS layer sometimes sends.
-struct AWSErrorBody {
-    var code: String
-    var message: String
+/// (`<Code>`, `<Message>`) as the common AWS layer sometimes sends. Shared by every AWS client of
+/// the project: REST-JSON (Lambda) and JSON 1.1 (SSM) services answer errors the same ways.
+public struct AWSErrorBody: Sendable, Hashable {
+    public var code: String
+    public var message: String
 
-    static func parse(status: Int, headers: HTTPHeaders, body: ByteBuffer) -> AWSErrorBody {
+    /// `service` names the service in the message made up when the answer carries none.
+    public static func parse(status: Int, headers: HTTPHeaders, body: ByteBuffer, service: String = "Lambda") -> AWSErrorBody {
         var code = headers.first(name: "X-Amzn-ErrorType").map { String($0.split(separator: ":", maxSplits: 1).first ?? "") }
         var message: String?
         if let json = try? body.withUnsafeReadableBytes({ bytes throws(JSONParser.Error) in try JSONParser.parse(bytes) }) {
@@ -36,7 +38,7 @@ struct AWSErrorBody {
         let fallbackCode = status >= 500 ? "ServiceException" : "HTTP\(status)"
         return AWSErrorBody(
             code: (code?.isEmpty ?? true) ? fallbackCode : code!,
-            message: message ?? "Lambda answered \(status)"
+            message: message ?? "\(service) answered \(status)"
         )
     }
 

@@ -69,7 +69,9 @@ public struct LambdaInvokeError: Error, Hashable, CustomStringConvertible {
         return false
     }
 
-    static let authenticationErrorCodes: Set<String> = [
+    /// The common AWS layer's codes for credentials AWS refused (also answered by JSON 1.1 services,
+    /// with status 400).
+    public static let authenticationErrorCodes: Set<String> = [
         "InvalidSignatureException", "SignatureDoesNotMatch", "UnrecognizedClientException", "InvalidClientTokenId",
         "ExpiredTokenException", "AccessDeniedException", "ExpiredToken", "IncompleteSignature",
     ]

@@ -2,9 +2,11 @@ import Foundation
 import NIOCore
 import NIOPosix
 
-/// moto's server (from PyPI) on 127.0.0.1, prepared by `scripts/moto_fixture.py` with an IAM user,
-/// a role with temporary credentials and a function, then with IAM authentication switched on so
-/// that it checks every signature.
+/// moto's server (from PyPI) on 127.0.0.1, prepared by `scripts/moto_fixture.py` with IAM users, a
+/// role with temporary credentials and a function, then with IAM authentication switched on so that
+/// it checks every signature. It runs through `scripts/moto_server_aws.py`, which makes moto check a
+/// signature against the request as sent (moto alone fails every GET and every encoded ARN path)
+/// and page ListFunctions and ListAliases as Lambda does.
 public final class MotoServer: Sendable {
     public struct Fixture: Decodable, Sendable {
         public struct Keys: Decodable, Sendable {
@@ -15,8 +17,21 @@ public final class MotoServer: Sendable {
 
         public var function_name: String
         public var function_arn: String
+        /// Allowed to invoke.
         public var user: Keys
         public var temporary: Keys
+        /// Allowed the registrator's Lambda reads and Parameter Store calls (consul-lambda.md A.8).
+        public var registrator: Keys
+        /// Allowed everything: test setup once authentication is on (`lambdaCommands`).
+        public var admin: Keys
+        /// The execution role of the functions `lambdaCommands` creates.
+        public var role_arn: String
+    }
+
+    /// What `scripts/moto_functions.py` prints: the ARNs of the functions and aliases it created.
+    public struct LambdaCommandsResult: Decodable, Sendable {
+        public var arns: [String: String]
+        public var aliases: [String: String]
     }
 
     public let port: Int
@@ -33,7 +48,7 @@ public final class MotoServer: Sendable {
         port = try await Self.freePort()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["moto_server", "-H", "127.0.0.1", "-p", String(port)]
+        process.arguments = ["python3", Self.packageRoot.appendingPathComponent("scripts/moto_server_aws.py").path, "-H", "127.0.0.1", "-p", String(port)]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         do {
@@ -51,6 +66,26 @@ public final class MotoServer: Sendable {
             process.waitUntilExit()
             throw error
         }
+    }
+
+    /// Applies `scripts/moto_functions.py` commands (a JSON list: create, tag, untag, alias, delete)
+    /// with the admin keys, and returns what it prints.
+    public func lambdaCommands(_ json: String) async throws -> String {
+        var environment = ProcessInfo.processInfo.environment
+        environment["MOTO_ADMIN_ACCESS_KEY_ID"] = fixture.admin.access_key_id
+        environment["MOTO_ADMIN_SECRET_ACCESS_KEY"] = fixture.admin.secret_access_key
+        environment["MOTO_ROLE_ARN"] = fixture.role_arn
+        let arguments = ["python3", Self.packageRoot.appendingPathComponent("scripts/moto_functions.py").path, endpoint]
+        let output = try await ChildProcess.run(arguments, environment: environment, input: json)
+        guard output.status == 0 else {
+            throw TestSupportError("moto_functions.py failed: \(output.stderr)")
+        }
+        return output.stdout
+    }
+
+    /// `lambdaCommands`, its output decoded.
+    public func applyLambdaCommands(_ json: String) async throws -> LambdaCommandsResult {
+        try JSONDecoder().decode(LambdaCommandsResult.self, from: Data(try await lambdaCommands(json).utf8))
     }
 
     /// SIGKILL: a child of the test process inherits its blocked signal mask, so SIGTERM would not
@@ -101,16 +136,16 @@ public enum ChildProcess {
         public var stderr: String
     }
 
-    /// `arguments[0]` is looked up on PATH unless it is a path.
-    public static func run(_ arguments: [String], environment: [String: String]? = nil) async throws -> Output {
+    /// `arguments[0]` is looked up on PATH unless it is a path. `input`, if any, is the standard input.
+    public static func run(_ arguments: [String], environment: [String: String]? = nil, input: String? = nil) async throws -> Output {
         try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
-                continuation.resume(with: Result { try runBlocking(arguments, environment: environment) })
+                continuation.resume(with: Result { try runBlocking(arguments, environment: environment, input: input) })
             }
         }
     }
 
-    static func runBlocking(_ arguments: [String], environment: [String: String]?) throws -> Output {
+    static func runBlocking(_ arguments: [String], environment: [String: String]?, input: String? = nil) throws -> Output {
         let process = Process()
         if arguments[0].hasPrefix("/") {
             process.executableURL = URL(fileURLWithPath: arguments[0])
@@ -124,7 +159,14 @@ public enum ChildProcess {
         let errors = Pipe()
         process.standardOutput = output
         process.standardError = errors
+        let inputPipe = input.map { _ in Pipe() }
+        if let inputPipe { process.standardInput = inputPipe }
         try process.run()
+        if let input, let inputPipe {
+            // Small inputs only: written whole before the output is read.
+            inputPipe.fileHandleForWriting.write(Data(input.utf8))
+            try inputPipe.fileHandleForWriting.close()
+        }
         let data = output.fileHandleForReading.readDataToEndOfFile()
         let errorData = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
