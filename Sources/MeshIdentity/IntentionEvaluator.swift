@@ -32,12 +32,13 @@ public struct IntentionEvaluator: Sendable {
             .filter { $0.element.sourcePeer.isEmpty && $0.element.sourceSamenessGroup.isEmpty && ($0.element.sourceType.isEmpty || $0.element.sourceType == "consul") }
             .sorted { $0.element.precedence != $1.element.precedence ? $0.element.precedence > $1.element.precedence : $0.offset < $1.offset }
             .map(\.element)
-        var seen = Set<[String]>()
+        // Keyed by bytes: two names Swift holds canonically equal are two sources to Consul.
+        var seen = Set<[[UInt8]]>()
         var compiled: [Compiled] = []
         for rule in supported {
             let partition = rule.sourcePartition.isEmpty ? "default" : rule.sourcePartition
             let namespace = rule.sourceNamespace.isEmpty ? "default" : rule.sourceNamespace
-            guard seen.insert([partition, namespace, rule.sourceName, rule.sourcePeer]).inserted else { continue }
+            guard seen.insert([partition, namespace, rule.sourceName, rule.sourcePeer].map { Array($0.utf8) }).inserted else { continue }
             let permissions = rule.permissions.map { permission -> CompiledPermission in
                 var pathRegex: PatternMatcher?
                 var headerRegexes: [PatternMatcher?] = []
@@ -82,15 +83,15 @@ public struct IntentionEvaluator: Sendable {
 
     func matches(_ rule: Compiled, _ caller: SPIFFEID?) -> Bool {
         guard let caller else { return false }
-        return rule.partition == caller.partition
-            && (rule.namespace == "*" || rule.namespace == caller.namespace)
-            && (rule.rule.sourceName == "*" || rule.rule.sourceName == caller.service)
+        return rule.partition.bytesEqual(caller.partition)
+            && (rule.namespace == "*" || rule.namespace.bytesEqual(caller.namespace))
+            && (rule.rule.sourceName == "*" || rule.rule.sourceName.bytesEqual(caller.service))
     }
 
     func covers(_ higher: Compiled, _ rule: Compiled) -> Bool {
-        higher.wildness < rule.wildness && higher.partition == rule.partition
-            && (rule.namespace == "*" || rule.namespace == higher.namespace)
-            && (rule.rule.sourceName == "*" || rule.rule.sourceName == higher.rule.sourceName)
+        higher.wildness < rule.wildness && higher.partition.bytesEqual(rule.partition)
+            && (rule.namespace == "*" || rule.namespace.bytesEqual(higher.namespace))
+            && (rule.rule.sourceName == "*" || rule.rule.sourceName.bytesEqual(higher.rule.sourceName))
     }
 
     func verdict(_ rule: Compiled, _ request: AuthorizationRequest) -> Verdict {
@@ -104,10 +105,10 @@ public struct IntentionEvaluator: Sendable {
 
     func permissionMatches(_ permission: CompiledPermission, _ request: AuthorizationRequest) -> Bool {
         guard let http = permission.http else { return true }
-        if !http.pathExact.isEmpty && request.path != http.pathExact { return false }
-        if !http.pathPrefix.isEmpty && !request.path.hasPrefix(http.pathPrefix) { return false }
+        if !http.pathExact.isEmpty && !request.path.bytesEqual(http.pathExact) { return false }
+        if !http.pathPrefix.isEmpty && !request.path.bytesHavePrefix(http.pathPrefix) { return false }
         if let regex = permission.pathRegex, !regex.wholeMatches(request.path) { return false }
-        if !http.methods.isEmpty && !http.methods.contains(request.method) { return false }
+        if !http.methods.isEmpty && !http.methods.contains(where: { $0.bytesEqual(request.method) }) { return false }
         for (index, header) in http.headers.enumerated() {
             let regex = index < permission.headerRegexes.count ? permission.headerRegexes[index] : nil
             if let matched = headerMatches(header, regex: regex, request), !matched { return false }
@@ -122,15 +123,15 @@ public struct IntentionEvaluator: Sendable {
             return (value != nil) != header.invert
         }
         let test: (String) -> Bool
-        func fold(_ text: String) -> String { header.ignoreCase ? text.lowercased() : text }
+        func fold(_ text: String) -> String { header.ignoreCase ? text.asciiLowercased : text }
         if !header.exact.isEmpty {
-            test = { fold($0) == fold(header.exact) }
+            test = { fold($0).bytesEqual(fold(header.exact)) }
         } else if !header.prefix.isEmpty {
-            test = { fold($0).hasPrefix(fold(header.prefix)) }
+            test = { fold($0).bytesHavePrefix(fold(header.prefix)) }
         } else if !header.suffix.isEmpty {
-            test = { fold($0).hasSuffix(fold(header.suffix)) }
+            test = { fold($0).bytesHaveSuffix(fold(header.suffix)) }
         } else if !header.contains.isEmpty {
-            test = { fold($0).contains(fold(header.contains)) }
+            test = { fold($0).bytesContain(fold(header.contains)) }
         } else if let regex {
             test = { regex.wholeMatches($0) }
         } else {
@@ -149,7 +150,10 @@ struct PatternMatcher: @unchecked Sendable {
 
     init?(_ pattern: String) {
         guard let regex = try? Regex(pattern) else { return nil }
-        self.regex = regex
+        // Unicode scalars, as RE2 matches code points: by default Swift matches grapheme clusters,
+        // so `/admin.*` would not match `/admin` followed by a combining mark, and a deny rule would
+        // let it through.
+        self.regex = regex.matchingSemantics(.unicodeScalar)
     }
 
     func wholeMatches(_ text: String) -> Bool {

@@ -104,8 +104,8 @@ public struct AuthorizationRequest: Sendable {
 
     /// All values of `name` (case-insensitive) joined with `,`; `nil` when absent.
     func headerValue(_ name: String) -> String? {
-        let lower = name.lowercased()
-        let values = headers.filter { $0.name.lowercased() == lower }.map(\.value)
+        let lower = name.asciiLowercased
+        let values = headers.filter { $0.name.asciiLowercased.bytesEqual(lower) }.map(\.value)
         return values.isEmpty ? nil : values.joined(separator: ",")
     }
 }

@@ -147,6 +147,46 @@ struct RequestShapeHardeningTests {
         }
     }
 
+    /// Envoy and Consul compare bytes; Swift's `String` compares canonically equivalent text as
+    /// equal, so `/admin` followed by a combining mark was not `hasPrefix("/admin")` and slipped past.
+    @Test func aCombiningMarkAfterAPrefixSlipsPastNoDenyRule() async throws {
+        let rules = #"{"Kind":"service-intentions","Name":"orders","Sources":[{"Name":"web","Action":"","Permissions":[{"Action":"deny","HTTP":{"PathPrefix":"/admin"}},{"Action":"deny","HTTP":{"PathRegex":"/secret.*"}},{"Action":"deny","HTTP":{"Header":[{"Name":"x-role","Prefix":"guest"}]}},{"Action":"allow","HTTP":{"PathPrefix":"/"}}]}]}"#
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            try gateway.tls.snapshots.consul.setConfigEntry(rules)
+            try await gateway.tls.snapshots.waitFor("L7 rules") { $0.services["orders"]?.intentions.first?.permissions.count == 4 }
+            let host = gateway.tls.sni("orders")
+            let connection = try await RawConnection.open(gateway, service: "orders", alpn: ["h2"])
+            let cases: [(path: String, extra: [(String, String)], status: Int)] = [
+                ("/ok", [], 201),
+                ("/admin\u{301}", [], 403),
+                ("/admin\u{301}/users", [], 403),
+                ("/secret\u{301}", [], 403),
+                ("/ok", [("x-role", "guest\u{301}")], 403),
+            ]
+            var bytes = RawH2.start()
+            for (index, test) in cases.enumerated() {
+                bytes += RawH2.request(stream: UInt32(2 * index + 1), path: test.path, authority: host, extra: test.extra)
+            }
+            try await connection.send(bytes)
+            let received = try await connection.waitFor { received in
+                let responses = RawH2.responses(in: received)
+                return (0..<cases.count).allSatisfy { responses[UInt32(2 * $0 + 1)]?.ended == true }
+            }
+            let responses = RawH2.responses(in: received)
+            for (index, test) in cases.enumerated() {
+                #expect(responses[UInt32(2 * index + 1)]?.status == test.status, "\(test.path.unicodeScalars.map(\.value)) \(test.extra)")
+            }
+            #expect(gateway.lambda.requests.count == 1)
+            await connection.close()
+
+            // HTTP/1.1 with the mark's raw UTF-8 bytes in the target: refused or denied, never served.
+            let raw = Array("GET /admin".utf8) + [0xCC, 0x81] + Array(" HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n".utf8)
+            let status = statusLine(try await rawHTTP1(gateway, String(decoding: raw, as: UTF8.self)))
+            #expect(status == 403 || status == 400)
+            #expect(gateway.lambda.requests.count == 1)
+        }
+    }
+
     @Test func connectAndUpgradeRequestsEndTheirConnection() async throws {
         try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
             let host = gateway.tls.sni("orders")

@@ -124,6 +124,39 @@ struct IntentionEvaluatorTests {
         #expect(allowed(HeaderRule(name: "x"), []))  // no matcher: skipped
     }
 
+    /// Consul and Envoy compare bytes; text Swift holds canonically equal is still different text.
+    @Test func matchesCompareBytesNotCanonicalEquivalence() {
+        func allowed(_ http: HTTPRule, path: String, headers: [(String, String)] = [], source: String = "web", caller service: String = "web") -> Bool {
+            IntentionEvaluator(rules: [IntentionRule(sourceName: source, action: "", permissions: [IntentionPermissionRule(action: "allow", http: http)], precedence: 9)], defaultPolicy: "deny")
+                .isAllowed(caller: caller(service), request: AuthorizationRequest(method: "GET", path: path, headers: headers))
+        }
+        let combining = "\u{301}"
+        // "/admin" + U+0301 starts with the bytes of "/admin" (Swift's hasPrefix says no).
+        #expect(allowed(HTTPRule(pathPrefix: "/admin"), path: "/admin" + combining))
+        #expect(allowed(HTTPRule(pathRegex: "/admin.*"), path: "/admin" + combining))
+        #expect(allowed(HTTPRule(pathRegex: "/admin."), path: "/admin" + combining))
+        #expect(allowed(HTTPRule(headers: [HeaderRule(name: "x", prefix: "guest")]), path: "/", headers: [("x", "guest" + combining)]))
+        #expect(allowed(HTTPRule(headers: [HeaderRule(name: "x", suffix: combining)]), path: "/", headers: [("x", "guest" + combining)]))
+        #expect(allowed(HTTPRule(headers: [HeaderRule(name: "x", contains: "t" + combining)]), path: "/", headers: [("x", "guest" + combining + "x")]))
+        // NFC "é" and NFD "e" + U+0301 are equal to Swift, different to Consul and Envoy.
+        #expect(!allowed(HTTPRule(pathExact: "/caf\u{E9}"), path: "/cafe" + combining))
+        #expect(!allowed(HTTPRule(), path: "/", source: "caf\u{E9}", caller: "cafe" + combining))
+        #expect(allowed(HTTPRule(), path: "/", source: "cafe" + combining, caller: "cafe" + combining))
+        // ignore_case folds ASCII only: the Kelvin sign is not "k".
+        #expect(!allowed(HTTPRule(headers: [HeaderRule(name: "x", exact: "k", ignoreCase: true)]), path: "/", headers: [("x", "\u{212A}")]))
+        #expect(allowed(HTTPRule(headers: [HeaderRule(name: "x", exact: "K", ignoreCase: true)]), path: "/", headers: [("x", "k")]))
+    }
+
+    @Test func sourcesThatDifferOnlyInNormalizationAreTwoSources() {
+        let rules = [
+            IntentionRule(sourceName: "caf\u{E9}", action: "deny", precedence: 9),
+            IntentionRule(sourceName: "cafe\u{301}", action: "allow", precedence: 9),
+        ]
+        let evaluator = IntentionEvaluator(rules: rules, defaultPolicy: "deny")
+        #expect(evaluator.isAllowed(caller: caller("cafe\u{301}"), request: AuthorizationRequest(method: "GET", path: "/")))
+        #expect(!evaluator.isAllowed(caller: caller("caf\u{E9}"), request: AuthorizationRequest(method: "GET", path: "/")))
+    }
+
     @Test func aRegexThatDoesNotCompileDeniesEverything() {
         let rules = [
             IntentionRule(sourceName: "web", action: "allow", precedence: 9),
