@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "AWSAPI", targets: ["AWSAPI"]),
         .library(name: "ConsulAPI", targets: ["ConsulAPI"]),
         .library(name: "GatewayCore", targets: ["GatewayCore"]),
+        .library(name: "Registrator", targets: ["Registrator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -156,6 +157,25 @@ let package = Package(
             ]
         ),
 
+        // The registrator (consul-lambda.md Part A): tags and sync planning as pure code, the
+        // Lambda, SSM and Consul effects at its edge.
+        .target(
+            name: "Registrator",
+            dependencies: [
+                "AWSAPI",
+                "AWSCredentials",
+                "ConsulAPI",
+                "LambdaInvoke",
+                "LambdaPayload",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
+
         // MARK: Executable
         .executableTarget(
             name: "lambda-gateway",
@@ -163,6 +183,8 @@ let package = Package(
                 "ConsulAPI",
                 "DevMode",
                 "GatewayCore",
+                "Registrator",
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -180,6 +202,7 @@ let package = Package(
             name: "TestSupport",
             dependencies: [
                 "ConsulAPI",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 "LambdaPayload",
                 "MeshIdentity",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -237,6 +260,15 @@ let package = Package(
         ),
         .testTarget(name: "DevModeTests", dependencies: ["DevMode", "AWSSigV4", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "ConsulAPI"]),
+        .testTarget(
+            name: "RegistratorTests",
+            dependencies: [
+                "Registrator", "AWSAPI", "AWSCredentials", "AWSSigV4", "ConsulAPI", "LambdaPayload", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "ConsulAPITests",
             dependencies: ["ConsulAPI", "TLSFiles", "TestSupport", .product(name: "NIOSSL", package: "swift-nio-ssl")]

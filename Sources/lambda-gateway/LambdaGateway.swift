@@ -6,12 +6,19 @@ struct LambdaGateway: AsyncParsableCommand {
         commandName: "lambda-gateway",
         abstract: "A Consul service-mesh terminating gateway for AWS Lambda.",
         version: "0.1.0",
-        subcommands: [RunCommand.self, DevCommand.self, InvokeCommand.self, RegisterCommand.self, DeregisterCommand.self]
+        subcommands: [RunCommand.self, DevCommand.self, InvokeCommand.self, RegisterCommand.self, DeregisterCommand.self, RegistratorCommand.self]
     )
 
     static func main() async {
         // Before any task runs: the serving commands run Swift concurrency on their event loops.
         _ = ServerEventLoops.shared
+        // Packaged as a Lambda custom runtime (scripts/package-registrator.sh), the binary is
+        // `bootstrap` and Lambda starts it without arguments.
+        let arguments = CommandLine.arguments
+        if arguments.count == 1, arguments[0].hasSuffix("/bootstrap") || arguments[0] == "bootstrap" {
+            await main(["registrator", "lambda"])
+            return
+        }
         await main(nil)
     }
 }

@@ -46,6 +46,10 @@ extension ConsulTestServer {
             return respond(Answer(status: 400, body: "Invalid query parameter: \"\(name)\" - Namespaces are a Consul Enterprise feature", index: nil, json: false))
         }
 
+        // A datacenter the agent does not know: Consul has no route to it (consul-api.md §2.3).
+        if let dc = query.first(where: { $0.0 == "dc" })?.1, !dc.isEmpty, dc != state.withLockedValue({ $0.options.datacenter }) {
+            return respond(Answer(status: 500, body: "No path to datacenter", index: nil, json: false))
+        }
         if request.method == "GET" {
             if let refusal = rules.flatMap({ Self.refusal(of: path, query: query, by: $0) }) { return respond(refusal) }
             return await blockingGet(path: path, query: query, rules: rules)
@@ -227,6 +231,10 @@ extension ConsulTestServer {
                 ]),
                 store.catalogIndex
             )
+        case ["namespaces"] where state.options.enterprise:
+            // Enterprise: the namespaces of the request's partition (consul-api.md §6.7).
+            let names = store.namespaces(in: scope.partition)
+            return json(.array(names.map { .object([JSONMember("Name", .string($0)), JSONMember("Partition", .string(scope.partition))]) }), store.catalogIndex)
         case ["agent", "self"]:
             return Answer(
                 status: 200,
@@ -266,13 +274,18 @@ extension ConsulTestServer {
             if case .object(let members)? = registration["NodeMeta"] {
                 meta = Dictionary(members.compactMap { member in member.value.text.map { (member.name, $0) } }, uniquingKeysWith: { $1 })
             }
-            write { $0.store.register(.init(node: node, id: id, service: name, tags: tags, meta: [:], address: "", port: 0, kind: "", createIndex: 0, modifyIndex: 0), nodeMeta: meta) }
+            // Enterprise: the service's namespace and the registration's partition, else the query's.
+            let instanceScope = ConsulScope(
+                partition: registration["Partition"]?.text ?? scope.partition,
+                namespace: service["Namespace"]?.text ?? scope.namespace
+            )
+            write { $0.store.register(.init(node: node, id: id, service: name, scope: instanceScope, tags: tags, meta: [:], address: "", port: 0, kind: "", createIndex: 0, modifyIndex: 0), nodeMeta: meta) }
             return Answer(status: 200, body: "true", index: nil)
         case ("PUT", ["catalog", "deregister"]):
             guard let registration = parsed, case .string(let node)? = registration["Node"], case .string(let id)? = registration["ServiceID"] else {
                 return Answer(status: 400, body: "Request decoding failed: missing Node or ServiceID", index: nil, json: false)
             }
-            write { $0.store.deregister(node: node, serviceID: id) }
+            write { $0.store.deregister(node: node, serviceID: id, scope: scope) }
             return Answer(status: 200, body: "true", index: nil)
         case ("PUT", ["agent", "service", "register"]):
             guard let registration = parsed, case .string(let name)? = registration["Name"] else {

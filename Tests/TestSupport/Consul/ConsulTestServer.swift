@@ -180,6 +180,35 @@ public final class ConsulTestServer: Sendable {
         write { $0.store.deregister(node: node, serviceID: service) }
     }
 
+    /// The catalog instances of a service: node, ID, tags.
+    public func instances(of service: String, scope: ConsulScope = .default) -> [(node: String, id: String, tags: [String])] {
+        state.withLockedValue { state in
+            (state.store.instances[scope.qualified(service)] ?? []).map { ($0.node, $0.id, $0.tags) }
+        }
+    }
+
+    /// The `NodeMeta` last registered for a node.
+    public func nodeMeta(_ node: String) -> [String: String]? {
+        state.withLockedValue { $0.store.nodeMeta[node] }
+    }
+
+    /// A config entry as it was written (without the server's indexes), as JSON text with sorted keys.
+    public func configEntryJSON(kind: String, name: String, scope: ConsulScope = .default) -> String? {
+        state.withLockedValue { state in
+            state.store.entry(kind: kind, name: name, scope: scope).map { JSONValue.sortingKeys($0.value).jsonText }
+        }
+    }
+
+    /// The `ModifyIndex` of a config entry.
+    public func configEntryModifyIndex(kind: String, name: String, scope: ConsulScope = .default) -> UInt64? {
+        state.withLockedValue { $0.store.entry(kind: kind, name: name, scope: scope)?.modifyIndex }
+    }
+
+    /// Creates a namespace in a partition (Enterprise).
+    public func createNamespace(_ scope: ConsulScope) {
+        _ = write { $0.store.createdNamespaces.insert(scope) }
+    }
+
     /// Services registered through the agent endpoint: (ID, name, kind, address, port).
     public func agentServices() -> [(id: String, name: String, kind: String, address: String, port: Int)] {
         state.withLockedValue { state in
@@ -385,4 +414,15 @@ public final class ConsulTestServer: Sendable {
 final class WeakBox: @unchecked Sendable {
     // @unchecked: set once in ConsulTestServer.init before any request can arrive, then only read.
     weak var server: ConsulTestServer?
+}
+
+extension JSONValue {
+    /// The same value with every object's members in name order (for comparing JSON text).
+    static func sortingKeys(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .object(let members): return .object(members.sorted { $0.name < $1.name }.map { JSONMember($0.name, sortingKeys($0.value)) })
+        case .array(let elements): return .array(elements.map(sortingKeys))
+        default: return value
+        }
+    }
 }

@@ -57,6 +57,7 @@ struct ConsulTestStore {
     var roots: [Root] = []
     var activeRootID = ""
     var leaves: [String: Leaf] = [:]
+    var createdNamespaces: Set<ConsulScope> = []
 
     mutating func bump() -> UInt64 {
         index += 1
@@ -130,14 +131,24 @@ struct ConsulTestStore {
         if let meta { nodeMeta[instance.node] = meta }
     }
 
-    mutating func deregister(node: String, serviceID: String) {
+    /// `scope` nil: every scope (the agent's own services).
+    mutating func deregister(node: String, serviceID: String, scope: ConsulScope? = nil) {
         for (service, list) in instances {
-            let kept = list.filter { !($0.node == node && $0.id == serviceID) }
+            let kept = list.filter { !($0.node == node && $0.id == serviceID && (scope == nil || $0.scope == scope)) }
             if kept.count != list.count {
                 instances[service] = kept.isEmpty ? nil : kept
                 catalogIndex = bump()
             }
         }
+    }
+
+    /// The namespaces of a partition (Enterprise): `default`, those created, and those in use.
+    func namespaces(in partition: String) -> [String] {
+        var names: Set<String> = ["default"]
+        names.formUnion(createdNamespaces.filter { $0.partition == partition }.map(\.namespace))
+        names.formUnion(instances.values.joined().filter { $0.scope.partition == partition }.map(\.scope.namespace))
+        names.formUnion(configEntries.values.flatMap(\.values).filter { $0.scope.partition == partition }.map(\.scope.namespace))
+        return names.sorted()
     }
 
     /// The names of the services with an instance in `scope`.

@@ -1,0 +1,26 @@
+/// Runs `body` for every element, at most `limit` at a time (A.2 `MAX_CONCURRENCY`), and returns
+/// the results in the elements' order.
+func boundedMap<Element: Sendable, Result: Sendable>(
+    _ elements: [Element],
+    limit: Int,
+    _ body: @escaping @Sendable (Element) async -> Result
+) async -> [Result] {
+    await withTaskGroup(of: (Int, Result).self) { group in
+        var results = [Result?](repeating: nil, count: elements.count)
+        var next = 0
+        while next < min(max(limit, 1), elements.count) {
+            let (index, element) = (next, elements[next])
+            group.addTask { (index, await body(element)) }
+            next += 1
+        }
+        while let (index, result) = await group.next() {
+            results[index] = result
+            if next < elements.count {
+                let (index, element) = (next, elements[next])
+                group.addTask { (index, await body(element)) }
+                next += 1
+            }
+        }
+        return results.map { $0! }
+    }
+}

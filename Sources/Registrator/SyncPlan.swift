@@ -1,0 +1,137 @@
+import ConsulAPI
+import LambdaInvoke
+
+/// A service the registrator manages in Consul now: a catalog instance tagged
+/// `managed-by-lambda-registrator`, with its service-defaults entry if it has one.
+public struct ManagedService: Sendable, Hashable {
+    public var name: String
+    public var scope: ConsulScope
+    public var entry: ServiceDefaults?
+
+    public init(name: String, scope: ConsulScope = .default, entry: ServiceDefaults?) {
+        self.name = name
+        self.scope = scope
+        self.entry = entry
+    }
+
+    public struct Key: Sendable, Hashable, Comparable, CustomStringConvertible {
+        public var scope: ConsulScope
+        public var name: String
+
+        public static func < (lhs: Key, rhs: Key) -> Bool { (lhs.scope, lhs.name) < (rhs.scope, rhs.name) }
+        public var description: String { scope.qualified(name) }
+    }
+
+    public var key: Key { Key(scope: scope, name: name) }
+
+    /// The function the service belongs to: the one its entry's ARN names, else its own name
+    /// (A.6.1 step 6).
+    public var owner: String {
+        entry.flatMap(LambdaArguments.init(entry:)).flatMap { try? FunctionARN(parsing: $0.arn).functionName } ?? name
+    }
+}
+
+/// What one sync (full, or one function's event) writes and deletes, decided without I/O
+/// (consul-lambda.md A.6.1 steps 5–6).
+public struct SyncPlan: Sendable, Hashable {
+    public struct Upsert: Sendable, Hashable {
+        public var service: DesiredService
+        public var reason: String
+    }
+
+    public struct Delete: Sendable, Hashable {
+        public var service: ManagedService.Key
+        public var reason: String
+    }
+
+    /// An error tied to one function: a bad tag value, unreadable tags, a name conflict.
+    public struct FunctionError: Sendable, Hashable {
+        public var function: String
+        public var message: String
+
+        public init(function: String, message: String) {
+            self.function = function
+            self.message = message
+        }
+    }
+
+    public var upserts: [Upsert] = []
+    public var deletes: [Delete] = []
+    /// Desired services that already say the right thing: no write.
+    public var unchanged: [DesiredService] = []
+    /// Every desired service, written or not (for the mTLS data).
+    public var desired: [DesiredService] = []
+    public var errors: [FunctionError] = []
+    /// Functions left alone on purpose (other datacenter, unmanaged partition, CE with scope tags) or
+    /// alias services left out, with why.
+    public var skipped: [FunctionError] = []
+    /// Managed services kept only because their owner's state is unknown or the listing was incomplete.
+    public var keptForSafety: [ManagedService.Key] = []
+
+    /// - Parameters:
+    ///   - functions: the intent of every function this sync knows about (the listing, or the one
+    ///     function of an event).
+    ///   - listingComplete: every page of `ListFunctions` was read. Only then may a managed service
+    ///     whose owner is absent from `functions` be deleted.
+    ///   - existing: the managed services in Consul (for an event: those the function owns).
+    ///   - otherOwners: for an event, the managed services other functions own, so that an alias
+    ///     service never takes over another function's service.
+    public init(functions: [String: FunctionIntent], listingComplete: Bool, existing: [ManagedService], otherOwners: [ManagedService.Key: String] = [:]) {
+        var wanted: [ManagedService.Key: DesiredService] = [:]
+        for function in functions.keys.sorted() {
+            switch functions[function]! {
+            case .enabled(let services):
+                for service in services {
+                    let key = ManagedService.Key(scope: service.scope, name: service.name)
+                    // A.4 rule 5 Decision: a function's own name beats another function's alias.
+                    if service.name != function, functions[service.name] != nil || otherOwners[key].map({ $0 != function }) == true {
+                        errors.append(FunctionError(function: function, message: "alias service \(service.name) has the name of another function; the function wins, the alias is not registered"))
+                        continue
+                    }
+                    if let holder = wanted[key] {
+                        errors.append(FunctionError(function: function, message: "service \(key) is already wanted by function \(holder.function); not registered twice"))
+                        continue
+                    }
+                    wanted[key] = service
+                }
+            case .disabled:
+                break
+            case .ignored(let reason), .skipped(let reason):
+                skipped.append(FunctionError(function: function, message: reason))
+            case .invalid(let message), .unknown(let message):
+                errors.append(FunctionError(function: function, message: message))
+            }
+        }
+
+        let current = Dictionary(existing.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
+        for key in wanted.keys.sorted() {
+            let service = wanted[key]!
+            desired.append(service)
+            if let managed = current[key] {
+                if let reason = ServiceDefaultsEdit.reasonToWrite(service, current: managed.entry) {
+                    upserts.append(Upsert(service: service, reason: reason))
+                } else {
+                    unchanged.append(service)
+                }
+            } else {
+                upserts.append(Upsert(service: service, reason: "not registered"))
+            }
+        }
+
+        for key in current.keys.sorted() where wanted[key] == nil {
+            let managed = current[key]!
+            let owner = managed.owner
+            switch functions[owner] {
+            case .disabled?:
+                deletes.append(Delete(service: key, reason: "function \(owner) is not tagged enabled"))
+            case .enabled?:
+                deletes.append(Delete(service: key, reason: "function \(owner) no longer asks for it"))
+            case nil where listingComplete:
+                deletes.append(Delete(service: key, reason: "function \(owner) does not exist"))
+            case nil, .unknown?, .invalid?, .skipped?, .ignored?:
+                // A.6.1 step 6: what is not known is never a reason to deregister.
+                keptForSafety.append(key)
+            }
+        }
+    }
+}
