@@ -60,6 +60,11 @@ public final class ConsulClient: Sendable {
         try await http.shutdown()
     }
 
+    /// The token file was rewritten: read it again on the next request.
+    public func tokenChanged() {
+        token.invalidate()
+    }
+
     /// Every certificate of every file in `CONSUL_CAPATH` (hidden files and folders aside), as
     /// Consul loads the folder: each file must hold certificates.
     static func certificates(inDirectory path: String) throws(TLSFileError) -> [NIOSSLCertificate] {
@@ -142,7 +147,8 @@ public final class ConsulClient: Sendable {
             .status(status),
             endpoint: endpoint,
             "Consul answered \(status): \(String(buffer: bytes).prefix(300).trimmingCharacters(in: .whitespacesAndNewlines))",
-            retryAfter: response.headers.first(name: "Retry-After").flatMap { Double($0) }
+            // Seconds, finite and not negative (`nan` or `-inf` would trap a conversion later), at most an hour.
+            retryAfter: response.headers.first(name: "Retry-After").flatMap { Double($0) }.flatMap { $0.isFinite && $0 >= 0 ? min($0, 3600) : nil }
         )
         if error.isUnknownToken { token.invalidate() }
         throw error

@@ -64,7 +64,7 @@ public enum FunctionTags {
     /// The alias names the `aliases` tag asks for (`dev+staging+prod`), so that the caller knows
     /// whether to ask Lambda which exist. Empty when the function is not enabled.
     public static func requestedAliases(_ tags: [String: String]) -> [String] {
-        guard tags[enabled] == "true", let text = tags[aliases] else { return [] }
+        guard tags[enabled] == "true", let text = tags[aliases], !text.isEmpty else { return [] }
         return text.split(separator: "+", omittingEmptySubsequences: false).map(String.init)
     }
 
@@ -98,7 +98,8 @@ public enum FunctionTags {
 
         // Rule 7: every value is checked before anything is decided for the function.
         let mode: LambdaArguments.InvocationMode
-        switch tags[invocationMode]?.uppercased() {
+        // ASCII case folding: Unicode's would take `aſynchronous` (long s) for ASYNCHRONOUS.
+        switch tags[invocationMode].map({ String(decoding: $0.utf8.map { (0x61...0x7a).contains($0) ? $0 - 0x20 : $0 }, as: UTF8.self) }) {
         case nil, "SYNCHRONOUS": mode = .synchronous
         case "ASYNCHRONOUS": mode = .asynchronous
         case _?:

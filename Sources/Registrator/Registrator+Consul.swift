@@ -15,44 +15,10 @@ extension Registrator {
         return encoder
     }
 
-    /// A.6.1 step 4: Community Edition has one scope; Enterprise every namespace of every managed
-    /// partition. A partition whose namespaces cannot be listed is a failure of the run.
-    func managedScopes(_ report: inout SyncReport) async -> [ConsulScope] {
-        guard settings.enterprise else { return [.default] }
-        var scopes: [ConsulScope] = []
-        for partition in settings.partitions {
-            do throws(ConsulError) {
-                let response = try await consulCall(.GET, "/v1/namespaces", query: [("partition", partition)])
-                let namespaces = try ConsulClient.decode([NamespaceName].self, response.body, endpoint: "/v1/namespaces")
-                scopes += namespaces.map { ConsulScope(partition: partition, namespace: $0.Name) }
-            } catch {
-                report.failures.append("listing the namespaces of partition \(partition) failed: \(error)")
-            }
-        }
-        return scopes.sorted()
-    }
-
-    struct NamespaceName: Decodable {
-        var Name: String
-    }
-
-    /// The services of a scope tagged as the registrator's, each with its service-defaults entry:
-    /// two list reads per scope, whatever the number of services.
-    func managedServices(in scope: ConsulScope) async throws(ConsulError) -> [ManagedService] {
-        let catalog = try await consulCall(.GET, "/v1/catalog/services", scope: scope)
-        let names = try ConsulClient.decode([String: [String]?].self, catalog.body, endpoint: "/v1/catalog/services")
-            .filter { $0.value?.contains(Self.managedTag) == true }.keys
-        guard !names.isEmpty else { return [] }
-        let defaults = try await consulCall(.GET, "/v1/config/service-defaults", scope: scope)
-        let entries = try ConsulClient.decode([ServiceDefaults].self, defaults.body, endpoint: "/v1/config/service-defaults")
-        let byName = Dictionary(entries.map { ($0.Name, $0) }, uniquingKeysWith: { first, _ in first })
-        return names.sorted().map { ManagedService(name: $0, scope: scope, entry: byName[$0]) }
-    }
-
     /// A.5 upsert: the service-defaults entry by read-modify-write with `cas`, then the catalog
     /// instance (configuration first, so a gateway never sees an instance without Lambda settings).
     func upsert(_ service: DesiredService) async throws(ConsulError) {
-        let path = "/v1/config/service-defaults/\(service.name)"
+        let path = "/v1/config/service-defaults/\(Self.pathSegment(service.name))"
         var written = false
         for _ in 0..<Self.consulAttempts where !written {
             let current = try await consulCall(.GET, path, scope: service.scope, allowNotFound: true)
@@ -60,7 +26,10 @@ extension Registrator {
             var modifyIndex: UInt64 = 0
             if current.status != 404 {
                 entry = try ConsulClient.decode(FreeFormJSON.self, current.body, endpoint: path)
-                if case .number(let index)? = entry?.value(forCaseInsensitiveKey: "ModifyIndex") { modifyIndex = UInt64(index) }
+                guard case .object? = entry, case .number(let index)? = entry?.value(forCaseInsensitiveKey: "ModifyIndex"), let exact = UInt64(exactly: index) else {
+                    throw ConsulError(.malformedBody, endpoint: path, "the entry is not an object with a whole ModifyIndex")
+                }
+                modifyIndex = exact
             }
             let next = ServiceDefaultsEdit.entry(for: service, current: entry)
             let answer = try await consulCall(.PUT, "/v1/config", query: [("cas", String(modifyIndex))], scope: service.scope, body: next)
@@ -92,12 +61,19 @@ extension Registrator {
         return .object(registration)
     }
 
-    /// A.5 delete, in this project's order: the instance (serving stops at once), the entry, then the
-    /// mTLS data (already missing counts as deleted).
-    func delete(_ service: ManagedService.Key) async throws {
+    /// A.5 delete, in this project's order: the instance on the registrator's node (serving stops
+    /// at once), the entry if it is a Lambda entry and unchanged since it was read (`cas`: an
+    /// operator's concurrent edit wins), then the mTLS data (already missing counts as deleted).
+    func delete(_ service: ManagedService) async throws {
         try await consulCall(.PUT, "/v1/catalog/deregister", scope: service.scope, body: .object(["Node": .string(settings.nodeName), "ServiceID": .string(service.name)]))
-        try await consulCall(.DELETE, "/v1/config/service-defaults/\(service.name)", scope: service.scope)
-        let desired = DesiredService(name: service.name, scope: service.scope, function: service.name, arguments: LambdaArguments(arn: ""))
+        if let entry = service.entry, LambdaArguments(entry: entry) != nil {
+            let path = "/v1/config/service-defaults/\(Self.pathSegment(service.name))"
+            let answer = try await consulCall(.DELETE, path, query: [("cas", String(entry.ModifyIndex))], scope: service.scope)
+            if String(buffer: answer.body).trimmingCharacters(in: .whitespacesAndNewlines) == "false" {
+                logger.warning("service-defaults entry changed since it was read; kept", metadata: ["service": "\(service.key)"])
+            }
+        }
+        let desired = DesiredService(name: service.name, scope: service.scope, function: service.owner, arguments: LambdaArguments(arn: ""))
         if let parameter = settings.extensionDataName(for: desired) {
             do throws(AWSAPIError) {
                 try await aws.ssm.deleteParameter(name: parameter)
@@ -137,10 +113,21 @@ extension Registrator {
                 guard attempt < Self.consulAttempts, let delay = retryDelay(error, attempt: attempt) else { throw error }
                 if error.isUnknownToken { await refreshToken?() }
                 logger.debug("consul call failed; trying again", metadata: ["endpoint": "\(error.endpoint)", "error": "\(error.message)", "attempt": "\(attempt)"])
-                try? await Task.sleep(for: delay)
+                // Stopping (SIGTERM in `serve`): no more tries.
+                guard (try? await Task.sleep(for: delay)) != nil else { throw error }
                 attempt += 1
             }
         }
+    }
+
+    /// A service name as one path segment: a managed service's name comes from the catalog, where
+    /// anyone with `service:write` may have put `/`, `?` or `%` in it.
+    static func pathSegment(_ name: String) -> String {
+        // A segment of only dots would be a dot segment, which URL handling removes.
+        if !name.isEmpty, name.allSatisfy({ $0 == "." }) { return String(repeating: "%2E", count: name.count) }
+        var allowed = CharacterSet.urlPathAllowed
+        allowed.remove(charactersIn: "/;")
+        return name.addingPercentEncoding(withAllowedCharacters: allowed) ?? name
     }
 
     /// consul-api.md §3.4's backoff for what may pass (transport, 429, 5xx, an unknown token that
@@ -152,8 +139,9 @@ extension Registrator {
         case .status(403) where error.isUnknownToken && refreshToken != nil: return .zero
         case .status: return nil
         }
-        if let retryAfter = error.retryAfter { return .milliseconds(Int(min(retryAfter, 5) * 1000)) }
-        let base = 0.25 * Double(1 << (attempt - 1))
-        return .milliseconds(Int(Double.random(in: base...(2 * base)) * 1000))
+        // §3.4: d = 1 s · 2^(n−1), jittered over [d/2, d]; `Retry-After` is a lower bound.
+        let ceiling = Double(1 << (attempt - 1))
+        let wait = max(Double.random(in: (ceiling / 2)...ceiling), error.retryAfter ?? 0)
+        return .milliseconds(Int(min(wait, 30) * 1000))
     }
 }

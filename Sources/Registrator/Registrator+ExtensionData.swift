@@ -17,7 +17,7 @@ extension Registrator {
             return
         }
         let policy = ExtensionDataPolicy(tier: settings.extensionDataTier)
-        let outcomes = await boundedMap(services, limit: settings.maximumConcurrency) { service in
+        let outcomes = await boundedMap(services, limit: settings.maximumConcurrency, skipped: { _ in ParameterOutcome.current }) { service in
             await self.refreshExtensionData(of: service, roots: roots, policy: policy)
         }
         for outcome in outcomes {
@@ -51,7 +51,7 @@ extension Registrator {
         guard let reason = policy.refreshReason(stored: stored, roots: roots, now: now()) else { return .current }
 
         // A.7.2: no namespace or partition: an agent refuses leaves for another partition.
-        let leafPath = "/v1/agent/connect/ca/leaf/\(service.name)"
+        let leafPath = "/v1/agent/connect/ca/leaf/\(Self.pathSegment(service.name))"
         let leaf: LeafCertificate
         do throws(ConsulError) {
             let response = try await consulCall(.GET, leafPath, scope: .default)
@@ -64,6 +64,9 @@ extension Registrator {
         }
         if let warning { logger.warning("\(warning)", metadata: ["service": "\(service.name)"]) }
         let value = data.json
+        // Past half its lifetime the agent may still hand out the same leaf until it renews it:
+        // writing the same value again would only cost a call.
+        guard value != stored else { return .current }
         do throws(AWSAPIError) {
             try await aws.ssm.putParameter(name: name, value: value, secure: true, overwrite: true, tier: policy.tier(forValueOfSize: value.utf8.count))
         } catch {

@@ -1,6 +1,7 @@
 import AWSAPI
 import ConsulAPI
 import Foundation
+import LambdaInvoke
 import Logging
 import Synchronization
 
@@ -65,29 +66,28 @@ public final class Registrator: Sendable {
         let (listed, listingComplete) = await listAllFunctions(&report)
         report.listed = listed.count
 
-        let intents = await boundedMap(listed, limit: settings.maximumConcurrency) { function in
+        let intents = await boundedMap(listed, limit: settings.maximumConcurrency, skipped: { ($0.name, FunctionIntent.unknown("the sync was stopped before its tags were read")) }) { function in
             (function.name, await self.intent(of: function))
         }
         var functions: [String: FunctionIntent] = [:]
         for (name, intent) in intents { functions[name] = intent }
 
-        var existing: [ManagedService] = []
-        var unreadableScopes: Set<ConsulScope> = []
-        for scope in await managedScopes(&report) {
-            do throws(ConsulError) {
-                existing += try await managedServices(in: scope)
-            } catch {
-                report.failures.append("reading the managed services of \(scope) failed: \(error)")
-                unreadableScopes.insert(scope)
-            }
-        }
-        // A scope whose services could not be read gets no writes at all: nothing is known there.
+        let (views, unreadable) = await scopeViews(&report)
+        // A scope that could not be read gets no writes at all: nothing is known there.
         for (name, intent) in functions {
-            if case .enabled(let services) = intent, services.contains(where: { unreadableScopes.contains($0.scope) }) {
-                functions[name] = .unknown("the managed services of its namespace could not be read")
+            if case .enabled(let services) = intent, services.contains(where: { unreadable($0.scope) }) {
+                functions[name] = .unknown("the services of its namespace could not be read")
             }
         }
-        let plan = SyncPlan(functions: functions, listingComplete: listingComplete && unreadableScopes.isEmpty, existing: existing)
+        let existing = views.values.flatMap(\.managed)
+        let plan = SyncPlan(
+            functions: functions,
+            listingComplete: listingComplete && !report.failed,
+            existing: existing,
+            otherOwners: Dictionary(existing.map { ($0.key, $0.owner) }, uniquingKeysWith: { first, _ in first }),
+            foreign: views.values.reduce(into: Set()) { $0.formUnion($1.foreign) },
+            home: listed.lazy.compactMap { try? FunctionARN(parsing: $0.arn) }.first.map(FunctionHome.init)
+        )
         await execute(plan, into: &report)
     }
 
@@ -95,11 +95,16 @@ public final class Registrator: Sendable {
     func listAllFunctions(_ report: inout SyncReport) async -> ([LambdaFunctionSummary], complete: Bool) {
         var functions: [LambdaFunctionSummary] = []
         var marker: String?
+        var seen: Set<String> = []
         repeat {
             do throws(AWSAPIError) {
                 let page = try await aws.lambda.listFunctions(marker: marker, maxItems: settings.pageSize)
                 functions += page.functions
                 marker = page.nextMarker
+                if let marker, !seen.insert(marker).inserted {
+                    report.failures.append("ListFunctions gave the marker \(FunctionTags.printable(marker)) twice; the listing is incomplete and nothing is deleted in this run")
+                    return (functions, false)
+                }
             } catch {
                 report.failures.append("ListFunctions failed after \(functions.count) functions; nothing is deleted in this run: \(error)")
                 return (functions, false)
@@ -141,7 +146,7 @@ public final class Registrator: Sendable {
         report.errors += plan.errors
         report.skipped += plan.skipped.count
         for skip in plan.skipped {
-            logger.info("function skipped", metadata: ["function": "\(skip.function)", "reason": "\(skip.message)"])
+            logger.warning("function skipped", metadata: ["function": "\(skip.function)", "reason": "\(skip.message)"])
         }
         for error in plan.errors {
             logger.error("function not synced", metadata: ["function": "\(error.function)", "error": "\(error.message)"])
@@ -149,7 +154,7 @@ public final class Registrator: Sendable {
         for key in plan.keptForSafety {
             logger.info("managed service kept: its function's state is not known in this run", metadata: ["service": "\(key)"])
         }
-        let upserts = await boundedMap(plan.upserts, limit: settings.maximumConcurrency) { upsert in
+        let upserts = await boundedMap(plan.upserts, limit: settings.maximumConcurrency, skipped: { SyncPlan.FunctionError?.some(SyncPlan.FunctionError(function: $0.service.function, message: "service \($0.service.name) not written: the sync was stopped")) }) { upsert in
             do throws(ConsulError) {
                 try await self.upsert(upsert.service)
                 self.logger.info("service registered", metadata: ["service": "\(upsert.service.scope.qualified(upsert.service.name))", "function": "\(upsert.service.function)", "reason": "\(upsert.reason)"])
@@ -161,9 +166,9 @@ public final class Registrator: Sendable {
         for outcome in upserts {
             if let error = outcome { report.errors.append(error) } else { report.upserted += 1 }
         }
-        let deletes = await boundedMap(plan.deletes, limit: settings.maximumConcurrency) { delete in
+        let deletes = await boundedMap(plan.deletes, limit: settings.maximumConcurrency, skipped: { _ in String?.some("not deleted: the sync was stopped") }) { delete in
             do {
-                try await self.delete(delete.service)
+                try await self.delete(delete.managed)
                 self.logger.info("service deregistered", metadata: ["service": "\(delete.service)", "reason": "\(delete.reason)"])
                 return String?.none
             } catch {
@@ -172,7 +177,7 @@ public final class Registrator: Sendable {
         }
         for (delete, outcome) in zip(plan.deletes, deletes) {
             if let message = outcome {
-                report.errors.append(SyncPlan.FunctionError(function: delete.service.name, message: message))
+                report.errors.append(SyncPlan.FunctionError(function: delete.managed.owner, message: message))
             } else {
                 report.deleted += 1
             }

@@ -77,14 +77,8 @@ public final class RegistratorEnvironment: Sendable {
 
         var refresh: (@Sendable () async -> Void)?
         if let name = settings.tokenParameter, let path = overrides["CONSUL_HTTP_TOKEN_FILE"] {
-            let (aws, logger) = (aws, logger)
-            refresh = {
-                guard let token = try? await Self.parameter(aws, name, variable: "CONSUL_HTTP_TOKEN_PATH") else {
-                    logger.warning("re-reading the Consul token from Parameter Store failed; keeping the last one", metadata: ["parameter": "\(name)"])
-                    return
-                }
-                try? Self.write(token, to: path)
-            }
+            let reader = TokenReader(aws: aws, consul: consul, parameter: name, path: path, logger: logger)
+            refresh = { await reader.refresh() }
         }
         let datacenter: String
         do {
@@ -127,18 +121,59 @@ public final class RegistratorEnvironment: Sendable {
         }
     }
 
-    /// `DATACENTER`, else the agent's own (`/v1/agent/self`, needs `agent:read`).
+    /// `DATACENTER`, else the agent's own (`/v1/agent/self`, needs `agent:read`). The agent is asked
+    /// either way: one that cannot be reached, or refuses the token, fails the setup.
     static func datacenter(_ settings: RegistratorSettings, consul: ConsulClient) async throws -> String {
-        guard settings.datacenter.isEmpty else { return settings.datacenter }
         struct AgentSelf: Decodable {
             struct Config: Decodable { var Datacenter: String }
             var Config: Config
         }
-        do {
+        do throws(ConsulError) {
             let (agent, _) = try await consul.get(AgentSelf.self, "/v1/agent/self")
-            return agent.Config.Datacenter
-        } catch {
+            return settings.datacenter.isEmpty ? agent.Config.Datacenter : settings.datacenter
+        } catch let error where error.isPermissionDenied && !settings.datacenter.isEmpty {
+            // Reachable, the token is known, only agent:read is missing: DATACENTER says it.
+            return settings.datacenter
+        } catch where settings.datacenter.isEmpty {
             throw SetupError(description: "DATACENTER is not set and the agent's datacenter could not be read (/v1/agent/self needs agent:read): \(error)")
+        } catch {
+            throw SetupError(description: "the Consul agent could not be reached: \(error)")
         }
+    }
+}
+
+/// Re-reads the Consul token from Parameter Store after `ACL not found`, one read at a time: the
+/// concurrent calls that all saw the same 403 share it.
+actor TokenReader {
+    let aws: AWSAPIClient
+    let consul: ConsulClient
+    let parameter: String
+    let path: String
+    let logger: Logger
+    var inFlight: Task<Void, Never>?
+
+    init(aws: AWSAPIClient, consul: ConsulClient, parameter: String, path: String, logger: Logger) {
+        self.aws = aws
+        self.consul = consul
+        self.parameter = parameter
+        self.path = path
+        self.logger = logger
+    }
+
+    func refresh() async {
+        if let inFlight { return await inFlight.value }
+        let task = Task {
+            do {
+                let token = try await RegistratorEnvironment.parameter(aws, parameter, variable: "CONSUL_HTTP_TOKEN_PATH")
+                try RegistratorEnvironment.write(token, to: path)
+                // The client caches the file for a minute: the new token goes out at once.
+                consul.tokenChanged()
+            } catch {
+                logger.warning("re-reading the Consul token from Parameter Store failed; keeping the last one", metadata: ["parameter": "\(parameter)", "error": "\(error)"])
+            }
+        }
+        inFlight = task
+        await task.value
+        inFlight = nil
     }
 }

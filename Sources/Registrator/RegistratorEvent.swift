@@ -36,7 +36,7 @@ public enum RegistratorEvent: Sendable, Hashable {
         case .string("aws.lambda")?:
             let detail = event["detail"]
             if case .string(let code)? = detail?["errorCode"], !code.isEmpty {
-                self = .ignored("the \(Self.text(detail?["eventName"]) ?? "reported") call failed with \(code)")
+                self = .ignored("the \(FunctionTags.printable(Self.text(detail?["eventName"]) ?? "reported")) call failed with \(FunctionTags.printable(code))")
                 return
             }
             guard let name = Self.text(detail?["eventName"]) else { throw Error(message: "unsupported event kind: no detail.eventName") }
@@ -51,6 +51,9 @@ public enum RegistratorEvent: Sendable, Hashable {
                 throw Error(message: "unsupported event kind \"\(FunctionTags.printable(name))\"")
             }
             guard let arn, !arn.isEmpty else { throw Error(message: "ARN undefined in the \(name) event") }
+            guard !arn.utf8.contains(where: { $0 < 0x21 || $0 > 0x7e }) else {
+                throw Error(message: "the function \"\(FunctionTags.printable(arn))\" in the \(name) event is not a name or ARN")
+            }
             self = .function(arn, eventName: name)
         case .string(let other)?:
             throw Error(message: "unsupported event source \"\(FunctionTags.printable(other))\"")
@@ -62,6 +65,15 @@ public enum RegistratorEvent: Sendable, Hashable {
     static func text(_ value: JSONValue?) -> String? {
         if case .string(let text)? = value { return text }
         return nil
+    }
+
+    /// The identifier without a version or alias qualifier: `orders`, `…:function:orders`.
+    public static func unqualified(_ identifier: String) -> String {
+        let parts = identifier.split(separator: ":", omittingEmptySubsequences: false)
+        if let index = parts.firstIndex(of: "function") {
+            return parts.prefix(index + 2).joined(separator: ":")
+        }
+        return parts.count == 2 ? String(parts[0]) : identifier
     }
 
     /// The function a name, partial ARN (`123456789012:function:orders`) or ARN names, without a

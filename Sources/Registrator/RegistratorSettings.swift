@@ -44,9 +44,10 @@ public struct RegistratorSettings: Sendable, Hashable {
         }
         func flag(_ name: String) throws(Error) -> Bool {
             guard let text = value(name) else { return false }
-            switch text.lowercased() {
-            case "1", "t", "true": return true
-            case "0", "f", "false": return false
+            // Go's strconv.ParseBool, as the reference reads it.
+            switch text {
+            case "1", "t", "T", "TRUE", "true", "True": return true
+            case "0", "f", "F", "FALSE", "false", "False": return false
             default: throw Error(variable: name, message: "\"\(text)\" is not a boolean (true or false)")
             }
         }

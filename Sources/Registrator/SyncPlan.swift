@@ -27,7 +27,30 @@ public struct ManagedService: Sendable, Hashable {
     /// The function the service belongs to: the one its entry's ARN names, else its own name
     /// (A.6.1 step 6).
     public var owner: String {
-        entry.flatMap(LambdaArguments.init(entry:)).flatMap { try? FunctionARN(parsing: $0.arn).functionName } ?? name
+        ownerARN?.functionName ?? name
+    }
+
+    /// The ARN in the service's entry, when it has a readable one.
+    public var ownerARN: FunctionARN? {
+        entry.flatMap(LambdaArguments.init(entry:)).flatMap { try? FunctionARN(parsing: $0.arn) }
+    }
+}
+
+/// The AWS partition, region and account whose functions a registrator lists: a service whose ARN
+/// names another is another registrator's, never "a function that does not exist".
+public struct FunctionHome: Sendable, Hashable {
+    public var partition: String
+    public var region: String
+    public var accountID: String
+
+    public init(partition: String, region: String, accountID: String) {
+        self.partition = partition
+        self.region = region
+        self.accountID = accountID
+    }
+
+    public init(_ arn: FunctionARN) {
+        self.init(partition: arn.partition, region: arn.region, accountID: arn.accountID)
     }
 }
 
@@ -40,8 +63,9 @@ public struct SyncPlan: Sendable, Hashable {
     }
 
     public struct Delete: Sendable, Hashable {
-        public var service: ManagedService.Key
+        public var managed: ManagedService
         public var reason: String
+        public var service: ManagedService.Key { managed.key }
     }
 
     /// An error tied to one function: a bad tag value, unreadable tags, a name conflict.
@@ -74,9 +98,20 @@ public struct SyncPlan: Sendable, Hashable {
     ///   - listingComplete: every page of `ListFunctions` was read. Only then may a managed service
     ///     whose owner is absent from `functions` be deleted.
     ///   - existing: the managed services in Consul (for an event: those the function owns).
-    ///   - otherOwners: for an event, the managed services other functions own, so that an alias
-    ///     service never takes over another function's service.
-    public init(functions: [String: FunctionIntent], listingComplete: Bool, existing: [ManagedService], otherOwners: [ManagedService.Key: String] = [:]) {
+    ///   - otherOwners: services other functions own (their managed services, or functions that
+    ///     exist under an alias service's name), so that an alias never takes over another's service.
+    ///   - foreign: services in Consul the registrator does not manage (no managed instance on its
+    ///     node): never taken over, since a tag on a function would otherwise claim any mesh identity.
+    ///   - home: the partition, region and account of the listed functions; nil when unknown (an
+    ///     empty listing), and then no service is deleted as belonging to an absent function.
+    public init(
+        functions: [String: FunctionIntent],
+        listingComplete: Bool,
+        existing: [ManagedService],
+        otherOwners: [ManagedService.Key: String] = [:],
+        foreign: Set<ManagedService.Key> = [],
+        home: FunctionHome? = nil
+    ) {
         var wanted: [ManagedService.Key: DesiredService] = [:]
         for function in functions.keys.sorted() {
             switch functions[function]! {
@@ -86,6 +121,10 @@ public struct SyncPlan: Sendable, Hashable {
                     // A.4 rule 5 Decision: a function's own name beats another function's alias.
                     if service.name != function, functions[service.name] != nil || otherOwners[key].map({ $0 != function }) == true {
                         errors.append(FunctionError(function: function, message: "alias service \(service.name) has the name of another function; the function wins, the alias is not registered"))
+                        continue
+                    }
+                    if foreign.contains(key) {
+                        errors.append(FunctionError(function: function, message: "service \(key) exists in Consul and is not managed by the registrator; not taken over"))
                         continue
                     }
                     if let holder = wanted[key] {
@@ -121,13 +160,18 @@ public struct SyncPlan: Sendable, Hashable {
         for key in current.keys.sorted() where wanted[key] == nil {
             let managed = current[key]!
             let owner = managed.owner
+            if let arn = managed.ownerARN, let home, FunctionHome(arn) != home {
+                // Another region's or account's registrator wrote it.
+                keptForSafety.append(key)
+                continue
+            }
             switch functions[owner] {
             case .disabled?:
-                deletes.append(Delete(service: key, reason: "function \(owner) is not tagged enabled"))
+                deletes.append(Delete(managed: managed, reason: "function \(owner) is not tagged enabled"))
             case .enabled?:
-                deletes.append(Delete(service: key, reason: "function \(owner) no longer asks for it"))
-            case nil where listingComplete:
-                deletes.append(Delete(service: key, reason: "function \(owner) does not exist"))
+                deletes.append(Delete(managed: managed, reason: "function \(owner) no longer asks for it"))
+            case nil where listingComplete && home != nil:
+                deletes.append(Delete(managed: managed, reason: "function \(owner) does not exist"))
             case nil, .unknown?, .invalid?, .skipped?, .ignored?:
                 // A.6.1 step 6: what is not known is never a reason to deregister.
                 keptForSafety.append(key)

@@ -37,6 +37,31 @@ import TestSupport
         }
     }
 
+    @Test func deletingAVersionLeavesTheFunctionsServices() async throws {
+        try await Fixture.with { fixture in
+            try await fixture.lambda([["op": "tag", "name": "orders", "tags": Fixture.enabled()]])
+            let registrator = fixture.registrator()
+            _ = await registrator.fullSync()
+            let report = await registrator.handle(.function(arn + "orders:3", eventName: "DeleteFunction20150331"))
+            #expect(report.deleted == 0 && !report.failed, "\(report)")
+            #expect(fixture.managedNames() == ["orders"])
+        }
+    }
+
+    @Test func anEventsAliasNeverTakesTheNameOfAnotherFunction() async throws {
+        try await Fixture.with { fixture in
+            try await fixture.lambda([
+                ["op": "create", "name": "billing", "tags": Fixture.enabled([FunctionTags.aliases: "prod"])],
+                ["op": "alias", "name": "billing", "alias": "prod"],
+                ["op": "create", "name": "billing-prod"],
+            ])
+            let report = await fixture.registrator().handle(.function(arn + "billing", eventName: "TagResource"))
+            #expect(report.upserted == 1)
+            #expect(report.errors.map(\.function) == ["billing"])
+            #expect(fixture.managedNames() == ["billing"])
+        }
+    }
+
     @Test func anEventWhoseFunctionCannotBeReadChangesNothingAndFails() async throws {
         try await Fixture.with { fixture in
             try await fixture.lambda([["op": "tag", "name": "orders", "tags": Fixture.enabled()]])

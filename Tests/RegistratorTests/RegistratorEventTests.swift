@@ -42,4 +42,22 @@ import Testing
     func functionNamesComeFromAnyIdentifier(_ identifier: String, _ name: String) {
         #expect(RegistratorEvent.functionName(identifier) == name)
     }
+
+    @Test(arguments: [
+        ("orders", "orders"), ("orders:3", "orders"), ("123456789012:function:orders:prod", "123456789012:function:orders"),
+        ("arn:aws:lambda:us-east-1:123456789012:function:orders:3", "arn:aws:lambda:us-east-1:123456789012:function:orders"),
+        ("arn:aws:lambda:us-east-1:123456789012:function:orders", "arn:aws:lambda:us-east-1:123456789012:function:orders"),
+    ])
+    func versionsAndAliasesAreDroppedToNameTheFunction(_ identifier: String, _ unqualified: String) {
+        #expect(RegistratorEvent.unqualified(identifier) == unqualified)
+    }
+
+    @Test func controlCharactersNeverReachAMessage() throws {
+        let parsed = try event(#"{"source":"aws.lambda","detail":{"eventName":"Tag\u001b[31m","errorCode":"x\ny"}}"#)
+        guard case .ignored(let reason) = parsed else { Issue.record("\(parsed)"); return }
+        #expect(!reason.unicodeScalars.contains { $0.value < 0x20 })
+        #expect(throws: RegistratorEvent.Error.self) {
+            try event(#"{"source":"aws.lambda","detail":{"eventName":"TagResource","requestParameters":{"resource":"orders\nforged"}}}"#)
+        }
+    }
 }

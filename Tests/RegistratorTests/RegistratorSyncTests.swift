@@ -147,6 +147,100 @@ import TestSupport
         }
     }
 
+    @Test func aConcurrentEditIsReadAgainAndTheWriteRetried() async throws {
+        try await Fixture.with { fixture in
+            try await prepare(fixture)
+            // The first config write loses its cas race (Consul answers `false`).
+            fixture.consul.inject(.status(200, body: "false"), count: 1, pathPrefix: "/v1/config", method: "PUT")
+            let report = await fixture.registrator().fullSync()
+            #expect(report.upserted == 3 && report.errors.map(\.function) == ["bad"])
+            #expect(fixture.consulWrites.filter { $0.path == "/v1/config" }.count == 4)
+            #expect(fixture.managedNames() == ["orders", "billing", "billing-prod"])
+        }
+    }
+
+    @Test func consulServerErrorsAreRetried() async throws {
+        try await Fixture.with { fixture in
+            try await prepare(fixture)
+            fixture.consul.inject(.status(500, body: "rpc error: No cluster leader"), count: 2, pathPrefix: "/v1/catalog/register")
+            let report = await fixture.registrator().fullSync()
+            #expect(report.upserted == 3, "\(report.errors)")
+            #expect(fixture.managedNames() == ["orders", "billing", "billing-prod"])
+        }
+    }
+
+    @Test func callsStayWithinMaxConcurrency() async throws {
+        try await Fixture.with { fixture in
+            try await fixture.lambda((0..<12).map { ["op": "create", "name": "fn-\($0)", "tags": Fixture.enabled()] })
+            let report = await fixture.registrator { $0.maximumConcurrency = 2 }.fullSync()
+            #expect(report.upserted == 12)
+            #expect(fixture.proxy.peakInFlight == 2)
+        }
+    }
+
+    @Test func listingIsPagedWithPageSize() async throws {
+        try await Fixture.with { fixture in
+            try await prepare(fixture)
+            let report = await fixture.registrator { $0.pageSize = 1 }.fullSync()
+            #expect(report.listed == 4)
+            #expect(fixture.proxy.requests.filter { $0.uri.contains("/2015-03-31/functions/?") || $0.uri.hasSuffix("/2015-03-31/functions/") }.count == 4)
+            #expect(fixture.proxy.requests.allSatisfy { !$0.uri.contains("/functions/?") || $0.uri.contains("MaxItems=1") })
+        }
+    }
+
+    @Test func aManagedServiceNameCannotReachAnotherPathOrQuery() async throws {
+        try await Fixture.with { fixture in
+            try await prepare(fixture)
+            let registrator = fixture.registrator()
+            _ = await registrator.fullSync()
+            // A service someone registered with the managed tag and a name built to escape its path.
+            let evil = "orders/../billing?dc=dc2"
+            fixture.consul.registerInstance(evil)
+            try fixture.consul.setConfigEntry(#"{"Kind":"service-defaults","Name":"\#(evil)","Protocol":"http"}"#)
+            let writes = fixture.consulWrites.count
+            let report = await registrator.fullSync()
+            // No function can have that name: the registrator did not write it and leaves it alone.
+            #expect(report.deleted == 0, "\(report)")
+            #expect(fixture.consulWrites.count == writes)
+            #expect(!fixture.consul.instances(of: evil).isEmpty)
+            #expect(fixture.managedNames() == ["orders", "billing", "billing-prod"])
+            #expect(fixture.consul.configEntryJSON(kind: "service-defaults", name: "billing") != nil)
+        }
+    }
+
+    @Test func aFunctionNamedLikeAServiceTheRegistratorDoesNotManageDoesNotTakeItOver() async throws {
+        try await Fixture.with { fixture in
+            // `orders` is a real mesh service on a real node; someone tags a function `orders`.
+            fixture.consul.registerInstance("orders", node: "node-1", tags: [])
+            try await fixture.lambda([["op": "tag", "name": "orders", "tags": Fixture.enabled()]])
+            let report = await fixture.registrator().fullSync()
+            #expect(report.upserted == 0)
+            #expect(report.errors.map(\.function) == ["orders"])
+            #expect(fixture.consul.configEntryJSON(kind: "service-defaults", name: "orders") == nil)
+            #expect(fixture.consul.instances(of: "orders").map(\.node) == ["node-1"])
+        }
+    }
+
+    @Test func onlyTheRegistratorsOwnNodeAndLambdaEntriesAreDeleted() async throws {
+        try await Fixture.with { fixture in
+            try await prepare(fixture)
+            let registrator = fixture.registrator()
+            _ = await registrator.fullSync()
+            // Another registrator's node (NODE_NAME=other) holds a service whose function is not here.
+            fixture.consul.registerInstance("elsewhere", node: "other")
+            try fixture.consul.setConfigEntry(#"{"Kind":"service-defaults","Name":"elsewhere","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"\#(account)elsewhere"}}]}"#)
+            // An operator replaced orders' entry with one of their own, then orders is disabled.
+            try fixture.consul.setConfigEntry(#"{"Kind":"service-defaults","Name":"orders","Protocol":"grpc"}"#)
+            try await fixture.lambda([["op": "tag", "name": "orders", "tags": [FunctionTags.enabled: "false"]]])
+            let report = await registrator.fullSync()
+            #expect(report.deleted == 1, "\(report)")
+            #expect(fixture.consul.instances(of: "orders").isEmpty)
+            #expect(fixture.consul.configEntryJSON(kind: "service-defaults", name: "orders")?.contains("grpc") == true)
+            #expect(fixture.consul.instances(of: "elsewhere").count == 1)
+            #expect(fixture.consul.configEntryJSON(kind: "service-defaults", name: "elsewhere") != nil)
+        }
+    }
+
     @Test func aServiceInstanceMissingFromTheCatalogIsRegisteredAgain() async throws {
         try await Fixture.with { fixture in
             try await prepare(fixture)

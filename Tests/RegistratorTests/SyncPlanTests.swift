@@ -6,6 +6,7 @@ import Testing
 /// A.6.1 steps 5–6, without I/O.
 @Suite struct SyncPlanTests {
     static let account = "arn:aws:lambda:us-east-1:123456789012:function:"
+    static let home = FunctionHome(partition: "aws", region: "us-east-1", accountID: "123456789012")
 
     static func entry(_ name: String, arn: String? = nil, mode: String = "synchronous", protocolName: String = "http") -> ServiceDefaults {
         let arn = arn ?? account + name
@@ -58,7 +59,8 @@ import Testing
         let plan = SyncPlan(
             functions: ["orders": .disabled],
             listingComplete: true,
-            existing: [Self.managed("orders"), Self.managed("orders-prod", arn: Self.account + "orders:prod"), Self.managed("billing")]
+            existing: [Self.managed("orders"), Self.managed("orders-prod", arn: Self.account + "orders:prod"), Self.managed("billing")],
+            home: Self.home
         )
         // billing's function is absent from a complete listing: it goes too.
         #expect(plan.deletes.map(\.service) == [key("billing"), key("orders"), key("orders-prod")])
@@ -98,8 +100,46 @@ import Testing
         let incomplete = SyncPlan(functions: ["orders": .enabled([Self.desired("orders")])], listingComplete: false, existing: existing)
         #expect(incomplete.deletes.isEmpty)
         #expect(incomplete.keptForSafety == [key("billing")])
-        let complete = SyncPlan(functions: ["orders": .enabled([Self.desired("orders")])], listingComplete: true, existing: existing)
+        let complete = SyncPlan(functions: ["orders": .enabled([Self.desired("orders")])], listingComplete: true, existing: existing, home: Self.home)
         #expect(complete.deletes.map(\.service) == [key("billing")])
+        // Nothing listed: whose account this is is not known, so absence proves nothing.
+        let empty = SyncPlan(functions: [:], listingComplete: true, existing: existing, home: nil)
+        #expect(empty.deletes.isEmpty)
+    }
+
+    @Test func anotherRegionsOrAccountsServicesAreKept() {
+        let existing = [
+            Self.managed("orders", arn: "arn:aws:lambda:eu-west-1:123456789012:function:orders"),
+            Self.managed("billing", arn: "arn:aws:lambda:us-east-1:999999999999:function:billing"),
+            Self.managed("stale"),
+        ]
+        let plan = SyncPlan(functions: [:], listingComplete: true, existing: existing, home: Self.home)
+        #expect(plan.deletes.map(\.service) == [key("stale")])
+        #expect(plan.keptForSafety == [key("billing"), key("orders")])
+    }
+
+    @Test func aServiceTheRegistratorDoesNotManageIsNeverTakenOver() {
+        let plan = SyncPlan(
+            functions: ["payments": .enabled([Self.desired("payments")]), "orders": .enabled([Self.desired("orders")])],
+            listingComplete: true,
+            existing: [],
+            foreign: [key("payments")]
+        )
+        #expect(plan.upserts.map(\.service.name) == ["orders"])
+        #expect(plan.errors.map(\.function) == ["payments"])
+        #expect(plan.errors.first?.message.contains("not managed by the registrator") == true)
+    }
+
+    @Test func anAliasNeverTakesOverAnUnlistedFunctionsService() {
+        // Incomplete listing: orders-prod (a function) was not listed, its service exists.
+        let plan = SyncPlan(
+            functions: ["orders": .enabled([Self.desired("orders"), Self.desired("orders-prod", function: "orders", qualifier: "prod")])],
+            listingComplete: false,
+            existing: [Self.managed("orders-prod")],
+            otherOwners: [key("orders-prod"): "orders-prod"]
+        )
+        #expect(plan.upserts.map(\.service.name) == ["orders"])
+        #expect(plan.deletes.isEmpty)
     }
 
     @Test func aServiceWithoutAnEntryBelongsToTheFunctionOfItsName() {

@@ -36,21 +36,27 @@ public final class FaultProxy: Sendable {
     let client: HTTPClient
     let rules: NIOLockedValueBox<[Rule]>
     let faulted = NIOLockedValueBox<[RecordedRequest]>([])
+    let inFlight = NIOLockedValueBox<(now: Int, peak: Int)>((0, 0))
 
     public var endpoint: String { server.baseURL }
     /// Every request the proxy saw, forwarded or not.
     public var requests: [RecordedRequest] { server.requests }
     /// The requests answered with a fault.
     public var faultedRequests: [RecordedRequest] { faulted.withLockedValue { $0 } }
+    /// The most requests the proxy was handling at once.
+    public var peakInFlight: Int { inFlight.withLockedValue { $0.peak } }
 
     public init(forwardingTo target: String) async throws {
         precondition(target.hasPrefix("http://127.0.0.1:"), "the proxy only forwards to loopback")
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         let rules = NIOLockedValueBox<[Rule]>([])
         let faulted = self.faulted
+        let inFlight = self.inFlight
         self.client = client
         self.rules = rules
         server = try await TestHTTPServer { request in
+            inFlight.withLockedValue { $0.now += 1; $0.peak = max($0.peak, $0.now) }
+            defer { inFlight.withLockedValue { $0.now -= 1 } }
             let fault: ScriptedResponse? = rules.withLockedValue { rules in
                 guard let index = rules.firstIndex(where: { $0.matches(request) }) else { return nil }
                 let response = rules[index].response

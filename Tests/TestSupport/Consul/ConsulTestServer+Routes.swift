@@ -20,7 +20,7 @@ extension ConsulTestServer {
         }
         state.withLockedValue { $0.requests.append(request) }
 
-        if let fault = takeFault(path) {
+        if let fault = takeFault(path, method: request.method) {
             switch fault {
             case .status(let status, let body): return respond(Answer(status: status, body: body, index: nil, json: false))
             case .hang: return ScriptedResponse(behaviour: .hang)
@@ -112,7 +112,8 @@ extension ConsulTestServer {
     func read(path: String, query: [(String, String)], rules: TokenRules? = nil, state: inout State) -> Answer {
         let store = state.store
         let scope = Self.scope(of: query)
-        let parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        // Segments decoded, as Go's net/http gives Consul `URL.Path`.
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true).map { $0.removingPercentEncoding ?? String($0) }
         func json(_ value: JSONValue, _ index: UInt64) -> Answer { Answer(status: 200, body: value.jsonText, index: index) }
         switch parts.dropFirst().first.map({ _ in Array(parts.dropFirst()) }) ?? [] {
         case ["agent", "connect", "ca", "roots"]:
@@ -176,6 +177,32 @@ extension ConsulTestServer {
                 JSONMember(name, .array(Array(Set(store.instances[scope.qualified(name)]!.flatMap(\.tags))).sorted().map { .string($0) }))
             }
             return json(.object(services), store.catalogIndex)
+        case let route where route.count == 3 && route.starts(with: ["catalog", "node-services"]):
+            // The services of one node in the request's scope (consul-api.md §6; the registrator).
+            let node = route[2]
+            let onNode = store.instances.values.joined().filter { $0.node == node && $0.scope == scope }.sorted { $0.id < $1.id }
+            guard !onNode.isEmpty || store.nodeMeta[node] != nil else {
+                return Answer(status: 404, body: "Node not found", index: store.catalogIndex, json: false)
+            }
+            let services = onNode.map { instance in
+                JSONValue.object([
+                    JSONMember("ID", .string(instance.id)), JSONMember("Service", .string(instance.service)),
+                    JSONMember("Tags", .array(instance.tags.map { .string($0) })),
+                    JSONMember("Meta", .object(instance.meta.sorted { $0.key < $1.key }.map { JSONMember($0.key, .string($0.value)) })),
+                    JSONMember("Port", .number(String(instance.port))), JSONMember("Address", .string(instance.address)),
+                    JSONMember("Namespace", .string(instance.scope.namespace)), JSONMember("Partition", .string(instance.scope.partition)),
+                ])
+            }
+            return json(
+                .object([
+                    JSONMember("Node", .object([
+                        JSONMember("Node", .string(node)), JSONMember("Datacenter", .string(state.options.datacenter)),
+                        JSONMember("Meta", .object((store.nodeMeta[node] ?? [:]).sorted { $0.key < $1.key }.map { JSONMember($0.key, .string($0.value)) })),
+                    ])),
+                    JSONMember("Services", .array(services)),
+                ]),
+                store.catalogIndex
+            )
         case let route where route.count == 3 && route.starts(with: ["health", "service"]):
             let entries = (store.instances[scope.qualified(route[2])] ?? []).map { instance in
                 JSONValue.object([
@@ -249,7 +276,7 @@ extension ConsulTestServer {
     // MARK: Writes
 
     func write(method: String, path: String, query: [(String, String)], body: [UInt8]) -> Answer {
-        let parts = Array(path.split(separator: "/").map(String.init).dropFirst())
+        let parts = Array(path.split(separator: "/").map { $0.removingPercentEncoding ?? String($0) }.dropFirst())
         let cas = query.first { $0.0 == "cas" }.flatMap { UInt64($0.1) }
         let parsed = try? JSONParser.parse(body)
         let scope = Self.scope(of: query)
@@ -328,9 +355,9 @@ extension ConsulTestServer {
         return ScriptedResponse(status: answer.status, headers: headers, body: Array(answer.body.utf8))
     }
 
-    func takeFault(_ path: String) -> Fault? {
+    func takeFault(_ path: String, method: String) -> Fault? {
         state.withLockedValue { state in
-            guard let position = state.faults.firstIndex(where: { path.hasPrefix($0.prefix) && $0.remaining > 0 }) else { return nil }
+            guard let position = state.faults.firstIndex(where: { path.hasPrefix($0.prefix) && $0.remaining > 0 && ($0.method == nil || $0.method == method) }) else { return nil }
             state.faults[position].remaining -= 1
             let fault = state.faults[position].fault
             if state.faults[position].remaining == 0 { state.faults.remove(at: position) }

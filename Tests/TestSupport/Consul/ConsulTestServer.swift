@@ -73,7 +73,7 @@ public final class ConsulTestServer: Sendable {
         var cancelledWaiters: Set<UInt64> = []
         var nextWaiter: UInt64 = 0
         var openLongPolls = 0
-        var faults: [(prefix: String, remaining: Int, fault: Fault)] = []
+        var faults: [(prefix: String, remaining: Int, fault: Fault, method: String?)] = []
         var indexOverride: UInt64?
         var requests: [RecordedRequest] = []
         /// The services whose leaf was read since the last roots rotation (they have the new root's).
@@ -297,8 +297,14 @@ public final class ConsulTestServer: Sendable {
 
     // MARK: Controls: faults
 
-    public func inject(_ fault: Fault, count: Int = 1, pathPrefix: String) {
-        state.withLockedValue { $0.faults.append((pathPrefix, count, fault)) }
+    /// `method`: only requests with this method (nil: any).
+    public func inject(_ fault: Fault, count: Int = 1, pathPrefix: String, method: String? = nil) {
+        state.withLockedValue { $0.faults.append((pathPrefix, count, fault, method)) }
+    }
+
+    /// ACL mode with one token: requests without it get `403 ACL not found` (a token rotated away).
+    public func requireToken(_ token: String?) {
+        write { $0.options.requiredToken = token }
     }
 
     /// The next answer carries `X-Consul-Index: index` (1 = backwards, 0 = the zero index).
