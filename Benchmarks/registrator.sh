@@ -19,7 +19,7 @@ SWIFT=${SWIFT:-swift}
 
 echo "== building ($CONFIG)"
 for product in lambda-gateway consul-test-server; do
-    $SWIFT build -c "$CONFIG" --product "$product" >/dev/null
+    $SWIFT build -c "$CONFIG" --product "$product" > /tmp/registrator-bench-build.log 2>&1 || { tail -30 /tmp/registrator-bench-build.log; exit 1; }
 done
 bin_dir=$($SWIFT build -c "$CONFIG" --show-bin-path)
 work=$(mktemp -d /tmp/lambda-registrator-bench.XXXXXX)

@@ -14,15 +14,19 @@ fi
 # waits with events.
 # Each run is bounded (20 min; the suite takes about 1 min here), so a hung test fails CI instead
 # of holding it for its 90 minutes.
-# The scale suites (1,000 services; 10,000 intentions entries) keep both cores busy for half a
-# minute: with no arguments they run on their own after the rest, so they do not starve the
-# tests that time real waits.
+# Two groups keep both cores busy and starve the tests that time real waits, so with no arguments
+# each runs on its own after the rest: the scale suites (1,000 services; 10,000 intentions
+# entries), and the suites that start moto's server (a Python process per test) and other
+# processes (the registrator's, the AWS clients').
 swift build --build-tests
-heavy='ScaleTests|IntentionsScaleMeasurement'
+scale='ScaleTests|IntentionsScaleMeasurement'
+processes='RegistratorSyncTests|RegistratorEventSyncTests|RegistratorExtensionDataTests|RegistratorEnvironmentTests|RegistratorEnterpriseTests|RegistratorCommandTests|RegistratorLambdaRuntimeTests|MotoLambdaTests|MotoSSMTests|MotoSignatureTests'
 run_suite() { timeout 1200 swift test --skip-build "$@"; }
+run_twice() { run_suite "$@" || { echo "== the suite failed; running it once more to tell a timing miss from a failure" >&2; run_suite "$@"; }; }
 if [ $# -eq 0 ]; then
-    run_suite --skip "$heavy" || { echo "== the suite failed; running it once more to tell a timing miss from a failure" >&2; run_suite --skip "$heavy"; }
-    run_suite --filter "$heavy"
+    run_twice --skip "$scale|$processes"
+    run_suite --filter "$scale"
+    run_twice --filter "$processes"
 else
     run_suite "$@" || { echo "== the suite failed; running it once more to tell a timing miss from a failure" >&2; run_suite "$@"; }
 fi
@@ -30,6 +34,9 @@ fi
 # which checks that every piece of it works and never how fast anything is.
 if [ $# -eq 0 ]; then
     SMOKE=1 Benchmarks/compare.sh
+    # A registrator full sync of 300 functions against moto, with MAX_CONCURRENCY 8 and 1, on the
+    # debug build the tests used (the 1,000-function figures of BENCHMARKS.md are a release build).
+    SMOKE=1 CONFIG=debug Benchmarks/registrator.sh
     # Every parser's fuzz target, briefly: they build (sanitizers, libFuzzer) and the seeds and a
     # few seconds of mutations find no crash. The long runs are `scripts/fuzz.sh --seconds 600`.
     scripts/fuzz.sh --seconds 10
