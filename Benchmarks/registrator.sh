@@ -24,7 +24,7 @@ done
 bin_dir=$($SWIFT build -c "$CONFIG" --show-bin-path)
 work=$(mktemp -d /tmp/lambda-registrator-bench.XXXXXX)
 mkdir -p Benchmarks/results
-results="Benchmarks/results/registrator-$(date -u +%Y%m%dT%H%M%SZ).json"
+results="Benchmarks/results/registrator-$(date -u +%Y%m%dT%H%M%SZ)${SMOKE:+-smoke}.json"
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
