@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "ConsulAPI", targets: ["ConsulAPI"]),
         .library(name: "GatewayCore", targets: ["GatewayCore"]),
         .library(name: "Registrator", targets: ["Registrator"]),
+        .library(name: "MeshExtension", targets: ["MeshExtension"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -176,6 +177,24 @@ let package = Package(
             ]
         ),
 
+        // The Lambda-to-mesh extension (consul-lambda.md Part B): never links GatewayCore.
+        .target(
+            name: "MeshExtension",
+            dependencies: [
+                "MeshIdentity",
+                "ConsulAPI",
+                "LambdaPayload",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+
+        // Binds two libm functions to versions Lambda's provided.al2023 (glibc 2.34) has, for the
+        // packaged binaries (scripts/package-registrator.sh); inert otherwise.
+        .target(name: "GlibcCompat", linkerSettings: [.linkedLibrary("m")]),
+
         // MARK: Executable
         .executableTarget(
             name: "lambda-gateway",
@@ -184,6 +203,7 @@ let package = Package(
                 "DevMode",
                 "GatewayCore",
                 "Registrator",
+                "GlibcCompat",
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -260,6 +280,7 @@ let package = Package(
         ),
         .testTarget(name: "DevModeTests", dependencies: ["DevMode", "AWSSigV4", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "ConsulAPI"]),
+        .testTarget(name: "MeshExtensionTests", dependencies: ["MeshExtension", "LambdaPayload", "TestSupport"]),
         .testTarget(
             name: "RegistratorTests",
             dependencies: [

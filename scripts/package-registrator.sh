@@ -13,8 +13,11 @@ output=$(realpath -m "${1:-.build/lambda-registrator.zip}")
 swift_cmd=${SWIFT:-swift}
 [ -z "${SWIFT:-}" ] && [ -x /work/swift-locked ] && swift_cmd=/work/swift-locked
 
-$swift_cmd build -c release --product lambda-gateway --static-swift-stdlib -Xlinker -s
-binary="$($swift_cmd build -c release --show-bin-path)/lambda-gateway"
+# --wrap: Sources/GlibcCompat binds hypot/hypotf to versions glibc 2.34 has (the build machine's
+# glibc may be newer).
+flags=(-c release --static-swift-stdlib -Xlinker -s -Xlinker --wrap=hypot -Xlinker --wrap=hypotf)
+$swift_cmd build "${flags[@]}" --product lambda-gateway
+binary="$($swift_cmd build "${flags[@]}" --show-bin-path)/lambda-gateway"
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
