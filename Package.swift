@@ -102,6 +102,7 @@ let package = Package(
             name: "ConsulAPI",
             dependencies: [
                 "TLSFiles",
+                "LambdaPayload",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

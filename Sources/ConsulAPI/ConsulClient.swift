@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import LambdaPayload
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -178,6 +179,17 @@ public final class ConsulClient: Sendable {
     }
 
     public static func decode<Value: Decodable>(_ type: Value.Type, _ body: ByteBuffer, endpoint: String) throws(ConsulError) -> Value {
+        // The list watches' models: the project's parser, several times faster (FastDecoding.swift).
+        if let fast = type as? any FastConsulDecodable.Type {
+            do {
+                let value = try body.withUnsafeReadableBytes { bytes throws(JSONParser.Error) in try JSONParser.parse(bytes) }
+                return try fast.init(consulJSON: value) as! Value
+            } catch let error as JSONParser.Error {
+                throw ConsulError(.malformedBody, endpoint: endpoint, "answer is not JSON: \(error)")
+            } catch {
+                throw ConsulError(.malformedBody, endpoint: endpoint, "answer is not the documented JSON: \(error)")
+            }
+        }
         do {
             return try JSONDecoder().decode(type, from: Data(body.readableBytesView))
         } catch {
