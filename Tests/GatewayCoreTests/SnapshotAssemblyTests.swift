@@ -115,6 +115,20 @@ struct SnapshotAssemblyTests {
         }
     }
 
+    /// Unchanged entries reuse the last build's Lambda settings; a changed entry never does.
+    @Test func aChangedServiceDefaultsEntryChangesTheSettingsLive() async throws {
+        try await SnapshotFixture.with(prepare: prepareTwoServices) { fixture in
+            try await fixture.waitFor("both services") { $0.services.count == 2 }
+            try fixture.consul.setConfigEntry(#"{"Kind":"service-defaults","Name":"orders","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:orders:live","InvocationMode":"asynchronous"}}]}"#)
+            let changed = try await fixture.waitFor("the new ARN") { $0.services["orders"]?.lambda.function.qualifier == "live" }
+            #expect(changed.services["orders"]?.lambda.invocationType == .event)
+            #expect(changed.services["thumbnails"]?.lambda.region == "eu-west-1")
+            try fixture.consul.setConfigEntry(#"{"Kind":"service-defaults","Name":"orders","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"not an arn"}}]}"#)
+            let broken = try await fixture.waitFor("orders not served") { $0.services["orders"] == nil }
+            #expect(broken.notServed["orders"]?.kind == .invalidLambdaConfig)
+        }
+    }
+
     @Test func linkingAndUnlinkingFollowLive() async throws {
         try await SnapshotFixture.with(prepare: prepareTwoServices) { fixture in
             try await fixture.waitFor("both") { $0.services.count == 2 }

@@ -25,6 +25,8 @@ actor WatchCoordinator {
     var wake: CheckedContinuation<Void, Never>?
     var version: UInt64 = 0
     var stopped = false
+    /// The last build's per-service results, reused while their inputs do not change.
+    var buildCache = SnapshotBuildCache()
 
     init(source: ConsulConfigSource) {
         self.source = source
@@ -252,9 +254,13 @@ actor WatchCoordinator {
             let current = source.store.snapshot
             // Off the event loops, which also run Swift concurrency in `run`: with thousands of
             // services a build takes tens of milliseconds (BENCHMARKS.md, micro benchmarks).
-            let (state, nextVersion) = (self.state, self.version + 1)
-            let build: @Sendable () -> GatewaySnapshot = { SnapshotBuilder.build(from: state, version: nextVersion, now: Date()) }
-            let next = (try? await NIOThreadPool.singleton.runIfActive(build)) ?? build()
+            let (state, nextVersion, cache) = (self.state, self.version + 1, self.buildCache)
+            let build: @Sendable () -> (GatewaySnapshot, SnapshotBuildCache) = {
+                var cache = cache
+                return (SnapshotBuilder.build(from: state, version: nextVersion, now: Date(), cache: &cache), cache)
+            }
+            let (next, nextCache) = (try? await NIOThreadPool.singleton.runIfActive(build)) ?? build()
+            buildCache = nextCache
             guard !next.hasSameContent(as: current) else { continue }
             version += 1
             logChanges(from: current, to: next)
