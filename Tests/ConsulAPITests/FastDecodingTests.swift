@@ -29,6 +29,14 @@ import Testing
         #"[{"Name":"orders","EnvoyExtensions":[{"Required":"yes"}]}]"#,
         #"{"Name":"orders"}"#,
         #"[{"Name":"orders"}"#,
+        #"[{"Name":"orders","EnvoyExtensions":[{"Name":"x","Arguments":{"n":1e400}}]}]"#,
+        #"[{"Name":"orders","EnvoyExtensions":[{"Name":"x","Arguments":{"n":-0,"m":1e2,"o":[null,[1],{"a":"\ud83d\ude00"}]}}]}]"#,
+        #"[{"Name":"orders","ModifyIndex":1e2}]"#,
+        #"[{"Name":"orders","ModifyIndex":5.0}]"#,
+        #"[{"Name":"orders","ModifyIndex":18446744073709551616}]"#,
+        #"[{"Name":"caf\u00e9 \"x\" \\ \n"}]"#,
+        "[null]",
+        "[1]",
     ]
 
     @Test(arguments: serviceDefaults)
@@ -62,6 +70,8 @@ import Testing
     @Test func aDuplicateKeyKeepsTheLastAsGoDoes() throws {
         let entries = try ConsulClient.decode([ServiceDefaults].self, ByteBuffer(string: #"[{"Name":"a","Name":"b"}]"#), endpoint: "e")
         #expect(entries.map(\.Name) == ["b"])
+        let meta = try ConsulClient.decode([ServiceDefaults].self, ByteBuffer(string: #"[{"Name":"a","Meta":{"k":"1","k":"2"}}]"#), endpoint: "e")
+        #expect(meta.first?.Meta == ["k": "2"])
     }
 
     @Test func theFastPathIsTakenAndItsErrorsAreMalformedBodies() {

@@ -48,7 +48,8 @@ struct ConsulObject {
         case nil, .null?: return 0
         case .number(let text)?:
             if let value = UInt64(text) { return value }
-            if let number = Double(text), let value = UInt64(exactly: number) { return value }
+            // `1e2` or `5.0`: whole numbers written another way, only where a Double holds them exactly.
+            if let number = Double(text), number < 9_007_199_254_740_992, let value = UInt64(exactly: number) { return value }
             throw FastDecodingError(description: "\(key) is not a whole number")
         default: throw FastDecodingError(description: "\(key) is not a number")
         }
@@ -115,7 +116,8 @@ extension FreeFormJSON: FastConsulDecodable {
         case .null: self = .null
         case .bool(let flag): self = .bool(flag)
         case .number(let text):
-            guard let number = Double(text) else { throw FastDecodingError(description: "number \(text) out of range") }
+            // `Double("1e400")` is infinity, which JSONDecoder refuses as out of range.
+            guard let number = Double(text), number.isFinite else { throw FastDecodingError(description: "number \(text) out of range") }
             self = .number(number)
         case .string(let text): self = .string(text)
         case .array(let elements):

@@ -37,17 +37,17 @@ public enum SnapshotBuilder {
         nextCache.leaves.reserveCapacity(linked.count)
         for service in linked {
             let lambda = { (defaults: ServiceDefaults?, proxyDefaults: ProxyDefaults?) -> Result<LambdaSettings?, LambdaConfigError> in
-                let result = cache.settings(service.key, defaults: defaults, proxyDefaults: proxyDefaults) {
+                let result = cache.settings(service, defaults: defaults, proxyDefaults: proxyDefaults) {
                     Result { () throws(LambdaConfigError) in try LambdaSettings.resolve(service: service.name, serviceDefaults: defaults, proxyDefaults: proxyDefaults) }
                 }
-                nextCache.entries[service.key] = SnapshotBuildCache.Entry(defaults: defaults, proxyDefaults: proxyDefaults, result: result)
+                nextCache.entries[service.key] = SnapshotBuildCache.Entry(service: service, defaults: defaults, proxyDefaults: proxyDefaults, result: result)
                 return result
             }
             let leaf = { (answer: LeafCertificate) -> ServiceLeaf? in
-                let checked = cache.leaf(service.key, answer, datacenter: snapshot.datacenter, trustDomain: snapshot.trustDomain) {
+                let checked = cache.leaf(service, answer, datacenter: snapshot.datacenter, trustDomain: snapshot.trustDomain) {
                     validLeaf(answer, service: service, datacenter: snapshot.datacenter, trustDomain: snapshot.trustDomain)
                 }
-                nextCache.leaves[service.key] = SnapshotBuildCache.LeafEntry(answer: answer, datacenter: snapshot.datacenter, trustDomain: snapshot.trustDomain, leaf: checked)
+                nextCache.leaves[service.key] = SnapshotBuildCache.LeafEntry(service: service, answer: answer, datacenter: snapshot.datacenter, trustDomain: snapshot.trustDomain, leaf: checked)
                 return checked
             }
             switch serve(service, state: state, lookups: lookups, snapshot: snapshot, lambda: lambda, leaf: leaf) {
@@ -177,13 +177,17 @@ public enum SnapshotBuilder {
 /// they came from: a build reuses them while the inputs are equal (copies of the same values, so
 /// comparing them is cheap), which keeps one more link at 10,000 services proportional to the change.
 public struct SnapshotBuildCache: Sendable {
+    // Each entry names the service it was computed for (name and scope byte for byte), so that two
+    // services whose keys collide never share a result.
     struct Entry: Sendable {
+        var service: LinkedService
         var defaults: ServiceDefaults?
         var proxyDefaults: ProxyDefaults?
         var result: Result<LambdaSettings?, LambdaConfigError>
     }
 
     struct LeafEntry: Sendable {
+        var service: LinkedService
         var answer: LeafCertificate
         var datacenter: String
         var trustDomain: String
@@ -194,8 +198,10 @@ public struct SnapshotBuildCache: Sendable {
     var leaves: [String: LeafEntry] = [:]
 
     /// The cached check when the leaf, datacenter and trust domain are unchanged, else `check()`.
-    func leaf(_ key: String, _ answer: LeafCertificate, datacenter: String, trustDomain: String, check: () -> ServiceLeaf?) -> ServiceLeaf? {
-        if let entry = leaves[key], entry.datacenter == datacenter, entry.trustDomain == trustDomain, entry.answer == answer { return entry.leaf }
+    func leaf(_ service: LinkedService, _ answer: LeafCertificate, datacenter: String, trustDomain: String, check: () -> ServiceLeaf?) -> ServiceLeaf? {
+        if let entry = leaves[service.key], Self.same(entry.service, service), entry.datacenter == datacenter, entry.trustDomain == trustDomain, entry.answer == answer {
+            return entry.leaf
+        }
         return check()
     }
 
@@ -203,12 +209,19 @@ public struct SnapshotBuildCache: Sendable {
 
     /// The cached result when both entries are unchanged, else `resolve()`.
     func settings(
-        _ key: String,
+        _ service: LinkedService,
         defaults: ServiceDefaults?,
         proxyDefaults: ProxyDefaults?,
         resolve: () -> Result<LambdaSettings?, LambdaConfigError>
     ) -> Result<LambdaSettings?, LambdaConfigError> {
-        if let entry = entries[key], entry.defaults == defaults, entry.proxyDefaults == proxyDefaults { return entry.result }
+        if let entry = entries[service.key], Self.same(entry.service, service), entry.defaults == defaults, entry.proxyDefaults == proxyDefaults {
+            return entry.result
+        }
         return resolve()
+    }
+
+    static func same(_ a: LinkedService, _ b: LinkedService) -> Bool {
+        a.name.utf8.elementsEqual(b.name.utf8) && a.scope.partition.utf8.elementsEqual(b.scope.partition.utf8)
+            && a.scope.namespace.utf8.elementsEqual(b.scope.namespace.utf8)
     }
 }
