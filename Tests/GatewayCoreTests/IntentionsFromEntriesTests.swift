@@ -191,3 +191,15 @@ struct IntentionsFromEntriesTests {
         return rule
     }
 }
+
+@Suite struct IntentionsFromEntriesByteNamesTests {
+    /// Consul compares destination names byte for byte: the entry of `café` (NFC) is not its
+    /// canonically equal twin's (NFD).
+    @Test func destinationsThatDifferOnlyInNormalizationKeepTheirOwnSources() throws {
+        let json = #"[{"Kind":"service-intentions","Name":"caf\u00e9","Sources":[{"Name":"web","Action":"allow"}]},{"Kind":"service-intentions","Name":"cafe\u0301","Sources":[{"Name":"api","Action":"deny"}]}]"#
+        let entries = try JSONDecoder().decode([ServiceIntentionsEntry].self, from: Data(json.utf8))
+        let intentions = IntentionsFromEntries(entries: entries, scope: .default)
+        #expect(intentions.rules(for: "caf\u{E9}").map(\.sourceName) == ["web"])
+        #expect(intentions.rules(for: "cafe\u{301}").map(\.sourceName) == ["api"])
+    }
+}

@@ -21,7 +21,9 @@ struct IntentionsFromEntries: Sendable {
     }
 
     let scope: ConsulScope
-    private var byDestination: [String: [Ranked]] = [:]
+    /// Keyed by the name's bytes: Consul compares names byte for byte, and a `String` key would merge
+    /// the entry of `café` written one way (NFC) into its canonically equal twin (NFD).
+    private var byDestination: [[UInt8]: [Ranked]] = [:]
 
     init(entries: [ServiceIntentionsEntry], scope: ConsulScope) {
         self.scope = scope
@@ -29,14 +31,14 @@ struct IntentionsFromEntries: Sendable {
             // A list is asked for one scope; an entry naming another one is not about its services.
             let entryScope = ConsulScope(partition: entry.Partition, namespace: entry.Namespace)
             guard entry.Partition.isEmpty && entry.Namespace.isEmpty || entryScope == scope else { continue }
-            byDestination[entry.Name, default: []] += entry.Sources.map { Self.ranked($0, of: entry, scope: scope) }
+            byDestination[Array(entry.Name.utf8), default: []] += entry.Sources.map { Self.ranked($0, of: entry, scope: scope) }
         }
     }
 
     /// What the match endpoint answers for `service`, in its order.
     func rules(for service: String) -> [IntentionRule] {
-        var ranked = byDestination[service] ?? []
-        if service != "*" { ranked += byDestination["*"] ?? [] }
+        var ranked = byDestination[Array(service.utf8)] ?? []
+        if service != "*" { ranked += byDestination[Array("*".utf8)] ?? [] }
         return ranked.sorted(by: Self.consulOrder).map(\.rule)
     }
 
