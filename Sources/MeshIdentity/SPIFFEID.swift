@@ -44,7 +44,8 @@ public struct SPIFFEID: Sendable, Hashable, CustomStringConvertible {
 
     /// Trust domains compare ASCII case-insensitively.
     public func isInTrustDomain(_ other: String) -> Bool {
-        trustDomain.lowercased() == other.lowercased()
+        // ASCII case only, as DNS names compare: Unicode's would take the Kelvin sign for `k`.
+        trustDomain.asciiLowercased.bytesEqual(other.asciiLowercased)
     }
 
     static func percentDecode(_ text: String) -> String? {
@@ -78,14 +79,16 @@ public enum ServiceSNI {
         let subsetPrefix = subset.map { "\($0)." } ?? ""
         let namespace = namespace.isEmpty ? "default" : namespace
         if partition.isEmpty || partition == "default" {
-            return "\(subsetPrefix)\(service).\(namespace).\(datacenter).internal.\(trustDomain)".lowercased()
+            return "\(subsetPrefix)\(service).\(namespace).\(datacenter).internal.\(trustDomain)".asciiLowercased
         }
-        return "\(subsetPrefix)\(service).\(namespace).\(partition).\(datacenter).internal-v1.\(trustDomain)".lowercased()
+        return "\(subsetPrefix)\(service).\(namespace).\(partition).\(datacenter).internal-v1.\(trustDomain)".asciiLowercased
     }
 
     /// The form SNIs are compared in: lower-case, one trailing dot removed (§2.3).
     public static func normalize(_ sni: String) -> String {
-        var key = sni.lowercased()
+        // ASCII case folding, as TLS and DNS compare names: Unicode's would map `\u{212A}` (Kelvin)
+        // onto `k` and let an SNI no peer would match select a service.
+        var key = sni.asciiLowercased
         if key.hasSuffix(".") { key.removeLast() }
         return key
     }

@@ -65,3 +65,14 @@ struct SPIFFEAndSNITests {
         #expect(ServiceSNI.normalize("Orders.Default.DC1.internal.\(tdB).") == "orders.default.dc1.internal.\(tdB)")
     }
 }
+
+@Suite struct ASCIICaseFoldingTests {
+    @Test func sniAndTrustDomainFoldASCIIOnly() {
+        #expect(ServiceSNI.normalize("ORDERS.Default.DC1.internal.TD.consul.") == "orders.default.dc1.internal.td.consul")
+        // The Kelvin sign is not `k`, though Unicode lower-cases it so.
+        #expect(ServiceSNI.normalize("\u{212A}afka.default.dc1.internal.td.consul") != "kafka.default.dc1.internal.td.consul")
+        let id = SPIFFEID(trustDomain: "k.consul", datacenter: "dc1", service: "web")
+        #expect(id.isInTrustDomain("K.CONSUL"))
+        #expect(!id.isInTrustDomain("\u{212A}.consul"))
+    }
+}
