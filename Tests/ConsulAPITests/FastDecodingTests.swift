@@ -78,4 +78,11 @@ import Testing
         #expect(([ServiceDefaults].self as Any.Type) is any FastConsulDecodable.Type)
         #expect(throws: ConsulError.self) { try ConsulClient.decode([ServiceDefaults].self, ByteBuffer(string: "[{"), endpoint: "e") }
     }
+
+    @Test func aKeyInSeveralSpellingsResolvesTheSameWayEveryTime() throws {
+        let arguments = FreeFormJSON.object(["arn": .string("lower"), "Arn": .string("title"), "aRN": .string("mixed")])
+        // "ARN" itself is absent: of the others, the first in code-point order ("Arn" < "aRN" < "arn").
+        #expect(arguments.value(forCaseInsensitiveKey: "ARN") == .string("title"))
+        #expect(FreeFormJSON.object(["ARN": .string("exact"), "arn": .string("x")]).value(forCaseInsensitiveKey: "ARN") == .string("exact"))
+    }
 }

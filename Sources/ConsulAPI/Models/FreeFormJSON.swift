@@ -46,7 +46,9 @@ public indirect enum FreeFormJSON: Codable, Sendable, Hashable {
     public func value(forCaseInsensitiveKey key: String) -> FreeFormJSON? {
         guard case .object(let members) = self else { return nil }
         if let exact = members[key] { return exact }
+        // Of several spellings (`Arn` and `arn`), the first in code-point order: a dictionary's own
+        // order differs between processes, and the same entry must mean the same everywhere.
         let lower = key.lowercased()
-        return members.first { $0.key.lowercased() == lower }?.value
+        return members.keys.sorted().first { $0.lowercased() == lower }.flatMap { members[$0] }
     }
 }
