@@ -9,25 +9,6 @@ import TestSupport
 struct RegistratorCommandTests {
     static let enabled = "serverless.consul.hashicorp.com/v1alpha1/lambda/enabled"
 
-    func withServers(_ options: ConsulTestServer.Options = .init(), _ body: (MotoServer, ConsulTestServer, [String: String]) async throws -> Void) async throws {
-        let moto = try await MotoServer()
-        let consul: ConsulTestServer
-        do {
-            consul = try await ConsulTestServer(options: options)
-        } catch {
-            moto.stop()
-            throw error
-        }
-        let environment = [
-            "HOME": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true", "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": moto.endpoint,
-            "AWS_ACCESS_KEY_ID": moto.fixture.registrator.access_key_id, "AWS_SECRET_ACCESS_KEY": moto.fixture.registrator.secret_access_key,
-            "CONSUL_HTTP_ADDR": consul.baseURL,
-        ]
-        try await withTeardown { try await body(moto, consul, environment) } teardown: {
-            await consul.shutdown()
-            moto.stop()
-        }
-    }
 
     func tag(_ moto: MotoServer, _ function: String = "orders") async throws {
         _ = try await moto.lambdaCommands(#"[{"op":"tag","name":"\#(function)","tags":{"\#(Self.enabled)":"true"}}]"#)
@@ -38,7 +19,7 @@ struct RegistratorCommandTests {
     }
 
     @Test func syncPrintsExactlyOneJSONObjectOnStdoutAndASummaryOnStderr() async throws {
-        try await withServers { moto, consul, environment in
+        try await RegistratorServers.with { moto, consul, environment in
             try await tag(moto)
             let output = try await CLI.run(["registrator", "sync", "--json"], environment: environment)
             #expect(output.status == 0, "\(output.stderr)")
@@ -54,7 +35,7 @@ struct RegistratorCommandTests {
     }
 
     @Test func aPerFunctionErrorIsReportedAndExitsZero() async throws {
-        try await withServers { moto, _, environment in
+        try await RegistratorServers.with { moto, _, environment in
             _ = try await moto.lambdaCommands(#"[{"op":"tag","name":"orders","tags":{"\#(Self.enabled)":"true","serverless.consul.hashicorp.com/v1alpha1/lambda/invocation-mode":"later"}}]"#)
             let output = try await CLI.run(["registrator", "sync", "--json"], environment: environment)
             #expect(output.status == 0, "\(output.stderr)")
@@ -69,7 +50,7 @@ struct RegistratorCommandTests {
     @Test func aDatacenterTheAgentCannotNameIsASetupError() async throws {
         var options = ConsulTestServer.Options()
         options.tokens = ["t": .init(agentRead: false)]
-        try await withServers(options) { _, _, environment in
+        try await RegistratorServers.with(options) { _, _, environment in
             var environment = environment
             environment["CONSUL_HTTP_TOKEN"] = "t"
             let output = try await CLI.run(["registrator", "sync"], environment: environment)
@@ -81,7 +62,7 @@ struct RegistratorCommandTests {
     @Test func theConsulTokenComesFromParameterStore() async throws {
         var options = ConsulTestServer.Options()
         options.requiredToken = "from-ssm"
-        try await withServers(options) { moto, consul, environment in
+        try await RegistratorServers.with(options) { moto, consul, environment in
             try await tag(moto)
             _ = try await ChildProcess.run(
                 ["python3", "-c", "import boto3, sys; boto3.client('ssm', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3]).put_parameter(Name='/consul/token', Value='from-ssm', Type='SecureString')", moto.endpoint, moto.fixture.admin.access_key_id, moto.fixture.admin.secret_access_key]
@@ -96,7 +77,7 @@ struct RegistratorCommandTests {
     }
 
     @Test func eventsFromAFileOrStandardInput() async throws {
-        try await withServers { moto, consul, environment in
+        try await RegistratorServers.with { moto, consul, environment in
             try await tag(moto)
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
@@ -119,7 +100,7 @@ struct RegistratorCommandTests {
     }
 
     @Test func serveSyncsEveryIntervalAndStopsOnSIGTERM() async throws {
-        try await withServers { moto, consul, environment in
+        try await RegistratorServers.with { moto, consul, environment in
             try await tag(moto)
             let serve = try RunningProcess([CLI.executable.path, "registrator", "serve", "--interval", "1s"], environment: environment)
             try await withTeardown {

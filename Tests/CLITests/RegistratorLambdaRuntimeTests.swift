@@ -37,28 +37,9 @@ struct RegistratorLambdaRuntimeTests {
         }
     }
 
-    func withServers(_ body: (MotoServer, ConsulTestServer, [String: String]) async throws -> Void) async throws {
-        let moto = try await MotoServer()
-        let consul: ConsulTestServer
-        do {
-            consul = try await ConsulTestServer()
-        } catch {
-            moto.stop()
-            throw error
-        }
-        let environment = [
-            "HOME": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true", "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": moto.endpoint,
-            "AWS_ACCESS_KEY_ID": moto.fixture.registrator.access_key_id, "AWS_SECRET_ACCESS_KEY": moto.fixture.registrator.secret_access_key,
-            "CONSUL_HTTP_ADDR": consul.baseURL,
-        ]
-        try await withTeardown { try await body(moto, consul, environment) } teardown: {
-            await consul.shutdown()
-            moto.stop()
-        }
-    }
 
     @Test func eventsAreAnsweredAndABadEventIsAnInvocationError() async throws {
-        try await withServers { moto, consul, environment in
+        try await RegistratorServers.with { moto, consul, environment in
             _ = try await moto.lambdaCommands(#"[{"op":"tag","name":"orders","tags":{"serverless.consul.hashicorp.com/v1alpha1/lambda/enabled":"true"}}]"#)
             let runtime = try await RuntimeAPI(events: [("req-1", #"{"source":"aws.events","detail-type":"Scheduled Event"}"#), ("req-2", #"{"source":"aws.s3"}"#)])
             var environment = environment
@@ -86,7 +67,7 @@ struct RegistratorLambdaRuntimeTests {
     }
 
     @Test func aSetupFailureIsPostedAsAnInitErrorAndExitsNonZero() async throws {
-        try await withServers { _, _, environment in
+        try await RegistratorServers.with { _, _, environment in
             let runtime = try await RuntimeAPI(events: [])
             var environment = environment
             environment["AWS_LAMBDA_RUNTIME_API"] = runtime.address
