@@ -133,12 +133,15 @@ public enum FunctionTags {
 
     /// Lambda's alias names: 1–128 of `[a-zA-Z0-9-_]`, not only digits (that would be a version).
     static func isAliasName(_ text: String) -> Bool {
-        guard (1...128).contains(text.utf8.count) else { return false }
-        let allowed = text.utf8.allSatisfy { byte in
+        (1...128).contains(text.utf8.count) && isNameText(text) && !text.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+    }
+
+    /// Only the bytes Lambda allows in function and alias names: `[a-zA-Z0-9-_]`.
+    static func isNameText(_ text: String) -> Bool {
+        text.utf8.allSatisfy { byte in
             (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
                 || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
         }
-        return allowed && !text.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
     }
 
     /// A tag value as it may appear in a log line or report: printable ASCII, at most 64 bytes.

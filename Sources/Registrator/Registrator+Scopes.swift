@@ -83,10 +83,7 @@ extension Registrator {
     /// A function name, or one with an alias after `-`: letters, digits, `-` and `_`, at most
     /// 64 + 1 + 128 bytes.
     static func isServiceName(_ name: String) -> Bool {
-        (1...193).contains(name.utf8.count) && name.utf8.allSatisfy { byte in
-            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
-                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
-        }
+        (1...193).contains(name.utf8.count) && FunctionTags.isNameText(name)
     }
 
     /// Every scope's view; a scope that cannot be read fails the run and nothing is decided there.
