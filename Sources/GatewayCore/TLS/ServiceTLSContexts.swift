@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import NIOSSL
 import Synchronization
 
@@ -12,15 +13,37 @@ public final class ServiceTLSContexts: Sendable {
         var tls: IncomingTLS
     }
 
+    struct Entry {
+        var key: Key
+        var context: NIOSSLContext
+        var lastUsed: NIODeadline
+    }
+
+    struct Contexts {
+        var byService: [String: Entry] = [:]
+        var lastSweep: NIODeadline
+    }
+
     /// By service name: one context per service, for its current leaf and TLS settings. Built on
     /// the first handshake for the service, so 10,000 linked services that are never called cost
-    /// no context, and a change to one service replaces only its own.
-    private let contexts = Mutex<[String: (key: Key, context: NIOSSLContext)]>([:])
+    /// no context, and a change to one service replaces only its own. A context no handshake used
+    /// for `idleTimeout` is dropped (an unlinked service's, or one called once a day): memory
+    /// follows the services in use, not every service ever called.
+    private let contexts: Mutex<Contexts>
+    let idleTimeout: TimeAmount
+    private let clock: @Sendable () -> NIODeadline
     /// The roots parsed for the snapshot version that last needed them: parsing every root PEM per
     /// handshake would put X.509 decoding on the connection path.
     private let verifier = Mutex<(version: UInt64, verifier: ClientCertificateVerifier)?>(nil)
 
-    public init() {}
+    public init(idleTimeout: TimeAmount = .minutes(10), clock: @escaping @Sendable () -> NIODeadline = { .now() }) {
+        self.idleTimeout = idleTimeout
+        self.clock = clock
+        contexts = Mutex(Contexts(lastSweep: clock()))
+    }
+
+    /// How many contexts are held.
+    var count: Int { contexts.withLock { $0.byService.count } }
 
     /// The client-certificate verifier for `snapshot`'s roots and trust domain.
     public func verifier(for snapshot: GatewaySnapshot) -> ClientCertificateVerifier {
@@ -35,7 +58,14 @@ public final class ServiceTLSContexts: Sendable {
     /// verification callback.
     public func context(for service: ServedService, tls: IncomingTLS = IncomingTLS()) throws -> NIOSSLContext {
         let key = Key(service: service.name, serial: service.leaf.serial, modifyIndex: service.leaf.modifyIndex, tls: tls)
-        if let cached = contexts.withLock({ $0[service.name] }), cached.key == key { return cached.context }
+        let now = clock()
+        let cached = contexts.withLock { contexts -> NIOSSLContext? in
+            sweep(&contexts, now: now)
+            guard contexts.byService[service.name]?.key == key else { return nil }
+            contexts.byService[service.name]?.lastUsed = now
+            return contexts.byService[service.name]?.context
+        }
+        if let cached { return cached }
 
         let chain = try NIOSSLCertificate.fromPEMBytes(Array(service.leaf.certificatePEM.utf8))
         let key2 = try NIOSSLPrivateKey(bytes: Array(service.leaf.privateKeyPEM.utf8), format: .pem)
@@ -52,7 +82,16 @@ public final class ServiceTLSContexts: Sendable {
         configuration.applicationProtocols = ["h2", "http/1.1"]
         let context = try NIOSSLContext(configuration: configuration)
         // A new leaf or new settings replace the service's previous context.
-        contexts.withLock { $0[service.name] = (key, context) }
+        contexts.withLock { $0.byService[service.name] = Entry(key: key, context: context, lastUsed: now) }
         return context
+    }
+
+    /// Drops the contexts idle for `idleTimeout`; looks at most once a quarter of it, so a
+    /// handshake pays for the walk over all contexts only every few minutes.
+    private func sweep(_ contexts: inout Contexts, now: NIODeadline) {
+        guard now - contexts.lastSweep >= .nanoseconds(idleTimeout.nanoseconds / 4) else { return }
+        contexts.lastSweep = now
+        let cutoff = now - idleTimeout
+        contexts.byService = contexts.byService.filter { $0.value.lastUsed > cutoff }
     }
 }
