@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "lambda-gateway", targets: ["lambda-gateway"]),
+        .executable(name: "lambda-mesh-extension", targets: ["lambda-mesh-extension"]),
         .library(name: "AWSSigV4", targets: ["AWSSigV4"]),
         .library(name: "LambdaPayload", targets: ["LambdaPayload"]),
         .library(name: "MeshIdentity", targets: ["MeshIdentity"]),
@@ -185,6 +186,14 @@ let package = Package(
                 "MeshIdentity",
                 "ConsulAPI",
                 "LambdaPayload",
+                "AWSAPI",
+                "AWSCredentials",
+                "LambdaInvoke",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -218,6 +227,17 @@ let package = Package(
             ]
         ),
 
+        // The Lambda extension's executable (a layer's `extensions/lambda-mesh-extension`): small,
+        // without the gateway's server stack.
+        .executableTarget(
+            name: "lambda-mesh-extension",
+            dependencies: [
+                "MeshExtension",
+                "GlibcCompat",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         // MARK: Test support and tests
         .target(
             name: "TestSupport",
@@ -231,6 +251,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -281,7 +302,18 @@ let package = Package(
         ),
         .testTarget(name: "DevModeTests", dependencies: ["DevMode", "AWSSigV4", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "ConsulAPI"]),
-        .testTarget(name: "MeshExtensionTests", dependencies: ["MeshExtension", "LambdaPayload", "TestSupport"]),
+        .testTarget(
+            name: "MeshExtensionTests",
+            dependencies: [
+                "MeshExtension", "LambdaPayload", "MeshIdentity", "AWSAPI", "AWSCredentials", "AWSSigV4", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "RegistratorTests",
             dependencies: [

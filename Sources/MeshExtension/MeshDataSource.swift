@@ -1,0 +1,109 @@
+import Foundation
+import Logging
+
+/// The function's mTLS data from Parameter Store (consul-lambda.md B.5): loaded and checked before
+/// anything is served, then read again on `RefreshSchedule`. A failed read keeps the cached data;
+/// new data becomes a new `TunnelTLS` for new dials (`apply`), open tunnels keep theirs.
+actor MeshDataSource {
+    typealias Fetch = @Sendable () async throws -> String
+
+    let fetch: Fetch
+    let apply: @Sendable (TunnelTLS) -> Void
+    let logger: Logger
+    let frequency: TimeInterval
+    private(set) var current: TunnelTLS?
+    private(set) var schedule: RefreshSchedule?
+    private var reading: Task<Void, Never>?
+    private var timer: Task<Void, Never>?
+
+    struct LoadError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    init(frequency: Duration, logger: Logger, fetch: @escaping Fetch, apply: @escaping @Sendable (TunnelTLS) -> Void) {
+        self.frequency = Double(frequency.components.seconds) + Double(frequency.components.attoseconds) / 1e18
+        self.logger = logger
+        self.fetch = fetch
+        self.apply = apply
+    }
+
+    /// The initial load: up to `attempts` reads, 0.5 s then 1 s apart; the data must parse and pass
+    /// `MeshTLSData`'s checks (key matches, certificate valid now).
+    func load(attempts: Int = 3) async throws(LoadError) {
+        var lastError = ""
+        for attempt in 1...attempts {
+            do {
+                let data = try MeshTLSData(json: try await fetch(), now: Date())
+                let tls = try TunnelTLS(data: data, version: 1)
+                current = tls
+                schedule = RefreshSchedule(frequency: frequency, loadedAt: Date(), notValidAfter: data.notValidAfter)
+                apply(tls)
+                return
+            } catch {
+                lastError = "\(error)"
+                logger.warning("reading the mTLS data failed", metadata: ["attempt": "\(attempt)", "error": "\(lastError)"])
+            }
+            if attempt < attempts { try? await Task.sleep(for: .milliseconds(500 * attempt)) }
+        }
+        throw LoadError(description: lastError)
+    }
+
+    /// Reads again in the background on the schedule, until `stop`.
+    func startTimer() {
+        timer = Task { [weak self] in
+            while !Task.isCancelled {
+                guard let self, let next = await self.schedule?.nextAttempt else { return }
+                let wait = max(next.timeIntervalSinceNow, 0.05)
+                guard (try? await Task.sleep(for: .milliseconds(Int(wait * 1000)))) != nil else { return }
+                await self.refreshIfDue()
+            }
+        }
+    }
+
+    /// On `INVOKE` (B.5: the timer did not run while the environment was frozen): a read when one
+    /// is due, in the background so that `event/next` is asked again at once.
+    func invoked() {
+        guard schedule?.isDue(at: Date()) == true, reading == nil else { return }
+        reading = Task { await self.refresh() }
+    }
+
+    func refreshIfDue() async {
+        guard schedule?.isDue(at: Date()) == true else { return }
+        if let reading {
+            await reading.value
+            return
+        }
+        let task = Task { await self.refresh() }
+        reading = task
+        await task.value
+    }
+
+    /// One read; new data applies to new dials.
+    private func refresh() async {
+        defer { reading = nil }
+        do {
+            let data = try MeshTLSData(json: try await fetch(), now: Date())
+            if data != current?.data {
+                let tls = try TunnelTLS(data: data, version: (current?.version ?? 0) + 1)
+                current = tls
+                apply(tls)
+                logger.info("new mTLS data; new connections use it", metadata: ["version": "\(tls.version)", "notValidAfter": "\(data.notValidAfter)"])
+            }
+            schedule?.succeeded(at: Date(), notValidAfter: data.notValidAfter)
+        } catch {
+            schedule?.failed(at: Date())
+            let expired = current?.isExpired(at: Date()) ?? true
+            logger.log(
+                level: expired ? .error : .warning,
+                expired ? "reading the mTLS data failed and the cached certificate has expired: new connections are refused" : "reading the mTLS data failed; keeping the cached data",
+                metadata: ["error": "\(error)", "failures": "\(schedule?.consecutiveFailures ?? 0)", "retryAt": "\(schedule?.nextAttempt ?? Date())"]
+            )
+        }
+    }
+
+    func stop() {
+        timer?.cancel()
+        timer = nil
+        reading?.cancel()
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+
+/// When the mTLS data is read again (consul-lambda.md B.5). Pure: the clock is the caller's.
+/// - every `frequency` after the last success;
+/// - once the certificate is within 10 minutes of expiring, at once, then every 30 s until a read
+///   brings a newer one;
+/// - after a failure, 1 s doubling to 60 s (the cached data is kept meanwhile).
+/// Timers do not run while Lambda freezes the environment: `isDue` is also asked on every INVOKE.
+public struct RefreshSchedule: Sendable, Hashable {
+    public var frequency: TimeInterval
+    public private(set) var lastSuccess: Date
+    public private(set) var lastAttempt: Date
+    public private(set) var consecutiveFailures = 0
+    public private(set) var notValidAfter: Date
+
+    static let expiryWindow: TimeInterval = 600
+    static let retryInExpiryWindow: TimeInterval = 30
+    static let firstBackoff: TimeInterval = 1
+    static let maximumBackoff: TimeInterval = 60
+
+    /// After the initial load at `loadedAt`.
+    public init(frequency: TimeInterval, loadedAt: Date, notValidAfter: Date) {
+        self.frequency = frequency
+        lastSuccess = loadedAt
+        lastAttempt = loadedAt
+        self.notValidAfter = notValidAfter
+    }
+
+    /// When the next read is due.
+    public var nextAttempt: Date {
+        if consecutiveFailures > 0 {
+            let backoff = min(Self.firstBackoff * pow(2, Double(min(consecutiveFailures - 1, 16))), Self.maximumBackoff)
+            return lastAttempt.addingTimeInterval(backoff)
+        }
+        let periodic = lastSuccess.addingTimeInterval(frequency)
+        let window = notValidAfter.addingTimeInterval(-Self.expiryWindow)
+        guard periodic > window else { return periodic }
+        return max(window, lastAttempt.addingTimeInterval(Self.retryInExpiryWindow))
+    }
+
+    public func isDue(at now: Date) -> Bool {
+        now >= nextAttempt
+    }
+
+    public mutating func succeeded(at now: Date, notValidAfter: Date) {
+        lastSuccess = now
+        lastAttempt = now
+        consecutiveFailures = 0
+        self.notValidAfter = notValidAfter
+    }
+
+    public mutating func failed(at now: Date) {
+        lastAttempt = now
+        consecutiveFailures += 1
+    }
+}
