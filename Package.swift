@@ -301,7 +301,14 @@ let package = Package(
             ]
         ),
         .testTarget(name: "DevModeTests", dependencies: ["DevMode", "AWSSigV4", .product(name: "NIOCore", package: "swift-nio")]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport", "ConsulAPI"]),
+        .testTarget(
+            name: "CLITests",
+            dependencies: [
+                "TestSupport", "ConsulAPI", "AWSAPI", "AWSCredentials", "AWSSigV4", "LambdaPayload",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "MeshExtensionTests",
             dependencies: [
