@@ -202,7 +202,7 @@ let package = Package(
         ),
 
         // Binds two libm functions to versions Lambda's provided.al2023 (glibc 2.34) has, for the
-        // packaged binaries (scripts/package-registrator.sh); inert otherwise.
+        // packaged binaries (scripts/package-registrator.sh, scripts/package-extension.sh); inert otherwise.
         .target(name: "GlibcCompat", linkerSettings: [.linkedLibrary("m")]),
 
         // MARK: Executable
@@ -276,6 +276,16 @@ let package = Package(
             path: "Benchmarks/Tools/MeshLoad"
         ),
         .executableTarget(name: "consul-test-server", dependencies: ["TestSupport"], path: "Tests/ConsulTestServerMain"),
+        // The extension's cold-start and per-connection figures (BENCHMARKS.md), on the test stand-ins.
+        .executableTarget(
+            name: "extension-bench",
+            dependencies: [
+                "TestSupport", "AWSAPI", "AWSCredentials", "AWSSigV4", "LambdaPayload",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/Tools/ExtensionBench"
+        ),
         .testTarget(name: "AWSSigV4Tests", dependencies: ["AWSSigV4"]),
         .testTarget(name: "LambdaPayloadTests", dependencies: ["LambdaPayload"]),
         .testTarget(name: "MeshIdentityTests", dependencies: ["MeshIdentity"]),

@@ -1,6 +1,6 @@
 // Lambda's provided.al2023 runtime has glibc 2.34. Linked on a newer glibc, `hypot` and `hypotf`
 // (used by the Swift runtime's libraries) bind to their GLIBC_2.35 versions and the binary would
-// not load there. scripts/package-registrator.sh links with `--wrap=hypot --wrap=hypotf`, which sends
+// not load there. scripts/package-registrator.sh and scripts/package-extension.sh link with `--wrap=hypot --wrap=hypotf`, which sends
 // every reference to these wrappers, bound to the functions' original versions (same results).
 // Without those flags nothing refers to the wrappers and they are inert.
 #if defined(__linux__) && (defined(__x86_64__) || defined(__aarch64__))

@@ -69,6 +69,14 @@ public enum ExtensionMain {
     ) async -> Int32 {
         let signals = SignalWatcher()
         let started = ContinuousClock.now
+        var phaseStarted = started
+        var traceEnabled = false
+        /// TRACE_ENABLED: each Init phase's time, at debug level (B.3).
+        func phaseDone(_ phase: String) {
+            let now = ContinuousClock.now
+            if traceEnabled { logger.debug("init phase done", metadata: ["phase": "\(phase)", "ms": "\(milliseconds(now - phaseStarted))"]) }
+            phaseStarted = now
+        }
 
         // 1.-2. Configuration, then registration (an error is reported after registering: the
         // platform takes /init/error only from a registered extension).
@@ -82,12 +90,15 @@ public enum ExtensionMain {
             return 1
         }
         logger.logLevel = settings.logLevel
+        traceEnabled = settings.traceEnabled
+        phaseDone("configuration")
         do {
             registration = try await api.register(name: name)
         } catch {
             logger.error("registering with the Extensions API failed: \(error)")
             return 1
         }
+        phaseDone("register")
         let identifier = registration.identifier
         func initFailure(_ type: ExtensionsAPIClient.ErrorType, _ message: String) async -> Int32 {
             logger.error("\(type.rawValue): \(message)")
@@ -99,12 +110,15 @@ public enum ExtensionMain {
         let aws: AWSAPIClient
         do {
             let credentials = CredentialCache(chain: .standard(environment: environment, httpClient: metadataClient), logger: logger)
-            aws = try AWSAPIClient(configuration: try AWSServiceConfiguration(environment: environment), credentials: credentials, eventLoopGroup: group, logger: logger)
+            var configuration = try AWSServiceConfiguration(environment: environment)
+            // A read that hangs must not use up Init: each call gets 2 s, retries within it.
+            configuration.callTimeout = .seconds(2)
+            aws = try AWSAPIClient(configuration: configuration, credentials: credentials, eventLoopGroup: group, logger: logger)
         } catch {
             return await initFailure(.configInvalid, "AWS: \(error)")
         }
         let dialer = TunnelDialer(settings: settings, eventLoop: group.next(), logger: logger)
-        let listeners = UpstreamListeners(dialer: dialer, logger: logger)
+        let listeners = UpstreamListeners(dialer: dialer, logger: logger, traceEnabled: settings.traceEnabled)
         let parameter = settings.parameterName
         let upstreams = settings.upstreams
         let data = MeshDataSource(
@@ -113,13 +127,15 @@ public enum ExtensionMain {
             apply: { tls in dialer.use(tls, upstreams: upstreams) }
         )
         do {
-            try await data.load()
+            try await data.load(budget: Self.dataLoadBudget)
+            phaseDone("mTLS data")
         } catch {
             await aws.shutdown()
             return await initFailure(.dataUnavailable, "the mTLS data in \(parameter) cannot be used: \(error)")
         }
         do {
             try await listeners.bind(upstreams, timeout: settings.proxyTimeout)
+            phaseDone("listeners")
         } catch {
             dialer.stop()
             await aws.shutdown()
@@ -131,7 +147,7 @@ public enum ExtensionMain {
             "ready",
             metadata: [
                 "function": "\(registration.functionName)", "service": "\(settings.serviceName)", "upstreams": "\(upstreams.map(\.description))",
-                "gateway": "\(settings.gatewayHost):\(settings.gatewayPort)", "initMs": "\(ready.components.seconds * 1000 + ready.components.attoseconds / 1_000_000_000_000_000)",
+                "gateway": "\(settings.gatewayHost):\(settings.gatewayPort)", "initMs": "\(milliseconds(ready))",
             ]
         )
 
@@ -144,6 +160,8 @@ public enum ExtensionMain {
                         switch try await api.next(identifier: identifier) {
                         case .invoke:
                             await data.invoked()
+                            // Frozen between invocations, spares age past use: new ones now.
+                            dialer.renewStaleSpares()
                         case .shutdown(let reason, let deadlineMs):
                             return .shutdown(reason: reason, deadlineMs: deadlineMs)
                         }
@@ -161,7 +179,7 @@ public enum ExtensionMain {
         case .shutdown(let reason, let deadlineMs):
             let left = Double(deadlineMs) / 1000 - Date().timeIntervalSince1970 - 0.2
             budget = .milliseconds(Int(max(left, 0) * 1000))
-            logger.info("SHUTDOWN", metadata: ["reason": "\(reason)", "drainMs": "\(budget.components.seconds * 1000 + budget.components.attoseconds / 1_000_000_000_000_000)"])
+            logger.info("SHUTDOWN", metadata: ["reason": "\(reason)", "drainMs": "\(milliseconds(budget))"])
         case .signal(let number):
             budget = .milliseconds(500)
             logger.info("signal \(number): shutting down")
@@ -185,6 +203,14 @@ public enum ExtensionMain {
             return 1
         }
         return 0
+    }
+
+    /// The initial read's whole budget: Lambda gives an extension's Init 10 s in all, and
+    /// `/init/error` must come within it.
+    static let dataLoadBudget = Duration.seconds(7)
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 
     enum Stop: Sendable {

@@ -27,13 +27,15 @@ actor MeshDataSource {
         self.apply = apply
     }
 
-    /// The initial load: up to `attempts` reads, 0.5 s then 1 s apart; the data must parse and pass
-    /// `MeshTLSData`'s checks (key matches, certificate valid now).
-    func load(attempts: Int = 3) async throws(LoadError) {
+    /// The initial load: up to `attempts` reads, 0.5 s then 1 s apart, all within `budget`; the
+    /// data must parse and pass `MeshTLSData`'s checks (key matches, certificate valid now).
+    func load(attempts: Int = 3, budget: Duration = .seconds(7)) async throws(LoadError) {
+        let deadline = ContinuousClock.now + budget
         var lastError = ""
         for attempt in 1...attempts {
             do {
-                let data = try MeshTLSData(json: try await fetch(), now: Date())
+                let text = try await Self.within(deadline, fetch)
+                let data = try MeshTLSData(json: text, now: Date())
                 let tls = try TunnelTLS(data: data, version: 1)
                 current = tls
                 schedule = RefreshSchedule(frequency: frequency, loadedAt: Date(), notValidAfter: data.notValidAfter)
@@ -43,9 +45,30 @@ actor MeshDataSource {
                 lastError = "\(error)"
                 logger.warning("reading the mTLS data failed", metadata: ["attempt": "\(attempt)", "error": "\(lastError)"])
             }
-            if attempt < attempts { try? await Task.sleep(for: .milliseconds(500 * attempt)) }
+            let pause = Duration.milliseconds(500 * attempt)
+            guard attempt < attempts, ContinuousClock.now + pause < deadline else { break }
+            try? await Task.sleep(for: pause)
         }
         throw LoadError(description: lastError)
+    }
+
+    struct OutOfTime: Error, CustomStringConvertible {
+        var description: String { "no answer within the Init budget" }
+    }
+
+    /// `body`'s value, or `OutOfTime` at `deadline` (the call is cancelled).
+    static func within(_ deadline: ContinuousClock.Instant, _ body: @escaping Fetch) async throws -> String {
+        try await withThrowingTaskGroup(of: String?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try? await Task.sleep(until: deadline)
+                return nil
+            }
+            defer { group.cancelAll() }
+            let first = try await group.next() ?? nil
+            guard let text = first else { throw OutOfTime() }
+            return text
+        }
     }
 
     /// Reads again in the background on the schedule, until `stop`.

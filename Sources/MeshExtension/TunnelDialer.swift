@@ -20,7 +20,8 @@ final class TunnelDialer: Sendable {
     let logger: Logger
     private let state = NIOLockedValueBox(State())
 
-    static let spareLifetime = TimeAmount.seconds(30)
+    /// A spare older than this is not taken (B.6: 30 s).
+    let spareLifetime: TimeAmount
 
     struct Spare {
         var channel: any Channel
@@ -38,7 +39,8 @@ final class TunnelDialer: Sendable {
         var upstreams: [Upstream] = []
     }
 
-    init(settings: ExtensionSettings, eventLoop: any EventLoop, logger: Logger) {
+    init(settings: ExtensionSettings, eventLoop: any EventLoop, logger: Logger, spareLifetime: TimeAmount = .seconds(30)) {
+        self.spareLifetime = spareLifetime
         gatewayHost = settings.gatewayHost
         gatewayPort = settings.gatewayPort
         dialTimeout = .nanoseconds(Int64(settings.dialTimeout.components.seconds) * 1_000_000_000 + settings.dialTimeout.components.attoseconds / 1_000_000_000)
@@ -64,8 +66,8 @@ final class TunnelDialer: Sendable {
         for upstream in upstreams { fillSpares(upstream) }
     }
 
-    /// A verified connection for `upstream`: a spare, else a new dial.
-    func connect(_ upstream: Upstream) -> EventLoopFuture<any Channel> {
+    /// A verified connection for `upstream`: a spare, else a new dial; and whether it was a spare.
+    func connect(_ upstream: Upstream) -> EventLoopFuture<(channel: any Channel, spare: Bool)> {
         let now = NIODeadline.now()
         let (taken, stale, tls) = state.withLockedValue { state -> ((any Channel)?, [Spare], TunnelTLS?) in
             var spares = state.spares[upstream.localPort] ?? []
@@ -73,7 +75,7 @@ final class TunnelDialer: Sendable {
             var taken: (any Channel)?
             while let spare = spares.first, taken == nil {
                 spares.removeFirst()
-                if spare.channel.isActive, spare.version == state.tls?.version, now - spare.dialled < Self.spareLifetime {
+                if spare.channel.isActive, spare.version == state.tls?.version, now - spare.dialled < self.spareLifetime {
                     taken = spare.channel
                 } else {
                     stale.append(spare)
@@ -85,14 +87,14 @@ final class TunnelDialer: Sendable {
         for spare in stale { spare.channel.close(promise: nil) }
         if let taken {
             fillSpares(upstream)
-            return eventLoop.makeSucceededFuture(taken)
+            return eventLoop.makeSucceededFuture((taken, true))
         }
         guard let tls else { return eventLoop.makeFailedFuture(TunnelError("no mTLS data yet")) }
         let dial = dial(upstream, tls: tls)
         // A spare is dialled once the first connection is up (not beside it: two handshakes at
         // once would slow the one the function waits for).
         dial.whenSuccess { _ in self.fillSpares(upstream) }
-        return dial
+        return dial.map { ($0, false) }
     }
 
     /// TCP to the mesh gateway and TLS with the upstream's SNI, within the dial timeout; succeeds
@@ -156,6 +158,22 @@ final class TunnelDialer: Sendable {
                 }
             }
         }
+    }
+
+    /// Closes the spares too old to be taken and dials new ones: called on each INVOKE, since
+    /// between invocations the environment is frozen and every spare ages past its use.
+    func renewStaleSpares() {
+        let now = NIODeadline.now()
+        let (stale, upstreams) = state.withLockedValue { state -> ([Spare], [Upstream]) in
+            var stale: [Spare] = []
+            for (port, spares) in state.spares {
+                stale += spares.filter { now - $0.dialled >= self.spareLifetime || !$0.channel.isActive }
+                state.spares[port] = spares.filter { now - $0.dialled < self.spareLifetime && $0.channel.isActive }
+            }
+            return (stale, state.upstreams)
+        }
+        for spare in stale { spare.channel.close(promise: nil) }
+        for upstream in upstreams { fillSpares(upstream) }
     }
 
     /// Stops dialling and closes the spares.

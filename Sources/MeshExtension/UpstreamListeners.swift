@@ -10,13 +10,16 @@ import NIOPosix
 final class UpstreamListeners: Sendable {
     let dialer: TunnelDialer
     let logger: Logger
+    /// TRACE_ENABLED: each tunnel's opening time at debug level.
+    let traceEnabled: Bool
     private let listeners = NIOLockedValueBox<[any Channel]>([])
     /// The function's connections with a tunnel open or being opened, closed when time is up at shutdown.
     private let open = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
 
-    init(dialer: TunnelDialer, logger: Logger) {
+    init(dialer: TunnelDialer, logger: Logger, traceEnabled: Bool = false) {
         self.dialer = dialer
         self.logger = logger
+        self.traceEnabled = traceEnabled
     }
 
     struct BindError: Error, CustomStringConvertible {
@@ -126,11 +129,13 @@ final class LocalConnection: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         let started = NIODeadline.now()
+        let listeners = self.listeners
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         listeners.dialer.connect(upstream).hop(to: context.eventLoop).whenComplete { result in
             switch result {
-            case .success(let tunnel) where !local.isActive:
+            case .success(let (tunnel, _)) where !local.isActive:
                 tunnel.close(promise: nil)
-            case .success(let tunnel):
+            case .success(let (tunnel, spare)):
                 let (localRelay, tunnelRelay) = RelayHandler.pair { error in
                     if let error { logger.info("tunnel ended on an error", metadata: ["upstream": "\(upstream)", "error": "\(error)"]) }
                 }
@@ -142,10 +147,13 @@ final class LocalConnection: ChannelInboundHandler, RemovableChannelHandler {
                     if let start = try? tunnel.pipeline.syncOperations.handler(type: TunnelStart.self) {
                         tunnel.pipeline.syncOperations.removeHandler(start, promise: nil)
                     }
-                    local.pipeline.syncOperations.removeHandler(self, promise: nil)
+                    local.pipeline.syncOperations.removeHandler(handler.value, promise: nil)
                     local.setOption(.autoRead, value: true).whenComplete { _ in local.read() }
                     tunnel.closeFuture.whenComplete { _ in local.close(promise: nil) }
-                    logger.trace("tunnel open", metadata: ["upstream": "\(upstream)", "ms": "\((NIODeadline.now() - started).nanoseconds / 1_000_000)"])
+                    if listeners.traceEnabled {
+                        let micros = (NIODeadline.now() - started).nanoseconds / 1000
+                        logger.debug("tunnel open", metadata: ["upstream": "\(upstream)", "spare": "\(spare)", "ms": "\(Double(micros) / 1000)"])
+                    }
                 } catch {
                     logger.warning("cannot join a tunnel", metadata: ["upstream": "\(upstream)", "error": "\(error)"])
                     tunnel.close(promise: nil)

@@ -167,13 +167,16 @@ import TestSupport
     @Test func aWarmSpareIsReadyBeforeTheFirstConnectionAndReplacedAfterIt() async throws {
         try await withExtension { harness in
             try await harness.putCallerData()
-            let process = try await Self.ready(harness, ["CONSUL_EXTENSION_WARM_CONNECTIONS": "1"])
+            let process = try await Self.ready(harness, ["CONSUL_EXTENSION_WARM_CONNECTIONS": "1", "TRACE_ENABLED": "true", "LOG_LEVEL": "debug"])
             defer { process.stop() }
             try await eventually { harness.upstream.handshakes == 1 }
             let client = try LocalClient(port: harness.ordersPort)
             defer { client.close() }
             client.send("hello\n")
             #expect(client.read(count: 6) == "hello\n")
+            // TRACE_ENABLED: per-phase timings at debug level.
+            _ = try await process.waitForLine(containing: "phase=mTLS data")
+            #expect(try await process.waitForLine(containing: "tunnel open").contains("spare=true"))
             // The spare carried it; one more is dialled in its place, not two.
             try await eventually { harness.upstream.handshakes == 2 }
             try await Task.sleep(for: .milliseconds(300))
