@@ -17,7 +17,7 @@ import TestSupport
 //   shape) and =1 (a warm spare): latency from connect to the echo, and the extension's CPU time.
 //
 //   swift build -c release --product lambda-mesh-extension --product extension-bench
-//   .build/release/extension-bench [--runs 20] [--connections 300] [--gap-ms 20]
+//   .build/release/extension-bench [--runs 20] [--connections 300] [--gap-ms 20] [--extension PATH]
 
 func option(_ name: String, _ fallback: Int) -> Int {
     let arguments = CommandLine.arguments
@@ -29,7 +29,9 @@ let runs = option("--runs", 20)
 let connections = option("--connections", 300)
 let gap = option("--gap-ms", 20)
 let binDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-let executable = binDirectory.appendingPathComponent("lambda-mesh-extension").path
+/// `--extension PATH`: another build of the extension (say, the layer's static binary).
+let executable = CommandLine.arguments.firstIndex(of: "--extension").map { CommandLine.arguments[$0 + 1] }
+    ?? binDirectory.appendingPathComponent("lambda-mesh-extension").path
 let trustDomain = "11111111-2222-3333-4444-555555555555.consul"
 let callerID = "spiffe://\(trustDomain)/ns/default/dc/dc1/svc/caller"
 let ordersID = "spiffe://\(trustDomain)/ns/default/dc/dc1/svc/orders"
