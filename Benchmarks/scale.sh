@@ -15,11 +15,13 @@
 #   +1 link        seconds from linking one more service until it is served
 #   roots→all      seconds from a CA roots rotation (the new root active, every leaf re-signed by
 #                  the server) until the gateway has read every service's new leaf
+#   RSS +TLS       with HANDSHAKES=K: the gateway's VmRSS after mesh handshakes (curl, 4 at a time)
+#                  to K different services, each of which builds that service's TLS context
 # A table goes to stdout and a JSON line per count to Benchmarks/results/scale-<time>.json.
 #
 #   Benchmarks/scale.sh                       # 1,000, 5,000 and 10,000 services, release build
 #   COUNTS="1000" STEADY=30 Benchmarks/scale.sh
-# Knobs: COUNTS, STEADY (60), SWIFT (the swift command, e.g. a wrapper that serializes builds),
+# Knobs: COUNTS, STEADY (60), HANDSHAKES (0), SWIFT (the swift command, e.g. a wrapper that serializes builds),
 # LIMIT (the server's per-client limit, 200), KEEP=1 (keep the work directory).
 # Every process it starts is stopped by PID on any exit.
 set -euo pipefail
@@ -29,6 +31,7 @@ root=$(cd .. && pwd)
 COUNTS=${COUNTS:-"1000 5000 10000"}
 STEADY=${STEADY:-60}
 LIMIT=${LIMIT:-200}
+HANDSHAKES=${HANDSHAKES:-0}
 SWIFT=${SWIFT:-swift}
 
 echo "== building (release)"
@@ -75,9 +78,10 @@ for count in $COUNTS; do
     curl -fsS -X POST "$consul/_control/add-lambda-services?count=$count" > /dev/null
 
     admin_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    listen_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     started=$(now)
     AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=secret AWS_EC2_METADATA_DISABLED=true HOME=/nonexistent \
-        "$bin_dir/lambda-gateway" run --gateway-name lambda-gateway --listen 127.0.0.1:0 --admin "127.0.0.1:$admin_port" \
+        "$bin_dir/lambda-gateway" run --gateway-name lambda-gateway --listen "127.0.0.1:$listen_port" --admin "127.0.0.1:$admin_port" \
         --consul-addr "$consul" --register none --lambda-endpoint https://127.0.0.1:9 --log-level warning > "$run/gateway.log" 2>&1 &
     gateway_pid=$!
     pids+=("$gateway_pid")
@@ -100,13 +104,25 @@ for count in $COUNTS; do
     rotated=$(now)
     wait_until 300 rotation_reached $((count + 1)) || { echo "roots rotation did not reach every service in 300 s: $(stat_of leafReadsSinceRotation)"; exit 1; }
     roots_all=$(elapsed "$rotated" "$(now)")
+    rss_tls=""
+    if (( HANDSHAKES > 0 )); then
+        # A mesh client leaf for `web` from the server's CA (its leaf endpoint hands out the key too).
+        curl -fsS "$consul/v1/agent/connect/ca/leaf/web" | python3 -c "
+import json, sys; leaf = json.load(sys.stdin)
+open('$run/web.pem', 'w').write(leaf['CertPEM']); open('$run/web.key', 'w').write(leaf['PrivateKeyPEM'])"
+        trust_domain=$(curl -fsS "$consul/v1/agent/connect/ca/roots" | python3 -c "import json, sys; print(json.load(sys.stdin)['TrustDomain'])")
+        seq 0 $((HANDSHAKES - 1)) | xargs -P 4 -I{} curl -sk -o /dev/null --cert "$run/web.pem" --key "$run/web.key" \
+            --resolve "fn-{}.default.dc1.internal.$trust_domain:$listen_port:127.0.0.1" "https://fn-{}.default.dc1.internal.$trust_domain:$listen_port/" || true
+        rss_tls=$(awk '/VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$gateway_pid/status")
+        echo "RSS after handshakes to $HANDSHAKES services: $rss_tls MB (before: $rss_mb MB)"
+    fi
     peak=$(stat_of peakConnections)
     refused=$(stat_of refusedConnections)
     start_served=$(elapsed "$started" "$all_served")
 
     printf '%-8s %14s %11s %8s %13s %13s %8s %8s %10s\n' "$count" "${start_served} s" "$peak" "$refused" "$steady_rate" "$steady_conns" "$rss_mb" "${one_more} s" "${roots_all} s"
-    printf '{"services":%s,"startToServedSeconds":%s,"peakConnections":%s,"refusedConnections":%s,"steadyRequestsPerSecond":%s,"steadyConnections":%s,"rssMB":%s,"oneMoreLinkSeconds":%s,"rootsToAllSeconds":%s}\n' \
-        "$count" "$start_served" "$peak" "$refused" "$steady_rate" "$steady_conns" "$rss_mb" "$one_more" "$roots_all" >> "$results"
+    printf '{"services":%s,"startToServedSeconds":%s,"peakConnections":%s,"refusedConnections":%s,"steadyRequestsPerSecond":%s,"steadyConnections":%s,"rssMB":%s,"oneMoreLinkSeconds":%s,"rootsToAllSeconds":%s,"handshakes":%s,"rssAfterHandshakesMB":%s}\n' \
+        "$count" "$start_served" "$peak" "$refused" "$steady_rate" "$steady_conns" "$rss_mb" "$one_more" "$roots_all" "$HANDSHAKES" "${rss_tls:-null}" >> "$results"
 
     kill "$gateway_pid" "$consul_pid"
     wait "$gateway_pid" "$consul_pid" 2>/dev/null || true

@@ -95,6 +95,10 @@ public struct ExtensionSettings: Sendable, Hashable {
         }
 
         refreshFrequency = try duration("CONSUL_REFRESH_FREQUENCY", default: .seconds(300))
+        // Each read is a signed Parameter Store call: `1ms` would be a thousand a second.
+        guard refreshFrequency >= .seconds(1) else {
+            throw Error(variable: "CONSUL_REFRESH_FREQUENCY", message: "must be at least 1s")
+        }
         proxyTimeout = try duration("CONSUL_EXTENSION_PROXY_TIMEOUT", default: .seconds(3))
         dialTimeout = try duration("CONSUL_EXTENSION_DIAL_TIMEOUT", default: .seconds(5))
         if let text = value("CONSUL_EXTENSION_WARM_CONNECTIONS") {

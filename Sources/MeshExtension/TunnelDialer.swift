@@ -29,12 +29,22 @@ final class TunnelDialer: Sendable {
         var dialled: NIODeadline
     }
 
+    /// A spare being dialled: a connection that asks meanwhile takes it (it is further along than
+    /// a new dial would be).
+    struct PendingSpare {
+        var id: Int
+        var dial: EventLoopFuture<any Channel>
+    }
+
     struct State {
         var tls: TunnelTLS?
         /// By upstream (its local port).
         var spares: [Int: [Spare]] = [:]
-        /// Spares being dialled, by upstream: counted so that a burst does not dial too many.
-        var dialling: [Int: Int] = [:]
+        /// Spares being dialled, by upstream, for the current data only.
+        var pending: [Int: [PendingSpare]] = [:]
+        /// Spares being dialled that a connection took: theirs when the dial completes.
+        var claimed: Set<Int> = []
+        var nextID = 0
         var stopped = false
         var upstreams: [Upstream] = []
     }
@@ -52,24 +62,28 @@ final class TunnelDialer: Sendable {
     /// The TLS new dials use; `nil` before the first data.
     var tls: TunnelTLS? { state.withLockedValue { $0.tls } }
 
-    /// New data: new dials use it, spares of the older data are closed and dialled again. Open
-    /// tunnels keep the TLS they were made with (B.5).
+    /// New data: new dials use it; spares of the older data, ready or being dialled, are closed
+    /// and dialled again. Open tunnels keep the TLS they were made with (B.5).
     func use(_ tls: TunnelTLS, upstreams: [Upstream]) {
         let old = state.withLockedValue { state -> [Spare] in
             state.tls = tls
             state.upstreams = upstreams
-            let old = state.spares.values.flatMap { $0 }
-            state.spares = [:]
-            return old
+            // Spares being dialled with the old data find themselves gone when done, and close.
+            defer {
+                state.spares = [:]
+                state.pending = [:]
+            }
+            return state.spares.values.flatMap { $0 }
         }
         for spare in old { spare.channel.close(promise: nil) }
         for upstream in upstreams { fillSpares(upstream) }
     }
 
-    /// A verified connection for `upstream`: a spare, else a new dial; and whether it was a spare.
+    /// A verified connection for `upstream`: a ready spare, else one being dialled, else a new
+    /// dial; and whether it was a spare.
     func connect(_ upstream: Upstream) -> EventLoopFuture<(channel: any Channel, spare: Bool)> {
         let now = NIODeadline.now()
-        let (taken, stale, tls) = state.withLockedValue { state -> ((any Channel)?, [Spare], TunnelTLS?) in
+        let (taken, claimed, stale, tls) = state.withLockedValue { state -> ((any Channel)?, EventLoopFuture<any Channel>?, [Spare], TunnelTLS?) in
             var spares = state.spares[upstream.localPort] ?? []
             var stale: [Spare] = []
             var taken: (any Channel)?
@@ -82,12 +96,22 @@ final class TunnelDialer: Sendable {
                 }
             }
             state.spares[upstream.localPort] = spares
-            return (taken, stale, state.tls)
+            var claimed: EventLoopFuture<any Channel>?
+            if taken == nil, let pending = state.pending[upstream.localPort]?.first {
+                state.pending[upstream.localPort]?.removeFirst()
+                state.claimed.insert(pending.id)
+                claimed = pending.dial
+            }
+            return (taken, claimed, stale, state.tls)
         }
         for spare in stale { spare.channel.close(promise: nil) }
         if let taken {
             fillSpares(upstream)
             return eventLoop.makeSucceededFuture((taken, true))
+        }
+        if let claimed {
+            fillSpares(upstream)
+            return claimed.map { ($0, true) }
         }
         guard let tls else { return eventLoop.makeFailedFuture(TunnelError("no mTLS data yet")) }
         let dial = dial(upstream, tls: tls)
@@ -127,34 +151,46 @@ final class TunnelDialer: Sendable {
 
     /// Dials spares until `warmConnections` are ready or being dialled for `upstream`.
     func fillSpares(_ upstream: Upstream) {
-        let (missing, tls) = state.withLockedValue { state -> (Int, TunnelTLS?) in
-            guard !state.stopped, let tls = state.tls, !tls.isExpired(at: Date()) else { return (0, nil) }
-            let have = (state.spares[upstream.localPort]?.count ?? 0) + (state.dialling[upstream.localPort] ?? 0)
-            let missing = max(warmConnections - have, 0)
-            state.dialling[upstream.localPort, default: 0] += missing
-            return (missing, tls)
+        let (dials, tls) = state.withLockedValue { state -> ([Int], TunnelTLS?) in
+            guard !state.stopped, let tls = state.tls, !tls.isExpired(at: Date()) else { return ([], nil) }
+            let have = (state.spares[upstream.localPort]?.count ?? 0) + (state.pending[upstream.localPort]?.count ?? 0)
+            let ids = Array(state.nextID..<state.nextID + max(warmConnections - have, 0))
+            state.nextID += ids.count
+            return (ids, tls)
         }
         guard let tls else { return }
-        for _ in 0..<missing {
-            dial(upstream, tls: tls).whenComplete { result in
-                let keep = self.state.withLockedValue { state -> Bool in
-                    state.dialling[upstream.localPort, default: 1] -= 1
-                    guard case .success(let channel) = result, !state.stopped, state.tls?.version == tls.version else { return false }
+        for id in dials {
+            let dial = dial(upstream, tls: tls)
+            state.withLockedValue { state in
+                guard !state.stopped, state.tls?.version == tls.version else { return }
+                state.pending[upstream.localPort, default: []].append(PendingSpare(id: id, dial: dial))
+            }
+            dial.whenComplete { result in
+                enum Fate { case claimed, spare, close }
+                let fate = self.state.withLockedValue { state -> Fate in
+                    if state.claimed.remove(id) != nil { return .claimed }
+                    // Still listed: nobody took it, so it becomes a ready spare if its data is
+                    // current. Not listed: new data or stop() dropped it.
+                    guard let index = state.pending[upstream.localPort]?.firstIndex(where: { $0.id == id }) else { return .close }
+                    state.pending[upstream.localPort]?.remove(at: index)
+                    guard case .success(let channel) = result, !state.stopped, state.tls?.version == tls.version else { return .close }
                     state.spares[upstream.localPort, default: []].append(Spare(channel: channel, version: tls.version, dialled: .now()))
-                    return true
+                    return .spare
                 }
-                switch result {
-                case .success(let channel) where !keep:
-                    channel.close(promise: nil)
-                case .success(let channel):
+                switch (result, fate) {
+                case (.success(let channel), .spare):
                     // A spare the peer closes leaves the list.
                     channel.closeFuture.whenComplete { _ in
                         self.state.withLockedValue { state in
                             state.spares[upstream.localPort]?.removeAll { $0.channel === channel }
                         }
                     }
-                case .failure(let error):
+                case (.success(let channel), .close):
+                    channel.close(promise: nil)
+                case (.failure(let error), _):
                     self.logger.debug("dialling a spare connection failed", metadata: ["upstream": "\(upstream)", "error": "\(error)"])
+                case (.success, .claimed):
+                    break
                 }
             }
         }
@@ -180,7 +216,10 @@ final class TunnelDialer: Sendable {
     func stop() {
         let spares = state.withLockedValue { state -> [Spare] in
             state.stopped = true
-            defer { state.spares = [:] }
+            defer {
+                state.spares = [:]
+                state.pending = [:]
+            }
             return state.spares.values.flatMap { $0 }
         }
         for spare in spares { spare.channel.close(promise: nil) }

@@ -6,15 +6,18 @@ import NIOTLS
 
 /// Sits behind the TLS handler of a tunnel being dialled: completes `verified` once the handshake
 /// is done and the peer's leaf carries the upstream's SPIFFE ID (consul-lambda.md B.6), fails it
-/// otherwise. Then holds what the peer sends until the relay is attached (a spare may wait a while,
-/// and a server-speaks-first protocol sends before the function does), and hands it over in order.
+/// otherwise. Then stops reading (a spare may wait a while: what its peer sends stays in the socket,
+/// not in memory), holds what was already read (a server-speaks-first protocol sends before the
+/// function does) until the relay is attached, and hands it over in order. A connection whose peer
+/// ends it before it is used (a spare closed by an idle timeout or a restart) is closed, so that no
+/// function gets a dead tunnel.
 final class TunnelStart: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
     enum State {
         case handshaking
-        case verified(held: [ByteBuffer], inputEnded: Bool)
+        case verified(held: [ByteBuffer])
         case failed
     }
 
@@ -35,10 +38,13 @@ final class TunnelStart: ChannelInboundHandler, RemovableChannelHandler {
             if let mismatch = TunnelTLS.checkPeer(peer, expected: expected) {
                 return fail(context, TunnelError(mismatch))
             }
-            state = .verified(held: [], inputEnded: false)
+            state = .verified(held: [])
+            context.channel.setOption(.autoRead, value: false).whenComplete { _ in }
             verified.succeed()
-        case (.verified(let held, _), ChannelEvent.inputClosed):
-            state = .verified(held: held, inputEnded: true)
+        case (.verified, ChannelEvent.inputClosed):
+            // Unused and ended by its peer: of no use to anyone.
+            state = .failed
+            context.close(promise: nil)
         case (.handshaking, ChannelEvent.inputClosed):
             fail(context, TunnelError("the mesh gateway closed the connection during the TLS handshake"))
         default:
@@ -47,9 +53,9 @@ final class TunnelStart: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .verified(var held, let ended) = state {
+        if case .verified(var held) = state {
             held.append(unwrapInboundIn(data))
-            state = .verified(held: held, inputEnded: ended)
+            state = .verified(held: held)
         }
     }
 
@@ -67,11 +73,10 @@ final class TunnelStart: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Leaves the pipeline, first passing on what it held to the handler behind it (the relay).
     func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
-        if case .verified(let held, let ended) = state {
-            state = .verified(held: [], inputEnded: false)
+        if case .verified(let held) = state {
+            state = .verified(held: [])
             for buffer in held { context.fireChannelRead(wrapInboundOut(buffer)) }
             if !held.isEmpty { context.fireChannelReadComplete() }
-            if ended { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
         }
         context.leavePipeline(removalToken: removalToken)
     }

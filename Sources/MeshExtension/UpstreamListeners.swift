@@ -106,15 +106,44 @@ final class UpstreamListeners: Sendable {
 
 /// The function's side of one connection: on accept, gets a verified tunnel from the dialer and
 /// joins the two with a relay; closes the function's connection when there is no tunnel to give.
+/// While the tunnel is dialled it holds what the function sent and its FIN: with `autoRead` off NIO
+/// still reads a socket to its end once the peer half-closes (a request sent with a FIN, or a
+/// function that gave up), and both are handed to the relay in order.
 final class LocalConnection: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
 
     let upstream: Upstream
     let listeners: UpstreamListeners
+    private var held: [ByteBuffer] = []
+    private var inputEnded = false
 
     init(upstream: Upstream, listeners: UpstreamListeners) {
         self.upstream = upstream
         self.listeners = listeners
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        held.append(unwrapInboundIn(data))
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            inputEnded = true
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    /// Leaves the pipeline, first passing what it held to the relay behind it.
+    func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
+        let (buffers, ended) = (held, inputEnded)
+        held = []
+        inputEnded = false
+        for buffer in buffers { context.fireChannelRead(wrapInboundOut(buffer)) }
+        if !buffers.isEmpty { context.fireChannelReadComplete() }
+        if ended { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
+        context.leavePipeline(removalToken: removalToken)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -147,9 +176,10 @@ final class LocalConnection: ChannelInboundHandler, RemovableChannelHandler {
                     if let start = try? tunnel.pipeline.syncOperations.handler(type: TunnelStart.self) {
                         tunnel.pipeline.syncOperations.removeHandler(start, promise: nil)
                     }
+                    // And what the function sent (and its FIN) while the tunnel was dialled.
                     local.pipeline.syncOperations.removeHandler(handler.value, promise: nil)
                     local.setOption(.autoRead, value: true).whenComplete { _ in local.read() }
-                    tunnel.closeFuture.whenComplete { _ in local.close(promise: nil) }
+                    tunnel.setOption(.autoRead, value: true).whenComplete { _ in tunnel.read() }
                     if listeners.traceEnabled {
                         let micros = (NIODeadline.now() - started).nanoseconds / 1000
                         logger.debug("tunnel open", metadata: ["upstream": "\(upstream)", "spare": "\(spare)", "ms": "\(Double(micros) / 1000)"])

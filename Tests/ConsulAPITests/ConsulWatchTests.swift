@@ -81,17 +81,20 @@ struct ConsulWatchTests {
             defer { task.cancel() }
             try await recorder.waitFor(count: 1)
             #expect(recorder.delivered[0].map(\.Service.Name) == ["orders"])
-            // Let the watch settle into its long poll (wait is 10 s), then change the data.
-            try await Task.sleep(for: .milliseconds(100))
+            // Once the server holds the watch's long poll (wait is 10 s), change the data.
+            let settled = ContinuousClock.now + .seconds(10)
+            while fixture.server.openLongPolls < 1, ContinuousClock.now < settled { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(fixture.server.openLongPolls == 1)
             let changed = ContinuousClock.now
             try fixture.server.linkServices(["orders", "thumbnails"])
             try await recorder.waitFor(count: 2)
             let latency = recorder.values.withLock { $0[1].1 } - changed
             #expect(recorder.delivered[1].map(\.Service.Name) == ["orders", "thumbnails"])
-            // Far below the 10 s wait: the long poll returned on the write (the issue asks for < 50 ms;
-            // the figure is printed, the bound here leaves room for a loaded CI machine).
+            // Far below the 10 s wait the poll was held for: it returned on the write (the issue
+            // asks for < 50 ms; the figure is printed, the bound only tells a woken poll from one
+            // that ran out, whatever the load on a shared CI machine).
             print("consul watch wake-up latency: \(latency)")
-            #expect(latency < .milliseconds(500))
+            #expect(latency < .seconds(3))
             let blocking = fixture.requests(to: "/v1/catalog/gateway-services/lambda-gateway").dropFirst()
             #expect(blocking.allSatisfy { $0.uri.contains("index=") && $0.uri.contains("wait=10000ms") })
         }
@@ -385,8 +388,14 @@ struct ConsulWatchTests {
                     _ = try await fixture.client.send(.GET, "/v1/catalog/services", query: [("index", String(index)), ("wait", "320ms")])
                     durations.append(ContinuousClock.now - started)
                 }
-                // Nothing changed: each poll runs its whole wait (320 ms, jitter at most 20 ms).
-                #expect(durations.allSatisfy { $0 >= .milliseconds(320) && $0 < .milliseconds(320 + 20 + 250) }, "\(durations)")
+                // Nothing changed: each poll runs its whole wait, 320 ms plus at most a sixteenth
+                // (20 ms) of jitter. The server says what it gave each poll; the clock shows none
+                // came back early. (An upper bound on the clock only shows it was not the default
+                // 5 minutes: this machine is shared and busy.)
+                let given = fixture.server.blockingWaits
+                #expect(given.count == 4)
+                #expect(given.allSatisfy { jitter ? ($0 >= .milliseconds(320) && $0 <= .milliseconds(340)) : $0 == .milliseconds(320) }, "\(given)")
+                #expect(durations.allSatisfy { $0 >= .milliseconds(320) && $0 < .seconds(10) }, "\(durations)")
             }
         }
     }

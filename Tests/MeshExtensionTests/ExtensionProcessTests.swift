@@ -258,8 +258,9 @@ import TestSupport
             open.send("b\n")
             #expect(open.read(count: 2) == "b\n", "the open tunnel runs on")
             #expect(await process.waitForExit(timeout: .seconds(10)) == 0)
-            // Closed by 200 ms before the deadline, not long after it.
-            #expect(Date() < deadline.addingTimeInterval(1), "\(process.output.joined(separator: "\n"))")
+            // Closed by 200 ms before the deadline, not long after it (NIOSSL's default wait of 5 s
+            // for the peer's close_notify once held it well past: TunnelTLS sets 150 ms).
+            #expect(Date() < deadline.addingTimeInterval(1.5), "\(process.output.joined(separator: "\n"))")
             #expect(open.readToEnd() == "")
         }
     }

@@ -72,6 +72,7 @@ extension ConsulTestServer {
             wait += .nanoseconds(Int64.random(in: 0...max(0, (wait / 16).components.seconds * 1_000_000_000 + (wait / 16).components.attoseconds / 1_000_000_000)))
         }
         let deadline = ContinuousClock.now + wait
+        if requested > 0 { state.withLockedValue { [wait] in $0.blockingWaits.append(wait) } }
         var holding = false
         defer { if holding { state.withLockedValue { $0.openLongPolls -= 1 } } }
         while true {

@@ -78,6 +78,8 @@ public final class ConsulTestServer: Sendable {
         var requests: [RecordedRequest] = []
         /// The services whose leaf was read since the last roots rotation (they have the new root's).
         var leafReadsSinceRotation: Set<String> = []
+        /// The wait each blocking read was given, jitter included, in arrival order.
+        var blockingWaits: [Duration] = []
     }
 
     let state: NIOLockedValueBox<State>
@@ -95,6 +97,9 @@ public final class ConsulTestServer: Sendable {
     public var requests: [RecordedRequest] { state.withLockedValue { $0.requests } }
     /// Long polls held open right now (a client that goes away ends its own, §8.2 item 7).
     public var openLongPolls: Int { state.withLockedValue { $0.openLongPolls } }
+    /// The wait each blocking read was given (the requested `wait`, or 5 min, plus Consul's jitter
+    /// of up to a sixteenth), in arrival order.
+    public var blockingWaits: [Duration] { state.withLockedValue { $0.blockingWaits } }
 
     public init(options: Options = Options()) async throws {
         let state = NIOLockedValueBox(State(options: options))
