@@ -21,7 +21,7 @@
 #
 #   Benchmarks/scale.sh                       # 1,000, 5,000 and 10,000 services, release build
 #   COUNTS="1000" STEADY=30 Benchmarks/scale.sh
-# Knobs: COUNTS, STEADY (60), HANDSHAKES (0), SWIFT (the swift command, e.g. a wrapper that serializes builds),
+# Knobs: COUNTS, STEADY (60), HANDSHAKES (0), GATEWAY_ENV (extra VAR=value for the gateway), SWIFT (the swift command, e.g. a wrapper that serializes builds),
 # LIMIT (the server's per-client limit, 200), KEEP=1 (keep the work directory).
 # Every process it starts is stopped by PID on any exit.
 set -euo pipefail
@@ -80,7 +80,7 @@ for count in $COUNTS; do
     admin_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     listen_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     started=$(now)
-    AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=secret AWS_EC2_METADATA_DISABLED=true HOME=/nonexistent \
+    AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=secret AWS_EC2_METADATA_DISABLED=true HOME=/nonexistent env ${GATEWAY_ENV:-} \
         "$bin_dir/lambda-gateway" run --gateway-name lambda-gateway --listen "127.0.0.1:$listen_port" --admin "127.0.0.1:$admin_port" \
         --consul-addr "$consul" --register none --lambda-endpoint https://127.0.0.1:9 --log-level warning > "$run/gateway.log" 2>&1 &
     gateway_pid=$!

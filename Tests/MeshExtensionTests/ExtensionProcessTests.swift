@@ -39,6 +39,47 @@ import TestSupport
         }
     }
 
+    @Test func everyRootInTheDataIsTrustedNotOnlyTheFirst() async throws {
+        try await withExtension { harness in
+            // During a CA rotation the registrator writes every root, the new one first (A.7.2
+            // Decision): a peer whose leaf is from the older root must still be accepted.
+            try await harness.putCallerData(roots: [try TestCA(commonName: "Consul CA 8"), harness.ca])
+            let process = try await Self.ready(harness)
+            defer { process.stop() }
+            let client = try LocalClient(port: harness.ordersPort)
+            defer { client.close() }
+            client.send("hello\n")
+            #expect(client.read(count: 6) == "hello\n")
+        }
+    }
+
+    @Test func aGatewayThatNeverAnswersTheHandshakeIsGivenUpAfterTheDialTimeout() async throws {
+        try await withExtension { harness in
+            try await harness.putCallerData()
+            // A socket that listens but never accepts: TCP connects (the kernel's backlog), TLS never answers.
+            let silent = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { Glibc.close(silent) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(silent, $0, length) } }
+            _ = listen(silent, 16)
+            _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(silent, $0, &length) } }
+            let port = Int(UInt16(bigEndian: address.sin_port))
+
+            let process = try await Self.ready(harness, ["CONSUL_MESH_GATEWAY_URI": "127.0.0.1:\(port)", "CONSUL_EXTENSION_DIAL_TIMEOUT": "500ms"])
+            defer { process.stop() }
+            let started = ContinuousClock.now
+            let client = try LocalClient(port: harness.ordersPort)
+            defer { client.close() }
+            client.send("hello\n")
+            #expect(client.readToEnd() == "", "closed, not left waiting")
+            #expect(ContinuousClock.now - started >= .milliseconds(450))
+            _ = try await process.waitForLine(containing: "within 500 ms")
+        }
+    }
+
     @Test func listenersAreBoundOnLoopbackOnly() async throws {
         try await withExtension { harness in
             try await harness.putCallerData()
