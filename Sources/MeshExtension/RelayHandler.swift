@@ -72,9 +72,7 @@ final class RelayHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        // A TLS peer that ends with a TCP FIN and no close_notify: an end of input, as the
-        // inputClosed that follows says. Many servers skip close_notify, and the protocols spoken
-        // in a mesh frame their messages (as curl and browsers, this does not make it an error).
+        // No close_notify: an end of input (the inputClosed that follows), not an error.
         if case .uncleanShutdown? = error as? NIOSSLError { return }
         finish(error)
     }
@@ -112,8 +110,8 @@ final class RelayHandler: ChannelDuplexHandler {
         outputClosed = promise.futureResult
     }
 
-    /// Closes this side once what was written to it is out: its output is closed first (NIO and
-    /// NIOSSL defer that until the pending writes are written), then the channel.
+    /// Closes this side once what was written to it is out: its output first (`closeOutput`), then
+    /// the channel.
     private func closeWhenWritten() {
         guard let context else { return }
         let channel = context.channel
