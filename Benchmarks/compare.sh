@@ -8,6 +8,7 @@
 # route each); the load goes to one of them.
 #
 #   Benchmarks/compare.sh                 # full run (ROUNDS=3 DURATION=10 SERVICES=1000)
+#   CALLGRIND=1000 Benchmarks/compare.sh  # also the gateway's instructions per request under callgrind
 #   SMOKE=1 Benchmarks/compare.sh         # seconds-long debug-build run that only checks the pieces
 #                                         # work: exits non-zero if any run failed or had errors
 set -euo pipefail
@@ -171,6 +172,35 @@ for round in $(seq 1 "$ROUNDS"); do
     measure "$gateway_pid" gateway-handshakes --port "$gateway_port" "${mesh[@]}" --connections "$CONNECTIONS" --handshake
     measure "$peer_worker" nginx-handshakes --port "$peer_port" "${mesh[@]}" --connections "$CONNECTIONS" --handshake
 done
+
+# CALLGRIND=N: user-space instructions per request of the gateway, counted by valgrind (stable on a
+# shared machine, unlike time): a second instance under callgrind, its counters zeroed before
+# mesh-load sends N requests at a fixed rate over 4 keep-alive connections and dumped after (the 4
+# handshakes and the idle timers of those seconds are counted too). All threads are counted.
+if [[ -n "${CALLGRIND:-}" ]]; then
+    echo "== callgrind: gateway instructions per request ($CALLGRIND requests, HTTP/1.1, 4 connections)"
+    cg_port=$(free_port)
+    # Valgrind 3.19 cannot read the toolchain's DWARF 5 ("unhandled dwarf2 abbrev form code 0x25"):
+    # the same binary without its debug sections (the symbol table stays, so functions keep names).
+    strip --strip-debug -o "$work/lambda-gateway-nodebug" "$gateway_bin"
+    AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=secret AWS_EC2_METADATA_DISABLED=true HOME=/nonexistent \
+        taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
+        "$work/lambda-gateway-nodebug" run --config gateway.yaml --listen "127.0.0.1:$cg_port" --admin 127.0.0.1:0 --event-loops 1 \
+        --lambda-endpoint "https://127.0.0.1:$upstream_port" --lambda-ca-file ca.pem --log-level error > callgrind.log 2>&1 & pids+=($!); cg_pid=$!
+    for _ in $(seq 1 1200); do grep -q "listening on" callgrind.log 2>/dev/null && break; sleep 0.1; done
+    grep -q "listening on" callgrind.log || { echo "the gateway did not start under valgrind:"; tail -20 callgrind.log; exit 1; }
+    taskset -c 1 "$load_bin" --port "$cg_port" "${mesh[@]}" --connections 4 --rate 20 --duration 2 --warmup 0 --label cg-warmup > /dev/null
+    callgrind_control -z "$cg_pid" > /dev/null
+    cg_output=$(taskset -c 1 "$load_bin" --port "$cg_port" "${mesh[@]}" --connections 4 --rate 100 --duration "$(( (CALLGRIND + 99) / 100 ))" --warmup 0 --label callgrind)
+    callgrind_control -d "$cg_pid" > /dev/null
+    kill "$cg_pid"; wait "$cg_pid" 2>/dev/null || true
+    cg_requests=$(echo "$cg_output" | tail -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])')
+    # The dump's `summary:` line: everything between zeroing and the dump (the file written at exit
+    # holds the shutdown, not counted).
+    cg_total=$(awk '/^summary:/ { print $2; exit }' "$work/callgrind.out.1")
+    echo "   $cg_requests requests, $cg_total instructions: $(( cg_total / cg_requests )) per request"
+    echo "{\"label\":\"gateway-callgrind\",\"requests\":$cg_requests,\"instructions\":$cg_total,\"instructionsPerRequest\":$(( cg_total / cg_requests ))}" > "$work/callgrind.json"
+fi
 
 gateway_rss=$(awk '/VmHWM/ {print $2}' "/proc/$gateway_pid/status")
 peer_rss=$(awk '/VmHWM/ {print $2}' "/proc/$peer_worker/status")

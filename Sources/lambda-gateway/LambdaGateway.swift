@@ -1,6 +1,6 @@
 import ArgumentParser
 
-@main
+/// The command tree; `main.swift` is the entry point.
 struct LambdaGateway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lambda-gateway",
@@ -9,12 +9,9 @@ struct LambdaGateway: AsyncParsableCommand {
         subcommands: [RunCommand.self, DevCommand.self, InvokeCommand.self, RegisterCommand.self, DeregisterCommand.self, RegistratorCommand.self]
     )
 
-    static func main() async {
-        // Before any task runs: the serving commands run Swift concurrency on their event loops.
-        _ = ServerEventLoops.shared
-        // Packaged as a Lambda custom runtime (scripts/package-registrator.sh), the binary is
-        // `bootstrap` and Lambda starts it without arguments.
-        let arguments = CommandLine.arguments
+    /// Runs the command line. Packaged as a Lambda custom runtime (scripts/package-registrator.sh),
+    /// the binary is `bootstrap` and Lambda starts it without arguments.
+    static func run(arguments: [String]) async {
         if arguments.count == 1, arguments[0].hasSuffix("/bootstrap") || arguments[0] == "bootstrap" {
             await main(["registrator", "lambda"])
             return
