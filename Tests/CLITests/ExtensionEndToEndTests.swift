@@ -46,7 +46,7 @@ import TestSupport
                 try await aws.ssm.putParameter(name: "/lambda_extension_data/default/default/caller", value: data.jsonText)
                 try await Task.sleep(for: .milliseconds(300))  // the gateway's intentions watch takes the new entry
 
-                let port = try await MotoServer.freePort()
+                let port = try ListenerPorts.free()
                 let keys = moto.fixture.registrator
                 let extensionProcess = try RunningProcess([Self.extensionExecutable.path], environment: [
                     "AWS_LAMBDA_RUNTIME_API": api.runtimeAPI, "AWS_LAMBDA_FUNCTION_NAME": "caller", "AWS_REGION": "us-east-1",

@@ -42,7 +42,7 @@ final class ExtensionHarness: Sendable {
         let leaf = try upstreamLeaf?(ca) ?? ca.issueLeaf(commonName: "orders", dnsNames: [], ipAddresses: [], uris: [Self.ordersID])
         upstream = try await MeshUpstreamServer(leaf: leaf, clientRoots: [ca])
         gateway.route(Self.ordersSNI, to: upstream.port)
-        ordersPort = try await MotoServer.freePort()
+        ordersPort = try ListenerPorts.free()
     }
 
     /// The A.7.2 value for a caller leaf from `ca` (valid until `notValidAfter`).

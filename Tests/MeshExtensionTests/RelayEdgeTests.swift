@@ -43,7 +43,7 @@ import TestSupport
 
     /// A dialer to 127.0.0.1:`peerPort` and (when `listen`) the listener of `orders:<free port>`.
     static func rig(ca: TestCA, peerPort: Int, warm: Int, listen: Bool = true, apply: Bool = true) async throws -> Rig {
-        let localPort = try await MotoServer.freePort()
+        let localPort = try ListenerPorts.free()
         let settings = try ExtensionSettings(environment: [
             "CONSUL_MESH_GATEWAY_URI": "127.0.0.1:\(peerPort)", "CONSUL_EXTENSION_DATA_PREFIX": "/data",
             "CONSUL_SERVICE_NAME": "caller", "CONSUL_SERVICE_UPSTREAMS": "orders:\(localPort)",

@@ -132,7 +132,7 @@ func stop(_ process: RunningProcess, api: ExtensionsAPIStandIn) async {
 var coldStarts: [Double] = []
 for run in 1...runs {
     let api = try await ExtensionsAPIStandIn()
-    let (process, seconds) = try await start(api: api, port: try await MotoServer.freePort(), warm: 0)
+    let (process, seconds) = try await start(api: api, port: try ListenerPorts.free(), warm: 0)
     coldStarts.append(seconds)
     await stop(process, api: api)
     await api.shutdown()
@@ -149,7 +149,7 @@ struct ConnectionFigures {
 var figures: [ConnectionFigures] = []
 for warm in [0, 1] {
     let api = try await ExtensionsAPIStandIn()
-    let port = try await MotoServer.freePort()
+    let port = try ListenerPorts.free()
     let (process, _) = try await start(api: api, port: port, warm: warm)
     try await Task.sleep(for: .milliseconds(200))
     for _ in 0..<20 { _ = oneConnection(port) }  // warm-up
