@@ -49,8 +49,15 @@ final class TunnelDialer: Sendable {
         var upstreams: [Upstream] = []
     }
 
-    init(settings: ExtensionSettings, eventLoop: any EventLoop, logger: Logger, spareLifetime: TimeAmount = .seconds(30)) {
+    /// The clock spares age by (tests move it by hand).
+    let clock: @Sendable () -> NIODeadline
+
+    init(
+        settings: ExtensionSettings, eventLoop: any EventLoop, logger: Logger,
+        spareLifetime: TimeAmount = .seconds(30), clock: @escaping @Sendable () -> NIODeadline = { .now() }
+    ) {
         self.spareLifetime = spareLifetime
+        self.clock = clock
         gatewayHost = settings.gatewayHost
         gatewayPort = settings.gatewayPort
         dialTimeout = .nanoseconds(Int64(settings.dialTimeout.components.seconds) * 1_000_000_000 + settings.dialTimeout.components.attoseconds / 1_000_000_000)
@@ -82,7 +89,7 @@ final class TunnelDialer: Sendable {
     /// A verified connection for `upstream`: a ready spare, else one being dialled, else a new
     /// dial; and whether it was a spare.
     func connect(_ upstream: Upstream) -> EventLoopFuture<(channel: any Channel, spare: Bool)> {
-        let now = NIODeadline.now()
+        let now = clock()
         let (taken, claimed, stale, tls) = state.withLockedValue { state -> ((any Channel)?, EventLoopFuture<any Channel>?, [Spare], TunnelTLS?) in
             var spares = state.spares[upstream.localPort] ?? []
             var stale: [Spare] = []
@@ -174,7 +181,7 @@ final class TunnelDialer: Sendable {
                     guard let index = state.pending[upstream.localPort]?.firstIndex(where: { $0.id == id }) else { return .close }
                     state.pending[upstream.localPort]?.remove(at: index)
                     guard case .success(let channel) = result, !state.stopped, state.tls?.version == tls.version else { return .close }
-                    state.spares[upstream.localPort, default: []].append(Spare(channel: channel, version: tls.version, dialled: .now()))
+                    state.spares[upstream.localPort, default: []].append(Spare(channel: channel, version: tls.version, dialled: self.clock()))
                     return .spare
                 }
                 switch (result, fate) {
@@ -196,10 +203,15 @@ final class TunnelDialer: Sendable {
         }
     }
 
+    /// The ready spares of `upstream`.
+    func spareCount(_ upstream: Upstream) -> Int {
+        state.withLockedValue { $0.spares[upstream.localPort]?.count ?? 0 }
+    }
+
     /// Closes the spares too old to be taken and dials new ones: called on each INVOKE, since
     /// between invocations the environment is frozen and every spare ages past its use.
     func renewStaleSpares() {
-        let now = NIODeadline.now()
+        let now = clock()
         let (stale, upstreams) = state.withLockedValue { state -> ([Spare], [Upstream]) in
             var stale: [Spare] = []
             for (port, spares) in state.spares {

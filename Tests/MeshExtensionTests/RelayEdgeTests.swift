@@ -99,7 +99,7 @@ import TestSupport
         try await withTeardown({
             let client = try LocalClient(port: rig.port)
             client.close()
-            try await Task.sleep(for: .seconds(1))
+            try? await eventually { peer.handshakes == 1 && rig.listeners.openCount == 0 }
             #expect(peer.handshakes == 1)
             #expect(rig.listeners.openCount == 0, "the function's socket (CLOSE_WAIT) and the tunnel are leaked")
         }, teardown: {
@@ -165,11 +165,12 @@ import TestSupport
     /// `connect` takes it: the function gets an immediate EOF instead of a working tunnel.
     @Test func aSpareClosedByItsPeerIsNotHandedToTheFunction() async throws {
         let ca = try TestCA()
-        let peer = try await EdgePeer(leaf: try Self.ordersLeaf(ca), clientRoots: [ca], mode: .closeIdle(.milliseconds(100)))
+        let peer = try await EdgePeer(leaf: try Self.ordersLeaf(ca), clientRoots: [ca], mode: .closeIdle(.milliseconds(500)))
         let rig = try await Self.rig(ca: ca, peerPort: peer.port, warm: 1)
         try await withTeardown({
             try await eventually { peer.handshakes == 1 }
-            try await Task.sleep(for: .milliseconds(500))
+            // The peer ends the idle spare; the dialer lets it go.
+            try await eventually { rig.dialer.spareCount(rig.upstream) == 0 }
             let client = try LocalClient(port: rig.port)
             defer { client.close() }
             client.send("hello\n")
@@ -205,7 +206,7 @@ import TestSupport
         try await withTeardown({
             rig.dialer.use(rig.tls, upstreams: [rig.upstream])
             rig.dialer.use(try Self.tls(ca, version: 2), upstreams: [rig.upstream])
-            try await Task.sleep(for: .seconds(1))
+            try? await eventually { peer.handshakes == 2 }
             #expect(peer.handshakes == 2, "only the old data's spare was dialled")
             let (channel, spare) = try await rig.dialer.connect(rig.upstream).get()
             try? await channel.close()

@@ -2,10 +2,18 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
 import TestSupport
 
 @testable import MeshExtension
+
+/// A clock the test moves by hand.
+final class ManualClock: Sendable {
+    let value = Mutex(NIODeadline.uptimeNanoseconds(1_000_000_000))
+    func now() -> NIODeadline { value.withLock { $0 } }
+    func advance(_ amount: TimeAmount) { value.withLock { $0 = $0 + amount } }
+}
 
 /// The dialer in process: spares renewed on INVOKE once too old (B.6), and the initial load's
 /// overall budget (B.5).
@@ -27,16 +35,21 @@ import TestSupport
         let leaf = try ca.issueLeaf(commonName: "caller", dnsNames: [], ipAddresses: [], uris: ["spiffe://\(Self.trustDomain)/ns/default/dc/dc1/svc/caller"])
         let json = #"{"privateKeyPEM":\#(try TunnelTLSTests.quoted(leaf.keyPEM)),"certPEM":\#(try TunnelTLSTests.quoted(leaf.certificatePEM)),"rootCertPEM":\#(try TunnelTLSTests.quoted(ca.pem)),"trustDomain":"\#(Self.trustDomain)"}"#
         let tls = try TunnelTLS(data: try MeshTLSData(json: json, now: Date()), version: 1)
-        let dialer = TunnelDialer(settings: settings, eventLoop: MultiThreadedEventLoopGroup.singleton.next(), logger: Logger(label: "test"), spareLifetime: .milliseconds(300))
+        let clock = ManualClock()
+        let dialer = TunnelDialer(
+            settings: settings, eventLoop: MultiThreadedEventLoopGroup.singleton.next(), logger: Logger(label: "test"),
+            spareLifetime: .seconds(30), clock: { clock.now() }
+        )
         try await withTeardown({
             dialer.use(tls, upstreams: settings.upstreams)
             try await eventually { upstream.handshakes == 1 }
             // Young: an INVOKE keeps it.
+            clock.advance(.seconds(29))
             dialer.renewStaleSpares()
             try await Task.sleep(for: .milliseconds(100))
             #expect(upstream.handshakes == 1)
             // Past its lifetime (as after a freeze between invocations): replaced at once.
-            try await Task.sleep(for: .milliseconds(300))
+            clock.advance(.seconds(2))
             dialer.renewStaleSpares()
             try await eventually { upstream.handshakes == 2 }
             // The new one is taken, not dialled again.
