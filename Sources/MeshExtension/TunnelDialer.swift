@@ -60,7 +60,7 @@ final class TunnelDialer: Sendable {
         self.clock = clock
         gatewayHost = settings.gatewayHost
         gatewayPort = settings.gatewayPort
-        dialTimeout = .nanoseconds(Int64(settings.dialTimeout.components.seconds) * 1_000_000_000 + settings.dialTimeout.components.attoseconds / 1_000_000_000)
+        dialTimeout = TimeAmount(settings.dialTimeout)
         warmConnections = settings.warmConnections
         self.eventLoop = eventLoop
         self.logger = logger
@@ -235,5 +235,12 @@ final class TunnelDialer: Sendable {
             return state.spares.values.flatMap { $0 }
         }
         for spare in spares { spare.channel.close(promise: nil) }
+    }
+}
+
+extension TimeAmount {
+    /// The same span as a NIO time amount (to the nanosecond).
+    init(_ duration: Duration) {
+        self = .nanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
     }
 }

@@ -36,7 +36,8 @@ final class UpstreamListeners: Sendable {
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 // Nothing is read from the function until its tunnel is up: the bytes wait in the
-                // socket, not in memory.
+                // socket (unless the function half-closes: NIO then reads to the end, and
+                // `LocalConnection` holds that until the relay takes it).
                 .childChannelOption(.autoRead, value: false)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -50,7 +51,7 @@ final class UpstreamListeners: Sendable {
         let all = EventLoopFuture.whenAllComplete(binds, on: eventLoop)
         let inTime = eventLoop.makePromise(of: [Result<any Channel, any Error>].self)
         all.cascade(to: inTime)
-        let timer = eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)) {
+        let timer = eventLoop.scheduleTask(in: TimeAmount(timeout)) {
             inTime.fail(BindError(description: "the listeners were not bound within \(timeout) (CONSUL_EXTENSION_PROXY_TIMEOUT)"))
         }
         let results: [Result<any Channel, any Error>]
