@@ -175,9 +175,10 @@ import TestSupport
         }
     }
 
-    @Test func aPeerWithAnotherServicesIdentityIsRefused() async throws {
-        let billing = "spiffe://\(ExtensionHarness.trustDomain)/ns/default/dc/dc1/svc/billing"
-        try await withExtension(upstreamLeaf: { ca in try ca.issueLeaf(commonName: "billing", dnsNames: [], ipAddresses: [], uris: [billing]) }) { harness in
+    /// With the sidecar presenting `upstreamLeaf`, a function's connection is closed without a
+    /// byte either way, and the extension logs `logged`.
+    static func expectRefused(upstreamLeaf: @escaping (TestCA) throws -> TestLeaf, logged: String) async throws {
+        try await withExtension(upstreamLeaf: upstreamLeaf) { harness in
             try await harness.putCallerData()
             let process = try await Self.ready(harness)
             defer { process.stop() }
@@ -186,23 +187,24 @@ import TestSupport
             client.send("secret\n")
             #expect(client.readToEnd() == "", "closed without a byte")
             #expect(harness.upstream.bytesReceived == 0, "nothing of the function's reached the wrong peer")
-            _ = try await process.waitForLine(containing: "not \(ExtensionHarness.ordersID)")
+            _ = try await process.waitForLine(containing: logged)
         }
+    }
+
+    @Test func aPeerWithAnotherServicesIdentityIsRefused() async throws {
+        let billing = "spiffe://\(ExtensionHarness.trustDomain)/ns/default/dc/dc1/svc/billing"
+        try await Self.expectRefused(
+            upstreamLeaf: { ca in try ca.issueLeaf(commonName: "billing", dnsNames: [], ipAddresses: [], uris: [billing]) },
+            logged: "not \(ExtensionHarness.ordersID)"
+        )
     }
 
     @Test func aPeerFromAnotherCAIsRefused() async throws {
         let foreign = try TestCA(commonName: "someone else")
-        try await withExtension(upstreamLeaf: { _ in try foreign.issueLeaf(commonName: "orders", dnsNames: [], ipAddresses: [], uris: [ExtensionHarness.ordersID]) }) { harness in
-            try await harness.putCallerData()
-            let process = try await Self.ready(harness)
-            defer { process.stop() }
-            let client = try LocalClient(port: harness.ordersPort)
-            defer { client.close() }
-            client.send("secret\n")
-            #expect(client.readToEnd() == "")
-            #expect(harness.upstream.bytesReceived == 0)
-            _ = try await process.waitForLine(containing: "cannot open a tunnel")
-        }
+        try await Self.expectRefused(
+            upstreamLeaf: { _ in try foreign.issueLeaf(commonName: "orders", dnsNames: [], ipAddresses: [], uris: [ExtensionHarness.ordersID]) },
+            logged: "cannot open a tunnel"
+        )
     }
 
     @Test func aWarmSpareIsReadyBeforeTheFirstConnectionAndReplacedAfterIt() async throws {

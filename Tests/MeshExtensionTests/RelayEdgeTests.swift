@@ -121,41 +121,20 @@ import TestSupport
         let peer = try await EdgePeer(leaf: try Self.ordersLeaf(ca), clientRoots: [ca], mode: .answerOnEOF(size))
         let rig = try await Self.rig(ca: ca, peerPort: peer.port, warm: 0)
         try await withTeardown({
-            let fd = try Self.connect(port: rig.port, receiveBuffer: 4096)
-            defer { Glibc.close(fd) }
-            _ = "GET\n".withCString { write(fd, $0, 4) }
+            let client = try LocalClient(port: rig.port, receiveBuffer: 4096)
+            defer { client.close() }
+            client.send("GET\n")
             // The tunnel is up and joined first (see the test above for a FIN sent earlier).
             try await eventually { peer.handshakes == 1 }
             try await Task.sleep(for: .milliseconds(300))
-            Glibc.shutdown(fd, Int32(SHUT_WR))
+            client.shutdownWrite()
             try await Task.sleep(for: .seconds(1))
-            var total = 0
-            var buffer = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-                if n <= 0 { break }
-                total += n
-            }
+            let total = Self.drain(client)
             #expect(total == size + 4, "the function got \(total) of \(size + 4) bytes (echo + answer)")
         }, teardown: {
             await rig.stop()
             await peer.shutdown()
         })
-    }
-
-    static func connect(port: Int, receiveBuffer: Int32) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var size = receiveBuffer
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let result = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard result == 0 else { throw TestSupportError("connect failed") }
-        return fd
     }
 
     // MARK: 3. Spares.

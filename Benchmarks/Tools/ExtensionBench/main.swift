@@ -53,34 +53,14 @@ func cpuSeconds(_ pid: Int32) -> Double {
     return (Double(fields[11])! + Double(fields[12])!) / ticks
 }
 
-func connectLocal(_ port: Int) -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var timeout = timeval(tv_sec: 10, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    let result = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    precondition(result == 0, "connect failed: errno \(errno)")
-    return fd
-}
-
 /// One function connection: 64 bytes there and back; seconds from connect to the echo.
-func oneConnection(_ port: Int) -> Double {
+func oneConnection(_ port: Int) throws -> Double {
     let started = ContinuousClock.now
-    let fd = connectLocal(port)
-    let message = [UInt8](repeating: UInt8(ascii: "x"), count: 64)
-    _ = message.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-    var received = 0
-    var buffer = [UInt8](repeating: 0, count: 256)
-    while received < 64 {
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        precondition(n > 0, "the tunnel ended early")
-        received += n
-    }
+    let client = try LocalClient(port: port)
+    defer { client.close() }
+    client.send(String(repeating: "x", count: 64))
+    guard client.read(count: 64).utf8.count == 64 else { throw TestSupportError("the tunnel ended early") }
     let elapsed = ContinuousClock.now - started
-    close(fd)
     return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
 }
 
@@ -152,13 +132,13 @@ for warm in [0, 1] {
     let port = try ListenerPorts.free()
     let (process, _) = try await start(api: api, port: port, warm: warm)
     try await Task.sleep(for: .milliseconds(200))
-    for _ in 0..<20 { _ = oneConnection(port) }  // warm-up
+    for _ in 0..<20 { _ = try oneConnection(port) }  // warm-up
     try await Task.sleep(for: .milliseconds(200))
     let handshakesBefore = upstream.handshakes
     let cpuBefore = cpuSeconds(process.pid)
     var latencies: [Double] = []
     for _ in 0..<connections {
-        latencies.append(oneConnection(port))
+        latencies.append(try oneConnection(port))
         try await Task.sleep(for: .milliseconds(gap))
     }
     try await Task.sleep(for: .milliseconds(200))

@@ -61,9 +61,10 @@ public final class ServiceTLSContexts: Sendable {
         let now = clock()
         let cached = contexts.withLock { contexts -> NIOSSLContext? in
             sweep(&contexts, now: now)
-            guard contexts.byService[service.name]?.key == key else { return nil }
-            contexts.byService[service.name]?.lastUsed = now
-            return contexts.byService[service.name]?.context
+            guard var entry = contexts.byService[service.name], entry.key == key else { return nil }
+            entry.lastUsed = now
+            contexts.byService[service.name] = entry
+            return entry.context
         }
         if let cached { return cached }
 
