@@ -77,11 +77,6 @@ final class UpstreamListeners: Sendable {
         listeners.withLockedValue { $0 = bound }
     }
 
-    /// The ports actually bound, in the order of the upstreams.
-    var boundPorts: [Int] {
-        listeners.withLockedValue { $0.compactMap { $0.localAddress?.port } }
-    }
-
     /// Stops accepting: the listeners close, open tunnels go on.
     func stopAccepting() async {
         let channels = listeners.withLockedValue { channels in
