@@ -9,6 +9,9 @@
 #
 #   Benchmarks/compare.sh                 # full run (ROUNDS=3 DURATION=10 SERVICES=1000)
 #   CALLGRIND=1000 Benchmarks/compare.sh  # also the gateway's instructions per request under callgrind
+#   CALLGRIND=1000 CALLGRIND_ONLY=1 CALLGRIND_KEEP=/tmp/cg.out Benchmarks/compare.sh
+#                                         # only the callgrind count, its profile kept for callgrind_annotate
+#   SWIFT=/work/swift-locked …            # builds through another swift command (a lock wrapper, say)
 #   SMOKE=1 Benchmarks/compare.sh         # seconds-long debug-build run that only checks the pieces
 #                                         # work: exits non-zero if any run failed or had errors
 set -euo pipefail
@@ -30,8 +33,8 @@ command -v openssl >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get instal
 nginx_bin=$(command -v nginx)
 
 echo "== building ($CONFIGURATION)"
-(cd "$root" && swift build -c "$CONFIGURATION" --product lambda-gateway >/dev/null && swift build -c "$CONFIGURATION" --product mesh-load >/dev/null)
-bin_dir=$(cd "$root" && swift build -c "$CONFIGURATION" --show-bin-path)
+(cd "$root" && ${SWIFT:-swift} build -c "$CONFIGURATION" --product lambda-gateway >/dev/null && ${SWIFT:-swift} build -c "$CONFIGURATION" --product mesh-load >/dev/null)
+bin_dir=$(cd "$root" && ${SWIFT:-swift} build -c "$CONFIGURATION" --show-bin-path)
 gateway_bin="$bin_dir/lambda-gateway"
 load_bin="$bin_dir/mesh-load"
 
@@ -150,6 +153,7 @@ measure() {
 upstream_worker=$(pgrep -P "$(cat upstream/nginx.pid)" | head -1)
 best() { python3 -c 'import json,sys; print(max((r["rps"] for r in map(json.loads, open(sys.argv[1])) if r["label"] == sys.argv[2]), default=0))' "$results" "$1"; }
 
+if [[ -z "${CALLGRIND_ONLY:-}" ]]; then
 echo "== throughput, closed loop, 1 KB JSON, $ROUNDS round(s) of ${DURATION}s: HTTP/1.1 over $CONNECTIONS connections, HTTP/2 over $H2_CONNECTIONS x $H2_STREAMS streams"
 for round in $(seq 1 "$ROUNDS"); do
     measure "$gateway_pid" gateway-h1 --port "$gateway_port" "${mesh[@]}" --connections "$CONNECTIONS"
@@ -172,6 +176,8 @@ for round in $(seq 1 "$ROUNDS"); do
     measure "$gateway_pid" gateway-handshakes --port "$gateway_port" "${mesh[@]}" --connections "$CONNECTIONS" --handshake
     measure "$peer_worker" nginx-handshakes --port "$peer_port" "${mesh[@]}" --connections "$CONNECTIONS" --handshake
 done
+
+fi
 
 # CALLGRIND=N: user-space instructions per request of the gateway, counted by valgrind (stable on a
 # shared machine, unlike time): a second instance under callgrind, its counters zeroed before
@@ -199,9 +205,11 @@ if [[ -n "${CALLGRIND:-}" ]]; then
     # holds the shutdown, not counted).
     cg_total=$(awk '/^summary:/ { print $2; exit }' "$work/callgrind.out.1")
     echo "   $cg_requests requests, $cg_total instructions: $(( cg_total / cg_requests )) per request"
+    if [[ -n "${CALLGRIND_KEEP:-}" ]]; then cp "$work/callgrind.out.1" "$CALLGRIND_KEEP"; fi
     echo "{\"label\":\"gateway-callgrind\",\"requests\":$cg_requests,\"instructions\":$cg_total,\"instructionsPerRequest\":$(( cg_total / cg_requests ))}" > "$work/callgrind.json"
 fi
 
+if [[ -n "${CALLGRIND_ONLY:-}" ]]; then exit 0; fi
 gateway_rss=$(awk '/VmHWM/ {print $2}' "/proc/$gateway_pid/status")
 peer_rss=$(awk '/VmHWM/ {print $2}' "/proc/$peer_worker/status")
 peer_master_rss=$(awk '/VmHWM/ {print $2}' "/proc/$(cat peer/nginx.pid)/status")

@@ -35,4 +35,33 @@ struct JSONEscapingTests {
             }
         }
     }
+
+    /// The eight-byte test agrees with the byte table for every byte value in every lane, next to
+    /// clean bytes, high bytes and other matches (a borrow between lanes must not hide a match).
+    @Test(arguments: [UInt8(ascii: "a"), 0xFF, 0x80, 0x21, 0x23, 0x5B, 0x5D, 0x1F, 0x20])
+    func wordTestAgreesWithTheTable(background: UInt8) {
+        for value in 0...255 {
+            for lane in 0..<8 {
+                var bytes = [UInt8](repeating: background, count: 8)
+                bytes[lane] = UInt8(value)
+                let word = bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+                let expected = bytes.contains { JSONWriter.escapeExtra[Int($0)] > 0 }
+                #expect(JSONWriter.hasByteToEscape(word) == expected, "byte \(value) in lane \(lane) among \(background)")
+            }
+        }
+    }
+
+    /// A non-ASCII byte at any offset of a long ASCII body is found: valid UTF-8 stays text,
+    /// a stray continuation byte does not.
+    @Test func utf8CheckFindsNonASCIIAtEveryOffset() {
+        let plain = Array(String(repeating: "abcdefgh", count: 5).utf8)
+        for offset in 0...plain.count {
+            var valid = plain
+            valid.insert(contentsOf: Array("é".utf8), at: offset)
+            var invalid = plain
+            invalid.insert(0x80, at: offset)
+            #expect(valid.withUnsafeBytes { BodyEncoding.isValidUTF8($0) }, "é at \(offset)")
+            #expect(!invalid.withUnsafeBytes { BodyEncoding.isValidUTF8($0) }, "0x80 at \(offset)")
+        }
+    }
 }

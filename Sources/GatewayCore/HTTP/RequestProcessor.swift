@@ -332,12 +332,28 @@ public final class RequestProcessor: Sendable {
 
     /// Origin-form `/p?q` or absolute-form `https://h/p?q` → (path, raw query or nil).
     static func split(target: String) -> (String, String?) {
-        var rest = Substring(target)
-        if let scheme = rest.range(of: "://") {
-            rest = rest[scheme.upperBound...]
-            rest = rest.firstIndex(of: "/").map { rest[$0...] } ?? "/"
+        // Byte scans (no Foundation string search on the path); an origin-form target starts with `/`.
+        var rest = Substring(target).utf8
+        if rest.first != UInt8(ascii: "/"), let authority = Self.afterScheme(rest) {
+            let afterAuthority = rest[authority...]
+            guard let end = afterAuthority.firstIndex(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") }) else { return ("/", nil) }
+            if afterAuthority[end] == UInt8(ascii: "?") {
+                return ("/", String(Substring(afterAuthority[afterAuthority.index(after: end)...])))
+            }
+            rest = afterAuthority[end...]
         }
-        guard let question = rest.firstIndex(of: "?") else { return (String(rest), nil) }
-        return (String(rest[..<question]), String(rest[rest.index(after: question)...]))
+        guard let question = rest.firstIndex(of: UInt8(ascii: "?")) else { return (String(Substring(rest)), nil) }
+        return (String(Substring(rest[..<question])), String(Substring(rest[rest.index(after: question)...])))
+    }
+
+    /// Where the authority starts in an absolute-form target (after the first `://`).
+    private static func afterScheme(_ target: Substring.UTF8View) -> Substring.UTF8View.Index? {
+        var index = target.startIndex
+        while let colon = target[index...].firstIndex(of: UInt8(ascii: ":")) {
+            let rest = target[colon...]
+            if rest.starts(with: "://".utf8) { return target.index(colon, offsetBy: 3) }
+            index = target.index(after: colon)
+        }
+        return nil
     }
 }

@@ -1,0 +1,25 @@
+@testable import GatewayCore
+import Testing
+
+@Suite("Request target split")
+struct RequestTargetTests {
+    /// Origin-form and absolute-form targets give the path and the raw query; a `://` inside an
+    /// origin-form path or query is not a scheme.
+    @Test(arguments: [
+        ("/", "/", nil),
+        ("/orders?id=1&x=2", "/orders", "id=1&x=2"),
+        ("/orders?", "/orders", ""),
+        ("/a://b", "/a://b", nil),
+        ("/redirect?to=https://example.com/x", "/redirect", "to=https://example.com/x"),
+        ("https://orders.example/p/q?x=1", "/p/q", "x=1"),
+        ("http://orders.example", "/", nil),
+        ("http://orders.example?x=1", "/", "x=1"),
+        ("http://h:8080/p?q", "/p", "q"),
+        ("*", "*", nil),
+    ] as [(String, String, String?)])
+    func targetSplitsIntoPathAndQuery(target: String, path: String, query: String?) {
+        let (gotPath, gotQuery) = RequestProcessor.split(target: target)
+        #expect(gotPath == path)
+        #expect(gotQuery == query)
+    }
+}
