@@ -5,10 +5,28 @@ import struct Foundation.Date
 public struct HTTPField: Sendable, Hashable {
     public var name: String
     public var value: String
+    /// The value already written as a JSON string, when it was escaped once for many requests.
+    public private(set) var preEscaped: PreEscapedString?
 
     public init(_ name: String, _ value: String) {
         self.name = name
         self.value = value
+    }
+
+    /// A field whose value the payload codecs copy as escaped once, not escape again.
+    public init(_ name: String, _ value: PreEscapedString) {
+        self.name = name
+        self.value = value.text
+        self.preEscaped = value
+    }
+
+    public static func == (lhs: HTTPField, rhs: HTTPField) -> Bool {
+        lhs.name == rhs.name && lhs.value == rhs.value
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(name)
+        hasher.combine(value)
     }
 
     /// A name that is an HTTP token (RFC 9110 §5.6.2) and a value without CR, LF or NUL: a field

@@ -71,6 +71,13 @@ struct JSONWriter {
         needsComma = true
     }
 
+    /// A string escaped beforehand: its bytes are copied.
+    mutating func string(_ value: PreEscapedString) {
+        separate()
+        buffer.writeImmutableBuffer(value.json)
+        needsComma = true
+    }
+
     /// A JSON string from bytes the caller has checked to be valid UTF-8.
     mutating func string(utf8 bytes: some Collection<UInt8>) {
         separate()

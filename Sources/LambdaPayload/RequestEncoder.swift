@@ -157,7 +157,7 @@ public enum RequestEncoder {
         authority: String?,
         to writer: inout JSONWriter
     ) {
-        var fields: [(name: String, value: String)] = []
+        var fields: [(name: String, value: String, preEscaped: PreEscapedString?)] = []
         fields.reserveCapacity(headers.count + 1)
         var sawHost = false
         for field in headers {
@@ -168,10 +168,10 @@ public enum RequestEncoder {
                 sawHost = true
             }
             if name == "cookie" && !includeCookie { continue }
-            fields.append((name, field.value))
+            fields.append((name, field.value, field.preEscaped))
         }
         if includeHost, !sawHost, let authority {
-            fields.append(("host", authority))
+            fields.append(("host", authority, nil))
         }
         // Stable sort keeps repeated fields in arrival order.
         let order = fields.indices.sorted { lhs, rhs in
@@ -180,14 +180,19 @@ public enum RequestEncoder {
         writer.beginObject()
         var index = 0
         while index < order.count {
-            let name = fields[order[index]].name
-            var value = fields[order[index]].value
+            let first = fields[order[index]]
             index += 1
-            while index < order.count, fields[order[index]].name == name {
-                value += (name == "cookie" ? "; " : ",") + fields[order[index]].value
+            if let preEscaped = first.preEscaped, index == order.count || fields[order[index]].name != first.name {
+                writer.key(first.name)
+                writer.string(preEscaped)
+                continue
+            }
+            var value = first.value
+            while index < order.count, fields[order[index]].name == first.name {
+                value += (first.name == "cookie" ? "; " : ",") + fields[order[index]].value
                 index += 1
             }
-            writer.member(name, value)
+            writer.member(first.name, value)
         }
         writer.endObject()
     }

@@ -48,6 +48,24 @@ struct EnvoyRequestFormatTests {
         )
     }
 
+    /// A value escaped once beforehand (the connection's client-certificate element) gives the
+    /// same payload, byte for byte, as the plain value, in both formats; repeated, it is joined
+    /// with the other values of its name as any field is.
+    @Test(arguments: [PayloadFormat.envoy, .apiGatewayV2])
+    func preEscapedValuesEncodeAsPlainOnes(format: PayloadFormat) throws {
+        let element = #"By=spiffe://td/ns/default/dc/dc1/svc/orders;Cert="-----BEGIN%20CERT\"\#n\#u{01}";URI=spiffe://td/ns/default/dc/dc1/svc/web"#
+        for extra in [[], [HTTPField("x-forwarded-client-cert", "By=earlier")]] {
+            var plain = specExampleRequest()
+            plain.headers += extra + [HTTPField("x-forwarded-client-cert", element), HTTPField("zz", "last")]
+            var escapedOnce = specExampleRequest()
+            escapedOnce.headers += extra + [HTTPField("x-forwarded-client-cert", PreEscapedString(element)), HTTPField("zz", "last")]
+            let expected = try encode(plain, format)
+            #expect(try encode(escapedOnce, format) == expected)
+            let headers = try object(expected)["headers"] as? [String: Any]
+            #expect(headers?["x-forwarded-client-cert"] as? String == (extra.isEmpty ? element : "By=earlier," + element))
+        }
+    }
+
     @Test func binaryBodyIsBase64AndFlagged() throws {
         var request = HTTPRequestView(method: "POST", path: "/img", headers: [HTTPField("content-type", "image/png")])
         request.body = ByteBuffer(bytes: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])

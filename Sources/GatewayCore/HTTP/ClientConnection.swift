@@ -1,3 +1,4 @@
+import LambdaPayload
 import MeshIdentity
 
 /// What an accepted connection is, before its first request: the service it is for and who calls.
@@ -5,8 +6,9 @@ public struct ClientConnection: Sendable {
     /// How the caller reached the gateway.
     public enum Caller: Sendable {
         /// Authenticated mesh mTLS: the SPIFFE identity of the client certificate, and this
-        /// connection's `x-forwarded-client-cert` element (mesh-identity.md §7).
-        case mesh(SPIFFEID, forwardedClientCert: String)
+        /// connection's `x-forwarded-client-cert` element (mesh-identity.md §7), escaped for JSON
+        /// once for all its requests.
+        case mesh(SPIFFEID, forwardedClientCert: PreEscapedString)
         /// A plaintext direct-invocation listener (`--upstream`): no mTLS, so no intentions.
         case direct
     }

@@ -300,7 +300,9 @@ public final class RequestProcessor: Sendable {
             scheme = "https"
             result = headers.filter { !$0.name.asciiCaseInsensitiveEquals("x-forwarded-client-cert") }
             let incoming = headers.filter { $0.name.asciiCaseInsensitiveEquals("x-forwarded-client-cert") }.map(\.value)
-            if let value = ForwardedClientCert.headerValue(incoming: incoming.isEmpty ? nil : incoming.joined(separator: ","), element: element, sanitize: sanitize) {
+            if incoming.isEmpty && !sanitize {
+                result.append(HTTPField("x-forwarded-client-cert", element))
+            } else if let value = ForwardedClientCert.headerValue(incoming: incoming.isEmpty ? nil : incoming.joined(separator: ","), element: element.text, sanitize: sanitize) {
                 result.append(HTTPField("x-forwarded-client-cert", value))
             }
         } else if sanitize {

@@ -1,4 +1,5 @@
 import Foundation
+import LambdaPayload
 import Logging
 import MeshIdentity
 import NIOCore
@@ -112,7 +113,7 @@ public struct MeshTLSAcceptor: Sendable {
                 guard let caller = identity.caller else { return channel.close() }
                 let connection = ClientConnection(
                     serviceName: service.key,
-                    caller: .mesh(caller, forwardedClientCert: identity.forwardedClientCert),
+                    caller: .mesh(caller, forwardedClientCert: PreEscapedString(identity.forwardedClientCert)),
                     negotiatedProtocol: negotiated,
                     peerIP: channel.remoteAddress?.ipAddress ?? ""
                 )
