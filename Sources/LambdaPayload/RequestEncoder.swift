@@ -157,10 +157,11 @@ public enum RequestEncoder {
         authority: String?,
         to writer: inout JSONWriter
     ) {
-        var fields: [(name: String, value: String, preEscaped: PreEscapedString?)] = []
+        // Lower-cased names, each with its field's index (`nil`: the authority as `host`).
+        var fields: [(name: String, index: Int?)] = []
         fields.reserveCapacity(headers.count + 1)
         var sawHost = false
-        for field in headers {
+        for (index, field) in headers.enumerated() {
             let name = field.name.asciiLowercased
             if name.hasPrefix(":") || HopByHop.names.contains(name) { continue }
             if name == "host" {
@@ -168,31 +169,36 @@ public enum RequestEncoder {
                 sawHost = true
             }
             if name == "cookie" && !includeCookie { continue }
-            fields.append((name, field.value, field.preEscaped))
+            fields.append((name, index))
         }
-        if includeHost, !sawHost, let authority {
-            fields.append(("host", authority, nil))
+        if includeHost, !sawHost, authority != nil {
+            fields.append(("host", nil))
+        }
+        func value(_ position: Int) -> String {
+            fields[position].index.map { headers[$0].value } ?? authority!
         }
         // Stable sort keeps repeated fields in arrival order.
         let order = fields.indices.sorted { lhs, rhs in
             fields[lhs].name != fields[rhs].name ? fields[lhs].name < fields[rhs].name : lhs < rhs
         }
         writer.beginObject()
-        var index = 0
-        while index < order.count {
-            let first = fields[order[index]]
-            index += 1
-            if let preEscaped = first.preEscaped, index == order.count || fields[order[index]].name != first.name {
-                writer.key(first.name)
+        var position = 0
+        while position < order.count {
+            let first = order[position]
+            let name = fields[first].name
+            position += 1
+            let single = position == order.count || fields[order[position]].name != name
+            if single, let index = fields[first].index, let preEscaped = headers[index].preEscaped {
+                writer.key(name)
                 writer.string(preEscaped)
                 continue
             }
-            var value = first.value
-            while index < order.count, fields[order[index]].name == first.name {
-                value += (first.name == "cookie" ? "; " : ",") + fields[order[index]].value
-                index += 1
+            var joined = value(first)
+            while position < order.count, fields[order[position]].name == name {
+                joined += (name == "cookie" ? "; " : ",") + value(order[position])
+                position += 1
             }
-            writer.member(first.name, value)
+            writer.member(name, joined)
         }
         writer.endObject()
     }
