@@ -139,25 +139,33 @@ public struct JSONParser {
         return count
     }
 
+    /// A string without escapes (member names, most values) becomes a `String` straight from the
+    /// input bytes, with no intermediate array: a short one needs no allocation at all.
     private mutating func parseString() throws(Error) -> String {
         index += 1  // opening quote
-        var out = [UInt8]()
+        var out: [UInt8]?
         var runStart = index
         while true {
             guard index < bytes.count else { throw error("unterminated string") }
             let byte = bytes[index]
             switch byte {
             case UInt8(ascii: "\""):
-                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
-                index += 1
-                guard let string = String(validating: out, as: UTF8.self) else {
-                    throw error("string is not valid UTF-8")
+                let run = UnsafeRawBufferPointer(rebasing: bytes[runStart..<index])
+                let string: String?
+                if out == nil {
+                    string = String(validating: run, as: UTF8.self)
+                } else {
+                    out!.append(contentsOf: run)
+                    string = String(validating: out!, as: UTF8.self)
                 }
+                index += 1
+                guard let string else { throw error("string is not valid UTF-8") }
                 return string
             case UInt8(ascii: "\\"):
-                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
+                if out == nil { out = [] }
+                out!.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
                 index += 1
-                try parseEscape(into: &out)
+                try parseEscape(into: &out!)
                 runStart = index
             case 0..<0x20:
                 throw error("control character in string")

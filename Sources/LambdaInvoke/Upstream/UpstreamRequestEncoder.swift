@@ -46,21 +46,48 @@ final class UpstreamRequestEncoder: ChannelOutboundHandler, RemovableChannelHand
     /// A body up to this size is copied behind the head: one buffer, one TLS record.
     static let coalescedBodyLimit = 16 * 1024
 
+    /// The head is written into one reservation (a `ByteBuffer` call per piece cost some 250
+    /// instructions each, 33 pieces per Invoke call), then the body behind it.
     static func encode(_ head: HTTPRequestHead, body: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var size = head.uri.utf8.count + 32 + body.readableBytes
-        for (name, value) in head.headers { size += name.utf8.count + value.utf8.count + 4 }
-        var buffer = allocator.buffer(capacity: size)
-        buffer.writeString(head.method.rawValue)
-        buffer.writeStaticString(" ")
-        buffer.writeString(head.uri)
-        buffer.writeStaticString(" HTTP/1.1\r\n")
+        var method = head.method.rawValue
+        var uri = head.uri
+        var size = method.utf8.count + uri.utf8.count + 14
+        var fields: [(name: String, value: String)] = []
+        fields.reserveCapacity(head.headers.count)
         for (name, value) in head.headers where isSafe(name) && isSafe(value) {
-            buffer.writeString(name)
-            buffer.writeStaticString(": ")
-            buffer.writeString(value)
-            buffer.writeStaticString("\r\n")
+            fields.append((name, value))
+            size += name.utf8.count + value.utf8.count + 4
         }
-        buffer.writeStaticString("\r\n")
+        var buffer = allocator.buffer(capacity: size + body.readableBytes)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { output in
+            var out = 0
+            func put(_ text: inout String) {
+                text.withUTF8 { bytes in
+                    UnsafeMutableRawBufferPointer(rebasing: output[out...]).copyMemory(from: UnsafeRawBufferPointer(bytes))
+                    out += bytes.count
+                }
+            }
+            func put(_ first: UInt8, _ second: UInt8) {
+                output[out] = first
+                output[out + 1] = second
+                out += 2
+            }
+            put(&method)
+            output[out] = UInt8(ascii: " ")
+            out += 1
+            put(&uri)
+            var version = " HTTP/1.1"
+            put(&version)
+            put(UInt8(ascii: "\r"), UInt8(ascii: "\n"))
+            for index in fields.indices {
+                put(&fields[index].name)
+                put(UInt8(ascii: ":"), UInt8(ascii: " "))
+                put(&fields[index].value)
+                put(UInt8(ascii: "\r"), UInt8(ascii: "\n"))
+            }
+            put(UInt8(ascii: "\r"), UInt8(ascii: "\n"))
+            return out
+        }
         var body = body
         buffer.writeBuffer(&body)
         return buffer
