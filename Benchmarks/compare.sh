@@ -29,6 +29,7 @@ if [[ -n "${SMOKE:-}" ]]; then ROUNDS=1; DURATION=1; CONNECTIONS=4; H2_CONNECTIO
 
 PATH=$PATH:/usr/sbin
 command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
+command -v ab >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apache2-utils >/dev/null; }
 command -v openssl >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; }
 nginx_bin=$(command -v nginx)
 
@@ -162,6 +163,26 @@ for round in $(seq 1 "$ROUNDS"); do
     measure "$gateway_pid" gateway-h2 --port "$gateway_port" "${mesh[@]}" --http2 --connections "$H2_CONNECTIONS" --streams "$H2_STREAMS"
     measure "$peer_worker" nginx-h2 --port "$peer_port" "${mesh[@]}" --http2 --connections "$H2_CONNECTIONS" --streams "$H2_STREAMS"
 done
+
+# A third-party client too: ApacheBench with keep-alive, the same 1 KB JSON POST, its client
+# certificate and key in one file, SNI from the Host header.
+AB_CONNECTIONS=${AB_CONNECTIONS:-16}
+cat web.pem web-key.pem > web-bundle.pem
+python3 -c 'import sys; sys.stdout.write("{\"pad\":\"" + "x" * (1024 - 10) + "\"}")' > body.json
+# measure_ab PID LABEL PORT: one ab run, as a JSON line like mesh-load's, with PID's CPU seconds.
+measure_ab() {
+    local pid=$1 label=$2 port=$3 before output after
+    before=$(cpu_ticks "$pid")
+    output=$(taskset -c 1 ab -q -k -E web-bundle.pem -H "Host: $sni" -c "$AB_CONNECTIONS" -t "$DURATION" -n 100000000 \
+        -p body.json -T application/json "https://127.0.0.1:$port/load" 2>&1 || true)
+    after=$(cpu_ticks "$pid")
+    python3 "$bench/ab_result.py" "$label" "$before" "$after" "$(getconf CLK_TCK)" "$AB_CONNECTIONS" <<< "$output" | tee -a "$results" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("   %s: %.0f req/s, %d errors" % (r["label"], r["rps"], r["error_count"]))'
+}
+echo "== throughput, closed loop, ab -k over $AB_CONNECTIONS connections (HTTP/1.1, 1 KB JSON), $ROUNDS round(s) of ${DURATION}s"
+for round in $(seq 1 "$ROUNDS"); do
+    measure_ab "$gateway_pid" gateway-ab "$gateway_port"
+    measure_ab "$peer_worker" nginx-ab "$peer_port"
+done
 rate=$(python3 -c "print(max(10, int($(best gateway-h1) / 2)))")
 
 echo "== latency, open loop at $rate req/s (half the gateway's best HTTP/1.1 throughput), $CONNECTIONS connections"
@@ -216,5 +237,5 @@ peer_master_rss=$(awk '/VmHWM/ {print $2}' "/proc/$(cat peer/nginx.pid)/status")
 mkdir -p "$bench/results"
 out="$bench/results/compare-$(date -u +%Y%m%d-%H%M%S)${SMOKE:+-smoke}.json"
 python3 "$bench/compare_report.py" "$results" "$out" \
-    --rss "$gateway_rss" "$peer_rss" "$peer_master_rss" --services "$SERVICES" --cores "$(nproc)" --date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --configuration "$CONFIGURATION" \
+    --rss "$gateway_rss" "$peer_rss" "$peer_master_rss" --services "$SERVICES" --cores "$(nproc)" --date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --configuration "$CONFIGURATION" ${CALLGRIND:+--callgrind "$work/callgrind.json"} \
     --settings "h1 $CONNECTIONS connections; h2 $H2_CONNECTIONS connections x $H2_STREAMS streams; $ROUNDS rounds of ${DURATION}s" ${SMOKE:+--smoke}

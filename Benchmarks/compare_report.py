@@ -24,6 +24,7 @@ def main():
     parser.add_argument("--configuration")
     parser.add_argument("--settings")
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--callgrind", help="compare.sh's callgrind.json, when CALLGRIND was set")
     args = parser.parse_args()
 
     runs = [json.loads(line) for line in open(args.runs) if line.strip()]
@@ -47,6 +48,7 @@ def main():
 
     g1, n1, d1 = best("gateway-h1"), best("nginx-h1"), best("direct-h1")
     g2, n2 = best("gateway-h2"), best("nginx-h2")
+    ga, na = best("gateway-ab"), best("nginx-ab")
     gh, nh = best("gateway-handshakes"), best("nginx-handshakes")
     added = {
         who: {p: median_latency(f"{who}-latency", p) - median_latency("direct-latency", p) for p in ("p50", "p99")}
@@ -61,6 +63,8 @@ def main():
         "settings": args.settings,
         "throughput_h1_rps": {"gateway": g1["rps"], "nginx": n1["rps"], "direct": d1["rps"], "ratio": ratio(g1["rps"], n1["rps"])},
         "throughput_h2_rps": {"gateway": g2["rps"], "nginx": n2["rps"], "ratio": ratio(g2["rps"], n2["rps"])},
+        "throughput_h1_ab_rps": {"gateway": ga["rps"], "nginx": na["rps"], "ratio": ratio(ga["rps"], na["rps"])},
+        "cpu_us_per_request_h1_ab": {"gateway": cpu_us_per_request("gateway-ab"), "nginx": cpu_us_per_request("nginx-ab")},
         "cpu_us_per_request_h1": {"gateway": cpu_us_per_request("gateway-h1"), "nginx": cpu_us_per_request("nginx-h1")},
         "cpu_us_per_request_h2": {"gateway": cpu_us_per_request("gateway-h2"), "nginx": cpu_us_per_request("nginx-h2")},
         "latency_rate": by_label["gateway-latency"][0]["target_rate"],
@@ -74,12 +78,16 @@ def main():
     targets = [
         ("HTTP/1.1 throughput >= 1.0x nginx", table["throughput_h1_rps"]["ratio"] >= 1.0),
         ("HTTP/2 throughput >= 1.0x nginx", table["throughput_h2_rps"]["ratio"] >= 1.0),
+        ("HTTP/1.1 throughput with ab -k >= 1.0x nginx", table["throughput_h1_ab_rps"]["ratio"] >= 1.0),
+        ("CPU per request (HTTP/1.1) <= nginx's", (table["cpu_us_per_request_h1"]["gateway"] or 0) <= (table["cpu_us_per_request_h1"]["nginx"] or 0)),
         ("added p50 <= 0.3 ms", added["gateway"]["p50"] <= 300),
         ("added p99 <= 2 ms", added["gateway"]["p99"] <= 2000),
         ("handshakes/s >= nginx", table["handshakes_per_s"]["ratio"] >= 1.0),
         (f"RSS <= 64 MB with {args.services} services", gateway_kb <= 64 * 1024),
     ]
     table["targets"] = {name: met for name, met in targets}
+    if args.callgrind:
+        table["callgrind"] = json.load(open(args.callgrind))
     with open(args.out, "w") as f:
         json.dump(table, f, indent=2)
 
@@ -99,6 +107,8 @@ def main():
 |---|---|---|---|
 | throughput HTTP/1.1, 1 KB, req/s (client straight to the upstream: {f0(d1['rps'])}) | {f0(g1['rps'])} | {f0(n1['rps'])} | {f2(table['throughput_h1_rps']['ratio'])} |
 | throughput HTTP/2, 1 KB, req/s | {f0(g2['rps'])} | {f0(n2['rps'])} | {f2(table['throughput_h2_rps']['ratio'])} |
+| throughput HTTP/1.1 with `ab -k -c {ga.get('connections', '?')}`, 1 KB, req/s | {f0(ga['rps'])} | {f0(na['rps'])} | {f2(table['throughput_h1_ab_rps']['ratio'])} |
+| CPU per request with ab, µs | {cpu('cpu_us_per_request_h1_ab', 'gateway')} | {cpu('cpu_us_per_request_h1_ab', 'nginx')} | |
 | CPU per request HTTP/1.1, µs | {cpu('cpu_us_per_request_h1', 'gateway')} | {cpu('cpu_us_per_request_h1', 'nginx')} | |
 | CPU per request HTTP/2, µs | {cpu('cpu_us_per_request_h2', 'gateway')} | {cpu('cpu_us_per_request_h2', 'nginx')} | |
 | added latency p50 at {f0(table['latency_rate'])} req/s, µs | {f0(added['gateway']['p50'])} | {f0(added['nginx']['p50'])} | |
