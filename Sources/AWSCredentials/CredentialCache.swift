@@ -50,6 +50,23 @@ public final class CredentialCache: Sendable {
         }
     }
 
+    /// Usable credentials now, or nil when the caller must wait for a refresh (or be refused): the
+    /// same decision as `credentials(timeout:)`, whose wait the caller then enters.
+    public func usableCredentials() -> Credentials? {
+        let date = now()
+        let action = state.withLock { $0.machine.credentialsRequested(at: date) }
+        switch action {
+        case .use(let credentials, let startRefresh):
+            if startRefresh { startRefreshTask() }
+            return credentials
+        case .wait(let startRefresh):
+            if startRefresh { startRefreshTask() }
+            return nil
+        case .fail:
+            return nil
+        }
+    }
+
     /// Tells the cache that AWS rejected the credentials (403): refresh now, at most once a minute.
     public func authenticationFailed() {
         let date = now()

@@ -105,6 +105,8 @@ public final class LambdaInvokeClient: Sendable {
     let templates = InvokeTemplates()
     let logger: Logger
     let now: @Sendable () -> Date
+    /// Where `invoke(_:)` answers when its caller is on no event loop.
+    let eventLoopGroup: any EventLoopGroup
     /// Attempts of one call when the endpoint keeps closing pooled connections as requests go out.
     static let staleConnectionAttempts = 3
 
@@ -129,6 +131,7 @@ public final class LambdaInvokeClient: Sendable {
         self.credentials = credentials
         self.logger = logger
         self.now = now
+        self.eventLoopGroup = eventLoopGroup
     }
 
     public func shutdown() async throws {
@@ -138,15 +141,36 @@ public final class LambdaInvokeClient: Sendable {
     /// Invokes the function. Lambda's 200/202 answers (function errors included) are results;
     /// everything else is a `LambdaInvokeError`.
     public func invoke(_ request: InvokeRequest) async throws(LambdaInvokeError) -> LambdaInvocationResult {
-        let endpoint = try preflight(request)
-        let deadline = ContinuousClock.now + request.timeout
+        let outcome: Result<LambdaInvocationResult, LambdaInvokeError>
         do {
-            return try await send(request, to: endpoint, deadline: deadline)
-        } catch let error where error.isThrottling {
-            guard let delay = retryDelay(for: error, request: request, deadline: deadline) else { throw error }
-            logger.debug("throttled by Lambda; retrying once", metadata: ["function": "\(request.function)", "delay_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)"])
-            try? await Task.sleep(for: delay)
-            return try await send(request, to: endpoint, deadline: deadline)
+            outcome = try await invoke(request, on: eventLoopGroup.any()).get()
+        } catch {
+            throw LambdaInvokeError(.connectionLost, "the call ended without an answer: \(error)")  // its future never fails
+        }
+        return try outcome.get()
+    }
+
+    /// `invoke`, answered on `eventLoop`, for a caller on that loop (the gateway's request path).
+    /// When credentials are at hand and a pooled connection is idle, as under load, the call from
+    /// signing to Lambda's answer runs as callbacks, with no task; waiting for credentials, for a
+    /// new or busy connection, or before a retry goes on in a task or a timer. The future never
+    /// fails: an error is its value.
+    public func invoke(_ request: InvokeRequest, on eventLoop: any EventLoop) -> EventLoopFuture<Result<LambdaInvocationResult, LambdaInvokeError>> {
+        let endpoint: LambdaEndpointResolver.Endpoint
+        do {
+            endpoint = try preflight(request)
+        } catch {
+            return eventLoop.makeSucceededFuture(.failure(error))
+        }
+        let deadline = ContinuousClock.now + request.timeout
+        return send(request, to: endpoint, deadline: deadline, on: eventLoop).flatMap { outcome in
+            guard case .failure(let error) = outcome, error.isThrottling, let delay = self.retryDelay(for: error, request: request, deadline: deadline) else {
+                return eventLoop.makeSucceededFuture(outcome)
+            }
+            self.logger.debug("throttled by Lambda; retrying once", metadata: ["function": "\(request.function)", "delay_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)"])
+            return eventLoop.scheduleTask(in: TimeAmount(delay)) {}.futureResult.flatMap {
+                self.send(request, to: endpoint, deadline: deadline, on: eventLoop)
+            }
         }
     }
 
@@ -193,49 +217,77 @@ public final class LambdaInvokeClient: Sendable {
         return delay
     }
 
+    /// Credentials (at hand, or awaited in a task up to 5 s), then `attempt`.
     private func send(
         _ request: InvokeRequest,
         to endpoint: LambdaEndpointResolver.Endpoint,
-        deadline: ContinuousClock.Instant
-    ) async throws(LambdaInvokeError) -> LambdaInvocationResult {
-        let credentialWait = min(.seconds(5), deadline - ContinuousClock.now)
-        let identity: Credentials
-        do {
-            identity = try await credentials.credentials(timeout: max(credentialWait, .zero))
-        } catch {
-            throw LambdaInvokeError(.noCredentials, error.message)
+        deadline: ContinuousClock.Instant,
+        on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Result<LambdaInvocationResult, LambdaInvokeError>> {
+        if let identity = credentials.usableCredentials() {
+            return send(request, to: endpoint, identity: identity, deadline: deadline, on: eventLoop)
         }
+        let credentialWait = max(min(.seconds(5), deadline - ContinuousClock.now), .zero)
+        return eventLoop.makeFutureWithTask { () async -> Result<Credentials, LambdaInvokeError> in
+            do throws(CredentialsError) {
+                return .success(try await self.credentials.credentials(timeout: credentialWait))
+            } catch {
+                return .failure(LambdaInvokeError(.noCredentials, error.message))
+            }
+        }.flatMap { identity in
+            switch identity {
+            case .success(let identity): self.send(request, to: endpoint, identity: identity, deadline: deadline, on: eventLoop)
+            case .failure(let error): eventLoop.makeSucceededFuture(.failure(error))
+            }
+        }
+    }
 
+    /// Signs the call once and sends it, on a new connection again while pooled ones turn out closed.
+    private func send(
+        _ request: InvokeRequest,
+        to endpoint: LambdaEndpointResolver.Endpoint,
+        identity: Credentials,
+        deadline: ContinuousClock.Instant,
+        on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Result<LambdaInvocationResult, LambdaInvokeError>> {
         let upstream = UpstreamRequest(head: signedRequest(request, to: endpoint, identity: identity), body: request.payload)
         let pool: UpstreamPool
         do {
             pool = try pools.pool(for: endpoint.baseURL)
         } catch {
-            throw classify(error, endpoint: UpstreamTarget(baseURL: endpoint.baseURL), timeout: request.timeout)
+            return eventLoop.makeSucceededFuture(.failure(classify(error, endpoint: UpstreamTarget(baseURL: endpoint.baseURL), timeout: request.timeout)))
         }
         let remaining = deadline - ContinuousClock.now
-        guard remaining > .zero else { throw LambdaInvokeError(.timeout, "the request deadline passed before the call") }
-        let nioDeadline = NIODeadline.now() + TimeAmount(remaining)
-        var attempt = 1
-        while true {
-            let response: UpstreamResponse
-            do {
-                response = try await pool.execute(upstream, deadline: nioDeadline, maximumResponseBytes: configuration.maximumResponseBytes, budget: request.budget)
-            } catch {
-                if case .staleConnection = error, attempt < Self.staleConnectionAttempts {
-                    attempt += 1
-                    continue
+        guard remaining > .zero else {
+            return eventLoop.makeSucceededFuture(.failure(LambdaInvokeError(.timeout, "the request deadline passed before the call")))
+        }
+        return attempt(upstream, of: request, pool: pool, deadline: NIODeadline.now() + TimeAmount(remaining), number: 1, on: eventLoop)
+    }
+
+    private func attempt(
+        _ upstream: UpstreamRequest,
+        of request: InvokeRequest,
+        pool: UpstreamPool,
+        deadline: NIODeadline,
+        number: Int,
+        on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Result<LambdaInvocationResult, LambdaInvokeError>> {
+        pool.execute(upstream, deadline: deadline, maximumResponseBytes: configuration.maximumResponseBytes, budget: request.budget, on: eventLoop).flatMap { outcome in
+            switch outcome {
+            case .success(let response):
+                do throws(LambdaInvokeError) {
+                    var answer = try self.result(status: response.status, headers: response.headers, body: response.body)
+                    answer.heldBytes = response.heldBytes
+                    return eventLoop.makeSucceededFuture(.success(answer))
+                } catch {
+                    // An AWS error answer is no client answer: what it held goes back now.
+                    if response.heldBytes > 0 { request.budget?.release(response.heldBytes) }
+                    return eventLoop.makeSucceededFuture(.failure(error))
                 }
-                throw classify(error, endpoint: pool.target, timeout: request.timeout)
-            }
-            do {
-                var answer = try result(status: response.status, headers: response.headers, body: response.body)
-                answer.heldBytes = response.heldBytes
-                return answer
-            } catch {
-                // An AWS error answer is no client answer: what it held goes back now.
-                if response.heldBytes > 0 { request.budget?.release(response.heldBytes) }
-                throw error
+            case .failure(.staleConnection) where number < Self.staleConnectionAttempts:
+                return self.attempt(upstream, of: request, pool: pool, deadline: deadline, number: number + 1, on: eventLoop)
+            case .failure(let failure):
+                return eventLoop.makeSucceededFuture(.failure(self.classify(failure, endpoint: pool.target, timeout: request.timeout)))
             }
         }
     }

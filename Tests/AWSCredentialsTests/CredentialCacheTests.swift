@@ -282,6 +282,28 @@ struct CredentialCacheTests {
         #expect(try await cache.credentials().accessKeyID == "GOOD")
     }
 
+    /// The check a request makes without waiting: nothing at first (while it starts the one
+    /// fetch that `credentials()` then waits for), the fetched credentials after, and never
+    /// expired ones.
+    @Test func usableCredentialsAreHandedOutWithoutWaitingOnceFetched() async throws {
+        let provider = ScriptedProvider(delay: .milliseconds(50), answers: [.success(key("GOOD", expiresIn: 3600))])
+        let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: Self.fastPolicy, logger: testLogger)
+        #expect(cache.usableCredentials() == nil)
+        #expect(try await cache.credentials(timeout: .seconds(30)).accessKeyID == "GOOD")
+        #expect(provider.callCount == 1)
+        #expect(cache.usableCredentials()?.accessKeyID == "GOOD")
+
+        let expiring = CredentialCache(
+            chain: CredentialChain(providers: [ScriptedProvider(answers: [.success(key("EXPIRED", expiresIn: -10))])]),
+            policy: Self.fastPolicy,
+            logger: testLogger
+        )
+        for _ in 0..<20 {
+            #expect(expiring.usableCredentials() == nil)
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
     @Test func expiredCredentialsAreNeverUsed() async throws {
         let provider = ScriptedProvider(answers: [.success(key("EXPIRED", expiresIn: -10))])
         let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: Self.fastPolicy, logger: testLogger)

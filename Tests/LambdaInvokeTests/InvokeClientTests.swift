@@ -296,6 +296,40 @@ struct InvokeClientTests {
         }
     }
 
+    /// The gateway's path: answered on the caller's event loop; with credentials at hand the call
+    /// never waits for them (the source's waiting call is never made), and a warm pool's connection
+    /// is reused. A source that can only be awaited still signs every call.
+    @Test func callsOnAnEventLoopAreAnsweredThereAndTakeCredentialsAtHand() async throws {
+        final class AtHand: CredentialSource {
+            let awaited = Mutex(0)
+            let offersCredentials: Bool
+            init(offersCredentials: Bool) { self.offersCredentials = offersCredentials }
+            func credentials(timeout: Duration) async throws(CredentialsError) -> Credentials {
+                awaited.withLock { $0 += 1 }
+                return testCredentials
+            }
+            func usableCredentials() -> Credentials? { offersCredentials ? testCredentials : nil }
+            func authenticationFailed() {}
+        }
+        for offersCredentials in [true, false] {
+            let source = AtHand(offersCredentials: offersCredentials)
+            try await InvokeFixture.with(credentials: source, handler: { _ in ScriptedResponse(json: #"{"ok":true}"#) }) { fixture in
+                let loop = MultiThreadedEventLoopGroup.singleton.next()
+                for _ in 0..<3 {
+                    let request = InvokeRequest(function: ordersARN, payload: ByteBuffer(string: "{}"))
+                    let answered = try await fixture.client.invoke(request, on: loop).map { result in
+                        (loop.inEventLoop, result)
+                    }.get()
+                    #expect(answered.0, "answered on the caller's loop")
+                    #expect(String(buffer: try answered.1.get().payload) == #"{"ok":true}"#)
+                }
+                #expect(source.awaited.withLock { $0 } == (offersCredentials ? 0 : 3))
+                #expect(fixture.server.requests.map(\.connectionNumber) == [1, 1, 1])
+                #expect(fixture.server.requests.allSatisfy { $0.headers.contains { $0.0.lowercased() == "authorization" } })
+            }
+        }
+    }
+
     @Test func unreachableEndpoint() async throws {
         let port = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
         let free = port.localAddress!.port!

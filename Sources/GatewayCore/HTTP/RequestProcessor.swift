@@ -115,38 +115,27 @@ public final class RequestProcessor: Sendable {
         var heldBytes: Int
     }
 
-    /// `budget`: the client connection's answer bytes, which pace reading Lambda's answer.
-    func processed(_ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget?) async -> Processed {
+    /// The request's answer, on `eventLoop` (the connection's): admit → payload → sign → invoke →
+    /// response, as callbacks on that loop, with no task unless the call must wait (see
+    /// `LambdaInvokeClient.invoke(_:on:)`). `budget`: the client connection's answer bytes, which
+    /// pace reading Lambda's answer.
+    func process(_ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget?, answeringOn eventLoop: any EventLoop) -> EventLoopFuture<Processed> {
         inFlight.wrappingIncrement(ordering: .relaxed)
-        defer { inFlight.wrappingDecrement(ordering: .relaxed) }
-        let answer: Answer
-        var lambdaCall: Duration?
-        var heldBytes = 0
         switch prepare(request, connection: connection, budget: budget) {
         case .answer(let early):
-            answer = early
+            answered(early, connection: connection)
+            inFlight.wrappingDecrement(ordering: .relaxed)
+            return eventLoop.makeSucceededFuture(Processed(response: early.response, heldBytes: 0))
         case .invoke(let call):
-            let started = ContinuousClock.now
-            let result: Result<LambdaInvocationResult, LambdaInvokeError>
-            do {
-                let invoked = try await invoker.invoke(call.invocation)
-                heldBytes = invoked.heldBytes
-                result = .success(invoked)
-            } catch {
-                result = .failure(error)
+            let started = NIODeadline.now()
+            return invoker.invoke(call.invocation, on: eventLoop).map { result in
+                let lambdaCall = Duration.nanoseconds((NIODeadline.now() - started).nanoseconds)
+                let answer = self.finish(call, result: result)
+                self.answered(answer, connection: connection, lambdaCall: lambdaCall)
+                self.inFlight.wrappingDecrement(ordering: .relaxed)
+                return Processed(response: answer.response, heldBytes: (try? result.get())?.heldBytes ?? 0)
             }
-            lambdaCall = ContinuousClock.now - started
-            answer = finish(call, result: result)
         }
-        answered(answer, connection: connection, lambdaCall: lambdaCall)
-        return Processed(response: answer.response, heldBytes: heldBytes)
-    }
-
-    /// `processed`, for a channel handler: the answer comes back on `eventLoop`, the connection's.
-    func process(_ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget, answeringOn eventLoop: any EventLoop) -> EventLoopFuture<Processed> {
-        let promise = eventLoop.makePromise(of: Processed.self)
-        promise.completeWithTask { await self.processed(request, connection: connection, budget: budget) }
-        return promise.futureResult
     }
 
     /// Counts a request's answer (and its Lambda call's duration); the HTTP/1.1 handler calls this

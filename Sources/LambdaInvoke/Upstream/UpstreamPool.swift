@@ -88,6 +88,61 @@ final class UpstreamPool: Sendable {
     /// closed) before the caller resumes.
     func execute(_ request: UpstreamRequest, deadline: NIODeadline, maximumResponseBytes: Int, budget: ResponseBudget? = nil) async throws(UpstreamFailure) -> UpstreamResponse {
         let lease = try await self.lease(deadline: deadline)
+        return try await exchange(request, on: lease, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget).outcome().get()
+    }
+
+    /// `execute`, answered on `eventLoop`, for a caller on that loop. With an idle connection at hand
+    /// (the usual case under load, one on the caller's own loop when there is one) the exchange runs
+    /// as callbacks, with no task; opening a connection, or waiting for one to come free, goes on in
+    /// a task.
+    func execute(
+        _ request: UpstreamRequest,
+        deadline: NIODeadline,
+        maximumResponseBytes: Int,
+        budget: ResponseBudget?,
+        on eventLoop: any EventLoop
+    ) -> EventLoopFuture<Result<UpstreamResponse, UpstreamFailure>> {
+        let action = state.withLock { $0.lease(waiter: nil, prefer: { $0.channel.eventLoop.inEventLoop }) }
+        switch action {
+        case .use(let connection):
+            let lease = Lease(connection: connection, reused: true)
+            return exchange(request, on: lease, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget).hop(to: eventLoop)
+        case .shutDown:
+            return eventLoop.makeSucceededFuture(.failure(.shutDown))
+        case .connect:
+            // A slot is already counted for this request: open its connection.
+            return eventLoop.makeFutureWithTask {
+                let connection: Connection
+                do throws(UpstreamFailure) {
+                    connection = try await self.connect(deadline: deadline)
+                } catch {
+                    return .failure(error)
+                }
+                let lease = Lease(connection: connection, reused: false)
+                return await self.exchange(request, on: lease, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget).outcome()
+            }
+        case .wait:
+            // Nothing was taken: queue as `execute` does.
+            return eventLoop.makeFutureWithTask {
+                do throws(UpstreamFailure) {
+                    return .success(try await self.execute(request, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget))
+                } catch {
+                    return .failure(error)
+                }
+            }
+        }
+    }
+
+    /// One exchange on a leased connection; the connection goes back to the pool (or is closed) as
+    /// the answer completes, before the returned future does. The future never fails: a failure is
+    /// its value.
+    private func exchange(
+        _ request: UpstreamRequest,
+        on lease: Lease,
+        deadline: NIODeadline,
+        maximumResponseBytes: Int,
+        budget: ResponseBudget?
+    ) -> EventLoopFuture<Result<UpstreamResponse, UpstreamFailure>> {
         let channel = lease.connection.channel
         let promise = channel.eventLoop.makePromise(of: UpstreamResponse.self)
         promise.futureResult.whenComplete { result in
@@ -101,15 +156,12 @@ final class UpstreamPool: Sendable {
             promise.fail(UpstreamFailure.closedBeforeResponse(cause: error, requestWritten: false))
         }
         channel.writeAndFlush(UpstreamExchange(request: request, promise: promise, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget), promise: written)
-        do {
-            return try await promise.futureResult.get()
-        } catch let failure as UpstreamFailure {
+        return promise.futureResult.map { .success($0) }.recover { error in
+            guard let failure = error as? UpstreamFailure else { return .failure(.closedMidResponse(cause: error)) }
             // A reused connection that closes before the request was completely written lost the
             // race with the endpoint closing it while it was idle.
-            if case .closedBeforeResponse(let cause, requestWritten: false) = failure, lease.reused { throw .staleConnection(cause: cause) }
-            throw failure
-        } catch {
-            throw .closedMidResponse(cause: error)
+            if case .closedBeforeResponse(let cause, requestWritten: false) = failure, lease.reused { return .failure(.staleConnection(cause: cause)) }
+            return .failure(failure)
         }
     }
 
@@ -154,9 +206,9 @@ final class UpstreamPool: Sendable {
         let timeout = min(connectTimeout, deadline - .now())
         let tlsContext = self.tlsContext
         let serverName = target.serverName
+        let loop = group.any()
+        let ready = loop.makePromise(of: Void.self)
         do {
-            let loop = group.any()
-            let ready = loop.makePromise(of: Void.self)
             let channel = try await ClientBootstrap(group: loop)
                 .connectTimeout(max(timeout, .milliseconds(1)))
                 .channelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -191,6 +243,9 @@ final class UpstreamPool: Sendable {
             channel.closeFuture.whenComplete { _ in self.closed(connection) }
             return connection
         } catch {
+            // A connect that failed before the channel's handlers were added (a deadline already
+            // passed: NIO gives up before it makes a channel) never completed it.
+            ready.fail(error)
             closed(nil)
             if let error = error as? ChannelError, case .connectTimeout = error, timeout < connectTimeout { throw .timedOut }
             throw .connect(error)
@@ -233,6 +288,18 @@ final class UpstreamPool: Sendable {
         for waiter in waiters { waiter.resume(returning: .failed(.shutDown)) }
         for connection in idle {
             try? await connection.channel.close()
+        }
+    }
+}
+
+extension EventLoopFuture where Value == Result<UpstreamResponse, UpstreamFailure> {
+    /// The exchange's outcome. Its future carries failures as its value; should it fail all the same,
+    /// that is a connection lost mid-answer.
+    func outcome() async -> Value {
+        do {
+            return try await get()
+        } catch {
+            return .failure(.closedMidResponse(cause: error))
         }
     }
 }
