@@ -349,6 +349,7 @@ let package = Package(
             dependencies: [
                 "GatewayCore", "ConsulAPI", "MeshIdentity", "LambdaInvoke", "LambdaPayload", "AWSCredentials", "AWSSigV4", "TestSupport",
                 .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),

@@ -68,7 +68,7 @@ let connections = [
     ClientConnection(serviceName: "thumbnails", caller: .mesh(SPIFFEID(trustDomain: trustDomain, datacenter: "dc1", service: "web"), forwardedClientCert: "By=spiffe://x;URI=spiffe://y"), negotiatedProtocol: nil, peerIP: "10.0.0.8"),
 ]
 
-/// One connection's reader over the decoded parts, as `HTTP1ConnectionHandler.handle` drives it.
+/// One connection's reader over the decoded parts, as `HTTP1ConnectionStateMachine` drives it.
 func serve(_ parts: [HTTPServerRequestPart], on connection: ClientConnection) {
     var reader = RequestReader(limit: processor.limit(for: connection))
     for part in parts {

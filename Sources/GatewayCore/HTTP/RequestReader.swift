@@ -54,7 +54,24 @@ struct RequestReader {
         return false
     }
 
+    /// The refusal, if any, of the checks that need only a head (`RequestProcessor.admit`).
+    typealias Admit = (HTTPRequestHead) -> RequestProcessor.Answer?
+
+    /// `processor`'s head checks, as `receive(_:admit:)` asks them.
+    static func refusal(by processor: RequestProcessor, of head: HTTPRequestHead, on connection: ClientConnection) -> RequestProcessor.Answer? {
+        if case .refused(let answer) = processor.admit(method: head.method.rawValue, target: head.uri, headers: fields(head.headers), connection: connection) {
+            return answer
+        }
+        return nil
+    }
+
     mutating func receive(_ part: HTTPServerRequestPart, processor: RequestProcessor, connection: ClientConnection) -> Action {
+        receive(part) { Self.refusal(by: processor, of: $0, on: connection) }
+    }
+
+    /// `admit` is asked only for a head that waits for a go-ahead (`Expect: 100-continue`); taking it
+    /// as a function keeps the connection's state machine free of the processor.
+    mutating func receive(_ part: HTTPServerRequestPart, admit: Admit) -> Action {
         switch (part, state) {
         case (.head(let head), .idle):
             if let refusal = Self.refusal(of: head, limit: limit) {
@@ -67,7 +84,7 @@ struct RequestReader {
             if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
                 // The client waits for a go-ahead before sending the body: give it only once the
                 // head passes the checks that do not need the body.
-                if case .refused(let answer) = processor.admit(method: head.method.rawValue, target: head.uri, headers: Self.fields(head.headers), connection: connection) {
+                if let answer = admit(head) {
                     state = .discarding(head)
                     return .refuse(answer, head, close: true)
                 }

@@ -1,0 +1,338 @@
+import LambdaPayload
+import NIOCore
+import NIOHTTP1
+
+/// What an HTTP/1.x server connection does (mesh-identity.md §9.2), without doing it:
+/// `HTTP1ConnectionHandler` feeds it the channel's events and carries out the actions it returns.
+///
+/// Requests are read one at a time (`RequestReader`) and answered in order. While one is answered,
+/// what the client pipelines behind it waits here, and the channel's reads are held only while
+/// something waits. The read timers are asked for only while a read is incomplete: the head timer
+/// while bytes of a head sit in the decoder (or a new connection has sent nothing), the body timer
+/// while a body is arriving.
+struct HTTP1ConnectionStateMachine {
+    fileprivate enum State {
+        /// Between requests. Bytes of the next head may be in the decoder: the head timer runs then.
+        case idle
+        /// A head was taken and its body is arriving. `closeAfterAnswer`: draining.
+        case readingBody(closeAfterAnswer: Bool)
+        /// A complete request waits until the client has read enough of the earlier answers.
+        case waitingForBudget(InFlight, GatewayRequest)
+        /// A request is being answered; parts that arrive meanwhile wait in `pipelined`.
+        case processing(InFlight)
+        /// Nothing more is read or started; an answer still to come is dropped.
+        case closing
+        /// The channel is inactive.
+        case closed
+    }
+
+    fileprivate struct InFlight {
+        var head: HTTPRequestHead
+        /// Draining, or a head timed out behind this request: its answer is the connection's last.
+        var closeAfterAnswer: Bool
+    }
+
+    fileprivate enum HeadTimer {
+        case off
+        /// `headArrived`: a head came since it was armed (one pipelined behind a request in flight,
+        /// or one on a closing connection), so its firing does nothing.
+        case armed(headArrived: Bool)
+    }
+
+    enum Action {
+        /// Pass the channel's read on.
+        case read
+        /// Start the head timer; it calls `headTimerFired`.
+        case armHeadTimer
+        case cancelHeadTimer
+        /// Something of a body arrived: the body timer (re)starts; it calls `bodyTimerFired`.
+        case touchBodyTimer
+        /// Stop both read timers.
+        case cancelReadTimers
+        /// `100 Continue`, the go-ahead for a body.
+        case writeContinue(HTTPVersion)
+        /// Process the request; its answer comes back as `answerReady`.
+        case startProcessing(GatewayRequest)
+        /// The connection's answers wait unread: call `budgetAvailable` once there is room.
+        case waitForBudget
+        /// Write the answer to the request of `head` (no body for HEAD); with `close`, as
+        /// `connection: close`, and close once written. `heldBytes`: the budget bytes the Lambda
+        /// answer held, handed over to the answer written.
+        case writeAnswer(LambdaHTTPResponse, for: HTTPRequestHead, close: Bool, heldBytes: Int)
+        /// An answer nobody will read: give back the budget bytes it held.
+        case releaseHeldBytes(Int)
+        /// Write `status` with no body and `connection: close`, then close: the request cannot be
+        /// read any further.
+        case writeBareStatusAndClose(Int)
+        case close
+        /// Count an answer the connection gives itself (`RequestProcessor.answered`).
+        case countAnswer(RequestProcessor.Answer)
+        /// Count a connection the gateway closes to protect the others.
+        case countClosure(ConnectionClosure)
+    }
+
+    private var state = State.idle
+    private var reader: RequestReader
+    /// Parts pipelined behind the request in flight, in order; empty in every other state.
+    private var pipelined = CircularBuffer<HTTPServerRequestPart>()
+    /// A read held back while something waits in `pipelined`.
+    private var readHeld = false
+    private var headTimer = HeadTimer.off
+    /// The current read delivered a part: one that delivered none left bytes of a head in the decoder.
+    private var readDeliveredPart = false
+    private let admit: RequestReader.Admit
+    private let budgetIsSpent: () -> Bool
+
+    /// `limit`: the request body's. `admit`: the head's checks, for a head that waits for a
+    /// go-ahead. `budgetIsSpent`: whether the connection's answers wait unread (`ResponseBudget`).
+    init(limit: Int, admit: @escaping RequestReader.Admit, budgetIsSpent: @escaping () -> Bool) {
+        self.reader = RequestReader(limit: limit)
+        self.admit = admit
+        self.budgetIsSpent = budgetIsSpent
+    }
+
+    /// HTTP/1.0 without keep-alive, `Connection: close`, and an `Upgrade` (the decoder stops
+    /// parsing after one: the request is answered as a plain one, then the connection closes).
+    static func endsConnection(_ head: HTTPRequestHead) -> Bool {
+        !head.isKeepAlive || head.headers.contains(name: "upgrade")
+    }
+
+    // MARK: Reading
+
+    /// The connection is ready: its first request head is due within the head timeout.
+    mutating func handlerAdded() -> [Action] {
+        headTimer = .armed(headArrived: false)
+        return [.armHeadTimer]
+    }
+
+    mutating func channelRead(_ part: HTTPServerRequestPart) -> [Action] {
+        readDeliveredPart = true
+        if case .head = part, case .armed = headTimer { headTimer = .armed(headArrived: true) }
+        switch state {
+        case .idle, .readingBody:
+            return receive(part)
+        case .processing, .waitingForBudget:
+            pipelined.append(part)
+            return []
+        case .closing, .closed:
+            return []
+        }
+    }
+
+    /// After each read: a read that delivered nothing left part of a head in the decoder, which
+    /// starts the head timer (also behind a request in flight); a body still arriving keeps the
+    /// body timer.
+    mutating func channelReadComplete() -> [Action] {
+        defer { readDeliveredPart = false }
+        switch state {
+        case .idle, .processing, .waitingForBudget:
+            guard !readDeliveredPart, case .off = headTimer else { return [] }
+            headTimer = .armed(headArrived: false)
+            return [.armHeadTimer]
+        case .readingBody:
+            return reader.isReadingBody ? [.touchBodyTimer] : []
+        case .closing, .closed:
+            return []
+        }
+    }
+
+    /// The channel asks to read: held while a pipelined request waits behind the one in flight, so
+    /// a client cannot queue requests without bound; otherwise passed on.
+    mutating func readRequested() -> [Action] {
+        guard pipelined.isEmpty else {
+            readHeld = true
+            return []
+        }
+        return [.read]
+    }
+
+    /// A part taken up now (it just arrived, or its turn behind a request in flight came), in
+    /// `idle` or `readingBody`.
+    private mutating func receive(_ part: HTTPServerRequestPart) -> [Action] {
+        var actions: [Action] = []
+        if case .head = part, case .armed = headTimer {
+            // The head is complete: its timer is done (the body's starts after the read if needed).
+            headTimer = .off
+            actions.append(.cancelHeadTimer)
+        }
+        var closeAfterAnswer = false
+        if case .readingBody(let draining) = state { closeAfterAnswer = draining }
+        let admit = self.admit
+        switch reader.receive(part, admit: admit) {
+        case .none:
+            state = reader.isIdle ? .idle : .readingBody(closeAfterAnswer: closeAfterAnswer)
+        case .sendContinue(let head):
+            state = .readingBody(closeAfterAnswer: closeAfterAnswer)
+            actions.append(.writeContinue(head.version))
+        case .refuse(let answer, let head, let close):
+            let closes = close || closeAfterAnswer || Self.endsConnection(head)
+            actions.append(.countAnswer(answer))
+            actions.append(.writeAnswer(answer.response, for: head, close: closes, heldBytes: 0))
+            if closes {
+                enterClosing()
+            } else {
+                state = reader.isIdle ? .idle : .readingBody(closeAfterAnswer: closeAfterAnswer)
+            }
+        case .process(let head, let request):
+            headTimer = .off
+            actions.append(.cancelReadTimers)
+            let inFlight = InFlight(head: head, closeAfterAnswer: closeAfterAnswer)
+            if budgetIsSpent() {
+                // Earlier answers wait unread: this request starts once the client has read enough.
+                state = .waitingForBudget(inFlight, request)
+                actions.append(.waitForBudget)
+            } else {
+                state = .processing(inFlight)
+                actions.append(.startProcessing(request))
+            }
+        }
+        return actions
+    }
+
+    // MARK: Answering
+
+    /// The client has read enough of the earlier answers for the waiting request to start.
+    mutating func budgetAvailable() -> [Action] {
+        guard case .waitingForBudget(let inFlight, let request) = state else { return [] }
+        state = .processing(inFlight)
+        return [.startProcessing(request)]
+    }
+
+    /// The answer of the request in flight. Then call `takeUpPipelined` until it returns nil.
+    mutating func answerReady(_ response: LambdaHTTPResponse, heldBytes: Int) -> [Action] {
+        switch state {
+        case .processing(let inFlight):
+            let close = inFlight.closeAfterAnswer || Self.endsConnection(inFlight.head)
+            if close {
+                enterClosing()
+            } else {
+                state = .idle
+            }
+            return [.writeAnswer(response, for: inFlight.head, close: close, heldBytes: heldBytes)]
+        case .closing, .closed:
+            return [.releaseHeldBytes(heldBytes)]
+        case .idle, .readingBody, .waitingForBudget:
+            assertionFailure("an answer came with no request being processed: \(state)")
+            return [.releaseHeldBytes(heldBytes)]
+        }
+    }
+
+    /// After an answer, the parts pipelined behind it, one at a time and in order, as if each had
+    /// just arrived; nil once a request is in flight again, the connection is closing, or nothing
+    /// waits. One part a call: the handler carries out each part's actions before the next, so a
+    /// write that fails and closes the connection leaves the rest unstarted. Reading resumes once
+    /// nothing waits.
+    mutating func takeUpPipelined() -> [Action]? {
+        switch state {
+        case .idle, .readingBody:
+            if let part = pipelined.popFirst() { return receive(part) }
+        case .processing, .waitingForBudget:
+            break
+        case .closing, .closed:
+            return nil
+        }
+        guard readHeld, pipelined.isEmpty else { return nil }
+        readHeld = false
+        return [.read]
+    }
+
+    // MARK: Timeouts and the end of the connection
+
+    /// No complete head came within the head timeout: 408 and close, or, behind a request in
+    /// flight, close after its answer.
+    mutating func headTimerFired() -> [Action] {
+        guard case .armed(let headArrived) = headTimer else { return [] }
+        headTimer = .off
+        guard !headArrived else { return [] }
+        switch state {
+        case .idle, .readingBody:
+            return [.countClosure(.requestHeadersTimeout)] + closeWithBareStatus(408)
+        case .processing(var inFlight):
+            inFlight.closeAfterAnswer = true
+            state = .processing(inFlight)
+            return [.countClosure(.requestHeadersTimeout)]
+        case .waitingForBudget(var inFlight, let request):
+            inFlight.closeAfterAnswer = true
+            state = .waitingForBudget(inFlight, request)
+            return [.countClosure(.requestHeadersTimeout)]
+        case .closing, .closed:
+            return []
+        }
+    }
+
+    /// The body stopped arriving for the body timeout: the request is dropped without a Lambda call.
+    mutating func bodyTimerFired() -> [Action] {
+        guard case .readingBody = state, reader.isReadingBody else { return [] }
+        let answer = RequestProcessor.Answer.rejected(.error(status: 408, code: "RequestTimeout", message: "the request body paused for longer than the body timeout"))
+        return [.countClosure(.clientBodyTimeout), .countAnswer(answer)] + closeWithBareStatus(408)
+    }
+
+    /// The connection's idle timeout: it closes between requests only, never while one waits.
+    mutating func idleTimeout() -> [Action] {
+        switch state {
+        case .idle:
+            enterClosing()
+            return [.close]
+        case .closing:
+            return [.close]
+        case .readingBody, .waitingForBudget, .processing, .closed:
+            return []
+        }
+    }
+
+    /// Draining (`ChannelShouldQuiesceEvent`): an idle connection closes now, a busy one after its
+    /// answer (`connection: close`).
+    mutating func quiesce() -> [Action] {
+        switch state {
+        case .idle:
+            enterClosing()
+            return [.close]
+        case .readingBody:
+            state = .readingBody(closeAfterAnswer: true)
+        case .processing(var inFlight):
+            inFlight.closeAfterAnswer = true
+            state = .processing(inFlight)
+        case .waitingForBudget(var inFlight, let request):
+            inFlight.closeAfterAnswer = true
+            state = .waitingForBudget(inFlight, request)
+        case .closing, .closed:
+            break
+        }
+        return []
+    }
+
+    /// The client is gone: requests it pipelined are dropped, never started (each would invoke the
+    /// function for nobody).
+    mutating func channelInactive() -> [Action] {
+        state = .closed
+        pipelined.removeAll()
+        headTimer = .off
+        return [.cancelReadTimers]
+    }
+
+    /// A request that cannot be parsed (`HTTPParserError`): headers over the limits get 431,
+    /// anything else 400, and the connection closes (the decoder cannot go on). Any other error
+    /// (TLS, the socket, bytes the decoder would have to buffer without bound) closes it too.
+    mutating func errorCaught(_ error: any Error) -> [Action] {
+        if case .closed = state { return [] }
+        guard let parserError = error as? HTTPParserError else {
+            enterClosing()
+            return [.close]
+        }
+        return closeWithBareStatus(parserError == .headerOverflow ? 431 : 400)
+    }
+
+    /// Answers `status` with no body when nothing is in flight, and closes.
+    private mutating func closeWithBareStatus(_ status: Int) -> [Action] {
+        var nothingInFlight = false
+        if case .idle = state { nothingInFlight = true }
+        if case .readingBody = state { nothingInFlight = true }
+        enterClosing()
+        return [.cancelReadTimers, nothingInFlight ? .writeBareStatusAndClose(status) : .close]
+    }
+
+    private mutating func enterClosing() {
+        state = .closing
+        pipelined.removeAll()
+    }
+}

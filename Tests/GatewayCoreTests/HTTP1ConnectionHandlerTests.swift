@@ -1,0 +1,274 @@
+import AWSCredentials
+import AWSSigV4
+import LambdaInvoke
+import LambdaPayload
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Testing
+import TestSupport
+
+@testable import GatewayCore
+
+/// The handler behind NIO's request decoder as `configureHTTP1Sync` sets them up, on an
+/// `EmbeddedChannel` (no socket, a clock the test moves): the test answers each request itself.
+/// Synchronous tests only: an embedded channel is used on the thread that made it.
+final class EmbeddedHTTP1Connection {
+    /// Records the reads the handler passes on.
+    final class ReadCounter: ChannelOutboundHandler {
+        typealias OutboundIn = ByteBuffer
+        var count = 0
+
+        func read(context: ChannelHandlerContext) {
+            count += 1
+            context.read()
+        }
+    }
+
+    /// Requests handed to processing, in order, each with the promise its answer completes.
+    final class Started {
+        var requests: [(request: GatewayRequest, promise: EventLoopPromise<RequestProcessor.Processed>)] = []
+    }
+
+    let channel = EmbeddedChannel()
+    let processor: RequestProcessor
+    let reads = ReadCounter()
+    private let started = Started()
+    private var answered: Set<Int> = []
+
+    /// `served`: whether the connection's service is in the snapshot (the head checks of an
+    /// `Expect: 100-continue` refuse it otherwise).
+    init(settings: ProcessingSettings = ProcessingSettings(), served: Bool = true) throws {
+        var snapshot = GatewaySnapshot.empty
+        if served {
+            let orders = ServedService(
+                name: "orders",
+                snis: [],
+                lambda: LambdaSettings(function: try FunctionARN(parsing: "arn:aws:lambda:us-east-1:123456789012:function:orders"), payloadFormat: .envoy, passthrough: false, invocationType: .requestResponse),
+                protocolName: "http",
+                requestTimeout: nil,
+                intentions: [],
+                leaf: ServiceLeaf(certificatePEM: "", privateKeyPEM: "", serviceURI: "", serial: "1", validAfter: .distantPast, validBefore: .distantFuture, modifyIndex: 1)
+            )
+            snapshot.services[orders.key] = orders
+        }
+        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        // Never called: the test answers requests in place of the Lambda call.
+        let invoker = try LambdaInvokeClient(
+            configuration: LambdaInvokeConfiguration(endpoints: LambdaEndpointResolver(customEndpoint: "http://127.0.0.1:9")),
+            credentials: StaticCredentialSource(Credentials(accessKeyID: "AKIDEXAMPLE", secretAccessKey: "secret")),
+            eventLoopGroup: channel.embeddedEventLoop,
+            logger: logger
+        )
+        processor = RequestProcessor(store: SnapshotStore(snapshot), invoker: invoker, settings: settings, logger: logger)
+        let connection = ClientConnection(serviceName: "orders", caller: .direct, negotiatedProtocol: "http/1.1", peerIP: "127.0.0.1")
+        // Active, as an accepted connection is (an embedded channel connects nowhere).
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let output = ConnectionOutput(channel: channel, settings: settings, metrics: processor.metrics)
+        try output.install()
+        let decoder = HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: RequestReader.limits)
+        let started = self.started
+        let handler = HTTP1ConnectionHandler(processor: processor, connection: connection, output: output, limit: 1024) { request, eventLoop in
+            let promise = eventLoop.makePromise(of: RequestProcessor.Processed.self)
+            started.requests.append((request, promise))
+            return promise.futureResult
+        }
+        try channel.pipeline.syncOperations.addHandlers([reads, ByteToMessageHandler(decoder, maximumBufferSize: 256 * 1024), handler])
+    }
+
+    /// The targets of the requests started so far.
+    var targets: [String] { started.requests.map(\.request.target) }
+
+    /// Bytes from the client, as one socket read.
+    func send(_ text: String) throws {
+        try channel.writeInbound(ByteBuffer(string: text))
+    }
+
+    /// Answers the `index`th request started.
+    func answer(_ index: Int, status: Int = 200, body: String = "") {
+        let response = LambdaHTTPResponse(status: status, body: ByteBuffer(string: body))
+        answered.insert(index)
+        started.requests[index].promise.succeed(RequestProcessor.Processed(response: response, heldBytes: 0))
+        channel.embeddedEventLoop.run()
+    }
+
+    /// What the gateway wrote since the last call.
+    func written() throws -> String {
+        var text = ""
+        while var buffer = try channel.readOutbound(as: ByteBuffer.self) { text += buffer.readString(length: buffer.readableBytes) ?? "" }
+        return text
+    }
+
+    /// Answers what is still unanswered and closes the channel.
+    func finish() {
+        for (index, started) in started.requests.enumerated() where !answered.contains(index) {
+            started.promise.succeed(RequestProcessor.Processed(response: LambdaHTTPResponse(status: 200), heldBytes: 0))
+        }
+        _ = try? channel.finish(acceptAlreadyClosed: true)
+    }
+
+    func closedByHeadTimeout() -> Double? {
+        PrometheusText(processor.metrics.exposition(snapshot: .empty, inFlight: 0)).value("lambda_gateway_connections_closed_total", ["reason": "request_headers_timeout"])
+    }
+}
+
+@Suite("HTTP/1.x connection handler on an embedded channel")
+struct HTTP1ConnectionHandlerTests {
+    static func get(_ path: String, _ extra: String = "") -> String {
+        "GET \(path) HTTP/1.1\r\nHost: orders\r\n\(extra)\r\n"
+    }
+
+    @Test func aKeptAliveConnectionAnswersOneRequestAfterAnother() throws {
+        let connection = try EmbeddedHTTP1Connection()
+        defer { connection.finish() }
+        try connection.send(Self.get("/a"))
+        #expect(connection.targets == ["/a"])
+        connection.answer(0, body: "first")
+        #expect(try connection.written() == "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfirst")
+        try connection.send(Self.get("/b"))
+        connection.answer(1, body: "second")
+        #expect(try connection.written() == "HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nsecond")
+        #expect(connection.channel.isActive)
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrderWithReadingHeldWhileOneWaits() throws {
+        let connection = try EmbeddedHTTP1Connection()
+        defer { connection.finish() }
+        try connection.send(Self.get("/a") + Self.get("/b") + Self.get("/c"))
+        #expect(connection.targets == ["/a"], "the others wait behind the first")
+        connection.channel.read()
+        #expect(connection.reads.count == 0, "held: requests wait")
+        connection.answer(0, body: "a")
+        #expect(connection.targets == ["/a", "/b"])
+        #expect(connection.reads.count == 0, "/c still waits")
+        connection.answer(1, body: "b")
+        #expect(connection.targets == ["/a", "/b", "/c"])
+        #expect(connection.reads.count == 1, "the held read goes on once nothing waits")
+        connection.answer(2, body: "c")
+        let answers = try connection.written().components(separatedBy: "HTTP/1.1 200 OK\r\n").dropFirst()
+        #expect(answers.map { $0.suffix(1) } == ["a", "b", "c"])
+        connection.channel.read()
+        #expect(connection.reads.count == 2)
+    }
+
+    @Test func connectionCloseEndsTheConnectionAfterTheAnswer() throws {
+        let connection = try EmbeddedHTTP1Connection()
+        defer { connection.finish() }
+        try connection.send(Self.get("/a", "Connection: close\r\n"))
+        #expect(connection.channel.isActive)
+        connection.answer(0, body: "a")
+        #expect(try connection.written() == "HTTP/1.1 200 OK\r\ncontent-length: 1\r\nconnection: close\r\n\r\na")
+        #expect(!connection.channel.isActive)
+    }
+
+    @Test func aHEADRequestIsAnsweredWithoutABody() throws {
+        let connection = try EmbeddedHTTP1Connection()
+        defer { connection.finish() }
+        try connection.send("HEAD /a HTTP/1.1\r\nHost: orders\r\n\r\n")
+        connection.answer(0, body: "abc")
+        #expect(try connection.written() == "HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n")
+    }
+
+    @Test(arguments: [
+        ("GET / HTTP/1.1\r\nHost: orders\r\nx-big: \(String(repeating: "a", count: 61 * 1024))\r\n\r\n", 431),
+        ("GET / HTTP/1.1\r\nHost: orders\r\nContent-Length: many\r\n\r\n", 400),
+        ("BAD METHOD / HTTP/1.1\r\n\r\n", 400),
+    ])
+    func aRequestThatCannotBeParsedGetsABareStatusAndTheConnectionCloses(_ request: String, status: Int) throws {
+        let connection = try EmbeddedHTTP1Connection()
+        defer { connection.finish() }
+        try connection.send(request)
+        let reason = status == 431 ? "Request Header Fields Too Large" : "Bad Request"
+        #expect(try connection.written() == "HTTP/1.1 \(status) \(reason)\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        #expect(!connection.channel.isActive)
+        #expect(connection.targets.isEmpty)
+    }
+
+    @Test func aGoAheadIsWrittenOnlyForAHeadThatPassesItsChecks() throws {
+        let expecting = "POST /u HTTP/1.1\r\nHost: orders\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+        let served = try EmbeddedHTTP1Connection()
+        defer { served.finish() }
+        try served.send(expecting)
+        #expect(try served.written() == "HTTP/1.1 100 Continue\r\n\r\n")
+        try served.send("hi")
+        #expect(served.targets == ["/u"])
+
+        let gone = try EmbeddedHTTP1Connection(served: false)
+        defer { gone.finish() }
+        try gone.send(expecting)
+        let refused = try gone.written()
+        #expect(refused.hasPrefix("HTTP/1.1 503 Service Unavailable\r\n") && refused.contains("connection: close") && !refused.contains("100 Continue"), "\(refused)")
+        #expect(!gone.channel.isActive)
+    }
+
+    @Test func drainingClosesAnIdleConnectionAtOnce() throws {
+        let connection = try EmbeddedHTTP1Connection()
+        defer { connection.finish() }
+        connection.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(!connection.channel.isActive)
+        #expect(try connection.written() == "")
+    }
+
+    @Test func drainingLetsTheRequestInFlightFinishAndMarksItsAnswerAsTheLast() throws {
+        let connection = try EmbeddedHTTP1Connection()
+        defer { connection.finish() }
+        try connection.send(Self.get("/a"))
+        connection.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(connection.channel.isActive)
+        connection.answer(0, body: "a")
+        #expect(try connection.written() == "HTTP/1.1 200 OK\r\ncontent-length: 1\r\nconnection: close\r\n\r\na")
+        #expect(!connection.channel.isActive)
+    }
+
+    @Test func theIdleTimeoutClosesOnlyBetweenRequests() throws {
+        let connection = try EmbeddedHTTP1Connection()
+        defer { connection.finish() }
+        try connection.send(Self.get("/a"))
+        connection.channel.pipeline.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.all)
+        #expect(connection.channel.isActive, "a request waits for its answer")
+        connection.answer(0)
+        connection.channel.pipeline.fireUserInboundEventTriggered(IdleStateHandler.IdleStateEvent.all)
+        #expect(!connection.channel.isActive)
+    }
+
+    @Test func aClientThatGoesAwayLeavesItsPipelinedRequestsUnstarted() throws {
+        let connection = try EmbeddedHTTP1Connection()
+        defer { connection.finish() }
+        try connection.send(Self.get("/a") + Self.get("/b"))
+        connection.channel.close(promise: nil)
+        connection.answer(0, body: "a")
+        #expect(connection.targets == ["/a"])
+        #expect(try connection.written() == "")
+    }
+
+    @Test func aPartialHeadIsAnswered408AfterTheHeadTimeoutOfTheConnection() throws {
+        var settings = ProcessingSettings()
+        settings.requestHeadersTimeout = .seconds(1)
+        let connection = try EmbeddedHTTP1Connection(settings: settings)
+        defer { connection.finish() }
+        connection.channel.embeddedEventLoop.advanceTime(by: .milliseconds(500))
+        try connection.send("GET /a HTTP/1.1\r\nHo")
+        connection.channel.embeddedEventLoop.advanceTime(by: .milliseconds(499))
+        #expect(connection.channel.isActive)
+        connection.channel.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        #expect(try connection.written() == "HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        #expect(!connection.channel.isActive)
+        #expect(connection.closedByHeadTimeout() == 1)
+    }
+
+    @Test func aPartialHeadBehindARequestInFlightClosesTheConnectionAfterItsAnswer() throws {
+        var settings = ProcessingSettings()
+        settings.requestHeadersTimeout = .seconds(1)
+        let connection = try EmbeddedHTTP1Connection(settings: settings)
+        defer { connection.finish() }
+        try connection.send(Self.get("/a"))
+        try connection.send("GET /b HTTP/1.1\r\nHo")
+        connection.channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(connection.channel.isActive, "the request in flight is answered first")
+        connection.answer(0, body: "a")
+        #expect(try connection.written() == "HTTP/1.1 200 OK\r\ncontent-length: 1\r\nconnection: close\r\n\r\na")
+        #expect(!connection.channel.isActive)
+        #expect(connection.closedByHeadTimeout() == 1)
+    }
+}
