@@ -326,6 +326,6 @@ extension HTTP1ConnectionStateMachine.Action {
     }
 }
 
-extension Array where Element == HTTP1ConnectionStateMachine.Action {
+extension HTTP1ConnectionStateMachine.Actions {
     var lines: [String] { map(\.line) }
 }

@@ -99,8 +99,8 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     // MARK: Actions
 
-    private func run(_ actions: [Action], context: ChannelHandlerContext) {
-        for action in actions {
+    private func run(_ actions: HTTP1ConnectionStateMachine.Actions, context: ChannelHandlerContext) {
+        actions.forEach { action in
             switch action {
             case .read:
                 context.read()

@@ -100,12 +100,12 @@ struct HTTP1ConnectionStateMachine {
     // MARK: Reading
 
     /// The connection is ready: its first request head is due within the head timeout.
-    mutating func handlerAdded() -> [Action] {
+    mutating func handlerAdded() -> Actions {
         headTimer = .armed(headArrived: false)
-        return [.armHeadTimer]
+        return Actions(.armHeadTimer)
     }
 
-    mutating func channelRead(_ part: HTTPServerRequestPart) -> [Action] {
+    mutating func channelRead(_ part: HTTPServerRequestPart) -> Actions {
         readDeliveredPart = true
         if case .head = part, case .armed = headTimer { headTimer = .armed(headArrived: true) }
         switch state {
@@ -113,43 +113,43 @@ struct HTTP1ConnectionStateMachine {
             return receive(part)
         case .processing, .waitingForBudget:
             pipelined.append(part)
-            return []
+            return Actions()
         case .closing, .closed:
-            return []
+            return Actions()
         }
     }
 
     /// After each read: a read that delivered nothing left part of a head in the decoder, which
     /// starts the head timer (also behind a request in flight); a body still arriving keeps the
     /// body timer.
-    mutating func channelReadComplete() -> [Action] {
+    mutating func channelReadComplete() -> Actions {
         defer { readDeliveredPart = false }
         switch state {
         case .idle, .processing, .waitingForBudget:
-            guard !readDeliveredPart, case .off = headTimer else { return [] }
+            guard !readDeliveredPart, case .off = headTimer else { return Actions() }
             headTimer = .armed(headArrived: false)
-            return [.armHeadTimer]
+            return Actions(.armHeadTimer)
         case .readingBody:
-            return reader.isReadingBody ? [.touchBodyTimer] : []
+            return reader.isReadingBody ? Actions(.touchBodyTimer) : Actions()
         case .closing, .closed:
-            return []
+            return Actions()
         }
     }
 
     /// The channel asks to read: held while a pipelined request waits behind the one in flight, so
     /// a client cannot queue requests without bound; otherwise passed on.
-    mutating func readRequested() -> [Action] {
+    mutating func readRequested() -> Actions {
         guard pipelined.isEmpty else {
             readHeld = true
-            return []
+            return Actions()
         }
-        return [.read]
+        return Actions(.read)
     }
 
     /// A part taken up now (it just arrived, or its turn behind a request in flight came), in
     /// `idle` or `readingBody`.
-    private mutating func receive(_ part: HTTPServerRequestPart) -> [Action] {
-        var actions: [Action] = []
+    private mutating func receive(_ part: HTTPServerRequestPart) -> Actions {
+        var actions = Actions()
         if case .head = part, case .armed = headTimer {
             // The head is complete: its timer is done (the body's starts after the read if needed).
             headTimer = .off
@@ -192,14 +192,14 @@ struct HTTP1ConnectionStateMachine {
     // MARK: Answering
 
     /// The client has read enough of the earlier answers for the waiting request to start.
-    mutating func budgetAvailable() -> [Action] {
-        guard case .waitingForBudget(let inFlight, let request) = state else { return [] }
+    mutating func budgetAvailable() -> Actions {
+        guard case .waitingForBudget(let inFlight, let request) = state else { return Actions() }
         state = .processing(inFlight)
-        return [.startProcessing(request)]
+        return Actions(.startProcessing(request))
     }
 
     /// The answer of the request in flight. Then call `takeUpPipelined` until it returns nil.
-    mutating func answerReady(_ response: LambdaHTTPResponse, heldBytes: Int) -> [Action] {
+    mutating func answerReady(_ response: LambdaHTTPResponse, heldBytes: Int) -> Actions {
         switch state {
         case .processing(let inFlight):
             let close = inFlight.closeAfterAnswer || Self.endsConnection(inFlight.head)
@@ -208,12 +208,12 @@ struct HTTP1ConnectionStateMachine {
             } else {
                 state = .idle
             }
-            return [.writeAnswer(response, for: inFlight.head, close: close, heldBytes: heldBytes)]
+            return Actions(.writeAnswer(response, for: inFlight.head, close: close, heldBytes: heldBytes))
         case .closing, .closed:
-            return [.releaseHeldBytes(heldBytes)]
+            return Actions(.releaseHeldBytes(heldBytes))
         case .idle, .readingBody, .waitingForBudget:
             assertionFailure("an answer came with no request being processed: \(state)")
-            return [.releaseHeldBytes(heldBytes)]
+            return Actions(.releaseHeldBytes(heldBytes))
         }
     }
 
@@ -222,7 +222,7 @@ struct HTTP1ConnectionStateMachine {
     /// waits. One part a call: the handler carries out each part's actions before the next, so a
     /// write that fails and closes the connection leaves the rest unstarted. Reading resumes once
     /// nothing waits.
-    mutating func takeUpPipelined() -> [Action]? {
+    mutating func takeUpPipelined() -> Actions? {
         switch state {
         case .idle, .readingBody:
             if let part = pipelined.popFirst() { return receive(part) }
@@ -233,60 +233,64 @@ struct HTTP1ConnectionStateMachine {
         }
         guard readHeld, pipelined.isEmpty else { return nil }
         readHeld = false
-        return [.read]
+        return Actions(.read)
     }
 
     // MARK: Timeouts and the end of the connection
 
     /// No complete head came within the head timeout: 408 and close, or, behind a request in
     /// flight, close after its answer.
-    mutating func headTimerFired() -> [Action] {
-        guard case .armed(let headArrived) = headTimer else { return [] }
+    mutating func headTimerFired() -> Actions {
+        guard case .armed(let headArrived) = headTimer else { return Actions() }
         headTimer = .off
-        guard !headArrived else { return [] }
+        guard !headArrived else { return Actions() }
         switch state {
         case .idle, .readingBody:
-            return [.countClosure(.requestHeadersTimeout)] + closeWithBareStatus(408)
+            var actions = Actions(.countClosure(.requestHeadersTimeout))
+            actions.append(contentsOf: closeWithBareStatus(408))
+            return actions
         case .processing(var inFlight):
             inFlight.closeAfterAnswer = true
             state = .processing(inFlight)
-            return [.countClosure(.requestHeadersTimeout)]
+            return Actions(.countClosure(.requestHeadersTimeout))
         case .waitingForBudget(var inFlight, let request):
             inFlight.closeAfterAnswer = true
             state = .waitingForBudget(inFlight, request)
-            return [.countClosure(.requestHeadersTimeout)]
+            return Actions(.countClosure(.requestHeadersTimeout))
         case .closing, .closed:
-            return []
+            return Actions()
         }
     }
 
     /// The body stopped arriving for the body timeout: the request is dropped without a Lambda call.
-    mutating func bodyTimerFired() -> [Action] {
-        guard case .readingBody = state, reader.isReadingBody else { return [] }
+    mutating func bodyTimerFired() -> Actions {
+        guard case .readingBody = state, reader.isReadingBody else { return Actions() }
         let answer = RequestProcessor.Answer.rejected(.error(status: 408, code: "RequestTimeout", message: "the request body paused for longer than the body timeout"))
-        return [.countClosure(.clientBodyTimeout), .countAnswer(answer)] + closeWithBareStatus(408)
+        var actions: Actions = [.countClosure(.clientBodyTimeout), .countAnswer(answer)]
+        actions.append(contentsOf: closeWithBareStatus(408))
+        return actions
     }
 
     /// The connection's idle timeout: it closes between requests only, never while one waits.
-    mutating func idleTimeout() -> [Action] {
+    mutating func idleTimeout() -> Actions {
         switch state {
         case .idle:
             enterClosing()
-            return [.close]
+            return Actions(.close)
         case .closing:
-            return [.close]
+            return Actions(.close)
         case .readingBody, .waitingForBudget, .processing, .closed:
-            return []
+            return Actions()
         }
     }
 
     /// Draining (`ChannelShouldQuiesceEvent`): an idle connection closes now, a busy one after its
     /// answer (`connection: close`).
-    mutating func quiesce() -> [Action] {
+    mutating func quiesce() -> Actions {
         switch state {
         case .idle:
             enterClosing()
-            return [.close]
+            return Actions(.close)
         case .readingBody:
             state = .readingBody(closeAfterAnswer: true)
         case .processing(var inFlight):
@@ -298,32 +302,32 @@ struct HTTP1ConnectionStateMachine {
         case .closing, .closed:
             break
         }
-        return []
+        return Actions()
     }
 
     /// The client is gone: requests it pipelined are dropped, never started (each would invoke the
     /// function for nobody).
-    mutating func channelInactive() -> [Action] {
+    mutating func channelInactive() -> Actions {
         state = .closed
         pipelined.removeAll()
         headTimer = .off
-        return [.cancelReadTimers]
+        return Actions(.cancelReadTimers)
     }
 
     /// A request that cannot be parsed (`HTTPParserError`): headers over the limits get 431,
     /// anything else 400, and the connection closes (the decoder cannot go on). Any other error
     /// (TLS, the socket, bytes the decoder would have to buffer without bound) closes it too.
-    mutating func errorCaught(_ error: any Error) -> [Action] {
-        if case .closed = state { return [] }
+    mutating func errorCaught(_ error: any Error) -> Actions {
+        if case .closed = state { return Actions() }
         guard let parserError = error as? HTTPParserError else {
             enterClosing()
-            return [.close]
+            return Actions(.close)
         }
         return closeWithBareStatus(parserError == .headerOverflow ? 431 : 400)
     }
 
     /// Answers `status` with no body when nothing is in flight, and closes.
-    private mutating func closeWithBareStatus(_ status: Int) -> [Action] {
+    private mutating func closeWithBareStatus(_ status: Int) -> Actions {
         var nothingInFlight = false
         if case .idle = state { nothingInFlight = true }
         if case .readingBody = state { nothingInFlight = true }
