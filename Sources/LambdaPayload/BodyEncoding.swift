@@ -16,15 +16,43 @@ public enum BodyEncoding {
 
     /// `text/*`, JSON, JavaScript, XML, form data, and any `+json`/`+xml` type; parameters ignored.
     public static func isTextual(mediaType contentType: String) -> Bool {
-        let essence = (contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
-        let media = String(essence).trimmingASCIIWhitespace().asciiLowercased
-        if media.hasPrefix("text/") { return true }
-        switch media {
-        case "application/json", "application/javascript", "application/xml", "application/x-www-form-urlencoded":
-            return true
-        default:
-            return media.contains("/") && (media.hasSuffix("+json") || media.hasSuffix("+xml"))
+        var contentType = contentType
+        return contentType.withUTF8 { isTextual(mediaType: $0) }
+    }
+
+    /// The media type's bytes up to `;`, without surrounding blanks, compared case-insensitively in
+    /// place (no strings made: this runs for every request with a body).
+    static func isTextual(mediaType bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var end = bytes.firstIndex(of: UInt8(ascii: ";")) ?? bytes.count
+        var start = 0
+        while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 { start += 1 }
+        while end > start, bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09 { end -= 1 }
+        let media = UnsafeBufferPointer(rebasing: bytes[start..<end])
+        func hasPrefix(_ prefix: StaticString) -> Bool {
+            media.count >= prefix.utf8CodeUnitCount && matches(prefix, at: 0)
         }
+        func hasSuffix(_ suffix: StaticString) -> Bool {
+            media.count >= suffix.utf8CodeUnitCount && matches(suffix, at: media.count - suffix.utf8CodeUnitCount)
+        }
+        func equals(_ other: StaticString) -> Bool {
+            media.count == other.utf8CodeUnitCount && matches(other, at: 0)
+        }
+        func matches(_ text: StaticString, at offset: Int) -> Bool {
+            for index in 0..<text.utf8CodeUnitCount where lowercased(media[offset + index]) != text.utf8Start[index] {
+                return false
+            }
+            return true
+        }
+        if hasPrefix("text/") { return true }
+        if equals("application/json") || equals("application/javascript") || equals("application/xml") || equals("application/x-www-form-urlencoded") {
+            return true
+        }
+        return media.contains(UInt8(ascii: "/")) && (hasSuffix("+json") || hasSuffix("+xml"))
+    }
+
+    @inline(__always)
+    private static func lowercased(_ byte: UInt8) -> UInt8 {
+        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
     }
 
     static func isValidUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {

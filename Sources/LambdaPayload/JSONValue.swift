@@ -1,6 +1,8 @@
 /// A parsed JSON value. Objects keep their members in document order (later duplicates are kept too),
-/// and numbers keep their exact text, so a value can be written back without changing it.
-public indirect enum JSONValue: Sendable, Hashable {
+/// and numbers keep their exact text, so a value can be written back without changing it. Not
+/// `indirect`: arrays already hold nested values out of line, and a boxed case cost an allocation
+/// per value parsed.
+public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
     /// The number exactly as written (`1`, `-0.5e3`).

@@ -11,6 +11,11 @@ public enum PathNormalizer {
 
     public static func normalize(_ path: String) throws(Failure) -> String {
         guard path.hasPrefix("/") else { throw .notAbsolute }
+        return isNormal(path) ? path : try normalizeFully(path)
+    }
+
+    /// Decoding and dot-segment removal, for a path that starts with `/`.
+    static func normalizeFully(_ path: String) throws(Failure) -> String {
         let bytes = Array(path.utf8)
         var decoded: [UInt8] = []
         decoded.reserveCapacity(bytes.count)
@@ -34,6 +39,17 @@ public enum PathNormalizer {
             }
         }
         return removeDotSegments(String(decoding: decoded, as: UTF8.self))
+    }
+
+    /// A path with no `%` and no `/.` is its own normal form: nothing to decode, no dot segment.
+    /// Most paths are; one scan spares them the decoding and the split into segments.
+    static func isNormal(_ path: String) -> Bool {
+        var previous: UInt8 = 0
+        for byte in path.utf8 {
+            if byte == UInt8(ascii: "%") || (byte == UInt8(ascii: ".") && previous == UInt8(ascii: "/")) { return false }
+            previous = byte
+        }
+        return true
     }
 
     /// RFC 3986 §5.2.4 on an absolute path; `..` above the root is dropped.

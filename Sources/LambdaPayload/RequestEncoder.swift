@@ -163,7 +163,7 @@ public enum RequestEncoder {
         var sawHost = false
         for (index, field) in headers.enumerated() {
             let name = field.name.asciiLowercased
-            if name.hasPrefix(":") || HopByHop.names.contains(name) { continue }
+            if name.hasPrefix(":") || HopByHop.contains(name) { continue }
             if name == "host" {
                 guard includeHost else { continue }
                 sawHost = true

@@ -65,3 +65,29 @@ struct JSONEscapingTests {
         }
     }
 }
+
+@Suite("Textual media types (lambda.md §5.1)")
+struct TextualMediaTypeTests {
+    /// The media type before any parameter, blanks trimmed, compared without regard to case.
+    @Test(arguments: [
+        ("application/json", true), ("Application/JSON; charset=utf-8", true), (" text/plain ", true),
+        ("\ttext/html\t; q=1", true), ("TEXT/CSV", true), ("text/", true), ("application/javascript", true),
+        ("application/xml", true), ("application/x-www-form-urlencoded;x", true), ("application/vnd.api+json", true),
+        ("application/problem+XML", true), ("+json", false), ("image/png", false), ("application/jsonx", false),
+        ("application/json-seq", false), ("", false), (";text/plain", false), ("application/octet-stream", false),
+        ("tex/plain", false), ("application/xm", false), ("é/x+json", true),
+    ])
+    func mediaTypesAreTextualOrNot(mediaType: String, textual: Bool) {
+        #expect(BodyEncoding.isTextual(mediaType: mediaType) == textual)
+    }
+}
+
+@Suite("Hop-by-hop names")
+struct HopByHopTests {
+    /// The comparison used on the request path says what the set says.
+    @Test func theComparisonAgreesWithTheSet() {
+        for name in HopByHop.names.sorted() + ["content-type", "connections", "t", "", "x-upgrade", "keep-alive2", "host"] {
+            #expect(HopByHop.contains(name) == HopByHop.names.contains(name), "\(name)")
+        }
+    }
+}

@@ -1,4 +1,4 @@
-import LambdaPayload
+@testable import LambdaPayload
 import Testing
 
 @Suite("Path normalization (mesh-identity.md §9.3)")
@@ -42,5 +42,18 @@ struct PathNormalizerTests {
     @Test func nulBytesAndRelativePathsAreRejected() {
         #expect(throws: PathNormalizer.Failure.nulByte) { try PathNormalizer.normalize("/a%00b") }
         #expect(throws: PathNormalizer.Failure.notAbsolute) { try PathNormalizer.normalize("orders") }
+    }
+
+    /// The shortcut for paths with no `%` and no `/.` gives what the full normalization gives,
+    /// for random paths over the bytes that matter.
+    @Test func theShortcutAgreesWithTheFullNormalization() throws {
+        let alphabet: [String] = ["/", "/", ".", "..", "%", "%2e", "%2F", "%41", "a", "b", "~", "-", "%%", "é"]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<5000 {
+            let path = "/" + (0..<Int.random(in: 0...8, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }.joined()
+            let full = try? PathNormalizer.normalizeFully(path)
+            #expect((try? PathNormalizer.normalize(path)) == full, "\(path)")
+            if PathNormalizer.isNormal(path) { #expect(full == path, "\(path)") }
+        }
     }
 }
