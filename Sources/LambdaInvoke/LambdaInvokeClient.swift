@@ -141,35 +141,37 @@ public final class LambdaInvokeClient: Sendable {
     /// Invokes the function. Lambda's 200/202 answers (function errors included) are results;
     /// everything else is a `LambdaInvokeError`.
     public func invoke(_ request: InvokeRequest) async throws(LambdaInvokeError) -> LambdaInvocationResult {
-        let outcome: Result<LambdaInvocationResult, LambdaInvokeError>
-        do {
-            outcome = try await invoke(request, on: eventLoopGroup.any()).get()
-        } catch {
-            throw LambdaInvokeError(.connectionLost, "the call ended without an answer: \(error)")  // its future never fails
+        let loop = eventLoopGroup.any()
+        let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<Outcome, Never>) in
+            invoke(request, on: loop) { continuation.resume(returning: $0) }
         }
         return try outcome.get()
     }
 
-    /// `invoke`, answered on `eventLoop`, for a caller on that loop (the gateway's request path).
-    /// When credentials are at hand and a pooled connection is idle, as under load, the call from
-    /// signing to Lambda's answer runs as callbacks, with no task; waiting for credentials, for a
-    /// new or busy connection, or before a retry goes on in a task or a timer. The future never
-    /// fails: an error is its value.
-    public func invoke(_ request: InvokeRequest, on eventLoop: any EventLoop) -> EventLoopFuture<Result<LambdaInvocationResult, LambdaInvokeError>> {
+    public typealias Outcome = Result<LambdaInvocationResult, LambdaInvokeError>
+
+    /// `invoke`, for a caller on `eventLoop` (the gateway's request path), whose `completion` runs
+    /// there. When credentials are at hand and a pooled connection is idle, as under load, the call
+    /// from signing to Lambda's answer is callbacks only: no task, no future but the exchange's
+    /// promise. Waiting for credentials, for a new or busy connection, or before a retry goes on in
+    /// a task or a timer.
+    public func invoke(_ request: InvokeRequest, on eventLoop: any EventLoop, completion: @escaping @Sendable (Outcome) -> Void) {
         let endpoint: LambdaEndpointResolver.Endpoint
         do {
             endpoint = try preflight(request)
         } catch {
-            return eventLoop.makeSucceededFuture(.failure(error))
+            completion(.failure(error))
+            return
         }
         let deadline = ContinuousClock.now + request.timeout
-        return send(request, to: endpoint, deadline: deadline, on: eventLoop).flatMap { outcome in
+        send(request, to: endpoint, deadline: deadline, on: eventLoop) { outcome in
             guard case .failure(let error) = outcome, error.isThrottling, let delay = self.retryDelay(for: error, request: request, deadline: deadline) else {
-                return eventLoop.makeSucceededFuture(outcome)
+                completion(outcome)
+                return
             }
             self.logger.debug("throttled by Lambda; retrying once", metadata: ["function": "\(request.function)", "delay_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)"])
-            return eventLoop.scheduleTask(in: TimeAmount(delay)) {}.futureResult.flatMap {
-                self.send(request, to: endpoint, deadline: deadline, on: eventLoop)
+            eventLoop.scheduleTask(in: TimeAmount(delay)) {
+                self.send(request, to: endpoint, deadline: deadline, on: eventLoop, completion: completion)
             }
         }
     }
@@ -222,23 +224,23 @@ public final class LambdaInvokeClient: Sendable {
         _ request: InvokeRequest,
         to endpoint: LambdaEndpointResolver.Endpoint,
         deadline: ContinuousClock.Instant,
-        on eventLoop: any EventLoop
-    ) -> EventLoopFuture<Result<LambdaInvocationResult, LambdaInvokeError>> {
+        on eventLoop: any EventLoop,
+        completion: @escaping @Sendable (Outcome) -> Void
+    ) {
         if let identity = credentials.usableCredentials() {
-            return send(request, to: endpoint, identity: identity, deadline: deadline, on: eventLoop)
+            send(request, to: endpoint, identity: identity, deadline: deadline, on: eventLoop, completion: completion)
+            return
         }
         let credentialWait = max(min(.seconds(5), deadline - ContinuousClock.now), .zero)
-        return eventLoop.makeFutureWithTask { () async -> Result<Credentials, LambdaInvokeError> in
+        Task {
+            let identity: Credentials
             do throws(CredentialsError) {
-                return .success(try await self.credentials.credentials(timeout: credentialWait))
+                identity = try await self.credentials.credentials(timeout: credentialWait)
             } catch {
-                return .failure(LambdaInvokeError(.noCredentials, error.message))
+                eventLoop.execute { completion(.failure(LambdaInvokeError(.noCredentials, error.message))) }
+                return
             }
-        }.flatMap { identity in
-            switch identity {
-            case .success(let identity): self.send(request, to: endpoint, identity: identity, deadline: deadline, on: eventLoop)
-            case .failure(let error): eventLoop.makeSucceededFuture(.failure(error))
-            }
+            eventLoop.execute { self.send(request, to: endpoint, identity: identity, deadline: deadline, on: eventLoop, completion: completion) }
         }
     }
 
@@ -248,20 +250,23 @@ public final class LambdaInvokeClient: Sendable {
         to endpoint: LambdaEndpointResolver.Endpoint,
         identity: Credentials,
         deadline: ContinuousClock.Instant,
-        on eventLoop: any EventLoop
-    ) -> EventLoopFuture<Result<LambdaInvocationResult, LambdaInvokeError>> {
+        on eventLoop: any EventLoop,
+        completion: @escaping @Sendable (Outcome) -> Void
+    ) {
         let upstream = UpstreamRequest(head: signedRequest(request, to: endpoint, identity: identity), body: request.payload)
         let pool: UpstreamPool
         do {
             pool = try pools.pool(for: endpoint.baseURL)
         } catch {
-            return eventLoop.makeSucceededFuture(.failure(classify(error, endpoint: UpstreamTarget(baseURL: endpoint.baseURL), timeout: request.timeout)))
+            completion(.failure(classify(error, endpoint: UpstreamTarget(baseURL: endpoint.baseURL), timeout: request.timeout)))
+            return
         }
         let remaining = deadline - ContinuousClock.now
         guard remaining > .zero else {
-            return eventLoop.makeSucceededFuture(.failure(LambdaInvokeError(.timeout, "the request deadline passed before the call")))
+            completion(.failure(LambdaInvokeError(.timeout, "the request deadline passed before the call")))
+            return
         }
-        return attempt(upstream, of: request, pool: pool, deadline: NIODeadline.now() + TimeAmount(remaining), number: 1, on: eventLoop)
+        attempt(upstream, of: request, pool: pool, deadline: NIODeadline.now() + TimeAmount(remaining), number: 1, on: eventLoop, completion: completion)
     }
 
     private func attempt(
@@ -270,24 +275,25 @@ public final class LambdaInvokeClient: Sendable {
         pool: UpstreamPool,
         deadline: NIODeadline,
         number: Int,
-        on eventLoop: any EventLoop
-    ) -> EventLoopFuture<Result<LambdaInvocationResult, LambdaInvokeError>> {
-        pool.execute(upstream, deadline: deadline, maximumResponseBytes: configuration.maximumResponseBytes, budget: request.budget, on: eventLoop).flatMap { outcome in
+        on eventLoop: any EventLoop,
+        completion: @escaping @Sendable (Outcome) -> Void
+    ) {
+        pool.execute(upstream, deadline: deadline, maximumResponseBytes: configuration.maximumResponseBytes, budget: request.budget, on: eventLoop) { outcome in
             switch outcome {
             case .success(let response):
                 do throws(LambdaInvokeError) {
                     var answer = try self.result(status: response.status, headers: response.headers, body: response.body)
                     answer.heldBytes = response.heldBytes
-                    return eventLoop.makeSucceededFuture(.success(answer))
+                    completion(.success(answer))
                 } catch {
                     // An AWS error answer is no client answer: what it held goes back now.
                     if response.heldBytes > 0 { request.budget?.release(response.heldBytes) }
-                    return eventLoop.makeSucceededFuture(.failure(error))
+                    completion(.failure(error))
                 }
             case .failure(.staleConnection) where number < Self.staleConnectionAttempts:
-                return self.attempt(upstream, of: request, pool: pool, deadline: deadline, number: number + 1, on: eventLoop)
+                self.attempt(upstream, of: request, pool: pool, deadline: deadline, number: number + 1, on: eventLoop, completion: completion)
             case .failure(let failure):
-                return eventLoop.makeSucceededFuture(.failure(self.classify(failure, endpoint: pool.target, timeout: request.timeout)))
+                completion(.failure(self.classify(failure, endpoint: pool.target, timeout: request.timeout)))
             }
         }
     }

@@ -128,13 +128,15 @@ public final class RequestProcessor: Sendable {
             return eventLoop.makeSucceededFuture(Processed(response: early.response, heldBytes: 0))
         case .invoke(let call):
             let started = NIODeadline.now()
-            return invoker.invoke(call.invocation, on: eventLoop).map { result in
+            let promise = eventLoop.makePromise(of: Processed.self)
+            invoker.invoke(call.invocation, on: eventLoop) { result in
                 let lambdaCall = Duration.nanoseconds((NIODeadline.now() - started).nanoseconds)
                 let answer = self.finish(call, result: result)
                 self.answered(answer, connection: connection, lambdaCall: lambdaCall)
                 self.inFlight.wrappingDecrement(ordering: .relaxed)
-                return Processed(response: answer.response, heldBytes: (try? result.get())?.heldBytes ?? 0)
+                promise.succeed(Processed(response: answer.response, heldBytes: (try? result.get())?.heldBytes ?? 0))
             }
+            return promise.futureResult
         }
     }
 

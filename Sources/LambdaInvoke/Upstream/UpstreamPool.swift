@@ -88,66 +88,87 @@ final class UpstreamPool: Sendable {
     /// closed) before the caller resumes.
     func execute(_ request: UpstreamRequest, deadline: NIODeadline, maximumResponseBytes: Int, budget: ResponseBudget? = nil) async throws(UpstreamFailure) -> UpstreamResponse {
         let lease = try await self.lease(deadline: deadline)
-        return try await exchange(request, on: lease, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget).outcome().get()
+        let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<Result<UpstreamResponse, UpstreamFailure>, Never>) in
+            exchange(request, on: lease, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget) { continuation.resume(returning: $0) }
+        }
+        return try outcome.get()
     }
 
-    /// `execute`, answered on `eventLoop`, for a caller on that loop. With an idle connection at hand
-    /// (the usual case under load, one on the caller's own loop when there is one) the exchange runs
-    /// as callbacks, with no task; opening a connection, or waiting for one to come free, goes on in
-    /// a task.
+    typealias Completion = @Sendable (Result<UpstreamResponse, UpstreamFailure>) -> Void
+
+    /// `execute` for a caller on `eventLoop`, whose `completion` runs there. With an idle connection
+    /// at hand (the usual case under load, one on the caller's own loop when there is one) the
+    /// exchange is callbacks only: no task, no future beyond the exchange's own promise. Opening a
+    /// connection, or waiting for one to come free, goes on in a task.
     func execute(
         _ request: UpstreamRequest,
         deadline: NIODeadline,
         maximumResponseBytes: Int,
         budget: ResponseBudget?,
-        on eventLoop: any EventLoop
-    ) -> EventLoopFuture<Result<UpstreamResponse, UpstreamFailure>> {
+        on eventLoop: any EventLoop,
+        completion: @escaping Completion
+    ) {
+        let onLoop: Completion = { outcome in
+            if eventLoop.inEventLoop {
+                completion(outcome)
+            } else {
+                eventLoop.execute { completion(outcome) }
+            }
+        }
         let action = state.withLock { $0.lease(waiter: nil, prefer: { $0.channel.eventLoop.inEventLoop }) }
         switch action {
         case .use(let connection):
             let lease = Lease(connection: connection, reused: true)
-            return exchange(request, on: lease, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget).hop(to: eventLoop)
+            exchange(request, on: lease, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget, completion: onLoop)
         case .shutDown:
-            return eventLoop.makeSucceededFuture(.failure(.shutDown))
+            onLoop(.failure(.shutDown))
         case .connect:
             // A slot is already counted for this request: open its connection.
-            return eventLoop.makeFutureWithTask {
+            Task {
                 let connection: Connection
                 do throws(UpstreamFailure) {
                     connection = try await self.connect(deadline: deadline)
                 } catch {
-                    return .failure(error)
+                    onLoop(.failure(error))
+                    return
                 }
                 let lease = Lease(connection: connection, reused: false)
-                return await self.exchange(request, on: lease, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget).outcome()
+                self.exchange(request, on: lease, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget, completion: onLoop)
             }
         case .wait:
             // Nothing was taken: queue as `execute` does.
-            return eventLoop.makeFutureWithTask {
+            Task {
                 do throws(UpstreamFailure) {
-                    return .success(try await self.execute(request, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget))
+                    onLoop(.success(try await self.execute(request, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget)))
                 } catch {
-                    return .failure(error)
+                    onLoop(.failure(error))
                 }
             }
         }
     }
 
-    /// One exchange on a leased connection; the connection goes back to the pool (or is closed) as
-    /// the answer completes, before the returned future does. The future never fails: a failure is
-    /// its value.
+    /// One exchange on a leased connection. The connection goes back to the pool (or is closed) as
+    /// the answer completes, then `completion` runs, on the connection's event loop.
     private func exchange(
         _ request: UpstreamRequest,
         on lease: Lease,
         deadline: NIODeadline,
         maximumResponseBytes: Int,
-        budget: ResponseBudget?
-    ) -> EventLoopFuture<Result<UpstreamResponse, UpstreamFailure>> {
+        budget: ResponseBudget?,
+        completion: @escaping Completion
+    ) {
         let channel = lease.connection.channel
         let promise = channel.eventLoop.makePromise(of: UpstreamResponse.self)
         promise.futureResult.whenComplete { result in
             let reusable = (try? result.get())?.keepAlive ?? false
             self.release(lease.connection, reusable: reusable)
+            completion(result.mapError { error in
+                guard let failure = error as? UpstreamFailure else { return .closedMidResponse(cause: error) }
+                // A reused connection that closes before the request was completely written lost
+                // the race with the endpoint closing it while it was idle.
+                if case .closedBeforeResponse(let cause, requestWritten: false) = failure, lease.reused { return .staleConnection(cause: cause) }
+                return failure
+            })
         }
         // The exchange handler succeeds the write as it takes the exchange over; a failed write
         // never reached it (the channel closed first, as after a failed TLS handshake).
@@ -156,13 +177,6 @@ final class UpstreamPool: Sendable {
             promise.fail(UpstreamFailure.closedBeforeResponse(cause: error, requestWritten: false))
         }
         channel.writeAndFlush(UpstreamExchange(request: request, promise: promise, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget), promise: written)
-        return promise.futureResult.map { .success($0) }.recover { error in
-            guard let failure = error as? UpstreamFailure else { return .failure(.closedMidResponse(cause: error)) }
-            // A reused connection that closes before the request was completely written lost the
-            // race with the endpoint closing it while it was idle.
-            if case .closedBeforeResponse(let cause, requestWritten: false) = failure, lease.reused { return .failure(.staleConnection(cause: cause)) }
-            return .failure(failure)
-        }
     }
 
     private func lease(deadline: NIODeadline) async throws(UpstreamFailure) -> Lease {
@@ -288,18 +302,6 @@ final class UpstreamPool: Sendable {
         for waiter in waiters { waiter.resume(returning: .failed(.shutDown)) }
         for connection in idle {
             try? await connection.channel.close()
-        }
-    }
-}
-
-extension EventLoopFuture where Value == Result<UpstreamResponse, UpstreamFailure> {
-    /// The exchange's outcome. Its future carries failures as its value; should it fail all the same,
-    /// that is a connection lost mid-answer.
-    func outcome() async -> Value {
-        do {
-            return try await get()
-        } catch {
-            return .failure(.closedMidResponse(cause: error))
         }
     }
 }
