@@ -8,9 +8,10 @@
 # route each); the load goes to one of them.
 #
 #   Benchmarks/compare.sh                 # full run (ROUNDS=3 DURATION=10 SERVICES=1000)
-#   CALLGRIND=1000 Benchmarks/compare.sh  # also the gateway's instructions per request under callgrind
+#   CALLGRIND=1000 Benchmarks/compare.sh  # also instructions per request under callgrind, both contestants
 #   CALLGRIND=1000 CALLGRIND_ONLY=1 CALLGRIND_KEEP=/tmp/cg.out Benchmarks/compare.sh
-#                                         # only the callgrind count, its profile kept for callgrind_annotate
+#                                         # only the callgrind counts, the gateway's profiles kept
+#                                         # (HTTP/1.1, and HTTP/2 in /tmp/cg.out.h2) for callgrind_annotate
 #   SWIFT=/work/swift-locked …            # builds through another swift command (a lock wrapper, say)
 #   SMOKE=1 Benchmarks/compare.sh         # seconds-long debug-build run that only checks the pieces
 #                                         # work: exits non-zero if any run failed or had errors
@@ -205,29 +206,45 @@ fi
 # mesh-load sends N requests at a fixed rate over 4 keep-alive connections and dumped after (the 4
 # handshakes and the idle timers of those seconds are counted too). All threads are counted.
 if [[ -n "${CALLGRIND:-}" ]]; then
-    echo "== callgrind: gateway instructions per request ($CALLGRIND requests, HTTP/1.1, 4 connections)"
-    cg_port=$(free_port)
+    echo "== callgrind: instructions per request, gateway and nginx ($CALLGRIND requests each, HTTP/1.1 over 4 connections, HTTP/2 over 2 x 4 streams)"
     # Valgrind 3.19 cannot read the toolchain's DWARF 5 ("unhandled dwarf2 abbrev form code 0x25"):
     # the same binary without its debug sections (the symbol table stays, so functions keep names).
     strip --strip-debug -o "$work/lambda-gateway-nodebug" "$gateway_bin"
+    cg_port=$(free_port); cgn_port=$(free_port)
     AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=secret AWS_EC2_METADATA_DISABLED=true HOME=/nonexistent \
-        taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
+        taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$work/callgrind-gateway.out" \
         "$work/lambda-gateway-nodebug" run --config gateway.yaml --listen "127.0.0.1:$cg_port" --admin 127.0.0.1:0 --event-loops 1 \
         --lambda-endpoint "https://127.0.0.1:$upstream_port" --lambda-ca-file ca.pem --log-level error > callgrind.log 2>&1 & pids+=($!); cg_pid=$!
+    # nginx as one process (no master), so that valgrind follows the worker that serves.
+    mkdir -p cg-nginx
+    sed -e "s/127.0.0.1:$peer_port/127.0.0.1:$cgn_port/g" -e "s#$work/peer/#$work/cg-nginx/#g" -e "s/^worker_processes 1;/worker_processes 1; master_process off;/" peer/nginx.conf > cg-nginx/nginx.conf
+    taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$work/callgrind-nginx.out" "$nginx_bin" -c "$work/cg-nginx/nginx.conf" -p "$work/cg-nginx" > cg-nginx.log 2>&1 & pids+=($!); cgn_pid=$!
     for _ in $(seq 1 1200); do grep -q "listening on" callgrind.log 2>/dev/null && break; sleep 0.1; done
     grep -q "listening on" callgrind.log || { echo "the gateway did not start under valgrind:"; tail -20 callgrind.log; exit 1; }
-    taskset -c 1 "$load_bin" --port "$cg_port" "${mesh[@]}" --connections 4 --rate 20 --duration 2 --warmup 0 --label cg-warmup > /dev/null
-    callgrind_control -z "$cg_pid" > /dev/null
-    cg_output=$(taskset -c 1 "$load_bin" --port "$cg_port" "${mesh[@]}" --connections 4 --rate 100 --duration "$(( (CALLGRIND + 99) / 100 ))" --warmup 0 --label callgrind)
-    callgrind_control -d "$cg_pid" > /dev/null
-    kill "$cg_pid"; wait "$cg_pid" 2>/dev/null || true
-    cg_requests=$(echo "$cg_output" | tail -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])')
-    # The dump's `summary:` line: everything between zeroing and the dump (the file written at exit
-    # holds the shutdown, not counted).
-    cg_total=$(awk '/^summary:/ { print $2; exit }' "$work/callgrind.out.1")
-    echo "   $cg_requests requests, $cg_total instructions: $(( cg_total / cg_requests )) per request"
-    if [[ -n "${CALLGRIND_KEEP:-}" ]]; then cp "$work/callgrind.out.1" "$CALLGRIND_KEEP"; fi
-    echo "{\"label\":\"gateway-callgrind\",\"requests\":$cg_requests,\"instructions\":$cg_total,\"instructionsPerRequest\":$(( cg_total / cg_requests ))}" > "$work/callgrind.json"
+    for _ in $(seq 1 1200); do python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $cgn_port), 1)" 2>/dev/null && break; sleep 0.1; done
+    # cg_count PID PORT LABEL DUMP mesh-load-args...: warm up, zero the counters, send CALLGRIND
+    # requests at a fixed rate, dump; prints the instructions per request (the dump's `summary:`
+    # line: everything between zeroing and the dump; all threads).
+    cg_count() {
+        local pid=$1 port=$2 label=$3 dump=$4; shift 4
+        taskset -c 1 "$load_bin" --port "$port" "${mesh[@]}" "$@" --rate 20 --duration 2 --warmup 0 --label cg-warmup > /dev/null
+        callgrind_control -z "$pid" > /dev/null
+        local output requests total
+        output=$(taskset -c 1 "$load_bin" --port "$port" "${mesh[@]}" "$@" --rate 100 --duration "$(( (CALLGRIND + 99) / 100 ))" --warmup 0 --label "$label")
+        callgrind_control -d "$pid" > /dev/null
+        requests=$(echo "$output" | tail -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])')
+        total=$(awk '/^summary:/ { print $2; exit }' "$dump")
+        echo "   $label: $requests requests, $total instructions: $(( total / requests )) per request" >&2
+        echo "\"$label\":{\"requests\":$requests,\"instructions\":$total,\"instructionsPerRequest\":$(( total / requests ))}"
+    }
+    cg_rows=$(cg_count "$cg_pid" "$cg_port" gateway-h1 "$work/callgrind-gateway.out.1" --connections 4)
+    cg_rows+=,$(cg_count "$cg_pid" "$cg_port" gateway-h2 "$work/callgrind-gateway.out.2" --http2 --connections 2 --streams 4)
+    cg_rows+=,$(cg_count "$cgn_pid" "$cgn_port" nginx-h1 "$work/callgrind-nginx.out.1" --connections 4)
+    cg_rows+=,$(cg_count "$cgn_pid" "$cgn_port" nginx-h2 "$work/callgrind-nginx.out.2" --http2 --connections 2 --streams 4)
+    kill "$cg_pid" "$cgn_pid"; wait "$cg_pid" "$cgn_pid" 2>/dev/null || true
+    if [[ -n "${CALLGRIND_KEEP:-}" ]]; then cp "$work/callgrind-gateway.out.1" "$CALLGRIND_KEEP"; cp "$work/callgrind-gateway.out.2" "$CALLGRIND_KEEP.h2"; fi
+    echo "{$cg_rows}" > "$work/callgrind.json"
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); [print("   gateway / nginx, %s: %.2fx" % (p, r["gateway-"+p]["instructionsPerRequest"] / r["nginx-"+p]["instructionsPerRequest"])) for p in ("h1", "h2")]' "$work/callgrind.json"
 fi
 
 if [[ -n "${CALLGRIND_ONLY:-}" ]]; then exit 0; fi
