@@ -64,8 +64,8 @@ let processor: RequestProcessor = {
 }()
 
 let connections = [
-    ClientConnection(serviceName: "orders", caller: .mesh(SPIFFEID(trustDomain: trustDomain, datacenter: "dc1", service: "billing"), forwardedClientCert: "By=spiffe://x;URI=spiffe://y"), negotiatedProtocol: "http/1.1", peerIP: "10.0.0.7"),
-    ClientConnection(serviceName: "thumbnails", caller: .mesh(SPIFFEID(trustDomain: trustDomain, datacenter: "dc1", service: "web"), forwardedClientCert: "By=spiffe://x;URI=spiffe://y"), negotiatedProtocol: nil, peerIP: "10.0.0.8"),
+    ClientConnection(serviceName: "orders", caller: .mesh(SPIFFEID(trustDomain: trustDomain, datacenter: "dc1", service: "billing"), forwardedClientCert: PreEscapedString("By=spiffe://x;URI=spiffe://y")), negotiatedProtocol: "http/1.1", peerIP: "10.0.0.7"),
+    ClientConnection(serviceName: "thumbnails", caller: .mesh(SPIFFEID(trustDomain: trustDomain, datacenter: "dc1", service: "web"), forwardedClientCert: PreEscapedString("By=spiffe://x;URI=spiffe://y")), negotiatedProtocol: nil, peerIP: "10.0.0.8"),
 ]
 
 /// One connection's reader over the decoded parts, as `HTTP1ConnectionStateMachine` drives it.

@@ -43,7 +43,10 @@ public final class CredentialCache: Sendable {
             if startRefresh { startRefreshTask() }
             return credentials
         case .fail:
-            throw noCredentials("refresh is backing off after failures")
+            // The last refresh's own error says why (a request that found nothing usable may
+            // have started that refresh a moment ago, through `usableCredentials`).
+            let last = state.withLock { $0.lastError }
+            throw noCredentials("refresh is backing off after failures" + (last.map { ": \($0.message)" } ?? ""))
         case .wait(let startRefresh):
             if startRefresh { startRefreshTask() }
             return try await waitForRefresh(timeout: timeout)

@@ -4,7 +4,10 @@ import struct Foundation.Date
 /// One header field as received or as sent. Names keep their case; compare them case-insensitively.
 public struct HTTPField: Sendable, Hashable {
     public var name: String
-    public var value: String
+    public var value: String {
+        // A changed value is no longer the one escaped beforehand.
+        didSet { preEscaped = nil }
+    }
     /// The value already written as a JSON string, when it was escaped once for many requests.
     public private(set) var preEscaped: PreEscapedString?
 

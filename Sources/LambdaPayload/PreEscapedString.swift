@@ -3,7 +3,7 @@ import NIOCore
 /// A string together with its JSON form (quoted and escaped), for a value that goes into many
 /// payloads unchanged: a mesh connection's `x-forwarded-client-cert` element (some 3 KB of
 /// percent-encoded certificates) is escaped once at the handshake instead of in every request.
-/// A class, so that a header field that carries one stays three words to copy.
+/// A class, so that a header field that carries one copies one reference more, not a buffer.
 public final class PreEscapedString: Sendable {
     public let text: String
     /// `"…"`, escaped as `JSONWriter` escapes any string.

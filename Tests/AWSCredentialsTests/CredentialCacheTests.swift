@@ -325,8 +325,10 @@ struct CredentialCacheTests {
         // machine cannot make the two look alike).
         await #expect(throws: CredentialsError.self) { try await cache.credentials(timeout: .seconds(60)) }
         #expect(clock.now - started < .seconds(30))
-        // While backing off, requests are refused at once instead of hammering the provider.
-        await #expect(throws: CredentialsError.self) { try await cache.credentials() }
+        // While backing off, requests are refused at once instead of hammering the provider, and
+        // the refusal carries the refresh's own error.
+        let refusal = await #expect(throws: CredentialsError.self) { try await cache.credentials() }
+        #expect(refusal?.message.contains("down") == true, "\(String(describing: refusal))")
         #expect(provider.callCount == 1)
     }
 

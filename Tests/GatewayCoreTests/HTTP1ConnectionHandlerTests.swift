@@ -38,8 +38,9 @@ final class EmbeddedHTTP1Connection {
     private var answered: Set<Int> = []
 
     /// `served`: whether the connection's service is in the snapshot (the head checks of an
-    /// `Expect: 100-continue` refuse it otherwise).
-    init(settings: ProcessingSettings = ProcessingSettings(), served: Bool = true) throws {
+    /// `Expect: 100-continue` refuse it otherwise). `answeredAtOnceAfter`: requests started after
+    /// that many are answered 204 within the call that starts them, as a refusal is.
+    init(settings: ProcessingSettings = ProcessingSettings(), served: Bool = true, answeredAtOnceAfter: Int = .max) throws {
         var snapshot = GatewaySnapshot.empty
         if served {
             let orders = ServedService(
@@ -70,6 +71,9 @@ final class EmbeddedHTTP1Connection {
         let decoder = HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: RequestReader.limits)
         let started = self.started
         let handler = HTTP1ConnectionHandler(processor: processor, connection: connection, output: output, limit: 1024) { request, eventLoop in
+            if started.requests.count >= answeredAtOnceAfter {
+                return eventLoop.makeSucceededFuture(RequestProcessor.Processed(response: LambdaHTTPResponse(status: 204), heldBytes: 0))
+            }
             let promise = eventLoop.makePromise(of: RequestProcessor.Processed.self)
             started.requests.append((request, promise))
             return promise.futureResult
@@ -117,6 +121,22 @@ final class EmbeddedHTTP1Connection {
 struct HTTP1ConnectionHandlerTests {
     static func get(_ path: String, _ extra: String = "") -> String {
         "GET \(path) HTTP/1.1\r\nHost: orders\r\n\(extra)\r\n"
+    }
+
+    /// Requests pipelined behind a slow one and answered at once when their turn comes (refusals,
+    /// early failures) are taken up by one loop: a burst of them must not nest a call per request
+    /// (20,000 nested answers would overflow a thread's stack and take the gateway down).
+    @Test func aBurstOfRequestsAnsweredAtOnceBehindASlowOneIsALoopNotARecursion() throws {
+        let connection = try EmbeddedHTTP1Connection(answeredAtOnceAfter: 1)
+        defer { connection.finish() }
+        let burst = 20_000
+        try connection.send(Self.get("/slow") + String(repeating: Self.get("/quick"), count: burst))
+        #expect(connection.targets == ["/slow"])
+        connection.answer(0)
+        let written = try connection.written()
+        #expect(written.components(separatedBy: "HTTP/1.1 200 OK\r\n").count - 1 == 1)
+        #expect(written.components(separatedBy: "HTTP/1.1 204 No Content\r\n").count - 1 == burst)
+        #expect(connection.channel.isActive)
     }
 
     @Test func aKeptAliveConnectionAnswersOneRequestAfterAnother() throws {

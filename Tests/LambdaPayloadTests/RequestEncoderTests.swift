@@ -64,6 +64,13 @@ struct EnvoyRequestFormatTests {
             let headers = try object(expected)["headers"] as? [String: Any]
             #expect(headers?["x-forwarded-client-cert"] as? String == (extra.isEmpty ? element : "By=earlier," + element))
         }
+        // A value changed afterwards is the value sent, not the one escaped beforehand.
+        var changed = HTTPField("x-forwarded-client-cert", PreEscapedString(element))
+        changed.value = "By=changed"
+        var request = specExampleRequest()
+        request.headers.append(changed)
+        let headers = try object(try encode(request, format))["headers"] as? [String: Any]
+        #expect(headers?["x-forwarded-client-cert"] as? String == "By=changed")
     }
 
     @Test func binaryBodyIsBase64AndFlagged() throws {

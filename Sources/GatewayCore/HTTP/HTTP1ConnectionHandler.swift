@@ -34,6 +34,8 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     private var machine: HTTP1ConnectionStateMachine
     private var headTimer: Scheduled<Void>?
     private let bodyTimer: QuietTimer
+    /// `takeUpPipelined` is under way (further down this call stack).
+    private var takingUpPipelined = false
 
     convenience init(processor: RequestProcessor, connection: ClientConnection, output: ConnectionOutput, limit: Int) {
         self.init(processor: processor, connection: connection, output: output, limit: limit) { request, eventLoop in
@@ -144,11 +146,20 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         process(request, context.eventLoop).whenSuccess { processed in
             let (handler, context) = loopBound.value
             handler.run(handler.machine.answerReady(processed.response, heldBytes: processed.heldBytes), context: context)
-            // Pipelined requests, in order, until one is in flight again. One part at a time: a
-            // write that fails closes the connection at once, and the machine then starts no more.
-            while let actions = handler.machine.takeUpPipelined() {
-                handler.run(actions, context: context)
-            }
+            handler.takeUpPipelined(context: context)
+        }
+    }
+
+    /// Pipelined requests, in order, until one is in flight again. One part at a time: a write that
+    /// fails closes the connection at once, and the machine then starts no more. A request answered
+    /// at once (a refusal, an early failure) completes inside `start`, from within this loop: the
+    /// loop then goes on with the next part, rather than a new loop one call deeper per request.
+    private func takeUpPipelined(context: ChannelHandlerContext) {
+        guard !takingUpPipelined else { return }
+        takingUpPipelined = true
+        defer { takingUpPipelined = false }
+        while let actions = machine.takeUpPipelined() {
+            run(actions, context: context)
         }
     }
 
