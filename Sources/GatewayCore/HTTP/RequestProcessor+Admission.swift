@@ -1,0 +1,87 @@
+import LambdaPayload
+import MeshIdentity
+
+/// The first step of every request, on its head alone: the service is still served, the path
+/// normalizes, intentions allow the caller.
+extension RequestProcessor {
+    /// What the head's checks decided: take the request on, or answer at once.
+    enum Admission {
+        case admitted(Admitted)
+        case refused(Answer)
+    }
+
+    /// A request taken on: its service as of `snapshot`, and its normalized path.
+    struct Admitted {
+        var snapshot: GatewaySnapshot
+        var service: ServedService
+        var path: String
+        var query: String?
+    }
+
+    /// The checks that need only the request head: service still served → path normalized →
+    /// intentions. `Expect: 100-continue` is answered only after these pass (mesh-identity.md §9.2),
+    /// so the HTTP/1.1 handler also calls this on the head.
+    func admit(method: String, target: String, headers: [HTTPField], connection: ClientConnection) -> Admission {
+        // Every request uses the snapshot current when it starts (intentions, Lambda settings).
+        let snapshot = store.snapshot
+        guard let service = snapshot.services[connection.serviceName] else {
+            return .refused(.rejected(.error(status: 503, code: "ServiceNotServed", message: "\(connection.serviceName) is no longer served by this gateway")))
+        }
+        let (rawPath, query) = Self.split(target: target)
+        let path: String
+        do {
+            path = try PathNormalizer.normalize(rawPath)
+        } catch {
+            return .refused(.rejected(.error(status: 400, code: "InvalidPath", message: "the request path is not valid")))
+        }
+        if case .mesh(let caller, _) = connection.caller {
+            let authorization = AuthorizationRequest(method: method, path: path, headers: headers.map { ($0.name, $0.value) })
+            guard evaluator(for: service, snapshot: snapshot).isAllowed(caller: caller, request: authorization) else {
+                return .refused(Answer(response: Self.accessDenied, outcome: .denied))
+            }
+        }
+        return .admitted(Admitted(snapshot: snapshot, service: service, path: path, query: query))
+    }
+
+    func evaluator(for service: ServedService, snapshot: GatewaySnapshot) -> IntentionEvaluator {
+        if let cached = evaluators.withLock({ $0.version == snapshot.version ? $0.byService[service.name] : nil }) {
+            return cached
+        }
+        let compiled = service.authorization(defaultPolicy: snapshot.defaultIntentionPolicy)
+        if let problem = compiled.configurationError {
+            logger.error("intentions cannot be evaluated; denying every request", metadata: ["service": "\(service.name)", "error": "\(problem)"])
+        }
+        evaluators.withLock { cache in
+            if cache.version != snapshot.version { cache = (snapshot.version, [:]) }
+            cache.byService[service.name] = compiled
+        }
+        return compiled
+    }
+
+    /// Origin-form `/p?q` or absolute-form `https://h/p?q` → (path, raw query or nil).
+    static func split(target: String) -> (String, String?) {
+        // Byte scans (no Foundation string search on the path); an origin-form target starts with `/`.
+        var rest = Substring(target).utf8
+        if rest.first != UInt8(ascii: "/"), let authority = Self.afterScheme(rest) {
+            let afterAuthority = rest[authority...]
+            guard let end = afterAuthority.firstIndex(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") }) else { return ("/", nil) }
+            if afterAuthority[end] == UInt8(ascii: "?") {
+                return ("/", String(Substring(afterAuthority[afterAuthority.index(after: end)...])))
+            }
+            rest = afterAuthority[end...]
+        }
+        guard let question = rest.firstIndex(of: UInt8(ascii: "?")) else { return (String(Substring(rest)), nil) }
+        return (String(Substring(rest[..<question])), String(Substring(rest[rest.index(after: question)...])))
+    }
+
+    /// Where the authority starts in an absolute-form target (after the first `://`).
+    private static func afterScheme(_ target: Substring.UTF8View) -> Substring.UTF8View.Index? {
+        var index = target.startIndex
+        while let colon = target[index...].firstIndex(of: UInt8(ascii: ":")) {
+            let rest = target[colon...]
+            if rest.starts(with: "://".utf8) { return target.index(colon, offsetBy: 3) }
+            index = target.index(after: colon)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import LambdaInvoke
+import LambdaPayload
+import NIOCore
+
+/// The second step: the admitted request as the Invoke call (limits, forwarded headers, the
+/// service's payload format).
+extension RequestProcessor {
+    /// What `prepare` decided: answer at once, or make this Lambda call.
+    enum Preparation {
+        case answer(Answer)
+        case invoke(Call)
+    }
+
+    struct Call {
+        var invocation: InvokeRequest
+        var service: ServedService
+        var method: String
+    }
+
+    /// Everything before the Lambda call, synchronously: the head's checks (`admit`) → limits →
+    /// payload.
+    func prepare(_ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget? = nil) -> Preparation {
+        let admitted: Admitted
+        switch admit(method: request.method, target: request.target, headers: request.headers, connection: connection) {
+        case .admitted(let taken): admitted = taken
+        case .refused(let answer): return .answer(answer)
+        }
+        let service = admitted.service
+
+        let asynchronous = service.lambda.invocationType == .event
+        let limit = asynchronous ? settings.maximumAsyncPayloadBytes : settings.maximumSyncPayloadBytes
+        guard request.body.readableBytes <= limit else {
+            return .answer(.rejected(.error(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit")))
+        }
+
+        let view = HTTPRequestView(
+            method: request.method,
+            path: admitted.path,
+            query: admitted.query,
+            headers: forwardedHeaders(request.headers, connection: connection, sanitize: admitted.snapshot.sanitizeXFCC),
+            authority: request.headers.first { $0.name.asciiCaseInsensitiveEquals("host") || $0.name == ":authority" }?.value,
+            body: request.body,
+            protocolName: request.protocolName,
+            sourceIP: connection.peerIP,
+            receivedAt: Date()
+        )
+        let payload: ByteBuffer
+        do {
+            payload = try RequestEncoder.encode(
+                view,
+                format: service.lambda.payloadFormat,
+                passthrough: service.lambda.passthrough,
+                context: PayloadContext(serviceName: service.name, accountID: service.lambda.function.accountID)
+            )
+        } catch {
+            return .answer(.rejected(.error(status: 400, code: error.code.rawValue, message: error.message)))
+        }
+        guard payload.readableBytes <= limit else {
+            return .answer(.rejected(.error(status: 413, code: "RequestTooLarge", message: "the Lambda payload would be \(payload.readableBytes) bytes, over the \(limit)-byte limit")))
+        }
+
+        let idempotent = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"].contains(request.method)
+        let invocation = InvokeRequest(
+            function: service.lambda.function,
+            payload: payload,
+            invocationType: service.lambda.invocationType,
+            timeout: service.requestTimeout ?? settings.defaultRequestTimeout,
+            mayRetryThrottling: idempotent,
+            budget: budget
+        )
+        return .invoke(Call(invocation: invocation, service: service, method: request.method))
+    }
+
+    /// The client's headers plus what the gateway adds (mesh-identity.md §9.4, §7). A direct
+    /// caller has no certificate: its own `x-forwarded-client-cert` passes unless sanitizing.
+    func forwardedHeaders(_ headers: [HTTPField], connection: ClientConnection, sanitize: Bool) -> [HTTPField] {
+        var result = headers
+        var scheme = "http"
+        if case .mesh(_, let element) = connection.caller {
+            scheme = "https"
+            result = headers.filter { !$0.name.asciiCaseInsensitiveEquals("x-forwarded-client-cert") }
+            let incoming = headers.filter { $0.name.asciiCaseInsensitiveEquals("x-forwarded-client-cert") }.map(\.value)
+            if incoming.isEmpty && !sanitize {
+                result.append(HTTPField("x-forwarded-client-cert", element))
+            } else if let value = ForwardedClientCert.headerValue(incoming: incoming.isEmpty ? nil : incoming.joined(separator: ","), element: element.text, sanitize: sanitize) {
+                result.append(HTTPField("x-forwarded-client-cert", value))
+            }
+        } else if sanitize {
+            result = headers.filter { !$0.name.asciiCaseInsensitiveEquals("x-forwarded-client-cert") }
+        }
+        if !headers.contains(where: { $0.name.asciiCaseInsensitiveEquals("x-forwarded-proto") }) {
+            result.append(HTTPField("x-forwarded-proto", scheme))
+        }
+        if !headers.contains(where: { $0.name.asciiCaseInsensitiveEquals("x-request-id") }) {
+            result.append(HTTPField("x-request-id", requestIDs.next()))
+        }
+        return result
+    }
+}
