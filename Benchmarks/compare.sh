@@ -37,7 +37,8 @@ nginx_bin=$(command -v nginx)
 echo "== building ($CONFIGURATION)"
 (cd "$root" && ${SWIFT:-swift} build -c "$CONFIGURATION" --product lambda-gateway >/dev/null && ${SWIFT:-swift} build -c "$CONFIGURATION" --product mesh-load >/dev/null)
 bin_dir=$(cd "$root" && ${SWIFT:-swift} build -c "$CONFIGURATION" --show-bin-path)
-gateway_bin="$bin_dir/lambda-gateway"
+# GATEWAY_BIN=path: measure another build of the gateway (an older commit's, for an A/B).
+gateway_bin="${GATEWAY_BIN:-$bin_dir/lambda-gateway}"
 load_bin="$bin_dir/mesh-load"
 
 work=$(mktemp -d /tmp/lambda-gateway-compare.XXXXXX)
