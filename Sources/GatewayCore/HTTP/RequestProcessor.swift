@@ -14,7 +14,7 @@ import Synchronization
 /// - `prepare` (RequestProcessor+Payload.swift): limits, forwarded headers, the Invoke payload;
 /// - the signed call (`LambdaInvokeClient.invoke(_:on:completion:)`);
 /// - `finish` (RequestProcessor+Answer.swift): Lambda's answer or error as the client's response.
-/// Everything but the call itself is synchronous, and all of it runs on the connection's event loop.
+/// Everything but the call itself is synchronous.
 public final class RequestProcessor: Sendable {
     let store: SnapshotStore
     let invoker: LambdaInvokeClient
@@ -67,10 +67,9 @@ public final class RequestProcessor: Sendable {
         var heldBytes: Int
     }
 
-    /// The request's answer, on `eventLoop` (the connection's): admit → payload → sign → invoke →
-    /// response, as callbacks on that loop, with no task unless the call must wait (see
-    /// `LambdaInvokeClient.invoke(_:on:)`). `budget`: the client connection's answer bytes, which
-    /// pace reading Lambda's answer.
+    /// The request's answer, completed on `eventLoop` (the connection's): admit → payload → sign →
+    /// invoke → response, in one task. `budget`: the client connection's answer bytes, which pace
+    /// reading Lambda's answer.
     func process(_ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget?, answeringOn eventLoop: any EventLoop) -> EventLoopFuture<Processed> {
         // One task per request, for now: measured under closed-loop load (BENCHMARKS.md, issue 19),
         // running the steps as callbacks on the connection's event loop cost 30-50% more CPU per
