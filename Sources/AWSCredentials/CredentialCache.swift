@@ -36,19 +36,15 @@ public final class CredentialCache: Sendable {
 
     /// Usable credentials, waiting at most `timeout` for a refresh in flight.
     public func credentials(timeout: Duration = .seconds(5)) async throws(CredentialsError) -> Credentials {
-        let date = now()
-        let action = state.withLock { $0.machine.credentialsRequested(at: date) }
-        switch action {
-        case .use(let credentials, let startRefresh):
-            if startRefresh { startRefreshTask() }
+        switch requested() {
+        case .use(let credentials, _):
             return credentials
         case .fail:
             // The last refresh's own error says why (a request that found nothing usable may
             // have started that refresh a moment ago, through `usableCredentials`).
             let last = state.withLock { $0.lastError }
             throw noCredentials("refresh is backing off after failures" + (last.map { ": \($0.message)" } ?? ""))
-        case .wait(let startRefresh):
-            if startRefresh { startRefreshTask() }
+        case .wait:
             return try await waitForRefresh(timeout: timeout)
         }
     }
@@ -56,18 +52,19 @@ public final class CredentialCache: Sendable {
     /// Usable credentials now, or nil when the caller must wait for a refresh (or be refused): the
     /// same decision as `credentials(timeout:)`, whose wait the caller then enters.
     public func usableCredentials() -> Credentials? {
+        guard case .use(let credentials, _) = requested() else { return nil }
+        return credentials
+    }
+
+    /// The state machine's decision for a request now, with the refresh it asks for started.
+    private func requested() -> CredentialRefreshStateMachine.RequestAction {
         let date = now()
         let action = state.withLock { $0.machine.credentialsRequested(at: date) }
         switch action {
-        case .use(let credentials, let startRefresh):
-            if startRefresh { startRefreshTask() }
-            return credentials
-        case .wait(let startRefresh):
-            if startRefresh { startRefreshTask() }
-            return nil
-        case .fail:
-            return nil
+        case .use(_, startRefresh: true), .wait(startRefresh: true): startRefreshTask()
+        case .use, .wait, .fail: break
         }
+        return action
     }
 
     /// Tells the cache that AWS rejected the credentials (403): refresh now, at most once a minute.
