@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-test-tools.sh
+scripts/check-prometheus-conf.sh
 # The SigV4 vectors and Consul examples live in ../shared beside the checkout.
 if [ -z "${LAMBDA_GATEWAY_SHARED_DIR:-}" ] && [ ! -d ../shared/testdata ]; then
     echo "error: ../shared/testdata not found; set LAMBDA_GATEWAY_SHARED_DIR to the shared/ folder" >&2
