@@ -121,18 +121,23 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable {
     /// `UAEX`: refused by authorization (intentions), as Envoy's external authorization flags it.
     public static let unauthorizedExternalService = ResponseFlags(rawValue: 1 << 7)
 
+    /// The flags with their short codes, in the order Envoy's `ResponseFlagUtils` lists them
+    /// (`ALL_RESPONSE_STRINGS_FLAGS`), the order older Envoy releases join them in. (Recent Envoy
+    /// joins them in the order they were set, which an option set does not keep.)
+    static let envoyCodes: [(flag: ResponseFlags, code: String)] = [
+        (.upstreamRequestTimeout, "UT"),
+        (.upstreamConnectionFailure, "UF"),
+        (.upstreamConnectionTermination, "UC"),
+        (.noRouteFound, "NR"),
+        (.rateLimited, "RL"),
+        (.unauthorizedExternalService, "UAEX"),
+        (.downstreamConnectionTermination, "DC"),
+        (.upstreamRetryLimitExceeded, "URX"),
+    ]
+
     /// The flags as Envoy writes them: short codes joined by `,` in Envoy's order; `-` when none.
     public var envoyString: String {
         if isEmpty { return "-" }
-        var codes: [String] = []
-        if contains(.upstreamConnectionFailure) { codes.append("UF") }
-        if contains(.upstreamConnectionTermination) { codes.append("UC") }
-        if contains(.noRouteFound) { codes.append("NR") }
-        if contains(.upstreamRequestTimeout) { codes.append("UT") }
-        if contains(.rateLimited) { codes.append("RL") }
-        if contains(.unauthorizedExternalService) { codes.append("UAEX") }
-        if contains(.upstreamRetryLimitExceeded) { codes.append("URX") }
-        if contains(.downstreamConnectionTermination) { codes.append("DC") }
-        return codes.joined(separator: ",")
+        return Self.envoyCodes.filter { contains($0.flag) }.map(\.code).joined(separator: ",")
     }
 }
