@@ -52,7 +52,7 @@ CONTRACT = {
     "lambda_gateway_leaf_certificate_expiry_seconds": ("gauge", {"service"}),
     "lambda_gateway_ca_root_expiry_seconds": ("gauge", {"root"}),
     "lambda_gateway_access_log_lines_total": ("counter", set()),
-    "lambda_gateway_access_log_lines_dropped_total": ("counter", set()),
+    "lambda_gateway_access_log_lines_dropped_total": ("counter", {"reason"}),
     "lambda_gateway_build_info": ("gauge", {"version"}),
     "process_cpu_seconds_total": ("counter", set()),
     "process_resident_memory_bytes": ("gauge", set()),

@@ -14,6 +14,8 @@ public final class CredentialCache: Sendable {
         var nextWaiterID: UInt64 = 0
         var lastError: CredentialsError?
         var providerName: String?
+        var refreshes = 0
+        var failedRefreshes = 0
     }
 
     private let chain: CredentialChain
@@ -99,6 +101,11 @@ public final class CredentialCache: Sendable {
         }
     }
 
+    /// Refreshes run so far, and how many of them failed (`/metrics`).
+    public var refreshCounts: (attempts: Int, failures: Int) {
+        state.withLock { ($0.refreshes, $0.failedRefreshes) }
+    }
+
     // MARK: Refresh
 
     private func startRefreshTask() {
@@ -120,6 +127,7 @@ public final class CredentialCache: Sendable {
             let date = now()
             let waiters = state.withLock { state in
                 state.machine.refreshSucceeded(resolved.credentials, staleAfter: staleAfter, at: date)
+                state.refreshes += 1
                 state.providerName = resolved.provider.name
                 state.lastError = nil
                 defer { state.waiters.removeAll() }
@@ -137,6 +145,8 @@ public final class CredentialCache: Sendable {
             let date = now()
             let (waiters, retryIn) = state.withLock { state in
                 state.machine.refreshFailed(at: date)
+                state.refreshes += 1
+                state.failedRefreshes += 1
                 state.lastError = error
                 defer { state.waiters.removeAll() }
                 return (Array(state.waiters.values), state.machine.backoff)

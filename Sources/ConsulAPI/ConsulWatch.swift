@@ -44,11 +44,13 @@ public struct WatchEndpoint<Value: Sendable & Equatable>: Sendable {
 extension ConsulClient {
     /// Watches `endpoint` until the task is cancelled (consul-api.md §3.2): delivers the first answer
     /// and every answer that differs from the last delivered one; errors are reported and retried with
-    /// backoff, never delivered. Nothing is delivered after cancellation.
+    /// backoff, never delivered. Nothing is delivered after cancellation. `onAnswer` runs after every
+    /// answer, changed or not (a watch's freshness).
     public func watch<Value>(
         _ endpoint: WatchEndpoint<Value>,
         policy: BlockingQueryStateMachine.Policy = .init(),
         onError: @escaping @Sendable (ConsulError) -> Void = { _ in },
+        onAnswer: @Sendable () -> Void = {},
         onChange: @escaping @Sendable (Value, ConsulMetadata) async -> Void
     ) async {
         var machine = BlockingQueryStateMachine(policy: policy)
@@ -98,6 +100,7 @@ extension ConsulClient {
                 continue
             }
             guard !Task.isCancelled else { return }
+            onAnswer()
             if lastDelivered != answer.0 {
                 lastDelivered = answer.0
                 await onChange(answer.0, answer.1)

@@ -46,6 +46,13 @@ public struct LambdaEndpointResolver: Sendable, Hashable {
         /// The `Host` header value: the host without port for AWS, `host[:port]` as written for a custom URL.
         public var host: String
         public var region: String
+
+        /// `host:port` of the endpoint (the port the URL implies when it names none).
+        public var authority: String {
+            let afterScheme = baseURL.split(separator: "://", maxSplits: 1).last.map(String.init) ?? host
+            if afterScheme.hasPrefix("[") ? afterScheme.contains("]:") : afterScheme.contains(":") { return afterScheme }
+            return afterScheme + (baseURL.hasPrefix("http://") ? ":80" : ":443")
+        }
     }
 
     public struct ResolutionError: Error, Hashable, CustomStringConvertible {

@@ -138,6 +138,9 @@ public final class LambdaInvokeClient: Sendable {
         await pools.shutdown()
     }
 
+    /// The connections to Lambda now, and the TLS handshakes made so far (`/metrics`).
+    public var poolStatistics: UpstreamPoolStatistics { pools.statistics }
+
     /// Invokes the function. Lambda's 200/202 answers (function errors included) are results;
     /// everything else is a `LambdaInvokeError`.
     public func invoke(_ request: InvokeRequest) async throws(LambdaInvokeError) -> LambdaInvocationResult {

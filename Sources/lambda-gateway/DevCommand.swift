@@ -59,6 +59,7 @@ struct DevCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = serving.makeLogger()
+        let hangups = await HangupSignal.trap(logger: logger)
         let say: @Sendable (String) -> Void = { line in FileHandle.standardOutput.write(Data("\(line)\n".utf8)) }
         let demos = try demoServices()
         let embedded = functions.isEmpty && serving.lambdaEndpoint == nil
@@ -73,9 +74,8 @@ struct DevCommand: AsyncParsableCommand {
 
         let group = ServerEventLoops.make(eventLoops: serving.eventLoops)
         let store = SnapshotStore()
-        let source: StaticConfigSource
         do {
-            source = try StaticConfigSource(path: files.config, store: store, logger: logger)
+            _ = try StaticConfigSource(path: files.config, store: store, hangups: hangups, logger: logger)
         } catch {
             await ServerEventLoops.shutdown(group)
             throw StartupError(error.description)
@@ -84,7 +84,7 @@ struct DevCommand: AsyncParsableCommand {
 
         // 2. The Lambda side: embedded endpoint, a given endpoint, or AWS.
         var options = serving
-        var sources: [any Service] = [source]
+        var sources: [any Service] = []
         if embedded {
             let endpoint = try await DevLambdaEndpoint.bind(group: group, logger: logger)
             options.lambdaEndpoint = endpoint.url
@@ -119,7 +119,7 @@ struct DevCommand: AsyncParsableCommand {
             }
         }
         do {
-            try await runtime.run(store: store, group: group, logger: logger, sources: sources, onMeshBound: printer)
+            try await runtime.run(store: store, group: group, logger: logger, hangups: hangups, sources: sources, onMeshBound: printer)
         } catch {
             await ServerEventLoops.shutdown(group)
             throw error

@@ -33,6 +33,10 @@ struct ServingOptions: ParsableArguments {
     var h2MaxConcurrentStreams = 100
     @Option(name: .customLong("event-loops"), help: "Event loop threads (default: cores).") var eventLoops: Int?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.") var logLevel = "info"
+    @Option(name: .customLong("access-log-buffer-lines"), help: "Access-log lines that may wait for a slow sink; beyond it lines are dropped and counted, requests never wait.")
+    var accessLogBufferLines = 16_384
+    @Option(name: .customLong("log-format"), help: "The gateway's own log on standard error: text, or json (one object per line: time, level, message, label, metadata fields).")
+    var logFormat = "text"
 
     struct Upstream {
         var service: String
@@ -54,13 +58,15 @@ struct ServingOptions: ParsableArguments {
     }
 
     func makeLogger() -> Logger {
-        var logger = Logger(label: "lambda-gateway")
+        var logger = logFormat == "json" ? Logger(label: "lambda-gateway", factory: { JSONLogHandler(label: $0) }) : Logger(label: "lambda-gateway")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         return logger
     }
 
     /// The limits and timeouts of the flags, each checked; and the drain timeout.
     func processingSettings() throws -> (ProcessingSettings, drain: Duration) {
+        guard accessLogBufferLines > 0 else { throw ValidationError("--access-log-buffer-lines must be at least 1, got \(accessLogBufferLines)") }
+        guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json, got \(logFormat)") }
         func duration(_ text: String, flag: String) throws -> Duration {
             let parsed: Duration
             do {
@@ -107,6 +113,7 @@ struct GatewayRuntime {
         group: MultiThreadedEventLoopGroup,
         logger: Logger,
         metrics: GatewayMetrics = GatewayMetrics(),
+        hangups: HangupSignal,
         sources: [any Service],
         registration: (client: ConsulClient, template: GatewayRegistration, recheck: Duration)? = nil,
         onMeshBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }
@@ -114,14 +121,17 @@ struct GatewayRuntime {
         let upstreams = try options.upstreamListeners()
         let (settings, drain) = try options.processingSettings()
         let aws = try AWSSide(endpoint: options.lambdaEndpoint, caFile: options.lambdaCAFile, caFileSetting: "--lambda-ca-file", group: group, logger: logger, fixedCredentials: fixedCredentials)
-        let processor = RequestProcessor(store: store, invoker: aws.invoker, settings: settings, metrics: metrics, logger: logger)
-        let acceptor = MeshTLSAcceptor(store: store, metrics: metrics, logger: logger)
+        let accessLog = AccessLog(store: store, hangups: hangups, metrics: metrics, logger: logger, bufferLines: options.accessLogBufferLines)
+        let processor = RequestProcessor(store: store, invoker: aws.invoker, settings: settings, metrics: metrics, accessLog: accessLog, logger: logger)
+        let acceptor = MeshTLSAcceptor(store: store, metrics: metrics, accessLog: accessLog, logger: logger)
+        metrics.sources.withLock { $0 = Self.expositionSources(aws) }
         let (boundPorts, boundPort) = AsyncStream.makeStream(of: Int.self)
         let announce = self.announce
         let listen = self.listen
         let admin = self.admin
 
-        var services: [any Service] = sources
+        // Shut down in reverse: the access log last, after the listeners drained and wrote their lines.
+        var services: [any Service] = [hangups, accessLog] + sources
         if aws.usesCredentialChain { services.append(BackgroundService { await aws.credentials.run() }) }
         if let registration {
             services.append(SelfRegistration(client: registration.client, template: registration.template, boundPort: boundPorts, recheck: registration.recheck, logger: logger))
@@ -157,6 +167,19 @@ struct GatewayRuntime {
             throw error
         }
         await aws.shutdown()
+    }
+
+    /// What `/metrics` reads of the AWS side when it is scraped.
+    static func expositionSources(_ aws: AWSSide) -> ExpositionSources {
+        var sources = ExpositionSources()
+        let invoker = aws.invoker
+        sources.upstream = { invoker.poolStatistics }
+        if aws.usesCredentialChain {
+            let credentials = aws.credentials
+            sources.credentialRefreshes = { credentials.refreshCounts }
+        }
+        sources.version = LambdaGateway.configuration.version
+        return sources
     }
 
     static func announce(_ line: String) {

@@ -62,6 +62,7 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = serving.makeLogger()
+        let hangups = await HangupSignal.trap(logger: logger)
         let name = gatewayName ?? ProcessInfo.processInfo.environment["LAMBDA_GATEWAY_NAME"].flatMap { $0.isEmpty ? nil : $0 } ?? "lambda-gateway"
         let runtime = GatewayRuntime(
             listen: try GatewayRuntime.hostPort(listen, flag: "--listen"), admin: try GatewayRuntime.hostPort(admin, flag: "--admin"), options: serving
@@ -76,7 +77,7 @@ struct RunCommand: AsyncParsableCommand {
         var sources: [any Service] = []
         if let configFile {
             do {
-                sources.append(try StaticConfigSource(path: configFile, store: store, logger: logger))
+                _ = try StaticConfigSource(path: configFile, store: store, hangups: hangups, logger: logger)
             } catch {
                 await ServerEventLoops.shutdown(group)
                 throw StartupError(error.description)
@@ -96,7 +97,7 @@ struct RunCommand: AsyncParsableCommand {
         }
 
         do {
-            try await runtime.run(store: store, group: group, logger: logger, metrics: metrics, sources: sources, registration: registration)
+            try await runtime.run(store: store, group: group, logger: logger, metrics: metrics, hangups: hangups, sources: sources, registration: registration)
         } catch {
             try? await consulClient?.shutdown()
             await ServerEventLoops.shutdown(group)

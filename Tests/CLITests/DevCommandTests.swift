@@ -67,6 +67,11 @@ struct DevCommandTests {
             let direct = try await ChildProcess.run(["curl", "-sS", "http://127.0.0.1:\(port)/?name=direct"])
             #expect(direct.stdout == #"{"greeting":"Hello, direct!","function":"greeting"}"#, "\(direct.stdout) \(direct.stderr)")
 
+            // SIGHUP (systemctl reload, logrotate) never stops it: the file is read again.
+            dev.signal(SIGHUP)
+            _ = try await dev.waitForLine(containing: "SIGHUP received")
+            #expect(try await ChildProcess.run(["curl", "-sS", "http://127.0.0.1:\(port)/?name=again"]).stdout.contains("Hello, again!"))
+
             dev.signal(SIGTERM)
             #expect(await dev.waitForExit(timeout: .seconds(5)) == 0)
         }

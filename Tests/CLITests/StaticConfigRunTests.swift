@@ -115,6 +115,22 @@ struct StaticConfigRunTests {
             let meshPort = try Self.port(in: try await gateway.waitForLine(containing: "listening on"))
             #expect(try await Self.meshCall(port: meshPort, certificate: files.intruderCertificate, key: files.intruderKey).stdout.hasSuffix("403"))
 
+            // The file's accessLogs: block is Consul's AccessLogs; SIGHUP reopens the moved file.
+            let log = files.directory.url.appendingPathComponent("access.log").path
+            try original.replacingOccurrences(of: "services:\n", with: "accessLogs:\n  type: file\n  path: access.log\n  textFormat: \"%RESPONSE_CODE% %RESPONSE_CODE_DETAILS%\"\nservices:\n")
+                .write(toFile: files.config, atomically: true, encoding: .utf8)
+            gateway.signal(SIGHUP)
+            _ = try await gateway.waitForLine(containing: "access log on")
+            #expect(try await Self.meshCall(port: meshPort, certificate: files.intruderCertificate, key: files.intruderKey).stdout.hasSuffix("403"))
+            try FileManager.default.moveItem(atPath: log, toPath: log + ".1")
+            gateway.signal(SIGHUP)
+            try await AccessLogRunTests.waitForOutput(gateway, "SIGHUP received", count: 4)
+            #expect(try await Self.meshCall(port: meshPort, certificate: files.webCertificate, key: files.webKey).stdout == "ok\n200")
+            let logDeadline = ContinuousClock.now + .seconds(10)
+            while (try? String(contentsOfFile: log, encoding: .utf8)) != "200 via_upstream\n" && ContinuousClock.now < logDeadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(try String(contentsOfFile: log, encoding: .utf8) == "200 via_upstream\n")
+            #expect(try String(contentsOfFile: log + ".1", encoding: .utf8) == "403 rbac_access_denied\n")
+
             try (original + "    bogus: true\n").write(toFile: files.config, atomically: true, encoding: .utf8)
             gateway.signal(SIGHUP)
             _ = try await gateway.waitForLine(containing: "not reloaded")

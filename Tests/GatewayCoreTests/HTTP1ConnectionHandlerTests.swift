@@ -72,7 +72,7 @@ final class EmbeddedHTTP1Connection {
         let started = self.started
         let handler = HTTP1ConnectionHandler(processor: processor, connection: connection, output: output, limit: 1024) { request, eventLoop in
             if started.requests.count >= answeredAtOnceAfter {
-                return eventLoop.makeSucceededFuture(RequestProcessor.Processed(response: LambdaHTTPResponse(status: 204), heldBytes: 0))
+                return eventLoop.makeSucceededFuture(RequestProcessor.Processed(testResponse: LambdaHTTPResponse(status: 204), heldBytes: 0))
             }
             let promise = eventLoop.makePromise(of: RequestProcessor.Processed.self)
             started.requests.append((request, promise))
@@ -93,7 +93,7 @@ final class EmbeddedHTTP1Connection {
     func answer(_ index: Int, status: Int = 200, body: String = "") {
         let response = LambdaHTTPResponse(status: status, body: ByteBuffer(string: body))
         answered.insert(index)
-        started.requests[index].promise.succeed(RequestProcessor.Processed(response: response, heldBytes: 0))
+        started.requests[index].promise.succeed(RequestProcessor.Processed(testResponse: response, heldBytes: 0))
         channel.embeddedEventLoop.run()
     }
 
@@ -107,7 +107,7 @@ final class EmbeddedHTTP1Connection {
     /// Answers what is still unanswered and closes the channel.
     func finish() {
         for (index, started) in started.requests.enumerated() where !answered.contains(index) {
-            started.promise.succeed(RequestProcessor.Processed(response: LambdaHTTPResponse(status: 200), heldBytes: 0))
+            started.promise.succeed(RequestProcessor.Processed(testResponse: LambdaHTTPResponse(status: 200), heldBytes: 0))
         }
         _ = try? channel.finish(acceptAlreadyClosed: true)
     }
@@ -290,5 +290,12 @@ struct HTTP1ConnectionHandlerTests {
         #expect(try connection.written() == "HTTP/1.1 200 OK\r\ncontent-length: 1\r\nconnection: close\r\n\r\na")
         #expect(!connection.channel.isActive)
         #expect(connection.closedByHeadTimeout() == 1)
+    }
+}
+
+extension RequestProcessor.Processed {
+    /// A function's answer, as the processor would hand it over.
+    init(testResponse: LambdaHTTPResponse, heldBytes: Int) {
+        self.init(answer: RequestProcessor.Answer(response: testResponse, outcome: .invoked, details: ResponseCodeDetails.viaUpstream), heldBytes: heldBytes)
     }
 }

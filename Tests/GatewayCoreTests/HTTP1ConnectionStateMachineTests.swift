@@ -118,7 +118,7 @@ struct HTTP1ConnectionStateMachineTests {
         #expect(admitted.channelRead(.body(ByteBuffer(string: "hi"))).lines == [])
         #expect(admitted.channelRead(.end(nil)).lines == ["cancelReadTimers", "start POST /u body=2"])
 
-        var refused = Self.machine(refusal: RequestProcessor.Answer(response: RequestProcessor.accessDenied, outcome: .denied))
+        var refused = Self.machine(refusal: RequestProcessor.Answer.denied)
         #expect(refused.channelRead(.head(expecting)).lines == ["count 403 denied", "answer 403 to POST /u close"])
         #expect(refused.channelRead(.body(ByteBuffer(string: "hi"))).lines == [])
         #expect(refused.channelRead(.end(nil)).lines == [])

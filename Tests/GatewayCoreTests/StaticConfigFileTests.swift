@@ -126,6 +126,34 @@ struct StaticConfigFileTests {
         #expect(tls.minimumVersion == .tls12 && tls.maximumVersion == .tls12 && tls.cipherSuites == ["TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"])
     }
 
+    @Test func anAccessLogBlockIsConsulsAccessLogsAndItsFormatIsChecked() throws {
+        let fixture = try Fixture()
+        defer { fixture.directory.remove() }
+        #expect(try fixture.parse(Self.valid).snapshot(version: 1, now: Date()).accessLogs == nil)
+        func withAccessLogs(_ block: String) -> String {
+            Self.valid.replacingOccurrences(of: "defaultIntentionPolicy: deny\n", with: "defaultIntentionPolicy: deny\naccessLogs:\n" + block)
+        }
+        let file = try fixture.parse(withAccessLogs("  type: file\n  path: logs/access.log\n  textFormat: \"%RESPONSE_CODE% %DOWNSTREAM_PEER_URI_SAN%\"\n"))
+        let config = try #require(file.snapshot(version: 1, now: Date()).accessLogs)
+        #expect(config.Enabled && !config.DisableListenerLogs && config.Type == "file" && config.TextFormat == "%RESPONSE_CODE% %DOWNSTREAM_PEER_URI_SAN%")
+        #expect(config.Path == fixture.directory.url.appendingPathComponent("logs/access.log").path)
+        #expect(try fixture.parse(withAccessLogs("  enabled: false\n")).accessLogs?.Enabled == false)
+
+        func problem(_ block: String) -> String {
+            do {
+                _ = try fixture.parse(withAccessLogs(block))
+                return "accepted"
+            } catch {
+                return error.description
+            }
+        }
+        #expect(problem("  textFormat: \"%FOO%\"\n").contains("accessLogs.textFormat: unknown access-log operator %FOO%"), "\(problem("  textFormat: \"%FOO%\"\n"))")
+        #expect(problem("  textFormat: a\n  jsonFormat: \"{}\"\n").contains("jsonFormat and textFormat cannot both be set"))
+        #expect(problem("  type: syslog\n").contains("accessLogs.type: must be stdout, stderr or file"))
+        #expect(problem("  type: file\n").contains("accessLogs.path: is required with type: file"))
+        #expect(problem("  colour: red\n").contains("accessLogs.colour: unknown key"))
+    }
+
     /// (what is changed, expected text of the error).
     static let mistakes: [(String, String, String)] = [
         ("datacenter: dc1\n", "", "gateway.yaml:1:1: datacenter: is required"),

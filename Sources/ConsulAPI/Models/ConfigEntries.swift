@@ -72,9 +72,31 @@ public struct ProxyDefaults: Decodable, Sendable, Hashable {
     @Zero public var Name: String
     public var Config: FreeFormJSON?
     @Zero public var EnvoyExtensions: [EnvoyExtension]
+    /// The access log Consul configures on every proxy (§5.7.1).
+    public var AccessLogs: AccessLogsConfig?
 
     /// `Config.protocol`, lower-cased key as Consul writes it.
     public var `protocol`: String? { Config?.value(forCaseInsensitiveKey: "protocol")?.stringValue }
+}
+
+/// `AccessLogs` of `proxy-defaults` (consul-api.md §5.7.1), as Consul stores it.
+public struct AccessLogsConfig: Decodable, Sendable, Hashable {
+    @Zero public var Enabled: Bool
+    @Zero public var DisableListenerLogs: Bool
+    /// `""`/`stdout`, `stderr` or `file`.
+    @Zero public var `Type`: String
+    @Zero public var Path: String
+    @Zero public var JSONFormat: String
+    @Zero public var TextFormat: String
+
+    public init(Enabled: Bool = false, DisableListenerLogs: Bool = false, Type: String = "", Path: String = "", JSONFormat: String = "", TextFormat: String = "") {
+        self.Enabled = Enabled
+        self.DisableListenerLogs = DisableListenerLogs
+        self.Type = Type
+        self.Path = Path
+        self.JSONFormat = JSONFormat
+        self.TextFormat = TextFormat
+    }
 }
 
 /// `mesh/mesh` (consul-api.md §5.8).

@@ -21,11 +21,14 @@ public struct ClientConnection: Sendable {
     public var negotiatedProtocol: String?
     /// The peer's address, for the API Gateway v2 `sourceIp`.
     public var peerIP: String
+    /// What the access log writes of the connection (addresses, SNI, the caller's certificate).
+    public var accessLog: AccessLogConnection
 
-    public init(serviceName: String, caller: Caller, negotiatedProtocol: String?, peerIP: String) {
+    public init(serviceName: String, caller: Caller, negotiatedProtocol: String?, peerIP: String, accessLog: AccessLogConnection = AccessLogConnection()) {
         self.serviceName = serviceName
         self.caller = caller
         self.negotiatedProtocol = negotiatedProtocol
         self.peerIP = peerIP
+        self.accessLog = accessLog
     }
 }

@@ -36,6 +36,11 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     private let bodyTimer: QuietTimer
     /// `takeUpPipelined` is under way (further down this call stack).
     private var takingUpPipelined = false
+    /// The requests read and not yet answered, oldest first (pipelined ones behind the first): when
+    /// each started and how much body it had, for `/metrics` and the access log.
+    private var exchanges = CircularBuffer<RequestExchange>(initialCapacity: 2)
+    /// What the next answer written means (an answer the machine gives itself, or the processor's).
+    private var nextAnswer: RequestProcessor.Answer?
 
     convenience init(processor: RequestProcessor, connection: ClientConnection, output: ConnectionOutput, limit: Int) {
         self.init(processor: processor, connection: connection, output: output, limit: limit) { request, eventLoop in
@@ -68,7 +73,13 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        run(machine.channelRead(unwrapInboundIn(data)), context: context)
+        let part = unwrapInboundIn(data)
+        switch part {
+        case .head(let head): exchanges.append(RequestExchange(head: head))
+        case .body(let body): if !exchanges.isEmpty { exchanges[exchanges.index(before: exchanges.endIndex)].requestBodyBytes += body.readableBytes }
+        case .end: break
+        }
+        run(machine.channelRead(part), context: context)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -130,11 +141,13 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             case .writeBareStatusAndClose(let status):
                 var buffer = context.channel.allocator.buffer(capacity: 64)
                 HTTP1ResponseEncoder.writeBare(status: status, into: &buffer)
-                context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in context.close(promise: nil) }
+                let written = context.writeAndFlush(wrapOutboundOut(buffer))
+                written.whenComplete { _ in context.close(promise: nil) }
+                endBare(status: status, written: written)
             case .close:
                 context.close(promise: nil)
             case .countAnswer(let answer):
-                processor.answered(answer, connection: connection)
+                nextAnswer = answer
             case .countClosure(let reason):
                 processor.metrics.connectionClosed(reason)
             }
@@ -145,6 +158,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         process(request, context.eventLoop).whenSuccess { processed in
             let (handler, context) = loopBound.value
+            handler.nextAnswer = processed.answer
             handler.run(handler.machine.answerReady(processed.response, heldBytes: processed.heldBytes), context: context)
             handler.takeUpPipelined(context: context)
         }
@@ -184,6 +198,39 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         output.writing(size, done: written, handingOver: held)
         if close {
             written.whenComplete { _ in context.close(promise: nil) }
+        }
+        let answer = nextAnswer ?? RequestProcessor.Answer(response: response, outcome: .rejected, details: ResponseCodeDetails.rejected("Unknown"))
+        nextAnswer = nil
+        var exchange = exchanges.popFirst() ?? RequestExchange(head: head)
+        exchange.responded = .now()
+        let bodyBytes = head.method == .HEAD ? 0 : response.body.readableBytes
+        let (processor, connection) = (self.processor, self.connection)
+        written.assumeIsolated().whenComplete { result in
+            processor.ended(exchange, answer: answer, responseBodyBytes: bodyBytes, written: (try? result.get()) != nil, connection: connection)
+        }
+    }
+
+    /// A status without a body, and the connection closes: the answer the machine noted (a body
+    /// that stopped arriving), or a request that could not be parsed. A head timeout with nothing
+    /// received is no request, and is counted only as a closed connection.
+    private func endBare(status: Int, written: EventLoopFuture<Void>) {
+        let answer: RequestProcessor.Answer
+        if let noted = nextAnswer {
+            answer = noted
+        } else if status == 400 || status == 431 {
+            answer = RequestProcessor.Answer(
+                response: LambdaHTTPResponse(status: status), outcome: .rejected,
+                details: status == 431 ? ResponseCodeDetails.headersTooLarge : ResponseCodeDetails.codecError
+            )
+        } else {
+            return
+        }
+        nextAnswer = nil
+        var exchange = exchanges.popFirst() ?? RequestExchange()
+        exchange.responded = .now()
+        let (processor, connection) = (self.processor, self.connection)
+        written.assumeIsolated().whenComplete { result in
+            processor.ended(exchange, answer: answer, responseBodyBytes: 0, written: (try? result.get()) != nil, connection: connection)
         }
     }
 

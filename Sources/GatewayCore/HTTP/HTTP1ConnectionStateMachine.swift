@@ -265,7 +265,7 @@ struct HTTP1ConnectionStateMachine {
     /// The body stopped arriving for the body timeout: the request is dropped without a Lambda call.
     mutating func bodyTimerFired() -> Actions {
         guard case .readingBody = state, reader.isReadingBody else { return Actions() }
-        let answer = RequestProcessor.Answer.rejected(.error(status: 408, code: "RequestTimeout", message: "the request body paused for longer than the body timeout"))
+        let answer = RequestProcessor.Answer.rejected(status: 408, code: "RequestTimeout", message: "the request body paused for longer than the body timeout")
         var actions: Actions = [.countClosure(.clientBodyTimeout), .countAnswer(answer)]
         actions.append(contentsOf: closeWithBareStatus(408))
         return actions

@@ -23,6 +23,8 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     /// Answered before a request could be read (an error of the stream's codec, a timeout).
     private var answeredEarly = false
     private let bodyTimer: QuietTimer
+    /// This stream's request, from its first frame.
+    private var exchange = RequestExchange()
 
     init(processor: RequestProcessor, connection: ClientConnection, output: ConnectionOutput, limit: Int) {
         self.processor = processor
@@ -38,12 +40,19 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !answeredEarly else { return }
-        switch reader.receive(unwrapInboundIn(data), processor: processor, connection: connection) {
+        let part = unwrapInboundIn(data)
+        switch part {
+        case .head(let head):
+            exchange.started = .now()
+            exchange.head = head
+        case .body(let body): exchange.requestBodyBytes += body.readableBytes
+        case .end: break
+        }
+        switch reader.receive(part, processor: processor, connection: connection) {
         case .none:
             break
         case .refuse(let answer, let head, let close):
-            processor.answered(answer, connection: connection)
-            respond(answer.response, head: head, context: context, close: close)
+            respond(answer, head: head, context: context, close: close)
         case .sendContinue(let head):
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         case .process(let head, let request):
@@ -55,7 +64,7 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             processor.process(request, connection: connection, budget: output.budget, answeringOn: context.eventLoop).whenSuccess { processed in
                 let (handler, context) = loopBound.value
-                handler.respond(processed.response, head: head, context: context, close: false, handingOver: processed.heldBytes)
+                handler.respond(processed.answer, head: head, context: context, close: false, handingOver: processed.heldBytes)
             }
         }
     }
@@ -64,7 +73,7 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     /// counted as a 503 refusal.
     private func refuseStream(context: ChannelHandlerContext) {
         answeredEarly = true
-        processor.answered(.rejected(.error(status: 503, code: "ConnectionBusy", message: "")), connection: connection)
+        processor.ended(exchange, answer: .rejected(status: 503, code: "ConnectionBusy", message: ""), responseBodyBytes: 0, written: true, connection: connection)
         if let codec = try? context.pipeline.syncOperations.context(handlerType: HTTP2FramePayloadToHTTP1ServerCodec.self) {
             codec.writeAndFlush(NIOAny(HTTP2Frame.FramePayload.rstStream(.refusedStream)), promise: nil)
         } else {
@@ -103,12 +112,12 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         guard !answeredEarly else { return }
         answeredEarly = true
         bodyTimer.cancel()
-        let answer = RequestProcessor.Answer.rejected(.error(status: status, code: code, message: message))
-        processor.answered(answer, connection: connection)
-        respond(answer.response, head: HTTPRequestHead(version: .http2, method: .GET, uri: "/"), context: context, close: true)
+        let answer = RequestProcessor.Answer.rejected(status: status, code: code, message: message)
+        respond(answer, head: exchange.head ?? HTTPRequestHead(version: .http2, method: .GET, uri: "/"), context: context, close: true)
     }
 
-    private func respond(_ response: LambdaHTTPResponse, head: HTTPRequestHead, context: ChannelHandlerContext, close: Bool, handingOver held: Int = 0) {
+    private func respond(_ answer: RequestProcessor.Answer, head: HTTPRequestHead, context: ChannelHandlerContext, close: Bool, handingOver held: Int = 0) {
+        let response = answer.response
         var headers = HTTPHeaders()
         headers.reserveCapacity(response.headers.count + 2)
         for field in response.headers { headers.add(name: field.name, value: field.value) }
@@ -123,6 +132,13 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         output.writing(sendsBody ? response.body.readableBytes : 0, done: done, handingOver: held)
         if close {
             done.whenComplete { _ in context.close(promise: nil) }
+        }
+        var exchange = self.exchange
+        exchange.responded = .now()
+        let (processor, connection) = (self.processor, self.connection)
+        let bodyBytes = sendsBody ? response.body.readableBytes : 0
+        done.assumeIsolated().whenComplete { result in
+            processor.ended(exchange, answer: answer, responseBodyBytes: bodyBytes, written: (try? result.get()) != nil, connection: connection)
         }
     }
 }

@@ -25,19 +25,19 @@ extension RequestProcessor {
         // Every request uses the snapshot current when it starts (intentions, Lambda settings).
         let snapshot = store.snapshot
         guard let service = snapshot.services[connection.serviceName] else {
-            return .refused(.rejected(.error(status: 503, code: "ServiceNotServed", message: "\(connection.serviceName) is no longer served by this gateway")))
+            return .refused(.notServed(connection.serviceName))
         }
         let (rawPath, query) = Self.split(target: target)
         let path: String
         do {
             path = try PathNormalizer.normalize(rawPath)
         } catch {
-            return .refused(.rejected(.error(status: 400, code: "InvalidPath", message: "the request path is not valid")))
+            return .refused(.rejected(status: 400, code: "InvalidPath", message: "the request path is not valid"))
         }
         if case .mesh(let caller, _) = connection.caller {
             let authorization = AuthorizationRequest(method: method, path: path, headers: headers.map { ($0.name, $0.value) })
             guard evaluator(for: service, snapshot: snapshot).isAllowed(caller: caller, request: authorization) else {
-                return .refused(Answer(response: Self.accessDenied, outcome: .denied))
+                return .refused(.denied)
             }
         }
         return .admitted(Admitted(snapshot: snapshot, service: service, path: path, query: query))

@@ -6,20 +6,30 @@ extension RequestProcessor {
     /// Lambda's answer, or the failure to get one, as the client's response.
     func finish(_ call: Call, result: Result<LambdaInvocationResult, LambdaInvokeError>) -> Answer {
         let service = call.service
+        var answer: Answer
         switch result {
         case .success(let result):
             do {
                 let response = try ResponseDecoder.response(for: result, format: service.lambda.payloadFormat, passthrough: service.lambda.passthrough, method: call.method)
-                return Answer(response: response, outcome: result.functionError == nil ? .invoked : .functionError)
+                if let functionError = result.functionError {
+                    answer = Answer(response: response, outcome: .functionError, details: ResponseCodeDetails.functionError, lambdaErrorType: LambdaErrorType(functionError: functionError))
+                } else {
+                    answer = Answer(response: response, outcome: .invoked, details: ResponseCodeDetails.viaUpstream)
+                }
             } catch {
                 logger.info("function result cannot be mapped", metadata: ["service": "\(service.name)", "error": "\(LogSafe.text(error.message))"])
-                return Answer(response: .error(status: 502, code: error.code.rawValue, message: error.message), outcome: .functionError)
+                answer = Answer(
+                    response: .error(status: 502, code: error.code.rawValue, message: error.message), outcome: .functionError,
+                    details: ResponseCodeDetails.invalidFunctionResponse, lambdaErrorType: .invalidFunctionResponse
+                )
             }
         case .failure(let error):
             logger.info("lambda invocation failed", metadata: ["service": "\(service.name)", "error": "\(LogSafe.text("\(error)", limit: 1024))"])
-            var extra: [HTTPField] = []
-            if error.isThrottling, let retryAfter = error.retryAfter { extra.append(HTTPField("retry-after", String(retryAfter))) }
-            return Answer(response: .error(status: error.clientStatus, code: error.errorName, message: error.message, headers: extra), outcome: .invokeError)
+            answer = .invokeFailed(error)
         }
+        if accessLog?.settings != nil, let endpoint = try? invoker.configuration.endpoints.endpoint(for: call.invocation.function) {
+            answer.upstreamHost = endpoint.authority
+        }
+        return answer
     }
 }

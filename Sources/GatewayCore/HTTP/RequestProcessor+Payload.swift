@@ -31,7 +31,7 @@ extension RequestProcessor {
         let asynchronous = service.lambda.invocationType == .event
         let limit = asynchronous ? settings.maximumAsyncPayloadBytes : settings.maximumSyncPayloadBytes
         guard request.body.readableBytes <= limit else {
-            return .answer(.rejected(.error(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit")))
+            return .answer(.rejected(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit"))
         }
 
         let view = HTTPRequestView(
@@ -54,10 +54,10 @@ extension RequestProcessor {
                 context: PayloadContext(serviceName: service.name, accountID: service.lambda.function.accountID)
             )
         } catch {
-            return .answer(.rejected(.error(status: 400, code: error.code.rawValue, message: error.message)))
+            return .answer(.rejected(status: 400, code: error.code.rawValue, message: error.message))
         }
         guard payload.readableBytes <= limit else {
-            return .answer(.rejected(.error(status: 413, code: "RequestTooLarge", message: "the Lambda payload would be \(payload.readableBytes) bytes, over the \(limit)-byte limit")))
+            return .answer(.rejected(status: 413, code: "RequestTooLarge", message: "the Lambda payload would be \(payload.readableBytes) bytes, over the \(limit)-byte limit"))
         }
 
         let idempotent = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"].contains(request.method)

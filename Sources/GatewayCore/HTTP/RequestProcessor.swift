@@ -13,7 +13,9 @@ import Synchronization
 ///   normalizes, intentions allow the caller;
 /// - `prepare` (RequestProcessor+Payload.swift): limits, forwarded headers, the Invoke payload;
 /// - the signed call (`LambdaInvokeClient.invoke(_:on:completion:)`);
-/// - `finish` (RequestProcessor+Answer.swift): Lambda's answer or error as the client's response.
+/// - `finish` (RequestProcessor+Answer.swift): Lambda's answer or error as the client's response;
+/// - `ended` (RequestProcessor+End.swift), called by the handlers once the answer is written:
+///   `/metrics` and the access log.
 /// Everything but the call itself is synchronous.
 public final class RequestProcessor: Sendable {
     let store: SnapshotStore
@@ -23,16 +25,22 @@ public final class RequestProcessor: Sendable {
     private let inFlight = ManagedAtomic<Int>(0)
     let requestIDs = RequestIDGenerator()
     public let metrics: GatewayMetrics
+    /// The access log, when the gateway keeps one (its settings may still turn it off).
+    public let accessLog: AccessLog?
     /// Established connections by service, drained when their service stops being served.
     public let connections = OpenConnections()
     /// Compiled intentions per (snapshot version, service); a new snapshot replaces them all.
     let evaluators = Mutex<(version: UInt64, byService: [String: IntentionEvaluator])>((0, [:]))
 
-    public init(store: SnapshotStore, invoker: LambdaInvokeClient, settings: ProcessingSettings = ProcessingSettings(), metrics: GatewayMetrics = GatewayMetrics(), logger: Logger) {
+    public init(
+        store: SnapshotStore, invoker: LambdaInvokeClient, settings: ProcessingSettings = ProcessingSettings(), metrics: GatewayMetrics = GatewayMetrics(),
+        accessLog: AccessLog? = nil, logger: Logger
+    ) {
         self.store = store
         self.invoker = invoker
         self.settings = settings
         self.metrics = metrics
+        self.accessLog = accessLog
         self.logger = logger
         let connections = self.connections
         store.onPublish { previous, current in
@@ -63,8 +71,9 @@ public final class RequestProcessor: Sendable {
     /// answer it was built from): the handler gives them back once it has accounted for the
     /// response it writes, or at once when it writes none.
     struct Processed {
-        var response: LambdaHTTPResponse
+        var answer: Answer
         var heldBytes: Int
+        var response: LambdaHTTPResponse { answer.response }
     }
 
     /// The request's answer, completed on `eventLoop` (the connection's): admit → payload → sign →
@@ -85,8 +94,7 @@ public final class RequestProcessor: Sendable {
         defer { inFlight.wrappingDecrement(ordering: .relaxed) }
         switch prepare(request, connection: connection, budget: budget) {
         case .answer(let early):
-            answered(early, connection: connection)
-            return Processed(response: early.response, heldBytes: 0)
+            return Processed(answer: early, heldBytes: 0)
         case .invoke(let call):
             let started = ContinuousClock.now
             let result: Result<LambdaInvocationResult, LambdaInvokeError>
@@ -95,26 +103,9 @@ public final class RequestProcessor: Sendable {
             } catch {
                 result = .failure(error)
             }
-            let answer = finish(call, result: result)
-            answered(answer, connection: connection, lambdaCall: ContinuousClock.now - started)
-            return Processed(response: answer.response, heldBytes: (try? result.get())?.heldBytes ?? 0)
-        }
-    }
-
-    /// Counts a request's answer (and its Lambda call's duration); the HTTP/1.1 handler calls this
-    /// too for answers it gives itself.
-    func answered(_ answer: Answer, connection: ClientConnection, lambdaCall: Duration? = nil) {
-        metrics.requestCompleted(service: connection.serviceName, status: answer.response.status, outcome: answer.outcome, lambdaCall: lambdaCall)
-    }
-
-    /// A response and what it means for `/metrics`.
-    struct Answer {
-        var response: LambdaHTTPResponse
-        var outcome: RequestOutcome
-
-        /// Answered before any Lambda call, for a reason of the request's own.
-        static func rejected(_ response: LambdaHTTPResponse) -> Answer {
-            Answer(response: response, outcome: .rejected)
+            var answer = finish(call, result: result)
+            answer.lambdaCall = ContinuousClock.now - started
+            return Processed(answer: answer, heldBytes: (try? result.get())?.heldBytes ?? 0)
         }
     }
 }

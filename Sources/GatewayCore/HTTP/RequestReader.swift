@@ -94,7 +94,7 @@ struct RequestReader {
         case (.body(var chunk), .reading(let head, var body)):
             if body.readableBytes + chunk.readableBytes > limit {
                 state = .discarding(head)
-                return .refuse(.rejected(.error(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit")), head, close: true)
+                return .refuse(.rejected(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit"), head, close: true)
             }
             state = .idle  // drop the reference while appending, to avoid a copy
             if body.readableBytes == 0 {
@@ -126,44 +126,44 @@ struct RequestReader {
     /// intentions might read differently from the gateway is refused here, before any check.
     static func refusal(of head: HTTPRequestHead, limit: Int) -> RequestProcessor.Answer? {
         if head.method == .CONNECT {
-            return .rejected(.error(status: 405, code: "MethodNotAllowed", message: "CONNECT is not supported"))
+            return .rejected(status: 405, code: "MethodNotAllowed", message: "CONNECT is not supported")
         }
         // A fragment is never sent by a client (RFC 9110 §7.1); let through, `/admin#x` would be
         // matched by intentions as a path other than `/admin`.
         if head.uri.utf8.contains(UInt8(ascii: "#")) {
-            return .rejected(.error(status: 400, code: "InvalidRequestTarget", message: "the request target has a fragment (#)"))
+            return .rejected(status: 400, code: "InvalidRequestTarget", message: "the request target has a fragment (#)")
         }
         var hosts = 0
         for field in head.headers where field.name.asciiCaseInsensitiveEquals("host") { hosts += 1 }
         if hosts > 1 {
             // Two authorities: which one intentions, the function and any proxy behind it use
             // would be anybody's guess (HTTP/2 too: NIO keeps every host field it is given).
-            return .rejected(.error(status: 400, code: "DuplicateHost", message: "the request has more than one Host header"))
+            return .rejected(status: 400, code: "DuplicateHost", message: "the request has more than one Host header")
         }
         if head.version.major == 1 {
             if head.version.minor >= 1 && hosts == 0 {
-                return .rejected(.error(status: 400, code: "MissingHost", message: "HTTP/1.1 requests need a Host header"))
+                return .rejected(status: 400, code: "MissingHost", message: "HTTP/1.1 requests need a Host header")
             }
             // HTTP/1.0 has no chunked coding: a recipient that frames by it and one that does not
             // disagree about where the request ends (RFC 9112 §6.1).
             if head.version.minor == 0 && head.headers.contains(name: "transfer-encoding") {
-                return .rejected(.error(status: 400, code: "InvalidTransferEncoding", message: "Transfer-Encoding is not allowed in an HTTP/1.0 request"))
+                return .rejected(status: 400, code: "InvalidTransferEncoding", message: "Transfer-Encoding is not allowed in an HTTP/1.0 request")
             }
         }
         if head.version.major == 2 {
             if head.headers.count > Self.limits.maxHeaderFieldCount {
                 // HTTP/1.1's decoder counts fields itself; HTTP/2 bounds only their total size.
-                return .rejected(.error(status: 431, code: "RequestHeaderFieldsTooLarge", message: "more than \(Self.limits.maxHeaderFieldCount) request header fields"))
+                return .rejected(status: 431, code: "RequestHeaderFieldsTooLarge", message: "more than \(Self.limits.maxHeaderFieldCount) request header fields")
             }
             // RFC 9113 §8.2.1: a value with leading or trailing whitespace makes the request
             // malformed (HTTP/1.1's parser strips it instead: see `fields`).
             if let field = head.headers.first(where: { Self.hasSurroundingWhitespace($0.value) }) {
-                return .rejected(.error(status: 400, code: "MalformedHeader", message: "the value of \(LogSafe.text(field.name, limit: 64)) has leading or trailing whitespace"))
+                return .rejected(status: 400, code: "MalformedHeader", message: "the value of \(LogSafe.text(field.name, limit: 64)) has leading or trailing whitespace")
             }
         }
         if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit {
             // Over the limit: answer at once, without reading the body (lambda.md §7.1).
-            return .rejected(.error(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit"))
+            return .rejected(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit")
         }
         return nil
     }

@@ -64,7 +64,13 @@ public final class GatewayListener: Service, Sendable {
                 case .mesh(let acceptor):
                     return acceptor.configure(channel) { channel, connection in processor.configureHTTP(channel, connection: connection) }
                 case .direct(let service):
-                    return processor.configureHTTP(channel, connection: ClientConnection(serviceName: service, caller: .direct, negotiatedProtocol: nil, peerIP: channel.remoteAddress?.ipAddress ?? ""))
+                    return processor.configureHTTP(
+                        channel,
+                        connection: ClientConnection(
+                            serviceName: service, caller: .direct, negotiatedProtocol: nil, peerIP: channel.remoteAddress?.ipAddress ?? "",
+                            accessLog: AccessLogConnection(localAddress: AccessLogConnection.address(channel.localAddress), remoteAddress: AccessLogConnection.address(channel.remoteAddress))
+                        )
+                    )
                 }
             }
             .bind(host: host, port: port)

@@ -1,5 +1,4 @@
 import Atomics
-import CoreMetrics
 import Foundation
 import Prometheus
 import Synchronization
@@ -43,6 +42,17 @@ public enum HandshakeFailure: Hashable, Sendable {
     }
 }
 
+/// Why an access-log line was not written: the `reason` label of
+/// `lambda_gateway_access_log_lines_dropped_total`.
+public enum AccessLogDrop: String, Sendable, CaseIterable {
+    /// The sink was slower than the traffic and the line buffer was full (requests never wait).
+    case sinkBehind = "sink_behind"
+    /// The sink could not be opened or written (a file in a missing directory, a full disk).
+    case sinkFailed = "sink_failed"
+    /// A listener line over its rate limit (refused connections, which a scan can make by the thousand).
+    case rateLimited = "rate_limited"
+}
+
 /// Why the gateway closed a client connection itself, to protect the others: the `reason` label of
 /// `lambda_gateway_connections_closed_total`.
 public enum ConnectionClosure: String, Sendable, CaseIterable {
@@ -58,57 +68,87 @@ public enum ConnectionClosure: String, Sendable, CaseIterable {
     case protocolError = "protocol_error"
 }
 
-/// The gateway's metrics, exposed on the admin port's `/metrics` in Prometheus' text format.
+/// The gateway's metrics, exposed on the admin port's `/metrics` in Prometheus' text format, every
+/// family with `# HELP` and `# TYPE` and named by Prometheus' naming guide (base units, `_total`).
+/// The list, with what each means, is in the README's Observability section.
 ///
-/// The gateway records through swift-metrics' API into a Prometheus registry of its own (no global
+/// Counters and histograms live in a Prometheus registry of the gateway's own (no global
 /// bootstrap, so several gateways, or tests, in one process keep separate figures). Handles per
-/// label set are created once and cached: recording on the request path is a dictionary lookup
-/// under a lock and an atomic add.
+/// label set are made once and cached: recording a request is one dictionary lookup under a lock
+/// and a few atomic adds. Gauges are read when `/metrics` is scraped (`GatewayMetrics+Exposition`).
 public final class GatewayMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
-    private let factory: PrometheusMetricsFactory
+
+    /// One finished request, as `/metrics` counts it.
+    public struct RequestRecord: Sendable {
+        public var service: String
+        public var status: Int
+        public var outcome: RequestOutcome
+        /// First request byte to last response byte.
+        public var duration: Duration?
+        /// The Invoke call, when one was made.
+        public var lambdaCall: Duration?
+        /// Why the call failed, when it did: an AWS error type, `Unhandled`/`Handled`, or one of the
+        /// gateway's own (`LambdaErrorType`).
+        public var lambdaErrorType: LambdaErrorType?
+        public var requestBodyBytes: Int
+        public var responseBodyBytes: Int
+
+        public init(service: String, status: Int, outcome: RequestOutcome, duration: Duration? = nil, lambdaCall: Duration? = nil, lambdaErrorType: LambdaErrorType? = nil, requestBodyBytes: Int = 0, responseBodyBytes: Int = 0) {
+            self.service = service
+            self.status = status
+            self.outcome = outcome
+            self.duration = duration
+            self.lambdaCall = lambdaCall
+            self.lambdaErrorType = lambdaErrorType
+            self.requestBodyBytes = requestBodyBytes
+            self.responseBodyBytes = responseBodyBytes
+        }
+    }
 
     private struct AnswerKey: Hashable {
         var status: Int
         var outcome: RequestOutcome
     }
 
-    /// One linked service's series: its answer counters and, once it made a Lambda call, its
-    /// latency histogram. One lookup and one lock per request find both.
-    private struct ServiceSeries {
-        var answers: [AnswerKey: CoreMetrics.Counter] = [:]
-        var lambdaCalls: CoreMetrics.Timer?
+    /// One linked service's series, made as they are first needed; one lookup and one lock per
+    /// request find them all.
+    private final class ServiceSeries: Sendable {
+        let service: String
+        let requestDuration: DurationHistogram
+        let requestBytes: Counter
+        let responseBytes: Counter
+        let answers = Mutex<[AnswerKey: Counter]>([:])
+        let lambdaCalls = Mutex<DurationHistogram?>(nil)
+        let lambdaErrors = Mutex<[LambdaErrorType: Counter]>([:])
 
-        /// The handles for one answer, made the first time they are needed.
-        mutating func handles(_ key: AnswerKey, service: String, timed: Bool, factory: PrometheusMetricsFactory) -> (CoreMetrics.Counter, CoreMetrics.Timer?) {
-            if timed && lambdaCalls == nil {
-                lambdaCalls = CoreMetrics.Timer(label: "lambda_gateway_lambda_call_duration_seconds", dimensions: [("service", service)], factory: factory)
-            }
-            if let counter = answers[key] { return (counter, lambdaCalls) }
-            let counter = CoreMetrics.Counter(
-                label: "lambda_gateway_requests_total",
-                dimensions: [("service", service), ("status", String(key.status)), ("outcome", key.outcome.rawValue)],
-                factory: factory
-            )
-            answers[key] = counter
-            return (counter, lambdaCalls)
+        init(service: String, registry: PrometheusCollectorRegistry) {
+            self.service = service
+            requestDuration = registry.makeDurationHistogram(name: Family.requestDuration, labels: [("service", service)], buckets: GatewayMetrics.requestBuckets, help: Help.requestDuration)
+            requestBytes = registry.makeCounter(name: Family.requestBytes, labels: [("service", service)], help: Help.requestBytes)
+            responseBytes = registry.makeCounter(name: Family.responseBytes, labels: [("service", service)], help: Help.responseBytes)
         }
     }
 
     private let services = Mutex<[String: ServiceSeries]>([:])
-    private let watchErrors = Mutex<[String: CoreMetrics.Counter]>([:])
-    private let handshakeFailures: [HandshakeFailure: CoreMetrics.Counter]
-    private let snapshotVersion: CoreMetrics.Gauge
-    private let snapshotAge: CoreMetrics.Gauge
-    private let servicesServed: CoreMetrics.Gauge
-    private let servicesNotServed: [NotServedReason.Kind: CoreMetrics.Gauge]
-    private let requestsInFlight: CoreMetrics.Gauge
-    private let connectionsOpen: CoreMetrics.Gauge
-    private let connectionsClosed: [ConnectionClosure: CoreMetrics.Counter]
-    private let heldAnswers = ManagedAtomic(0)
+    private let watchErrors = Mutex<[String: Counter]>([:])
+    private let handshakeFailures: [HandshakeFailure: Counter]
+    private let connectionsClosed: [ConnectionClosure: Counter]
+    private let accessLogLines: Counter
+    private let accessLogDropped: [AccessLogDrop: Counter]
+    let heldAnswers = ManagedAtomic(0)
     private let heldAnswersPeak = ManagedAtomic(0)
     private let tracksPeak = ManagedAtomic(false)
-    private let heldAnswerBytesGauge: CoreMetrics.Gauge
+    /// Consul watches and when each last got an answer (`lambda_gateway_consul_watch_staleness_seconds`).
+    public let consulWatches = ConsulWatchFreshness()
+    /// What `/metrics` reads from the rest of the process when it is scraped.
+    public let sources = Mutex(ExpositionSources())
+
+    /// End-to-end request buckets: 0.5 ms (an answer the gateway gives itself) to 30 s.
+    static let requestBuckets: [Duration] = [
+        .microseconds(500), .milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30),
+    ]
 
     /// Lambda call latency buckets: a warm function answers in milliseconds, a cold start or a
     /// slow function takes seconds, and the longest Lambda timeout is 15 minutes.
@@ -119,28 +159,21 @@ public final class GatewayMetrics: Sendable {
     ]
 
     public init() {
-        var factory = PrometheusMetricsFactory(registry: registry)
-        factory.durationHistogramBuckets["lambda_gateway_lambda_call_duration_seconds"] = Self.lambdaCallBuckets
-        self.factory = factory
+        let registry = self.registry
         handshakeFailures = Dictionary(
             uniqueKeysWithValues: HandshakeFailure.allCases.map {
-                ($0, CoreMetrics.Counter(label: "lambda_gateway_tls_handshake_failures_total", dimensions: [("reason", $0.label)], factory: factory))
+                ($0, registry.makeCounter(name: Family.handshakeFailures, labels: [("reason", $0.label)], help: Help.handshakeFailures))
             }
         )
-        snapshotVersion = CoreMetrics.Gauge(label: "lambda_gateway_snapshot_version", factory: factory)
-        snapshotAge = CoreMetrics.Gauge(label: "lambda_gateway_snapshot_age_seconds", factory: factory)
-        servicesServed = CoreMetrics.Gauge(label: "lambda_gateway_services_served", factory: factory)
-        servicesNotServed = Dictionary(
-            uniqueKeysWithValues: NotServedReason.Kind.allCases.map {
-                ($0, CoreMetrics.Gauge(label: "lambda_gateway_services_not_served", dimensions: [("reason", $0.rawValue)], factory: factory))
-            }
-        )
-        requestsInFlight = CoreMetrics.Gauge(label: "lambda_gateway_requests_in_flight", factory: factory)
-        connectionsOpen = CoreMetrics.Gauge(label: "lambda_gateway_connections_open", factory: factory)
-        heldAnswerBytesGauge = CoreMetrics.Gauge(label: "lambda_gateway_held_answer_bytes", factory: factory)
         connectionsClosed = Dictionary(
             uniqueKeysWithValues: ConnectionClosure.allCases.map {
-                ($0, CoreMetrics.Counter(label: "lambda_gateway_connections_closed_total", dimensions: [("reason", $0.rawValue)], factory: factory))
+                ($0, registry.makeCounter(name: Family.connectionsClosed, labels: [("reason", $0.rawValue)], help: Help.connectionsClosed))
+            }
+        )
+        accessLogLines = registry.makeCounter(name: Family.accessLogLines, help: Help.accessLogLines)
+        accessLogDropped = Dictionary(
+            uniqueKeysWithValues: AccessLogDrop.allCases.map {
+                ($0, registry.makeCounter(name: Family.accessLogDropped, labels: [("reason", $0.rawValue)], help: Help.accessLogDropped))
             }
         )
     }
@@ -177,18 +210,45 @@ public final class GatewayMetrics: Sendable {
         connectionsClosed[reason]?.increment()
     }
 
-    /// One request answered, by the linked service it was for, with the duration of its Invoke call
-    /// (sending to the whole answer read, whatever its result) when it made one.
-    public func requestCompleted(service: String, status: Int, outcome: RequestOutcome, lambdaCall: Duration? = nil) {
-        let key = AnswerKey(status: status, outcome: outcome)
-        let factory = self.factory
-        let (counter, timer) = services.withLock { all in
-            all[service, default: ServiceSeries()].handles(key, service: service, timed: lambdaCall != nil, factory: factory)
+    /// One request answered.
+    public func requestCompleted(_ record: RequestRecord) {
+        let registry = self.registry
+        let series = services.withLock { all in
+            if let series = all[record.service] { return series }
+            let series = ServiceSeries(service: record.service, registry: registry)
+            all[record.service] = series
+            return series
+        }
+        let key = AnswerKey(status: record.status, outcome: record.outcome)
+        let counter = series.answers.withLock { answers in
+            if let counter = answers[key] { return counter }
+            let counter = registry.makeCounter(
+                name: Family.requests, labels: [("service", record.service), ("status", String(key.status)), ("outcome", key.outcome.rawValue)], help: Help.requests
+            )
+            answers[key] = counter
+            return counter
         }
         counter.increment()
-        if let lambdaCall, let timer {
-            let (seconds, attoseconds) = lambdaCall.components
-            timer.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        if let duration = record.duration { series.requestDuration.record(duration) }
+        if record.requestBodyBytes > 0 { series.requestBytes.increment(by: Int64(record.requestBodyBytes)) }
+        if record.responseBodyBytes > 0 { series.responseBytes.increment(by: Int64(record.responseBodyBytes)) }
+        if let lambdaCall = record.lambdaCall {
+            let histogram = series.lambdaCalls.withLock { histogram in
+                if let histogram { return histogram }
+                let made = registry.makeDurationHistogram(name: Family.lambdaCallDuration, labels: [("service", record.service)], buckets: Self.lambdaCallBuckets, help: Help.lambdaCallDuration)
+                histogram = made
+                return made
+            }
+            histogram.record(lambdaCall)
+        }
+        if let type = record.lambdaErrorType {
+            let counter = series.lambdaErrors.withLock { counters in
+                if let counter = counters[type] { return counter }
+                let counter = registry.makeCounter(name: Family.lambdaErrors, labels: [("service", record.service), ("error_type", type.rawValue)], help: Help.lambdaErrors)
+                counters[type] = counter
+                return counter
+            }
+            counter.increment()
         }
     }
 
@@ -196,29 +256,26 @@ public final class GatewayMetrics: Sendable {
         handshakeFailures[reason]?.increment()
     }
 
+    /// Access-log lines handed to the sink.
+    public func accessLogLinesWritten(_ count: Int) {
+        accessLogLines.increment(by: Int64(count))
+    }
+
+    /// Access-log lines not written, and why.
+    public func accessLogLinesDropped(_ count: Int, _ reason: AccessLogDrop) {
+        accessLogDropped[reason]?.increment(by: Int64(count))
+    }
+
     /// A Consul watch request failed (the gateway keeps its last answer); `watch` names the
     /// endpoint without per-service parts, so the label set stays small.
     public func consulWatchFailed(_ watch: String) {
+        let registry = self.registry
         let counter = watchErrors.withLock { counters in
             if let counter = counters[watch] { return counter }
-            let counter = CoreMetrics.Counter(label: "lambda_gateway_consul_watch_errors_total", dimensions: [("watch", watch)], factory: factory)
+            let counter = registry.makeCounter(name: Family.consulWatchErrors, labels: [("watch", watch)], help: Help.consulWatchErrors)
             counters[watch] = counter
             return counter
         }
         counter.increment()
-    }
-
-    /// The Prometheus text for `/metrics`; the gauges are read from `snapshot` at this moment.
-    public func exposition(snapshot: GatewaySnapshot, inFlight: Int, openConnections: Int = 0, now: Date = Date()) -> String {
-        snapshotVersion.record(Int64(snapshot.version))
-        snapshotAge.record(snapshot.version > 0 ? max(0, now.timeIntervalSince(snapshot.createdAt)) : 0)
-        servicesServed.record(snapshot.services.count)
-        var notServed: [NotServedReason.Kind: Int] = [:]
-        for reason in snapshot.notServed.values { notServed[reason.kind, default: 0] += 1 }
-        for (kind, gauge) in servicesNotServed { gauge.record(notServed[kind] ?? 0) }
-        requestsInFlight.record(inFlight)
-        connectionsOpen.record(openConnections)
-        heldAnswerBytesGauge.record(heldAnswers.load(ordering: .relaxed))
-        return registry.emitToString()
     }
 }

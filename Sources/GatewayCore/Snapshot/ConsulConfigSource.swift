@@ -86,12 +86,33 @@ public final class ConsulConfigSource: Sendable {
         _ coordinator: WatchCoordinator,
         apply: @escaping @Sendable (inout ConsulState, Value) -> Void
     ) async {
-        await client.watch(endpoint, policy: settings.watchPolicy, onError: { error in
-            self.metrics.consulWatchFailed(endpoint.path)
+        await self.watch(endpoint, label: endpoint.path, onError: { error in
             self.logger.warning("consul watch failed; keeping the last answer", metadata: ["endpoint": "\(error.endpoint)", "error": "\(error.message)"])
         }) { value, metadata in
             await coordinator.update(metadata: metadata) { apply(&$0, value) }
         }
+    }
+
+    /// `client.watch` with the gateway's bookkeeping: a failure counted under `label` (an endpoint
+    /// without per-service parts) before `onError` runs, and every answer noted for the watch's
+    /// freshness (`lambda_gateway_consul_watch_staleness_seconds`).
+    func watch<Value>(
+        _ endpoint: WatchEndpoint<Value>,
+        label: String,
+        onError: @escaping @Sendable (ConsulError) -> Void,
+        onChange: @escaping @Sendable (Value, ConsulMetadata) async -> Void
+    ) async {
+        let freshness = metrics.consulWatches.started(label)
+        defer { freshness.ended() }
+        await client.watch(
+            endpoint, policy: settings.watchPolicy,
+            onError: { error in
+                self.metrics.consulWatchFailed(label)
+                onError(error)
+            },
+            onAnswer: { freshness.answered() },
+            onChange: onChange
+        )
     }
 
     /// The agent's `DebugConfig.DefaultIntentionPolicy`, the second source of the default intention

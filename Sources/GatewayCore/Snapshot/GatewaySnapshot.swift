@@ -26,6 +26,9 @@ public struct GatewaySnapshot: Sendable {
     public var sanitizeXFCC: Bool
     /// `mesh` config: the TLS versions and suites of the mesh listener.
     public var incomingTLS = IncomingTLS()
+    /// The access log Consul's `proxy-defaults` (or the static file) configures, as written; the
+    /// access log compiles it when it changes (`AccessLog`).
+    public var accessLogs: AccessLogsConfig?
     /// What was corrected in the configuration this snapshot was built from (logged when it changes).
     public var configurationWarnings: [String] = []
 

@@ -25,6 +25,7 @@ public enum SnapshotBuilder {
         snapshot.datacenter = state.datacenterOverride ?? datacenter(from: state, linked: linked) ?? ""
         snapshot.defaultIntentionPolicy = state.defaultIntentionPolicy
         snapshot.sanitizeXFCC = state.mesh?.entry?.HTTP?.SanitizeXForwardedClientCert ?? false
+        snapshot.accessLogs = state.proxyDefaults?.entry?.AccessLogs
         if let incoming = state.mesh?.entry?.TLS?.Incoming {
             let (tls, corrections) = IncomingTLS.resolve(minimum: incoming.TLSMinVersion, maximum: incoming.TLSMaxVersion, cipherSuites: incoming.CipherSuites)
             snapshot.incomingTLS = tls

@@ -1,3 +1,4 @@
+import ConsulAPI
 import Crypto
 import Foundation
 import LambdaInvoke
@@ -19,6 +20,8 @@ public struct StaticConfig: Sendable {
     /// The mesh listener's TLS versions and suites (the mesh entry's `TLS.Incoming`).
     public var incomingTLS = IncomingTLS()
     public var services: [Service]
+    /// `accessLogs:`, Consul's `AccessLogs` block in the file's own key names.
+    public var accessLogs: AccessLogsConfig?
     /// The file it was read from, named in errors.
     public var file: String?
 
@@ -77,6 +80,7 @@ public struct StaticConfig: Sendable {
         snapshot.activeRootID = "static"
         snapshot.defaultIntentionPolicy = defaultIntentionPolicy
         snapshot.sanitizeXFCC = sanitizeForwardedClientCert
+        snapshot.accessLogs = accessLogs
         snapshot.incomingTLS = incomingTLS
         for (index, service) in services.enumerated() {
             let path = "services[\(index)]"

@@ -44,7 +44,7 @@ public enum StaticConfigFile {
         func config(_ root: Node) throws(StaticConfigError) -> StaticConfig {
             let keys = try mapping(
                 root, "",
-                allowed: ["trustDomain", "datacenter", "caFile", "defaultIntentionPolicy", "sanitizeForwardedClientCert", "tls", "services"]
+                allowed: ["trustDomain", "datacenter", "caFile", "defaultIntentionPolicy", "sanitizeForwardedClientCert", "tls", "accessLogs", "services"]
             )
             let trustDomain = try required(keys, "trustDomain", in: root, "")
             guard trustDomain.hasSuffix(".consul") || trustDomain.contains(".") else {
@@ -71,8 +71,39 @@ public enum StaticConfigFile {
                 sanitizeForwardedClientCert: sanitize, services: services
             )
             config.incomingTLS = incomingTLS
+            config.accessLogs = try keys["accessLogs"].map { node throws(StaticConfigError) in try accessLogs(node, "accessLogs") }
             config.file = file
             return config
+        }
+
+        /// `accessLogs:` with the `AccessLogs` fields of Consul's `proxy-defaults` (§5.7.1), in
+        /// camelCase; the formats are compiled, and refused with the access log's own error, when
+        /// the snapshot is published.
+        func accessLogs(_ node: Node, _ path: String) throws(StaticConfigError) -> AccessLogsConfig {
+            let keys = try mapping(node, path, allowed: ["enabled", "disableListenerLogs", "type", "path", "jsonFormat", "textFormat"])
+            let type = try string(keys["type"], "\(path).type") ?? ""
+            guard ["", "stdout", "stderr", "file"].contains(type) else {
+                throw fail(keys["type"], "\(path).type", "must be stdout, stderr or file, not \"\(type)\"")
+            }
+            let file = try string(keys["path"], "\(path).path") ?? ""
+            if type == "file" && file.isEmpty { throw fail(node, "\(path).path", "is required with type: file") }
+            let json = try string(keys["jsonFormat"], "\(path).jsonFormat") ?? ""
+            let text = try string(keys["textFormat"], "\(path).textFormat") ?? ""
+            if !json.isEmpty && !text.isEmpty { throw fail(node, path, "jsonFormat and textFormat cannot both be set") }
+            do {
+                if !json.isEmpty { _ = try AccessLogFormat(json: json) }
+                if !text.isEmpty { _ = try AccessLogFormat(text: text) }
+            } catch {
+                throw fail(keys[json.isEmpty ? "textFormat" : "jsonFormat"], "\(path).\(json.isEmpty ? "textFormat" : "jsonFormat")", "\(error)")
+            }
+            return AccessLogsConfig(
+                Enabled: try bool(keys["enabled"], "\(path).enabled") ?? true,
+                DisableListenerLogs: try bool(keys["disableListenerLogs"], "\(path).disableListenerLogs") ?? false,
+                Type: type,
+                Path: file.isEmpty || file.hasPrefix("/") ? file : directory.appendingPathComponent(file).path,
+                JSONFormat: json,
+                TextFormat: text
+            )
         }
 
         /// `tls:` with the mesh entry's `TLS.Incoming` values, in Consul's names. What the mesh

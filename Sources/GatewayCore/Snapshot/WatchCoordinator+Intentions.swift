@@ -93,8 +93,7 @@ extension WatchCoordinator {
             let query = [("by", "destination")] + names.map { ("name", $0) }
             let endpoint = WatchEndpoint<IntentionMatches>.json(Self.intentionsPath, query: query, scope: scope)
             let task = Task {
-                await source.client.watch(endpoint, policy: source.settings.watchPolicy, onError: { error in
-                    source.metrics.consulWatchFailed(Self.intentionsPath)
+                await source.watch(endpoint, label: Self.intentionsPath, onError: { error in
                     source.logger.warning("intentions watch failed; keeping the last answer", metadata: ["scope": "\(scope)", "error": "\(error.message)"])
                     if error.isPermissionDenied {
                         Task { await self.batchedIntentionsRefused(scope, generation) }
@@ -159,8 +158,7 @@ extension WatchCoordinator {
         let key = scope.qualified(name)
         let endpoint = WatchEndpoint<IntentionMatches>.json(Self.intentionsPath, query: [("by", "destination"), ("name", name)], scope: scope)
         return Task {
-            await source.client.watch(endpoint, policy: source.settings.watchPolicy, onError: { error in
-                source.metrics.consulWatchFailed(Self.intentionsPath)
+            await source.watch(endpoint, label: Self.intentionsPath, onError: { error in
                 source.logger.warning("intentions watch failed; keeping the last answer", metadata: ["service": "\(key)", "error": "\(error.message)"])
                 if error.isPermissionDenied {
                     Task { await self.singleIntentionsRefused(scope, name, error.message) }

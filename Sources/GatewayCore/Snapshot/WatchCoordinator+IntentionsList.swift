@@ -17,8 +17,7 @@ extension WatchCoordinator {
         let source = self.source
         let endpoint = WatchEndpoint<ACLFilteredList<ServiceIntentionsEntry>>.aclFilteredList(Self.intentionsListPath, scope: scope)
         let task = Task {
-            await source.client.watch(endpoint, policy: source.settings.watchPolicy, onError: { error in
-                source.metrics.consulWatchFailed(Self.intentionsListPath)
+            await source.watch(endpoint, label: Self.intentionsListPath, onError: { error in
                 source.logger.warning("intentions list watch failed; keeping the last answer", metadata: ["scope": "\(scope)", "error": "\(error.message)"])
                 // A list the token may not read at all tells nothing either; the match query may.
                 if error.isPermissionDenied {

@@ -134,8 +134,7 @@ actor WatchCoordinator {
     ) -> Task<Void, Never> {
         let source = self.source
         return Task {
-            await source.client.watch(endpoint, policy: source.settings.watchPolicy, onError: { error in
-                source.metrics.consulWatchFailed(endpoint.path)
+            await source.watch(endpoint, label: endpoint.path, onError: { error in
                 source.logger.warning("consul watch failed; keeping the last answer", metadata: ["endpoint": "\(error.endpoint)", "error": "\(error.message)"])
             }) { value, metadata in
                 await self.scopedAnswer(scope, metadata: metadata) { apply(&$0, value) }

@@ -22,11 +22,17 @@ public struct MeshTLSAcceptor: Sendable {
     let unknownSNILog: RateLimitedLog
     let missingSNILog: RateLimitedLog
     let refusedCertificateLog: RateLimitedLog
+    /// Listener lines (flag `NR`) for connections refused before any request.
+    let accessLog: AccessLog?
 
     /// `refusalLogWindow`: refused handshakes are logged one by one only a few times per window,
     /// then summed up.
-    public init(store: SnapshotStore, contexts: ServiceTLSContexts = ServiceTLSContexts(), metrics: GatewayMetrics = GatewayMetrics(), logger: Logger, handshakeTimeout: TimeAmount = .seconds(10), refusalLogWindow: TimeAmount = .seconds(10)) {
+    public init(
+        store: SnapshotStore, contexts: ServiceTLSContexts = ServiceTLSContexts(), metrics: GatewayMetrics = GatewayMetrics(), accessLog: AccessLog? = nil, logger: Logger,
+        handshakeTimeout: TimeAmount = .seconds(10), refusalLogWindow: TimeAmount = .seconds(10)
+    ) {
         self.store = store
+        self.accessLog = accessLog
         self.contexts = contexts
         self.metrics = metrics
         self.logger = logger
@@ -59,12 +65,14 @@ public struct MeshTLSAcceptor: Sendable {
         guard case .hostname(let name) = result else {
             metrics.handshakeFailed(.missingSNI)
             missingSNILog.record(sample: "\(channel.remoteAddress.map { "\($0)" } ?? "?")", metadata: [:], on: channel.eventLoop)
+            accessLog?.recordRefusedConnection(on: channel, sni: nil, details: ResponseCodeDetails.filterChainNotFound)
             return channel.close()
         }
         guard let service = snapshot.service(forSNI: name) else {
             metrics.handshakeFailed(.unknownSNI)
             let sni = LogSafe.text(name)
             unknownSNILog.record(sample: sni, metadata: ["sni": "\(sni)"], on: channel.eventLoop)
+            accessLog?.recordRefusedConnection(on: channel, sni: name, details: ResponseCodeDetails.filterChainNotFound)
             return channel.close()
         }
         let context: NIOSSLContext
@@ -78,22 +86,26 @@ public struct MeshTLSAcceptor: Sendable {
         let identity = IdentityBox()
         let metrics = self.metrics
         let refusedCertificateLog = self.refusedCertificateLog
+        let accessLog = self.accessLog
         /// Verifies the caller's chain against this snapshot's roots; records who it is, or why not.
         @Sendable func authenticate(_ chain: [NIOSSLCertificate]) async -> Bool {
             guard let certificates = ClientCertificateVerifier.certificates(chain) else {
                 identity.failureCounted = true
                 metrics.handshakeFailed(.clientCertificate(.malformed))
+                accessLog?.recordRefusedConnection(on: channel, sni: name, details: ResponseCodeDetails.certificateRefused(ClientCertificateRejection.malformed.rawValue))
                 return false
             }
             switch await verifier.verify(certificates) {
             case .success(let caller):
                 identity.caller = caller
+                identity.subject = certificates.first.map { "\($0.subject)" }
                 identity.forwardedClientCert = ForwardedClientCert.element(presentedURI: service.leaf.serviceURI, clientChain: certificates)
                 return true
             case .failure(let reason):
                 identity.failureCounted = true
                 metrics.handshakeFailed(.clientCertificate(reason))
                 refusedCertificateLog.record(sample: "\(service.name): \(reason.rawValue)", metadata: ["service": "\(service.name)", "reason": "\(reason.rawValue)"], on: channel.eventLoop)
+                accessLog?.recordRefusedConnection(on: channel, sni: name, details: ResponseCodeDetails.certificateRefused(reason.rawValue))
                 return false
             }
         }
@@ -107,15 +119,23 @@ public struct MeshTLSAcceptor: Sendable {
             // BoringSSL refuses a missing client certificate itself, before the callback runs.
             let missing = String(describing: error).contains("PEER_DID_NOT_RETURN_A_CERTIFICATE")
             metrics.handshakeFailed(missing ? .clientCertificate(.missing) : .tlsError)
+            if missing {
+                accessLog?.recordRefusedConnection(on: channel, sni: name, details: ResponseCodeDetails.certificateRefused(ClientCertificateRejection.missing.rawValue))
+            }
         }) { negotiated in
             timeout.cancel()
             @Sendable func proceed() -> EventLoopFuture<Void> {
                 guard let caller = identity.caller else { return channel.close() }
+                let tlsVersion = try? channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).tlsVersion
                 let connection = ClientConnection(
                     serviceName: service.key,
                     caller: .mesh(caller, forwardedClientCert: PreEscapedString(identity.forwardedClientCert)),
                     negotiatedProtocol: negotiated,
-                    peerIP: channel.remoteAddress?.ipAddress ?? ""
+                    peerIP: channel.remoteAddress?.ipAddress ?? "",
+                    accessLog: AccessLogConnection(
+                        localAddress: AccessLogConnection.address(channel.localAddress), remoteAddress: AccessLogConnection.address(channel.remoteAddress),
+                        requestedServerName: name, peerURISAN: caller.description, peerSubject: identity.subject, tlsVersion: tlsVersion.map(AccessLogConnection.name)
+                    )
                 )
                 return established(channel, connection)
             }
@@ -144,6 +164,8 @@ final class IdentityBox: @unchecked Sendable {
     // completes, and the handshake-completed event is delivered on the same loop.
     var caller: SPIFFEID?
     var forwardedClientCert = ""
+    /// The caller certificate's subject, for the access log.
+    var subject: String?
     /// This handshake's failure is counted already (a refused certificate, or a first TLS error).
     var failureCounted = false
 }

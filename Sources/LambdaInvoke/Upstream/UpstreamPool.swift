@@ -69,6 +69,9 @@ final class UpstreamPool: Sendable {
     private let idleTimeout: TimeAmount
     private let state: Mutex<UpstreamPoolState<Connection, CheckedContinuation<Turn, Never>>>
     private let sweeper: Mutex<RepeatedTask?> = Mutex(nil)
+    /// TLS handshakes that completed and that failed (`statistics`).
+    private let handshakes = Atomic<Int>(0)
+    private let failedHandshakes = Atomic<Int>(0)
 
     init(target: UpstreamTarget, limit: Int, group: any EventLoopGroup, tlsContext: NIOSSLContext?, connectTimeout: TimeAmount, idleTimeout: TimeAmount) {
         self.target = target
@@ -250,9 +253,11 @@ final class UpstreamPool: Sendable {
             do {
                 try await ready.futureResult.get()
             } catch {
+                if tlsContext != nil { failedHandshakes.add(1, ordering: .relaxed) }
                 channel.close(promise: nil)
                 throw error
             }
+            if tlsContext != nil { handshakes.add(1, ordering: .relaxed) }
             let connection = Connection(channel: channel)
             channel.closeFuture.whenComplete { _ in self.closed(connection) }
             return connection
@@ -264,6 +269,15 @@ final class UpstreamPool: Sendable {
             if let error = error as? ChannelError, case .connectTimeout = error, timeout < connectTimeout { throw .timedOut }
             throw .connect(error)
         }
+    }
+
+    /// Connections open and idle now, and TLS handshakes so far.
+    var statistics: UpstreamPoolStatistics {
+        let (open, idle) = state.withLock { ($0.open, $0.idle.count) }
+        return UpstreamPoolStatistics(
+            open: open, idle: idle,
+            handshakes: handshakes.load(ordering: .relaxed), failedHandshakes: failedHandshakes.load(ordering: .relaxed)
+        )
     }
 
     private func release(_ connection: Connection, reusable: Bool) {

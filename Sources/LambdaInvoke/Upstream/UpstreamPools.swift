@@ -36,11 +36,44 @@ final class UpstreamPools: Sendable {
         return pool
     }
 
+    /// All pools' figures, summed.
+    var statistics: UpstreamPoolStatistics {
+        let all = pools.withLock { $0.map { Array($0.values) } ?? [] }
+        return all.reduce(into: UpstreamPoolStatistics()) { sum, pool in sum.add(pool.statistics) }
+    }
+
     func shutdown() async {
         let all = pools.withLock { pools in
             defer { pools = nil }
             return pools.map { Array($0.values) } ?? []
         }
         for pool in all { await pool.shutdown() }
+    }
+}
+
+/// What `/metrics` shows of the connections to Lambda.
+public struct UpstreamPoolStatistics: Sendable, Hashable {
+    /// Connections open (or being opened), idle ones included.
+    public var open = 0
+    /// Connections waiting in the pool for a request.
+    public var idle = 0
+    /// TLS handshakes to Lambda that completed, and that failed (or were cut by a failed connect).
+    public var handshakes = 0
+    public var failedHandshakes = 0
+
+    public init() {}
+
+    init(open: Int, idle: Int, handshakes: Int, failedHandshakes: Int) {
+        self.open = open
+        self.idle = idle
+        self.handshakes = handshakes
+        self.failedHandshakes = failedHandshakes
+    }
+
+    mutating func add(_ other: UpstreamPoolStatistics) {
+        open += other.open
+        idle += other.idle
+        handshakes += other.handshakes
+        failedHandshakes += other.failedHandshakes
     }
 }

@@ -1,0 +1,202 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Logging
+import Synchronization
+
+/// Writes access-log lines on a thread of its own, never on an event loop: requests hand their
+/// entries over (`submit`) and go on. Entries wait in a bounded buffer; when the sink is slower than
+/// the traffic (a full disk, a pipe nobody reads) the buffer fills and further entries are dropped
+/// and counted, so a request never waits for its log line.
+///
+/// Entries are rendered here, with the format in effect when their request ended, and written a
+/// batch at a time with one `write(2)` per batch. The file sink is reopened on `reopen()` (SIGHUP,
+/// after logrotate moved it), and whenever the configured sink changes.
+final class AccessLogWriter: Sendable {
+    struct Item: Sendable {
+        var entry: AccessLogEntry
+        var settings: AccessLogSettings
+    }
+
+    private struct State {
+        var items: [Item] = []
+        /// The thread waits on `wake` (a submit must signal it).
+        var sleeping = false
+        var reopenRequested = false
+        var stopping = false
+    }
+
+    private let state = Mutex(State())
+    private let wake = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+    private let capacity: Int
+    private let metrics: GatewayMetrics
+    private let logger: Logger
+
+    /// `capacity`: entries that may wait for the sink.
+    init(capacity: Int = 16_384, metrics: GatewayMetrics, logger: Logger) {
+        self.capacity = capacity
+        self.metrics = metrics
+        self.logger = logger
+        let thread = Thread { [self] in self.loop() }
+        thread.name = "access-log"
+        thread.start()
+    }
+
+    /// Hands `item` to the thread; false (and counted) when the buffer is full.
+    @discardableResult
+    func submit(_ item: Item) -> Bool {
+        let (accepted, wakeUp) = state.withLock { state -> (Bool, Bool) in
+            guard !state.stopping, state.items.count < capacity else { return (false, false) }
+            state.items.append(item)
+            defer { state.sleeping = false }
+            return (true, state.sleeping)
+        }
+        if wakeUp { wake.signal() }
+        if !accepted { metrics.accessLogLinesDropped(1, .sinkBehind) }
+        return accepted
+    }
+
+    /// Closes and reopens the file sink before the next write (SIGHUP).
+    func reopen() {
+        let wakeUp = state.withLock { state in
+            state.reopenRequested = true
+            defer { state.sleeping = false }
+            return state.sleeping
+        }
+        if wakeUp { wake.signal() }
+    }
+
+    /// Writes what is buffered, then ends the thread; waits at most `timeout` for it (a sink that
+    /// blocks, a FIFO nobody reads, must not hold up the process's exit).
+    func stop(timeout: Duration = .seconds(2)) {
+        let wakeUp = state.withLock { state in
+            state.stopping = true
+            defer { state.sleeping = false }
+            return state.sleeping
+        }
+        if wakeUp { wake.signal() }
+        let (seconds, attoseconds) = timeout.components
+        _ = finished.wait(timeout: .now() + .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)))
+    }
+
+    // MARK: The thread
+
+    private func loop() {
+        // A write to a pipe whose reader went away fails with EPIPE here instead of raising SIGPIPE,
+        // whose default action would end the process (the signal is thread-directed and stays
+        // blocked on this thread only).
+        var pipe = sigset_t()
+        sigemptyset(&pipe)
+        sigaddset(&pipe, SIGPIPE)
+        pthread_sigmask(SIG_BLOCK, &pipe, nil)
+        var sink = OpenSink()
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(64 * 1024)
+        while true {
+            let (items, reopen, stopping) = state.withLock { state -> ([Item], Bool, Bool) in
+                let taken = state.items
+                state.items = []
+                let reopen = state.reopenRequested
+                state.reopenRequested = false
+                if taken.isEmpty && !reopen && !state.stopping { state.sleeping = true }
+                return (taken, reopen, state.stopping)
+            }
+            if items.isEmpty && !reopen && !stopping {
+                wake.wait()
+                continue
+            }
+            if reopen { sink.close() }
+            var pending = 0
+            for item in items {
+                if sink.target != item.settings.sink {
+                    flush(&buffer, lines: &pending, to: &sink)
+                    sink.close()
+                    sink.target = item.settings.sink
+                }
+                item.settings.format.render(item.entry, into: &buffer)
+                pending += 1
+                if buffer.count >= 64 * 1024 { flush(&buffer, lines: &pending, to: &sink) }
+            }
+            flush(&buffer, lines: &pending, to: &sink)
+            if stopping && state.withLock({ $0.items.isEmpty }) {
+                sink.close()
+                finished.signal()
+                return
+            }
+        }
+    }
+
+    /// Writes `buffer` (`lines` lines) to the sink, opening it first if needed.
+    private func flush(_ buffer: inout [UInt8], lines: inout Int, to sink: inout OpenSink) {
+        guard lines > 0 else { return }
+        defer {
+            buffer.removeAll(keepingCapacity: true)
+            lines = 0
+        }
+        do {
+            try sink.write(buffer)
+            metrics.accessLogLinesWritten(lines)
+        } catch {
+            metrics.accessLogLinesDropped(lines, .sinkFailed)
+            // Once per failing sink, not once per batch.
+            if !sink.failureLogged {
+                sink.failureLogged = true
+                logger.error("access log not written", metadata: ["sink": "\(sink.target.map { "\($0)" } ?? "none")", "error": "\(error)"])
+            }
+            sink.close()
+        }
+    }
+}
+
+/// The writer thread's open sink: a descriptor for the configured target.
+struct OpenSink {
+    var target: AccessLogSettings.Sink?
+    private var descriptor: Int32 = -1
+    private var ownsDescriptor = false
+    var failureLogged = false
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    mutating func close() {
+        if ownsDescriptor && descriptor >= 0 { _ = Glibc.close(descriptor) }
+        descriptor = -1
+        ownsDescriptor = false
+    }
+
+    private mutating func open() throws {
+        guard descriptor < 0, let target else { return }
+        switch target {
+        case .standardOutput:
+            descriptor = STDOUT_FILENO
+        case .standardError:
+            descriptor = STDERR_FILENO
+        case .file(let path):
+            // Blocks on a FIFO until a reader opens it: this thread waits, requests do not.
+            let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw Failure(description: "cannot open \(path): \(String(cString: strerror(errno)))") }
+            descriptor = fd
+            ownsDescriptor = true
+        }
+        failureLogged = false
+    }
+
+    mutating func write(_ bytes: [UInt8]) throws {
+        try open()
+        guard descriptor >= 0 else { return }
+        try bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let written = Glibc.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    throw Failure(description: "write failed: \(String(cString: strerror(errno)))")
+                }
+                offset += written
+            }
+        }
+    }
+}

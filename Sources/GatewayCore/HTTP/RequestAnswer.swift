@@ -1,0 +1,115 @@
+import LambdaInvoke
+import LambdaPayload
+
+extension RequestProcessor {
+    /// A response, and what it means for `/metrics` and the access log: the outcome, why
+    /// (`%RESPONSE_CODE_DETAILS%`, one of `ResponseCodeDetails`), Envoy's response flags, and the
+    /// Lambda call behind it, if one was made.
+    struct Answer {
+        var response: LambdaHTTPResponse
+        var outcome: RequestOutcome
+        var details: String
+        var flags: ResponseFlags = []
+        var lambdaErrorType: LambdaErrorType?
+        /// The Invoke call's duration, when one was made.
+        var lambdaCall: Duration?
+        /// `host:port` of the Lambda endpoint called (only filled while the access log is on).
+        var upstreamHost: String?
+
+        /// Answered before any Lambda call, for a reason of the request's own: `code` is the error
+        /// code of the answer's body, and its details are `rejected{code}`.
+        static func rejected(status: Int, code: String, message: String) -> Answer {
+            Answer(response: .error(status: status, code: code, message: message), outcome: .rejected, details: ResponseCodeDetails.rejected(code))
+        }
+
+        /// The service is no longer served (unlinked after the connection was made): Envoy's `NR`.
+        static func notServed(_ service: String) -> Answer {
+            var answer = rejected(status: 503, code: "ServiceNotServed", message: "\(service) is no longer served by this gateway")
+            answer.details = ResponseCodeDetails.routeNotFound
+            answer.flags = .noRouteFound
+            return answer
+        }
+
+        /// Intentions denied the caller.
+        static let denied = Answer(response: RequestProcessor.accessDenied, outcome: .denied, details: ResponseCodeDetails.rbacAccessDenied)
+
+        /// A failed Invoke call.
+        static func invokeFailed(_ error: LambdaInvokeError) -> Answer {
+            var extra: [HTTPField] = []
+            if error.isThrottling, let retryAfter = error.retryAfter { extra.append(HTTPField("retry-after", String(retryAfter))) }
+            let type = LambdaErrorType(error)
+            var answer = Answer(
+                response: .error(status: error.clientStatus, code: error.errorName, message: error.message, headers: extra),
+                outcome: .invokeError, details: ResponseCodeDetails.invokeFailure(error.code, type: type), lambdaErrorType: type
+            )
+            switch error.code {
+            case .timeout: answer.flags = .upstreamRequestTimeout
+            case .endpointUnreachable: answer.flags = .upstreamConnectionFailure
+            case .connectionLost: answer.flags = .upstreamConnectionTermination
+            default: break
+            }
+            return answer
+        }
+    }
+}
+
+/// The `%RESPONSE_CODE_DETAILS%` values of the gateway: stable, documented in the README
+/// (Observability), so a log query or an alert can rely on them.
+public enum ResponseCodeDetails {
+    /// The function answered; its answer went back, whatever status it chose (Envoy's own value).
+    public static let viaUpstream = "via_upstream"
+    /// The function failed (`X-Amz-Function-Error`: `Unhandled` or `Handled`).
+    public static let functionError = "lambda_function_error"
+    /// The function's answer cannot be turned into an HTTP response.
+    public static let invalidFunctionResponse = "lambda_invalid_function_response"
+    /// Lambda throttled the call (429 `TooManyRequestsException`), after the one retry the gateway allows.
+    public static let throttled = "lambda_throttled"
+    /// The payload is over Lambda's limit (413, from Lambda or before sending).
+    public static let payloadTooLarge = "lambda_payload_too_large"
+    /// No usable AWS credentials: nothing was sent (503).
+    public static let credentialsMissing = "lambda_credentials_missing"
+    /// No connection to Lambda could be made (503, flag `UF`).
+    public static let upstreamConnectionFailure = "upstream_connection_failure"
+    /// The connection to Lambda ended before its answer did (502, flag `UC`).
+    public static let upstreamConnectionTermination = "upstream_connection_termination"
+    /// The call's deadline passed (504, flag `UT`; Envoy's value).
+    public static let upstreamTimeout = "upstream_response_timeout"
+    /// Lambda's answer was over the response limit (502).
+    public static let responseTooLarge = "lambda_response_too_large"
+    /// The function cannot be addressed: ARN or endpoint configuration (502).
+    public static let invalidTarget = "lambda_invalid_target"
+    /// Intentions denied the caller (403).
+    public static let rbacAccessDenied = "rbac_access_denied"
+    /// The connection's service is no longer served (503, flag `NR`; Envoy's value).
+    public static let routeNotFound = "route_not_found"
+    /// A listener line: no served service for the SNI, or no SNI (flag `NR`; Envoy's value).
+    public static let filterChainNotFound = "filter_chain_not_found"
+    /// HTTP/1.1 that cannot be parsed (400) or whose head is over the limits (431).
+    public static let codecError = "http1.codec_error"
+    public static let headersTooLarge = "http1.headers_too_large"
+
+    /// Lambda refused the call with another AWS error: `lambda_error{ResourceNotFoundException}`
+    /// (the type as `lambda_gateway_lambda_errors_total` labels it).
+    public static func lambdaError(_ type: LambdaErrorType) -> String { "lambda_error{\(type.rawValue)}" }
+
+    /// Refused for a reason of the request's own, by the error code of the answer's body:
+    /// `rejected{RequestTooLarge}`, `rejected{MissingHost}`, `rejected{RequestTimeout}`...
+    public static func rejected(_ code: String) -> String { "rejected{\(code)}" }
+
+    /// A listener line for a refused client certificate: `client_certificate_refused{untrusted_client_certificate}`.
+    public static func certificateRefused(_ reason: String) -> String { "client_certificate_refused{\(reason)}" }
+
+    static func invokeFailure(_ code: LambdaInvokeError.Code, type: LambdaErrorType) -> String {
+        switch code {
+        case .aws(429, _): throttled
+        case .aws(413, _), .payloadTooLarge: payloadTooLarge
+        case .aws: lambdaError(type)
+        case .noCredentials: credentialsMissing
+        case .endpointUnreachable: upstreamConnectionFailure
+        case .connectionLost: upstreamConnectionTermination
+        case .timeout: upstreamTimeout
+        case .responseTooLarge: responseTooLarge
+        case .invalidTarget: invalidTarget
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+@testable import GatewayCore
+import LambdaInvoke
+import Testing
+import TestSupport
+
+/// `/metrics` by the book: every family with HELP and TYPE, the process metrics read from /proc,
+/// the new per-request families, and the gauges read at scrape time.
+@Suite("metrics exposition")
+struct MetricsExpositionTests {
+    @Test func everyFamilyHasHelpAndTypeAndTheRequestFamiliesCountARequest() throws {
+        let metrics = GatewayMetrics()
+        metrics.requestCompleted(
+            GatewayMetrics.RequestRecord(
+                service: "orders", status: 429, outcome: .invokeError, duration: .milliseconds(3), lambdaCall: .milliseconds(2),
+                lambdaErrorType: LambdaErrorType(LambdaInvokeError(.aws(status: 429, errorCode: "TooManyRequestsException"), "slow down")),
+                requestBodyBytes: 120, responseBodyBytes: 80
+            )
+        )
+        metrics.accessLogLinesDropped(3, .sinkBehind)
+        let text = metrics.exposition(snapshot: .empty, inFlight: 2)
+        let families = Set(text.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { line in
+            String(line.prefix { $0 != "{" && $0 != " " })
+        }.map { name in
+            ["_bucket", "_sum", "_count"].reduce(name) { name, suffix in name.hasSuffix(suffix) && name.contains("duration") ? String(name.dropLast(suffix.count)) : name }
+        })
+        for family in families {
+            #expect(text.contains("# HELP \(family) "), "no HELP for \(family)")
+            #expect(text.contains("# TYPE \(family) "), "no TYPE for \(family)")
+        }
+        let samples = PrometheusText(text)
+        #expect(samples.value("lambda_gateway_requests_total", ["service": "orders", "status": "429", "outcome": "invoke_error"]) == 1)
+        #expect(samples.value("lambda_gateway_request_duration_seconds_bucket", ["service": "orders", "le": "0.0025"]) == 0)
+        #expect(samples.value("lambda_gateway_request_duration_seconds_bucket", ["service": "orders", "le": "0.005"]) == 1)
+        #expect(samples.value("lambda_gateway_lambda_call_duration_seconds_count", ["service": "orders"]) == 1)
+        #expect(samples.value("lambda_gateway_request_body_bytes_total", ["service": "orders"]) == 120)
+        #expect(samples.value("lambda_gateway_response_body_bytes_total", ["service": "orders"]) == 80)
+        #expect(samples.value("lambda_gateway_lambda_errors_total", ["service": "orders", "error_type": "TooManyRequestsException"]) == 1)
+        #expect(samples.value("lambda_gateway_access_log_lines_dropped_total", ["reason": "sink_behind"]) == 3)
+        #expect(samples.value("lambda_gateway_requests_in_flight") == 2)
+    }
+
+    @Test func theProcessMetricsComeFromProc() throws {
+        let samples = PrometheusText(GatewayMetrics().exposition(snapshot: .empty, inFlight: 0))
+        let start = try #require(samples.value("process_start_time_seconds"))
+        #expect(abs(start - Date().timeIntervalSince1970) < 24 * 3600, "\(start)")
+        #expect(try #require(samples.value("process_cpu_seconds_total")) > 0)
+        #expect(try #require(samples.value("process_resident_memory_bytes")) > 1_000_000)
+        #expect(try #require(samples.value("process_virtual_memory_bytes")) >= samples.value("process_resident_memory_bytes")!)
+        let open = try #require(samples.value("process_open_fds"))
+        let file = try TemporaryDirectory()
+        defer { file.remove() }
+        let handles = try (0..<10).map { try FileHandle(forWritingTo: URL(fileURLWithPath: try file.file("f\($0)", contents: ""))) }
+        let more = try #require(PrometheusText(GatewayMetrics().exposition(snapshot: .empty, inFlight: 0)).value("process_open_fds"))
+        #expect(more >= open + 10, "\(open) -> \(more)")
+        for handle in handles { try handle.close() }
+        #expect(try #require(samples.value("process_max_fds")) >= more)
+        // A command name with spaces and `)` does not shift the fields.
+        #expect(ProcessMetrics.statFields("42 (a b) c) S 1 2")?.first == "S")
+    }
+
+    @Test func labelValuesAreEscapedAndValuesFormatted() {
+        var writer = PrometheusTextWriter("")
+        writer.family("x_total", "help", type: "counter", [([("watch", "a\"b\\c\nd")], 1.5), ([], 3)])
+        #expect(writer.text == "# HELP x_total help\n# TYPE x_total counter\nx_total{watch=\"a\\\"b\\\\c\\nd\"} 1.5\nx_total 3\n")
+        writer.family("empty", "no samples", type: "gauge", [])
+        #expect(!writer.text.contains("empty"))
+    }
+
+    @Test func watchStalenessIsTheOldestAnswerAmongAnEndpointsRunningWatches() {
+        let freshness = ConsulWatchFreshness()
+        let start = ContinuousClock.now
+        let first = freshness.started("/v1/config/service-defaults", now: start)
+        let second = freshness.started("/v1/config/service-defaults", now: start)
+        let roots = freshness.started("/v1/agent/connect/ca/roots", now: start)
+        first.answered(now: start + .seconds(50))
+        second.answered(now: start + .seconds(20))
+        roots.answered(now: start + .seconds(55))
+        #expect(freshness.staleness(now: start + .seconds(60)) == ["/v1/config/service-defaults": 40, "/v1/agent/connect/ca/roots": 5])
+        second.ended()
+        #expect(freshness.staleness(now: start + .seconds(60))["/v1/config/service-defaults"] == 10)
+        first.ended()
+        roots.ended()
+        #expect(freshness.staleness(now: start + .seconds(60)).isEmpty)
+    }
+
+    @Test func lambdaErrorTypesAreABoundedSet() {
+        #expect(LambdaErrorType(LambdaInvokeError(.aws(status: 404, errorCode: "ResourceNotFoundException"), "")).rawValue == "ResourceNotFoundException")
+        #expect(LambdaErrorType(LambdaInvokeError(.aws(status: 500, errorCode: "Whatever\nan endpoint sends"), "")) == .otherAWSError)
+        #expect(LambdaErrorType(LambdaInvokeError(.timeout, "")).rawValue == "Timeout")
+        #expect(LambdaErrorType(LambdaInvokeError(.endpointUnreachable, "")).rawValue == "ConnectionFailure")
+        #expect(LambdaErrorType(functionError: "Unhandled").rawValue == "Unhandled")
+        #expect(LambdaErrorType(functionError: "Surprise") == .functionError)
+    }
+
+    @Test func certificateExpiriesAreReadFromTheSnapshot() throws {
+        let ca = try TestCA(commonName: "root")
+        var snapshot = GatewaySnapshot.empty
+        snapshot.rootPEMs = [try ca.pem]
+        let now = Date()
+        let text = GatewayMetrics().exposition(snapshot: snapshot, inFlight: 0, now: now)
+        let samples = PrometheusText(text)
+        let expiries = GatewayMetrics.rootExpiries([try ca.pem])
+        #expect(expiries.count == 1)
+        let value = try #require(samples.value("lambda_gateway_ca_root_expiry_seconds", ["root": expiries[0].serial]))
+        #expect(abs(value - expiries[0].notAfter.timeIntervalSince(now)) < 1 && value > 0)
+    }
+}
