@@ -28,7 +28,9 @@ struct AccessLogRunTests {
         let deadline = ContinuousClock.now + timeout
         var found: [String] = []
         while ContinuousClock.now < deadline {
-            found = ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+            // Complete lines only: the writer may be half-way through one.
+            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            found = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
             if found.count >= count { return found }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -39,7 +41,9 @@ struct AccessLogRunTests {
     static func waitForOutput(_ process: RunningProcess, _ text: String, count: Int = 1) async throws {
         let deadline = ContinuousClock.now + .seconds(10)
         while process.output.filter({ $0.contains(text) }).count < count {
-            guard ContinuousClock.now < deadline else { throw TestSupportError("no \(count)x \"\(text)\" in the gateway's output") }
+            guard ContinuousClock.now < deadline else {
+                throw TestSupportError("no \(count)x \"\(text)\" in the gateway's output: \(process.output.suffix(15).joined(separator: "\n"))")
+            }
             try await Task.sleep(for: .milliseconds(20))
         }
     }
@@ -182,7 +186,7 @@ struct AccessLogRunTests {
             let urls = (0..<40).map { "https://\(GatewayProcess.sni):\(process.listenPort)/n\($0)" }
             let call = try await ChildProcess.run(
                 ["curl", "-sS", "-k", "--cert", process.clientCertificate, "--key", process.clientKey, "--resolve", "\(GatewayProcess.sni):\(process.listenPort):127.0.0.1",
-                 "-w", "%{http_code}\n", "-o", "/dev/null"] + urls
+                 "-w", "%{http_code}\n"] + urls.flatMap { ["-o", "/dev/null", $0] }
             )
             #expect(call.stdout.split(separator: "\n") == Array(repeating: "200", count: 40), "\(call.stdout)\(call.stderr)")
             let samples = PrometheusText(try await process.admin("/metrics").stdout)

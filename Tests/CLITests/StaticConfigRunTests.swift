@@ -122,9 +122,11 @@ struct StaticConfigRunTests {
             gateway.signal(SIGHUP)
             _ = try await gateway.waitForLine(containing: "access log on")
             #expect(try await Self.meshCall(port: meshPort, certificate: files.intruderCertificate, key: files.intruderKey).stdout.hasSuffix("403"))
+            let denied = try await AccessLogRunTests.lines(log, count: 1)
+            #expect(denied == ["403 rbac_access_denied"], "\(denied)")
             try FileManager.default.moveItem(atPath: log, toPath: log + ".1")
             gateway.signal(SIGHUP)
-            try await AccessLogRunTests.waitForOutput(gateway, "SIGHUP received", count: 4)
+            try await AccessLogRunTests.waitForOutput(gateway, "SIGHUP received", count: 2)
             #expect(try await Self.meshCall(port: meshPort, certificate: files.webCertificate, key: files.webKey).stdout == "ok\n200")
             let logDeadline = ContinuousClock.now + .seconds(10)
             while (try? String(contentsOfFile: log, encoding: .utf8)) != "200 via_upstream\n" && ContinuousClock.now < logDeadline { try await Task.sleep(for: .milliseconds(20)) }

@@ -27,7 +27,8 @@ struct AccessLogWriterTests {
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
             let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-            let found = text.split(separator: "\n").map(String.init)
+            // Complete lines only: the writer may be half-way through one.
+            let found = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
             if found.count >= lines { return found }
             try await Task.sleep(for: .milliseconds(10))
         }

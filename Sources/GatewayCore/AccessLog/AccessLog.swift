@@ -56,10 +56,10 @@ public final class AccessLog: Service, Sendable {
         guard changed else { return }
         do {
             let settings = try AccessLogSettings.compile(config)
-            current.store(Box(settings), ordering: .releasing)
+            let previous = current.exchange(Box(settings), ordering: .acquiringAndReleasing).settings
             if let settings {
                 logger.notice("access log on", metadata: ["sink": "\(settings.sink)", "listener_logs": "\(settings.listenerLogs)"])
-            } else {
+            } else if previous != nil {
                 logger.notice("access log off")
             }
         } catch {

@@ -39,9 +39,7 @@ final class AccessLogWriter: Sendable {
         self.capacity = capacity
         self.metrics = metrics
         self.logger = logger
-        let thread = Thread { [self] in self.loop() }
-        thread.name = "access-log"
-        thread.start()
+        Thread { [self] in self.loop() }.start()
     }
 
     /// Hands `item` to the thread; false (and counted) when the buffer is full.
@@ -84,6 +82,8 @@ final class AccessLogWriter: Sendable {
     // MARK: The thread
 
     private func loop() {
+        // Its own name in `top -H` and /proc (a new thread inherits its creator's, an event loop's).
+        Thread.current.name = "access-log"
         // A write to a pipe whose reader went away fails with EPIPE here instead of raising SIGPIPE,
         // whose default action would end the process (the signal is thread-directed and stays
         // blocked on this thread only).

@@ -148,6 +148,6 @@ extension GatewaySnapshot {
         trustDomain == other.trustDomain && datacenter == other.datacenter && rootPEMs == other.rootPEMs
             && activeRootID == other.activeRootID && defaultIntentionPolicy == other.defaultIntentionPolicy
             && services == other.services && sniTable == other.sniTable && notServed == other.notServed
-            && sanitizeXFCC == other.sanitizeXFCC && incomingTLS == other.incomingTLS
+            && sanitizeXFCC == other.sanitizeXFCC && incomingTLS == other.incomingTLS && accessLogs == other.accessLogs
     }
 }
