@@ -384,6 +384,7 @@ if Context.environment["LAMBDA_GATEWAY_FUZZ"] == "1" {
         fuzzTarget("FuzzConsulJSON", ["ConsulAPI", "GatewayCore", "MeshIdentity", nioCore]),
         fuzzTarget("FuzzGoDuration", ["ConsulAPI"]),
         fuzzTarget("FuzzStaticConfig", ["GatewayCore", "TestSupport"]),
+        fuzzTarget("FuzzAccessLogFormat", ["GatewayCore", "LambdaPayload"]),
         fuzzTarget(
             "FuzzHTTP1Head",
             [

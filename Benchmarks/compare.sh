@@ -13,6 +13,8 @@
 #                                         # only the callgrind counts, the gateway's profiles kept
 #                                         # (HTTP/1.1, and HTTP/2 in /tmp/cg.out.h2) for callgrind_annotate
 #   SWIFT=/work/swift-locked …            # builds through another swift command (a lock wrapper, say)
+#   ACCESS_LOG=1 …                        # both contestants write an access log to a file (the gateway
+#                                         # Consul's default JSON format, nginx its combined format)
 #   SMOKE=1 Benchmarks/compare.sh         # seconds-long debug-build run that only checks the pieces
 #                                         # work: exits non-zero if any run failed or had errors
 set -euo pipefail
@@ -74,6 +76,8 @@ for name in "${services[@]}"; do
 done
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 upstream_port=$(free_port); peer_port=$(free_port); gateway_port=$(free_port)
+peer_access_log=off
+if [[ -n "${ACCESS_LOG:-}" ]]; then peer_access_log="$work/peer-access.log"; fi
 
 echo "== upstream: nginx playing Lambda Invoke on https://127.0.0.1:$upstream_port"
 mkdir -p upstream peer
@@ -81,7 +85,7 @@ cat > upstream/nginx.conf <<CONF
 worker_processes 1; daemon off; pid $work/upstream/nginx.pid; error_log $work/upstream/error.log warn;
 events { worker_connections 4096; }
 http {
-  access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
+  access_log $peer_access_log; keepalive_requests 1000000; keepalive_timeout 300s;
   server {
     listen 127.0.0.1:$upstream_port ssl; ssl_certificate $work/upstream.pem; ssl_certificate_key $work/upstream-key.pem;
     location ~ ^/2015-03-31/functions/.+/invocations\$ {
@@ -99,7 +103,7 @@ cat <<CONF
 worker_processes 1; daemon off; pid $work/peer/nginx.pid; error_log $work/peer/error.log warn;
 events { worker_connections 4096; }
 http {
-  access_log off; keepalive_requests 1000000; keepalive_timeout 300s;
+  access_log $peer_access_log; keepalive_requests 1000000; keepalive_timeout 300s;
   server_names_hash_max_size 8192; server_names_hash_bucket_size 128;
   upstream lambda { server 127.0.0.1:$upstream_port; keepalive 128; }
   ssl_verify_client on; ssl_client_certificate $work/ca.pem; ssl_certificate_key $work/service-key.pem;
@@ -120,7 +124,9 @@ taskset -c 0 "$nginx_bin" -c "$work/peer/nginx.conf" -p "$work/peer" & pids+=($!
 
 echo "== gateway: lambda-gateway run --config, one event loop, on 127.0.0.1:$gateway_port"
 {
-printf 'trustDomain: %s\ndatacenter: dc1\ncaFile: ca.pem\nservices:\n' "$td"
+printf 'trustDomain: %s\ndatacenter: dc1\ncaFile: ca.pem\n' "$td"
+if [[ -n "${ACCESS_LOG:-}" ]]; then printf 'accessLogs:\n  type: file\n  path: gateway-access.log\n'; fi
+printf 'services:\n'
 for name in "${services[@]}"; do
     printf '  - name: %s\n    arn: arn:aws:lambda:us-east-1:123456789012:function:%s\n    protocol: http2\n    certFile: leaves/%s.pem\n    keyFile: service-key.pem\n    intentions:\n      - source: web\n        action: allow\n' "$name" "$name" "$name"
 done

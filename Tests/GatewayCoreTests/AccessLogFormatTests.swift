@@ -367,7 +367,8 @@ struct AccessLogFormatTests {
         entry.requestHeaders = [HTTPField("user-agent", Self.hostileValue)]
         entry.path = "/é"
         let line = try Self.text("%REQ(USER-AGENT)% %REQ(:PATH)%", entry)
-        #expect(line == #"x\x0ay\x0dz\x1b[2J"q\\\xc2\x9b31m\x00end /\xc3\xa9"# + "\n")
+        // `"` too: a quoted field (Envoy's style) cannot be closed early to forge the next one.
+        #expect(line == #"x\x0ay\x0dz\x1b[2J\x22q\\\xc2\x9b31m\x00end /\xc3\xa9"# + "\n")
         #expect(line.utf8.dropLast().allSatisfy { $0 >= 0x20 && $0 < 0x7F })
     }
 

@@ -1,6 +1,7 @@
 import ConsulAPI
 import Foundation
 @testable import GatewayCore
+import LambdaPayload
 import Testing
 import TestSupport
 
@@ -101,6 +102,33 @@ struct AccessLogWriterTests {
         _ = started
     }
 
+    @Test func standardOutputGetsWholeLinesInPiecesAPipeTakesAtOnce() {
+        let lines = Array((String(repeating: "a", count: 99) + "\n").utf8).repeated(50) + Array((String(repeating: "b", count: 9000) + "\n").utf8) + Array("c\n".utf8)
+        let pieces = OpenSink.pieces(lines, limit: 4096)
+        #expect(pieces.first == 0..<4000 && pieces[1] == 4000..<5000)
+        #expect(pieces.allSatisfy { lines[$0.upperBound - 1] == UInt8(ascii: "\n") })
+        #expect(pieces.map(\.count).filter { $0 > 4096 } == [9001])
+        #expect(pieces.last == 14001..<14003 && pieces.reduce(0) { $0 + $1.count } == lines.count)
+    }
+
+    @Test func entriesHoldingTooMuchAreDroppedBeforeTheLineCountIsReached() async throws {
+        let metrics = GatewayMetrics()
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let fifo = directory.url.appendingPathComponent("fifo").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        // No reader: the writer waits in open(); entries stay buffered.
+        let writer = AccessLogWriter(capacity: 1000, capacityBytes: 64 * 1024, metrics: metrics, logger: .init(label: "test"))
+        defer { writer.stop(timeout: .milliseconds(100)) }
+        var big = Self.entry(200)
+        big.requestHeaders = [HTTPField("user-agent", String(repeating: "x", count: 16 * 1024))]
+        let settings = try Self.settings(fifo)
+        let accepted = (0..<20).filter { _ in writer.submit(.init(entry: big, settings: settings)) }.count
+        #expect(accepted <= 8, "\(accepted)")
+        let reader = open(fifo, O_RDONLY | O_NONBLOCK)
+        close(reader)
+    }
+
     @Test func aFileThatCannotBeOpenedCountsItsLinesAsFailed() async throws {
         let metrics = GatewayMetrics()
         let writer = AccessLogWriter(metrics: metrics, logger: .init(label: "test"))
@@ -113,5 +141,11 @@ struct AccessLogWriterTests {
             try await Task.sleep(for: .milliseconds(10))
         }
         Issue.record("the failed line was never counted")
+    }
+}
+
+extension Array {
+    func repeated(_ times: Int) -> [Element] {
+        (0..<times).flatMap { _ in self }
     }
 }

@@ -262,6 +262,22 @@ struct HTTP1ConnectionHandlerTests {
         #expect(try connection.written() == "")
     }
 
+    @Test func aRequestWhoseClientWentAwayWhileTheFunctionRanIsStillCounted() throws {
+        let connection = try EmbeddedHTTP1Connection()
+        defer { connection.finish() }
+        try connection.send(Self.get("/a"))
+        connection.channel.close(promise: nil)
+        connection.answer(0, status: 200, body: "late")
+        let samples = PrometheusText(connection.processor.metrics.exposition(snapshot: .empty, inFlight: 0))
+        #expect(samples.value("lambda_gateway_requests_total", ["service": "orders", "status": "200", "outcome": "invoked"]) == 1)
+        #expect(samples.value("lambda_gateway_request_duration_seconds_count", ["service": "orders"]) == 1)
+        // The answers the machine gives itself are counted once they are written, as before.
+        let refused = try EmbeddedHTTP1Connection()
+        defer { refused.finish() }
+        try refused.send("CONNECT orders:443 HTTP/1.1\r\nHost: orders\r\n\r\n")
+        #expect(PrometheusText(refused.processor.metrics.exposition(snapshot: .empty, inFlight: 0)).value("lambda_gateway_requests_total", ["service": "orders", "status": "405", "outcome": "rejected"]) == 1)
+    }
+
     @Test func aPartialHeadIsAnswered408AfterTheHeadTimeoutOfTheConnection() throws {
         var settings = ProcessingSettings()
         settings.requestHeadersTimeout = .seconds(1)

@@ -77,6 +77,11 @@ struct MetricsExpositionTests {
         second.answered(now: start + .seconds(20))
         roots.answered(now: start + .seconds(55))
         #expect(freshness.staleness(now: start + .seconds(60)) == ["/v1/config/service-defaults": 40, "/v1/agent/connect/ca/roots": 5])
+        // A refused watch (403, retried by design) does not count until it answers again.
+        second.refused()
+        #expect(freshness.staleness(now: start + .seconds(60))["/v1/config/service-defaults"] == 10)
+        second.answered(now: start + .seconds(30))
+        #expect(freshness.staleness(now: start + .seconds(60))["/v1/config/service-defaults"] == 30)
         second.ended()
         #expect(freshness.staleness(now: start + .seconds(60))["/v1/config/service-defaults"] == 10)
         first.ended()

@@ -46,24 +46,23 @@ public final class AccessLog: Service, Sendable {
         current.load(ordering: .acquiring).settings
     }
 
-    /// Applies `config` if it differs from the last one seen.
+    /// Applies `config` if it differs from the last one seen. Under one lock, compile and swap
+    /// included, so two publications can never leave the older settings in effect.
     func apply(_ config: AccessLogsConfig?) {
-        let changed = lastSeen.withLock { lastSeen in
-            if case .some(let seen) = lastSeen, seen == config { return false }
+        lastSeen.withLock { lastSeen in
+            if case .some(let seen) = lastSeen, seen == config { return }
             lastSeen = .some(config)
-            return true
-        }
-        guard changed else { return }
-        do {
-            let settings = try AccessLogSettings.compile(config)
-            let previous = current.exchange(Box(settings), ordering: .acquiringAndReleasing).settings
-            if let settings {
-                logger.notice("access log on", metadata: ["sink": "\(settings.sink)", "listener_logs": "\(settings.listenerLogs)"])
-            } else if previous != nil {
-                logger.notice("access log off")
+            do {
+                let settings = try AccessLogSettings.compile(config)
+                let previous = current.exchange(Box(settings), ordering: .acquiringAndReleasing).settings
+                if let settings {
+                    logger.notice("access log on", metadata: ["sink": "\(settings.sink)", "listener_logs": "\(settings.listenerLogs)"])
+                } else if previous != nil {
+                    logger.notice("access log off")
+                }
+            } catch {
+                logger.error("access log configuration refused; the previous one stays in effect", metadata: ["error": "\(error)"])
             }
-        } catch {
-            logger.error("access log configuration refused; the previous one stays in effect", metadata: ["error": "\(error)"])
         }
     }
 

@@ -18,11 +18,26 @@ public struct AccessLogFormat: Sendable, Hashable {
     /// Whether some operator reads `AccessLogEntry.responseHeaders`. Consul's default does:
     /// `%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%` takes that header when the response has one.
     public let usesResponseHeaders: Bool
+    /// The lower-cased names of the request fields some operator reads: the request path copies
+    /// only those into an entry (a request may carry 60 KiB of fields; a line uses a few).
+    public let requestHeaderNames: Set<String>
 
     private init(segments: [AccessLogSegment]) {
         self.segments = segments
         usesRequestHeaders = segments.contains { $0.operator?.readsRequestHeaders == true }
         usesResponseHeaders = segments.contains { $0.operator?.readsResponseHeaders == true }
+        var names: Set<String> = []
+        for segment in segments {
+            guard case .requestHeader(let choice)? = segment.operator else { continue }
+            for name in [choice.main, choice.alternative] {
+                switch name {
+                case .field(let lowered)?: names.insert(String(decoding: lowered, as: UTF8.self))
+                case .authority?: names.formUnion([":authority", "host"])
+                case .method?, .path?, .scheme?, .upstreamServiceTime?, nil: break
+                }
+            }
+        }
+        requestHeaderNames = names
     }
 
     /// Compiles a `TextFormat`. Each line ends with exactly one newline, added when the format

@@ -86,7 +86,9 @@ enum AccessLogRenderer {
 
     @inline(__always)
     private static func isPlainText(_ byte: UInt8) -> Bool {
-        byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "\\")
+        // `"` too (as nginx's `escape=default`): Envoy-style formats quote values, and a value
+        // holding one would shift the fields after it.
+        byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "\\") && byte != UInt8(ascii: "\"")
     }
 
     /// ASCII that JSON takes as it is. Other bytes go through `appendJSONEscaped`, which checks UTF-8.

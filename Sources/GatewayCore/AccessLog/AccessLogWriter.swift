@@ -17,10 +17,19 @@ final class AccessLogWriter: Sendable {
     struct Item: Sendable {
         var entry: AccessLogEntry
         var settings: AccessLogSettings
+
+        /// Roughly what the entry holds in memory: its variable-length values and a fixed part.
+        var bytes: Int {
+            var bytes = 512 + (entry.path?.utf8.count ?? 0)
+            for field in entry.requestHeaders { bytes += field.name.utf8.count + field.value.utf8.count }
+            return bytes
+        }
     }
 
     private struct State {
         var items: [Item] = []
+        /// What the waiting entries hold, roughly (`Item.bytes`).
+        var bytes = 0
         /// The thread waits on `wake` (a submit must signal it).
         var sleeping = false
         var reopenRequested = false
@@ -31,12 +40,14 @@ final class AccessLogWriter: Sendable {
     private let wake = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
     private let capacity: Int
+    private let capacityBytes: Int
     private let metrics: GatewayMetrics
     private let logger: Logger
 
-    /// `capacity`: entries that may wait for the sink.
-    init(capacity: Int = 16_384, metrics: GatewayMetrics, logger: Logger) {
+    /// `capacity`: entries that may wait for the sink; `capacityBytes`: what they may hold.
+    init(capacity: Int = 16_384, capacityBytes: Int = 32 * 1024 * 1024, metrics: GatewayMetrics, logger: Logger) {
         self.capacity = capacity
+        self.capacityBytes = capacityBytes
         self.metrics = metrics
         self.logger = logger
         Thread { [self] in self.loop() }.start()
@@ -45,9 +56,11 @@ final class AccessLogWriter: Sendable {
     /// Hands `item` to the thread; false (and counted) when the buffer is full.
     @discardableResult
     func submit(_ item: Item) -> Bool {
+        let bytes = item.bytes
         let (accepted, wakeUp) = state.withLock { state -> (Bool, Bool) in
-            guard !state.stopping, state.items.count < capacity else { return (false, false) }
+            guard !state.stopping, state.items.count < capacity, state.bytes + bytes <= capacityBytes else { return (false, false) }
             state.items.append(item)
+            state.bytes += bytes
             defer { state.sleeping = false }
             return (true, state.sleeping)
         }
@@ -69,11 +82,14 @@ final class AccessLogWriter: Sendable {
     /// Writes what is buffered, then ends the thread; waits at most `timeout` for it (a sink that
     /// blocks, a FIFO nobody reads, must not hold up the process's exit).
     func stop(timeout: Duration = .seconds(2)) {
-        let wakeUp = state.withLock { state in
+        let (wakeUp, alreadyStopping) = state.withLock { state in
+            let alreadyStopping = state.stopping
             state.stopping = true
             defer { state.sleeping = false }
-            return state.sleeping
+            return (state.sleeping, alreadyStopping)
         }
+        // A second stop (the service's, then its owner's) does not wait again.
+        guard !alreadyStopping else { return }
         if wakeUp { wake.signal() }
         let (seconds, attoseconds) = timeout.components
         _ = finished.wait(timeout: .now() + .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)))
@@ -98,6 +114,7 @@ final class AccessLogWriter: Sendable {
             let (items, reopen, stopping) = state.withLock { state -> ([Item], Bool, Bool) in
                 let taken = state.items
                 state.items = []
+                state.bytes = 0
                 let reopen = state.reopenRequested
                 state.reopenRequested = false
                 if taken.isEmpty && !reopen && !state.stopping { state.sleeping = true }
@@ -114,6 +131,7 @@ final class AccessLogWriter: Sendable {
                     flush(&buffer, lines: &pending, to: &sink)
                     sink.close()
                     sink.target = item.settings.sink
+                    sink.failureLogged = false
                 }
                 item.settings.format.render(item.entry, into: &buffer)
                 pending += 1
@@ -137,6 +155,7 @@ final class AccessLogWriter: Sendable {
         }
         do {
             try sink.write(buffer)
+            sink.failureLogged = false
             metrics.accessLogLinesWritten(lines)
         } catch {
             metrics.accessLogLinesDropped(lines, .sinkFailed)
@@ -181,22 +200,52 @@ struct OpenSink {
             descriptor = fd
             ownsDescriptor = true
         }
-        failureLogged = false
     }
+
+    /// Standard output and error are shared with the gateway's own log and status lines: written in
+    /// pieces of at most `PIPE_BUF` bytes ending at a line's end, which a pipe (journald, a shipper)
+    /// takes whole, so no other line lands inside an access-log line. A file takes a batch at once.
+    static let sharedWriteLimit = Int(PIPE_BUF)
 
     mutating func write(_ bytes: [UInt8]) throws {
         try open()
         guard descriptor >= 0 else { return }
+        let shared = target == .standardOutput || target == .standardError
+        let pieces = shared ? Self.pieces(bytes, limit: Self.sharedWriteLimit) : [bytes.startIndex..<bytes.endIndex]
         try bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let written = Glibc.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    throw Failure(description: "write failed: \(String(cString: strerror(errno)))")
+            for piece in pieces { try writeAll(UnsafeRawBufferPointer(rebasing: raw[piece])) }
+        }
+    }
+
+    /// `bytes` (whole lines) cut into pieces of at most `limit` bytes, each ending at a line's end;
+    /// a line longer than `limit` is a piece of its own.
+    static func pieces(_ bytes: [UInt8], limit: Int) -> [Range<Int>] {
+        var pieces: [Range<Int>] = []
+        var start = 0
+        while start < bytes.count {
+            var end = bytes.count
+            if end - start > limit {
+                if let newline = bytes[start..<(start + limit)].lastIndex(of: UInt8(ascii: "\n")) {
+                    end = newline + 1
+                } else if let next = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                    end = next + 1
                 }
-                offset += written
             }
+            pieces.append(start..<end)
+            start = end
+        }
+        return pieces
+    }
+
+    private func writeAll(_ raw: UnsafeRawBufferPointer) throws {
+        var offset = 0
+        while offset < raw.count {
+            let written = Glibc.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw Failure(description: "write failed: \(String(cString: strerror(errno)))")
+            }
+            offset += written
         }
     }
 }

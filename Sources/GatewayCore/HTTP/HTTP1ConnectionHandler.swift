@@ -160,6 +160,13 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             let (handler, context) = loopBound.value
             handler.nextAnswer = processed.answer
             handler.run(handler.machine.answerReady(processed.response, heldBytes: processed.heldBytes), context: context)
+            if let unwritten = handler.nextAnswer {
+                // The connection closed while the function ran (the client went away, a timeout):
+                // nothing is written, but the request happened and is counted and logged (`DC`).
+                handler.nextAnswer = nil
+                let exchange = handler.exchanges.popFirst() ?? RequestExchange()
+                handler.processor.ended(exchange, answer: unwritten, responseBodyBytes: 0, written: false, connection: handler.connection)
+            }
             handler.takeUpPipelined(context: context)
         }
     }

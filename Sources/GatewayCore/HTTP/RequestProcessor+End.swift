@@ -39,9 +39,15 @@ extension RequestProcessor {
         entry.upstreamServiceTime = answer.lambdaCall
         if let head = exchange.head {
             entry.method = head.method.rawValue
-            entry.path = head.uri
+            entry.path = Self.loggable(head.uri)
             entry.protocolName = head.version.major == 2 ? "HTTP/2" : "HTTP/\(head.version.major).\(head.version.minor)"
-            if settings.format.usesRequestHeaders { entry.requestHeaders = head.headers.map { HTTPField($0.name, $0.value) } }
+            if settings.format.usesRequestHeaders {
+                // Only the fields the format reads, each at most `maximumLoggedValueBytes`.
+                let names = settings.format.requestHeaderNames
+                for field in head.headers where names.contains(field.name.lowercased()) {
+                    entry.requestHeaders.append(HTTPField(field.name, Self.loggable(field.value)))
+                }
+            }
         }
         if settings.format.usesResponseHeaders { entry.responseHeaders = answer.response.headers }
         entry.responseCode = answer.response.status
@@ -52,6 +58,18 @@ extension RequestProcessor {
         entry.upstreamHost = answer.upstreamHost
         entry.upstreamCluster = connection.serviceName
         accessLog.record(entry, settings: settings)
+    }
+}
+
+extension RequestProcessor {
+    /// The most of one header value an access-log entry keeps (Envoy has no cap; a line of 60 KiB
+    /// per request would let one client fill the log and the writer's buffer).
+    static let maximumLoggedValueBytes = 4096
+
+    static func loggable(_ value: String) -> String {
+        guard value.utf8.count > maximumLoggedValueBytes else { return value }
+        // A character cut in two becomes U+FFFD.
+        return String(decoding: value.utf8.prefix(maximumLoggedValueBytes), as: UTF8.self)
     }
 }
 

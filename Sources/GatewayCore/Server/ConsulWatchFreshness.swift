@@ -3,11 +3,13 @@ import Synchronization
 /// When each Consul watch last got an answer from Consul, changed or not (a blocking query answers
 /// at least once per wait): `/metrics` shows, per endpoint, the seconds since the least recent
 /// answer among that endpoint's watches. A watch that never answered counts from its start; a
-/// watch that ended (its service unlinked) no longer counts.
+/// watch that ended (its service unlinked) no longer counts, nor does one the token may not read
+/// (a 403, which retries by design and is shown as `intentions_forbidden`) until it answers again.
 public final class ConsulWatchFreshness: Sendable {
     private struct Watch {
         var endpoint: String
-        var lastAnswer: ContinuousClock.Instant
+        /// Nil while the watch is refused.
+        var lastAnswer: ContinuousClock.Instant?
     }
 
     private let watches = Mutex<(nextID: Int, byID: [Int: Watch])>((0, [:]))
@@ -21,6 +23,11 @@ public final class ConsulWatchFreshness: Sendable {
 
         public func answered(now: ContinuousClock.Instant = .now) {
             freshness.watches.withLock { $0.byID[id]?.lastAnswer = now }
+        }
+
+        /// The watch is refused (403): it does not count until its next answer.
+        public func refused() {
+            freshness.watches.withLock { $0.byID[id]?.lastAnswer = nil }
         }
 
         public func ended() {
@@ -42,7 +49,8 @@ public final class ConsulWatchFreshness: Sendable {
     public func staleness(now: ContinuousClock.Instant = .now) -> [String: Double] {
         let oldest = watches.withLock { watches in
             watches.byID.values.reduce(into: [String: ContinuousClock.Instant]()) { oldest, watch in
-                oldest[watch.endpoint] = min(oldest[watch.endpoint] ?? watch.lastAnswer, watch.lastAnswer)
+                guard let last = watch.lastAnswer else { return }
+                oldest[watch.endpoint] = min(oldest[watch.endpoint] ?? last, last)
             }
         }
         return oldest.mapValues { instant in

@@ -45,7 +45,7 @@ extension GatewayMetrics {
         )
         text.family(
             "lambda_gateway_ca_root_expiry_seconds", "Seconds until each trusted Consul CA root expires (negative: expired), by root serial number.", type: "gauge",
-            Self.rootExpiries(snapshot.rootPEMs).map { ([("root", $0.serial)], $0.notAfter.timeIntervalSince(now)) }
+            rootExpiries(snapshot.rootPEMs).map { ([("root", $0.serial)], $0.notAfter.timeIntervalSince(now)) }
         )
 
         if let upstream = sources.upstream?() {
@@ -72,6 +72,17 @@ extension GatewayMetrics {
         if let value = process.maxFDs { text.gauge("process_max_fds", "Maximum number of open file descriptors.", value) }
         if let value = process.startTimeSeconds { text.gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", value) }
         return text.text
+    }
+
+    /// `rootExpiries` of the roots, parsed again only when they change (a scrape every few seconds
+    /// would parse every root each time).
+    func rootExpiries(_ pems: [String]) -> [(serial: String, notAfter: Date)] {
+        rootExpiryCache.withLock { cache in
+            if let cached = cache, cached.pems == pems { return cached.expiries }
+            let expiries = Self.rootExpiries(pems)
+            cache = (pems, expiries)
+            return expiries
+        }
     }
 
     /// Each PEM root's serial number and expiry (a root that does not parse is left out).

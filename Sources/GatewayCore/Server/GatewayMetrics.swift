@@ -143,6 +143,8 @@ public final class GatewayMetrics: Sendable {
     public let consulWatches = ConsulWatchFreshness()
     /// What `/metrics` reads from the rest of the process when it is scraped.
     public let sources = Mutex(ExpositionSources())
+    /// The roots' expiries, for the roots they were read from.
+    let rootExpiryCache = Mutex<(pems: [String], expiries: [(serial: String, notAfter: Date)])?>(nil)
 
     /// End-to-end request buckets: 0.5 ms (an answer the gateway gives itself) to 30 s.
     static let requestBuckets: [Duration] = [

@@ -108,6 +108,7 @@ public final class ConsulConfigSource: Sendable {
             endpoint, policy: settings.watchPolicy,
             onError: { error in
                 self.metrics.consulWatchFailed(label)
+                if error.isPermissionDenied { freshness.refused() }
                 onError(error)
             },
             onAnswer: { freshness.answered() },
