@@ -142,8 +142,10 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
                 var buffer = context.channel.allocator.buffer(capacity: 64)
                 HTTP1ResponseEncoder.writeBare(status: status, into: &buffer)
                 let written = context.writeAndFlush(wrapOutboundOut(buffer))
-                written.whenComplete { _ in context.close(promise: nil) }
+                // Counted before the close is under way: the client sees the end of the connection
+                // only after the request is on /metrics.
                 endBare(status: status, written: written)
+                written.whenComplete { _ in context.close(promise: nil) }
             case .close:
                 context.close(promise: nil)
             case .countAnswer(let answer):
@@ -203,17 +205,17 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         if let largeBody { context.write(wrapOutboundOut(bytes), promise: nil) }
         let written = context.writeAndFlush(wrapOutboundOut(largeBody ?? bytes))
         output.writing(size, done: written, handingOver: held)
-        if close {
-            written.whenComplete { _ in context.close(promise: nil) }
-        }
         let answer = nextAnswer ?? RequestProcessor.Answer(response: response, outcome: .rejected, details: ResponseCodeDetails.rejected("Unknown"))
         nextAnswer = nil
         var exchange = exchanges.popFirst() ?? RequestExchange(head: head)
         exchange.responded = .now()
         let bodyBytes = head.method == .HEAD ? 0 : response.body.readableBytes
-        let (processor, connection) = (self.processor, self.connection)
-        written.assumeIsolated().whenComplete { result in
+        // Before the close below: the request is counted before the client can see the connection end.
+        written.assumeIsolated().whenComplete { [self] result in
             processor.ended(exchange, answer: answer, responseBodyBytes: bodyBytes, written: (try? result.get()) != nil, connection: connection)
+        }
+        if close {
+            written.whenComplete { _ in context.close(promise: nil) }
         }
     }
 
@@ -235,8 +237,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         nextAnswer = nil
         var exchange = exchanges.popFirst() ?? RequestExchange()
         exchange.responded = .now()
-        let (processor, connection) = (self.processor, self.connection)
-        written.assumeIsolated().whenComplete { result in
+        written.assumeIsolated().whenComplete { [self] result in
             processor.ended(exchange, answer: answer, responseBodyBytes: 0, written: (try? result.get()) != nil, connection: connection)
         }
     }

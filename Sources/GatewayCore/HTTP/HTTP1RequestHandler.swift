@@ -130,15 +130,15 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
         }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         output.writing(sendsBody ? response.body.readableBytes : 0, done: done, handingOver: held)
-        if close {
-            done.whenComplete { _ in context.close(promise: nil) }
-        }
         var exchange = self.exchange
         exchange.responded = .now()
-        let (processor, connection) = (self.processor, self.connection)
         let bodyBytes = sendsBody ? response.body.readableBytes : 0
-        done.assumeIsolated().whenComplete { result in
+        // Before the close below: the request is counted before the client can see the stream end.
+        done.assumeIsolated().whenComplete { [self] result in
             processor.ended(exchange, answer: answer, responseBodyBytes: bodyBytes, written: (try? result.get()) != nil, connection: connection)
+        }
+        if close {
+            done.whenComplete { _ in context.close(promise: nil) }
         }
     }
 }
