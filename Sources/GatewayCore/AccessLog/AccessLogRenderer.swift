@@ -49,8 +49,9 @@ enum AccessLogRenderer {
             return
         case .number(let number):
             appendDecimal(number, to: &buffer)
-        case .text(let text):
-            buffer.append(contentsOf: text.utf8)
+        case .text(var text):
+            // From the string's contiguous bytes: appending its UTF8View goes byte by byte.
+            text.withUTF8 { buffer.append(contentsOf: $0) }
         case .startTime(let time, let format):
             format.append(time, to: &buffer)
         case .flags(let flags):
