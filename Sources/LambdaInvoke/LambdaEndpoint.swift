@@ -49,9 +49,9 @@ public struct LambdaEndpointResolver: Sendable, Hashable {
 
         /// `host:port` of the endpoint (the port the URL implies when it names none).
         public var authority: String {
-            let afterScheme = baseURL.split(separator: "://", maxSplits: 1).last.map(String.init) ?? host
-            if afterScheme.hasPrefix("[") ? afterScheme.contains("]:") : afterScheme.contains(":") { return afterScheme }
-            return afterScheme + (baseURL.hasPrefix("http://") ? ":80" : ":443")
+            // `host` is `host[:port]` as written for a custom URL, the bare host for AWS (https).
+            if host.hasPrefix("[") ? host.contains("]:") : host.utf8.contains(UInt8(ascii: ":")) { return host }
+            return host + (baseURL.hasPrefix("http://") ? ":80" : ":443")
         }
     }
 

@@ -21,6 +21,8 @@ public struct AccessLogFormat: Sendable, Hashable {
     /// The lower-cased names of the request fields some operator reads: the request path copies
     /// only those into an entry (a request may carry 60 KiB of fields; a line uses a few).
     public let requestHeaderNames: Set<String>
+    /// The same, as a list to compare a field's name with (without lower-casing it first).
+    public let requestHeaderNameList: [String]
 
     private init(segments: [AccessLogSegment]) {
         self.segments = segments
@@ -38,6 +40,7 @@ public struct AccessLogFormat: Sendable, Hashable {
             }
         }
         requestHeaderNames = names
+        requestHeaderNameList = names.sorted()
     }
 
     /// Compiles a `TextFormat`. Each line ends with exactly one newline, added when the format
