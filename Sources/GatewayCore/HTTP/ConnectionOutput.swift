@@ -40,7 +40,9 @@ final class ConnectionOutput: @unchecked Sendable {
     /// An answer of `bytes` is on its way to the client; `done` completes when the socket took it
     /// (or the connection failed). `handingOver`: budget bytes the Lambda answer it was built from
     /// held, given back now that the answer itself is counted.
-    func writing(_ bytes: Int, done: EventLoopFuture<Void>, handingOver held: Int = 0) {
+    /// `then` runs after, with whether the write succeeded: one callback on the future for both (a
+    /// second one would cost the future an array of callbacks per answer).
+    func writing(_ bytes: Int, done: EventLoopFuture<Void>, handingOver held: Int = 0, then: ((_ written: Bool) -> Void)? = nil) {
         budget.take(bytes)
         if held > 0 { budget.release(held) }
         pendingAnswers += 1
@@ -60,6 +62,9 @@ final class ConnectionOutput: @unchecked Sendable {
             budget.release(bytes)
             self.pendingAnswers -= 1
             self.lastProgress = .now()
+            if let then {
+                if case .success = result { then(true) } else { then(false) }
+            }
         }
     }
 

@@ -204,15 +204,14 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         let size = bytes.readableBytes + (largeBody?.readableBytes ?? 0)
         if let largeBody { context.write(wrapOutboundOut(bytes), promise: nil) }
         let written = context.writeAndFlush(wrapOutboundOut(largeBody ?? bytes))
-        output.writing(size, done: written, handingOver: held)
         let answer = nextAnswer ?? RequestProcessor.Answer(response: response, outcome: .rejected, details: ResponseCodeDetails.rejected("Unknown"))
         nextAnswer = nil
         var exchange = exchanges.popFirst() ?? RequestExchange(head: head)
         exchange.responded = .now()
         let bodyBytes = head.method == .HEAD ? 0 : response.body.readableBytes
         // Before the close below: the request is counted before the client can see the connection end.
-        written.assumeIsolated().whenComplete { [self] result in
-            processor.ended(exchange, answer: answer, responseBodyBytes: bodyBytes, written: (try? result.get()) != nil, connection: connection)
+        output.writing(size, done: written, handingOver: held) { [self] written in
+            processor.ended(exchange, answer: answer, responseBodyBytes: bodyBytes, written: written, connection: connection)
         }
         if close {
             written.whenComplete { _ in context.close(promise: nil) }

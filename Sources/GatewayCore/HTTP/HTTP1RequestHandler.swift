@@ -129,13 +129,12 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
             context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        output.writing(sendsBody ? response.body.readableBytes : 0, done: done, handingOver: held)
         var exchange = self.exchange
         exchange.responded = .now()
         let bodyBytes = sendsBody ? response.body.readableBytes : 0
         // Before the close below: the request is counted before the client can see the stream end.
-        done.assumeIsolated().whenComplete { [self] result in
-            processor.ended(exchange, answer: answer, responseBodyBytes: bodyBytes, written: (try? result.get()) != nil, connection: connection)
+        output.writing(bodyBytes, done: done, handingOver: held) { [self] written in
+            processor.ended(exchange, answer: answer, responseBodyBytes: bodyBytes, written: written, connection: connection)
         }
         if close {
             done.whenComplete { _ in context.close(promise: nil) }

@@ -118,15 +118,52 @@ public final class GatewayMetrics: Sendable {
         let requestDuration: DurationHistogram
         let requestBytes: Counter
         let responseBytes: Counter
-        let answers = Mutex<[AnswerKey: Counter]>([:])
-        let lambdaCalls = Mutex<DurationHistogram?>(nil)
-        let lambdaErrors = Mutex<[LambdaErrorType: Counter]>([:])
+        let handles = Mutex(Handles())
+
+        /// The series with label values beyond the service's, made on first use.
+        struct Handles {
+            var answers: [AnswerKey: Counter] = [:]
+            var lambdaCalls: DurationHistogram?
+            var lambdaErrors: [LambdaErrorType: Counter] = [:]
+        }
 
         init(service: String, registry: PrometheusCollectorRegistry) {
             self.service = service
             requestDuration = registry.makeDurationHistogram(name: Family.requestDuration, labels: [("service", service)], buckets: GatewayMetrics.requestBuckets, help: Help.requestDuration)
             requestBytes = registry.makeCounter(name: Family.requestBytes, labels: [("service", service)], help: Help.requestBytes)
             responseBytes = registry.makeCounter(name: Family.responseBytes, labels: [("service", service)], help: Help.responseBytes)
+        }
+
+        /// The counter of `key`, and the Lambda call histogram and error counter when asked for.
+        func handles(_ key: AnswerKey, timed: Bool, error: LambdaErrorType?, registry: PrometheusCollectorRegistry) -> (Counter, DurationHistogram?, Counter?) {
+            let service = self.service
+            return handles.withLock { handles in
+                let counter =
+                    handles.answers[key]
+                    ?? {
+                        let made = registry.makeCounter(
+                            name: Family.requests, labels: [("service", service), ("status", String(key.status)), ("outcome", key.outcome.rawValue)], help: Help.requests
+                        )
+                        handles.answers[key] = made
+                        return made
+                    }()
+                if timed && handles.lambdaCalls == nil {
+                    handles.lambdaCalls = registry.makeDurationHistogram(
+                        name: Family.lambdaCallDuration, labels: [("service", service)], buckets: GatewayMetrics.lambdaCallBuckets, help: Help.lambdaCallDuration
+                    )
+                }
+                var errors: Counter?
+                if let error {
+                    errors =
+                        handles.lambdaErrors[error]
+                        ?? {
+                            let made = registry.makeCounter(name: Family.lambdaErrors, labels: [("service", service), ("error_type", error.rawValue)], help: Help.lambdaErrors)
+                            handles.lambdaErrors[error] = made
+                            return made
+                        }()
+                }
+                return (counter, timed ? handles.lambdaCalls : nil, errors)
+            }
         }
     }
 
@@ -221,37 +258,15 @@ public final class GatewayMetrics: Sendable {
             all[record.service] = series
             return series
         }
-        let key = AnswerKey(status: record.status, outcome: record.outcome)
-        let counter = series.answers.withLock { answers in
-            if let counter = answers[key] { return counter }
-            let counter = registry.makeCounter(
-                name: Family.requests, labels: [("service", record.service), ("status", String(key.status)), ("outcome", key.outcome.rawValue)], help: Help.requests
-            )
-            answers[key] = counter
-            return counter
-        }
+        let (counter, lambdaCalls, errors) = series.handles(
+            AnswerKey(status: record.status, outcome: record.outcome), timed: record.lambdaCall != nil, error: record.lambdaErrorType, registry: registry
+        )
         counter.increment()
         if let duration = record.duration { series.requestDuration.record(duration) }
         if record.requestBodyBytes > 0 { series.requestBytes.increment(by: Int64(record.requestBodyBytes)) }
         if record.responseBodyBytes > 0 { series.responseBytes.increment(by: Int64(record.responseBodyBytes)) }
-        if let lambdaCall = record.lambdaCall {
-            let histogram = series.lambdaCalls.withLock { histogram in
-                if let histogram { return histogram }
-                let made = registry.makeDurationHistogram(name: Family.lambdaCallDuration, labels: [("service", record.service)], buckets: Self.lambdaCallBuckets, help: Help.lambdaCallDuration)
-                histogram = made
-                return made
-            }
-            histogram.record(lambdaCall)
-        }
-        if let type = record.lambdaErrorType {
-            let counter = series.lambdaErrors.withLock { counters in
-                if let counter = counters[type] { return counter }
-                let counter = registry.makeCounter(name: Family.lambdaErrors, labels: [("service", record.service), ("error_type", type.rawValue)], help: Help.lambdaErrors)
-                counters[type] = counter
-                return counter
-            }
-            counter.increment()
-        }
+        if let lambdaCall = record.lambdaCall { lambdaCalls?.record(lambdaCall) }
+        errors?.increment()
     }
 
     public func handshakeFailed(_ reason: HandshakeFailure) {
