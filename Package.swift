@@ -116,6 +116,7 @@ let package = Package(
         .target(
             name: "GatewayCore",
             dependencies: [
+                "AWSSigV4",
                 "ConsulAPI",
                 "MeshIdentity",
                 "LambdaInvoke",

@@ -29,8 +29,10 @@ public struct AMZDate: Sendable, Hashable {
         self.timestamp = String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Howard Hinnant's `civil_from_days`: proleptic Gregorian date of a day count since 1970-01-01.
-    static func civilDate(daysSinceEpoch: Int64) -> (year: Int64, month: Int, day: Int) {
+    /// Howard Hinnant's `civil_from_days`: proleptic Gregorian date of a day count since 1970-01-01
+    /// (counted in 400-year eras that start on March 1st, so February's length only matters at an
+    /// era-year's end). The access log's times use it too.
+    public static func civilDate(daysSinceEpoch: Int64) -> (year: Int64, month: Int, day: Int) {
         let z = daysSinceEpoch + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let dayOfEra = z - era * 146_097

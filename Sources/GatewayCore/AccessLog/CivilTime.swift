@@ -1,3 +1,5 @@
+import AWSSigV4
+
 /// A `WallClockTime` as a UTC calendar date and time of day, computed with integer arithmetic only,
 /// so that an access-log line costs no `DateFormatter`, no `gmtime_r` and no allocation.
 struct CivilTime: Hashable {
@@ -29,24 +31,8 @@ struct CivilTime: Hashable {
         second = Int(secondOfDay % 60)
         // 1970-01-01 was a Thursday.
         weekday = Int(Self.floorDivide(days + 4, 7).remainder)
-        (year, month, day) = Self.civil(fromDays: days)
+        (year, month, day) = AMZDate.civilDate(daysSinceEpoch: days)
         dayOfYear = Self.daysBeforeMonth[month - 1] + day + (month > 2 && Self.isLeapYear(year) ? 1 : 0)
-    }
-
-    /// Howard Hinnant's `civil_from_days`: the proleptic Gregorian date `days` after 1970-01-01,
-    /// counted in 400-year eras that start on March 1st, so February's length only matters at an
-    /// era-year's end. (`AMZDate` in AWSSigV4 has the same algorithm; GatewayCore does not link it.)
-    static func civil(fromDays days: Int64) -> (year: Int64, month: Int, day: Int) {
-        let shifted = days + 719_468
-        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
-        let dayOfEra = shifted - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthFromMarch = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * monthFromMarch + 2) / 5 + 1
-        let month = monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        return (year, Int(month), Int(day))
     }
 
     static func isLeapYear(_ year: Int64) -> Bool {

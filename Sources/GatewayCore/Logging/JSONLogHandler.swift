@@ -104,15 +104,12 @@ public struct JSONLogHandler: LogHandler {
         line += "\""
     }
 
-    /// RFC 3339 in UTC with milliseconds.
+    /// RFC 3339 in UTC with milliseconds, as the access log writes `%START_TIME%`.
     static func timestamp(_ date: Date) -> String {
+        var bytes: [UInt8] = []
+        // Whole milliseconds first: the nanoseconds of a Double's product fall a hair short of them.
         let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
-        var seconds = time_t(milliseconds / 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min),
-            Int(parts.tm_sec), Int(milliseconds % 1000)
-        )
+        AccessLogTimeFormat.rfc3339Milliseconds.append(WallClockTime(nanosecondsSinceEpoch: milliseconds * 1_000_000), to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
     }
 }
