@@ -174,8 +174,22 @@ public final class LambdaInvokeClient: Sendable {
             }
             self.logger.debug("throttled by Lambda; retrying once", metadata: ["function": "\(request.function)", "delay_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)"])
             eventLoop.scheduleTask(in: TimeAmount(delay)) {
-                self.send(request, to: endpoint, deadline: deadline, on: eventLoop, completion: completion)
+                self.send(request, to: endpoint, deadline: deadline, on: eventLoop) { retried in
+                    completion(Self.adding(attempts: error.attempts, to: retried))
+                }
             }
+        }
+    }
+
+    /// `outcome` after `attempts` earlier requests for the same call.
+    static func adding(attempts: Int, to outcome: Outcome) -> Outcome {
+        switch outcome {
+        case .success(var result):
+            result.attempts += attempts
+            return .success(result)
+        case .failure(var error):
+            error.attempts += attempts
+            return .failure(error)
         }
     }
 
@@ -287,16 +301,21 @@ public final class LambdaInvokeClient: Sendable {
                 do throws(LambdaInvokeError) {
                     var answer = try self.result(status: response.status, headers: response.headers, body: response.body)
                     answer.heldBytes = response.heldBytes
+                    answer.attempts = number
                     completion(.success(answer))
                 } catch {
                     // An AWS error answer is no client answer: what it held goes back now.
                     if response.heldBytes > 0 { request.budget?.release(response.heldBytes) }
+                    var error = error
+                    error.attempts = number
                     completion(.failure(error))
                 }
             case .failure(.staleConnection) where number < Self.staleConnectionAttempts:
                 self.attempt(upstream, of: request, pool: pool, deadline: deadline, number: number + 1, on: eventLoop, completion: completion)
             case .failure(let failure):
-                completion(.failure(self.classify(failure, endpoint: pool.target, timeout: request.timeout)))
+                var error = self.classify(failure, endpoint: pool.target, timeout: request.timeout)
+                error.attempts = number
+                completion(.failure(error))
             }
         }
     }

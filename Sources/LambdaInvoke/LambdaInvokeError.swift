@@ -23,6 +23,8 @@ public struct LambdaInvokeError: Error, Hashable, CustomStringConvertible {
     public var message: String
     /// `Retry-After` seconds of a 429, when Lambda sent one.
     public var retryAfter: Int?
+    /// Requests sent to Lambda before this failure, retries included (0: none was).
+    public var attempts = 0
 
     public init(_ code: Code, _ message: String, retryAfter: Int? = nil) {
         self.code = code
@@ -77,4 +79,15 @@ public struct LambdaInvokeError: Error, Hashable, CustomStringConvertible {
     ]
 
     public var description: String { "\(errorName): \(message)" }
+
+    /// Equal when code, message and `Retry-After` are: how many attempts led to it does not matter.
+    public static func == (lhs: LambdaInvokeError, rhs: LambdaInvokeError) -> Bool {
+        lhs.code == rhs.code && lhs.message == rhs.message && lhs.retryAfter == rhs.retryAfter
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(code)
+        hasher.combine(message)
+        hasher.combine(retryAfter)
+    }
 }

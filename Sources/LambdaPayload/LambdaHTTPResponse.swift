@@ -40,12 +40,15 @@ public struct LambdaInvocationResult: Sendable, Equatable {
     /// Bytes of the client connection's answer budget this result still holds: whoever turns it
     /// into the client's answer gives them back once that answer is accounted for (0: none).
     public var heldBytes: Int
+    /// Requests sent to Lambda for this result, retries included (`%UPSTREAM_REQUEST_ATTEMPT_COUNT%`).
+    public var attempts: Int
 
-    public init(statusCode: Int, functionError: String? = nil, requestID: String? = nil, payload: ByteBuffer = ByteBuffer(), heldBytes: Int = 0) {
+    public init(statusCode: Int, functionError: String? = nil, requestID: String? = nil, payload: ByteBuffer = ByteBuffer(), heldBytes: Int = 0, attempts: Int = 1) {
         self.statusCode = statusCode
         self.functionError = functionError
         self.requestID = requestID
         self.payload = payload
         self.heldBytes = heldBytes
+        self.attempts = attempts
     }
 }

@@ -148,12 +148,19 @@ struct AccessLogRunTests {
             _ = try? await ChildProcess.run(["curl", "-sS", "-k", "--resolve", "\(unknown):\(process.listenPort):127.0.0.1", "https://\(unknown):\(process.listenPort)/"])
             #expect(try await Self.lines(log, count: 3).last == "0 NR filter_chain_not_found \(unknown)")
 
+            // Requests sent to Lambda: one, or two when the gateway retried a throttled call.
+            try Self.setAccessLogs(process.consul, #""Enabled":true,"Type":"file","Path":"\#(log)","TextFormat":"%REQ(:PATH)% %UPSTREAM_REQUEST_ATTEMPT_COUNT%""#)
+            try await Self.waitForOutput(process.gateway, "access log on", count: 3)
+            #expect(try await curl(process, [], path: "/once").stdout.hasSuffix("200"))
+            #expect(try await curl(process, [], path: "/throttle").stdout.hasSuffix("429"))
+            #expect(try await Self.lines(log, count: 5).suffix(2) == ["/once 1", "/throttle 2"])
+
             // Disabled: no more lines.
             try Self.setAccessLogs(process.consul, #""Enabled":false"#)
             try await Self.waitForOutput(process.gateway, "access log off")
             #expect(try await curl(process, [], path: "/").stdout.hasSuffix("200"))
             try await Task.sleep(for: .milliseconds(300))
-            #expect(try await Self.lines(log, count: 3).count == 3)
+            #expect(try await Self.lines(log, count: 5).count == 5)
         }
     }
 

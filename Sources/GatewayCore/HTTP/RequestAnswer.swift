@@ -13,6 +13,8 @@ extension RequestProcessor {
         var lambdaErrorType: LambdaErrorType?
         /// The Invoke call's duration, when one was made.
         var lambdaCall: Duration?
+        /// Requests sent to Lambda for it, retries included, when a call was made.
+        var attempts: Int?
         /// `host:port` of the Lambda endpoint called (only filled while the access log is on).
         var upstreamHost: String?
 

@@ -56,6 +56,7 @@ extension RequestProcessor {
         entry.bytesReceived = exchange.requestBodyBytes
         entry.bytesSent = written ? responseBodyBytes : 0
         entry.upstreamHost = answer.upstreamHost
+        entry.upstreamRequestAttemptCount = answer.attempts
         entry.upstreamCluster = connection.serviceName
         accessLog.record(entry, settings: settings)
     }

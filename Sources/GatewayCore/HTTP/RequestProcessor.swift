@@ -105,6 +105,10 @@ public final class RequestProcessor: Sendable {
             }
             var answer = finish(call, result: result)
             answer.lambdaCall = ContinuousClock.now - started
+            switch result {
+            case .success(let value): answer.attempts = value.attempts
+            case .failure(let error): answer.attempts = error.attempts
+            }
             return Processed(answer: answer, heldBytes: (try? result.get())?.heldBytes ?? 0)
         }
     }
