@@ -13,6 +13,9 @@ import Glibc
 struct AccessLogRunTests {
     /// The Lambda stand-in: `hello` for every call, 429 for a payload that asks to be throttled.
     static let lambda: TestHTTPServer.Handler = { request in
+        if request.bodyText.contains("/drop") {
+            return ScriptedResponse(behaviour: .closeWithoutResponse)
+        }
         if request.bodyText.contains("/throttle") {
             return ScriptedResponse(status: 429, json: #"{"__type":"TooManyRequestsException","message":"Rate exceeded","Reason":"CallerRateLimitExceeded"}"#)
         }
@@ -149,18 +152,25 @@ struct AccessLogRunTests {
             #expect(try await Self.lines(log, count: 3).last == "0 NR filter_chain_not_found \(unknown)")
 
             // Requests sent to Lambda: one, or two when the gateway retried a throttled call.
-            try Self.setAccessLogs(process.consul, #""Enabled":true,"Type":"file","Path":"\#(log)","TextFormat":"%REQ(:PATH)% %UPSTREAM_REQUEST_ATTEMPT_COUNT%""#)
+            // And a connection to Lambda lost before its answer: flag UC and why.
+            try Self.setAccessLogs(
+                process.consul,
+                #""Enabled":true,"Type":"file","Path":"\#(log)","TextFormat":"%REQ(:PATH)% %UPSTREAM_REQUEST_ATTEMPT_COUNT% %RESPONSE_FLAGS% %UPSTREAM_TRANSPORT_FAILURE_REASON%""#
+            )
             try await Self.waitForOutput(process.gateway, "access log on", count: 3)
             #expect(try await curl(process, [], path: "/once").stdout.hasSuffix("200"))
             #expect(try await curl(process, [], path: "/throttle").stdout.hasSuffix("429"))
-            #expect(try await Self.lines(log, count: 5).suffix(2) == ["/once 1", "/throttle 2"])
+            #expect(try await curl(process, [], path: "/drop").stdout.hasSuffix("502"))
+            let attempts = try await Self.lines(log, count: 6).suffix(3).map { $0 }
+            #expect(attempts.prefix(2) == ["/once 1 - -", "/throttle 2 - -"], "\(attempts)")
+            #expect(attempts.last?.hasPrefix("/drop 1 UC ") == true && attempts.last?.hasSuffix(" -") == false, "\(attempts)")
 
             // Disabled: no more lines.
             try Self.setAccessLogs(process.consul, #""Enabled":false"#)
             try await Self.waitForOutput(process.gateway, "access log off")
             #expect(try await curl(process, [], path: "/").stdout.hasSuffix("200"))
             try await Task.sleep(for: .milliseconds(300))
-            #expect(try await Self.lines(log, count: 5).count == 5)
+            #expect(try await Self.lines(log, count: 6).count == 6)
         }
     }
 

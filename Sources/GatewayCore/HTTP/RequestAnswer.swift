@@ -17,6 +17,8 @@ extension RequestProcessor {
         var attempts: Int?
         /// `host:port` of the Lambda endpoint called (only filled while the access log is on).
         var upstreamHost: String?
+        /// Why no connection to Lambda could be made or kept (`%UPSTREAM_TRANSPORT_FAILURE_REASON%`).
+        var transportFailureReason: String?
 
         /// Answered before any Lambda call, for a reason of the request's own: `code` is the error
         /// code of the answer's body, and its details are `rejected{code}`.
@@ -46,8 +48,12 @@ extension RequestProcessor {
             )
             switch error.code {
             case .timeout: answer.flags = .upstreamRequestTimeout
-            case .endpointUnreachable: answer.flags = .upstreamConnectionFailure
-            case .connectionLost: answer.flags = .upstreamConnectionTermination
+            case .endpointUnreachable:
+                answer.flags = .upstreamConnectionFailure
+                answer.transportFailureReason = error.message
+            case .connectionLost:
+                answer.flags = .upstreamConnectionTermination
+                answer.transportFailureReason = error.message
             default: break
             }
             return answer
