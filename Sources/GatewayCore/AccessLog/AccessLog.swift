@@ -94,11 +94,6 @@ public final class AccessLog: Service, Sendable {
         try? await gracefulShutdown()
         writer.stop()
     }
-
-    /// Ends the writer thread after what is buffered (for owners that do not run the service).
-    public func shutdown() {
-        writer.stop()
-    }
 }
 
 /// At most `perSecond` listener lines in each second.
