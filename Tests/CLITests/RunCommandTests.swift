@@ -215,7 +215,9 @@ struct RunCommandTests {
         try await GatewayProcess.with(lambdaHandler: answer, arguments: ["--register", "none", "--event-loops", "3"]) { process in
             #expect(try await process.call("/x").stdout.hasSuffix("200"))
             let names = try Self.threadNames(process.gateway.pid)
-            #expect(names.filter { $0.hasPrefix("NIO-SGLTN-") }.count == 3, "\(names)")
+            // Distinct names: a thread another one starts (the access log's writer, a dispatch
+            // worker) carries its creator's name until it names itself.
+            #expect(Set(names.filter { $0.hasPrefix("NIO-SGLTN-") }).count == 3, "\(names)")
             #expect(!names.contains { $0.hasPrefix("NIO-ELT-") }, "\(names)")
         }
         // LAMBDA_GATEWAY_EXECUTOR=swift: a group of the gateway's own, Swift's executor left alone.

@@ -98,7 +98,8 @@ final class AccessLogWriter: Sendable {
     // MARK: The thread
 
     private func loop() {
-        // Its own name in `top -H` and /proc (a new thread inherits its creator's, an event loop's).
+        // Its own name in `top -H` and /proc: a new thread carries its creator's (an event loop's),
+        // and a name given before `start` is not applied on Linux.
         Thread.current.name = "access-log"
         // A write to a pipe whose reader went away fails with EPIPE here instead of raising SIGPIPE,
         // whose default action would end the process (the signal is thread-directed and stays
