@@ -91,7 +91,6 @@ struct AccessLogWriterTests {
         let writer = AccessLogWriter(capacity: 100, metrics: metrics, logger: .init(label: "test"))
         defer { writer.stop(timeout: .milliseconds(100)) }
         let settings = try Self.settings(fifo)
-        let started = ContinuousClock.now
         var accepted = 0
         for _ in 0..<50_000 where writer.submit(.init(entry: Self.entry(200), settings: settings)) { accepted += 1 }
         // 50,000 hand-overs complete while the sink is stuck (no wall-clock bound: it is noisy here).
@@ -99,7 +98,6 @@ struct AccessLogWriterTests {
         #expect(dropped == Double(50_000 - accepted))
         // The pipe holds at most 64 KiB of 4-byte lines; the buffer 100 entries more, plus a batch.
         #expect(accepted < 20_000, "\(accepted) accepted")
-        _ = started
     }
 
     @Test func standardOutputGetsWholeLinesInPiecesAPipeTakesAtOnce() {

@@ -14,19 +14,17 @@ public struct AccessLogFormat: Sendable, Hashable {
 
     /// Whether some operator reads `AccessLogEntry.requestHeaders`: when false, the request path need
     /// not copy them (`%REQ(:METHOD)%`, `%REQ(:PATH)%` and `%REQ(:SCHEME)%` read other fields).
-    public let usesRequestHeaders: Bool
+    public var usesRequestHeaders: Bool { !requestHeaderNames.isEmpty }
     /// Whether some operator reads `AccessLogEntry.responseHeaders`. Consul's default does:
     /// `%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%` takes that header when the response has one.
     public let usesResponseHeaders: Bool
-    /// The lower-cased names of the request fields some operator reads: the request path copies
-    /// only those into an entry (a request may carry 60 KiB of fields; a line uses a few).
-    public let requestHeaderNames: Set<String>
-    /// The same, as a list to compare a field's name with (without lower-casing it first).
-    public let requestHeaderNameList: [String]
+    /// The lower-cased names of the request fields some operator reads, sorted: the request path
+    /// copies only those into an entry (a request may carry 60 KiB of fields; a line uses a few),
+    /// comparing each field's name without lower-casing it first.
+    public let requestHeaderNames: [String]
 
     private init(segments: [AccessLogSegment]) {
         self.segments = segments
-        usesRequestHeaders = segments.contains { $0.operator?.readsRequestHeaders == true }
         usesResponseHeaders = segments.contains { $0.operator?.readsResponseHeaders == true }
         var names: Set<String> = []
         for segment in segments {
@@ -39,8 +37,7 @@ public struct AccessLogFormat: Sendable, Hashable {
                 }
             }
         }
-        requestHeaderNames = names
-        requestHeaderNameList = names.sorted()
+        requestHeaderNames = names.sorted()
     }
 
     /// Compiles a `TextFormat`. Each line ends with exactly one newline, added when the format

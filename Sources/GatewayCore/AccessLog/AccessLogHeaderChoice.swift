@@ -46,17 +46,6 @@ struct AccessLogHeaderChoice: Sendable, Hashable {
         }
     }
 
-    /// Whether reading it needs the entry's header fields (not only its method, path or connection).
-    var readsHeaderFields: Bool {
-        func reads(_ name: Name?) -> Bool {
-            switch name {
-            case .method?, .path?, .scheme?, nil: false
-            case .authority?, .upstreamServiceTime?, .field?: true
-            }
-        }
-        return reads(main) || reads(alternative)
-    }
-
     func requestValue(in entry: AccessLogEntry) -> AccessLogValue {
         let value = Self.requestValue(main, in: entry)
         guard case .missing = value, let alternative else { return value }

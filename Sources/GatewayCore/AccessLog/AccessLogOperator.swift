@@ -104,12 +104,6 @@ enum AccessLogOperator: Sendable, Hashable {
         return .text(text[..<colon])
     }
 
-    /// Whether the operator reads the entry's request header fields.
-    var readsRequestHeaders: Bool {
-        if case .requestHeader(let choice) = self { return choice.readsHeaderFields }
-        return false
-    }
-
     /// Whether the operator reads the entry's response header fields.
     var readsResponseHeaders: Bool {
         if case .responseHeader = self { return true }

@@ -43,7 +43,7 @@ extension RequestProcessor {
             entry.protocolName = head.version.major == 2 ? "HTTP/2" : "HTTP/\(head.version.major).\(head.version.minor)"
             if settings.format.usesRequestHeaders {
                 // Only the fields the format reads, each at most `maximumLoggedValueBytes`.
-                let names = settings.format.requestHeaderNameList
+                let names = settings.format.requestHeaderNames
                 for field in head.headers where names.contains(where: { field.name.asciiCaseInsensitiveEquals($0) }) {
                     entry.requestHeaders.append(HTTPField(field.name, Self.loggable(field.value)))
                 }
