@@ -21,7 +21,7 @@ fi
 # processes (the registrator's, the AWS clients').
 swift build --build-tests
 scale='ScaleTests|IntentionsScaleMeasurement'
-processes='ExtensionProcessTests|ExtensionEndToEndTests|RegistratorSyncTests|RegistratorEventSyncTests|RegistratorExtensionDataTests|RegistratorEnvironmentTests|RegistratorEnterpriseTests|RegistratorCommandTests|RegistratorLambdaRuntimeTests|MotoLambdaTests|MotoSSMTests|MotoSignatureTests'
+processes='AccessLogRunTests|ExtensionProcessTests|ExtensionEndToEndTests|RegistratorSyncTests|RegistratorEventSyncTests|RegistratorExtensionDataTests|RegistratorEnvironmentTests|RegistratorEnterpriseTests|RegistratorCommandTests|RegistratorLambdaRuntimeTests|MotoLambdaTests|MotoSSMTests|MotoSignatureTests'
 run_suite() { timeout 1200 swift test --skip-build "$@"; }
 run_twice() { run_suite "$@" || { echo "== the suite failed; running it once more to tell a timing miss from a failure" >&2; run_suite "$@"; }; }
 if [ $# -eq 0 ]; then
