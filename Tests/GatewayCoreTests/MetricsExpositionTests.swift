@@ -40,6 +40,35 @@ struct MetricsExpositionTests {
         #expect(samples.value("lambda_gateway_requests_in_flight") == 2)
     }
 
+    @Test func aHistogramBucketIncludesItsBoundAndCountsAccumulateUpToInf() throws {
+        let metrics = GatewayMetrics()
+        // On a bound (inclusive), just above it, beyond the last bound (30 s), and zero.
+        for duration: Duration in [.milliseconds(5), .nanoseconds(5_000_001), .seconds(31), .zero] {
+            metrics.requestCompleted(GatewayMetrics.RequestRecord(service: "orders", status: 200, outcome: .invoked, duration: duration))
+        }
+        metrics.requestCompleted(GatewayMetrics.RequestRecord(service: "users", status: 403, outcome: .denied, duration: .milliseconds(1)))
+        let text = metrics.exposition(snapshot: .empty, inFlight: 0)
+        let samples = PrometheusText(text)
+        let family = "lambda_gateway_request_duration_seconds"
+        #expect(samples.value("\(family)_bucket", ["service": "orders", "le": "0.0005"]) == 1)
+        #expect(samples.value("\(family)_bucket", ["service": "orders", "le": "0.005"]) == 2)
+        #expect(samples.value("\(family)_bucket", ["service": "orders", "le": "0.01"]) == 3)
+        #expect(samples.value("\(family)_bucket", ["service": "orders", "le": "30.0"]) == 3)
+        #expect(samples.value("\(family)_bucket", ["service": "orders", "le": "+Inf"]) == 4)
+        #expect(samples.value("\(family)_count", ["service": "orders"]) == 4)
+        #expect(abs(try #require(samples.value("\(family)_sum", ["service": "orders"])) - 31.010000001) < 1e-9)
+        #expect(samples.value("\(family)_count", ["service": "users"]) == 1)
+        // One HELP and TYPE for the family, its series after them, and no Lambda-call family
+        // while no service has called Lambda.
+        #expect(text.components(separatedBy: "# TYPE \(family) histogram\n").count == 2)
+        #expect(!text.contains("lambda_gateway_lambda_call_duration_seconds"))
+        let lines = text.split(separator: "\n")
+        let typeLine = try #require(lines.firstIndex(of: "# TYPE \(family) histogram"))
+        let series = lines.indices.filter { lines[$0].hasPrefix(family) }
+        #expect(series.count == 2 * (GatewayMetrics.requestBuckets.count + 3))
+        #expect(series.allSatisfy { $0 > typeLine } && series.last! - series.first! == series.count - 1)
+    }
+
     @Test func theProcessMetricsComeFromProc() throws {
         let samples = PrometheusText(GatewayMetrics().exposition(snapshot: .empty, inFlight: 0))
         let start = try #require(samples.value("process_start_time_seconds"))

@@ -23,6 +23,9 @@ public struct ClientConnection: Sendable {
     public var peerIP: String
     /// What the access log writes of the connection (addresses, SNI, the caller's certificate).
     public var accessLog: AccessLogConnection
+    /// The service's `/metrics` series, found once when the connection is set up for HTTP
+    /// (`RequestProcessor.configureHTTP`), so that no request looks them up by name.
+    var metrics: ServiceMetrics?
 
     public init(serviceName: String, caller: Caller, negotiatedProtocol: String?, peerIP: String, accessLog: AccessLogConnection = AccessLogConnection()) {
         self.serviceName = serviceName

@@ -8,6 +8,8 @@ extension RequestProcessor {
     /// knowledge, as Consul sidecars send for http2/grpc services).
     public func configureHTTP(_ channel: Channel, connection: ClientConnection) -> EventLoopFuture<Void> {
         connections.add(channel, service: connection.serviceName)
+        var connection = connection
+        connection.metrics = metrics.service(connection.serviceName)
         return channel.eventLoop.makeCompletedFuture {
             let output = ConnectionOutput(channel: channel, settings: settings, metrics: metrics)
             try output.install()

@@ -24,7 +24,7 @@ extension RequestProcessor {
     /// `written`: the socket took the whole answer (false: the client went away first, Envoy's `DC`).
     func ended(_ exchange: RequestExchange, answer: Answer, responseBodyBytes: Int, written: Bool, connection: ClientConnection, now: NIODeadline = .now()) {
         let duration = Duration.nanoseconds((now - exchange.started).nanoseconds)
-        metrics.requestCompleted(
+        (connection.metrics ?? metrics.service(connection.serviceName)).record(
             GatewayMetrics.RequestRecord(
                 service: connection.serviceName, status: answer.response.status, outcome: answer.outcome, duration: duration,
                 lambdaCall: answer.lambdaCall, lambdaErrorType: answer.lambdaErrorType,

@@ -20,6 +20,10 @@ extension GatewayMetrics {
         var text = PrometheusTextWriter(registry.emitToString())
         let sources = self.sources.withLock { $0 }
 
+        let services = allServices
+        text.histograms(Family.requestDuration, Help.requestDuration, services.map { ([("service", $0.service)], $0.requestDuration) })
+        text.histograms(Family.lambdaCallDuration, Help.lambdaCallDuration, services.compactMap { series in series.lambdaCalls.load().map { ([("service", series.service)], $0) } })
+
         text.gauge("lambda_gateway_requests_in_flight", "Requests being processed now.", Double(inFlight))
         text.gauge("lambda_gateway_connections_open", "Client connections open now, on every listener.", Double(openConnections))
         text.gauge("lambda_gateway_held_answer_bytes", "Answer bytes held for clients that have not read them yet.", Double(heldAnswers.load(ordering: .relaxed)))
@@ -120,6 +124,23 @@ struct PrometheusTextWriter {
                 text += "{" + labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",") + "}"
             }
             text += " \(Self.format(value))\n"
+        }
+    }
+
+    /// A histogram family: each series' cumulative `_bucket`s (`+Inf` last), `_sum` and `_count`.
+    mutating func histograms(_ name: String, _ help: String, _ series: [(labels: [(String, String)], histogram: LatencyHistogram)]) {
+        guard !series.isEmpty else { return }
+        text += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
+        for (labels, histogram) in series {
+            let reading = histogram.cumulative
+            let rendered = labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",")
+            let prefix = rendered.isEmpty ? "" : rendered + ","
+            for bucket in reading.buckets {
+                text += "\(name)_bucket{\(prefix)le=\"\(bucket.le)\"} \(bucket.count)\n"
+            }
+            let braced = rendered.isEmpty ? "" : "{\(rendered)}"
+            text += "\(name)_sum\(braced) \(Self.format(reading.sumSeconds))\n"
+            text += "\(name)_count\(braced) \(reading.count)\n"
         }
     }
 

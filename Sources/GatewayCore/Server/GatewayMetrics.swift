@@ -72,10 +72,11 @@ public enum ConnectionClosure: String, Sendable, CaseIterable {
 /// family with `# HELP` and `# TYPE` and named by Prometheus' naming guide (base units, `_total`).
 /// The list, with what each means, is in the README's Observability section.
 ///
-/// Counters and histograms live in a Prometheus registry of the gateway's own (no global
-/// bootstrap, so several gateways, or tests, in one process keep separate figures). Handles per
-/// label set are made once and cached: recording a request is one dictionary lookup under a lock
-/// and a few atomic adds. Gauges are read when `/metrics` is scraped (`GatewayMetrics+Exposition`).
+/// Counters live in a Prometheus registry of the gateway's own (no global bootstrap, so several
+/// gateways, or tests, in one process keep separate figures); the request histograms are the
+/// gateway's own lock-free `LatencyHistogram`s. A connection holds its service's `ServiceMetrics`,
+/// so recording a request looks nothing up by name (the cost is in BENCHMARKS.md, "What
+/// observability costs"). Gauges are read when `/metrics` is scraped (`GatewayMetrics+Exposition`).
 public final class GatewayMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
 
@@ -106,68 +107,7 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
-    private struct AnswerKey: Hashable {
-        var status: Int
-        var outcome: RequestOutcome
-    }
-
-    /// One linked service's series, made as they are first needed; one lookup and one lock per
-    /// request find them all.
-    private final class ServiceSeries: Sendable {
-        let service: String
-        let requestDuration: DurationHistogram
-        let requestBytes: Counter
-        let responseBytes: Counter
-        let handles = Mutex(Handles())
-
-        /// The series with label values beyond the service's, made on first use.
-        struct Handles {
-            var answers: [AnswerKey: Counter] = [:]
-            var lambdaCalls: DurationHistogram?
-            var lambdaErrors: [LambdaErrorType: Counter] = [:]
-        }
-
-        init(service: String, registry: PrometheusCollectorRegistry) {
-            self.service = service
-            requestDuration = registry.makeDurationHistogram(name: Family.requestDuration, labels: [("service", service)], buckets: GatewayMetrics.requestBuckets, help: Help.requestDuration)
-            requestBytes = registry.makeCounter(name: Family.requestBytes, labels: [("service", service)], help: Help.requestBytes)
-            responseBytes = registry.makeCounter(name: Family.responseBytes, labels: [("service", service)], help: Help.responseBytes)
-        }
-
-        /// The counter of `key`, and the Lambda call histogram and error counter when asked for.
-        func handles(_ key: AnswerKey, timed: Bool, error: LambdaErrorType?, registry: PrometheusCollectorRegistry) -> (Counter, DurationHistogram?, Counter?) {
-            let service = self.service
-            return handles.withLock { handles in
-                let counter =
-                    handles.answers[key]
-                    ?? {
-                        let made = registry.makeCounter(
-                            name: Family.requests, labels: [("service", service), ("status", String(key.status)), ("outcome", key.outcome.rawValue)], help: Help.requests
-                        )
-                        handles.answers[key] = made
-                        return made
-                    }()
-                if timed && handles.lambdaCalls == nil {
-                    handles.lambdaCalls = registry.makeDurationHistogram(
-                        name: Family.lambdaCallDuration, labels: [("service", service)], buckets: GatewayMetrics.lambdaCallBuckets, help: Help.lambdaCallDuration
-                    )
-                }
-                var errors: Counter?
-                if let error {
-                    errors =
-                        handles.lambdaErrors[error]
-                        ?? {
-                            let made = registry.makeCounter(name: Family.lambdaErrors, labels: [("service", service), ("error_type", error.rawValue)], help: Help.lambdaErrors)
-                            handles.lambdaErrors[error] = made
-                            return made
-                        }()
-                }
-                return (counter, timed ? handles.lambdaCalls : nil, errors)
-            }
-        }
-    }
-
-    private let services = Mutex<[String: ServiceSeries]>([:])
+    private let services = Mutex<[String: ServiceMetrics]>([:])
     private let watchErrors = Mutex<[String: Counter]>([:])
     private let handshakeFailures: [HandshakeFailure: Counter]
     private let connectionsClosed: [ConnectionClosure: Counter]
@@ -201,18 +141,18 @@ public final class GatewayMetrics: Sendable {
         let registry = self.registry
         handshakeFailures = Dictionary(
             uniqueKeysWithValues: HandshakeFailure.allCases.map {
-                ($0, registry.makeCounter(name: Family.handshakeFailures, labels: [("reason", $0.label)], help: Help.handshakeFailures))
+                ($0, registry.counter(Family.handshakeFailures, labels: [("reason", $0.label)], help: Help.handshakeFailures))
             }
         )
         connectionsClosed = Dictionary(
             uniqueKeysWithValues: ConnectionClosure.allCases.map {
-                ($0, registry.makeCounter(name: Family.connectionsClosed, labels: [("reason", $0.rawValue)], help: Help.connectionsClosed))
+                ($0, registry.counter(Family.connectionsClosed, labels: [("reason", $0.rawValue)], help: Help.connectionsClosed))
             }
         )
-        accessLogLines = registry.makeCounter(name: Family.accessLogLines, help: Help.accessLogLines)
+        accessLogLines = registry.counter(Family.accessLogLines, help: Help.accessLogLines)
         accessLogDropped = Dictionary(
             uniqueKeysWithValues: AccessLogDrop.allCases.map {
-                ($0, registry.makeCounter(name: Family.accessLogDropped, labels: [("reason", $0.rawValue)], help: Help.accessLogDropped))
+                ($0, registry.counter(Family.accessLogDropped, labels: [("reason", $0.rawValue)], help: Help.accessLogDropped))
             }
         )
     }
@@ -249,24 +189,25 @@ public final class GatewayMetrics: Sendable {
         connectionsClosed[reason]?.increment()
     }
 
-    /// One request answered.
-    public func requestCompleted(_ record: RequestRecord) {
+    /// The series of `service`, made on first use. A connection asks once and keeps them.
+    public func service(_ service: String) -> ServiceMetrics {
         let registry = self.registry
-        let series = services.withLock { all in
-            if let series = all[record.service] { return series }
-            let series = ServiceSeries(service: record.service, registry: registry)
-            all[record.service] = series
+        return services.withLock { all in
+            if let series = all[service] { return series }
+            let series = ServiceMetrics(service: service, registry: registry)
+            all[service] = series
             return series
         }
-        let (counter, lambdaCalls, errors) = series.handles(
-            AnswerKey(status: record.status, outcome: record.outcome), timed: record.lambdaCall != nil, error: record.lambdaErrorType, registry: registry
-        )
-        counter.increment()
-        if let duration = record.duration { series.requestDuration.record(duration) }
-        if record.requestBodyBytes > 0 { series.requestBytes.increment(by: Int64(record.requestBodyBytes)) }
-        if record.responseBodyBytes > 0 { series.responseBytes.increment(by: Int64(record.responseBodyBytes)) }
-        if let lambdaCall = record.lambdaCall { lambdaCalls?.record(lambdaCall) }
-        errors?.increment()
+    }
+
+    /// Every service's series, by name.
+    var allServices: [ServiceMetrics] {
+        services.withLock { Array($0.values) }.sorted { $0.service < $1.service }
+    }
+
+    /// One request answered.
+    public func requestCompleted(_ record: RequestRecord) {
+        service(record.service).record(record)
     }
 
     public func handshakeFailed(_ reason: HandshakeFailure) {
@@ -289,7 +230,7 @@ public final class GatewayMetrics: Sendable {
         let registry = self.registry
         let counter = watchErrors.withLock { counters in
             if let counter = counters[watch] { return counter }
-            let counter = registry.makeCounter(name: Family.consulWatchErrors, labels: [("watch", watch)], help: Help.consulWatchErrors)
+            let counter = registry.counter(Family.consulWatchErrors, labels: [("watch", watch)], help: Help.consulWatchErrors)
             counters[watch] = counter
             return counter
         }

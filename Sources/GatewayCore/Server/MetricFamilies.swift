@@ -1,3 +1,5 @@
+import Prometheus
+
 /// The names of the gateway's metric families, and their `# HELP` texts: one place to read them all
 /// (the README's Observability section lists them with their labels).
 enum Family {
@@ -26,4 +28,11 @@ enum Help {
     static let consulWatchErrors = "Consul watch requests that failed (the last answer is kept), by endpoint."
     static let accessLogLines = "Access-log lines handed to the sink."
     static let accessLogDropped = "Access-log lines not written, by reason: sink_behind (the sink was slower than the traffic; requests never wait for the log), sink_failed, rate_limited (listener lines)."
+}
+
+extension PrometheusCollectorRegistry {
+    /// A counter of the family `name` (a whole name from `Family`), with its `# HELP`.
+    func counter(_ name: String, labels: [(String, String)] = [], help: String) -> Counter {
+        makeCounter(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
+    }
 }

@@ -1,0 +1,74 @@
+import Atomics
+import Prometheus
+import Synchronization
+
+/// One linked service's request series. Made when the first connection for the service opens;
+/// the connection keeps it, so recording a request looks nothing up by name: two histogram
+/// records (no lock), a short scan for the answer's counter under an uncontended lock, and a few
+/// atomic adds.
+public final class ServiceMetrics: Sendable {
+    let service: String
+    let requestDuration: LatencyHistogram
+    /// Made on the service's first Lambda call (a service that never calls Lambda shows none).
+    let lambdaCalls = ManagedAtomicLazyReference<LatencyHistogram>()
+    private let requestBytes: Counter
+    private let responseBytes: Counter
+    private let registry: PrometheusCollectorRegistry
+    private let counters = Mutex(Counters())
+
+    private struct AnswerKey: Equatable {
+        var status: Int
+        var outcome: RequestOutcome
+    }
+
+    /// The counters with label values beyond the service's, made on first use. A service sees a
+    /// handful of statuses and error types, so a list scanned in order beats hashing.
+    private struct Counters {
+        var answers: [(key: AnswerKey, counter: Counter)] = []
+        var lambdaErrors: [(type: LambdaErrorType, counter: Counter)] = []
+    }
+
+    init(service: String, registry: PrometheusCollectorRegistry) {
+        self.service = service
+        self.registry = registry
+        requestDuration = LatencyHistogram(buckets: GatewayMetrics.requestBuckets)
+        requestBytes = registry.counter(Family.requestBytes, labels: [("service", service)], help: Help.requestBytes)
+        responseBytes = registry.counter(Family.responseBytes, labels: [("service", service)], help: Help.responseBytes)
+    }
+
+    func record(_ record: GatewayMetrics.RequestRecord) {
+        let (answers, errors) = counters(AnswerKey(status: record.status, outcome: record.outcome), error: record.lambdaErrorType)
+        answers.increment()
+        errors?.increment()
+        if let duration = record.duration { requestDuration.record(duration) }
+        if let lambdaCall = record.lambdaCall {
+            (lambdaCalls.load() ?? lambdaCalls.storeIfNilThenLoad(LatencyHistogram(buckets: GatewayMetrics.lambdaCallBuckets))).record(lambdaCall)
+        }
+        if record.requestBodyBytes > 0 { requestBytes.increment(by: Int64(record.requestBodyBytes)) }
+        if record.responseBodyBytes > 0 { responseBytes.increment(by: Int64(record.responseBodyBytes)) }
+    }
+
+    /// The counter of `key`, and of `error` when there is one.
+    private func counters(_ key: AnswerKey, error: LambdaErrorType?) -> (Counter, Counter?) {
+        counters.withLock { counters in
+            let answers =
+                counters.answers.first(where: { $0.key == key })?.counter
+                ?? {
+                    let made = registry.counter(
+                        Family.requests, labels: [("service", service), ("status", String(key.status)), ("outcome", key.outcome.rawValue)], help: Help.requests
+                    )
+                    counters.answers.append((key, made))
+                    return made
+                }()
+            guard let error else { return (answers, nil) }
+            let errors =
+                counters.lambdaErrors.first(where: { $0.type == error })?.counter
+                ?? {
+                    let made = registry.counter(Family.lambdaErrors, labels: [("service", service), ("error_type", error.rawValue)], help: Help.lambdaErrors)
+                    counters.lambdaErrors.append((error, made))
+                    return made
+                }()
+            return (answers, errors)
+        }
+    }
+}
