@@ -302,12 +302,14 @@ public final class LambdaInvokeClient: Sendable {
                     var answer = try self.result(status: response.status, headers: response.headers, body: response.body)
                     answer.heldBytes = response.heldBytes
                     answer.attempts = number
+                    answer.upstreamLocalAddress = response.localAddress
                     completion(.success(answer))
                 } catch {
                     // An AWS error answer is no client answer: what it held goes back now.
                     if response.heldBytes > 0 { request.budget?.release(response.heldBytes) }
                     var error = error
                     error.attempts = number
+                    error.upstreamLocalAddress = response.localAddress
                     completion(.failure(error))
                 }
             case .failure(.staleConnection) where number < Self.staleConnectionAttempts:

@@ -25,6 +25,9 @@ public struct LambdaInvokeError: Error, Hashable, CustomStringConvertible {
     public var retryAfter: Int?
     /// Requests sent to Lambda before this failure, retries included (0: none was).
     public var attempts = 0
+    /// The local address of the connection Lambda's error answer came on, `ip:port`, when it
+    /// answered (`%UPSTREAM_LOCAL_ADDRESS%`; like `attempts`, left out of equality).
+    public var upstreamLocalAddress: String?
 
     public init(_ code: Code, _ message: String, retryAfter: Int? = nil) {
         self.code = code

@@ -42,6 +42,9 @@ public struct LambdaInvocationResult: Sendable, Equatable {
     public var heldBytes: Int
     /// Requests sent to Lambda for this result, retries included (`%UPSTREAM_REQUEST_ATTEMPT_COUNT%`).
     public var attempts: Int
+    /// The local address of the connection the answer came on, `ip:port` (`%UPSTREAM_LOCAL_ADDRESS%`).
+    /// Where the answer came from, not what it is: equality leaves it out.
+    public var upstreamLocalAddress: String?
 
     public init(statusCode: Int, functionError: String? = nil, requestID: String? = nil, payload: ByteBuffer = ByteBuffer(), heldBytes: Int = 0, attempts: Int = 1) {
         self.statusCode = statusCode
@@ -50,5 +53,12 @@ public struct LambdaInvocationResult: Sendable, Equatable {
         self.payload = payload
         self.heldBytes = heldBytes
         self.attempts = attempts
+    }
+}
+
+extension LambdaInvocationResult {
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.statusCode == rhs.statusCode && lhs.functionError == rhs.functionError && lhs.requestID == rhs.requestID && lhs.payload == rhs.payload
+            && lhs.heldBytes == rhs.heldBytes && lhs.attempts == rhs.attempts
     }
 }

@@ -93,13 +93,17 @@ struct AccessLogRunTests {
             #expect(first["downstream_local_address"] as? String == "127.0.0.1:\(process.listenPort)")
             #expect((first["downstream_remote_address"] as? String)?.hasPrefix("127.0.0.1:") == true)
             #expect(first["requested_server_name"] as? String == GatewayProcess.sni)
-            #expect(first["route_name"] is NSNull && first["x_forwarded_for"] is NSNull && first["upstream_local_address"] is NSNull)
+            #expect(first["route_name"] is NSNull && first["x_forwarded_for"] is NSNull)
+            // The gateway's end of its connection to Lambda, for a result and for an AWS error answer.
+            let local = try #require(first["upstream_local_address"] as? String)
+            #expect(local.hasPrefix("127.0.0.1:") && local != first["upstream_host"] as? String && Int(local.dropFirst(10)) != nil, "\(local)")
             #expect(Self.isRFC3339Milliseconds(first["start_time"] as? String), "\(first["start_time"] ?? "nil")")
 
             #expect(objects[1]["protocol"] as? String == "HTTP/2" && objects[1]["method"] as? String == "GET" && objects[1]["response_code"] as? Int == 200)
             #expect(objects[2]["response_code"] as? Int == 405 && objects[2]["response_code_details"] as? String == "rejected{MethodNotAllowed}")
-            #expect(objects[2]["upstream_service_time"] is NSNull && objects[2]["upstream_host"] is NSNull)
+            #expect(objects[2]["upstream_service_time"] is NSNull && objects[2]["upstream_host"] is NSNull && objects[2]["upstream_local_address"] is NSNull)
             #expect(objects[3]["response_code"] as? Int == 429 && objects[3]["response_code_details"] as? String == "lambda_throttled")
+            #expect((objects[3]["upstream_local_address"] as? String)?.hasPrefix("127.0.0.1:") == true)
 
             // --log-format json: the gateway's own lines are JSON objects too.
             let own = process.gateway.output.filter { $0.hasPrefix("{") }
@@ -162,7 +166,7 @@ struct AccessLogRunTests {
             #expect(try await curl(process, [], path: "/throttle").stdout.hasSuffix("429"))
             #expect(try await curl(process, [], path: "/drop").stdout.hasSuffix("502"))
             let attempts = try await Self.lines(log, count: 6).suffix(3).map { $0 }
-            #expect(attempts.prefix(2) == ["/once 1 - -", "/throttle 2 - -"], "\(attempts)")
+            #expect(attempts.prefix(2) == ["/once 1 - -", "/throttle 2 URX -"], "\(attempts)")
             #expect(attempts.last?.hasPrefix("/drop 1 UC ") == true && attempts.last?.hasSuffix(" -") == false, "\(attempts)")
 
             // Disabled: no more lines.

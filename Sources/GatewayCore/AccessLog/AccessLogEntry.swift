@@ -43,6 +43,7 @@ public struct AccessLogEntry: Sendable {
     public var upstreamHost: String?
     /// The linked service's name (`%UPSTREAM_CLUSTER%`).
     public var upstreamCluster: String?
+    /// The local address of the connection to Lambda the answer came on (`%UPSTREAM_LOCAL_ADDRESS%`).
     public var upstreamLocalAddress: String?
     public var upstreamTransportFailureReason: String?
     /// Invoke attempts made, retries included (`%UPSTREAM_REQUEST_ATTEMPT_COUNT%`).

@@ -11,12 +11,15 @@ extension RequestProcessor {
         var details: String
         var flags: ResponseFlags = []
         var lambdaErrorType: LambdaErrorType?
-        /// The Invoke call's duration, when one was made.
-        var lambdaCall: Duration?
+        /// The Invoke call's duration in nanoseconds, when one was made (an integer: a `Duration`'s
+        /// 128-bit attoseconds cost a division each time they are read as nanoseconds).
+        var lambdaCallNanoseconds: Int?
         /// Requests sent to Lambda for it, retries included, when a call was made.
         var attempts: Int?
         /// `host:port` of the Lambda endpoint called (only filled while the access log is on).
         var upstreamHost: String?
+        /// The local address of the connection to Lambda the answer came on.
+        var upstreamLocalAddress: String?
         /// Why no connection to Lambda could be made or kept (`%UPSTREAM_TRANSPORT_FAILURE_REASON%`).
         var transportFailureReason: String?
 
@@ -46,6 +49,7 @@ extension RequestProcessor {
                 response: .error(status: error.clientStatus, code: error.errorName, message: error.message, headers: extra),
                 outcome: .invokeError, details: ResponseCodeDetails.invokeFailure(error.code, type: type), lambdaErrorType: type
             )
+            answer.upstreamLocalAddress = error.upstreamLocalAddress
             switch error.code {
             case .timeout: answer.flags = .upstreamRequestTimeout
             case .endpointUnreachable:
@@ -54,7 +58,9 @@ extension RequestProcessor {
             case .connectionLost:
                 answer.flags = .upstreamConnectionTermination
                 answer.transportFailureReason = error.message
-            default: break
+            default:
+                // Throttled again after the gateway's one retry: Envoy's `URX`, retries exhausted.
+                if error.isThrottling && error.attempts > 1 { answer.flags = .upstreamRetryLimitExceeded }
             }
             return answer
         }

@@ -23,6 +23,7 @@ extension RequestProcessor {
                     details: ResponseCodeDetails.invalidFunctionResponse, lambdaErrorType: .invalidFunctionResponse
                 )
             }
+            answer.upstreamLocalAddress = result.upstreamLocalAddress
         case .failure(let error):
             logger.info("lambda invocation failed", metadata: ["service": "\(service.name)", "error": "\(LogSafe.text("\(error)", limit: 1024))"])
             answer = .invokeFailed(error)

@@ -23,20 +23,20 @@ struct RequestExchange {
 extension RequestProcessor {
     /// `written`: the socket took the whole answer (false: the client went away first, Envoy's `DC`).
     func ended(_ exchange: RequestExchange, answer: Answer, responseBodyBytes: Int, written: Bool, connection: ClientConnection, now: NIODeadline = .now()) {
-        let duration = Duration.nanoseconds((now - exchange.started).nanoseconds)
+        let nanoseconds = Int((now - exchange.started).nanoseconds)
         (connection.metrics ?? metrics.service(connection.serviceName)).record(
             GatewayMetrics.RequestRecord(
-                service: connection.serviceName, status: answer.response.status, outcome: answer.outcome, duration: duration,
-                lambdaCall: answer.lambdaCall, lambdaErrorType: answer.lambdaErrorType,
+                service: connection.serviceName, status: answer.response.status, outcome: answer.outcome, durationNanoseconds: nanoseconds,
+                lambdaCallNanoseconds: answer.lambdaCallNanoseconds, lambdaErrorType: answer.lambdaErrorType,
                 requestBodyBytes: exchange.requestBodyBytes, responseBodyBytes: responseBodyBytes
             )
         )
         guard let accessLog, let settings = accessLog.settings else { return }
         let wallNow = Int64(Date().timeIntervalSince1970 * 1e9)
-        var entry = AccessLogEntry(startTime: WallClockTime(nanosecondsSinceEpoch: wallNow - Int64(duration.nanosecondsClamped)), connection: connection.accessLog)
-        entry.duration = duration
+        var entry = AccessLogEntry(startTime: WallClockTime(nanosecondsSinceEpoch: wallNow - Int64(nanoseconds)), connection: connection.accessLog)
+        entry.duration = .nanoseconds(nanoseconds)
         entry.responseDuration = exchange.responded.map { Duration.nanoseconds(($0 - exchange.started).nanoseconds) }
-        entry.upstreamServiceTime = answer.lambdaCall
+        entry.upstreamServiceTime = answer.lambdaCallNanoseconds.map { .nanoseconds($0) }
         if let head = exchange.head {
             entry.method = head.method.rawValue
             entry.path = Self.loggable(head.uri)
@@ -56,6 +56,7 @@ extension RequestProcessor {
         entry.bytesReceived = exchange.requestBodyBytes
         entry.bytesSent = written ? responseBodyBytes : 0
         entry.upstreamHost = answer.upstreamHost
+        entry.upstreamLocalAddress = answer.upstreamLocalAddress
         entry.upstreamRequestAttemptCount = answer.attempts
         entry.upstreamTransportFailureReason = answer.transportFailureReason
         entry.upstreamCluster = connection.serviceName

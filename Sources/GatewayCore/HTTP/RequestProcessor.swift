@@ -96,7 +96,7 @@ public final class RequestProcessor: Sendable {
         case .answer(let early):
             return Processed(answer: early, heldBytes: 0)
         case .invoke(let call):
-            let started = ContinuousClock.now
+            let started = NIODeadline.now()
             let result: Result<LambdaInvocationResult, LambdaInvokeError>
             do {
                 result = .success(try await invoker.invoke(call.invocation))
@@ -104,7 +104,7 @@ public final class RequestProcessor: Sendable {
                 result = .failure(error)
             }
             var answer = finish(call, result: result)
-            answer.lambdaCall = ContinuousClock.now - started
+            answer.lambdaCallNanoseconds = Int((NIODeadline.now() - started).nanoseconds)
             switch result {
             case .success(let value): answer.attempts = value.attempts
             case .failure(let error): answer.attempts = error.attempts

@@ -85,25 +85,35 @@ public final class GatewayMetrics: Sendable {
         public var service: String
         public var status: Int
         public var outcome: RequestOutcome
-        /// First request byte to last response byte.
-        public var duration: Duration?
-        /// The Invoke call, when one was made.
-        public var lambdaCall: Duration?
+        /// First request byte to last response byte, in nanoseconds.
+        public var durationNanoseconds: Int?
+        /// The Invoke call, when one was made, in nanoseconds.
+        public var lambdaCallNanoseconds: Int?
         /// Why the call failed, when it did: an AWS error type, `Unhandled`/`Handled`, or one of the
         /// gateway's own (`LambdaErrorType`).
         public var lambdaErrorType: LambdaErrorType?
         public var requestBodyBytes: Int
         public var responseBodyBytes: Int
 
-        public init(service: String, status: Int, outcome: RequestOutcome, duration: Duration? = nil, lambdaCall: Duration? = nil, lambdaErrorType: LambdaErrorType? = nil, requestBodyBytes: Int = 0, responseBodyBytes: Int = 0) {
+        public init(
+            service: String, status: Int, outcome: RequestOutcome, durationNanoseconds: Int? = nil, lambdaCallNanoseconds: Int? = nil, lambdaErrorType: LambdaErrorType? = nil,
+            requestBodyBytes: Int = 0, responseBodyBytes: Int = 0
+        ) {
             self.service = service
             self.status = status
             self.outcome = outcome
-            self.duration = duration
-            self.lambdaCall = lambdaCall
+            self.durationNanoseconds = durationNanoseconds
+            self.lambdaCallNanoseconds = lambdaCallNanoseconds
             self.lambdaErrorType = lambdaErrorType
             self.requestBodyBytes = requestBodyBytes
             self.responseBodyBytes = responseBodyBytes
+        }
+
+        public init(service: String, status: Int, outcome: RequestOutcome, duration: Duration?, lambdaCall: Duration? = nil, lambdaErrorType: LambdaErrorType? = nil, requestBodyBytes: Int = 0, responseBodyBytes: Int = 0) {
+            self.init(
+                service: service, status: status, outcome: outcome, durationNanoseconds: duration?.nanosecondsClamped, lambdaCallNanoseconds: lambdaCall?.nanosecondsClamped,
+                lambdaErrorType: lambdaErrorType, requestBodyBytes: requestBodyBytes, responseBodyBytes: responseBodyBytes
+            )
         }
     }
 

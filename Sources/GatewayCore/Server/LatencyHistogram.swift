@@ -22,10 +22,6 @@ final class LatencyHistogram: Sendable {
         counts = (0...buckets.count).map { _ in ManagedAtomic(0) }
     }
 
-    func record(_ duration: Duration) {
-        record(nanoseconds: duration.nanosecondsClamped)
-    }
-
     func record(nanoseconds: Int) {
         var index = 0
         while index < bounds.count && nanoseconds > bounds[index] { index += 1 }

@@ -40,9 +40,9 @@ public final class ServiceMetrics: Sendable {
         let (answers, errors) = counters(AnswerKey(status: record.status, outcome: record.outcome), error: record.lambdaErrorType)
         answers.increment()
         errors?.increment()
-        if let duration = record.duration { requestDuration.record(duration) }
-        if let lambdaCall = record.lambdaCall {
-            (lambdaCalls.load() ?? lambdaCalls.storeIfNilThenLoad(LatencyHistogram(buckets: GatewayMetrics.lambdaCallBuckets))).record(lambdaCall)
+        if let duration = record.durationNanoseconds { requestDuration.record(nanoseconds: duration) }
+        if let lambdaCall = record.lambdaCallNanoseconds {
+            (lambdaCalls.load() ?? lambdaCalls.storeIfNilThenLoad(LatencyHistogram(buckets: GatewayMetrics.lambdaCallBuckets))).record(nanoseconds: lambdaCall)
         }
         if record.requestBodyBytes > 0 { requestBytes.increment(by: Int64(record.requestBodyBytes)) }
         if record.responseBodyBytes > 0 { responseBytes.increment(by: Int64(record.responseBodyBytes)) }

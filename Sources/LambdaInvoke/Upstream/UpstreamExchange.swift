@@ -16,6 +16,8 @@ struct UpstreamResponse: Sendable {
     var keepAlive: Bool
     /// Bytes of the exchange's `ResponseBudget` the answer still holds (the caller gives them back).
     var heldBytes = 0
+    /// The connection's own address, `ip:port` (Envoy's `%UPSTREAM_LOCAL_ADDRESS%`).
+    var localAddress: String?
 }
 
 /// Why an exchange with the endpoint failed. The Invoke client turns it into a `LambdaInvokeError`.

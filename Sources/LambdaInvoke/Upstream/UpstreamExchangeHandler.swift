@@ -47,6 +47,8 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     /// (so that a certificate the client refuses is a connect failure, not a lost request).
     private var readiness: EventLoopPromise<Void>?
     private let waitsForTLS: Bool
+    /// The connection's own address, written once when it connects and handed out with each answer.
+    private var localAddress: String?
 
     init(readiness: EventLoopPromise<Void>, waitsForTLS: Bool) {
         self.readiness = readiness
@@ -54,6 +56,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        localAddress = context.channel.localAddress.flatMap(Self.text)
         if !waitsForTLS { becomeReady(.success(())) }
         context.fireChannelActive()
     }
@@ -210,7 +213,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             let held = exchange.budget == nil ? 0 : reserved
             endBudget(of: exchange, context: context, handedOver: true)
             state = .idle
-            let response = UpstreamResponse(status: receiving.status, headers: receiving.headers, body: receiving.body ?? ByteBuffer(), keepAlive: receiving.keepAlive, heldBytes: held)
+            let response = UpstreamResponse(status: receiving.status, headers: receiving.headers, body: receiving.body ?? ByteBuffer(), keepAlive: receiving.keepAlive, heldBytes: held, localAddress: localAddress)
             if !receiving.keepAlive {
                 state = .closed
                 context.close(promise: nil)
@@ -265,6 +268,13 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             break
         }
         context.close(promise: nil)
+    }
+
+    /// `ip:port`, `[ip]:port` for IPv6, as Envoy writes an address.
+    static func text(_ address: SocketAddress) -> String? {
+        guard let ip = address.ipAddress, let port = address.port else { return nil }
+        if case .v6 = address { return "[\(ip)]:\(port)" }
+        return "\(ip):\(port)"
     }
 
     private static func name(of part: HTTPClientResponsePart) -> String {
