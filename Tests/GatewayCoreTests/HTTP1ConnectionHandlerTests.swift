@@ -291,6 +291,20 @@ struct HTTP1ConnectionHandlerTests {
         #expect(try connection.written() == "HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
         #expect(!connection.channel.isActive)
         #expect(connection.closedByHeadTimeout() == 1)
+        // The head begun is a request: on /metrics (and in the access log) as Envoy logs it.
+        let requests = { (connection: EmbeddedHTTP1Connection) in
+            PrometheusText(connection.processor.metrics.exposition(snapshot: .empty, inFlight: 0)).value(
+                "lambda_gateway_requests_total", ["service": "orders", "status": "408", "outcome": "rejected"]
+            )
+        }
+        #expect(requests(connection) == 1)
+        // A connection that sent nothing gets its 408 too, and is no request.
+        let silent = try EmbeddedHTTP1Connection(settings: settings)
+        defer { silent.finish() }
+        silent.channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(try silent.written().hasPrefix("HTTP/1.1 408 "))
+        #expect(silent.closedByHeadTimeout() == 1)
+        #expect(requests(silent) == nil)
     }
 
     @Test func aPartialHeadBehindARequestInFlightClosesTheConnectionAfterItsAnswer() throws {

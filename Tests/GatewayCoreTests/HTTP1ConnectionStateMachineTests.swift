@@ -169,6 +169,20 @@ struct HTTP1ConnectionStateMachineTests {
         #expect(machine.channelRead(.end(nil)).lines == [])
     }
 
+    @Test func aHeadBegunAndNotCompleteIsARequestCountedAndLoggedWhenItTimesOut() {
+        var machine = Self.machine()
+        _ = machine.handlerAdded()
+        // A read that delivered no part: bytes of a head wait in the decoder.
+        #expect(machine.channelReadComplete().lines == [], "the timer runs from the connection's start")
+        #expect(machine.headTimerFired().lines == ["closure request_headers_timeout", "count 408 rejected", "cancelReadTimers", "bare 408 close"])
+        // Between requests too, where the partial head starts the timer.
+        var kept = Self.machine()
+        _ = kept.receive(Self.head())
+        _ = kept.answer()
+        #expect(kept.channelReadComplete().lines == ["armHeadTimer"])
+        #expect(kept.headTimerFired().lines == ["closure request_headers_timeout", "count 408 rejected", "cancelReadTimers", "bare 408 close"])
+    }
+
     @Test func betweenRequestsOnlyAReadThatLeftPartOfAHeadStartsTheHeadTimer() {
         var machine = Self.machine()
         _ = machine.receive(Self.head())

@@ -33,6 +33,8 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     private let process: Process
     private var machine: HTTP1ConnectionStateMachine
     private var headTimer: Scheduled<Void>?
+    /// When the head timer last started: the start of a request that never got a complete head.
+    private var headAwaitedSince: NIODeadline?
     private let bodyTimer: QuietTimer
     /// `takeUpPipelined` is under way (further down this call stack).
     private var takingUpPipelined = false
@@ -234,7 +236,8 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             return
         }
         nextAnswer = nil
-        var exchange = exchanges.popFirst() ?? RequestExchange()
+        // No exchange: bytes that never became a head, timed from when the head was first awaited.
+        var exchange = exchanges.popFirst() ?? RequestExchange(started: headAwaitedSince ?? .now())
         exchange.responded = .now()
         written.assumeIsolated().whenComplete { [self] result in
             processor.ended(exchange, answer: answer, responseBodyBytes: 0, written: (try? result.get()) != nil, connection: connection)
@@ -245,6 +248,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     private func armHeadTimer(context: ChannelHandlerContext) {
         headTimer?.cancel()
+        headAwaitedSince = .now()
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         headTimer = context.eventLoop.scheduleTask(in: TimeAmount(processor.settings.requestHeadersTimeout)) {
             let (handler, context) = loopBound.value

@@ -35,8 +35,10 @@ struct HTTP1ConnectionStateMachine {
     fileprivate enum HeadTimer {
         case off
         /// `headArrived`: a head came since it was armed (one pipelined behind a request in flight,
-        /// or one on a closing connection), so its firing does nothing.
-        case armed(headArrived: Bool)
+        /// or one on a closing connection), so its firing does nothing. `bytesArrived`: bytes of a
+        /// head came (a read delivered no part), so its 408 answers a request, which is counted
+        /// and logged; a connection that sent nothing at all just gets its 408 and is closed.
+        case armed(headArrived: Bool, bytesArrived: Bool)
     }
 
     enum Action {
@@ -101,13 +103,13 @@ struct HTTP1ConnectionStateMachine {
 
     /// The connection is ready: its first request head is due within the head timeout.
     mutating func handlerAdded() -> Actions {
-        headTimer = .armed(headArrived: false)
+        headTimer = .armed(headArrived: false, bytesArrived: false)
         return Actions(.armHeadTimer)
     }
 
     mutating func channelRead(_ part: HTTPServerRequestPart) -> Actions {
         readDeliveredPart = true
-        if case .head = part, case .armed = headTimer { headTimer = .armed(headArrived: true) }
+        if case .head = part, case .armed(_, let bytesArrived) = headTimer { headTimer = .armed(headArrived: true, bytesArrived: bytesArrived) }
         switch state {
         case .idle, .readingBody:
             return receive(part)
@@ -126,9 +128,15 @@ struct HTTP1ConnectionStateMachine {
         defer { readDeliveredPart = false }
         switch state {
         case .idle, .processing, .waitingForBudget:
-            guard !readDeliveredPart, case .off = headTimer else { return Actions() }
-            headTimer = .armed(headArrived: false)
-            return Actions(.armHeadTimer)
+            guard !readDeliveredPart else { return Actions() }
+            switch headTimer {
+            case .off:
+                headTimer = .armed(headArrived: false, bytesArrived: true)
+                return Actions(.armHeadTimer)
+            case .armed(let headArrived, _):
+                headTimer = .armed(headArrived: headArrived, bytesArrived: true)
+                return Actions()
+            }
         case .readingBody:
             return reader.isReadingBody ? Actions(.touchBodyTimer) : Actions()
         case .closing, .closed:
@@ -241,12 +249,13 @@ struct HTTP1ConnectionStateMachine {
     /// No complete head came within the head timeout: 408 and close, or, behind a request in
     /// flight, close after its answer.
     mutating func headTimerFired() -> Actions {
-        guard case .armed(let headArrived) = headTimer else { return Actions() }
+        guard case .armed(let headArrived, let bytesArrived) = headTimer else { return Actions() }
         headTimer = .off
         guard !headArrived else { return Actions() }
         switch state {
         case .idle, .readingBody:
             var actions = Actions(.countClosure(.requestHeadersTimeout))
+            if bytesArrived { actions.append(.countAnswer(.headerTimeout)) }
             actions.append(contentsOf: closeWithBareStatus(408))
             return actions
         case .processing(var inFlight):

@@ -37,6 +37,9 @@ extension RequestProcessor {
             return answer
         }
 
+        /// A head begun and not complete within the head timeout (Envoy's `request_header_timeout`).
+        static let headerTimeout = Answer(response: .error(status: 408, code: "RequestTimeout", message: "the request head was not complete within the head timeout"), outcome: .rejected, details: ResponseCodeDetails.requestHeaderTimeout)
+
         /// Intentions denied the caller.
         static let denied = Answer(response: RequestProcessor.accessDenied, outcome: .denied, details: ResponseCodeDetails.rbacAccessDenied)
 
@@ -101,6 +104,8 @@ public enum ResponseCodeDetails {
     /// HTTP/1.1 that cannot be parsed (400) or whose head is over the limits (431).
     public static let codecError = "http1.codec_error"
     public static let headersTooLarge = "http1.headers_too_large"
+    /// A head begun and not complete within `--request-headers-timeout` (408; Envoy's value).
+    public static let requestHeaderTimeout = "request_header_timeout"
 
     /// Lambda refused the call with another AWS error: `lambda_error{ResourceNotFoundException}`
     /// (the type as `lambda_gateway_lambda_errors_total` labels it).
