@@ -143,6 +143,10 @@ struct RequestShapeHardeningTests {
                 ("/ok", [("x-role", "guest ")], 400),
                 ("/ok", [("x-role", " guest")], 400),
                 ("/ok", [("x-role", "guest\t")], 400),
+                // A `:path` that is no absolute path, with a `://` in it, is refused, never read
+                // as the absolute form (`x?u=http://h/ok` was served as `/ok`).
+                ("x?u=http://h/ok", [], 400),
+                ("x?u=http://h/admin", [], 400),
             ]
             let statuses = try await Self.statuses(of: cases.map { ($0.path, $0.extra) }, on: connection, authority: host)
             for (test, status) in zip(cases, statuses) {

@@ -74,14 +74,29 @@ extension RequestProcessor {
         return (String(Substring(rest[..<question])), String(Substring(rest[rest.index(after: question)...])))
     }
 
-    /// Where the authority starts in an absolute-form target (after the first `://`).
+    /// Where the authority starts in an absolute-form target: after `scheme://` at its very start,
+    /// the scheme being a letter then letters, digits, `+`, `-` or `.` (RFC 3986 §3.1). Nil for
+    /// anything else, so that a `://` further on (`a?u=http://h/admin`, which an HTTP/2 `:path`
+    /// could carry) never makes the rest of a target its path: such a target is no absolute path,
+    /// and is refused as one.
     private static func afterScheme(_ target: Substring.UTF8View) -> Substring.UTF8View.Index? {
         var index = target.startIndex
-        while let colon = target[index...].firstIndex(of: UInt8(ascii: ":")) {
-            let rest = target[colon...]
-            if rest.starts(with: "://".utf8) { return target.index(colon, offsetBy: 3) }
-            index = target.index(after: colon)
+        guard index < target.endIndex, Self.isLetter(target[index]) else { return nil }
+        index = target.index(after: index)
+        while index < target.endIndex {
+            let byte = target[index]
+            if byte == UInt8(ascii: ":") {
+                return target[index...].starts(with: "://".utf8) ? target.index(index, offsetBy: 3) : nil
+            }
+            guard Self.isLetter(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") else {
+                return nil
+            }
+            index = target.index(after: index)
         }
         return nil
+    }
+
+    private static func isLetter(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20)
     }
 }

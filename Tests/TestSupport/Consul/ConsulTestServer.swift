@@ -91,6 +91,8 @@ public final class ConsulTestServer: Sendable {
     public var refusedConnections: Int { server.refusedConnections }
     /// The most connections one client had open at once (with a per-client limit set).
     public var peakConnectionsPerClient: Int { server.peakConnectionsPerClient }
+    /// The connections the busiest client has open now (with a per-client limit set).
+    public var openConnectionsPerClient: Int { server.openConnectionsPerClient }
     /// How many linked services have read their leaf since the last roots rotation.
     public var leafReadsSinceRotation: Int { state.withLockedValue { $0.leafReadsSinceRotation.count } }
     /// Every request received, oldest first.
