@@ -75,6 +75,9 @@ public struct InvokeRequest: Sendable {
     /// The answer bytes of the client connection this call answers: the answer is read only when
     /// it fits (see `ResponseBudget`).
     public var budget: ResponseBudget?
+    /// `X-Amzn-Trace-Id` for the call: the caller's trace, so that the function's X-Ray segment
+    /// joins it. Sent unsigned, as the AWS SDKs send it (botocore leaves it out of SigV4).
+    public var traceHeader: String?
 
     public init(
         function: FunctionARN,
@@ -224,6 +227,9 @@ public final class LambdaInvokeClient: Sendable {
         }
         headers.add(name: "Authorization", value: signature.authorization)
         headers.add(name: "User-Agent", value: configuration.userAgent)
+        if let trace = request.traceHeader {
+            headers.add(name: "X-Amzn-Trace-Id", value: trace)
+        }
         headers.add(name: "Content-Length", value: String(request.payload.readableBytes))
         return HTTPRequestHead(version: .http1_1, method: .POST, uri: prepared.path, headers: headers)
     }

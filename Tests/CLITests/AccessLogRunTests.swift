@@ -159,15 +159,16 @@ struct AccessLogRunTests {
             // And a connection to Lambda lost before its answer: flag UC and why.
             try Self.setAccessLogs(
                 process.consul,
-                #""Enabled":true,"Type":"file","Path":"\#(log)","TextFormat":"%REQ(:PATH)% %UPSTREAM_REQUEST_ATTEMPT_COUNT% %RESPONSE_FLAGS% %UPSTREAM_TRANSPORT_FAILURE_REASON%""#
+                #""Enabled":true,"Type":"file","Path":"\#(log)","TextFormat":"%REQ(:PATH)% %UPSTREAM_REQUEST_ATTEMPT_COUNT% %RESPONSE_FLAGS% %UPSTREAM_TRANSPORT_FAILURE_REASON% %TRACE_ID%""#
             )
             try await Self.waitForOutput(process.gateway, "access log on", count: 3)
-            #expect(try await curl(process, [], path: "/once").stdout.hasSuffix("200"))
+            #expect(try await curl(process, ["-H", "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"], path: "/once").stdout.hasSuffix("200"))
             #expect(try await curl(process, [], path: "/throttle").stdout.hasSuffix("429"))
             #expect(try await curl(process, [], path: "/drop").stdout.hasSuffix("502"))
             let attempts = try await Self.lines(log, count: 6).suffix(3).map { $0 }
-            #expect(attempts.prefix(2) == ["/once 1 - -", "/throttle 2 URX -"], "\(attempts)")
-            #expect(attempts.last?.hasPrefix("/drop 1 UC ") == true && attempts.last?.hasSuffix(" -") == false, "\(attempts)")
+            // And the caller's trace id (%TRACE_ID%), when it sent one.
+            #expect(attempts.prefix(2) == ["/once 1 - - 4bf92f3577b34da6a3ce929d0e0e4736", "/throttle 2 URX - -"], "\(attempts)")
+            #expect(attempts.last?.hasPrefix("/drop 1 UC ") == true && attempts.last?.hasSuffix(" - -") == false && attempts.last?.hasSuffix(" -") == true, "\(attempts)")
 
             // Disabled: no more lines.
             try Self.setAccessLogs(process.consul, #""Enabled":false"#)

@@ -49,6 +49,7 @@ struct AccessLogFormatTests {
         entry.upstreamTransportFailureReason = "connection timed out"
         entry.upstreamRequestAttemptCount = 3
         entry.routeName = "orders-route"
+        entry.traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
         return entry
     }
 
@@ -162,6 +163,7 @@ struct AccessLogFormatTests {
         ("%DOWNSTREAM_TLS_VERSION%", "TLSv1.3"),
         ("%UPSTREAM_REQUEST_ATTEMPT_COUNT%", "3"),
         ("%HOSTNAME%", "gw-1"),
+        ("%TRACE_ID%", "4bf92f3577b34da6a3ce929d0e0e4736"),
         ("100%% of %REQ(:METHOD)%s", "100% of POSTs"),
     ]
 
@@ -176,9 +178,9 @@ struct AccessLogFormatTests {
             + "%CONNECTION_TERMINATION_DETAILS% %DURATION% %RESPONSE_DURATION% %UPSTREAM_HOST% %UPSTREAM_CLUSTER% "
             + "%UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% "
             + "%REQUESTED_SERVER_NAME% %UPSTREAM_TRANSPORT_FAILURE_REASON% %DOWNSTREAM_PEER_URI_SAN% "
-            + "%DOWNSTREAM_PEER_SUBJECT% %DOWNSTREAM_TLS_VERSION% %UPSTREAM_REQUEST_ATTEMPT_COUNT% "
+            + "%DOWNSTREAM_PEER_SUBJECT% %DOWNSTREAM_TLS_VERSION% %UPSTREAM_REQUEST_ATTEMPT_COUNT% %TRACE_ID% "
             + "| %RESPONSE_CODE% %BYTES_RECEIVED% %BYTES_SENT% %REQ(:SCHEME)%"
-        let dashes = Array(repeating: "-", count: 24).joined(separator: " ")
+        let dashes = Array(repeating: "-", count: 25).joined(separator: " ")
         #expect(try Self.text(format, Self.emptyEntry) == dashes + " | 0 0 0 http\n")
     }
 

@@ -124,6 +124,28 @@ struct HTTP1GatewayTests {
         }
     }
 
+    /// The caller's trace becomes the Invoke call's X-Amzn-Trace-Id (the function sees the caller's
+    /// own headers in its payload as before). HTTP/2: `theCallersB3TraceReachesTheFunction`.
+    @Test func theCallersTraceReachesTheFunctionsXRaySegment() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            let w3c = try await gateway.curl("orders", path: "/w3c", extra: ["--http1.1", "-H", "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"])
+            let b3 = try await gateway.curl(
+                "orders", path: "/b3", extra: ["--http1.1", "-H", "X-B3-TraceId: 463ac35c9f6413ad48485a3953bb6124", "-H", "X-B3-SpanId: a2fb4a1d1a96d312", "-H", "X-B3-Sampled: 0"]
+            )
+            let own = try await gateway.curl("orders", path: "/own", extra: ["-H", "X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"])
+            let none = try await gateway.curl("orders", path: "/none", extra: ["-H", "traceparent: 00-not-a-trace"])
+            #expect([w3c, b3, own, none].allSatisfy { $0.status == 201 })
+            func sent(_ path: String) throws -> String? {
+                try #require(gateway.lambda.requests.first { $0.bodyText.contains(#""raw_path":"\#(path)""#) }).header("x-amzn-trace-id")
+            }
+            #expect(try sent("/w3c") == "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1")
+            #expect(try sent("/b3") == "Root=1-463ac35c-9f6413ad48485a3953bb6124;Parent=a2fb4a1d1a96d312;Sampled=0")
+            #expect(try sent("/own") == "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1")
+            #expect(try sent("/none") == nil, "a malformed traceparent sends no trace")
+            #expect(w3c.body.contains("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"), "the function still sees the caller's header")
+        }
+    }
+
     @Test func asyncServicesAnswer202() async throws {
         try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
             let answer = try await gateway.curl("thumbnails", path: "/resize", extra: ["-H", "content-type: application/json", "-d", #"{"img":"a.png"}"#])
@@ -385,6 +407,15 @@ struct HTTP2GatewayTests {
             #expect(gateway.lambda.requests.count == 6)
             let payload = try #require(gateway.lambda.requests.first?.bodyText)
             #expect(payload.contains(#""raw_path":"/p"#))
+        }
+    }
+
+    @Test func theCallersB3TraceReachesTheFunction() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            try await makeOrdersHTTP2(gateway)
+            let answer = try await gateway.curl("orders", path: "/b3", extra: ["--http2", "-H", "b3: 80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90"])
+            #expect(answer.status == 201 && answer.headers.hasPrefix("HTTP/2"), "\(answer)")
+            #expect(gateway.lambda.requests.first?.header("x-amzn-trace-id") == "Root=1-80f198ee-56343ba864fe8b2a57d3eff7;Parent=e457b5a2e4d86bd1;Sampled=1")
         }
     }
 

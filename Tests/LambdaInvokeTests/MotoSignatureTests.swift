@@ -47,6 +47,11 @@ struct MotoSignatureTests {
             let again = try await good.invoke(try request(moto))
             #expect(again.statusCode == 200)
 
+            // With the caller's trace as X-Amzn-Trace-Id, unsigned as the AWS SDKs send it: accepted.
+            var traced = try request(moto)
+            traced.traceHeader = "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1"
+            #expect(try await good.invoke(traced).statusCode == 200)
+
             let wrong = try client(moto, Credentials(accessKeyID: keys.access_key_id, secretAccessKey: "not-the-secret"))
             defer { Task { try? await wrong.shutdown() } }
             let signed = try request(moto)

@@ -48,6 +48,8 @@ public struct AccessLogEntry: Sendable {
     public var upstreamTransportFailureReason: String?
     /// Invoke attempts made, retries included (`%UPSTREAM_REQUEST_ATTEMPT_COUNT%`).
     public var upstreamRequestAttemptCount: Int?
+    /// The caller's trace id (`%TRACE_ID%`), from `traceparent`, B3 or `X-Amzn-Trace-Id` (`TraceContext`).
+    public var traceID: String?
     /// Envoy's route name (`%ROUTE_NAME%`): the gateway has no routes, so nil unless set.
     public var routeName: String?
 

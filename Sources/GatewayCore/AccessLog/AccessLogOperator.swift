@@ -30,6 +30,7 @@ enum AccessLogOperator: Sendable, Hashable {
     case downstreamPeerURISAN
     case downstreamPeerSubject
     case downstreamTLSVersion
+    case traceID
 
     /// The operators that take no argument, by their Envoy name. `START_TIME`, `REQ`, `RESP` and
     /// `HOSTNAME` are made by the parser, which reads their argument or the host name.
@@ -57,6 +58,7 @@ enum AccessLogOperator: Sendable, Hashable {
         "DOWNSTREAM_PEER_URI_SAN": .downstreamPeerURISAN,
         "DOWNSTREAM_PEER_SUBJECT": .downstreamPeerSubject,
         "DOWNSTREAM_TLS_VERSION": .downstreamTLSVersion,
+        "TRACE_ID": .traceID,
     ]
 
     func value(of entry: AccessLogEntry) -> AccessLogValue {
@@ -88,6 +90,7 @@ enum AccessLogOperator: Sendable, Hashable {
         case .downstreamPeerURISAN: .string(entry.connection.peerURISAN)
         case .downstreamPeerSubject: .string(entry.connection.peerSubject)
         case .downstreamTLSVersion: .string(entry.connection.tlsVersion)
+        case .traceID: .string(entry.traceID)
         }
     }
 

@@ -20,6 +20,8 @@ extension RequestProcessor {
         var upstreamHost: String?
         /// The local address of the connection to Lambda the answer came on.
         var upstreamLocalAddress: String?
+        /// The caller's trace id, when the request carried a trace the Invoke call passed on.
+        var traceID: String?
         /// Why no connection to Lambda could be made or kept (`%UPSTREAM_TRANSPORT_FAILURE_REASON%`).
         var transportFailureReason: String?
 

@@ -1,3 +1,4 @@
+import Logging
 import LambdaInvoke
 import LambdaPayload
 
@@ -25,9 +26,12 @@ extension RequestProcessor {
             }
             answer.upstreamLocalAddress = result.upstreamLocalAddress
         case .failure(let error):
-            logger.info("lambda invocation failed", metadata: ["service": "\(service.name)", "error": "\(LogSafe.text("\(error)", limit: 1024))"])
+            var metadata: Logger.Metadata = ["service": "\(service.name)", "error": "\(LogSafe.text("\(error)", limit: 1024))"]
+            if let traceID = call.traceID { metadata["trace_id"] = "\(LogSafe.text(traceID))" }
+            logger.info("lambda invocation failed", metadata: metadata)
             answer = .invokeFailed(error)
         }
+        answer.traceID = call.traceID
         if accessLog?.settings != nil, let endpoint = try? invoker.configuration.endpoints.endpoint(for: call.invocation.function) {
             answer.upstreamHost = endpoint.authority
         }

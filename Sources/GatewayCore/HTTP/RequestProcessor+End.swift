@@ -57,6 +57,7 @@ extension RequestProcessor {
         entry.bytesSent = written ? responseBodyBytes : 0
         entry.upstreamHost = answer.upstreamHost
         entry.upstreamLocalAddress = answer.upstreamLocalAddress
+        entry.traceID = answer.traceID
         entry.upstreamRequestAttemptCount = answer.attempts
         entry.upstreamTransportFailureReason = answer.transportFailureReason
         entry.upstreamCluster = connection.serviceName

@@ -16,6 +16,8 @@ extension RequestProcessor {
         var invocation: InvokeRequest
         var service: ServedService
         var method: String
+        /// The caller's trace id, when it sent a trace (`TraceContext`).
+        var traceID: String?
     }
 
     /// Everything before the Lambda call, synchronously: the head's checks (`admit`) → limits →
@@ -61,7 +63,9 @@ extension RequestProcessor {
         }
 
         let idempotent = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"].contains(request.method)
-        let invocation = InvokeRequest(
+        // The caller's trace goes on to the function's X-Ray segment.
+        let trace = TraceContext(headers: request.headers)
+        var invocation = InvokeRequest(
             function: service.lambda.function,
             payload: payload,
             invocationType: service.lambda.invocationType,
@@ -69,7 +73,8 @@ extension RequestProcessor {
             mayRetryThrottling: idempotent,
             budget: budget
         )
-        return .invoke(Call(invocation: invocation, service: service, method: request.method))
+        invocation.traceHeader = trace?.amazonTraceHeader
+        return .invoke(Call(invocation: invocation, service: service, method: request.method, traceID: trace?.traceID))
     }
 
     /// The client's headers plus what the gateway adds (mesh-identity.md §9.4, §7). A direct
