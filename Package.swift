@@ -386,6 +386,7 @@ if Context.environment["LAMBDA_GATEWAY_FUZZ"] == "1" {
         fuzzTarget("FuzzGoDuration", ["ConsulAPI"]),
         fuzzTarget("FuzzStaticConfig", ["GatewayCore", "TestSupport"]),
         fuzzTarget("FuzzAccessLogFormat", ["GatewayCore", "LambdaPayload"]),
+        fuzzTarget("FuzzTraceHeaders", ["LambdaPayload"]),
         fuzzTarget(
             "FuzzHTTP1Head",
             [
