@@ -120,14 +120,13 @@ extension String {
 
 /// Field names that describe one hop and never travel into a payload or out of a response.
 enum HopByHop {
-    static let names: Set<String> = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"]
+    /// Lower-cased. One list: `contains` scans it, `ResponseHeaders.dropped` adds to it.
+    static let names = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"]
 
-    /// `names.contains(name)` for a lower-cased name, by comparison rather than hashing: it runs for
-    /// every header of every request, and these names are short.
+    /// Whether a lower-cased name is hop-by-hop, by comparison rather than hashing: it runs for
+    /// every header of every request, and these names are short (a `switch` over them compares in
+    /// the same way, one after another).
     static func contains(_ name: String) -> Bool {
-        switch name {
-        case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer": true
-        default: false
-        }
+        names.contains(name)
     }
 }

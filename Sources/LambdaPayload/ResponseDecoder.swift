@@ -151,7 +151,7 @@ public enum ResponseDecoder {
 struct ResponseHeaders {
     private(set) var fields: [HTTPField] = []
 
-    static let dropped: Set<String> = HopByHop.names.union(["content-length"])
+    static let dropped = Set(HopByHop.names + ["content-length"])
 
     func contains(_ name: String) -> Bool {
         fields.contains { $0.name == name }

@@ -80,9 +80,9 @@ public final class RequestProcessor: Sendable {
     /// invoke → response, in one task. `budget`: the client connection's answer bytes, which pace
     /// reading Lambda's answer.
     func process(_ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget?, answeringOn eventLoop: any EventLoop) -> EventLoopFuture<Processed> {
-        // One task per request, for now: measured under closed-loop load (BENCHMARKS.md, issue 19),
-        // running the steps as callbacks on the connection's event loop cost 30-50% more CPU per
-        // request than this task, although callgrind counts fewer instructions; why is not known yet.
+        // One task per request, for now: under closed-loop load, running the steps as callbacks on
+        // the connection's event loop cost more CPU per request than this task, although callgrind
+        // counts fewer instructions (BENCHMARKS.md, "Fewer instructions is not less CPU under load").
         let promise = eventLoop.makePromise(of: Processed.self)
         promise.completeWithTask { await self.processed(request, connection: connection, budget: budget) }
         return promise.futureResult
