@@ -122,7 +122,7 @@ struct GatewayRuntime {
         let (settings, drain) = try options.processingSettings()
         let aws = try AWSSide(endpoint: options.lambdaEndpoint, caFile: options.lambdaCAFile, caFileSetting: "--lambda-ca-file", group: group, logger: logger, fixedCredentials: fixedCredentials)
         let accessLog = AccessLog(store: store, hangups: hangups, metrics: metrics, logger: logger, bufferLines: options.accessLogBufferLines)
-        let processor = RequestProcessor(store: store, invoker: aws.invoker, settings: settings, metrics: metrics, accessLog: accessLog, logger: logger)
+        let processor = RequestProcessor(store: store, invoker: aws.invoker, settings: settings, metrics: metrics, accessLog: accessLog, tracer: RequestProcessor.bootstrappedTracer, logger: logger)
         let acceptor = MeshTLSAcceptor(store: store, metrics: metrics, accessLog: accessLog, logger: logger)
         metrics.sources.withLock { $0 = Self.expositionSources(aws) }
         let (boundPorts, boundPort) = AsyncStream.makeStream(of: Int.self)

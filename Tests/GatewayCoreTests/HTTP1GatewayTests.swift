@@ -10,6 +10,7 @@ import NIOPosix
 import NIOSSL
 import Atomics
 import Testing
+import Tracing
 import TestSupport
 
 /// The whole path on 127.0.0.1: Consul test server → snapshot → mTLS listener → HTTP/1.1 →
@@ -24,7 +25,9 @@ struct GatewayFixture {
     let metrics: GatewayMetrics
     let processor: RequestProcessor
 
-    static func with(settings: ProcessingSettings = ProcessingSettings(), lambdaHandler: @escaping TestHTTPServer.Handler, _ body: (GatewayFixture) async throws -> Void) async throws {
+    static func with(
+        settings: ProcessingSettings = ProcessingSettings(), tracer: (any Tracer)? = nil, lambdaHandler: @escaping TestHTTPServer.Handler, _ body: (GatewayFixture) async throws -> Void
+    ) async throws {
         try await TLSFixture.with { tls in
             let ca = try TestCA()
             let lambda = try await TestHTTPServer(tls: try ca.issueLeaf().serverTLSConfiguration(), handler: lambdaHandler)
@@ -36,7 +39,7 @@ struct GatewayFixture {
                 logger: Logger(label: "invoke")
             )
             let metrics = GatewayMetrics()
-            let processor = RequestProcessor(store: tls.snapshots.store, invoker: invoker, settings: settings, metrics: metrics, logger: Logger(label: "gateway"))
+            let processor = RequestProcessor(store: tls.snapshots.store, invoker: invoker, settings: settings, metrics: metrics, tracer: tracer, logger: Logger(label: "gateway"))
             let acceptor = MeshTLSAcceptor(store: tls.snapshots.store, metrics: metrics, logger: Logger(label: "tls"))
             let accepted = ManagedAtomic(0)
             let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)

@@ -6,6 +6,7 @@ import Logging
 import MeshIdentity
 import NIOCore
 import Synchronization
+import Tracing
 
 /// Turns an authenticated request into a Lambda call and its answer into a response, in steps a
 /// reader can follow top to bottom in `process`:
@@ -27,6 +28,8 @@ public final class RequestProcessor: Sendable {
     public let metrics: GatewayMetrics
     /// The access log, when the gateway keeps one (its settings may still turn it off).
     public let accessLog: AccessLog?
+    /// The tracer for the gateway's span around each Lambda call; nil (the default build) traces nothing.
+    let tracer: (any Tracer)?
     /// Established connections by service, drained when their service stops being served.
     public let connections = OpenConnections()
     /// Compiled intentions per (snapshot version, service); a new snapshot replaces them all.
@@ -34,8 +37,9 @@ public final class RequestProcessor: Sendable {
 
     public init(
         store: SnapshotStore, invoker: LambdaInvokeClient, settings: ProcessingSettings = ProcessingSettings(), metrics: GatewayMetrics = GatewayMetrics(),
-        accessLog: AccessLog? = nil, logger: Logger
+        accessLog: AccessLog? = nil, tracer: (any Tracer)? = nil, logger: Logger
     ) {
+        self.tracer = tracer
         self.store = store
         self.invoker = invoker
         self.settings = settings
@@ -96,20 +100,26 @@ public final class RequestProcessor: Sendable {
         case .answer(let early):
             return Processed(answer: early, heldBytes: 0)
         case .invoke(let call):
-            let started = NIODeadline.now()
-            let result: Result<LambdaInvocationResult, LambdaInvokeError>
-            do {
-                result = .success(try await invoker.invoke(call.invocation))
-            } catch {
-                result = .failure(error)
-            }
-            var answer = finish(call, result: result)
-            answer.lambdaCallNanoseconds = Int((NIODeadline.now() - started).nanoseconds)
-            switch result {
-            case .success(let value): answer.attempts = value.attempts
-            case .failure(let error): answer.attempts = error.attempts
-            }
-            return Processed(answer: answer, heldBytes: (try? result.get())?.heldBytes ?? 0)
+            guard let tracer else { return await invoked(call) }
+            return await tracedCall(call, headers: request.headers, tracer: tracer, invoke: invoked)
         }
+    }
+
+    /// The signed call and its answer.
+    private func invoked(_ call: Call) async -> Processed {
+        let started = NIODeadline.now()
+        let result: Result<LambdaInvocationResult, LambdaInvokeError>
+        do {
+            result = .success(try await invoker.invoke(call.invocation))
+        } catch {
+            result = .failure(error)
+        }
+        var answer = finish(call, result: result)
+        answer.lambdaCallNanoseconds = Int((NIODeadline.now() - started).nanoseconds)
+        switch result {
+        case .success(let value): answer.attempts = value.attempts
+        case .failure(let error): answer.attempts = error.attempts
+        }
+        return Processed(answer: answer, heldBytes: (try? result.get())?.heldBytes ?? 0)
     }
 }
