@@ -178,7 +178,12 @@ public final class LambdaInvokeClient: Sendable {
             self.logger.debug("throttled by Lambda; retrying once", metadata: ["function": "\(request.function)", "delay_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)"])
             eventLoop.scheduleTask(in: TimeAmount(delay)) {
                 self.send(request, to: endpoint, deadline: deadline, on: eventLoop) { retried in
-                    completion(Self.adding(attempts: error.attempts, to: retried))
+                    var outcome = Self.adding(attempts: error.attempts, to: retried)
+                    if case .failure(var again) = outcome {
+                        again.failedAfterThrottlingRetry = true
+                        outcome = .failure(again)
+                    }
+                    completion(outcome)
                 }
             }
         }

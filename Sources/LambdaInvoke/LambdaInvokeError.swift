@@ -28,6 +28,9 @@ public struct LambdaInvokeError: Error, Hashable, CustomStringConvertible {
     /// The local address of the connection Lambda's error answer came on, `ip:port`, when it
     /// answered (`%UPSTREAM_LOCAL_ADDRESS%`; like `attempts`, left out of equality).
     public var upstreamLocalAddress: String?
+    /// Lambda throttled the call, the client retried it once, and this is how the retry failed
+    /// (Envoy's `URX`: retries exhausted). A retry on a stale pooled connection does not count.
+    public var failedAfterThrottlingRetry = false
 
     public init(_ code: Code, _ message: String, retryAfter: Int? = nil) {
         self.code = code

@@ -6,7 +6,7 @@
 /// 2. B3, single (`b3: <trace id>-<span id>[-<sampling>[-<parent span id>]]`) or multi
 ///    (`X-B3-TraceId`, `X-B3-SpanId`, `X-B3-Sampled`, `X-B3-Flags`), what Consul's Envoy sidecars
 ///    propagate; a 16-digit trace id is padded to 32 with zeros on the left;
-/// 3. the caller's own `X-Amzn-Trace-Id`, passed on as it is.
+/// 3. the caller's own `X-Amzn-Trace-Id`: its `Root`, `Parent` and `Sampled`, nothing else.
 ///
 /// A trace id `0123456789abcdef0123456789abcdef` with parent `00f067aa0ba902b7`, sampled, becomes
 /// `Root=1-01234567-89abcdef0123456789abcdef;Parent=00f067aa0ba902b7;Sampled=1`; with no sampling
@@ -16,14 +16,14 @@ public struct TraceContext: Sendable, Hashable {
     /// What the Invoke call sends as `X-Amzn-Trace-Id`.
     public var amazonTraceHeader: String
     /// The trace id for logs (`%TRACE_ID%`): the 32 hex digits, or the `Root` of a caller's own
-    /// `X-Amzn-Trace-Id` (nil when it has none).
-    public var traceID: String?
+    /// `X-Amzn-Trace-Id` (`1-<8 hex>-<24 hex>`).
+    public var traceID: String
 
-    /// The longest `X-Amzn-Trace-Id` passed on as it is (X-Ray's own header is about 100 bytes
-    /// with `Lineage`; this leaves room for a few fields more and no more).
-    public static let maximumPassedHeaderBytes = 256
+    /// The longest caller's `X-Amzn-Trace-Id` read (X-Ray's own header is about 100 bytes with
+    /// `Lineage`; this leaves room for a few fields more and no more).
+    public static let maximumCallerHeaderBytes = 256
 
-    public init(amazonTraceHeader: String, traceID: String?) {
+    public init(amazonTraceHeader: String, traceID: String) {
         self.amazonTraceHeader = amazonTraceHeader
         self.traceID = traceID
     }
@@ -133,13 +133,38 @@ public struct TraceContext: Sendable, Hashable {
         return make(traceID: full, parentID: String(spanID), sampled: sampled)
     }
 
-    /// The caller's own `X-Amzn-Trace-Id`: visible ASCII, no spaces, at most
-    /// `maximumPassedHeaderBytes`; passed on unchanged.
+    /// The caller's own `X-Amzn-Trace-Id`, rebuilt from its `Root` (`1-<8 hex>-<24 hex>`,
+    /// required), `Parent` (16 hex) and `Sampled` (`0`, `1` or `?`); a malformed `Parent` or
+    /// `Sampled` is left out, and every other field (`Self`, `Lineage`, anything made up) is dropped:
+    /// only what X-Ray needs to join the trace goes to AWS.
     static func amazon(_ value: String) -> TraceContext? {
-        let bytes = value.utf8
-        guard !bytes.isEmpty, bytes.count <= maximumPassedHeaderBytes, bytes.allSatisfy({ (0x21...0x7E).contains($0) }) else { return nil }
-        let root = value.split(separator: ";").first { $0.hasPrefix("Root=") }.map { String($0.dropFirst(5)) }
-        return TraceContext(amazonTraceHeader: value, traceID: root)
+        guard value.utf8.count <= maximumCallerHeaderBytes else { return nil }
+        var root: Substring?
+        var parent: Substring?
+        var sampled: Substring?
+        for field in value.split(separator: ";") {
+            let field = field.drop { $0 == " " }
+            guard let equals = field.firstIndex(of: "=") else { continue }
+            let (key, fieldValue) = (field[..<equals], field[field.index(after: equals)...])
+            switch key {
+            case "Root" where root == nil: root = fieldValue
+            case "Parent" where parent == nil: parent = fieldValue
+            case "Sampled" where sampled == nil: sampled = fieldValue
+            default: continue
+            }
+        }
+        guard let root, isXRayRoot(root) else { return nil }
+        var header = "Root=\(root)"
+        if let parent, parent.utf8.count == 16, isLowerHex(parent.utf8) { header += ";Parent=\(parent)" }
+        if let sampled, sampled == "0" || sampled == "1" || sampled == "?" { header += ";Sampled=\(sampled)" }
+        return TraceContext(amazonTraceHeader: header, traceID: String(root))
+    }
+
+    /// `1-<8 hex>-<24 hex>`, lower-case.
+    static func isXRayRoot(_ root: Substring) -> Bool {
+        let bytes = Array(root.utf8)
+        return bytes.count == 35 && bytes[0] == UInt8(ascii: "1") && bytes[1] == UInt8(ascii: "-") && bytes[10] == UInt8(ascii: "-")
+            && isLowerHex(bytes[2..<10]) && isLowerHex(bytes[11..<35])
     }
 
     private static func make(traceID: String, parentID: String, sampled: Bool?) -> TraceContext {

@@ -22,7 +22,7 @@ struct TraceContextTests {
         ("b3", "a3ce929d0e0e4736-00f067aa0ba902b7-0", "Root=1-00000000-00000000a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=0", "0000000000000000a3ce929d0e0e4736"),
         ("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1", "Root=1-80f198ee-56343ba864fe8b2a57d3eff7;Parent=e457b5a2e4d86bd1;Sampled=?", "80f198ee56343ba864fe8b2a57d3eff7"),
         ("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-d", "Root=1-80f198ee-56343ba864fe8b2a57d3eff7;Parent=e457b5a2e4d86bd1;Sampled=1", "80f198ee56343ba864fe8b2a57d3eff7"),
-        // A caller's own X-Ray header, as it is.
+        // A caller's own X-Ray header: its Root, Parent and Sampled.
         ("X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1", "1-5759e988-bd862e3fe1be46a994272793"),
     ] as [(String, String, String, String)])
     func eachFormatMapsToXRay(name: String, value: String, header: String, traceID: String) throws {
@@ -80,11 +80,18 @@ struct TraceContextTests {
         #expect(Self.trace([("b3", value)]) == nil, "\(value)")
     }
 
-    @Test func aCallersXRayHeaderPassesOnlyWhenItIsPlainAndShort() {
-        #expect(Self.trace([("x-amzn-trace-id", "Root=1-a b")]) == nil, "a space")
-        #expect(Self.trace([("x-amzn-trace-id", "Root=1-ä")]) == nil, "beyond ASCII")
-        #expect(Self.trace([("x-amzn-trace-id", String(repeating: "a", count: TraceContext.maximumPassedHeaderBytes + 1))]) == nil)
-        #expect(Self.trace([("x-amzn-trace-id", "Self=1-abc;Sampled=1")])?.traceID == nil, "no Root: passed on, no id to log")
-        #expect(Self.trace([("x-amzn-trace-id", "Self=1-abc;Sampled=1")])?.amazonTraceHeader == "Self=1-abc;Sampled=1")
+    @Test func aCallersXRayHeaderIsRebuiltFromRootParentAndSampledOnly() {
+        let root = "Root=1-5759e988-bd862e3fe1be46a994272793"
+        // Lineage (loop detection), Self and made-up fields never reach AWS from a caller.
+        #expect(Self.trace([("x-amzn-trace-id", "\(root);Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:1|68fd508a:5;Self=1-x;Evil=1")])?.amazonTraceHeader
+            == "\(root);Parent=53995c3f42cd8ad8;Sampled=1")
+        #expect(Self.trace([("x-amzn-trace-id", "Sampled=?; Parent=53995c3f42cd8ad8; \(root)")])?.amazonTraceHeader == "\(root);Parent=53995c3f42cd8ad8;Sampled=?")
+        // A malformed Parent or Sampled is left out; the trace goes on.
+        #expect(Self.trace([("x-amzn-trace-id", "\(root);Parent=xyz;Sampled=yes")])?.amazonTraceHeader == root)
+        // No Root, or a Root that is not X-Ray's: no trace.
+        for value in ["Self=1-abc;Sampled=1", "Root=1-a b", "Root=1-5759E988-bd862e3fe1be46a994272793", "Root=2-5759e988-bd862e3fe1be46a994272793", "Root=1-5759e988bd862e3fe1be46a994272793", ""] {
+            #expect(Self.trace([("x-amzn-trace-id", value)]) == nil, "\(value)")
+        }
+        #expect(Self.trace([("x-amzn-trace-id", root + ";" + String(repeating: "a", count: TraceContext.maximumCallerHeaderBytes))]) == nil)
     }
 }

@@ -236,8 +236,10 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             return
         }
         nextAnswer = nil
-        // No exchange: bytes that never became a head, timed from when the head was first awaited.
-        var exchange = exchanges.popFirst() ?? RequestExchange(started: headAwaitedSince ?? .now())
+        // No exchange: bytes that never became a head. A head that timed out is timed from when it
+        // was first awaited; a parse error, from now (the head timer may have run since long before).
+        let timedOut = answer.details == ResponseCodeDetails.requestHeaderTimeout
+        var exchange = exchanges.popFirst() ?? RequestExchange(started: timedOut ? headAwaitedSince ?? .now() : .now())
         exchange.responded = .now()
         written.assumeIsolated().whenComplete { [self] result in
             processor.ended(exchange, answer: answer, responseBodyBytes: 0, written: (try? result.get()) != nil, connection: connection)

@@ -65,7 +65,7 @@ extension RequestProcessor {
                 answer.transportFailureReason = error.message
             default:
                 // Throttled again after the gateway's one retry: Envoy's `URX`, retries exhausted.
-                if error.isThrottling && error.attempts > 1 { answer.flags = .upstreamRetryLimitExceeded }
+                if error.isThrottling && error.failedAfterThrottlingRetry { answer.flags = .upstreamRetryLimitExceeded }
             }
             return answer
         }

@@ -32,7 +32,11 @@ extension RequestProcessor {
         var call = call
         var carrier: [HTTPField] = []
         tracer.inject(span.context, into: &carrier, using: HTTPFieldsPropagation())
-        if let trace = TraceContext(headers: carrier) { call.invocation.traceHeader = trace.amazonTraceHeader }
+        if let trace = TraceContext(headers: carrier) {
+            // The function's trace, and so the one the access log and the log lines name.
+            call.invocation.traceHeader = trace.amazonTraceHeader
+            call.traceID = trace.traceID
+        }
         let processed = await invoke(call)
         let answer = processed.answer
         span.attributes["http.response.status_code"] = answer.response.status

@@ -13,7 +13,9 @@ final class LatencyHistogram: Sendable {
     private let boundLabels: [String]
     /// One count per bound, and one more for values above the last (`+Inf`).
     private let counts: [ManagedAtomic<Int>]
-    private let sumNanoseconds = ManagedAtomic(0)
+    /// In microseconds: nanoseconds would wrap after 292 years of summed durations, which many
+    /// concurrent long calls reach in months.
+    private let sumMicroseconds = ManagedAtomic(0)
 
     init(buckets: [Duration]) {
         precondition(zip(buckets, buckets.dropFirst()).allSatisfy { $0 < $1 }, "histogram buckets must ascend")
@@ -26,7 +28,7 @@ final class LatencyHistogram: Sendable {
         var index = 0
         while index < bounds.count && nanoseconds > bounds[index] { index += 1 }
         counts[index].wrappingIncrement(ordering: .relaxed)
-        sumNanoseconds.wrappingIncrement(by: nanoseconds, ordering: .relaxed)
+        sumMicroseconds.wrappingIncrement(by: nanoseconds / 1000, ordering: .relaxed)
     }
 
     /// The cumulative `le` buckets (`+Inf` last), the sum in seconds and the count, as read now.
@@ -40,6 +42,6 @@ final class LatencyHistogram: Sendable {
             running += count.load(ordering: .relaxed)
             buckets.append((index < boundLabels.count ? boundLabels[index] : "+Inf", running))
         }
-        return (buckets, Double(sumNanoseconds.load(ordering: .relaxed)) / 1e9, running)
+        return (buckets, Double(sumMicroseconds.load(ordering: .relaxed)) / 1e6, running)
     }
 }
