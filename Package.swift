@@ -290,7 +290,7 @@ let package = Package(
             path: "Benchmarks/Tools/ExtensionBench"
         ),
         .testTarget(name: "AWSSigV4Tests", dependencies: ["AWSSigV4"]),
-        .testTarget(name: "LambdaPayloadTests", dependencies: ["LambdaPayload"]),
+        .testTarget(name: "LambdaPayloadTests", dependencies: ["LambdaPayload", "TestSupport", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "MeshIdentityTests", dependencies: ["MeshIdentity"]),
         .testTarget(name: "TLSFilesTests", dependencies: ["TLSFiles", "TestSupport", .product(name: "NIOSSL", package: "swift-nio-ssl")]),
         .testTarget(name: "AWSCredentialsTests", dependencies: ["AWSCredentials", "TestSupport"]),
@@ -391,6 +391,7 @@ if Context.environment["LAMBDA_GATEWAY_FUZZ"] == "1" {
         fuzzTarget("FuzzStaticConfig", ["GatewayCore", "TestSupport"]),
         fuzzTarget("FuzzAccessLogFormat", ["GatewayCore", "LambdaPayload"]),
         fuzzTarget("FuzzTraceHeaders", ["LambdaPayload"]),
+        fuzzTarget("FuzzEventStream", ["LambdaPayload", nioCore]),
         fuzzTarget(
             "FuzzHTTP1Head",
             [
