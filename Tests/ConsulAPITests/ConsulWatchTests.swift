@@ -168,8 +168,7 @@ struct ConsulWatchTests {
             try await recorder.waitFor(count: 1)
             let path = "/v1/catalog/gateway-services/lambda-gateway"
             // Wait until the watch sits in its long poll, so the faults hit the requests after it.
-            while fixture.requests(to: path).count < 2 { try await Task.sleep(for: .milliseconds(5)) }
-            try await Task.sleep(for: .milliseconds(50))
+            try await waitUntil("the watch's long poll is held") { fixture.requests(to: path).count >= 2 && fixture.server.openLongPolls >= 1 }
             fixture.server.inject(.status(500, body: "No cluster leader"), count: 3, pathPrefix: "/v1/catalog/gateway-services")
             fixture.server.inject(.malformedBody, count: 1, pathPrefix: "/v1/catalog/gateway-services")
             let before = fixture.requests(to: path).count  // the long poll in flight is counted already
@@ -216,7 +215,7 @@ struct ConsulWatchTests {
             // leaves a busy machine room).
             let (task, recorder) = fixture.start(WatchEndpoint<[GatewayService]>.json("/v1/catalog/gateway-services/lambda-gateway"), policy: .init(wait: .seconds(60)))
             try await recorder.waitFor(count: 1)
-            try await Task.sleep(for: .milliseconds(100))  // in its long poll now
+            try await waitUntil("the watch's long poll is held") { fixture.server.openLongPolls == 1 }
             let cancelled = ContinuousClock.now
             task.cancel()
             await task.value
