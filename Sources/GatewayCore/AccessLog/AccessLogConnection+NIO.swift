@@ -1,12 +1,11 @@
+import LambdaInvoke
 import NIOCore
 import NIOSSL
 
 extension AccessLogConnection {
     /// `ip:port` as Envoy writes addresses (`[ip]:port` for IPv6); nil for none.
     static func address(_ address: SocketAddress?) -> String? {
-        guard let address, let ip = address.ipAddress, let port = address.port else { return nil }
-        if case .v6 = address { return "[\(ip)]:\(port)" }
-        return "\(ip):\(port)"
+        address?.envoyText
     }
 
     /// `TLSv1.2`, `TLSv1.3` (Envoy's `%DOWNSTREAM_TLS_VERSION%`).

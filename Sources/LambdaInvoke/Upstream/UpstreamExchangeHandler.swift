@@ -56,7 +56,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        localAddress = context.channel.localAddress.flatMap(Self.text)
+        localAddress = context.channel.localAddress?.envoyText
         if !waitsForTLS { becomeReady(.success(())) }
         context.fireChannelActive()
     }
@@ -270,18 +270,21 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         context.close(promise: nil)
     }
 
-    /// `ip:port`, `[ip]:port` for IPv6, as Envoy writes an address.
-    static func text(_ address: SocketAddress) -> String? {
-        guard let ip = address.ipAddress, let port = address.port else { return nil }
-        if case .v6 = address { return "[\(ip)]:\(port)" }
-        return "\(ip):\(port)"
-    }
-
     private static func name(of part: HTTPClientResponsePart) -> String {
         switch part {
         case .head: "response head"
         case .body: "body bytes"
         case .end: "end of response"
         }
+    }
+}
+
+extension SocketAddress {
+    /// `ip:port`, `[ip]:port` for IPv6, as Envoy writes an address in its access log; nil for an
+    /// address without an IP and port (a Unix socket).
+    public var envoyText: String? {
+        guard let ip = ipAddress, let port else { return nil }
+        if case .v6 = self { return "[\(ip)]:\(port)" }
+        return "\(ip):\(port)"
     }
 }
