@@ -16,7 +16,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let cut = read(stream, pieces: piece)
     precondition(whole.messages == cut.messages && whole.error == cut.error, "pieces of \(piece) read differently")
     for message in whole.messages {
-        precondition(message.payload.readableBytes <= 1 << 12, "a message larger than the limit")
+        // Within the limit: prelude, headers, payload and checksum.
+        let headerBytes = message.headers.reduce(0) { $0 + 2 + $1.name.utf8.count }
+        precondition(16 + headerBytes + message.payload.readableBytes <= 1 << 12, "a message larger than the limit")
     }
     return 0
 }
@@ -32,7 +34,14 @@ func read(_ stream: [UInt8], pieces: Int) -> (messages: [EventStreamMessage], er
         do {
             while let message = try decoder.next() { messages.append(message) }
         } catch {
-            precondition((try? decoder.next()) == nil, "a message after an error")
+            // Broken for good: the same error again, whatever arrives.
+            decoder.append(ByteBuffer(bytes: stream))
+            do {
+                _ = try decoder.next()
+                preconditionFailure("no error after \(error)")
+            } catch let again {
+                precondition(again == error, "\(again) after \(error)")
+            }
             return (messages, error)
         }
     }

@@ -42,8 +42,8 @@ public struct EventStreamError: Error, Hashable, CustomStringConvertible {
     public enum Kind: Hashable, Sendable {
         case preludeChecksum
         case messageChecksum
-        /// The prelude's total length is under the smallest message (16 bytes) or its headers
-        /// length does not fit in it.
+        /// The prelude's total length is under the smallest message (16 bytes), or its headers
+        /// length does not fit in it or is over 128 KiB.
         case lengths
         case messageTooLarge(limit: Int)
         case malformedHeader
@@ -77,10 +77,12 @@ public struct EventStreamError: Error, Hashable, CustomStringConvertible {
 /// length; a UUID is 16 bytes).
 ///
 /// A message is checked whole before it is handed out: both checksums, the lengths, and a size
-/// limit, so a peer cannot make the reader hold more than `maximumMessageBytes` plus one read.
+/// limit checked from the prelude, so a reader that drains `next()` after each `append` holds at
+/// most `maximumMessageBytes` plus one read. Headers take at most 128 KiB, as in AWS's own readers.
 public struct EventStreamDecoder: Sendable {
     /// The smallest message: a prelude (12 bytes) and a message CRC, no header, no payload.
     static let minimumMessageBytes = 16
+    static let maximumHeadersBytes = 128 * 1024
     public let maximumMessageBytes: Int
     private var buffer = ByteBuffer()
     private var failure: EventStreamError?
@@ -91,8 +93,9 @@ public struct EventStreamDecoder: Sendable {
         self.maximumMessageBytes = maximumMessageBytes
     }
 
-    /// Bytes that arrived.
+    /// Bytes that arrived (dropped once the stream is broken).
     public mutating func append(_ bytes: ByteBuffer) {
+        guard failure == nil else { return }
         var bytes = bytes
         buffer.writeBuffer(&bytes)
     }
@@ -122,7 +125,7 @@ public struct EventStreamDecoder: Sendable {
         let prelude = buffer.readableBytesView.prefix(8)
         guard CRC32.checksum(prelude) == preludeCRC else { throw EventStreamError(kind: .preludeChecksum) }
         guard Int(total) <= maximumMessageBytes else { throw EventStreamError(kind: .messageTooLarge(limit: maximumMessageBytes)) }
-        guard Int(total) >= Self.minimumMessageBytes, Int(headersLength) <= Int(total) - Self.minimumMessageBytes else {
+        guard Int(total) >= Self.minimumMessageBytes, Int(headersLength) <= Int(total) - Self.minimumMessageBytes, Int(headersLength) <= Self.maximumHeadersBytes else {
             throw EventStreamError(kind: .lengths)
         }
         guard buffer.readableBytes >= Int(total) else { return nil }
@@ -145,6 +148,7 @@ public struct EventStreamDecoder: Sendable {
 
     private static func headers(_ bytes: inout ByteBuffer) throws(EventStreamError) -> [(name: String, value: EventStreamHeaderValue)] {
         var headers: [(name: String, value: EventStreamHeaderValue)] = []
+        var names = Set<String>()
         while bytes.readableBytes > 0 {
             guard let nameLength = bytes.readInteger(as: UInt8.self), nameLength > 0, let name = bytes.readString(length: Int(nameLength)),
                 let type = bytes.readInteger(as: UInt8.self)
@@ -167,7 +171,7 @@ public struct EventStreamDecoder: Sendable {
                 value = .uuid(data)
             default: throw EventStreamError(kind: .unknownHeaderType(type))
             }
-            guard !headers.contains(where: { $0.name == name }) else { throw EventStreamError(kind: .duplicateHeader(name)) }
+            guard names.insert(name).inserted else { throw EventStreamError(kind: .duplicateHeader(name)) }
             headers.append((name, value))
         }
         return headers

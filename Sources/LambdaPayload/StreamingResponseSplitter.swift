@@ -3,15 +3,19 @@ import NIOCore
 /// The start of a streamed answer (`InvokeWithResponseStream`), in the shape Lambda function URLs
 /// give streamed responses: a JSON prelude (`statusCode`, `headers`, `multiValueHeaders`,
 /// `cookies`), 8 NUL bytes, then the body. The prelude is read when the stream's content type is
-/// `application/vnd.awslambda.http-integration-response`, or when the function's bytes begin with a
-/// JSON object followed by the 8 NULs; anything else is a 200 whose body is all the bytes, with the
-/// function's content type or `application/octet-stream`. The prelude, its NULs and the body may
-/// arrive in any pieces. The buffered path's header rules apply to the prelude (no 1xx, no
-/// hop-by-hop fields, no `content-length`, no CR/LF in a value).
+/// `application/vnd.awslambda.http-integration-response`; with no content type (or
+/// `application/octet-stream`), when the function's bytes begin with a JSON object followed by the
+/// 8 NULs and the object is a prelude. Anything else is a 200 whose body is all the bytes, with
+/// the function's content type or `application/octet-stream`: a stream that names its own type
+/// (`text/event-stream`, `application/json`) is never held to look for a prelude. The prelude, its
+/// NULs and the body may arrive in any pieces. The buffered path's header rules apply to the
+/// prelude (no 1xx, no hop-by-hop fields, no `content-length`, no CR/LF in a value, the header
+/// bytes limit).
 ///
 /// Feed each payload chunk to `append`, then call `finish` when the stream completes. The head
 /// comes first, once; body pieces follow as they arrive. Only the prelude is ever held (at most
-/// `maximumPreludeBytes`): once the head is out, chunks pass through.
+/// `maximumPreludeBytes` and its NULs), each byte scanned once; once the head is out, chunks pass
+/// through. After an error every call throws it again.
 public struct StreamingResponseSplitter {
     public enum Event: Equatable {
         /// The response head (its `body` empty).
@@ -23,77 +27,117 @@ public struct StreamingResponseSplitter {
     public static let integrationContentType = "application/vnd.awslambda.http-integration-response"
     /// AWS's event-stream framing: the envelope, never the function's own content type.
     static let eventStreamContentType = "application/vnd.amazon.eventstream"
-    static let delimiter = [UInt8](repeating: 0, count: 8)
+    static let delimiterLength = 8
 
     private enum State {
-        /// The head is not out yet: the bytes so far.
-        case deciding(ByteBuffer)
+        /// The head is not out yet: the bytes so far, and how far they are scanned.
+        case deciding(ByteBuffer, PreludeScanner)
         case streaming
+        case failed(PayloadError)
     }
 
-    private var state = State.deciding(ByteBuffer())
-    private let preludeRequired: Bool
+    /// How a stream's start is read.
+    private enum Mode {
+        /// The content type says there is a prelude.
+        case prelude
+        /// No content type: a prelude if the bytes begin with one.
+        case sniff
+        /// A content type of the function's own: no prelude.
+        case plain
+    }
+
+    private var state: State
+    private let mode: Mode
     private let plainContentType: String
     public let maximumPreludeBytes: Int
 
     /// `contentType`: the streamed answer's content type, when Lambda gave one.
     public init(contentType: String?, maximumPreludeBytes: Int = ResponseDecoder.defaultMaximumHeaderBytes) {
         let type = contentType.map { $0.split(separator: ";").first.map(String.init) ?? $0 }?.trimmingASCIIWhitespace().asciiLowercased
-        preludeRequired = type == Self.integrationContentType
-        if let contentType, let type, type != Self.integrationContentType, type != Self.eventStreamContentType, !type.isEmpty {
-            plainContentType = contentType
-        } else {
+        switch type {
+        case Self.integrationContentType?:
+            mode = .prelude
             plainContentType = "application/octet-stream"
+        case nil, ""?, Self.eventStreamContentType?, "application/octet-stream"?:
+            mode = .sniff
+            plainContentType = "application/octet-stream"
+        default:
+            mode = .plain
+            plainContentType = contentType ?? "application/octet-stream"
         }
         self.maximumPreludeBytes = maximumPreludeBytes
+        state = .deciding(ByteBuffer(), PreludeScanner())
     }
 
     /// A chunk of the function's bytes.
     public mutating func append(_ chunk: ByteBuffer) throws(PayloadError) -> [Event] {
         switch state {
+        case .failed(let error):
+            throw error
         case .streaming:
             return chunk.readableBytes > 0 ? [.body(chunk)] : []
-        case .deciding(var pending):
+        case .deciding(var pending, var scanner):
             state = .streaming  // out of the enum while it grows (no copy)
             var chunk = chunk
             pending.writeBuffer(&chunk)
-            if let events = try decide(pending, final: false) { return events }
-            state = .deciding(pending)
+            do {
+                if let events = try decide(pending, scanner: &scanner, final: false) { return events }
+            } catch {
+                state = .failed(error)
+                throw error
+            }
+            state = .deciding(pending, scanner)
             return []
         }
     }
 
     /// The stream completed: a head not yet decided is decided now.
     public mutating func finish() throws(PayloadError) -> [Event] {
-        guard case .deciding(let pending) = state else { return [] }
-        state = .streaming
-        return try decide(pending, final: true) ?? []
+        switch state {
+        case .failed(let error):
+            throw error
+        case .streaming:
+            return []
+        case .deciding(let pending, var scanner):
+            state = .streaming
+            do {
+                return try decide(pending, scanner: &scanner, final: true) ?? []
+            } catch {
+                state = .failed(error)
+                throw error
+            }
+        }
     }
 
     /// The events once the bytes so far decide the head, or nil to wait for more.
-    private func decide(_ pending: ByteBuffer, final: Bool) throws(PayloadError) -> [Event]? {
+    private func decide(_ pending: ByteBuffer, scanner: inout PreludeScanner, final: Bool) throws(PayloadError) -> [Event]? {
         let bytes = pending.readableBytesView
-        if preludeRequired {
-            if let end = Self.delimiterStart(in: bytes) {
-                return try Self.events(prelude: pending, end: end)
+        switch mode {
+        case .plain:
+            return plain(pending)
+        case .prelude:
+            if let length = scanner.delimiterStart(in: bytes) {
+                return try events(prelude: pending, length: length)
             }
-            guard bytes.count <= maximumPreludeBytes + Self.delimiter.count else {
+            guard bytes.count <= maximumPreludeBytes + Self.delimiterLength else {
                 throw PayloadError(.invalidFunctionResponse, "the streamed response's prelude is over \(maximumPreludeBytes) bytes or has no end")
             }
             if final { throw PayloadError(.invalidFunctionResponse, "the streamed response ended inside its prelude") }
             return nil
-        }
-        switch Self.objectEnd(in: bytes) {
-        case .notAnObject:
-            return plain(pending)
-        case .incomplete:
-            if final || bytes.count > maximumPreludeBytes { return plain(pending) }
-            return nil
-        case .endsAt(let end):
-            let after = bytes[end...].prefix(Self.delimiter.count)
-            guard after.allSatisfy({ $0 == 0 }) else { return plain(pending) }
-            guard after.count == Self.delimiter.count else { return final ? plain(pending) : nil }
-            return try Self.events(prelude: pending, end: end)
+        case .sniff:
+            switch scanner.objectEnd(in: bytes) {
+            case .notAnObject:
+                return plain(pending)
+            case .incomplete:
+                return final || bytes.count > maximumPreludeBytes ? plain(pending) : nil
+            case .endsAt(let length):
+                let after = bytes.dropFirst(length).prefix(Self.delimiterLength)
+                guard length <= maximumPreludeBytes, after.allSatisfy({ $0 == 0 }) else { return plain(pending) }
+                guard after.count == Self.delimiterLength else { return final ? plain(pending) : nil }
+                // A JSON object and 8 NULs: the head if the object reads as a prelude; if it does
+                // not, the function did not mean one, and every byte is the body.
+                return (try? events(prelude: pending, length: length)) ?? plain(pending)
+            }
         }
     }
 
@@ -103,13 +147,15 @@ public struct StreamingResponseSplitter {
         return pending.readableBytes > 0 ? [head, .body(pending)] : [head]
     }
 
-    /// The prelude's head, and the bytes after its NULs as the first body piece.
-    private static func events(prelude pending: ByteBuffer, end: ByteBufferView.Index) throws(PayloadError) -> [Event] {
-        let start = pending.readerIndex
-        let preludeLength = end - start
+    /// The head from the prelude (the first `length` bytes), and the bytes after its NULs as the
+    /// first body piece.
+    private func events(prelude pending: ByteBuffer, length: Int) throws(PayloadError) -> [Event] {
+        guard length <= maximumPreludeBytes else {
+            throw PayloadError(.invalidFunctionResponse, "the streamed response's prelude is over \(maximumPreludeBytes) bytes or has no end")
+        }
         let value: JSONValue
         do {
-            value = try pending.getSlice(at: start, length: preludeLength)!.withUnsafeReadableBytes { bytes throws(JSONParser.Error) in try JSONParser.parse(bytes) }
+            value = try pending.getSlice(at: pending.readerIndex, length: length)!.withUnsafeReadableBytes { bytes throws(JSONParser.Error) in try JSONParser.parse(bytes) }
         } catch {
             throw PayloadError(.invalidFunctionResponse, "the streamed response's prelude is not JSON: \(error)")
         }
@@ -122,43 +168,64 @@ public struct StreamingResponseSplitter {
         }
         if !headers.contains("content-type") { headers.insertFirst("content-type", "application/octet-stream") }
         let head = LambdaHTTPResponse(status: try ResponseDecoder.statusCode(value["statusCode"]), headers: headers.fields)
-        let bodyStart = preludeLength + delimiter.count
-        let rest = pending.getSlice(at: start + bodyStart, length: pending.readableBytes - bodyStart)!
+        let bodyStart = length + Self.delimiterLength
+        let rest = pending.getSlice(at: pending.readerIndex + bodyStart, length: pending.readableBytes - bodyStart)!
         return rest.readableBytes > 0 ? [.head(head), .body(rest)] : [.head(head)]
     }
+}
 
-    /// Where the first run of 8 NULs starts.
-    static func delimiterStart(in bytes: ByteBufferView) -> ByteBufferView.Index? {
-        var run = 0
-        for index in bytes.indices {
-            run = bytes[index] == 0 ? run + 1 : 0
-            if run == delimiter.count { return index - (delimiter.count - 1) }
+/// Where a stream's prelude ends, read incrementally: each byte is looked at once, however the
+/// stream is cut (offsets are from the start of the stream).
+struct PreludeScanner {
+    enum ObjectEnd: Equatable {
+        case notAnObject
+        case incomplete
+        /// The object's length, up to and with its closing brace.
+        case endsAt(Int)
+    }
+
+    private var scanned = 0
+    private var nulRun = 0
+    private var opened = false
+    private var depth = 0
+    private var inString = false
+    private var escaped = false
+    private var end: ObjectEnd = .incomplete
+
+    /// Where the first run of 8 NULs starts, if the bytes so far hold one.
+    mutating func delimiterStart(in bytes: ByteBufferView) -> Int? {
+        while scanned < bytes.count {
+            nulRun = bytes[bytes.startIndex + scanned] == 0 ? nulRun + 1 : 0
+            scanned += 1
+            if nulRun == StreamingResponseSplitter.delimiterLength { return scanned - nulRun }
         }
         return nil
     }
 
-    enum ObjectEnd: Equatable {
-        case notAnObject
-        case incomplete
-        /// The index just after the object's closing brace.
-        case endsAt(ByteBufferView.Index)
-    }
-
     /// Whether the bytes begin (after whitespace) with a JSON object, and where it ends: braces
-    /// counted outside strings, escapes skipped. The object's content is checked by the parser.
-    static func objectEnd(in bytes: ByteBufferView) -> ObjectEnd {
-        var index = bytes.startIndex
-        while index < bytes.endIndex, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
-        guard index < bytes.endIndex else { return .incomplete }
-        guard bytes[index] == UInt8(ascii: "{") else { return .notAnObject }
-        var depth = 0
-        var inString = false
-        var escaped = false
-        while index < bytes.endIndex {
-            let byte = bytes[index]
-            index += 1
+    /// and brackets counted outside strings, escapes skipped. The parser checks the content.
+    mutating func objectEnd(in bytes: ByteBufferView) -> ObjectEnd {
+        while end == .incomplete, scanned < bytes.count {
+            let byte = bytes[bytes.startIndex + scanned]
+            scanned += 1
+            if !opened {
+                if byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D { continue }
+                guard byte == UInt8(ascii: "{") else {
+                    end = .notAnObject
+                    break
+                }
+                opened = true
+                depth = 1
+                continue
+            }
             if inString {
-                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
                 continue
             }
             switch byte {
@@ -166,10 +233,10 @@ public struct StreamingResponseSplitter {
             case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
             case UInt8(ascii: "}"), UInt8(ascii: "]"):
                 depth -= 1
-                if depth == 0 { return .endsAt(index) }
+                if depth == 0 { end = .endsAt(scanned) }
             default: break
             }
         }
-        return .incomplete
+        return end
     }
 }

@@ -94,8 +94,9 @@ struct EventStreamDecoderTests {
         var decoder = EventStreamDecoder(maximumMessageBytes: maximum)
         decoder.append(ByteBuffer(bytes: bytes))
         #expect(throws: EventStreamError(kind: kind)) { try decoder.next() }
-        // Broken for good: the same error, never a message after it.
+        // Broken for good: the same error, never a message after it, and nothing more held.
         decoder.append(ByteBuffer(bytes: bytes))
+        #expect(decoder.pendingBytes == 0)
         #expect(throws: EventStreamError(kind: kind)) { try decoder.next() }
     }
 
@@ -127,6 +128,8 @@ struct EventStreamDecoderTests {
     @Test func lengthsThatMakeNoMessageAndMessagesOverTheLimitAreRefusedFromThePrelude() {
         Self.expectFailure(Array(Self.message(total: 15, headers: []).prefix(12)), .lengths)
         Self.expectFailure(Array(Self.message(headersLength: 5, headers: []).prefix(12)), .lengths)
+        // Headers over 128 KiB, as AWS's own readers refuse them, within a message under the limit.
+        Self.expectFailure(Array(Self.message(total: 200_000, headersLength: 128 * 1024 + 1, headers: []).prefix(12)), .lengths)
         // Only the prelude has arrived: a message over the limit is refused before its body.
         Self.expectFailure(Array(Self.message(headers: [], payload: Array(repeating: 7, count: 100)).prefix(12)), .messageTooLarge(limit: 64), maximum: 64)
     }

@@ -82,26 +82,57 @@ struct StreamingResponseSplitterTests {
         #expect(try splitter.finish() == [])
     }
 
-    @Test func aBadPreludeIsAnInvalidFunctionResponse() {
-        let nuls = [UInt8](repeating: 0, count: 8)
-        let integration = "application/vnd.awslambda.http-integration-response"
-        func fails(_ bytes: [UInt8], contentType: String? = nil, maximum: Int = 65_536) -> PayloadError? {
-            var splitter = StreamingResponseSplitter(contentType: contentType, maximumPreludeBytes: maximum)
-            do {
-                _ = try splitter.append(ByteBuffer(bytes: bytes))
-                _ = try splitter.finish()
-                return nil
-            } catch {
-                return error
-            }
+    static let integration = "application/vnd.awslambda.http-integration-response"
+    static let nuls = [UInt8](repeating: 0, count: 8)
+
+    /// The error `bytes` make, fed whole then finished; and the same error on every later call.
+    static func failure(_ bytes: [UInt8], contentType: String? = integration, maximum: Int = 65_536) -> PayloadError? {
+        var splitter = StreamingResponseSplitter(contentType: contentType, maximumPreludeBytes: maximum)
+        do {
+            _ = try splitter.append(ByteBuffer(bytes: bytes))
+            _ = try splitter.finish()
+            return nil
+        } catch {
+            #expect(throws: error) { try splitter.append(ByteBuffer(string: "more")) }
+            #expect(throws: error) { try splitter.finish() }
+            return error
         }
-        #expect(fails(Array(#"{"statusCode":101}"#.utf8) + nuls)?.code == .invalidFunctionResponse, "a 1xx is never a final answer")
-        #expect(fails(Array(#"{"statusCode":"x"}"#.utf8) + nuls) != nil)
-        #expect(fails(Array(#"{"headers":[1]}"#.utf8) + nuls) != nil)
-        #expect(fails(Array("not json".utf8) + nuls, contentType: integration)?.message.contains("not JSON") == true)
-        #expect(fails(Array(#"{"statusCode":200}"#.utf8), contentType: integration)?.message.contains("ended inside its prelude") == true)
-        #expect(fails(Array(repeating: UInt8(ascii: " "), count: 100), contentType: integration, maximum: 50)?.message.contains("over 50 bytes") == true)
-        // A prelude over the limit without the integration type is just a body.
-        #expect(fails(Array(#"{"a":""#.utf8) + Array(repeating: UInt8(ascii: "x"), count: 100), maximum: 50) == nil)
+    }
+
+    @Test func aBadPreludeWhereTheContentTypeSaysThereIsOneIsAnInvalidFunctionResponse() {
+        #expect(Self.failure(Array(#"{"statusCode":101}"#.utf8) + Self.nuls)?.code == .invalidFunctionResponse, "a 1xx is never a final answer")
+        #expect(Self.failure(Array(#"{"statusCode":"x"}"#.utf8) + Self.nuls) != nil)
+        #expect(Self.failure(Array(#"{"headers":[1]}"#.utf8) + Self.nuls) != nil)
+        #expect(Self.failure(Array("not json".utf8) + Self.nuls)?.message.contains("not JSON") == true)
+        #expect(Self.failure(Array(#"{"statusCode":200}"#.utf8))?.message.contains("ended inside its prelude") == true)
+        #expect(Self.failure(Array(repeating: UInt8(ascii: " "), count: 100), maximum: 50)?.message.contains("over 50 bytes") == true)
+        // Over the limit even when its NULs come in the same piece.
+        #expect(Self.failure(Array((#"{"headers":{"a":""# + String(repeating: "x", count: 100) + #""}}"#).utf8) + Self.nuls, maximum: 50) != nil)
+    }
+
+    @Test func withoutAContentTypeAnObjectThatIsNoPreludeIsTheBody() throws {
+        for bytes in [
+            Array(#"{"statusCode":101}"#.utf8) + Self.nuls + Array("x".utf8),  // not a final status
+            Array("{]".utf8) + Self.nuls,  // not JSON
+            Array((#"{"a":""# + String(repeating: "x", count: 100) + #""}"#).utf8) + Self.nuls,  // over the limit
+        ] {
+            var splitter = StreamingResponseSplitter(contentType: nil, maximumPreludeBytes: 50)
+            let events = try splitter.append(ByteBuffer(bytes: bytes)) + splitter.finish()
+            #expect(events == [.head(LambdaHTTPResponse(status: 200, headers: [HTTPField("content-type", "application/octet-stream")])), .body(ByteBuffer(bytes: bytes))])
+        }
+    }
+
+    @Test func aStreamThatNamesItsOwnTypeIsNeverHeld() throws {
+        var splitter = StreamingResponseSplitter(contentType: "text/event-stream")
+        #expect(try splitter.append(ByteBuffer(string: "{")) == [.head(LambdaHTTPResponse(status: 200, headers: [HTTPField("content-type", "text/event-stream")])), .body(ByteBuffer(string: "{"))])
+        var empty = StreamingResponseSplitter(contentType: "application/json")
+        #expect(try empty.finish() == [.head(LambdaHTTPResponse(status: 200, headers: [HTTPField("content-type", "application/json")]))])
+    }
+
+    @Test func anEscapedBackslashEndsItsString() throws {
+        let prelude = #"{"headers":{"x-c":"a\\"},"statusCode":202}"#
+        let result = try Self.run(Array(prelude.utf8) + Self.nuls + Array("z".utf8), pieces: 1)
+        #expect(result.head?.status == 202 && result.head?.headers.first { $0.name == "x-c" }?.value == #"a\"#)
+        #expect(result.body == "z")
     }
 }
