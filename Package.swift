@@ -67,6 +67,8 @@ let package = Package(
                 "AWSSigV4",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -125,6 +127,7 @@ let package = Package(
                 "TLSFiles",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -194,6 +197,8 @@ let package = Package(
                 "LambdaInvoke",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -212,6 +217,7 @@ let package = Package(
         .executableTarget(
             name: "lambda-gateway",
             dependencies: [
+                "AWSSigV4",
                 "ConsulAPI",
                 "DevMode",
                 "GatewayCore",
@@ -392,6 +398,7 @@ if Context.environment["LAMBDA_GATEWAY_FUZZ"] == "1" {
         fuzzTarget("FuzzAccessLogFormat", ["GatewayCore", "LambdaPayload"]),
         fuzzTarget("FuzzTraceHeaders", ["LambdaPayload"]),
         fuzzTarget("FuzzEventStream", ["LambdaPayload", nioCore]),
+        fuzzTarget("FuzzStreamingPrelude", ["LambdaPayload", nioCore]),
         fuzzTarget(
             "FuzzHTTP1Head",
             [
