@@ -1,7 +1,7 @@
 import AWSCredentials
 import AWSSigV4
 import Foundation
-import LambdaInvoke
+@testable import LambdaInvoke
 import Logging
 import NIOCore
 import NIOPosix
@@ -51,6 +51,13 @@ struct MotoSignatureTests {
             var traced = try request(moto)
             traced.traceHeader = "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1"
             #expect(try await good.invoke(traced).statusCode == 200)
+            // It is on the request moto accepted, and outside what was signed.
+            let head = good.signedRequest(
+                traced, to: try good.configuration.endpoints.endpoint(for: traced.function),
+                identity: Credentials(accessKeyID: keys.access_key_id, secretAccessKey: keys.secret_access_key)
+            )
+            #expect(head.headers["X-Amzn-Trace-Id"] == [traced.traceHeader!])
+            #expect(head.headers.first(name: "authorization")?.contains("x-amzn-trace-id") == false)
 
             let wrong = try client(moto, Credentials(accessKeyID: keys.access_key_id, secretAccessKey: "not-the-secret"))
             defer { Task { try? await wrong.shutdown() } }

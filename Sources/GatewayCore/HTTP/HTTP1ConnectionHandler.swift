@@ -33,7 +33,8 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     private let process: Process
     private var machine: HTTP1ConnectionStateMachine
     private var headTimer: Scheduled<Void>?
-    /// When the head timer last started: the start of a request that never got a complete head.
+    /// When the head being awaited started to be (the head timer's start; nil once a head came):
+    /// the start of a request that never got a complete head.
     private var headAwaitedSince: NIODeadline?
     private let bodyTimer: QuietTimer
     /// `takeUpPipelined` is under way (further down this call stack).
@@ -124,6 +125,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             case .cancelHeadTimer:
                 headTimer?.cancel()
                 headTimer = nil
+                headAwaitedSince = nil
             case .touchBodyTimer:
                 touchBodyTimer(context: context)
             case .cancelReadTimers:
@@ -236,10 +238,9 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             return
         }
         nextAnswer = nil
-        // No exchange: bytes that never became a head. A head that timed out is timed from when it
-        // was first awaited; a parse error, from now (the head timer may have run since long before).
-        let timedOut = answer.details == ResponseCodeDetails.requestHeaderTimeout
-        var exchange = exchanges.popFirst() ?? RequestExchange(started: timedOut ? headAwaitedSince ?? .now() : .now())
+        // No exchange: bytes that never became a head (a timeout, a parse error), timed from when
+        // that head was first awaited.
+        var exchange = exchanges.popFirst() ?? RequestExchange(started: headAwaitedSince ?? .now())
         exchange.responded = .now()
         written.assumeIsolated().whenComplete { [self] result in
             processor.ended(exchange, answer: answer, responseBodyBytes: 0, written: (try? result.get()) != nil, connection: connection)

@@ -121,7 +121,7 @@ struct PrometheusTextWriter {
         for (labels, value) in samples {
             text += name
             if !labels.isEmpty {
-                text += "{" + labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",") + "}"
+                text += "{" + Self.render(labels) + "}"
             }
             text += " \(Self.format(value))\n"
         }
@@ -133,7 +133,7 @@ struct PrometheusTextWriter {
         text += "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
         for (labels, histogram) in series {
             let reading = histogram.cumulative
-            let rendered = labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",")
+            let rendered = Self.render(labels)
             let prefix = rendered.isEmpty ? "" : rendered + ","
             for bucket in reading.buckets {
                 text += "\(name)_bucket{\(prefix)le=\"\(bucket.le)\"} \(bucket.count)\n"
@@ -142,6 +142,11 @@ struct PrometheusTextWriter {
             text += "\(name)_sum\(braced) \(Self.format(reading.sumSeconds))\n"
             text += "\(name)_count\(braced) \(reading.count)\n"
         }
+    }
+
+    /// `name="value",…`, values escaped.
+    static func render(_ labels: [(String, String)]) -> String {
+        labels.map { "\($0.0)=\"\(escape($0.1))\"" }.joined(separator: ",")
     }
 
     /// A label value as the text format wants it: `\`, `"` and newlines escaped.
