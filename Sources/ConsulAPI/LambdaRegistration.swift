@@ -13,6 +13,8 @@ public struct LambdaRegistration: Sendable, Hashable {
     public var asynchronous: Bool
     /// `envoy` or `apigateway-v2`; `nil` leaves the default (envoy).
     public var payloadFormat: String?
+    /// `RESPONSE_STREAM` for a streamed service; `nil` leaves the default (`BUFFERED`) and writes none.
+    public var invokeMode: String?
     public var node = "lambdas"
 
     public init(service: String, functionARN: String, gateway: String, passthrough: Bool = false, asynchronous: Bool = false, payloadFormat: String? = nil) {
@@ -31,6 +33,7 @@ public struct LambdaRegistration: Sendable, Hashable {
             "InvocationMode": .string(asynchronous ? "asynchronous" : "synchronous"),
         ]
         if let payloadFormat { arguments["PayloadFormat"] = .string(payloadFormat) }
+        if let invokeMode { arguments["InvokeMode"] = .string(invokeMode) }
         return .object([
             "Kind": .string("service-defaults"),
             "Name": .string(service),

@@ -8,6 +8,9 @@ public enum DevFunction: String, CaseIterable, Sendable {
     case echo
     /// A JSON greeting; `?name=` picks who is greeted.
     case greeting
+    /// Server-sent events, one every 300 ms, for a service in `RESPONSE_STREAM` mode (`DevStream`);
+    /// buffered, the same events in one answer.
+    case countdown
 
     public func invoke(event: ByteBuffer) -> ByteBuffer {
         let parsed = try? JSONParser.parse(event.readableBytesView)
@@ -26,6 +29,14 @@ public enum DevFunction: String, CaseIterable, Sendable {
                 JSONMember("statusCode", .number("200")),
                 JSONMember("headers", .object([JSONMember("content-type", .string("application/json")), JSONMember("x-dev-function", .string("greeting"))])),
                 JSONMember("body", .string(body.jsonText)),
+            ])
+        case .countdown:
+            let count = Self.queryValue("n", in: parsed).flatMap(Int.init).map { min(max($0, 0), 1000) } ?? 5
+            let body = (0..<count).map { "data: tick \($0 + 1) of \(count)\n\n" }.joined()
+            result = .object([
+                JSONMember("statusCode", .number("200")),
+                JSONMember("headers", .object([JSONMember("content-type", .string("text/event-stream")), JSONMember("x-dev-function", .string("countdown"))])),
+                JSONMember("body", .string(body)),
             ])
         }
         return ByteBuffer(string: result.jsonText)

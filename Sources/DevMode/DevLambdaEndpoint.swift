@@ -7,9 +7,11 @@ import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
 
-/// Dev mode's Lambda Invoke endpoint on loopback: `POST /2015-03-31/functions/<name or ARN>/invocations`,
+/// Dev mode's Lambda Invoke endpoint on loopback: `POST /2015-03-31/functions/<name or ARN>/invocations`
+/// and, for response streaming, `POST /2021-11-15/functions/<name or ARN>/response-streaming-invocations`,
 /// SigV4 checked against fixed dev credentials, answered by the built-in `DevFunction`s with
-/// Lambda's own status codes, headers and error shapes (lambda.md §3–4).
+/// Lambda's own status codes, headers and error shapes (lambda.md §3–4); a stream is chunked
+/// event-stream messages (`DevStream`).
 public final class DevLambdaEndpoint: Service, Sendable {
     public static let credentials = Credentials(accessKeyID: "AKIDLAMBDAGATEWAYDEV", secretAccessKey: "lambda-gateway-dev-secret-not-for-production")
 
@@ -45,21 +47,39 @@ public final class DevLambdaEndpoint: Service, Sendable {
         try? await channel.close()
     }
 
-    /// The answer to one request. Internal so tests can drive it without a socket.
+    /// A whole answer, or a stream.
+    enum Reply {
+        case whole(status: Int, headers: [(String, String)], body: ByteBuffer)
+        case stream(headers: [(String, String)], DevStream)
+    }
+
+    /// The answer to one buffered request. Internal so tests can drive it without a socket.
     static func answer(method: String, uri: String, headers: [(name: String, value: String)], body: ByteBuffer, verifier: SigV4Verifier) -> (status: Int, headers: [(String, String)], body: ByteBuffer) {
-        func error(_ status: Int, _ code: String, _ message: String) -> (Int, [(String, String)], ByteBuffer) {
-            (status, [("x-amzn-ErrorType", code), ("content-type", "application/json")], ByteBuffer(string: #"{"Type":"User","message":"\#(message.replacingOccurrences(of: "\"", with: "'"))"}"#))
+        switch reply(method: method, uri: uri, headers: headers, body: body, verifier: verifier) {
+        case .whole(let status, let headers, let body): return (status, headers, body)
+        case .stream(let headers, _): return (200, headers, ByteBuffer())
+        }
+    }
+
+    static let invokePath = (prefix: "/2015-03-31/functions/", suffix: "/invocations")
+    static let streamPath = (prefix: "/2021-11-15/functions/", suffix: "/response-streaming-invocations")
+
+    /// The reply to one request: Invoke, or InvokeWithResponseStream.
+    static func reply(method: String, uri: String, headers: [(name: String, value: String)], body: ByteBuffer, verifier: SigV4Verifier) -> Reply {
+        func error(_ status: Int, _ code: String, _ message: String) -> Reply {
+            .whole(status: status, headers: [("x-amzn-ErrorType", code), ("content-type", "application/json")], body: ByteBuffer(string: #"{"Type":"User","message":"\#(message.replacingOccurrences(of: "\"", with: "'"))"}"#))
         }
         let path = String(uri.prefix { $0 != "?" })
         let query = uri.firstIndex(of: "?").map { String(uri[uri.index(after: $0)...]) } ?? ""
-        let prefix = "/2015-03-31/functions/"
-        guard method == "POST", path.hasPrefix(prefix), path.hasSuffix("/invocations") else {
+        let streaming = path.hasPrefix(streamPath.prefix) && path.hasSuffix(streamPath.suffix)
+        let (prefix, suffix) = streaming ? streamPath : invokePath
+        guard method == "POST", path.hasPrefix(prefix), path.hasSuffix(suffix), path.count > prefix.count + suffix.count else {
             return error(404, "UnknownOperationException", "Unknown operation \(method) \(path)")
         }
         if let failure = verifier.verify(method: method, path: path, query: query, headers: headers, body: body.readableBytesView) {
             return error(403, failure.code, failure.message)
         }
-        let encodedName = path.dropFirst(prefix.count).dropLast("/invocations".count)
+        let encodedName = path.dropFirst(prefix.count).dropLast(suffix.count)
         let identifier = String(encodedName).removingPercentEncoding ?? String(encodedName)
         // A name, a partial ARN or a full ARN; a qualifier after the name is accepted and ignored.
         let parts = identifier.split(separator: ":", omittingEmptySubsequences: false)
@@ -71,13 +91,21 @@ public final class DevLambdaEndpoint: Service, Sendable {
             return error(400, "InvalidRequestContentException", "Could not parse request body into json")
         }
         let requestID = UUID().uuidString.lowercased()
-        switch headers.first(where: { $0.name.lowercased() == "x-amz-invocation-type" })?.value ?? "RequestResponse" {
+        let invocationType = headers.first(where: { $0.name.lowercased() == "x-amz-invocation-type" })?.value ?? "RequestResponse"
+        if streaming {
+            guard invocationType == "RequestResponse" || invocationType == "DryRun" else {
+                return error(400, "InvalidParameterValueException", "Unsupported invocation type \(invocationType)")
+            }
+            let stream = function.stream(event: body)
+            return .stream(headers: [("x-amzn-RequestId", requestID), ("X-Amz-Executed-Version", "$LATEST"), ("content-type", stream.contentType)], stream)
+        }
+        switch invocationType {
         case "Event":
-            return (202, [("x-amzn-RequestId", requestID)], ByteBuffer())
+            return .whole(status: 202, headers: [("x-amzn-RequestId", requestID)], body: ByteBuffer())
         case "DryRun":
-            return (204, [("x-amzn-RequestId", requestID)], ByteBuffer())
+            return .whole(status: 204, headers: [("x-amzn-RequestId", requestID)], body: ByteBuffer())
         case "RequestResponse":
-            return (200, [("x-amzn-RequestId", requestID), ("X-Amz-Executed-Version", "$LATEST"), ("content-type", "application/json")], function.invoke(event: body))
+            return .whole(status: 200, headers: [("x-amzn-RequestId", requestID), ("X-Amz-Executed-Version", "$LATEST"), ("content-type", "application/json")], body: function.invoke(event: body))
         case let other:
             return error(400, "InvalidParameterValueException", "Unsupported invocation type \(other)")
         }
@@ -97,18 +125,56 @@ final class DevLambdaHandler: ChannelInboundHandler, Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let request = unwrapInboundIn(data)
-        let answer = DevLambdaEndpoint.answer(
+        let reply = DevLambdaEndpoint.reply(
             method: request.head.method.rawValue, uri: request.head.uri, headers: request.head.headers.map { ($0.name, $0.value) },
             body: request.body ?? ByteBuffer(), verifier: verifier
         )
-        var headers = HTTPHeaders(answer.headers)
-        headers.add(name: "content-length", value: String(answer.body.readableBytes))
-        if !request.head.isKeepAlive { headers.add(name: "connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.head.version, status: HTTPResponseStatus(statusCode: answer.status), headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(answer.body))), promise: nil)
         let keepAlive = request.head.isKeepAlive
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
-            if !keepAlive { context.close(promise: nil) }
+        switch reply {
+        case .whole(let status, let headerList, let body):
+            var headers = HTTPHeaders(headerList)
+            headers.add(name: "content-length", value: String(body.readableBytes))
+            if !keepAlive { headers.add(name: "connection", value: "close") }
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.head.version, status: HTTPResponseStatus(statusCode: status), headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                if !keepAlive { context.close(promise: nil) }
+            }
+        case .stream(let headerList, let stream):
+            // No content-length: NIO's encoder frames the body as chunks.
+            var headers = HTTPHeaders(headerList)
+            if !keepAlive { headers.add(name: "connection", value: "close") }
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: request.head.version, status: .ok, headers: headers))), promise: nil)
+            play(stream.steps[...], pause: stream.pause, keepAlive: keepAlive, context: context)
+        }
+    }
+
+    /// Each step once the one before is written and the pause has passed: a client that reads
+    /// slowly slows the stream, as Lambda's does.
+    private func play(_ steps: ArraySlice<DevStream.Step>, pause: TimeAmount, keepAlive: Bool, context: ChannelHandlerContext) {
+        guard let step = steps.first else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                if !keepAlive { context.close(promise: nil) }
+            }
+            return
+        }
+        guard let frame = DevStream.frames(of: step) else {
+            context.close(promise: nil)
+            return
+        }
+        let rest = steps.dropFirst()
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(frame)))).whenComplete { result in
+            let (handler, context) = loopBound.value
+            guard case .success = result, context.channel.isActive else { return }
+            // Always from a fresh stack: a write that completes at once would otherwise recurse.
+            var pausesBefore = false
+            if case .payload? = rest.first { pausesBefore = pause > .zero }
+            if pausesBefore {
+                context.eventLoop.assumeIsolated().scheduleTask(in: pause) { handler.play(rest, pause: pause, keepAlive: keepAlive, context: context) }
+            } else {
+                context.eventLoop.assumeIsolated().execute { handler.play(rest, pause: pause, keepAlive: keepAlive, context: context) }
+            }
         }
     }
 }

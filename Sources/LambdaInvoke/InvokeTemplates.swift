@@ -8,6 +8,7 @@ final class InvokeTemplates: Sendable {
         var function: String
         var host: String
         var region: String
+        var streaming: Bool
     }
 
     struct Prepared: Sendable {
@@ -20,10 +21,13 @@ final class InvokeTemplates: Sendable {
     /// Functions come and go with configuration; past this many the cache starts over.
     static let capacity = 4096
 
-    func template(function: String, endpoint: LambdaEndpointResolver.Endpoint, keyCache: SigningKeyCache) -> Prepared {
-        let key = Key(function: function, host: endpoint.host, region: endpoint.region)
+    /// `streaming`: `InvokeWithResponseStream` rather than `Invoke`.
+    func template(function: String, endpoint: LambdaEndpointResolver.Endpoint, streaming: Bool = false, keyCache: SigningKeyCache) -> Prepared {
+        let key = Key(function: function, host: endpoint.host, region: endpoint.region, streaming: streaming)
         if let cached = prepared.withLock({ $0[key] }) { return cached }
-        let path = "/2015-03-31/functions/\(URIEncoding.encode(function))/invocations"
+        let path = streaming
+            ? "/2021-11-15/functions/\(URIEncoding.encode(function))/response-streaming-invocations"
+            : "/2015-03-31/functions/\(URIEncoding.encode(function))/invocations"
         let signer = SigV4Signer(service: "lambda", region: endpoint.region, keyCache: keyCache)
         let template = signer.prepare(
             method: "POST",

@@ -78,6 +78,8 @@ public struct InvokeRequest: Sendable {
     /// `X-Amzn-Trace-Id` for the call: the caller's trace, so that the function's X-Ray segment
     /// joins it. Sent unsigned, as the AWS SDKs send it (botocore leaves it out of SigV4).
     public var traceHeader: String?
+    /// Set by `invokeStreaming`: the call is `InvokeWithResponseStream`, and a 200's body goes here.
+    var stream: UpstreamStreamSink?
 
     public init(
         function: FunctionARN,
@@ -217,7 +219,7 @@ public final class LambdaInvokeClient: Sendable {
     /// The Invoke call's URL and headers, signed with `identity` now. Built from scratch: no client
     /// header ever reaches AWS.
     func signedRequest(_ request: InvokeRequest, to endpoint: LambdaEndpointResolver.Endpoint, identity: Credentials) -> HTTPRequestHead {
-        let prepared = templates.template(function: request.functionIdentifier, endpoint: endpoint, keyCache: keyCache)
+        let prepared = templates.template(function: request.functionIdentifier, endpoint: endpoint, streaming: request.stream != nil, keyCache: keyCache)
         let signature = request.payload.withUnsafeReadableBytes { payload in
             prepared.signer.sign(prepared.template, value: request.invocationType.rawValue, payload: payload, credentials: identity, date: now())
         }
@@ -306,7 +308,7 @@ public final class LambdaInvokeClient: Sendable {
         on eventLoop: any EventLoop,
         completion: @escaping @Sendable (Outcome) -> Void
     ) {
-        pool.execute(upstream, deadline: deadline, maximumResponseBytes: configuration.maximumResponseBytes, budget: request.budget, on: eventLoop) { outcome in
+        pool.execute(upstream, deadline: deadline, maximumResponseBytes: configuration.maximumResponseBytes, budget: request.budget, stream: request.stream, on: eventLoop) { outcome in
             switch outcome {
             case .success(let response):
                 do throws(LambdaInvokeError) {

@@ -45,6 +45,8 @@ public enum FunctionTags {
     public static let aliases = prefix + "/aliases"
     /// The project's own tag (A.4 Decision).
     public static let payloadFormat = "lambda-gateway/payload-format"
+    /// The project's own: `BUFFERED` (the default) or `RESPONSE_STREAM`.
+    public static let invokeMode = "lambda-gateway/invoke-mode"
 
     /// What the tags are read against.
     public struct Context: Sendable, Hashable {
@@ -109,6 +111,15 @@ public enum FunctionTags {
         if let format, format != "envoy", format != "apigateway-v2" {
             return (.invalid("invalid \(payloadFormat) \"\(Self.printable(format))\": expected envoy or apigateway-v2"), [])
         }
+        var streamed: String?
+        switch tags[invokeMode].map({ String(decoding: $0.utf8.map { (0x61...0x7a).contains($0) ? $0 - 0x20 : $0 }, as: UTF8.self) }) {
+        case nil, "BUFFERED": streamed = nil
+        case "RESPONSE_STREAM" where mode == .synchronous: streamed = "RESPONSE_STREAM"
+        case "RESPONSE_STREAM":
+            return (.invalid("\(invokeMode) RESPONSE_STREAM cannot be used with \(invocationMode) ASYNCHRONOUS"), [])
+        case _?:
+            return (.invalid("invalid \(invokeMode) \"\(Self.printable(tags[invokeMode] ?? ""))\": expected BUFFERED or RESPONSE_STREAM"), [])
+        }
         let requested = requestedAliases(tags)
         if let bad = requested.first(where: { !isAliasName($0) }) {
             return (.invalid("invalid alias \"\(Self.printable(bad))\" in \(aliases) \"\(Self.printable(tags[aliases] ?? ""))\": aliases are '+'-separated names of letters, digits, '-' and '_'"), [])
@@ -116,7 +127,7 @@ public enum FunctionTags {
 
         let passthrough = tags[payloadPassthrough] == "true"
         func service(_ name: String, _ arn: String) -> DesiredService {
-            DesiredService(name: name, scope: scope, function: function, arguments: LambdaArguments(arn: arn, payloadPassthrough: passthrough, invocationMode: mode, payloadFormat: format))
+            DesiredService(name: name, scope: scope, function: function, arguments: LambdaArguments(arn: arn, payloadPassthrough: passthrough, invocationMode: mode, payloadFormat: format, invokeMode: streamed))
         }
         var services = [service(function, arn)]
         var warnings: [String] = []

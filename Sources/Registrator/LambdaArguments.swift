@@ -13,8 +13,12 @@ public struct LambdaArguments: Sendable, Hashable {
     public var invocationMode: InvocationMode
     /// The project's `lambda-gateway/payload-format` tag: `envoy` or `apigateway-v2`; nil writes none.
     public var payloadFormat: String?
+    /// The project's `lambda-gateway/invoke-mode` tag: `RESPONSE_STREAM` streams answers
+    /// (`InvokeWithResponseStream`); nil (or `BUFFERED`) writes none.
+    public var invokeMode: String?
 
-    public init(arn: String, payloadPassthrough: Bool = false, invocationMode: InvocationMode = .synchronous, payloadFormat: String? = nil) {
+    public init(arn: String, payloadPassthrough: Bool = false, invocationMode: InvocationMode = .synchronous, payloadFormat: String? = nil, invokeMode: String? = nil) {
+        self.invokeMode = invokeMode
         self.arn = arn
         self.payloadPassthrough = payloadPassthrough
         self.invocationMode = invocationMode
@@ -33,6 +37,7 @@ public struct LambdaArguments: Sendable, Hashable {
             "InvocationMode": .string(invocationMode.rawValue),
         ]
         if let payloadFormat { arguments["PayloadFormat"] = .string(payloadFormat) }
+        if let invokeMode { arguments["InvokeMode"] = .string(invokeMode) }
         return .object(arguments)
     }
 
@@ -53,6 +58,8 @@ public struct LambdaArguments: Sendable, Hashable {
         let mode = arguments.value(forCaseInsensitiveKey: "InvocationMode")?.stringValue?.lowercased()
         invocationMode = mode == "asynchronous" ? .asynchronous : .synchronous
         payloadFormat = arguments.value(forCaseInsensitiveKey: "PayloadFormat")?.stringValue
+        let streamed = arguments.value(forCaseInsensitiveKey: "InvokeMode")?.stringValue?.uppercased()
+        invokeMode = streamed == nil || streamed == "BUFFERED" ? nil : streamed
     }
 
     /// Whether an entry written by the reference registrator (`invocationMode: "ASYNCHRONOUS"`, read

@@ -30,6 +30,7 @@ struct DevCommand: AsyncParsableCommand {
         var arn: String
         var format: String
         var example: (path: String, extra: String)
+        var invokeMode = "BUFFERED"
     }
 
     func validate() throws {
@@ -43,6 +44,10 @@ struct DevCommand: AsyncParsableCommand {
             return [
                 DemoService(name: "echo", arn: "arn:aws:lambda:us-east-1:000000000000:function:echo", format: "envoy", example: ("/orders/42?verbose=true", #" -H 'content-type: application/json' -d '{"hello":"mesh"}'"#)),
                 DemoService(name: "greeting", arn: "arn:aws:lambda:us-east-1:000000000000:function:greeting", format: "apigateway-v2", example: ("/greet?name=Ada", "")),
+                DemoService(
+                    name: "countdown", arn: "arn:aws:lambda:us-east-1:000000000000:function:countdown", format: "envoy", example: ("/events?n=5&delay_ms=500", " -N"),
+                    invokeMode: "RESPONSE_STREAM"
+                ),
             ]
         }
         return try functions.map { text in
@@ -68,7 +73,7 @@ struct DevCommand: AsyncParsableCommand {
 
         // 1. CA, leaves, and the static configuration file.
         let ca = try DevCertificateAuthority()
-        let files = try DevFiles.write(ca: ca, services: demos.map { ($0.name, $0.arn, $0.format) }, caller: "web", denied: "intruder", to: directory)
+        let files = try DevFiles.write(ca: ca, services: demos.map { ($0.name, $0.arn, $0.format, $0.invokeMode) }, caller: "web", denied: "intruder", to: directory)
         say("lambda-gateway dev")
         say("  [ok] CA         trust domain \(ca.trustDomain), files in \(directory.path)")
 
@@ -107,7 +112,11 @@ struct DevCommand: AsyncParsableCommand {
                 say("\nTry it (each command is complete; copy and paste):")
                 for demo in demos {
                     guard let sni = snapshot.services[demo.name]?.snis.first else { continue }
-                    say("\n  # \(demo.name): \(demo.format) payload format, caller web (allowed)")
+                    if demo.invokeMode == "RESPONSE_STREAM" {
+                        say("\n  # \(demo.name): streamed (InvokeWithResponseStream), caller web (allowed): the events arrive one by one as the function writes them")
+                    } else {
+                        say("\n  # \(demo.name): \(demo.format) payload format, caller web (allowed)")
+                    }
                     say("  " + files.curl(sni: sni, port: port, host: connectHost, caller: "web", path: demo.example.path) + demo.example.extra)
                 }
                 if let first = demos.first, let sni = snapshot.services[first.name]?.snis.first {

@@ -58,10 +58,17 @@ struct RegisterCommand: AsyncParsableCommand {
     @Flag(help: "Send the client body to Lambda unchanged.") var passthrough = false
     @Flag(name: .customLong("async"), help: "Invoke asynchronously (InvocationType Event).") var asynchronous = false
     @Option(name: .customLong("payload-format"), help: "envoy or apigateway-v2.") var payloadFormat: String?
+    @Option(name: .customLong("invoke-mode"), help: "BUFFERED (the default) or RESPONSE_STREAM: answers relayed as the function writes them (InvokeWithResponseStream).")
+    var invokeMode: String?
     @OptionGroup var consul: ConsulOptions
 
     func run() async throws {
-        let registration = try makeRegistration(functionARN: functionARN, gateway: gateway, service: service, passthrough: passthrough, asynchronous: asynchronous, payloadFormat: payloadFormat)
+        var registration = try makeRegistration(functionARN: functionARN, gateway: gateway, service: service, passthrough: passthrough, asynchronous: asynchronous, payloadFormat: payloadFormat)
+        if let invokeMode {
+            guard let mode = InvokeMode(configValue: invokeMode) else { throw ValidationError("--invoke-mode must be BUFFERED or RESPONSE_STREAM") }
+            if mode == .responseStream && asynchronous { throw ValidationError("--invoke-mode RESPONSE_STREAM cannot be used with --async") }
+            registration.invokeMode = mode == .responseStream ? mode.rawValue : nil
+        }
         try await withConsul(consul) { client throws(ConsulError) in try await client.register(registration) }
         print("registered \(registration.service) (\(registration.functionARN)) behind \(registration.gateway)")
     }

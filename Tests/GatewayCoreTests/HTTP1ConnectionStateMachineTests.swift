@@ -92,6 +92,63 @@ struct HTTP1ConnectionStateMachineTests {
         #expect(machine.readRequested().lines == ["read"])
     }
 
+    // MARK: Streamed answers
+
+    @Test func aStreamedAnswerHoldsPipelinedRequestsUntilItsEndIsWritten() {
+        var machine = Self.machine()
+        _ = machine.receive(Self.head(.GET, "/events"))
+        #expect(machine.answerReady(LambdaHTTPResponse(status: 200), heldBytes: 0, streamed: true).lines == ["stream head 200 to GET /events"])
+        #expect(machine.takeUpPipelined() == nil)
+        #expect(machine.receive(Self.head(.GET, "/b")) == [], "pipelined behind the stream")
+        #expect(machine.readRequested().lines == [], "held while /b waits")
+        #expect(machine.idleTimeout().lines == [], "a connection relaying a stream is not idle")
+        #expect(machine.streamEnded(complete: true).lines == ["stream end"])
+        var taken: [String] = []
+        while let more = machine.takeUpPipelined() { taken += more.lines }
+        #expect(taken == ["cancelReadTimers", "start GET /b body=0", "read"])
+    }
+
+    @Test func aStreamThatBreaksOffClosesTheConnectionWithoutItsEndAndStartsNothingPipelined() {
+        var machine = Self.machine()
+        _ = machine.receive(Self.head(.GET, "/events"))
+        _ = machine.answerReady(LambdaHTTPResponse(status: 200), heldBytes: 0, streamed: true)
+        _ = machine.receive(Self.head(.GET, "/b"))
+        #expect(machine.streamEnded(complete: false).lines == ["abort stream"])
+        #expect(machine.takeUpPipelined() == nil)
+        #expect(machine.streamEnded(complete: true).lines == [], "a second end does nothing")
+    }
+
+    @Test func aStreamToAnHTTP10ClientEndsWithTheConnection() {
+        var machine = Self.machine()
+        _ = machine.receive(Self.head(.GET, "/events", version: .http1_0, [("connection", "keep-alive")]))
+        #expect(machine.answerReady(LambdaHTTPResponse(status: 200), heldBytes: 0, streamed: true).lines == ["stream head 200 to GET /events close"])
+        #expect(machine.streamEnded(complete: true).lines == ["stream end close"])
+    }
+
+    @Test func drainingOrAHeadTimeoutDuringAStreamClosesAfterItsEnd() {
+        var draining = Self.machine()
+        _ = draining.receive(Self.head(.GET, "/events"))
+        _ = draining.answerReady(LambdaHTTPResponse(status: 200), heldBytes: 0, streamed: true)
+        #expect(draining.quiesce().lines == [])
+        #expect(draining.streamEnded(complete: true).lines == ["stream end close"])
+
+        var partialHead = Self.machine()
+        _ = partialHead.handlerAdded()
+        _ = partialHead.receive(Self.head(.GET, "/events"))
+        _ = partialHead.answerReady(LambdaHTTPResponse(status: 200), heldBytes: 0, streamed: true)
+        #expect(partialHead.channelReadComplete().lines == ["armHeadTimer"], "bytes of a head behind the stream")
+        #expect(partialHead.headTimerFired().lines == ["closure request_headers_timeout"])
+        #expect(partialHead.streamEnded(complete: true).lines == ["stream end close"])
+    }
+
+    @Test func aClientThatGoesAwayMidStreamEndsIt() {
+        var machine = Self.machine()
+        _ = machine.receive(Self.head(.GET, "/events"))
+        _ = machine.answerReady(LambdaHTTPResponse(status: 200), heldBytes: 0, streamed: true)
+        #expect(machine.channelInactive().lines == ["cancelReadTimers"])
+        #expect(machine.streamEnded(complete: true).lines == [], "nothing is written to a closed connection")
+    }
+
     @Test func aConnectionThatFailsWhileAnAnswerIsWrittenStartsNothingPipelined() {
         var machine = Self.machine()
         _ = machine.receive(Self.head(.GET, "/a"))
@@ -336,6 +393,9 @@ extension HTTP1ConnectionStateMachine.Action {
         case .close: "close"
         case .countAnswer(let answer): "count \(answer.response.status) \(answer.outcome.rawValue)"
         case .countClosure(let reason): "closure \(reason.rawValue)"
+        case .writeStreamHead(let response, let head, let close): "stream head \(response.status) to \(head.method) \(head.uri)" + (close ? " close" : "")
+        case .writeStreamEnd(let close): "stream end" + (close ? " close" : "")
+        case .abortStream: "abort stream"
         }
     }
 }

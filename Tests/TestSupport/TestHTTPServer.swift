@@ -36,6 +36,9 @@ public struct ScriptedResponse: Sendable {
         /// Answer as if keeping the connection open (no `Connection: close`), then close it, as a
         /// server does when a keep-alive connection reaches its idle timeout.
         case respondThenClose
+        /// A chunked body: each piece as a chunk of its own, flushed, `pause` apart (the body is
+        /// ignored); then the last chunk, or with `thenClose`, the connection closes instead.
+        case chunked(pieces: [[UInt8]], pause: Duration, thenClose: Bool)
     }
 
     public var status: Int
@@ -213,6 +216,12 @@ private final class ScriptedHTTPHandler: ChannelInboundHandler, @unchecked Senda
             return
         case .respond, .closeMidBody, .respondThenClose:
             break
+        case .chunked(let pieces, let pause, let thenClose):
+            // No content-length: NIO's encoder frames the body as chunks.
+            let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: HTTPHeaders(response.headers))
+            context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
+            writePieces(pieces[...], pause: pause, thenClose: thenClose, context: context)
+            return
         }
         var headers = HTTPHeaders(response.headers)
         if !headers.contains(name: "content-length") {
@@ -233,6 +242,26 @@ private final class ScriptedHTTPHandler: ChannelInboundHandler, @unchecked Senda
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive || response.behaviour == .respondThenClose {
             done.whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+}
+
+extension ScriptedHTTPHandler {
+    fileprivate func writePieces(_ pieces: ArraySlice<[UInt8]>, pause: Duration, thenClose: Bool, context: ChannelHandlerContext) {
+        guard let piece = pieces.first else {
+            if thenClose {
+                context.close(promise: nil)
+            } else {
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            }
+            return
+        }
+        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: piece)))), promise: nil)
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: .nanoseconds(Int64(pause.components.seconds * 1_000_000_000 + pause.components.attoseconds / 1_000_000_000))) {
+            let (handler, context) = loopBound.value
+            guard context.channel.isActive else { return }
+            handler.writePieces(pieces.dropFirst(), pause: pause, thenClose: thenClose, context: context)
         }
     }
 }

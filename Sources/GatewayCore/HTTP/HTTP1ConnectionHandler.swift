@@ -44,6 +44,22 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     private var exchanges = CircularBuffer<RequestExchange>(initialCapacity: 2)
     /// What the next answer written means (an answer the machine gives itself, or the processor's).
     private var nextAnswer: RequestProcessor.Answer?
+    /// The streamed answer being relayed, after its head.
+    private var relay: StreamRelay?
+    /// The stream of the answer that is ready to be written (between `answerReady` and its head).
+    private var nextStream: ResponseStream?
+
+    /// A streamed answer on its way: what it is, and what was written of it.
+    private struct StreamRelay {
+        var stream: ResponseStream
+        var answer: RequestProcessor.Answer
+        var exchange: RequestExchange
+        var chunked: Bool
+        var bodyBytes = 0
+        /// Every write so far reached the socket.
+        var written = true
+        var failure: ResponseStream.StreamFailure?
+    }
 
     convenience init(processor: RequestProcessor, connection: ClientConnection, output: ConnectionOutput, limit: Int) {
         self.init(processor: processor, connection: connection, output: output, limit: limit) { request, eventLoop in
@@ -105,6 +121,12 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if let relay {
+            // The client went away mid-stream: the call is cancelled, and the request counted.
+            self.relay = nil
+            relay.stream.abandon()
+            endStream(relay, written: false)
+        }
         run(machine.channelInactive(), context: context)
         context.fireChannelInactive()
     }
@@ -140,6 +162,12 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
                 waitForBudget(context: context)
             case .writeAnswer(let response, let head, let close, let heldBytes):
                 write(response, for: head, close: close, handingOver: heldBytes, context: context)
+            case .writeStreamHead(let response, let head, let close):
+                writeStreamHead(response, for: head, close: close, context: context)
+            case .writeStreamEnd(let close):
+                writeStreamEnd(close: close, context: context)
+            case .abortStream:
+                abortStream(context: context)
             case .releaseHeldBytes(let bytes):
                 output.budget.release(bytes)
             case .writeBareStatusAndClose(let status):
@@ -165,7 +193,13 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         process(request, context.eventLoop).whenSuccess { processed in
             let (handler, context) = loopBound.value
             handler.nextAnswer = processed.answer
-            handler.run(handler.machine.answerReady(processed.response, heldBytes: processed.heldBytes), context: context)
+            handler.nextStream = processed.stream
+            handler.run(handler.machine.answerReady(processed.response, heldBytes: processed.heldBytes, streamed: processed.stream != nil), context: context)
+            if let stream = handler.nextStream {
+                // Not relayed (the connection closed while the function ran).
+                handler.nextStream = nil
+                stream.abandon()
+            }
             if let unwritten = handler.nextAnswer {
                 // The connection closed while the function ran (the client went away, a timeout):
                 // nothing is written, but the request happened and is counted and logged (`DC`).
@@ -220,6 +254,81 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         if close {
             written.whenComplete { _ in context.close(promise: nil) }
         }
+    }
+
+    // MARK: Streamed answers
+
+    private func writeStreamHead(_ response: LambdaHTTPResponse, for head: HTTPRequestHead, close: Bool, context: ChannelHandlerContext) {
+        guard let stream = nextStream else { return }
+        nextStream = nil
+        let (bytes, _) = HTTP1ResponseEncoder.encode(response, version: head.version, bodyless: true, close: close, streamed: true, allocator: context.channel.allocator)
+        let written = context.writeAndFlush(wrapOutboundOut(bytes))
+        output.writing(bytes.readableBytes, done: written)
+        var exchange = exchanges.popFirst() ?? RequestExchange(head: head)
+        exchange.responded = .now()
+        let answer = nextAnswer ?? RequestProcessor.Answer(response: response, outcome: .invoked, details: ResponseCodeDetails.viaUpstream)
+        nextAnswer = nil
+        relay = StreamRelay(stream: stream, answer: answer, exchange: exchange, chunked: head.version != .http1_0)
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        stream.attach { part in
+            let (handler, context) = loopBound.value
+            handler.relayPart(part, context: context)
+        }
+    }
+
+    private func relayPart(_ part: ResponseStream.Part, context: ChannelHandlerContext) {
+        guard relay != nil else {
+            if case .body(_, let held) = part, held > 0 { output.budget.release(held) }
+            return
+        }
+        switch part {
+        case .body(let piece, let held):
+            guard let bytes = HTTP1ResponseEncoder.streamPiece(piece, chunked: relay!.chunked, allocator: context.channel.allocator) else {
+                if held > 0 { output.budget.release(held) }
+                return
+            }
+            relay!.bodyBytes += piece.readableBytes
+            let written = context.writeAndFlush(wrapOutboundOut(bytes))
+            output.writing(bytes.readableBytes, done: written, handingOver: held) { [self] ok in
+                if !ok { relay?.written = false }
+            }
+        case .end(let failure):
+            relay!.failure = failure
+            run(machine.streamEnded(complete: failure == nil), context: context)
+            takeUpPipelined(context: context)
+        }
+    }
+
+    private func writeStreamEnd(close: Bool, context: ChannelHandlerContext) {
+        guard let relay else { return }
+        self.relay = nil
+        var bytes = context.channel.allocator.buffer(capacity: 8)
+        if relay.chunked { HTTP1ResponseEncoder.writeLastChunk(into: &bytes) }
+        let written = context.writeAndFlush(wrapOutboundOut(bytes))
+        output.writing(bytes.readableBytes, done: written) { [self] ok in
+            var relay = relay
+            relay.exchange.responded = relay.exchange.responded ?? .now()
+            endStream(relay, written: ok && relay.written)
+        }
+        if close {
+            written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    /// Closes the connection without the stream's end: the client sees an incomplete response.
+    private func abortStream(context: ChannelHandlerContext) {
+        guard let relay else { return }
+        self.relay = nil
+        endStream(relay, written: relay.written)
+        context.close(promise: nil)
+    }
+
+    /// The request of a streamed answer is over: counted and logged.
+    private func endStream(_ relay: StreamRelay, written: Bool) {
+        var answer = processor.streamEnded(relay.answer, stream: relay.stream, failure: relay.failure, service: connection.serviceName)
+        // The client went away first (Envoy's `DC`, which `ended` adds): the stream did not complete.
+        if !written { answer.streamed = .incomplete }
+        processor.ended(relay.exchange, answer: answer, responseBodyBytes: relay.bodyBytes, written: written, connection: connection)
     }
 
     /// A status without a body, and the connection closes: the answer the machine noted (a body

@@ -20,6 +20,9 @@ struct HTTP1ConnectionStateMachine {
         case waitingForBudget(InFlight, GatewayRequest)
         /// A request is being answered; parts that arrive meanwhile wait in `pipelined`.
         case processing(InFlight)
+        /// A streamed answer's head is written and its body is being relayed; parts that arrive
+        /// meanwhile wait in `pipelined`. `close`: the head said `connection: close`.
+        case streaming(InFlight, close: Bool)
         /// Nothing more is read or started; an answer still to come is dropped.
         case closing
         /// The channel is inactive.
@@ -61,6 +64,14 @@ struct HTTP1ConnectionStateMachine {
         /// `connection: close`, and close once written. `heldBytes`: the budget bytes the Lambda
         /// answer held, handed over to the answer written.
         case writeAnswer(LambdaHTTPResponse, for: HTTPRequestHead, close: Bool, heldBytes: Int)
+        /// Write a streamed answer's head (chunked; HTTP/1.0: close-delimited, and `close` is set)
+        /// and relay its body; call `streamEnded` when the stream ends.
+        case writeStreamHead(LambdaHTTPResponse, for: HTTPRequestHead, close: Bool)
+        /// The streamed answer completed: write its end (the last chunk), then close with `close`.
+        case writeStreamEnd(close: Bool)
+        /// The streamed answer broke off: close the connection without its end, so the client
+        /// sees an incomplete response.
+        case abortStream
         /// An answer nobody will read: give back the budget bytes it held.
         case releaseHeldBytes(Int)
         /// Write `status` with no body and `connection: close`, then close: the request cannot be
@@ -113,7 +124,7 @@ struct HTTP1ConnectionStateMachine {
         switch state {
         case .idle, .readingBody:
             return receive(part)
-        case .processing, .waitingForBudget:
+        case .processing, .waitingForBudget, .streaming:
             pipelined.append(part)
             return Actions()
         case .closing, .closed:
@@ -127,7 +138,7 @@ struct HTTP1ConnectionStateMachine {
     mutating func channelReadComplete() -> Actions {
         defer { readDeliveredPart = false }
         switch state {
-        case .idle, .processing, .waitingForBudget:
+        case .idle, .processing, .waitingForBudget, .streaming:
             guard !readDeliveredPart else { return Actions() }
             switch headTimer {
             case .off:
@@ -207,8 +218,14 @@ struct HTTP1ConnectionStateMachine {
     }
 
     /// The answer of the request in flight. Then call `takeUpPipelined` until it returns nil.
-    mutating func answerReady(_ response: LambdaHTTPResponse, heldBytes: Int) -> Actions {
+    /// `streamed`: `response` is a streamed answer's head; its body follows (`streamEnded`).
+    mutating func answerReady(_ response: LambdaHTTPResponse, heldBytes: Int, streamed: Bool = false) -> Actions {
         switch state {
+        case .processing(let inFlight) where streamed:
+            // HTTP/1.0 has no chunked framing: the body ends with the connection.
+            let close = inFlight.closeAfterAnswer || Self.endsConnection(inFlight.head) || inFlight.head.version == .http1_0
+            state = .streaming(inFlight, close: close)
+            return Actions(.writeStreamHead(response, for: inFlight.head, close: close))
         case .processing(let inFlight):
             let close = inFlight.closeAfterAnswer || Self.endsConnection(inFlight.head)
             if close {
@@ -219,10 +236,27 @@ struct HTTP1ConnectionStateMachine {
             return Actions(.writeAnswer(response, for: inFlight.head, close: close, heldBytes: heldBytes))
         case .closing, .closed:
             return Actions(.releaseHeldBytes(heldBytes))
-        case .idle, .readingBody, .waitingForBudget:
+        case .idle, .readingBody, .waitingForBudget, .streaming:
             assertionFailure("an answer came with no request being processed: \(state)")
             return Actions(.releaseHeldBytes(heldBytes))
         }
+    }
+
+    /// The streamed answer in flight ended: `complete`, its end is written and the connection goes
+    /// on (then call `takeUpPipelined`); otherwise the connection closes without it.
+    mutating func streamEnded(complete: Bool) -> Actions {
+        guard case .streaming(let inFlight, let close) = state else { return Actions() }
+        guard complete else {
+            enterClosing()
+            return Actions(.abortStream)
+        }
+        let closes = close || inFlight.closeAfterAnswer
+        if closes {
+            enterClosing()
+        } else {
+            state = .idle
+        }
+        return Actions(.writeStreamEnd(close: closes))
     }
 
     /// After an answer, the parts pipelined behind it, one at a time and in order, as if each had
@@ -234,7 +268,7 @@ struct HTTP1ConnectionStateMachine {
         switch state {
         case .idle, .readingBody:
             if let part = pipelined.popFirst() { return receive(part) }
-        case .processing, .waitingForBudget:
+        case .processing, .waitingForBudget, .streaming:
             break
         case .closing, .closed:
             return nil
@@ -262,6 +296,10 @@ struct HTTP1ConnectionStateMachine {
             inFlight.closeAfterAnswer = true
             state = .processing(inFlight)
             return Actions(.countClosure(.requestHeadersTimeout))
+        case .streaming(var inFlight, let close):
+            inFlight.closeAfterAnswer = true
+            state = .streaming(inFlight, close: close)
+            return Actions(.countClosure(.requestHeadersTimeout))
         case .waitingForBudget(var inFlight, let request):
             inFlight.closeAfterAnswer = true
             state = .waitingForBudget(inFlight, request)
@@ -288,7 +326,7 @@ struct HTTP1ConnectionStateMachine {
             return Actions(.close)
         case .closing:
             return Actions(.close)
-        case .readingBody, .waitingForBudget, .processing, .closed:
+        case .readingBody, .waitingForBudget, .processing, .streaming, .closed:
             return Actions()
         }
     }
@@ -305,6 +343,9 @@ struct HTTP1ConnectionStateMachine {
         case .processing(var inFlight):
             inFlight.closeAfterAnswer = true
             state = .processing(inFlight)
+        case .streaming(var inFlight, let close):
+            inFlight.closeAfterAnswer = true
+            state = .streaming(inFlight, close: close)
         case .waitingForBudget(var inFlight, let request):
             inFlight.closeAfterAnswer = true
             state = .waitingForBudget(inFlight, request)

@@ -25,6 +25,9 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     private let bodyTimer: QuietTimer
     /// This stream's request, from its first frame.
     private var exchange = RequestExchange()
+    /// A streamed answer being relayed, after its head: the answer, its body bytes so far, and
+    /// whether every write reached the connection.
+    private var relay: (stream: ResponseStream, answer: RequestProcessor.Answer, bodyBytes: Int, written: Bool)?
 
     init(processor: RequestProcessor, connection: ClientConnection, output: ConnectionOutput, limit: Int) {
         self.processor = processor
@@ -36,6 +39,13 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         bodyTimer.cancel()
+        abandonRelay()
+    }
+
+    /// The client reset the stream, or the connection went away, mid-stream.
+    func channelInactive(context: ChannelHandlerContext) {
+        abandonRelay()
+        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -64,8 +74,88 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             processor.process(request, connection: connection, budget: output.budget, answeringOn: context.eventLoop).whenSuccess { processed in
                 let (handler, context) = loopBound.value
-                handler.respond(processed.answer, head: head, context: context, close: false, handingOver: processed.heldBytes)
+                if let stream = processed.stream {
+                    handler.relay(stream, answer: processed.answer, head: head, context: context)
+                } else {
+                    handler.respond(processed.answer, head: head, context: context, close: false, handingOver: processed.heldBytes)
+                }
             }
+        }
+    }
+
+    // MARK: Streamed answers
+
+    /// A streamed answer: its head now, then DATA frames as its pieces arrive, then END_STREAM; a
+    /// stream that breaks off is reset instead (RST_STREAM INTERNAL_ERROR), so it never looks complete.
+    private func relay(_ stream: ResponseStream, answer: RequestProcessor.Answer, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard context.channel.isActive else {
+            stream.abandon()
+            var answer = processor.streamEnded(answer, stream: stream, failure: nil, service: connection.serviceName)
+            answer.streamed = .incomplete
+            processor.ended(exchange, answer: answer, responseBodyBytes: 0, written: false, connection: connection)
+            return
+        }
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(answer.response.headers.count)
+        for field in answer.response.headers { headers.add(name: field.name, value: field.value) }
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: answer.response.status), headers: headers))), promise: nil)
+        exchange.responded = .now()
+        relay = (stream, answer, 0, true)
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        stream.attach { part in
+            let (handler, context) = loopBound.value
+            handler.relayPart(part, context: context)
+        }
+    }
+
+    private func relayPart(_ part: ResponseStream.Part, context: ChannelHandlerContext) {
+        guard let current = relay else {
+            if case .body(_, let held) = part, held > 0 { output.budget.release(held) }
+            return
+        }
+        switch part {
+        case .body(let piece, let held):
+            guard piece.readableBytes > 0 else {
+                if held > 0 { output.budget.release(held) }
+                return
+            }
+            relay?.bodyBytes += piece.readableBytes
+            let written = context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(piece))))
+            output.writing(piece.readableBytes, done: written, handingOver: held) { [self] ok in
+                if !ok { relay?.written = false }
+            }
+        case .end(let failure?):
+            relay = nil
+            let answer = processor.streamEnded(current.answer, stream: current.stream, failure: failure, service: connection.serviceName)
+            processor.ended(exchange, answer: answer, responseBodyBytes: current.bodyBytes, written: current.written, connection: connection)
+            resetStream(.internalError, context: context)
+        case .end(nil):
+            relay = nil
+            let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+            let exchange = self.exchange
+            output.writing(0, done: done) { [self] ok in
+                var answer = processor.streamEnded(current.answer, stream: current.stream, failure: nil, service: connection.serviceName)
+                if !(ok && current.written) { answer.streamed = .incomplete }
+                processor.ended(exchange, answer: answer, responseBodyBytes: current.bodyBytes, written: ok && current.written, connection: connection)
+            }
+        }
+    }
+
+    private func abandonRelay() {
+        guard let current = relay else { return }
+        relay = nil
+        current.stream.abandon()
+        var answer = processor.streamEnded(current.answer, stream: current.stream, failure: nil, service: connection.serviceName)
+        answer.streamed = .incomplete
+        processor.ended(exchange, answer: answer, responseBodyBytes: current.bodyBytes, written: false, connection: connection)
+    }
+
+    /// RST_STREAM with `code`, written below the HTTP/1 codec (it only takes HTTP parts).
+    private func resetStream(_ code: HTTP2ErrorCode, context: ChannelHandlerContext) {
+        if let codec = try? context.pipeline.syncOperations.context(handlerType: HTTP2FramePayloadToHTTP1ServerCodec.self) {
+            codec.writeAndFlush(NIOAny(HTTP2Frame.FramePayload.rstStream(code)), promise: nil)
+        } else {
+            context.close(promise: nil)
         }
     }
 
@@ -74,11 +164,7 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     private func refuseStream(context: ChannelHandlerContext) {
         answeredEarly = true
         processor.ended(exchange, answer: .rejected(status: 503, code: "ConnectionBusy", message: ""), responseBodyBytes: 0, written: true, connection: connection)
-        if let codec = try? context.pipeline.syncOperations.context(handlerType: HTTP2FramePayloadToHTTP1ServerCodec.self) {
-            codec.writeAndFlush(NIOAny(HTTP2Frame.FramePayload.rstStream(.refusedStream)), promise: nil)
-        } else {
-            context.close(promise: nil)
-        }
+        resetStream(.refusedStream, context: context)
     }
 
     /// The client opened this stream's window: its answer moves again.

@@ -10,7 +10,9 @@ enum HTTP1ResponseEncoder {
 
     /// The bytes to write, in order: the head (with the body when it is small), then the body when
     /// it is not.
-    static func encode(_ response: LambdaHTTPResponse, version: HTTPVersion, bodyless: Bool, close: Bool, allocator: ByteBufferAllocator) -> (ByteBuffer, ByteBuffer?) {
+    /// `streamed`: the head of a streamed answer, whose body follows in pieces: chunked on
+    /// HTTP/1.1, ended by the close on HTTP/1.0 (`close` must be set then); `response.body` is empty.
+    static func encode(_ response: LambdaHTTPResponse, version: HTTPVersion, bodyless: Bool, close: Bool, streamed: Bool = false, allocator: ByteBufferAllocator) -> (ByteBuffer, ByteBuffer?) {
         let status = HTTPResponseStatus(statusCode: response.status)
         let sendsBody = !bodyless && response.body.readableBytes > 0
         let coalesced = sendsBody && response.body.readableBytes <= coalescedBodyLimit
@@ -28,7 +30,9 @@ enum HTTP1ResponseEncoder {
         }
         // 1xx and 204 carry no content-length, and a 304's could only be the length of a 200 the
         // gateway never saw (RFC 9110 §8.6); every other answer is framed by it.
-        if response.status >= 200 && response.status != 204 && response.status != 304 {
+        if streamed {
+            if version != .http1_0 { buffer.writeStaticString("transfer-encoding: chunked\r\n") }
+        } else if response.status >= 200 && response.status != 204 && response.status != 304 {
             buffer.writeStaticString("content-length: ")
             buffer.writeString(String(response.body.readableBytes))
             buffer.writeStaticString("\r\n")
@@ -44,6 +48,25 @@ enum HTTP1ResponseEncoder {
         var body = response.body
         buffer.writeBuffer(&body)
         return (buffer, nil)
+    }
+
+    /// One piece of a streamed body: a chunk (`size CRLF bytes CRLF`), or on HTTP/1.0 the bytes
+    /// as they are. An empty piece is nothing (an empty chunk would end the body).
+    static func streamPiece(_ piece: ByteBuffer, chunked: Bool, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        guard piece.readableBytes > 0 else { return nil }
+        guard chunked else { return piece }
+        var piece = piece
+        var buffer = allocator.buffer(capacity: piece.readableBytes + 20)
+        buffer.writeString(String(piece.readableBytes, radix: 16))
+        buffer.writeStaticString("\r\n")
+        buffer.writeBuffer(&piece)
+        buffer.writeStaticString("\r\n")
+        return buffer
+    }
+
+    /// The last chunk of a streamed body (no trailers).
+    static func writeLastChunk(into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("0\r\n\r\n")
     }
 
     /// `100 Continue`, the go-ahead for a body (mesh-identity.md §9.2).

@@ -1,5 +1,6 @@
 import LambdaInvoke
 import LambdaPayload
+import NIOCore
 
 extension RequestProcessor {
     /// A response, and what it means for `/metrics` and the access log: the outcome, why
@@ -24,6 +25,10 @@ extension RequestProcessor {
         var traceID: String?
         /// Why no connection to Lambda could be made or kept (`%UPSTREAM_TRANSPORT_FAILURE_REASON%`).
         var transportFailureReason: String?
+        /// A streamed answer: when its call started (its duration is known only at its end), and,
+        /// once it ended, whether it completed.
+        var streamStarted: NIODeadline?
+        var streamed: StreamedResult?
 
         /// Answered before any Lambda call, for a reason of the request's own: `code` is the error
         /// code of the answer's body, and its details are `rejected{code}`.
@@ -108,6 +113,11 @@ public enum ResponseCodeDetails {
     public static let headersTooLarge = "http1.headers_too_large"
     /// A head begun and not complete within `--request-headers-timeout` (408; Envoy's value).
     public static let requestHeaderTimeout = "request_header_timeout"
+    /// A streamed answer broke off after its head was sent (the connection to Lambda lost, a bad
+    /// frame, the deadline): the client sees an incomplete response (Envoy's value).
+    public static let streamBroken = "upstream_reset_after_response_started{connection_termination}"
+    /// The function failed after its streamed answer had begun (`InvokeComplete` with an `ErrorCode`).
+    public static let streamFunctionError = "lambda_function_error_after_response_started"
 
     /// Lambda refused the call with another AWS error: `lambda_error{ResourceNotFoundException}`
     /// (the type as `lambda_gateway_lambda_errors_total` labels it).

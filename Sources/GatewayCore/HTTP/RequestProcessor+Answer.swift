@@ -31,10 +31,15 @@ extension RequestProcessor {
             logger.info("lambda invocation failed", metadata: metadata)
             answer = .invokeFailed(error)
         }
+        describeCall(call, in: &answer)
+        return answer
+    }
+
+    /// What the access log says of the call behind an answer: the caller's trace, the endpoint.
+    func describeCall(_ call: Call, in answer: inout Answer) {
         answer.traceID = call.traceID
         if accessLog?.settings != nil, let endpoint = try? invoker.configuration.endpoints.endpoint(for: call.invocation.function) {
             answer.upstreamHost = endpoint.authority
         }
-        return answer
     }
 }

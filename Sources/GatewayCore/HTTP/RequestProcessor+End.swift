@@ -28,7 +28,7 @@ extension RequestProcessor {
             GatewayMetrics.RequestRecord(
                 service: connection.serviceName, status: answer.response.status, outcome: answer.outcome, durationNanoseconds: nanoseconds,
                 lambdaCallNanoseconds: answer.lambdaCallNanoseconds, lambdaErrorType: answer.lambdaErrorType,
-                requestBodyBytes: exchange.requestBodyBytes, responseBodyBytes: responseBodyBytes
+                requestBodyBytes: exchange.requestBodyBytes, responseBodyBytes: responseBodyBytes, streamed: answer.streamed
             )
         )
         guard let accessLog, let settings = accessLog.settings else { return }

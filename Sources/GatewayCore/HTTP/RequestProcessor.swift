@@ -77,7 +77,15 @@ public final class RequestProcessor: Sendable {
     struct Processed {
         var answer: Answer
         var heldBytes: Int
+        /// A streamed answer: `answer.response` is its head, and the body follows from the stream.
+        var stream: ResponseStream?
         var response: LambdaHTTPResponse { answer.response }
+
+        init(answer: Answer, heldBytes: Int, stream: ResponseStream? = nil) {
+            self.answer = answer
+            self.heldBytes = heldBytes
+            self.stream = stream
+        }
     }
 
     /// The request's answer, completed on `eventLoop` (the connection's): admit → payload → sign →
@@ -88,17 +96,21 @@ public final class RequestProcessor: Sendable {
         // the connection's event loop cost more CPU per request than this task, although callgrind
         // counts fewer instructions (BENCHMARKS.md, "Fewer instructions is not less CPU under load").
         let promise = eventLoop.makePromise(of: Processed.self)
-        promise.completeWithTask { await self.processed(request, connection: connection, budget: budget) }
+        promise.completeWithTask { await self.processed(request, connection: connection, budget: budget, eventLoop: eventLoop) }
         return promise.futureResult
     }
 
     /// The request's answer: `admit` and `prepare`, the signed call, `finish`.
-    func processed(_ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget?) async -> Processed {
+    /// `eventLoop`: the connection's, where a streamed answer's events arrive.
+    func processed(_ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget?, eventLoop: any EventLoop) async -> Processed {
         inFlight.wrappingIncrement(ordering: .relaxed)
         defer { inFlight.wrappingDecrement(ordering: .relaxed) }
         switch prepare(request, connection: connection, budget: budget) {
         case .answer(let early):
             return Processed(answer: early, heldBytes: 0)
+        case .invoke(let call) where call.service.lambda.invokeMode == .responseStream:
+            guard let tracer else { return await streamed(call, on: eventLoop) }
+            return await tracedCall(call, headers: request.headers, tracer: tracer) { await self.streamed($0, on: eventLoop) }
         case .invoke(let call):
             guard let tracer else { return await invoked(call) }
             return await tracedCall(call, headers: request.headers, tracer: tracer, invoke: invoked)

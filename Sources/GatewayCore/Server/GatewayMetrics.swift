@@ -17,6 +17,15 @@ public enum RequestOutcome: String, Sendable, CaseIterable {
     case rejected
 }
 
+/// How a streamed answer (`RESPONSE_STREAM`) ended: the `result` label of
+/// `lambda_gateway_streamed_responses_total`.
+public enum StreamedResult: String, Sendable, CaseIterable {
+    /// Every byte the function wrote went to the client, and the response ended normally.
+    case complete
+    /// It broke off after its head was sent: the client saw an incomplete response.
+    case incomplete
+}
+
 /// Why a TLS handshake on the mesh listener did not complete: the `reason` label of
 /// `lambda_gateway_tls_handshake_failures_total`.
 public enum HandshakeFailure: Hashable, Sendable {
@@ -94,11 +103,14 @@ public final class GatewayMetrics: Sendable {
         public var lambdaErrorType: LambdaErrorType?
         public var requestBodyBytes: Int
         public var responseBodyBytes: Int
+        /// A streamed answer's end (nil: a buffered one).
+        public var streamed: StreamedResult?
 
         public init(
             service: String, status: Int, outcome: RequestOutcome, durationNanoseconds: Int? = nil, lambdaCallNanoseconds: Int? = nil, lambdaErrorType: LambdaErrorType? = nil,
-            requestBodyBytes: Int = 0, responseBodyBytes: Int = 0
+            requestBodyBytes: Int = 0, responseBodyBytes: Int = 0, streamed: StreamedResult? = nil
         ) {
+            self.streamed = streamed
             self.service = service
             self.status = status
             self.outcome = outcome

@@ -26,6 +26,9 @@ public final class ServiceMetrics: Sendable {
     private struct Counters {
         var answers: [(key: AnswerKey, counter: Counter)] = []
         var lambdaErrors: [(type: LambdaErrorType, counter: Counter)] = []
+        /// Made on the service's first streamed answer.
+        var streamed: [(result: StreamedResult, counter: Counter)] = []
+        var streamedBytes: Counter?
     }
 
     init(service: String, registry: PrometheusCollectorRegistry) {
@@ -46,6 +49,24 @@ public final class ServiceMetrics: Sendable {
         }
         if record.requestBodyBytes > 0 { requestBytes.increment(by: Int64(record.requestBodyBytes)) }
         if record.responseBodyBytes > 0 { responseBytes.increment(by: Int64(record.responseBodyBytes)) }
+        if let result = record.streamed { recordStream(result, bytes: record.responseBodyBytes) }
+    }
+
+    private func recordStream(_ result: StreamedResult, bytes: Int) {
+        let (answers, sent) = counters.withLock { counters in
+            let answers =
+                counters.streamed.first(where: { $0.result == result })?.counter
+                ?? {
+                    let made = registry.counter(Family.streamedResponses, labels: [("service", service), ("result", result.rawValue)], help: Help.streamedResponses)
+                    counters.streamed.append((result, made))
+                    return made
+                }()
+            let sent = counters.streamedBytes ?? registry.counter(Family.streamedBytes, labels: [("service", service)], help: Help.streamedBytes)
+            counters.streamedBytes = sent
+            return (answers, sent)
+        }
+        answers.increment()
+        if bytes > 0 { sent.increment(by: Int64(bytes)) }
     }
 
     /// The counter of `key`, and of `error` when there is one.

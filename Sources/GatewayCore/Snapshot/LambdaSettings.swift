@@ -8,6 +8,8 @@ public struct LambdaSettings: Sendable, Hashable {
     public var payloadFormat: PayloadFormat
     public var passthrough: Bool
     public var invocationType: InvocationType
+    /// `RESPONSE_STREAM`: calls are `InvokeWithResponseStream`, and answers are relayed as they arrive.
+    public var invokeMode: InvokeMode = .buffered
 
     public var region: String { function.region }
 }
@@ -23,6 +25,7 @@ extension LambdaSettings {
     static let extensionName = "builtin/aws/lambda"
     static let metaPrefix = "serverless.consul.hashicorp.com/v1alpha1/lambda/"
     static let formatMetaKey = "lambda-gateway/payload-format"
+    static let invokeModeMetaKey = "lambda-gateway/invoke-mode"
 
     /// Resolves S's settings: the last `builtin/aws/lambda` extension of proxy-defaults then
     /// service-defaults wins; otherwise the legacy `Meta` keys; otherwise S is not a Lambda (`nil`).
@@ -55,7 +58,9 @@ extension LambdaSettings {
                 guard let parsed = PayloadFormat(configValue: formatText) else { throw fail("unknown PayloadFormat \"\(formatText)\"") }
                 format = parsed
             }
-            return LambdaSettings(function: function, payloadFormat: format, passthrough: passthrough, invocationType: mode)
+            let invokeModeText = try argument("InvokeMode").map { value throws(LambdaConfigError) in try text(value, name: "InvokeMode", fail) }
+            let invokeMode = try self.invokeMode(invokeModeText ?? meta[invokeModeMetaKey], asynchronous: mode == .event, fail)
+            return LambdaSettings(function: function, payloadFormat: format, passthrough: passthrough, invocationType: mode, invokeMode: invokeMode)
         }
 
         guard let enabled = meta[metaPrefix + "enabled"], enabled.lowercased() == "true" else { return nil }
@@ -77,7 +82,17 @@ extension LambdaSettings {
             guard let parsed = PayloadFormat(configValue: formatText) else { throw fail("unknown payload format \"\(formatText)\"") }
             format = parsed
         }
-        return LambdaSettings(function: function, payloadFormat: format, passthrough: passthrough, invocationType: mode)
+        let invokeMode = try self.invokeMode(meta[invokeModeMetaKey], asynchronous: mode == .event, fail)
+        return LambdaSettings(function: function, payloadFormat: format, passthrough: passthrough, invocationType: mode, invokeMode: invokeMode)
+    }
+
+    /// `BUFFERED` (the default) or `RESPONSE_STREAM`, in any case; an asynchronous invocation has
+    /// no answer to stream.
+    static func invokeMode(_ text: String?, asynchronous: Bool, _ fail: (String) -> LambdaConfigError) throws(LambdaConfigError) -> InvokeMode {
+        guard let text else { return .buffered }
+        guard let mode = InvokeMode(configValue: text) else { throw fail("unknown InvokeMode \"\(text)\" (BUFFERED or RESPONSE_STREAM)") }
+        if mode == .responseStream && asynchronous { throw fail("InvokeMode RESPONSE_STREAM cannot be used with an asynchronous InvocationMode") }
+        return mode
     }
 
     private static func parseARN(_ text: String, _ fail: (String) -> LambdaConfigError) throws(LambdaConfigError) -> FunctionARN {

@@ -122,7 +122,7 @@ public enum StaticConfigFile {
         func service(_ node: Node, _ path: String) throws(StaticConfigError) -> StaticConfig.Service {
             let keys = try mapping(
                 node, path,
-                allowed: ["name", "arn", "payloadFormat", "payloadPassthrough", "invocationMode", "protocol", "requestTimeout", "subsets", "certFile", "keyFile", "intentions"]
+                allowed: ["name", "arn", "payloadFormat", "payloadPassthrough", "invocationMode", "invokeMode", "protocol", "requestTimeout", "subsets", "certFile", "keyFile", "intentions"]
             )
             let name = try required(keys, "name", in: node, path)
             guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
@@ -145,6 +145,13 @@ public enum StaticConfigFile {
             case "synchronous": invocation = .requestResponse
             case "asynchronous": invocation = .event
             default: throw fail(keys["invocationMode"], "\(path).invocationMode", "must be synchronous or asynchronous, not \"\(mode)\"")
+            }
+            let invokeModeText = try string(keys["invokeMode"], "\(path).invokeMode") ?? "BUFFERED"
+            guard let invokeMode = InvokeMode(configValue: invokeModeText) else {
+                throw fail(keys["invokeMode"], "\(path).invokeMode", "must be BUFFERED or RESPONSE_STREAM, not \"\(invokeModeText)\"")
+            }
+            if invokeMode == .responseStream && invocation == .event {
+                throw fail(keys["invokeMode"], "\(path).invokeMode", "RESPONSE_STREAM cannot be used with invocationMode asynchronous")
             }
             let protocolName = (try string(keys["protocol"], "\(path).protocol") ?? "http").lowercased()
             guard ["http", "http2", "grpc"].contains(protocolName) else {
@@ -172,7 +179,7 @@ public enum StaticConfigFile {
             }
             return StaticConfig.Service(
                 name: name,
-                lambda: LambdaSettings(function: function, payloadFormat: format, passthrough: try bool(keys["payloadPassthrough"], "\(path).payloadPassthrough") ?? false, invocationType: invocation),
+                lambda: LambdaSettings(function: function, payloadFormat: format, passthrough: try bool(keys["payloadPassthrough"], "\(path).payloadPassthrough") ?? false, invocationType: invocation, invokeMode: invokeMode),
                 protocolName: protocolName, requestTimeout: timeout, subsets: subsets, certificatePEM: certificate, privateKeyPEM: key, intentions: intentions
             )
         }

@@ -7,7 +7,8 @@ struct UpstreamRequest: Sendable {
     var body: ByteBuffer
 }
 
-/// Lambda's whole answer: the pool never streams, an Invoke answer is at most ~6 MB.
+/// Lambda's whole answer (a buffered Invoke answer is at most ~6 MB), or, for an exchange with an
+/// `UpstreamStreamSink` whose answer was a 200, the end of a body that went to the sink.
 struct UpstreamResponse: Sendable {
     var status: Int
     var headers: HTTPHeaders
@@ -18,6 +19,19 @@ struct UpstreamResponse: Sendable {
     var heldBytes = 0
     /// The connection's own address, `ip:port` (Envoy's `%UPSTREAM_LOCAL_ADDRESS%`).
     var localAddress: String?
+    /// The body went to the exchange's stream sink as it arrived; `body` is empty.
+    var streamed = false
+}
+
+/// Where a streamed answer goes as it arrives, called on the upstream connection's event loop. Only
+/// a 200 streams; any other status is an AWS error answer, collected whole as in a buffered call.
+struct UpstreamStreamSink: Sendable {
+    /// The 200's head, and how to abandon the answer (it closes the connection; the exchange then
+    /// fails as `closedMidResponse`).
+    var head: @Sendable (_ headers: HTTPHeaders, _ localAddress: String?, _ cancel: @escaping @Sendable () -> Void) -> Void
+    /// A piece of the body. Its bytes were taken from the exchange's `ResponseBudget` (when it has
+    /// one) and are the sink's to give back; reading pauses while the budget is spent.
+    var body: @Sendable (ByteBuffer) -> Void
 }
 
 /// Why an exchange with the endpoint failed. The Invoke client turns it into a `LambdaInvokeError`.
@@ -56,4 +70,7 @@ struct UpstreamExchange: Sendable {
     var maximumResponseBytes: Int
     /// The client connection's answer bytes: reading waits while the answer does not fit.
     var budget: ResponseBudget?
+    /// Set for `InvokeWithResponseStream`: a 200's body goes here piece by piece, never collected,
+    /// and `maximumResponseBytes` does not apply to it.
+    var stream: UpstreamStreamSink?
 }

@@ -18,6 +18,8 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         var headers: HTTPHeaders
         var keepAlive: Bool
         var body: ByteBuffer?
+        /// The body goes to the exchange's stream sink, piece by piece.
+        var streaming = false
     }
 
     enum State {
@@ -174,6 +176,12 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         case (.head(let head), .awaitingHead(let exchange, let timer)):
             // 1xx answers come before the real one; the pool never sends `Expect`, so they are rare.
             if head.status.code < 200 { return }
+            if head.status.code == 200, let sink = exchange.stream {
+                state = .receiving(exchange, timer: timer, Receiving(status: 200, headers: head.headers, keepAlive: head.isKeepAlive, body: nil, streaming: true))
+                let channel = context.channel
+                sink.head(head.headers, localAddress) { channel.close(promise: nil) }
+                return
+            }
             let limit = exchange.maximumResponseBytes
             let length = head.headers.first(name: "content-length").flatMap(Int.init)
             if let length, length > limit {
@@ -186,6 +194,15 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             if let budget = exchange.budget, let length, length > 0 {
                 reserve(length, from: budget, context: context)
             }
+
+        case (.body(let chunk), .receiving(let exchange, _, let receiving)) where receiving.streaming:
+            // Handed over to the sink with the bytes it holds; reading pauses while the client's
+            // budget is spent, so a caller that reads slowly slows reading from Lambda.
+            if let budget = exchange.budget {
+                budget.take(chunk.readableBytes)
+                if budget.isSpent && !waitingForBudget { reserve(0, from: budget, context: context) }
+            }
+            exchange.stream?.body(chunk)
 
         case (.body(var chunk), .receiving(let exchange, let timer, var receiving)):
             guard (receiving.body?.readableBytes ?? 0) + chunk.readableBytes <= exchange.maximumResponseBytes else {
@@ -213,7 +230,10 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             let held = exchange.budget == nil ? 0 : reserved
             endBudget(of: exchange, context: context, handedOver: true)
             state = .idle
-            let response = UpstreamResponse(status: receiving.status, headers: receiving.headers, body: receiving.body ?? ByteBuffer(), keepAlive: receiving.keepAlive, heldBytes: held, localAddress: localAddress)
+            let response = UpstreamResponse(
+                status: receiving.status, headers: receiving.headers, body: receiving.body ?? ByteBuffer(), keepAlive: receiving.keepAlive,
+                heldBytes: held, localAddress: localAddress, streamed: receiving.streaming
+            )
             if !receiving.keepAlive {
                 state = .closed
                 context.close(promise: nil)

@@ -89,10 +89,10 @@ final class UpstreamPool: Sendable {
 
     /// Sends `request` and returns the whole answer. The connection goes back to the pool (or is
     /// closed) before the caller resumes.
-    func execute(_ request: UpstreamRequest, deadline: NIODeadline, maximumResponseBytes: Int, budget: ResponseBudget? = nil) async throws(UpstreamFailure) -> UpstreamResponse {
+    func execute(_ request: UpstreamRequest, deadline: NIODeadline, maximumResponseBytes: Int, budget: ResponseBudget? = nil, stream: UpstreamStreamSink? = nil) async throws(UpstreamFailure) -> UpstreamResponse {
         let lease = try await self.lease(deadline: deadline)
         let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<Result<UpstreamResponse, UpstreamFailure>, Never>) in
-            exchange(request, on: lease, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget) { continuation.resume(returning: $0) }
+            exchange(request, on: lease, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget, stream: stream) { continuation.resume(returning: $0) }
         }
         return try outcome.get()
     }
@@ -108,6 +108,7 @@ final class UpstreamPool: Sendable {
         deadline: NIODeadline,
         maximumResponseBytes: Int,
         budget: ResponseBudget?,
+        stream: UpstreamStreamSink? = nil,
         on eventLoop: any EventLoop,
         completion: @escaping Completion
     ) {
@@ -122,7 +123,7 @@ final class UpstreamPool: Sendable {
         switch action {
         case .use(let connection):
             let lease = Lease(connection: connection, reused: true)
-            exchange(request, on: lease, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget, completion: onLoop)
+            exchange(request, on: lease, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget, stream: stream, completion: onLoop)
         case .shutDown:
             onLoop(.failure(.shutDown))
         case .connect:
@@ -136,13 +137,13 @@ final class UpstreamPool: Sendable {
                     return
                 }
                 let lease = Lease(connection: connection, reused: false)
-                self.exchange(request, on: lease, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget, completion: onLoop)
+                self.exchange(request, on: lease, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget, stream: stream, completion: onLoop)
             }
         case .wait:
             // Nothing was taken: queue as `execute` does.
             Task {
                 do throws(UpstreamFailure) {
-                    onLoop(.success(try await self.execute(request, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget)))
+                    onLoop(.success(try await self.execute(request, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget, stream: stream)))
                 } catch {
                     onLoop(.failure(error))
                 }
@@ -158,6 +159,7 @@ final class UpstreamPool: Sendable {
         deadline: NIODeadline,
         maximumResponseBytes: Int,
         budget: ResponseBudget?,
+        stream: UpstreamStreamSink? = nil,
         completion: @escaping Completion
     ) {
         let channel = lease.connection.channel
@@ -179,7 +181,7 @@ final class UpstreamPool: Sendable {
         written.futureResult.whenFailure { error in
             promise.fail(UpstreamFailure.closedBeforeResponse(cause: error, requestWritten: false))
         }
-        channel.writeAndFlush(UpstreamExchange(request: request, promise: promise, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget), promise: written)
+        channel.writeAndFlush(UpstreamExchange(request: request, promise: promise, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget, stream: stream), promise: written)
     }
 
     private func lease(deadline: NIODeadline) async throws(UpstreamFailure) -> Lease {
