@@ -319,11 +319,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "DevModeTests", dependencies: ["DevMode", "AWSSigV4", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(name: "DevModeTests", dependencies: ["DevMode", "AWSSigV4", "TestSupport", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(
             name: "CLITests",
             dependencies: [
-                "TestSupport", "ConsulAPI", "AWSAPI", "AWSCredentials", "AWSSigV4", "LambdaPayload",
+                "TestSupport", "ConsulAPI", "AWSAPI", "AWSCredentials", "AWSSigV4", "LambdaPayload", "GatewayCore",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -356,7 +356,7 @@ let package = Package(
         .testTarget(
             name: "GatewayCoreTests",
             dependencies: [
-                "GatewayCore", "ConsulAPI", "MeshIdentity", "LambdaInvoke", "LambdaPayload", "AWSCredentials", "AWSSigV4", "TestSupport",
+                "GatewayCore", "ConsulAPI", "MeshIdentity", "LambdaInvoke", "LambdaPayload", "AWSCredentials", "AWSSigV4", "DevMode", "TestSupport",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

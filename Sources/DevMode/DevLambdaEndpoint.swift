@@ -42,6 +42,11 @@ public final class DevLambdaEndpoint: Service, Sendable {
         self.url = url
     }
 
+    /// Stops listening (outside a service group: tests).
+    public func close() async {
+        try? await channel.close()
+    }
+
     public func run() async throws {
         try? await gracefulShutdown()
         try? await channel.close()
@@ -169,7 +174,10 @@ final class DevLambdaHandler: ChannelInboundHandler, Sendable {
             guard case .success = result, context.channel.isActive else { return }
             // Always from a fresh stack: a write that completes at once would otherwise recurse.
             var pausesBefore = false
-            if case .payload? = rest.first { pausesBefore = pause > .zero }
+            switch rest.first {
+            case .payload?, .filler?: pausesBefore = pause > .zero
+            default: break
+            }
             if pausesBefore {
                 context.eventLoop.assumeIsolated().scheduleTask(in: pause) { handler.play(rest, pause: pause, keepAlive: keepAlive, context: context) }
             } else {

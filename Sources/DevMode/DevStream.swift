@@ -8,6 +8,9 @@ public struct DevStream: Sendable {
     public enum Step: Sendable {
         /// A `PayloadChunk` with bytes the function wrote.
         case payload(ByteBuffer)
+        /// A `PayloadChunk` of `count` times `byte`, made when it is sent (a long stream is not
+        /// held in memory).
+        case filler(count: Int, byte: UInt8)
         /// `InvokeComplete`; `errorCode` when the function failed.
         case complete(errorCode: String?)
         /// The connection closes, as if Lambda went away.
@@ -26,6 +29,7 @@ public struct DevStream: Sendable {
     static func frames(of step: Step) -> ByteBuffer? {
         switch step {
         case .payload(let bytes): EventStreamEncoder.payloadChunk(bytes)
+        case .filler(let count, let byte): EventStreamEncoder.payloadChunk(ByteBuffer(repeating: byte, count: count))
         case .complete(let code): EventStreamEncoder.invokeComplete(errorCode: code, errorDetails: code.map { "the function failed: \($0)" })
         case .abort: nil
         case .corrupt:
@@ -97,7 +101,7 @@ extension DevFunction {
                 return DevStream(steps: steps, pause: pause, contentType: ownType ?? envelope)
             }
             if let size {
-                steps.append(.payload(ByteBuffer(repeating: UInt8(ascii: "a") + UInt8(index % 26), count: size)))
+                steps.append(.filler(count: size, byte: UInt8(ascii: "a") + UInt8(index % 26)))
             } else {
                 steps.append(.payload(ByteBuffer(string: "data: tick \(index + 1) of \(count)\n\n")))
             }

@@ -20,10 +20,10 @@ public enum EventStreamEncoder {
         out.reserveCapacity(total)
         out.writeInteger(UInt32(total))
         out.writeInteger(UInt32(headerBytes.readableBytes))
-        out.writeInteger(CRC32.checksum(out.readableBytesView))
+        out.writeInteger(CRC32.checksum(out))
         out.writeImmutableBuffer(headerBytes)
         out.writeImmutableBuffer(payload)
-        out.writeInteger(CRC32.checksum(out.readableBytesView))
+        out.writeInteger(CRC32.checksum(out))
         return out
     }
 

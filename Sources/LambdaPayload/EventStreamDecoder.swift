@@ -130,9 +130,9 @@ public struct EventStreamDecoder: Sendable {
         }
         guard buffer.readableBytes >= Int(total) else { return nil }
         let message = buffer.readSlice(length: Int(total))!
-        let bytes = message.readableBytesView
         let messageCRC = message.getInteger(at: message.readerIndex + Int(total) - 4, as: UInt32.self)!
-        guard CRC32.checksum(bytes.dropFirst(8).prefix(Int(total) - 12), continuing: preludeCRC) == messageCRC else {
+        let computed = message.withUnsafeReadableBytes { CRC32.checksum(UnsafeRawBufferPointer(rebasing: $0[8..<(Int(total) - 4)]), continuing: preludeCRC) }
+        guard computed == messageCRC else {
             throw EventStreamError(kind: .messageChecksum)
         }
         // What was read is dropped now and then, so a long stream does not grow the buffer.

@@ -62,13 +62,21 @@ struct RegisterCommand: AsyncParsableCommand {
     var invokeMode: String?
     @OptionGroup var consul: ConsulOptions
 
+    func validate() throws {
+        _ = try streamed()
+    }
+
+    /// Whether `--invoke-mode` asks for streaming.
+    private func streamed() throws -> Bool {
+        guard let invokeMode else { return false }
+        guard let mode = InvokeMode(configValue: invokeMode) else { throw ValidationError("--invoke-mode must be BUFFERED or RESPONSE_STREAM") }
+        if mode == .responseStream && asynchronous { throw ValidationError("--invoke-mode RESPONSE_STREAM cannot be used with --async") }
+        return mode == .responseStream
+    }
+
     func run() async throws {
         var registration = try makeRegistration(functionARN: functionARN, gateway: gateway, service: service, passthrough: passthrough, asynchronous: asynchronous, payloadFormat: payloadFormat)
-        if let invokeMode {
-            guard let mode = InvokeMode(configValue: invokeMode) else { throw ValidationError("--invoke-mode must be BUFFERED or RESPONSE_STREAM") }
-            if mode == .responseStream && asynchronous { throw ValidationError("--invoke-mode RESPONSE_STREAM cannot be used with --async") }
-            registration.invokeMode = mode == .responseStream ? mode.rawValue : nil
-        }
+        if try streamed() { registration.invokeMode = InvokeMode.responseStream.rawValue }
         try await withConsul(consul) { client throws(ConsulError) in try await client.register(registration) }
         print("registered \(registration.service) (\(registration.functionARN)) behind \(registration.gateway)")
     }

@@ -25,17 +25,17 @@ struct DevCommandTests {
 
     @Test func thePrintedCurlCommandsWorkAsPrintedAndCtrlCStopsIt() async throws {
         try await Self.withDev { dev, commands in
-            #expect(commands.count == 3, "\(dev.output.joined(separator: "\n"))")
+            #expect(commands.count == 4, "\(dev.output.joined(separator: "\n"))")
             #expect(dev.output.contains { $0.contains("[ok] CA") } && dev.output.contains { $0.contains("[ok] lambda") } && dev.output.contains { $0.contains("[ok] listening on") })
-            // Its own calls at start: both services as web, echo as intruder (refused).
+            // Its own calls at start: the three services as web, echo as intruder (refused).
             let checks = dev.output.filter { $0.contains("self-check") }
-            #expect(checks.count == 3 && checks.allSatisfy { $0.contains("[ok]") }, "\(checks)")
+            #expect(checks.count == 4 && checks.allSatisfy { $0.contains("[ok]") }, "\(checks)")
             #expect(checks.last?.contains("as intruder: 403") == true)
             var answers: [ChildProcess.Output] = []
             for command in commands {
                 answers.append(try await ChildProcess.run(["sh", "-c", command]))
             }
-            try #require(answers.count == 3)
+            try #require(answers.count == 4)
             // curl offers ALPN h2 and every service speaks HTTP/2 (mesh-identity.md §5.4, revised).
             // echo: the Envoy-format event the gateway built, signed and sent, returned verbatim.
             #expect(answers[0].status == 0 && answers[0].stdout.hasPrefix("HTTP/2 200"), "\(answers[0].stdout) \(answers[0].stderr)")
@@ -43,8 +43,12 @@ struct DevCommandTests {
             #expect(answers[0].stdout.contains("URI=spiffe://") && answers[0].stdout.contains("/svc/web"), "the caller's identity reached the function")
             // greeting: API Gateway v2 format, query parameter read by the function.
             #expect(answers[1].stdout.hasPrefix("HTTP/2 200") && answers[1].stdout.contains(#"{"greeting":"Hello, Ada!","function":"greeting"}"#), "\(answers[1].stdout)")
+            // countdown: streamed (InvokeWithResponseStream); its head from the function's prelude.
+            #expect(answers[2].status == 0 && answers[2].stdout.hasPrefix("HTTP/2 200") && answers[2].stdout.contains("content-type: text/event-stream"), "\(answers[2].stdout)")
+            #expect(answers[2].stdout.hasSuffix("data: tick 1 of 5\n\ndata: tick 2 of 5\n\ndata: tick 3 of 5\n\ndata: tick 4 of 5\n\ndata: tick 5 of 5\n\n"))
+            #expect(commands[2].contains(" -N"), "curl shows each event as it arrives")
             // intruder: the intention check refuses it.
-            #expect(answers[2].stdout.hasPrefix("HTTP/2 403") && answers[2].stdout.hasSuffix("RBAC: access denied"), "\(answers[2].stdout)")
+            #expect(answers[3].stdout.hasPrefix("HTTP/2 403") && answers[3].stdout.hasSuffix("RBAC: access denied"), "\(answers[3].stdout)")
 
             let start = ContinuousClock.now
             dev.signal(SIGINT)

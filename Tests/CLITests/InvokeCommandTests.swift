@@ -1,4 +1,6 @@
+import ConsulAPI
 import Foundation
+import GatewayCore
 import Testing
 import TestSupport
 
@@ -115,6 +117,29 @@ struct RegisterCommandTests {
         let deregistered = try await CLI.run(["deregister", arn, "--gateway", "lambda-gateway", "--consul-addr", consul.baseURL], environment: environment)
         #expect(deregistered.status == 0, "\(deregistered.stderr)")
         #expect(consul.requests.contains { $0.method == "DELETE" && $0.path == "/v1/config/service-defaults/resize" })
+    }
+
+    /// `--invoke-mode RESPONSE_STREAM` writes `InvokeMode` into the extension, and the gateway reading
+    /// that entry streams the service's answers; a bad mode, or streaming an asynchronous call, is
+    /// refused before anything is written.
+    @Test func registerAStreamedService() async throws {
+        let consul = try await ConsulTestServer()
+        defer { Task { await consul.shutdown() } }
+        let environment = ["HOME": "/nonexistent", "CONSUL_HTTP_ADDR": "127.0.0.1:1"]
+        let arn = "arn:aws:lambda:us-east-1:123456789012:function:chat"
+        let registered = try await CLI.run(["register", arn, "--gateway", "lambda-gateway", "--invoke-mode", "response_stream", "--consul-addr", consul.baseURL], environment: environment)
+        #expect(registered.status == 0, "\(registered.stderr)")
+        let defaults = try #require(consul.requests.first { $0.method == "PUT" && $0.path == "/v1/config" }).bodyText
+        #expect(defaults.contains(#""InvokeMode":"RESPONSE_STREAM""#))
+        let entry = try JSONDecoder().decode(ServiceDefaults.self, from: Data(defaults.utf8))
+        #expect(try LambdaSettings.resolve(service: "chat", serviceDefaults: entry, proxyDefaults: nil)?.invokeMode == .responseStream)
+
+        let before = consul.requests.count
+        let bad = try await CLI.run(["register", arn, "--gateway", "lambda-gateway", "--invoke-mode", "streaming", "--consul-addr", consul.baseURL], environment: environment)
+        #expect(bad.status != 0 && bad.stderr.contains("--invoke-mode must be BUFFERED or RESPONSE_STREAM"))
+        let async = try await CLI.run(["register", arn, "--gateway", "lambda-gateway", "--async", "--invoke-mode", "RESPONSE_STREAM", "--consul-addr", consul.baseURL], environment: environment)
+        #expect(async.status != 0 && async.stderr.contains("cannot be used with --async"))
+        #expect(consul.requests.count == before, "nothing written for a refused command")
     }
 
     @Test func consulErrorsExitNonZero() async throws {

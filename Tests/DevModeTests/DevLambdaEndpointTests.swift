@@ -2,6 +2,7 @@ import AWSSigV4
 import Foundation
 import NIOCore
 import Testing
+import TestSupport
 
 @testable import DevMode
 
@@ -61,6 +62,56 @@ struct DevLambdaEndpointTests {
         #expect(Self.answer(headers: Self.signed(body: "{}", type: "DryRun"), body: "{}").status == 204)
         let invalid = Self.answer(headers: Self.signed(body: "not json"), body: "not json")
         #expect(invalid.status == 400 && Self.errorType(invalid.headers) == "InvalidRequestContentException")
+    }
+
+    static let streamPath = "/2021-11-15/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Acountdown/response-streaming-invocations"
+
+    /// The stream of a signed `InvokeWithResponseStream` call, its frames decoded by botocore's own
+    /// event-stream reader: the frames are what an AWS SDK reads.
+    static func streamed(_ event: String) async throws -> (headers: [(String, String)], messages: [[String: String]]) {
+        let reply = DevLambdaEndpoint.reply(method: "POST", uri: streamPath, headers: signed(path: streamPath, body: event), body: ByteBuffer(string: event), verifier: verifier)
+        guard case .stream(let headers, let stream) = reply else { throw TestSupportError("not a stream: \(reply)") }
+        var bytes = ByteBuffer()
+        for step in stream.steps {
+            guard var frame = DevStream.frames(of: step) else { break }
+            bytes.writeBuffer(&frame)
+        }
+        let script = #"""
+            import base64, json, sys
+            from botocore.eventstream import EventStreamBuffer
+            buffer = EventStreamBuffer()
+            buffer.add_data(base64.b64decode(sys.stdin.read()))
+            try:
+                print(json.dumps([{"type": m.headers[":event-type"], "payload": m.payload.decode()} for m in buffer]))
+            except Exception as error:
+                print(json.dumps([{"type": "error", "payload": type(error).__name__}]))
+            """#
+        let output = try await ChildProcess.run(["python3", "-c", script], input: Data(bytes.readableBytesView).base64EncodedString())
+        let messages = try JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [[String: String]]
+        return (headers, try #require(messages, "\(output.stderr)"))
+    }
+
+    @Test func aStreamedCallWritesEventsBotocoreReads() async throws {
+        let (headers, messages) = try await Self.streamed(#"{"query_string_parameters":{"n":"2"}}"#)
+        #expect(headers.contains { $0.0 == "content-type" && $0.1 == "application/vnd.amazon.eventstream" })
+        #expect(messages.map { $0["type"]! } == ["PayloadChunk", "PayloadChunk", "PayloadChunk", "PayloadChunk", "InvokeComplete"])
+        #expect(messages[0]["payload"]!.hasPrefix(#"{"statusCode":200"#), "the prelude first")
+        #expect(messages[2]["payload"] == "data: tick 1 of 2\n\n" && messages[3]["payload"] == "data: tick 2 of 2\n\n")
+        #expect(messages[4]["payload"] == "{}")
+        let failing = try await Self.streamed(#"{"query_string_parameters":{"n":"3","prelude":"0","fail_after":"1"}}"#)
+        #expect(failing.messages.map { $0["type"]! } == ["PayloadChunk", "InvokeComplete"])
+        #expect(failing.messages[1]["payload"]?.contains(#""ErrorCode":"Unhandled""#) == true)
+        let corrupt = try await Self.streamed(#"{"query_string_parameters":{"n":"3","prelude":"0","corrupt_after":"1"}}"#)
+        #expect(corrupt.messages.last?["payload"] == "ChecksumMismatch", "botocore refuses the corrupt frame too")
+    }
+
+    @Test func theStreamingOperationChecksItsSignatureAndFunction() {
+        let unsigned = DevLambdaEndpoint.answer(method: "POST", uri: Self.streamPath, headers: [("content-type", "application/json")], body: ByteBuffer(string: "{}"), verifier: Self.verifier)
+        #expect(unsigned.status == 403)
+        let missing = "/2021-11-15/functions/nothing-here/response-streaming-invocations"
+        #expect(DevLambdaEndpoint.answer(method: "POST", uri: missing, headers: Self.signed(path: missing, body: "{}"), body: ByteBuffer(string: "{}"), verifier: Self.verifier).status == 404)
+        let event = DevLambdaEndpoint.answer(method: "POST", uri: Self.streamPath, headers: Self.signed(path: Self.streamPath, body: "{}", type: "Event"), body: ByteBuffer(string: "{}"), verifier: Self.verifier)
+        #expect(event.status == 400, "an asynchronous call has no stream")
     }
 
     @Test func echoReturnsTheEventAsTheBody() throws {

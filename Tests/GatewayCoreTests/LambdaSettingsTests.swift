@@ -65,6 +65,22 @@ struct LambdaSettingsTests {
         #expect(meta.payloadFormat == .apiGatewayV2)
     }
 
+    @Test func invokeModeFromArgumentOrMetaBufferedByDefault() throws {
+        let arn = "arn:aws:lambda:us-east-1:123456789012:function:orders"
+        #expect(try resolve(#"{"Name":"orders","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"\#(arn)"}}]}"#)?.invokeMode == .buffered)
+        #expect(try resolve(#"{"Name":"orders","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"\#(arn)","InvokeMode":"RESPONSE_STREAM"}}]}"#)?.invokeMode == .responseStream)
+        #expect(try resolve(#"{"Name":"orders","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"arn":"\#(arn)","invokeMode":"response_stream"}}]}"#)?.invokeMode == .responseStream)
+        #expect(try resolve(#"{"Name":"orders","Meta":{"lambda-gateway/invoke-mode":"RESPONSE_STREAM"},"EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"\#(arn)"}}]}"#)?.invokeMode == .responseStream)
+        let legacy = #"{"Name":"orders","Meta":{"serverless.consul.hashicorp.com/v1alpha1/lambda/enabled":"true","serverless.consul.hashicorp.com/v1alpha1/lambda/arn":"\#(arn)","lambda-gateway/invoke-mode":"RESPONSE_STREAM"}}"#
+        #expect(try resolve(legacy)?.invokeMode == .responseStream)
+        expectConfigError(#"{"Name":"orders","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"\#(arn)","InvokeMode":"STREAMING"}}]}"#, contains: #"unknown InvokeMode "STREAMING" (BUFFERED or RESPONSE_STREAM)"#)
+        expectConfigError(#"{"Name":"orders","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"\#(arn)","InvokeMode":true}}]}"#, contains: "InvokeMode must be a string")
+        expectConfigError(
+            #"{"Name":"orders","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"\#(arn)","InvokeMode":"RESPONSE_STREAM","InvocationMode":"asynchronous"}}]}"#,
+            contains: "RESPONSE_STREAM cannot be used with an asynchronous InvocationMode"
+        )
+    }
+
     @Test func notALambda() throws {
         #expect(try resolve(#"{"Name":"orders","Protocol":"http"}"#) == nil)
         #expect(try resolve(#"{"Name":"orders","Meta":{"serverless.consul.hashicorp.com/v1alpha1/lambda/enabled":"false"}}"#) == nil)

@@ -40,6 +40,27 @@ struct MetricsExpositionTests {
         #expect(samples.value("lambda_gateway_requests_in_flight") == 2)
     }
 
+    /// Streamed answers: counted by how they ended, their bytes in both byte families; promtool
+    /// has nothing to say about the new families.
+    @Test func streamedAnswersAreCountedByResult() async throws {
+        let metrics = GatewayMetrics()
+        let events = metrics.service("events")
+        events.record(GatewayMetrics.RequestRecord(service: "events", status: 200, outcome: .invoked, durationNanoseconds: 2_000_000, responseBodyBytes: 300, streamed: .complete))
+        events.record(GatewayMetrics.RequestRecord(service: "events", status: 200, outcome: .invokeError, durationNanoseconds: 1_000_000, responseBodyBytes: 40, streamed: .incomplete))
+        events.record(GatewayMetrics.RequestRecord(service: "events", status: 502, outcome: .functionError, durationNanoseconds: 1_000_000, responseBodyBytes: 60))
+        let text = metrics.exposition(snapshot: .empty, inFlight: 0)
+        let samples = PrometheusText(text)
+        #expect(samples.value("lambda_gateway_streamed_responses_total", ["service": "events", "result": "complete"]) == 1)
+        #expect(samples.value("lambda_gateway_streamed_responses_total", ["service": "events", "result": "incomplete"]) == 1)
+        #expect(samples.value("lambda_gateway_streamed_response_bytes_total", ["service": "events"]) == 340, "a buffered answer's bytes are not a stream's")
+        #expect(samples.value("lambda_gateway_response_body_bytes_total", ["service": "events"]) == 400)
+        let files = try TemporaryDirectory()
+        defer { files.remove() }
+        let file = try files.file("metrics.txt", contents: text)
+        let lint = try await ChildProcess.run(["sh", "-c", "promtool check metrics < \(file)"])
+        #expect(lint.status == 0 && lint.stdout.isEmpty && lint.stderr.isEmpty, "\(lint.stdout) \(lint.stderr)")
+    }
+
     @Test func aHistogramBucketIncludesItsBoundAndCountsAccumulateUpToInf() throws {
         let metrics = GatewayMetrics()
         // On a bound (inclusive), just above it, beyond the last bound (30 s), and zero.

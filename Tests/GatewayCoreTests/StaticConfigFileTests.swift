@@ -52,6 +52,7 @@ struct StaticConfigFileTests {
             keyFile: orders-key.pem
             subsets: [v2]
             requestTimeout: 3s
+            invokeMode: RESPONSE_STREAM
             intentions:
               - source: web
                 action: allow
@@ -75,11 +76,12 @@ struct StaticConfigFileTests {
         #expect(snapshot.services.keys.sorted() == ["billing", "orders"])
         #expect(snapshot.trustDomain == Self.trustDomain && snapshot.datacenter == "dc1" && snapshot.rootPEMs.count == 1)
         let orders = try #require(snapshot.service(forSNI: "orders.default.dc1.internal.\(Self.trustDomain)"))
-        #expect(orders.name == "orders" && orders.requestTimeout == .seconds(3))
+        #expect(orders.name == "orders" && orders.requestTimeout == .seconds(3) && orders.lambda.invokeMode == .responseStream)
         #expect(snapshot.service(forSNI: "v2.orders.default.dc1.internal.\(Self.trustDomain)")?.name == "orders")
         #expect(orders.leaf.serviceURI == "spiffe://\(Self.trustDomain)/ns/default/dc/dc1/svc/orders")
         let billing = try #require(snapshot.services["billing"])
         #expect(billing.lambda.payloadFormat == .apiGatewayV2 && billing.lambda.invocationType == .event && billing.lambda.function.region == "eu-west-1")
+        #expect(billing.lambda.invokeMode == .buffered)
 
         let evaluator = orders.authorization(defaultPolicy: snapshot.defaultIntentionPolicy)
         func caller(_ name: String) -> SPIFFEID { SPIFFEID(trustDomain: Self.trustDomain, datacenter: "dc1", service: name) }
@@ -169,6 +171,8 @@ struct StaticConfigFileTests {
         ("        action: allow\n", "", "services[0].intentions[0]: needs an action (allow or deny) or permissions"),
         ("action: allow\n      - source: admin", "action: maybe\n      - source: admin", "services[0].intentions[0].action: must be allow or deny"),
         ("- name: billing", "- name: orders", "services[1].name: \"orders\" is listed twice"),
+        ("invokeMode: RESPONSE_STREAM", "invokeMode: STREAMING", "services[0].invokeMode: must be BUFFERED or RESPONSE_STREAM, not \"STREAMING\""),
+        ("invocationMode: asynchronous", "invocationMode: asynchronous\n    invokeMode: RESPONSE_STREAM", "services[1].invokeMode: RESPONSE_STREAM cannot be used with invocationMode asynchronous"),
         ("requestTimeout: 3s", "requestTimeout: soon", "services[0].requestTimeout: \"soon\" is not a duration"),
         ("subsets: [v2]", "subsets: {a: b}", "services[0].subsets: must be a list"),
         ("defaultIntentionPolicy: deny", "defaultIntentionPolicy: maybe", "defaultIntentionPolicy: must be allow or deny"),

@@ -54,6 +54,35 @@ struct EventStreamDecoderTests {
         #expect(CRC32.checksum([UInt8]()) == 0)
     }
 
+    /// Eight bytes a step gives what one bit at a time gives, at every length and alignment, and
+    /// continues across any cut; zlib's (through Python) for a long input.
+    @Test func theEightByteStepsGiveTheBitwiseChecksum() async throws {
+        func bitwise(_ bytes: some Sequence<UInt8>) -> UInt32 {
+            var crc: UInt32 = 0xFFFF_FFFF
+            for byte in bytes {
+                crc ^= UInt32(byte)
+                for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
+            }
+            return ~crc
+        }
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<4099).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        for length in [0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 4099] {
+            for offset in [0, 1, 3] where offset <= length {
+                let slice = bytes[offset..<length]
+                #expect(CRC32.checksum(Array(slice)) == bitwise(slice), "length \(length) offset \(offset)")
+            }
+        }
+        let buffer = ByteBuffer(bytes: bytes)
+        for cut in [0, 5, 8, 2049, 4099] {
+            let first = CRC32.checksum(buffer.getSlice(at: 0, length: cut)!)
+            #expect(CRC32.checksum(buffer.getSlice(at: cut, length: bytes.count - cut)!, continuing: first) == bitwise(bytes))
+        }
+        let long = String(repeating: "streamed answer ", count: 8192)
+        let zlib = try await ChildProcess.run(["python3", "-c", "import sys, zlib; print(zlib.crc32(sys.stdin.buffer.read()))"], input: long)
+        #expect(UInt32(zlib.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) == CRC32.checksum(ByteBuffer(string: long)))
+    }
+
     @Test func framesFromAnIndependentEncoderDecodeWhateverThePieces() async throws {
         let every: (headers: [(String, String, Any)], payload: [UInt8]) = (
             [

@@ -1,4 +1,5 @@
 import ConsulAPI
+import Foundation
 import Registrator
 import Testing
 
@@ -48,6 +49,27 @@ import Testing
         let tags = [FunctionTags.enabled: "true", FunctionTags.payloadPassthrough: "true", FunctionTags.payloadFormat: "apigateway-v2"]
         let service = try #require(enabledServices(intent(tags).0)?.first)
         #expect(service.arguments == LambdaArguments(arn: arn, payloadPassthrough: true, payloadFormat: "apigateway-v2"))
+    }
+
+    /// The streaming tag writes `InvokeMode` into the extension's arguments, and reads back the same.
+    @Test func theInvokeModeTagStreamsAnswers() throws {
+        let tags = [FunctionTags.enabled: "true", FunctionTags.invokeMode: "response_stream"]
+        let service = try #require(enabledServices(intent(tags).0)?.first)
+        #expect(service.arguments == LambdaArguments(arn: arn, invokeMode: "RESPONSE_STREAM"))
+        #expect(service.arguments.json.value(forCaseInsensitiveKey: "InvokeMode")?.stringValue == "RESPONSE_STREAM")
+        let buffered = try #require(enabledServices(intent([FunctionTags.enabled: "true", FunctionTags.invokeMode: "BUFFERED"]).0)?.first)
+        #expect(buffered.arguments == LambdaArguments(arn: arn), "BUFFERED is the default and writes nothing")
+        let written = #"{"Kind":"service-defaults","Name":"orders","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"\#(arn)","PayloadPassthrough":false,"InvocationMode":"synchronous","InvokeMode":"RESPONSE_STREAM"}}]}"#
+        let entry = try JSONDecoder().decode(ServiceDefaults.self, from: Data(written.utf8))
+        #expect(LambdaArguments(entry: entry) == service.arguments, "read back as written: no rewrite on the next sync")
+    }
+
+    @Test func aBadInvokeModeIsAnErrorAndAStreamCannotBeAsynchronous() {
+        let (bad, _) = intent([FunctionTags.enabled: "true", FunctionTags.invokeMode: "STREAMING"])
+        guard case .invalid(let message) = bad else { Issue.record("expected invalid, got \(bad)"); return }
+        #expect(message.contains("\"STREAMING\"") && message.contains("BUFFERED or RESPONSE_STREAM"))
+        let (async, _) = intent([FunctionTags.enabled: "true", FunctionTags.invokeMode: "RESPONSE_STREAM", FunctionTags.invocationMode: "ASYNCHRONOUS"])
+        #expect({ if case .invalid = async { true } else { false } }())
     }
 
     @Test func anUnknownPayloadFormatIsAnError() {
