@@ -175,7 +175,7 @@ final class DevLambdaHandler: ChannelInboundHandler, Sendable {
             // Always from a fresh stack: a write that completes at once would otherwise recurse.
             var pausesBefore = false
             switch rest.first {
-            case .payload?, .filler?: pausesBefore = pause > .zero
+            case .payload?, .filler?, .tick?: pausesBefore = pause > .zero
             default: break
             }
             if pausesBefore {

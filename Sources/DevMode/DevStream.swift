@@ -11,6 +11,8 @@ public struct DevStream: Sendable {
         /// A `PayloadChunk` of `count` times `byte`, made when it is sent (a long stream is not
         /// held in memory).
         case filler(count: Int, byte: UInt8)
+        /// The server-sent event `data: tick <index> of <count>`, made when it is sent.
+        case tick(Int, of: Int)
         /// `InvokeComplete`; `errorCode` when the function failed.
         case complete(errorCode: String?)
         /// The connection closes, as if Lambda went away.
@@ -30,6 +32,7 @@ public struct DevStream: Sendable {
         switch step {
         case .payload(let bytes): EventStreamEncoder.payloadChunk(bytes)
         case .filler(let count, let byte): EventStreamEncoder.payloadChunk(ByteBuffer(repeating: byte, count: count))
+        case .tick(let index, let count): EventStreamEncoder.payloadChunk(ByteBuffer(string: "data: tick \(index) of \(count)\n\n"))
         case .complete(let code): EventStreamEncoder.invokeComplete(errorCode: code, errorDetails: code.map { "the function failed: \($0)" })
         case .abort: nil
         case .corrupt:
@@ -103,7 +106,7 @@ extension DevFunction {
             if let size {
                 steps.append(.filler(count: size, byte: UInt8(ascii: "a") + UInt8(index % 26)))
             } else {
-                steps.append(.payload(ByteBuffer(string: "data: tick \(index + 1) of \(count)\n\n")))
+                steps.append(.tick(index + 1, of: count))
             }
         }
         steps.append(breakAt.map { $0.step >= count ? $0.as : .complete(errorCode: nil) } ?? .complete(errorCode: nil))

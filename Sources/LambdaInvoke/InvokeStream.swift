@@ -29,7 +29,18 @@ public struct InvokeStreamStart: Sendable {
     public var requestID: String?
     /// The connection's own address, `ip:port` (`%UPSTREAM_LOCAL_ADDRESS%`).
     public var upstreamLocalAddress: String?
+    /// Requests sent to Lambda for the call, retries before the stream included.
+    public var attempts: Int
     let cancelCall: @Sendable () -> Void
+
+    /// `cancel`: what `cancel()` does (the client closes its connection to Lambda).
+    public init(contentType: String?, requestID: String?, upstreamLocalAddress: String?, attempts: Int, cancel: @escaping @Sendable () -> Void) {
+        self.contentType = contentType
+        self.requestID = requestID
+        self.upstreamLocalAddress = upstreamLocalAddress
+        self.attempts = attempts
+        self.cancelCall = cancel
+    }
 
     /// Abandons the stream (its caller went away): the connection to Lambda closes, and the call
     /// ends with `failed`.
@@ -61,7 +72,19 @@ extension LambdaInvokeClient {
     /// piece Lambda sends is decoded and handed on, and reading from Lambda pauses while the
     /// request's `ResponseBudget` is spent. The request's timeout covers the whole stream.
     public func invokeStreaming(_ request: InvokeRequest, on eventLoop: any EventLoop, events: @escaping @Sendable (InvokeStreamEvent) -> Void) {
-        let stream = InvokeStream(eventLoop: eventLoop, budget: request.budget, events: events)
+        let limit = configuration.maximumConcurrentStreams
+        guard activeStreams.wrappingAdd(1, ordering: .relaxed).newValue <= limit else {
+            activeStreams.wrappingSubtract(1, ordering: .relaxed)
+            events(.failed(LambdaInvokeError(.tooManyStreams(limit: limit), "\(limit) streamed answers are in progress, as many as the gateway allows at once")))
+            return
+        }
+        let stream = InvokeStream(eventLoop: eventLoop, budget: request.budget) { event in
+            switch event {
+            case .completed, .failed: self.activeStreams.wrappingSubtract(1, ordering: .relaxed)
+            case .started, .payload: break
+            }
+            events(event)
+        }
         var request = request
         request.invocationType = .requestResponse
         request.stream = stream.sink
@@ -71,13 +94,19 @@ extension LambdaInvokeClient {
 
 /// One streamed call's answer, decoded on the caller's event loop: the upstream connection's
 /// callbacks hop there in order, and so does the call's outcome, which comes after its last piece.
+///
+/// Budget: the upstream handler takes each piece's bytes as it reads them (so reading pauses while
+/// the client's budget is spent); here every payload handed on takes its own bytes, and the piece's
+/// are given back. What the decoder holds of a message not yet complete is not counted: at most one
+/// message (`maximumMessageBytes`), and counting it could stall a stream whose message is larger
+/// than the room left, with nothing else to free it.
 final class InvokeStream: @unchecked Sendable {
     // @unchecked: everything is touched on `eventLoop` only.
     private enum State {
         /// No answer yet.
         case awaitingHead
-        /// The stream is under way: its decoder, and the budget bytes of pieces not yet handed on.
-        case streaming(EventStreamDecoder, held: Int, completion: InvokeStreamCompletion?, cancel: @Sendable () -> Void)
+        /// The stream is under way.
+        case streaming(EventStreamDecoder, attempts: Int, cancel: @Sendable () -> Void)
         /// `completed` or `failed` was reported.
         case done
     }
@@ -105,7 +134,9 @@ final class InvokeStream: @unchecked Sendable {
     /// (`UpstreamPool.execute`), so they arrive in order.
     var sink: UpstreamStreamSink {
         UpstreamStreamSink(
-            head: { headers, localAddress, cancel in self.onLoop { self.started(headers: headers, localAddress: localAddress, cancel: cancel) } },
+            head: { headers, localAddress, attempts, cancel in
+                self.onLoop { self.started(headers: headers, localAddress: localAddress, attempts: attempts, cancel: cancel) }
+            },
             body: { chunk in self.onLoop { self.received(chunk) } }
         )
     }
@@ -118,20 +149,18 @@ final class InvokeStream: @unchecked Sendable {
         }
     }
 
-    private func started(headers: HTTPHeaders, localAddress: String?, cancel: @escaping @Sendable () -> Void) {
+    private func started(headers: HTTPHeaders, localAddress: String?, attempts: Int, cancel: @escaping @Sendable () -> Void) {
         guard case .awaitingHead = state else { return }
-        state = .streaming(EventStreamDecoder(maximumMessageBytes: Self.maximumMessageBytes), held: 0, completion: nil, cancel: cancel)
+        state = .streaming(EventStreamDecoder(maximumMessageBytes: Self.maximumMessageBytes), attempts: attempts, cancel: cancel)
         let type = headers.first(name: "content-type")
         let functionType = type.flatMap { $0.lowercased().hasPrefix(Self.eventStreamContentType) ? nil : $0 }
-        events(.started(InvokeStreamStart(contentType: functionType, requestID: headers.first(name: "x-amzn-RequestId"), upstreamLocalAddress: localAddress, cancelCall: cancel)))
+        events(.started(InvokeStreamStart(contentType: functionType, requestID: headers.first(name: "x-amzn-RequestId"), upstreamLocalAddress: localAddress, attempts: attempts, cancel: cancel)))
     }
 
     private func received(_ chunk: ByteBuffer) {
-        guard case .streaming(var decoder, var held, var completion, let cancel) = state else {
-            // Broken or abandoned: nobody takes these bytes.
-            if budget != nil { budget?.release(chunk.readableBytes) }
-            return
-        }
+        // The piece's bytes, taken by the upstream handler, go back once its payloads took theirs.
+        defer { budget?.release(chunk.readableBytes) }
+        guard case .streaming(var decoder, let attempts, let cancel) = state else { return }
         state = .done
         receiving = true
         defer {
@@ -141,41 +170,36 @@ final class InvokeStream: @unchecked Sendable {
                 finish(outcome)
             }
         }
-        if budget != nil { held += chunk.readableBytes }
         decoder.append(chunk)
-        var handedOver = false
+        var completion: InvokeStreamCompletion?
         do {
             while let message = try decoder.next() {
                 switch try Self.classify(message) {
                 case .payload(let bytes):
                     guard completion == nil else { throw StreamProblem("a PayloadChunk after InvokeComplete") }
-                    // The bytes of every message decoded so far go with the first piece handed on.
-                    let consumed = handedOver ? 0 : held - decoder.pendingBytes
-                    if !handedOver {
-                        held = decoder.pendingBytes
-                        handedOver = true
-                    }
-                    events(.payload(bytes, heldBytes: consumed))
-                case .complete(let fields):
+                    if let budget { budget.take(bytes.readableBytes) }
+                    events(.payload(bytes, heldBytes: budget == nil ? 0 : bytes.readableBytes))
+                case .complete(var fields):
                     guard completion == nil else { throw StreamProblem("a second InvokeComplete") }
+                    fields.attempts = attempts
                     completion = fields
                 case .ignored:
                     break
                 }
             }
+            if completion != nil && decoder.pendingBytes > 0 { throw StreamProblem("bytes after InvokeComplete") }
         } catch {
-            budget?.release(held)
             cancel()
-            events(.failed(LambdaInvokeError(.connectionLost, "Lambda's stream broke: \(error)")))
+            events(.failed(Self.broken(LambdaInvokeError(.connectionLost, "Lambda's stream broke: \(error)"), attempts: attempts)))
             return
         }
-        if !handedOver && budget != nil {
-            // Only framing, or an InvokeComplete: nothing to hand on, so its bytes go back now.
-            let consumed = held - decoder.pendingBytes
-            if consumed > 0 { budget?.release(consumed) }
-            held = decoder.pendingBytes
+        if let completion {
+            // The stream is complete now, whatever the connection does next (the end of its HTTP
+            // answer normally comes with it; a connection that stays open is the pool's concern).
+            events(.completed(completion))
+            return
         }
-        state = .streaming(decoder, held: held, completion: completion, cancel: cancel)
+        state = .streaming(decoder, attempts: attempts, cancel: cancel)
     }
 
     /// The call's outcome, after the last piece of its answer.
@@ -201,26 +225,22 @@ final class InvokeStream: @unchecked Sendable {
                 if result.heldBytes > 0 { budget?.release(result.heldBytes) }
                 events(.failed(error))
             }
-        case .streaming(let decoder, let held, let completion, _):
-            if held > 0 { budget?.release(held) }
+        case .streaming(let decoder, let attempts, _):
             switch outcome {
             case .failure(var error):
                 error.message = "the stream broke: " + error.message
-                events(.failed(error))
-            case .success(let result):
-                guard var completion, decoder.pendingBytes == 0 else {
-                    var error = LambdaInvokeError(
-                        .connectionLost,
-                        decoder.pendingBytes > 0 ? "Lambda's stream ended inside a message" : "Lambda's stream ended without InvokeComplete"
-                    )
-                    error.attempts = result.attempts
-                    events(.failed(error))
-                    return
-                }
-                completion.attempts = result.attempts
-                events(.completed(completion))
+                events(.failed(Self.broken(error, attempts: attempts)))
+            case .success:
+                let problem = decoder.pendingBytes > 0 ? "Lambda's stream ended inside a message" : "Lambda's stream ended without InvokeComplete"
+                events(.failed(Self.broken(LambdaInvokeError(.connectionLost, problem), attempts: attempts)))
             }
         }
+    }
+
+    private static func broken(_ error: LambdaInvokeError, attempts: Int) -> LambdaInvokeError {
+        var error = error
+        error.attempts = attempts
+        return error
     }
 
     private enum Message {

@@ -7,6 +7,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import Synchronization
 
 /// How the client talks to Lambda.
 public struct LambdaInvokeConfiguration: Sendable {
@@ -25,6 +26,11 @@ public struct LambdaInvokeConfiguration: Sendable {
     public var maximumResponseBytes: Int
     /// One self-retry on 429 when the caller allows it (lambda.md §7.3).
     public var retryThrottling: Bool
+    /// Streamed answers in progress at once (`invokeStreaming`): each holds a pooled connection for
+    /// as long as its caller reads, so they may take at most this many of the
+    /// `maximumConnectionsPerHost`; calls over it fail at once with `tooManyStreams` (default: three
+    /// quarters of the pool, so that buffered calls always have connections).
+    public var maximumConcurrentStreams: Int
     public var userAgent: String
 
     public init(
@@ -38,8 +44,10 @@ public struct LambdaInvokeConfiguration: Sendable {
         maximumAsyncPayloadBytes: Int = 1_048_576,
         maximumResponseBytes: Int = 6_291_556,
         retryThrottling: Bool = true,
+        maximumConcurrentStreams: Int? = nil,
         userAgent: String = "lambda-gateway/0.1"
     ) {
+        self.maximumConcurrentStreams = maximumConcurrentStreams ?? max(1, maximumConnectionsPerHost * 3 / 4)
         self.endpoints = endpoints
         self.caFile = caFile
         self.caFileSetting = caFileSetting
@@ -80,6 +88,8 @@ public struct InvokeRequest: Sendable {
     public var traceHeader: String?
     /// Set by `invokeStreaming`: the call is `InvokeWithResponseStream`, and a 200's body goes here.
     var stream: UpstreamStreamSink?
+    /// Requests already sent for this call (a throttled one before its retry).
+    var priorAttempts = 0
 
     public init(
         function: FunctionARN,
@@ -108,6 +118,8 @@ public final class LambdaInvokeClient: Sendable {
     let credentials: any CredentialSource
     let keyCache = SigningKeyCache()
     let templates = InvokeTemplates()
+    /// Streamed answers in progress (`maximumConcurrentStreams`).
+    let activeStreams = Atomic<Int>(0)
     let logger: Logger
     let now: @Sendable () -> Date
     /// Where `invoke(_:)` answers when its caller is on no event loop.
@@ -178,8 +190,10 @@ public final class LambdaInvokeClient: Sendable {
                 return
             }
             self.logger.debug("throttled by Lambda; retrying once", metadata: ["function": "\(request.function)", "delay_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)"])
+            var again = request
+            again.priorAttempts = error.attempts
             eventLoop.scheduleTask(in: TimeAmount(delay)) {
-                self.send(request, to: endpoint, deadline: deadline, on: eventLoop) { retried in
+                self.send(again, to: endpoint, deadline: deadline, on: eventLoop) { retried in
                     var outcome = Self.adding(attempts: error.attempts, to: retried)
                     if case .failure(var again) = outcome {
                         again.failedAfterThrottlingRetry = true
@@ -308,7 +322,9 @@ public final class LambdaInvokeClient: Sendable {
         on eventLoop: any EventLoop,
         completion: @escaping @Sendable (Outcome) -> Void
     ) {
-        pool.execute(upstream, deadline: deadline, maximumResponseBytes: configuration.maximumResponseBytes, budget: request.budget, stream: request.stream, on: eventLoop) { outcome in
+        var stream = request.stream
+        stream?.attempts = request.priorAttempts + number
+        pool.execute(upstream, deadline: deadline, maximumResponseBytes: configuration.maximumResponseBytes, budget: request.budget, stream: stream, on: eventLoop) { outcome in
             switch outcome {
             case .success(let response):
                 do throws(LambdaInvokeError) {

@@ -17,6 +17,8 @@ public struct LambdaInvokeError: Error, Hashable, CustomStringConvertible {
         case responseTooLarge(limit: Int)
         /// The function cannot be addressed (ARN or endpoint configuration).
         case invalidTarget
+        /// As many streamed answers as the client allows are in progress; nothing was sent.
+        case tooManyStreams(limit: Int)
     }
 
     public var code: Code
@@ -49,6 +51,7 @@ public struct LambdaInvokeError: Error, Hashable, CustomStringConvertible {
         case .timeout: "UpstreamTimeout"
         case .responseTooLarge: "InvalidFunctionResponse"
         case .invalidTarget: "InvalidFunctionTarget"
+        case .tooManyStreams: "TooManyStreams"
         }
     }
 
@@ -59,7 +62,7 @@ public struct LambdaInvokeError: Error, Hashable, CustomStringConvertible {
         case .aws(413, _): 413
         case .aws: 502
         case .payloadTooLarge: 413
-        case .noCredentials, .endpointUnreachable: 503
+        case .noCredentials, .endpointUnreachable, .tooManyStreams: 503
         case .connectionLost, .responseTooLarge, .invalidTarget: 502
         case .timeout: 504
         }

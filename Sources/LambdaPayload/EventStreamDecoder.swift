@@ -129,24 +129,31 @@ public struct EventStreamDecoder: Sendable {
             throw EventStreamError(kind: .lengths)
         }
         guard buffer.readableBytes >= Int(total) else { return nil }
-        let message = buffer.readSlice(length: Int(total))!
-        let messageCRC = message.getInteger(at: message.readerIndex + Int(total) - 4, as: UInt32.self)!
-        let computed = message.withUnsafeReadableBytes { CRC32.checksum(UnsafeRawBufferPointer(rebasing: $0[8..<(Int(total) - 4)]), continuing: preludeCRC) }
+        let start = buffer.readerIndex
+        let messageCRC = buffer.getInteger(at: start + Int(total) - 4, as: UInt32.self)!
+        let computed = buffer.withUnsafeReadableBytes { CRC32.checksum(UnsafeRawBufferPointer(rebasing: $0[8..<(Int(total) - 4)]), continuing: preludeCRC) }
         guard computed == messageCRC else {
             throw EventStreamError(kind: .messageChecksum)
         }
+        let decodedHeaders = try Self.headers(buffer.getSlice(at: start + 12, length: Int(headersLength))!)
+        // The payload in a buffer of its own: a slice would keep this whole buffer alive (and make
+        // the next append copy it) for as long as the piece waits to be written.
+        let payloadLength = Int(total) - 16 - Int(headersLength)
+        var payload = ByteBuffer()
+        payload.reserveCapacity(payloadLength)
+        payload.writeImmutableBuffer(buffer.getSlice(at: start + 12 + Int(headersLength), length: payloadLength)!)
+        buffer.moveReaderIndex(forwardBy: Int(total))
         // What was read is dropped now and then, so a long stream does not grow the buffer.
         if buffer.readableBytes == 0 {
             buffer.clear()
         } else if buffer.readerIndex > 64 * 1024 {
             buffer.discardReadBytes()
         }
-        var headers = message.getSlice(at: message.readerIndex + 12, length: Int(headersLength))!
-        let payload = message.getSlice(at: message.readerIndex + 12 + Int(headersLength), length: Int(total) - 16 - Int(headersLength))!
-        return EventStreamMessage(headers: try Self.headers(&headers), payload: payload)
+        return EventStreamMessage(headers: decodedHeaders, payload: payload)
     }
 
-    private static func headers(_ bytes: inout ByteBuffer) throws(EventStreamError) -> [(name: String, value: EventStreamHeaderValue)] {
+    private static func headers(_ bytes: ByteBuffer) throws(EventStreamError) -> [(name: String, value: EventStreamHeaderValue)] {
+        var bytes = bytes
         var headers: [(name: String, value: EventStreamHeaderValue)] = []
         var names = Set<String>()
         while bytes.readableBytes > 0 {

@@ -158,6 +158,19 @@ struct StreamingGatewayTests {
         }
     }
 
+    /// HTTP/1.0 has no chunks: the body ends with the connection, closed normally when it is
+    /// complete, and reset when it broke, which the client reports as an error.
+    @Test func anHTTP10StreamEndsWithTheConnectionAndABrokenOneWithAReset() async throws {
+        try await StreamingFixture.with { gateway in
+            let complete = try await gateway.curl("/events?n=2&delay_ms=0", httpVersion: "--http1.0")
+            #expect(complete.exit == 0 && complete.status == 200 && complete.body == "data: tick 1 of 2\n\ndata: tick 2 of 2\n\n")
+            #expect(!complete.headers.contains("transfer-encoding") && complete.headers.contains("connection: close"))
+            let broken = try await gateway.curl("/events?n=3&delay_ms=0&fail_after=2", httpVersion: "--http1.0")
+            #expect(broken.exit == 56, "curl took a cut stream for a complete one: exit \(broken.exit)")
+            #expect(broken.body == "data: tick 1 of 3\n\ndata: tick 2 of 3\n\n")
+        }
+    }
+
     @Test func withoutAPreludeTheFunctionsBytesAreTheBodyAndAFailureBeforeThemIsA502() async throws {
         try await StreamingFixture.with { gateway in
             let ownType = try await gateway.curl("/events?n=2&delay_ms=0&type=text/plain")

@@ -151,10 +151,70 @@ struct InvokeStreamTests {
 
     @Test func theDeadlineCoversTheWholeStream() async throws {
         let bytes = try await Self.frames([Self.chunk("one"), Self.chunk("two"), Self.chunk("three"), Self.complete])
-        try await InvokeFixture.with(handler: { _ in Self.streamed(Self.cut(bytes, every: 40), pause: .milliseconds(400)) }) { fixture in
-            let recorder = await Self.call(fixture, timeout: .milliseconds(500))
+        // The answer takes at least 6 s (three pauses of 2 s); the first piece comes at once, well
+        // within the 3 s deadline even on a loaded machine.
+        try await InvokeFixture.with(handler: { _ in Self.streamed(Self.cut(bytes, every: 40), pause: .seconds(2)) }) { fixture in
+            let recorder = await Self.call(fixture, timeout: .seconds(3))
             #expect(recorder.log.first == "started - stream-1")
             #expect(recorder.log.last == "failed UpstreamTimeout")
+        }
+    }
+
+    /// A cancel that comes after the stream completed (a receiver abandoning it late) leaves the
+    /// pooled connection, now idle or carrying another call, alone.
+    @Test func aLateCancelNeverClosesTheConnectionForTheNextCall() async throws {
+        let bytes = try await Self.frames([Self.chunk("one"), Self.complete])
+        try await InvokeFixture.with(handler: { request in
+            request.path.hasSuffix("/response-streaming-invocations") ? Self.streamed([bytes]) : ScriptedResponse(json: #"{"ok":true}"#, delay: .milliseconds(300))
+        }) { fixture in
+            let recorder = await Self.call(fixture)
+            #expect(recorder.log.last == "completed -")
+            let start = try #require(recorder.start.withLock { $0 })
+            try await waitUntil("the connection is back in the pool") { fixture.client.poolStatistics.idle == 1 }
+            async let buffered = fixture.invoke()
+            try await waitUntil("the buffered call is on the wire") { fixture.server.requests.count == 2 }
+            start.cancel()
+            let result = try await buffered
+            #expect(result.statusCode == 200 && String(buffer: result.payload) == #"{"ok":true}"#)
+            #expect(fixture.server.connectionCount == 1, "the one pooled connection carried both calls")
+        }
+    }
+
+    /// A message larger than the client's budget still passes: bytes of a message not yet complete
+    /// are not counted, so reading goes on until it is.
+    @Test func aMessageLargerThanTheBudgetDoesNotStallTheStream() async throws {
+        let big = String(repeating: "m", count: 100 * 1024)
+        let bytes = try await Self.frames([Self.chunk(big), Self.chunk("after"), Self.complete])
+        try await InvokeFixture.with(handler: { _ in Self.streamed(Self.cut(bytes, every: 4096)) }) { fixture in
+            let budget = ResponseBudget(limit: 16 * 1024)
+            let recorder = Recorder()
+            let request = InvokeRequest(function: ordersARN, payload: ByteBuffer(string: "{}"), timeout: .seconds(30), budget: budget)
+            fixture.client.invokeStreaming(request, on: MultiThreadedEventLoopGroup.singleton.any()) { event in
+                recorder.record(event)
+                // Written at once, as a client that reads.
+                if case .payload(_, let held) = event { budget.release(held) }
+            }
+            await recorder.waitForEnd()
+            #expect(recorder.log == ["started - stream-1", "payload", "payload", "completed -"])
+            #expect(recorder.payload.withLock { $0.count } == big.utf8.count + 5)
+            #expect(budget.held == 0, "every byte taken was given back")
+        }
+    }
+
+    @Test func streamsOverTheLimitAreRefusedAtOnceAndBufferedCallsStillPass() async throws {
+        let bytes = try await Self.frames([Self.chunk("one"), Self.chunk("two"), Self.complete])
+        try await InvokeFixture.with(configuration: { $0.maximumConcurrentStreams = 1 }, handler: { request in
+            request.path.hasSuffix("/response-streaming-invocations") ? Self.streamed(Self.cut(bytes, every: 60), pause: .milliseconds(300)) : ScriptedResponse(json: "{}")
+        }) { fixture in
+            let first = Recorder()
+            fixture.client.invokeStreaming(InvokeRequest(function: ordersARN, payload: ByteBuffer(string: "{}"), timeout: .seconds(30)), on: MultiThreadedEventLoopGroup.singleton.any()) { first.record($0) }
+            try await waitUntil("the first stream started") { first.log.first?.hasPrefix("started") == true }
+            let second = await Self.call(fixture)
+            #expect(second.log == ["failed TooManyStreams"])
+            #expect(try await fixture.invoke().statusCode == 200, "a buffered call is not a stream")
+            await first.waitForEnd()
+            #expect(first.log.last == "completed -")
+            #expect(await Self.call(fixture).log.last == "completed -", "the slot is free again")
         }
     }
 

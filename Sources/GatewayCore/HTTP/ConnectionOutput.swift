@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import LambdaInvoke
 import NIOCore
 
@@ -66,6 +69,18 @@ final class ConnectionOutput: @unchecked Sendable {
                 if case .success = result { then(true) } else { then(false) }
             }
         }
+    }
+
+    /// Resets the TCP connection (`SO_LINGER` 0, closed below TLS): no `close_notify` and no FIN,
+    /// so a client reading a body that ends with the connection sees it was cut short (a FIN, or a
+    /// `close_notify`, would mark its end).
+    func reset() {
+        guard let provider = channel as? any SocketOptionProvider else {
+            counter.closeSocket()
+            return
+        }
+        let counter = self.counter
+        provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).assumeIsolated().whenComplete { _ in counter.closeSocket() }
     }
 
     /// HTTP/2 streams open on the connection (the idle timeout never closes a connection with one).

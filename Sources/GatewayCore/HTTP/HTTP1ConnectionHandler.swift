@@ -315,12 +315,18 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         }
     }
 
-    /// Closes the connection without the stream's end: the client sees an incomplete response.
+    /// Closes the connection without the stream's end: the client sees an incomplete response. A
+    /// chunked body lacks its last chunk; a body that ends with the connection (HTTP/1.0) ends with
+    /// a reset instead of a FIN, which is how a client tells truncation from the end.
     private func abortStream(context: ChannelHandlerContext) {
         guard let relay else { return }
         self.relay = nil
         endStream(relay, written: relay.written)
-        context.close(promise: nil)
+        if relay.chunked {
+            context.close(promise: nil)
+        } else {
+            output.reset()
+        }
     }
 
     /// The request of a streamed answer is over: counted and logged.

@@ -102,6 +102,9 @@ public enum ResponseCodeDetails {
     public static let responseTooLarge = "lambda_response_too_large"
     /// The function cannot be addressed: ARN or endpoint configuration (502).
     public static let invalidTarget = "lambda_invalid_target"
+    /// As many streamed answers as the gateway allows at once are in progress (503): streams hold
+    /// their pooled connection to Lambda for as long as the caller reads, and may not take them all.
+    public static let tooManyStreams = "lambda_too_many_streams"
     /// Intentions denied the caller (403).
     public static let rbacAccessDenied = "rbac_access_denied"
     /// The connection's service is no longer served (503, flag `NR`; Envoy's value).
@@ -141,6 +144,7 @@ public enum ResponseCodeDetails {
         case .timeout: upstreamTimeout
         case .responseTooLarge: responseTooLarge
         case .invalidTarget: invalidTarget
+        case .tooManyStreams: tooManyStreams
         }
     }
 }

@@ -9,6 +9,9 @@ import NIOCore
 /// 200 whose body is every byte), then body pieces as they arrive, then the end. Until the
 /// connection's handler is ready to write (`attach`), pieces wait here; their bytes stay counted in
 /// the connection's `ResponseBudget`, so reading from Lambda pauses rather than the queue growing.
+/// Each body piece takes its own bytes from the budget and the payload that brought it gives its
+/// back; the prelude the splitter holds while it decides the head (at most the header limit) is
+/// not counted, so that a head still being read never waits for room it cannot free.
 final class ResponseStream: @unchecked Sendable {
     // @unchecked: touched on `eventLoop` only (the stream's events arrive there).
 
@@ -39,16 +42,16 @@ final class ResponseStream: @unchecked Sendable {
 
     private enum State {
         /// Waiting for Lambda's answer to decide the head.
-        case beginning(StreamingResponseSplitter?, held: Int)
+        case beginning(StreamingResponseSplitter?)
         /// The head is out; parts wait in `queued` until a consumer is attached.
-        case streaming(StreamingResponseSplitter, held: Int)
+        case streaming(StreamingResponseSplitter)
         /// The end is queued or delivered.
         case ended
     }
 
     let eventLoop: any EventLoop
     private let budget: ResponseBudget?
-    private var state = State.beginning(nil, held: 0)
+    private var state = State.beginning(nil)
     /// Called once with the head, or the answer that replaces it.
     var began: ((Beginning) -> Void)?
     private var queued = CircularBuffer<Part>()
@@ -76,19 +79,21 @@ final class ResponseStream: @unchecked Sendable {
         switch event {
         case .started(let start):
             self.start = start
-            if case .beginning(nil, let held) = state {
-                state = .beginning(StreamingResponseSplitter(contentType: start.contentType), held: held)
+            attempts = start.attempts
+            if case .beginning(nil) = state {
+                state = .beginning(StreamingResponseSplitter(contentType: start.contentType))
             }
         case .payload(let bytes, let heldBytes):
-            pieces(heldBytes: heldBytes) { splitter throws(PayloadError) in try splitter.append(bytes) }
+            // The payload's bytes go back once the pieces made of it took theirs.
+            defer { if heldBytes > 0 { budget?.release(heldBytes) } }
+            pieces { splitter throws(PayloadError) in try splitter.append(bytes) }
         case .completed(let completion):
             self.completion = completion
-            attempts = completion.attempts
             if let code = completion.errorCode {
                 failed(StreamFailure(message: "the function failed mid-stream: \(code)", flags: [], functionErrorCode: code), functionError: completion)
                 return
             }
-            pieces(heldBytes: 0) { splitter throws(PayloadError) in try splitter.finish() }
+            pieces { splitter throws(PayloadError) in try splitter.finish() }
             end(failure: nil)
         case .failed(let error):
             attempts = error.attempts
@@ -113,52 +118,47 @@ final class ResponseStream: @unchecked Sendable {
         while let part = queued.popFirst() {
             if case .body(_, let held) = part, held > 0 { budget?.release(held) }
         }
+        if case .ended = state { return }
         start?.cancel()
     }
 
     // MARK: Events
 
-    /// Feeds the splitter, and hands on what it gives: the head (once), then body pieces. The
-    /// budget bytes of the payload go with the first body piece; while the splitter holds them (a
-    /// prelude being read), they wait in the state.
-    private func pieces(heldBytes: Int, _ feed: (inout StreamingResponseSplitter) throws(PayloadError) -> [StreamingResponseSplitter.Event]) {
+    /// Feeds the splitter, and hands on what it gives: the head (once), then body pieces, each
+    /// taking its bytes from the budget.
+    private func pieces(_ feed: (inout StreamingResponseSplitter) throws(PayloadError) -> [StreamingResponseSplitter.Event]) {
         var splitter: StreamingResponseSplitter
-        var held: Int
+        var headOut: Bool
         switch state {
-        case .beginning(let current?, let pending):
-            (splitter, held) = (current, pending)
-        case .streaming(let current, let pending):
-            (splitter, held) = (current, pending)
-        case .beginning(nil, _), .ended:
-            if heldBytes > 0 { budget?.release(heldBytes) }
+        case .beginning(let current?):
+            (splitter, headOut) = (current, false)
+        case .streaming(let current):
+            (splitter, headOut) = (current, true)
+        case .beginning(nil), .ended:
             return
         }
-        held += heldBytes
         let events: [StreamingResponseSplitter.Event]
         do {
             events = try feed(&splitter)
         } catch {
-            if held > 0 { budget?.release(held) }
             start?.cancel()
             failed(StreamFailure(message: error.message, flags: []), invalid: error)
             return
         }
-        var headOut = false
-        if case .streaming = state { headOut = true }
         for event in events {
             switch event {
             case .head(let head):
                 headOut = true
-                state = .streaming(splitter, held: 0)
+                state = .streaming(splitter)
                 began?(.head(head))
                 began = nil
             case .body(let body):
-                deliver(.body(body, heldBytes: held))
-                held = 0
+                if let budget { budget.take(body.readableBytes) }
+                deliver(.body(body, heldBytes: budget == nil ? 0 : body.readableBytes))
             }
         }
         if case .ended = state { return }
-        state = headOut ? .streaming(splitter, held: held) : .beginning(splitter, held: held)
+        state = headOut ? .streaming(splitter) : .beginning(splitter)
     }
 
     private func deliver(_ part: Part) {
@@ -174,12 +174,7 @@ final class ResponseStream: @unchecked Sendable {
     }
 
     private func end(failure: StreamFailure?) {
-        switch state {
-        case .beginning(_, let held), .streaming(_, let held):
-            if held > 0 { budget?.release(held) }
-        case .ended:
-            return
-        }
+        if case .ended = state { return }
         state = .ended
         deliver(.end(failure: failure))
         consumer = nil
@@ -188,11 +183,10 @@ final class ResponseStream: @unchecked Sendable {
     /// The stream failed: before its head, the answer replaces it (as in a buffered call); after,
     /// the response ends incomplete.
     private func failed(_ failure: StreamFailure, callError: LambdaInvokeError? = nil, functionError: InvokeStreamCompletion? = nil, invalid: PayloadError? = nil) {
-        guard case .beginning(_, let held) = state, let began else {
+        guard case .beginning = state, let began else {
             end(failure: failure)
             return
         }
-        if held > 0 { budget?.release(held) }
         state = .ended
         self.began = nil
         var answer: RequestProcessor.Answer

@@ -40,6 +40,7 @@ public struct LambdaErrorType: RawRepresentable, Hashable, Sendable {
         case .timeout: self.init(rawValue: "Timeout")
         case .responseTooLarge: self.init(rawValue: "ResponseTooLarge")
         case .invalidTarget: self.init(rawValue: "InvalidTarget")
+        case .tooManyStreams: self.init(rawValue: "TooManyStreams")
         }
     }
 

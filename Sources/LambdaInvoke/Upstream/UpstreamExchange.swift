@@ -26,12 +26,14 @@ struct UpstreamResponse: Sendable {
 /// Where a streamed answer goes as it arrives, called on the upstream connection's event loop. Only
 /// a 200 streams; any other status is an AWS error answer, collected whole as in a buffered call.
 struct UpstreamStreamSink: Sendable {
-    /// The 200's head, and how to abandon the answer (it closes the connection; the exchange then
-    /// fails as `closedMidResponse`).
-    var head: @Sendable (_ headers: HTTPHeaders, _ localAddress: String?, _ cancel: @escaping @Sendable () -> Void) -> Void
+    /// The 200's head, the call's `attempts` so far, and how to abandon the answer (it closes the
+    /// connection if it still carries this exchange; the exchange then fails as `abandoned`).
+    var head: @Sendable (_ headers: HTTPHeaders, _ localAddress: String?, _ attempts: Int, _ cancel: @escaping @Sendable () -> Void) -> Void
     /// A piece of the body. Its bytes were taken from the exchange's `ResponseBudget` (when it has
     /// one) and are the sink's to give back; reading pauses while the budget is spent.
     var body: @Sendable (ByteBuffer) -> Void
+    /// Requests sent for the call with this one (set by the client before each attempt).
+    var attempts = 1
 }
 
 /// Why an exchange with the endpoint failed. The Invoke client turns it into a `LambdaInvokeError`.

@@ -178,8 +178,18 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             if head.status.code < 200 { return }
             if head.status.code == 200, let sink = exchange.stream {
                 state = .receiving(exchange, timer: timer, Receiving(status: 200, headers: head.headers, keepAlive: head.isKeepAlive, body: nil, streaming: true))
-                let channel = context.channel
-                sink.head(head.headers, localAddress) { channel.close(promise: nil) }
+                // The cancel may come late, from another loop: it ends this exchange only, never one the
+                // pooled connection carries by then.
+                let number = exchangeNumber
+                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                let eventLoop = context.eventLoop
+                sink.head(head.headers, localAddress, sink.attempts) {
+                    eventLoop.execute {
+                        let (handler, context) = loopBound.value
+                        guard handler.exchangeNumber == number, case .receiving = handler.state else { return }
+                        handler.fail(context: context, with: .abandoned)
+                    }
+                }
                 return
             }
             let limit = exchange.maximumResponseBytes
