@@ -155,7 +155,10 @@ public struct EventStreamDecoder: Sendable {
     private static func headers(_ bytes: ByteBuffer) throws(EventStreamError) -> [(name: String, value: EventStreamHeaderValue)] {
         var bytes = bytes
         var headers: [(name: String, value: EventStreamHeaderValue)] = []
-        var names = Set<String>()
+        headers.reserveCapacity(4)
+        // Duplicates found by a scan while there are few (Lambda's messages have three), by a set
+        // beyond, so that a message of thousands of headers is not quadratic.
+        var names: Set<String>?
         while bytes.readableBytes > 0 {
             guard let nameLength = bytes.readInteger(as: UInt8.self), nameLength > 0, let name = bytes.readString(length: Int(nameLength)),
                 let type = bytes.readInteger(as: UInt8.self)
@@ -178,7 +181,12 @@ public struct EventStreamDecoder: Sendable {
                 value = .uuid(data)
             default: throw EventStreamError(kind: .unknownHeaderType(type))
             }
-            guard names.insert(name).inserted else { throw EventStreamError(kind: .duplicateHeader(name)) }
+            if headers.count < 8 {
+                guard !headers.contains(where: { $0.name == name }) else { throw EventStreamError(kind: .duplicateHeader(name)) }
+            } else {
+                if names == nil { names = Set(headers.map(\.name)) }
+                guard names!.insert(name).inserted else { throw EventStreamError(kind: .duplicateHeader(name)) }
+            }
             headers.append((name, value))
         }
         return headers

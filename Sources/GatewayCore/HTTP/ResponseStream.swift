@@ -84,6 +84,11 @@ final class ResponseStream: @unchecked Sendable {
                 state = .beginning(StreamingResponseSplitter(contentType: start.contentType))
             }
         case .payload(let bytes, let heldBytes):
+            if case .streaming = state {
+                // The head is out: the bytes are a body piece as they are, with the bytes they hold.
+                if bytes.readableBytes > 0 { deliver(.body(bytes, heldBytes: heldBytes)) } else if heldBytes > 0 { budget?.release(heldBytes) }
+                return
+            }
             // The payload's bytes go back once the pieces made of it took theirs.
             defer { if heldBytes > 0 { budget?.release(heldBytes) } }
             pieces { splitter throws(PayloadError) in try splitter.append(bytes) }
