@@ -10,12 +10,15 @@
 #   CALLGRIND=1 Benchmarks/streaming.sh   # also the gateway's instructions per piece under callgrind
 #   CALLGRIND=1 CALLGRIND_KEEP=/tmp/cg-stream.out …   # and keep the profile for callgrind_annotate
 #   SWIFT=/work/swift-locked …            # builds through another swift command (a lock wrapper)
+#   SMOKE=1 Benchmarks/streaming.sh       # seconds-long debug-build run that only checks the pieces work
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-echo "== building (release)"
-${SWIFT:-swift} build -c release --product lambda-gateway > /dev/null
-bin="$root/.build/release/lambda-gateway"
+CONFIGURATION=release; SMALL=100000; LARGE=4096; REQUESTS=30
+if [[ -n "${SMOKE:-}" ]]; then CONFIGURATION=debug; SMALL=1000; LARGE=16; REQUESTS=5; fi
+echo "== building ($CONFIGURATION)"
+${SWIFT:-swift} build -c "$CONFIGURATION" --product lambda-gateway > /dev/null
+bin="$root/.build/$CONFIGURATION/lambda-gateway"
 work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -46,10 +49,10 @@ start_gateway taskset -c 0
 url="https://$sni:$port"
 resolve=(--resolve "$sni:$port:127.0.0.1" --resolve "$greeting_sni:$port:127.0.0.1")
 
-echo "== time to first byte (30 requests on one keep-alive HTTP/1.1 connection each; the first dropped)"
+echo "== time to first byte ($REQUESTS requests on one keep-alive HTTP/1.1 connection each; the first dropped)"
 ttfb() { # LABEL URL: p50 and p90 of first byte and of the whole answer, after the request was sent
     local urls=()
-    for _ in $(seq 1 30); do urls+=(-o /dev/null "$2"); done
+    for _ in $(seq 1 "$REQUESTS"); do urls+=(-o /dev/null "$2"); done
     curl -sS -N --http1.1 "${caller[@]}" "${resolve[@]}" -w "%{time_pretransfer} %{time_starttransfer} %{time_total}\n" "${urls[@]}" \
         | awk 'NR > 1 { print ($2 - $1) * 1e6, ($3 - $1) * 1e6 }' \
         | python3 -c '
@@ -77,8 +80,8 @@ cpu = ticks / hz
 print("   %-40s %6.1f MB/s   gateway CPU %5.2f s: %6.2f us per piece, %5.2f s per GB" % (label, bytes_ / seconds / 1e6, cpu, cpu / pieces * 1e6, cpu / (bytes_ / 1e9)))' \
         "$1" "$2" "$3" "$bytes" "$seconds" "$((after - before))" "$ticks"
 }
-per_piece "100,000 pieces of 64 B" 100000 64
-per_piece "4,096 pieces of 64 KiB (256 MiB)" 4096 65536
+per_piece "$SMALL pieces of 64 B" "$SMALL" 64
+per_piece "$LARGE pieces of 64 KiB" "$LARGE" 65536
 
 if [[ -n "${CALLGRIND:-}" ]]; then
     echo "== callgrind: the gateway's instructions per piece (11,000 pieces less 1,000, 64 B each)"

@@ -38,6 +38,7 @@ if [ $# -eq 0 ]; then
     # A registrator full sync of 300 functions against moto, with MAX_CONCURRENCY 8 and 1, on the
     # debug build the tests used (the 1,000-function figures of BENCHMARKS.md are a release build).
     SMOKE=1 CONFIG=debug Benchmarks/registrator.sh
+    SMOKE=1 Benchmarks/streaming.sh
     # Every parser's fuzz target, briefly: they build (sanitizers, libFuzzer) and the seeds and a
     # few seconds of mutations find no crash. The long runs are `scripts/fuzz.sh --seconds 600`.
     scripts/fuzz.sh --seconds 10
