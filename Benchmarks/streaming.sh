@@ -36,10 +36,11 @@ export AWS_ACCESS_KEY_ID=AKIDLAMBDAGATEWAYDEV AWS_SECRET_ACCESS_KEY=lambda-gatew
 
 start_gateway() { # PREFIX...: the gateway on a new port, under PREFIX (valgrind, say); sets port, gateway_pid
     port=$(free_port)
-    (cd "$work/dev" && HOME=/nonexistent "$@" "$bin" run --config gateway.yaml --register none --listen "127.0.0.1:$port" --admin "127.0.0.1:0" \
+    # exec: the background job's PID is the gateway's (or valgrind's), so that it is the one stopped.
+    (cd "$work/dev" && exec env HOME=/nonexistent "$@" "$bin" run --config gateway.yaml --register none --listen "127.0.0.1:$port" --admin "127.0.0.1:0" \
         --event-loops 1 --lambda-endpoint "$lambda_url" --log-level error > "$work/gateway.log" 2>&1) & pids+=($!)
+    gateway_pid=$!
     wait_for "$work/gateway.log" "listening on"
-    gateway_pid=$(pgrep -n -f -- "--listen 127.0.0.1:$port")
 }
 caller=(--cacert "$work/dev/ca.pem" --cert "$work/dev/web.pem" --key "$work/dev/web-key.pem")
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -85,7 +86,7 @@ per_piece "$LARGE pieces of 64 KiB" "$LARGE" 65536
 
 if [[ -n "${CALLGRIND:-}" ]]; then
     echo "== callgrind: the gateway's instructions per piece (11,000 pieces less 1,000, 64 B each)"
-    kill "$gateway_pid"
+    kill "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true
     # Valgrind 3.19 cannot read the toolchain's DWARF 5: a copy without debug sections.
     strip --strip-debug -o "$work/lambda-gateway-nodebug" "$bin"
     bin="$work/lambda-gateway-nodebug"
