@@ -146,6 +146,7 @@ struct HTTP1GatewayTests {
             #expect(try sent("/own") == "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1")
             #expect(try sent("/none") == nil, "a malformed traceparent sends no trace")
             #expect(w3c.body.contains("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"), "the function still sees the caller's header")
+            #expect(!w3c.headers.lowercased().contains("traceresponse"), "no span of its own without a tracer: nothing to answer")
         }
     }
 

@@ -17,18 +17,22 @@ struct StreamingFixture {
     let files: TemporaryDirectory
     let port: Int
     let metrics: GatewayMetrics
+    /// The access log's file (Consul's default JSON format).
+    let accessLogPath: String
 
     static func with(settings: ProcessingSettings = ProcessingSettings(), _ body: (StreamingFixture) async throws -> Void) async throws {
         try await TLSFixture.with { tls in
             let consul = tls.snapshots.consul
+            let files = try TemporaryDirectory()
+            let accessLogPath = files.url.appendingPathComponent("access.log").path
+            try consul.setConfigEntry(#"{"Kind":"proxy-defaults","Name":"global","AccessLogs":{"Enabled":true,"Type":"file","Path":"\#(accessLogPath)"}}"#)
             consul.registerInstance("events")
             try consul.setConfigEntry(
                 #"{"Kind":"service-defaults","Name":"events","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:countdown","InvokeMode":"RESPONSE_STREAM"}}]}"#
             )
             try consul.linkServices(["orders", "thumbnails", "events"])
-            try await tls.snapshots.waitFor("the streamed service") { $0.services["events"]?.lambda.invokeMode == .responseStream }
+            try await tls.snapshots.waitFor("the streamed service") { $0.services["events"]?.lambda.invokeMode == .responseStream && $0.accessLogs != nil }
             let lambda = try await DevLambdaEndpoint.bind(group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "lambda"))
-            let files = try TemporaryDirectory()
             let invoker = try LambdaInvokeClient(
                 configuration: LambdaInvokeConfiguration(endpoints: LambdaEndpointResolver(customEndpoint: lambda.url)),
                 credentials: StaticCredentialSource(DevLambdaEndpoint.credentials),
@@ -36,13 +40,16 @@ struct StreamingFixture {
                 logger: Logger(label: "invoke")
             )
             let metrics = GatewayMetrics()
-            let processor = RequestProcessor(store: tls.snapshots.store, invoker: invoker, settings: settings, metrics: metrics, logger: Logger(label: "gateway"))
+            let accessLog = AccessLog(store: tls.snapshots.store, hangups: nil, metrics: metrics, logger: Logger(label: "access-log"))
+            let processor = RequestProcessor(
+                store: tls.snapshots.store, invoker: invoker, settings: settings, metrics: metrics, accessLog: accessLog, logger: Logger(label: "gateway")
+            )
             let acceptor = MeshTLSAcceptor(store: tls.snapshots.store, metrics: metrics, logger: Logger(label: "tls"))
             let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .childChannelInitializer { channel in acceptor.configure(channel) { channel, connection in processor.configureHTTP(channel, connection: connection) } }
                 .bind(host: "127.0.0.1", port: 0)
                 .get()
-            let fixture = StreamingFixture(tls: tls, files: files, port: listener.localAddress!.port!, metrics: metrics)
+            let fixture = StreamingFixture(tls: tls, files: files, port: listener.localAddress!.port!, metrics: metrics, accessLogPath: accessLogPath)
             try await withTeardown { try await body(fixture) } teardown: {
                 try? await listener.close()
                 try? await invoker.shutdown()
@@ -109,6 +116,17 @@ struct StreamingFixture {
         return hours * 3600 + minutes * 60 + seconds
     }
 
+    /// The access log's lines (JSON objects) once it has `count`.
+    func accessLogLines(_ count: Int) async throws -> [[String: Any]] {
+        var lines: [[String: Any]] = []
+        try await waitUntil("\(count) access-log lines") {
+            let text = (try? String(contentsOfFile: accessLogPath, encoding: .utf8)) ?? ""
+            lines = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            return lines.count >= count
+        }
+        return lines
+    }
+
     func scrape() -> PrometheusText {
         PrometheusText(metrics.exposition(snapshot: tls.snapshots.store.snapshot, inFlight: 0))
     }
@@ -152,6 +170,14 @@ struct StreamingGatewayTests {
             }
             let metrics = gateway.scrape()
             #expect(metrics.value("lambda_gateway_streamed_responses_total", ["service": "events", "result": "incomplete"]) == 3)
+            // The access log says how each broke, with the bytes that did go out.
+            let lines = try await gateway.accessLogLines(3)
+            #expect(lines.map { $0["response_code_details"] as? String } == [
+                "lambda_function_error_after_response_started", "upstream_reset_after_response_started{connection_termination}",
+                "upstream_reset_after_response_started{connection_termination}",
+            ])
+            #expect(lines.map { $0["response_flags"] as? String } == ["-", "UC", "UC"])
+            #expect(lines.allSatisfy { $0["response_code"] as? Int == 200 && $0["bytes_sent"] as? Int == 38 })
             #expect(metrics.value("lambda_gateway_requests_total", ["service": "events", "status": "200", "outcome": "function_error"]) == 1)
             #expect(metrics.value("lambda_gateway_requests_total", ["service": "events", "status": "200", "outcome": "invoke_error"]) == 2)
             #expect(metrics.value("lambda_gateway_lambda_errors_total", ["service": "events", "error_type": "Unhandled"]) == 1)
@@ -190,13 +216,14 @@ struct StreamingGatewayTests {
     /// connection's answer budget has room, so what it holds stays near that limit however long
     /// the answer (64 MiB here, ~300 KB of it read in the test's 3 s), and the call is cancelled
     /// when the caller leaves.
-    @Test func aSlowCallerSlowsReadingFromLambdaInsteadOfGrowingMemory() async throws {
+    @Test(arguments: ["--http1.1", "--http2"])
+    func aSlowCallerSlowsReadingFromLambdaInsteadOfGrowingMemory(_ httpVersion: String) async throws {
         var settings = ProcessingSettings()
         settings.connectionBufferLimit = 256 * 1024
         settings.sendTimeout = .seconds(60)
         try await StreamingFixture.with(settings: settings) { gateway in
             gateway.metrics.resetHeldAnswerBytesPeak()
-            let answer = try await gateway.curl("/events?n=1024&size=65536&delay_ms=0", extra: ["--limit-rate", "100K", "--max-time", "3"])
+            let answer = try await gateway.curl("/events?n=1024&size=65536&delay_ms=0", httpVersion: httpVersion, extra: ["--limit-rate", "100K", "--max-time", "3"])
             #expect(answer.exit == 28, "curl gave up after 3 s, as asked")
             let peak = gateway.metrics.heldAnswerBytes.peak
             #expect(peak > 0 && peak <= 256 * 1024 + 512 * 1024, "the gateway held \(peak) bytes of a 64 MiB answer")

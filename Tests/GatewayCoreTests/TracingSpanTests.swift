@@ -62,6 +62,8 @@ struct TracingSpanTests {
             // The function's parent is the gateway's span, in the caller's trace.
             let sent = try #require(gateway.lambda.requests.first?.header("x-amzn-trace-id"))
             #expect(sent == "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=\(span.spanContext.spanID);Sampled=1")
+            // The caller learns the gateway's span (W3C traceresponse).
+            #expect(traced.headers.lowercased().contains("traceresponse: 00-4bf92f3577b34da6a3ce929d0e0e4736-\(span.spanContext.spanID)-01"), "\(traced.headers)")
 
             // No caller trace: the span starts one, and the function still joins it.
             let fresh = try await gateway.curl("orders", path: "/fresh")

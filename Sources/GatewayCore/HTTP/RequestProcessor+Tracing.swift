@@ -37,7 +37,13 @@ extension RequestProcessor {
             call.invocation.traceHeader = trace.amazonTraceHeader
             call.traceID = trace.traceID
         }
-        let processed = await invoke(call)
+        var processed = await invoke(call)
+        // W3C `traceresponse`: the caller learns the gateway's span (its trace, the span's id) when
+        // the tracer propagates W3C trace context; the function's own value, if any, is replaced.
+        if let traceparent = HTTPFieldsPropagation().extract(key: "traceparent", from: carrier) {
+            processed.answer.response.headers.removeAll { $0.name.asciiCaseInsensitiveEquals("traceresponse") }
+            processed.answer.response.headers.append(HTTPField("traceresponse", traceparent))
+        }
         let answer = processed.answer
         span.attributes["http.response.status_code"] = answer.response.status
         span.attributes["lambda_gateway.outcome"] = answer.outcome.rawValue
