@@ -1,13 +1,14 @@
+import Foundation
+import FuzzSupport
+import MeshIdentity
+import NIOCore
+
 // libFuzzer target: the input decoded as the answer of each endpoint the gateway watches (consul-api.md
 // §4, §5), with `ConsulClient.decode` as the watches use it. Each answer that decodes replaces its part
 // of a consistent state (shared/testdata/consul: `orders` is served) and the snapshot is built and
 // used as a request would use it: SNI lookup and intentions compiled and evaluated.
 @testable import ConsulAPI
-import Foundation
-import FuzzSupport
 @testable import GatewayCore
-import MeshIdentity
-import NIOCore
 
 let trustDomain = "11111111-2222-3333-4444-555555555555.consul"
 
@@ -17,16 +18,22 @@ let baseline: ConsulState = {
         try! ConsulClient.decode(type, ByteBuffer(string: json), endpoint: "baseline")
     }
     var state = ConsulState()
-    state.roots = decode(CARoots.self, """
+    state.roots = decode(
+        CARoots.self,
+        """
         {"ActiveRootID": "5b:1e", "TrustDomain": "\(trustDomain)",
          "Roots": [{"ID": "5b:1e", "Name": "Consul CA Primary Cert", "RootCert": "-----BEGIN CERTIFICATE-----\\nPLACEHOLDER\\n-----END CERTIFICATE-----\\n", "Active": true}]}
         """)
-    state.gatewayServices = decode([GatewayService].self, """
+    state.gatewayServices = decode(
+        [GatewayService].self,
+        """
         [{"Gateway": {"Name": "lambda-gateway"}, "Service": {"Name": "orders"}, "GatewayKind": "terminating-gateway"},
          {"Gateway": {"Name": "lambda-gateway"}, "Service": {"Name": "thumbnails"}, "GatewayKind": "terminating-gateway"}]
         """)
     state.catalogServices[.default] = decode(CatalogServices.self, #"{"orders": ["managed-by-lambda-registrator"], "thumbnails": []}"#)
-    state.serviceDefaults[.default] = decode([ServiceDefaults].self, """
+    state.serviceDefaults[.default] = decode(
+        [ServiceDefaults].self,
+        """
         [{"Kind": "service-defaults", "Name": "orders", "Protocol": "http", "EnvoyExtensions": [{"Name": "builtin/aws/lambda",
           "Arguments": {"ARN": "arn:aws:lambda:us-east-1:123456789012:function:orders", "PayloadPassthrough": false, "InvocationMode": "synchronous"}}]},
          {"Kind": "service-defaults", "Name": "thumbnails", "Protocol": "http", "Meta": {
@@ -38,14 +45,18 @@ let baseline: ConsulState = {
     state.serviceResolvers[.default] = decode([ServiceResolver].self, #"[{"Kind": "service-resolver", "Name": "orders", "RequestTimeout": "30s"}]"#)
     state.proxyDefaults = .absent
     state.mesh = .absent
-    state.intentions["orders"] = decode(IntentionMatches.self, """
+    state.intentions["orders"] = decode(
+        IntentionMatches.self,
+        """
         {"orders": [{"SourceName": "billing", "SourceNS": "default", "SourceType": "consul", "Precedence": 9, "Permissions": [
            {"Action": "deny", "HTTP": {"PathPrefix": "/admin"}},
            {"Action": "allow", "HTTP": {"PathPrefix": "/orders", "Methods": ["GET", "HEAD"], "Header": [{"Name": "x-tenant", "Present": true}]}}]},
           {"SourceName": "web", "SourceNS": "default", "SourceType": "consul", "Action": "allow", "Precedence": 9}]}
         """)["orders"]!
     state.intentions["thumbnails"] = []
-    state.leaves["orders"] = decode(LeafCertificate.self, """
+    state.leaves["orders"] = decode(
+        LeafCertificate.self,
+        """
         {"SerialNumber": "5e:3a", "Service": "orders", "ServiceURI": "spiffe://\(trustDomain)/ns/default/dc/dc1/svc/orders",
          "CertPEM": "-----BEGIN CERTIFICATE-----\\nPLACEHOLDER\\n-----END CERTIFICATE-----\\n",
          "PrivateKeyPEM": "-----BEGIN EC PRIVATE KEY-----\\nPLACEHOLDER\\n-----END EC PRIVATE KEY-----\\n",

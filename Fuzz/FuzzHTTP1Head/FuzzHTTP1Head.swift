@@ -5,14 +5,15 @@
 import AWSCredentials
 import AWSSigV4
 import FuzzSupport
-@testable import GatewayCore
 import LambdaInvoke
-@testable import LambdaPayload
 import Logging
 import MeshIdentity
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
+
+@testable import GatewayCore
+@testable import LambdaPayload
 
 let trustDomain = "11111111-2222-3333-4444-555555555555.consul"
 
@@ -36,10 +37,12 @@ let processor: RequestProcessor = {
             )
         )
     }
-    let billing = StaticConfig.intention(from: "billing", action: "", permissions: [
-        IntentionPermissionRule(action: "deny", http: HTTPRule(pathPrefix: "/admin")),
-        IntentionPermissionRule(action: "allow", http: HTTPRule(pathRegex: "/orders/[0-9]+(/.*)?", methods: ["GET", "HEAD", "POST"], headers: [HeaderRule(name: "x-tenant", present: true)])),
-    ])
+    let billing = StaticConfig.intention(
+        from: "billing", action: "",
+        permissions: [
+            IntentionPermissionRule(action: "deny", http: HTTPRule(pathPrefix: "/admin")),
+            IntentionPermissionRule(action: "allow", http: HTTPRule(pathRegex: "/orders/[0-9]+(/.*)?", methods: ["GET", "HEAD", "POST"], headers: [HeaderRule(name: "x-tenant", present: true)])),
+        ])
     let web = StaticConfig.intention(from: "web", action: "allow")
     var snapshot = GatewaySnapshot.empty
     snapshot.version = 1
@@ -64,8 +67,12 @@ let processor: RequestProcessor = {
 }()
 
 let connections = [
-    ClientConnection(serviceName: "orders", caller: .mesh(SPIFFEID(trustDomain: trustDomain, datacenter: "dc1", service: "billing"), forwardedClientCert: PreEscapedString("By=spiffe://x;URI=spiffe://y")), negotiatedProtocol: "http/1.1", peerIP: "10.0.0.7"),
-    ClientConnection(serviceName: "thumbnails", caller: .mesh(SPIFFEID(trustDomain: trustDomain, datacenter: "dc1", service: "web"), forwardedClientCert: PreEscapedString("By=spiffe://x;URI=spiffe://y")), negotiatedProtocol: nil, peerIP: "10.0.0.8"),
+    ClientConnection(
+        serviceName: "orders", caller: .mesh(SPIFFEID(trustDomain: trustDomain, datacenter: "dc1", service: "billing"), forwardedClientCert: PreEscapedString("By=spiffe://x;URI=spiffe://y")),
+        negotiatedProtocol: "http/1.1", peerIP: "10.0.0.7"),
+    ClientConnection(
+        serviceName: "thumbnails", caller: .mesh(SPIFFEID(trustDomain: trustDomain, datacenter: "dc1", service: "web"), forwardedClientCert: PreEscapedString("By=spiffe://x;URI=spiffe://y")),
+        negotiatedProtocol: nil, peerIP: "10.0.0.8"),
 ]
 
 /// One connection's reader over the decoded parts, as `HTTP1ConnectionStateMachine` drives it.

@@ -24,9 +24,11 @@ public struct AWSServiceConfiguration: Sendable {
     public init(region: String, lambdaEndpoint: String? = nil, ssmEndpoint: String? = nil, caFile: String? = nil) throws(AWSAPIError) {
         try Self.checkRegion(region, setting: "region")
         self.region = region
-        self.lambdaEndpoint = try lambdaEndpoint.map { url throws(AWSAPIError) in try ServiceEndpoint(url, setting: "Lambda endpoint URL").baseURL }
+        self.lambdaEndpoint =
+            try lambdaEndpoint.map { url throws(AWSAPIError) in try ServiceEndpoint(url, setting: "Lambda endpoint URL").baseURL }
             ?? Self.defaultEndpoint(service: "lambda", region: region)
-        self.ssmEndpoint = try ssmEndpoint.map { url throws(AWSAPIError) in try ServiceEndpoint(url, setting: "SSM endpoint URL").baseURL }
+        self.ssmEndpoint =
+            try ssmEndpoint.map { url throws(AWSAPIError) in try ServiceEndpoint(url, setting: "SSM endpoint URL").baseURL }
             ?? Self.defaultEndpoint(service: "ssm", region: region)
         self.caFile = caFile
     }

@@ -1,4 +1,5 @@
 import AWSSigV4
+
 import struct Foundation.Date
 
 /// When to use, refresh, or wait for credentials (lambda.md §9.2). Pure: every event takes `now`.

@@ -21,7 +21,8 @@ public struct InstanceMetadataProvider: CredentialProvider {
     }
 
     public var isConfigured: Bool {
-        let containerSet = environment.nonEmpty("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") != nil
+        let containerSet =
+            environment.nonEmpty("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") != nil
             || environment.nonEmpty("AWS_CONTAINER_CREDENTIALS_FULL_URI") != nil
         return !containerSet && environment["AWS_EC2_METADATA_DISABLED"]?.lowercased() != "true"
     }

@@ -1,3 +1,5 @@
+import Crypto
+
 /// Lower-case hexadecimal, as SigV4 writes hashes and signatures.
 enum Hex {
     @inline(__always)
@@ -41,8 +43,6 @@ enum Hex {
 protocol ContiguousBytesLike {
     func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R
 }
-
-import Crypto
 
 extension SHA256Digest: ContiguousBytesLike {}
 extension Array: ContiguousBytesLike where Element == UInt8 {}

@@ -1,4 +1,5 @@
 import Crypto
+
 import struct Foundation.Date
 
 /// One header of a request to sign. Names are compared case-insensitively.
@@ -191,7 +192,8 @@ public struct SigV4Signer: Sendable {
         let credentialPrefix: StaticString = "AWS4-HMAC-SHA256 Credential="
         let signedHeadersLabel: StaticString = ", SignedHeaders="
         let signatureLabel: StaticString = ", Signature="
-        let length = credentialPrefix.utf8CodeUnitCount + credentials.accessKeyID.utf8.count + 1 + scope.count
+        let length =
+            credentialPrefix.utf8CodeUnitCount + credentials.accessKeyID.utf8.count + 1 + scope.count
             + signedHeadersLabel.utf8CodeUnitCount + signedHeaders.count
             + signatureLabel.utf8CodeUnitCount + 2 * SHA256.byteCount
         let authorization = String(unsafeUninitializedCapacity: length) { output in

@@ -1,4 +1,5 @@
 import Crypto
+
 import struct Foundation.Date
 
 /// A request shape signed many times (the same function's Invoke call): the method, URI, query and
@@ -108,7 +109,9 @@ extension SigV4Signer {
         sign(template, values: values, credentials: credentials, date: date) { canonical in canonical.appendUTF8(payloadHash) }
     }
 
-    private func sign<Values: RandomAccessCollection<String>>(_ template: SigV4Template, values: Values, credentials: Credentials, date: Date, appendPayloadHash: (inout [UInt8]) -> Void) -> SigV4Signature where Values.Index == Int {
+    private func sign<Values: RandomAccessCollection<String>>(_ template: SigV4Template, values: Values, credentials: Credentials, date: Date, appendPayloadHash: (inout [UInt8]) -> Void)
+        -> SigV4Signature where Values.Index == Int
+    {
         precondition(values.count == template.variableCount, "one value per variable header")
         let amzDate = keyCache.amzDate(date)
         let token = credentials.sessionToken.flatMap { $0.isEmpty ? nil : $0 }

@@ -1,5 +1,6 @@
 import Crypto
 import Synchronization
+
 import struct Foundation.Date
 
 /// Derived SigV4 signing keys, cached per (secret, date, region, service), and the last rendered date.

@@ -8,7 +8,9 @@ public struct DevFiles: Sendable {
     public let caFile: String
     public let config: String
 
-    public static func write(ca: DevCertificateAuthority, services: [(name: String, arn: String, format: String, invokeMode: String)], caller: String, denied: String, to directory: URL) throws -> DevFiles {
+    public static func write(ca: DevCertificateAuthority, services: [(name: String, arn: String, format: String, invokeMode: String)], caller: String, denied: String, to directory: URL) throws
+        -> DevFiles
+    {
         func put(_ name: String, _ text: String, secret: Bool = false) throws -> String {
             let url = directory.appendingPathComponent(name)
             try? FileManager.default.removeItem(at: url)

@@ -59,7 +59,8 @@ public final class DevLambdaEndpoint: Service, Sendable {
     }
 
     /// The answer to one buffered request. Internal so tests can drive it without a socket.
-    static func answer(method: String, uri: String, headers: [(name: String, value: String)], body: ByteBuffer, verifier: SigV4Verifier) -> (status: Int, headers: [(String, String)], body: ByteBuffer) {
+    static func answer(method: String, uri: String, headers: [(name: String, value: String)], body: ByteBuffer, verifier: SigV4Verifier) -> (status: Int, headers: [(String, String)], body: ByteBuffer)
+    {
         switch reply(method: method, uri: uri, headers: headers, body: body, verifier: verifier) {
         case .whole(let status, let headers, let body): return (status, headers, body)
         case .stream(let headers, _): return (200, headers, ByteBuffer())
@@ -72,7 +73,9 @@ public final class DevLambdaEndpoint: Service, Sendable {
     /// The reply to one request: Invoke, or InvokeWithResponseStream.
     static func reply(method: String, uri: String, headers: [(name: String, value: String)], body: ByteBuffer, verifier: SigV4Verifier) -> Reply {
         func error(_ status: Int, _ code: String, _ message: String) -> Reply {
-            .whole(status: status, headers: [("x-amzn-ErrorType", code), ("content-type", "application/json")], body: ByteBuffer(string: #"{"Type":"User","message":"\#(message.replacingOccurrences(of: "\"", with: "'"))"}"#))
+            .whole(
+                status: status, headers: [("x-amzn-ErrorType", code), ("content-type", "application/json")],
+                body: ByteBuffer(string: #"{"Type":"User","message":"\#(message.replacingOccurrences(of: "\"", with: "'"))"}"#))
         }
         let path = String(uri.prefix { $0 != "?" })
         let query = uri.firstIndex(of: "?").map { String(uri[uri.index(after: $0)...]) } ?? ""

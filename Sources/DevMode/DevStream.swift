@@ -85,10 +85,12 @@ extension DevFunction {
         if withPrelude {
             let prelude = JSONValue.object([
                 JSONMember("statusCode", .number("200")),
-                JSONMember("headers", .object([
-                    JSONMember("content-type", .string("text/event-stream")), JSONMember("cache-control", .string("no-cache")),
-                    JSONMember("x-dev-function", .string("countdown")),
-                ])),
+                JSONMember(
+                    "headers",
+                    .object([
+                        JSONMember("content-type", .string("text/event-stream")), JSONMember("cache-control", .string("no-cache")),
+                        JSONMember("x-dev-function", .string("countdown")),
+                    ])),
             ])
             // The prelude and its 8 NULs in two pieces, cut inside the NULs, as a function's two
             // writes may arrive.

@@ -25,7 +25,8 @@ final class InvokeTemplates: Sendable {
     func template(function: String, endpoint: LambdaEndpointResolver.Endpoint, streaming: Bool = false, keyCache: SigningKeyCache) -> Prepared {
         let key = Key(function: function, host: endpoint.host, region: endpoint.region, streaming: streaming)
         if let cached = prepared.withLock({ $0[key] }) { return cached }
-        let path = streaming
+        let path =
+            streaming
             ? "/2021-11-15/functions/\(URIEncoding.encode(function))/response-streaming-invocations"
             : "/2015-03-31/functions/\(URIEncoding.encode(function))/invocations"
         let signer = SigV4Signer(service: "lambda", region: endpoint.region, keyCache: keyCache)

@@ -25,7 +25,8 @@ public struct LambdaEndpointResolver: Sendable, Hashable {
     /// Reads `AWS_ENDPOINT_URL_LAMBDA`, `AWS_ENDPOINT_URL`, `AWS_USE_FIPS_ENDPOINT` and
     /// `AWS_USE_DUALSTACK_ENDPOINT`; an explicit `customEndpoint` wins over the variables.
     public init(environment: [String: String], customEndpoint: String? = nil, fips: Bool = false, dualStack: Bool = false) {
-        let override = customEndpoint
+        let override =
+            customEndpoint
             ?? environment["AWS_ENDPOINT_URL_LAMBDA"].flatMap { $0.isEmpty ? nil : $0 }
             ?? environment["AWS_ENDPOINT_URL"].flatMap { $0.isEmpty ? nil : $0 }
         let useFIPS = fips || environment["AWS_USE_FIPS_ENDPOINT"]?.lowercased() == "true"

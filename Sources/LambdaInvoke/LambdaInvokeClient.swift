@@ -189,7 +189,9 @@ public final class LambdaInvokeClient: Sendable {
                 completion(outcome)
                 return
             }
-            self.logger.debug("throttled by Lambda; retrying once", metadata: ["function": "\(request.function)", "delay_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)"])
+            self.logger.debug(
+                "throttled by Lambda; retrying once",
+                metadata: ["function": "\(request.function)", "delay_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)"])
             var again = request
             again.priorAttempts = error.attempts
             eventLoop.scheduleTask(in: TimeAmount(delay)) {
@@ -377,7 +379,8 @@ public final class LambdaInvokeClient: Sendable {
         case .connect(let error):
             return LambdaInvokeError(.endpointUnreachable, "cannot connect to the Lambda endpoint \(endpoint): \(error)")
         case .closedBeforeResponse(let cause, requestWritten: true):
-            return LambdaInvokeError(.connectionLost, "Lambda closed the connection after the request was sent and before answering; not sent again, since the function may have run" + Self.because(cause))
+            return LambdaInvokeError(
+                .connectionLost, "Lambda closed the connection after the request was sent and before answering; not sent again, since the function may have run" + Self.because(cause))
         case .closedBeforeResponse(let cause, requestWritten: false), .staleConnection(let cause):
             return LambdaInvokeError(.connectionLost, "Lambda closed the connection before the request was sent" + Self.because(cause))
         case .closedMidResponse(let cause):

@@ -15,14 +15,16 @@ enum TrustRoots {
     /// The system bundle plus `caFile` (PEM or DER, read by its content; errors name `setting`),
     /// parsed; `.default` (plus `caFile`, as additional roots loaded per context) when there is no
     /// bundle to parse, as on Darwin.
-    static func make(caFile: String?, setting: String = "--lambda-ca-file", bundlePaths: [String] = systemBundlePaths) throws(TLSFileError) -> (roots: NIOSSLTrustRoots, additional: [NIOSSLAdditionalTrustRoots]) {
+    static func make(caFile: String?, setting: String = "--lambda-ca-file", bundlePaths: [String] = systemBundlePaths) throws(TLSFileError) -> (
+        roots: NIOSSLTrustRoots, additional: [NIOSSLAdditionalTrustRoots]
+    ) {
         var extra: [NIOSSLCertificate] = []
         if let caFile { extra = try TLSFile(setting: setting, path: caFile).certificates() }
         #if os(Linux)
-        for path in bundlePaths {
-            guard let system = try? NIOSSLCertificate.fromPEMFile(path), !system.isEmpty else { continue }
-            return (.certificates(system + extra), [])
-        }
+            for path in bundlePaths {
+                guard let system = try? NIOSSLCertificate.fromPEMFile(path), !system.isEmpty else { continue }
+                return (.certificates(system + extra), [])
+            }
         #endif
         return (.default, extra.isEmpty ? [] : [.certificates(extra)])
     }

@@ -1,4 +1,5 @@
 import NIOCore
+
 import struct Foundation.Date
 
 /// One header field as received or as sent. Names keep their case; compare them case-insensitively.

@@ -76,7 +76,9 @@ public struct HeaderRule: Sendable, Hashable {
     public var ignoreCase: Bool
     public var invert: Bool
 
-    public init(name: String, present: Bool = false, exact: String = "", prefix: String = "", suffix: String = "", contains: String = "", regex: String = "", ignoreCase: Bool = false, invert: Bool = false) {
+    public init(
+        name: String, present: Bool = false, exact: String = "", prefix: String = "", suffix: String = "", contains: String = "", regex: String = "", ignoreCase: Bool = false, invert: Bool = false
+    ) {
         self.name = name
         self.present = present
         self.exact = exact

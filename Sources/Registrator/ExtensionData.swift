@@ -1,5 +1,5 @@
-import ConsulAPI
 import AWSAPI
+import ConsulAPI
 import Foundation
 import LambdaPayload
 import SwiftASN1

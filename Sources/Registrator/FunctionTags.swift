@@ -127,7 +127,8 @@ public enum FunctionTags {
 
         let passthrough = tags[payloadPassthrough] == "true"
         func service(_ name: String, _ arn: String) -> DesiredService {
-            DesiredService(name: name, scope: scope, function: function, arguments: LambdaArguments(arn: arn, payloadPassthrough: passthrough, invocationMode: mode, payloadFormat: format, invokeMode: streamed))
+            DesiredService(
+                name: name, scope: scope, function: function, arguments: LambdaArguments(arn: arn, payloadPassthrough: passthrough, invocationMode: mode, payloadFormat: format, invokeMode: streamed))
         }
         var services = [service(function, arn)]
         var warnings: [String] = []

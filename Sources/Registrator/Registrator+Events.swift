@@ -26,7 +26,7 @@ extension Registrator {
             report.listed = 1
             name = details.function.name
             intent = await self.intent(of: details.function, tags: details.tags)
-        } catch where error.isNotFound {
+        } catch  where error.isNotFound {
             // Deleted (or never there): whatever the registrator holds for it goes.
             intent = .disabled
         } catch {
@@ -51,7 +51,7 @@ extension Registrator {
                 do throws(AWSAPIError) {
                     _ = try await aws.lambda.getFunction(service.name)
                     otherOwners[ManagedService.Key(scope: service.scope, name: service.name)] = service.name
-                } catch where error.isNotFound {
+                } catch  where error.isNotFound {
                     continue
                 } catch {
                     otherOwners[ManagedService.Key(scope: service.scope, name: service.name)] = "(unknown: \(error.code))"

@@ -43,7 +43,7 @@ extension Registrator {
         var stored: String?
         do throws(AWSAPIError) {
             stored = try await aws.ssm.getParameter(name: name, withDecryption: true)
-        } catch where error.isNotFound {
+        } catch  where error.isNotFound {
             stored = nil
         } catch {
             return failed("reading it failed: \(error)")

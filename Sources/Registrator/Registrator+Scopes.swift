@@ -63,7 +63,9 @@ extension Registrator {
         let defaults = try await consulCall(.GET, "/v1/config/service-defaults", scope: scope)
         // A hidden entry would make its service look ownerless: then nothing here is decided.
         guard !defaults.metadata.filteredByACLs else {
-            throw ConsulError(.status(403), endpoint: "/v1/config/service-defaults", "the token may not read every service-defaults entry of \(scope) (X-Consul-Results-Filtered-By-ACLs); give it service_prefix \"\" read")
+            throw ConsulError(
+                .status(403), endpoint: "/v1/config/service-defaults",
+                "the token may not read every service-defaults entry of \(scope) (X-Consul-Results-Filtered-By-ACLs); give it service_prefix \"\" read")
         }
         let entries = try ConsulClient.decode([ServiceDefaults].self, defaults.body, endpoint: "/v1/config/service-defaults")
         let byName = Dictionary(entries.map { ($0.Name, $0) }, uniquingKeysWith: { first, _ in first })
@@ -100,10 +102,13 @@ extension Registrator {
         let read = Set(views.keys)
         let enterprise = settings.enterprise
         let knownScopes = Set(scopes)
-        return (views, { scope in
-            if unreadablePartitions.contains(scope.partition) { return true }
-            // A namespace that does not exist yet (Enterprise) has nothing to read.
-            return knownScopes.contains(scope) ? !read.contains(scope) : !enterprise
-        })
+        return (
+            views,
+            { scope in
+                if unreadablePartitions.contains(scope.partition) { return true }
+                // A namespace that does not exist yet (Enterprise) has nothing to read.
+                return knownScopes.contains(scope) ? !read.contains(scope) : !enterprise
+            }
+        )
     }
 }

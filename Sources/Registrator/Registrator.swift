@@ -154,10 +154,14 @@ public final class Registrator: Sendable {
         for key in plan.keptForSafety {
             logger.info("managed service kept: its function's state is not known in this run", metadata: ["service": "\(key)"])
         }
-        let upserts = await boundedMap(plan.upserts, limit: settings.maximumConcurrency, skipped: { SyncPlan.FunctionError?.some(SyncPlan.FunctionError(function: $0.service.function, message: "service \($0.service.name) not written: the sync was stopped")) }) { upsert in
+        let upserts = await boundedMap(
+            plan.upserts, limit: settings.maximumConcurrency,
+            skipped: { SyncPlan.FunctionError?.some(SyncPlan.FunctionError(function: $0.service.function, message: "service \($0.service.name) not written: the sync was stopped")) }
+        ) { upsert in
             do throws(ConsulError) {
                 try await self.upsert(upsert.service)
-                self.logger.info("service registered", metadata: ["service": "\(upsert.service.scope.qualified(upsert.service.name))", "function": "\(upsert.service.function)", "reason": "\(upsert.reason)"])
+                self.logger.info(
+                    "service registered", metadata: ["service": "\(upsert.service.scope.qualified(upsert.service.name))", "function": "\(upsert.service.function)", "reason": "\(upsert.reason)"])
                 return SyncPlan.FunctionError?.none
             } catch {
                 return SyncPlan.FunctionError(function: upsert.service.function, message: "writing service \(upsert.service.name) failed: \(error)")

@@ -134,7 +134,7 @@ public final class RegistratorEnvironment: Sendable {
         } catch let error where error.isPermissionDenied && !settings.datacenter.isEmpty {
             // Reachable, the token is known, only agent:read is missing: DATACENTER says it.
             return settings.datacenter
-        } catch where settings.datacenter.isEmpty {
+        } catch  where settings.datacenter.isEmpty {
             throw SetupError(description: "DATACENTER is not set and the agent's datacenter could not be read (/v1/agent/self needs agent:read): \(error)")
         } catch {
             throw SetupError(description: "the Consul agent could not be reached: \(error)")

@@ -1,5 +1,5 @@
-import Foundation
 import AWSAPI
+import Foundation
 import Logging
 
 /// The registrator's environment (consul-lambda.md A.2), read once per execution environment.

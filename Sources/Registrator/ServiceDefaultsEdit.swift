@@ -23,11 +23,12 @@ public enum ServiceDefaultsEdit {
             // Every copy of ours goes (the last one would win, lambda.md §1.1); ours is written once.
             extensions = list.filter { $0.value(forCaseInsensitiveKey: "Name")?.stringValue != LambdaArguments.extensionName }
         }
-        extensions.append(.object([
-            "Name": .string(LambdaArguments.extensionName),
-            "Required": .bool(false),
-            "Arguments": service.arguments.json,
-        ]))
+        extensions.append(
+            .object([
+                "Name": .string(LambdaArguments.extensionName),
+                "Required": .bool(false),
+                "Arguments": service.arguments.json,
+            ]))
         members["EnvoyExtensions"] = .array(extensions)
         return .object(members)
     }

@@ -26,9 +26,7 @@ public struct TLSFile: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             var isDirectory: ObjCBool = false
             let problem =
-                if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) { "does not exist" }
-                else if isDirectory.boolValue { "is a directory" }
-                else { "cannot be read" }
+                if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) { "does not exist" } else if isDirectory.boolValue { "is a directory" } else { "cannot be read" }
             throw TLSFileError(.unreadable, setting: setting, path: path, problem)
         }
         try self.init(setting: setting, path: path, bytes: Array(data))

@@ -42,7 +42,9 @@ struct DevCommand: AsyncParsableCommand {
     func demoServices() throws -> [DemoService] {
         guard !functions.isEmpty else {
             return [
-                DemoService(name: "echo", arn: "arn:aws:lambda:us-east-1:000000000000:function:echo", format: "envoy", example: ("/orders/42?verbose=true", #" -H 'content-type: application/json' -d '{"hello":"mesh"}'"#)),
+                DemoService(
+                    name: "echo", arn: "arn:aws:lambda:us-east-1:000000000000:function:echo", format: "envoy",
+                    example: ("/orders/42?verbose=true", #" -H 'content-type: application/json' -d '{"hello":"mesh"}'"#)),
                 DemoService(name: "greeting", arn: "arn:aws:lambda:us-east-1:000000000000:function:greeting", format: "apigateway-v2", example: ("/greet?name=Ada", "")),
                 DemoService(
                     name: "countdown", arn: "arn:aws:lambda:us-east-1:000000000000:function:countdown", format: "envoy", example: ("/events?n=5&delay_ms=500", " -N"),

@@ -10,7 +10,9 @@ import ServiceLifecycle
 
 /// Options `run` and `dev` share: direct listeners, the Lambda side, limits and threads.
 struct ServingOptions: ParsableArguments {
-    @Option(name: .customLong("upstream"), help: ArgumentHelp("Direct-invocation listener NAME=HOST:PORT (repeatable): plaintext HTTP to the named service, no mTLS, no intentions.", valueName: "name=host:port"))
+    @Option(
+        name: .customLong("upstream"),
+        help: ArgumentHelp("Direct-invocation listener NAME=HOST:PORT (repeatable): plaintext HTTP to the named service, no mTLS, no intentions.", valueName: "name=host:port"))
     var upstreams: [String] = []
     @Flag(name: .customLong("allow-non-loopback"), help: "Let --upstream listeners bind to non-loopback addresses (they enforce nothing).")
     var allowNonLoopback = false
@@ -19,13 +21,17 @@ struct ServingOptions: ParsableArguments {
     @Option(name: .customLong("request-timeout"), help: "Default per-request deadline (Go duration).") var requestTimeout = "15s"
     @Option(name: .customLong("drain-timeout"), help: "How long in-flight requests may run after SIGTERM.") var drainTimeout = "30s"
     @Option(name: .customLong("idle-timeout"), help: "Close a client connection with no traffic for this long (Go duration; Envoy's default 1h).") var idleTimeout = "1h"
-    @Option(name: .customLong("request-headers-timeout"), help: "A request's complete head must arrive within this long of its first byte (and a new connection's first request within this long of the handshake).")
+    @Option(
+        name: .customLong("request-headers-timeout"),
+        help: "A request's complete head must arrive within this long of its first byte (and a new connection's first request within this long of the handshake).")
     var requestHeadersTimeout = "30s"
     @Option(name: .customLong("client-body-timeout"), help: "The longest pause while reading a request body; a body cut off this way never invokes the function.")
     var clientBodyTimeout = "30s"
     @Option(name: .customLong("send-timeout"), help: "Close a connection whose answers make no write progress for this long, freeing its buffers.")
     var sendTimeout = "60s"
-    @Option(name: .customLong("connection-buffer-limit"), help: "Answer bytes a connection may hold for a client that does not read; over it, no new request on that connection starts and Lambda answers wait.")
+    @Option(
+        name: .customLong("connection-buffer-limit"),
+        help: "Answer bytes a connection may hold for a client that does not read; over it, no new request on that connection starts and Lambda answers wait.")
     var connectionBufferLimit = 16 * 1024 * 1024
     @Option(name: .customLong("max-connections"), help: "Client connections per listener; beyond it a new connection is closed at once, existing ones keep working.")
     var maxConnections = 10_000
@@ -51,7 +57,8 @@ struct ServingOptions: ParsableArguments {
             }
             let address = try GatewayRuntime.hostPort(String(text[text.index(after: equals)...]), flag: "--upstream")
             guard allowNonLoopback || GatewayRuntime.isLoopback(address.host) else {
-                throw ValidationError("--upstream \(text): \(address.host) is not a loopback address; a direct listener has no mTLS and no intentions, so binding it beyond this host needs --allow-non-loopback")
+                throw ValidationError(
+                    "--upstream \(text): \(address.host) is not a loopback address; a direct listener has no mTLS and no intentions, so binding it beyond this host needs --allow-non-loopback")
             }
             return Upstream(service: String(text[..<equals]), host: address.host, port: address.port)
         }
@@ -138,7 +145,8 @@ struct GatewayRuntime {
         }
         for upstream in upstreams {
             services.append(
-                GatewayListener(host: upstream.host, port: upstream.port, kind: .direct(service: upstream.service), processor: processor, group: group, logger: logger, drainTimeout: drain) { address in
+                GatewayListener(host: upstream.host, port: upstream.port, kind: .direct(service: upstream.service), processor: processor, group: group, logger: logger, drainTimeout: drain) {
+                    address in
                     announce("direct listener for \(upstream.service) on \(address.ipAddress ?? upstream.host):\(address.port ?? 0) (plaintext, no intentions)")
                 }
             )

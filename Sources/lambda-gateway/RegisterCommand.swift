@@ -49,7 +49,8 @@ struct RegisterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "register",
         abstract: "Register a Lambda function as a Consul service served by a terminating gateway.",
-        discussion: "Writes the service-defaults entry (builtin/aws/lambda), a catalog instance on node 'lambdas', and the service in the gateway's terminating-gateway entry (cas, so concurrent edits are kept). Idempotent."
+        discussion:
+            "Writes the service-defaults entry (builtin/aws/lambda), a catalog instance on node 'lambdas', and the service in the gateway's terminating-gateway entry (cas, so concurrent edits are kept). Idempotent."
     )
 
     @Argument(help: "The function ARN.") var functionARN: String

@@ -1,6 +1,6 @@
 import ArgumentParser
-import ConsulAPI
 import AsyncHTTPClient
+import ConsulAPI
 import Foundation
 import Logging
 import NIOPosix

@@ -1,6 +1,7 @@
 import Dispatch
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // A synchronous entry point: the main thread waits on a semaphore while the command runs as a task.

@@ -2,8 +2,8 @@ import AWSAPI
 import AWSCredentials
 import AWSSigV4
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Lambda's control-plane reads against moto, which checks every signature with botocore's code
 /// (the ARN path signed double-encoded, the marker query) and the registrator user's IAM policy.
@@ -42,11 +42,12 @@ struct MotoLambdaTests {
 
     @Test func tagsSetThroughBoto3AreReadByListTagsAndGetFunction() async throws {
         try await withMoto { moto in
-            let created = try await moto.applyLambdaCommands(Self.commands([
-                ["op": "create", "name": "tagged", "tags": ["consul.hashicorp.com/service-name": "orders-api", "stale": "x"]],
-                ["op": "tag", "name": "tagged", "tags": ["consul.hashicorp.com/aliases": "prod+dev"]],
-                ["op": "untag", "name": "tagged", "keys": ["stale"]],
-            ]))
+            let created = try await moto.applyLambdaCommands(
+                Self.commands([
+                    ["op": "create", "name": "tagged", "tags": ["consul.hashicorp.com/service-name": "orders-api", "stale": "x"]],
+                    ["op": "tag", "name": "tagged", "tags": ["consul.hashicorp.com/aliases": "prod+dev"]],
+                    ["op": "untag", "name": "tagged", "keys": ["stale"]],
+                ]))
             let arn = try #require(created.arns["tagged"])
             let expected = ["consul.hashicorp.com/service-name": "orders-api", "consul.hashicorp.com/aliases": "prod+dev"]
             try await withClient(try registratorClient(moto)) { client in
@@ -64,12 +65,13 @@ struct MotoLambdaTests {
 
     @Test func listAliasesReadsEveryPage() async throws {
         try await withMoto { moto in
-            let created = try await moto.applyLambdaCommands(Self.commands([
-                ["op": "create", "name": "aliased"],
-                ["op": "alias", "name": "aliased", "alias": "prod"],
-                ["op": "alias", "name": "aliased", "alias": "dev"],
-                ["op": "alias", "name": "aliased", "alias": "canary"],
-            ]))
+            let created = try await moto.applyLambdaCommands(
+                Self.commands([
+                    ["op": "create", "name": "aliased"],
+                    ["op": "alias", "name": "aliased", "alias": "prod"],
+                    ["op": "alias", "name": "aliased", "alias": "dev"],
+                    ["op": "alias", "name": "aliased", "alias": "canary"],
+                ]))
             let arn = try #require(created.arns["aliased"])
             try await withClient(try registratorClient(moto)) { client in
                 let paged = try await client.lambda.listAliases(function: arn, maxItems: 2)

@@ -1,8 +1,8 @@
 import AWSAPI
 import NIOPosix
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 /// A scripted AWS endpoint on 127.0.0.1: how many requests one call makes, and when it gives up.
 @Suite("Retries of AWS calls against a scripted endpoint")
@@ -56,7 +56,8 @@ struct RetryBehaviourTests {
     }
 
     @Test func retryAfterLongerThanTheCallTimeoutEndsTheCall() async throws {
-        let tooMany = ScriptedResponse(status: 429, headers: [("Retry-After", "30"), ("X-Amzn-ErrorType", "TooManyRequestsException")], json: #"{"Type":"User","message":"Rate exceeded","Reason":"CallerRateLimitExceeded"}"#)
+        let tooMany = ScriptedResponse(
+            status: 429, headers: [("Retry-After", "30"), ("X-Amzn-ErrorType", "TooManyRequestsException")], json: #"{"Type":"User","message":"Rate exceeded","Reason":"CallerRateLimitExceeded"}"#)
         try await withServer([tooMany, Self.parameter]) { server in
             let client = try makeClient(endpoint: server.baseURL) { $0.callTimeout = .seconds(5) }
             try await withClient(client) { client in

@@ -1,6 +1,6 @@
 import AWSAPI
-import Testing
 import TestSupport
+import Testing
 
 /// An https:// endpoint whose CA only AWS_CA_BUNDLE names (as a private endpoint or a TLS test
 /// server would be): trusted through the bundle, refused without it.
@@ -12,15 +12,20 @@ struct TLSEndpointTests {
         let server = try await TestHTTPServer(tls: try ca.issueLeaf().serverTLSConfiguration()) { _ in
             ScriptedResponse(json: #"{"Parameter":{"Name":"/token","Type":"SecureString","Value":"secret-token"}}"#)
         }
-        try await withTeardown({ try await body(server, ca, directory) }, teardown: {
-            await server.shutdown()
-            directory.remove()
-        })
+        try await withTeardown(
+            { try await body(server, ca, directory) },
+            teardown: {
+                await server.shutdown()
+                directory.remove()
+            })
     }
 
     func client(endpoint: String, caBundle: String) throws -> AWSAPIClient {
         let configuration = try AWSServiceConfiguration(environment: ["AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL_SSM": endpoint, "AWS_CA_BUNDLE": caBundle])
-        return try makeClient(endpoint: endpoint) { $0 = configuration; $0.maximumBackoff = .milliseconds(20) }
+        return try makeClient(endpoint: endpoint) {
+            $0 = configuration
+            $0.maximumBackoff = .milliseconds(20)
+        }
     }
 
     @Test func endpointSignedByTheBundlesCAIsTrusted() async throws {

@@ -1,6 +1,6 @@
 import AWSAPI
-import Testing
 import TestSupport
+import Testing
 
 /// What goes on the wire, as a scripted endpoint records it: paths, queries, targets and the
 /// headers that are signed. (moto checks the signatures themselves: MotoLambdaTests, MotoSSMTests.)
@@ -8,10 +8,11 @@ import TestSupport
 struct WireFormatTests {
     func record(_ answer: ScriptedResponse, _ call: (AWSAPIClient) async throws -> Void) async throws -> RecordedRequest {
         let server = try await TestHTTPServer { _ in answer }
-        return try await withTeardown({
-            try await withClient(try makeClient(endpoint: server.baseURL)) { client in try await call(client) }
-            return try #require(server.requests.first)
-        }, teardown: { await server.shutdown() })
+        return try await withTeardown(
+            {
+                try await withClient(try makeClient(endpoint: server.baseURL)) { client in try await call(client) }
+                return try #require(server.requests.first)
+            }, teardown: { await server.shutdown() })
     }
 
     @Test func arnIsOnePercentEncodedPathSegment() async throws {
@@ -28,7 +29,8 @@ struct WireFormatTests {
     }
 
     @Test func markerIsPercentEncodedInTheQuery() async throws {
-        let request = try await record(ScriptedResponse(json: #"{"Functions":[{"FunctionName":"a","FunctionArn":"arn:aws:lambda:us-east-1:123456789012:function:a"}],"NextMarker":"ab+/c=="}"#)) { client in
+        let request = try await record(ScriptedResponse(json: #"{"Functions":[{"FunctionName":"a","FunctionArn":"arn:aws:lambda:us-east-1:123456789012:function:a"}],"NextMarker":"ab+/c=="}"#)) {
+            client in
             let page = try await client.lambda.listFunctions(marker: "x+y/z==", maxItems: 3)
             #expect(page == ListFunctionsPage(functions: [LambdaFunctionSummary(name: "a", arn: "arn:aws:lambda:us-east-1:123456789012:function:a")], nextMarker: "ab+/c=="))
         }

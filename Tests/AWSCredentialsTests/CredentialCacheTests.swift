@@ -2,6 +2,7 @@ import AWSSigV4
 import Foundation
 import Logging
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import AWSCredentials
@@ -72,8 +73,6 @@ struct CredentialChainTests {
         }
     }
 }
-
-import TestSupport
 
 @Suite("Credential refresh rules")
 struct CredentialRefreshStateMachineTests {

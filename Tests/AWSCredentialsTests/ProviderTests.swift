@@ -2,10 +2,10 @@ import AWSSigV4
 import AsyncHTTPClient
 import Foundation
 import Logging
+import TestSupport
 import Testing
 
 @testable import AWSCredentials
-import TestSupport
 
 let testLogger = Logger(label: "test")
 
@@ -81,7 +81,9 @@ func withMetadataServer(
 ) async throws {
     let server = try await TestHTTPServer(handler: handler)
     let client = HTTPClient(eventLoopGroupProvider: .singleton)
-    try await withTeardown { try await body(server, client) } teardown: {
+    try await withTeardown {
+        try await body(server, client)
+    } teardown: {
         try? await client.shutdown()
         await server.shutdown()
     }
@@ -95,7 +97,8 @@ struct WebIdentityProviderTests {
         let tokenFile = try directory.file("token", contents: "eyJhbGciOi.token.sig\n")
         try await withMetadataServer({ request in
             ScriptedResponse(
-                json: #"{"AssumeRoleWithWebIdentityResponse":{"AssumeRoleWithWebIdentityResult":{"Credentials":{"AccessKeyId":"ASIASTS","SecretAccessKey":"stssecret","SessionToken":"ststoken","Expiration":1.9e9}}}}"#
+                json:
+                    #"{"AssumeRoleWithWebIdentityResponse":{"AssumeRoleWithWebIdentityResult":{"Credentials":{"AccessKeyId":"ASIASTS","SecretAccessKey":"stssecret","SessionToken":"ststoken","Expiration":1.9e9}}}}"#
             )
         }) { server, client in
             let provider = WebIdentityProvider(
@@ -155,7 +158,9 @@ struct ContainerProviderTests {
         let tokenFile = try directory.file("token", contents: "  pod-token\n")
         try await withMetadataServer({ _ in ScriptedResponse(json: Self.answer) }) { server, client in
             let provider = ContainerProvider(
-                environment: ["AWS_CONTAINER_CREDENTIALS_FULL_URI": "\(server.baseURL)/v1/credentials", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": tokenFile, "AWS_CONTAINER_AUTHORIZATION_TOKEN": "ignored"],
+                environment: [
+                    "AWS_CONTAINER_CREDENTIALS_FULL_URI": "\(server.baseURL)/v1/credentials", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": tokenFile, "AWS_CONTAINER_AUTHORIZATION_TOKEN": "ignored",
+                ],
                 httpClient: client
             )
             let credentials = try await provider.fetch()
@@ -213,7 +218,8 @@ struct ContainerProviderTests {
 
 @Suite("Instance metadata provider")
 struct InstanceMetadataProviderTests {
-    static let roleAnswer = #"{"Code":"Success","LastUpdated":"2026-11-24T20:00:00Z","Type":"AWS-HMAC","AccessKeyId":"ASIAIMDS","SecretAccessKey":"isecret","Token":"itoken","Expiration":"2099-01-01T00:00:00Z"}"#
+    static let roleAnswer =
+        #"{"Code":"Success","LastUpdated":"2026-11-24T20:00:00Z","Type":"AWS-HMAC","AccessKeyId":"ASIAIMDS","SecretAccessKey":"isecret","Token":"itoken","Expiration":"2099-01-01T00:00:00Z"}"#
 
     static func imds(tokenWorks: Bool) -> TestHTTPServer.Handler {
         { request in

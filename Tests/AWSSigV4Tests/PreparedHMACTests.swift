@@ -1,6 +1,7 @@
-@testable import AWSSigV4
 import Crypto
 import Testing
+
+@testable import AWSSigV4
 
 @Suite("Prepared HMAC-SHA256 and hex")
 struct PreparedHMACTests {

@@ -49,7 +49,9 @@ struct SigV4TemplateTests {
         // invoke-arn-path-encoded-session-token, as the gateway prepares it.
         let signer = SigV4Signer(service: "lambda", region: "us-east-1")
         let path = "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Amy-fn%3Aprod/invocations"
-        let template = signer.prepare(method: "POST", path: path, fixedHeaders: [SigV4Header("content-type", "application/json"), SigV4Header("host", "lambda.us-east-1.amazonaws.com")], variableHeaderNames: ["x-amz-invocation-type"])
+        let template = signer.prepare(
+            method: "POST", path: path, fixedHeaders: [SigV4Header("content-type", "application/json"), SigV4Header("host", "lambda.us-east-1.amazonaws.com")],
+            variableHeaderNames: ["x-amz-invocation-type"])
         let directory = SigV4TestSuite.root.appendingPathComponent("lambda-invoke/invoke-arn-path-encoded-session-token")
         let vector = try SigV4TestSuite.cAuthCase(directory, suite: "lambda-invoke")
         let signature = signer.sign(template, values: ["RequestResponse"], payloadHash: SigV4Signer.payloadHash(vector.request.body), credentials: vector.credentials, date: vector.date)

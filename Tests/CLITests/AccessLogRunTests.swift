@@ -1,9 +1,9 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Consul's `AccessLogs` on a running gateway (consul-api.md §5.7.1): served by the Consul API test
@@ -53,8 +53,10 @@ struct AccessLogRunTests {
 
     func curl(_ process: GatewayProcess, _ extra: [String], path: String) async throws -> ChildProcess.Output {
         try await ChildProcess.run(
-            ["curl", "-sS", "-k", "--cert", process.clientCertificate, "--key", process.clientKey, "--resolve", "\(GatewayProcess.sni):\(process.listenPort):127.0.0.1",
-             "-w", "\n%{http_code}"] + extra + ["https://\(GatewayProcess.sni):\(process.listenPort)\(path)"]
+            [
+                "curl", "-sS", "-k", "--cert", process.clientCertificate, "--key", process.clientKey, "--resolve", "\(GatewayProcess.sni):\(process.listenPort):127.0.0.1",
+                "-w", "\n%{http_code}",
+            ] + extra + ["https://\(GatewayProcess.sni):\(process.listenPort)\(path)"]
         )
     }
 
@@ -134,7 +136,8 @@ struct AccessLogRunTests {
     @Test func aTextFormatWithTheCallersIdentityAppliesLiveAndABadChangeKeepsIt() async throws {
         try await GatewayProcess.with(lambdaHandler: Self.lambda) { process in
             let log = process.files.url.appendingPathComponent("text.log").path
-            try Self.setAccessLogs(process.consul, #""Enabled":true,"Type":"file","Path":"\#(log)","TextFormat":"%REQ(:METHOD)% %RESPONSE_CODE% %DOWNSTREAM_PEER_URI_SAN% %RESPONSE_FLAGS% %REQ(X-NOTE)%""#)
+            try Self.setAccessLogs(
+                process.consul, #""Enabled":true,"Type":"file","Path":"\#(log)","TextFormat":"%REQ(:METHOD)% %RESPONSE_CODE% %DOWNSTREAM_PEER_URI_SAN% %RESPONSE_FLAGS% %REQ(X-NOTE)%""#)
             try await Self.waitForOutput(process.gateway, "access log on")
             #expect(try await curl(process, ["-H", "x-note: a\u{1b}[2Jb"], path: "/").stdout.hasSuffix("200"))
             #expect(try await Self.lines(log, count: 1) == ["GET 200 spiffe://\(GatewayProcess.trustDomain)/ns/default/dc/dc1/svc/web - a\\x1b[2Jb"])
@@ -207,8 +210,10 @@ struct AccessLogRunTests {
             try await Self.waitForOutput(process.gateway, "access log on")
             let urls = (0..<40).map { "https://\(GatewayProcess.sni):\(process.listenPort)/n\($0)" }
             let call = try await ChildProcess.run(
-                ["curl", "-sS", "-k", "--cert", process.clientCertificate, "--key", process.clientKey, "--resolve", "\(GatewayProcess.sni):\(process.listenPort):127.0.0.1",
-                 "-w", "%{http_code}\n"] + urls.flatMap { ["-o", "/dev/null", $0] }
+                [
+                    "curl", "-sS", "-k", "--cert", process.clientCertificate, "--key", process.clientKey, "--resolve", "\(GatewayProcess.sni):\(process.listenPort):127.0.0.1",
+                    "-w", "%{http_code}\n",
+                ] + urls.flatMap { ["-o", "/dev/null", $0] }
             )
             #expect(call.stdout.split(separator: "\n") == Array(repeating: "200", count: 40), "\(call.stdout)\(call.stderr)")
             let samples = PrometheusText(try await process.admin("/metrics").stdout)

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `lambda-gateway dev`: starts with nothing but itself, prints curl commands that work as printed,
 /// and stops cleanly on Ctrl-C or SIGTERM.

@@ -5,8 +5,8 @@ import Foundation
 import LambdaPayload
 import Logging
 import NIOPosix
-import Testing
 import TestSupport
+import Testing
 
 /// Both directions of the product in one call (issue 18): a function's HTTP client →
 /// `lambda-mesh-extension` (its leaf from moto's Parameter Store) → a mesh gateway stand-in that
@@ -48,13 +48,15 @@ import TestSupport
 
                 let port = try ListenerPorts.free()
                 let keys = moto.fixture.registrator
-                let extensionProcess = try RunningProcess([Self.extensionExecutable.path], environment: [
-                    "AWS_LAMBDA_RUNTIME_API": api.runtimeAPI, "AWS_LAMBDA_FUNCTION_NAME": "caller", "AWS_REGION": "us-east-1",
-                    "AWS_ENDPOINT_URL": moto.endpoint, "AWS_ACCESS_KEY_ID": keys.access_key_id, "AWS_SECRET_ACCESS_KEY": keys.secret_access_key,
-                    "AWS_EC2_METADATA_DISABLED": "true", "HOME": "/nonexistent",
-                    "CONSUL_MESH_GATEWAY_URI": "tls://127.0.0.1:\(meshGateway.port)", "CONSUL_EXTENSION_DATA_PREFIX": "/lambda_extension_data",
-                    "CONSUL_SERVICE_UPSTREAMS": "orders:\(port)",
-                ])
+                let extensionProcess = try RunningProcess(
+                    [Self.extensionExecutable.path],
+                    environment: [
+                        "AWS_LAMBDA_RUNTIME_API": api.runtimeAPI, "AWS_LAMBDA_FUNCTION_NAME": "caller", "AWS_REGION": "us-east-1",
+                        "AWS_ENDPOINT_URL": moto.endpoint, "AWS_ACCESS_KEY_ID": keys.access_key_id, "AWS_SECRET_ACCESS_KEY": keys.secret_access_key,
+                        "AWS_EC2_METADATA_DISABLED": "true", "HOME": "/nonexistent",
+                        "CONSUL_MESH_GATEWAY_URI": "tls://127.0.0.1:\(meshGateway.port)", "CONSUL_EXTENSION_DATA_PREFIX": "/lambda_extension_data",
+                        "CONSUL_SERVICE_UPSTREAMS": "orders:\(port)",
+                    ])
                 started = extensionProcess
                 _ = try await api.waitForRequest("/event/next")
                 await api.sendInvoke()

@@ -1,8 +1,8 @@
 import ConsulAPI
 import Foundation
 import GatewayCore
-import Testing
 import TestSupport
+import Testing
 
 /// Runs the built `lambda-gateway` executable as a user would.
 struct CLI {
@@ -30,7 +30,11 @@ struct InvokeCommandTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let server = try await TestHTTPServer(tls: try ca.issueLeaf().serverTLSConfiguration(), handler: handler)
-        try await withTeardown { try await body(server, try ca.writePEM(to: directory.url)) } teardown: { await server.shutdown() }
+        try await withTeardown {
+            try await body(server, try ca.writePEM(to: directory.url))
+        } teardown: {
+            await server.shutdown()
+        }
     }
 
     @Test func printsTheResultOfASignedCall() async throws {
@@ -57,7 +61,8 @@ struct InvokeCommandTests {
     }
 
     @Test func awsErrorsExitNonZeroWithTheCode() async throws {
-        try await withEndpoint({ _ in ScriptedResponse(status: 404, headers: [("X-Amzn-ErrorType", "ResourceNotFoundException")], json: #"{"message":"Function not found: orders"}"#) }) { server, caFile in
+        try await withEndpoint({ _ in ScriptedResponse(status: 404, headers: [("X-Amzn-ErrorType", "ResourceNotFoundException")], json: #"{"message":"Function not found: orders"}"#) }) {
+            server, caFile in
             let output = try await CLI.run(["invoke", arn, "--endpoint", server.baseURL, "--ca-file", caFile], environment: environment)
             #expect(output.status == 1)
             #expect(output.stderr.contains("ResourceNotFoundException: Function not found: orders"))
@@ -75,7 +80,8 @@ struct InvokeCommandTests {
 
     @Test func noCredentialsIsAClearErrorAndNothingIsSent() async throws {
         try await withEndpoint({ _ in ScriptedResponse(json: "{}") }) { server, caFile in
-            let output = try await CLI.run(["invoke", arn, "--endpoint", server.baseURL, "--ca-file", caFile, "--timeout", "2"], environment: ["HOME": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true"])
+            let output = try await CLI.run(
+                ["invoke", arn, "--endpoint", server.baseURL, "--ca-file", caFile, "--timeout", "2"], environment: ["HOME": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true"])
             #expect(output.status == 1)
             #expect(output.stderr.contains("NoCredentials"))
             #expect(server.requests.isEmpty)
@@ -147,7 +153,8 @@ struct RegisterCommandTests {
         options.requiredToken = "right"
         let consul = try await ConsulTestServer(options: options)
         defer { Task { await consul.shutdown() } }
-        let output = try await CLI.run(["register", "arn:aws:lambda:us-east-1:123456789012:function:orders", "--gateway", "gw", "--consul-addr", consul.baseURL, "--consul-token", "wrong"], environment: ["HOME": "/nonexistent"])
+        let output = try await CLI.run(
+            ["register", "arn:aws:lambda:us-east-1:123456789012:function:orders", "--gateway", "gw", "--consul-addr", consul.baseURL, "--consul-token", "wrong"], environment: ["HOME": "/nonexistent"])
         #expect(output.status == 1)
         #expect(output.stderr.contains("403") && output.stderr.contains("ACL not found"))
     }

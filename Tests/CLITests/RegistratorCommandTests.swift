@@ -1,14 +1,13 @@
 import ConsulAPI
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `lambda-gateway registrator` as a user (or Lambda) runs it: configured from the environment only,
 /// against moto's server and the Consul API test server.
 @Suite("lambda-gateway registrator", .serialized)
 struct RegistratorCommandTests {
     static let enabled = "serverless.consul.hashicorp.com/v1alpha1/lambda/enabled"
-
 
     func tag(_ moto: MotoServer, _ function: String = "orders") async throws {
         _ = try await moto.lambdaCommands(#"[{"op":"tag","name":"\#(function)","tags":{"\#(Self.enabled)":"true"}}]"#)
@@ -65,7 +64,11 @@ struct RegistratorCommandTests {
         try await RegistratorServers.with(options) { moto, consul, environment in
             try await tag(moto)
             _ = try await ChildProcess.run(
-                ["python3", "-c", "import boto3, sys; boto3.client('ssm', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3]).put_parameter(Name='/consul/token', Value='from-ssm', Type='SecureString')", moto.endpoint, moto.fixture.admin.access_key_id, moto.fixture.admin.secret_access_key]
+                [
+                    "python3", "-c",
+                    "import boto3, sys; boto3.client('ssm', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3]).put_parameter(Name='/consul/token', Value='from-ssm', Type='SecureString')",
+                    moto.endpoint, moto.fixture.admin.access_key_id, moto.fixture.admin.secret_access_key,
+                ]
             )
             var environment = environment
             environment["CONSUL_HTTP_TOKEN_PATH"] = "/consul/token"
@@ -87,7 +90,8 @@ struct RegistratorCommandTests {
             #expect(refused.stderr.contains("unsupported event source \"aws.s3\""))
 
             let arn = "arn:aws:lambda:us-east-1:123456789012:function:orders"
-            let failedCall = try directory.file("failed.json", contents: #"{"source":"aws.lambda","detail":{"eventName":"TagResource20170331v2","errorCode":"AccessDeniedException","requestParameters":{"resource":"\#(arn)"}}}"#)
+            let failedCall = try directory.file(
+                "failed.json", contents: #"{"source":"aws.lambda","detail":{"eventName":"TagResource20170331v2","errorCode":"AccessDeniedException","requestParameters":{"resource":"\#(arn)"}}}"#)
             let ignored = try await CLI.run(["registrator", "event", failedCall], environment: environment)
             #expect(ignored.status == 0, "\(ignored.stderr)")
             #expect(!managed(consul, "orders"))

@@ -1,7 +1,7 @@
 import Foundation
 import NIOConcurrencyHelpers
-import Testing
 import TestSupport
+import Testing
 
 /// `lambda-gateway registrator lambda` against a stand-in for Lambda's Runtime API
 /// (`/2018-06-01/runtime/...`): events in, answers and errors out, setup failures as init errors.
@@ -36,7 +36,6 @@ struct RegistratorLambdaRuntimeTests {
             server.requests.filter { $0.method == "POST" && $0.path.hasSuffix(suffix) }
         }
     }
-
 
     @Test func eventsAreAnsweredAndABadEventIsAnInvocationError() async throws {
         try await RegistratorServers.with { moto, consul, environment in

@@ -18,7 +18,9 @@ enum RegistratorServers {
             "AWS_ACCESS_KEY_ID": moto.fixture.registrator.access_key_id, "AWS_SECRET_ACCESS_KEY": moto.fixture.registrator.secret_access_key,
             "CONSUL_HTTP_ADDR": consul.baseURL,
         ]
-        try await withTeardown { try await body(moto, consul, environment) } teardown: {
+        try await withTeardown {
+            try await body(moto, consul, environment)
+        } teardown: {
             await consul.shutdown()
             moto.stop()
         }

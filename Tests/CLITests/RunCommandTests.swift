@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `lambda-gateway run` as a process, with the Consul API test server linking `orders`, an HTTPS
 /// Lambda stand-in, and a mesh client certificate for `web`.
@@ -28,10 +28,14 @@ struct GatewayProcess {
         let adminPort: String
     }
 
-    static func with(lambdaHandler: @escaping TestHTTPServer.Handler, arguments: [String] = ["--register", "none"], environment: [String: String] = Self.environment, _ body: (GatewayProcess) async throws -> Void) async throws {
+    static func with(
+        lambdaHandler: @escaping TestHTTPServer.Handler, arguments: [String] = ["--register", "none"], environment: [String: String] = Self.environment, _ body: (GatewayProcess) async throws -> Void
+    ) async throws {
         let consul = try await ConsulTestServer()
         consul.registerInstance("orders")
-        try consul.setConfigEntry(#"{"Kind":"service-defaults","Name":"orders","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:orders"}}]}"#)
+        try consul.setConfigEntry(
+            #"{"Kind":"service-defaults","Name":"orders","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:orders"}}]}"#
+        )
         try consul.linkServices(["orders"])
         let lambdaCA = try TestCA()
         let lambda = try await TestHTTPServer(tls: try lambdaCA.issueLeaf().serverTLSConfiguration(), handler: lambdaHandler)
@@ -55,10 +59,14 @@ struct GatewayProcess {
         }
     }
 
-    static func startInstance(consul: ConsulTestServer, lambda: TestHTTPServer, lambdaCAFile: String, arguments: [String], environment: [String: String] = Self.environment, started: (RunningProcess) -> Void) throws -> Task<Instance, any Error> {
+    static func startInstance(
+        consul: ConsulTestServer, lambda: TestHTTPServer, lambdaCAFile: String, arguments: [String], environment: [String: String] = Self.environment, started: (RunningProcess) -> Void
+    ) throws -> Task<Instance, any Error> {
         let process = try RunningProcess(
-            [CLI.executable.path, "run", "--gateway-name", "lambda-gateway", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-             "--consul-addr", consul.baseURL, "--lambda-endpoint", lambda.baseURL, "--lambda-ca-file", lambdaCAFile] + arguments,
+            [
+                CLI.executable.path, "run", "--gateway-name", "lambda-gateway", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+                "--consul-addr", consul.baseURL, "--lambda-endpoint", lambda.baseURL, "--lambda-ca-file", lambdaCAFile,
+            ] + arguments,
             environment: environment
         )
         started(process)

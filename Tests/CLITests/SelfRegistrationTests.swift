@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `run --register agent` against the Consul API test server: registration with the bound port,
 /// re-registration when the agent forgets, deregistration on SIGTERM, and two instances of one

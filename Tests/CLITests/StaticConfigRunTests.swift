@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `run --config FILE` (no Consul) and the direct `--upstream` listeners, as processes.
 @Suite("run --config and --upstream", .serialized)
@@ -29,19 +29,21 @@ struct StaticConfigRunTests {
         _ = try directory.file("mesh-ca.pem", contents: try mesh.pem)
         _ = try directory.file("orders.pem", contents: try orders.certificatePEM)
         _ = try directory.file("orders-key.pem", contents: orders.keyPEM)
-        let config = try directory.file("gateway.yaml", contents: """
-            trustDomain: \(trustDomain)
-            datacenter: dc1
-            caFile: mesh-ca.pem
-            services:
-              - name: orders
-                arn: arn:aws:lambda:us-east-1:123456789012:function:orders
-                certFile: orders.pem
-                keyFile: orders-key.pem
-                intentions:
-                  - source: web
-                    action: allow
-            """)
+        let config = try directory.file(
+            "gateway.yaml",
+            contents: """
+                trustDomain: \(trustDomain)
+                datacenter: dc1
+                caFile: mesh-ca.pem
+                services:
+                  - name: orders
+                    arn: arn:aws:lambda:us-east-1:123456789012:function:orders
+                    certFile: orders.pem
+                    keyFile: orders-key.pem
+                    intentions:
+                      - source: web
+                        action: allow
+                """)
         return Files(
             directory: directory, config: config,
             webCertificate: try directory.file("web.pem", contents: try web.certificatePEM), webKey: try directory.file("web-key.pem", contents: web.keyPEM),
@@ -71,8 +73,10 @@ struct StaticConfigRunTests {
         }
         let files = try Self.files(lambdaCA: lambdaCA)
         let gateway = try RunningProcess(
-            [CLI.executable.path, "run", "--config", files.config, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-             "--upstream", "orders=127.0.0.1:0", "--lambda-endpoint", lambda.baseURL, "--lambda-ca-file", files.lambdaCAFile],
+            [
+                CLI.executable.path, "run", "--config", files.config, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+                "--upstream", "orders=127.0.0.1:0", "--lambda-endpoint", lambda.baseURL, "--lambda-ca-file", files.lambdaCAFile,
+            ],
             environment: GatewayProcess.environment
         )
         try await withTeardown {
@@ -107,8 +111,10 @@ struct StaticConfigRunTests {
         let files = try Self.files(lambdaCA: lambdaCA)
         let original = try String(contentsOfFile: files.config, encoding: .utf8)
         let gateway = try RunningProcess(
-            [CLI.executable.path, "run", "--config", files.config, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-             "--lambda-endpoint", lambda.baseURL, "--lambda-ca-file", files.lambdaCAFile],
+            [
+                CLI.executable.path, "run", "--config", files.config, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+                "--lambda-endpoint", lambda.baseURL, "--lambda-ca-file", files.lambdaCAFile,
+            ],
             environment: GatewayProcess.environment
         )
         try await withTeardown {

@@ -2,8 +2,8 @@ import Foundation
 import NIOCore
 import NIOPosix
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 /// Collects what a raw TCP connection receives.
 final class Received: ChannelInboundHandler, Sendable {

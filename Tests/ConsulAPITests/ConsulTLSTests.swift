@@ -4,8 +4,8 @@ import Logging
 import NIOPosix
 import NIOSSL
 import TLSFiles
-import Testing
 import TestSupport
+import Testing
 
 /// Consul over HTTPS with a client certificate, from files named as operators name them: the
 /// key and certificate files are read by their content, not by their extension.
@@ -37,7 +37,9 @@ struct ConsulTLSTests {
             certificate: try directory.file("client.crt", contents: try client.certificatePEM),
             key: try directory.file("client.key", contents: client.keyPEM)
         )
-        try await withTeardown { try await body(server, files) } teardown: {
+        try await withTeardown {
+            try await body(server, files)
+        } teardown: {
             await server.shutdown()
             directory.remove()
         }

@@ -3,8 +3,8 @@ import Foundation
 import Logging
 import NIOPosix
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 import X509
 
 /// Collects what a watch delivers and reports, with arrival times.
@@ -33,7 +33,9 @@ struct ConsulFixture {
         env["CONSUL_HTTP_ADDR"] = server.baseURL
         let client = try ConsulClient(configuration: try ConsulConfiguration(environment: env), eventLoopGroup: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "consul"))
         let fixture = ConsulFixture(server: server, client: client)
-        try await withTeardown { try await body(fixture) } teardown: {
+        try await withTeardown {
+            try await body(fixture)
+        } teardown: {
             try? await client.shutdown()
             await server.shutdown()
         }

@@ -1,7 +1,8 @@
-@testable import ConsulAPI
 import Foundation
 import NIOCore
 import Testing
+
+@testable import ConsulAPI
 
 /// The project's parser decodes the list watches' models exactly as `JSONDecoder` did: the same
 /// values, and an error where it failed (consul-api.md §2.4's zero values included).

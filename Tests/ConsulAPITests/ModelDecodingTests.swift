@@ -105,7 +105,11 @@ struct ModelDecodingTests {
     }
 
     @Test func meshProxyDefaultsAndAgentSelf() throws {
-        let mesh = try JSONDecoder().decode(MeshConfig.self, from: Data(#"{"Kind":"mesh","TLS":{"Incoming":{"TLSMinVersion":"TLSv1_2","CipherSuites":["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"]}},"HTTP":{"SanitizeXForwardedClientCert":true},"Unknown":1}"#.utf8))
+        let mesh = try JSONDecoder().decode(
+            MeshConfig.self,
+            from: Data(
+                #"{"Kind":"mesh","TLS":{"Incoming":{"TLSMinVersion":"TLSv1_2","CipherSuites":["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"]}},"HTTP":{"SanitizeXForwardedClientCert":true},"Unknown":1}"#
+                    .utf8))
         #expect(mesh.TLS?.Incoming?.TLSMinVersion == "TLSv1_2" && mesh.TLS?.Incoming?.TLSMaxVersion == "")
         #expect(mesh.HTTP?.SanitizeXForwardedClientCert == true)
         let defaults = try JSONDecoder().decode(ProxyDefaults.self, from: Data(#"{"Kind":"proxy-defaults","Name":"global","Config":{"protocol":"http"},"EnvoyExtensions":null}"#.utf8))

@@ -1,7 +1,7 @@
 import ConsulAPI
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @Suite("Manual registration of a Lambda service", .serialized)
 struct RegistrationTests {
@@ -41,7 +41,10 @@ struct RegistrationTests {
             try await fixture.client.register(orders)
             let (entry, _) = try await fixture.client.get(FreeFormJSON.self, "/v1/config/terminating-gateway/lambda-gateway")
             #expect(entry.value(forCaseInsensitiveKey: "Meta")?.value(forCaseInsensitiveKey: "owner")?.stringValue == "platform")
-            guard case .array(let services)? = entry.value(forCaseInsensitiveKey: "Services") else { Issue.record("no Services"); return }
+            guard case .array(let services)? = entry.value(forCaseInsensitiveKey: "Services") else {
+                Issue.record("no Services")
+                return
+            }
             #expect(services.compactMap { $0.value(forCaseInsensitiveKey: "Name")?.stringValue } == ["legacy-db", "orders"])
             #expect(services.first?.value(forCaseInsensitiveKey: "CAFile")?.stringValue == "/etc/ca.pem")
         }

@@ -1,8 +1,8 @@
 import AWSSigV4
 import Foundation
 import NIOCore
-import Testing
 import TestSupport
+import Testing
 
 @testable import DevMode
 
@@ -13,7 +13,9 @@ struct DevLambdaEndpointTests {
     static let path = "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Agreeting/invocations"
 
     /// Headers of a request signed the way the gateway signs Invoke.
-    static func signed(path: String = path, body: String, credentials: Credentials = DevLambdaEndpoint.credentials, date: Date = Date(), type: String = "RequestResponse") -> [(name: String, value: String)] {
+    static func signed(path: String = path, body: String, credentials: Credentials = DevLambdaEndpoint.credentials, date: Date = Date(), type: String = "RequestResponse") -> [(
+        name: String, value: String
+    )] {
         var headers = [("host", "127.0.0.1:9000"), ("content-type", "application/json"), ("x-amz-invocation-type", type)]
         let request = SigV4Request(method: "POST", path: path, headers: headers.map { SigV4Header($0.0, $0.1) }, payloadHash: SigV4Signer.payloadHash(Array(body.utf8)))
         let signature = SigV4Signer(service: "lambda", region: "us-east-1").sign(request, credentials: credentials, date: date)
@@ -110,7 +112,8 @@ struct DevLambdaEndpointTests {
         #expect(unsigned.status == 403)
         let missing = "/2021-11-15/functions/nothing-here/response-streaming-invocations"
         #expect(DevLambdaEndpoint.answer(method: "POST", uri: missing, headers: Self.signed(path: missing, body: "{}"), body: ByteBuffer(string: "{}"), verifier: Self.verifier).status == 404)
-        let event = DevLambdaEndpoint.answer(method: "POST", uri: Self.streamPath, headers: Self.signed(path: Self.streamPath, body: "{}", type: "Event"), body: ByteBuffer(string: "{}"), verifier: Self.verifier)
+        let event = DevLambdaEndpoint.answer(
+            method: "POST", uri: Self.streamPath, headers: Self.signed(path: Self.streamPath, body: "{}", type: "Event"), body: ByteBuffer(string: "{}"), verifier: Self.verifier)
         #expect(event.status == 400, "an asynchronous call has no stream")
     }
 

@@ -1,7 +1,8 @@
 import Foundation
-@testable import GatewayCore
 import LambdaPayload
 import Testing
+
+@testable import GatewayCore
 
 /// The access-log format compiler and renderer (consul-api.md §5.7.1): Consul's default, text and
 /// JSON formats, START_TIME patterns, Envoy's missing-value and typing rules, and lines a client
@@ -89,7 +90,8 @@ struct AccessLogFormatTests {
 
     @Test func consulDefaultWritesEveryFieldInConsulsOrderWithTypedNumbers() throws {
         let line = Self.line(.consulDefault, Self.fullEntry)
-        let expected = #"{"start_time":"2026-12-06T14:33:14.123Z","route_name":"orders-route","method":"POST","#
+        let expected =
+            #"{"start_time":"2026-12-06T14:33:14.123Z","route_name":"orders-route","method":"POST","#
             + #""path":"/orders?id=7","protocol":"HTTP/1.1","response_code":504,"response_flags":"UT,URX","#
             + #""response_code_details":"upstream_response_timeout","connection_termination_details":"idle_timeout","#
             + #""bytes_received":17,"bytes_sent":1234,"duration":57,"upstream_service_time":38,"#
@@ -106,7 +108,8 @@ struct AccessLogFormatTests {
 
     @Test func consulDefaultWritesNullForWhatIsNotKnown() throws {
         let line = Self.line(.consulDefault, Self.emptyEntry)
-        let expected = #"{"start_time":"2026-12-06T14:33:14.123Z","route_name":null,"method":null,"path":null,"#
+        let expected =
+            #"{"start_time":"2026-12-06T14:33:14.123Z","route_name":null,"method":null,"path":null,"#
             + #""protocol":null,"response_code":0,"response_flags":"-","response_code_details":null,"#
             + #""connection_termination_details":null,"bytes_received":0,"bytes_sent":0,"duration":null,"#
             + #""upstream_service_time":null,"x_forwarded_for":null,"user_agent":null,"request_id":null,"authority":null,"#
@@ -173,7 +176,8 @@ struct AccessLogFormatTests {
     }
 
     @Test func aTextLineWritesADashForEachUnknownValueAndZeroForCounts() throws {
-        let format = "%ROUTE_NAME% %REQ(:METHOD)% %REQ(:PATH)% %REQ(:AUTHORITY)% %REQ(USER-AGENT)% %RESP(X)% "
+        let format =
+            "%ROUTE_NAME% %REQ(:METHOD)% %REQ(:PATH)% %REQ(:AUTHORITY)% %REQ(USER-AGENT)% %RESP(X)% "
             + "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% %PROTOCOL% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% "
             + "%CONNECTION_TERMINATION_DETAILS% %DURATION% %RESPONSE_DURATION% %UPSTREAM_HOST% %UPSTREAM_CLUSTER% "
             + "%UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% "

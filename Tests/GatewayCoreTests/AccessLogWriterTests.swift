@@ -1,12 +1,13 @@
 import ConsulAPI
 import Foundation
-@testable import GatewayCore
 import LambdaPayload
-import Testing
 import TestSupport
+import Testing
+
+@testable import GatewayCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The access log's settings and its writer thread: Consul's `AccessLogs` compiled, lines written

@@ -6,8 +6,8 @@ import NIOHTTP2
 import NIOPosix
 import NIOSSL
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 /// A mesh mTLS connection from a test, as a sidecar would open it, that records what arrives.
 final class RecordingConnection: Sendable {

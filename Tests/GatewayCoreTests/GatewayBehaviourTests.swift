@@ -1,8 +1,8 @@
 import Foundation
 import GatewayCore
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 @Suite("Gateway behaviour under change and failure", .serialized)
 struct GatewayBehaviourTests {
@@ -76,7 +76,9 @@ struct GatewayBehaviourTests {
             func settle() async throws { try await Task.sleep(for: .milliseconds(250)) }
             // Link a new service, unlink one, rotate a leaf, rotate the roots twice (add, then drop the old one).
             consul.registerInstance("billing")
-            try consul.setConfigEntry(#"{"Kind":"service-defaults","Name":"billing","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:billing"}}]}"#)
+            try consul.setConfigEntry(
+                #"{"Kind":"service-defaults","Name":"billing","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:billing"}}]}"#
+            )
             try consul.linkServices(["orders", "thumbnails", "billing"])
             try await gateway.tls.snapshots.waitFor("billing") { $0.services["billing"] != nil }
             try await settle()

@@ -6,8 +6,8 @@ import Logging
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
-import Testing
 import TestSupport
+import Testing
 
 @testable import GatewayCore
 
@@ -46,7 +46,8 @@ final class EmbeddedHTTP1Connection {
             let orders = ServedService(
                 name: "orders",
                 snis: [],
-                lambda: LambdaSettings(function: try FunctionARN(parsing: "arn:aws:lambda:us-east-1:123456789012:function:orders"), payloadFormat: .envoy, passthrough: false, invocationType: .requestResponse),
+                lambda: LambdaSettings(
+                    function: try FunctionARN(parsing: "arn:aws:lambda:us-east-1:123456789012:function:orders"), payloadFormat: .envoy, passthrough: false, invocationType: .requestResponse),
                 protocolName: "http",
                 requestTimeout: nil,
                 intentions: [],
@@ -275,7 +276,9 @@ struct HTTP1ConnectionHandlerTests {
         let refused = try EmbeddedHTTP1Connection()
         defer { refused.finish() }
         try refused.send("CONNECT orders:443 HTTP/1.1\r\nHost: orders\r\n\r\n")
-        #expect(PrometheusText(refused.processor.metrics.exposition(snapshot: .empty, inFlight: 0)).value("lambda_gateway_requests_total", ["service": "orders", "status": "405", "outcome": "rejected"]) == 1)
+        #expect(
+            PrometheusText(refused.processor.metrics.exposition(snapshot: .empty, inFlight: 0)).value("lambda_gateway_requests_total", ["service": "orders", "status": "405", "outcome": "rejected"])
+                == 1)
     }
 
     @Test func aPartialHeadIsAnswered408AfterTheHeadTimeoutOfTheConnection() throws {

@@ -1,5 +1,6 @@
 import AWSCredentials
 import AWSSigV4
+import Atomics
 import ConsulAPI
 import Foundation
 import GatewayCore
@@ -8,10 +9,9 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
-import Atomics
+import TestSupport
 import Testing
 import Tracing
-import TestSupport
 
 /// The whole path on 127.0.0.1: Consul test server → snapshot → mTLS listener → HTTP/1.1 →
 /// signed Invoke to an HTTPS Lambda stand-in → response. Driven by curl as a real client.
@@ -50,7 +50,9 @@ struct GatewayFixture {
                 .bind(host: "127.0.0.1", port: 0)
                 .get()
             let fixture = GatewayFixture(tls: tls, lambda: lambda, files: files, port: listener.localAddress!.port!, accepted: accepted, metrics: metrics, processor: processor)
-            try await withTeardown { try await body(fixture) } teardown: {
+            try await withTeardown {
+                try await body(fixture)
+            } teardown: {
                 try? await listener.close()
                 try? await invoker.shutdown()
                 await lambda.shutdown()
@@ -61,7 +63,9 @@ struct GatewayFixture {
 
     /// curl with a mesh client certificate for `caller` (a new one from the active root, or `leaf`),
     /// SNI of `service`, HTTP/1.1 unless `httpVersion` says otherwise (`--http2`: ALPN h2).
-    func curl(_ service: String, path: String, caller: String = "web", leaf given: TestLeaf? = nil, httpVersion: String = "--http1.1", extra: [String] = []) async throws -> (status: Int, body: String, headers: String) {
+    func curl(_ service: String, path: String, caller: String = "web", leaf given: TestLeaf? = nil, httpVersion: String = "--http1.1", extra: [String] = []) async throws -> (
+        status: Int, body: String, headers: String
+    ) {
         let leaf = try given ?? tls.clientLeaf(caller)
         let cert = try files.file("\(caller).pem", contents: try leaf.certificatePEM)
         let key = try files.file("\(caller).key", contents: leaf.keyPEM)
@@ -104,7 +108,8 @@ let echoPayload: TestHTTPServer.Handler = { request in
 struct HTTP1GatewayTests {
     @Test func aRequestReachesTheFunctionAndTheResponseComesBack() async throws {
         try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
-            let answer = try await gateway.curl("orders", path: "/orders/42/items?expand=true&expand=false", extra: ["-H", "content-type: application/json", "-H", "x-trace: a", "-H", "x-trace: b", "-d", #"{"qty": 2}"#])
+            let answer = try await gateway.curl(
+                "orders", path: "/orders/42/items?expand=true&expand=false", extra: ["-H", "content-type: application/json", "-H", "x-trace: a", "-H", "x-trace: b", "-d", #"{"qty": 2}"#])
             #expect(answer.status == 201, "\(answer.body)")
             #expect(answer.headers.lowercased().contains("x-seen: yes"))
             #expect(answer.headers.lowercased().contains("x-amzn-requestid: req-42"))
@@ -162,7 +167,9 @@ struct HTTP1GatewayTests {
     @Test func intentionsDenyWith403AndNoLambdaCall() async throws {
         try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
             gateway.tls.snapshots.consul.setDefaultACLPolicy("deny")
-            try gateway.tls.snapshots.consul.setConfigEntry(#"{"Kind":"service-intentions","Name":"orders","Sources":[{"Name":"web","Action":"allow"},{"Name":"billing","Action":"","Permissions":[{"Action":"allow","HTTP":{"PathPrefix":"/orders","Methods":["GET"]}}]}]}"#)
+            try gateway.tls.snapshots.consul.setConfigEntry(
+                #"{"Kind":"service-intentions","Name":"orders","Sources":[{"Name":"web","Action":"allow"},{"Name":"billing","Action":"","Permissions":[{"Action":"allow","HTTP":{"PathPrefix":"/orders","Methods":["GET"]}}]}]}"#
+            )
             try await gateway.tls.snapshots.waitFor("deny policy") { $0.defaultIntentionPolicy == "deny" && $0.services["orders"]?.intentions.count == 2 }
             #expect(try await gateway.curl("orders", path: "/x", caller: "web").status == 201)
             #expect(try await gateway.curl("orders", path: "/orders/1", caller: "billing").status == 201)
@@ -199,14 +206,17 @@ struct HTTP1GatewayTests {
     @Test func metricsCountEveryAnswerByOutcomeAndTimeEveryLambdaCall() async throws {
         var settings = ProcessingSettings()
         settings.maximumSyncPayloadBytes = 4096
-        try await GatewayFixture.with(settings: settings, lambdaHandler: { request in
-            let payload = try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any]
-            switch payload?["raw_path"] as? String {
-            case "/failed": return ScriptedResponse(headers: [("X-Amz-Function-Error", "Unhandled")], json: #"{"errorMessage":"boom"}"#)
-            case "/throttled": return ScriptedResponse(status: 429, headers: [("X-Amzn-ErrorType", "TooManyRequestsException")], json: #"{"message":"Rate exceeded"}"#)
-            default: return await echoPayload(request)
+        try await GatewayFixture.with(
+            settings: settings,
+            lambdaHandler: { request in
+                let payload = try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any]
+                switch payload?["raw_path"] as? String {
+                case "/failed": return ScriptedResponse(headers: [("X-Amz-Function-Error", "Unhandled")], json: #"{"errorMessage":"boom"}"#)
+                case "/throttled": return ScriptedResponse(status: 429, headers: [("X-Amzn-ErrorType", "TooManyRequestsException")], json: #"{"message":"Rate exceeded"}"#)
+                default: return await echoPayload(request)
+                }
             }
-        }) { gateway in
+        ) { gateway in
             try gateway.tls.snapshots.consul.setConfigEntry(#"{"Kind":"service-intentions","Name":"orders","Sources":[{"Name":"api","Action":"deny"},{"Name":"*","Action":"allow"}]}"#)
             try await gateway.tls.snapshots.waitFor("intentions") { $0.services["orders"]?.intentions.count == 2 }
             #expect(try await gateway.curl("orders", path: "/ok", extra: ["-X", "POST"]).status == 201)

@@ -1,7 +1,8 @@
-@testable import GatewayCore
 import LambdaPayload
 import NIOCore
 import Testing
+
+@testable import GatewayCore
 
 @Suite("HTTP/1.1 answer encoding")
 struct HTTP1ResponseEncoderTests {

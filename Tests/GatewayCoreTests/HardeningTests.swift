@@ -3,8 +3,8 @@ import GatewayCore
 import Logging
 import NIOCore
 import NIOPosix
-import Testing
 import TestSupport
+import Testing
 
 /// A Lambda stand-in that answers `/first` with `first` and anything else with its echo.
 func firstThenEcho(_ first: String) -> TestHTTPServer.Handler {
@@ -73,7 +73,8 @@ struct FunctionAnswerHardeningTests {
 @Suite("Hardening: the shape of a request", .serialized, .timeLimit(.minutes(2)))
 struct RequestShapeHardeningTests {
     /// `web` may call anything but `/admin`, and not with `x-role: guest`.
-    static let denyRules = #"{"Kind":"service-intentions","Name":"orders","Sources":[{"Name":"web","Action":"","Permissions":[{"Action":"deny","HTTP":{"PathExact":"/admin"}},{"Action":"deny","HTTP":{"Header":[{"Name":"x-role","Exact":"guest"}]}},{"Action":"allow","HTTP":{"PathPrefix":"/"}}]}]}"#
+    static let denyRules =
+        #"{"Kind":"service-intentions","Name":"orders","Sources":[{"Name":"web","Action":"","Permissions":[{"Action":"deny","HTTP":{"PathExact":"/admin"}},{"Action":"deny","HTTP":{"Header":[{"Name":"x-role","Exact":"guest"}]}},{"Action":"allow","HTTP":{"PathPrefix":"/"}}]}]}"#
 
     func withDenyRules(_ body: (GatewayFixture) async throws -> Void) async throws {
         try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
@@ -160,7 +161,8 @@ struct RequestShapeHardeningTests {
     /// Envoy and Consul compare bytes; Swift's `String` compares canonically equivalent text as
     /// equal, so `/admin` followed by a combining mark was not `hasPrefix("/admin")` and slipped past.
     @Test func aCombiningMarkAfterAPrefixSlipsPastNoDenyRule() async throws {
-        let rules = #"{"Kind":"service-intentions","Name":"orders","Sources":[{"Name":"web","Action":"","Permissions":[{"Action":"deny","HTTP":{"PathPrefix":"/admin"}},{"Action":"deny","HTTP":{"PathRegex":"/secret.*"}},{"Action":"deny","HTTP":{"Header":[{"Name":"x-role","Prefix":"guest"}]}},{"Action":"allow","HTTP":{"PathPrefix":"/"}}]}]}"#
+        let rules =
+            #"{"Kind":"service-intentions","Name":"orders","Sources":[{"Name":"web","Action":"","Permissions":[{"Action":"deny","HTTP":{"PathPrefix":"/admin"}},{"Action":"deny","HTTP":{"PathRegex":"/secret.*"}},{"Action":"deny","HTTP":{"Header":[{"Name":"x-role","Prefix":"guest"}]}},{"Action":"allow","HTTP":{"PathPrefix":"/"}}]}]}"#
         try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
             try gateway.tls.snapshots.consul.setConfigEntry(rules)
             try await gateway.tls.snapshots.waitFor("L7 rules") { $0.services["orders"]?.intentions.first?.permissions.count == 4 }
@@ -287,7 +289,8 @@ struct HTTP2ConnectionHardeningTests {
         try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
             let connection = try await RawConnection.open(gateway, service: "orders", alpn: ["h2"])
             // 70 KB of headers, in frames within the 16 KB frame size: HEADERS then CONTINUATIONs.
-            let fields = [(":method", "GET"), (":scheme", "https"), (":path", "/big"), (":authority", gateway.tls.sni("orders"))]
+            let fields =
+                [(":method", "GET"), (":scheme", "https"), (":path", "/big"), (":authority", gateway.tls.sni("orders"))]
                 + (1...7).map { ("x-big-\($0)", String(repeating: "b", count: 10 * 1024)) }
             let block = RawH2.block(fields)
             var frames: [UInt8] = []
@@ -295,7 +298,8 @@ struct HTTP2ConnectionHardeningTests {
             while offset < block.count {
                 let end = min(offset + 16 * 1024, block.count)
                 let last: UInt8 = end == block.count ? 0x4 : 0
-                frames += offset == 0
+                frames +=
+                    offset == 0
                     ? RawH2.frame(.headers, flags: 0x1 | last, stream: 1, Array(block[offset..<end]))
                     : RawH2.frame(.continuation, flags: last, stream: 1, Array(block[offset..<end]))
                 offset = end

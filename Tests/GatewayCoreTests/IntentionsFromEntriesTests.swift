@@ -1,11 +1,12 @@
 import ConsulAPI
 import Foundation
-@testable import GatewayCore
 import Logging
 import MeshIdentity
 import NIOPosix
-import Testing
 import TestSupport
+import Testing
+
+@testable import GatewayCore
 
 /// A set of `service-intentions` entries and the destinations to compare on.
 struct IntentionsConfiguration: Sendable, CustomTestStringConvertible {
@@ -150,16 +151,17 @@ struct IntentionsFromEntriesTests {
     }
 
     /// The rows of mesh-identity.md §6.7, row R included, from the entries alone.
-    @Test(arguments: [
-        ("A", "web", AuthorizationRequest(method: "POST", path: "/anything"), true, true),
-        ("B", "billing", AuthorizationRequest(method: "GET", path: "/orders/1", headers: [("x-tenant", "t1")]), true, true),
-        ("C", "billing", AuthorizationRequest(method: "GET", path: "/orders/1"), false, true),
-        ("D", "billing", AuthorizationRequest(method: "GET", path: "/admin/users", headers: [("x-tenant", "t1")]), false, false),
-        ("E", "billing", AuthorizationRequest(method: "POST", path: "/orders", headers: [("x-tenant", "t1")]), false, true),
-        ("F", "api", AuthorizationRequest(method: "GET", path: "/"), false, false),
-        ("R", "reporting", AuthorizationRequest(method: "GET", path: "/"), true, false),
-        ("N", nil, AuthorizationRequest(method: "GET", path: "/"), false, true),
-    ] as [(String, String?, AuthorizationRequest, Bool, Bool)])
+    @Test(
+        arguments: [
+            ("A", "web", AuthorizationRequest(method: "POST", path: "/anything"), true, true),
+            ("B", "billing", AuthorizationRequest(method: "GET", path: "/orders/1", headers: [("x-tenant", "t1")]), true, true),
+            ("C", "billing", AuthorizationRequest(method: "GET", path: "/orders/1"), false, true),
+            ("D", "billing", AuthorizationRequest(method: "GET", path: "/admin/users", headers: [("x-tenant", "t1")]), false, false),
+            ("E", "billing", AuthorizationRequest(method: "POST", path: "/orders", headers: [("x-tenant", "t1")]), false, true),
+            ("F", "api", AuthorizationRequest(method: "GET", path: "/"), false, false),
+            ("R", "reporting", AuthorizationRequest(method: "GET", path: "/"), true, false),
+            ("N", nil, AuthorizationRequest(method: "GET", path: "/"), false, true),
+        ] as [(String, String?, AuthorizationRequest, Bool, Bool)])
     func workedCasesHoldForTheDerivedIntentions(_ row: String, caller: String?, request: AuthorizationRequest, underDeny: Bool, underAllow: Bool) throws {
         let entries = try workedCaseEntries.map { try JSONDecoder().decode(ServiceIntentionsEntry.self, from: Data($0.utf8)) }
         let rules = IntentionsFromEntries(entries: entries, scope: .default).rules(for: "orders")
@@ -196,7 +198,8 @@ struct IntentionsFromEntriesTests {
     /// Consul compares destination names byte for byte: the entry of `café` (NFC) is not its
     /// canonically equal twin's (NFD).
     @Test func destinationsThatDifferOnlyInNormalizationKeepTheirOwnSources() throws {
-        let json = #"[{"Kind":"service-intentions","Name":"caf\u00e9","Sources":[{"Name":"web","Action":"allow"}]},{"Kind":"service-intentions","Name":"cafe\u0301","Sources":[{"Name":"api","Action":"deny"}]}]"#
+        let json =
+            #"[{"Kind":"service-intentions","Name":"caf\u00e9","Sources":[{"Name":"web","Action":"allow"}]},{"Kind":"service-intentions","Name":"cafe\u0301","Sources":[{"Name":"api","Action":"deny"}]}]"#
         let entries = try JSONDecoder().decode([ServiceIntentionsEntry].self, from: Data(json.utf8))
         let intentions = IntentionsFromEntries(entries: entries, scope: .default)
         #expect(intentions.rules(for: "caf\u{E9}").map(\.sourceName) == ["web"])

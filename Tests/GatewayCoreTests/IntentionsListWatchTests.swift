@@ -2,8 +2,8 @@ import ConsulAPI
 import Foundation
 import GatewayCore
 import MeshIdentity
-import Testing
 import TestSupport
+import Testing
 
 /// What `caller` (a service of the default scope) may do to `service` in `snapshot`; nil when the
 /// service is not served.
@@ -51,13 +51,16 @@ struct IntentionsListWatchTests {
         var options = ConsulTestServer.Options()
         // Per-service rules only: the `*` destination's entry is hidden from the list (§7.1).
         options.tokens = ["gateway": .init(deniedIntentionReads: ["*"])]
-        try await SnapshotFixture.with(options: options, token: "gateway", prepare: { consul in
-            try prepareTwoServices(consul)
-            try consul.setConfigEntry(#"{"Kind":"service-intentions","Name":"*","Sources":[{"Name":"api","Action":"deny"}]}"#)
-            // The match query fails twice (the watch's burst; the next try waits for its rate
-            // limit): meanwhile nothing is served on the filtered list alone, which misses the deny.
-            consul.inject(.status(500, body: "No cluster leader"), count: 2, pathPrefix: "/v1/connect/intentions/match")
-        }) { fixture in
+        try await SnapshotFixture.with(
+            options: options, token: "gateway",
+            prepare: { consul in
+                try prepareTwoServices(consul)
+                try consul.setConfigEntry(#"{"Kind":"service-intentions","Name":"*","Sources":[{"Name":"api","Action":"deny"}]}"#)
+                // The match query fails twice (the watch's burst; the next try waits for its rate
+                // limit): meanwhile nothing is served on the filtered list alone, which misses the deny.
+                consul.inject(.status(500, body: "No cluster leader"), count: 2, pathPrefix: "/v1/connect/intentions/match")
+            }
+        ) { fixture in
             let waiting = try await fixture.waitFor("waiting for the match query") {
                 $0.notServed["orders"] == NotServedReason(.waiting, "intentions not fetched yet") && !fixture.matchRequests.isEmpty
             }

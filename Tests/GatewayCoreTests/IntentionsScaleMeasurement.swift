@@ -3,8 +3,8 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
-import Testing
 import TestSupport
+import Testing
 
 /// Issue 23's measurement (BENCHMARKS.md, "Intentions at 10,000 services"): what the gateway reads
 /// to learn the intentions of 10,000 linked services with one `*` intention and one intention per

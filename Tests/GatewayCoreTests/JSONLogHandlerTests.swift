@@ -1,7 +1,8 @@
 import Foundation
-@testable import GatewayCore
 import Logging
 import Testing
+
+@testable import GatewayCore
 
 /// `--log-format json`: one JSON object per line, metadata as fields, nothing a value holds can
 /// break the line.

@@ -1,11 +1,12 @@
 import Foundation
-@testable import GatewayCore
 import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
-import Testing
 import TestSupport
+import Testing
+
+@testable import GatewayCore
 
 /// A log handler that keeps every line: level, message, and metadata rendered as the stream
 /// handler would.

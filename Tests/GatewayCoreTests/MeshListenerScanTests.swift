@@ -1,7 +1,7 @@
 import Foundation
 import GatewayCore
-import Testing
 import TestSupport
+import Testing
 
 /// The mesh listener as outside clients see it (mesh-identity.md §5.4, revised): curl negotiates
 /// HTTP/2 over TLS for a plain `http` service, and testssl.sh finds TLS 1.2 and 1.3 only, no CBC suite

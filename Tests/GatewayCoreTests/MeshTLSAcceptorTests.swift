@@ -6,8 +6,8 @@ import MeshIdentity
 import NIOCore
 import NIOPosix
 import NIOSSL
-import Testing
 import TestSupport
+import Testing
 import X509
 
 /// A listener with the mesh TLS acceptor that answers each authenticated connection with one line:
@@ -35,7 +35,11 @@ struct TLSFixture {
                 .bind(host: "127.0.0.1", port: 0)
                 .get()
             let fixture = TLSFixture(snapshots: snapshots, listener: listener, metrics: metrics)
-            try await withTeardown { try await body(fixture) } teardown: { try? await listener.close() }
+            try await withTeardown {
+                try await body(fixture)
+            } teardown: {
+                try? await listener.close()
+            }
         }
     }
 
@@ -238,8 +242,14 @@ struct MeshTLSAcceptorTests {
             let stalled = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: fixture.port).get()
             try await stalled.writeAndFlush(ByteBuffer(bytes: [0x16, 0x03, 0x01]))
             let closed = try await withThrowingTaskGroup(of: Bool.self) { group in
-                group.addTask { try? await stalled.closeFuture.get(); return true }
-                group.addTask { try await Task.sleep(for: .seconds(5)); return false }
+                group.addTask {
+                    try? await stalled.closeFuture.get()
+                    return true
+                }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(5))
+                    return false
+                }
                 defer { group.cancelAll() }
                 return try await group.next() ?? false
             }
@@ -256,8 +266,14 @@ struct MeshTLSAcceptorTests {
             func accepted(_ tweak: @escaping (inout TLSConfiguration) -> Void) async throws -> Bool {
                 try await fixture.connect(sni: fixture.sni("orders"), client: leaf, tweak: tweak).line != nil
             }
-            let tls12Only: (inout TLSConfiguration) -> Void = { $0.minimumTLSVersion = .tlsv12; $0.maximumTLSVersion = .tlsv12 }
-            let tls13Only: (inout TLSConfiguration) -> Void = { $0.minimumTLSVersion = .tlsv13; $0.maximumTLSVersion = .tlsv13 }
+            let tls12Only: (inout TLSConfiguration) -> Void = {
+                $0.minimumTLSVersion = .tlsv12
+                $0.maximumTLSVersion = .tlsv12
+            }
+            let tls13Only: (inout TLSConfiguration) -> Void = {
+                $0.minimumTLSVersion = .tlsv13
+                $0.maximumTLSVersion = .tlsv13
+            }
             // No mesh entry: TLS 1.2 and 1.3.
             #expect(try await accepted(tls12Only))
             #expect(try await accepted(tls13Only))
@@ -274,8 +290,16 @@ struct MeshTLSAcceptorTests {
             let snapshot = try await fixture.snapshots.waitFor("TLS 1.2 maximum") { $0.incomingTLS.maximumVersion == .tls12 }
             #expect(snapshot.incomingTLS.minimumVersion == .tls12 && snapshot.incomingTLS.cipherSuites == ["TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"])
             #expect(try await accepted(tls13Only) == false)
-            #expect(try await accepted { tls12Only(&$0); $0.cipherSuiteValues = [.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256] } == false)
-            #expect(try await accepted { tls12Only(&$0); $0.cipherSuiteValues = [.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384] })
+            #expect(
+                try await accepted {
+                    tls12Only(&$0)
+                    $0.cipherSuiteValues = [.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]
+                } == false)
+            #expect(
+                try await accepted {
+                    tls12Only(&$0)
+                    $0.cipherSuiteValues = [.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384]
+                })
         }
     }
 

@@ -1,8 +1,9 @@
 import Foundation
-@testable import GatewayCore
 import LambdaInvoke
-import Testing
 import TestSupport
+import Testing
+
+@testable import GatewayCore
 
 /// `/metrics` by the book: every family with HELP and TYPE, the process metrics read from /proc,
 /// the new per-request families, and the gauges read at scrape time.
@@ -19,11 +20,12 @@ struct MetricsExpositionTests {
         )
         metrics.accessLogLinesDropped(3, .sinkBehind)
         let text = metrics.exposition(snapshot: .empty, inFlight: 2)
-        let families = Set(text.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { line in
-            String(line.prefix { $0 != "{" && $0 != " " })
-        }.map { name in
-            ["_bucket", "_sum", "_count"].reduce(name) { name, suffix in name.hasSuffix(suffix) && name.contains("duration") ? String(name.dropLast(suffix.count)) : name }
-        })
+        let families = Set(
+            text.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { line in
+                String(line.prefix { $0 != "{" && $0 != " " })
+            }.map { name in
+                ["_bucket", "_sum", "_count"].reduce(name) { name, suffix in name.hasSuffix(suffix) && name.contains("duration") ? String(name.dropLast(suffix.count)) : name }
+            })
         for family in families {
             #expect(text.contains("# HELP \(family) "), "no HELP for \(family)")
             #expect(text.contains("# TYPE \(family) "), "no TYPE for \(family)")

@@ -12,7 +12,14 @@ enum RawH2 {
     static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
 
     enum FrameType: UInt8 {
-        case data = 0, headers = 1, rstStream = 3, settings = 4, ping = 6, goAway = 7, windowUpdate = 8, continuation = 9
+        case data = 0
+        case headers = 1
+        case rstStream = 3
+        case settings = 4
+        case ping = 6
+        case goAway = 7
+        case windowUpdate = 8
+        case continuation = 9
     }
 
     struct Frame {

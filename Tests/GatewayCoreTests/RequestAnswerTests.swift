@@ -1,6 +1,7 @@
-@testable import GatewayCore
 import LambdaInvoke
 import Testing
+
+@testable import GatewayCore
 
 /// How a failed Invoke call reads in the access log: its flags.
 @Suite("Answers to failed Lambda calls")

@@ -1,6 +1,7 @@
 import Foundation
-@testable import GatewayCore
 import Testing
+
+@testable import GatewayCore
 
 /// The `x-request-id` values the gateway adds: UUID v4 in form, never repeated within a process,
 /// and different between processes.
@@ -29,7 +30,8 @@ struct RequestIDGeneratorTests {
     }
 
     @Test func generatorsWithRandomSeedsDiffer() {
-        let one = RequestIDGenerator(), two = RequestIDGenerator()
+        let one = RequestIDGenerator()
+        let two = RequestIDGenerator()
         #expect(one.next() != two.next())
     }
 

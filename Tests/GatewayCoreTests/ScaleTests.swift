@@ -1,7 +1,7 @@
 import ConsulAPI
 import GatewayCore
-import Testing
 import TestSupport
+import Testing
 
 /// Many linked services against an agent that limits each client to 200 connections, as Consul does
 /// (consul-api.md §2.5). The benchmark (`Benchmarks/scale.sh`) goes to 10,000; CI runs 1,000 here.

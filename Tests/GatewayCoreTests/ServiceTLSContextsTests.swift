@@ -2,8 +2,8 @@ import Foundation
 import LambdaInvoke
 import NIOCore
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 @testable import GatewayCore
 

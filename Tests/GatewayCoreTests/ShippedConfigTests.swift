@@ -2,8 +2,8 @@ import ConsulAPI
 import Foundation
 import GatewayCore
 import LambdaPayload
-import Testing
 import TestSupport
+import Testing
 
 /// The files in `conf/` are what users copy: they must say what the gateway actually accepts.
 @Suite("conf/ examples")

@@ -4,11 +4,13 @@ import GatewayCore
 import LambdaInvoke
 import Logging
 import NIOPosix
-import Testing
 import TestSupport
+import Testing
 
-let ordersDefaults = #"{"Kind":"service-defaults","Name":"orders","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Required":false,"Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:orders","InvocationMode":"synchronous"}}]}"#
-let thumbnailsDefaults = #"{"Kind":"service-defaults","Name":"thumbnails","Protocol":"http","Meta":{"serverless.consul.hashicorp.com/v1alpha1/lambda/enabled":"true","serverless.consul.hashicorp.com/v1alpha1/lambda/arn":"arn:aws:lambda:eu-west-1:123456789012:function:thumbnails:live","serverless.consul.hashicorp.com/v1alpha1/lambda/region":"eu-west-1","serverless.consul.hashicorp.com/v1alpha1/lambda/payload-passthrough":"true","serverless.consul.hashicorp.com/v1alpha1/lambda/invocation-mode":"ASYNCHRONOUS"}}"#
+let ordersDefaults =
+    #"{"Kind":"service-defaults","Name":"orders","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Required":false,"Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:orders","InvocationMode":"synchronous"}}]}"#
+let thumbnailsDefaults =
+    #"{"Kind":"service-defaults","Name":"thumbnails","Protocol":"http","Meta":{"serverless.consul.hashicorp.com/v1alpha1/lambda/enabled":"true","serverless.consul.hashicorp.com/v1alpha1/lambda/arn":"arn:aws:lambda:eu-west-1:123456789012:function:thumbnails:live","serverless.consul.hashicorp.com/v1alpha1/lambda/region":"eu-west-1","serverless.consul.hashicorp.com/v1alpha1/lambda/payload-passthrough":"true","serverless.consul.hashicorp.com/v1alpha1/lambda/invocation-mode":"ASYNCHRONOUS"}}"#
 
 /// The Consul API test server, a Consul client, and the config source publishing into a store.
 struct SnapshotFixture {
@@ -58,7 +60,11 @@ struct SnapshotFixture {
         )
         let task = Task { await source.run() }
         let fixture = SnapshotFixture(consul: consul, client: client, store: store, metrics: metrics, task: task)
-        try await withTeardown { try await body(fixture) } teardown: { await fixture.stop() }
+        try await withTeardown {
+            try await body(fixture)
+        } teardown: {
+            await fixture.stop()
+        }
     }
 
     func stop() async {
@@ -119,7 +125,9 @@ struct SnapshotAssemblyTests {
     @Test func aChangedServiceDefaultsEntryChangesTheSettingsLive() async throws {
         try await SnapshotFixture.with(prepare: prepareTwoServices) { fixture in
             try await fixture.waitFor("both services") { $0.services.count == 2 }
-            try fixture.consul.setConfigEntry(#"{"Kind":"service-defaults","Name":"orders","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:orders:live","InvocationMode":"asynchronous"}}]}"#)
+            try fixture.consul.setConfigEntry(
+                #"{"Kind":"service-defaults","Name":"orders","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:orders:live","InvocationMode":"asynchronous"}}]}"#
+            )
             let changed = try await fixture.waitFor("the new ARN") { $0.services["orders"]?.lambda.function.qualifier == "live" }
             #expect(changed.services["orders"]?.lambda.invocationType == .event)
             #expect(changed.services["thumbnails"]?.lambda.region == "eu-west-1")
@@ -159,7 +167,9 @@ struct SnapshotAssemblyTests {
     @Test func invalidLambdaConfigIsLeftOutAndOthersAreServed() async throws {
         try await SnapshotFixture.with(prepare: prepareTwoServices) { fixture in
             try await fixture.waitFor("both") { $0.services.count == 2 }
-            try fixture.consul.setConfigEntry(#"{"Kind":"service-defaults","Name":"thumbnails","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:thumbnails","Region":"us-west-2"}}]}"#)
+            try fixture.consul.setConfigEntry(
+                #"{"Kind":"service-defaults","Name":"thumbnails","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:thumbnails","Region":"us-west-2"}}]}"#
+            )
             let snapshot = try await fixture.waitFor("thumbnails left out") { $0.services["thumbnails"] == nil }
             #expect(snapshot.notServed["thumbnails"] == NotServedReason(.invalidLambdaConfig, #"thumbnails: lambda config error: Region "us-west-2" does not match ARN region "us-east-1""#))
             #expect(snapshot.services["orders"] != nil)
@@ -247,7 +257,8 @@ struct SnapshotAssemblyTests {
             consul.registerInstance("plain")
             consul.registerInstance("tcp")
             try consul.setConfigEntry(#"{"Kind":"service-defaults","Name":"plain","Protocol":"http"}"#)
-            try consul.setConfigEntry(#"{"Kind":"service-defaults","Name":"tcp","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:tcp"}}]}"#)
+            try consul.setConfigEntry(
+                #"{"Kind":"service-defaults","Name":"tcp","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:tcp"}}]}"#)
             try consul.linkServices(["plain", "tcp"])
         }) { fixture in
             let snapshot = try await fixture.waitFor("final reasons") {
@@ -327,7 +338,13 @@ struct SnapshotAssemblyTests {
         var options = ConsulTestServer.Options()
         options.defaultACLPolicy = "deny"
         options.agentDefaultIntentionPolicy = "deny"
-        try await SnapshotFixture.with(options: options, settings: { $0.defaultIntentionPolicy = "allow"; $0.agentSelfInterval = .milliseconds(50) }, prepare: prepareTwoServices) { fixture in
+        try await SnapshotFixture.with(
+            options: options,
+            settings: {
+                $0.defaultIntentionPolicy = "allow"
+                $0.agentSelfInterval = .milliseconds(50)
+            }, prepare: prepareTwoServices
+        ) { fixture in
             let snapshot = try await fixture.waitFor("both") { $0.services.count == 2 }
             #expect(snapshot.defaultIntentionPolicy == "allow")
             #expect(fixture.consul.requests.filter { $0.path == "/v1/agent/self" }.isEmpty)
@@ -341,17 +358,21 @@ struct SnapshotAssemblyTests {
         func lambda(_ name: String, _ function: String, _ scope: ConsulScope) -> String {
             #"{"Kind":"service-defaults","Name":"\#(name)","Namespace":"\#(scope.namespace)","Partition":"\#(scope.partition)","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:\#(function)"}}]}"#
         }
-        try await SnapshotFixture.with(options: options, prepare: { consul in
-            consul.registerInstance("orders")
-            consul.registerInstance("orders", scope: emea)
-            consul.registerInstance("billing", scope: sales)
-            try consul.setConfigEntry(ordersDefaults)
-            try consul.setConfigEntry(lambda("orders", "orders-emea", emea))
-            try consul.setConfigEntry(lambda("billing", "billing", sales))
-            try consul.setConfigEntry(#"{"Kind":"service-resolver","Name":"orders","Namespace":"sales","Partition":"emea","Subsets":{"v2":{}}}"#)
-            try consul.setConfigEntry(#"{"Kind":"service-intentions","Name":"orders","Namespace":"sales","Partition":"emea","Sources":[{"Name":"web","Namespace":"frontend","Partition":"emea","Action":"allow"}]}"#)
-            try consul.linkServices(scoped: [("orders", .default), ("orders", emea), ("billing", sales)])
-        }) { fixture in
+        try await SnapshotFixture.with(
+            options: options,
+            prepare: { consul in
+                consul.registerInstance("orders")
+                consul.registerInstance("orders", scope: emea)
+                consul.registerInstance("billing", scope: sales)
+                try consul.setConfigEntry(ordersDefaults)
+                try consul.setConfigEntry(lambda("orders", "orders-emea", emea))
+                try consul.setConfigEntry(lambda("billing", "billing", sales))
+                try consul.setConfigEntry(#"{"Kind":"service-resolver","Name":"orders","Namespace":"sales","Partition":"emea","Subsets":{"v2":{}}}"#)
+                try consul.setConfigEntry(
+                    #"{"Kind":"service-intentions","Name":"orders","Namespace":"sales","Partition":"emea","Sources":[{"Name":"web","Namespace":"frontend","Partition":"emea","Action":"allow"}]}"#)
+                try consul.linkServices(scoped: [("orders", .default), ("orders", emea), ("billing", sales)])
+            }
+        ) { fixture in
             let snapshot = try await fixture.waitFor("three services in three scopes") { $0.services.count == 3 }
             #expect(snapshot.services.keys.sorted() == ["default/sales/billing", "emea/sales/orders", "orders"])
             // SNIs and SPIFFE IDs of mesh-identity.md §2.1, §3.1 (golden vector 9 for the subset).
@@ -370,10 +391,11 @@ struct SnapshotAssemblyTests {
 
             // One list watch per scope in use, each asking only for its own scope's names.
             func scopes(of path: String) -> Set<String> {
-                Set(fixture.consul.requests.filter { $0.path == path }.map { request in
-                    let query = ConsulTestServer.split(request.uri).1
-                    return "\(query.first { $0.0 == "partition" }?.1 ?? "-")/\(query.first { $0.0 == "ns" }?.1 ?? "-")"
-                })
+                Set(
+                    fixture.consul.requests.filter { $0.path == path }.map { request in
+                        let query = ConsulTestServer.split(request.uri).1
+                        return "\(query.first { $0.0 == "partition" }?.1 ?? "-")/\(query.first { $0.0 == "ns" }?.1 ?? "-")"
+                    })
             }
             #expect(scopes(of: "/v1/catalog/services") == ["-/-", "-/sales", "emea/sales"])
             #expect(scopes(of: "/v1/config/service-defaults") == ["-/-", "-/sales", "emea/sales"])

@@ -2,8 +2,8 @@ import Foundation
 import GatewayCore
 import LambdaPayload
 import MeshIdentity
-import Testing
 import TestSupport
+import Testing
 
 /// The static configuration format: a valid file becomes the served snapshot; every kind of
 /// mistake is refused with the file, line, key and what is wrong.
@@ -164,7 +164,10 @@ struct StaticConfigFileTests {
         ("payloadFormat: apigateway-v2", "payloadFormat: soap", "services[1].payloadFormat: unknown format \"soap\""),
         ("invocationMode: asynchronous", "invocationMode: later", "services[1].invocationMode: must be synchronous or asynchronous"),
         ("certFile: orders.pem", "certFile: missing.pem", "missing.pem does not exist"),
-        ("certFile: orders.pem\n    keyFile: orders-key.pem", "certFile: billing.pem\n    keyFile: billing-key.pem", "gateway.yaml: services[0].certFile: the certificate's SPIFFE ID is spiffe://\(trustDomain)/ns/default/dc/dc1/svc/billing, expected"),
+        (
+            "certFile: orders.pem\n    keyFile: orders-key.pem", "certFile: billing.pem\n    keyFile: billing-key.pem",
+            "gateway.yaml: services[0].certFile: the certificate's SPIFFE ID is spiffe://\(trustDomain)/ns/default/dc/dc1/svc/billing, expected"
+        ),
         ("keyFile: orders-key.pem", "keyFile: billing-key.pem", "gateway.yaml: services[0].keyFile: the key does not belong to the certificate"),
         ("certFile: orders.pem\n    keyFile: orders-key.pem", "certFile: expired.pem\n    keyFile: expired-key.pem", "services[0].certFile: the certificate is not valid now"),
         ("caFile: ca.pem", "caFile: not-a-cert.pem", "not-a-cert.pem is neither PEM (no -----BEGIN line) nor DER"),
@@ -178,7 +181,10 @@ struct StaticConfigFileTests {
         ("defaultIntentionPolicy: deny", "defaultIntentionPolicy: maybe", "defaultIntentionPolicy: must be allow or deny"),
         ("services:\n", "services: [\n", "gateway.yaml: not valid YAML"),
         ("defaultIntentionPolicy: deny\n", "defaultIntentionPolicy: deny\ntls: {minVersion: TLSv1_0}\n", "gateway.yaml:5:6: tls: TLSMinVersion TLSv1_0 is below TLS 1.2"),
-        ("defaultIntentionPolicy: deny\n", "defaultIntentionPolicy: deny\ntls: {cipherSuites: [TLS_RSA_WITH_RC4_128_SHA]}\n", "tls: CipherSuites: TLS_RSA_WITH_RC4_128_SHA is not a suite Consul knows"),
+        (
+            "defaultIntentionPolicy: deny\n", "defaultIntentionPolicy: deny\ntls: {cipherSuites: [TLS_RSA_WITH_RC4_128_SHA]}\n",
+            "tls: CipherSuites: TLS_RSA_WITH_RC4_128_SHA is not a suite Consul knows"
+        ),
         ("defaultIntentionPolicy: deny\n", "defaultIntentionPolicy: deny\ntls: {minVersion: TLSv1_3, maxVersion: TLSv1_2}\n", "tls: TLSMaxVersion TLSv1_2 is below TLSMinVersion TLSv1_3"),
         ("defaultIntentionPolicy: deny\n", "defaultIntentionPolicy: deny\ntls: {minimum: TLSv1_3}\n", "tls.minimum: unknown key"),
     ]

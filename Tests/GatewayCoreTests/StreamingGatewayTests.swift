@@ -6,8 +6,8 @@ import LambdaInvoke
 import Logging
 import NIOCore
 import NIOPosix
-import Testing
 import TestSupport
+import Testing
 
 /// Response streaming through the whole path: Consul test server (a service in `RESPONSE_STREAM`
 /// mode) → mTLS listener → `InvokeWithResponseStream`, signed and checked by dev mode's Lambda
@@ -50,7 +50,9 @@ struct StreamingFixture {
                 .bind(host: "127.0.0.1", port: 0)
                 .get()
             let fixture = StreamingFixture(tls: tls, files: files, port: listener.localAddress!.port!, metrics: metrics, accessLogPath: accessLogPath)
-            try await withTeardown { try await body(fixture) } teardown: {
+            try await withTeardown {
+                try await body(fixture)
+            } teardown: {
                 try? await listener.close()
                 try? await invoker.shutdown()
                 await lambda.close()
@@ -82,8 +84,10 @@ struct StreamingFixture {
         let traceFile = files.url.appendingPathComponent("trace-\(UUID().uuidString)").path
         let bodyFile = files.url.appendingPathComponent("body-\(UUID().uuidString)").path
         let output = try await ChildProcess.run(
-            ["curl", "-sS", "-N", "-k", httpVersion, "--cert", cert, "--key", key, "--resolve", "\(host):\(port):127.0.0.1", "-D", headersFile, "-o", bodyFile,
-             "--trace-ascii", traceFile, "--trace-time", "-w", "%{http_code}"] + extra + ["https://\(host):\(port)\(path)"]
+            [
+                "curl", "-sS", "-N", "-k", httpVersion, "--cert", cert, "--key", key, "--resolve", "\(host):\(port):127.0.0.1", "-D", headersFile, "-o", bodyFile,
+                "--trace-ascii", traceFile, "--trace-time", "-w", "%{http_code}",
+            ] + extra + ["https://\(host):\(port)\(path)"]
         )
         let trace = (try? String(contentsOfFile: traceFile, encoding: .utf8)) ?? ""
         return Answer(
@@ -172,10 +176,11 @@ struct StreamingGatewayTests {
             #expect(metrics.value("lambda_gateway_streamed_responses_total", ["service": "events", "result": "incomplete"]) == 3)
             // The access log says how each broke, with the bytes that did go out.
             let lines = try await gateway.accessLogLines(3)
-            #expect(lines.map { $0["response_code_details"] as? String } == [
-                "lambda_function_error_after_response_started", "upstream_reset_after_response_started{connection_termination}",
-                "upstream_reset_after_response_started{connection_termination}",
-            ])
+            #expect(
+                lines.map { $0["response_code_details"] as? String } == [
+                    "lambda_function_error_after_response_started", "upstream_reset_after_response_started{connection_termination}",
+                    "upstream_reset_after_response_started{connection_termination}",
+                ])
             #expect(lines.map { $0["response_flags"] as? String } == ["-", "UC", "UC"])
             #expect(lines.allSatisfy { $0["response_code"] as? Int == 200 && $0["bytes_sent"] as? Int == 38 })
             #expect(metrics.value("lambda_gateway_requests_total", ["service": "events", "status": "200", "outcome": "function_error"]) == 1)

@@ -2,8 +2,8 @@ import Foundation
 import GatewayCore
 import InMemoryTracing
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 import Tracing
 
 /// swift-distributed-tracing's in-memory tracer, propagating W3C `traceparent` as swift-otel's
@@ -76,7 +76,9 @@ struct TracingSpanTests {
 
     @Test func aFailedCallIsAnErrorSpan() async throws {
         let tracer = W3CRecordingTracer()
-        try await GatewayFixture.with(tracer: tracer, lambdaHandler: { _ in ScriptedResponse(status: 429, headers: [("x-amzn-ErrorType", "TooManyRequestsException")], json: #"{"message":"Rate exceeded"}"#) }) { gateway in
+        try await GatewayFixture.with(
+            tracer: tracer, lambdaHandler: { _ in ScriptedResponse(status: 429, headers: [("x-amzn-ErrorType", "TooManyRequestsException")], json: #"{"message":"Rate exceeded"}"#) }
+        ) { gateway in
             let answer = try await gateway.curl("orders", path: "/busy", extra: ["-d", "{}"])
             #expect(answer.status == 429)
             let span = try #require(tracer.recorder.finishedSpans.first)

@@ -7,8 +7,8 @@ import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 let testCredentials = Credentials(accessKeyID: "AKIDEXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
 let ordersARN = try! FunctionARN(parsing: "arn:aws:lambda:us-east-1:123456789012:function:orders:live")
@@ -47,7 +47,9 @@ struct InvokeFixture {
     }
 
     // The default deadline only bounds a failure: 347 tests start at once on two cores.
-    func invoke(_ payload: String = #"{"hello":"world"}"#, type: InvocationType = .requestResponse, timeout: Duration = .seconds(60), mayRetry: Bool = false) async throws(LambdaInvokeError) -> LambdaInvocationResult {
+    func invoke(_ payload: String = #"{"hello":"world"}"#, type: InvocationType = .requestResponse, timeout: Duration = .seconds(60), mayRetry: Bool = false) async throws(LambdaInvokeError)
+        -> LambdaInvocationResult
+    {
         try await client.invoke(InvokeRequest(function: ordersARN, payload: ByteBuffer(string: payload), invocationType: type, timeout: timeout, mayRetryThrottling: mayRetry))
     }
 
@@ -60,7 +62,11 @@ struct InvokeFixture {
         _ body: (InvokeFixture) async throws -> Void
     ) async throws {
         let fixture = try await start(configuration: configuration, credentials: credentials, trustServer: trustServer, handler: handler)
-        try await withTeardown { try await body(fixture) } teardown: { await fixture.stop() }
+        try await withTeardown {
+            try await body(fixture)
+        } teardown: {
+            await fixture.stop()
+        }
     }
 }
 
@@ -174,7 +180,8 @@ struct InvokeClientTests {
     @Test(arguments: errorTable)
     func lambdaErrorsAreTyped(status: Int, code: String, clientStatus: Int) async throws {
         try await InvokeFixture.with(handler: { _ in
-            ScriptedResponse(status: status, headers: [("X-Amzn-ErrorType", "\(code):http://internal.amazon.com/coral/com.amazonaws.awslambda/")], json: #"{"Type":"User","message":"details of \#(code)"}"#)
+            ScriptedResponse(
+                status: status, headers: [("X-Amzn-ErrorType", "\(code):http://internal.amazon.com/coral/com.amazonaws.awslambda/")], json: #"{"Type":"User","message":"details of \#(code)"}"#)
         }) { fixture in
             let error = await expectInvokeError(.aws(status: status, errorCode: code)) { () async throws(LambdaInvokeError) in try await fixture.invoke() }
             #expect(error?.message == "details of \(code)")
@@ -185,7 +192,8 @@ struct InvokeClientTests {
     @Test func errorCodeFromTheBodyAndXML() async throws {
         let answers = [
             ScriptedResponse(status: 404, json: #"{"__type":"com.amazonaws#ResourceNotFoundException","Message":"Function not found"}"#),
-            ScriptedResponse(status: 403, headers: [("Content-Type", "text/xml")], body: Array("<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code><Message>bad sig</Message></Error></ErrorResponse>".utf8)),
+            ScriptedResponse(
+                status: 403, headers: [("Content-Type", "text/xml")], body: Array("<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code><Message>bad sig</Message></Error></ErrorResponse>".utf8)),
             ScriptedResponse(status: 500, body: Array("garbage".utf8)),
         ]
         let expected: [(LambdaInvokeError.Code, String)] = [
@@ -202,7 +210,8 @@ struct InvokeClientTests {
     }
 
     @Test func throttlingCarriesRetryAfterAndIsRetriedOnceWhenAllowed() async throws {
-        let throttled = ScriptedResponse(status: 429, headers: [("X-Amzn-ErrorType", "TooManyRequestsException"), ("Retry-After", "1")], json: #"{"Reason":"ConcurrentInvocationLimitExceeded","message":"Rate exceeded"}"#)
+        let throttled = ScriptedResponse(
+            status: 429, headers: [("X-Amzn-ErrorType", "TooManyRequestsException"), ("Retry-After", "1")], json: #"{"Reason":"ConcurrentInvocationLimitExceeded","message":"Rate exceeded"}"#)
         try await InvokeFixture.with(handler: { _ in throttled }) { fixture in
             let error = await expectInvokeError(.aws(status: 429, errorCode: "TooManyRequestsException")) { () async throws(LambdaInvokeError) in try await fixture.invoke() }
             #expect(error?.retryAfter == 1)
@@ -210,7 +219,10 @@ struct InvokeClientTests {
         }
         let calls = Mutex(0)
         try await InvokeFixture.with(handler: { _ in
-            calls.withLock { $0 += 1; return $0 } == 1 ? throttled : ScriptedResponse(json: #"{"second":true}"#)
+            calls.withLock {
+                $0 += 1
+                return $0
+            } == 1 ? throttled : ScriptedResponse(json: #"{"second":true}"#)
         }) { fixture in
             let result = try await fixture.invoke(mayRetry: true)
             #expect(String(buffer: result.payload) == #"{"second":true}"#)
@@ -290,7 +302,8 @@ struct InvokeClientTests {
             func authenticationFailed() { refreshes.withLock { $0 += 1 } }
         }
         let source = Counting()
-        try await InvokeFixture.with(credentials: source, handler: { _ in ScriptedResponse(status: 403, headers: [("X-Amzn-ErrorType", "ExpiredTokenException")], json: #"{"message":"expired"}"#) }) { fixture in
+        try await InvokeFixture.with(credentials: source, handler: { _ in ScriptedResponse(status: 403, headers: [("X-Amzn-ErrorType", "ExpiredTokenException")], json: #"{"message":"expired"}"#) }) {
+            fixture in
             _ = await expectInvokeError(.aws(status: 403, errorCode: "ExpiredTokenException")) { () async throws(LambdaInvokeError) in try await fixture.invoke() }
             #expect(source.refreshes.withLock { $0 } == 1)
         }

@@ -4,8 +4,8 @@ import LambdaPayload
 import NIOCore
 import NIOPosix
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 /// `InvokeWithResponseStream` against an HTTPS stand-in whose frames come from
 /// `scripts/eventstream_frames.py` (encoded by Python, each checked by botocore's own decoder), sent
@@ -203,11 +203,16 @@ struct InvokeStreamTests {
 
     @Test func streamsOverTheLimitAreRefusedAtOnceAndBufferedCallsStillPass() async throws {
         let bytes = try await Self.frames([Self.chunk("one"), Self.chunk("two"), Self.complete])
-        try await InvokeFixture.with(configuration: { $0.maximumConcurrentStreams = 1 }, handler: { request in
-            request.path.hasSuffix("/response-streaming-invocations") ? Self.streamed(Self.cut(bytes, every: 60), pause: .milliseconds(300)) : ScriptedResponse(json: "{}")
-        }) { fixture in
+        try await InvokeFixture.with(
+            configuration: { $0.maximumConcurrentStreams = 1 },
+            handler: { request in
+                request.path.hasSuffix("/response-streaming-invocations") ? Self.streamed(Self.cut(bytes, every: 60), pause: .milliseconds(300)) : ScriptedResponse(json: "{}")
+            }
+        ) { fixture in
             let first = Recorder()
-            fixture.client.invokeStreaming(InvokeRequest(function: ordersARN, payload: ByteBuffer(string: "{}"), timeout: .seconds(30)), on: MultiThreadedEventLoopGroup.singleton.any()) { first.record($0) }
+            fixture.client.invokeStreaming(InvokeRequest(function: ordersARN, payload: ByteBuffer(string: "{}"), timeout: .seconds(30)), on: MultiThreadedEventLoopGroup.singleton.any()) {
+                first.record($0)
+            }
             try await waitUntil("the first stream started") { first.log.first?.hasPrefix("started") == true }
             let second = await Self.call(fixture)
             #expect(second.log == ["failed TooManyStreams"])
@@ -241,7 +246,10 @@ struct InvokeStreamTests {
             // Giving back what was handed over lets it go on to the end.
             let release = Task {
                 while !Task.isCancelled {
-                    let bytes = held.withLock { value in defer { value = 0 }; return value }
+                    let bytes = held.withLock { value in
+                        defer { value = 0 }
+                        return value
+                    }
                     if bytes > 0 { budget.release(bytes) }
                     try? await Task.sleep(for: .milliseconds(5))
                 }

@@ -1,12 +1,13 @@
 import AWSCredentials
 import AWSSigV4
 import Foundation
-@testable import LambdaInvoke
 import Logging
 import NIOCore
 import NIOPosix
-import Testing
 import TestSupport
+import Testing
+
+@testable import LambdaInvoke
 
 /// moto's server validates every signature with its own SigV4 code (botocore's rules): a mistake
 /// shared by our signer and our tests cannot pass here.

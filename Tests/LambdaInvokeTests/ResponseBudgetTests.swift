@@ -1,9 +1,10 @@
-@testable import LambdaInvoke
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
 import Synchronization
 import Testing
+
+@testable import LambdaInvoke
 
 @Suite("A client connection's answer budget")
 struct ResponseBudgetTests {

@@ -1,9 +1,10 @@
 import Foundation
-@testable import LambdaInvoke
 import NIOSSL
 import TLSFiles
-import Testing
 import TestSupport
+import Testing
+
+@testable import LambdaInvoke
 
 /// The roots are parsed once per client, so that every TLS context AsyncHTTPClient builds for a new
 /// connection shares them instead of parsing the system bundle again.
@@ -18,14 +19,14 @@ struct TrustRootsTests {
 
         let (roots, additional) = try TrustRoots.make(caFile: caFile, bundlePaths: [directory.url.appendingPathComponent("missing.pem").path, bundle])
         #if os(Linux)
-        guard case .certificates(let certificates) = roots else {
-            Issue.record("expected parsed certificates, got \(roots)")
-            return
-        }
-        // The bundle's two roots and the CA file's one, all in one list; nothing left to load per context.
-        #expect(certificates.count == 3)
-        #expect(certificates.last == (try NIOSSLCertificate.fromPEMFile(caFile)).first)
-        #expect(additional.isEmpty)
+            guard case .certificates(let certificates) = roots else {
+                Issue.record("expected parsed certificates, got \(roots)")
+                return
+            }
+            // The bundle's two roots and the CA file's one, all in one list; nothing left to load per context.
+            #expect(certificates.count == 3)
+            #expect(certificates.last == (try NIOSSLCertificate.fromPEMFile(caFile)).first)
+            #expect(additional.isEmpty)
         #endif
     }
 

@@ -4,8 +4,8 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 @testable import LambdaInvoke
 
@@ -65,9 +65,15 @@ struct UpstreamPoolStateTests {
         let (a, b, c) = (Conn("a"), Conn("b"), Conn("c"))
         for _ in 0..<3 { _ = state.lease(waiter: nil, prefer: { _ in false }) }
         for connection in [a, b, c] { _ = state.released(connection, reusable: true, now: t0) }
-        guard case .use(let preferred) = state.lease(waiter: nil, prefer: { $0 === a }) else { Issue.record("expected a connection"); return }
+        guard case .use(let preferred) = state.lease(waiter: nil, prefer: { $0 === a }) else {
+            Issue.record("expected a connection")
+            return
+        }
         #expect(preferred === a)
-        guard case .use(let recent) = state.lease(waiter: nil, prefer: { _ in false }) else { Issue.record("expected a connection"); return }
+        guard case .use(let recent) = state.lease(waiter: nil, prefer: { _ in false }) else {
+            Issue.record("expected a connection")
+            return
+        }
         #expect(recent === c)
     }
 
@@ -78,7 +84,10 @@ struct UpstreamPoolStateTests {
         _ = state.lease(waiter: "waiting", prefer: { _ in false })
         // Not reusable: nothing is handed over until the close arrives.
         #expect(isNone(state.released(one, reusable: false, now: t0)))
-        guard case .connect(let waiter) = state.closed(one) else { Issue.record("the waiter should open a connection"); return }
+        guard case .connect(let waiter) = state.closed(one) else {
+            Issue.record("the waiter should open a connection")
+            return
+        }
         #expect(waiter == "waiting")
         #expect(state.open == 1)
         #expect(state.waiters.isEmpty)
@@ -119,9 +128,15 @@ struct UpstreamPoolStateTests {
         _ = state.lease(waiter: "late", prefer: { _ in false })
         let (waiters, idle) = state.shutDown()
         #expect(waiters == ["late"] && idle.isEmpty)
-        guard case .close(let closing) = state.released(b, reusable: true, now: t0) else { Issue.record("a busy connection is closed when it finishes"); return }
+        guard case .close(let closing) = state.released(b, reusable: true, now: t0) else {
+            Issue.record("a busy connection is closed when it finishes")
+            return
+        }
         #expect(closing === b)
-        guard case .shutDown = state.lease(waiter: nil, prefer: { _ in false }) else { Issue.record("no lease after shut down"); return }
+        guard case .shutDown = state.lease(waiter: nil, prefer: { _ in false }) else {
+            Issue.record("no lease after shut down")
+            return
+        }
         // No waiter is given a slot after shut down.
         #expect(isNone(state.closed(b)))
     }

@@ -1,8 +1,8 @@
 import Foundation
 import LambdaPayload
 import NIOCore
-import Testing
 import TestSupport
+import Testing
 
 /// AWS's event-stream framing, read from frames an independent encoder made (Python, each checked
 /// by botocore's own decoder), in any pieces; and everything that must stop a stream.
@@ -23,14 +23,14 @@ struct EventStreamDecoderTests {
 
     static var chunk: (headers: [(String, String, Any)], payload: [UInt8]) {
         (
-        [(":event-type", "string", "PayloadChunk"), (":content-type", "string", "application/octet-stream"), (":message-type", "string", "event")],
-        Array("data: first token\n\n".utf8)
+            [(":event-type", "string", "PayloadChunk"), (":content-type", "string", "application/octet-stream"), (":message-type", "string", "event")],
+            Array("data: first token\n\n".utf8)
         )
     }
     static var complete: (headers: [(String, String, Any)], payload: [UInt8]) {
         (
-        [(":event-type", "string", "InvokeComplete"), (":message-type", "string", "event")],
-        Array(#"{"ErrorCode":"","ErrorDetails":"","LogResult":""}"#.utf8)
+            [(":event-type", "string", "InvokeComplete"), (":message-type", "string", "event")],
+            Array(#"{"ErrorCode":"","ErrorDetails":"","LogResult":""}"#.utf8)
         )
     }
 
@@ -99,10 +99,11 @@ struct EventStreamDecoderTests {
             #expect(messages[0].header(":event-type") == .string("PayloadChunk"))
             #expect(messages[0].payload == ByteBuffer(string: "data: first token\n\n"))
             #expect(messages[1].headers.map(\.name) == ["true", "false", "byte", "short", "integer", "long", "bytes", "string", "timestamp", "uuid"])
-            #expect(messages[1].headers.map(\.value) == [
-                .bool(true), .bool(false), .byte(-2), .short(-300), .integer(70_000), .long(1 << 40), .bytes([0, 1, 255]), .string("é ✓"),
-                .timestamp(1_700_000_000_123), .uuid([0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]),
-            ])
+            #expect(
+                messages[1].headers.map(\.value) == [
+                    .bool(true), .bool(false), .byte(-2), .short(-300), .integer(70_000), .long(1 << 40), .bytes([0, 1, 255]), .string("é ✓"),
+                    .timestamp(1_700_000_000_123), .uuid([0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]),
+                ])
             #expect(messages[1].payload.readableBytes == 0)
             #expect(messages[2].header(":event-type") == .string("InvokeComplete") && String(buffer: messages[2].payload).hasPrefix(#"{"ErrorCode""#))
             #expect(messages[3].headers.isEmpty && messages[3].payload.readableBytes == 0)

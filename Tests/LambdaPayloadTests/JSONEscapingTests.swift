@@ -1,7 +1,8 @@
 import Foundation
-@testable import LambdaPayload
 import NIOCore
 import Testing
+
+@testable import LambdaPayload
 
 @Suite("JSON string escaping")
 struct JSONEscapingTests {

@@ -1,5 +1,6 @@
-@testable import LambdaPayload
 import Testing
+
+@testable import LambdaPayload
 
 @Suite("Path normalization (mesh-identity.md §9.3)")
 struct PathNormalizerTests {

@@ -70,7 +70,10 @@ struct ResponseDecoderTests {
         #expect(response.body.readableBytes == 0)
     }
 
-    @Test(arguments: [#"{"statusCode":"abc"}"#, #"{"statusCode":700}"#, #"{"statusCode":201.5}"#, "{not json", #"{"statusCode":200,"body":"@@","isBase64Encoded":true}"#, #"{"statusCode":200,"headers":{"x":{"y":1}}}"#, #"{"statusCode":200,"isBase64Encoded":"maybe"}"#])
+    @Test(arguments: [
+        #"{"statusCode":"abc"}"#, #"{"statusCode":700}"#, #"{"statusCode":201.5}"#, "{not json", #"{"statusCode":200,"body":"@@","isBase64Encoded":true}"#,
+        #"{"statusCode":200,"headers":{"x":{"y":1}}}"#, #"{"statusCode":200,"isBase64Encoded":"maybe"}"#,
+    ])
     func malformedResultsAreInvalidFunctionResponse(payload: String) {
         do {
             _ = try respond(payload, .envoy)
@@ -83,7 +86,11 @@ struct ResponseDecoderTests {
     }
 
     /// A 1xx (or anything outside 200-599) is never a final answer, in any spelling or format.
-    @Test(arguments: [#"{"statusCode":100}"#, #"{"statusCode":101,"headers":{"upgrade":"websocket"}}"#, #"{"statusCode":"103"}"#, #"{"status_code":199}"#, #"{"statusCode":1.01e2}"#, #"{"statusCode":600}"#, #"{"statusCode":-200}"#], [PayloadFormat.envoy, .apiGatewayV2])
+    @Test(
+        arguments: [
+            #"{"statusCode":100}"#, #"{"statusCode":101,"headers":{"upgrade":"websocket"}}"#, #"{"statusCode":"103"}"#, #"{"status_code":199}"#, #"{"statusCode":1.01e2}"#, #"{"statusCode":600}"#,
+            #"{"statusCode":-200}"#,
+        ], [PayloadFormat.envoy, .apiGatewayV2])
     func nonFinalStatusesAreInvalidFunctionResponse(payload: String, format: PayloadFormat) {
         do {
             let response = try respond(payload, format)

@@ -9,22 +9,41 @@ struct TraceContextTests {
         TraceContext(headers: fields.map { HTTPField($0.0, $0.1) })
     }
 
-    @Test(arguments: [
-        // W3C Trace Context's own example, sampled and not.
-        ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1", "4bf92f3577b34da6a3ce929d0e0e4736"),
-        ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=0", "4bf92f3577b34da6a3ce929d0e0e4736"),
-        // Other flags: only the sampled bit counts.
-        ("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03", "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1", "4bf92f3577b34da6a3ce929d0e0e4736"),
-        // A later version with a field more is read as version 00.
-        ("traceparent", "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future", "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1", "4bf92f3577b34da6a3ce929d0e0e4736"),
-        // B3 single, 128- and 64-bit trace ids (the latter padded), with and without a decision.
-        ("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90", "Root=1-80f198ee-56343ba864fe8b2a57d3eff7;Parent=e457b5a2e4d86bd1;Sampled=1", "80f198ee56343ba864fe8b2a57d3eff7"),
-        ("b3", "a3ce929d0e0e4736-00f067aa0ba902b7-0", "Root=1-00000000-00000000a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=0", "0000000000000000a3ce929d0e0e4736"),
-        ("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1", "Root=1-80f198ee-56343ba864fe8b2a57d3eff7;Parent=e457b5a2e4d86bd1;Sampled=?", "80f198ee56343ba864fe8b2a57d3eff7"),
-        ("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-d", "Root=1-80f198ee-56343ba864fe8b2a57d3eff7;Parent=e457b5a2e4d86bd1;Sampled=1", "80f198ee56343ba864fe8b2a57d3eff7"),
-        // A caller's own X-Ray header: its Root, Parent and Sampled.
-        ("X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1", "1-5759e988-bd862e3fe1be46a994272793"),
-    ] as [(String, String, String, String)])
+    @Test(
+        arguments: [
+            // W3C Trace Context's own example, sampled and not.
+            (
+                "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1",
+                "4bf92f3577b34da6a3ce929d0e0e4736"
+            ),
+            (
+                "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=0",
+                "4bf92f3577b34da6a3ce929d0e0e4736"
+            ),
+            // Other flags: only the sampled bit counts.
+            (
+                "Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03", "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1",
+                "4bf92f3577b34da6a3ce929d0e0e4736"
+            ),
+            // A later version with a field more is read as version 00.
+            (
+                "traceparent", "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future", "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1",
+                "4bf92f3577b34da6a3ce929d0e0e4736"
+            ),
+            // B3 single, 128- and 64-bit trace ids (the latter padded), with and without a decision.
+            (
+                "b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90", "Root=1-80f198ee-56343ba864fe8b2a57d3eff7;Parent=e457b5a2e4d86bd1;Sampled=1",
+                "80f198ee56343ba864fe8b2a57d3eff7"
+            ),
+            ("b3", "a3ce929d0e0e4736-00f067aa0ba902b7-0", "Root=1-00000000-00000000a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=0", "0000000000000000a3ce929d0e0e4736"),
+            ("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1", "Root=1-80f198ee-56343ba864fe8b2a57d3eff7;Parent=e457b5a2e4d86bd1;Sampled=?", "80f198ee56343ba864fe8b2a57d3eff7"),
+            ("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-d", "Root=1-80f198ee-56343ba864fe8b2a57d3eff7;Parent=e457b5a2e4d86bd1;Sampled=1", "80f198ee56343ba864fe8b2a57d3eff7"),
+            // A caller's own X-Ray header: its Root, Parent and Sampled.
+            (
+                "X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+                "1-5759e988-bd862e3fe1be46a994272793"
+            ),
+        ] as [(String, String, String, String)])
     func eachFormatMapsToXRay(name: String, value: String, header: String, traceID: String) throws {
         let context = try #require(Self.trace([("host", "orders"), (name, value)]))
         #expect(context.amazonTraceHeader == header)
@@ -83,8 +102,9 @@ struct TraceContextTests {
     @Test func aCallersXRayHeaderIsRebuiltFromRootParentAndSampledOnly() {
         let root = "Root=1-5759e988-bd862e3fe1be46a994272793"
         // Lineage (loop detection), Self and made-up fields never reach AWS from a caller.
-        #expect(Self.trace([("x-amzn-trace-id", "\(root);Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:1|68fd508a:5;Self=1-x;Evil=1")])?.amazonTraceHeader
-            == "\(root);Parent=53995c3f42cd8ad8;Sampled=1")
+        #expect(
+            Self.trace([("x-amzn-trace-id", "\(root);Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:1|68fd508a:5;Self=1-x;Evil=1")])?.amazonTraceHeader
+                == "\(root);Parent=53995c3f42cd8ad8;Sampled=1")
         #expect(Self.trace([("x-amzn-trace-id", "Sampled=?; Parent=53995c3f42cd8ad8; \(root)")])?.amazonTraceHeader == "\(root);Parent=53995c3f42cd8ad8;Sampled=?")
         // A malformed Parent or Sampled is left out; the trace goes on.
         #expect(Self.trace([("x-amzn-trace-id", "\(root);Parent=xyz;Sampled=yes")])?.amazonTraceHeader == root)

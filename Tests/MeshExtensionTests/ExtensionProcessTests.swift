@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The built `lambda-mesh-extension` against the Extensions API stand-in, moto's Parameter Store,
 /// a mesh gateway that routes by SNI and an mTLS upstream (consul-lambda.md B.2-B.7; B.8 #15: the
@@ -99,20 +99,21 @@ import TestSupport
             // Parameter Store behind a proxy that fails the first two reads: Init retries, and
             // asks for the first event only after the read that worked.
             let proxy = try await FaultProxy(forwardingTo: harness.moto.endpoint)
-            try await withTeardown({
-                proxy.add(.serviceError(count: 2) { $0.header("X-Amz-Target")?.hasSuffix("GetParameter") == true })
-                let process = try await Self.ready(harness, awsEndpoint: proxy.endpoint)
-                defer { process.stop() }
-                let reads = proxy.requests.filter { $0.header("X-Amz-Target")?.hasSuffix("GetParameter") == true }
-                #expect(reads.count >= 3)
-                let firstEvent = try #require(harness.api.requests(to: "/event/next").first)
-                #expect(reads.allSatisfy { $0.receivedAt < firstEvent.receivedAt })
-                // And the listener accepts at once.
-                let client = try LocalClient(port: harness.ordersPort)
-                defer { client.close() }
-                client.send("ping\n")
-                #expect(client.read(count: 5) == "ping\n")
-            }, teardown: { await proxy.shutdown() })
+            try await withTeardown(
+                {
+                    proxy.add(.serviceError(count: 2) { $0.header("X-Amz-Target")?.hasSuffix("GetParameter") == true })
+                    let process = try await Self.ready(harness, awsEndpoint: proxy.endpoint)
+                    defer { process.stop() }
+                    let reads = proxy.requests.filter { $0.header("X-Amz-Target")?.hasSuffix("GetParameter") == true }
+                    #expect(reads.count >= 3)
+                    let firstEvent = try #require(harness.api.requests(to: "/event/next").first)
+                    #expect(reads.allSatisfy { $0.receivedAt < firstEvent.receivedAt })
+                    // And the listener accepts at once.
+                    let client = try LocalClient(port: harness.ordersPort)
+                    defer { client.close() }
+                    client.send("ping\n")
+                    #expect(client.read(count: 5) == "ping\n")
+                }, teardown: { await proxy.shutdown() })
         }
     }
 
@@ -142,11 +143,12 @@ import TestSupport
         }
     }
 
-    @Test(arguments: [
-        ["CONSUL_MESH_GATEWAY_URI": nil],
-        ["CONSUL_SERVICE_UPSTREAMS": "orders:notaport"],
-        ["CONSUL_REFRESH_FREQUENCY": "often"],
-    ] as [[String: String?]])
+    @Test(
+        arguments: [
+            ["CONSUL_MESH_GATEWAY_URI": nil],
+            ["CONSUL_SERVICE_UPSTREAMS": "orders:notaport"],
+            ["CONSUL_REFRESH_FREQUENCY": "often"],
+        ] as [[String: String?]])
     func aConfigurationErrorIsReportedAfterRegistering(_ overrides: [String: String?]) async throws {
         try await withExtension { harness in
             let process = try harness.start(harness.environment(overrides))
@@ -164,14 +166,15 @@ import TestSupport
         try await withExtension { harness in
             try await harness.putCallerData()
             let taken = try await TestHTTPServer { _ in ScriptedResponse() }
-            try await withTeardown({
-                let process = try harness.start(harness.environment(["CONSUL_SERVICE_UPSTREAMS": "orders:\(taken.port)"]))
-                defer { process.stop() }
-                #expect(await process.waitForExit(timeout: .seconds(30)) == 1)
-                let report = try #require(harness.api.requests(to: "/init/error").first)
-                #expect(report.header("Lambda-Extension-Function-Error-Type") == "Extension.ListenerFailed")
-                #expect(report.bodyText.contains("127.0.0.1:\(taken.port)"))
-            }, teardown: { await taken.shutdown() })
+            try await withTeardown(
+                {
+                    let process = try harness.start(harness.environment(["CONSUL_SERVICE_UPSTREAMS": "orders:\(taken.port)"]))
+                    defer { process.stop() }
+                    #expect(await process.waitForExit(timeout: .seconds(30)) == 1)
+                    let report = try #require(harness.api.requests(to: "/init/error").first)
+                    #expect(report.header("Lambda-Extension-Function-Error-Type") == "Extension.ListenerFailed")
+                    #expect(report.bodyText.contains("127.0.0.1:\(taken.port)"))
+                }, teardown: { await taken.shutdown() })
         }
     }
 
@@ -231,36 +234,37 @@ import TestSupport
         try await withExtension { harness in
             try await harness.putCallerData()
             let proxy = try await FaultProxy(forwardingTo: harness.moto.endpoint)
-            try await withTeardown({
-                let process = try await Self.ready(harness, ["CONSUL_REFRESH_FREQUENCY": "1s"], awsEndpoint: proxy.endpoint)
-                defer { process.stop() }
-                let isRead: @Sendable (RecordedRequest) -> Bool = { $0.header("X-Amz-Target")?.hasSuffix("GetParameter") == true }
-                proxy.add(.serviceError(isRead))
-                let open = try LocalClient(port: harness.ordersPort)
-                defer { open.close() }
-                open.send("one\n")
-                #expect(open.read(count: 4) == "one\n")
-                _ = try await process.waitForLine(containing: "keeping the cached data")
-                #expect(process.output.allSatisfy { !$0.contains("Extension.") }, "the extension keeps running")
-                // Still tunnels with the cached data.
-                let during = try LocalClient(port: harness.ordersPort)
-                during.send("two\n")
-                #expect(during.read(count: 4) == "two\n")
-                during.close()
+            try await withTeardown(
+                {
+                    let process = try await Self.ready(harness, ["CONSUL_REFRESH_FREQUENCY": "1s"], awsEndpoint: proxy.endpoint)
+                    defer { process.stop() }
+                    let isRead: @Sendable (RecordedRequest) -> Bool = { $0.header("X-Amz-Target")?.hasSuffix("GetParameter") == true }
+                    proxy.add(.serviceError(isRead))
+                    let open = try LocalClient(port: harness.ordersPort)
+                    defer { open.close() }
+                    open.send("one\n")
+                    #expect(open.read(count: 4) == "one\n")
+                    _ = try await process.waitForLine(containing: "keeping the cached data")
+                    #expect(process.output.allSatisfy { !$0.contains("Extension.") }, "the extension keeps running")
+                    // Still tunnels with the cached data.
+                    let during = try LocalClient(port: harness.ordersPort)
+                    during.send("two\n")
+                    #expect(during.read(count: 4) == "two\n")
+                    during.close()
 
-                // New data, Parameter Store back: a new dial presents the new leaf; the open tunnel is untouched.
-                try await harness.putCallerData()
-                proxy.clearRules()
-                _ = try await process.waitForLine(containing: "new mTLS data", timeout: .seconds(90))
-                let after = try LocalClient(port: harness.ordersPort)
-                defer { after.close() }
-                after.send("three\n")
-                #expect(after.read(count: 6) == "three\n")
-                let serials = harness.upstream.clientSerials
-                #expect(Set(serials).count == 2 && serials.last != serials.first)
-                open.send("four\n")
-                #expect(open.read(count: 5) == "four\n")
-            }, teardown: { await proxy.shutdown() })
+                    // New data, Parameter Store back: a new dial presents the new leaf; the open tunnel is untouched.
+                    try await harness.putCallerData()
+                    proxy.clearRules()
+                    _ = try await process.waitForLine(containing: "new mTLS data", timeout: .seconds(90))
+                    let after = try LocalClient(port: harness.ordersPort)
+                    defer { after.close() }
+                    after.send("three\n")
+                    #expect(after.read(count: 6) == "three\n")
+                    let serials = harness.upstream.clientSerials
+                    #expect(Set(serials).count == 2 && serials.last != serials.first)
+                    open.send("four\n")
+                    #expect(open.read(count: 5) == "four\n")
+                }, teardown: { await proxy.shutdown() })
         }
     }
 

@@ -1,8 +1,8 @@
 import Foundation
 import LambdaPayload
 import MeshExtension
-import Testing
 import TestSupport
+import Testing
 
 /// B.5: the data is checked before anything is served.
 @Suite struct MeshTLSDataTests {

@@ -5,8 +5,8 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
-import Testing
 import TestSupport
+import Testing
 
 @testable import MeshExtension
 
@@ -37,7 +37,8 @@ import TestSupport
 
     static func tls(_ ca: TestCA, version: Int = 1) throws -> TunnelTLS {
         let leaf = try ca.issueLeaf(commonName: "caller", dnsNames: [], ipAddresses: [], uris: [callerID])
-        let json = #"{"privateKeyPEM":\#(try TunnelTLSTests.quoted(leaf.keyPEM)),"certPEM":\#(try TunnelTLSTests.quoted(leaf.certificatePEM)),"rootCertPEM":\#(try TunnelTLSTests.quoted(ca.pem)),"trustDomain":"\#(trustDomain)"}"#
+        let json =
+            #"{"privateKeyPEM":\#(try TunnelTLSTests.quoted(leaf.keyPEM)),"certPEM":\#(try TunnelTLSTests.quoted(leaf.certificatePEM)),"rootCertPEM":\#(try TunnelTLSTests.quoted(ca.pem)),"trustDomain":"\#(trustDomain)"}"#
         return try TunnelTLS(data: try MeshTLSData(json: json, now: Date()), version: version)
     }
 
@@ -77,17 +78,19 @@ import TestSupport
         let ca = try TestCA()
         let peer = try await MeshUpstreamServer(leaf: try Self.ordersLeaf(ca), clientRoots: [ca])
         let rig = try await Self.rig(ca: ca, peerPort: peer.port, warm: 0)
-        try await withTeardown({
-            let client = try LocalClient(port: rig.port)
-            defer { client.close() }
-            client.send("hello\n")
-            client.shutdownWrite()
-            let reply = client.readToEnd()  // up to 10 s (SO_RCVTIMEO)
-            #expect(reply == "hello\nbye\n", "request and FIN must reach the peer; got \(String(describing: reply)), peer received \(peer.bytesReceived) bytes")
-        }, teardown: {
-            await rig.stop()
-            await peer.shutdown()
-        })
+        try await withTeardown(
+            {
+                let client = try LocalClient(port: rig.port)
+                defer { client.close() }
+                client.send("hello\n")
+                client.shutdownWrite()
+                let reply = client.readToEnd()  // up to 10 s (SO_RCVTIMEO)
+                #expect(reply == "hello\nbye\n", "request and FIN must reach the peer; got \(String(describing: reply)), peer received \(peer.bytesReceived) bytes")
+            },
+            teardown: {
+                await rig.stop()
+                await peer.shutdown()
+            })
     }
 
     /// A function that gives up (closes) while the dial is in progress: the tunnel is joined to a
@@ -96,16 +99,18 @@ import TestSupport
         let ca = try TestCA()
         let peer = try await MeshUpstreamServer(leaf: try Self.ordersLeaf(ca), clientRoots: [ca])
         let rig = try await Self.rig(ca: ca, peerPort: peer.port, warm: 0)
-        try await withTeardown({
-            let client = try LocalClient(port: rig.port)
-            client.close()
-            try? await eventually { peer.handshakes == 1 && rig.listeners.openCount == 0 }
-            #expect(peer.handshakes == 1)
-            #expect(rig.listeners.openCount == 0, "the function's socket (CLOSE_WAIT) and the tunnel are leaked")
-        }, teardown: {
-            await rig.stop()
-            await peer.shutdown()
-        })
+        try await withTeardown(
+            {
+                let client = try LocalClient(port: rig.port)
+                client.close()
+                try? await eventually { peer.handshakes == 1 && rig.listeners.openCount == 0 }
+                #expect(peer.handshakes == 1)
+                #expect(rig.listeners.openCount == 0, "the function's socket (CLOSE_WAIT) and the tunnel are leaked")
+            },
+            teardown: {
+                await rig.stop()
+                await peer.shutdown()
+            })
     }
 
     // MARK: 2. Relay end: pending writes to the function are discarded.
@@ -120,21 +125,23 @@ import TestSupport
         let ca = try TestCA()
         let peer = try await EdgePeer(leaf: try Self.ordersLeaf(ca), clientRoots: [ca], mode: .answerOnEOF(size))
         let rig = try await Self.rig(ca: ca, peerPort: peer.port, warm: 0)
-        try await withTeardown({
-            let client = try LocalClient(port: rig.port, receiveBuffer: 4096)
-            defer { client.close() }
-            client.send("GET\n")
-            // The tunnel is up and joined first (see the test above for a FIN sent earlier).
-            try await eventually { peer.handshakes == 1 }
-            try await Task.sleep(for: .milliseconds(300))
-            client.shutdownWrite()
-            try await Task.sleep(for: .seconds(1))
-            let total = Self.drain(client)
-            #expect(total == size + 4, "the function got \(total) of \(size + 4) bytes (echo + answer)")
-        }, teardown: {
-            await rig.stop()
-            await peer.shutdown()
-        })
+        try await withTeardown(
+            {
+                let client = try LocalClient(port: rig.port, receiveBuffer: 4096)
+                defer { client.close() }
+                client.send("GET\n")
+                // The tunnel is up and joined first (see the test above for a FIN sent earlier).
+                try await eventually { peer.handshakes == 1 }
+                try await Task.sleep(for: .milliseconds(300))
+                client.shutdownWrite()
+                try await Task.sleep(for: .seconds(1))
+                let total = Self.drain(client)
+                #expect(total == size + 4, "the function got \(total) of \(size + 4) bytes (echo + answer)")
+            },
+            teardown: {
+                await rig.stop()
+                await peer.shutdown()
+            })
     }
 
     // MARK: 3. Spares.
@@ -146,18 +153,20 @@ import TestSupport
         let ca = try TestCA()
         let peer = try await EdgePeer(leaf: try Self.ordersLeaf(ca), clientRoots: [ca], mode: .closeIdle(.milliseconds(500)))
         let rig = try await Self.rig(ca: ca, peerPort: peer.port, warm: 1)
-        try await withTeardown({
-            try await eventually { peer.handshakes == 1 }
-            // The peer ends the idle spare; the dialer lets it go.
-            try await eventually { rig.dialer.spareCount(rig.upstream) == 0 }
-            let client = try LocalClient(port: rig.port)
-            defer { client.close() }
-            client.send("hello\n")
-            #expect(client.read(count: 6) == "hello\n", "a spare the peer had closed was used")
-        }, teardown: {
-            await rig.stop()
-            await peer.shutdown()
-        })
+        try await withTeardown(
+            {
+                try await eventually { peer.handshakes == 1 }
+                // The peer ends the idle spare; the dialer lets it go.
+                try await eventually { rig.dialer.spareCount(rig.upstream) == 0 }
+                let client = try LocalClient(port: rig.port)
+                defer { client.close() }
+                client.send("hello\n")
+                #expect(client.read(count: 6) == "hello\n", "a spare the peer had closed was used")
+            },
+            teardown: {
+                await rig.stop()
+                await peer.shutdown()
+            })
     }
 
     /// What a spare's peer sends is held in `TunnelStart` without limit (autoRead stays on): a peer
@@ -166,14 +175,16 @@ import TestSupport
         let ca = try TestCA()
         let peer = try await EdgePeer(leaf: try Self.ordersLeaf(ca), clientRoots: [ca], mode: .stream(64 << 20))
         let rig = try await Self.rig(ca: ca, peerPort: peer.port, warm: 1, listen: false)
-        try await withTeardown({
-            try await eventually { peer.handshakes == 1 }
-            try await Task.sleep(for: .seconds(3))
-            #expect(!peer.streamed, "64 MiB were read into memory by an idle spare")
-        }, teardown: {
-            await rig.stop()
-            await peer.shutdown()
-        })
+        try await withTeardown(
+            {
+                try await eventually { peer.handshakes == 1 }
+                try await Task.sleep(for: .seconds(3))
+                #expect(!peer.streamed, "64 MiB were read into memory by an idle spare")
+            },
+            teardown: {
+                await rig.stop()
+                await peer.shutdown()
+            })
     }
 
     /// New data while a spare of the old data is being dialled: `use` counts that dial as one of
@@ -182,18 +193,20 @@ import TestSupport
         let ca = try TestCA()
         let peer = try await MeshUpstreamServer(leaf: try Self.ordersLeaf(ca), clientRoots: [ca])
         let rig = try await Self.rig(ca: ca, peerPort: peer.port, warm: 1, listen: false, apply: false)
-        try await withTeardown({
-            rig.dialer.use(rig.tls, upstreams: [rig.upstream])
-            rig.dialer.use(try Self.tls(ca, version: 2), upstreams: [rig.upstream])
-            try? await eventually { peer.handshakes == 2 }
-            #expect(peer.handshakes == 2, "only the old data's spare was dialled")
-            let (channel, spare) = try await rig.dialer.connect(rig.upstream).get()
-            try? await channel.close()
-            #expect(spare, "no spare for the new data")
-        }, teardown: {
-            await rig.stop()
-            await peer.shutdown()
-        })
+        try await withTeardown(
+            {
+                rig.dialer.use(rig.tls, upstreams: [rig.upstream])
+                rig.dialer.use(try Self.tls(ca, version: 2), upstreams: [rig.upstream])
+                try? await eventually { peer.handshakes == 2 }
+                #expect(peer.handshakes == 2, "only the old data's spare was dialled")
+                let (channel, spare) = try await rig.dialer.connect(rig.upstream).get()
+                try? await channel.close()
+                #expect(spare, "no spare for the new data")
+            },
+            teardown: {
+                await rig.stop()
+                await peer.shutdown()
+            })
     }
 }
 

@@ -3,8 +3,8 @@ import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 @testable import MeshExtension
 
@@ -33,33 +33,36 @@ final class ManualClock: Sendable {
             "CONSUL_SERVICE_NAME": "caller", "CONSUL_SERVICE_UPSTREAMS": "orders:1234", "CONSUL_EXTENSION_WARM_CONNECTIONS": "1",
         ])
         let leaf = try ca.issueLeaf(commonName: "caller", dnsNames: [], ipAddresses: [], uris: ["spiffe://\(Self.trustDomain)/ns/default/dc/dc1/svc/caller"])
-        let json = #"{"privateKeyPEM":\#(try TunnelTLSTests.quoted(leaf.keyPEM)),"certPEM":\#(try TunnelTLSTests.quoted(leaf.certificatePEM)),"rootCertPEM":\#(try TunnelTLSTests.quoted(ca.pem)),"trustDomain":"\#(Self.trustDomain)"}"#
+        let json =
+            #"{"privateKeyPEM":\#(try TunnelTLSTests.quoted(leaf.keyPEM)),"certPEM":\#(try TunnelTLSTests.quoted(leaf.certificatePEM)),"rootCertPEM":\#(try TunnelTLSTests.quoted(ca.pem)),"trustDomain":"\#(Self.trustDomain)"}"#
         let tls = try TunnelTLS(data: try MeshTLSData(json: json, now: Date()), version: 1)
         let clock = ManualClock()
         let dialer = TunnelDialer(
             settings: settings, eventLoop: MultiThreadedEventLoopGroup.singleton.next(), logger: Logger(label: "test"),
             spareLifetime: .seconds(30), clock: { clock.now() }
         )
-        try await withTeardown({
-            dialer.use(tls, upstreams: settings.upstreams)
-            try await eventually { upstream.handshakes == 1 }
-            // Young: an INVOKE keeps it.
-            clock.advance(.seconds(29))
-            dialer.renewStaleSpares()
-            try await Task.sleep(for: .milliseconds(100))
-            #expect(upstream.handshakes == 1)
-            // Past its lifetime (as after a freeze between invocations): replaced at once.
-            clock.advance(.seconds(2))
-            dialer.renewStaleSpares()
-            try await eventually { upstream.handshakes == 2 }
-            // The new one is taken, not dialled again.
-            let (_, spare) = try await dialer.connect(settings.upstreams[0]).get()
-            #expect(spare)
-        }, teardown: {
-            dialer.stop()
-            await gateway.shutdown()
-            await upstream.shutdown()
-        })
+        try await withTeardown(
+            {
+                dialer.use(tls, upstreams: settings.upstreams)
+                try await eventually { upstream.handshakes == 1 }
+                // Young: an INVOKE keeps it.
+                clock.advance(.seconds(29))
+                dialer.renewStaleSpares()
+                try await Task.sleep(for: .milliseconds(100))
+                #expect(upstream.handshakes == 1)
+                // Past its lifetime (as after a freeze between invocations): replaced at once.
+                clock.advance(.seconds(2))
+                dialer.renewStaleSpares()
+                try await eventually { upstream.handshakes == 2 }
+                // The new one is taken, not dialled again.
+                let (_, spare) = try await dialer.connect(settings.upstreams[0]).get()
+                #expect(spare)
+            },
+            teardown: {
+                dialer.stop()
+                await gateway.shutdown()
+                await upstream.shutdown()
+            })
     }
 
     @Test func theInitialLoadGivesUpWithinItsBudget() async throws {

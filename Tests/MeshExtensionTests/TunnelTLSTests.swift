@@ -3,8 +3,8 @@ import Logging
 import MeshIdentity
 import NIOSSL
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 @testable import MeshExtension
 
@@ -57,7 +57,8 @@ import TestSupport
     @Test func anInvokeAfterTheFrequencyReadsTheDataAgainAndBeforeItDoesNot() async throws {
         let ca = try TestCA()
         let leaf = try ca.issueLeaf(commonName: "caller", dnsNames: [], ipAddresses: [], uris: ["spiffe://\(Self.trustDomain)/ns/default/dc/dc1/svc/caller"])
-        let value = #"{"privateKeyPEM":\#(try Self.quoted(leaf.keyPEM)),"certPEM":\#(try Self.quoted(leaf.certificatePEM)),"rootCertPEM":\#(try Self.quoted(ca.pem)),"trustDomain":"\#(Self.trustDomain)"}"#
+        let value =
+            #"{"privateKeyPEM":\#(try Self.quoted(leaf.keyPEM)),"certPEM":\#(try Self.quoted(leaf.certificatePEM)),"rootCertPEM":\#(try Self.quoted(ca.pem)),"trustDomain":"\#(Self.trustDomain)"}"#
         let reads = Mutex(0)
         let applied = Mutex<[Int]>([])
         let source = MeshDataSource(

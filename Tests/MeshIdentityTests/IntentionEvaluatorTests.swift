@@ -104,8 +104,10 @@ struct IntentionEvaluatorTests {
 
     @Test func headerMatcherTable() {
         func allowed(_ header: HeaderRule, _ headers: [(String, String)]) -> Bool {
-            IntentionEvaluator(rules: [IntentionRule(sourceName: "web", action: "", permissions: [IntentionPermissionRule(action: "allow", http: HTTPRule(headers: [header]))], precedence: 9)], defaultPolicy: "deny")
-                .isAllowed(caller: caller("web"), request: AuthorizationRequest(method: "GET", path: "/", headers: headers))
+            IntentionEvaluator(
+                rules: [IntentionRule(sourceName: "web", action: "", permissions: [IntentionPermissionRule(action: "allow", http: HTTPRule(headers: [header]))], precedence: 9)], defaultPolicy: "deny"
+            )
+            .isAllowed(caller: caller("web"), request: AuthorizationRequest(method: "GET", path: "/", headers: headers))
         }
         #expect(!allowed(HeaderRule(name: "x", present: true), []))
         #expect(allowed(HeaderRule(name: "x", present: true, invert: true), []))

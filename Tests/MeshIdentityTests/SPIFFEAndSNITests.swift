@@ -13,19 +13,26 @@ struct SPIFFEAndSNITests {
     }
 
     static let rows: [Row] = [
-        Row(service: "test-service", subset: nil, namespace: "default", partition: "default", datacenter: "dc1", trustDomain: tdA,
+        Row(
+            service: "test-service", subset: nil, namespace: "default", partition: "default", datacenter: "dc1", trustDomain: tdA,
             sni: "test-service.default.dc1.internal.\(tdA)", spiffe: "spiffe://\(tdA)/ns/default/dc/dc1/svc/test-service"),
-        Row(service: "test-service", subset: nil, namespace: "ns1", partition: "default", datacenter: "dc1", trustDomain: tdA,
+        Row(
+            service: "test-service", subset: nil, namespace: "ns1", partition: "default", datacenter: "dc1", trustDomain: tdA,
             sni: "test-service.ns1.dc1.internal.\(tdA)", spiffe: "spiffe://\(tdA)/ns/ns1/dc/dc1/svc/test-service"),
-        Row(service: "test-service", subset: nil, namespace: "ns1", partition: "ap1", datacenter: "dc1", trustDomain: tdA,
+        Row(
+            service: "test-service", subset: nil, namespace: "ns1", partition: "ap1", datacenter: "dc1", trustDomain: tdA,
             sni: "test-service.ns1.ap1.dc1.internal-v1.\(tdA)", spiffe: "spiffe://\(tdA)/ap/ap1/ns/ns1/dc/dc1/svc/test-service"),
-        Row(service: "test-service", subset: nil, namespace: "ns1", partition: "ap1", datacenter: "dc2", trustDomain: tdA,
+        Row(
+            service: "test-service", subset: nil, namespace: "ns1", partition: "ap1", datacenter: "dc2", trustDomain: tdA,
             sni: "test-service.ns1.ap1.dc2.internal-v1.\(tdA)", spiffe: "spiffe://\(tdA)/ap/ap1/ns/ns1/dc/dc2/svc/test-service"),
-        Row(service: "orders", subset: nil, namespace: "default", partition: "default", datacenter: "dc1", trustDomain: tdB,
+        Row(
+            service: "orders", subset: nil, namespace: "default", partition: "default", datacenter: "dc1", trustDomain: tdB,
             sni: "orders.default.dc1.internal.\(tdB)", spiffe: "spiffe://\(tdB)/ns/default/dc/dc1/svc/orders"),
-        Row(service: "orders", subset: "v2", namespace: "default", partition: "default", datacenter: "dc1", trustDomain: tdB,
+        Row(
+            service: "orders", subset: "v2", namespace: "default", partition: "default", datacenter: "dc1", trustDomain: tdB,
             sni: "v2.orders.default.dc1.internal.\(tdB)", spiffe: "spiffe://\(tdB)/ns/default/dc/dc1/svc/orders"),
-        Row(service: "orders", subset: "v2", namespace: "sales", partition: "emea", datacenter: "dc1", trustDomain: tdB,
+        Row(
+            service: "orders", subset: "v2", namespace: "sales", partition: "emea", datacenter: "dc1", trustDomain: tdB,
             sni: "v2.orders.sales.emea.dc1.internal-v1.\(tdB)", spiffe: "spiffe://\(tdB)/ap/emea/ns/sales/dc/dc1/svc/orders"),
     ]
 

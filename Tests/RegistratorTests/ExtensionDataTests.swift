@@ -2,8 +2,8 @@ import AWSAPI
 import ConsulAPI
 import Foundation
 import Registrator
-import Testing
 import TestSupport
+import Testing
 
 @Suite struct ExtensionDataTests {
     static func roots(_ pems: [(id: String, pem: String)], active: String, trustDomain: String = "11111111-2222-3333-4444-555555555555.consul") throws -> CARoots {
@@ -13,7 +13,8 @@ import TestSupport
     }
 
     static func leaf(certificate: String, key: String) throws -> LeafCertificate {
-        let json = #"{"SerialNumber":"1","CertPEM":\#(String(decoding: try JSONEncoder().encode(certificate), as: UTF8.self)),"PrivateKeyPEM":\#(String(decoding: try JSONEncoder().encode(key), as: UTF8.self)),"Service":"orders","ServiceURI":"spiffe://x/ns/default/dc/dc1/svc/orders","ValidAfter":"2026-01-01T00:00:00Z","ValidBefore":"2026-01-04T00:00:00Z","CreateIndex":1,"ModifyIndex":1}"#
+        let json =
+            #"{"SerialNumber":"1","CertPEM":\#(String(decoding: try JSONEncoder().encode(certificate), as: UTF8.self)),"PrivateKeyPEM":\#(String(decoding: try JSONEncoder().encode(key), as: UTF8.self)),"Service":"orders","ServiceURI":"spiffe://x/ns/default/dc/dc1/svc/orders","ValidAfter":"2026-01-01T00:00:00Z","ValidBefore":"2026-01-04T00:00:00Z","CreateIndex":1,"ModifyIndex":1}"#
         return try JSONDecoder().decode(LeafCertificate.self, from: Data(json.utf8))
     }
 

@@ -40,7 +40,10 @@ import Testing
 
     @Test func aBadInvocationModeIsAnErrorNamingTheValue() {
         let (result, _) = intent([FunctionTags.enabled: "true", FunctionTags.invocationMode: "sometimes\n"])
-        guard case .invalid(let message) = result else { Issue.record("expected invalid, got \(result)"); return }
+        guard case .invalid(let message) = result else {
+            Issue.record("expected invalid, got \(result)")
+            return
+        }
         #expect(message.contains("\"sometimes\\n\""))
         #expect(message.contains("invocation-mode"))
     }
@@ -59,14 +62,18 @@ import Testing
         #expect(service.arguments.json.value(forCaseInsensitiveKey: "InvokeMode")?.stringValue == "RESPONSE_STREAM")
         let buffered = try #require(enabledServices(intent([FunctionTags.enabled: "true", FunctionTags.invokeMode: "BUFFERED"]).0)?.first)
         #expect(buffered.arguments == LambdaArguments(arn: arn), "BUFFERED is the default and writes nothing")
-        let written = #"{"Kind":"service-defaults","Name":"orders","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"\#(arn)","PayloadPassthrough":false,"InvocationMode":"synchronous","InvokeMode":"RESPONSE_STREAM"}}]}"#
+        let written =
+            #"{"Kind":"service-defaults","Name":"orders","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"\#(arn)","PayloadPassthrough":false,"InvocationMode":"synchronous","InvokeMode":"RESPONSE_STREAM"}}]}"#
         let entry = try JSONDecoder().decode(ServiceDefaults.self, from: Data(written.utf8))
         #expect(LambdaArguments(entry: entry) == service.arguments, "read back as written: no rewrite on the next sync")
     }
 
     @Test func aBadInvokeModeIsAnErrorAndAStreamCannotBeAsynchronous() {
         let (bad, _) = intent([FunctionTags.enabled: "true", FunctionTags.invokeMode: "STREAMING"])
-        guard case .invalid(let message) = bad else { Issue.record("expected invalid, got \(bad)"); return }
+        guard case .invalid(let message) = bad else {
+            Issue.record("expected invalid, got \(bad)")
+            return
+        }
         #expect(message.contains("\"STREAMING\"") && message.contains("BUFFERED or RESPONSE_STREAM"))
         let (async, _) = intent([FunctionTags.enabled: "true", FunctionTags.invokeMode: "RESPONSE_STREAM", FunctionTags.invocationMode: "ASYNCHRONOUS"])
         #expect({ if case .invalid = async { true } else { false } }())

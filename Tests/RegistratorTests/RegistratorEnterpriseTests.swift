@@ -1,7 +1,7 @@
 import ConsulAPI
 import Registrator
-import Testing
 import TestSupport
+import Testing
 
 /// Enterprise (A.4 rules 3–4, A.6.1 step 4): namespaces listed per managed partition, each service
 /// written and read in its own namespace.
@@ -23,7 +23,10 @@ import TestSupport
                 ["op": "create", "name": "billing", "tags": Fixture.enabled([FunctionTags.partition: "ap9"])],
                 ["op": "create", "name": "plain", "tags": Fixture.enabled()],
             ])
-            let registrator = fixture.registrator { $0.enterprise = true; $0.partitions = ["default"] }
+            let registrator = fixture.registrator {
+                $0.enterprise = true
+                $0.partitions = ["default"]
+            }
             let report = await registrator.fullSync()
             #expect(report.upserted == 2, "\(report)")
             #expect(report.skipped == 1)

@@ -3,14 +3,15 @@ import Foundation
 import Logging
 import NIOPosix
 import Registrator
-import Testing
 import TestSupport
+import Testing
 
 /// The execution environment's setup (A.2): settings, the token from Parameter Store, and its
 /// re-read after `ACL not found`.
 @Suite(.serialized) struct RegistratorEnvironmentTests {
     func putParameter(_ moto: MotoServer, _ name: String, _ value: String) async throws {
-        let script = "import boto3, sys; boto3.client('ssm', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3]).put_parameter(Name=sys.argv[4], Value=sys.argv[5], Type='SecureString', Overwrite=True)"
+        let script =
+            "import boto3, sys; boto3.client('ssm', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3]).put_parameter(Name=sys.argv[4], Value=sys.argv[5], Type='SecureString', Overwrite=True)"
         let output = try await ChildProcess.run(["python3", "-c", script, moto.endpoint, moto.fixture.admin.access_key_id, moto.fixture.admin.secret_access_key, name, value])
         #expect(output.status == 0, "\(output.stderr)")
     }

@@ -1,7 +1,7 @@
 import ConsulAPI
 import Registrator
-import Testing
 import TestSupport
+import Testing
 
 /// A.6.3 against moto and the Consul test server: an event syncs its function only.
 @Suite(.serialized) struct RegistratorEventSyncTests {

@@ -54,7 +54,10 @@ import Testing
 
     @Test func controlCharactersNeverReachAMessage() throws {
         let parsed = try event(#"{"source":"aws.lambda","detail":{"eventName":"Tag\u001b[31m","errorCode":"x\ny"}}"#)
-        guard case .ignored(let reason) = parsed else { Issue.record("\(parsed)"); return }
+        guard case .ignored(let reason) = parsed else {
+            Issue.record("\(parsed)")
+            return
+        }
         #expect(!reason.unicodeScalars.contains { $0.value < 0x20 })
         #expect(throws: RegistratorEvent.Error.self) {
             try event(#"{"source":"aws.lambda","detail":{"eventName":"TagResource","requestParameters":{"resource":"orders\nforged"}}}"#)

@@ -3,8 +3,8 @@ import ConsulAPI
 import Foundation
 import LambdaPayload
 import Registrator
-import Testing
 import TestSupport
+import Testing
 
 /// A.7 against moto's Parameter Store and the Consul test server's CA.
 @Suite(.serialized) struct RegistratorExtensionDataTests {
@@ -35,7 +35,10 @@ import TestSupport
             try await fixture.lambda([["op": "tag", "name": "orders", "tags": Fixture.enabled()]])
             let report = await registrator(fixture).fullSync()
             #expect(report.parametersWritten == 1, "\(report.errors)")
-            guard case .object(let members)? = try await parameter(fixture, "orders") else { Issue.record("no parameter"); return }
+            guard case .object(let members)? = try await parameter(fixture, "orders") else {
+                Issue.record("no parameter")
+                return
+            }
             #expect(members.map(\.name) == ["privateKeyPEM", "certPEM", "rootCertPEM", "trustDomain"])
             let leafResponse = try await fixture.consulClient.send(.GET, "/v1/agent/connect/ca/leaf/orders")
             let leaf = try ConsulClient.decode(LeafCertificate.self, leafResponse.body, endpoint: "leaf")
@@ -43,7 +46,10 @@ import TestSupport
             #expect(members[1].value == .string(leaf.CertPEM))
             #expect(members[0].value == .string(leaf.PrivateKeyPEM))
             #expect(members[3].value == .string(roots.trustDomain))
-            guard case .string(let rootText) = members[2].value else { Issue.record("rootCertPEM is not a string"); return }
+            guard case .string(let rootText) = members[2].value else {
+                Issue.record("rootCertPEM is not a string")
+                return
+            }
             #expect(rootText.hasPrefix(roots.active))
         }
     }
@@ -59,7 +65,10 @@ import TestSupport
             try fixture.consul.rotateRoots()
             let rotated = await registrator.fullSync()
             #expect(rotated.parametersWritten == 1)
-            guard case .string(let rootText)? = try await parameter(fixture, "orders")?["rootCertPEM"] else { Issue.record("no roots"); return }
+            guard case .string(let rootText)? = try await parameter(fixture, "orders")?["rootCertPEM"] else {
+                Issue.record("no roots")
+                return
+            }
             let roots = try await rootsPEM(fixture)
             // A.7.2 Decision: the new active root first, the old one still trusted.
             #expect(roots.all.count == 2)

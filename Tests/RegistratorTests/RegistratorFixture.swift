@@ -54,7 +54,9 @@ struct RegistratorFixture {
             logger: logger
         )
         let fixture = RegistratorFixture(moto: moto, proxy: proxy, consul: consul, aws: aws, consulClient: consulClient, logger: logger)
-        return try await withTeardown { try await body(fixture) } teardown: {
+        return try await withTeardown {
+            try await body(fixture)
+        } teardown: {
             try? await consulClient.shutdown()
             await aws.shutdown()
             await consul.shutdown()

@@ -2,8 +2,8 @@ import AWSAPI
 import ConsulAPI
 import Foundation
 import Registrator
-import Testing
 import TestSupport
+import Testing
 
 /// Full syncs against moto's server (Lambda, SSM) and the Consul API test server (A.5, A.6.1).
 @Suite(.serialized) struct RegistratorSyncTests {
@@ -34,7 +34,10 @@ import TestSupport
             #expect(report.errors.first?.message.contains("\"sometimes\"") == true)
 
             #expect(fixture.managedNames() == ["orders", "billing", "billing-prod"])
-            #expect(fixture.consul.configEntryJSON(kind: "service-defaults", name: "billing") == #"{"EnvoyExtensions":[{"Arguments":{"ARN":"\#(account)billing","InvocationMode":"asynchronous","PayloadPassthrough":true},"Name":"builtin/aws/lambda","Required":false}],"Kind":"service-defaults","Name":"billing","Protocol":"http"}"#)
+            #expect(
+                fixture.consul.configEntryJSON(kind: "service-defaults", name: "billing")
+                    == #"{"EnvoyExtensions":[{"Arguments":{"ARN":"\#(account)billing","InvocationMode":"asynchronous","PayloadPassthrough":true},"Name":"builtin/aws/lambda","Required":false}],"Kind":"service-defaults","Name":"billing","Protocol":"http"}"#
+            )
             #expect(fixture.consul.configEntryJSON(kind: "service-defaults", name: "billing-prod")?.contains(#""ARN":"\#(account)billing:prod""#) == true)
             #expect(fixture.consul.configEntryJSON(kind: "service-defaults", name: "bad") == nil)
             let instance = try #require(fixture.consul.instances(of: "orders").first)
@@ -71,7 +74,9 @@ import TestSupport
             let registrator = fixture.registrator()
             _ = await registrator.fullSync()
             try await fixture.lambda([["op": "tag", "name": "orders", "tags": [FunctionTags.invocationMode: "ASYNCHRONOUS"]]])
-            try fixture.consul.setConfigEntry(#"{"Kind":"service-defaults","Name":"billing","Protocol":"tcp","Meta":{"owner":"team-a"},"EnvoyExtensions":[{"Name":"builtin/aws/lambda","Required":false,"Arguments":{"ARN":"\#(account)billing","InvocationMode":"asynchronous","PayloadPassthrough":true}}]}"#)
+            try fixture.consul.setConfigEntry(
+                #"{"Kind":"service-defaults","Name":"billing","Protocol":"tcp","Meta":{"owner":"team-a"},"EnvoyExtensions":[{"Name":"builtin/aws/lambda","Required":false,"Arguments":{"ARN":"\#(account)billing","InvocationMode":"asynchronous","PayloadPassthrough":true}}]}"#
+            )
             let report = await registrator.fullSync()
             #expect(report.upserted == 2)
             #expect(fixture.consul.configEntryJSON(kind: "service-defaults", name: "orders")?.contains(#""InvocationMode":"asynchronous""#) == true)
@@ -228,7 +233,8 @@ import TestSupport
             _ = await registrator.fullSync()
             // Another registrator's node (NODE_NAME=other) holds a service whose function is not here.
             fixture.consul.registerInstance("elsewhere", node: "other")
-            try fixture.consul.setConfigEntry(#"{"Kind":"service-defaults","Name":"elsewhere","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"\#(account)elsewhere"}}]}"#)
+            try fixture.consul.setConfigEntry(
+                #"{"Kind":"service-defaults","Name":"elsewhere","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"\#(account)elsewhere"}}]}"#)
             // An operator replaced orders' entry with one of their own, then orders is disabled.
             try fixture.consul.setConfigEntry(#"{"Kind":"service-defaults","Name":"orders","Protocol":"grpc"}"#)
             try await fixture.lambda([["op": "tag", "name": "orders", "tags": [FunctionTags.enabled: "false"]]])

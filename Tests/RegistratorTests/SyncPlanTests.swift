@@ -10,7 +10,8 @@ import Testing
 
     static func entry(_ name: String, arn: String? = nil, mode: String = "synchronous", protocolName: String = "http") -> ServiceDefaults {
         let arn = arn ?? account + name
-        let json = #"{"Kind":"service-defaults","Name":"\#(name)","Protocol":"\#(protocolName)","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Required":false,"Arguments":{"ARN":"\#(arn)","PayloadPassthrough":false,"InvocationMode":"\#(mode)"}}],"ModifyIndex":7}"#
+        let json =
+            #"{"Kind":"service-defaults","Name":"\#(name)","Protocol":"\#(protocolName)","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Required":false,"Arguments":{"ARN":"\#(arn)","PayloadPassthrough":false,"InvocationMode":"\#(mode)"}}],"ModifyIndex":7}"#
         return try! JSONDecoder().decode(ServiceDefaults.self, from: Data(json.utf8))
     }
 

@@ -1,7 +1,7 @@
 import Foundation
 import NIOSSL
-import Testing
 import TestSupport
+import Testing
 
 @testable import TLSFiles
 

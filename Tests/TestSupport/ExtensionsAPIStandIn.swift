@@ -55,7 +55,9 @@ public final class ExtensionsAPIStandIn: Sendable {
     public var requests: [RecordedRequest] { server.requests }
 
     public func sendInvoke(requestID: String = UUID().uuidString, deadline: Date = Date().addingTimeInterval(30)) async {
-        await queue.push(#"{"eventType":"INVOKE","deadlineMs":\#(Int64(deadline.timeIntervalSince1970 * 1000)),"requestId":"\#(requestID)","invokedFunctionArn":"arn:aws:lambda:us-east-1:123456789012:function:caller","tracing":{"type":"X-Amzn-Trace-Id","value":"Root=1-5759e988-bd862e3fe1be46a994272793"}}"#)
+        await queue.push(
+            #"{"eventType":"INVOKE","deadlineMs":\#(Int64(deadline.timeIntervalSince1970 * 1000)),"requestId":"\#(requestID)","invokedFunctionArn":"arn:aws:lambda:us-east-1:123456789012:function:caller","tracing":{"type":"X-Amzn-Trace-Id","value":"Root=1-5759e988-bd862e3fe1be46a994272793"}}"#
+        )
     }
 
     public func sendShutdown(reason: String = "spindown", deadline: Date) async {

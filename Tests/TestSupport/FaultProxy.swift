@@ -23,12 +23,15 @@ public final class FaultProxy: Sendable {
 
         /// AWS's REST-JSON throttling answer.
         public static func throttling(count: Int? = nil, _ matches: @escaping @Sendable (RecordedRequest) -> Bool) -> Rule {
-            Rule(count: count, response: ScriptedResponse(status: 429, headers: [("X-Amzn-ErrorType", "TooManyRequestsException")], json: #"{"Type":"User","message":"Rate exceeded"}"#), matches: matches)
+            Rule(
+                count: count, response: ScriptedResponse(status: 429, headers: [("X-Amzn-ErrorType", "TooManyRequestsException")], json: #"{"Type":"User","message":"Rate exceeded"}"#),
+                matches: matches)
         }
 
         /// A 500 answer.
         public static func serviceError(count: Int? = nil, _ matches: @escaping @Sendable (RecordedRequest) -> Bool) -> Rule {
-            Rule(count: count, response: ScriptedResponse(status: 500, headers: [("X-Amzn-ErrorType", "ServiceException")], json: #"{"Type":"Service","message":"internal failure"}"#), matches: matches)
+            Rule(
+                count: count, response: ScriptedResponse(status: 500, headers: [("X-Amzn-ErrorType", "ServiceException")], json: #"{"Type":"Service","message":"internal failure"}"#), matches: matches)
         }
     }
 
@@ -55,7 +58,10 @@ public final class FaultProxy: Sendable {
         self.client = client
         self.rules = rules
         server = try await TestHTTPServer { request in
-            inFlight.withLockedValue { $0.now += 1; $0.peak = max($0.peak, $0.now) }
+            inFlight.withLockedValue {
+                $0.now += 1
+                $0.peak = max($0.peak, $0.now)
+            }
             defer { inFlight.withLockedValue { $0.now -= 1 } }
             let fault: ScriptedResponse? = rules.withLockedValue { rules in
                 guard let index = rules.firstIndex(where: { $0.matches(request) }) else { return nil }

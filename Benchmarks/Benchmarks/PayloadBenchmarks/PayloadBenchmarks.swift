@@ -16,7 +16,10 @@ let benchmarks: @Sendable () -> Void = {
             HTTPField("user-agent", "curl/8.5.0"), HTTPField("x-request-id", "5f0c7d1e-8a0b-4b55-9b1e-2f8f2f5f6a01"),
             HTTPField("x-forwarded-proto", "https"), HTTPField("x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7"),
             HTTPField("x-b3-spanid", "e457b5a2e4d86bd1"), HTTPField("x-b3-sampled", "1"),
-            HTTPField("x-forwarded-client-cert", "By=spiffe://11111111-2222-3333-4444-555555555555.consul/ns/default/dc/dc1/svc/orders;Hash=abc;Subject=\"\";URI=spiffe://11111111-2222-3333-4444-555555555555.consul/ns/default/dc/dc1/svc/web"),
+            HTTPField(
+                "x-forwarded-client-cert",
+                "By=spiffe://11111111-2222-3333-4444-555555555555.consul/ns/default/dc/dc1/svc/orders;Hash=abc;Subject=\"\";URI=spiffe://11111111-2222-3333-4444-555555555555.consul/ns/default/dc/dc1/svc/web"
+            ),
         ],
         authority: "orders",
         body: ByteBuffer(string: body),

@@ -30,7 +30,8 @@ let connections = option("--connections", 300)
 let gap = option("--gap-ms", 20)
 let binDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
 /// `--extension PATH`: another build of the extension (say, the layer's static binary).
-let executable = CommandLine.arguments.firstIndex(of: "--extension").map { CommandLine.arguments[$0 + 1] }
+let executable =
+    CommandLine.arguments.firstIndex(of: "--extension").map { CommandLine.arguments[$0 + 1] }
     ?? binDirectory.appendingPathComponent("lambda-mesh-extension").path
 let trustDomain = "11111111-2222-3333-4444-555555555555.consul"
 let callerID = "spiffe://\(trustDomain)/ns/default/dc/dc1/svc/caller"
@@ -149,15 +150,19 @@ for warm in [0, 1] {
 
 let size = (try? FileManager.default.attributesOfItem(atPath: executable)[.size] as? Int) ?? 0
 print("lambda-mesh-extension: \(executable), \(size / 1024) KB")
-print(String(format: "cold start to first event/next (%d runs): p50 %.1f ms, p90 %.1f ms, min %.1f ms", runs, percentile(coldStarts, 0.5) * 1000, percentile(coldStarts, 0.9) * 1000, coldStarts.min()! * 1000))
+print(
+    String(
+        format: "cold start to first event/next (%d runs): p50 %.1f ms, p90 %.1f ms, min %.1f ms", runs, percentile(coldStarts, 0.5) * 1000, percentile(coldStarts, 0.9) * 1000,
+        coldStarts.min()! * 1000))
 print("| warm spares | connections | connect→echo p50 | p90 | p99 | extension CPU per connection | upstream handshakes |")
 print("|---|---|---|---|---|---|---|")
 for figure in figures {
-    print(String(
-        format: "| %d | %d | %.2f ms | %.2f ms | %.2f ms | %.0f µs | %d |", figure.warm, figure.latencies.count,
-        percentile(figure.latencies, 0.5) * 1000, percentile(figure.latencies, 0.9) * 1000, percentile(figure.latencies, 0.99) * 1000,
-        figure.cpuSeconds / Double(figure.latencies.count) * 1e6, figure.handshakes
-    ))
+    print(
+        String(
+            format: "| %d | %d | %.2f ms | %.2f ms | %.2f ms | %.0f µs | %d |", figure.warm, figure.latencies.count,
+            percentile(figure.latencies, 0.5) * 1000, percentile(figure.latencies, 0.9) * 1000, percentile(figure.latencies, 0.99) * 1000,
+            figure.cpuSeconds / Double(figure.latencies.count) * 1e6, figure.handshakes
+        ))
 }
 await gateway.shutdown()
 await upstream.shutdown()

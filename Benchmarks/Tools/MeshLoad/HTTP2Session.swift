@@ -89,7 +89,8 @@ final class HTTP2Session: @unchecked Sendable {
                     ) { pushed in pushed.close() }
                     if let tls = target.tls {
                         try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: target.sni), position: .first)
-                        try channel.pipeline.syncOperations.addHandler(ALPNCheck(multiplexer: multiplexer, ready: ready), position: .after(channel.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self)))
+                        try channel.pipeline.syncOperations.addHandler(
+                            ALPNCheck(multiplexer: multiplexer, ready: ready), position: .after(channel.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self)))
                     } else {
                         ready.succeed(multiplexer)
                     }

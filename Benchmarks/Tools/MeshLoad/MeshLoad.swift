@@ -87,7 +87,10 @@ struct MeshLoad: AsyncParsableCommand {
             let session = http2 ? HTTP2Session(target: target, eventLoop: eventLoop) : nil
             for _ in 0..<slotsPerConnection {
                 let offset = interval.map { $0.nanoseconds * Int64(workers.count) / Int64(slots) } ?? 0
-                workers.append(Worker(target: target, eventLoop: eventLoop, start: start + .nanoseconds(offset), measureFrom: measureFrom, end: end, interval: interval, reconnectEachRequest: handshake, session: session))
+                workers.append(
+                    Worker(
+                        target: target, eventLoop: eventLoop, start: start + .nanoseconds(offset), measureFrom: measureFrom, end: end, interval: interval, reconnectEachRequest: handshake,
+                        session: session))
             }
         }
         let results = try await withThrowingTaskGroup(of: Worker.Result.self) { tasks in

@@ -1,9 +1,9 @@
 import LambdaPayload
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Compiles a `TextFormat` or `JSONFormat` (consul-api.md §5.7.1) into segments, once, so that

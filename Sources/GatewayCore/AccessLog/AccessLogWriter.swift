@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Logging
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Writes access-log lines on a thread of its own, never on an event loop: requests hand their
 /// entries over (`submit`) and go on. Entries wait in a bounded buffer; when the sink is slower than

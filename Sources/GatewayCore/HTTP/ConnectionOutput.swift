@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import LambdaInvoke
 import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What one client connection is being sent: the answer bytes it holds (its `ResponseBudget`, which
 /// also paces the Lambda answers read for it) and whether they reach the socket. A connection whose

@@ -45,7 +45,9 @@ extension RequestProcessor {
         }
 
         /// A head begun and not complete within the head timeout (Envoy's `request_header_timeout`).
-        static let headerTimeout = Answer(response: .error(status: 408, code: "RequestTimeout", message: "the request head was not complete within the head timeout"), outcome: .rejected, details: ResponseCodeDetails.requestHeaderTimeout)
+        static let headerTimeout = Answer(
+            response: .error(status: 408, code: "RequestTimeout", message: "the request head was not complete within the head timeout"), outcome: .rejected,
+            details: ResponseCodeDetails.requestHeaderTimeout)
 
         /// Intentions denied the caller.
         static let denied = Answer(response: RequestProcessor.accessDenied, outcome: .denied, details: ResponseCodeDetails.rbacAccessDenied)

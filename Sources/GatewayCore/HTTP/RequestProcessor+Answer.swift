@@ -1,6 +1,6 @@
-import Logging
 import LambdaInvoke
 import LambdaPayload
+import Logging
 
 /// The last step: Lambda's answer, or the failure to get one, as the client's response.
 extension RequestProcessor {

@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The gateway's own log as JSON lines on standard error (`--log-format json`), for log shippers:
 /// `{"time":"2026-12-06T14:33:14.123Z","level":"info","message":"...","label":"lambda-gateway",...}`

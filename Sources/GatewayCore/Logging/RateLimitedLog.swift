@@ -35,7 +35,10 @@ public final class RateLimitedLog: Sendable {
     public func record(sample: String, metadata: Logger.Metadata, on eventLoop: any EventLoop, now: NIODeadline = .now()) {
         // Skip all bookkeeping when the level is off.
         guard logger.logLevel <= level else { return }
-        enum Decision { case write, suppress(scheduleSummary: TimeAmount?) }
+        enum Decision {
+            case write
+            case suppress(scheduleSummary: TimeAmount?)
+        }
         let decision: Decision = state.withLock { state in
             if state == nil || now - state!.started >= window {
                 // A window whose summary is still due keeps counting until that summary is written.

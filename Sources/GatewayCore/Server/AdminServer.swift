@@ -15,7 +15,8 @@ public final class AdminServer: Service, Sendable {
     let logger: Logger
     let onBound: @Sendable (SocketAddress) -> Void
 
-    public init(host: String, port: Int, store: SnapshotStore, processor: RequestProcessor, group: any EventLoopGroup, logger: Logger, onBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }) {
+    public init(host: String, port: Int, store: SnapshotStore, processor: RequestProcessor, group: any EventLoopGroup, logger: Logger, onBound: @escaping @Sendable (SocketAddress) -> Void = { _ in })
+    {
         self.host = host
         self.port = port
         self.store = store

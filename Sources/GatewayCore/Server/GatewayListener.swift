@@ -25,11 +25,17 @@ public final class GatewayListener: Service, Sendable {
     let drainTimeout: Duration
     let onBound: @Sendable (SocketAddress) -> Void
 
-    public convenience init(host: String, port: Int, acceptor: MeshTLSAcceptor, processor: RequestProcessor, group: any EventLoopGroup, logger: Logger, drainTimeout: Duration = .seconds(30), onBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }) {
+    public convenience init(
+        host: String, port: Int, acceptor: MeshTLSAcceptor, processor: RequestProcessor, group: any EventLoopGroup, logger: Logger, drainTimeout: Duration = .seconds(30),
+        onBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }
+    ) {
         self.init(host: host, port: port, kind: .mesh(acceptor), processor: processor, group: group, logger: logger, drainTimeout: drainTimeout, onBound: onBound)
     }
 
-    public init(host: String, port: Int, kind: Kind, processor: RequestProcessor, group: any EventLoopGroup, logger: Logger, drainTimeout: Duration = .seconds(30), onBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }) {
+    public init(
+        host: String, port: Int, kind: Kind, processor: RequestProcessor, group: any EventLoopGroup, logger: Logger, drainTimeout: Duration = .seconds(30),
+        onBound: @escaping @Sendable (SocketAddress) -> Void = { _ in }
+    ) {
         self.host = host
         self.port = port
         self.kind = kind

@@ -36,7 +36,9 @@ extension GatewayMetrics {
         text.gauge("lambda_gateway_services_served", "Linked services the gateway answers for.", Double(snapshot.services.count))
         var notServed: [NotServedReason.Kind: Int] = [:]
         for reason in snapshot.notServed.values { notServed[reason.kind, default: 0] += 1 }
-        text.family("lambda_gateway_services_not_served", "Linked services not served, by reason.", type: "gauge", NotServedReason.Kind.allCases.map { ([("reason", $0.rawValue)], Double(notServed[$0] ?? 0)) })
+        text.family(
+            "lambda_gateway_services_not_served", "Linked services not served, by reason.", type: "gauge", NotServedReason.Kind.allCases.map { ([("reason", $0.rawValue)], Double(notServed[$0] ?? 0)) }
+        )
 
         let staleness = consulWatches.staleness()
         text.family(

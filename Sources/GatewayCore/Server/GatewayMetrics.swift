@@ -121,7 +121,10 @@ public final class GatewayMetrics: Sendable {
             self.responseBodyBytes = responseBodyBytes
         }
 
-        public init(service: String, status: Int, outcome: RequestOutcome, duration: Duration?, lambdaCall: Duration? = nil, lambdaErrorType: LambdaErrorType? = nil, requestBodyBytes: Int = 0, responseBodyBytes: Int = 0) {
+        public init(
+            service: String, status: Int, outcome: RequestOutcome, duration: Duration?, lambdaCall: Duration? = nil, lambdaErrorType: LambdaErrorType? = nil, requestBodyBytes: Int = 0,
+            responseBodyBytes: Int = 0
+        ) {
             self.init(
                 service: service, status: status, outcome: outcome, durationNanoseconds: duration?.nanosecondsClamped, lambdaCallNanoseconds: lambdaCall?.nanosecondsClamped,
                 lambdaErrorType: lambdaErrorType, requestBodyBytes: requestBodyBytes, responseBodyBytes: responseBodyBytes

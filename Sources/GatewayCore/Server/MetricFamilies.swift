@@ -24,14 +24,17 @@ enum Help {
     static let lambdaCallDuration = "Duration of the Lambda Invoke call alone (signing to the whole answer read, retries included), by linked service."
     static let requestBytes = "Request body bytes received, by linked service."
     static let responseBytes = "Response body bytes sent, by linked service."
-    static let lambdaErrors = "Lambda calls that failed, by linked service and error type: the AWS error type, Unhandled or Handled for function errors, or the gateway's own (Timeout, ConnectionFailure, CredentialsUnavailable, ...)."
-    static let streamedResponses = "Streamed answers (services in RESPONSE_STREAM mode) whose head was sent, by linked service and how they ended: complete, or incomplete (broken off mid-stream: the client saw an incomplete response)."
+    static let lambdaErrors =
+        "Lambda calls that failed, by linked service and error type: the AWS error type, Unhandled or Handled for function errors, or the gateway's own (Timeout, ConnectionFailure, CredentialsUnavailable, ...)."
+    static let streamedResponses =
+        "Streamed answers (services in RESPONSE_STREAM mode) whose head was sent, by linked service and how they ended: complete, or incomplete (broken off mid-stream: the client saw an incomplete response)."
     static let streamedBytes = "Body bytes of streamed answers sent, by linked service (also counted in lambda_gateway_response_body_bytes_total)."
     static let handshakeFailures = "TLS handshakes on the mesh listener that did not complete, by reason."
     static let connectionsClosed = "Client connections the gateway closed itself to protect the others, by reason."
     static let consulWatchErrors = "Consul watch requests that failed (the last answer is kept), by endpoint."
     static let accessLogLines = "Access-log lines handed to the sink."
-    static let accessLogDropped = "Access-log lines not written, by reason: sink_behind (the sink was slower than the traffic; requests never wait for the log), sink_failed, rate_limited (listener lines)."
+    static let accessLogDropped =
+        "Access-log lines not written, by reason: sink_behind (the sink was slower than the traffic; requests never wait for the log), sink_failed, rate_limited (listener lines)."
 }
 
 extension PrometheusCollectorRegistry {

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The standard process metrics of Prometheus' client libraries, read from /proc/self when
 /// `/metrics` is scraped (https://prometheus.io/docs/instrumenting/writing_clientlibs/#process-metrics).

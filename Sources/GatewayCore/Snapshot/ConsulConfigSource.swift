@@ -86,9 +86,12 @@ public final class ConsulConfigSource: Sendable {
         _ coordinator: WatchCoordinator,
         apply: @escaping @Sendable (inout ConsulState, Value) -> Void
     ) async {
-        await self.watch(endpoint, label: endpoint.path, onError: { error in
-            self.logger.warning("consul watch failed; keeping the last answer", metadata: ["endpoint": "\(error.endpoint)", "error": "\(error.message)"])
-        }) { value, metadata in
+        await self.watch(
+            endpoint, label: endpoint.path,
+            onError: { error in
+                self.logger.warning("consul watch failed; keeping the last answer", metadata: ["endpoint": "\(error.endpoint)", "error": "\(error.message)"])
+            }
+        ) { value, metadata in
             await coordinator.update(metadata: metadata) { apply(&$0, value) }
         }
     }

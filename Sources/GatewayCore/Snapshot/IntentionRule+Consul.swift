@@ -31,7 +31,9 @@ extension IntentionPermissionRule {
                     pathRegex: http.PathRegex,
                     methods: http.Methods,
                     headers: http.Header.map {
-                        HeaderRule(name: $0.Name, present: $0.Present, exact: $0.Exact, prefix: $0.Prefix, suffix: $0.Suffix, contains: $0.Contains, regex: $0.Regex, ignoreCase: $0.IgnoreCase, invert: $0.Invert)
+                        HeaderRule(
+                            name: $0.Name, present: $0.Present, exact: $0.Exact, prefix: $0.Prefix, suffix: $0.Suffix, contains: $0.Contains, regex: $0.Regex, ignoreCase: $0.IgnoreCase,
+                            invert: $0.Invert)
                     }
                 )
             },

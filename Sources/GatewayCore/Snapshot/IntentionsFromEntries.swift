@@ -60,7 +60,8 @@ struct IntentionsFromEntries: Sendable {
         let local = source.Peer.isEmpty && source.SamenessGroup.isEmpty
         let namespace = source.Namespace.isEmpty ? scope.namespace : source.Namespace
         let partition = source.Partition.isEmpty && local ? scope.partition : source.Partition
-        let precedence = source.Precedence > 0
+        let precedence =
+            source.Precedence > 0
             ? source.Precedence
             : Self.precedence(sourceNamespace: namespace, sourceName: source.Name, destinationNamespace: scope.namespace, destinationName: entry.Name)
         let rule = IntentionRule(

@@ -160,10 +160,12 @@ public enum SnapshotBuilder {
         let expected = SPIFFEID(trustDomain: trustDomain, partition: service.scope.partition, namespace: service.scope.namespace, datacenter: datacenter, service: service.name)
         // The agent writes the ID exactly so; parsing (for a trust domain in other case, or
         // percent-encoded segments) only when the text differs. 10,000 services: one string each.
-        let matches = leaf.ServiceURI == expected.description || SPIFFEID(parsing: leaf.ServiceURI).map { id in
-            id.isInTrustDomain(trustDomain) && id.service == expected.service && id.namespace == expected.namespace
-                && id.partition == expected.partition && id.datacenter == expected.datacenter
-        } == true
+        let matches =
+            leaf.ServiceURI == expected.description
+            || SPIFFEID(parsing: leaf.ServiceURI).map { id in
+                id.isInTrustDomain(trustDomain) && id.service == expected.service && id.namespace == expected.namespace
+                    && id.partition == expected.partition && id.datacenter == expected.datacenter
+            } == true
         guard matches, leaf.CertPEM.contains("BEGIN CERTIFICATE"), leaf.PrivateKeyPEM.contains("PRIVATE KEY"),
             let validAfter = leaf.validAfter, let validBefore = leaf.validBefore
         else { return nil }

@@ -92,7 +92,8 @@ public struct StaticConfig: Sendable {
                 located.file = file
                 throw located
             }
-            let snis = [ServiceSNI.make(service: service.name, datacenter: datacenter, trustDomain: trustDomain)]
+            let snis =
+                [ServiceSNI.make(service: service.name, datacenter: datacenter, trustDomain: trustDomain)]
                 + service.subsets.map { ServiceSNI.make(service: service.name, subset: $0, datacenter: datacenter, trustDomain: trustDomain) }
             snapshot.services[service.name] = ServedService(
                 name: service.name, snis: snis, lambda: service.lambda, protocolName: service.protocolName, requestTimeout: service.requestTimeout,

@@ -179,7 +179,9 @@ public enum StaticConfigFile {
             }
             return StaticConfig.Service(
                 name: name,
-                lambda: LambdaSettings(function: function, payloadFormat: format, passthrough: try bool(keys["payloadPassthrough"], "\(path).payloadPassthrough") ?? false, invocationType: invocation, invokeMode: invokeMode),
+                lambda: LambdaSettings(
+                    function: function, payloadFormat: format, passthrough: try bool(keys["payloadPassthrough"], "\(path).payloadPassthrough") ?? false, invocationType: invocation,
+                    invokeMode: invokeMode),
                 protocolName: protocolName, requestTimeout: timeout, subsets: subsets, certificatePEM: certificate, privateKeyPEM: key, intentions: intentions
             )
         }

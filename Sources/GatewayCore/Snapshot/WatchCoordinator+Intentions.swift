@@ -93,12 +93,15 @@ extension WatchCoordinator {
             let query = [("by", "destination")] + names.map { ("name", $0) }
             let endpoint = WatchEndpoint<IntentionMatches>.json(Self.intentionsPath, query: query, scope: scope)
             let task = Task {
-                await source.watch(endpoint, label: Self.intentionsPath, onError: { error in
-                    source.logger.warning("intentions watch failed; keeping the last answer", metadata: ["scope": "\(scope)", "error": "\(error.message)"])
-                    if error.isPermissionDenied {
-                        Task { await self.batchedIntentionsRefused(scope, generation) }
+                await source.watch(
+                    endpoint, label: Self.intentionsPath,
+                    onError: { error in
+                        source.logger.warning("intentions watch failed; keeping the last answer", metadata: ["scope": "\(scope)", "error": "\(error.message)"])
+                        if error.isPermissionDenied {
+                            Task { await self.batchedIntentionsRefused(scope, generation) }
+                        }
                     }
-                }) { matches, metadata in
+                ) { matches, metadata in
                     await self.batchedIntentionsAnswered(scope, generation, names: names, matches, metadata: metadata)
                 }
             }
@@ -158,12 +161,15 @@ extension WatchCoordinator {
         let key = scope.qualified(name)
         let endpoint = WatchEndpoint<IntentionMatches>.json(Self.intentionsPath, query: [("by", "destination"), ("name", name)], scope: scope)
         return Task {
-            await source.watch(endpoint, label: Self.intentionsPath, onError: { error in
-                source.logger.warning("intentions watch failed; keeping the last answer", metadata: ["service": "\(key)", "error": "\(error.message)"])
-                if error.isPermissionDenied {
-                    Task { await self.singleIntentionsRefused(scope, name, error.message) }
+            await source.watch(
+                endpoint, label: Self.intentionsPath,
+                onError: { error in
+                    source.logger.warning("intentions watch failed; keeping the last answer", metadata: ["service": "\(key)", "error": "\(error.message)"])
+                    if error.isPermissionDenied {
+                        Task { await self.singleIntentionsRefused(scope, name, error.message) }
+                    }
                 }
-            }) { matches, metadata in
+            ) { matches, metadata in
                 await self.singleIntentionsAnswered(scope, name, matches, metadata: metadata)
             }
         }

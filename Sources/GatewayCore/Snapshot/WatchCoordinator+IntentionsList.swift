@@ -17,13 +17,16 @@ extension WatchCoordinator {
         let source = self.source
         let endpoint = WatchEndpoint<ACLFilteredList<ServiceIntentionsEntry>>.aclFilteredList(Self.intentionsListPath, scope: scope)
         let task = Task {
-            await source.watch(endpoint, label: Self.intentionsListPath, onError: { error in
-                source.logger.warning("intentions list watch failed; keeping the last answer", metadata: ["scope": "\(scope)", "error": "\(error.message)"])
-                // A list the token may not read at all tells nothing either; the match query may.
-                if error.isPermissionDenied {
-                    Task { await self.intentionsListIncomplete(scope, metadata: ConsulMetadata(), why: "the list is refused: \(error.message)") }
+            await source.watch(
+                endpoint, label: Self.intentionsListPath,
+                onError: { error in
+                    source.logger.warning("intentions list watch failed; keeping the last answer", metadata: ["scope": "\(scope)", "error": "\(error.message)"])
+                    // A list the token may not read at all tells nothing either; the match query may.
+                    if error.isPermissionDenied {
+                        Task { await self.intentionsListIncomplete(scope, metadata: ConsulMetadata(), why: "the list is refused: \(error.message)") }
+                    }
                 }
-            }) { answer, metadata in
+            ) { answer, metadata in
                 await self.intentionsListAnswered(scope, answer, metadata: metadata)
             }
         }
@@ -33,7 +36,8 @@ extension WatchCoordinator {
     func intentionsListAnswered(_ scope: ConsulScope, _ answer: ACLFilteredList<ServiceIntentionsEntry>, metadata: ConsulMetadata) {
         guard intentionsWatches[scope]?.list != nil else { return }
         guard answer.isComplete else {
-            let why = answer.filteredByACLs
+            let why =
+                answer.filteredByACLs
                 ? "the token may not read every service-intentions entry (X-Consul-Results-Filtered-By-ACLs)"
                 : "without a token Consul does not say whether ACLs hid entries, and its ACLs deny by default"
             intentionsListIncomplete(scope, metadata: metadata, why: why)

@@ -134,9 +134,12 @@ actor WatchCoordinator {
     ) -> Task<Void, Never> {
         let source = self.source
         return Task {
-            await source.watch(endpoint, label: endpoint.path, onError: { error in
-                source.logger.warning("consul watch failed; keeping the last answer", metadata: ["endpoint": "\(error.endpoint)", "error": "\(error.message)"])
-            }) { value, metadata in
+            await source.watch(
+                endpoint, label: endpoint.path,
+                onError: { error in
+                    source.logger.warning("consul watch failed; keeping the last answer", metadata: ["endpoint": "\(error.endpoint)", "error": "\(error.message)"])
+                }
+            ) { value, metadata in
                 await self.scopedAnswer(scope, metadata: metadata) { apply(&$0, value) }
             }
         }
@@ -313,4 +316,3 @@ actor WatchCoordinator {
         }
     }
 }
-

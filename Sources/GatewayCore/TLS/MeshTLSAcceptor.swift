@@ -109,9 +109,11 @@ public struct MeshTLSAcceptor: Sendable {
                 return false
             }
         }
-        let tls = NIOSSLServerHandler(context: context, customVerificationCallbackWithMetadata: { chain, promise in
-            promise.completeWithTask { await authenticate(chain) ? .certificateVerified(VerificationMetadata(nil)) : .failed }
-        })
+        let tls = NIOSSLServerHandler(
+            context: context,
+            customVerificationCallbackWithMetadata: { chain, promise in
+                promise.completeWithTask { await authenticate(chain) ? .certificateVerified(VerificationMetadata(nil)) : .failed }
+            })
         let completion = HandshakeCompletion(onFailure: { error in
             // A refused certificate is counted by its reason, above; count the rest once.
             guard !identity.failureCounted && identity.caller == nil else { return }

@@ -89,7 +89,9 @@ final class UpstreamPool: Sendable {
 
     /// Sends `request` and returns the whole answer. The connection goes back to the pool (or is
     /// closed) before the caller resumes.
-    func execute(_ request: UpstreamRequest, deadline: NIODeadline, maximumResponseBytes: Int, budget: ResponseBudget? = nil, stream: UpstreamStreamSink? = nil) async throws(UpstreamFailure) -> UpstreamResponse {
+    func execute(_ request: UpstreamRequest, deadline: NIODeadline, maximumResponseBytes: Int, budget: ResponseBudget? = nil, stream: UpstreamStreamSink? = nil) async throws(UpstreamFailure)
+        -> UpstreamResponse
+    {
         let lease = try await self.lease(deadline: deadline)
         let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<Result<UpstreamResponse, UpstreamFailure>, Never>) in
             exchange(request, on: lease, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget, stream: stream) { continuation.resume(returning: $0) }
@@ -167,13 +169,14 @@ final class UpstreamPool: Sendable {
         promise.futureResult.whenComplete { result in
             let reusable = (try? result.get())?.keepAlive ?? false
             self.release(lease.connection, reusable: reusable)
-            completion(result.mapError { error in
-                guard let failure = error as? UpstreamFailure else { return .closedMidResponse(cause: error) }
-                // A reused connection that closes before the request was completely written lost
-                // the race with the endpoint closing it while it was idle.
-                if case .closedBeforeResponse(let cause, requestWritten: false) = failure, lease.reused { return .staleConnection(cause: cause) }
-                return failure
-            })
+            completion(
+                result.mapError { error in
+                    guard let failure = error as? UpstreamFailure else { return .closedMidResponse(cause: error) }
+                    // A reused connection that closes before the request was completely written lost
+                    // the race with the endpoint closing it while it was idle.
+                    if case .closedBeforeResponse(let cause, requestWritten: false) = failure, lease.reused { return .staleConnection(cause: cause) }
+                    return failure
+                })
         }
         // The exchange handler succeeds the write as it takes the exchange over; a failed write
         // never reached it (the channel closed first, as after a failed TLS handshake).
@@ -313,7 +316,10 @@ final class UpstreamPool: Sendable {
 
     /// Fails waiting requests, closes idle connections, and closes busy ones as they finish.
     func shutdown() async {
-        sweeper.withLock { $0?.cancel(); $0 = nil }
+        sweeper.withLock {
+            $0?.cancel()
+            $0 = nil
+        }
         let (waiters, idle) = state.withLock { $0.shutDown() }
         for waiter in waiters { waiter.resume(returning: .failed(.shutDown)) }
         for connection in idle {

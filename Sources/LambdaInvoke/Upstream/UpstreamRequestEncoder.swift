@@ -21,7 +21,12 @@ final class UpstreamRequestEncoder: ChannelOutboundHandler, RemovableChannelHand
             self.head = head
             promise?.succeed()
         case .body(.byteBuffer(let chunk)):
-            if body == nil { body = chunk } else { var chunk = chunk; body!.writeBuffer(&chunk) }
+            if body == nil {
+                body = chunk
+            } else {
+                var chunk = chunk
+                body!.writeBuffer(&chunk)
+            }
             promise?.succeed()
         case .body(.fileRegion):
             promise?.fail(ChannelError.operationUnsupported)

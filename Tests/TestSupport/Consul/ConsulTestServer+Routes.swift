@@ -162,7 +162,8 @@ extension ConsulTestServer {
             let enterprise = state.options.enterprise
             let linked = store.gatewayServices(gateway).map { service in
                 // Enterprise names every linked service's namespace and partition; CE names none.
-                let name = enterprise
+                let name =
+                    enterprise
                     ? [JSONMember("Name", .string(service.name)), JSONMember("Namespace", .string(service.scope.namespace)), JSONMember("Partition", .string(service.scope.partition))]
                     : [JSONMember("Name", .string(service.name))]
                 return JSONValue.object([
@@ -196,10 +197,12 @@ extension ConsulTestServer {
             }
             return json(
                 .object([
-                    JSONMember("Node", .object([
-                        JSONMember("Node", .string(node)), JSONMember("Datacenter", .string(state.options.datacenter)),
-                        JSONMember("Meta", .object((store.nodeMeta[node] ?? [:]).sorted { $0.key < $1.key }.map { JSONMember($0.key, .string($0.value)) })),
-                    ])),
+                    JSONMember(
+                        "Node",
+                        .object([
+                            JSONMember("Node", .string(node)), JSONMember("Datacenter", .string(state.options.datacenter)),
+                            JSONMember("Meta", .object((store.nodeMeta[node] ?? [:]).sorted { $0.key < $1.key }.map { JSONMember($0.key, .string($0.value)) })),
+                        ])),
                     JSONMember("Services", .array(services)),
                 ]),
                 store.catalogIndex
@@ -207,18 +210,22 @@ extension ConsulTestServer {
         case let route where route.count == 3 && route.starts(with: ["health", "service"]):
             let entries = (store.instances[scope.qualified(route[2])] ?? []).map { instance in
                 JSONValue.object([
-                    JSONMember("Node", .object([
-                        JSONMember("Node", .string(instance.node)), JSONMember("Address", .string("")),
-                        JSONMember("Datacenter", .string(state.options.datacenter)),
-                        JSONMember("Meta", .object((store.nodeMeta[instance.node] ?? [:]).sorted { $0.key < $1.key }.map { JSONMember($0.key, .string($0.value)) })),
-                    ])),
-                    JSONMember("Service", .object([
-                        JSONMember("ID", .string(instance.id)), JSONMember("Service", .string(instance.service)),
-                        JSONMember("Tags", .array(instance.tags.map { .string($0) })), JSONMember("Address", .string(instance.address)),
-                        JSONMember("Meta", .object(instance.meta.map { JSONMember($0.key, .string($0.value)) })),
-                        JSONMember("Port", .number(String(instance.port))),
-                        JSONMember("CreateIndex", .number(String(instance.createIndex))), JSONMember("ModifyIndex", .number(String(instance.modifyIndex))),
-                    ])),
+                    JSONMember(
+                        "Node",
+                        .object([
+                            JSONMember("Node", .string(instance.node)), JSONMember("Address", .string("")),
+                            JSONMember("Datacenter", .string(state.options.datacenter)),
+                            JSONMember("Meta", .object((store.nodeMeta[instance.node] ?? [:]).sorted { $0.key < $1.key }.map { JSONMember($0.key, .string($0.value)) })),
+                        ])),
+                    JSONMember(
+                        "Service",
+                        .object([
+                            JSONMember("ID", .string(instance.id)), JSONMember("Service", .string(instance.service)),
+                            JSONMember("Tags", .array(instance.tags.map { .string($0) })), JSONMember("Address", .string(instance.address)),
+                            JSONMember("Meta", .object(instance.meta.map { JSONMember($0.key, .string($0.value)) })),
+                            JSONMember("Port", .number(String(instance.port))),
+                            JSONMember("CreateIndex", .number(String(instance.createIndex))), JSONMember("ModifyIndex", .number(String(instance.modifyIndex))),
+                        ])),
                     JSONMember("Checks", .array([])),
                 ])
             }
@@ -266,7 +273,8 @@ extension ConsulTestServer {
         case ["agent", "self"]:
             return Answer(
                 status: 200,
-                body: #"{"Config":{"Datacenter":"\#(state.options.datacenter)","NodeName":"test-agent","Version":"1.21.0"},"DebugConfig":{"DefaultIntentionPolicy":"\#(state.options.agentDefaultIntentionPolicy)"}}"#,
+                body:
+                    #"{"Config":{"Datacenter":"\#(state.options.datacenter)","NodeName":"test-agent","Version":"1.21.0"},"DebugConfig":{"DefaultIntentionPolicy":"\#(state.options.agentDefaultIntentionPolicy)"}}"#,
                 index: nil
             )
         default:
@@ -307,7 +315,9 @@ extension ConsulTestServer {
                 partition: registration["Partition"]?.text ?? scope.partition,
                 namespace: service["Namespace"]?.text ?? scope.namespace
             )
-            write { $0.store.register(.init(node: node, id: id, service: name, scope: instanceScope, tags: tags, meta: [:], address: "", port: 0, kind: "", createIndex: 0, modifyIndex: 0), nodeMeta: meta) }
+            write {
+                $0.store.register(.init(node: node, id: id, service: name, scope: instanceScope, tags: tags, meta: [:], address: "", port: 0, kind: "", createIndex: 0, modifyIndex: 0), nodeMeta: meta)
+            }
             return Answer(status: 200, body: "true", index: nil)
         case ("PUT", ["catalog", "deregister"]):
             guard let registration = parsed, case .string(let node)? = registration["Node"], case .string(let id)? = registration["ServiceID"] else {
@@ -347,7 +357,10 @@ extension ConsulTestServer {
             ("Content-Type", answer.json ? "application/json" : "text/plain; charset=utf-8"),
         ]
         if var index = answer.index {
-            if let forced = state.withLockedValue({ state -> UInt64? in defer { state.indexOverride = nil }; return state.indexOverride }) {
+            if let forced = state.withLockedValue({ state -> UInt64? in
+                defer { state.indexOverride = nil }
+                return state.indexOverride
+            }) {
                 index = forced
             }
             headers.append(("X-Consul-Index", String(index)))

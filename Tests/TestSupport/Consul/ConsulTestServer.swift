@@ -153,7 +153,10 @@ public final class ConsulTestServer: Sendable {
     /// services already linked: the scale tests and `Benchmarks/scale.sh` make thousands this way.
     public func addLinkedLambdaServices(_ names: [String], gateway: String = "lambda-gateway") throws {
         let entries = try names.map { name in
-            try JSONParser.parse(Array(#"{"Kind":"service-defaults","Name":"\#(name)","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:\#(name)"}}]}"#.utf8))
+            try JSONParser.parse(
+                Array(
+                    #"{"Kind":"service-defaults","Name":"\#(name)","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:\#(name)"}}]}"#
+                        .utf8))
         }
         let linked = state.withLockedValue { state in
             state.store.gatewayServices(gateway).filter { $0.scope.isDefault }.map(\.name)
@@ -164,7 +167,8 @@ public final class ConsulTestServer: Sendable {
         write { state in
             for (name, entry) in zip(names, entries) {
                 state.store.register(
-                    .init(node: "lambdas", id: name, service: name, scope: .default, tags: ["managed-by-lambda-registrator"], meta: [:], address: "", port: 0, kind: "", createIndex: 0, modifyIndex: 0),
+                    .init(
+                        node: "lambdas", id: name, service: name, scope: .default, tags: ["managed-by-lambda-registrator"], meta: [:], address: "", port: 0, kind: "", createIndex: 0, modifyIndex: 0),
                     nodeMeta: ["external-node": "true", "external-probe": "true"]
                 )
                 _ = state.store.putConfigEntry(entry, cas: nil)
