@@ -19,6 +19,9 @@ fi
 # each runs on its own after the rest: the scale suites (1,000 services; 10,000 intentions
 # entries), and the suites that start moto's server (a Python process per test) and other
 # processes (the registrator's, the AWS clients').
+# Formatting: the style of .swift-format (swift-format ships with the toolchain); `swift format -i -r
+# Sources Tests Benchmarks Fuzz Package.swift` fixes what it finds.
+swift format lint --strict -r Sources Tests Benchmarks Fuzz Package.swift
 swift build --build-tests
 scale='ScaleTests|IntentionsScaleMeasurement'
 processes='AccessLogRunTests|ExtensionProcessTests|ExtensionEndToEndTests|RegistratorSyncTests|RegistratorEventSyncTests|RegistratorExtensionDataTests|RegistratorEnvironmentTests|RegistratorEnterpriseTests|RegistratorCommandTests|RegistratorLambdaRuntimeTests|MotoLambdaTests|MotoSSMTests|MotoSignatureTests'
