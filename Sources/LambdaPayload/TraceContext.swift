@@ -28,6 +28,13 @@ public struct TraceContext: Sendable, Hashable {
         self.traceID = traceID
     }
 
+    /// The same trace with no sampling decision (`Sampled=?`): X-Ray's own sampling rules decide,
+    /// whatever the caller asked for.
+    public var withoutSamplingDecision: TraceContext {
+        let fields = amazonTraceHeader.split(separator: ";").filter { !$0.hasPrefix("Sampled=") }
+        return TraceContext(amazonTraceHeader: (fields + ["Sampled=?"]).joined(separator: ";"), traceID: traceID)
+    }
+
     /// The trace of a request with `headers`, or nil when it carries none that parses.
     public init?(headers: [HTTPField]) {
         var traceparent: String?

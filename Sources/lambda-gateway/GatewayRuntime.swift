@@ -30,6 +30,12 @@ struct ServingOptions: ParsableArguments {
     @Option(name: .customLong("send-timeout"), help: "Close a connection whose answers make no write progress for this long, freeing its buffers.")
     var sendTimeout = "60s"
     @Option(
+        name: .customLong("trace-sampling"),
+        help:
+            "honor: a caller's trace sampling decision goes on to the function's X-Ray trace; ignore: the Invoke call says Sampled=? and X-Ray's own rules decide (no caller can force its traces recorded)."
+    )
+    var traceSampling = "honor"
+    @Option(
         name: .customLong("connection-buffer-limit"),
         help: "Answer bytes a connection may hold for a client that does not read; over it, no new request on that connection starts and Lambda answers wait.")
     var connectionBufferLimit = 16 * 1024 * 1024
@@ -90,6 +96,11 @@ struct ServingOptions: ParsableArguments {
         settings.requestHeadersTimeout = try duration(requestHeadersTimeout, flag: "--request-headers-timeout")
         settings.clientBodyTimeout = try duration(clientBodyTimeout, flag: "--client-body-timeout")
         settings.sendTimeout = try duration(sendTimeout, flag: "--send-timeout")
+        switch traceSampling {
+        case "honor": settings.honorCallerSampling = true
+        case "ignore": settings.honorCallerSampling = false
+        default: throw ValidationError("--trace-sampling must be honor or ignore, got \(traceSampling)")
+        }
         let drain = try duration(drainTimeout, flag: "--drain-timeout")
         settings.drainGraceTime = drain
         guard connectionBufferLimit >= 64 * 1024 else { throw ValidationError("--connection-buffer-limit must be at least 65536 bytes, got \(connectionBufferLimit)") }

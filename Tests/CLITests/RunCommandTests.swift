@@ -192,6 +192,8 @@ struct RunCommandTests {
     @Test func idleTimeoutFlagClosesSilentMeshConnections() async throws {
         let refused = try await CLI.run(["run", "--gateway-name", "g", "--idle-timeout", "0s", "--register", "none"], environment: GatewayProcess.environment)
         #expect(refused.status != 0 && refused.stderr.contains("--idle-timeout must be more than zero"), "\(refused.stderr)")
+        let sampling = try await CLI.run(["run", "--gateway-name", "g", "--trace-sampling", "always", "--register", "none"], environment: GatewayProcess.environment)
+        #expect(sampling.status != 0 && sampling.stderr.contains("--trace-sampling must be honor or ignore, got always"), "\(sampling.stderr)")
 
         try await GatewayProcess.with(lambdaHandler: { _ in ScriptedResponse(json: "{}") }, arguments: ["--register", "none", "--idle-timeout", "300ms"]) { process in
             // A sidecar that completes the mTLS handshake and then sends nothing: openssl keeps the

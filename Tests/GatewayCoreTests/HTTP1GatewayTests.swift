@@ -155,6 +155,17 @@ struct HTTP1GatewayTests {
         }
     }
 
+    /// `--trace-sampling ignore`: the trace still reaches the function, its sampling left to X-Ray.
+    @Test func aCallersSamplingDecisionCanBeIgnored() async throws {
+        var settings = ProcessingSettings()
+        settings.honorCallerSampling = false
+        try await GatewayFixture.with(settings: settings, lambdaHandler: echoPayload) { gateway in
+            let answer = try await gateway.curl("orders", path: "/forced", extra: ["-H", "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"])
+            #expect(answer.status == 201)
+            #expect(gateway.lambda.requests.first?.header("x-amzn-trace-id") == "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=?")
+        }
+    }
+
     @Test func asyncServicesAnswer202() async throws {
         try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
             let answer = try await gateway.curl("thumbnails", path: "/resize", extra: ["-H", "content-type: application/json", "-d", #"{"img":"a.png"}"#])

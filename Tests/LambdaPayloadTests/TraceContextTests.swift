@@ -99,6 +99,15 @@ struct TraceContextTests {
         #expect(Self.trace([("b3", value)]) == nil, "\(value)")
     }
 
+    /// `--trace-sampling ignore`: the trace goes on, its sampling decision left to X-Ray.
+    @Test func aTraceWithoutItsSamplingDecision() throws {
+        let w3c = try #require(Self.trace([("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]))
+        #expect(w3c.withoutSamplingDecision.amazonTraceHeader == "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=?")
+        #expect(w3c.withoutSamplingDecision.traceID == w3c.traceID)
+        let own = try #require(Self.trace([("x-amzn-trace-id", "Root=1-5759e988-bd862e3fe1be46a994272793")]))
+        #expect(own.withoutSamplingDecision.amazonTraceHeader == "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=?")
+    }
+
     @Test func aCallersXRayHeaderIsRebuiltFromRootParentAndSampledOnly() {
         let root = "Root=1-5759e988-bd862e3fe1be46a994272793"
         // Lineage (loop detection), Self and made-up fields never reach AWS from a caller.

@@ -24,6 +24,10 @@ public struct ProcessingSettings: Sendable {
     /// held whole). Over it, no new request on the connection starts and Lambda answers for it wait
     /// unread.
     public var connectionBufferLimit = 16 * 1024 * 1024
+    /// Whether a caller's trace sampling decision goes on to X-Ray (`--trace-sampling honor`). When
+    /// not, the Invoke call says `Sampled=?` and X-Ray's sampling rules decide, so that no caller
+    /// can make every call's trace recorded (and billed).
+    public var honorCallerSampling = true
     /// Client connections per listener; a new one beyond it is closed at once.
     public var maxConnections = 10_000
     /// HTTP/2 streams a client may have open at once on one connection (RFC 9113 recommends at

@@ -73,7 +73,7 @@ extension RequestProcessor {
             mayRetryThrottling: idempotent,
             budget: budget
         )
-        invocation.traceHeader = trace?.amazonTraceHeader
+        invocation.traceHeader = settings.honorCallerSampling ? trace?.amazonTraceHeader : trace?.withoutSamplingDecision.amazonTraceHeader
         return .invoke(Call(invocation: invocation, service: service, method: request.method, traceID: trace?.traceID))
     }
 
