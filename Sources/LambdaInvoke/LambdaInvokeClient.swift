@@ -86,6 +86,9 @@ public struct InvokeRequest: Sendable {
     /// `X-Amzn-Trace-Id` for the call: the caller's trace, so that the function's X-Ray segment
     /// joins it. Sent unsigned, as the AWS SDKs send it (botocore leaves it out of SigV4).
     public var traceHeader: String?
+    /// The payload's SHA-256 in hex, when the caller hashed it already (off the event loop, for a
+    /// large payload); otherwise signing hashes it.
+    public var payloadHash: String?
     /// Set by `invokeStreaming`: the call is `InvokeWithResponseStream`, and a 200's body goes here.
     var stream: UpstreamStreamSink?
     /// Requests already sent for this call (a throttled one before its retry).
@@ -236,8 +239,13 @@ public final class LambdaInvokeClient: Sendable {
     /// header ever reaches AWS.
     func signedRequest(_ request: InvokeRequest, to endpoint: LambdaEndpointResolver.Endpoint, identity: Credentials) -> HTTPRequestHead {
         let prepared = templates.template(function: request.functionIdentifier, endpoint: endpoint, streaming: request.stream != nil, keyCache: keyCache)
-        let signature = request.payload.withUnsafeReadableBytes { payload in
-            prepared.signer.sign(prepared.template, value: request.invocationType.rawValue, payload: payload, credentials: identity, date: now())
+        let signature: SigV4Signature
+        if let hash = request.payloadHash {
+            signature = prepared.signer.sign(prepared.template, values: [request.invocationType.rawValue], payloadHash: hash, credentials: identity, date: now())
+        } else {
+            signature = request.payload.withUnsafeReadableBytes { payload in
+                prepared.signer.sign(prepared.template, value: request.invocationType.rawValue, payload: payload, credentials: identity, date: now())
+            }
         }
         var headers = HTTPHeaders()
         headers.reserveCapacity(9)

@@ -30,6 +30,31 @@ struct GatewayBehaviourTests {
         }
     }
 
+    /// A body over `offloadedBodyBytes` is made into the payload and hashed on the thread pool, not
+    /// on an event loop; the call it makes is signed as correctly as any (botocore says so).
+    @Test func aLargeBodyIsPreparedOffTheEventLoopAndSignedCorrectly() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            _ = try await gateway.curl("orders", path: "/small", extra: ["-H", "content-type: application/json", "-d", #"{"a":1}"#])
+            #expect(gateway.processor.offloadedPreparationCount == 0)
+            let large = #"{"blob":""# + String(repeating: "x", count: 300 * 1024) + #""}"#
+            let body = try gateway.files.file("large.json", contents: large)
+            let answer = try await gateway.curl("orders", path: "/large", extra: ["-H", "content-type: application/json", "--data-binary", "@\(body)"])
+            #expect(answer.status == 201)
+            #expect(gateway.processor.offloadedPreparationCount == 1)
+            let recorded = try #require(gateway.lambda.requests.last)
+            #expect(recorded.body.count > 300 * 1024)
+            let document: [String: Any] = [
+                "method": recorded.method, "url": gateway.lambda.baseURL + recorded.uri, "headers": recorded.headers.map { [$0.0, $0.1] },
+                "body_base64": Data(recorded.body).base64EncodedString(), "access_key_id": "AKIDEXAMPLE", "secret_access_key": "secret",
+                "region": "us-east-1", "service": "lambda",
+            ]
+            let input = try gateway.files.file("sig-large.json", contents: String(decoding: try JSONSerialization.data(withJSONObject: document), as: UTF8.self))
+            let script = MotoServer.packageRoot.appendingPathComponent("scripts/verify_sigv4.py").path
+            let check = try await ChildProcess.run(["sh", "-c", "python3 \(script) < \(input)"])
+            #expect(check.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ok", "\(check.stdout) \(check.stderr)")
+        }
+    }
+
     @Test func invokesArePooledOverFewConnections() async throws {
         try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
             let host = gateway.tls.sni("orders")

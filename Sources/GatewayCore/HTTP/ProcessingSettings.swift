@@ -28,6 +28,10 @@ public struct ProcessingSettings: Sendable {
     /// not, the Invoke call says `Sampled=?` and X-Ray's sampling rules decide, so that no caller
     /// can make every call's trace recorded (and billed).
     public var honorCallerSampling = true
+    /// A request body at least this large is made into the Invoke payload and hashed for SigV4 on
+    /// NIO's thread pool rather than on an event loop: a 6 MB body takes milliseconds to encode and
+    /// hash, which would hold up every other connection of that loop.
+    public var offloadedBodyBytes = 256 * 1024
     /// Client connections per listener; a new one beyond it is closed at once.
     public var maxConnections = 10_000
     /// HTTP/2 streams a client may have open at once on one connection (RFC 9113 recommends at

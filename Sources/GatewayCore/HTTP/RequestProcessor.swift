@@ -1,3 +1,4 @@
+import AWSSigV4
 import Atomics
 import Foundation
 import LambdaInvoke
@@ -5,6 +6,7 @@ import LambdaPayload
 import Logging
 import MeshIdentity
 import NIOCore
+import NIOPosix
 import Synchronization
 import Tracing
 
@@ -24,6 +26,8 @@ public final class RequestProcessor: Sendable {
     public let settings: ProcessingSettings
     let logger: Logger
     private let inFlight = ManagedAtomic<Int>(0)
+    /// Requests whose payload was made and hashed on the thread pool (`offloadedBodyBytes`).
+    let offloadedPreparations = ManagedAtomic<Int>(0)
     let requestIDs = RequestIDGenerator()
     public let metrics: GatewayMetrics
     /// The access log, when the gateway keeps one (its settings may still turn it off).
@@ -62,6 +66,9 @@ public final class RequestProcessor: Sendable {
     )
 
     public var inFlightCount: Int { inFlight.load(ordering: .relaxed) }
+
+    /// Requests whose payload was made and hashed on the thread pool so far (`offloadedBodyBytes`).
+    public var offloadedPreparationCount: Int { offloadedPreparations.load(ordering: .relaxed) }
 
     /// Waits until no request is in flight, or `timeout` passes (graceful shutdown).
     public func waitUntilIdle(timeout: Duration) async {
@@ -105,7 +112,7 @@ public final class RequestProcessor: Sendable {
     func processed(_ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget?, eventLoop: any EventLoop) async -> Processed {
         inFlight.wrappingIncrement(ordering: .relaxed)
         defer { inFlight.wrappingDecrement(ordering: .relaxed) }
-        switch prepare(request, connection: connection, budget: budget) {
+        switch await prepared(request, connection: connection, budget: budget) {
         case .answer(let early):
             return Processed(answer: early, heldBytes: 0)
         case .invoke(let call) where call.service.lambda.invokeMode == .responseStream:
@@ -114,6 +121,28 @@ public final class RequestProcessor: Sendable {
         case .invoke(let call):
             guard let tracer else { return await invoked(call) }
             return await tracedCall(call, headers: request.headers, tracer: tracer, invoke: invoked)
+        }
+    }
+
+    /// `prepare`, on NIO's thread pool for a large body, with the payload's SigV4 hash made there
+    /// too: encoding and hashing megabytes would hold up the event loop's other connections.
+    private func prepared(_ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget?) async -> Preparation {
+        guard request.body.readableBytes >= settings.offloadedBodyBytes else { return prepare(request, connection: connection, budget: budget) }
+        let work: @Sendable () -> Preparation = {
+            var preparation = self.prepare(request, connection: connection, budget: budget)
+            if case .invoke(var call) = preparation {
+                call.invocation.payloadHash = call.invocation.payload.withUnsafeReadableBytes { SigV4Signer.payloadHash($0) }
+                preparation = .invoke(call)
+            }
+            return preparation
+        }
+        do {
+            let preparation = try await NIOThreadPool.singleton.runIfActive(work)
+            offloadedPreparations.wrappingIncrement(ordering: .relaxed)
+            return preparation
+        } catch {
+            // The pool is shutting down: on this thread then.
+            return work()
         }
     }
 
