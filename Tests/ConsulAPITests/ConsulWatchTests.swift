@@ -222,9 +222,11 @@ struct ConsulWatchTests {
             task.cancel()
             await task.value
             #expect(ContinuousClock.now - cancelled < .seconds(20))
+            // The agent holds no poll for it any more, so a change has nobody to go to.
+            try await waitUntil("the long poll ended on the agent") { fixture.server.openLongPolls == 0 }
             try fixture.server.linkServices(["thumbnails"])
-            try await Task.sleep(for: .milliseconds(200))
             #expect(recorder.delivered.count == 1)
+            #expect(fixture.server.openLongPolls == 0, "a cancelled watch polls no more")
         }
     }
 
@@ -314,7 +316,7 @@ struct ConsulWatchTests {
             let (first, metadata) = try await fixture.client.get(LeafCertificate.self, "/v1/agent/connect/ca/leaf/orders")
             let index = try #require(metadata.index)
             async let blocked = fixture.client.send(.GET, "/v1/agent/connect/ca/leaf/orders", query: [("index", String(index)), ("wait", "5s")], timeout: .seconds(10))
-            try await Task.sleep(for: .milliseconds(100))
+            try await waitUntil("the leaf's long poll is held") { fixture.server.openLongPolls == 1 }
             try fixture.server.rotateLeaf("orders")
             let answer = try await blocked
             #expect(try #require(answer.metadata.index) > index)
