@@ -69,9 +69,12 @@ struct GatewayBehaviourTests {
     @Test func consulGoingAwayDoesNotStopServing() async throws {
         try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
             #expect(try await gateway.curl("orders", path: "/before", extra: ["-X", "POST"]).status == 201)
-            gateway.tls.snapshots.consul.inject(.status(500, body: "No cluster leader"), count: 100_000, pathPrefix: "/v1/")
-            gateway.tls.snapshots.consul.touchConfigTable()
-            try await Task.sleep(for: .milliseconds(300))
+            let consul = gateway.tls.snapshots.consul
+            let before = consul.requests.count
+            consul.inject(.status(500, body: "No cluster leader"), count: 100_000, pathPrefix: "/v1/")
+            consul.touchConfigTable()
+            // The watches have asked again and been answered 500 (every request from now on is).
+            try await waitUntil("the watches met the failing agent") { consul.requests.count >= before + 3 }
             for index in 0..<5 {
                 #expect(try await gateway.curl("orders", path: "/during/\(index)", extra: ["-X", "POST"]).status == 201)
             }
@@ -98,7 +101,12 @@ struct GatewayBehaviourTests {
                     sent.withLock { $0 += 1 }
                 }
             }
-            func settle() async throws { try await Task.sleep(for: .milliseconds(250)) }
+            // Two more requests of the load after each change: the change happens under load, and
+            // however slow the machine, the next change waits for them rather than for a time.
+            let settle: @Sendable () async throws -> Void = {
+                let before = sent.withLock { $0 }
+                try await waitUntil("two requests after the change") { sent.withLock { $0 } >= before + 2 }
+            }
             // Link a new service, unlink one, rotate a leaf, rotate the roots twice (add, then drop the old one).
             consul.registerInstance("billing")
             try consul.setConfigEntry(
