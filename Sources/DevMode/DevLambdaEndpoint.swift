@@ -153,7 +153,16 @@ final class DevLambdaHandler: ChannelInboundHandler, Sendable {
             var headers = HTTPHeaders(headerList)
             if !keepAlive { headers.add(name: "connection", value: "close") }
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: request.head.version, status: .ok, headers: headers))), promise: nil)
-            play(stream.steps[...], pause: stream.pause, keepAlive: keepAlive, context: context)
+            if stream.firstPause > .zero {
+                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                context.eventLoop.scheduleTask(in: stream.firstPause) {
+                    let (handler, context) = loopBound.value
+                    guard context.channel.isActive else { return }
+                    handler.play(stream.steps[...], pause: stream.pause, keepAlive: keepAlive, context: context)
+                }
+            } else {
+                play(stream.steps[...], pause: stream.pause, keepAlive: keepAlive, context: context)
+            }
         }
     }
 

@@ -24,6 +24,8 @@ public struct DevStream: Sendable {
     public var steps: [Step]
     /// Between pieces.
     public var pause: TimeAmount
+    /// Before the first piece: a function slow to its first byte (`wait_ms`).
+    public var firstPause: TimeAmount = .zero
     /// The HTTP `Content-Type` of the answer: the event-stream envelope's, or a function's own.
     public var contentType: String
 
@@ -50,7 +52,8 @@ extension DevFunction {
     /// The function's answer as a stream. `countdown` writes, in the shape of a Lambda function
     /// URL's streamed answer, a prelude (`text/event-stream`) and then one server-sent event per
     /// pause; its query parameters shape it for demos and tests:
-    /// `n` (events, default 5), `delay_ms` (default 300), `size` (bytes per piece instead of events,
+    /// `n` (events, default 5), `delay_ms` (default 300), `wait_ms` (before the first byte),
+    /// `size` (bytes per piece instead of events,
     /// no prelude), `prelude=0`, `fail_after`, `abort_after`, `corrupt_after` (break the stream
     /// after that many pieces), `type` (the answer's own content type, no prelude). The others
     /// stream their buffered answer: its head as a prelude, then its body.
@@ -73,6 +76,7 @@ extension DevFunction {
         }
         let count = number("n", 5, 0...1_000_000)
         let pause = TimeAmount.milliseconds(Int64(number("delay_ms", 300, 0...10_000)))
+        let firstPause = TimeAmount.milliseconds(Int64(number("wait_ms", 0, 0...60_000)))
         let size = Self.queryValue("size", in: parsed).flatMap(Int.init).map { min(max($0, 1), 1 << 20) }
         let ownType = Self.queryValue("type", in: parsed)
         let withPrelude = size == nil && ownType == nil && Self.queryValue("prelude", in: parsed) != "0"
@@ -103,7 +107,7 @@ extension DevFunction {
         for index in 0..<count {
             if let breakAt, breakAt.step == index {
                 steps.append(breakAt.as)
-                return DevStream(steps: steps, pause: pause, contentType: ownType ?? envelope)
+                return DevStream(steps: steps, pause: pause, firstPause: firstPause, contentType: ownType ?? envelope)
             }
             if let size {
                 steps.append(.filler(count: size, byte: UInt8(ascii: "a") + UInt8(index % 26)))
@@ -112,6 +116,6 @@ extension DevFunction {
             }
         }
         steps.append(breakAt.map { $0.step >= count ? $0.as : .complete(errorCode: nil) } ?? .complete(errorCode: nil))
-        return DevStream(steps: steps, pause: pause, contentType: ownType ?? envelope)
+        return DevStream(steps: steps, pause: pause, firstPause: firstPause, contentType: ownType ?? envelope)
     }
 }

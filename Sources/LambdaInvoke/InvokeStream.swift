@@ -71,24 +71,41 @@ extension LambdaInvokeClient {
     /// and reports the answer as it arrives, on `eventLoop`. The answer is never held whole: each
     /// piece Lambda sends is decoded and handed on, and reading from Lambda pauses while the
     /// request's `ResponseBudget` is spent. The request's timeout covers the whole stream.
-    public func invokeStreaming(_ request: InvokeRequest, on eventLoop: any EventLoop, events: @escaping @Sendable (InvokeStreamEvent) -> Void) {
+    /// The returned handle cancels the call at any time, before its answer began too (its caller
+    /// went away while the function had not written yet); call it on `eventLoop`.
+    @discardableResult
+    public func invokeStreaming(_ request: InvokeRequest, on eventLoop: any EventLoop, events: @escaping @Sendable (InvokeStreamEvent) -> Void) -> InvokeStreamHandle {
         let limit = configuration.maximumConcurrentStreams
         guard activeStreams.wrappingAdd(1, ordering: .relaxed).newValue <= limit else {
             activeStreams.wrappingSubtract(1, ordering: .relaxed)
             events(.failed(LambdaInvokeError(.tooManyStreams(limit: limit), "\(limit) streamed answers are in progress, as many as the gateway allows at once")))
-            return
+            return InvokeStreamHandle(stream: nil)
         }
-        let stream = InvokeStream(eventLoop: eventLoop, budget: request.budget) { event in
-            switch event {
-            case .completed, .failed: self.activeStreams.wrappingSubtract(1, ordering: .relaxed)
-            case .started, .payload: break
-            }
-            events(event)
-        }
+        let stream = InvokeStream(eventLoop: eventLoop, budget: request.budget, events: events)
         var request = request
         request.invocationType = .requestResponse
         request.stream = stream.sink
-        invoke(request, on: eventLoop) { stream.finish($0) }
+        invoke(request, on: eventLoop) { outcome in
+            // The call is over (its connection went back to the pool or was closed): only now is the
+            // slot free, even when InvokeComplete ended the stream earlier.
+            self.activeStreams.wrappingSubtract(1, ordering: .relaxed)
+            stream.finish(outcome)
+        }
+        return InvokeStreamHandle(stream: stream)
+    }
+
+    /// Streamed calls in progress now (`maximumConcurrentStreams` bounds them).
+    public var streamsInProgress: Int { activeStreams.load(ordering: .relaxed) }
+}
+
+/// Cancels a streamed call (`invokeStreaming`), whether its answer began or not.
+public struct InvokeStreamHandle: Sendable {
+    let stream: InvokeStream?
+
+    /// Closes the call's connection to Lambda if it still carries the call; the call ends with
+    /// `failed` (unless it ended already). On the call's event loop.
+    public func cancel() {
+        stream?.cancel()
     }
 }
 
@@ -123,6 +140,10 @@ final class InvokeStream: @unchecked Sendable {
     /// from within an event) waits for it to finish.
     private var receiving = false
     private var deferredOutcome: LambdaInvokeClient.Outcome?
+    /// How to abandon the exchange the call is on now (set when a connection takes it), and whether
+    /// the call was cancelled before any did.
+    private var cancelExchange: (@Sendable () -> Void)?
+    private var cancelled = false
 
     init(eventLoop: any EventLoop, budget: ResponseBudget?, events: @escaping @Sendable (InvokeStreamEvent) -> Void) {
         self.eventLoop = eventLoop
@@ -137,8 +158,22 @@ final class InvokeStream: @unchecked Sendable {
             head: { headers, localAddress, attempts, cancel in
                 self.onLoop { self.started(headers: headers, localAddress: localAddress, attempts: attempts, cancel: cancel) }
             },
-            body: { chunk in self.onLoop { self.received(chunk) } }
+            body: { chunk in self.onLoop { self.received(chunk) } },
+            attached: { cancel in self.onLoop { self.attached(cancel) } }
         )
+    }
+
+    private func attached(_ cancel: @escaping @Sendable () -> Void) {
+        cancelExchange = cancel
+        if cancelled { cancel() }
+    }
+
+    /// Abandons the call: its exchange now, or the first one a connection takes.
+    func cancel() {
+        eventLoop.preconditionInEventLoop()
+        cancelled = true
+        if case .done = state { return }
+        cancelExchange?()
     }
 
     private func onLoop(_ body: @escaping @Sendable () -> Void) {

@@ -74,7 +74,10 @@ public struct InvokeRequest: Sendable {
     /// The `FunctionName` path parameter: the full ARN, as the gateway always sends it. The Invoke API
     /// also accepts a plain name in the ARN's region.
     public var functionIdentifier: String
-    public var payload: ByteBuffer
+    /// A payload set anew clears `payloadHash` (which was the old payload's).
+    public var payload: ByteBuffer {
+        didSet { payloadHash = nil }
+    }
     public var invocationType: InvocationType
     /// Covers waiting for credentials, the call, and reading the whole answer.
     public var timeout: Duration

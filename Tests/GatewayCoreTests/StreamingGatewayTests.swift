@@ -17,6 +17,7 @@ struct StreamingFixture {
     let files: TemporaryDirectory
     let port: Int
     let metrics: GatewayMetrics
+    let invoker: LambdaInvokeClient
     /// The access log's file (Consul's default JSON format).
     let accessLogPath: String
 
@@ -49,7 +50,7 @@ struct StreamingFixture {
                 .childChannelInitializer { channel in acceptor.configure(channel) { channel, connection in processor.configureHTTP(channel, connection: connection) } }
                 .bind(host: "127.0.0.1", port: 0)
                 .get()
-            let fixture = StreamingFixture(tls: tls, files: files, port: listener.localAddress!.port!, metrics: metrics, accessLogPath: accessLogPath)
+            let fixture = StreamingFixture(tls: tls, files: files, port: listener.localAddress!.port!, metrics: metrics, invoker: invoker, accessLogPath: accessLogPath)
             try await withTeardown {
                 try await body(fixture)
             } teardown: {
@@ -199,6 +200,16 @@ struct StreamingGatewayTests {
             let broken = try await gateway.curl("/events?n=3&delay_ms=0&fail_after=2", httpVersion: "--http1.0")
             #expect(broken.exit == 56, "curl took a cut stream for a complete one: exit \(broken.exit)")
             #expect(broken.body == "data: tick 1 of 3\n\ndata: tick 2 of 3\n\n")
+        }
+    }
+
+    /// A caller that leaves before the function's first byte cancels the call: its stream slot is
+    /// free long before the function would have written (5 s here), not held for nobody.
+    @Test func aCallerThatLeavesBeforeTheFirstByteCancelsTheCall() async throws {
+        try await StreamingFixture.with { gateway in
+            let answer = try await gateway.curl("/events?n=1&prelude=0&wait_ms=5000", extra: ["--max-time", "1"])
+            #expect(answer.exit == 28)
+            try await waitUntil("the call is cancelled", timeout: .seconds(3)) { gateway.invoker.streamsInProgress == 0 }
         }
     }
 

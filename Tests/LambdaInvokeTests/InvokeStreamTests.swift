@@ -219,7 +219,26 @@ struct InvokeStreamTests {
             #expect(try await fixture.invoke().statusCode == 200, "a buffered call is not a stream")
             await first.waitForEnd()
             #expect(first.log.last == "completed -")
+            // The slot is given back when the call is over (its connection released), just after.
+            try await waitUntil("the first call is over") { fixture.client.streamsInProgress == 0 }
             #expect(await Self.call(fixture).log.last == "completed -", "the slot is free again")
+        }
+    }
+
+    /// A call cancelled before Lambda answered at all (its caller went away while the function had
+    /// not begun) ends at once and frees its stream slot, instead of waiting for the deadline.
+    @Test func aCallCancelledBeforeItsAnswerEndsAtOnce() async throws {
+        try await InvokeFixture.with(handler: { _ in ScriptedResponse(behaviour: .hang) }) { fixture in
+            let recorder = Recorder()
+            let loop = MultiThreadedEventLoopGroup.singleton.any()
+            let request = InvokeRequest(function: ordersARN, payload: ByteBuffer(string: "{}"), timeout: .seconds(60))
+            let handle = try await loop.submit { fixture.client.invokeStreaming(request, on: loop) { recorder.record($0) } }.get()
+            try await waitUntil("the call is on the wire") { fixture.server.requests.count == 1 }
+            #expect(fixture.client.streamsInProgress == 1)
+            try await loop.submit { handle.cancel() }.get()
+            await recorder.waitForEnd()
+            #expect(recorder.log == ["failed UpstreamConnectionError"])
+            try await waitUntil("the slot is free") { fixture.client.streamsInProgress == 0 }
         }
     }
 

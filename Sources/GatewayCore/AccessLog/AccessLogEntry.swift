@@ -123,6 +123,9 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable {
     public static let downstreamConnectionTermination = ResponseFlags(rawValue: 1 << 6)
     /// `UAEX`: refused by authorization (intentions), as Envoy's external authorization flags it.
     public static let unauthorizedExternalService = ResponseFlags(rawValue: 1 << 7)
+    /// `UO`: upstream overflow (Envoy's circuit breaking): as many streamed answers as allowed are
+    /// in progress.
+    public static let upstreamOverflow = ResponseFlags(rawValue: 1 << 8)
 
     /// The flags with their short codes, in the order Envoy's `ResponseFlagUtils` lists them
     /// (`ALL_RESPONSE_STRINGS_FLAGS`), the order older Envoy releases join them in. (Recent Envoy
@@ -131,6 +134,7 @@ public struct ResponseFlags: OptionSet, Sendable, Hashable {
         (.upstreamRequestTimeout, "UT"),
         (.upstreamConnectionFailure, "UF"),
         (.upstreamConnectionTermination, "UC"),
+        (.upstreamOverflow, "UO"),
         (.noRouteFound, "NR"),
         (.rateLimited, "RL"),
         (.unauthorizedExternalService, "UAEX"),

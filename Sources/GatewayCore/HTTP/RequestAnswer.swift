@@ -56,6 +56,7 @@ extension RequestProcessor {
         static func invokeFailed(_ error: LambdaInvokeError) -> Answer {
             var extra: [HTTPField] = []
             if error.isThrottling, let retryAfter = error.retryAfter { extra.append(HTTPField("retry-after", String(retryAfter))) }
+            if case .tooManyStreams = error.code { extra.append(HTTPField("retry-after", "1")) }
             let type = LambdaErrorType(error)
             var answer = Answer(
                 response: .error(status: error.clientStatus, code: error.errorName, message: error.message, headers: extra),
@@ -70,6 +71,8 @@ extension RequestProcessor {
             case .connectionLost:
                 answer.flags = .upstreamConnectionTermination
                 answer.transportFailureReason = error.message
+            case .tooManyStreams:
+                answer.flags = .upstreamOverflow
             default:
                 // Throttled again after the gateway's one retry: Envoy's `URX`, retries exhausted.
                 if error.isThrottling && error.failedAfterThrottlingRetry { answer.flags = .upstreamRetryLimitExceeded }

@@ -15,12 +15,17 @@ extension RequestProcessor {
             eventLoop.execute {
                 let stream = ResponseStream(eventLoop: eventLoop, budget: call.invocation.budget)
                 stream.began = { continuation.resume(returning: ($0, stream)) }
-                invoker.invokeStreaming(call.invocation, on: eventLoop) { event in stream.receive(event) }
+                // Before the call: a call refused at once ends the stream, which removes the handler.
+                let loopBound = NIOLoopBound(stream, eventLoop: eventLoop)
+                stream.closeToken = call.invocation.budget?.whenClosed { eventLoop.execute { loopBound.value.clientGone() } }
+                stream.call = invoker.invokeStreaming(call.invocation, on: eventLoop) { event in stream.receive(event) }
             }
         }
         switch beginning {
         case .answer(var answer):
-            if answer.outcome == .invokeError {
+            // A refusal for too many streams is counted and logged per request, not logged here: a
+            // caller could make one a request.
+            if answer.outcome == .invokeError && !answer.flags.contains(.upstreamOverflow) {
                 logger.info("lambda invocation failed", metadata: ["service": "\(call.service.name)", "error": "\(LogSafe.text(answer.details, limit: 1024))"])
             }
             answer.lambdaCallNanoseconds = Int((NIODeadline.now() - started).nanoseconds)

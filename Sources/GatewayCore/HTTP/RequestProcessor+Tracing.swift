@@ -34,7 +34,7 @@ extension RequestProcessor {
         tracer.inject(span.context, into: &carrier, using: HTTPFieldsPropagation())
         if let trace = TraceContext(headers: carrier) {
             // The function's trace, and so the one the access log and the log lines name.
-            call.invocation.traceHeader = trace.amazonTraceHeader
+            call.invocation.traceHeader = settings.honorCallerSampling ? trace.amazonTraceHeader : trace.withoutSamplingDecision.amazonTraceHeader
             call.traceID = trace.traceID
         }
         var processed = await invoke(call)

@@ -28,6 +28,17 @@ public final class RequestProcessor: Sendable {
     private let inFlight = ManagedAtomic<Int>(0)
     /// Requests whose payload was made and hashed on the thread pool (`offloadedBodyBytes`).
     let offloadedPreparations = ManagedAtomic<Int>(0)
+    /// Large payloads being made on the pool now; past `maximumOffloads` an event loop makes its own,
+    /// which also slows its reading of more bodies, as before the pool.
+    let offloadsInFlight = ManagedAtomic<Int>(0)
+    static let maximumOffloads = 2 * System.coreCount
+    /// The threads that make large payloads: the gateway's own, so that snapshot builds on NIO's
+    /// shared pool never queue behind a caller's bodies. Made on first use, kept for the process.
+    static let preparationPool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: System.coreCount)
+        pool.start()
+        return pool
+    }()
     let requestIDs = RequestIDGenerator()
     public let metrics: GatewayMetrics
     /// The access log, when the gateway keeps one (its settings may still turn it off).
@@ -128,6 +139,10 @@ public final class RequestProcessor: Sendable {
     /// too: encoding and hashing megabytes would hold up the event loop's other connections.
     private func prepared(_ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget?) async -> Preparation {
         guard request.body.readableBytes >= settings.offloadedBodyBytes else { return prepare(request, connection: connection, budget: budget) }
+        defer { offloadsInFlight.wrappingDecrement(ordering: .relaxed) }
+        guard offloadsInFlight.wrappingIncrementThenLoad(ordering: .relaxed) <= Self.maximumOffloads else {
+            return prepare(request, connection: connection, budget: budget)
+        }
         let work: @Sendable () -> Preparation = {
             var preparation = self.prepare(request, connection: connection, budget: budget)
             if case .invoke(var call) = preparation {
@@ -137,7 +152,7 @@ public final class RequestProcessor: Sendable {
             return preparation
         }
         do {
-            let preparation = try await NIOThreadPool.singleton.runIfActive(work)
+            let preparation = try await Self.preparationPool.runIfActive(work)
             offloadedPreparations.wrappingIncrement(ordering: .relaxed)
             return preparation
         } catch {

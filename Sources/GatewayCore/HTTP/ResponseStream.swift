@@ -62,6 +62,10 @@ final class ResponseStream: @unchecked Sendable {
     private(set) var attempts: Int?
     /// The consumer stopped taking parts (the client went away): the rest is dropped.
     private var abandoned = false
+    /// Cancels the Invoke call, before its answer began too.
+    var call: InvokeStreamHandle?
+    /// The budget's close handler (the client connection gone), removed once the stream ends.
+    var closeToken: Int?
 
     /// Set `began` before the first event.
     init(eventLoop: any EventLoop, budget: ResponseBudget?) {
@@ -124,7 +128,18 @@ final class ResponseStream: @unchecked Sendable {
             if case .body(_, let held) = part, held > 0 { budget?.release(held) }
         }
         if case .ended = state { return }
-        start?.cancel()
+        if let call {
+            call.cancel()
+        } else {
+            start?.cancel()
+        }
+    }
+
+    /// The client connection closed: a stream whose head is not decided yet is cancelled too, so a
+    /// caller that leaves while the function has not written holds no call (nor its stream slot).
+    func clientGone() {
+        if case .ended = state { return }
+        abandon()
     }
 
     // MARK: Events
@@ -181,6 +196,7 @@ final class ResponseStream: @unchecked Sendable {
     private func end(failure: StreamFailure?) {
         if case .ended = state { return }
         state = .ended
+        if let closeToken { budget?.removeCloseHandler(closeToken) }
         deliver(.end(failure: failure))
         consumer = nil
     }
@@ -193,6 +209,7 @@ final class ResponseStream: @unchecked Sendable {
             return
         }
         state = .ended
+        if let closeToken { budget?.removeCloseHandler(closeToken) }
         self.began = nil
         var answer: RequestProcessor.Answer
         if let callError {

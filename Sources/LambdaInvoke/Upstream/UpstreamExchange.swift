@@ -32,6 +32,9 @@ struct UpstreamStreamSink: Sendable {
     /// A piece of the body. Its bytes were taken from the exchange's `ResponseBudget` (when it has
     /// one) and are the sink's to give back; reading pauses while the budget is spent.
     var body: @Sendable (ByteBuffer) -> Void
+    /// The exchange was taken by a connection: how to abandon it from then on, answer or not (as
+    /// `head`'s cancel; the exchange fails as `abandoned`).
+    var attached: @Sendable (_ cancel: @escaping @Sendable () -> Void) -> Void = { _ in }
     /// Requests sent for the call with this one (set by the client before each attempt).
     var attempts = 1
 }

@@ -98,6 +98,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         requestWritten = false
         exchangeNumber &+= 1
         let number = exchangeNumber
+        exchange.stream?.attached(cancel(exchange: number, context: context))
         // Three parts: the response decoder in between must see the head (it pairs answers with
         // requests); `UpstreamRequestEncoder` below it writes them as one buffer. The last part's
         // promise succeeds once the socket took the whole request.
@@ -108,6 +109,23 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             if self.exchangeNumber == number { self.requestWritten = true }
         }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: sent)
+    }
+
+    /// Abandons exchange `number` if the connection still carries it: the cancel may come late, from
+    /// another loop, and must never end a call the pooled connection carries by then.
+    private func cancel(exchange number: Int, context: ChannelHandlerContext) -> @Sendable () -> Void {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        return {
+            eventLoop.execute {
+                let (handler, context) = loopBound.value
+                guard handler.exchangeNumber == number else { return }
+                switch handler.state {
+                case .awaitingHead, .receiving: handler.fail(context: context, with: .abandoned)
+                case .idle, .closed: break
+                }
+            }
+        }
     }
 
     /// Reading waits while the answer in progress does not fit its client's budget.
@@ -178,18 +196,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             if head.status.code < 200 { return }
             if head.status.code == 200, let sink = exchange.stream {
                 state = .receiving(exchange, timer: timer, Receiving(status: 200, headers: head.headers, keepAlive: head.isKeepAlive, body: nil, streaming: true))
-                // The cancel may come late, from another loop: it ends this exchange only, never one the
-                // pooled connection carries by then.
-                let number = exchangeNumber
-                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-                let eventLoop = context.eventLoop
-                sink.head(head.headers, localAddress, sink.attempts) {
-                    eventLoop.execute {
-                        let (handler, context) = loopBound.value
-                        guard handler.exchangeNumber == number, case .receiving = handler.state else { return }
-                        handler.fail(context: context, with: .abandoned)
-                    }
-                }
+                sink.head(head.headers, localAddress, sink.attempts, cancel(exchange: exchangeNumber, context: context))
                 return
             }
             let limit = exchange.maximumResponseBytes
