@@ -24,9 +24,6 @@ public final class ResponseBudget: Sendable {
         /// In arrival order: bytes to take (0: only waiting for the budget to be under the limit).
         var waiters = CircularBuffer<(bytes: Int, waiter: Waiter)>()
         var peak = 0
-        /// Told once when the connection closes (`whenClosed`), by token.
-        var closeHandlers: [Int: @Sendable () -> Void] = [:]
-        var nextToken = 0
     }
 
     public let limit: Int
@@ -97,34 +94,12 @@ public final class ResponseBudget: Sendable {
 
     /// The connection is gone: every waiter is told, and later reservations are refused.
     public func close() {
-        let (waiting, handlers) = state.withLock { state -> ([Waiter], [@Sendable () -> Void]) in
+        let waiting = state.withLock { state -> [Waiter] in
             state.closed = true
-            defer {
-                state.waiters.removeAll()
-                state.closeHandlers.removeAll()
-            }
-            return (state.waiters.map(\.waiter), Array(state.closeHandlers.values))
+            defer { state.waiters.removeAll() }
+            return state.waiters.map(\.waiter)
         }
         for waiter in waiting { waiter(false) }
-        for handler in handlers { handler() }
-    }
-
-    /// Calls `handler` once the connection closes (at once if it has); returns a token for
-    /// `removeCloseHandler`, so that a long connection does not keep one per request.
-    @discardableResult
-    public func whenClosed(_ handler: @escaping @Sendable () -> Void) -> Int? {
-        let token = state.withLock { state -> Int? in
-            guard !state.closed else { return nil }
-            state.nextToken += 1
-            state.closeHandlers[state.nextToken] = handler
-            return state.nextToken
-        }
-        if token == nil { handler() }
-        return token
-    }
-
-    public func removeCloseHandler(_ token: Int) {
-        _ = state.withLock { $0.closeHandlers.removeValue(forKey: token) }
     }
 
     /// A waiter for the budget alone (0 bytes) goes on once under the limit; bytes go on when they

@@ -16,6 +16,12 @@ final class RecordingConnection: Sendable {
 
     /// `records: false` leaves the pipeline after TLS to the caller (an HTTP/2 client, say).
     static func open(_ gateway: GatewayFixture, service: String, alpn: [String], records: Bool = true, port: Int? = nil) async throws -> RecordingConnection {
+        try await open(tls: gateway.tls, port: port ?? gateway.port, service: service, alpn: alpn, records: records)
+    }
+
+    /// A connection to the gateway on `port`, as `web`, for `service`'s SNI.
+    static func open(tls: TLSFixture, port: Int, service: String, alpn: [String], records: Bool = true) async throws -> RecordingConnection {
+        let gateway = (tls: tls, port: port)
         let leaf = try gateway.tls.clientLeaf("web")
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.certificateVerification = .none
@@ -32,7 +38,7 @@ final class RecordingConnection: Sendable {
                     if records { try channel.pipeline.syncOperations.addHandler(recorder) }
                 }
             }
-            .connect(host: "127.0.0.1", port: port ?? gateway.port)
+            .connect(host: "127.0.0.1", port: gateway.port)
             .get()
         return RecordingConnection(channel: channel, recorder: recorder)
     }

@@ -71,7 +71,7 @@ final class EmbeddedHTTP1Connection {
         try output.install()
         let decoder = HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: RequestReader.limits)
         let started = self.started
-        let handler = HTTP1ConnectionHandler(processor: processor, connection: connection, output: output, limit: 1024) { request, eventLoop in
+        let handler = HTTP1ConnectionHandler(processor: processor, connection: connection, output: output, limit: 1024) { request, eventLoop, _ in
             if started.requests.count >= answeredAtOnceAfter {
                 return eventLoop.makeSucceededFuture(RequestProcessor.Processed(testResponse: LambdaHTTPResponse(status: 204), heldBytes: 0))
             }

@@ -125,7 +125,11 @@ final class RawConnection: Sendable {
     private let recorder = RawByteRecorder()
 
     static func open(_ gateway: GatewayFixture, service: String, alpn: [String]) async throws -> RawConnection {
-        let connection = try await RecordingConnection.open(gateway, service: service, alpn: alpn, records: false)
+        try await open(tls: gateway.tls, port: gateway.port, service: service, alpn: alpn)
+    }
+
+    static func open(tls: TLSFixture, port: Int, service: String, alpn: [String]) async throws -> RawConnection {
+        let connection = try await RecordingConnection.open(tls: tls, port: port, service: service, alpn: alpn, records: false)
         let raw = RawConnection(connection: connection)
         try await connection.channel.pipeline.addHandler(raw.recorder).get()
         return raw

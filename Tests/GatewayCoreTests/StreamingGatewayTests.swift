@@ -213,6 +213,23 @@ struct StreamingGatewayTests {
         }
     }
 
+    /// HTTP/2: a stream the caller resets before the function's first byte cancels its call; the
+    /// connection and its other streams go on.
+    @Test func anHTTP2StreamResetBeforeTheFirstByteCancelsItsCall() async throws {
+        try await StreamingFixture.with { gateway in
+            let host = gateway.tls.sni("events")
+            let connection = try await RawConnection.open(tls: gateway.tls, port: gateway.port, service: "events", alpn: ["h2"])
+            defer { Task { await connection.close() } }
+            try await connection.send(RawH2.start() + RawH2.request(stream: 1, path: "/events?n=1&prelude=0&wait_ms=5000", authority: host))
+            try await waitUntil("the call is made") { gateway.invoker.streamsInProgress == 1 }
+            try await connection.send(RawH2.frame(.rstStream, stream: 1, [0, 0, 0, 8]))  // CANCEL
+            try await waitUntil("the call is cancelled", timeout: .seconds(3)) { gateway.invoker.streamsInProgress == 0 }
+            try await connection.send(RawH2.request(stream: 3, path: "/events?n=1&delay_ms=0", authority: host))
+            let answer = try await connection.waitFor { RawH2.responses(in: $0)[3]?.ended == true }
+            #expect(RawH2.responses(in: answer)[3]?.status == 200)
+        }
+    }
+
     @Test func withoutAPreludeTheFunctionsBytesAreTheBodyAndAFailureBeforeThemIsA502() async throws {
         try await StreamingFixture.with { gateway in
             let ownType = try await gateway.curl("/events?n=2&delay_ms=0&type=text/plain")

@@ -25,7 +25,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     typealias OutboundOut = ByteBuffer
     typealias Action = HTTP1ConnectionStateMachine.Action
     /// How a complete request is answered, on the connection's event loop.
-    typealias Process = (GatewayRequest, any EventLoop) -> EventLoopFuture<RequestProcessor.Processed>
+    typealias Process = (GatewayRequest, any EventLoop, RequestCancellation) -> EventLoopFuture<RequestProcessor.Processed>
 
     private let processor: RequestProcessor
     private let connection: ClientConnection
@@ -48,6 +48,8 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     private var relay: StreamRelay?
     /// The stream of the answer that is ready to be written (between `answerReady` and its head).
     private var nextStream: ResponseStream?
+    /// The request being processed, cancelled if the client goes away before its answer.
+    private var inFlight: RequestCancellation?
 
     /// A streamed answer on its way: what it is, and what was written of it.
     private struct StreamRelay {
@@ -62,8 +64,8 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     convenience init(processor: RequestProcessor, connection: ClientConnection, output: ConnectionOutput, limit: Int) {
-        self.init(processor: processor, connection: connection, output: output, limit: limit) { request, eventLoop in
-            processor.process(request, connection: connection, budget: output.budget, answeringOn: eventLoop)
+        self.init(processor: processor, connection: connection, output: output, limit: limit) { request, eventLoop, cancellation in
+            processor.process(request, connection: connection, budget: output.budget, answeringOn: eventLoop, cancellation: cancellation)
         }
     }
 
@@ -121,6 +123,9 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // The client is gone before the answer: whatever waits on Lambda for it stops.
+        inFlight?.cancel()
+        inFlight = nil
         if let relay {
             // The client went away mid-stream: the call is cancelled, and the request counted.
             self.relay = nil
@@ -190,8 +195,11 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     private func start(_ request: GatewayRequest, context: ChannelHandlerContext) {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        process(request, context.eventLoop).whenSuccess { processed in
+        let cancellation = RequestCancellation()
+        inFlight = cancellation
+        process(request, context.eventLoop, cancellation).whenSuccess { processed in
             let (handler, context) = loopBound.value
+            if handler.inFlight === cancellation { handler.inFlight = nil }
             handler.nextAnswer = processed.answer
             handler.nextStream = processed.stream
             handler.run(handler.machine.answerReady(processed.response, heldBytes: processed.heldBytes, streamed: processed.stream != nil), context: context)

@@ -28,6 +28,9 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
     /// A streamed answer being relayed, after its head: the answer, its body bytes so far, and
     /// whether every write reached the connection.
     private var relay: (stream: ResponseStream, answer: RequestProcessor.Answer, bodyBytes: Int, written: Bool)?
+    /// The request being processed, cancelled if the stream closes (the client reset it, or the
+    /// connection went away) before its answer.
+    private var inFlight: RequestCancellation?
 
     init(processor: RequestProcessor, connection: ClientConnection, output: ConnectionOutput, limit: Int) {
         self.processor = processor
@@ -39,11 +42,15 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         bodyTimer.cancel()
+        inFlight?.cancel()
+        inFlight = nil
         abandonRelay()
     }
 
-    /// The client reset the stream, or the connection went away, mid-stream.
+    /// The client reset the stream, or the connection went away, before or during the answer.
     func channelInactive(context: ChannelHandlerContext) {
+        inFlight?.cancel()
+        inFlight = nil
         abandonRelay()
         context.fireChannelInactive()
     }
@@ -72,8 +79,11 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
                 return
             }
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            processor.process(request, connection: connection, budget: output.budget, answeringOn: context.eventLoop).whenSuccess { processed in
+            let cancellation = RequestCancellation()
+            inFlight = cancellation
+            processor.process(request, connection: connection, budget: output.budget, answeringOn: context.eventLoop, cancellation: cancellation).whenSuccess { processed in
                 let (handler, context) = loopBound.value
+                handler.inFlight = nil
                 if let stream = processed.stream {
                     handler.relay(stream, answer: processed.answer, head: head, context: context)
                 } else {

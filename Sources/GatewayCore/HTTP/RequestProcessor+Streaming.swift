@@ -8,17 +8,18 @@ import NIOCore
 /// (`ResponseStream`); the connection's handler writes it piece by piece.
 extension RequestProcessor {
     /// The signed streaming call, up to its head (or the answer that replaces it).
-    func streamed(_ call: Call, on eventLoop: any EventLoop) async -> Processed {
+    /// `cancellation`: the caller went away; the call is cancelled, before its first byte too.
+    func streamed(_ call: Call, on eventLoop: any EventLoop, cancellation: NIOLoopBound<RequestCancellation>? = nil) async -> Processed {
         let started = NIODeadline.now()
         let invoker = self.invoker
         let (beginning, stream) = await withCheckedContinuation { (continuation: CheckedContinuation<(ResponseStream.Beginning, ResponseStream), Never>) in
             eventLoop.execute {
                 let stream = ResponseStream(eventLoop: eventLoop, budget: call.invocation.budget)
                 stream.began = { continuation.resume(returning: ($0, stream)) }
-                // Before the call: a call refused at once ends the stream, which removes the handler.
-                let loopBound = NIOLoopBound(stream, eventLoop: eventLoop)
-                stream.closeToken = call.invocation.budget?.whenClosed { eventLoop.execute { loopBound.value.clientGone() } }
                 stream.call = invoker.invokeStreaming(call.invocation, on: eventLoop) { event in stream.receive(event) }
+                // A caller that leaves while the function has not written holds no call (nor its
+                // stream slot); after the head, the handler abandons the stream itself.
+                cancellation?.value.onCancel { stream.clientGone() }
             }
         }
         switch beginning {

@@ -109,26 +109,32 @@ public final class RequestProcessor: Sendable {
     /// The request's answer, completed on `eventLoop` (the connection's): admit → payload → sign →
     /// invoke → response, in one task. `budget`: the client connection's answer bytes, which pace
     /// reading Lambda's answer.
-    func process(_ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget?, answeringOn eventLoop: any EventLoop) -> EventLoopFuture<Processed> {
+    /// `cancellation`: cancelled by the handler when the caller goes away before the answer.
+    func process(
+        _ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget?, answeringOn eventLoop: any EventLoop, cancellation: RequestCancellation? = nil
+    ) -> EventLoopFuture<Processed> {
         // One task per request, for now: under closed-loop load, running the steps as callbacks on
         // the connection's event loop cost more CPU per request than this task, although callgrind
         // counts fewer instructions (BENCHMARKS.md, "Fewer instructions is not less CPU under load").
         let promise = eventLoop.makePromise(of: Processed.self)
-        promise.completeWithTask { await self.processed(request, connection: connection, budget: budget, eventLoop: eventLoop) }
+        let cancellation = cancellation.map { NIOLoopBound($0, eventLoop: eventLoop) }
+        promise.completeWithTask { await self.processed(request, connection: connection, budget: budget, eventLoop: eventLoop, cancellation: cancellation) }
         return promise.futureResult
     }
 
     /// The request's answer: `admit` and `prepare`, the signed call, `finish`.
     /// `eventLoop`: the connection's, where a streamed answer's events arrive.
-    func processed(_ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget?, eventLoop: any EventLoop) async -> Processed {
+    func processed(
+        _ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget?, eventLoop: any EventLoop, cancellation: NIOLoopBound<RequestCancellation>? = nil
+    ) async -> Processed {
         inFlight.wrappingIncrement(ordering: .relaxed)
         defer { inFlight.wrappingDecrement(ordering: .relaxed) }
         switch await prepared(request, connection: connection, budget: budget) {
         case .answer(let early):
             return Processed(answer: early, heldBytes: 0)
         case .invoke(let call) where call.service.lambda.invokeMode == .responseStream:
-            guard let tracer else { return await streamed(call, on: eventLoop) }
-            return await tracedCall(call, headers: request.headers, tracer: tracer) { await self.streamed($0, on: eventLoop) }
+            guard let tracer else { return await streamed(call, on: eventLoop, cancellation: cancellation) }
+            return await tracedCall(call, headers: request.headers, tracer: tracer) { await self.streamed($0, on: eventLoop, cancellation: cancellation) }
         case .invoke(let call):
             guard let tracer else { return await invoked(call) }
             return await tracedCall(call, headers: request.headers, tracer: tracer, invoke: invoked)

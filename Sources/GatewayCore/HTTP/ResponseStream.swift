@@ -64,8 +64,6 @@ final class ResponseStream: @unchecked Sendable {
     private var abandoned = false
     /// Cancels the Invoke call, before its answer began too.
     var call: InvokeStreamHandle?
-    /// The budget's close handler (the client connection gone), removed once the stream ends.
-    var closeToken: Int?
 
     /// Set `began` before the first event.
     init(eventLoop: any EventLoop, budget: ResponseBudget?) {
@@ -135,8 +133,8 @@ final class ResponseStream: @unchecked Sendable {
         }
     }
 
-    /// The client connection closed: a stream whose head is not decided yet is cancelled too, so a
-    /// caller that leaves while the function has not written holds no call (nor its stream slot).
+    /// The caller went away (`RequestCancellation`): a stream whose head is not decided yet is
+    /// cancelled too, so a caller that leaves while the function has not written holds no call.
     func clientGone() {
         if case .ended = state { return }
         abandon()
@@ -196,7 +194,6 @@ final class ResponseStream: @unchecked Sendable {
     private func end(failure: StreamFailure?) {
         if case .ended = state { return }
         state = .ended
-        if let closeToken { budget?.removeCloseHandler(closeToken) }
         deliver(.end(failure: failure))
         consumer = nil
     }
@@ -209,7 +206,6 @@ final class ResponseStream: @unchecked Sendable {
             return
         }
         state = .ended
-        if let closeToken { budget?.removeCloseHandler(closeToken) }
         self.began = nil
         var answer: RequestProcessor.Answer
         if let callError {
