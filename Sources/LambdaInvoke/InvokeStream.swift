@@ -76,12 +76,20 @@ extension LambdaInvokeClient {
     @discardableResult
     public func invokeStreaming(_ request: InvokeRequest, on eventLoop: any EventLoop, events: @escaping @Sendable (InvokeStreamEvent) -> Void) -> InvokeStreamHandle {
         let limit = configuration.maximumConcurrentStreams
+        let perConnection = configuration.maximumStreamsPerConnection
+        if let budget = request.budget, budget.streams.wrappingAdd(1, ordering: .relaxed).newValue > perConnection {
+            budget.streams.wrappingSubtract(1, ordering: .relaxed)
+            events(.failed(LambdaInvokeError(.tooManyStreams(limit: perConnection), "\(perConnection) streamed answers are in progress on this connection, as many as one connection may have")))
+            return InvokeStreamHandle(stream: nil)
+        }
         guard activeStreams.wrappingAdd(1, ordering: .relaxed).newValue <= limit else {
             activeStreams.wrappingSubtract(1, ordering: .relaxed)
+            request.budget?.streams.wrappingSubtract(1, ordering: .relaxed)
             events(.failed(LambdaInvokeError(.tooManyStreams(limit: limit), "\(limit) streamed answers are in progress, as many as the gateway allows at once")))
             return InvokeStreamHandle(stream: nil)
         }
         let stream = InvokeStream(eventLoop: eventLoop, budget: request.budget, events: events)
+        let connection = request.budget
         var request = request
         request.invocationType = .requestResponse
         request.stream = stream.sink
@@ -89,6 +97,7 @@ extension LambdaInvokeClient {
             // The call is over (its connection went back to the pool or was closed): only now is the
             // slot free, even when InvokeComplete ended the stream earlier.
             self.activeStreams.wrappingSubtract(1, ordering: .relaxed)
+            connection?.streams.wrappingSubtract(1, ordering: .relaxed)
             stream.finish(outcome)
         }
         return InvokeStreamHandle(stream: stream)

@@ -31,6 +31,10 @@ public struct LambdaInvokeConfiguration: Sendable {
     /// `maximumConnectionsPerHost`; calls over it fail at once with `tooManyStreams` (default: three
     /// quarters of the pool, so that buffered calls always have connections).
     public var maximumConcurrentStreams: Int
+    /// Streamed answers one client connection (its `ResponseBudget`) may have in progress at once,
+    /// so that one caller cannot take every stream slot (default: a third of
+    /// `maximumConcurrentStreams`, at least 1).
+    public var maximumStreamsPerConnection: Int
     public var userAgent: String
 
     public init(
@@ -45,9 +49,12 @@ public struct LambdaInvokeConfiguration: Sendable {
         maximumResponseBytes: Int = 6_291_556,
         retryThrottling: Bool = true,
         maximumConcurrentStreams: Int? = nil,
+        maximumStreamsPerConnection: Int? = nil,
         userAgent: String = "lambda-gateway/0.1"
     ) {
-        self.maximumConcurrentStreams = maximumConcurrentStreams ?? max(1, maximumConnectionsPerHost * 3 / 4)
+        let streams = maximumConcurrentStreams ?? max(1, maximumConnectionsPerHost * 3 / 4)
+        self.maximumConcurrentStreams = streams
+        self.maximumStreamsPerConnection = maximumStreamsPerConnection ?? max(1, streams / 3)
         self.endpoints = endpoints
         self.caFile = caFile
         self.caFileSetting = caFileSetting

@@ -28,6 +28,8 @@ public final class ResponseBudget: Sendable {
 
     public let limit: Int
     private let state = Mutex(State())
+    /// Streamed answers in progress for the connection (`LambdaInvokeConfiguration.maximumStreamsPerConnection`).
+    let streams = Atomic<Int>(0)
     /// Told every change of `held` (bytes taken, or given back when negative): the gateway's total
     /// across connections.
     private let observer: (@Sendable (Int) -> Void)?

@@ -225,6 +225,27 @@ struct InvokeStreamTests {
         }
     }
 
+    /// One connection (one budget) may have `maximumStreamsPerConnection` streams at once; another
+    /// connection's stream still passes, so one caller cannot take every slot.
+    @Test func oneConnectionMayHoldOnlyItsShareOfTheStreams() async throws {
+        let bytes = try await Self.frames([Self.chunk("one"), Self.chunk("two"), Self.complete])
+        try await InvokeFixture.with(configuration: { $0.maximumStreamsPerConnection = 1 }, handler: { _ in Self.streamed(Self.cut(bytes, every: 60), pause: .milliseconds(300)) }) { fixture in
+            let connection = ResponseBudget(limit: 1 << 20)
+            let first = Recorder()
+            let request = InvokeRequest(function: ordersARN, payload: ByteBuffer(string: "{}"), timeout: .seconds(30), budget: connection)
+            fixture.client.invokeStreaming(request, on: MultiThreadedEventLoopGroup.singleton.any()) { event in
+                if case .payload(_, let held) = event { connection.release(held) }
+                first.record(event)
+            }
+            try await waitUntil("the first stream started") { first.log.first?.hasPrefix("started") == true }
+            #expect(await Self.call(fixture, budget: connection).log == ["failed TooManyStreams"], "the same connection")
+            #expect(await Self.call(fixture, budget: ResponseBudget(limit: 1 << 20)).log.last == "completed -", "another connection")
+            await first.waitForEnd()
+            try await waitUntil("the first call is over") { fixture.client.streamsInProgress == 0 }
+            #expect(await Self.call(fixture, budget: connection).log.last == "completed -", "the connection's slot is free again")
+        }
+    }
+
     /// A call cancelled before Lambda answered at all (its caller went away while the function had
     /// not begun) ends at once and frees its stream slot, instead of waiting for the deadline.
     @Test func aCallCancelledBeforeItsAnswerEndsAtOnce() async throws {
