@@ -24,8 +24,8 @@ public struct IntentionEvaluator: Sendable {
     /// A regex that does not compile denies every request (Decision, §6.4).
     public let configurationError: String?
 
-    public init(rules input: [IntentionRule], defaultPolicy: String) {
-        defaultAllow = defaultPolicy == "allow"
+    public init(rules input: [IntentionRule], defaultPolicy: IntentionAction) {
+        defaultAllow = defaultPolicy == .allow
         var error: String?
         // 1. Unsupported sources are dropped. 2. Stable sort by precedence. 3. Duplicates dropped.
         let supported = input.enumerated()
@@ -54,7 +54,7 @@ public struct IntentionEvaluator: Sendable {
                         return matcher
                     }
                 }
-                return CompiledPermission(allow: permission.action == "allow", requiresJWT: permission.requiresJWT, http: permission.http, pathRegex: pathRegex, headerRegexes: headerRegexes)
+                return CompiledPermission(allow: permission.action == .allow, requiresJWT: permission.requiresJWT, http: permission.http, pathRegex: pathRegex, headerRegexes: headerRegexes)
             }
             let wildness = namespace == "*" ? 2 : (rule.sourceName == "*" ? 1 : 0)
             compiled.append(Compiled(rule: rule, partition: partition, namespace: namespace, wildness: wildness, permissions: permissions))
@@ -96,7 +96,7 @@ public struct IntentionEvaluator: Sendable {
 
     func verdict(_ rule: Compiled, _ request: AuthorizationRequest) -> Verdict {
         if rule.rule.requiresJWT { return .deny }
-        if rule.permissions.isEmpty { return rule.rule.action == "allow" ? .allow : .deny }
+        if rule.permissions.isEmpty { return rule.rule.action == .allow ? .allow : .deny }
         for permission in rule.permissions where permissionMatches(permission, request) {
             return permission.allow && !permission.requiresJWT ? .allow : .deny
         }

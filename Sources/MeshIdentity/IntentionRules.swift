@@ -1,3 +1,16 @@
+/// What an intention does for a caller it matches, and what the default policy does for a caller
+/// none matches.
+public enum IntentionAction: String, Sendable, Hashable, CaseIterable {
+    case allow
+    case deny
+
+    /// Consul's spelling in any case (`allow`, `DENY`); nil for anything else, an L7 intention's
+    /// empty `Action` included.
+    public init?(consul text: String) {
+        self.init(rawValue: text.lowercased())
+    }
+}
+
 /// One intention whose destination is the service, in the shape the evaluator needs (mesh-identity.md §6.1).
 public struct IntentionRule: Sendable, Hashable {
     public var sourcePartition: String
@@ -6,8 +19,8 @@ public struct IntentionRule: Sendable, Hashable {
     public var sourcePeer: String
     public var sourceSamenessGroup: String
     public var sourceType: String
-    /// `allow`/`deny`; empty for L7 intentions.
-    public var action: String
+    /// Nil for an L7 intention (its `permissions` decide).
+    public var action: IntentionAction?
     public var permissions: [IntentionPermissionRule]
     public var requiresJWT: Bool
     public var precedence: Int
@@ -19,7 +32,7 @@ public struct IntentionRule: Sendable, Hashable {
         sourcePeer: String = "",
         sourceSamenessGroup: String = "",
         sourceType: String = "consul",
-        action: String,
+        action: IntentionAction?,
         permissions: [IntentionPermissionRule] = [],
         requiresJWT: Bool = false,
         precedence: Int
@@ -38,11 +51,11 @@ public struct IntentionRule: Sendable, Hashable {
 }
 
 public struct IntentionPermissionRule: Sendable, Hashable {
-    public var action: String
+    public var action: IntentionAction
     public var http: HTTPRule?
     public var requiresJWT: Bool
 
-    public init(action: String, http: HTTPRule? = nil, requiresJWT: Bool = false) {
+    public init(action: IntentionAction, http: HTTPRule? = nil, requiresJWT: Bool = false) {
         self.action = action
         self.http = http
         self.requiresJWT = requiresJWT

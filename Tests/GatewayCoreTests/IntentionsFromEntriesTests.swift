@@ -132,7 +132,7 @@ struct IntentionsFromEntriesTests {
                 let fromList = derived.rules(for: destination)
                 let fromMatch = (matches[destination] ?? []).map(IntentionRule.init)
                 #expect(fromList.map(Self.normalized) == fromMatch.map(Self.normalized), "\(destination)")
-                for policy in ["allow", "deny"] {
+                for policy in IntentionAction.allCases {
                     let (list, match) = (IntentionEvaluator(rules: fromList, defaultPolicy: policy), IntentionEvaluator(rules: fromMatch, defaultPolicy: policy))
                     for caller in Self.callers {
                         for request in Self.requests {
@@ -168,8 +168,8 @@ struct IntentionsFromEntriesTests {
         #expect(rules.map(\.sourceName) == ["billing", "web", "*", "reporting"])
         #expect(rules.map(\.precedence) == [9, 9, 8, 6])
         let id = caller.map { SPIFFEID(trustDomain: "td.consul", datacenter: "dc1", service: $0) }
-        #expect(IntentionEvaluator(rules: rules, defaultPolicy: "deny").isAllowed(caller: id, request: request) == underDeny, "row \(row), D = deny")
-        #expect(IntentionEvaluator(rules: rules, defaultPolicy: "allow").isAllowed(caller: id, request: request) == underAllow, "row \(row), D = allow")
+        #expect(IntentionEvaluator(rules: rules, defaultPolicy: .deny).isAllowed(caller: id, request: request) == underDeny, "row \(row), D = deny")
+        #expect(IntentionEvaluator(rules: rules, defaultPolicy: .allow).isAllowed(caller: id, request: request) == underAllow, "row \(row), D = allow")
     }
 
     @Test(arguments: [

@@ -24,7 +24,7 @@ struct IntentionsListWatchTests {
     @Test func aNewIntentionChangesTheServedDecisionThroughTheListAlone() async throws {
         try await SnapshotFixture.with(prepare: prepareTwoServices) { fixture in
             let first = try await fixture.waitFor("both") { $0.services.count == 2 }
-            #expect(first.defaultIntentionPolicy == "allow")
+            #expect(first.defaultIntentionPolicy == .allow)
             #expect(isAllowed(first, "orders", caller: "api") == true)
 
             // A deny for every destination reaches both services.

@@ -108,7 +108,7 @@ struct SnapshotAssemblyTests {
         try await SnapshotFixture.with(prepare: prepareTwoServices) { fixture in
             let snapshot = try await fixture.waitFor("both services") { $0.services.count == 2 }
             #expect(snapshot.trustDomain == trustDomain && snapshot.datacenter == "dc1" && snapshot.rootPEMs.count == 1)
-            #expect(snapshot.defaultIntentionPolicy == "allow")
+            #expect(snapshot.defaultIntentionPolicy == .allow)
             let orders = try #require(snapshot.service(forSNI: "ORDERS.default.dc1.internal.\(trustDomain)."))
             #expect(orders.name == "orders" && orders.protocolName == "http")
             #expect(orders.lambda.function.description == "arn:aws:lambda:us-east-1:123456789012:function:orders")
@@ -317,20 +317,20 @@ struct SnapshotAssemblyTests {
         options.agentDefaultIntentionPolicy = "deny"
         options.tokens = ["gateway": .init()]
         try await SnapshotFixture.with(options: options, token: "gateway", settings: { $0.agentSelfInterval = .milliseconds(100) }, prepare: prepareTwoServices) { fixture in
-            try await fixture.waitFor("agent's deny") { $0.services.count == 2 && $0.defaultIntentionPolicy == "deny" }
+            try await fixture.waitFor("agent's deny") { $0.services.count == 2 && $0.defaultIntentionPolicy == .deny }
             // Re-read on its interval: an agent without a policy of its own leaves it to the header.
             fixture.consul.setAgentDefaultIntentionPolicy("")
-            try await fixture.waitFor("header's allow") { $0.defaultIntentionPolicy == "allow" }
+            try await fixture.waitFor("header's allow") { $0.defaultIntentionPolicy == .allow }
             fixture.consul.setAgentDefaultIntentionPolicy("deny")
-            try await fixture.waitFor("agent's deny again") { $0.defaultIntentionPolicy == "deny" }
+            try await fixture.waitFor("agent's deny again") { $0.defaultIntentionPolicy == .deny }
             // A token without agent:read turns the source off for good; the header decides.
             fixture.consul.setTokenRules("gateway", .init(agentRead: false))
-            try await fixture.waitFor("header's allow after the 403") { $0.defaultIntentionPolicy == "allow" }
+            try await fixture.waitFor("header's allow after the 403") { $0.defaultIntentionPolicy == .allow }
             let reads = fixture.consul.requests.filter { $0.path == "/v1/agent/self" }.count
             fixture.consul.setTokenRules("gateway", .init())
             try await Task.sleep(for: .milliseconds(400))
             #expect(fixture.consul.requests.filter { $0.path == "/v1/agent/self" }.count == reads)
-            #expect(fixture.store.snapshot.defaultIntentionPolicy == "allow")
+            #expect(fixture.store.snapshot.defaultIntentionPolicy == .allow)
         }
     }
 
@@ -341,12 +341,12 @@ struct SnapshotAssemblyTests {
         try await SnapshotFixture.with(
             options: options,
             settings: {
-                $0.defaultIntentionPolicy = "allow"
+                $0.defaultIntentionPolicy = .allow
                 $0.agentSelfInterval = .milliseconds(50)
             }, prepare: prepareTwoServices
         ) { fixture in
             let snapshot = try await fixture.waitFor("both") { $0.services.count == 2 }
-            #expect(snapshot.defaultIntentionPolicy == "allow")
+            #expect(snapshot.defaultIntentionPolicy == .allow)
             #expect(fixture.consul.requests.filter { $0.path == "/v1/agent/self" }.isEmpty)
         }
     }

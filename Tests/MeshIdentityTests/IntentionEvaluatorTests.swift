@@ -9,16 +9,16 @@ func caller(_ service: String, namespace: String = "default", partition: String 
 let workedIntentions: [IntentionRule] = [
     IntentionRule(
         sourceName: "billing",
-        action: "",
+        action: nil,
         permissions: [
-            IntentionPermissionRule(action: "deny", http: HTTPRule(pathPrefix: "/admin")),
-            IntentionPermissionRule(action: "allow", http: HTTPRule(pathPrefix: "/orders", methods: ["GET", "HEAD"], headers: [HeaderRule(name: "x-tenant", present: true)])),
+            IntentionPermissionRule(action: .deny, http: HTTPRule(pathPrefix: "/admin")),
+            IntentionPermissionRule(action: .allow, http: HTTPRule(pathPrefix: "/orders", methods: ["GET", "HEAD"], headers: [HeaderRule(name: "x-tenant", present: true)])),
         ],
         precedence: 9
     ),
-    IntentionRule(sourceName: "web", action: "allow", precedence: 9),
-    IntentionRule(sourceName: "*", action: "deny", precedence: 8),
-    IntentionRule(sourceName: "reporting", action: "allow", precedence: 6),
+    IntentionRule(sourceName: "web", action: .allow, precedence: 9),
+    IntentionRule(sourceName: "*", action: .deny, precedence: 8),
+    IntentionRule(sourceName: "reporting", action: .allow, precedence: 6),
 ]
 
 @Suite("Intentions (mesh-identity.md §6)")
@@ -48,32 +48,32 @@ struct IntentionEvaluatorTests {
     @Test(arguments: worked)
     func workedCases(example: Case) {
         let request = AuthorizationRequest(method: example.method, path: example.path, headers: example.headers.map { ($0.key, $0.value) })
-        #expect(IntentionEvaluator(rules: workedIntentions, defaultPolicy: "deny").isAllowed(caller: example.caller, request: request) == example.allowedWhenDefaultDeny)
-        #expect(IntentionEvaluator(rules: workedIntentions, defaultPolicy: "allow").isAllowed(caller: example.caller, request: request) == example.allowedWhenDefaultAllow)
+        #expect(IntentionEvaluator(rules: workedIntentions, defaultPolicy: .deny).isAllowed(caller: example.caller, request: request) == example.allowedWhenDefaultDeny)
+        #expect(IntentionEvaluator(rules: workedIntentions, defaultPolicy: .allow).isAllowed(caller: example.caller, request: request) == example.allowedWhenDefaultAllow)
     }
 
     @Test func orderInTheListDoesNotMatterOnlyPrecedence() {
         let shuffled = [workedIntentions[3], workedIntentions[2], workedIntentions[1], workedIntentions[0]]
-        let evaluator = IntentionEvaluator(rules: shuffled, defaultPolicy: "deny")
+        let evaluator = IntentionEvaluator(rules: shuffled, defaultPolicy: .deny)
         #expect(evaluator.isAllowed(caller: caller("web"), request: AuthorizationRequest(method: "GET", path: "/")))
         #expect(!evaluator.isAllowed(caller: caller("api"), request: AuthorizationRequest(method: "GET", path: "/")))
     }
 
     @Test func peersSamenessGroupsForeignTypesAndDuplicatesAreIgnored() {
         let rules = [
-            IntentionRule(sourceName: "web", sourcePeer: "other-cluster", action: "allow", precedence: 9),
-            IntentionRule(sourceName: "web", sourceSamenessGroup: "group", action: "allow", precedence: 9),
-            IntentionRule(sourceName: "web", sourceType: "external-uri", action: "allow", precedence: 9),
-            IntentionRule(sourceName: "api", action: "deny", precedence: 9),
-            IntentionRule(sourceName: "api", action: "allow", precedence: 9),
+            IntentionRule(sourceName: "web", sourcePeer: "other-cluster", action: .allow, precedence: 9),
+            IntentionRule(sourceName: "web", sourceSamenessGroup: "group", action: .allow, precedence: 9),
+            IntentionRule(sourceName: "web", sourceType: "external-uri", action: .allow, precedence: 9),
+            IntentionRule(sourceName: "api", action: .deny, precedence: 9),
+            IntentionRule(sourceName: "api", action: .allow, precedence: 9),
         ]
-        let evaluator = IntentionEvaluator(rules: rules, defaultPolicy: "deny")
+        let evaluator = IntentionEvaluator(rules: rules, defaultPolicy: .deny)
         #expect(!evaluator.isAllowed(caller: caller("web"), request: AuthorizationRequest(method: "GET", path: "/")))
         #expect(!evaluator.isAllowed(caller: caller("api"), request: AuthorizationRequest(method: "GET", path: "/")))
     }
 
     @Test func namespaceAndPartitionMustMatch() {
-        let evaluator = IntentionEvaluator(rules: [IntentionRule(sourceName: "web", sourceNamespace: "team", action: "allow", precedence: 9)], defaultPolicy: "deny")
+        let evaluator = IntentionEvaluator(rules: [IntentionRule(sourceName: "web", sourceNamespace: "team", action: .allow, precedence: 9)], defaultPolicy: .deny)
         #expect(evaluator.isAllowed(caller: caller("web", namespace: "team"), request: AuthorizationRequest(method: "GET", path: "/")))
         #expect(!evaluator.isAllowed(caller: caller("web"), request: AuthorizationRequest(method: "GET", path: "/")))
         #expect(!evaluator.isAllowed(caller: caller("web", namespace: "team", partition: "emea"), request: AuthorizationRequest(method: "GET", path: "/")))
@@ -81,17 +81,17 @@ struct IntentionEvaluatorTests {
 
     @Test func jwtRequirementsFailClosed() {
         let rules = [
-            IntentionRule(sourceName: "web", action: "allow", requiresJWT: true, precedence: 9),
-            IntentionRule(sourceName: "api", action: "", permissions: [IntentionPermissionRule(action: "allow", requiresJWT: true)], precedence: 9),
+            IntentionRule(sourceName: "web", action: .allow, requiresJWT: true, precedence: 9),
+            IntentionRule(sourceName: "api", action: nil, permissions: [IntentionPermissionRule(action: .allow, requiresJWT: true)], precedence: 9),
         ]
-        let evaluator = IntentionEvaluator(rules: rules, defaultPolicy: "allow")
+        let evaluator = IntentionEvaluator(rules: rules, defaultPolicy: .allow)
         #expect(!evaluator.isAllowed(caller: caller("web"), request: AuthorizationRequest(method: "GET", path: "/")))
         #expect(!evaluator.isAllowed(caller: caller("api"), request: AuthorizationRequest(method: "GET", path: "/")))
     }
 
     @Test func pathRulesExactPrefixAndWholeRegex() {
         func allowed(_ http: HTTPRule, _ method: String, _ path: String) -> Bool {
-            IntentionEvaluator(rules: [IntentionRule(sourceName: "web", action: "", permissions: [IntentionPermissionRule(action: "allow", http: http)], precedence: 9)], defaultPolicy: "deny")
+            IntentionEvaluator(rules: [IntentionRule(sourceName: "web", action: nil, permissions: [IntentionPermissionRule(action: .allow, http: http)], precedence: 9)], defaultPolicy: .deny)
                 .isAllowed(caller: caller("web"), request: AuthorizationRequest(method: method, path: path))
         }
         #expect(allowed(HTTPRule(pathExact: "/a"), "GET", "/a"))
@@ -105,7 +105,7 @@ struct IntentionEvaluatorTests {
     @Test func headerMatcherTable() {
         func allowed(_ header: HeaderRule, _ headers: [(String, String)]) -> Bool {
             IntentionEvaluator(
-                rules: [IntentionRule(sourceName: "web", action: "", permissions: [IntentionPermissionRule(action: "allow", http: HTTPRule(headers: [header]))], precedence: 9)], defaultPolicy: "deny"
+                rules: [IntentionRule(sourceName: "web", action: nil, permissions: [IntentionPermissionRule(action: .allow, http: HTTPRule(headers: [header]))], precedence: 9)], defaultPolicy: .deny
             )
             .isAllowed(caller: caller("web"), request: AuthorizationRequest(method: "GET", path: "/", headers: headers))
         }
@@ -129,7 +129,7 @@ struct IntentionEvaluatorTests {
     /// Consul and Envoy compare bytes; text Swift holds canonically equal is still different text.
     @Test func matchesCompareBytesNotCanonicalEquivalence() {
         func allowed(_ http: HTTPRule, path: String, headers: [(String, String)] = [], source: String = "web", caller service: String = "web") -> Bool {
-            IntentionEvaluator(rules: [IntentionRule(sourceName: source, action: "", permissions: [IntentionPermissionRule(action: "allow", http: http)], precedence: 9)], defaultPolicy: "deny")
+            IntentionEvaluator(rules: [IntentionRule(sourceName: source, action: nil, permissions: [IntentionPermissionRule(action: .allow, http: http)], precedence: 9)], defaultPolicy: .deny)
                 .isAllowed(caller: caller(service), request: AuthorizationRequest(method: "GET", path: path, headers: headers))
         }
         let combining = "\u{301}"
@@ -151,20 +151,20 @@ struct IntentionEvaluatorTests {
 
     @Test func sourcesThatDifferOnlyInNormalizationAreTwoSources() {
         let rules = [
-            IntentionRule(sourceName: "caf\u{E9}", action: "deny", precedence: 9),
-            IntentionRule(sourceName: "cafe\u{301}", action: "allow", precedence: 9),
+            IntentionRule(sourceName: "caf\u{E9}", action: .deny, precedence: 9),
+            IntentionRule(sourceName: "cafe\u{301}", action: .allow, precedence: 9),
         ]
-        let evaluator = IntentionEvaluator(rules: rules, defaultPolicy: "deny")
+        let evaluator = IntentionEvaluator(rules: rules, defaultPolicy: .deny)
         #expect(evaluator.isAllowed(caller: caller("cafe\u{301}"), request: AuthorizationRequest(method: "GET", path: "/")))
         #expect(!evaluator.isAllowed(caller: caller("caf\u{E9}"), request: AuthorizationRequest(method: "GET", path: "/")))
     }
 
     @Test func aRegexThatDoesNotCompileDeniesEverything() {
         let rules = [
-            IntentionRule(sourceName: "web", action: "allow", precedence: 9),
-            IntentionRule(sourceName: "api", action: "", permissions: [IntentionPermissionRule(action: "allow", http: HTTPRule(pathRegex: "(unclosed"))], precedence: 9),
+            IntentionRule(sourceName: "web", action: .allow, precedence: 9),
+            IntentionRule(sourceName: "api", action: nil, permissions: [IntentionPermissionRule(action: .allow, http: HTTPRule(pathRegex: "(unclosed"))], precedence: 9),
         ]
-        let evaluator = IntentionEvaluator(rules: rules, defaultPolicy: "allow")
+        let evaluator = IntentionEvaluator(rules: rules, defaultPolicy: .allow)
         #expect(evaluator.configurationError?.contains("(unclosed") == true)
         #expect(!evaluator.isAllowed(caller: caller("web"), request: AuthorizationRequest(method: "GET", path: "/")))
     }

@@ -84,7 +84,7 @@ struct AdminRoutes: Sendable {
             "trustDomain": snapshot.trustDomain,
             "datacenter": snapshot.datacenter,
             "roots": snapshot.rootPEMs.count,
-            "defaultIntentionPolicy": snapshot.defaultIntentionPolicy,
+            "defaultIntentionPolicy": snapshot.defaultIntentionPolicy.rawValue,
             "services": services,
             "notServed": snapshot.notServed.mapValues(\.text),
         ]

@@ -1,6 +1,7 @@
 import ConsulAPI
 import Foundation
 import Logging
+import MeshIdentity
 import NIOPosix
 
 /// Follows Consul with the watch set of consul-api.md §4.1 and publishes a snapshot whenever what
@@ -9,7 +10,7 @@ public final class ConsulConfigSource: Sendable {
     public struct Settings: Sendable {
         public var gatewayName: String
         public var datacenter: String?
-        public var defaultIntentionPolicy: String?
+        public var defaultIntentionPolicy: IntentionAction?
         public var watchPolicy: BlockingQueryStateMachine.Policy
         /// Further changes within this time are folded into one snapshot (Decision, §4.3).
         public var coalescing: Duration
@@ -24,7 +25,7 @@ public final class ConsulConfigSource: Sendable {
         public init(
             gatewayName: String,
             datacenter: String? = nil,
-            defaultIntentionPolicy: String? = nil,
+            defaultIntentionPolicy: IntentionAction? = nil,
             watchPolicy: BlockingQueryStateMachine.Policy = .init(),
             coalescing: Duration = .milliseconds(100),
             agentSelfInterval: Duration = .seconds(300),

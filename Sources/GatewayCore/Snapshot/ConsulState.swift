@@ -1,5 +1,6 @@
 import ConsulAPI
 import Foundation
+import MeshIdentity
 
 /// What the watches have delivered so far. A missing value means "not fetched yet"; an absent config
 /// entry is `.absent`, which counts as fetched (consul-api.md §4.2). Errors never clear a value.
@@ -28,16 +29,16 @@ public struct ConsulState: Sendable {
     public var leaves: [String: LeafCertificate] = [:]
     /// The default intention policy's sources (consul-api.md §4.5): the configured override, the
     /// agent's `DebugConfig.DefaultIntentionPolicy`, the latest `X-Consul-Default-ACL-Policy`.
-    public var defaultPolicyOverride: String?
-    public var agentDefaultPolicy: String?
-    public var headerDefaultPolicy: String?
+    public var defaultPolicyOverride: IntentionAction?
+    public var agentDefaultPolicy: IntentionAction?
+    public var headerDefaultPolicy: IntentionAction?
     public var datacenterOverride: String?
 
     public init() {}
 
     /// The first source that is known, else `deny` (services are not served before then anyway).
-    public var defaultIntentionPolicy: String {
-        defaultPolicyOverride ?? agentDefaultPolicy ?? headerDefaultPolicy ?? "deny"
+    public var defaultIntentionPolicy: IntentionAction {
+        defaultPolicyOverride ?? agentDefaultPolicy ?? headerDefaultPolicy ?? .deny
     }
 
     /// Linked Lambda candidates: terminating-gateway entries that are services, not destinations

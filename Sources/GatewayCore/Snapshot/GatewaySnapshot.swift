@@ -14,7 +14,7 @@ public struct GatewaySnapshot: Sendable {
     public var rootPEMs: [String]
     public var activeRootID: String
     /// `allow` or `deny`.
-    public var defaultIntentionPolicy: String
+    public var defaultIntentionPolicy: IntentionAction
     /// Served services by key (`ServedService.key`: the name, qualified outside the default scope).
     public var services: [String: ServedService]
     /// Lower-cased SNI → service key (mesh-identity.md §2.2).
@@ -34,7 +34,7 @@ public struct GatewaySnapshot: Sendable {
 
     public static let empty = GatewaySnapshot(
         version: 0, createdAt: Date(timeIntervalSince1970: 0), trustDomain: "", datacenter: "", rootPEMs: [], activeRootID: "",
-        defaultIntentionPolicy: "deny", services: [:], sniTable: [:], notServed: [:], sanitizeXFCC: false
+        defaultIntentionPolicy: .deny, services: [:], sniTable: [:], notServed: [:], sanitizeXFCC: false
     )
 
     /// The service an SNI selects (ASCII case-insensitive, one trailing dot ignored).

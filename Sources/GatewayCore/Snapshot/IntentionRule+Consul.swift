@@ -11,7 +11,8 @@ extension IntentionRule {
             sourcePeer: intention.SourcePeer,
             sourceSamenessGroup: intention.SourceSamenessGroup,
             sourceType: intention.SourceType,
-            action: intention.Action,
+            // "" for an L7 intention; a value Consul never sends is no action, which fails closed.
+            action: IntentionAction(consul: intention.Action),
             permissions: intention.Permissions.map(IntentionPermissionRule.init),
             requiresJWT: intention.JWT.map { $0 != .null } ?? false,
             precedence: intention.Precedence
@@ -23,7 +24,8 @@ extension IntentionPermissionRule {
     /// One L7 permission, from a match answer or a `service-intentions` entry alike.
     public init(_ permission: IntentionPermission) {
         self.init(
-            action: permission.Action,
+            // A value Consul never sends denies (fails closed).
+            action: IntentionAction(consul: permission.Action) ?? .deny,
             http: permission.HTTP.map { http in
                 HTTPRule(
                     pathExact: http.PathExact,
@@ -44,7 +46,7 @@ extension IntentionPermissionRule {
 
 extension ServedService {
     /// The compiled intentions of this service under `defaultPolicy`.
-    public func authorization(defaultPolicy: String) -> IntentionEvaluator {
+    public func authorization(defaultPolicy: IntentionAction) -> IntentionEvaluator {
         IntentionEvaluator(rules: intentions, defaultPolicy: defaultPolicy)
     }
 }

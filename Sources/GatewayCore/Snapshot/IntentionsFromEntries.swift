@@ -71,7 +71,7 @@ struct IntentionsFromEntries: Sendable {
             sourcePeer: source.Peer,
             sourceSamenessGroup: source.SamenessGroup,
             sourceType: source.sourceType.isEmpty ? "consul" : source.sourceType,
-            action: source.Action,
+            action: IntentionAction(consul: source.Action),
             permissions: source.Permissions.map(IntentionPermissionRule.init),
             // The destination's JWT requirement is copied into each of its intentions.
             requiresJWT: entry.JWT.map { $0 != .null } ?? false,

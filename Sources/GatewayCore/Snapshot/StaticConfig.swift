@@ -15,7 +15,7 @@ public struct StaticConfig: Sendable {
     public var datacenter: String
     /// PEM of each CA root that signs callers' certificates.
     public var rootPEMs: [String]
-    public var defaultIntentionPolicy: String
+    public var defaultIntentionPolicy: IntentionAction
     public var sanitizeForwardedClientCert: Bool
     /// The mesh listener's TLS versions and suites (the mesh entry's `TLS.Incoming`).
     public var incomingTLS = IncomingTLS()
@@ -50,7 +50,7 @@ public struct StaticConfig: Sendable {
         }
     }
 
-    public init(trustDomain: String, datacenter: String, rootPEMs: [String], defaultIntentionPolicy: String = "deny", sanitizeForwardedClientCert: Bool = false, services: [Service]) {
+    public init(trustDomain: String, datacenter: String, rootPEMs: [String], defaultIntentionPolicy: IntentionAction = .deny, sanitizeForwardedClientCert: Bool = false, services: [Service]) {
         self.trustDomain = trustDomain
         self.datacenter = datacenter
         self.rootPEMs = rootPEMs
@@ -61,10 +61,10 @@ public struct StaticConfig: Sendable {
 
     /// An intention from `source` (a service name or `*`) with a plain allow/deny action, with the
     /// precedence Consul gives it (mesh-identity.md §6.2: exact name 9, `*` 8).
-    public static func intention(from source: String, action: String, permissions: [IntentionPermissionRule] = []) -> IntentionRule {
+    public static func intention(from source: String, action: IntentionAction?, permissions: [IntentionPermissionRule] = []) -> IntentionRule {
         IntentionRule(
             sourceName: source, sourceNamespace: "default", sourcePartition: "default", sourcePeer: "", sourceSamenessGroup: "", sourceType: "consul",
-            action: permissions.isEmpty ? action : "", permissions: permissions, requiresJWT: false, precedence: source == "*" ? 8 : 9
+            action: permissions.isEmpty ? action : nil, permissions: permissions, requiresJWT: false, precedence: source == "*" ? 8 : 9
         )
     }
 

@@ -53,8 +53,10 @@ public enum StaticConfigFile {
             let datacenter = try required(keys, "datacenter", in: root, "")
             let caFile = try required(keys, "caFile", in: root, "")
             let rootPEMs = try certificates(inFile: caFile, node: keys["caFile"], path: "caFile")
-            let policy = try string(keys["defaultIntentionPolicy"], "defaultIntentionPolicy") ?? "deny"
-            guard ["allow", "deny"].contains(policy) else { throw fail(keys["defaultIntentionPolicy"], "defaultIntentionPolicy", "must be allow or deny, not \"\(policy)\"") }
+            let policyText = try string(keys["defaultIntentionPolicy"], "defaultIntentionPolicy") ?? "deny"
+            guard let policy = IntentionAction(rawValue: policyText) else {
+                throw fail(keys["defaultIntentionPolicy"], "defaultIntentionPolicy", "must be allow or deny, not \"\(policyText)\"")
+            }
             let sanitize = try bool(keys["sanitizeForwardedClientCert"], "sanitizeForwardedClientCert") ?? false
             let incomingTLS = try keys["tls"].map { node throws(StaticConfigError) in try tls(node, "tls") } ?? IncomingTLS()
             guard let servicesNode = keys["services"] else { throw fail(root, "services", "is required (a list of services)") }
@@ -202,16 +204,17 @@ public enum StaticConfigFile {
             case (nil, true): throw fail(node, path, "needs an action (allow or deny) or permissions")
             case (_?, false): throw fail(keys["action"], "\(path).action", "an intention has either an action or permissions, not both")
             case (let action?, true):
-                guard ["allow", "deny"].contains(action) else { throw fail(keys["action"], "\(path).action", "must be allow or deny, not \"\(action)\"") }
-            case (nil, false): break
+                guard let parsed = IntentionAction(rawValue: action) else { throw fail(keys["action"], "\(path).action", "must be allow or deny, not \"\(action)\"") }
+                return StaticConfig.intention(from: source, action: parsed)
+            case (nil, false):
+                return StaticConfig.intention(from: source, action: nil, permissions: permissions)
             }
-            return StaticConfig.intention(from: source, action: action ?? "", permissions: permissions)
         }
 
         func permission(_ node: Node, _ path: String) throws(StaticConfigError) -> IntentionPermissionRule {
             let keys = try mapping(node, path, allowed: ["action", "http"])
-            let action = try required(keys, "action", in: node, path)
-            guard ["allow", "deny"].contains(action) else { throw fail(keys["action"], "\(path).action", "must be allow or deny, not \"\(action)\"") }
+            let actionText = try required(keys, "action", in: node, path)
+            guard let action = IntentionAction(rawValue: actionText) else { throw fail(keys["action"], "\(path).action", "must be allow or deny, not \"\(actionText)\"") }
             guard let httpNode = keys["http"] else { return IntentionPermissionRule(action: action) }
             let http = try mapping(httpNode, "\(path).http", allowed: ["pathExact", "pathPrefix", "pathRegex", "methods"])
             let rule = HTTPRule(

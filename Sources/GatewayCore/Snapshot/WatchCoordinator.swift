@@ -156,9 +156,8 @@ actor WatchCoordinator {
         update(metadata: metadata) { $0.agentDefaultPolicy = Self.intentionPolicy(policy) }
     }
 
-    static func intentionPolicy(_ text: String?) -> String? {
-        guard let policy = text?.lowercased(), policy == "allow" || policy == "deny" else { return nil }
-        return policy
+    static func intentionPolicy(_ text: String?) -> IntentionAction? {
+        text.flatMap(IntentionAction.init(consul:))
     }
 
     /// Seconds since the coordinator started: the leaf schedule's clock.
