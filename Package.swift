@@ -79,7 +79,6 @@ let package = Package(
                 "AWSCredentials",
                 "LambdaPayload",
                 "TLSFiles",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

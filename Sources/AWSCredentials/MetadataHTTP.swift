@@ -102,3 +102,17 @@ struct MetadataCredentialsDocument: Decodable {
         Credentials(accessKeyID: AccessKeyId, secretAccessKey: SecretAccessKey, sessionToken: Token, expiration: Expiration?.date)
     }
 }
+
+/// The HTTP client the credential providers use: short connect timeout (IMDS answers at once or
+/// not at all), no redirects, no proxy.
+public enum MetadataHTTPClient {
+    public static func make(eventLoopGroup: any EventLoopGroup) -> HTTPClient {
+        HTTPClient(
+            eventLoopGroupProvider: .shared(eventLoopGroup),
+            configuration: HTTPClient.Configuration(
+                redirectConfiguration: .disallow,
+                timeout: .init(connect: .seconds(1), read: .seconds(10))
+            )
+        )
+    }
+}

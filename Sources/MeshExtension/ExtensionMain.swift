@@ -47,7 +47,7 @@ public enum ExtensionMain {
         let http = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: .init(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(2))))
         let metadataClient: HTTPClient
         do {
-            metadataClient = try LambdaInvokeClient.metadataHTTPClient(eventLoopGroup: group)
+            metadataClient = MetadataHTTPClient.make(eventLoopGroup: group)
         } catch {
             logger.error("cannot set up an HTTP client: \(error)")
             return 1

@@ -35,7 +35,7 @@ public final class RegistratorEnvironment: Sendable {
         var logger = baseLogger
         logger.logLevel = settings.logLevel
 
-        metadataClient = try LambdaInvokeClient.metadataHTTPClient(eventLoopGroup: group)
+        metadataClient = MetadataHTTPClient.make(eventLoopGroup: group)
         let credentials = CredentialCache(chain: .standard(environment: environment, httpClient: metadataClient), logger: logger)
         do {
             aws = try AWSAPIClient(configuration: try AWSServiceConfiguration(environment: environment), credentials: credentials, eventLoopGroup: group, logger: logger)

@@ -18,7 +18,7 @@ struct AWSSide {
     /// `caFileSetting` is the flag that named `caFile`, for errors about the file.
     init(endpoint: String?, caFile: String?, caFileSetting: String, group: any EventLoopGroup, logger: Logger, fixedCredentials: Credentials? = nil) throws {
         let environment = ProcessInfo.processInfo.environment
-        metadataClient = try LambdaInvokeClient.metadataHTTPClient(eventLoopGroup: group)
+        metadataClient = MetadataHTTPClient.make(eventLoopGroup: group)
         credentials = CredentialCache(chain: .standard(environment: environment, httpClient: metadataClient), logger: logger)
         usesCredentialChain = fixedCredentials == nil
         invoker = try LambdaInvokeClient(
