@@ -230,6 +230,7 @@ let package = Package(
                 "LambdaInvoke",
                 "LambdaPayload",
                 "AWSCredentials",
+                "MeshIdentity",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

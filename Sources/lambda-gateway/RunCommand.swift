@@ -3,6 +3,7 @@ import ConsulAPI
 import Foundation
 import GatewayCore
 import Logging
+import MeshIdentity
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
@@ -22,6 +23,10 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Admin listener HOST:PORT (/ready, /live, /metrics, /config).") var admin = "127.0.0.1:19100"
     @OptionGroup var consul: ConsulOptions
     @Option(help: "The local datacenter (default: from the first leaf certificate).") var datacenter: String?
+    @Option(
+        name: .customLong("default-intention-policy"),
+        help: "allow or deny for callers no intention matches (default: the agent's own, else the X-Consul-Default-ACL-Policy header, else deny).")
+    var defaultIntentionPolicy: String?
     @Option(help: "Self-registration: agent (register in the local Consul agent) or none. Default: agent with Consul, none with --config.")
     var register: String?
     @Option(name: .customLong("gateway-service-id"), help: "Service ID for self-registration (default: the gateway name).") var serviceID: String?
@@ -58,6 +63,16 @@ struct RunCommand: AsyncParsableCommand {
         }
         _ = try serving.upstreamListeners()
         _ = try serving.processingSettings()
+        _ = try intentionPolicy()
+    }
+
+    /// `--default-intention-policy`, checked.
+    func intentionPolicy() throws -> IntentionAction? {
+        guard let defaultIntentionPolicy else { return nil }
+        guard let policy = IntentionAction(rawValue: defaultIntentionPolicy) else {
+            throw ValidationError("--default-intention-policy must be allow or deny, got \(defaultIntentionPolicy)")
+        }
+        return policy
     }
 
     func run() async throws {
@@ -86,6 +101,7 @@ struct RunCommand: AsyncParsableCommand {
         } else if let consulClient {
             var settings = ConsulConfigSource.Settings(gatewayName: name, datacenter: datacenter)
             settings.leafReads.refreshInterval = try leafRefreshSeconds()
+            settings.defaultIntentionPolicy = try intentionPolicy()
             let source = ConsulConfigSource(client: consulClient, settings: settings, store: store, metrics: metrics, logger: logger)
             sources.append(BackgroundService { await source.run() })
         }

@@ -189,9 +189,26 @@ struct RunCommandTests {
         }
     }
 
+    /// `--default-intention-policy deny` overrides the agent's `allow` (the test agent's ACL default):
+    /// a caller no intention names is refused.
+    @Test func theDefaultIntentionPolicyFlagOverridesTheAgents() async throws {
+        try await GatewayProcess.with(lambdaHandler: { _ in ScriptedResponse(json: #"{"statusCode":200,"body":"hi"}"#) }, arguments: ["--register", "none"]) { process in
+            let open = try await process.call("/open")
+            #expect(open.stdout.hasSuffix("200"), "the agent's allow: \(open.stdout)")
+        }
+        try await GatewayProcess.with(
+            lambdaHandler: { _ in ScriptedResponse(json: #"{"statusCode":200,"body":"hi"}"#) }, arguments: ["--register", "none", "--default-intention-policy", "deny"]
+        ) { process in
+            let refused = try await process.call("/closed")
+            #expect(refused.stdout.hasSuffix("403") && refused.stdout.contains("RBAC: access denied"), "\(refused.stdout)")
+        }
+    }
+
     @Test func idleTimeoutFlagClosesSilentMeshConnections() async throws {
         let refused = try await CLI.run(["run", "--gateway-name", "g", "--idle-timeout", "0s", "--register", "none"], environment: GatewayProcess.environment)
         #expect(refused.status != 0 && refused.stderr.contains("--idle-timeout must be more than zero"), "\(refused.stderr)")
+        let policy = try await CLI.run(["run", "--gateway-name", "g", "--default-intention-policy", "maybe", "--register", "none"], environment: GatewayProcess.environment)
+        #expect(policy.status != 0 && policy.stderr.contains("--default-intention-policy must be allow or deny, got maybe"), "\(policy.stderr)")
         let sampling = try await CLI.run(["run", "--gateway-name", "g", "--trace-sampling", "always", "--register", "none"], environment: GatewayProcess.environment)
         #expect(sampling.status != 0 && sampling.stderr.contains("--trace-sampling must be honor or ignore, got always"), "\(sampling.stderr)")
 
