@@ -165,7 +165,7 @@ let package = Package(
             ]
         ),
 
-        // The registrator (consul-lambda.md Part A): tags and sync planning as pure code, the
+        // The registrator (README.md, `lambda-gateway registrator`): tags and sync planning as pure code, the
         // Lambda, SSM and Consul effects at its edge.
         .target(
             name: "Registrator",
@@ -184,7 +184,7 @@ let package = Package(
             ]
         ),
 
-        // The Lambda-to-mesh extension (consul-lambda.md Part B): never links GatewayCore.
+        // The Lambda-to-mesh extension (README.md, `lambda-mesh-extension`): never links GatewayCore.
         .target(
             name: "MeshExtension",
             dependencies: [

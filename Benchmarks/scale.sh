@@ -2,7 +2,7 @@
 # Scale benchmark (not a CI test; CI runs 1,000 services in Tests/GatewayCoreTests/ScaleTests.swift):
 # lambda-gateway `run` against the Consul API test server (consul-test-server), which limits each
 # client address to 200 connections and answers Consul's 429 over it, as a Consul agent does by
-# default (consul-api.md §2.5). Everything on 127.0.0.1. For each count in COUNTS (1000 5000 10000),
+# default (docs/DECISIONS.md D35). Everything on 127.0.0.1. For each count in COUNTS (1000 5000 10000),
 # a fresh server with that many linked Lambda services (bulk-created in one write), a fresh gateway,
 # and these figures:
 #   start→served   seconds from the gateway's start until lambda_gateway_services_served = N

@@ -56,7 +56,7 @@ function = boto3.client("lambda", **admin).create_function(
     FunctionName="orders", Runtime="python3.11", Role=role["Arn"], Handler="index.handler",
     Code={"ZipFile": archive.getvalue()})
 
-# The registrator's calls (consul-lambda.md A.8). moto checks "<service>:<operation>" with botocore's
+# The registrator's calls (README.md, the registrator's IAM policy). moto checks "<service>:<operation>" with botocore's
 # operation names, which for these seven are the real IAM action names.
 registrator_policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": [
     "lambda:ListFunctions", "lambda:ListTags", "lambda:GetFunction", "lambda:ListAliases",

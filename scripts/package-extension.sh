@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Lambda-to-mesh extension (consul-lambda.md Part B) as a Lambda layer: a zip holding one
+# Builds the Lambda-to-mesh extension (README.md, `lambda-mesh-extension`) as a Lambda layer: a zip holding one
 # executable, `extensions/lambda-mesh-extension` (Swift runtime linked statically), for functions on
 # provided.al2023 or any other Amazon Linux 2023 runtime. Lambda starts every file in the layer's
 # `extensions/` as an external extension, which registers under its own file name.

@@ -1,5 +1,5 @@
-// libFuzzer target: a Lambda function ARN (lambda.md §2.1) as configuration gives it, and the
-// Invoke endpoint derived from its partition and region (§2.3).
+// libFuzzer target: a Lambda function ARN (docs/COMPATIBILITY.md, Config entries) as configuration
+// gives it, and the Invoke endpoint derived from its partition and region (docs/DECISIONS.md D5).
 import FuzzSupport
 import LambdaInvoke
 

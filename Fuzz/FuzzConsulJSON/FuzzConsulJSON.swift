@@ -3,8 +3,8 @@ import FuzzSupport
 import MeshIdentity
 import NIOCore
 
-// libFuzzer target: the input decoded as the answer of each endpoint the gateway watches (consul-api.md
-// §4, §5), with `ConsulClient.decode` as the watches use it. Each answer that decodes replaces its part
+// libFuzzer target: the input decoded as the answer of each endpoint the gateway watches (docs/ARCHITECTURE.md,
+// Configuration: the snapshot flow), with `ConsulClient.decode` as the watches use it. Each answer that decodes replaces its part
 // of a consistent state (shared/testdata/consul: `orders` is served) and the snapshot is built and
 // used as a request would use it: SNI lookup and intentions compiled and evaluated.
 @testable import ConsulAPI

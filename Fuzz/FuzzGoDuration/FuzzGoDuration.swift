@@ -1,4 +1,4 @@
-// libFuzzer target: Go duration text as Consul prints it in config entries (consul-api.md §2.6),
+// libFuzzer target: Go duration text as Consul prints it in config entries (Go's `time.ParseDuration`),
 // read for the service-resolver RequestTimeout and the static file's requestTimeout.
 import ConsulAPI
 import FuzzSupport

@@ -1,4 +1,4 @@
-// libFuzzer target: the strict JSON parser that reads every function result (lambda.md §6).
+// libFuzzer target: the strict JSON parser that reads every function result (docs/COMPATIBILITY.md, Function results).
 // A parsed value must write back (`jsonText`) as JSON that parses to the same value.
 import FuzzSupport
 import LambdaPayload

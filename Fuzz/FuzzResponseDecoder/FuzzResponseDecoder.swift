@@ -1,5 +1,5 @@
 // libFuzzer target: a function result (the Invoke answer's payload) mapped to the client's response
-// (lambda.md §6), in both payload formats, for GET and HEAD. Mapping may refuse a result; what
+// (docs/COMPATIBILITY.md, Function results), in both payload formats, for GET and HEAD. Mapping may refuse a result; what
 // it returns must be a response the gateway can write safely.
 import FuzzSupport
 import LambdaPayload

@@ -1,13 +1,13 @@
-// libFuzzer target: the first bytes of a mesh connection as the listener reads them (mesh-identity.md
-// §5): NIO's SNIHandler parses the ClientHello, and the name it finds is normalized and looked up
-// the way the gateway selects a service (§2.3).
+// libFuzzer target: the first bytes of a mesh connection as the listener reads them (docs/ARCHITECTURE.md,
+// Accept and TLS): NIO's SNIHandler parses the ClientHello, and the name it finds is normalized and looked up
+// the way the gateway selects a service (docs/COMPATIBILITY.md, SNIs and certificates).
 import FuzzSupport
 import MeshIdentity
 import NIOCore
 import NIOEmbedded
 import NIOTLS
 
-/// SNI → service, as a snapshot holds it (the golden vectors of mesh-identity.md §4).
+/// SNI → service, as a snapshot holds it (the golden vectors of Tests/MeshIdentityTests/SPIFFEAndSNITests.swift).
 let sniTable: [String: String] = {
     let tdA = "ba471007-78d1-3261-2e02-24258f2cb341.consul"
     let tdB = "11111111-2222-3333-4444-555555555555.consul"

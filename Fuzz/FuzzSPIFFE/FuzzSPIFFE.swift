@@ -1,5 +1,5 @@
 // libFuzzer target: a client certificate's URI SAN as `SPIFFEID(parsing:)` reads it
-// (mesh-identity.md §3.2). Crashes, and a parsed ID that does not survive its own text, fail.
+// (see `SPIFFEID`). Crashes, and a parsed ID that does not survive its own text, fail.
 import FuzzSupport
 import MeshIdentity
 

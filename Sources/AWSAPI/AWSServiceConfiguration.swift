@@ -1,5 +1,5 @@
 /// Endpoints, region and retry settings of the AWS control-plane clients, resolved as the AWS SDKs do
-/// (consul-lambda.md, introduction and A.2).
+/// (AWS SDKs and Tools Reference Guide; docs/COMPATIBILITY.md, Environment).
 public struct AWSServiceConfiguration: Sendable {
     /// `AWS_REGION`, then `AWS_DEFAULT_REGION`.
     public var region: String

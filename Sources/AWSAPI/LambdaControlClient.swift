@@ -34,7 +34,7 @@ public struct LambdaFunctionDetails: Sendable, Hashable {
     }
 }
 
-/// Lambda's control-plane reads (REST-JSON, SigV4 service `lambda`): consul-lambda.md A.3.
+/// Lambda's control-plane reads (REST-JSON, SigV4 service `lambda`), as the AWS Lambda API reference gives them.
 ///
 /// A function name or ARN in a path is one segment, percent-encoded as the AWS SDKs send it
 /// (`arn%3Aaws%3Alambda%3A...`); SigV4 then signs it encoded once more (`arn%253Aaws...`).

@@ -1,7 +1,7 @@
 import LambdaPayload
 import NIOCore
 
-/// Parameter Store's storage classes (consul-lambda.md A.2, `CONSUL_EXTENSION_DATA_TIER`).
+/// Parameter Store's storage classes (`CONSUL_EXTENSION_DATA_TIER`, docs/COMPATIBILITY.md, Environment).
 public enum ParameterTier: String, Sendable, Hashable {
     case standard = "Standard"
     case advanced = "Advanced"
@@ -14,7 +14,7 @@ public enum ParameterTier: String, Sendable, Hashable {
 }
 
 /// Parameter Store calls (JSON 1.1: `POST /`, `X-Amz-Target: AmazonSSM.<Operation>`, SigV4 service
-/// `ssm`): the registrator's mTLS data (consul-lambda.md A.7) and its token and CA parameters.
+/// `ssm`): the registrator's mTLS data (docs/COMPATIBILITY.md, What it writes) and its token and CA parameters.
 public struct SSMClient: Sendable {
     let client: AWSAPIClient
 

@@ -22,7 +22,7 @@ public struct ContainerProvider: CredentialProvider {
             || environment.nonEmpty("AWS_CONTAINER_CREDENTIALS_FULL_URI") != nil
     }
 
-    /// The URL to ask, after the project's rule on full URIs (lambda.md §9.1, Decision).
+    /// The URL to ask, after the project's rule on full URIs (docs/DECISIONS.md D3).
     func url() throws -> String {
         if let relative = environment.nonEmpty("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") {
             return relativeBase + (relative.hasPrefix("/") ? relative : "/" + relative)

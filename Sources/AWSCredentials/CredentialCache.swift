@@ -3,7 +3,7 @@ import Foundation
 import Logging
 import Synchronization
 
-/// Credentials for every request, refreshed ahead of expiry in the background (lambda.md §9.2).
+/// Credentials for every request, refreshed ahead of expiry in the background (docs/ARCHITECTURE.md, Credentials).
 ///
 /// The hot path is one lock and a date comparison. A request that finds nothing usable waits for the
 /// single refresh in flight, up to its timeout, and is then refused: a request is never sent unsigned.

@@ -2,7 +2,7 @@ import AWSSigV4
 import AsyncHTTPClient
 import Logging
 
-/// The providers in the spec's order (lambda.md §9.1): the first configured one that answers wins.
+/// The providers in the standard order (docs/ARCHITECTURE.md, Credentials): the first configured one that answers wins.
 public struct CredentialChain: Sendable {
     public let providers: [any CredentialProvider]
 

@@ -1,6 +1,6 @@
 import AWSSigV4
 
-/// One source of AWS credentials in the chain (lambda.md §9.1).
+/// One source of AWS credentials in the chain (docs/ARCHITECTURE.md, Credentials).
 public protocol CredentialProvider: Sendable {
     /// Shown in logs and errors: `environment`, `shared-credentials-file`, `web-identity`, ...
     var name: String { get }

@@ -2,7 +2,7 @@ import AWSSigV4
 
 import struct Foundation.Date
 
-/// When to use, refresh, or wait for credentials (lambda.md §9.2). Pure: every event takes `now`.
+/// When to use, refresh, or wait for credentials (docs/ARCHITECTURE.md, Credentials). Pure: every event takes `now`.
 struct CredentialRefreshStateMachine {
     struct Policy: Sendable {
         /// Refresh in the background when less than this remains.

@@ -27,7 +27,7 @@ public struct InstanceMetadataProvider: CredentialProvider {
         return !containerSet && environment["AWS_EC2_METADATA_DISABLED"]?.lowercased() != "true"
     }
 
-    /// Each call's timeout: 2 s (lambda.md §9), or `AWS_METADATA_SERVICE_TIMEOUT` seconds as the AWS
+    /// Each call's timeout: 2 s by default, or `AWS_METADATA_SERVICE_TIMEOUT` seconds as the AWS
     /// SDKs read it.
     var callTimeout: Duration {
         if let text = environment.nonEmpty("AWS_METADATA_SERVICE_TIMEOUT"), let seconds = Double(text), seconds > 0, seconds <= 3600 {

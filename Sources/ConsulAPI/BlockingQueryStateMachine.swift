@@ -1,4 +1,4 @@
-/// The rules of one blocking-query watch (consul-api.md §3.2, §3.4), without I/O: which `index` to
+/// The rules of one blocking-query watch (docs/ARCHITECTURE.md, Configuration: the snapshot flow), without I/O: which `index` to
 /// send, how long to wait before sending, and what an answer or an error does to the state.
 ///
 /// Time is seconds on a monotonic clock and randomness is injected, so every rule is testable.

@@ -7,9 +7,9 @@ import NIOHTTP1
 import NIOSSL
 import TLSFiles
 
-/// The Consul agent's HTTP API (consul-api.md §1–2): token, TLS, query metadata, typed errors.
+/// The Consul agent's HTTP API (docs/COMPATIBILITY.md, The Consul agent and the gateway's registration): token, TLS, query metadata, typed errors.
 ///
-/// Over HTTPS the client speaks HTTP/2, so every long poll shares one connection (§2.5); over plain
+/// Over HTTPS the client speaks HTTP/2, so every long poll shares one connection (docs/DECISIONS.md D35); over plain
 /// HTTP it opens at most `configuration.maximumConnections`.
 public final class ConsulClient: Sendable {
     public let configuration: ConsulConfiguration
@@ -40,10 +40,10 @@ public final class ConsulClient: Sendable {
             tlsConfiguration: tls,
             redirectConfiguration: .disallow,
             timeout: .init(connect: .seconds(5)),
-            // The connection budget (consul-api.md §2.5): plain HTTP/1.1 holds one connection per
+            // The connection budget (docs/DECISIONS.md D35): plain HTTP/1.1 holds one connection per
             // outstanding request, and the pool never opens more than the budget (its limit is only
             // "soft" for requests pinned to an event loop, which are never made here); requests
-            // over it queue. The callers keep their long polls well under the budget (§4.1: 4 + 4
+            // over it queue. The callers keep their long polls well under the budget (4 global, 4
             // per scope) and read leaves without blocking, so a queued request waits milliseconds.
             connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.maximumConnections),
             decompression: .disabled
@@ -155,7 +155,7 @@ public final class ConsulClient: Sendable {
         throw error
     }
 
-    /// `ns` and `partition` as consul-api.md §1.5 sends them: only when not `default`, since a CE
+    /// `ns` and `partition` (Consul's HTTP API query parameters): only when not `default`, since a CE
     /// agent answers 400 to any other value. A linked service's own scope says `default` outright
     /// when the configured one is not, so it never inherits the gateway's namespace.
     func scopeQuery(_ scope: ConsulScope?) -> [(String, String)] {

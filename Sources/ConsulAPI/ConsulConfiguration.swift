@@ -1,5 +1,5 @@
 /// Where and how to reach the Consul agent, read from the same `CONSUL_*` variables as Consul's Go
-/// client (consul-api.md §1). Flags override variables by being passed in `overrides`.
+/// client (docs/COMPATIBILITY.md, The Consul agent and the gateway's registration). Flags override variables by being passed in `overrides`.
 public struct ConsulConfiguration: Sendable, Hashable {
     public enum Transport: Sendable, Hashable {
         case http
@@ -31,7 +31,7 @@ public struct ConsulConfiguration: Sendable, Hashable {
     public var verifyTLS: Bool
     public var namespace: String?
     public var partition: String?
-    /// The most connections open to the agent at once (consul-api.md §2.5, Decision): whatever the
+    /// The most connections open to the agent at once (docs/DECISIONS.md D35): whatever the
     /// number of linked services, far below the agent's per-client limit (200 by default).
     public var maximumConnections = Self.defaultMaximumConnections
 

@@ -1,5 +1,5 @@
-/// An Enterprise admin partition and namespace (consul-api.md §1.5). Community Edition has only
-/// the default one; empty strings mean `default` everywhere (mesh-identity.md §1).
+/// An Enterprise admin partition and namespace (Consul's `partition` and `ns` query parameters).
+/// Community Edition has only the default one; empty strings mean `default` everywhere.
 public struct ConsulScope: Sendable, Hashable, Comparable, CustomStringConvertible {
     public var partition: String
     public var namespace: String

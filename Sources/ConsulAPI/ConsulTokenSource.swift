@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 
 /// The ACL token to send: a fixed value, or a file re-read every 60 s and after `ACL not found`
-/// (consul-api.md §1.4), so tokens rotate without a restart.
+/// (docs/DECISIONS.md D40), so tokens rotate without a restart.
 final class ConsulTokenSource: Sendable {
     private let token: ConsulConfiguration.Token
     private let cached = Mutex<(value: String?, readAt: ContinuousClock.Instant)?>(nil)

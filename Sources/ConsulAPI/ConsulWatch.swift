@@ -7,7 +7,7 @@ public struct WatchEndpoint<Value: Sendable & Equatable>: Sendable {
     public var query: [(String, String)]
     /// The partition and namespace the watch is about (`nil`: the configured ones).
     public var scope: ConsulScope?
-    /// Config-entry reads answer 404 for "absent", with an index (consul-api.md §3.5).
+    /// Config-entry reads answer 404 for "absent", with an index (`X-Consul-Index`).
     public var allowNotFound: Bool
     public var decode: @Sendable (ConsulClient.Response) throws(ConsulError) -> Value
 
@@ -42,7 +42,7 @@ public struct WatchEndpoint<Value: Sendable & Equatable>: Sendable {
 }
 
 extension ConsulClient {
-    /// Watches `endpoint` until the task is cancelled (consul-api.md §3.2): delivers the first answer
+    /// Watches `endpoint` until the task is cancelled (Consul's blocking-query documentation): delivers the first answer
     /// and every answer that differs from the last delivered one; errors are reported and retried with
     /// backoff, never delivered. Nothing is delivered after cancellation. `onAnswer` runs after every
     /// answer, changed or not (a watch's freshness).

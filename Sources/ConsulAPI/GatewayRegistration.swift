@@ -1,6 +1,6 @@
 import Foundation
 
-/// The gateway's own registration in its local agent (consul-api.md §5.12), as
+/// The gateway's own registration in its local agent (docs/DECISIONS.md D41), as
 /// `consul connect envoy -gateway=terminating -register` makes it: `Kind: terminating-gateway`,
 /// its address and port, and a TCP check on the listener.
 public struct GatewayRegistration: Sendable, Hashable {

@@ -1,4 +1,4 @@
-/// Go's `time.Duration` text, as Consul prints config-entry durations (consul-api.md §2.6):
+/// Go's `time.Duration` text, as Consul prints config-entry durations (Go's `time.ParseDuration` documentation):
 /// an optional sign, then `<decimal>[.<fraction>]<unit>` runs with units `ns us µs μs ms s m h`.
 public enum GoDuration {
     public struct ParseError: Error, Hashable, CustomStringConvertible {

@@ -5,7 +5,7 @@ import SwiftASN1
 import X509
 
 /// An ephemeral Consul-style connect CA for dev mode: EC P-256, trust domain `<uuid>.consul`, leaves
-/// with SPIFFE URI SANs (mesh-identity.md §3) exactly as Consul's built-in CA issues them. Service
+/// with SPIFFE service-ID URI SANs (see `SPIFFEID`) exactly as Consul's built-in CA issues them. Service
 /// leaves also carry their SNI as a DNS name, so `curl --cacert` can verify the gateway by name.
 public struct DevCertificateAuthority: Sendable {
     public let trustDomain: String

@@ -10,7 +10,7 @@ import ServiceLifecycle
 /// Dev mode's Lambda Invoke endpoint on loopback: `POST /2015-03-31/functions/<name or ARN>/invocations`
 /// and, for response streaming, `POST /2021-11-15/functions/<name or ARN>/response-streaming-invocations`,
 /// SigV4 checked against fixed dev credentials, answered by the built-in `DevFunction`s with
-/// Lambda's own status codes, headers and error shapes (lambda.md §3–4); a stream is chunked
+/// Lambda's own status codes, headers and error shapes (AWS Lambda Invoke API reference); a stream is chunked
 /// event-stream messages (`DevStream`).
 public final class DevLambdaEndpoint: Service, Sendable {
     public static let credentials = Credentials(accessKeyID: "AKIDLAMBDAGATEWAYDEV", secretAccessKey: "lambda-gateway-dev-secret-not-for-production")

@@ -2,7 +2,7 @@ import LambdaPayload
 import NIOCore
 import NIOHTTP1
 
-/// The code and message of an AWS error answer (lambda.md §3.3), from whichever place holds them:
+/// The code and message of an AWS error answer (AWS Lambda Invoke API reference, Errors), from whichever place holds them:
 /// the `X-Amzn-ErrorType` header, a JSON body (`__type`, `code`, `Type`/`message`), or an XML body
 /// (`<Code>`, `<Message>`) as the common AWS layer sometimes sends. Shared by every AWS client of
 /// the project: REST-JSON (Lambda) and JSON 1.1 (SSM) services answer errors the same ways.

@@ -1,4 +1,4 @@
-/// A Lambda function ARN, validated with the project's pattern (lambda.md §2.1):
+/// A Lambda function ARN, validated with the project's pattern (docs/COMPATIBILITY.md, Config entries):
 /// `arn:<partition>:lambda:<region>:<account>:function:<name>[:<qualifier>]`.
 public struct FunctionARN: Sendable, Hashable, CustomStringConvertible {
     public let partition: String

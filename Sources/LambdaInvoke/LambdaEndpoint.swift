@@ -1,4 +1,4 @@
-/// Where Invoke calls go (lambda.md §2.3, §2.4): the partition's host for the ARN's region, or one
+/// Where Invoke calls go (docs/DECISIONS.md D5): the partition's host for the ARN's region, or one
 /// custom URL for every function.
 public struct LambdaEndpointResolver: Sendable, Hashable {
     public enum Variant: Sendable, Hashable {

@@ -22,9 +22,9 @@ public struct LambdaInvokeConfiguration: Sendable {
     public var idleTimeout: Duration
     public var maximumSyncPayloadBytes: Int
     public var maximumAsyncPayloadBytes: Int
-    /// Lambda's own response limit is 6 MB plus a little framing (lambda.md §3.4).
+    /// Lambda's own response limit is 6 MB plus a little framing (AWS Lambda quotas documentation).
     public var maximumResponseBytes: Int
-    /// One self-retry on 429 when the caller allows it (lambda.md §7.3).
+    /// One self-retry on 429 when the caller allows it (docs/DECISIONS.md D14).
     public var retryThrottling: Bool
     /// Streamed answers in progress at once (`invokeStreaming`): each holds a pooled connection for
     /// as long as its caller reads, so they may take at most this many of the
@@ -124,7 +124,7 @@ public struct InvokeRequest: Sendable {
 
 /// Signs and sends Lambda Invoke calls over a shared pool of keep-alive HTTPS connections.
 ///
-/// The upstream request is built from scratch (lambda.md §4): no client header ever reaches AWS.
+/// The upstream request is built from scratch (docs/DECISIONS.md D2): no client header ever reaches AWS.
 public final class LambdaInvokeClient: Sendable {
     public let configuration: LambdaInvokeConfiguration
     let pools: UpstreamPools

@@ -1,4 +1,4 @@
-/// Why an Invoke call did not produce a result. `code` decides the client's status (lambda.md §6.5).
+/// Why an Invoke call did not produce a result. `code` decides the client's status (docs/DECISIONS.md D11).
 public struct LambdaInvokeError: Error, Hashable, CustomStringConvertible {
     public enum Code: Sendable, Hashable {
         /// Lambda answered an error: its status and AWS error code (e.g. 404 `ResourceNotFoundException`).
@@ -40,7 +40,7 @@ public struct LambdaInvokeError: Error, Hashable, CustomStringConvertible {
         self.retryAfter = retryAfter
     }
 
-    /// The AWS error code, or the gateway's own name for local errors (lambda.md §6.5).
+    /// The AWS error code, or the gateway's own name for local errors (docs/COMPATIBILITY.md, Errors the gateway gives itself).
     public var errorName: String {
         switch code {
         case .aws(_, let errorCode): errorCode

@@ -1,6 +1,6 @@
 import NIOCore
 
-/// Whether a request body goes to the function as text or as base64 (lambda.md §5.1, Decision).
+/// Whether a request body goes to the function as text or as base64 (docs/DECISIONS.md D6).
 public enum BodyEncoding {
     /// True when the body is sent as text: no content coding, a textual media type, valid UTF-8.
     public static func isText(contentType: String?, contentEncoding: String?, body: ByteBuffer) -> Bool {

@@ -56,7 +56,7 @@ public struct HTTPField: Sendable, Hashable {
 /// A client request as the payload codecs need it, independent of HTTP/1.1 or HTTP/2 framing.
 public struct HTTPRequestView: Sendable {
     public var method: String
-    /// The normalized path (mesh-identity.md §9.3), without the query.
+    /// The normalized path (`PathNormalizer`), without the query.
     public var path: String
     /// The raw query after `?`, byte for byte; `nil` when the target had no `?`.
     public var query: String?

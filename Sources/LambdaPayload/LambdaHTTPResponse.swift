@@ -17,7 +17,7 @@ public struct LambdaHTTPResponse: Sendable, Equatable {
         headers.filter { $0.name.asciiCaseInsensitiveEquals(name) }.map(\.value)
     }
 
-    /// A gateway error: `{"error": code, "message": message}` as JSON (lambda.md §6.5).
+    /// A gateway error: `{"error": code, "message": message}` as JSON (docs/COMPATIBILITY.md, Errors the gateway gives itself).
     public static func error(status: Int, code: String, message: String, headers: [HTTPField] = []) -> Self {
         var writer = JSONWriter(capacity: 64 + message.utf8.count)
         writer.beginObject()

@@ -1,4 +1,4 @@
-/// The path normalization of mesh-identity.md §9.3 (Decision): decode only unreserved escapes,
+/// The gateway's path normalization (RFC 3986 §6.2.2, §5.2.4): decode only unreserved escapes,
 /// upper-case the others, remove dot segments (never above `/`), keep slashes and `%2F` as they are.
 /// The normalized path is what intentions match and what the function sees.
 public enum PathNormalizer {

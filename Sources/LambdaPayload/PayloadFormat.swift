@@ -1,4 +1,4 @@
-/// How an HTTP request becomes an Invoke payload and a result becomes a response (lambda.md §1.4, §5).
+/// How an HTTP request becomes an Invoke payload and a result becomes a response (docs/COMPATIBILITY.md, Payload formats).
 public enum PayloadFormat: String, Sendable, Hashable, CaseIterable {
     /// Envoy's aws_lambda JSON (snake_case keys); the default.
     case envoy
@@ -27,7 +27,7 @@ public struct PayloadContext: Sendable, Hashable {
     }
 }
 
-/// Errors of the payload codecs. Each maps to one client response (lambda.md §6.5).
+/// Errors of the payload codecs. Each maps to one client response (docs/COMPATIBILITY.md, Errors the gateway gives itself).
 public struct PayloadError: Error, Hashable, CustomStringConvertible {
     public enum Code: String, Sendable, Hashable {
         /// A passthrough body that is not JSON (client 400).

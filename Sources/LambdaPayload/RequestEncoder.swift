@@ -6,10 +6,10 @@ import NIOCore
     import Darwin
 #endif
 
-/// Turns a client request into the Invoke payload (lambda.md §5).
+/// Turns a client request into the Invoke payload (docs/COMPATIBILITY.md, Payload formats).
 public enum RequestEncoder {
     /// Encodes `request` for the service. With `passthrough` the body is the payload and must be
-    /// empty or JSON (lambda.md §5.4).
+    /// empty or JSON (docs/DECISIONS.md D12).
     public static func encode(
         _ request: HTTPRequestView,
         format: PayloadFormat,
@@ -35,7 +35,7 @@ public enum RequestEncoder {
         return body
     }
 
-    // MARK: envoy (§5.2)
+    // MARK: envoy (docs/COMPATIBILITY.md, Payload formats)
 
     static func envoy(_ request: HTTPRequestView) -> ByteBuffer {
         var writer = JSONWriter(capacity: request.body.readableBytes * 4 / 3 + 512)
@@ -63,7 +63,7 @@ public enum RequestEncoder {
         return writer.buffer
     }
 
-    // MARK: apigateway-v2 (§5.3)
+    // MARK: apigateway-v2 (API Gateway HTTP API payload format 2.0)
 
     static func apiGatewayV2(_ request: HTTPRequestView, context: PayloadContext) -> ByteBuffer {
         var writer = JSONWriter(capacity: request.body.readableBytes * 4 / 3 + 1024)

@@ -1,6 +1,6 @@
 import NIOCore
 
-/// Turns what Lambda answered into the client's response (lambda.md §6).
+/// Turns what Lambda answered into the client's response (docs/COMPATIBILITY.md, Function results).
 public enum ResponseDecoder {
     /// The function's response headers may take this many bytes in all (names and values), as the
     /// request side allows a client (Envoy's 60 KiB plus room for the gateway's own): more is a
@@ -17,7 +17,7 @@ public enum ResponseDecoder {
     ) throws(PayloadError) -> LambdaHTTPResponse {
         var response: LambdaHTTPResponse
         if let functionError = result.functionError {
-            // §6.4: a failed function is an upstream error, not a 200.
+            // docs/DECISIONS.md D1: a failed function is an upstream error, not a 200.
             response = LambdaHTTPResponse(
                 status: 502,
                 headers: [HTTPField("content-type", "application/json"), HTTPField("x-amz-function-error", functionError)],
@@ -39,7 +39,7 @@ public enum ResponseDecoder {
         return response
     }
 
-    /// §6.1: a shaped result becomes a response; anything else is returned as JSON unchanged.
+    /// A shaped result becomes a response; anything else is returned as JSON unchanged (docs/DECISIONS.md D8).
     static func decodeSynchronous(_ payload: ByteBuffer, format: PayloadFormat, maximumHeaderBytes: Int = defaultMaximumHeaderBytes) throws(PayloadError) -> LambdaHTTPResponse {
         if payload.readableBytesView.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) {
             return LambdaHTTPResponse(status: 200)
@@ -147,7 +147,7 @@ public enum ResponseDecoder {
     }
 }
 
-/// The response's header list while it is built from a function result (§6.1 header rules).
+/// The response's header list while it is built from a function result (header rules: docs/COMPATIBILITY.md, Function results).
 struct ResponseHeaders {
     private(set) var fields: [HTTPField] = []
 

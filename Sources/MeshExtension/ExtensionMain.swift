@@ -9,7 +9,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
-/// The extension's lifecycle (consul-lambda.md B.7):
+/// The extension's lifecycle (README.md, the `lambda-mesh-extension` lifecycle table):
 /// 1. the environment is checked (errors: register, then `/init/error` `Extension.ConfigInvalid`);
 /// 2. register for `INVOKE` and `SHUTDOWN`;
 /// 3. the mTLS data is read and checked (`Extension.DataUnavailable`), then every listener is
@@ -71,7 +71,7 @@ public enum ExtensionMain {
         let started = ContinuousClock.now
         var phaseStarted = started
         var traceEnabled = false
-        /// TRACE_ENABLED: each Init phase's time, at debug level (B.3).
+        /// TRACE_ENABLED: each Init phase's time, at debug level (README.md, the extension's configuration table).
         func phaseDone(_ phase: String) {
             let now = ContinuousClock.now
             if traceEnabled { logger.debug("init phase done", metadata: ["phase": "\(phase)", "ms": "\(milliseconds(now - phaseStarted))"]) }
@@ -230,7 +230,7 @@ public enum ExtensionMain {
     }
 }
 
-/// SIGTERM and SIGINT as an awaitable event (B.7 step 5).
+/// SIGTERM and SIGINT as an awaitable event (README.md, the `lambda-mesh-extension` lifecycle table).
 final class SignalWatcher: @unchecked Sendable {
     // @unchecked: `sources` is set once in init and only kept alive; the state is behind its lock.
     private let sources: [any DispatchSourceSignal]

@@ -2,7 +2,7 @@ import ConsulAPI
 import Foundation
 import Logging
 
-/// The extension's environment (consul-lambda.md B.3), checked in full before anything starts:
+/// The extension's environment (docs/COMPATIBILITY.md, The extension), checked in full before anything starts:
 /// every error names its variable.
 public struct ExtensionSettings: Sendable, Hashable {
     /// `CONSUL_MESH_GATEWAY_URI` without a scheme: host and port of the mesh gateway.
@@ -52,7 +52,7 @@ public struct ExtensionSettings: Sendable, Hashable {
         guard var gateway = value("CONSUL_MESH_GATEWAY_URI") else {
             throw Error(variable: "CONSUL_MESH_GATEWAY_URI", message: "is required: host:port of the mesh gateway")
         }
-        // B.3 Decision: a scheme is tolerated (the reference dials it as part of the host).
+        // docs/DECISIONS.md D71: a scheme is tolerated (the reference dials it as part of the host).
         for scheme in ["tls://", "https://"] where gateway.lowercased().hasPrefix(scheme) {
             gateway = String(gateway.dropFirst(scheme.count))
         }
@@ -124,7 +124,7 @@ public struct ExtensionSettings: Sendable, Hashable {
         }
     }
 
-    /// The Parameter Store name of the function's mTLS data (B.5).
+    /// The Parameter Store name of the function's mTLS data, where the registrator writes it.
     public var parameterName: String {
         "\(dataPrefix)/\(servicePartition)/\(serviceNamespace)/\(serviceName)"
     }

@@ -4,7 +4,7 @@ import LambdaPayload
 import NIOCore
 import NIOHTTP1
 
-/// Lambda's Extensions API (consul-lambda.md B.2) at `http://$AWS_LAMBDA_RUNTIME_API/2020-01-01/extension`.
+/// Lambda's Extensions API (AWS Lambda Extensions API reference) at `http://$AWS_LAMBDA_RUNTIME_API/2020-01-01/extension`.
 public struct ExtensionsAPIClient: Sendable {
     let baseURL: String
     let http: HTTPClient
@@ -26,7 +26,7 @@ public struct ExtensionsAPIClient: Sendable {
         case shutdown(reason: String, deadlineMs: Int64)
     }
 
-    /// The error types of `/init/error` and `/exit/error` (B.7).
+    /// The error types of `/init/error` and `/exit/error` (docs/DECISIONS.md D67).
     public enum ErrorType: String, Sendable {
         case configInvalid = "Extension.ConfigInvalid"
         case dataUnavailable = "Extension.DataUnavailable"
@@ -39,7 +39,7 @@ public struct ExtensionsAPIClient: Sendable {
         self.http = http
     }
 
-    /// `POST /register` for `INVOKE` and `SHUTDOWN` (B.2 Decision: the reference takes only
+    /// `POST /register` for `INVOKE` and `SHUTDOWN` (docs/DECISIONS.md D70: the reference takes only
     /// `SHUTDOWN`, so it never sees an invocation to refresh stale data on). `name` must equal the
     /// executable's file name.
     public func register(name: String) async throws(Failure) -> Registration {

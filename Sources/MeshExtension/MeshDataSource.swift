@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 
-/// The function's mTLS data from Parameter Store (consul-lambda.md B.5): loaded and checked before
+/// The function's mTLS data from Parameter Store (docs/DECISIONS.md D65, D66): loaded and checked before
 /// anything is served, then read again on `RefreshSchedule`. A failed read keeps the cached data;
 /// new data becomes a new `TunnelTLS` for new dials (`apply`), open tunnels keep theirs.
 actor MeshDataSource {
@@ -83,7 +83,7 @@ actor MeshDataSource {
         }
     }
 
-    /// On `INVOKE` (B.5: the timer did not run while the environment was frozen): a read when one
+    /// On `INVOKE` (docs/DECISIONS.md D70: the timer did not run while the environment was frozen): a read when one
     /// is due, in the background so that `event/next` is asked again at once.
     func invoked() {
         guard schedule?.isDue(at: Date()) == true, reading == nil else { return }

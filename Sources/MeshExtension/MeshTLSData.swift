@@ -4,14 +4,14 @@ import LambdaPayload
 import SwiftASN1
 import X509
 
-/// The function's mTLS data from Parameter Store (consul-lambda.md A.7.2), parsed and checked
-/// before anything is served (B.5 Decision): the key belongs to the certificate, the certificate is
+/// The function's mTLS data from Parameter Store (docs/COMPATIBILITY.md, What it writes), parsed and checked
+/// before anything is served (docs/DECISIONS.md D66): the key belongs to the certificate, the certificate is
 /// in its validity period, and every root is a certificate.
 public struct MeshTLSData: Sendable, Equatable {
     /// The leaf first, then any intermediates, as PEM (what is presented).
     public var certificateChainPEM: [String]
     public var privateKeyPEM: String
-    /// Every root in `rootCertPEM`: all are trust anchors (A.7.2 Decision).
+    /// Every root in `rootCertPEM`: all are trust anchors (docs/DECISIONS.md D47).
     public var rootsPEM: [String]
     public var trustDomain: String
     public var leaf: Certificate

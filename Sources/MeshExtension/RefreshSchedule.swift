@@ -1,6 +1,6 @@
 import Foundation
 
-/// When the mTLS data is read again (consul-lambda.md B.5). Pure: the clock is the caller's.
+/// When the mTLS data is read again (docs/DECISIONS.md D65, D70). Pure: the clock is the caller's.
 /// - every `frequency` after the last success;
 /// - once the certificate is within 10 minutes of expiring, at once, then every 30 s until a read
 ///   brings a newer one;

@@ -1,7 +1,7 @@
 import NIOCore
 import NIOSSL
 
-/// One end of a tunnel's relay (consul-lambda.md B.6): what one channel reads, its partner writes,
+/// One end of a tunnel's relay (docs/ARCHITECTURE.md, The other components): what one channel reads, its partner writes,
 /// with back-pressure (a side reads only while its partner can take writes). A half-close is passed
 /// on: the function's FIN becomes the TLS side's `close_notify` and the peer's `close_notify`
 /// becomes a FIN to the function, each after what was written before it. Once both directions are

@@ -5,7 +5,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 
-/// Opens verified TLS connections to the mesh gateway for the upstreams (consul-lambda.md B.6):
+/// Opens verified TLS connections to the mesh gateway for the upstreams (docs/DECISIONS.md D62 to D64):
 /// a warm spare when one younger than 30 s is at hand, else a dial (TCP and TLS within the dial
 /// timeout), and after a spare is taken a new one is dialled in the background. New dials use the
 /// TLS of the newest data; spares of older data are closed when new data arrives.
@@ -20,7 +20,7 @@ final class TunnelDialer: Sendable {
     let logger: Logger
     private let state = NIOLockedValueBox(State())
 
-    /// A spare older than this is not taken (B.6: 30 s).
+    /// A spare older than this is not taken (30 s: README.md, the `lambda-mesh-extension` lifecycle table).
     let spareLifetime: TimeAmount
 
     struct Spare {
@@ -70,7 +70,7 @@ final class TunnelDialer: Sendable {
     var tls: TunnelTLS? { state.withLockedValue { $0.tls } }
 
     /// New data: new dials use it; spares of the older data, ready or being dialled, are closed
-    /// and dialled again. Open tunnels keep the TLS they were made with (B.5).
+    /// and dialled again. Open tunnels keep the TLS they were made with (README.md, the `lambda-mesh-extension` lifecycle table).
     func use(_ tls: TunnelTLS, upstreams: [Upstream]) {
         let old = state.withLockedValue { state -> [Spare] in
             state.tls = tls

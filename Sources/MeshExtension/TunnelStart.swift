@@ -5,7 +5,7 @@ import NIOSSL
 import NIOTLS
 
 /// Sits behind the TLS handler of a tunnel being dialled: completes `verified` once the handshake
-/// is done and the peer's leaf carries the upstream's SPIFFE ID (consul-lambda.md B.6), fails it
+/// is done and the peer's leaf carries the upstream's SPIFFE ID (docs/DECISIONS.md D62), fails it
 /// otherwise. Then stops reading (a spare may wait a while: what its peer sends stays in the socket,
 /// not in memory), holds what was already read (a server-speaks-first protocol sends before the
 /// function does) until the relay is attached, and hands it over in order. A connection whose peer

@@ -3,7 +3,7 @@ import MeshIdentity
 import NIOSSL
 import X509
 
-/// The client side of every tunnel for one version of the mTLS data (consul-lambda.md B.6): built
+/// The client side of every tunnel for one version of the mTLS data (docs/DECISIONS.md D64): built
 /// once per version and shared by every dial (the reference parsed the PEM and built a pool per
 /// connection). The function's leaf is the client certificate; the peer's chain must lead to one
 /// of the data's roots, with no host-name check (Consul leaves carry only a URI SAN), and the
@@ -29,7 +29,7 @@ public final class TunnelTLS: Sendable {
             configuration.trustRoots = .certificates(try data.rootsPEM.map { try NIOSSLCertificate(bytes: Array($0.utf8), format: .pem) })
             configuration.certificateChain = try data.certificateChainPEM.map { .certificate(try NIOSSLCertificate(bytes: Array($0.utf8), format: .pem)) }
             configuration.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(data.privateKeyPEM.utf8), format: .pem))
-            // No ALPN (B.6): the bytes are the function's, whatever protocol they speak.
+            // No ALPN (README.md, `lambda-mesh-extension`): the bytes are the function's, whatever protocol they speak.
             configuration.applicationProtocols = []
             // A close waits this long for the peer's close_notify (NIOSSL's default is 5 s): at
             // SHUTDOWN the tunnels still open are closed 200 ms before Lambda's deadline.
@@ -40,7 +40,7 @@ public final class TunnelTLS: Sendable {
         }
     }
 
-    /// Whether the data's certificate is still valid at `now`: after that, no new tunnel (B.5).
+    /// Whether the data's certificate is still valid at `now`: after that, no new tunnel (docs/DECISIONS.md D65).
     public func isExpired(at now: Date) -> Bool {
         now >= data.notValidAfter
     }

@@ -2,7 +2,7 @@ import Foundation
 import MeshIdentity
 
 /// One upstream of `CONSUL_SERVICE_UPSTREAMS`: `name[.namespace[.partition]]:port[:datacenter]`
-/// (consul-lambda.md B.4), a local port tunnelled to that mesh service.
+/// (docs/COMPATIBILITY.md, The extension), a local port tunnelled to that mesh service.
 public struct Upstream: Sendable, Hashable, CustomStringConvertible {
     public var name: String
     public var namespace: String
@@ -48,12 +48,12 @@ public struct Upstream: Sendable, Hashable, CustomStringConvertible {
             }
     }
 
-    /// The SNI the mesh gateway routes by (mesh-identity.md §2.1).
+    /// The SNI the mesh gateway routes by (Consul's `ServiceSNI`; docs/COMPATIBILITY.md, SNIs and certificates).
     public func sni(trustDomain: String) -> String {
         ServiceSNI.make(service: name, namespace: namespace, partition: partition, datacenter: datacenter, trustDomain: trustDomain)
     }
 
-    /// The identity the peer's leaf must carry (B.6).
+    /// The identity the peer's leaf must carry (docs/DECISIONS.md D62).
     public func spiffeID(trustDomain: String) -> SPIFFEID {
         SPIFFEID(trustDomain: trustDomain, partition: partition, namespace: namespace, datacenter: datacenter, service: name)
     }

@@ -4,7 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
-/// One listener per upstream on 127.0.0.1 (consul-lambda.md B.6; the reference listened on every
+/// One listener per upstream on 127.0.0.1 (docs/DECISIONS.md D61; the reference listened on every
 /// interface), each accepted connection tunnelled through the mesh gateway. Per-connection errors
 /// are logged and never end the extension.
 final class UpstreamListeners: Sendable {
@@ -26,7 +26,7 @@ final class UpstreamListeners: Sendable {
         var description: String
     }
 
-    /// Binds every upstream's listener; all must be bound within `timeout` (B.6), else none stays.
+    /// Binds every upstream's listener; all must be bound within `timeout` (`CONSUL_EXTENSION_PROXY_TIMEOUT`), else none stays.
     func bind(_ upstreams: [Upstream], timeout: Duration) async throws(BindError) {
         let eventLoop = dialer.eventLoop
         let binds = upstreams.map { upstream in
@@ -147,7 +147,7 @@ final class LocalConnection: ChannelInboundHandler, RemovableChannelHandler {
         let logger = listeners.logger
         let upstream = self.upstream
         listeners.opened(local)
-        // B.5: once the cached certificate has expired, new connections are closed at once.
+        // docs/DECISIONS.md D65: once the cached certificate has expired, new connections are closed at once.
         if let tls = listeners.dialer.tls, tls.isExpired(at: Date()) {
             logger.error("closing a connection: the function's certificate expired at \(tls.data.notValidAfter) and no newer data could be read", metadata: ["upstream": "\(upstream)"])
             context.close(promise: nil)

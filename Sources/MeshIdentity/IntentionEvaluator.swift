@@ -1,4 +1,4 @@
-/// Consul's intention semantics for one destination (mesh-identity.md §6.3), compiled once per
+/// Consul's intention semantics for one destination (docs/COMPATIBILITY.md, Intentions), compiled once per
 /// snapshot and evaluated per request. Pure.
 public struct IntentionEvaluator: Sendable {
     enum Verdict { case allow, deny, none }
@@ -21,7 +21,7 @@ public struct IntentionEvaluator: Sendable {
 
     let defaultAllow: Bool
     let rules: [Compiled]
-    /// A regex that does not compile denies every request (Decision, §6.4).
+    /// A regex that does not compile denies every request (docs/DECISIONS.md D28).
     public let configurationError: String?
 
     public init(rules input: [IntentionRule], defaultPolicy: IntentionAction) {

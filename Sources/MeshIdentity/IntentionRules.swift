@@ -11,7 +11,7 @@ public enum IntentionAction: String, Sendable, Hashable, CaseIterable {
     }
 }
 
-/// One intention whose destination is the service, in the shape the evaluator needs (mesh-identity.md §6.1).
+/// One intention whose destination is the service, in the shape the evaluator needs (Consul's service-intentions documentation).
 public struct IntentionRule: Sendable, Hashable {
     public var sourcePartition: String
     public var sourceNamespace: String

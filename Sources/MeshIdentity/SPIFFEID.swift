@@ -1,5 +1,5 @@
 /// A Consul service identity: `spiffe://<td>[/ap/<partition>]/ns/<ns>/dc/<dc>/svc/<service>`
-/// (mesh-identity.md §3).
+/// (as Consul's `agent/connect/uri_service.go` writes it).
 public struct SPIFFEID: Sendable, Hashable, CustomStringConvertible {
     public var trustDomain: String
     public var partition: String
@@ -66,7 +66,7 @@ public struct SPIFFEID: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// Consul's `ServiceSNI` (mesh-identity.md §2.1), lower-cased as the gateway compares SNIs.
+/// Consul's `ServiceSNI` (`agent/connect/sni.go`), lower-cased as the gateway compares SNIs.
 public enum ServiceSNI {
     public static func make(
         service: String,
@@ -84,7 +84,7 @@ public enum ServiceSNI {
         return "\(subsetPrefix)\(service).\(namespace).\(partition).\(datacenter).internal-v1.\(trustDomain)".asciiLowercased
     }
 
-    /// The form SNIs are compared in: lower-case, one trailing dot removed (§2.3).
+    /// The form SNIs are compared in: lower-case, one trailing dot removed (docs/COMPATIBILITY.md, SNIs and certificates).
     public static func normalize(_ sni: String) -> String {
         // ASCII case folding, as TLS and DNS compare names: Unicode's would map `\u{212A}` (Kelvin)
         // onto `k` and let an SNI no peer would match select a service.

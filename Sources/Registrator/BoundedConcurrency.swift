@@ -1,4 +1,4 @@
-/// Runs `body` for every element, at most `limit` at a time (A.2 `MAX_CONCURRENCY`), and returns
+/// Runs `body` for every element, at most `limit` at a time (`MAX_CONCURRENCY`, docs/DECISIONS.md D53), and returns
 /// the results in the elements' order. Once the task is cancelled (SIGTERM in `serve`) no more
 /// elements start; those not started get `skipped(element)`.
 func boundedMap<Element: Sendable, Result: Sendable>(

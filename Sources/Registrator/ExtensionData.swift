@@ -6,7 +6,7 @@ import SwiftASN1
 import X509
 
 /// The mTLS data a Lambda function reads from Parameter Store to call into the mesh
-/// (consul-lambda.md A.7), in the reference's exact JSON keys and order.
+/// (docs/COMPATIBILITY.md, What it writes), in the reference's exact JSON keys and order.
 public struct ExtensionData: Sendable, Hashable {
     public var privateKeyPEM: String
     public var certPEM: String
@@ -39,7 +39,7 @@ public struct ExtensionData: Sendable, Hashable {
         self.init(privateKeyPEM: key, certPEM: certificate, rootCertPEM: roots, trustDomain: trustDomain)
     }
 
-    /// Every current root, the active one first, each ending in a newline (A.7.2 Decision: functions
+    /// Every current root, the active one first, each ending in a newline (docs/DECISIONS.md D47: functions
     /// keep trusting mesh peers while the CA rotates). `activeOnly`: the reference's form, the
     /// fallback for values over the tier's size.
     public static func rootsPEM(_ roots: CARoots, activeOnly: Bool = false) -> String {
@@ -49,7 +49,7 @@ public struct ExtensionData: Sendable, Hashable {
     }
 }
 
-/// When the stored data must be written again, and in which form it fits (A.7.3 Decision).
+/// When the stored data must be written again, and in which form it fits (docs/DECISIONS.md D46).
 public struct ExtensionDataPolicy: Sendable, Hashable {
     /// `CONSUL_EXTENSION_DATA_TIER`; nil: Standard, and never named in the call.
     public var tier: ParameterTier?
@@ -61,7 +61,7 @@ public struct ExtensionDataPolicy: Sendable, Hashable {
     /// The largest value written: the Standard tier's 4 KB unless a tier is configured.
     public var limit: Int { (tier ?? .standard).maximumValueBytes }
 
-    /// The tier to name in `PutParameter`: only for a value over the Standard limit (A.2).
+    /// The tier to name in `PutParameter`: only for a value over the Standard limit (docs/COMPATIBILITY.md, Environment).
     public func tier(forValueOfSize size: Int) -> ParameterTier? {
         size > ParameterTier.standard.maximumValueBytes ? tier : nil
     }

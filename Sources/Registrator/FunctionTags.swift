@@ -1,6 +1,6 @@
 import ConsulAPI
 
-/// What the registrator does with one Lambda function, decided from its tags (consul-lambda.md A.4).
+/// What the registrator does with one Lambda function, decided from its tags (docs/COMPATIBILITY.md, Tags).
 public enum FunctionIntent: Sendable, Hashable {
     /// Tagged enabled: these services should exist with these settings.
     case enabled([DesiredService])
@@ -33,7 +33,7 @@ public struct DesiredService: Sendable, Hashable {
     }
 }
 
-/// The tags of consul-lambda.md A.4 and how they are read.
+/// The registrator's tags (docs/COMPATIBILITY.md, Tags) and how they are read.
 public enum FunctionTags {
     public static let prefix = "serverless.consul.hashicorp.com/v1alpha1/lambda"
     public static let enabled = prefix + "/enabled"
@@ -43,14 +43,14 @@ public enum FunctionTags {
     public static let partition = prefix + "/partition"
     public static let namespace = prefix + "/namespace"
     public static let aliases = prefix + "/aliases"
-    /// The project's own tag (A.4 Decision).
+    /// The project's own tag (docs/DECISIONS.md D59).
     public static let payloadFormat = "lambda-gateway/payload-format"
     /// The project's own: `BUFFERED` (the default) or `RESPONSE_STREAM`.
     public static let invokeMode = "lambda-gateway/invoke-mode"
 
     /// What the tags are read against.
     public struct Context: Sendable, Hashable {
-        /// The registrator's datacenter (A.2: `DATACENTER`, or the agent's).
+        /// The registrator's datacenter (docs/DECISIONS.md D49: `DATACENTER`, or the agent's).
         public var datacenter: String
         public var enterprise: Bool
         /// `PARTITIONS`: the admin partitions this registrator manages (Enterprise).
@@ -70,7 +70,7 @@ public enum FunctionTags {
         return text.split(separator: "+", omittingEmptySubsequences: false).map(String.init)
     }
 
-    /// A.4's rules for one function. `existingAliases`: the function's aliases as `ListAliases`
+    /// The tag rules for one function (docs/COMPATIBILITY.md, Tags). `existingAliases`: the function's aliases as `ListAliases`
     /// gave them (nil: not checked); a requested alias that does not exist is left out with a
     /// warning. Conflicts with other functions' names are the planner's (it sees every function).
     public static func intent(
@@ -80,25 +80,25 @@ public enum FunctionTags {
         existingAliases: Set<String>?,
         context: Context
     ) -> (intent: FunctionIntent, warnings: [String]) {
-        // Rule 2: another datacenter's function is not ours, whatever else it says.
+        // Another datacenter's function is not ours, whatever else it says.
         if let datacenter = tags[datacenter], !datacenter.isEmpty, datacenter != context.datacenter {
             return (.ignored("tagged for datacenter \"\(datacenter)\", this registrator serves \"\(context.datacenter)\""), [])
         }
         let partition = tags[partition].flatMap { $0.isEmpty ? nil : $0 }
         let namespace = tags[namespace].flatMap { $0.isEmpty ? nil : $0 }
-        // Rule 3.
+        // Partition and namespace tags need Consul Enterprise.
         if !context.enterprise, partition != nil || namespace != nil {
             return (.skipped("partition and namespace tags need Consul Enterprise (ENTERPRISE=true)"), [])
         }
         let scope = ConsulScope(partition: partition ?? "", namespace: namespace ?? "")
-        // Rule 4.
+        // A partition this registrator does not manage is not ours.
         if context.enterprise, !context.partitions.contains(scope.partition) {
             return (.ignored("partition \"\(scope.partition)\" is not in PARTITIONS"), [])
         }
-        // Rule 6.
+        // Only `enabled=true` asks for services.
         guard tags[enabled] == "true" else { return (.disabled, []) }
 
-        // Rule 7: every value is checked before anything is decided for the function.
+        // Every value is checked before anything is decided for the function.
         let mode: LambdaArguments.InvocationMode
         // ASCII case folding: Unicode's would take `aſynchronous` (long s) for ASYNCHRONOUS.
         switch tags[invocationMode].map({ String(decoding: $0.utf8.map { (0x61...0x7a).contains($0) ? $0 - 0x20 : $0 }, as: UTF8.self) }) {
@@ -133,7 +133,7 @@ public enum FunctionTags {
         var services = [service(function, arn)]
         var warnings: [String] = []
         for alias in requested {
-            // Rule 5; A.3 Decision: an alias Lambda does not know would fail every call.
+            // docs/DECISIONS.md D51: an alias Lambda does not know would fail every call.
             if let existingAliases, !existingAliases.contains(alias) {
                 warnings.append("alias \"\(alias)\" of \(function) does not exist in Lambda; its service is not registered")
                 continue

@@ -1,7 +1,7 @@
 import ConsulAPI
 
 /// The Lambda settings of one Consul service, as the registrator writes them into the
-/// `builtin/aws/lambda` extension of its service-defaults entry (consul-lambda.md A.5).
+/// `builtin/aws/lambda` extension of its service-defaults entry (docs/COMPATIBILITY.md, What it writes).
 public struct LambdaArguments: Sendable, Hashable {
     public enum InvocationMode: String, Sendable, Hashable {
         case synchronous
@@ -27,8 +27,8 @@ public struct LambdaArguments: Sendable, Hashable {
 
     public static let extensionName = "builtin/aws/lambda"
 
-    /// The extension's `Arguments`, with the documented key casing and lower-case modes (A.5
-    /// Decision: the reference's upper-case `ASYNCHRONOUS` is read as synchronous by Consul's Envoy
+    /// The extension's `Arguments`, with the documented key casing and lower-case modes (docs/DECISIONS.md
+    /// D48: the reference's upper-case `ASYNCHRONOUS` is read as synchronous by Consul's Envoy
     /// extension).
     public var json: FreeFormJSON {
         var arguments: [String: FreeFormJSON] = [
@@ -42,7 +42,7 @@ public struct LambdaArguments: Sendable, Hashable {
     }
 
     /// The settings an entry carries in its last `builtin/aws/lambda` extension (the one that counts,
-    /// lambda.md §1.1), keys matched case-insensitively as Consul decodes them; nil when it has none
+    /// docs/COMPATIBILITY.md, Config entries), keys matched case-insensitively as Consul decodes them; nil when it has none
     /// (or only the legacy `Meta` form, which a sync rewrites into the extension).
     public init?(entry: ServiceDefaults) {
         guard let lambda = entry.EnvoyExtensions.last(where: { $0.Name == Self.extensionName }),

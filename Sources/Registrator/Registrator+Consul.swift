@@ -5,7 +5,7 @@ import NIOCore
 import NIOHTTP1
 
 extension Registrator {
-    /// How many times a Consul call is tried within one run (A.2), and a `cas` write after a conflict.
+    /// How many times a Consul call is tried within one run (docs/DECISIONS.md D56), and a `cas` write after a conflict.
     static let consulAttempts = 3
 
     /// Keys in order: the same entry is always the same bytes (logs, golden tests).
@@ -15,7 +15,7 @@ extension Registrator {
         return encoder
     }
 
-    /// A.5 upsert: the service-defaults entry by read-modify-write with `cas`, then the catalog
+    /// Upsert (docs/DECISIONS.md D55): the service-defaults entry by read-modify-write with `cas`, then the catalog
     /// instance (configuration first, so a gateway never sees an instance without Lambda settings).
     func upsert(_ service: DesiredService) async throws(ConsulError) {
         let path = "/v1/config/service-defaults/\(Self.pathSegment(service.name))"
@@ -61,7 +61,7 @@ extension Registrator {
         return .object(registration)
     }
 
-    /// A.5 delete, in this project's order: the instance on the registrator's node (serving stops
+    /// Delete, in this project's order (docs/DECISIONS.md D57): the instance on the registrator's node (serving stops
     /// at once), the entry if it is a Lambda entry and unchanged since it was read (`cas`: an
     /// operator's concurrent edit wins), then the mTLS data (already missing counts as deleted).
     func delete(_ service: ManagedService) async throws {
@@ -78,13 +78,13 @@ extension Registrator {
             do throws(AWSAPIError) {
                 try await aws.ssm.deleteParameter(name: parameter)
             } catch {
-                // A.9 #10: nothing to delete is not a failure.
+                // docs/DECISIONS.md D52: nothing to delete is not a failure.
                 guard error.isNotFound else { throw error }
             }
         }
     }
 
-    /// One Consul call in this registrator's datacenter, tried up to three times (A.2) when the
+    /// One Consul call in this registrator's datacenter, tried up to three times (docs/DECISIONS.md D56) when the
     /// agent is unreachable, busy (429) or failing (5xx); after `ACL not found` the token is read
     /// again before the next try.
     @discardableResult
@@ -130,7 +130,7 @@ extension Registrator {
         return name.addingPercentEncoding(withAllowedCharacters: allowed) ?? name
     }
 
-    /// consul-api.md §3.4's backoff for what may pass (transport, 429, 5xx, an unknown token that
+    /// The backoff for what may pass (transport, 429, 5xx, an unknown token that
     /// may have been rotated); nil for what will not (other 4xx).
     func retryDelay(_ error: ConsulError, attempt: Int) -> Duration? {
         switch error.code {
@@ -139,7 +139,7 @@ extension Registrator {
         case .status(403) where error.isUnknownToken && refreshToken != nil: return .zero
         case .status: return nil
         }
-        // §3.4: d = 1 s · 2^(n−1), jittered over [d/2, d]; `Retry-After` is a lower bound.
+        // d = 1 s · 2^(n−1), jittered over [d/2, d]; `Retry-After` is a lower bound.
         let ceiling = Double(1 << (attempt - 1))
         let wait = max(Double.random(in: (ceiling / 2)...ceiling), error.retryAfter ?? 0)
         return .milliseconds(Int(min(wait, 30) * 1000))

@@ -2,7 +2,7 @@ import AWSAPI
 import ConsulAPI
 
 extension Registrator {
-    /// A.6.3: one event. A function event reads the function fresh (`GetFunction`), never from the
+    /// One event (docs/COMPATIBILITY.md, What it writes: Triggers). A function event reads the function fresh (`GetFunction`), never from the
     /// event body; a function Lambda no longer has loses its services.
     public func handle(_ event: RegistratorEvent) async -> SyncReport {
         switch event {
@@ -45,7 +45,7 @@ extension Registrator {
         for service in views.values.flatMap(\.managed) {
             if service.owner == name { owned.append(service) } else { otherOwners[service.key] = service.owner }
         }
-        // A.4 rule 5 without a listing: an alias service named like an existing function is skipped.
+        // docs/DECISIONS.md D59 without a listing: an alias service named like an existing function is skipped.
         if case .enabled(let services) = intent {
             for service in services where service.name != name && otherOwners[ManagedService.Key(scope: service.scope, name: service.name)] == nil {
                 do throws(AWSAPIError) {

@@ -3,7 +3,7 @@ import ConsulAPI
 import Foundation
 
 extension Registrator {
-    /// A.7: the mTLS data of every desired service, rewritten by the A.7.3 rule, so that a function
+    /// The mTLS data of every desired service, rewritten by the rule of docs/DECISIONS.md D46, so that a function
     /// never holds a stale leaf or misses a new root. One roots read per run; a leaf is read only
     /// for a value that must be written.
     func refreshExtensionData(_ services: [DesiredService], into report: inout SyncReport) async {
@@ -50,7 +50,7 @@ extension Registrator {
         }
         guard let reason = policy.refreshReason(stored: stored, roots: roots, now: now()) else { return .current }
 
-        // A.7.2: no namespace or partition: an agent refuses leaves for another partition.
+        // No namespace or partition (README.md, `lambda-mesh-extension`): an agent refuses leaves for another partition.
         let leafPath = "/v1/agent/connect/ca/leaf/\(Self.pathSegment(service.name))"
         let leaf: LeafCertificate
         do throws(ConsulError) {

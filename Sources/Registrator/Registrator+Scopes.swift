@@ -12,7 +12,8 @@ struct ScopeView: Sendable {
 }
 
 extension Registrator {
-    /// A.6.1 step 4: Community Edition has one scope; Enterprise every namespace of every managed
+    /// The scopes a sync covers (`ENTERPRISE`, `PARTITIONS`: docs/COMPATIBILITY.md, Environment):
+    /// Community Edition has one scope; Enterprise every namespace of every managed
     /// partition. A partition whose namespaces cannot be listed fails the run, and nothing in it is
     /// written or deleted.
     func managedScopes(_ report: inout SyncReport) async -> (scopes: [ConsulScope], unreadablePartitions: Set<String>) {

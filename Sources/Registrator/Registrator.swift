@@ -6,13 +6,13 @@ import Logging
 import Synchronization
 
 /// Keeps Consul in step with the tagged Lambda functions of one account and region
-/// (consul-lambda.md Part A). The decisions are `FunctionTags` and `SyncPlan` (pure); this type
+/// (README.md, `lambda-gateway registrator`). The decisions are `FunctionTags` and `SyncPlan` (pure); this type
 /// only reads, executes the plan, and reports.
 public final class Registrator: Sendable {
     public let settings: RegistratorSettings
     let aws: AWSAPIClient
     let consul: ConsulClient
-    /// The datacenter every read and write names (A.2).
+    /// The datacenter every read and write names (docs/DECISIONS.md D49).
     public let datacenter: String
     let logger: Logger
     let now: @Sendable () -> Date
@@ -46,7 +46,7 @@ public final class Registrator: Sendable {
         FunctionTags.Context(datacenter: datacenter, enterprise: settings.enterprise, partitions: Set(settings.partitions))
     }
 
-    /// A.6.1: one full sync. Never throws: what failed is in the report.
+    /// One full sync (docs/ARCHITECTURE.md, The other components). Never throws: what failed is in the report.
     public func fullSync() async -> SyncReport {
         await counted { report in await fullSync(into: &report) }
     }
@@ -91,7 +91,7 @@ public final class Registrator: Sendable {
         await execute(plan, into: &report)
     }
 
-    /// Every page of `ListFunctions`; a failed page ends the listing as incomplete (A.6.1 step 1).
+    /// Every page of `ListFunctions`; a failed page ends the listing as incomplete (docs/DECISIONS.md D43).
     func listAllFunctions(_ report: inout SyncReport) async -> ([LambdaFunctionSummary], complete: Bool) {
         var functions: [LambdaFunctionSummary] = []
         var marker: String?
@@ -113,8 +113,8 @@ public final class Registrator: Sendable {
         return (functions, true)
     }
 
-    /// A.6.1 steps 2–3 for one function: its tags (and aliases), then A.4. A failed read makes the
-    /// function UNKNOWN, never DISABLED.
+    /// One function's intent: its tags (and aliases), then `FunctionTags.intent`. A failed read makes the
+    /// function UNKNOWN, never DISABLED (docs/DECISIONS.md D43).
     func intent(of function: LambdaFunctionSummary, tags knownTags: [String: String]? = nil) async -> FunctionIntent {
         let tags: [String: String]
         if let knownTags {

@@ -7,7 +7,7 @@ import LambdaInvoke
 import Logging
 import NIOCore
 
-/// Everything one execution environment sets up once (A.2 Decision, A.9 #12): settings, the
+/// Everything one execution environment sets up once (docs/DECISIONS.md D54): settings, the
 /// credential chain, the AWS clients, the Consul token and CA from Parameter Store, the Consul
 /// client and the datacenter. Any failure here is an init error (the Lambda runtime posts it to
 /// `/runtime/init/error`).
@@ -89,7 +89,7 @@ public final class RegistratorEnvironment: Sendable {
         }
         registrator = Registrator(settings: settings, aws: aws, consul: consul, datacenter: datacenter, logger: logger, refreshToken: refresh)
         if let refresh {
-            // A.2: every 15 minutes as well, for a token rotated without being revoked yet.
+            // docs/DECISIONS.md D54: every 15 minutes as well, for a token rotated without being revoked yet.
             Task.detached { [weak self] in
                 while (try? await Task.sleep(for: Self.tokenRereadInterval)) != nil, self != nil { await refresh() }
             }

@@ -1,6 +1,6 @@
 import LambdaPayload
 
-/// One EventBridge event the registrator is invoked with (consul-lambda.md A.1, A.6.3).
+/// One EventBridge event the registrator is invoked with (docs/COMPATIBILITY.md, What it writes: Triggers; docs/DECISIONS.md D50).
 public enum RegistratorEvent: Sendable, Hashable {
     /// `aws.events` (the schedule): a full sync.
     case fullSync

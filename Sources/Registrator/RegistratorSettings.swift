@@ -2,7 +2,7 @@ import AWSAPI
 import Foundation
 import Logging
 
-/// The registrator's environment (consul-lambda.md A.2), read once per execution environment.
+/// The registrator's environment (docs/COMPATIBILITY.md, Environment), read once per execution environment.
 /// Consul's own variables (`CONSUL_HTTP_ADDR`, …) are `ConsulConfiguration`'s; AWS's are
 /// `AWSServiceConfiguration`'s and the credential chain's.
 public struct RegistratorSettings: Sendable, Hashable {
@@ -26,7 +26,7 @@ public struct RegistratorSettings: Sendable, Hashable {
     public var extensionDataTier: ParameterTier?
     /// `PAGE_SIZE`: `ListFunctions`' `MaxItems` (1–50).
     public var pageSize = 50
-    /// `MAX_CONCURRENCY`: the bound on concurrent Lambda, SSM and Consul calls (A.2 Decision).
+    /// `MAX_CONCURRENCY`: the bound on concurrent Lambda, SSM and Consul calls (docs/DECISIONS.md D53).
     public var maximumConcurrency = 8
 
     public struct Error: Swift.Error, Hashable, CustomStringConvertible {
@@ -90,7 +90,7 @@ public struct RegistratorSettings: Sendable, Hashable {
         maximumConcurrency = try integer("MAX_CONCURRENCY", 1...256, default: 8)
     }
 
-    /// The Parameter Store name of a service's mTLS data (A.7.1).
+    /// The Parameter Store name of a service's mTLS data: `<prefix>/<partition>/<namespace>/<name>`.
     public func extensionDataName(for service: DesiredService) -> String? {
         extensionDataPrefix.map { "\($0)/\(service.scope.partition)/\(service.scope.namespace)/\(service.name)" }
     }

@@ -1,6 +1,6 @@
 import ConsulAPI
 
-/// The read-modify-write of a service-defaults entry (consul-lambda.md A.5, Decision): everything an
+/// The read-modify-write of a service-defaults entry (docs/DECISIONS.md D55): everything an
 /// operator set stays (other fields, `Meta`, other extensions); the registrator owns only `Protocol`
 /// and the `builtin/aws/lambda` extension.
 public enum ServiceDefaultsEdit {
@@ -20,7 +20,7 @@ public enum ServiceDefaultsEdit {
         }
         var extensions: [FreeFormJSON] = []
         if case .array(let list)? = members["EnvoyExtensions"] {
-            // Every copy of ours goes (the last one would win, lambda.md §1.1); ours is written once.
+            // Every copy of ours goes (the last one would win: docs/COMPATIBILITY.md, Config entries); ours is written once.
             extensions = list.filter { $0.value(forCaseInsensitiveKey: "Name")?.stringValue != LambdaArguments.extensionName }
         }
         extensions.append(
@@ -34,7 +34,7 @@ public enum ServiceDefaultsEdit {
     }
 
     /// Why an existing entry must be written again, or nil when it already says what `service` needs
-    /// (A.6.1 step 5: differing Lambda arguments, or a `Protocol` other than `http`).
+    /// (docs/DECISIONS.md D45: differing Lambda arguments, or a `Protocol` other than `http`).
     public static func reasonToWrite(_ service: DesiredService, current: ServiceDefaults?) -> String? {
         guard let current else { return "no service-defaults entry" }
         guard let arguments = LambdaArguments(entry: current) else { return "no \(LambdaArguments.extensionName) extension" }

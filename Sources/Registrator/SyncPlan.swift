@@ -25,7 +25,7 @@ public struct ManagedService: Sendable, Hashable {
     public var key: Key { Key(scope: scope, name: name) }
 
     /// The function the service belongs to: the one its entry's ARN names, else its own name
-    /// (A.6.1 step 6).
+    /// (deletes go by it: docs/DECISIONS.md D43, D58).
     public var owner: String {
         ownerARN?.functionName ?? name
     }
@@ -55,7 +55,7 @@ public struct FunctionHome: Sendable, Hashable {
 }
 
 /// What one sync (full, or one function's event) writes and deletes, decided without I/O
-/// (consul-lambda.md A.6.1 steps 5–6).
+/// (docs/DECISIONS.md D43 to D45).
 public struct SyncPlan: Sendable, Hashable {
     public struct Upsert: Sendable, Hashable {
         public var service: DesiredService
@@ -118,7 +118,7 @@ public struct SyncPlan: Sendable, Hashable {
             case .enabled(let services):
                 for service in services {
                     let key = ManagedService.Key(scope: service.scope, name: service.name)
-                    // A.4 rule 5 Decision: a function's own name beats another function's alias.
+                    // docs/DECISIONS.md D59: a function's own name beats another function's alias.
                     if service.name != function, functions[service.name] != nil || otherOwners[key].map({ $0 != function }) == true {
                         errors.append(FunctionError(function: function, message: "alias service \(service.name) has the name of another function; the function wins, the alias is not registered"))
                         continue
@@ -173,7 +173,7 @@ public struct SyncPlan: Sendable, Hashable {
             case nil where listingComplete && home != nil:
                 deletes.append(Delete(managed: managed, reason: "function \(owner) does not exist"))
             case nil, .unknown?, .invalid?, .skipped?, .ignored?:
-                // A.6.1 step 6: what is not known is never a reason to deregister.
+                // docs/DECISIONS.md D43: what is not known is never a reason to deregister.
                 keptForSafety.append(key)
             }
         }

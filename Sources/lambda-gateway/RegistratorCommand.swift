@@ -7,8 +7,8 @@ import NIOPosix
 import Registrator
 import UnixSignals
 
-/// `lambda-gateway registrator`: mirrors tagged Lambda functions into Consul (consul-lambda.md Part A).
-/// Configured from the environment exactly as HashiCorp's consul-lambda-registrator (A.2).
+/// `lambda-gateway registrator`: mirrors tagged Lambda functions into Consul (README.md, `lambda-gateway registrator`).
+/// Configured from the environment exactly as HashiCorp's consul-lambda-registrator (docs/COMPATIBILITY.md, Environment).
 struct RegistratorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "registrator",

@@ -5,7 +5,7 @@ import Testing
 /// Parameter Store calls against moto, which checks every signature and the registrator's policy.
 @Suite("Parameter Store against moto with IAM authentication on", .serialized)
 struct MotoSSMTests {
-    /// Shaped as the extension data of consul-lambda.md A.7.2: newlines and quotes survive.
+    /// Shaped as the extension data (docs/COMPATIBILITY.md, What it writes): newlines and quotes survive.
     static let pemJSON =
         #"{"privateKeyPEM":"-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIB\n-----END EC PRIVATE KEY-----\n","certPEM":"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n","trustDomain":"11111111-2222-3333-4444-555555555555.consul"}"#
 

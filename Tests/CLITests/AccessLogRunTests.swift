@@ -6,7 +6,7 @@ import Testing
     import Glibc
 #endif
 
-/// Consul's `AccessLogs` on a running gateway (consul-api.md §5.7.1): served by the Consul API test
+/// Consul's `AccessLogs` on a running gateway (docs/COMPATIBILITY.md, `AccessLogs`): served by the Consul API test
 /// server's `proxy-defaults`, applied live, written for real requests over mTLS (curl, HTTP/1.1 and
 /// HTTP/2), reopened on SIGHUP; and `/metrics` checked by promtool.
 @Suite("access log and /metrics of a running gateway", .serialized)

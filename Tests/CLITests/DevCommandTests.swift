@@ -36,7 +36,7 @@ struct DevCommandTests {
                 answers.append(try await ChildProcess.run(["sh", "-c", command]))
             }
             try #require(answers.count == 4)
-            // curl offers ALPN h2 and every service speaks HTTP/2 (mesh-identity.md §5.4, revised).
+            // curl offers ALPN h2 and every service speaks HTTP/2 (docs/DECISIONS.md D22).
             // echo: the Envoy-format event the gateway built, signed and sent, returned verbatim.
             #expect(answers[0].status == 0 && answers[0].stdout.hasPrefix("HTTP/2 200"), "\(answers[0].stdout) \(answers[0].stderr)")
             #expect(answers[0].stdout.contains(#""raw_path":"/orders/42?verbose=true""#) && answers[0].stdout.contains(#""body":"{\"hello\":\"mesh\"}""#))

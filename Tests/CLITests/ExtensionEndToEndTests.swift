@@ -37,7 +37,7 @@ import Testing
             )
             var started: RunningProcess?
             try await withTeardown {
-                // What the registrator writes for `caller` (A.7.2): its Consul leaf and the roots.
+                // What the registrator writes for `caller` (docs/COMPATIBILITY.md, What it writes): its Consul leaf and the roots.
                 let leaf = try process.consul.activeRootCA.issueLeaf(commonName: "caller", dnsNames: [], ipAddresses: [], uris: [Self.callerID])
                 let data = JSONValue.object([
                     JSONMember("privateKeyPEM", .string(leaf.keyPEM)), JSONMember("certPEM", .string(try leaf.certificatePEM)),

@@ -232,7 +232,7 @@ struct ConsulWatchTests {
 
     @Test func cancellingAWatchEndsItsLongPollOnTheAgent() async throws {
         try await ConsulFixture.with { fixture in
-            // §3.3: the request is cancelled, not left to run out its wait; §8.2: the server sees it go.
+            // The request is cancelled, not left to run out its wait, and the test server sees it go.
             let (task, recorder) = fixture.start(WatchEndpoint<CatalogServices>.json("/v1/catalog/services"), policy: .init(wait: .seconds(60)))
             try await recorder.waitFor(count: 1)
             let deadline = ContinuousClock.now + .seconds(5)

@@ -5,7 +5,7 @@ import Testing
 @testable import ConsulAPI
 
 /// The project's parser decodes the list watches' models exactly as `JSONDecoder` did: the same
-/// values, and an error where it failed (consul-api.md §2.4's zero values included).
+/// values, and an error where it failed (Go's `encoding/json` zero values included).
 @Suite struct FastDecodingTests {
     func both<Value: Decodable & Equatable>(_ type: Value.Type, _ json: String) -> (fast: Value?, foundation: Value?) {
         let fast = try? ConsulClient.decode(type, ByteBuffer(string: json), endpoint: "test")

@@ -4,7 +4,7 @@ import Testing
 
 @testable import GatewayCore
 
-/// The access-log format compiler and renderer (consul-api.md §5.7.1): Consul's default, text and
+/// The access-log format compiler and renderer (docs/COMPATIBILITY.md, `AccessLogs`): Consul's default, text and
 /// JSON formats, START_TIME patterns, Envoy's missing-value and typing rules, and lines a client
 /// cannot split or forge.
 @Suite("Access-log format")

@@ -1,7 +1,7 @@
 import GatewayCore
 import Testing
 
-@Suite("The mesh entry's TLS.Incoming (mesh-identity.md §5.4)")
+@Suite("The mesh entry's TLS.Incoming (docs/DECISIONS.md D21)")
 struct IncomingTLSTests {
     @Test func autoOrNothingIsTLS12To13WithAEADSuitesOnly() {
         for (minimum, maximum) in [("", ""), ("TLS_AUTO", "TLS_AUTO"), ("TLSv1_2", "TLSv1_3")] {

@@ -6,7 +6,7 @@ import Testing
 
 @Suite("Intentions from Consul answers")
 struct IntentionConversionTests {
-    /// mesh-identity.md §6.7, last paragraph: the shared example answer with D = deny.
+    /// The shared example match answer for `orders` (test data), with the default policy deny.
     @Test func sharedExampleDecisions() throws {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("shared/testdata/consul/intentions-match-orders.json")

@@ -42,7 +42,7 @@ let intentionsConfigurations: [IntentionsConfiguration] = [
         ],
         destinations: ["orders", "thumbnails"]
     ),
-    .init(name: "the worked cases of mesh-identity.md §6.7", entries: workedCaseEntries, destinations: ["orders", "other"]),
+    .init(name: "the worked cases for orders", entries: workedCaseEntries, destinations: ["orders", "other"]),
     .init(
         name: "L7 permissions with a regex and a JWT",
         entries: [
@@ -78,7 +78,7 @@ let intentionsConfigurations: [IntentionsConfiguration] = [
     ),
 ]
 
-/// Intentions #1–#4 of mesh-identity.md §6.7.
+/// The worked intentions for `orders` (as `workedIntentions` in IntentionEvaluatorTests), as entries.
 let workedCaseEntries = [
     #"{"Kind":"service-intentions","Name":"orders","Sources":[{"Name":"billing","Permissions":[{"Action":"deny","HTTP":{"PathPrefix":"/admin"}},{"Action":"allow","HTTP":{"PathPrefix":"/orders","Methods":["GET","HEAD"],"Header":[{"Name":"x-tenant","Present":true}]}}]},{"Name":"web","Action":"allow"},{"Name":"*","Action":"deny"}]}"#,
     #"{"Kind":"service-intentions","Name":"*","Sources":[{"Name":"reporting","Action":"allow"}]}"#,
@@ -150,7 +150,7 @@ struct IntentionsFromEntriesTests {
         }
     }
 
-    /// The rows of mesh-identity.md §6.7, row R included, from the entries alone.
+    /// The worked cases' rows (as in IntentionEvaluatorTests), row R included, from the entries alone.
     @Test(
         arguments: [
             ("A", "web", AuthorizationRequest(method: "POST", path: "/anything"), true, true),

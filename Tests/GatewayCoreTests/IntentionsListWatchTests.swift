@@ -49,7 +49,7 @@ struct IntentionsListWatchTests {
 
     @Test func aListFilteredByACLsFallsBackToTheMatchQueryAndBackToTheList() async throws {
         var options = ConsulTestServer.Options()
-        // Per-service rules only: the `*` destination's entry is hidden from the list (§7.1).
+        // Per-service rules only: the `*` destination's entry is hidden from the list (`conf/policies/consul-acl-gateway.hcl`).
         options.tokens = ["gateway": .init(deniedIntentionReads: ["*"])]
         try await SnapshotFixture.with(
             options: options, token: "gateway",

@@ -32,7 +32,7 @@ struct IntentionsScaleMeasurement {
             let entries = try JSONDecoder().decode([ServiceIntentionsEntry].self, from: Data(list.body.readableBytesView))
             #expect(entries.count == 10_001)
 
-            // G8 as it was: one request naming every service (its URL), answered here in chunks
+            // The match query as it was watched: one request naming every service (its URL), answered here in chunks
             // of 1,000 names (the same bytes in all; a chunked watch set would need 10 long polls).
             let matchPath = "/v1/connect/intentions/match"
             let oneURL = matchPath + "?by=destination" + Self.services.map { "&name=\($0)" }.joined()

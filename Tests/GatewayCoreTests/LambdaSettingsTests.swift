@@ -25,7 +25,7 @@ func expectConfigError(_ json: String, contains text: String, proxy: String? = n
     }
 }
 
-@Suite("Lambda settings from config entries (lambda.md §1)")
+@Suite("Lambda settings from config entries (docs/COMPATIBILITY.md, Config entries)")
 struct LambdaSettingsTests {
     @Test func documentedExtensionForm() throws {
         let settings = try #require(

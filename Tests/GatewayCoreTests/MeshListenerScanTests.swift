@@ -3,7 +3,7 @@ import GatewayCore
 import TestSupport
 import Testing
 
-/// The mesh listener as outside clients see it (mesh-identity.md §5.4, revised): curl negotiates
+/// The mesh listener as outside clients see it (docs/DECISIONS.md D21, D22): curl negotiates
 /// HTTP/2 over TLS for a plain `http` service, and testssl.sh finds TLS 1.2 and 1.3 only, no CBC suite
 /// and ALPN `h2` and `http/1.1`.
 @Suite("The mesh listener seen by curl and testssl.sh", .serialized)

@@ -162,7 +162,7 @@ final class LineCollector: ChannelInboundHandler, @unchecked Sendable {
     }
 }
 
-@Suite("Mesh TLS: SNI, the service's leaf, client certificates (mesh-identity.md §5)", .serialized)
+@Suite("Mesh TLS: SNI, the service's leaf, client certificates (docs/ARCHITECTURE.md, Accept and TLS)", .serialized)
 struct MeshTLSAcceptorTests {
     @Test func theServicesOwnLeafIsPresentedAndTheCallerIsIdentified() async throws {
         try await TLSFixture.with { fixture in
@@ -182,7 +182,7 @@ struct MeshTLSAcceptorTests {
         }
     }
 
-    /// §5.4 (revised): every service speaks both protocols, so `h2` is chosen whenever offered,
+    /// docs/DECISIONS.md D22: every service speaks both protocols, so `h2` is chosen whenever offered,
     /// whatever the client's order and the service's protocol (both fixture services are `http`).
     @Test(arguments: [(["h2", "http/1.1"], "h2"), (["http/1.1", "h2"], "h2"), (["http/1.1"], "http/1.1"), (["spdy/3"], "-"), ([], "-")] as [([String], String)])
     func alpnSelectsH2WheneverOfferedThenHTTP1(offered: [String], selected: String) async throws {
@@ -303,7 +303,7 @@ struct MeshTLSAcceptorTests {
         }
     }
 
-    /// §5.4 (revised): without `CipherSuites` TLS 1.2 is AEAD only; a CBC suite (LUCKY13) is
+    /// docs/DECISIONS.md D21: without `CipherSuites` TLS 1.2 is AEAD only; a CBC suite (LUCKY13) is
     /// accepted only when the mesh entry names it.
     @Test func cbcSuitesOnlyWhenTheMeshEntryNamesThem() async throws {
         try await TLSFixture.with { fixture in

@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 /// Many linked services against an agent that limits each client to 200 connections, as Consul does
-/// (consul-api.md §2.5). The benchmark (`Benchmarks/scale.sh`) goes to 10,000; CI runs 1,000 here.
+/// (docs/DECISIONS.md D35). The benchmark (`Benchmarks/scale.sh`) goes to 10,000; CI runs 1,000 here.
 @Suite("Scale: many services within the agent's connection limit")
 struct ScaleTests {
     static let names = (0..<1_000).map { "fn-\($0)" }

@@ -278,7 +278,7 @@ struct SnapshotAssemblyTests {
             try consul.setConfigEntry(#"{"Kind":"service-intentions","Name":"thumbnails","Sources":[{"Name":"web","Action":"allow"}]}"#)
         }
         try await SnapshotFixture.with(options: options, token: "gateway", settings: { $0.intentionsBatchRetry = .milliseconds(300) }, prepare: prepare) { fixture in
-            // One name the token may not read makes Consul refuse the whole batch (§4.1 Decision).
+            // One name the token may not read makes Consul refuse the whole batch (docs/DECISIONS.md D37).
             let split = try await fixture.waitFor("orders served, thumbnails refused") {
                 $0.services["orders"] != nil && $0.notServed["thumbnails"]?.kind == .intentionsForbidden
             }
@@ -375,7 +375,7 @@ struct SnapshotAssemblyTests {
         ) { fixture in
             let snapshot = try await fixture.waitFor("three services in three scopes") { $0.services.count == 3 }
             #expect(snapshot.services.keys.sorted() == ["default/sales/billing", "emea/sales/orders", "orders"])
-            // SNIs and SPIFFE IDs of mesh-identity.md §2.1, §3.1 (golden vector 9 for the subset).
+            // SNIs and SPIFFE IDs as Consul forms them (the subset's as in SPIFFEAndSNITests).
             let emeaOrders = try #require(snapshot.services["emea/sales/orders"])
             #expect(emeaOrders.snis == ["orders.sales.emea.dc1.internal-v1.\(trustDomain)", "v2.orders.sales.emea.dc1.internal-v1.\(trustDomain)"])
             #expect(snapshot.service(forSNI: "v2.orders.sales.emea.dc1.internal-v1.\(trustDomain)")?.key == "emea/sales/orders")

@@ -67,7 +67,7 @@ struct JSONEscapingTests {
     }
 }
 
-@Suite("Textual media types (lambda.md §5.1)")
+@Suite("Textual media types (docs/DECISIONS.md D6)")
 struct TextualMediaTypeTests {
     /// The media type before any parameter, blanks trimmed, compared without regard to case.
     @Test(arguments: [

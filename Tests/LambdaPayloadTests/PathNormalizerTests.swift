@@ -2,7 +2,7 @@ import Testing
 
 @testable import LambdaPayload
 
-@Suite("Path normalization (mesh-identity.md §9.3)")
+@Suite("Path normalization (RFC 3986 §6.2.2, §5.2.4)")
 struct PathNormalizerTests {
     @Test(arguments: [
         ("/orders/42", "/orders/42"),

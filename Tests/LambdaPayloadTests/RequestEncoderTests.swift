@@ -3,7 +3,7 @@ import LambdaPayload
 import NIOCore
 import Testing
 
-/// The spec's example request (lambda.md §5.2), as the gateway hands it to the codecs.
+/// The example request the payload tests share (docs/COMPATIBILITY.md, Payload formats), as the gateway hands it to the codecs.
 func specExampleRequest(body: String = #"{"qty": 2}"#) -> HTTPRequestView {
     HTTPRequestView(
         method: "POST",

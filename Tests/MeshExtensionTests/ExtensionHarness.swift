@@ -9,7 +9,7 @@ import NIOPosix
 import TestSupport
 
 /// Everything the extension process meets in Lambda, on 127.0.0.1: the Extensions API stand-in,
-/// moto's server holding the function's mTLS data in Parameter Store (A.7), a mesh gateway
+/// moto's server holding the function's mTLS data in Parameter Store (docs/COMPATIBILITY.md, What it writes), a mesh gateway
 /// stand-in routing by SNI, and the upstream's sidecar stand-in presenting a leaf made by the test.
 final class ExtensionHarness: Sendable {
     static let trustDomain = "11111111-2222-3333-4444-555555555555.consul"
@@ -45,7 +45,7 @@ final class ExtensionHarness: Sendable {
         ordersPort = try ListenerPorts.free()
     }
 
-    /// The A.7.2 value for a caller leaf from `ca` (valid until `notValidAfter`).
+    /// The Parameter Store value (docs/COMPATIBILITY.md, What it writes) for a caller leaf from `ca` (valid until `notValidAfter`).
     func putCallerData(notValidAfter: Date = Date().addingTimeInterval(72 * 3600), roots: [TestCA]? = nil) async throws {
         let leaf = try ca.issueLeaf(commonName: "caller", dnsNames: [], ipAddresses: [], uris: [Self.callerID], notValidAfter: notValidAfter)
         let value = JSONValue.object([

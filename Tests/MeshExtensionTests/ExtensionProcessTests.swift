@@ -3,8 +3,8 @@ import TestSupport
 import Testing
 
 /// The built `lambda-mesh-extension` against the Extensions API stand-in, moto's Parameter Store,
-/// a mesh gateway that routes by SNI and an mTLS upstream (consul-lambda.md B.2-B.7; B.8 #15: the
-/// reference's tests never made a TLS dial).
+/// a mesh gateway that routes by SNI and an mTLS upstream (README.md, `lambda-mesh-extension`; its
+/// differences table, row 15: the reference's tests never made a TLS dial).
 @Suite(.serialized) struct ExtensionProcessTests {
     /// Starts the extension and waits for its first `event/next` (the end of its Init).
     static func ready(_ harness: ExtensionHarness, _ overrides: [String: String?] = [:], awsEndpoint: String? = nil) async throws -> RunningProcess {
@@ -41,8 +41,8 @@ import Testing
 
     @Test func everyRootInTheDataIsTrustedNotOnlyTheFirst() async throws {
         try await withExtension { harness in
-            // During a CA rotation the registrator writes every root, the new one first (A.7.2
-            // Decision): a peer whose leaf is from the older root must still be accepted.
+            // During a CA rotation the registrator writes every root, the new one first (docs/DECISIONS.md
+            // D47): a peer whose leaf is from the older root must still be accepted.
             try await harness.putCallerData(roots: [try TestCA(commonName: "Consul CA 8"), harness.ca])
             let process = try await Self.ready(harness)
             defer { process.stop() }

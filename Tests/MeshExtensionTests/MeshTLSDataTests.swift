@@ -4,7 +4,7 @@ import MeshExtension
 import TestSupport
 import Testing
 
-/// B.5: the data is checked before anything is served.
+/// docs/DECISIONS.md D66: the data is checked before anything is served.
 @Suite struct MeshTLSDataTests {
     func value(certificate: String, key: String, roots: String, trustDomain: String = "td.consul") -> String {
         JSONValue.object([

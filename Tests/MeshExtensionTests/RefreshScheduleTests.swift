@@ -3,7 +3,7 @@ import Testing
 
 @testable import MeshExtension
 
-/// When the mTLS data is read again (consul-lambda.md B.5), on a clock the test sets.
+/// When the mTLS data is read again (docs/DECISIONS.md D65, D70), on a clock the test sets.
 @Suite struct RefreshScheduleTests {
     let start = Date(timeIntervalSince1970: 1_800_000_000)
 

@@ -15,8 +15,8 @@ final class ManualClock: Sendable {
     func advance(_ amount: TimeAmount) { value.withLock { $0 = $0 + amount } }
 }
 
-/// The dialer in process: spares renewed on INVOKE once too old (B.6), and the initial load's
-/// overall budget (B.5).
+/// The dialer in process: spares renewed on INVOKE once too old, and the initial load's overall
+/// budget (both in README.md, the `lambda-mesh-extension` lifecycle table).
 @Suite struct TunnelDialerTests {
     static let trustDomain = "11111111-2222-3333-4444-555555555555.consul"
 

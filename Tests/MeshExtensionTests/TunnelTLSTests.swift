@@ -8,7 +8,7 @@ import Testing
 
 @testable import MeshExtension
 
-/// The peer check of B.6 (exact SPIFFE ID) and the data source's refresh on INVOKE (B.5).
+/// The peer check (exact SPIFFE ID, docs/DECISIONS.md D62) and the data source's refresh on INVOKE (D70).
 @Suite struct TunnelTLSTests {
     static let trustDomain = "11111111-2222-3333-4444-555555555555.consul"
     static let orders = SPIFFEID(trustDomain: trustDomain, datacenter: "dc1", service: "orders")

@@ -1,7 +1,8 @@
 import MeshExtension
 import Testing
 
-/// mesh-identity.md §4's golden vectors (rows 1–7, 11, 12) and B.4's rules.
+/// The SNI and SPIFFE vectors of SPIFFEAndSNITests, through the `CONSUL_SERVICE_UPSTREAMS` syntax
+/// (docs/COMPATIBILITY.md, The extension), and that syntax's rules.
 @Suite struct UpstreamTests {
     static let tdA = "ba471007-78d1-3261-2e02-24258f2cb341.consul"
     static let tdB = "11111111-2222-3333-4444-555555555555.consul"

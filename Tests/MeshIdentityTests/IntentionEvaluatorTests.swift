@@ -5,7 +5,7 @@ func caller(_ service: String, namespace: String = "default", partition: String 
     SPIFFEID(trustDomain: tdB, partition: partition, namespace: namespace, datacenter: "dc1", service: service)
 }
 
-/// The intentions of mesh-identity.md §6.7 for destination `orders`.
+/// The worked intentions for destination `orders`; `worked` below gives each case's verdicts.
 let workedIntentions: [IntentionRule] = [
     IntentionRule(
         sourceName: "billing",
@@ -21,7 +21,7 @@ let workedIntentions: [IntentionRule] = [
     IntentionRule(sourceName: "reporting", action: .allow, precedence: 6),
 ]
 
-@Suite("Intentions (mesh-identity.md §6)")
+@Suite("Intentions (docs/COMPATIBILITY.md, Intentions)")
 struct IntentionEvaluatorTests {
     struct Case: Sendable, CustomTestStringConvertible {
         var row: String

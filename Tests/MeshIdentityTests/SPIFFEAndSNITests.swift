@@ -4,7 +4,7 @@ import Testing
 let tdA = "ba471007-78d1-3261-2e02-24258f2cb341.consul"
 let tdB = "11111111-2222-3333-4444-555555555555.consul"
 
-@Suite("SNI and SPIFFE golden vectors (mesh-identity.md §4)")
+@Suite("SNI and SPIFFE golden vectors (as Consul forms them)")
 struct SPIFFEAndSNITests {
     struct Row: Sendable, CustomTestStringConvertible {
         var service: String, subset: String?, namespace: String, partition: String, datacenter: String, trustDomain: String

@@ -3,7 +3,7 @@ import Registrator
 import TestSupport
 import Testing
 
-/// Enterprise (A.4 rules 3–4, A.6.1 step 4): namespaces listed per managed partition, each service
+/// Enterprise (the partition and namespace tags: docs/COMPATIBILITY.md, Tags): namespaces listed per managed partition, each service
 /// written and read in its own namespace.
 @Suite(.serialized) struct RegistratorEnterpriseTests {
     typealias Fixture = RegistratorFixture

@@ -6,7 +6,7 @@ import Registrator
 import TestSupport
 import Testing
 
-/// The execution environment's setup (A.2): settings, the token from Parameter Store, and its
+/// The execution environment's setup (docs/DECISIONS.md D54): settings, the token from Parameter Store, and its
 /// re-read after `ACL not found`.
 @Suite(.serialized) struct RegistratorEnvironmentTests {
     func putParameter(_ moto: MotoServer, _ name: String, _ value: String) async throws {

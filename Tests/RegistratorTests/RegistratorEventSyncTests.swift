@@ -3,7 +3,7 @@ import Registrator
 import TestSupport
 import Testing
 
-/// A.6.3 against moto and the Consul test server: an event syncs its function only.
+/// Events (docs/COMPATIBILITY.md, What it writes: Triggers) against moto and the Consul test server: an event syncs its function only.
 @Suite(.serialized) struct RegistratorEventSyncTests {
     typealias Fixture = RegistratorFixture
     let arn = "arn:aws:lambda:us-east-1:123456789012:function:"

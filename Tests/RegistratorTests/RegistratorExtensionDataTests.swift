@@ -6,7 +6,7 @@ import Registrator
 import TestSupport
 import Testing
 
-/// A.7 against moto's Parameter Store and the Consul test server's CA.
+/// The mTLS data (docs/COMPATIBILITY.md, What it writes) against moto's Parameter Store and the Consul test server's CA.
 @Suite(.serialized) struct RegistratorExtensionDataTests {
     typealias Fixture = RegistratorFixture
 
@@ -70,7 +70,7 @@ import Testing
                 return
             }
             let roots = try await rootsPEM(fixture)
-            // A.7.2 Decision: the new active root first, the old one still trusted.
+            // docs/DECISIONS.md D47: the new active root first, the old one still trusted.
             #expect(roots.all.count == 2)
             #expect(rootText.hasPrefix(roots.active))
             #expect(roots.all.allSatisfy { rootText.contains($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
@@ -86,7 +86,7 @@ import Testing
             let registrator = registrator(fixture)
             _ = await registrator.fullSync()
             #expect(try await parameter(fixture, "billing") != nil)
-            // billing's parameter is already gone when its function is disabled (A.9 #10).
+            // billing's parameter is already gone when its function is disabled (docs/DECISIONS.md D52).
             try await fixture.aws.ssm.deleteParameter(name: "/lambda_extension_data/default/default/billing")
             try await fixture.lambda([
                 ["op": "untag", "name": "orders", "keys": [FunctionTags.enabled]],

@@ -5,7 +5,7 @@ import Registrator
 import TestSupport
 import Testing
 
-/// Full syncs against moto's server (Lambda, SSM) and the Consul API test server (A.5, A.6.1).
+/// Full syncs against moto's server (Lambda, SSM) and the Consul API test server (docs/DECISIONS.md D43 to D45, D55).
 @Suite(.serialized) struct RegistratorSyncTests {
     typealias Fixture = RegistratorFixture
     let account = "arn:aws:lambda:us-east-1:123456789012:function:"
@@ -44,14 +44,14 @@ import Testing
             #expect(instance.node == "lambdas" && instance.id == "orders" && instance.tags == [Registrator.managedTag])
             #expect(fixture.consul.nodeMeta("lambdas") == ["external-node": "true", "external-probe": "true"])
 
-            // A.5: each service's entry is written before its instance.
+            // Each service's entry is written before its instance: no instance without settings.
             let writes = fixture.consulWrites.map(\.path)
             for name in ["orders", "billing", "billing-prod"] {
                 let entry = try #require(fixture.consulWrites.firstIndex { $0.path == "/v1/config" && $0.bodyText.contains(#""Name":"\#(name)""#) })
                 let register = try #require(fixture.consulWrites.firstIndex { $0.path == "/v1/catalog/register" && $0.bodyText.contains(#""ID":"\#(name)""#) })
                 #expect(entry < register, "\(writes)")
             }
-            // Every call names the registrator's datacenter (A.2).
+            // Every call names the registrator's datacenter (docs/DECISIONS.md D49).
             #expect(fixture.consul.requests.allSatisfy { $0.uri.contains("dc=dc1") })
         }
     }
@@ -101,7 +101,7 @@ import Testing
             #expect(fixture.managedNames() == ["billing"])
             #expect(fixture.consul.configEntryJSON(kind: "service-defaults", name: "orders") == nil)
             #expect(fixture.consul.configEntryJSON(kind: "service-defaults", name: "billing-prod") == nil)
-            // A.5 Decision: the instance goes first, so no gateway serves a service without settings.
+            // docs/DECISIONS.md D57: the instance goes first, so no gateway serves a service without settings.
             let deletes = fixture.consulWrites.dropFirst(before).filter { $0.bodyText.contains("orders") || $0.path.hasSuffix("/orders") }
             #expect(deletes.map(\.path) == ["/v1/catalog/deregister", "/v1/config/service-defaults/orders"])
         }
@@ -131,7 +131,7 @@ import Testing
             #expect(report.deleted == 0)
             #expect(report.errors.map(\.function).sorted() == ["bad", "billing"])
             #expect(fixture.managedNames() == ["orders", "billing", "billing-prod"])
-            // Three attempts (A.2), then the function is UNKNOWN.
+            // Three attempts (docs/DECISIONS.md D56), then the function is UNKNOWN.
             #expect(fixture.proxy.faultedRequests.count == 3)
         }
     }

@@ -3,7 +3,7 @@ import Foundation
 import Registrator
 import Testing
 
-/// A.6.1 steps 5–6, without I/O.
+/// The sync plan (docs/DECISIONS.md D43 to D45), without I/O.
 @Suite struct SyncPlanTests {
     static let account = "arn:aws:lambda:us-east-1:123456789012:function:"
     static let home = FunctionHome(partition: "aws", region: "us-east-1", accountID: "123456789012")

@@ -1,7 +1,7 @@
 import Foundation
 import NIOConcurrencyHelpers
 
-/// Lambda's Extensions API (consul-lambda.md B.2) on 127.0.0.1, driven by the test: `register`
+/// Lambda's Extensions API (AWS Lambda Extensions API reference) on 127.0.0.1, driven by the test: `register`
 /// answers an identifier, `event/next` waits until the test sends an event, `init/error` and
 /// `exit/error` answer 202. Every request is recorded with its time.
 public final class ExtensionsAPIStandIn: Sendable {

@@ -20,7 +20,7 @@ public final class MotoServer: Sendable {
         /// Allowed to invoke.
         public var user: Keys
         public var temporary: Keys
-        /// Allowed the registrator's Lambda reads and Parameter Store calls (consul-lambda.md A.8).
+        /// Allowed the registrator's Lambda reads and Parameter Store calls (README.md, the registrator's IAM policy).
         public var registrator: Keys
         /// Allowed everything: test setup once authentication is on (`lambdaCommands`).
         public var admin: Keys

@@ -90,7 +90,7 @@ public final class TestHTTPServer: Sendable {
     public var refusedConnections: Int { state.withLockedValue { $0.refusedConnections } }
 
     /// What a Consul agent writes, before TLS, to a connection over `limits.http_max_conns_per_client`
-    /// (consul-api.md §2.5), then closes it.
+    /// (docs/DECISIONS.md D35), then closes it.
     public static let tooManyConnections = "HTTP/1.1 429 Too Many Requests\r\n\r\nYour IP is issuing too many concurrent connections, please rate limit your calls\n"
 
     public var baseURL: String { "\(isTLS ? "https" : "http")://127.0.0.1:\(port)" }

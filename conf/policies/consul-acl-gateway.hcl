@@ -1,5 +1,5 @@
 # consul acl policy create -name lambda-gateway -rules @conf/policies/consul-acl-gateway.hcl
-# The token `lambda-gateway run --gateway-name lambda-gateway` needs (spec: consul-api.md §7.1).
+# The token `lambda-gateway run --gateway-name lambda-gateway` needs (docs/COMPATIBILITY.md, The Consul agent and the gateway's registration).
 
 # Self-registration (--register agent) and /v1/catalog/gateway-services/lambda-gateway.
 service "lambda-gateway" {

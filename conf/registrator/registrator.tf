@@ -14,7 +14,7 @@ module "lambda_registrator" {
 }
 
 # The calls the module's policy lacks: tags and aliases are read with ListTags and ListAliases
-# (not one GetFunction per function), and the mTLS data is read before it is rewritten (A.7.3).
+# (not one GetFunction per function), and the mTLS data is read before it is rewritten (docs/DECISIONS.md D46).
 resource "aws_iam_role_policy" "lambda_gateway_registrator" {
   name = "lambda-gateway-registrator"
   role = "lambda-registrator" # the module names its role after `name`

@@ -1,4 +1,4 @@
-/// One entry of `GET /v1/catalog/gateway-services/<gateway>` (consul-api.md §5.3).
+/// One entry of `GET /v1/catalog/gateway-services/<gateway>` (Consul's Catalog API documentation).
 public struct GatewayService: Decodable, Sendable, Hashable {
     public struct Name: Decodable, Sendable, Hashable {
         @Zero public var Name: String
@@ -24,7 +24,7 @@ extension GatewayService {
 /// `GET /v1/catalog/services`: service name → tags; a key is present while the service has an instance.
 public typealias CatalogServices = [String: [String]]
 
-/// One entry of `GET /v1/health/service/<svc>` (consul-api.md §5.10).
+/// One entry of `GET /v1/health/service/<svc>` (Consul's Health API documentation).
 public struct HealthServiceEntry: Decodable, Sendable, Hashable {
     public struct Node: Decodable, Sendable, Hashable {
         @Zero public var Node: String
@@ -46,7 +46,7 @@ public struct HealthServiceEntry: Decodable, Sendable, Hashable {
     public var Service: Service
 }
 
-/// `GET /v1/agent/self`: only what the gateway reads (consul-api.md §5.11).
+/// `GET /v1/agent/self`: only what the gateway reads (Consul's Agent API documentation).
 public struct AgentSelf: Decodable, Sendable, Hashable {
     public struct Config: Decodable, Sendable, Hashable {
         @Zero public var Datacenter: String

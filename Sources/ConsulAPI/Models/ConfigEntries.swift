@@ -1,11 +1,11 @@
-/// One `EnvoyExtensions` item (consul-api.md §5.5, lambda.md §1.1).
+/// One `EnvoyExtensions` item (Consul's service-defaults reference; docs/COMPATIBILITY.md, Config entries).
 public struct EnvoyExtension: Decodable, Sendable, Hashable {
     @Zero public var Name: String
     @Zero public var Required: Bool
     public var Arguments: FreeFormJSON?
 }
 
-/// `service-defaults` (consul-api.md §5.5).
+/// `service-defaults` (Consul's configuration entry reference).
 public struct ServiceDefaults: Decodable, Sendable, Hashable {
     @Zero public var Kind: String
     @Zero public var Name: String
@@ -24,7 +24,7 @@ public struct ServiceDefaults: Decodable, Sendable, Hashable {
     }
 }
 
-/// `service-resolver` (consul-api.md §5.6): only the request timeout and subset names matter.
+/// `service-resolver` (Consul's configuration entry reference): only the request timeout and subset names matter.
 public struct ServiceResolver: Decodable, Sendable, Hashable {
     public struct Subset: Decodable, Sendable, Hashable {
         @Zero public var Filter: String
@@ -66,20 +66,20 @@ public struct ServiceResolver: Decodable, Sendable, Hashable {
     }
 }
 
-/// `proxy-defaults/global` (consul-api.md §5.7).
+/// `proxy-defaults/global` (Consul's configuration entry reference).
 public struct ProxyDefaults: Decodable, Sendable, Hashable {
     @Zero public var Kind: String
     @Zero public var Name: String
     public var Config: FreeFormJSON?
     @Zero public var EnvoyExtensions: [EnvoyExtension]
-    /// The access log Consul configures on every proxy (§5.7.1).
+    /// The access log Consul configures on every proxy (docs/COMPATIBILITY.md, `AccessLogs`).
     public var AccessLogs: AccessLogsConfig?
 
     /// `Config.protocol`, lower-cased key as Consul writes it.
     public var `protocol`: String? { Config?.value(forCaseInsensitiveKey: "protocol")?.stringValue }
 }
 
-/// `AccessLogs` of `proxy-defaults` (consul-api.md §5.7.1), as Consul stores it.
+/// `AccessLogs` of `proxy-defaults` (docs/COMPATIBILITY.md, `AccessLogs`), as Consul stores it.
 public struct AccessLogsConfig: Decodable, Sendable, Hashable {
     @Zero public var Enabled: Bool
     @Zero public var DisableListenerLogs: Bool
@@ -99,7 +99,7 @@ public struct AccessLogsConfig: Decodable, Sendable, Hashable {
     }
 }
 
-/// `mesh/mesh` (consul-api.md §5.8).
+/// `mesh/mesh` (Consul's configuration entry reference).
 public struct MeshConfig: Decodable, Sendable, Hashable {
     public struct TLSConfig: Decodable, Sendable, Hashable {
         public struct Incoming: Decodable, Sendable, Hashable {

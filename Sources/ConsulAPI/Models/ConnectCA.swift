@@ -1,6 +1,6 @@
 import struct Foundation.Date
 
-/// `GET /v1/agent/connect/ca/roots` (consul-api.md §5.1). Every root is a trust anchor.
+/// `GET /v1/agent/connect/ca/roots` (Consul's Agent API documentation). Every root is a trust anchor.
 public struct CARoots: Decodable, Sendable, Hashable {
     @Zero public var ActiveRootID: String
     @Zero public var TrustDomain: String
@@ -17,7 +17,7 @@ public struct CARoot: Decodable, Sendable, Hashable {
     @Zero public var ModifyIndex: UInt64
 }
 
-/// `GET /v1/agent/connect/ca/leaf/<service>` (consul-api.md §5.2).
+/// `GET /v1/agent/connect/ca/leaf/<service>` (Consul's Agent API documentation).
 public struct LeafCertificate: Decodable, Sendable, Hashable {
     public var SerialNumber: String
     /// The leaf, possibly followed by intermediates: present the whole chain.
@@ -58,7 +58,7 @@ public struct LeafCertificate: Decodable, Sendable, Hashable {
     }
 }
 
-/// RFC 3339 times with optional fractional seconds (consul-api.md §2.4).
+/// RFC 3339 times with optional fractional seconds, as Go writes a `time.Time` in JSON.
 public enum ConsulTime {
     public static func parse(_ text: String) -> Date? {
         guard !text.isEmpty else { return nil }

@@ -3,7 +3,7 @@ import LambdaPayload
 /// Models read from the project's JSON parser instead of Foundation's `JSONDecoder`: with 10,000
 /// linked services, decoding the list watches' answers with `JSONDecoder` took 60% of the gateway's
 /// CPU while one more link was served (perf, BENCHMARKS.md). Same rules as the `Decodable`
-/// conformances (consul-api.md §2.4): a missing field or `null` is the zero value, a value of another
+/// conformances (Go's `encoding/json`): a missing field or `null` is the zero value, a value of another
 /// type is an error.
 protocol FastConsulDecodable {
     init(consulJSON value: JSONValue) throws(FastDecodingError)

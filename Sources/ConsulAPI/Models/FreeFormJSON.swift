@@ -42,7 +42,7 @@ public indirect enum FreeFormJSON: Codable, Sendable, Hashable {
         return nil
     }
 
-    /// The value of `key`, matched case-insensitively as Consul's `mapstructure` does (lambda.md §1.2).
+    /// The value of `key`, matched case-insensitively as Consul's `mapstructure` does (docs/DECISIONS.md D34).
     public func value(forCaseInsensitiveKey key: String) -> FreeFormJSON? {
         guard case .object(let members) = self else { return nil }
         if let exact = members[key] { return exact }

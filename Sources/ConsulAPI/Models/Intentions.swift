@@ -1,7 +1,7 @@
 /// `GET /v1/connect/intentions/match?by=destination&name=…`: destination → intentions in evaluation order.
 public typealias IntentionMatches = [String: [Intention]]
 
-/// One intention as the match endpoint returns it (consul-api.md §5.9).
+/// One intention as the match endpoint returns it (Consul's intentions API documentation).
 public struct Intention: Decodable, Sendable, Hashable {
     @Zero public var Description: String
     @Zero public var SourceName: String
@@ -72,7 +72,7 @@ public struct SourceIntention: Decodable, Sendable, Hashable {
     @Zero public var sourceType: String
     @Zero public var Action: String
     @Zero public var Permissions: [IntentionPermission]
-    /// Computed by Consul on every write (mesh-identity.md §6.2); 0 when the answer lacks it.
+    /// Computed by Consul on every write (Consul's intention precedence table); 0 when the answer lacks it.
     @Zero public var Precedence: Int
     @Zero public var Description: String
 

@@ -1,4 +1,4 @@
-/// Go's decoding rules for Consul's JSON (consul-api.md §2.4): a missing field or `null` takes the
+/// Go's decoding rules for Consul's JSON (`encoding/json`): a missing field or `null` takes the
 /// type's zero value (`""`, `false`, `0`, `[]`, `[:]`). Wrap a model property in `@Zero` to get them.
 public protocol ZeroValue: Decodable {
     static var zero: Self { get }

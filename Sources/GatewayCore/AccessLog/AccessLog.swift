@@ -6,7 +6,7 @@ import NIOCore
 import ServiceLifecycle
 import Synchronization
 
-/// The access log as Consul configures it on Envoy (consul-api.md §5.7.1): `AccessLogs` of
+/// The access log as Consul configures it on Envoy (docs/COMPATIBILITY.md, `AccessLogs`): `AccessLogs` of
 /// `proxy-defaults/global`, or the static file's `accessLogs:`, applied live as snapshots are
 /// published. A configuration that cannot be used (both formats, an unknown operator, an unknown
 /// type) keeps the previous one in effect and is logged once.

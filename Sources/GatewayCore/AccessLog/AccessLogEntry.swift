@@ -1,6 +1,6 @@
 import LambdaPayload
 
-/// What one access-log line is made of: everything Consul's operators (consul-api.md §5.7.1) can
+/// What one access-log line is made of: everything Consul's operators (docs/COMPATIBILITY.md, `AccessLogs`) can
 /// ask about one request, or about a connection refused before any request (a listener log).
 ///
 /// The request path fills it once, after the response's last byte is written; the access log's

@@ -1,4 +1,4 @@
-/// A compiled access-log format: Consul's `TextFormat` or `JSONFormat` (consul-api.md §5.7.1), or
+/// A compiled access-log format: Consul's `TextFormat` or `JSONFormat` (docs/COMPATIBILITY.md, `AccessLogs`), or
 /// Consul's default, turned once into segments that `render` fills from an `AccessLogEntry`.
 ///
 /// Envoy's rules hold: a missing value is `-` in text and `null` in JSON; in JSON a value that is
@@ -62,7 +62,7 @@ public struct AccessLogFormat: Sendable, Hashable {
     }
 
     /// Consul's default format, used when `AccessLogs` names neither `TextFormat` nor `JSONFormat`:
-    /// its keys and operators in Consul's order (consul-api.md §5.7.1), as `JSONFormat` text.
+    /// its keys and operators in Consul's order (docs/COMPATIBILITY.md, `AccessLogs`), as `JSONFormat` text.
     public static let consulDefaultJSON: String = {
         let members: KeyValuePairs<String, String> = [
             "start_time": "%START_TIME%",

@@ -1,4 +1,4 @@
-/// Why an access-log format (Consul's `TextFormat` or `JSONFormat`, consul-api.md §5.7.1) cannot be
+/// Why an access-log format (Consul's `TextFormat` or `JSONFormat`: docs/COMPATIBILITY.md, `AccessLogs`) cannot be
 /// compiled. The message names what was wrong: the operator as written, the strftime letter, the
 /// JSON key.
 public struct AccessLogFormatError: Error, Hashable, CustomStringConvertible {

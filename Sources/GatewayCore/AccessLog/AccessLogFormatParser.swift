@@ -6,7 +6,7 @@ import LambdaPayload
     import Darwin
 #endif
 
-/// Compiles a `TextFormat` or `JSONFormat` (consul-api.md §5.7.1) into segments, once, so that
+/// Compiles a `TextFormat` or `JSONFormat` (docs/COMPATIBILITY.md, `AccessLogs`) into segments, once, so that
 /// rendering a line parses nothing.
 ///
 /// Envoy's command syntax: `%NAME%`, `%NAME(argument)%`, `%NAME(argument):N%`, and `%%` for a

@@ -1,4 +1,4 @@
-/// One command operator of an access-log format (consul-api.md §5.7.1), its arguments resolved when
+/// One command operator of an access-log format (Envoy's access-log format strings documentation), its arguments resolved when
 /// the format is compiled: what it reads from an `AccessLogEntry`.
 enum AccessLogOperator: Sendable, Hashable {
     case startTime(AccessLogTimeFormat)

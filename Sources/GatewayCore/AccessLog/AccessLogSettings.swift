@@ -1,6 +1,6 @@
 import ConsulAPI
 
-/// Consul's `AccessLogs` (consul-api.md §5.7.1) compiled: where lines go and how they are written.
+/// Consul's `AccessLogs` (docs/COMPATIBILITY.md, `AccessLogs`) compiled: where lines go and how they are written.
 public struct AccessLogSettings: Sendable {
     /// Where lines are written.
     public enum Sink: Sendable, Hashable, CustomStringConvertible {

@@ -6,7 +6,7 @@ public struct ClientConnection: Sendable {
     /// How the caller reached the gateway.
     public enum Caller: Sendable {
         /// Authenticated mesh mTLS: the SPIFFE identity of the client certificate, and this
-        /// connection's `x-forwarded-client-cert` element (mesh-identity.md §7), escaped for JSON
+        /// connection's `x-forwarded-client-cert` element (docs/COMPATIBILITY.md, SNIs and certificates), escaped for JSON
         /// once for all its requests.
         case mesh(SPIFFEID, forwardedClientCert: PreEscapedString)
         /// A plaintext direct-invocation listener (`--upstream`): no mTLS, so no intentions.

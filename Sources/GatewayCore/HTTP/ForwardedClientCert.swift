@@ -2,7 +2,7 @@ import Crypto
 import SwiftASN1
 import X509
 
-/// The `x-forwarded-client-cert` element for one connection (mesh-identity.md §7), built once at the
+/// The `x-forwarded-client-cert` element for one connection (docs/COMPATIBILITY.md, SNIs and certificates), built once at the
 /// handshake: `By=…;Hash=…;Cert="…";Chain="…";Subject="…";URI=…[;DNS=…]`.
 public enum ForwardedClientCert {
     public static func element(presentedURI: String, clientChain: [Certificate]) -> String {

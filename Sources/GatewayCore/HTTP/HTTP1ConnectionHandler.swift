@@ -2,7 +2,7 @@ import LambdaPayload
 import NIOCore
 import NIOHTTP1
 
-/// An HTTP/1.x connection (mesh-identity.md §9.2): keep-alive, requests answered in order, each
+/// An HTTP/1.x connection (docs/ARCHITECTURE.md, HTTP/1.x and HTTP/2): keep-alive, requests answered in order, each
 /// answer written as one buffer.
 ///
 /// It stands in for NIO's `HTTPServerPipelineHandler`, `HTTPResponseEncoder`, response-header

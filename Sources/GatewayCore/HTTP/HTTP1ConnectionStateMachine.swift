@@ -2,7 +2,7 @@ import LambdaPayload
 import NIOCore
 import NIOHTTP1
 
-/// What an HTTP/1.x server connection does (mesh-identity.md §9.2), without doing it:
+/// What an HTTP/1.x server connection does (docs/ARCHITECTURE.md, HTTP/1.x and HTTP/2), without doing it:
 /// `HTTP1ConnectionHandler` feeds it the channel's events and carries out the actions it returns.
 ///
 /// Requests are read one at a time (`RequestReader`) and answered in order. While one is answered,

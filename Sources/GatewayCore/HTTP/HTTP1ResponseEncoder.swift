@@ -69,7 +69,7 @@ enum HTTP1ResponseEncoder {
         buffer.writeStaticString("0\r\n\r\n")
     }
 
-    /// `100 Continue`, the go-ahead for a body (mesh-identity.md §9.2).
+    /// `100 Continue`, the go-ahead for a body (docs/ARCHITECTURE.md, HTTP/1.x and HTTP/2).
     static func writeContinue(version: HTTPVersion, into buffer: inout ByteBuffer) {
         writeStatusLine(version: version, status: .continue, into: &buffer)
         buffer.writeStaticString("\r\n")

@@ -3,7 +3,7 @@ import NIOHTTP1
 import NIOHTTP2
 
 extension RequestProcessor {
-    /// The application pipeline of an authenticated connection (mesh-identity.md §9.1): ALPN `h2` →
+    /// The application pipeline of an authenticated connection (docs/ARCHITECTURE.md, HTTP/1.x and HTTP/2): ALPN `h2` →
     /// HTTP/2, `http/1.1` → HTTP/1.1, no ALPN → the first bytes decide (the h2 preface means prior
     /// knowledge, as Consul sidecars send for http2/grpc services).
     public func configureHTTP(_ channel: Channel, connection: ClientConnection) -> EventLoopFuture<Void> {

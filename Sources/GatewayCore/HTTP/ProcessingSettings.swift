@@ -1,10 +1,10 @@
-/// Request limits and defaults (lambda.md §7).
+/// Request limits and defaults (docs/DECISIONS.md D13 to D15 and D24 to D27).
 public struct ProcessingSettings: Sendable {
     public var defaultRequestTimeout: Duration = .seconds(15)
     public var maximumSyncPayloadBytes = 6_291_456
     public var maximumAsyncPayloadBytes = 1_048_576
-    /// A client connection with no bytes either way for this long is closed (Envoy's default,
-    /// mesh-identity.md §9.2). An HTTP/1.1 connection waiting for its answer is never idle.
+    /// A client connection with no bytes either way for this long is closed (Envoy's default idle
+    /// timeout, one hour). An HTTP/1.1 connection waiting for its answer is never idle.
     public var idleTimeout: Duration = .seconds(3600)
     /// A draining HTTP/2 connection (its service left the configuration, or shutdown) is closed
     /// after this long even if streams are still open.

@@ -19,7 +19,7 @@ extension RequestProcessor {
     }
 
     /// The checks that need only the request head: service still served → path normalized →
-    /// intentions. `Expect: 100-continue` is answered only after these pass (mesh-identity.md §9.2),
+    /// intentions. `Expect: 100-continue` is answered only after these pass (docs/COMPATIBILITY.md, Accepted differently),
     /// so the HTTP/1.1 handler also calls this on the head.
     func admit(method: String, target: String, headers: [HTTPField], connection: ClientConnection) -> Admission {
         // Every request uses the snapshot current when it starts (intentions, Lambda settings).

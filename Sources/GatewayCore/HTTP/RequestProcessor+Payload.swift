@@ -77,7 +77,7 @@ extension RequestProcessor {
         return .invoke(Call(invocation: invocation, service: service, method: request.method, traceID: trace?.traceID))
     }
 
-    /// The client's headers plus what the gateway adds (mesh-identity.md §9.4, §7). A direct
+    /// The client's headers plus what the gateway adds (docs/ARCHITECTURE.md, RequestProcessor: prepare). A direct
     /// caller has no certificate: its own `x-forwarded-client-cert` passes unless sanitizing.
     func forwardedHeaders(_ headers: [HTTPField], connection: ClientConnection, sanitize: Bool) -> [HTTPField] {
         var result = headers

@@ -3,7 +3,7 @@ import NIOCore
 import NIOHTTP1
 
 /// Reads one request part by part, for an HTTP/1.1 connection and for each HTTP/2 stream alike:
-/// the checks that need only the head (mesh-identity.md §9.2), and the body bounded by the Lambda
+/// the checks that need only the head (docs/ARCHITECTURE.md, HTTP/1.x and HTTP/2), and the body bounded by the Lambda
 /// limit. Pure bookkeeping; the handlers carry out what it returns.
 struct RequestReader {
     enum State {
@@ -162,7 +162,7 @@ struct RequestReader {
             }
         }
         if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit {
-            // Over the limit: answer at once, without reading the body (lambda.md §7.1).
+            // Over the limit: answer at once, without reading the body (docs/DECISIONS.md D13).
             return .rejected(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit")
         }
         return nil

@@ -1,7 +1,7 @@
 import LambdaInvoke
 
 /// Why a Lambda call failed, as the `error_type` label of `lambda_gateway_lambda_errors_total`: the
-/// AWS error type when Lambda named one the gateway knows (lambda.md §6.4), the function's own
+/// AWS error type when Lambda named one the gateway knows (AWS Lambda Invoke API reference, Errors), the function's own
 /// failure, or the gateway's name for a local one. A bounded set, whatever an endpoint sends.
 public struct LambdaErrorType: RawRepresentable, Hashable, Sendable {
     public let rawValue: String
@@ -10,7 +10,7 @@ public struct LambdaErrorType: RawRepresentable, Hashable, Sendable {
         self.rawValue = rawValue
     }
 
-    /// The Invoke API's error types (lambda.md §6.4) and the common AWS layer's authentication ones.
+    /// The Invoke API's error types (AWS Lambda Invoke API reference, Errors) and the common AWS layer's authentication ones.
     static let awsTypes: Set<String> = Set([
         "InvalidParameterValueException", "InvalidRequestContentException", "RecursiveInvocationException", "SnapStartException",
         "EFSMountFailureException", "ResourceNotFoundException", "EFSMountConnectivityException", "EFSMountTimeoutException",

@@ -6,7 +6,7 @@ import ServiceLifecycle
 /// retrying with backoff; checks every `recheck` that the agent still has it (an agent restarted
 /// without its data dir forgets services) and registers again when not; deregisters on graceful
 /// shutdown. Ordered before the listener in the service group, so it deregisters after the
-/// listener has stopped accepting (consul-api.md §5.12).
+/// listener has stopped accepting (docs/ARCHITECTURE.md, Start and shutdown).
 public final class SelfRegistration: Service, Sendable {
     let client: ConsulClient
     let template: GatewayRegistration

@@ -4,7 +4,7 @@ import Logging
 import MeshIdentity
 import NIOPosix
 
-/// Follows Consul with the watch set of consul-api.md §4.1 and publishes a snapshot whenever what
+/// Follows Consul with the watch set of docs/ARCHITECTURE.md (Configuration: the snapshot flow) and publishes a snapshot whenever what
 /// is served changes. Errors never remove a served service: the last delivered values stay.
 public final class ConsulConfigSource: Sendable {
     public struct Settings: Sendable {
@@ -12,14 +12,14 @@ public final class ConsulConfigSource: Sendable {
         public var datacenter: String?
         public var defaultIntentionPolicy: IntentionAction?
         public var watchPolicy: BlockingQueryStateMachine.Policy
-        /// Further changes within this time are folded into one snapshot (Decision, §4.3).
+        /// Further changes within this time are folded into one snapshot (docs/ARCHITECTURE.md, Configuration: the snapshot flow).
         public var coalescing: Duration
-        /// How often the agent's own default intention policy is read again (§4.5).
+        /// How often the agent's own default intention policy is read again (docs/DECISIONS.md D38).
         public var agentSelfInterval: Duration
         /// After the batched intentions query was refused, how long the per-service form runs
-        /// before the batched one is tried again (Decision, §4.1).
+        /// before the batched one is tried again (docs/DECISIONS.md D37).
         public var intentionsBatchRetry: Duration
-        /// When leaves are read (consul-api.md §2.5, §3.6).
+        /// When leaves are read (docs/DECISIONS.md D36).
         public var leafReads: LeafReadPolicy
 
         public init(
@@ -121,7 +121,7 @@ public final class ConsulConfigSource: Sendable {
     }
 
     /// The agent's `DebugConfig.DefaultIntentionPolicy`, the second source of the default intention
-    /// policy (§4.5): read at start and every `agentSelfInterval`. A 403 (the token lacks
+    /// policy (docs/DECISIONS.md D38): read at start and every `agentSelfInterval`. A 403 (the token lacks
     /// `agent:read`) turns the source off and the `X-Consul-Default-ACL-Policy` header decides.
     private func agentPolicyLoop(_ coordinator: WatchCoordinator) async {
         guard settings.defaultIntentionPolicy == nil else { return }

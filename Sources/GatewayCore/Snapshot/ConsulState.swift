@@ -3,10 +3,10 @@ import Foundation
 import MeshIdentity
 
 /// What the watches have delivered so far. A missing value means "not fetched yet"; an absent config
-/// entry is `.absent`, which counts as fetched (consul-api.md §4.2). Errors never clear a value.
+/// entry is `.absent`, which counts as fetched (Consul answered that there is none). Errors never clear a value.
 ///
 /// Per-service values are keyed by `LinkedService.key`; the list watches are per scope, one per
-/// (partition, namespace) in use (§4.1), so a CE gateway has exactly one of each.
+/// (partition, namespace) in use (docs/DECISIONS.md D35), so a CE gateway has exactly one of each.
 public struct ConsulState: Sendable {
     public var roots: CARoots?
     public var mesh: ConfigEntryAnswer<MeshConfig>?
@@ -27,7 +27,7 @@ public struct ConsulState: Sendable {
     /// Services whose intentions the agent refused to the gateway's token (403), with its answer.
     public var intentionRefusals: [String: String] = [:]
     public var leaves: [String: LeafCertificate] = [:]
-    /// The default intention policy's sources (consul-api.md §4.5): the configured override, the
+    /// The default intention policy's sources (docs/DECISIONS.md D38): the configured override, the
     /// agent's `DebugConfig.DefaultIntentionPolicy`, the latest `X-Consul-Default-ACL-Policy`.
     public var defaultPolicyOverride: IntentionAction?
     public var agentDefaultPolicy: IntentionAction?
@@ -42,7 +42,7 @@ public struct ConsulState: Sendable {
     }
 
     /// Linked Lambda candidates: terminating-gateway entries that are services, not destinations
-    /// (§4.4), once each.
+    /// (docs/COMPATIBILITY.md, Other entries: `terminating-gateway`), once each.
     public var linkedServices: [LinkedService] {
         var seen = Set<String>()
         return (gatewayServices ?? []).filter { $0.GatewayKind == "terminating-gateway" && $0.ServiceKind != "destination" }

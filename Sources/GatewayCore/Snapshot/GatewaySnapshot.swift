@@ -17,7 +17,7 @@ public struct GatewaySnapshot: Sendable {
     public var defaultIntentionPolicy: IntentionAction
     /// Served services by key (`ServedService.key`: the name, qualified outside the default scope).
     public var services: [String: ServedService]
-    /// Lower-cased SNI → service key (mesh-identity.md §2.2).
+    /// Lower-cased SNI → service key (docs/COMPATIBILITY.md, SNIs and certificates).
     public var sniTable: [String: String]
     /// Linked services that are not served, with the reason (logged, shown on `/config`, counted
     /// by kind in `/metrics`).

@@ -1,5 +1,5 @@
 /// The TLS versions and TLS 1.2 cipher suites the mesh listener accepts: the `mesh` config entry's
-/// `TLS.Incoming` (mesh-identity.md §5.4), resolved.
+/// `TLS.Incoming` (docs/DECISIONS.md D21), resolved.
 public struct IncomingTLS: Sendable, Hashable {
     public enum Version: Int, Sendable, Comparable {
         case tls12 = 12
@@ -30,7 +30,7 @@ public struct IncomingTLS: Sendable, Hashable {
         "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": 0xC014,
     ]
 
-    /// **Decision (§5.4, revised):** the TLS 1.2 suites when the mesh entry names none: ECDHE with
+    /// **Decision (docs/DECISIONS.md D21):** the TLS 1.2 suites when the mesh entry names none: ECDHE with
     /// AES-GCM or ChaCha20-Poly1305 (AEAD only, as current Envoy releases default to), for ECDSA and
     /// RSA leaves. BoringSSL's own defaults also accept CBC suites, which scanners flag (LUCKY13);
     /// those are used only when the entry names them.
@@ -59,7 +59,7 @@ public struct IncomingTLS: Sendable, Hashable {
         public var warning: String { "mesh TLS.Incoming.\(problem); \(fallback)" }
     }
 
-    /// Resolves the entry's strings. `TLS_AUTO` or nothing: TLS 1.2 to 1.3. **Decision:** a minimum
+    /// Resolves the entry's strings. `TLS_AUTO` or nothing: TLS 1.2 to 1.3. **Decision (docs/DECISIONS.md D21):** a minimum
     /// below TLS 1.2 is raised to 1.2; unknown versions and suite names are ignored. Each such
     /// correction is returned: the mesh entry logs it as a warning, the static file refuses it.
     public static func resolve(minimum: String, maximum: String, cipherSuites: [String]) -> (IncomingTLS, corrections: [Correction]) {

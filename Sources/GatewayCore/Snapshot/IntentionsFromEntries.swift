@@ -3,7 +3,7 @@ import MeshIdentity
 
 /// The intentions of the linked services of one scope, derived from the scope's `service-intentions`
 /// entries exactly as `GET /v1/connect/intentions/match?by=destination&name=S` answers them
-/// (consul-api.md §5.9). Pure.
+/// (Consul's intentions API documentation, list matching intentions). Pure.
 ///
 /// Why: the match query names every linked service, and its answer repeats every wildcard-destination
 /// intention once per name. At 10,000 services that is a URL of ~150 KB and an answer of megabytes,
@@ -44,8 +44,8 @@ struct IntentionsFromEntries: Sendable {
 
     /// `IntentionPrecedenceSorter`: precedence descending, then source namespace, source name and
     /// destination name ascending (the destination namespace is the scope's). Intentions of equal
-    /// precedence have equal wildness, so their order never changes a verdict (mesh-identity.md
-    /// §6.3); following Consul's keeps the list equal to the match answer anyway.
+    /// precedence have equal wildness, so their order never changes a verdict (Consul's
+    /// `agent/xds/rbac.go`); following Consul's keeps the list equal to the match answer anyway.
     static func consulOrder(_ a: Ranked, _ b: Ranked) -> Bool {
         if a.rule.precedence != b.rule.precedence { return a.rule.precedence > b.rule.precedence }
         if a.sourceNamespace != b.sourceNamespace { return a.sourceNamespace < b.sourceNamespace }
@@ -80,7 +80,7 @@ struct IntentionsFromEntries: Sendable {
         return Ranked(rule: rule, sourceNamespace: namespace, destinationName: entry.Name)
     }
 
-    /// The table of mesh-identity.md §6.2 (Consul's `computeIntentionPrecedence`), for an answer
+    /// Consul's intention precedence table (its `computeIntentionPrecedence`), for an answer
     /// without `Precedence`: 9, 6 or 3 for a destination with two, one or no exact parts
     /// (namespace, name), less one for each part of the source that is not exact.
     static func precedence(sourceNamespace: String, sourceName: String, destinationNamespace: String, destinationName: String) -> Int {
@@ -90,7 +90,7 @@ struct IntentionsFromEntries: Sendable {
 }
 
 extension SnapshotBuilder {
-    /// The intentions `service` is served with (consul-api.md §4.2, as revised for issue 23).
+    /// The intentions `service` is served with (docs/DECISIONS.md D37).
     ///
     /// A scope whose latest list answer was complete uses it. One whose list was filtered by ACLs
     /// uses the match answers; until the match has answered for the service, the last complete

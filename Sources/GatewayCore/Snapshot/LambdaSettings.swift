@@ -2,7 +2,7 @@ import ConsulAPI
 import LambdaInvoke
 import LambdaPayload
 
-/// A service's Lambda configuration (lambda.md §1), resolved from its config entries.
+/// A service's Lambda configuration (docs/COMPATIBILITY.md, Config entries), resolved from its config entries.
 public struct LambdaSettings: Sendable, Hashable {
     public var function: FunctionARN
     public var payloadFormat: PayloadFormat
@@ -103,7 +103,7 @@ extension LambdaSettings {
         }
     }
 
-    /// Booleans or the strings `true`/`false` in any case (lambda.md §1.2, Decision).
+    /// Booleans or the strings `true`/`false` in any case (docs/DECISIONS.md D34).
     private static func boolean(_ value: FreeFormJSON?, name: String, _ fail: (String) -> LambdaConfigError) throws(LambdaConfigError) -> Bool? {
         switch value {
         case nil: return nil

@@ -1,21 +1,21 @@
 import DequeModule
 import HeapModule
 
-/// Which linked service's leaf certificate to read next, and when (consul-api.md §2.5, §3.6).
+/// Which linked service's leaf certificate to read next, and when (docs/DECISIONS.md D36).
 ///
 /// A blocking leaf watch per linked service holds one agent connection each, and the agent refuses
 /// a client past 200 (`limits.http_max_conns_per_client`): the gateway broke at ~190 services.
 /// Instead leaves are read **without blocking** — the agent keeps every leaf in its cache and renews
-/// it itself, and a read without `index` makes it revalidate that leaf (§3.6) — a few at a time, by
+/// it itself, and a read without `index` makes it revalidate that leaf — a few at a time, by
 /// two rules:
 ///
 /// - **The ring.** Every linked service has a place in a ring that is walked at an even pace, once
 ///   per `refreshInterval` (4 min): each leaf is read every 4 minutes, so a leaf the agent renewed or
 ///   re-signed is served within 5 minutes of its issue, and the load is flat: 10,000 services make
-///   10,000 / 240 s ≈ 42 reads/s (the goal is ≤ 50), never a burst. Rule 2 of §3.6 (read a leaf
-///   near its expiry again) needs nothing more.
+///   10,000 / 240 s ≈ 42 reads/s (the goal is ≤ 50), never a burst. Reading a leaf near its
+///   expiry again needs nothing more.
 /// - **Urgent reads**, at up to `maximumRate` (200/s): a newly linked service at once (it is not
-///   served before its leaf), every service after a roots change (§3.6 rule 1: 10,000 in 50 s,
+///   served before its leaf), every service after a roots change (docs/DECISIONS.md D36: 10,000 in 50 s,
 ///   inside the 2-minute goal), a failed read of a service without a leaf yet (retried with a
 ///   backoff of its own, so one refused service never holds up the others), and, after a new active
 ///   root, a read that still returned the leaf held before the change (the agent has not re-signed

@@ -2,7 +2,7 @@ import ConsulAPI
 import Foundation
 import MeshIdentity
 
-/// Builds a snapshot from the watch state with the serving rule of mesh-identity.md §8. Pure.
+/// Builds a snapshot from the watch state with the serving rule (docs/COMPATIBILITY.md, When a linked service is served). Pure.
 public enum SnapshotBuilder {
     public static func build(from state: ConsulState, version: UInt64, now: Date) -> GatewaySnapshot {
         var cache = SnapshotBuildCache()
@@ -146,7 +146,7 @@ public enum SnapshotBuilder {
         )
     }
 
-    /// The datacenter from the first leaf's SPIFFE ID (consul-api.md §4.5).
+    /// The datacenter from the first leaf's SPIFFE ID (docs/DECISIONS.md D39).
     static func datacenter(from state: ConsulState, linked: [LinkedService]) -> String? {
         for service in linked {
             if let uri = state.leaves[service.key]?.ServiceURI, let id = SPIFFEID(parsing: uri) { return id.datacenter }

@@ -60,7 +60,7 @@ public struct StaticConfig: Sendable {
     }
 
     /// An intention from `source` (a service name or `*`) with a plain allow/deny action, with the
-    /// precedence Consul gives it (mesh-identity.md §6.2: exact name 9, `*` 8).
+    /// precedence Consul gives it (Consul's intention precedence table: exact name 9, `*` 8).
     public static func intention(from source: String, action: IntentionAction?, permissions: [IntentionPermissionRule] = []) -> IntentionRule {
         IntentionRule(
             sourceName: source, sourceNamespace: "default", sourcePartition: "default", sourcePeer: "", sourceSamenessGroup: "", sourceType: "consul",

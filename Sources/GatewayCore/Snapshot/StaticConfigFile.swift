@@ -78,7 +78,7 @@ public enum StaticConfigFile {
             return config
         }
 
-        /// `accessLogs:` with the `AccessLogs` fields of Consul's `proxy-defaults` (§5.7.1), in
+        /// `accessLogs:` with the `AccessLogs` fields of Consul's `proxy-defaults` (docs/COMPATIBILITY.md, `AccessLogs`), in
         /// camelCase; the formats are compiled, and refused with the access log's own error, when
         /// the snapshot is published.
         func accessLogs(_ node: Node, _ path: String) throws(StaticConfigError) -> AccessLogsConfig {

@@ -1,7 +1,7 @@
 import ConsulAPI
 import Logging
 
-/// The intentions watches of one scope, G8 of consul-api.md §4.1 as revised for issue 23.
+/// The intentions watches of one scope (docs/DECISIONS.md D37).
 ///
 /// The scope's `service-intentions` list is always watched, and normally it is all there is: the
 /// intentions are derived from it (WatchCoordinator+IntentionsList.swift). When ACLs hid some of
@@ -11,7 +11,7 @@ import Logging
 /// whole batch with 403 when the token may not read the intentions of even one of them, so on a
 /// refusal the watch splits into one request per service: the missing permission then costs only
 /// that service. The batched form is tried again after `intentionsBatchRetry`, while the
-/// per-service watches go on (Decision, §4.1).
+/// per-service watches go on (docs/DECISIONS.md D37).
 struct IntentionsWatches {
     enum Mode {
         case batched

@@ -1,12 +1,12 @@
 import ConsulAPI
 import Logging
 
-/// G8 of consul-api.md §4.1 as revised for issue 23: one blocking watch of the scope's
+/// The intentions list watch (docs/DECISIONS.md D37): one blocking watch of the scope's
 /// `service-intentions` list, whose size does not grow with the number of linked services, and
 /// the intentions derived from it (`IntentionsFromEntries`).
 ///
 /// The list leaves out the entries the token may not read, notably the `*` destination's when the
-/// token has per-service rules only (§7.1), and a missing deny must never widen access. So an answer
+/// token has per-service rules only (`conf/policies/consul-acl-gateway.hcl`), and a missing deny must never widen access. So an answer
 /// that is not known to be complete turns the match query on for the scope: Consul's match answer
 /// includes the wildcard intentions of every name the token may read. A complete answer turns it
 /// off again.

@@ -8,7 +8,7 @@ import NIOPosix
 actor WatchCoordinator {
     let source: ConsulConfigSource
     var state = ConsulState()
-    /// When each linked service's leaf is read (no watch per service: consul-api.md §2.5).
+    /// When each linked service's leaf is read (no watch per service: docs/DECISIONS.md D36).
     var leafSchedule: LeafSchedule
     /// Resumes the leaf reader when the schedule may have something to start.
     var leafWake: CheckedContinuation<Void, Never>?
@@ -55,7 +55,7 @@ actor WatchCoordinator {
     }
 
     /// Follows the linked set and the roots: each linked service on the leaf schedule, the list
-    /// watches and the intentions watch per scope in use (consul-api.md §4.4), every leaf read
+    /// watches and the intentions watch per scope in use (docs/ARCHITECTURE.md, Configuration: the snapshot flow), every leaf read
     /// again on new roots.
     func reconcileWatches() {
         let linked = state.linkedServices
@@ -63,7 +63,7 @@ actor WatchCoordinator {
         let currentRoots = Set(state.roots?.Roots.map(\.ID) ?? [])
         let currentActive = state.roots?.ActiveRootID
         if !rootIDs.isEmpty, currentRoots != rootIDs {
-            // New roots: every leaf is read again at once, without waiting for the agent (§3.6). A
+            // New roots: every leaf is read again at once, without waiting for the agent (docs/DECISIONS.md D36). A
             // new active root re-signs every leaf: a read that still returns the old one is repeated.
             source.logger.info("CA roots changed; revalidating every leaf", metadata: ["services": "\(leafSchedule.count)"])
             let held = currentActive != activeRootID ? state.leaves.mapValues(\.SerialNumber) : nil
@@ -118,7 +118,7 @@ actor WatchCoordinator {
         )
     }
 
-    /// G5–G7 of §4.1 for one scope.
+    /// The catalog, service-defaults and service-resolver list watches of one scope (docs/DECISIONS.md D35).
     func startScopedWatches(_ scope: ConsulScope) {
         scopedWatches[scope] = [
             scopedWatch(.json("/v1/catalog/services", scope: scope), scope) { (state, services: CatalogServices) in state.catalogServices[scope] = services },
@@ -205,13 +205,13 @@ actor WatchCoordinator {
         leafWake = nil
     }
 
-    /// One leaf read without blocking: the agent answers from its cache (§3.6, §3.7).
+    /// One leaf read without blocking: the agent answers from its cache (docs/DECISIONS.md D36).
     nonisolated func readLeaf(_ service: LinkedService) async {
         let path = "/v1/agent/connect/ca/leaf/\(service.name)"
         do throws(ConsulError) {
             let response = try await source.client.send(.GET, path, scope: service.scope)
             let leaf = try ConsulClient.decode(LeafCertificate.self, response.body, endpoint: path)
-            // §3.6 rule 3: a leaf for another service is an error for this answer.
+            // A leaf for another service is an error for this answer (docs/ARCHITECTURE.md, Configuration: the snapshot flow).
             guard leaf.Service == service.name || SPIFFEID(parsing: leaf.ServiceURI)?.service == service.name else {
                 throw ConsulError(.malformedBody, endpoint: path, "the leaf is for \(leaf.ServiceURI), not \(service.name)")
             }

@@ -4,7 +4,7 @@ import NIOSSL
 import SwiftASN1
 import X509
 
-/// Why a client certificate was refused (mesh-identity.md §5.5); also the metric label.
+/// Why a client certificate was refused (docs/DECISIONS.md D20); also the metric label.
 public enum ClientCertificateRejection: String, Error, Sendable, CaseIterable {
     case missing = "no_client_certificate"
     case untrusted = "untrusted_client_certificate"

@@ -7,7 +7,7 @@ import NIOSSL
 import NIOTLS
 import X509
 
-/// Terminates mesh mTLS (mesh-identity.md §5): reads the ClientHello's SNI, refuses unknown names
+/// Terminates mesh mTLS (docs/ARCHITECTURE.md, Accept and TLS): reads the ClientHello's SNI, refuses unknown names
 /// before any certificate is sent, presents the service's own leaf, and requires a client
 /// certificate from the mesh CA carrying a service identity of the trust domain.
 public struct MeshTLSAcceptor: Sendable {

@@ -81,7 +81,7 @@ public final class ServiceTLSContexts: Sendable {
         // default, each context loaded the system CA bundle, about 0.95 MB a context: 9.6 GB of RSS
         // after handshakes to 10,000 services (Benchmarks/scale.sh HANDSHAKES=10000).
         configuration.trustRoots = .certificates([])
-        // ALPN (Decision, §5.4 revised): every service speaks both protocols, so h2 whenever the
+        // ALPN (docs/DECISIONS.md D22): every service speaks both protocols, so h2 whenever the
         // client offers it (the server's order wins), else http/1.1, else nothing (the first bytes
         // decide). Offering h2 only to http2/grpc services left TLS clients no way to HTTP/2 but
         // prior knowledge.

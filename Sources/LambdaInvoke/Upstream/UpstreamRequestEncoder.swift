@@ -5,7 +5,7 @@ import NIOHTTP1
 /// body (a body over 16 KiB follows as its own buffer, uncopied). It takes the place of NIO's request encoder and request-header validator, which cost a
 /// pass each per part and wrote head and body as separate buffers (so separate TLS records).
 ///
-/// The gateway builds every field itself (no client header reaches AWS, lambda.md); a field that
+/// The gateway builds every field itself (no client header reaches AWS: docs/DECISIONS.md D2); a field that
 /// could still break the framing (CR, LF or NUL) is left out, and AWS then refuses the request
 /// rather than reading a second one.
 final class UpstreamRequestEncoder: ChannelOutboundHandler, RemovableChannelHandler {

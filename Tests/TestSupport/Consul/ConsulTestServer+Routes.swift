@@ -46,7 +46,7 @@ extension ConsulTestServer {
             return respond(Answer(status: 400, body: "Invalid query parameter: \"\(name)\" - Namespaces are a Consul Enterprise feature", index: nil, json: false))
         }
 
-        // A datacenter the agent does not know: Consul has no route to it (consul-api.md §2.3).
+        // A datacenter the agent does not know: Consul has no route to it and answers 500.
         if let dc = query.first(where: { $0.0 == "dc" })?.1, !dc.isEmpty, dc != state.withLockedValue({ $0.options.datacenter }) {
             return respond(Answer(status: 500, body: "No path to datacenter", index: nil, json: false))
         }
@@ -57,7 +57,7 @@ extension ConsulTestServer {
         return respond(write(method: request.method, path: path, query: query, body: request.body))
     }
 
-    // MARK: Blocking reads (consul-api.md §8.2)
+    // MARK: Blocking reads (Consul's blocking-query documentation)
 
     func blockingGet(path: String, query: [(String, String)], rules: TokenRules? = nil) async -> ScriptedResponse {
         let requested = query.first { $0.0 == "index" }.flatMap { UInt64($0.1) } ?? 0
@@ -88,7 +88,7 @@ extension ConsulTestServer {
         }
     }
 
-    /// ACL mode: the 403 Consul gives a token without the permission a read needs (§2.3 wording).
+    /// ACL mode: the 403 Consul gives a token without the permission a read needs (in Consul's wording).
     static func refusal(of path: String, query: [(String, String)], by rules: TokenRules) -> Answer? {
         func denied(_ permission: String, _ resource: String) -> Answer {
             Answer(status: 403, body: "Permission denied: token with AccessorID '\(rules.accessorID)' lacks permission '\(permission)' on \"\(resource)\"", index: nil, json: false)
@@ -180,7 +180,7 @@ extension ConsulTestServer {
             }
             return json(.object(services), store.catalogIndex)
         case let route where route.count == 3 && route.starts(with: ["catalog", "node-services"]):
-            // The services of one node in the request's scope (consul-api.md §6; the registrator).
+            // The services of one node in the request's scope (Consul's Catalog API; the registrator).
             let node = route[2]
             let onNode = store.instances.values.joined().filter { $0.node == node && $0.scope == scope }.sorted { $0.id < $1.id }
             guard !onNode.isEmpty || store.nodeMeta[node] != nil else {
@@ -231,7 +231,7 @@ extension ConsulTestServer {
             }
             return json(.array(entries), store.catalogIndex)
         case ["config", "service-intentions"]:
-            // Consul filters the list by `intentions:read` on each destination and says so (§2.2).
+            // Consul filters the list by `intentions:read` on each destination and says so (`X-Consul-Results-Filtered-By-ACLs`).
             let kind = store.configEntries["service-intentions"] ?? [:]
             let inScope = kind.keys.sorted().compactMap { kind[$0]!.scope == scope ? kind[$0]! : nil }
             let readable = inScope.filter { rules?.deniedIntentionReads.contains($0.value["Name"]?.text ?? "") != true }
@@ -267,7 +267,7 @@ extension ConsulTestServer {
                 store.catalogIndex
             )
         case ["namespaces"] where state.options.enterprise:
-            // Enterprise: the namespaces of the request's partition (consul-api.md §6.7).
+            // Enterprise: the namespaces of the request's partition (Consul's Namespaces API).
             let names = store.namespaces(in: scope.partition)
             return json(.array(names.map { .object([JSONMember("Name", .string($0)), JSONMember("Partition", .string(scope.partition))]) }), store.catalogIndex)
         case ["agent", "self"]:

@@ -9,7 +9,7 @@ import NIOPosix
 import NIOSSL
 
 /// A stand-in for a Consul agent's HTTP API, with Consul's JSON shapes and real blocking-query
-/// semantics (consul-api.md §8), plus controls for tests: change state, rotate the CA, inject faults.
+/// semantics (README.md, Tests), plus controls for tests: change state, rotate the CA, inject faults.
 ///
 /// Consul cannot be installed here; every Consul-facing test talks to this server over real HTTP.
 public final class ConsulTestServer: Sendable {
@@ -18,17 +18,17 @@ public final class ConsulTestServer: Sendable {
         public var datacenter = "dc1"
         public var defaultACLPolicy = "allow"
         /// Enterprise mode: `ns` and `partition` select the scope of per-service reads (CE mode
-        /// answers 400 to any but `default`, consul-api.md §1.5).
+        /// answers 400 to any but `default`, as a CE agent does).
         public var enterprise = false
         /// When set, every request must carry this token (`X-Consul-Token` or `Authorization: Bearer`).
         public var requiredToken: String?
-        /// ACL mode (§8.3) when not empty: each known token's rules; any other token gets
+        /// ACL mode when not empty: each known token's rules; any other token gets
         /// 403 `ACL not found`.
         public var tokens: [String: TokenRules] = [:]
         /// The agent's `DebugConfig.DefaultIntentionPolicy` on `/v1/agent/self` (`""`, `allow`, `deny`).
         public var agentDefaultIntentionPolicy = ""
         public var leafLifetime: TimeInterval = 72 * 3600
-        /// A held long poll waits `wait` plus a random part of up to `wait/16`, as Consul does (§8.2).
+        /// A held long poll waits `wait` plus a random part of up to `wait/16`, as Consul does (Consul's blocking-query documentation).
         public var waitJitter = true
         /// A Consul agent's `limits.http_max_conns_per_client` (default 200, loopback included):
         /// every test of the suite runs under it.
@@ -44,7 +44,7 @@ public final class ConsulTestServer: Sendable {
         public var accessorID: String
         /// Destinations whose intentions the token may not read (`intentions:read`). `*` is the
         /// wildcard destination's entry, which a token with per-service rules only cannot read
-        /// (consul-api.md §7.1): it is left out of the list, yet the match query for a readable
+        /// (`conf/policies/consul-acl-gateway.hcl`): it is left out of the list, yet the match query for a readable
         /// name still includes its intentions, as Consul does.
         public var deniedIntentionReads: Set<String>
         /// Without `agent:read`, `/v1/agent/self` answers 403.
@@ -97,7 +97,7 @@ public final class ConsulTestServer: Sendable {
     public var leafReadsSinceRotation: Int { state.withLockedValue { $0.leafReadsSinceRotation.count } }
     /// Every request received, oldest first.
     public var requests: [RecordedRequest] { state.withLockedValue { $0.requests } }
-    /// Long polls held open right now (a client that goes away ends its own, §8.2 item 7).
+    /// Long polls held open right now (a client that goes away ends its own).
     public var openLongPolls: Int { state.withLockedValue { $0.openLongPolls } }
     /// The wait each blocking read was given (the requested `wait`, or 5 min, plus Consul's jitter
     /// of up to a sixteenth), in arrival order.
@@ -323,7 +323,7 @@ public final class ConsulTestServer: Sendable {
         state.withLockedValue { $0.indexOverride = index }
     }
 
-    /// Churn (§8.5): rewrites the service-defaults entry of `service` `perSecond` times a second
+    /// Churn: rewrites the service-defaults entry of `service` `perSecond` times a second
     /// for `duration`, each write a new `Meta.churn` value, so every write is a real change.
     /// Returns the number of writes made.
     @discardableResult
@@ -368,7 +368,7 @@ public final class ConsulTestServer: Sendable {
         try Self.issueLeaf(service, scope: scope, root: root, options: state.withLockedValue { $0.options })
     }
 
-    /// The SPIFFE ID Consul signs into a service's leaf (mesh-identity.md §3.1).
+    /// The SPIFFE ID Consul signs into a service's leaf (see `SPIFFEID`).
     static func serviceURI(_ service: String, scope: ConsulScope, options: Options) -> String {
         SPIFFEID(trustDomain: options.trustDomain, partition: scope.partition, namespace: scope.namespace, datacenter: options.datacenter, service: service).description
     }

@@ -2,7 +2,7 @@ import ConsulAPI
 import Foundation
 import LambdaPayload
 
-/// The data of the Consul API test server (consul-api.md §8.4): one raft-like index bumped by every
+/// The data of the Consul API test server (README.md, Tests): one raft-like index bumped by every
 /// write, and per-table indexes that blocking queries compare against.
 ///
 /// Config entries, instances and leaves live in a partition and namespace (`ConsulScope`), keyed by
@@ -157,7 +157,7 @@ struct ConsulTestStore {
     }
 
     /// `terminating-gateway` entry's services with their scopes, `*` expanded against the catalog of
-    /// its scope (consul-api.md §8.4).
+    /// its scope, as Consul expands it.
     func gatewayServices(_ gateway: String) -> [(name: String, scope: ConsulScope)] {
         guard case .array(let services)? = entry(kind: "terminating-gateway", name: gateway)?.value["Services"] else { return [] }
         var linked: [(name: String, scope: ConsulScope)] = []
@@ -176,7 +176,7 @@ struct ConsulTestStore {
 
     // MARK: Intentions (stored as service-intentions entries)
 
-    /// The §6.2 table of mesh-identity.md, written out as Consul's `computeIntentionPrecedence`
+    /// Consul's intention precedence table, written out as its `computeIntentionPrecedence`
     /// gives it: rows by the destination's exact parts, columns by the source's.
     static func precedence(sourceNamespace: String, sourceName: String, destinationNamespace: String, destinationName: String) -> Int {
         let table: [String: Int] = [
