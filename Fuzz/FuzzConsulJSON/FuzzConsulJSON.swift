@@ -62,7 +62,7 @@ let baseline: ConsulState = {
          "PrivateKeyPEM": "-----BEGIN EC PRIVATE KEY-----\\nPLACEHOLDER\\n-----END EC PRIVATE KEY-----\\n",
          "ValidAfter": "2026-01-10T09:00:00Z", "ValidBefore": "2026-01-13T09:00:00Z"}
         """)
-    state.agentDefaultPolicy = "deny"
+    state.agentDefaultPolicy = .deny
     precondition(SnapshotBuilder.build(from: state, version: 1, now: now).services["orders"] != nil, "the baseline serves orders")
     return state
 }()

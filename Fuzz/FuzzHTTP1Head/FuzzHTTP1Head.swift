@@ -38,12 +38,12 @@ let processor: RequestProcessor = {
         )
     }
     let billing = StaticConfig.intention(
-        from: "billing", action: "",
+        from: "billing", action: nil,
         permissions: [
-            IntentionPermissionRule(action: "deny", http: HTTPRule(pathPrefix: "/admin")),
-            IntentionPermissionRule(action: "allow", http: HTTPRule(pathRegex: "/orders/[0-9]+(/.*)?", methods: ["GET", "HEAD", "POST"], headers: [HeaderRule(name: "x-tenant", present: true)])),
+            IntentionPermissionRule(action: .deny, http: HTTPRule(pathPrefix: "/admin")),
+            IntentionPermissionRule(action: .allow, http: HTTPRule(pathRegex: "/orders/[0-9]+(/.*)?", methods: ["GET", "HEAD", "POST"], headers: [HeaderRule(name: "x-tenant", present: true)])),
         ])
-    let web = StaticConfig.intention(from: "web", action: "allow")
+    let web = StaticConfig.intention(from: "web", action: .allow)
     var snapshot = GatewaySnapshot.empty
     snapshot.version = 1
     snapshot.trustDomain = trustDomain

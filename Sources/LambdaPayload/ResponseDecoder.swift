@@ -157,8 +157,10 @@ struct ResponseHeaders {
         fields.contains { $0.name == name }
     }
 
+    /// A field whose name or value the gateway would never send is dropped (a cookie with CR or LF
+    /// would split the response).
     mutating func append(_ name: String, _ value: String) {
-        guard let name = Self.acceptedName(name) else { return }
+        guard let name = Self.acceptedName(name), Self.isValidValue(value) else { return }
         fields.append(HTTPField(name, value))
     }
 

@@ -31,6 +31,15 @@ struct ResponseDecoderTests {
         #expect(String(buffer: response.body) == #"{"id":42}"#)
     }
 
+    /// A cookie carrying CR, LF or NUL would split the response: it is dropped, the others kept
+    /// (found by FuzzResponseDecoder; headers and multiValueHeaders were checked already).
+    @Test(arguments: PayloadFormat.allCases)
+    func aCookieThatWouldSplitTheResponseIsDropped(format: PayloadFormat) throws {
+        let response = try respond(#"{"statusCode":302,"cookies":["a=1; \rPath=/","b=2","c=3\nx-evil: 1","d=4\u0000"],"body":null}"#, format)
+        #expect(response.values("set-cookie") == ["b=2"])
+        #expect(response.values("x-evil").isEmpty)
+    }
+
     @Test(arguments: PayloadFormat.allCases)
     func base64BodyIsDecoded(format: PayloadFormat) throws {
         let response = try respond(#"{"status_code":200,"body":"aGk=","is_base64_encoded":true}"#, format)
