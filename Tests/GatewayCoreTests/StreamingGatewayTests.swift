@@ -155,6 +155,10 @@ struct StreamingGatewayTests {
             let first = try #require(answer.arrival(of: "tick 1 of 3"), "\(answer.arrivals)")
             let last = try #require(answer.arrival(of: "tick 3 of 3"))
             #expect(last - first >= 0.8, "tick 1 at \(first), tick 3 at \(last)")
+            // Counted once the last part's write completes, which curl may see first.
+            try await waitUntil("the stream is counted") {
+                gateway.scrape().value("lambda_gateway_streamed_responses_total", ["service": "events", "result": "complete"]) != nil
+            }
             let metrics = gateway.scrape()
             #expect(metrics.value("lambda_gateway_streamed_responses_total", ["service": "events", "result": "complete"]) == 1)
             #expect(metrics.value("lambda_gateway_streamed_response_bytes_total", ["service": "events"]) == Double(answer.body.utf8.count))
@@ -173,6 +177,7 @@ struct StreamingGatewayTests {
                 #expect(answer.status == 200)
                 #expect(answer.body == "data: tick 1 of 3\n\ndata: tick 2 of 3\n\n", "\(breaking)")
             }
+            try await waitUntil("the three are counted") { gateway.scrape().value("lambda_gateway_streamed_responses_total", ["service": "events", "result": "incomplete"]) == 3 }
             let metrics = gateway.scrape()
             #expect(metrics.value("lambda_gateway_streamed_responses_total", ["service": "events", "result": "incomplete"]) == 3)
             // The access log says how each broke, with the bytes that did go out.
