@@ -54,14 +54,11 @@ public struct InvokeStreamCompletion: Sendable, Equatable {
     public var errorDetails: String?
     /// The base64 tail of the function's log, when it was asked for.
     public var logResult: String?
-    /// Requests sent to Lambda for the call, retries included.
-    public var attempts = 1
 
-    public init(errorCode: String? = nil, errorDetails: String? = nil, logResult: String? = nil, attempts: Int = 1) {
+    public init(errorCode: String? = nil, errorDetails: String? = nil, logResult: String? = nil) {
         self.errorCode = errorCode
         self.errorDetails = errorDetails
         self.logResult = logResult
-        self.attempts = attempts
     }
 }
 
@@ -223,9 +220,8 @@ final class InvokeStream: @unchecked Sendable {
                     guard completion == nil else { throw StreamProblem("a PayloadChunk after InvokeComplete") }
                     if let budget { budget.take(bytes.readableBytes) }
                     events(.payload(bytes, heldBytes: budget == nil ? 0 : bytes.readableBytes))
-                case .complete(var fields):
+                case .complete(let fields):
                     guard completion == nil else { throw StreamProblem("a second InvokeComplete") }
-                    fields.attempts = attempts
                     completion = fields
                 case .ignored:
                     break

@@ -248,7 +248,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     private func write(_ response: LambdaHTTPResponse, for head: HTTPRequestHead, close: Bool, handingOver held: Int, context: ChannelHandlerContext) {
         let (bytes, largeBody) = HTTP1ResponseEncoder.encode(response, version: head.version, bodyless: head.method == .HEAD, close: close, allocator: context.channel.allocator)
         let size = bytes.readableBytes + (largeBody?.readableBytes ?? 0)
-        if let largeBody { context.write(wrapOutboundOut(bytes), promise: nil) }
+        if largeBody != nil { context.write(wrapOutboundOut(bytes), promise: nil) }
         let written = context.writeAndFlush(wrapOutboundOut(largeBody ?? bytes))
         let answer = nextAnswer ?? RequestProcessor.Answer(response: response, outcome: .rejected, details: ResponseCodeDetails.rejected("Unknown"))
         nextAnswer = nil

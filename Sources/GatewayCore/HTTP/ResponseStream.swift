@@ -57,8 +57,7 @@ final class ResponseStream: @unchecked Sendable {
     private var queued = CircularBuffer<Part>()
     private var consumer: ((Part) -> Void)?
     private var start: InvokeStreamStart?
-    /// How the call ended, for the access log and `/metrics`.
-    private(set) var completion: InvokeStreamCompletion?
+    /// Requests sent to Lambda for the call, for the access log.
     private(set) var attempts: Int?
     /// The consumer stopped taking parts (the client went away): the rest is dropped.
     private var abandoned = false
@@ -95,7 +94,6 @@ final class ResponseStream: @unchecked Sendable {
             defer { if heldBytes > 0 { budget?.release(heldBytes) } }
             pieces { splitter throws(PayloadError) in try splitter.append(bytes) }
         case .completed(let completion):
-            self.completion = completion
             if let code = completion.errorCode {
                 failed(StreamFailure(message: "the function failed mid-stream: \(code)", flags: [], functionErrorCode: code), functionError: completion)
                 return
