@@ -24,11 +24,23 @@ public final class ServiceMetrics: Sendable {
     /// The counters with label values beyond the service's, made on first use. A service sees a
     /// handful of statuses and error types, so a list scanned in order beats hashing.
     private struct Counters {
-        var answers: [(key: AnswerKey, counter: Counter)] = []
-        var lambdaErrors: [(type: LambdaErrorType, counter: Counter)] = []
+        var answers = CounterList<AnswerKey>()
+        var lambdaErrors = CounterList<LambdaErrorType>()
         /// Made on the service's first streamed answer.
-        var streamed: [(result: StreamedResult, counter: Counter)] = []
+        var streamed = CounterList<StreamedResult>()
         var streamedBytes: Counter?
+    }
+
+    /// Counters by a label value, scanned in order, each made by `make` on first use.
+    private struct CounterList<Key: Equatable> {
+        private var entries: [(key: Key, counter: Counter)] = []
+
+        mutating func counter(_ key: Key, make: () -> Counter) -> Counter {
+            if let found = entries.first(where: { $0.key == key })?.counter { return found }
+            let made = make()
+            entries.append((key, made))
+            return made
+        }
     }
 
     init(service: String, registry: PrometheusCollectorRegistry) {
@@ -54,13 +66,9 @@ public final class ServiceMetrics: Sendable {
 
     private func recordStream(_ result: StreamedResult, bytes: Int) {
         let (answers, sent) = counters.withLock { counters in
-            let answers =
-                counters.streamed.first(where: { $0.result == result })?.counter
-                ?? {
-                    let made = registry.counter(Family.streamedResponses, labels: [("service", service), ("result", result.rawValue)], help: Help.streamedResponses)
-                    counters.streamed.append((result, made))
-                    return made
-                }()
+            let answers = counters.streamed.counter(result) {
+                registry.counter(Family.streamedResponses, labels: [("service", service), ("result", result.rawValue)], help: Help.streamedResponses)
+            }
             let sent = counters.streamedBytes ?? registry.counter(Family.streamedBytes, labels: [("service", service)], help: Help.streamedBytes)
             counters.streamedBytes = sent
             return (answers, sent)
@@ -72,23 +80,13 @@ public final class ServiceMetrics: Sendable {
     /// The counter of `key`, and of `error` when there is one.
     private func counters(_ key: AnswerKey, error: LambdaErrorType?) -> (Counter, Counter?) {
         counters.withLock { counters in
-            let answers =
-                counters.answers.first(where: { $0.key == key })?.counter
-                ?? {
-                    let made = registry.counter(
-                        Family.requests, labels: [("service", service), ("status", String(key.status)), ("outcome", key.outcome.rawValue)], help: Help.requests
-                    )
-                    counters.answers.append((key, made))
-                    return made
-                }()
+            let answers = counters.answers.counter(key) {
+                registry.counter(Family.requests, labels: [("service", service), ("status", String(key.status)), ("outcome", key.outcome.rawValue)], help: Help.requests)
+            }
             guard let error else { return (answers, nil) }
-            let errors =
-                counters.lambdaErrors.first(where: { $0.type == error })?.counter
-                ?? {
-                    let made = registry.counter(Family.lambdaErrors, labels: [("service", service), ("error_type", error.rawValue)], help: Help.lambdaErrors)
-                    counters.lambdaErrors.append((error, made))
-                    return made
-                }()
+            let errors = counters.lambdaErrors.counter(error) {
+                registry.counter(Family.lambdaErrors, labels: [("service", service), ("error_type", error.rawValue)], help: Help.lambdaErrors)
+            }
             return (answers, errors)
         }
     }
