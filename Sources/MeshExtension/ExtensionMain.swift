@@ -190,10 +190,7 @@ public enum ExtensionMain {
         await listeners.stopAccepting()
         dialer.stop()
         await data.stop()
-        let deadline = ContinuousClock.now + budget
-        while listeners.openCount > 0, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
+        await listeners.waitUntilAllClosed(deadline: .now + budget)
         logger.debug("closing open tunnels", metadata: ["open": "\(listeners.openCount)"])
         listeners.closeAll()
         await aws.shutdown()

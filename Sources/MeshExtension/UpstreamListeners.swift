@@ -89,6 +89,20 @@ final class UpstreamListeners: Sendable {
     /// How many of the function's connections are open.
     var openCount: Int { open.withLockedValue { $0.count } }
 
+    /// Waits until every open connection has closed, or `deadline`: on the connections' close
+    /// futures, again for any opened meanwhile.
+    func waitUntilAllClosed(deadline: ContinuousClock.Instant) async {
+        let eventLoop = dialer.eventLoop
+        while case let closing = open.withLockedValue({ $0.values.map(\.closeFuture) }), !closing.isEmpty, ContinuousClock.now < deadline {
+            let allClosed = EventLoopFuture.andAllComplete(closing, on: eventLoop)
+            let promise = eventLoop.makePromise(of: Void.self)
+            allClosed.cascade(to: promise)
+            let timer = eventLoop.scheduleTask(deadline: NIODeadline.now() + TimeAmount(deadline - ContinuousClock.now)) { promise.succeed() }
+            try? await promise.futureResult.get()
+            timer.cancel()
+        }
+    }
+
     /// Closes every open tunnel.
     func closeAll() {
         for channel in open.withLockedValue({ Array($0.values) }) { channel.close(promise: nil) }

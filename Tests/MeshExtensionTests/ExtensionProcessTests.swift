@@ -312,6 +312,26 @@ import Testing
         }
     }
 
+    /// Shutdown waits for the open tunnels, not for its deadline: the last one to close ends it.
+    @Test func shutdownEndsWhenTheLastOpenTunnelClosesBeforeTheDeadline() async throws {
+        try await withExtension { harness in
+            try await harness.putCallerData()
+            let process = try await Self.ready(harness, ["LOG_LEVEL": "debug"])
+            defer { process.stop() }
+            await harness.api.sendInvoke()
+            let open = try LocalClient(port: harness.ordersPort)
+            open.send("a\n")
+            #expect(open.read(count: 2) == "a\n")
+
+            let deadline = Date().addingTimeInterval(8)
+            await harness.api.sendShutdown(deadline: deadline)
+            _ = try await process.waitForLine(containing: "SHUTDOWN")
+            open.close()
+            #expect(await process.waitForExit(timeout: .seconds(10)) == 0)
+            #expect(Date() < deadline.addingTimeInterval(-4), "\(process.output.joined(separator: "\n"))")
+        }
+    }
+
     @Test func sigtermIsAShutdownWithHalfASecond() async throws {
         try await withExtension { harness in
             try await harness.putCallerData()

@@ -26,6 +26,8 @@ public final class RequestProcessor: Sendable {
     public let settings: ProcessingSettings
     let logger: Logger
     private let inFlight = ManagedAtomic<Int>(0)
+    /// Woken when `inFlight` becomes zero (graceful shutdown).
+    private let idle = ZeroWaiters()
     /// Requests whose payload was made and hashed on the thread pool (`offloadedBodyBytes`).
     let offloadedPreparations = ManagedAtomic<Int>(0)
     /// Large payloads being made on the pool now; past `maximumOffloads` an event loop makes its own,
@@ -81,12 +83,10 @@ public final class RequestProcessor: Sendable {
     /// Requests whose payload was made and hashed on the thread pool so far (`offloadedBodyBytes`).
     public var offloadedPreparationCount: Int { offloadedPreparations.load(ordering: .relaxed) }
 
-    /// Waits until no request is in flight, or `timeout` passes (graceful shutdown).
+    /// Waits until no request is in flight, or `timeout` passes (graceful shutdown): woken by the
+    /// request that ends last.
     public func waitUntilIdle(timeout: Duration) async {
-        let deadline = ContinuousClock.now + timeout
-        while inFlightCount > 0 && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
+        await idle.wait(until: .now + timeout) { self.inFlight.load(ordering: .sequentiallyConsistent) == 0 }
     }
 
     /// A response, and the bytes of the connection's answer budget it still holds (the Lambda
@@ -128,7 +128,9 @@ public final class RequestProcessor: Sendable {
         _ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget?, eventLoop: any EventLoop, cancellation: NIOLoopBound<RequestCancellation>? = nil
     ) async -> Processed {
         inFlight.wrappingIncrement(ordering: .relaxed)
-        defer { inFlight.wrappingDecrement(ordering: .relaxed) }
+        // Sequentially consistent, as `ZeroWaiters` requires (an atomic add is a full barrier on
+        // x86 anyway).
+        defer { if inFlight.wrappingDecrementThenLoad(ordering: .sequentiallyConsistent) == 0 { idle.reachedZero() } }
         switch await prepared(request, connection: connection, budget: budget) {
         case .answer(let early):
             return Processed(answer: early, heldBytes: 0)

@@ -18,24 +18,26 @@ public final class OpenConnections: Sendable {
         /// Set at shutdown: connections established from now on are drained at once.
         var drainingAll = false
 
+        var count: Int { byService.values.reduce(draining.count) { $0 + $1.count } }
+
         mutating func startDraining(_ channels: [ObjectIdentifier: any Channel]) {
             draining.formUnion(channels.keys)
         }
     }
 
     private let state = Mutex(State())
+    /// Woken by the last close.
+    let closedAll = ZeroWaiters()
 
     public init() {}
 
     /// The connections open now, draining or not.
-    public var count: Int { state.withLock { $0.byService.values.reduce($0.draining.count) { $0 + $1.count } } }
+    public var count: Int { state.withLock { $0.count } }
 
-    /// Waits until every connection has closed, or `timeout` passes (graceful shutdown).
+    /// Waits until every connection has closed, or `timeout` passes (graceful shutdown): woken by
+    /// the last close.
     public func waitUntilAllClosed(timeout: Duration) async {
-        let deadline = ContinuousClock.now + timeout
-        while count > 0 && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
+        await closedAll.wait(until: .now + timeout) { self.count == 0 }
     }
 
     /// Follows `channel` until it closes (or is drained).
@@ -51,11 +53,13 @@ public final class OpenConnections: Sendable {
         }
         if drainNow { Self.quiesce(channel) }
         channel.closeFuture.whenComplete { _ in
-            self.state.withLock { state in
+            let none = self.state.withLock { state in
                 state.draining.remove(id)
                 state.byService[service]?[id] = nil
                 if state.byService[service]?.isEmpty == true { state.byService[service] = nil }
+                return state.draining.isEmpty && state.byService.isEmpty
             }
+            if none { self.closedAll.reachedZero(locked: true) }
         }
     }
 
