@@ -75,6 +75,7 @@ public final class ConsulConfigSource: Sendable {
                 group.addTask { await self.agentPolicyLoop(coordinator) }
                 group.addTask { await coordinator.publishLoop() }
                 group.addTask { await coordinator.leafReadLoop() }
+                group.addTask { await coordinator.tasks.run() }
             }
         } onCancel: {
             Task { await coordinator.stopAll() }

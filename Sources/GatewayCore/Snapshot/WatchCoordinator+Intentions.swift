@@ -16,35 +16,34 @@ struct IntentionsWatches {
     enum Mode {
         case batched
         /// One watch per linked name; `retry` waits to try the batched form again.
-        case split(single: [String: Task<Void, Never>], retry: Task<Void, Never>?)
+        case split(single: [String: WatchTasks.Handle], retry: WatchTasks.Handle?)
     }
 
     /// The scope's linked names, sorted: what the watches are asked for.
     var names: [String] = []
     var mode = Mode.batched
     /// The batched watch: the only one in batched mode, a retry of the batched form in split mode.
-    var batched: (generation: UInt64, task: Task<Void, Never>)?
-    /// Tells a batched watch's late callbacks from the current one's.
-    var generation: UInt64 = 0
+    /// Its handle also tells its late callbacks from those of the watch that replaced it.
+    var batched: WatchTasks.Handle?
     /// The `service-intentions` list watch.
-    var list: Task<Void, Never>?
+    var list: WatchTasks.Handle?
     /// The last list answer was not complete: the match watches run.
     var matching = false
 
-    mutating func cancelAll() {
-        list?.cancel()
+    mutating func stopAll(_ tasks: WatchTasks) {
+        list.map(tasks.stop)
         list = nil
-        cancelMatch()
+        stopMatch(tasks)
     }
 
     /// Stops the match watches; the list watch goes on.
-    mutating func cancelMatch() {
+    mutating func stopMatch(_ tasks: WatchTasks) {
         matching = false
-        batched?.task.cancel()
+        batched.map(tasks.stop)
         batched = nil
         if case .split(let single, let retry) = mode {
-            for task in single.values { task.cancel() }
-            retry?.cancel()
+            for handle in single.values { tasks.stop(handle) }
+            retry.map(tasks.stop)
         }
         mode = .batched
     }
@@ -68,8 +67,8 @@ extension WatchCoordinator {
             startBatchedIntentionsWatch(scope)
         case .split(var single, let retry):
             let linked = Set(names)
-            for (name, task) in single where !linked.contains(name) {
-                task.cancel()
+            for (name, handle) in single where !linked.contains(name) {
+                tasks.stop(handle)
                 single[name] = nil
             }
             for name in names where single[name] == nil {
@@ -83,39 +82,36 @@ extension WatchCoordinator {
 
     func startBatchedIntentionsWatch(_ scope: ConsulScope) {
         guard var watches = intentionsWatches[scope] else { return }
-        watches.batched?.task.cancel()
+        watches.batched.map(tasks.stop)
         watches.batched = nil
         let names = watches.names
         if !names.isEmpty {
-            watches.generation += 1
-            let generation = watches.generation
-            let source = self.source
+            let (source, tasks) = (self.source, self.tasks)
             let query = [("by", "destination")] + names.map { ("name", $0) }
             let endpoint = WatchEndpoint<IntentionMatches>.json(Self.intentionsPath, query: query, scope: scope)
-            let task = Task {
+            watches.batched = tasks.start { watch in
                 await source.watch(
                     endpoint, label: Self.intentionsPath,
                     onError: { error in
                         source.logger.warning("intentions watch failed; keeping the last answer", metadata: ["scope": "\(scope)", "error": "\(error.message)"])
                         if error.isPermissionDenied {
-                            Task { await self.batchedIntentionsRefused(scope, generation) }
+                            tasks.start { _ in await self.batchedIntentionsRefused(scope, watch) }
                         }
                     }
                 ) { matches, metadata in
-                    await self.batchedIntentionsAnswered(scope, generation, names: names, matches, metadata: metadata)
+                    await self.batchedIntentionsAnswered(scope, watch, names: names, matches, metadata: metadata)
                 }
             }
-            watches.batched = (generation, task)
         }
         intentionsWatches[scope] = watches
     }
 
-    func batchedIntentionsAnswered(_ scope: ConsulScope, _ generation: UInt64, names: [String], _ matches: IntentionMatches, metadata: ConsulMetadata) {
-        guard let watches = intentionsWatches[scope], watches.batched?.generation == generation else { return }
+    func batchedIntentionsAnswered(_ scope: ConsulScope, _ watch: WatchTasks.Handle, names: [String], _ matches: IntentionMatches, metadata: ConsulMetadata) {
+        guard let watches = intentionsWatches[scope], watches.batched == watch else { return }
         if case .split(let single, let retry) = watches.mode {
             source.logger.info("the batched intentions query is answered again; one request for every service", metadata: ["scope": "\(scope)"])
-            for task in single.values { task.cancel() }
-            retry?.cancel()
+            for handle in single.values { tasks.stop(handle) }
+            retry.map(tasks.stop)
             intentionsWatches[scope]?.mode = .batched
         }
         update(metadata: metadata) { state in
@@ -127,14 +123,14 @@ extension WatchCoordinator {
     }
 
     /// A 403 on the batched form: split it (once), and try it again later.
-    func batchedIntentionsRefused(_ scope: ConsulScope, _ generation: UInt64) {
-        guard !stopped, let watches = intentionsWatches[scope], let batched = watches.batched, batched.generation == generation else { return }
-        batched.task.cancel()
+    func batchedIntentionsRefused(_ scope: ConsulScope, _ watch: WatchTasks.Handle) {
+        guard !stopped, let watches = intentionsWatches[scope], watches.batched == watch else { return }
+        tasks.stop(watch)
         intentionsWatches[scope]?.batched = nil
-        var single: [String: Task<Void, Never>] = [:]
+        var single: [String: WatchTasks.Handle] = [:]
         if case .split(let current, let retry) = watches.mode {
             single = current
-            retry?.cancel()
+            retry.map(tasks.stop)
         } else {
             source.logger.warning(
                 "the token may not read the intentions of every linked service; asking for each service on its own",
@@ -143,10 +139,9 @@ extension WatchCoordinator {
             for name in watches.names { single[name] = startSingleIntentionsWatch(scope, name) }
         }
         let delay = source.settings.intentionsBatchRetry
-        let retry = Task {
-            try? await Task.sleep(for: delay)
-            guard !Task.isCancelled else { return }
-            self.retryBatchedIntentions(scope)
+        let retry = tasks.start { _ in
+            guard (try? await Task.sleep(for: delay)) != nil else { return }
+            await self.retryBatchedIntentions(scope)
         }
         intentionsWatches[scope]?.mode = .split(single: single, retry: retry)
     }
@@ -156,17 +151,17 @@ extension WatchCoordinator {
         startBatchedIntentionsWatch(scope)
     }
 
-    func startSingleIntentionsWatch(_ scope: ConsulScope, _ name: String) -> Task<Void, Never> {
-        let source = self.source
+    func startSingleIntentionsWatch(_ scope: ConsulScope, _ name: String) -> WatchTasks.Handle {
+        let (source, tasks) = (self.source, self.tasks)
         let key = scope.qualified(name)
         let endpoint = WatchEndpoint<IntentionMatches>.json(Self.intentionsPath, query: [("by", "destination"), ("name", name)], scope: scope)
-        return Task {
+        return tasks.start { _ in
             await source.watch(
                 endpoint, label: Self.intentionsPath,
                 onError: { error in
                     source.logger.warning("intentions watch failed; keeping the last answer", metadata: ["service": "\(key)", "error": "\(error.message)"])
                     if error.isPermissionDenied {
-                        Task { await self.singleIntentionsRefused(scope, name, error.message) }
+                        tasks.start { _ in await self.singleIntentionsRefused(scope, name, error.message) }
                     }
                 }
             ) { matches, metadata in

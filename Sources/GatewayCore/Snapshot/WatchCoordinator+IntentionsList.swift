@@ -14,23 +14,23 @@ extension WatchCoordinator {
     static let intentionsListPath = "/v1/config/service-intentions"
 
     func startIntentionsListWatch(_ scope: ConsulScope) {
-        let source = self.source
+        let (source, tasks) = (self.source, self.tasks)
         let endpoint = WatchEndpoint<ACLFilteredList<ServiceIntentionsEntry>>.aclFilteredList(Self.intentionsListPath, scope: scope)
-        let task = Task {
+        let handle = tasks.start { _ in
             await source.watch(
                 endpoint, label: Self.intentionsListPath,
                 onError: { error in
                     source.logger.warning("intentions list watch failed; keeping the last answer", metadata: ["scope": "\(scope)", "error": "\(error.message)"])
                     // A list the token may not read at all tells nothing either; the match query may.
                     if error.isPermissionDenied {
-                        Task { await self.intentionsListIncomplete(scope, metadata: ConsulMetadata(), why: "the list is refused: \(error.message)") }
+                        tasks.start { _ in await self.intentionsListIncomplete(scope, metadata: ConsulMetadata(), why: "the list is refused: \(error.message)") }
                     }
                 }
             ) { answer, metadata in
                 await self.intentionsListAnswered(scope, answer, metadata: metadata)
             }
         }
-        intentionsWatches[scope, default: IntentionsWatches()].list = task
+        intentionsWatches[scope, default: IntentionsWatches()].list = handle
     }
 
     func intentionsListAnswered(_ scope: ConsulScope, _ answer: ACLFilteredList<ServiceIntentionsEntry>, metadata: ConsulMetadata) {
@@ -45,7 +45,7 @@ extension WatchCoordinator {
         }
         if intentionsWatches[scope]?.matching == true {
             source.logger.info("the service-intentions list is complete again; the intentions match query stops", metadata: ["scope": "\(scope)"])
-            intentionsWatches[scope]?.cancelMatch()
+            intentionsWatches[scope]?.stopMatch(tasks)
         }
         // The match answers are dropped with the query: a later fallback asks again.
         let keys = Set(intentionsWatches[scope]?.names.map(scope.qualified) ?? [])
@@ -75,7 +75,7 @@ extension WatchCoordinator {
 
     /// A scope nothing is linked in any more: its watches and what they delivered go.
     func stopIntentionsWatches(_ scope: ConsulScope) {
-        intentionsWatches[scope]?.cancelAll()
+        intentionsWatches[scope]?.stopAll(tasks)
         intentionsWatches[scope] = nil
         state.intentionEntries[scope] = nil
         state.intentionsFromMatch.remove(scope)

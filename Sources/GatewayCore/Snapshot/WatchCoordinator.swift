@@ -16,12 +16,16 @@ actor WatchCoordinator {
     let epoch = ContinuousClock.now
     let leafFailureLog: RateLimitedLog
     /// The catalog, service-defaults and service-resolver list watches of each scope in use.
-    var scopedWatches: [ConsulScope: [Task<Void, Never>]] = [:]
+    var scopedWatches: [ConsulScope: [WatchTasks.Handle]] = [:]
+    /// Every watch started as the linked set changes, as child tasks of the source's task group.
+    let tasks = WatchTasks()
     var intentionsWatches: [ConsulScope: IntentionsWatches] = [:]
     var rootIDs: Set<String> = []
     var activeRootID: String?
     var warnedLongPolls: Int?
-    var dirty = false
+    /// When the next snapshot is built.
+    var publishSchedule: PublishSchedule
+    /// Resumes the publish loop when it waits for a change.
     var wake: CheckedContinuation<Void, Never>?
     var version: UInt64 = 0
     var stopped = false
@@ -31,6 +35,7 @@ actor WatchCoordinator {
     init(source: ConsulConfigSource) {
         self.source = source
         leafSchedule = LeafSchedule(policy: source.settings.leafReads)
+        publishSchedule = PublishSchedule(coalescing: source.settings.coalescing, settle: Self.settle)
         leafFailureLog = RateLimitedLog("reading a leaf failed; keeping the last leaf", level: .warning, logger: source.logger)
         state.datacenterOverride = source.settings.datacenter
         state.defaultPolicyOverride = source.settings.defaultIntentionPolicy
@@ -49,7 +54,7 @@ actor WatchCoordinator {
         if state.gatewayServices != linkedBefore || state.roots != rootsBefore {
             reconcileWatches()
         }
-        dirty = true
+        publishSchedule.changed(at: .now)
         wake?.resume()
         wake = nil
     }
@@ -82,9 +87,9 @@ actor WatchCoordinator {
         wakeLeafReader()
 
         let byScope = Dictionary(grouping: linked, by: \.scope)
-        for (scope, tasks) in scopedWatches where byScope[scope] == nil {
+        for (scope, handles) in scopedWatches where byScope[scope] == nil {
             // A scope nothing is linked in any more: its watches and what they delivered go.
-            tasks.forEach { $0.cancel() }
+            for handle in handles { tasks.stop(handle) }
             scopedWatches[scope] = nil
             stopIntentionsWatches(scope)
             state.catalogServices[scope] = nil
@@ -131,9 +136,9 @@ actor WatchCoordinator {
         _ endpoint: WatchEndpoint<Value>,
         _ scope: ConsulScope,
         apply: @escaping @Sendable (inout ConsulState, Value) -> Void
-    ) -> Task<Void, Never> {
+    ) -> WatchTasks.Handle {
         let source = self.source
-        return Task {
+        return tasks.start { _ in
             await source.watch(
                 endpoint, label: endpoint.path,
                 onError: { error in
@@ -243,41 +248,38 @@ actor WatchCoordinator {
         wakeLeafReader()
     }
 
-    /// Waits for changes and publishes when what is served changed. Builds are at least the
-    /// coalescing time apart, which folds a burst of answers (10,000 leaves arriving) into a build
-    /// per interval; a change after a quiet spell is built at once (leading edge), so one more link
-    /// waits for no timer (issue 23: one more link at 10,000 services served within 1 s).
+    /// Builds and publishes when what is served changed, when `publishSchedule` says so.
     func publishLoop() async {
-        var lastBuildEnded: ContinuousClock.Instant?
         while !Task.isCancelled && !stopped {
-            if !dirty {
+            switch publishSchedule.next(now: .now) {
+            case .waitForChange:
                 await withCheckedContinuation { wake = $0 }
-                continue
+            case .sleep(let until):
+                // The schedule's own timer: changes meanwhile are built when it ends.
+                try? await Task.sleep(until: until)
+            case .build:
+                await buildAndPublish()
+                publishSchedule.built(now: .now)
             }
-            if let lastBuildEnded, case let quietUntil = lastBuildEnded + source.settings.coalescing, quietUntil > .now {
-                try? await Task.sleep(until: quietUntil)
-            } else {
-                // Answers to one change arrive a few milliseconds apart (the linked list, the
-                // catalog, the config entries): a short settle folds them into one build.
-                try? await Task.sleep(for: Self.settle)
-            }
-            defer { lastBuildEnded = .now }
-            dirty = false
-            let current = source.store.snapshot
-            // Off the event loops, which also run Swift concurrency in `run`: with thousands of
-            // services a build takes tens of milliseconds (BENCHMARKS.md, micro benchmarks).
-            let (state, nextVersion, cache) = (self.state, self.version + 1, self.buildCache)
-            let build: @Sendable () -> (GatewaySnapshot, SnapshotBuildCache) = {
-                var cache = cache
-                return (SnapshotBuilder.build(from: state, version: nextVersion, now: Date(), cache: &cache), cache)
-            }
-            let (next, nextCache) = (try? await NIOThreadPool.singleton.runIfActive(build)) ?? build()
-            buildCache = nextCache
-            guard !next.hasSameContent(as: current) else { continue }
-            version += 1
-            logChanges(from: current, to: next)
-            source.store.publish(next)
         }
+    }
+
+    /// Builds a snapshot from the state, and publishes it unless nothing served changed.
+    func buildAndPublish() async {
+        let current = source.store.snapshot
+        // Off the event loops, which also run Swift concurrency in `run`: with thousands of
+        // services a build takes tens of milliseconds (BENCHMARKS.md, micro benchmarks).
+        let (state, nextVersion, cache) = (self.state, self.version + 1, self.buildCache)
+        let build: @Sendable () -> (GatewaySnapshot, SnapshotBuildCache) = {
+            var cache = cache
+            return (SnapshotBuilder.build(from: state, version: nextVersion, now: Date(), cache: &cache), cache)
+        }
+        let (next, nextCache) = (try? await NIOThreadPool.singleton.runIfActive(build)) ?? build()
+        buildCache = nextCache
+        guard !next.hasSameContent(as: current) else { return }
+        version += 1
+        logChanges(from: current, to: next)
+        source.store.publish(next)
     }
 
     /// How long a change after a quiet spell waits for the answers that come with it.
@@ -286,9 +288,11 @@ actor WatchCoordinator {
     func stopAll() {
         stopped = true
         wakeLeafReader()
-        for tasks in scopedWatches.values { tasks.forEach { $0.cancel() } }
+        for handles in scopedWatches.values {
+            for handle in handles { tasks.stop(handle) }
+        }
         scopedWatches = [:]
-        for scope in intentionsWatches.keys { intentionsWatches[scope]?.cancelAll() }
+        for scope in intentionsWatches.keys { intentionsWatches[scope]?.stopAll(tasks) }
         intentionsWatches = [:]
         wake?.resume()
         wake = nil
