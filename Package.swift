@@ -295,18 +295,21 @@ let package = Package(
             ],
             path: "Benchmarks/Tools/ExtensionBench"
         ),
-        .testTarget(name: "AWSSigV4Tests", dependencies: ["AWSSigV4"]),
+        .testTarget(name: "AWSSigV4Tests", dependencies: ["AWSSigV4", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "LambdaPayloadTests", dependencies: ["LambdaPayload", "TestSupport", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "MeshIdentityTests", dependencies: ["MeshIdentity"]),
         .testTarget(name: "TLSFilesTests", dependencies: ["TLSFiles", "TestSupport", .product(name: "NIOSSL", package: "swift-nio-ssl")]),
-        .testTarget(name: "AWSCredentialsTests", dependencies: ["AWSCredentials", "TestSupport"]),
+        .testTarget(
+            name: "AWSCredentialsTests",
+            dependencies: ["AWSCredentials", "TestSupport", "AWSSigV4", .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "LambdaInvokeTests",
             dependencies: [
                 "LambdaInvoke", "AWSCredentials", "AWSSigV4", "LambdaPayload", "TLSFiles", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         .testTarget(
@@ -325,7 +328,7 @@ let package = Package(
             dependencies: [
                 "TestSupport", "ConsulAPI", "AWSAPI", "AWSCredentials", "AWSSigV4", "LambdaPayload", "GatewayCore",
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         .testTarget(
@@ -337,7 +340,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "X509", package: "swift-certificates"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
         .testTarget(
@@ -351,7 +354,10 @@ let package = Package(
         ),
         .testTarget(
             name: "ConsulAPITests",
-            dependencies: ["ConsulAPI", "TLSFiles", "TestSupport", .product(name: "NIOSSL", package: "swift-nio-ssl")]
+            dependencies: [
+                "ConsulAPI", "TLSFiles", "TestSupport", .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "X509", package: "swift-certificates"),
+            ]
         ),
         .testTarget(
             name: "GatewayCoreTests",
@@ -365,7 +371,8 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
-                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
             ]
         ),
     ],

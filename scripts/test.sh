@@ -22,6 +22,8 @@ fi
 # Formatting: the style of .swift-format (swift-format ships with the toolchain); `swift format -i -r
 # Sources Tests Benchmarks Fuzz Package.swift` fixes what it finds.
 swift format lint --strict -r Sources Tests Benchmarks Fuzz Package.swift
+# Every module declares what it imports (a transitive dependency is not one).
+swift package dump-package | scripts/check-imports.py
 swift build --build-tests
 scale='ScaleTests|IntentionsScaleMeasurement'
 processes='AccessLogRunTests|ExtensionProcessTests|ExtensionEndToEndTests|RegistratorSyncTests|RegistratorEventSyncTests|RegistratorExtensionDataTests|RegistratorEnvironmentTests|RegistratorEnterpriseTests|RegistratorCommandTests|RegistratorLambdaRuntimeTests|MotoLambdaTests|MotoSSMTests|MotoSignatureTests'

@@ -105,9 +105,7 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
             processor.ended(exchange, answer: answer, responseBodyBytes: 0, written: false, connection: connection)
             return
         }
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(answer.response.headers.count)
-        for field in answer.response.headers { headers.add(name: field.name, value: field.value) }
+        let headers = HTTPHeaders(answer.response.headers)
         context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: answer.response.status), headers: headers))), promise: nil)
         exchange.responded = .now()
         relay = (stream, answer, 0, true)
@@ -214,9 +212,7 @@ final class HTTP1RequestHandler: ChannelInboundHandler, @unchecked Sendable {
 
     private func respond(_ answer: RequestProcessor.Answer, head: HTTPRequestHead, context: ChannelHandlerContext, close: Bool, handingOver held: Int = 0) {
         let response = answer.response
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(response.headers.count + 2)
-        for field in response.headers { headers.add(name: field.name, value: field.value) }
+        var headers = HTTPHeaders(response.headers, reservingExtra: 2)
         headers.replaceOrAdd(name: "content-length", value: String(response.body.readableBytes))
         let responseHead = HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
         context.write(wrapOutboundOut(.head(responseHead)), promise: nil)
