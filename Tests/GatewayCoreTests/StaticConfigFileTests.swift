@@ -191,6 +191,10 @@ struct StaticConfigFileTests {
             "{pathPrefix: /admin,", "{pathPrefix: /admin, pathExact: /admin,",
             "gateway.yaml:19:19: services[0].intentions[1].permissions[0].http: use at most one of pathExact, pathPrefix and pathRegex"
         ),
+        // Empty, each would have meant any path.
+        ("{pathPrefix: /admin,", "{pathPrefix: '',", "gateway.yaml:19:32: services[0].intentions[1].permissions[0].http.pathPrefix: must not be empty (leave it out to match any path)"),
+        ("{pathPrefix: /admin,", "{pathExact: \"\",", "services[0].intentions[1].permissions[0].http.pathExact: must not be empty"),
+        ("{pathPrefix: /admin,", "{pathRegex: '',", "services[0].intentions[1].permissions[0].http.pathRegex: must not be empty"),
         ("{pathPrefix: /admin,", "{header: [{name: x}],", "services[0].intentions[1].permissions[0].http.header: unknown key"),
     ]
 

@@ -224,13 +224,15 @@ public enum StaticConfigFile {
             return IntentionPermissionRule(action: action, http: rule)
         }
 
-        /// At most one of `pathExact`, `pathPrefix` and `pathRegex`; none, or an empty one: any path.
+        /// At most one of `pathExact`, `pathPrefix` and `pathRegex`, not empty; none: any path.
         func pathMatch(_ http: [String: Node], in node: Node, _ path: String) throws(StaticConfigError) -> PathMatch? {
             let kinds: [(key: String, match: (String) -> PathMatch)] = [("pathExact", PathMatch.exact), ("pathPrefix", PathMatch.prefix), ("pathRegex", PathMatch.regex)]
             let given = kinds.filter { http[$0.key] != nil }
             guard given.count <= 1 else { throw fail(node, path, "use at most one of pathExact, pathPrefix and pathRegex") }
             guard let kind = given.first else { return nil }
-            guard let text = try string(http[kind.key], "\(path).\(kind.key)"), !text.isEmpty else { return nil }
+            let keyPath = "\(path).\(kind.key)"
+            // An empty one would have meant any path: for an allow, access the file never meant to give.
+            guard let text = try string(http[kind.key], keyPath), !text.isEmpty else { throw fail(http[kind.key], keyPath, "must not be empty (leave it out to match any path)") }
             return kind.match(text)
         }
 
