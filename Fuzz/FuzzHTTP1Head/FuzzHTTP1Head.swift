@@ -40,8 +40,8 @@ let processor: RequestProcessor = {
     let billing = StaticConfig.intention(
         from: "billing", action: nil,
         permissions: [
-            IntentionPermissionRule(action: .deny, http: HTTPRule(pathPrefix: "/admin")),
-            IntentionPermissionRule(action: .allow, http: HTTPRule(pathRegex: "/orders/[0-9]+(/.*)?", methods: ["GET", "HEAD", "POST"], headers: [HeaderRule(name: "x-tenant", present: true)])),
+            IntentionPermissionRule(action: .deny, http: HTTPRule(path: .prefix("/admin"))),
+            IntentionPermissionRule(action: .allow, http: HTTPRule(path: .regex("/orders/[0-9]+(/.*)?"), methods: ["GET", "HEAD", "POST"], headers: [HeaderRule(name: "x-tenant", match: .present)])),
         ])
     let web = StaticConfig.intention(from: "web", action: .allow)
     var snapshot = GatewaySnapshot.empty

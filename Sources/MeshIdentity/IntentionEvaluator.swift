@@ -21,10 +21,14 @@ public struct IntentionEvaluator: Sendable {
 
     let defaultAllow: Bool
     let rules: [Compiled]
-    /// A regex that does not compile denies every request (docs/DECISIONS.md D28).
+    /// Why the intentions cannot be honoured, when they cannot: a regex that does not compile, or
+    /// a problem the caller found where it read them (an intention Consul should never have sent).
+    /// Every request is denied (docs/DECISIONS.md D28).
     public let configurationError: String?
 
-    public init(rules input: [IntentionRule], defaultPolicy: IntentionAction) {
+    /// `invalid`: why the rules as read are not the service's intentions (the reader's own
+    /// message); given, every request is denied with it as the configuration error.
+    public init(rules input: [IntentionRule], defaultPolicy: IntentionAction, invalid: String? = nil) {
         defaultAllow = defaultPolicy == .allow
         var error: String?
         // 1. Unsupported sources are dropped. 2. Stable sort by precedence. 3. Duplicates dropped.
@@ -43,14 +47,14 @@ public struct IntentionEvaluator: Sendable {
                 var pathRegex: PatternMatcher?
                 var headerRegexes: [PatternMatcher?] = []
                 if let http = permission.http {
-                    if !http.pathRegex.isEmpty {
-                        pathRegex = PatternMatcher(http.pathRegex)
-                        if pathRegex == nil { error = "PathRegex \"\(http.pathRegex)\" of the intention from \(rule.sourceName) does not compile" }
+                    if case .regex(let pattern) = http.path {
+                        pathRegex = PatternMatcher(pattern)
+                        if pathRegex == nil { error = "PathRegex \"\(pattern)\" of the intention from \(rule.sourceName) does not compile" }
                     }
                     headerRegexes = http.headers.map { header in
-                        guard !header.regex.isEmpty else { return nil }
-                        let matcher = PatternMatcher(header.regex)
-                        if matcher == nil { error = "header Regex \"\(header.regex)\" of the intention from \(rule.sourceName) does not compile" }
+                        guard case .regex(let pattern) = header.match else { return nil }
+                        let matcher = PatternMatcher(pattern)
+                        if matcher == nil { error = "header Regex \"\(pattern)\" of the intention from \(rule.sourceName) does not compile" }
                         return matcher
                     }
                 }
@@ -60,7 +64,7 @@ public struct IntentionEvaluator: Sendable {
             compiled.append(Compiled(rule: rule, partition: partition, namespace: namespace, wildness: wildness, permissions: permissions))
         }
         rules = compiled
-        configurationError = error
+        configurationError = invalid ?? error
     }
 
     /// The decision for `caller` (nil: no service identity) making `request`.
@@ -105,37 +109,32 @@ public struct IntentionEvaluator: Sendable {
 
     func permissionMatches(_ permission: CompiledPermission, _ request: AuthorizationRequest) -> Bool {
         guard let http = permission.http else { return true }
-        if !http.pathExact.isEmpty && !request.path.bytesEqual(http.pathExact) { return false }
-        if !http.pathPrefix.isEmpty && !request.path.bytesHavePrefix(http.pathPrefix) { return false }
-        if let regex = permission.pathRegex, !regex.wholeMatches(request.path) { return false }
+        switch http.path {
+        case nil: break
+        case .exact(let path): if !request.path.bytesEqual(path) { return false }
+        case .prefix(let prefix): if !request.path.bytesHavePrefix(prefix) { return false }
+        // Compiled in `init`; one that does not compile denies every request before this.
+        case .regex: if !(permission.pathRegex?.wholeMatches(request.path) ?? false) { return false }
+        }
         if !http.methods.isEmpty && !http.methods.contains(where: { $0.bytesEqual(request.method) }) { return false }
-        for (index, header) in http.headers.enumerated() {
-            let regex = index < permission.headerRegexes.count ? permission.headerRegexes[index] : nil
-            if let matched = headerMatches(header, regex: regex, request), !matched { return false }
+        for (index, header) in http.headers.enumerated() where !headerMatches(header, regex: permission.headerRegexes[index], request) {
+            return false
         }
         return true
     }
 
-    /// `nil` when the entry has no matcher (skipped, as Consul does).
-    func headerMatches(_ header: HeaderRule, regex: PatternMatcher?, _ request: AuthorizationRequest) -> Bool? {
+    /// `regex`: the compiled pattern of a `.regex` match.
+    func headerMatches(_ header: HeaderRule, regex: PatternMatcher?, _ request: AuthorizationRequest) -> Bool {
         let value = request.headerValue(header.name)
-        if header.present {
-            return (value != nil) != header.invert
-        }
-        let test: (String) -> Bool
         func fold(_ text: String) -> String { header.ignoreCase ? text.asciiLowercased : text }
-        if !header.exact.isEmpty {
-            test = { fold($0).bytesEqual(fold(header.exact)) }
-        } else if !header.prefix.isEmpty {
-            test = { fold($0).bytesHavePrefix(fold(header.prefix)) }
-        } else if !header.suffix.isEmpty {
-            test = { fold($0).bytesHaveSuffix(fold(header.suffix)) }
-        } else if !header.contains.isEmpty {
-            test = { fold($0).bytesContain(fold(header.contains)) }
-        } else if let regex {
-            test = { regex.wholeMatches($0) }
-        } else {
-            return nil
+        let test: (String) -> Bool
+        switch header.match {
+        case .present: return (value != nil) != header.invert
+        case .exact(let exact): test = { fold($0).bytesEqual(fold(exact)) }
+        case .prefix(let prefix): test = { fold($0).bytesHavePrefix(fold(prefix)) }
+        case .suffix(let suffix): test = { fold($0).bytesHaveSuffix(fold(suffix)) }
+        case .contains(let part): test = { fold($0).bytesContain(fold(part)) }
+        case .regex: test = { regex?.wholeMatches($0) ?? false }
         }
         // A value matcher never matches a missing header, inverted or not (Envoy's behaviour).
         guard let value else { return false }

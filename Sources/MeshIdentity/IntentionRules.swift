@@ -62,46 +62,63 @@ public struct IntentionPermissionRule: Sendable, Hashable {
     }
 }
 
+/// The HTTP part of an L7 permission: every part that is given must match.
 public struct HTTPRule: Sendable, Hashable {
-    public var pathExact: String
-    public var pathPrefix: String
-    public var pathRegex: String
+    /// Nil: any path.
+    public var path: PathMatch?
+    /// Empty: any method. Compared byte for byte (`get` is not `GET`).
     public var methods: [String]
+    /// Each must match.
     public var headers: [HeaderRule]
 
-    public init(pathExact: String = "", pathPrefix: String = "", pathRegex: String = "", methods: [String] = [], headers: [HeaderRule] = []) {
-        self.pathExact = pathExact
-        self.pathPrefix = pathPrefix
-        self.pathRegex = pathRegex
+    public init(path: PathMatch? = nil, methods: [String] = [], headers: [HeaderRule] = []) {
+        self.path = path
         self.methods = methods
         self.headers = headers
     }
 }
 
+/// How a permission matches the normalized path: Consul's `PathExact`, `PathPrefix` or
+/// `PathRegex`, of which a permission has at most one.
+public enum PathMatch: Sendable, Hashable {
+    case exact(String)
+    /// A plain byte prefix (`/ord` matches `/orders`).
+    case prefix(String)
+    /// Matched against the whole path (RE2-style).
+    case regex(String)
+}
+
+/// One entry of a permission's `Header` list.
 public struct HeaderRule: Sendable, Hashable {
+    /// Compared case-insensitively (ASCII).
     public var name: String
-    public var present: Bool
-    public var exact: String
-    public var prefix: String
-    public var suffix: String
-    public var contains: String
-    public var regex: String
+    public var match: HeaderMatch
+    /// Folds ASCII case for the value matchers that compare text (`exact`, `prefix`, `suffix`,
+    /// `contains`).
     public var ignoreCase: Bool
+    /// Negates the match. A value matcher still never matches a missing header (Envoy's behaviour).
     public var invert: Bool
 
-    public init(
-        name: String, present: Bool = false, exact: String = "", prefix: String = "", suffix: String = "", contains: String = "", regex: String = "", ignoreCase: Bool = false, invert: Bool = false
-    ) {
+    public init(name: String, match: HeaderMatch, ignoreCase: Bool = false, invert: Bool = false) {
         self.name = name
-        self.present = present
-        self.exact = exact
-        self.prefix = prefix
-        self.suffix = suffix
-        self.contains = contains
-        self.regex = regex
+        self.match = match
         self.ignoreCase = ignoreCase
         self.invert = invert
     }
+}
+
+/// How a header rule matches the header's values (all of them joined with `,`): Consul's
+/// `Present`, `Exact`, `Prefix`, `Suffix`, `Contains` or `Regex`, of which an entry has exactly
+/// one. An entry with none constrains nothing and is not represented: the edges drop it, as Consul's
+/// Envoy configuration skips it.
+public enum HeaderMatch: Sendable, Hashable {
+    case present
+    case exact(String)
+    case prefix(String)
+    case suffix(String)
+    case contains(String)
+    /// Matched against the whole value (RE2-style).
+    case regex(String)
 }
 
 /// What a request shows the evaluator.

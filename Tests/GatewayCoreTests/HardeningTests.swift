@@ -191,6 +191,25 @@ struct RequestShapeHardeningTests {
         }
     }
 
+    /// A deny permission Consul would never send (`PathExact` and `PathPrefix` together) was read
+    /// as both: only `/admin` was denied. Now nothing of the service is: the request that was
+    /// allowed gets the 403 too, and the function is never called (docs/DECISIONS.md D28).
+    @Test func aDenyRuleConsulWouldRefuseDeniesEveryRequestNotJustItsPath() async throws {
+        let garbage =
+            #"{"Kind":"service-intentions","Name":"orders","Sources":[{"Name":"web","Action":"","Permissions":[{"Action":"deny","HTTP":{"PathExact":"/admin","PathPrefix":"/admin"}},{"Action":"allow","HTTP":{"PathPrefix":"/"}}]}]}"#
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            try gateway.tls.snapshots.consul.setConfigEntry(garbage)
+            let snapshot = try await gateway.tls.snapshots.waitFor("refusing") { $0.services["orders"]?.invalidIntention != nil }
+            #expect(snapshot.services["orders"]?.invalidIntention?.field == "Permissions[0].HTTP")
+            let host = gateway.tls.sni("orders")
+            for target in ["/ok", "/admin", "/admin/users"] {
+                let answer = try await rawHTTP1(gateway, "GET \(target) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n")
+                #expect(statusLine(answer) == 403 && answer.hasSuffix("RBAC: access denied"), "\(target): \(answer)")
+            }
+            #expect(gateway.lambda.requests.isEmpty)
+        }
+    }
+
     @Test func connectAndUpgradeRequestsEndTheirConnection() async throws {
         try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
             let host = gateway.tls.sni("orders")

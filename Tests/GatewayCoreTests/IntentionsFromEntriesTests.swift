@@ -129,8 +129,8 @@ struct IntentionsFromEntriesTests {
             let derived = IntentionsFromEntries(entries: entries, scope: configuration.scope)
             #expect(configuration.destinations.contains { !(matches[$0] ?? []).isEmpty }, "a comparison of empty lists proves nothing")
             for destination in configuration.destinations {
-                let fromList = derived.rules(for: destination)
-                let fromMatch = (matches[destination] ?? []).map(IntentionRule.init)
+                let fromList = try derived.rules(for: destination).get()
+                let fromMatch = try (matches[destination] ?? []).map { try IntentionRule($0, service: destination) }
                 #expect(fromList.map(Self.normalized) == fromMatch.map(Self.normalized), "\(destination)")
                 for policy in IntentionAction.allCases {
                     let (list, match) = (IntentionEvaluator(rules: fromList, defaultPolicy: policy), IntentionEvaluator(rules: fromMatch, defaultPolicy: policy))
@@ -164,7 +164,7 @@ struct IntentionsFromEntriesTests {
         ] as [(String, String?, AuthorizationRequest, Bool, Bool)])
     func workedCasesHoldForTheDerivedIntentions(_ row: String, caller: String?, request: AuthorizationRequest, underDeny: Bool, underAllow: Bool) throws {
         let entries = try workedCaseEntries.map { try JSONDecoder().decode(ServiceIntentionsEntry.self, from: Data($0.utf8)) }
-        let rules = IntentionsFromEntries(entries: entries, scope: .default).rules(for: "orders")
+        let rules = try IntentionsFromEntries(entries: entries, scope: .default).rules(for: "orders").get()
         #expect(rules.map(\.sourceName) == ["billing", "web", "*", "reporting"])
         #expect(rules.map(\.precedence) == [9, 9, 8, 6])
         let id = caller.map { SPIFFEID(trustDomain: "td.consul", datacenter: "dc1", service: $0) }
@@ -202,7 +202,38 @@ struct IntentionsFromEntriesTests {
             #"[{"Kind":"service-intentions","Name":"caf\u00e9","Sources":[{"Name":"web","Action":"allow"}]},{"Kind":"service-intentions","Name":"cafe\u0301","Sources":[{"Name":"api","Action":"deny"}]}]"#
         let entries = try JSONDecoder().decode([ServiceIntentionsEntry].self, from: Data(json.utf8))
         let intentions = IntentionsFromEntries(entries: entries, scope: .default)
-        #expect(intentions.rules(for: "caf\u{E9}").map(\.sourceName) == ["web"])
-        #expect(intentions.rules(for: "cafe\u{301}").map(\.sourceName) == ["api"])
+        #expect(try intentions.rules(for: "caf\u{E9}").get().map(\.sourceName) == ["web"])
+        #expect(try intentions.rules(for: "cafe\u{301}").get().map(\.sourceName) == ["api"])
+    }
+}
+
+@Suite struct IntentionsFromEntriesInvalidTests {
+    /// A source Consul's validation would refuse makes its destination's intentions a failure
+    /// that names it: never a list without it. An entry for `*` covers every service.
+    @Test(arguments: invalidPermissions)
+    func anInvalidSourceRefusesTheIntentionsOfItsDestinationsOnly(_ invalid: InvalidPermissionCase) throws {
+        func entry(_ name: String, _ sources: String) -> String { #"{"Kind":"service-intentions","Name":"\#(name)","Sources":[\#(sources)]}"# }
+        let garbage = #"{"Name":"billing","Permissions":[{"Action":"allow","HTTP":{"PathPrefix":"/orders"}},\#(invalid.permission)]}"#
+        let expected = "the intention from billing to orders is invalid: \(invalid.message)"
+        func derived(_ entries: [String], scope: ConsulScope = .default) throws -> IntentionsFromEntries {
+            IntentionsFromEntries(entries: try entries.map { try JSONDecoder().decode(ServiceIntentionsEntry.self, from: Data($0.utf8)) }, scope: scope)
+        }
+
+        let own = try derived([entry("orders", #"{"Name":"web","Action":"allow"},"# + garbage), entry("thumbnails", #"{"Name":"web","Action":"allow"}"#)])
+        let error = #expect(throws: InvalidIntention.self) { try own.rules(for: "orders").get() }
+        #expect(error?.description == expected)
+        #expect(try own.rules(for: "thumbnails").get().map(\.sourceName) == ["web"])
+
+        let wildcard = try derived([entry("*", garbage), entry("thumbnails", #"{"Name":"web","Action":"allow"}"#)])
+        for service in ["orders", "thumbnails", "*"] {
+            let error = #expect(throws: InvalidIntention.self, "\(service)") { try wildcard.rules(for: service).get() }
+            #expect(error?.description == "the intention from billing to * is invalid: \(invalid.message)")
+        }
+
+        // Enterprise: the source inherits the destination's namespace and partition, and both are named.
+        let scope = ConsulScope(partition: "emea", namespace: "sales")
+        let scoped = try derived([entry("orders", garbage).replacingOccurrences(of: #""Name":"orders""#, with: #""Name":"orders","Namespace":"sales","Partition":"emea""#)], scope: scope)
+        let scopedError = #expect(throws: InvalidIntention.self) { try scoped.rules(for: "orders").get() }
+        #expect(scopedError?.source == "emea/sales/billing" && scopedError?.destination == "emea/sales/orders")
     }
 }

@@ -95,6 +95,45 @@ struct IntentionsListWatchTests {
         }
     }
 
+    /// An answer Consul would never give (it refuses to store such an intention) cannot be
+    /// honoured, and dropping the bad permission could widen access: the service stays served and
+    /// denies every request, with the reason naming the source and the field (docs/DECISIONS.md
+    /// D28). Under the default policy allow, `api` (no intention) and `web` (an allow) were allowed.
+    /// Through the list, and through the match query when ACLs filter the list.
+    @Test(arguments: invalidPermissions, [false, true])
+    func anAnswerConsulWouldNeverGiveDeniesEveryRequestOfItsServiceWithTheReason(_ invalid: InvalidPermissionCase, throughTheMatchQuery: Bool) async throws {
+        var options = ConsulTestServer.Options()
+        // The `*` entry hidden from the list: the scope's intentions come from the match query.
+        if throughTheMatchQuery { options.tokens = ["gateway": .init(deniedIntentionReads: ["*"])] }
+        let valid = #"{"Kind":"service-intentions","Name":"orders","Sources":[{"Name":"web","Action":"allow"},{"Name":"billing","Permissions":[{"Action":"deny","HTTP":{"PathPrefix":"/admin"}}]}]}"#
+        let garbage =
+            #"{"Kind":"service-intentions","Name":"orders","Sources":[{"Name":"web","Action":"allow"},{"Name":"billing","Permissions":[{"Action":"allow","HTTP":{"PathPrefix":"/orders"}},\#(invalid.permission)]}]}"#
+        let prepare = { (consul: ConsulTestServer) in
+            try prepareTwoServices(consul)
+            try consul.setConfigEntry(#"{"Kind":"service-intentions","Name":"*","Sources":[{"Name":"reporting","Action":"allow"}]}"#)
+        }
+        try await SnapshotFixture.with(options: options, token: throughTheMatchQuery ? "gateway" : nil, prepare: prepare) { fixture in
+            try fixture.consul.setConfigEntry(valid)
+            let before = try await fixture.waitFor("orders served") { $0.services["orders"]?.intentions.contains { $0.sourceName == "billing" } == true }
+            #expect(isAllowed(before, "orders", caller: "api") == true && isAllowed(before, "orders", caller: "web") == true)
+
+            try fixture.consul.setConfigEntry(garbage)
+            let refused = try await fixture.waitFor("orders refusing") { $0.services["orders"]?.invalidIntention != nil }
+            let orders = try #require(refused.services["orders"])
+            let reason = orders.authorization(defaultPolicy: refused.defaultIntentionPolicy).configurationError
+            #expect(reason == "the intention from billing to orders is invalid: \(invalid.message)")
+            for caller in ["api", "web", "billing"] { #expect(isAllowed(refused, "orders", caller: caller) == false, "\(caller)") }
+            #expect(refused.notServed["orders"] == nil)
+            // Only its own service.
+            #expect(isAllowed(refused, "thumbnails", caller: "api") == true)
+            #expect(throughTheMatchQuery == !fixture.matchRequests.isEmpty)
+
+            // Fixed in Consul, honoured again.
+            try fixture.consul.setConfigEntry(valid)
+            try await fixture.waitFor("orders honoured again") { isAllowed($0, "orders", caller: "web") == true && $0.services["orders"]?.invalidIntention == nil }
+        }
+    }
+
     /// Consul never sets `X-Consul-Results-Filtered-By-ACLs` for the anonymous token, so without
     /// a token the list proves nothing when the agent's ACLs deny by default.
     @Test func withoutATokenAnAgentDenyingByDefaultIsAskedTheMatchQuery() async throws {

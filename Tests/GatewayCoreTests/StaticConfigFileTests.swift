@@ -187,7 +187,30 @@ struct StaticConfigFileTests {
         ),
         ("defaultIntentionPolicy: deny\n", "defaultIntentionPolicy: deny\ntls: {minVersion: TLSv1_3, maxVersion: TLSv1_2}\n", "tls: TLSMaxVersion TLSv1_2 is below TLSMinVersion TLSv1_3"),
         ("defaultIntentionPolicy: deny\n", "defaultIntentionPolicy: deny\ntls: {minimum: TLSv1_3}\n", "tls.minimum: unknown key"),
+        (
+            "{pathPrefix: /admin,", "{pathPrefix: /admin, pathExact: /admin,",
+            "gateway.yaml:19:19: services[0].intentions[1].permissions[0].http: use at most one of pathExact, pathPrefix and pathRegex"
+        ),
+        // Empty, each would have meant any path.
+        ("{pathPrefix: /admin,", "{pathPrefix: '',", "gateway.yaml:19:32: services[0].intentions[1].permissions[0].http.pathPrefix: must not be empty (leave it out to match any path)"),
+        ("{pathPrefix: /admin,", "{pathExact: \"\",", "services[0].intentions[1].permissions[0].http.pathExact: must not be empty"),
+        ("{pathPrefix: /admin,", "{pathRegex: '',", "services[0].intentions[1].permissions[0].http.pathRegex: must not be empty"),
+        ("{pathPrefix: /admin,", "{header: [{name: x}],", "services[0].intentions[1].permissions[0].http.header: unknown key"),
     ]
+
+    /// Each path key becomes its kind of match; none matches any path.
+    @Test(
+        arguments: [
+            ("pathExact: /admin,", PathMatch.exact("/admin")), ("pathPrefix: /admin,", .prefix("/admin")), ("pathRegex: '/admin/.*',", .regex("/admin/.*")), ("", nil),
+        ] as [(String, PathMatch?)])
+    func eachPathKeyIsItsKindOfMatch(_ key: String, _ expected: PathMatch?) throws {
+        let fixture = try Fixture()
+        defer { fixture.directory.remove() }
+        let yaml = Self.valid.replacingOccurrences(of: "{pathPrefix: /admin,", with: "{\(key)")
+        let snapshot = try fixture.parse(yaml).snapshot(version: 1, now: Date())
+        let admin = try #require(snapshot.services["orders"]?.intentions.first { $0.sourceName == "admin" })
+        #expect(admin.permissions.map(\.http) == [HTTPRule(path: expected, methods: ["GET"])])
+    }
 
     @Test(arguments: mistakes.indices)
     func eachMistakeIsNamed(_ index: Int) throws {

@@ -11,8 +11,8 @@ let workedIntentions: [IntentionRule] = [
         sourceName: "billing",
         action: nil,
         permissions: [
-            IntentionPermissionRule(action: .deny, http: HTTPRule(pathPrefix: "/admin")),
-            IntentionPermissionRule(action: .allow, http: HTTPRule(pathPrefix: "/orders", methods: ["GET", "HEAD"], headers: [HeaderRule(name: "x-tenant", present: true)])),
+            IntentionPermissionRule(action: .deny, http: HTTPRule(path: .prefix("/admin"))),
+            IntentionPermissionRule(action: .allow, http: HTTPRule(path: .prefix("/orders"), methods: ["GET", "HEAD"], headers: [HeaderRule(name: "x-tenant", match: .present)])),
         ],
         precedence: 9
     ),
@@ -94,11 +94,11 @@ struct IntentionEvaluatorTests {
             IntentionEvaluator(rules: [IntentionRule(sourceName: "web", action: nil, permissions: [IntentionPermissionRule(action: .allow, http: http)], precedence: 9)], defaultPolicy: .deny)
                 .isAllowed(caller: caller("web"), request: AuthorizationRequest(method: method, path: path))
         }
-        #expect(allowed(HTTPRule(pathExact: "/a"), "GET", "/a"))
-        #expect(!allowed(HTTPRule(pathExact: "/a"), "GET", "/a/b"))
-        #expect(allowed(HTTPRule(pathPrefix: "/ord"), "GET", "/orders"))  // plain string prefix
-        #expect(allowed(HTTPRule(pathRegex: "/orders/[0-9]+"), "GET", "/orders/42"))
-        #expect(!allowed(HTTPRule(pathRegex: "/orders/[0-9]+"), "GET", "/orders/42/items"))  // whole path
+        #expect(allowed(HTTPRule(path: .exact("/a")), "GET", "/a"))
+        #expect(!allowed(HTTPRule(path: .exact("/a")), "GET", "/a/b"))
+        #expect(allowed(HTTPRule(path: .prefix("/ord")), "GET", "/orders"))  // plain string prefix
+        #expect(allowed(HTTPRule(path: .regex("/orders/[0-9]+")), "GET", "/orders/42"))
+        #expect(!allowed(HTTPRule(path: .regex("/orders/[0-9]+")), "GET", "/orders/42/items"))  // whole path
         #expect(!allowed(HTTPRule(methods: ["GET"]), "get", "/"))  // case-sensitive
     }
 
@@ -109,21 +109,20 @@ struct IntentionEvaluatorTests {
             )
             .isAllowed(caller: caller("web"), request: AuthorizationRequest(method: "GET", path: "/", headers: headers))
         }
-        #expect(!allowed(HeaderRule(name: "x", present: true), []))
-        #expect(allowed(HeaderRule(name: "x", present: true, invert: true), []))
-        #expect(!allowed(HeaderRule(name: "x", exact: "a", invert: true), []))  // value matchers never match a missing header
-        #expect(allowed(HeaderRule(name: "X", present: true), [("x", "1")]))
-        #expect(!allowed(HeaderRule(name: "x", present: true, invert: true), [("x", "1")]))
-        #expect(allowed(HeaderRule(name: "x", exact: "a,b"), [("x", "a"), ("X", "b")]))  // values joined with ","
-        #expect(allowed(HeaderRule(name: "x", exact: "ABC", ignoreCase: true), [("x", "abc")]))
-        #expect(!allowed(HeaderRule(name: "x", exact: "ABC"), [("x", "abc")]))
-        #expect(allowed(HeaderRule(name: "x", prefix: "ab"), [("x", "abc")]))
-        #expect(allowed(HeaderRule(name: "x", suffix: "bc"), [("x", "abc")]))
-        #expect(allowed(HeaderRule(name: "x", contains: "b"), [("x", "abc")]))
-        #expect(allowed(HeaderRule(name: "x", regex: "a.c"), [("x", "abc")]))
-        #expect(!allowed(HeaderRule(name: "x", regex: "a.c"), [("x", "abcd")]))
-        #expect(allowed(HeaderRule(name: "x", exact: "a", invert: true), [("x", "b")]))
-        #expect(allowed(HeaderRule(name: "x"), []))  // no matcher: skipped
+        #expect(!allowed(HeaderRule(name: "x", match: .present), []))
+        #expect(allowed(HeaderRule(name: "x", match: .present, invert: true), []))
+        #expect(!allowed(HeaderRule(name: "x", match: .exact("a"), invert: true), []))  // value matchers never match a missing header
+        #expect(allowed(HeaderRule(name: "X", match: .present), [("x", "1")]))
+        #expect(!allowed(HeaderRule(name: "x", match: .present, invert: true), [("x", "1")]))
+        #expect(allowed(HeaderRule(name: "x", match: .exact("a,b")), [("x", "a"), ("X", "b")]))  // values joined with ","
+        #expect(allowed(HeaderRule(name: "x", match: .exact("ABC"), ignoreCase: true), [("x", "abc")]))
+        #expect(!allowed(HeaderRule(name: "x", match: .exact("ABC")), [("x", "abc")]))
+        #expect(allowed(HeaderRule(name: "x", match: .prefix("ab")), [("x", "abc")]))
+        #expect(allowed(HeaderRule(name: "x", match: .suffix("bc")), [("x", "abc")]))
+        #expect(allowed(HeaderRule(name: "x", match: .contains("b")), [("x", "abc")]))
+        #expect(allowed(HeaderRule(name: "x", match: .regex("a.c")), [("x", "abc")]))
+        #expect(!allowed(HeaderRule(name: "x", match: .regex("a.c")), [("x", "abcd")]))
+        #expect(allowed(HeaderRule(name: "x", match: .exact("a"), invert: true), [("x", "b")]))
     }
 
     /// Consul and Envoy compare bytes; text Swift holds canonically equal is still different text.
@@ -134,19 +133,19 @@ struct IntentionEvaluatorTests {
         }
         let combining = "\u{301}"
         // "/admin" + U+0301 starts with the bytes of "/admin" (Swift's hasPrefix says no).
-        #expect(allowed(HTTPRule(pathPrefix: "/admin"), path: "/admin" + combining))
-        #expect(allowed(HTTPRule(pathRegex: "/admin.*"), path: "/admin" + combining))
-        #expect(allowed(HTTPRule(pathRegex: "/admin."), path: "/admin" + combining))
-        #expect(allowed(HTTPRule(headers: [HeaderRule(name: "x", prefix: "guest")]), path: "/", headers: [("x", "guest" + combining)]))
-        #expect(allowed(HTTPRule(headers: [HeaderRule(name: "x", suffix: combining)]), path: "/", headers: [("x", "guest" + combining)]))
-        #expect(allowed(HTTPRule(headers: [HeaderRule(name: "x", contains: "t" + combining)]), path: "/", headers: [("x", "guest" + combining + "x")]))
+        #expect(allowed(HTTPRule(path: .prefix("/admin")), path: "/admin" + combining))
+        #expect(allowed(HTTPRule(path: .regex("/admin.*")), path: "/admin" + combining))
+        #expect(allowed(HTTPRule(path: .regex("/admin.")), path: "/admin" + combining))
+        #expect(allowed(HTTPRule(headers: [HeaderRule(name: "x", match: .prefix("guest"))]), path: "/", headers: [("x", "guest" + combining)]))
+        #expect(allowed(HTTPRule(headers: [HeaderRule(name: "x", match: .suffix(combining))]), path: "/", headers: [("x", "guest" + combining)]))
+        #expect(allowed(HTTPRule(headers: [HeaderRule(name: "x", match: .contains("t" + combining))]), path: "/", headers: [("x", "guest" + combining + "x")]))
         // NFC "é" and NFD "e" + U+0301 are equal to Swift, different to Consul and Envoy.
-        #expect(!allowed(HTTPRule(pathExact: "/caf\u{E9}"), path: "/cafe" + combining))
+        #expect(!allowed(HTTPRule(path: .exact("/caf\u{E9}")), path: "/cafe" + combining))
         #expect(!allowed(HTTPRule(), path: "/", source: "caf\u{E9}", caller: "cafe" + combining))
         #expect(allowed(HTTPRule(), path: "/", source: "cafe" + combining, caller: "cafe" + combining))
         // ignore_case folds ASCII only: the Kelvin sign is not "k".
-        #expect(!allowed(HTTPRule(headers: [HeaderRule(name: "x", exact: "k", ignoreCase: true)]), path: "/", headers: [("x", "\u{212A}")]))
-        #expect(allowed(HTTPRule(headers: [HeaderRule(name: "x", exact: "K", ignoreCase: true)]), path: "/", headers: [("x", "k")]))
+        #expect(!allowed(HTTPRule(headers: [HeaderRule(name: "x", match: .exact("k"), ignoreCase: true)]), path: "/", headers: [("x", "\u{212A}")]))
+        #expect(allowed(HTTPRule(headers: [HeaderRule(name: "x", match: .exact("K"), ignoreCase: true)]), path: "/", headers: [("x", "k")]))
     }
 
     @Test func sourcesThatDifferOnlyInNormalizationAreTwoSources() {
@@ -162,10 +161,23 @@ struct IntentionEvaluatorTests {
     @Test func aRegexThatDoesNotCompileDeniesEverything() {
         let rules = [
             IntentionRule(sourceName: "web", action: .allow, precedence: 9),
-            IntentionRule(sourceName: "api", action: nil, permissions: [IntentionPermissionRule(action: .allow, http: HTTPRule(pathRegex: "(unclosed"))], precedence: 9),
+            IntentionRule(sourceName: "api", action: nil, permissions: [IntentionPermissionRule(action: .allow, http: HTTPRule(path: .regex("(unclosed")))], precedence: 9),
         ]
         let evaluator = IntentionEvaluator(rules: rules, defaultPolicy: .allow)
         #expect(evaluator.configurationError?.contains("(unclosed") == true)
         #expect(!evaluator.isAllowed(caller: caller("web"), request: AuthorizationRequest(method: "GET", path: "/")))
+    }
+
+    /// What the reader of the rules found wrong (an intention Consul should never have sent) denies
+    /// every request the same way, with its own message; the same rules without it allow.
+    @Test func aProblemFoundWhereTheRulesWereReadDeniesEverything() {
+        let rules = [IntentionRule(sourceName: "web", action: .allow, precedence: 9)]
+        let request = AuthorizationRequest(method: "GET", path: "/")
+        let refused = IntentionEvaluator(rules: rules, defaultPolicy: .allow, invalid: "the intention from api to orders is invalid")
+        #expect(refused.configurationError == "the intention from api to orders is invalid")
+        #expect(!refused.isAllowed(caller: caller("web"), request: request))
+        #expect(!refused.isAllowed(caller: caller("other"), request: request))
+        let honoured = IntentionEvaluator(rules: rules, defaultPolicy: .allow)
+        #expect(honoured.configurationError == nil && honoured.isAllowed(caller: caller("web"), request: request))
     }
 }

@@ -86,6 +86,9 @@ public struct ServedService: Sendable, Hashable {
     public var requestTimeout: Duration?
     /// Intentions with this service as destination, in the evaluator's form.
     public var intentions: [IntentionRule]
+    /// An intention Consul should never have sent (then `intentions` is empty): every request to
+    /// the service is denied with it as the reason (docs/DECISIONS.md D28).
+    public var invalidIntention: InvalidIntention? = nil
     public var leaf: ServiceLeaf
     /// Enterprise partition and namespace (`default` on CE).
     public var namespace = "default"

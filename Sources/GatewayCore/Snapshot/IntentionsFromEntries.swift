@@ -20,10 +20,15 @@ struct IntentionsFromEntries: Sendable {
         var destinationName: String
     }
 
+    /// A service's intentions, or the first one Consul should never have sent.
+    typealias Rules = Result<[IntentionRule], InvalidIntention>
+
     let scope: ConsulScope
     /// Keyed by the name's bytes: Consul compares names byte for byte, and a `String` key would merge
     /// the entry of `café` written one way (NFC) into its canonically equal twin (NFD).
     private var byDestination: [[UInt8]: [Ranked]] = [:]
+    /// The first invalid source of each destination's entry, by the same key.
+    private var invalid: [[UInt8]: InvalidIntention] = [:]
 
     init(entries: [ServiceIntentionsEntry], scope: ConsulScope) {
         self.scope = scope
@@ -31,15 +36,24 @@ struct IntentionsFromEntries: Sendable {
             // A list is asked for one scope; an entry naming another one is not about its services.
             let entryScope = ConsulScope(partition: entry.Partition, namespace: entry.Namespace)
             guard entry.Partition.isEmpty && entry.Namespace.isEmpty || entryScope == scope else { continue }
-            byDestination[Array(entry.Name.utf8), default: []] += entry.Sources.map { Self.ranked($0, of: entry, scope: scope) }
+            let key = Array(entry.Name.utf8)
+            for source in entry.Sources {
+                do {
+                    byDestination[key, default: []].append(try Self.ranked(source, of: entry, scope: scope))
+                } catch {
+                    if invalid[key] == nil { invalid[key] = error }
+                }
+            }
         }
     }
 
-    /// What the match endpoint answers for `service`, in its order.
-    func rules(for service: String) -> [IntentionRule] {
-        var ranked = byDestination[Array(service.utf8)] ?? []
-        if service != "*" { ranked += byDestination[Array("*".utf8)] ?? [] }
-        return ranked.sorted(by: Self.consulOrder).map(\.rule)
+    /// What the match endpoint answers for `service`, in its order; a failure when its entry or
+    /// the `*` entry has an intention Consul should never have sent.
+    func rules(for service: String) -> Rules {
+        var keys = [Array(service.utf8)]
+        if service != "*" { keys.append(Array("*".utf8)) }
+        if let invalid = keys.lazy.compactMap({ self.invalid[$0] }).first { return .failure(invalid) }
+        return .success(keys.flatMap { byDestination[$0] ?? [] }.sorted(by: Self.consulOrder).map(\.rule))
     }
 
     /// `IntentionPrecedenceSorter`: precedence descending, then source namespace, source name and
@@ -56,10 +70,17 @@ struct IntentionsFromEntries: Sendable {
     /// `ToIntention` of one source. Consul stores a source with its namespace and partition filled
     /// in from the destination's when it names none (peers and sameness groups: the namespace
     /// only), so an empty one here is the scope's.
-    static func ranked(_ source: SourceIntention, of entry: ServiceIntentionsEntry, scope: ConsulScope) -> Ranked {
+    static func ranked(_ source: SourceIntention, of entry: ServiceIntentionsEntry, scope: ConsulScope) throws(InvalidIntention) -> Ranked {
         let local = source.Peer.isEmpty && source.SamenessGroup.isEmpty
         let namespace = source.Namespace.isEmpty ? scope.namespace : source.Namespace
         let partition = source.Partition.isEmpty && local ? scope.partition : source.Partition
+        let permissions: [IntentionPermissionRule]
+        do {
+            permissions = try IntentionPermissionRule.rules(source.Permissions)
+        } catch {
+            let name = ConsulScope(partition: partition, namespace: namespace).qualified(source.Name)
+            throw InvalidIntention(source: name, destination: scope.qualified(entry.Name), field: error.field, problem: error.problem)
+        }
         let precedence =
             source.Precedence > 0
             ? source.Precedence
@@ -72,7 +93,7 @@ struct IntentionsFromEntries: Sendable {
             sourceSamenessGroup: source.SamenessGroup,
             sourceType: source.sourceType.isEmpty ? "consul" : source.sourceType,
             action: IntentionAction(consul: source.Action),
-            permissions: source.Permissions.map(IntentionPermissionRule.init),
+            permissions: permissions,
             // The destination's JWT requirement is copied into each of its intentions.
             requiresJWT: entry.JWT.map { $0 != .null } ?? false,
             precedence: precedence
@@ -96,12 +117,17 @@ extension SnapshotBuilder {
     /// uses the match answers; until the match has answered for the service, the last complete
     /// list stays (an error or a narrower token never removes data), and without either the
     /// service waits, or is refused when the agent refused its intentions.
-    static func intentions(for service: LinkedService, state: ConsulState, lookups: Lookups) -> Result<[IntentionRule], NotServed> {
+    ///
+    /// An intention Consul should never have sent is a success too: the service is served, and
+    /// denies every request with the reason (docs/DECISIONS.md D28).
+    static func intentions(for service: LinkedService, state: ConsulState, lookups: Lookups) -> Result<IntentionsFromEntries.Rules, NotServed> {
         let derived = lookups.intentions[service.scope]
         if !state.intentionsFromMatch.contains(service.scope), let derived {
             return .success(derived.rules(for: service.name))
         }
-        if let matched = state.intentions[service.key] { return .success(matched.map(IntentionRule.init)) }
+        if let matched = state.intentions[service.key] {
+            return .success(Result { () throws(InvalidIntention) in try matched.map { intention throws(InvalidIntention) in try IntentionRule(intention, service: service.key) } })
+        }
         if let derived { return .success(derived.rules(for: service.name)) }
         if let refusal = state.intentionRefusals[service.key] {
             return .failure(NotServed(reason: NotServedReason(.intentionsForbidden, "intentions not readable: \(refusal)")))

@@ -103,9 +103,11 @@ public enum SnapshotBuilder {
         guard let leaf = checkLeaf(leafAnswer) else {
             return no(.invalidLeaf, "leaf certificate is invalid")
         }
-        let intentions: [IntentionRule]
+        var intentions: [IntentionRule] = []
+        var invalidIntention: InvalidIntention?
         switch Self.intentions(for: service, state: state, lookups: lookups) {
-        case .success(let rules): intentions = rules
+        case .success(.success(let rules)): intentions = rules
+        case .success(.failure(let invalid)): invalidIntention = invalid
         case .failure(let failure): return .failure(failure)
         }
         guard state.serviceDefaults[scope] != nil, state.serviceResolvers[scope] != nil, let proxyDefaults = state.proxyDefaults, state.mesh != nil else {
@@ -139,6 +141,7 @@ public enum SnapshotBuilder {
                 protocolName: protocolName.lowercased(),
                 requestTimeout: timeout,
                 intentions: intentions,
+                invalidIntention: invalidIntention,
                 leaf: leaf,
                 namespace: scope.namespace,
                 partition: scope.partition

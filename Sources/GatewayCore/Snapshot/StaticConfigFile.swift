@@ -218,14 +218,22 @@ public enum StaticConfigFile {
             guard let httpNode = keys["http"] else { return IntentionPermissionRule(action: action) }
             let http = try mapping(httpNode, "\(path).http", allowed: ["pathExact", "pathPrefix", "pathRegex", "methods"])
             let rule = HTTPRule(
-                pathExact: try string(http["pathExact"], "\(path).http.pathExact") ?? "",
-                pathPrefix: try string(http["pathPrefix"], "\(path).http.pathPrefix") ?? "",
-                pathRegex: try string(http["pathRegex"], "\(path).http.pathRegex") ?? "",
+                path: try pathMatch(http, in: httpNode, "\(path).http"),
                 methods: try stringList(http["methods"], "\(path).http.methods").map { $0.uppercased() }
             )
-            let paths = [rule.pathExact, rule.pathPrefix, rule.pathRegex].filter { !$0.isEmpty }
-            guard paths.count <= 1 else { throw fail(httpNode, "\(path).http", "use at most one of pathExact, pathPrefix and pathRegex") }
             return IntentionPermissionRule(action: action, http: rule)
+        }
+
+        /// At most one of `pathExact`, `pathPrefix` and `pathRegex`, not empty; none: any path.
+        func pathMatch(_ http: [String: Node], in node: Node, _ path: String) throws(StaticConfigError) -> PathMatch? {
+            let kinds: [(key: String, match: (String) -> PathMatch)] = [("pathExact", PathMatch.exact), ("pathPrefix", PathMatch.prefix), ("pathRegex", PathMatch.regex)]
+            let given = kinds.filter { http[$0.key] != nil }
+            guard given.count <= 1 else { throw fail(node, path, "use at most one of pathExact, pathPrefix and pathRegex") }
+            guard let kind = given.first else { return nil }
+            let keyPath = "\(path).\(kind.key)"
+            // An empty one would have meant any path: for an allow, access the file never meant to give.
+            guard let text = try string(http[kind.key], keyPath), !text.isEmpty else { throw fail(http[kind.key], keyPath, "must not be empty (leave it out to match any path)") }
+            return kind.match(text)
         }
 
         // MARK: Typed access
