@@ -123,7 +123,7 @@ public final class CredentialCache: Sendable {
                     "returned credentials that expire at \(resolved.credentials.expiration!), too soon to use"
                 )
             }
-            let staleAfter = resolved.provider.refreshIntervalWithoutExpiration.map { Double($0.components.seconds) }
+            let staleAfter = resolved.provider.refreshIntervalWithoutExpiration
             let date = now()
             let waiters = state.withLock { state in
                 state.machine.refreshSucceeded(resolved.credentials, staleAfter: staleAfter, at: date)
@@ -151,7 +151,10 @@ public final class CredentialCache: Sendable {
                 defer { state.waiters.removeAll() }
                 return (Array(state.waiters.values), state.machine.backoff)
             }
-            logger.error("credential refresh failed; keeping the last good credentials", metadata: ["error": "\(error)", "retry_in_s": "\(retryIn)"])
+            logger.error(
+                "credential refresh failed; keeping the last good credentials",
+                metadata: ["error": "\(error)", "retry_in_s": "\(retryIn / .seconds(1))"]
+            )
             for waiter in waiters { waiter.resume(throwing: noCredentials("\(error)")) }
         }
     }

@@ -84,7 +84,7 @@ struct CredentialRefreshStateMachineTests {
         #expect(result1 == .wait(startRefresh: true))
         let result2 = machine.credentialsRequested(at: start)
         #expect(result2 == .wait(startRefresh: false))  // shares the refresh in flight
-        machine.refreshSucceeded(key("A", expiresIn: 3600, from: start), staleAfter: 3600, at: start)
+        machine.refreshSucceeded(key("A", expiresIn: 3600, from: start), staleAfter: .seconds(3600), at: start)
         let result3 = machine.credentialsRequested(at: start)
         #expect(result3 == .use(key("A", expiresIn: 3600, from: start), startRefresh: false))
     }
@@ -158,7 +158,7 @@ struct CredentialRefreshStateMachineTests {
     @Test func credentialsOutsideTheWindowStillFollowIt() {
         var machine = CredentialRefreshStateMachine()
         _ = machine.credentialsRequested(at: start)
-        machine.refreshSucceeded(key("A", expiresIn: 900, from: start), staleAfter: 3600, at: start)
+        machine.refreshSucceeded(key("A", expiresIn: 900, from: start), staleAfter: .seconds(3600), at: start)
         #expect(machine.nextWake(at: start) == start.addingTimeInterval(900 - 165))
     }
 
@@ -182,7 +182,7 @@ struct CredentialRefreshStateMachineTests {
             }
             if startFetch {
                 fetches += 1
-                machine.refreshSucceeded(key("K\(fetches)", expiresIn: 30, from: now), staleAfter: 3600, at: now)
+                machine.refreshSucceeded(key("K\(fetches)", expiresIn: 30, from: now), staleAfter: .seconds(3600), at: now)
             }
         }
         #expect(fetches == 4)
@@ -193,7 +193,7 @@ struct CredentialRefreshStateMachineTests {
         var machine = CredentialRefreshStateMachine()
         _ = machine.credentialsRequested(at: start)
         let credentials = key("FILE")
-        machine.refreshSucceeded(credentials, staleAfter: 3600, at: start)
+        machine.refreshSucceeded(credentials, staleAfter: .seconds(3600), at: start)
         let result12 = machine.credentialsRequested(at: start.addingTimeInterval(3599))
         #expect(result12 == .use(credentials, startRefresh: false))
         let result13 = machine.credentialsRequested(at: start.addingTimeInterval(3600))
@@ -232,7 +232,12 @@ extension CredentialRefreshStateMachine.RequestAction {
 
 @Suite("Credential cache")
 struct CredentialCacheTests {
-    static let fastPolicy = CredentialRefreshStateMachine.Policy(refreshWindow: 1.0, cutoff: 0.3, initialBackoff: 0.05, maximumBackoff: 0.2)
+    static let fastPolicy = CredentialRefreshStateMachine.Policy(
+        refreshWindow: .seconds(1),
+        cutoff: .milliseconds(300),
+        initialBackoff: .milliseconds(50),
+        maximumBackoff: .milliseconds(200)
+    )
 
     @Test func concurrentCallersShareOneRefresh() async throws {
         let provider = ScriptedProvider(delay: .milliseconds(100), answers: [.success(key("A", expiresIn: 3600))])
@@ -270,7 +275,12 @@ struct CredentialCacheTests {
         let start = Date()
         let clock = Mutex(start)
         let provider = ScriptedProvider(answers: [.success(key("GOOD", expiresIn: 5, from: start)), .failure(failure)])
-        let policy = CredentialRefreshStateMachine.Policy(refreshWindow: 4.5, cutoff: 0.3, initialBackoff: 0.05, maximumBackoff: 0.2)
+        let policy = CredentialRefreshStateMachine.Policy(
+            refreshWindow: .milliseconds(4500),
+            cutoff: .milliseconds(300),
+            initialBackoff: .milliseconds(50),
+            maximumBackoff: .milliseconds(200)
+        )
         let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: policy, logger: testLogger, now: { clock.withLock { $0 } })
         #expect(try await cache.credentials().accessKeyID == "GOOD")
         // Inside the refresh window: the request triggers a refresh that fails; it still gets GOOD.
@@ -316,7 +326,7 @@ struct CredentialCacheTests {
 
     @Test func noProviderFailsFastWithNoCredentials() async throws {
         let provider = ScriptedProvider(answers: [.failure(failure)])
-        let policy = CredentialRefreshStateMachine.Policy(refreshWindow: 1, cutoff: 0.3, initialBackoff: 30, maximumBackoff: 30)
+        let policy = CredentialRefreshStateMachine.Policy(refreshWindow: .seconds(1), cutoff: .milliseconds(300), initialBackoff: .seconds(30), maximumBackoff: .seconds(30))
         let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: policy, logger: testLogger)
         let clock = ContinuousClock()
         let started = clock.now
