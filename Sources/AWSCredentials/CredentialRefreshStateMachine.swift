@@ -8,7 +8,7 @@ import struct Foundation.Date
 /// credentials' `Expiration`, is a wall-clock date that comes from the provider. Spans are `Duration`s.
 struct CredentialRefreshStateMachine {
     struct Policy: Sendable {
-        /// Refresh in the background when less than this remains.
+        /// Refresh in the background when this much or less remains.
         var refreshWindow: Duration = .seconds(165)
         /// Never use credentials this close to expiry.
         var cutoff: Duration = .seconds(15)
@@ -55,10 +55,16 @@ struct CredentialRefreshStateMachine {
     }
 
     func needsRefresh(at now: Date) -> Bool {
-        guard let current else { return true }
-        if let refreshAfter = current.refreshAfter { return now >= refreshAfter }
-        guard let remaining = current.credentials.remainingLifetime(at: now) else { return false }
-        return remaining < policy.refreshWindow
+        guard let due = refreshDue else { return false }
+        return now >= due
+    }
+
+    /// When the current credentials need a refresh: `.distantPast` when there are none, `nil` when
+    /// they never do (no expiration and nothing that makes them stale).
+    private var refreshDue: Date? {
+        guard let current else { return .distantPast }
+        if let refreshAfter = current.refreshAfter { return refreshAfter }
+        return current.credentials.expiration.map { $0.adding(.zero - policy.refreshWindow) }
     }
 
     /// When to fetch again after a fetch at `now` returned credentials expiring at `expiration`;
@@ -135,15 +141,13 @@ struct CredentialRefreshStateMachine {
         return min(policy.initialBackoff * (1 << exponent), policy.maximumBackoff)
     }
 
-    /// When the background timer should next wake; `nil` when nothing is due (refresh in flight or
-    /// credentials that never expire).
+    /// When the background timer should next wake: the first time at which `timerFired` starts a
+    /// refresh (so a timer that wakes then never finds nothing to do and spins); `nil` when only an
+    /// event can make one due (a refresh in flight ends, or credentials that never go stale).
     func nextWake(at now: Date) -> Date? {
         if isRefreshing { return nil }
-        if let retryNotBefore { return max(retryNotBefore, now) }
-        guard let current else { return now }
-        if let refreshAfter = current.refreshAfter { return max(refreshAfter, now) }
-        guard let expiration = current.credentials.expiration else { return nil }
-        return max(expiration.adding(.zero - policy.refreshWindow), now)
+        guard let due = refreshDue else { return nil }
+        return max(due, retryNotBefore ?? due, now)
     }
 }
 
