@@ -48,7 +48,7 @@ struct InvokeCommand: AsyncParsableCommand {
     /// here. ArgumentParser names the flag and the value in the error.
     static func seconds(_ text: String) throws -> Duration {
         guard let seconds = Double(text), seconds.isFinite, seconds > 0, seconds <= 86_400 else {
-            throw ValidationError("expected a number of seconds more than 0 and at most 86400, got \(text)")
+            throw ValidationError("expected a number of seconds more than 0 and at most 86400")
         }
         return .seconds(seconds)
     }
