@@ -16,6 +16,11 @@ public final class CredentialCache: Sendable {
         var providerName: String?
         var refreshes = 0
         var failedRefreshes = 0
+        /// Counts the events that can change when the run loop is next due (`changed()`): a refresh
+        /// started, finished or failed. The run loop sleeps only while the count is the one it saw.
+        var events: UInt64 = 0
+        /// The run loop while it sleeps, woken by the next event (or its timer, or cancellation).
+        var sleepers: [UInt64: CheckedContinuation<Void, Never>] = [:]
     }
 
     private let chain: CredentialChain
@@ -63,7 +68,9 @@ public final class CredentialCache: Sendable {
         let date = now()
         let action = state.withLock { $0.machine.credentialsRequested(at: date) }
         switch action {
-        case .use(_, startRefresh: true), .wait(startRefresh: true): startRefreshTask()
+        case .use(_, startRefresh: true), .wait(startRefresh: true):
+            changed()
+            startRefreshTask()
         case .use, .wait, .fail: break
         }
         return action
@@ -74,6 +81,7 @@ public final class CredentialCache: Sendable {
         let date = now()
         if state.withLock({ $0.machine.authenticationFailed(at: date) }) {
             logger.info("AWS rejected the credentials; refreshing them now")
+            changed()
             startRefreshTask()
         }
     }
@@ -82,24 +90,73 @@ public final class CredentialCache: Sendable {
     public var providerName: String? { state.withLock { $0.providerName } }
 
     /// Keeps the credentials fresh until the task is cancelled. Start it once, at start-up.
+    ///
+    /// It refreshes when the state machine says one is due, then sleeps until the next due time
+    /// (`nextWake`), or until an event moves that time: a refresh a request or an AWS 403 started,
+    /// or one that finished or failed (credentials a request fetched are followed from there). With
+    /// nothing due and no event, it sleeps without a timer.
     public func run() async {
         while !Task.isCancelled {
             let date = now()
-            let (wake, refreshing) = state.withLock { ($0.machine.nextWake(at: date), $0.machine.isRefreshing) }
-            // Nothing due: look again soon, so credentials fetched by a request are followed too.
-            let delay = wake.map { $0.timeIntervalSince(date) } ?? (refreshing ? 0.05 : 1.0)
-            if delay > 0 {
-                do {
-                    try await Task.sleep(for: .milliseconds(Int(min(delay, 1.0) * 1000) + 1))
-                } catch {
-                    return
-                }
+            let (start, wake, seen) = state.withLock { state in
+                (state.machine.timerFired(at: date), state.machine.nextWake(at: date), state.events)
             }
-            if state.withLock({ $0.machine.timerFired(at: now()) }) {
+            if start {
                 await refresh()
+                continue
             }
+            // `nextWake` is after `date` here: at `date` itself `timerFired` would have started a refresh.
+            await sleep(for: wake.map { .seconds($0.timeIntervalSince(date)) }, unlessEventsAfter: seen)
         }
     }
+
+    /// Sleeps for `delay` (`nil`: until an event), unless the event count moved past `seen`
+    /// meanwhile; returns early on the next event or when the task is cancelled.
+    private func sleep(for delay: Duration?, unlessEventsAfter seen: UInt64) async {
+        await withTaskGroup(of: Void.self) { group in
+            if let delay {
+                group.addTask { try? await Task.sleep(for: delay) }
+            }
+            group.addTask { await self.nextEvent(after: seen) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Returns at the first event after `seen` (at once if there was one), or on cancellation.
+    private func nextEvent(after seen: UInt64) async {
+        let id = state.withLock { state in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                // Cancellation sets the flag before its handler runs, and the handler takes the lock:
+                // either this sees the flag, or the handler finds the continuation registered.
+                let resumeNow = state.withLock { state in
+                    guard state.events == seen, !Task.isCancelled else { return true }
+                    state.sleepers[id] = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLock { $0.sleepers.removeValue(forKey: id) }?.resume()
+        }
+    }
+
+    /// Something that can move the next due time happened: wake the run loop to look again.
+    private func changed() {
+        let sleepers = state.withLock { state in
+            state.events &+= 1
+            defer { state.sleepers.removeAll() }
+            return Array(state.sleepers.values)
+        }
+        for sleeper in sleepers { sleeper.resume() }
+    }
+
+    /// Whether the run loop is asleep waiting for an event or its timer (for tests).
+    var isRunLoopAsleep: Bool { state.withLock { !$0.sleepers.isEmpty } }
 
     /// Refreshes run so far, and how many of them failed (`/metrics`).
     public var refreshCounts: (attempts: Int, failures: Int) {
@@ -123,7 +180,7 @@ public final class CredentialCache: Sendable {
                     "returned credentials that expire at \(resolved.credentials.expiration!), too soon to use"
                 )
             }
-            let staleAfter = resolved.provider.refreshIntervalWithoutExpiration.map { Double($0.components.seconds) }
+            let staleAfter = resolved.provider.refreshIntervalWithoutExpiration
             let date = now()
             let waiters = state.withLock { state in
                 state.machine.refreshSucceeded(resolved.credentials, staleAfter: staleAfter, at: date)
@@ -133,6 +190,7 @@ public final class CredentialCache: Sendable {
                 defer { state.waiters.removeAll() }
                 return Array(state.waiters.values)
             }
+            changed()
             logger.info(
                 "credentials refreshed",
                 metadata: [
@@ -151,7 +209,11 @@ public final class CredentialCache: Sendable {
                 defer { state.waiters.removeAll() }
                 return (Array(state.waiters.values), state.machine.backoff)
             }
-            logger.error("credential refresh failed; keeping the last good credentials", metadata: ["error": "\(error)", "retry_in_s": "\(retryIn)"])
+            changed()
+            logger.error(
+                "credential refresh failed; keeping the last good credentials",
+                metadata: ["error": "\(error)", "retry_in_s": "\(retryIn / .seconds(1))"]
+            )
             for waiter in waiters { waiter.resume(throwing: noCredentials("\(error)")) }
         }
     }

@@ -3,19 +3,22 @@ import AWSSigV4
 import struct Foundation.Date
 
 /// When to use, refresh, or wait for credentials (docs/ARCHITECTURE.md, Credentials). Pure: every event takes `now`.
+///
+/// Times are `Date`s, not instants of a monotonic clock: what they are compared with, the
+/// credentials' `Expiration`, is a wall-clock date that comes from the provider. Spans are `Duration`s.
 struct CredentialRefreshStateMachine {
     struct Policy: Sendable {
-        /// Refresh in the background when less than this remains.
-        var refreshWindow: Double = 165
+        /// Refresh in the background when this much or less remains.
+        var refreshWindow: Duration = .seconds(165)
         /// Never use credentials this close to expiry.
-        var cutoff: Double = 15
-        var initialBackoff: Double = 2
-        var maximumBackoff: Double = 32
+        var cutoff: Duration = .seconds(15)
+        var initialBackoff: Duration = .seconds(2)
+        var maximumBackoff: Duration = .seconds(32)
         /// A forced refresh (after an AWS 403) at most this often.
-        var forcedRefreshInterval: Double = 60
+        var forcedRefreshInterval: Duration = .seconds(60)
         /// Credentials that arrive already inside the refresh window are fetched again no sooner
         /// than this after the fetch that brought them.
-        var minimumRefreshInterval: Double = 1
+        var minimumRefreshInterval: Duration = .seconds(1)
     }
 
     struct Current {
@@ -47,15 +50,21 @@ struct CredentialRefreshStateMachine {
 
     func isUsable(at now: Date) -> Bool {
         guard let current else { return false }
-        guard let expiration = current.credentials.expiration else { return true }
-        return expiration.timeIntervalSince(now) > policy.cutoff
+        guard let remaining = current.credentials.remainingLifetime(at: now) else { return true }
+        return remaining > policy.cutoff
     }
 
     func needsRefresh(at now: Date) -> Bool {
-        guard let current else { return true }
-        if let refreshAfter = current.refreshAfter { return now >= refreshAfter }
-        guard let expiration = current.credentials.expiration else { return false }
-        return expiration.timeIntervalSince(now) < policy.refreshWindow
+        guard let due = refreshDue else { return false }
+        return now >= due
+    }
+
+    /// When the current credentials need a refresh: `.distantPast` when there are none, `nil` when
+    /// they never do (no expiration and nothing that makes them stale).
+    private var refreshDue: Date? {
+        guard let current else { return .distantPast }
+        if let refreshAfter = current.refreshAfter { return refreshAfter }
+        return current.credentials.expiration.map { $0.adding(.zero - policy.refreshWindow) }
     }
 
     /// When to fetch again after a fetch at `now` returned credentials expiring at `expiration`;
@@ -67,10 +76,10 @@ struct CredentialRefreshStateMachine {
     /// cut-off), so requests keep being signed while the next fetch runs, and a failed one still
     /// has time to be retried with the usual backoff; never sooner than `minimumRefreshInterval`.
     func scheduledRefresh(expiration: Date, at now: Date) -> Date? {
-        let remaining = expiration.timeIntervalSince(now)
+        let remaining = Duration.seconds(expiration.timeIntervalSince(now))
         guard remaining < policy.refreshWindow else { return nil }
         let delay = max((remaining - policy.cutoff) / 2, policy.minimumRefreshInterval)
-        return now.addingTimeInterval(delay)
+        return now.adding(delay)
     }
 
     private func mayStartRefresh(at now: Date) -> Bool {
@@ -97,19 +106,21 @@ struct CredentialRefreshStateMachine {
 
     /// An AWS authentication error: refresh now, at most once per `forcedRefreshInterval`.
     mutating func authenticationFailed(at now: Date) -> Bool {
-        if let last = lastForcedRefresh, now.timeIntervalSince(last) < policy.forcedRefreshInterval { return false }
+        if let last = lastForcedRefresh, now < last.adding(policy.forcedRefreshInterval) { return false }
         guard !isRefreshing else { return false }
         lastForcedRefresh = now
         isRefreshing = true
         return true
     }
 
-    mutating func refreshSucceeded(_ credentials: Credentials, staleAfter: Double?, at now: Date) {
+    /// A fetch returned `credentials`; `staleAfter` is how long credentials without an expiration
+    /// are used before they are fetched again (`nil`: forever).
+    mutating func refreshSucceeded(_ credentials: Credentials, staleAfter: Duration?, at now: Date) {
         let refreshAfter: Date? =
             if let expiration = credentials.expiration {
                 scheduledRefresh(expiration: expiration, at: now)
             } else {
-                staleAfter.map { now.addingTimeInterval($0) }
+                staleAfter.map { now.adding($0) }
             }
         current = Current(credentials: credentials, refreshAfter: refreshAfter)
         isRefreshing = false
@@ -121,23 +132,28 @@ struct CredentialRefreshStateMachine {
     mutating func refreshFailed(at now: Date) {
         isRefreshing = false
         consecutiveFailures += 1
-        retryNotBefore = now.addingTimeInterval(backoff)
+        retryNotBefore = now.adding(backoff)
     }
 
-    var backoff: Double {
-        guard consecutiveFailures > 0 else { return 0 }
+    var backoff: Duration {
+        guard consecutiveFailures > 0 else { return .zero }
         let exponent = min(consecutiveFailures - 1, 16)
-        return min(policy.initialBackoff * Double(1 << exponent), policy.maximumBackoff)
+        return min(policy.initialBackoff * (1 << exponent), policy.maximumBackoff)
     }
 
-    /// When the background timer should next wake; `nil` when nothing is due (refresh in flight or
-    /// credentials that never expire).
+    /// When the background timer should next wake: the first time at which `timerFired` starts a
+    /// refresh (so a timer that wakes then never finds nothing to do and spins); `nil` when only an
+    /// event can make one due (a refresh in flight ends, or credentials that never go stale).
     func nextWake(at now: Date) -> Date? {
         if isRefreshing { return nil }
-        if let retryNotBefore { return max(retryNotBefore, now) }
-        guard let current else { return now }
-        if let refreshAfter = current.refreshAfter { return max(refreshAfter, now) }
-        guard let expiration = current.credentials.expiration else { return nil }
-        return max(expiration.addingTimeInterval(-policy.refreshWindow), now)
+        guard let due = refreshDue else { return nil }
+        return max(due, retryNotBefore ?? due, now)
+    }
+}
+
+extension Date {
+    /// This date moved by `duration` (earlier when it is negative).
+    func adding(_ duration: Duration) -> Date {
+        addingTimeInterval(duration / .seconds(1))
     }
 }

@@ -31,7 +31,7 @@ public struct InstanceMetadataProvider: CredentialProvider {
     /// SDKs read it.
     var callTimeout: Duration {
         if let text = environment.nonEmpty("AWS_METADATA_SERVICE_TIMEOUT"), let seconds = Double(text), seconds > 0, seconds <= 3600 {
-            return .milliseconds(Int(seconds * 1000))
+            return .seconds(seconds)
         }
         return .seconds(2)
     }

@@ -17,9 +17,10 @@ public struct Credentials: Sendable, Hashable, CustomStringConvertible {
         self.expiration = expiration
     }
 
-    /// Seconds left before `expiration` at `now`; `nil` when the credentials never expire.
-    public func remainingLifetime(at now: Date) -> Double? {
-        expiration.map { $0.timeIntervalSince(now) }
+    /// The time left before `expiration` at `now` (negative once past it); `nil` when the
+    /// credentials never expire.
+    public func remainingLifetime(at now: Date) -> Duration? {
+        expiration.map { .seconds($0.timeIntervalSince(now)) }
     }
 
     public var description: String {

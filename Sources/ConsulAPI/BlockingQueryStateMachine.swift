@@ -1,19 +1,27 @@
 /// The rules of one blocking-query watch (docs/ARCHITECTURE.md, Configuration: the snapshot flow), without I/O: which `index` to
 /// send, how long to wait before sending, and what an answer or an error does to the state.
 ///
-/// Time is seconds on a monotonic clock and randomness is injected, so every rule is testable.
+/// Time and randomness are injected, so every rule is testable. A time is a `ContinuousClock.Instant`
+/// (the clock the watch sleeps on) and a span is a `Duration`: the two cannot be mixed up, and a test
+/// builds its instants from any origin (`origin + .seconds(5)`) without waiting.
 public struct BlockingQueryStateMachine: Sendable {
     public struct Policy: Sendable, Hashable {
         /// `wait` of each blocking request (default 5 min, Consul caps it at 10 min).
         public var wait: Duration
-        /// Token bucket: capacity, and seconds per token.
+        /// Token bucket: capacity (tokens), and the time to earn one token.
         public var burst: Double
-        public var refillInterval: Double
+        public var refillInterval: Duration
         /// Backoff on errors: attempt n waits a random time in [d/2, d], d = min(maximum, base × 2^(n−1)).
-        public var baseBackoff: Double
-        public var maximumBackoff: Double
+        public var baseBackoff: Duration
+        public var maximumBackoff: Duration
 
-        public init(wait: Duration = .seconds(300), burst: Double = 2, refillInterval: Double = 5, baseBackoff: Double = 1, maximumBackoff: Double = 30) {
+        public init(
+            wait: Duration = .seconds(300),
+            burst: Double = 2,
+            refillInterval: Duration = .seconds(5),
+            baseBackoff: Duration = .seconds(1),
+            maximumBackoff: Duration = .seconds(30)
+        ) {
             self.wait = min(wait, .seconds(600))
             self.burst = burst
             self.refillInterval = refillInterval
@@ -25,13 +33,13 @@ public struct BlockingQueryStateMachine: Sendable {
         public var readTimeout: Duration { wait + wait / 16 + .seconds(10) }
     }
 
-    /// The next request: `index`/`wait` to send (both `nil` for an immediate answer), after `delay` seconds.
+    /// The next request: `index`/`wait` to send (both `nil` for an immediate answer), after `delay`.
     public struct Request: Sendable, Hashable {
         public var index: UInt64?
         public var wait: Duration?
-        public var delay: Double
+        public var delay: Duration
 
-        public init(index: UInt64?, wait: Duration?, delay: Double) {
+        public init(index: UInt64?, wait: Duration?, delay: Duration) {
             self.index = index
             self.wait = wait
             self.delay = delay
@@ -47,31 +55,35 @@ public struct BlockingQueryStateMachine: Sendable {
     public private(set) var index: UInt64 = 0
     public private(set) var consecutiveFailures = 0
     private var tokens: Double
-    private var tokensCountedAt: Double?
-    private var retryAfter: Double?
+    /// `nil` until the first request, which takes no token.
+    private var tokensCountedAt: ContinuousClock.Instant?
+    private var retryAfter: Duration?
 
     public init(policy: Policy = Policy()) {
         self.policy = policy
         self.tokens = policy.burst
     }
 
-    public mutating func nextRequest(now: Double, random: (ClosedRange<Double>) -> Double = { Double.random(in: $0) }) -> Request {
-        var delay = 0.0
+    /// The request to send next, as of `now`. `random` is a value in [0, 1] that places a backoff
+    /// within its jitter range (`0`: the shortest wait, `1`: the longest).
+    public mutating func nextRequest(now: ContinuousClock.Instant, random: () -> Double = { Double.random(in: 0...1) }) -> Request {
+        var delay = Duration.zero
         if let counted = tokensCountedAt {
             tokens = min(policy.burst, tokens + (now - counted) / policy.refillInterval)
             if tokens >= 1 {
                 tokens -= 1
             } else {
-                delay = (1 - tokens) * policy.refillInterval
+                delay = policy.refillInterval * (1 - tokens)
                 tokens = 0
             }
         }
         // The very first request takes no token; from then on the bucket is counted.
         tokensCountedAt = now + delay
         if consecutiveFailures > 0 {
-            let exponent = Double(min(consecutiveFailures - 1, 30))
-            let ceiling = min(policy.maximumBackoff, policy.baseBackoff * pow2(exponent))
-            delay = max(delay, random((ceiling / 2)...ceiling), retryAfter ?? 0)
+            let exponent = min(consecutiveFailures - 1, 30)
+            let ceiling = min(policy.maximumBackoff, policy.baseBackoff * (1 << exponent))
+            let jittered = ceiling / 2 + (ceiling / 2) * min(max(random(), 0), 1)
+            delay = max(delay, jittered, retryAfter ?? .zero)
         }
         guard index > 0 else { return Request(index: nil, wait: nil, delay: delay) }
         return Request(index: index, wait: policy.wait, delay: delay)
@@ -90,7 +102,7 @@ public struct BlockingQueryStateMachine: Sendable {
     }
 
     /// An error (status, connection, decoding): nothing is delivered, the index stays.
-    public mutating func failed(retryAfter: Double?) {
+    public mutating func failed(retryAfter: Duration?) {
         consecutiveFailures += 1
         self.retryAfter = retryAfter
     }
@@ -98,11 +110,5 @@ public struct BlockingQueryStateMachine: Sendable {
     /// Start over with an immediate query (e.g. a leaf watch after the roots changed).
     public mutating func reset() {
         index = 0
-    }
-
-    private func pow2(_ exponent: Double) -> Double {
-        var value = 1.0
-        for _ in 0..<Int(exponent) { value *= 2 }
-        return value
     }
 }

@@ -148,8 +148,8 @@ public final class ConsulClient: Sendable {
             .status(status),
             endpoint: endpoint,
             "Consul answered \(status): \(String(buffer: bytes).prefix(300).trimmingCharacters(in: .whitespacesAndNewlines))",
-            // Seconds, finite and not negative (`nan` or `-inf` would trap a conversion later), at most an hour.
-            retryAfter: response.headers.first(name: "Retry-After").flatMap { Double($0) }.flatMap { $0.isFinite && $0 >= 0 ? min($0, 3600) : nil }
+            // Seconds, finite and not negative (`nan` or `-inf` would trap the conversion), at most an hour.
+            retryAfter: response.headers.first(name: "Retry-After").flatMap { Double($0) }.flatMap { $0.isFinite && $0 >= 0 ? .seconds(min($0, 3600)) : nil }
         )
         if error.isUnknownToken { token.invalidate() }
         throw error

@@ -15,9 +15,10 @@ public struct ConsulError: Error, Hashable, CustomStringConvertible {
     /// The endpoint (path and query, never the token).
     public var endpoint: String
     public var message: String
-    public var retryAfter: Double?
+    /// The answer's `Retry-After`, when it had one the client could read (`ConsulClient.send`).
+    public var retryAfter: Duration?
 
-    public init(_ code: Code, endpoint: String, _ message: String, retryAfter: Double? = nil) {
+    public init(_ code: Code, endpoint: String, _ message: String, retryAfter: Duration? = nil) {
         self.code = code
         self.endpoint = endpoint
         self.message = message

@@ -54,18 +54,13 @@ extension ConsulClient {
         onChange: @escaping @Sendable (Value, ConsulMetadata) async -> Void
     ) async {
         var machine = BlockingQueryStateMachine(policy: policy)
-        let clock = ContinuousClock()
-        let start = clock.now
         var lastDelivered: Value?
-        func seconds(_ duration: Duration) -> Double {
-            Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-        }
 
         while !Task.isCancelled {
-            let request = machine.nextRequest(now: seconds(clock.now - start))
-            if request.delay > 0 {
+            let request = machine.nextRequest(now: .now)
+            if request.delay > .zero {
                 do {
-                    try await Task.sleep(for: .milliseconds(Int(request.delay * 1000)))
+                    try await Task.sleep(for: request.delay)
                 } catch {
                     return
                 }

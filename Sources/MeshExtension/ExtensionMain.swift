@@ -177,8 +177,9 @@ public enum ExtensionMain {
         let budget: Duration
         switch stop {
         case .shutdown(let reason, let deadlineMs):
-            let left = Double(deadlineMs) / 1000 - Date().timeIntervalSince1970 - 0.2
-            budget = .milliseconds(Int(max(left, 0) * 1000))
+            // The deadline is a wall-clock time (milliseconds since the epoch); 200 ms are kept for the exit.
+            let deadline = Date(timeIntervalSince1970: Double(deadlineMs) / 1000)
+            budget = max(.seconds(deadline.timeIntervalSinceNow) - .milliseconds(200), .zero)
             logger.info("SHUTDOWN", metadata: ["reason": "\(reason)", "drainMs": "\(milliseconds(budget))"])
         case .signal(let number):
             budget = .milliseconds(500)

@@ -10,7 +10,7 @@ actor MeshDataSource {
     let fetch: Fetch
     let apply: @Sendable (TunnelTLS) -> Void
     let logger: Logger
-    let frequency: TimeInterval
+    let frequency: Duration
     private(set) var current: TunnelTLS?
     private(set) var schedule: RefreshSchedule?
     private var reading: Task<Void, Never>?
@@ -21,7 +21,7 @@ actor MeshDataSource {
     }
 
     init(frequency: Duration, logger: Logger, fetch: @escaping Fetch, apply: @escaping @Sendable (TunnelTLS) -> Void) {
-        self.frequency = Double(frequency.components.seconds) + Double(frequency.components.attoseconds) / 1e18
+        self.frequency = frequency
         self.logger = logger
         self.fetch = fetch
         self.apply = apply
@@ -76,8 +76,8 @@ actor MeshDataSource {
         timer = Task { [weak self] in
             while !Task.isCancelled {
                 guard let self, let next = await self.schedule?.nextAttempt else { return }
-                let wait = max(next.timeIntervalSinceNow, 0.05)
-                guard (try? await Task.sleep(for: .milliseconds(Int(wait * 1000)))) != nil else { return }
+                let wait = max(Duration.seconds(next.timeIntervalSinceNow), .milliseconds(50))
+                guard (try? await Task.sleep(for: wait)) != nil else { return }
                 await self.refreshIfDue()
             }
         }

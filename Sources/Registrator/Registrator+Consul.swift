@@ -139,9 +139,9 @@ extension Registrator {
         case .status(403) where error.isUnknownToken && refreshToken != nil: return .zero
         case .status: return nil
         }
-        // d = 1 s · 2^(n−1), jittered over [d/2, d]; `Retry-After` is a lower bound.
-        let ceiling = Double(1 << (attempt - 1))
-        let wait = max(Double.random(in: (ceiling / 2)...ceiling), error.retryAfter ?? 0)
-        return .milliseconds(Int(min(wait, 30) * 1000))
+        // d = 1 s · 2^(n−1), jittered over [d/2, d]; `Retry-After` is a lower bound; 30 s at most.
+        let ceiling = Duration.seconds(1) * (1 << min(max(attempt - 1, 0), 30))
+        let wait = max(ceiling / 2 + (ceiling / 2) * Double.random(in: 0...1), error.retryAfter ?? .zero)
+        return min(wait, .seconds(30))
     }
 }

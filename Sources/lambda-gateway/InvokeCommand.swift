@@ -38,11 +38,20 @@ struct InvokeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("name-in-path"), help: "Put the function's name, not its ARN, in the request path (the Invoke API accepts both; some emulators only check signatures for names).")
     var nameInPath = false
 
-    @Option(name: .long, help: "Give up after this many seconds.")
-    var timeout: Double = 15
+    @Option(name: .long, help: "Give up after this many seconds, more than 0 and at most a day (default: 15).", transform: InvokeCommand.seconds)
+    var timeout: Duration = .seconds(15)
 
     @Flag(name: .long, help: "Log the credential provider and the request.")
     var verbose = false
+
+    /// `--timeout`: a number of seconds as the flag has always taken it (`15`, `0.5`), checked once
+    /// here. ArgumentParser names the flag and the value in the error.
+    static func seconds(_ text: String) throws -> Duration {
+        guard let seconds = Double(text), seconds.isFinite, seconds > 0, seconds <= 86_400 else {
+            throw ValidationError("expected a number of seconds more than 0 and at most 86400")
+        }
+        return .seconds(seconds)
+    }
 
     func run() async throws {
         var logger = Logger(label: "lambda-gateway")
@@ -62,7 +71,7 @@ struct InvokeCommand: AsyncParsableCommand {
                 function: arn,
                 payload: ByteBuffer(bytes: payload),
                 invocationType: asynchronous ? .event : .requestResponse,
-                timeout: .milliseconds(Int(timeout * 1000))
+                timeout: timeout
             )
             if nameInPath { request.functionIdentifier = arn.functionName }
             let result = try await aws.invoker.invoke(request)

@@ -39,8 +39,8 @@ struct RunCommand: AsyncParsableCommand {
     var leafRefreshInterval = "4m"
     @OptionGroup var serving: ServingOptions
 
-    /// `--leaf-refresh-interval` in seconds.
-    func leafRefreshSeconds() throws -> Double {
+    /// `--leaf-refresh-interval`, parsed and checked.
+    func leafRefreshDuration() throws -> Duration {
         let interval: Duration
         do {
             interval = try GoDuration.parse(leafRefreshInterval)
@@ -50,11 +50,11 @@ struct RunCommand: AsyncParsableCommand {
         guard interval >= .seconds(1), interval <= .seconds(240) else {
             throw ValidationError("--leaf-refresh-interval must be 1s to 4m (a renewed leaf is served within 5 minutes), got \(leafRefreshInterval)")
         }
-        return Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+        return interval
     }
 
     func validate() throws {
-        _ = try leafRefreshSeconds()
+        _ = try leafRefreshDuration()
         if let register, !["agent", "none"].contains(register) { throw ValidationError("--register must be agent or none, got \(register)") }
         do {
             _ = try GoDuration.parse(registerRecheck)
@@ -100,7 +100,7 @@ struct RunCommand: AsyncParsableCommand {
             GatewayRuntime.announce("static configuration \(configFile): \(store.snapshot.services.keys.sorted().joined(separator: ", "))")
         } else if let consulClient {
             var settings = ConsulConfigSource.Settings(gatewayName: name, datacenter: datacenter)
-            settings.leafReads.refreshInterval = try leafRefreshSeconds()
+            settings.leafReads.refreshInterval = try leafRefreshDuration()
             settings.defaultIntentionPolicy = try intentionPolicy()
             let source = ConsulConfigSource(client: consulClient, settings: settings, store: store, metrics: metrics, logger: logger)
             sources.append(BackgroundService { await source.run() })

@@ -84,7 +84,7 @@ struct CredentialRefreshStateMachineTests {
         #expect(result1 == .wait(startRefresh: true))
         let result2 = machine.credentialsRequested(at: start)
         #expect(result2 == .wait(startRefresh: false))  // shares the refresh in flight
-        machine.refreshSucceeded(key("A", expiresIn: 3600, from: start), staleAfter: 3600, at: start)
+        machine.refreshSucceeded(key("A", expiresIn: 3600, from: start), staleAfter: .seconds(3600), at: start)
         let result3 = machine.credentialsRequested(at: start)
         #expect(result3 == .use(key("A", expiresIn: 3600, from: start), startRefresh: false))
     }
@@ -158,7 +158,7 @@ struct CredentialRefreshStateMachineTests {
     @Test func credentialsOutsideTheWindowStillFollowIt() {
         var machine = CredentialRefreshStateMachine()
         _ = machine.credentialsRequested(at: start)
-        machine.refreshSucceeded(key("A", expiresIn: 900, from: start), staleAfter: 3600, at: start)
+        machine.refreshSucceeded(key("A", expiresIn: 900, from: start), staleAfter: .seconds(3600), at: start)
         #expect(machine.nextWake(at: start) == start.addingTimeInterval(900 - 165))
     }
 
@@ -182,7 +182,7 @@ struct CredentialRefreshStateMachineTests {
             }
             if startFetch {
                 fetches += 1
-                machine.refreshSucceeded(key("K\(fetches)", expiresIn: 30, from: now), staleAfter: 3600, at: now)
+                machine.refreshSucceeded(key("K\(fetches)", expiresIn: 30, from: now), staleAfter: .seconds(3600), at: now)
             }
         }
         #expect(fetches == 4)
@@ -193,7 +193,7 @@ struct CredentialRefreshStateMachineTests {
         var machine = CredentialRefreshStateMachine()
         _ = machine.credentialsRequested(at: start)
         let credentials = key("FILE")
-        machine.refreshSucceeded(credentials, staleAfter: 3600, at: start)
+        machine.refreshSucceeded(credentials, staleAfter: .seconds(3600), at: start)
         let result12 = machine.credentialsRequested(at: start.addingTimeInterval(3599))
         #expect(result12 == .use(credentials, startRefresh: false))
         let result13 = machine.credentialsRequested(at: start.addingTimeInterval(3600))
@@ -221,6 +221,72 @@ struct CredentialRefreshStateMachineTests {
     }
 }
 
+extension CredentialRefreshStateMachineTests {
+    /// A forced refresh (AWS answered 403) that fails backs off, but the credentials are still far
+    /// from their window: once the backoff is over, the timer's next wake is the window, not "now"
+    /// (a wake at which the timer finds nothing to start would be a loop that never sleeps).
+    @Test func aFailedForcedRefreshWakesTheTimerAtTheWindowNotWhenTheBackoffEnds() {
+        var machine = CredentialRefreshStateMachine()
+        _ = machine.credentialsRequested(at: start)
+        machine.refreshSucceeded(key("A", expiresIn: 3600, from: start), staleAfter: nil, at: start)
+        let forced = machine.authenticationFailed(at: start.addingTimeInterval(10))
+        #expect(forced)
+        machine.refreshFailed(at: start.addingTimeInterval(10))
+        let window = start.addingTimeInterval(3600 - 165)
+        #expect(machine.nextWake(at: start.addingTimeInterval(10)) == window)
+        #expect(machine.nextWake(at: start.addingTimeInterval(20)) == window)
+        let early = machine.timerFired(at: start.addingTimeInterval(20))
+        #expect(!early)
+        let due = machine.timerFired(at: window)
+        #expect(due)
+    }
+
+    /// `nextWake` is when the timer has work: whatever the state, a timer that fires at that time
+    /// starts a refresh, and nothing is due while a refresh is in flight.
+    @Test func theTimerAlwaysHasARefreshToStartWhenItWakes() {
+        var states: [(String, CredentialRefreshStateMachine, Date)] = []
+        states.append(("no credentials yet", CredentialRefreshStateMachine(), start))
+
+        var expiring = CredentialRefreshStateMachine()
+        _ = expiring.credentialsRequested(at: start)
+        expiring.refreshSucceeded(key("A", expiresIn: 600, from: start), staleAfter: nil, at: start)
+        states.append(("credentials that expire", expiring, start))
+
+        var short = CredentialRefreshStateMachine()
+        _ = short.credentialsRequested(at: start)
+        short.refreshSucceeded(key("A", expiresIn: 30, from: start), staleAfter: nil, at: start)
+        states.append(("credentials that arrived inside the window", short, start))
+
+        var stale = CredentialRefreshStateMachine()
+        _ = stale.credentialsRequested(at: start)
+        stale.refreshSucceeded(key("FILE"), staleAfter: .seconds(3600), at: start)
+        states.append(("credentials without an expiration that go stale", stale, start))
+
+        var failing = CredentialRefreshStateMachine()
+        _ = failing.credentialsRequested(at: start)
+        failing.refreshFailed(at: start)
+        failing.refreshFailed(at: start)
+        states.append(("no credentials, backing off", failing, start))
+
+        var backingOff = expiring
+        _ = backingOff.timerFired(at: start.addingTimeInterval(500))
+        backingOff.refreshFailed(at: start.addingTimeInterval(500))
+        states.append(("inside the window, backing off", backingOff, start.addingTimeInterval(500)))
+
+        for (name, machine, now) in states {
+            guard let wake = machine.nextWake(at: now) else {
+                Issue.record("\(name): no wake")
+                continue
+            }
+            #expect(wake >= now, "\(name)")
+            var fired = machine
+            let started = fired.timerFired(at: wake)
+            #expect(started, "\(name): the timer found nothing to do at \(wake)")
+            #expect(fired.nextWake(at: wake) == nil, "\(name): a wake while the refresh runs")
+        }
+    }
+}
+
 extension CredentialRefreshStateMachine.RequestAction {
     var startsRefresh: Bool {
         switch self {
@@ -232,7 +298,12 @@ extension CredentialRefreshStateMachine.RequestAction {
 
 @Suite("Credential cache")
 struct CredentialCacheTests {
-    static let fastPolicy = CredentialRefreshStateMachine.Policy(refreshWindow: 1.0, cutoff: 0.3, initialBackoff: 0.05, maximumBackoff: 0.2)
+    static let fastPolicy = CredentialRefreshStateMachine.Policy(
+        refreshWindow: .seconds(1),
+        cutoff: .milliseconds(300),
+        initialBackoff: .milliseconds(50),
+        maximumBackoff: .milliseconds(200)
+    )
 
     @Test func concurrentCallersShareOneRefresh() async throws {
         let provider = ScriptedProvider(delay: .milliseconds(100), answers: [.success(key("A", expiresIn: 3600))])
@@ -257,8 +328,8 @@ struct CredentialCacheTests {
         defer { runner.cancel() }
         #expect(try await cache.credentials().accessKeyID == "OLD")
         #expect(provider.callCount == 1)
-        // 1 s before expiry the timer refreshes, with no request asking for it (it re-checks at
-        // least once a second).
+        // 1 s before expiry the timer refreshes, with no request asking for it: the run loop sleeps
+        // until then (2 s on its own clock after the fetch) and finds the refresh due.
         clock.withLock { $0 = start.addingTimeInterval(2.5) }
         for _ in 0..<1500 where provider.callCount < 2 { try await Task.sleep(for: .milliseconds(20)) }
         #expect(provider.callCount == 2)
@@ -270,7 +341,12 @@ struct CredentialCacheTests {
         let start = Date()
         let clock = Mutex(start)
         let provider = ScriptedProvider(answers: [.success(key("GOOD", expiresIn: 5, from: start)), .failure(failure)])
-        let policy = CredentialRefreshStateMachine.Policy(refreshWindow: 4.5, cutoff: 0.3, initialBackoff: 0.05, maximumBackoff: 0.2)
+        let policy = CredentialRefreshStateMachine.Policy(
+            refreshWindow: .milliseconds(4500),
+            cutoff: .milliseconds(300),
+            initialBackoff: .milliseconds(50),
+            maximumBackoff: .milliseconds(200)
+        )
         let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: policy, logger: testLogger, now: { clock.withLock { $0 } })
         #expect(try await cache.credentials().accessKeyID == "GOOD")
         // Inside the refresh window: the request triggers a refresh that fails; it still gets GOOD.
@@ -316,7 +392,7 @@ struct CredentialCacheTests {
 
     @Test func noProviderFailsFastWithNoCredentials() async throws {
         let provider = ScriptedProvider(answers: [.failure(failure)])
-        let policy = CredentialRefreshStateMachine.Policy(refreshWindow: 1, cutoff: 0.3, initialBackoff: 30, maximumBackoff: 30)
+        let policy = CredentialRefreshStateMachine.Policy(refreshWindow: .seconds(1), cutoff: .milliseconds(300), initialBackoff: .seconds(30), maximumBackoff: .seconds(30))
         let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: policy, logger: testLogger)
         let clock = ContinuousClock()
         let started = clock.now
@@ -344,5 +420,85 @@ struct CredentialCacheTests {
         cache.authenticationFailed()
         try await Task.sleep(for: .milliseconds(100))
         #expect(try await cache.credentials().accessKeyID == "B")
+    }
+
+    /// A request starts the first fetch while the run loop sleeps with nothing due (a refresh in
+    /// flight has no due time): the fetch's end wakes the loop, which then sleeps until the new
+    /// credentials are due and fetches again by itself. A loop that never woke would never fetch.
+    @Test func theRunLoopFollowsARefreshARequestStartedAndRefreshesWhenItIsDue() async throws {
+        // Valid for 1.5 s from the fetch: due 0.5 s after it (the window is 1 s).
+        let provider = GatedProvider(answers: [{ key("FIRST", expiresIn: 1.5, from: $0) }, { key("SECOND", expiresIn: 3600, from: $0) }])
+        let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: Self.fastPolicy, logger: testLogger)
+        #expect(cache.usableCredentials() == nil)  // starts the fetch, which waits at the gate
+        let runner = Task { await cache.run() }
+        defer { runner.cancel() }
+        try await waitUntil("the run loop sleeps while the request's refresh runs") { cache.isRunLoopAsleep }
+        #expect(cache.refreshCounts.attempts == 0)
+
+        provider.open()
+        try await waitUntil("the run loop's own refresh, \(cache.refreshCounts.attempts) so far") { cache.refreshCounts.attempts == 2 }
+        let fetches = provider.fetchDates
+        #expect(fetches.count == 2)
+        // The second fetch is the timer's, at the due time and not before.
+        #expect(fetches[1] >= fetches[0].addingTimeInterval(0.5), "\(fetches)")
+        #expect(cache.usableCredentials()?.accessKeyID == "SECOND")
+    }
+
+    /// The run loop asleep on its timer and on the next event ends as soon as its task is cancelled.
+    @Test(.timeLimit(.minutes(1))) func theRunLoopEndsWhenCancelledWhileAsleep() async throws {
+        let provider = ScriptedProvider(answers: [.success(key("A", expiresIn: 3600))])
+        let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: Self.fastPolicy, logger: testLogger)
+        let runner = Task { await cache.run() }
+        try await waitUntil("the run loop's first fetch") { cache.refreshCounts.attempts == 1 }
+        try await waitUntil("the run loop asleep until the credentials are due") { cache.isRunLoopAsleep }
+        runner.cancel()
+        await runner.value
+        #expect(!cache.isRunLoopAsleep)
+        #expect(provider.callCount == 1)
+    }
+}
+
+/// A provider whose fetches wait until the test opens its gate, recording when each one ran;
+/// each answer is made at the fetch's time (`answers`, the last one repeated).
+final class GatedProvider: CredentialProvider, Sendable {
+    let name = "gated"
+    let isConfigured = true
+    private struct State {
+        var isOpen = false
+        var waiting: [CheckedContinuation<Void, Never>] = []
+        var fetchDates: [Date] = []
+    }
+    private let state = Mutex(State())
+    private let answers: [@Sendable (Date) -> Credentials]
+
+    init(answers: [@Sendable (Date) -> Credentials]) {
+        self.answers = answers
+    }
+
+    var fetchDates: [Date] { state.withLock { $0.fetchDates } }
+
+    func open() {
+        let waiting = state.withLock { state in
+            state.isOpen = true
+            defer { state.waiting.removeAll() }
+            return state.waiting
+        }
+        for continuation in waiting { continuation.resume() }
+    }
+
+    func fetch() async throws -> Credentials {
+        await withCheckedContinuation { continuation in
+            let isOpen = state.withLock { state in
+                if !state.isOpen { state.waiting.append(continuation) }
+                return state.isOpen
+            }
+            if isOpen { continuation.resume() }
+        }
+        let date = Date()
+        let count = state.withLock { state in
+            state.fetchDates.append(date)
+            return state.fetchDates.count
+        }
+        return answers[min(count, answers.count) - 1](date)
     }
 }

@@ -102,6 +102,16 @@ struct InvokeCommandTests {
         #expect(output.status != 0)
         #expect(output.stderr.contains("invalid function ARN \"orders\""))
     }
+
+    /// `--timeout` is parsed once into a duration: a value that cannot be one is a usage error that
+    /// names the flag and the value, before anything is sent.
+    @Test(arguments: ["0", "-1", "nan", "inf", "1e300", "soon"])
+    func aTimeoutThatIsNotAPositiveNumberOfSecondsIsAUsageError(value: String) async throws {
+        let output = try await CLI.run(["invoke", arn, "--endpoint", "https://127.0.0.1:1", "--timeout=\(value)"], environment: environment)
+        #expect(output.status != 0 && output.status != 1 && output.status != 2, "\(output.status): \(output.stderr)")
+        #expect(output.stderr.contains("--timeout"), "\(output.stderr)")
+        #expect(output.stderr.contains("'\(value)'"), "\(output.stderr)")
+    }
 }
 
 @Suite("lambda-gateway register and deregister")

@@ -105,7 +105,7 @@ struct ConsulWatchTests {
     @Test func unchangedAnswersAreNotDelivered() async throws {
         try await ConsulFixture.with { fixture in
             try fixture.server.setConfigEntry(#"{"Kind":"service-defaults","Name":"orders","Protocol":"http"}"#)
-            let policy = BlockingQueryStateMachine.Policy(wait: .seconds(10), refillInterval: 0.01)
+            let policy = BlockingQueryStateMachine.Policy(wait: .seconds(10), refillInterval: .milliseconds(10))
             let (task, recorder) = fixture.start(WatchEndpoint<[ServiceDefaults]>.json("/v1/config/service-defaults"), policy: policy)
             defer { task.cancel() }
             try await recorder.waitFor(count: 1)
@@ -164,7 +164,7 @@ struct ConsulWatchTests {
     @Test func errorsBackOffAndKeepTheLastValue() async throws {
         try await ConsulFixture.with { fixture in
             try fixture.server.linkServices(["orders"])
-            let policy = BlockingQueryStateMachine.Policy(wait: .seconds(10), refillInterval: 0.01, baseBackoff: 0.1, maximumBackoff: 1)
+            let policy = BlockingQueryStateMachine.Policy(wait: .seconds(10), refillInterval: .milliseconds(10), baseBackoff: .milliseconds(100), maximumBackoff: .seconds(1))
             let (task, recorder) = fixture.start(WatchEndpoint<[GatewayService]>.json("/v1/catalog/gateway-services/lambda-gateway"), policy: policy)
             defer { task.cancel() }
             try await recorder.waitFor(count: 1)
@@ -197,7 +197,7 @@ struct ConsulWatchTests {
 
     @Test func aConstantlyChangingObjectDoesNotCauseARequestStorm() async throws {
         try await ConsulFixture.with { fixture in
-            let policy = BlockingQueryStateMachine.Policy(wait: .seconds(10), burst: 2, refillInterval: 0.5)
+            let policy = BlockingQueryStateMachine.Policy(wait: .seconds(10), burst: 2, refillInterval: .milliseconds(500))
             let (task, recorder) = fixture.start(WatchEndpoint<[ServiceDefaults]>.json("/v1/config/service-defaults"), policy: policy)
             try await recorder.waitFor(count: 1)
             let writes = await fixture.server.churn(service: "orders", perSecond: 500, for: .seconds(2))

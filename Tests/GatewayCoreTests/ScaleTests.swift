@@ -51,7 +51,7 @@ struct ScaleTests {
         options.maxConnectionsPerClient = 6
         try await SnapshotFixture.with(
             options: options,
-            settings: { $0.watchPolicy = .init(wait: .seconds(10), baseBackoff: 0.5, maximumBackoff: 4) },
+            settings: { $0.watchPolicy = .init(wait: .seconds(10), baseBackoff: .milliseconds(500), maximumBackoff: .seconds(4)) },
             prepare: { consul in try consul.addLinkedLambdaServices(Array(Self.names.prefix(50))) }
         ) { fixture in
             try await Task.sleep(for: .seconds(6))

@@ -43,13 +43,13 @@ struct SnapshotFixture {
         let store = SnapshotStore()
         let metrics = GatewayMetrics()
         var settings = ConsulConfigSource.Settings(
-            gatewayName: "lambda-gateway", watchPolicy: .init(wait: .seconds(10), baseBackoff: 0.05, maximumBackoff: 0.2), coalescing: .milliseconds(20)
+            gatewayName: "lambda-gateway", watchPolicy: .init(wait: .seconds(10), baseBackoff: .milliseconds(50), maximumBackoff: .milliseconds(200)), coalescing: .milliseconds(20)
         )
         // Every leaf read again each second instead of every 4 minutes: the rotation tests see a
         // renewed leaf at once. (The schedule itself is tested on a simulated clock.)
-        settings.leafReads.refreshInterval = 1
-        settings.leafReads.baseBackoff = 0.05
-        settings.leafReads.maximumBackoff = 0.2
+        settings.leafReads.refreshInterval = .seconds(1)
+        settings.leafReads.baseBackoff = .milliseconds(50)
+        settings.leafReads.maximumBackoff = .milliseconds(200)
         adjust(&settings)
         let source = ConsulConfigSource(
             client: client,

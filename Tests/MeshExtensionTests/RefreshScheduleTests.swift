@@ -8,7 +8,7 @@ import Testing
     let start = Date(timeIntervalSince1970: 1_800_000_000)
 
     @Test func aReadIsDueEveryFrequencyAfterTheLastSuccess() {
-        var schedule = RefreshSchedule(frequency: 300, loadedAt: start, notValidAfter: start.addingTimeInterval(72 * 3600))
+        var schedule = RefreshSchedule(frequency: .seconds(300), loadedAt: start, notValidAfter: start.addingTimeInterval(72 * 3600))
         #expect(schedule.nextAttempt == start.addingTimeInterval(300))
         #expect(!schedule.isDue(at: start.addingTimeInterval(299)))
         // After a freeze of an hour, the first INVOKE finds it due.
@@ -18,7 +18,7 @@ import Testing
     }
 
     @Test func failuresBackOffFromOneSecondDoublingToSixty() {
-        var schedule = RefreshSchedule(frequency: 300, loadedAt: start, notValidAfter: start.addingTimeInterval(72 * 3600))
+        var schedule = RefreshSchedule(frequency: .seconds(300), loadedAt: start, notValidAfter: start.addingTimeInterval(72 * 3600))
         var now = start.addingTimeInterval(300)
         var waits: [TimeInterval] = []
         for _ in 0..<9 {
@@ -34,7 +34,7 @@ import Testing
     @Test func aCertificateNearItsEndIsReadAtOnceThenEveryThirtySeconds() {
         // Expires in 12 minutes: the 10-minute window opens in 2, before the 5-minute period.
         let end = start.addingTimeInterval(12 * 60)
-        var schedule = RefreshSchedule(frequency: 300, loadedAt: start, notValidAfter: end)
+        var schedule = RefreshSchedule(frequency: .seconds(300), loadedAt: start, notValidAfter: end)
         #expect(schedule.nextAttempt == start.addingTimeInterval(120))
         // The read brought the same certificate: again 30 s later, not in a loop.
         schedule.succeeded(at: start.addingTimeInterval(120), notValidAfter: end)

@@ -26,15 +26,18 @@ import HeapModule
 /// refresh of a service that has a leaf is not retried early: it keeps its leaf (errors never remove
 /// data) and the ring comes back to it.
 ///
-/// Pure: time is seconds on the caller's clock, passed to every event.
+/// Pure: every event takes `now`, an instant of the caller's `ContinuousClock` (the clock the
+/// reader sleeps on, so a `.wait(until:)` is slept on as it is); spans are `Duration`s. Tests
+/// build instants from any origin and never wait.
 struct LeafSchedule {
+    typealias Instant = ContinuousClock.Instant
     typealias Policy = LeafReadPolicy
 
     enum Next: Equatable {
         /// Read this service's leaf now (it counts as in flight until `answered` or `failed`).
         case read(LinkedService)
         /// Nothing may start before this time.
-        case wait(until: Double)
+        case wait(until: Instant)
         /// Nothing can start before an event: a read ends, a service is linked, the roots change.
         case idle
     }
@@ -50,11 +53,11 @@ struct LeafSchedule {
         var readAgainOnReturn = false
         var failures = 0
         /// The serial held when the active root changed, until a different one arrives.
-        var awaitingResign: (serial: String, until: Double)?
+        var awaitingResign: (serial: String, until: Instant)?
     }
 
     private struct UrgentItem: Comparable {
-        var due: Double
+        var due: Instant
         var sequence: UInt64
         var key: String
         var generation: UInt64
@@ -66,11 +69,14 @@ struct LeafSchedule {
     let policy: Policy
     private var entries: [String: Entry] = [:]
     private var ring = Deque<String>()
-    private var nextRingRead = Double.infinity
+    /// `nil` while nothing is linked.
+    private var nextRingRead: Instant?
     private var urgent = Heap<UrgentItem>()
     private var sequence: UInt64 = 0
-    private var nextUrgentStart = -Double.infinity
-    private var pausedUntil = -Double.infinity
+    /// `nil` before the first urgent read: no pace to keep yet.
+    private var nextUrgentStart: Instant?
+    /// `nil` when no failure paused the reads.
+    private var pausedUntil: Instant?
     private var failuresInARow = 0
     private(set) var inFlight = 0
 
@@ -83,18 +89,21 @@ struct LeafSchedule {
     func isScheduled(_ key: String) -> Bool { entries[key] != nil }
 
     /// The ring's pace: every service once per interval.
-    private var ringSpacing: Double { policy.refreshInterval / Double(max(entries.count, 1)) }
+    private var ringSpacing: Duration { policy.refreshInterval / max(entries.count, 1) }
+
+    /// The pace of urgent reads: one per this.
+    private var urgentSpacing: Duration { .seconds(1) / policy.maximumRate }
 
     // MARK: Events
 
     /// A newly linked service: read at once, then on the ring.
-    mutating func link(_ service: LinkedService, now: Double) {
+    mutating func link(_ service: LinkedService, now: Instant) {
         guard entries[service.key] == nil else { return }
         entries[service.key] = Entry(service: service)
         ring.append(service.key)
         // One step of the new pace from now at the latest: 10,000 services linked at once are on a
         // ring walked every 24 ms from the start, not after a first 4-minute step.
-        nextRingRead = min(nextRingRead, now + ringSpacing)
+        nextRingRead = min(nextRingRead ?? now + ringSpacing, now + ringSpacing)
         scheduleUrgent(service.key, at: now)
     }
 
@@ -107,10 +116,11 @@ struct LeafSchedule {
 
     /// New roots: every leaf is read at once. `heldSerials`, given when the active root changed, are
     /// the leaves served at the change: a read that returns one of them is repeated.
-    mutating func rootsChanged(now: Double, heldSerials: [String: String]?) {
+    mutating func rootsChanged(now: Instant, heldSerials: [String: String]?) {
+        let patience = now + policy.resignPatience
         for key in entries.keys.sorted() {
             if let serial = heldSerials?[key] {
-                entries[key]?.awaitingResign = (serial, now + policy.resignPatience)
+                entries[key]?.awaitingResign = (serial, patience)
             }
             if entries[key]?.inFlight == true {
                 entries[key]?.readAgainOnReturn = true
@@ -121,14 +131,14 @@ struct LeafSchedule {
     }
 
     /// A leaf arrived for `key`.
-    mutating func answered(_ key: String, serial: String, now: Double) {
+    mutating func answered(_ key: String, serial: String, now: Instant) {
         guard var entry = entries[key], entry.inFlight else { return }
         entry.inFlight = false
         inFlight -= 1
         failuresInARow = 0
         entry.failures = 0
         entry.hasLeaf = true
-        var retryAt: Double?
+        var retryAt: Instant?
         if let awaiting = entry.awaitingResign {
             if awaiting.serial != serial || now >= awaiting.until {
                 entry.awaitingResign = nil
@@ -145,10 +155,11 @@ struct LeafSchedule {
     }
 
     /// The read for `key` failed (transport, status, or a leaf that is not the service's).
-    mutating func failed(_ key: String, now: Double, retryAfter: Double? = nil) {
+    mutating func failed(_ key: String, now: Instant, retryAfter: Duration? = nil) {
         failuresInARow += 1
-        let pause = min(0.1 * Double(1 << min(failuresInARow - 1, 16)), 10)
-        pausedUntil = max(pausedUntil, now + max(pause, retryAfter ?? 0))
+        let pause = min(policy.firstPause * (1 << min(failuresInARow - 1, 16)), policy.maximumPause)
+        let until = now + max(pause, retryAfter ?? .zero)
+        pausedUntil = max(pausedUntil ?? until, until)
         guard var entry = entries[key], entry.inFlight else { return }
         entry.inFlight = false
         inFlight -= 1
@@ -157,16 +168,16 @@ struct LeafSchedule {
         entry.readAgainOnReturn = false
         entries[key] = entry
         guard needsLeaf else { return }
-        let backoff = min(policy.baseBackoff * Double(1 << min(entry.failures - 1, 16)), policy.maximumBackoff)
-        scheduleUrgent(key, at: now + max(backoff, retryAfter ?? 0))
+        let backoff = min(policy.baseBackoff * (1 << min(entry.failures - 1, 16)), policy.maximumBackoff)
+        scheduleUrgent(key, at: now + max(backoff, retryAfter ?? .zero))
     }
 
     /// What to do now. Call again after each `.read` until it answers `.wait` or `.idle`.
-    mutating func next(now: Double) -> Next {
+    mutating func next(now: Instant) -> Next {
         guard inFlight < policy.concurrency else { return .idle }
-        if pausedUntil > now { return .wait(until: pausedUntil) }
+        if let pausedUntil, pausedUntil > now { return .wait(until: pausedUntil) }
         // Urgent reads first, paced at `maximumRate`.
-        var urgentStart = Double.infinity
+        var urgentStart: Instant?
         while let top = urgent.min {
             guard let entry = entries[top.key], entry.hasUrgentItem, entry.urgentGeneration == top.generation else {
                 _ = urgent.popMin()
@@ -179,25 +190,27 @@ struct LeafSchedule {
                 entries[top.key]?.readAgainOnReturn = true
                 continue
             }
-            urgentStart = max(top.due, nextUrgentStart)
-            if urgentStart <= now {
+            let due = max(top.due, nextUrgentStart ?? top.due)
+            if due <= now {
                 _ = urgent.popMin()
                 entries[top.key]?.hasUrgentItem = false
-                nextUrgentStart = max(nextUrgentStart, now) + 1 / policy.maximumRate
+                nextUrgentStart = max(nextUrgentStart ?? now, now) + urgentSpacing
                 return start(top.key)
             }
+            urgentStart = due
             break
         }
         // The ring, at its even pace; a burst of at most one second when it fell behind.
-        while !ring.isEmpty, nextRingRead <= now {
+        while !ring.isEmpty, let due = nextRingRead, due <= now {
             let key = ring.removeFirst()
             guard let entry = entries[key] else { continue }
             ring.append(key)
-            nextRingRead = max(nextRingRead, now - 1) + ringSpacing
+            nextRingRead = max(due, now - .seconds(1)) + ringSpacing
             if !entry.inFlight { return start(key) }
         }
-        let wake = min(urgentStart, ring.isEmpty ? .infinity : nextRingRead)
-        return wake.isFinite ? .wait(until: wake) : .idle
+        let ringWake = ring.isEmpty ? nil : nextRingRead
+        guard let wake = [urgentStart, ringWake].compactMap({ $0 }).min() else { return .idle }
+        return .wait(until: wake)
     }
 
     private mutating func start(_ key: String) -> Next {
@@ -206,7 +219,7 @@ struct LeafSchedule {
         return .read(entries[key]!.service)
     }
 
-    private mutating func scheduleUrgent(_ key: String, at due: Double) {
+    private mutating func scheduleUrgent(_ key: String, at due: Instant) {
         guard var entry = entries[key] else { return }
         entry.urgentGeneration &+= 1
         entry.hasUrgentItem = true
@@ -216,18 +229,22 @@ struct LeafSchedule {
     }
 }
 
-/// The numbers of `LeafSchedule`; times in seconds.
+/// The numbers of `LeafSchedule`.
 public struct LeafReadPolicy: Sendable {
     /// Every leaf is read once per interval: a renewed leaf is served within it.
-    public var refreshInterval: Double = 240
+    public var refreshInterval: Duration = .seconds(240)
     /// Urgent reads (new services, roots changes, retries) per second at most.
     public var maximumRate: Double = 200
     /// Reads in flight at most: connections of the agent budget they may hold.
     public var concurrency = 4
-    public var baseBackoff: Double = 1
-    public var maximumBackoff: Double = 60
-    public var resignRetry: Double = 5
-    public var resignPatience: Double = 120
+    /// A failed read of a service without a leaf is retried after this, doubling to the maximum.
+    public var baseBackoff: Duration = .seconds(1)
+    public var maximumBackoff: Duration = .seconds(60)
+    /// Failures in a row pause every read: this long, doubling to the maximum.
+    public var firstPause: Duration = .milliseconds(100)
+    public var maximumPause: Duration = .seconds(10)
+    public var resignRetry: Duration = .seconds(5)
+    public var resignPatience: Duration = .seconds(120)
 
     public init() {}
 }

@@ -13,7 +13,6 @@ actor WatchCoordinator {
     /// Resumes the leaf reader when the schedule may have something to start.
     var leafWake: CheckedContinuation<Void, Never>?
     var leafTimer: Task<Void, Never>?
-    let epoch = ContinuousClock.now
     let leafFailureLog: RateLimitedLog
     /// The catalog, service-defaults and service-resolver list watches of each scope in use.
     var scopedWatches: [ConsulScope: [WatchTasks.Handle]] = [:]
@@ -72,7 +71,7 @@ actor WatchCoordinator {
             // new active root re-signs every leaf: a read that still returns the old one is repeated.
             source.logger.info("CA roots changed; revalidating every leaf", metadata: ["services": "\(leafSchedule.count)"])
             let held = currentActive != activeRootID ? state.leaves.mapValues(\.SerialNumber) : nil
-            leafSchedule.rootsChanged(now: elapsed(), heldSerials: held)
+            leafSchedule.rootsChanged(now: .now, heldSerials: held)
         }
         rootIDs = currentRoots
         activeRootID = currentActive
@@ -80,7 +79,7 @@ actor WatchCoordinator {
             leafSchedule.unlink(key)
             state.leaves[key] = nil
         }
-        let now = elapsed()
+        let now = ContinuousClock.now
         for service in linked where !leafSchedule.isScheduled(service.key) {
             leafSchedule.link(service, now: now)
         }
@@ -165,17 +164,11 @@ actor WatchCoordinator {
         text.flatMap(IntentionAction.init(consul:))
     }
 
-    /// Seconds since the coordinator started: the leaf schedule's clock.
-    func elapsed() -> Double {
-        let duration = ContinuousClock.now - epoch
-        return Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
-
     /// Starts the reads the schedule allows, a few at a time, until the source stops.
     func leafReadLoop() async {
         await withDiscardingTaskGroup { group in
             while !Task.isCancelled && !stopped {
-                switch leafSchedule.next(now: elapsed()) {
+                switch leafSchedule.next(now: .now) {
                 case .read(let service):
                     group.addTask { await self.readLeaf(service) }
                 case .wait(let until):
@@ -187,16 +180,16 @@ actor WatchCoordinator {
         }
     }
 
-    func waitForLeafEvent(deadline: Double?) async {
+    /// Sleeps until `deadline` (`nil`: none) or until an event wakes the reader (`wakeLeafReader`).
+    func waitForLeafEvent(deadline: ContinuousClock.Instant?) async {
         await withCheckedContinuation { continuation in
             leafWake = continuation
             if let deadline {
-                let delay = Duration.milliseconds(Int(max(deadline - elapsed(), 0) * 1000) + 1)
                 leafTimer = Task {
                     // Cancelled (the loop woke for another reason): wake nothing. A cancelled
                     // timer that still woke the reader would wake its *next* wait, whose timer is
                     // cancelled in turn: a loop that spun a core.
-                    guard (try? await Task.sleep(for: delay)) != nil else { return }
+                    guard (try? await Task.sleep(until: deadline, clock: .continuous)) != nil else { return }
                     self.wakeLeafReader()
                 }
             }
@@ -237,14 +230,14 @@ actor WatchCoordinator {
     func leafRead(_ key: String, _ leaf: LeafCertificate, metadata: ConsulMetadata) {
         defer { wakeLeafReader() }
         guard leafSchedule.isScheduled(key) else { return }
-        leafSchedule.answered(key, serial: leaf.SerialNumber, now: elapsed())
+        leafSchedule.answered(key, serial: leaf.SerialNumber, now: .now)
         let policy = Self.intentionPolicy(metadata.defaultACLPolicy)
         guard state.leaves[key] != leaf || (policy != nil && policy != state.headerDefaultPolicy) else { return }
         update(metadata: metadata) { $0.leaves[key] = leaf }
     }
 
     func leafReadFailed(_ key: String, _ error: ConsulError) {
-        leafSchedule.failed(key, now: elapsed(), retryAfter: error.retryAfter)
+        leafSchedule.failed(key, now: .now, retryAfter: error.retryAfter)
         wakeLeafReader()
     }
 
