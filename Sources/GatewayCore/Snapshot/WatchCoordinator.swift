@@ -12,7 +12,6 @@ actor WatchCoordinator {
     var leafSchedule: LeafSchedule
     /// Resumes the leaf reader when the schedule may have something to start.
     var leafWake: CheckedContinuation<Void, Never>?
-    var leafTimer: Task<Void, Never>?
     let leafFailureLog: RateLimitedLog
     /// The catalog, service-defaults and service-resolver list watches of each scope in use.
     var scopedWatches: [ConsulScope: [WatchTasks.Handle]] = [:]
@@ -182,20 +181,21 @@ actor WatchCoordinator {
 
     /// Sleeps until `deadline` (`nil`: none) or until an event wakes the reader (`wakeLeafReader`).
     func waitForLeafEvent(deadline: ContinuousClock.Instant?) async {
-        await withCheckedContinuation { continuation in
-            leafWake = continuation
-            if let deadline {
-                leafTimer = Task {
-                    // Cancelled (the loop woke for another reason): wake nothing. A cancelled
-                    // timer that still woke the reader would wake its *next* wait, whose timer is
-                    // cancelled in turn: a loop that spun a core.
-                    guard (try? await Task.sleep(until: deadline, clock: .continuous)) != nil else { return }
-                    self.wakeLeafReader()
-                }
-            }
+        guard let deadline else {
+            await withCheckedContinuation { leafWake = $0 }
+            return
         }
-        leafTimer?.cancel()
-        leafTimer = nil
+        // The timer is a child task of this wait: cancelled when another event came first, and
+        // awaited before the wait returns, so it can never wake a later wait (which once made a
+        // loop that spun a core).
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                guard (try? await Task.sleep(until: deadline, clock: .continuous)) != nil else { return }
+                await self.wakeLeafReader()
+            }
+            await withCheckedContinuation { leafWake = $0 }
+            group.cancelAll()
+        }
     }
 
     func wakeLeafReader() {
