@@ -113,7 +113,11 @@ struct AccessLogRunTests {
             for line in own { #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) != nil, "\(line)") }
 
             // /metrics: promtool finds nothing to say, and the new families are there.
-            let metrics = try await process.admin("/metrics").stdout
+            // Counted once each answer's write completed and each line was written: curl and the
+            // file can show them first.
+            let metrics = try await process.metrics(until: "four requests and four lines") {
+                $0.value("lambda_gateway_request_duration_seconds_count", ["service": "orders"]) == 4 && $0.value("lambda_gateway_access_log_lines_total") == 4
+            }
             let file = try process.files.file("metrics.txt", contents: String(metrics.dropLast(3)))
             let lint = try await ChildProcess.run(["sh", "-c", "promtool check metrics < \(file)"])
             #expect(lint.status == 0 && lint.stdout.isEmpty && lint.stderr.isEmpty, "\(lint.stdout)\(lint.stderr)")
@@ -173,12 +177,18 @@ struct AccessLogRunTests {
             #expect(attempts.prefix(2) == ["/once 1 - - 4bf92f3577b34da6a3ce929d0e0e4736", "/throttle 2 URX - -"], "\(attempts)")
             #expect(attempts.last?.hasPrefix("/drop 1 UC ") == true && attempts.last?.hasSuffix(" - -") == false && attempts.last?.hasSuffix(" -") == true, "\(attempts)")
 
-            // Disabled: no more lines.
+            // Disabled: no more lines. The request is counted first: its line would have been handed
+            // to the writer then. No event says the writer has nothing: a short look.
             try Self.setAccessLogs(process.consul, #""Enabled":false"#)
             try await Self.waitForOutput(process.gateway, "access log off")
+            let requests = { (metrics: PrometheusText) in metrics.value("lambda_gateway_request_duration_seconds_count", ["service": "orders"]) ?? 0 }
+            let before = PrometheusText(try await process.admin("/metrics").stdout)
             #expect(try await curl(process, [], path: "/").stdout.hasSuffix("200"))
-            try await Task.sleep(for: .milliseconds(300))
+            try await process.metrics(until: "the request made while the log is off") { requests($0) == requests(before) + 1 }
+            try await Task.sleep(for: .milliseconds(100))
             #expect(try await Self.lines(log, count: 6).count == 6)
+            let after = PrometheusText(try await process.admin("/metrics").stdout)
+            #expect(after.value("lambda_gateway_access_log_lines_total") == 6)
         }
     }
 
@@ -216,7 +226,7 @@ struct AccessLogRunTests {
                 ] + urls.flatMap { ["-o", "/dev/null", $0] }
             )
             #expect(call.stdout.split(separator: "\n") == Array(repeating: "200", count: 40), "\(call.stdout)\(call.stderr)")
-            let samples = PrometheusText(try await process.admin("/metrics").stdout)
+            let samples = PrometheusText(try await process.metrics(until: "the 40 requests are counted") { $0.sum("lambda_gateway_requests_total") == 40 })
             let dropped = try #require(samples.value("lambda_gateway_access_log_lines_dropped_total", ["reason": "sink_behind"]))
             #expect(dropped >= 40 - 8 - 1, "\(dropped)")
             // Unblock the writer so the gateway can stop: a reader opens, reads what was written.

@@ -23,6 +23,14 @@ import Testing
         try await GatewayProcess.with(lambdaHandler: { request in
             ScriptedResponse(json: #"{"statusCode":200,"headers":{"content-type":"text/plain"},"body":"orders saw \#(request.bodyText.contains("svc/caller") ? "caller" : "someone else")"}"#)
         }) { process in
+            /// What the served snapshot holds for `orders`'s intentions (`/config` gives their number).
+            func servedIntentions() async throws -> Int? {
+                let output = try await process.admin("/config").stdout
+                let body = output[..<(output.lastIndex(of: "\n") ?? output.endIndex)]
+                let document = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+                return ((document?["services"] as? [String: Any])?["orders"] as? [String: Any])?["intentions"] as? Int
+            }
+            let unset = try await servedIntentions()
             // Only `caller` may call `orders`: the gateway must see the extension's client leaf.
             try process.consul.setConfigEntry(#"{"Kind":"service-intentions","Name":"orders","Sources":[{"Name":"caller","Action":"allow"},{"Name":"*","Action":"deny"}]}"#)
             let moto = try await MotoServer()
@@ -44,7 +52,7 @@ import Testing
                     JSONMember("rootCertPEM", .string(try process.consul.activeRootCA.pem)), JSONMember("trustDomain", .string(GatewayProcess.trustDomain)),
                 ])
                 try await aws.ssm.putParameter(name: "/lambda_extension_data/default/default/caller", value: data.jsonText)
-                try await Task.sleep(for: .milliseconds(300))  // the gateway's intentions watch takes the new entry
+                try await waitUntilAsync("the gateway serves the new intentions") { try await servedIntentions() != unset }
 
                 let port = try ListenerPorts.free()
                 let keys = moto.fixture.registrator
@@ -69,8 +77,9 @@ import Testing
 
                 // And a caller the intentions deny, with the same path, gets 403 from the gateway:
                 // the identity that decides is the extension's client certificate.
+                let allowing = try await servedIntentions()
                 try process.consul.setConfigEntry(#"{"Kind":"service-intentions","Name":"orders","Sources":[{"Name":"caller","Action":"deny"}]}"#)
-                try await Task.sleep(for: .milliseconds(500))
+                try await waitUntilAsync("the gateway serves the deny") { try await servedIntentions() != allowing }
                 let denied = try await ChildProcess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/orders/42"])
                 #expect(denied.stdout == "403")
                 #expect(process.lambda.requests.count == 1)

@@ -84,6 +84,18 @@ struct GatewayProcess {
         try await ChildProcess.run(["curl", "-sS", "-w", "\n%{http_code}", "http://127.0.0.1:\((instance ?? self.instance).adminPort)\(path)"])
     }
 
+    /// `/metrics` once `condition` holds for it. A request is counted when its answer's write
+    /// completes, which curl can see first: a test waits for the count it then reads.
+    @discardableResult
+    func metrics(until what: String, instance: Instance? = nil, _ condition: (PrometheusText) -> Bool) async throws -> String {
+        var text = ""
+        try await waitUntilAsync("/metrics: \(what)", timeout: .seconds(10)) {
+            text = try await admin("/metrics", instance: instance).stdout
+            return condition(PrometheusText(text))
+        }
+        return text
+    }
+
     /// Waits until `/metrics` counts `count` open client connections.
     func waitForOpenConnections(_ count: Int) async throws {
         let deadline = ContinuousClock.now + .seconds(10)
@@ -120,7 +132,7 @@ struct RunCommandTests {
             let config = try await process.admin("/config").stdout
             #expect(config.contains("\"orders\"") && config.contains("arn:aws:lambda:us-east-1:123456789012:function:orders"))
             #expect(!config.contains("PRIVATE KEY"))
-            let metrics = try await process.admin("/metrics").stdout
+            let metrics = try await process.metrics(until: "the request is counted") { $0.sum("lambda_gateway_requests_total") == 1 }
             let samples = PrometheusText(metrics)
             #expect(samples.value("lambda_gateway_requests_total", ["service": "orders", "status": "200", "outcome": "invoked"]) == 1, "\(metrics)")
             #expect(samples.value("lambda_gateway_lambda_call_duration_seconds_count", ["service": "orders"]) == 1)
@@ -150,6 +162,7 @@ struct RunCommandTests {
                 return Int(fields[11])! + Int(fields[12])!
             }
             let before = try cpuTicks()
+            // The measurement's window, not a wait for an event.
             try await Task.sleep(for: .seconds(3))
             let spent = try cpuTicks() - before
             #expect(spent < 60, "\(spent) ticks of CPU in 3 s while idle")
@@ -175,8 +188,7 @@ struct RunCommandTests {
                 return (output, ContinuousClock.now)
             }
             // Once the invoke is in flight, ask the gateway to stop.
-            let deadline = ContinuousClock.now + .seconds(10)
-            while process.lambda.requests.isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            try await waitUntil("the invoke is in flight", timeout: .seconds(10)) { !process.lambda.requests.isEmpty }
             process.gateway.signal(SIGTERM)
             let (answer, answered) = try await call.value
             #expect(answer.stdout == "slow but done\n200", "\(answer.stdout) \(answer.stderr)")

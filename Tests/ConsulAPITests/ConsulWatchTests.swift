@@ -131,7 +131,8 @@ struct ConsulWatchTests {
             defer { task.cancel() }
             try await recorder.waitFor(count: 1)
             #expect(recorder.delivered[0] == .absent)
-            try await Task.sleep(for: .milliseconds(50))
+            // The entry is created while the watch's long poll is held, so that the write wakes it.
+            try await waitUntil("the watch's long poll is held") { fixture.server.openLongPolls == 1 }
             try fixture.server.setConfigEntry(#"{"Kind":"service-resolver","Name":"orders","RequestTimeout":"30s"}"#)
             try await recorder.waitFor(count: 2)
             #expect(recorder.delivered[1].entry?.RequestTimeout == .seconds(30))
@@ -337,7 +338,10 @@ struct ConsulWatchTests {
             }
             defer { tasks.forEach { $0.cancel() } }
             for recorder in recorders { try await recorder.waitFor(count: 1) }
-            try await Task.sleep(for: .milliseconds(100))
+            // Every connection the client may open holds a long poll (the other polls wait for one),
+            // then the write.
+            let connections = min(20, ConsulConfiguration.defaultMaximumConnections)
+            try await waitUntil("\(connections) long polls held") { fixture.server.openLongPolls >= connections }
             try fixture.server.setConfigEntry(#"{"Kind":"service-resolver","Name":"s19","RequestTimeout":"5s"}"#)
             try await recorders[19].waitFor(count: 2, timeout: .seconds(2))
             #expect(recorders[19].delivered.last?.entry?.RequestTimeout == .seconds(5))

@@ -397,8 +397,10 @@ struct SlowClientHardeningTests {
         try await GatewayFixture.with(settings: Self.shortTimeouts, lambdaHandler: echoPayload) { gateway in
             let connection = try await RecordingConnection.open(gateway, service: "orders", alpn: ["http/1.1"])
             try await connection.send("POST /upload HTTP/1.1\r\nHost: \(gateway.tls.sni("orders"))\r\nContent-Length: 20\r\n\r\n")
+            // The client's pace is the scenario: 300 ms between pieces, 1.5 s in all, against a body
+            // timeout of 1 s (a piece late by 700 ms on a busy machine still arrives in time).
             for piece in ["0123", "4567", "89ab", "cdef", "ghij"] {
-                try await Task.sleep(for: .milliseconds(600))
+                try await Task.sleep(for: .milliseconds(300))
                 try await connection.send(piece)
             }
             let received = try await connection.waitForReceived { $0.contains("ghij") }
@@ -482,7 +484,7 @@ struct BoundedResourceTests {
             #expect(gateway.scrape().value("lambda_gateway_connections_closed_total", ["reason": "send_timeout"]) == 1)
             // Requests stopped being started once the socket and the budget were full, and none
             // after the close: far fewer than 200 reached the function (the kernel's socket buffers
-            // take the first answers).
+            // take the first answers). No event says that none started: a short look.
             try await Task.sleep(for: .milliseconds(500))
             #expect(gateway.lambda.requests.count < 60, "\(gateway.lambda.requests.count) requests started")
             let held = gateway.metrics.heldAnswerBytes
@@ -512,10 +514,16 @@ struct BoundedResourceTests {
     }
 
     @Test func aStreamTheClientCancelsCostsNoOtherStream() async throws {
+        // The cancelled stream's answer is held until the test lets it go, after the cancel.
+        let late = Gate()
         let handler: TestHTTPServer.Handler = { request in
-            if request.bodyText.contains(#""raw_path":"/slow""#) { return ScriptedResponse(json: #"{"statusCode":200,"body":"late"}"#, delay: .milliseconds(300)) }
+            if request.bodyText.contains(#""raw_path":"/slow""#) {
+                await late.wait()
+                return ScriptedResponse(json: #"{"statusCode":200,"body":"late"}"#)
+            }
             return ScriptedResponse(json: #"{"statusCode":200,"body":"\#(String(repeating: "b", count: 300 * 1024))"}"#)
         }
+        defer { late.open() }
         try await GatewayFixture.with(lambdaHandler: handler) { gateway in
             let host = gateway.tls.sni("orders")
             let connection = try await RawConnection.open(gateway, service: "orders", alpn: ["h2"])
@@ -524,8 +532,11 @@ struct BoundedResourceTests {
                 RawH2.start(settings: [(0x4, 0x7FFF_FFFF)]) + RawH2.frame(.windowUpdate, [0x40, 0, 0, 0])
                     + RawH2.request(stream: 1, path: "/slow", authority: host) + RawH2.frame(.rstStream, stream: 1, [0, 0, 0, 8])
             )
-            // The cancelled stream's answer comes back to a stream that is gone.
-            try await Task.sleep(for: .milliseconds(700))
+            // The cancelled stream's answer comes back to a stream that is gone: it is counted
+            // once the gateway has it.
+            try await waitUntil("the cancelled call reached Lambda") { gateway.lambda.requests.count == 1 }
+            late.open()
+            try await waitUntil("the cancelled stream's request is counted") { gateway.scrape().sum("lambda_gateway_requests_total") == 1 }
             try await connection.send(RawH2.request(stream: 3, path: "/big", authority: host))
             let received = try await connection.waitFor { RawH2.responses(in: $0)[3]?.ended == true }
             let response = RawH2.responses(in: received)[3]
@@ -578,7 +589,7 @@ struct BoundedResourceTests {
             #expect(again)
             // A closed connection frees its place.
             try await second.channel.close()
-            try await Task.sleep(for: .milliseconds(200))
+            try await waitUntil("the gateway has closed its end") { gateway.processor.connections.count == 1 }
             let fourth = try await RecordingConnection.open(gateway, service: "orders", alpn: ["http/1.1"], port: port)
             let four = try await call(fourth, "/four")
             #expect(four)

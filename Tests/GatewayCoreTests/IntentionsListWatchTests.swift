@@ -83,7 +83,8 @@ struct IntentionsListWatchTests {
             try fixture.consul.setConfigEntry(#"{"Kind":"service-intentions","Name":"*","Sources":[{"Name":"api","Action":"deny"}]}"#)
             let back = try await fixture.waitFor("web allowed on thumbnails, from the list") { isAllowed($0, "thumbnails", caller: "web") == true }
             #expect(isAllowed(back, "orders", caller: "api") == false && isAllowed(back, "thumbnails", caller: "api") == false)
-            // And the match query has stopped: writes wake every long poll still open.
+            // And the match query has stopped: writes wake every long poll still open. No event
+            // says that it stays stopped: a look longer than its largest backoff (0.2 s).
             let matchesBefore = fixture.matchRequests.count
             let listsBefore = fixture.listRequests.count
             for _ in 0..<3 {

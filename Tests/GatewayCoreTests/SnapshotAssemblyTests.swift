@@ -20,6 +20,10 @@ struct SnapshotFixture {
     /// The config source's metrics (Consul watch errors).
     let metrics: GatewayMetrics
     let task: Task<Void, Never>
+    /// Each snapshot the store publishes.
+    let published: EventSignal
+    /// What the config source logs (at info and above).
+    let logs: CapturedLogs
 
     static func with(
         options: ConsulTestServer.Options = .init(),
@@ -30,6 +34,7 @@ struct SnapshotFixture {
         _ body: (SnapshotFixture) async throws -> Void
     ) async throws {
         let consul = try await ConsulTestServer(options: options)
+        let logs = CapturedLogs()
         try prepare(consul)
         var environment = ["CONSUL_HTTP_ADDR": consul.baseURL]
         environment["CONSUL_HTTP_TOKEN"] = token
@@ -56,10 +61,13 @@ struct SnapshotFixture {
             settings: settings,
             store: store,
             metrics: metrics,
-            logger: Logger(label: "snapshot")
+            logger: Logger(label: "snapshot") { label in MultiplexLogHandler([StreamLogHandler.standardError(label: label), CapturedLogs.Handler(logs: logs, logLevel: .info)]) }
         )
         let task = Task { await source.run() }
-        let fixture = SnapshotFixture(consul: consul, client: client, store: store, metrics: metrics, task: task)
+        // Registered after the start: `waitFor` looks at the snapshot itself before it waits.
+        let published = EventSignal()
+        store.onPublish { _, _ in published.record() }
+        let fixture = SnapshotFixture(consul: consul, client: client, store: store, metrics: metrics, task: task, published: published, logs: logs)
         try await withTeardown {
             try await body(fixture)
         } teardown: {
@@ -78,16 +86,29 @@ struct SnapshotFixture {
     @discardableResult
     /// `timeout` only bounds a failure: the whole suite starts at once on two cores, and a
     /// fixture's first snapshot can take seconds then.
+    /// Looked at again on each publication, and every 50 ms for a condition on more than the
+    /// snapshot (the requests Consul saw).
     func waitFor(_ what: String, timeout: Duration = .seconds(20), _ condition: (GatewaySnapshot) -> Bool) async throws -> GatewaySnapshot {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            let snapshot = store.snapshot
-            if condition(snapshot) { return snapshot }
-            guard ContinuousClock.now < deadline else {
-                throw TestSupportError("timed out waiting for \(what); served \(snapshot.services.keys.sorted()), not served \(snapshot.notServed)")
+        var snapshot = store.snapshot
+        do {
+            try await waitUntil(what, on: published, timeout: timeout, recheck: .milliseconds(50)) {
+                snapshot = store.snapshot
+                return condition(snapshot)
             }
-            try await Task.sleep(for: .milliseconds(10))
+        } catch is ConditionTimedOut {
+            throw TestSupportError("timed out waiting for \(what); served \(snapshot.services.keys.sorted()), not served \(snapshot.notServed)")
         }
+        return snapshot
+    }
+
+    /// Whether the source has logged a line containing `text`.
+    func logged(_ text: String) -> Bool {
+        logs.lines.contains { $0.message.contains(text) }
+    }
+
+    /// Waits until the source has logged a line containing `text`.
+    func waitForLog(_ text: String) async throws {
+        try await waitUntil("the log line \"\(text)\"") { logged(text) }
     }
 }
 
@@ -188,14 +209,20 @@ struct SnapshotAssemblyTests {
             // Wake every watch so that each of them meets the errors.
             fixture.consul.touchConfigTable()
             fixture.consul.registerInstance("unrelated")
-            try await Task.sleep(for: .milliseconds(600))
+            // Until the watches have met the errors: counted, the catalog's among them.
+            func errors() -> [String: Double] {
+                PrometheusText(fixture.metrics.exposition(snapshot: fixture.store.snapshot, inFlight: 0)).samples.filter { $0.key.hasPrefix("lambda_gateway_consul_watch_errors_total{") }
+            }
+            try await waitUntil("the watches meet the errors") {
+                fixture.consul.requests.filter { $0.path.hasPrefix("/v1/") }.count > 10 && errors().values.reduce(0, +) >= 5
+                    && errors().keys.contains(#"lambda_gateway_consul_watch_errors_total{watch="/v1/catalog/services"}"#)
+            }
             let during = fixture.store.snapshot
             #expect(during.services.keys.sorted() == ["orders", "thumbnails"])
             #expect(during.version == before.version)
             #expect(fixture.consul.requests.filter { $0.path.hasPrefix("/v1/") }.count > 10)
             // Each failure is counted by watch, with no per-service label (leaf watches share one).
-            let metrics = PrometheusText(fixture.metrics.exposition(snapshot: during, inFlight: 0))
-            let errors = metrics.samples.filter { $0.key.hasPrefix("lambda_gateway_consul_watch_errors_total{") }
+            let errors = errors()
             #expect(errors.values.reduce(0, +) >= 5, "\(errors)")
             #expect(errors.keys.contains(#"lambda_gateway_consul_watch_errors_total{watch="/v1/catalog/services"}"#), "\(errors)")
             #expect(!errors.keys.contains { $0.contains("/leaf/") }, "\(errors)")
@@ -295,14 +322,22 @@ struct SnapshotAssemblyTests {
             // Once the permission is granted the batched form comes back (its retry) and, at the
             // next write to the config table, the list is complete: every match watch stops.
             fixture.consul.setTokenRules("gateway", .init())
-            let deadline = ContinuousClock.now + .seconds(5)
-            while intentionQueries().last?.count != 2 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            try await waitUntil("the batched match query is back", timeout: .seconds(5)) { intentionQueries().last?.count == 2 }
+            // A write wakes the list's long poll. The poll asked before the grant answers as its
+            // token could read then (filtered); the one asked after it is complete and stops every
+            // match watch.
+            let lists = fixture.listRequests.count
+            fixture.consul.touchConfigTable()
+            try await waitUntil("the list asked again, under the grant") { fixture.listRequests.count > lists }
             fixture.consul.touchConfigTable()
             let both = try await fixture.waitFor("both served") { $0.services.count == 2 }
             #expect(both.services["thumbnails"]?.intentions.map(\.sourceName) == ["web"])
-            try await Task.sleep(for: .milliseconds(300))
+            // The complete list stops the match query, and its long poll ends on the agent.
+            try await fixture.waitForLog("the intentions match query stops")
+            try await waitUntil("no match query held") { !fixture.consul.heldLongPolls.contains { $0.hasPrefix("/v1/connect/intentions/match") } }
             let queriesBefore = intentionQueries().count
-            // Writes to the config table wake every intentions long poll that is still open.
+            // Writes to the config table wake every intentions long poll that is still open. No
+            // event says that a stopped query stays stopped: a short look after each write.
             for _ in 0..<3 {
                 fixture.consul.touchConfigTable()
                 try await Task.sleep(for: .milliseconds(150))
@@ -328,6 +363,7 @@ struct SnapshotAssemblyTests {
             try await fixture.waitFor("header's allow after the 403") { $0.defaultIntentionPolicy == .allow }
             let reads = fixture.consul.requests.filter { $0.path == "/v1/agent/self" }.count
             fixture.consul.setTokenRules("gateway", .init())
+            // Nothing to wait for: four of the 100 ms intervals pass without a read.
             try await Task.sleep(for: .milliseconds(400))
             #expect(fixture.consul.requests.filter { $0.path == "/v1/agent/self" }.count == reads)
             #expect(fixture.store.snapshot.defaultIntentionPolicy == .allow)
@@ -358,8 +394,11 @@ struct SnapshotAssemblyTests {
         func lambda(_ name: String, _ function: String, _ scope: ConsulScope) -> String {
             #"{"Kind":"service-defaults","Name":"\#(name)","Namespace":"\#(scope.namespace)","Partition":"\#(scope.partition)","Protocol":"http","EnvoyExtensions":[{"Name":"builtin/aws/lambda","Arguments":{"ARN":"arn:aws:lambda:us-east-1:123456789012:function:\#(function)"}}]}"#
         }
+        // Enough connections for the three scopes' long polls (21) and the leaf reads: with the
+        // default 16, a leaf read could wait for a 10 s poll to end.
         try await SnapshotFixture.with(
             options: options,
+            maximumConnections: 32,
             prepare: { consul in
                 consul.registerInstance("orders")
                 consul.registerInstance("orders", scope: emea)
@@ -406,8 +445,12 @@ struct SnapshotAssemblyTests {
             // Unlinking the only service of a scope stops that scope's watches.
             try fixture.consul.linkServices(scoped: [("orders", .default), ("billing", sales)])
             try await fixture.waitFor("emea gone") { $0.services["emea/sales/orders"] == nil && $0.services.count == 2 }
+            // A request a stopped watch had on its way is recorded first. No event says there is
+            // none (a stopped watch's poll stays held on the agent until a write ends it).
             try await Task.sleep(for: .milliseconds(100))
             let emeaRequests = fixture.consul.requests.filter { $0.uri.contains("partition=emea") }.count
+            // The writes wake every watch still running. No event says that a stopped one stays
+            // stopped: a short look after each write.
             for _ in 0..<3 {
                 fixture.consul.touchConfigTable()
                 fixture.consul.registerInstance("unrelated")

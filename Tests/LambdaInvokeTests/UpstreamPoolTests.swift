@@ -201,27 +201,38 @@ struct UpstreamPoolTests {
 
     @Test func idleConnectionsAreClosedAfterTheIdleTimeout() async throws {
         try await InvokeFixture.with(configuration: { $0.idleTimeout = .milliseconds(200) }, handler: { _ in ScriptedResponse(json: "{}") }) { fixture in
+            let pool = try fixture.client.pools.pool(for: fixture.server.baseURL)
             _ = try await fixture.invoke()
             _ = try await fixture.invoke()
-            try await Task.sleep(for: .milliseconds(800))
+            try await waitUntil("the idle connection is closed") { pool.counts == (idle: 0, open: 0) }
             _ = try await fixture.invoke()
             #expect(fixture.server.requests.map(\.connectionNumber) == [1, 1, 2])
         }
     }
 
     @Test func aCallWaitingForABusyConnectionTimesOut() async throws {
-        try await InvokeFixture.with(configuration: { $0.maximumConnectionsPerHost = 1 }, handler: { _ in ScriptedResponse(json: "{}", delay: .seconds(8)) }) { fixture in
+        // The first call's answer waits for the test, not for a time the waiter's timeout races.
+        let answer = Gate()
+        try await InvokeFixture.with(
+            configuration: { $0.maximumConnectionsPerHost = 1 },
+            handler: { _ in
+                await answer.wait()
+                return ScriptedResponse(json: "{}")
+            }
+        ) { fixture in
+            defer { answer.open() }
             let slowFinished = Mutex(false)
             async let slow: Void = {
                 _ = try await fixture.invoke()
                 slowFinished.withLock { $0 = true }
             }()
-            try await Task.sleep(for: .milliseconds(100))
+            try await waitUntil("the first call holds the only connection") { fixture.server.requests.count == 1 }
             _ = await expectInvokeError(.timeout) { () async throws(LambdaInvokeError) in try await fixture.invoke(timeout: .milliseconds(200)) }
             // The waiter gave up at its own deadline, while the only connection was still busy: it
             // did not wait for the connection to come free.
             #expect(!slowFinished.withLock { $0 })
             // The first call keeps its connection and completes; the waiter never got on the wire.
+            answer.open()
             try await slow
             #expect(fixture.server.requests.count == 1)
         }

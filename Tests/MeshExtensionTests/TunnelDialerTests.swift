@@ -48,6 +48,8 @@ final class ManualClock: Sendable {
                 // Young: an INVOKE keeps it.
                 clock.advance(.seconds(29))
                 dialer.renewStaleSpares()
+                #expect(dialer.spareCount(settings.upstreams[0]) == 1, "a young spare was closed")
+                // No event says that no dial started: a short look for a second handshake.
                 try await Task.sleep(for: .milliseconds(100))
                 #expect(upstream.handshakes == 1)
                 // Past its lifetime (as after a freeze between invocations): replaced at once.

@@ -73,16 +73,28 @@ extension ConsulTestServer {
         }
         let deadline = ContinuousClock.now + wait
         if requested > 0 { state.withLockedValue { [wait] in $0.blockingWaits.append(wait) } }
-        var holding = false
-        defer { if holding { state.withLockedValue { $0.openLongPolls -= 1 } } }
+        var holding: UInt64?
+        defer {
+            if let holding {
+                state.withLockedValue { state in
+                    state.openLongPolls -= 1
+                    state.heldLongPolls[holding] = nil
+                }
+            }
+        }
         while true {
             let (answer, observed) = state.withLockedValue { state in (read(path: path, query: query, rules: rules, state: &state), state.store.index) }
             guard let index = answer.index, requested > 0, index <= requested, ContinuousClock.now < deadline, !Task.isCancelled else {
                 return respond(answer)
             }
-            if !holding {
-                holding = true
-                state.withLockedValue { $0.openLongPolls += 1 }
+            if holding == nil {
+                let described = query.isEmpty ? path : path + "?" + query.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
+                holding = state.withLockedValue { state in
+                    state.openLongPolls += 1
+                    state.nextLongPoll += 1
+                    state.heldLongPolls[state.nextLongPoll] = described
+                    return state.nextLongPoll
+                }
             }
             await waitForChange(after: observed, until: deadline)
         }

@@ -73,6 +73,9 @@ public final class ConsulTestServer: Sendable {
         var cancelledWaiters: Set<UInt64> = []
         var nextWaiter: UInt64 = 0
         var openLongPolls = 0
+        /// The long polls held now, by a number of their own: their path and query.
+        var heldLongPolls: [UInt64: String] = [:]
+        var nextLongPoll: UInt64 = 0
         var faults: [(prefix: String, remaining: Int, fault: Fault, method: String?)] = []
         var indexOverride: UInt64?
         var requests: [RecordedRequest] = []
@@ -99,6 +102,10 @@ public final class ConsulTestServer: Sendable {
     public var requests: [RecordedRequest] { state.withLockedValue { $0.requests } }
     /// Long polls held open right now (a client that goes away ends its own).
     public var openLongPolls: Int { state.withLockedValue { $0.openLongPolls } }
+
+    /// The long polls held now, each as its path and query (`/v1/catalog/services?index=12&ns=sales`):
+    /// a test waits for a watch's poll to be held, or to end, on the agent.
+    public var heldLongPolls: [String] { state.withLockedValue { $0.heldLongPolls.values.sorted() } }
     /// The wait each blocking read was given (the requested `wait`, or 5 min, plus Consul's jitter
     /// of up to a sixteenth), in arrival order.
     public var blockingWaits: [Duration] { state.withLockedValue { $0.blockingWaits } }
