@@ -106,9 +106,14 @@ public final class CredentialCache: Sendable {
                 continue
             }
             // `nextWake` is after `date` here: at `date` itself `timerFired` would have started a refresh.
-            await sleep(for: wake.map { .seconds($0.timeIntervalSince(date)) }, unlessEventsAfter: seen)
+            // Due times are wall-clock dates (credentials expire at one) and the sleep is on the
+            // monotonic clock: a cap bounds how late a jump of the wall clock can make a refresh.
+            await sleep(for: wake.map { min(.seconds($0.timeIntervalSince(date)), Self.longestSleep) }, unlessEventsAfter: seen)
         }
     }
+
+    /// The longest the run loop sleeps before it reads the wall clock again, when a refresh is due.
+    static let longestSleep = Duration.seconds(60)
 
     /// Sleeps for `delay` (`nil`: until an event), unless the event count moved past `seen`
     /// meanwhile; returns early on the next event or when the task is cancelled.

@@ -418,7 +418,8 @@ struct CredentialCacheTests {
         let cache = CredentialCache(chain: CredentialChain(providers: [provider]), policy: Self.fastPolicy, logger: testLogger)
         #expect(try await cache.credentials().accessKeyID == "A")
         cache.authenticationFailed()
-        try await Task.sleep(for: .milliseconds(100))
+        // The forced refresh has asked the provider again, and its answer is the one in use.
+        try await waitUntil("the forced refresh to finish") { provider.callCount == 2 && cache.usableCredentials()?.accessKeyID == "B" }
         #expect(try await cache.credentials().accessKeyID == "B")
     }
 

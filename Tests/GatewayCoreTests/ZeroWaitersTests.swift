@@ -116,3 +116,18 @@ extension ZeroWaitersTests.Count {
     var waitersRegistered: Bool { registeredWaiters > 0 }
     var registeredWaiters: Int { waiters.registeredCount }
 }
+
+extension ZeroWaitersTests {
+    /// A cancelled shutdown (another service of the group failed) stops waiting at once; it
+    /// neither waits for its deadline nor goes round without waiting.
+    @Test func aCancelledWaitReturnsAtOnce() async {
+        let count = Count()
+        count.value.store(1, ordering: .sequentiallyConsistent)
+        let started = ContinuousClock.now
+        let waiter = Task { await count.waitForZero(within: Self.farAway) }
+        waiter.cancel()
+        await waiter.value
+        #expect(ContinuousClock.now - started < .seconds(30))
+        #expect(count.registeredWaiters == 0)
+    }
+}

@@ -128,8 +128,8 @@ public final class RequestProcessor: Sendable {
         _ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget?, eventLoop: any EventLoop, cancellation: NIOLoopBound<RequestCancellation>? = nil
     ) async -> Processed {
         inFlight.wrappingIncrement(ordering: .relaxed)
-        // Sequentially consistent, as `ZeroWaiters` requires (an atomic add is a full barrier on
-        // x86 anyway).
+        // The decrement is sequentially consistent, as `ZeroWaiters` requires of the change that
+        // brings the count to zero; the increment need not be (relaxed on purpose).
         defer { if inFlight.wrappingDecrementThenLoad(ordering: .sequentiallyConsistent) == 0 { idle.reachedZero() } }
         switch await prepared(request, connection: connection, budget: budget) {
         case .answer(let early):

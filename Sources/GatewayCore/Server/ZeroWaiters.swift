@@ -21,9 +21,10 @@ final class ZeroWaiters: Sendable {
 
     init() {}
 
-    /// Returns once `isZero()` holds, or at `deadline`.
+    /// Returns once `isZero()` holds, or at `deadline`, or when the calling task is cancelled (a
+    /// shutdown that is no longer graceful: another service of the group failed).
     func wait(until deadline: ContinuousClock.Instant, isZero: @escaping @Sendable () -> Bool) async {
-        while !isZero(), ContinuousClock.now < deadline {
+        while !isZero(), ContinuousClock.now < deadline, !Task.isCancelled {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { try? await Task.sleep(until: deadline) }
                 group.addTask { await self.nextZero(isZero: isZero) }
@@ -67,15 +68,19 @@ final class ZeroWaiters: Sendable {
                 if !registered {
                     continuation.resume()
                 } else if isZero() {
-                    state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+                    removeWaiter(id)?.resume()
                 }
             }
         } onCancel: {
-            let waiter = state.withLock { state in
-                defer { if state.waiters.isEmpty { hasWaiters.store(false, ordering: .sequentiallyConsistent) } }
-                return state.waiters.removeValue(forKey: id)
-            }
-            waiter?.resume()
+            removeWaiter(id)?.resume()
+        }
+    }
+
+    /// The waiter `id` if it is still registered; the flag goes down with the last one.
+    private func removeWaiter(_ id: UInt64) -> CheckedContinuation<Void, Never>? {
+        state.withLock { state in
+            defer { if state.waiters.isEmpty { hasWaiters.store(false, ordering: .sequentiallyConsistent) } }
+            return state.waiters.removeValue(forKey: id)
         }
     }
 }

@@ -139,15 +139,16 @@ extension WatchCoordinator {
             for name in watches.names { single[name] = startSingleIntentionsWatch(scope, name) }
         }
         let delay = source.settings.intentionsBatchRetry
-        let retry = tasks.start { _ in
+        let retry = tasks.start { timer in
             guard (try? await Task.sleep(for: delay)) != nil else { return }
-            await self.retryBatchedIntentions(scope)
+            await self.retryBatchedIntentions(scope, timer)
         }
         intentionsWatches[scope]?.mode = .split(single: single, retry: retry)
     }
 
-    func retryBatchedIntentions(_ scope: ConsulScope) {
-        guard !stopped, let watches = intentionsWatches[scope], case .split = watches.mode, watches.batched == nil else { return }
+    /// The retry timer `timer` ended; a timer replaced meanwhile (split again) does nothing.
+    func retryBatchedIntentions(_ scope: ConsulScope, _ timer: WatchTasks.Handle) {
+        guard !stopped, let watches = intentionsWatches[scope], case .split(_, let retry) = watches.mode, retry == timer, watches.batched == nil else { return }
         startBatchedIntentionsWatch(scope)
     }
 
@@ -155,28 +156,29 @@ extension WatchCoordinator {
         let (source, tasks) = (self.source, self.tasks)
         let key = scope.qualified(name)
         let endpoint = WatchEndpoint<IntentionMatches>.json(Self.intentionsPath, query: [("by", "destination"), ("name", name)], scope: scope)
-        return tasks.start { _ in
+        return tasks.start { watch in
             await source.watch(
                 endpoint, label: Self.intentionsPath,
                 onError: { error in
                     source.logger.warning("intentions watch failed; keeping the last answer", metadata: ["service": "\(key)", "error": "\(error.message)"])
                     if error.isPermissionDenied {
-                        tasks.start { _ in await self.singleIntentionsRefused(scope, name, error.message) }
+                        tasks.start { _ in await self.singleIntentionsRefused(scope, name, watch, error.message) }
                     }
                 }
             ) { matches, metadata in
-                await self.singleIntentionsAnswered(scope, name, matches, metadata: metadata)
+                await self.singleIntentionsAnswered(scope, name, watch, matches, metadata: metadata)
             }
         }
     }
 
-    func isSplitWatch(_ scope: ConsulScope, _ name: String) -> Bool {
+    /// Whether `watch` is the current per-service watch of `name` (not one stopped meanwhile).
+    func isSplitWatch(_ scope: ConsulScope, _ name: String, _ watch: WatchTasks.Handle) -> Bool {
         guard case .split(let single, _) = intentionsWatches[scope]?.mode else { return false }
-        return single[name] != nil
+        return single[name] == watch
     }
 
-    func singleIntentionsAnswered(_ scope: ConsulScope, _ name: String, _ matches: IntentionMatches, metadata: ConsulMetadata) {
-        guard isSplitWatch(scope, name) else { return }
+    func singleIntentionsAnswered(_ scope: ConsulScope, _ name: String, _ watch: WatchTasks.Handle, _ matches: IntentionMatches, metadata: ConsulMetadata) {
+        guard isSplitWatch(scope, name, watch) else { return }
         let key = scope.qualified(name)
         update(metadata: metadata) { state in
             state.intentions[key] = matches[name] ?? []
@@ -186,9 +188,9 @@ extension WatchCoordinator {
 
     /// Recorded for the service's reason; intentions it was already served with stay (an error
     /// never removes data).
-    func singleIntentionsRefused(_ scope: ConsulScope, _ name: String, _ message: String) {
+    func singleIntentionsRefused(_ scope: ConsulScope, _ name: String, _ watch: WatchTasks.Handle, _ message: String) {
         let key = scope.qualified(name)
-        guard isSplitWatch(scope, name), state.intentionRefusals[key] != message else { return }
+        guard isSplitWatch(scope, name, watch), state.intentionRefusals[key] != message else { return }
         update(metadata: ConsulMetadata()) { $0.intentionRefusals[key] = message }
     }
 }
