@@ -99,17 +99,28 @@ struct MetricsExpositionTests {
         #expect(try #require(samples.value("process_cpu_seconds_total")) > 0)
         #expect(try #require(samples.value("process_resident_memory_bytes")) > 1_000_000)
         #expect(try #require(samples.value("process_virtual_memory_bytes")) >= samples.value("process_resident_memory_bytes")!)
-        // The other suites open and close descriptors in this process meanwhile: 100 of our own
-        // stand out of that noise (10 did not: a suite closed one between the two reads).
+        // The other suites open and close descriptors in this process meanwhile, sometimes a
+        // hundred between two reads (207 -> 284 -> 178 once): 100 of our own stand out of that
+        // noise in at least one of three tries, while a gauge that does not follow /proc never does.
         func openFDs() throws -> Double { try #require(PrometheusText(GatewayMetrics().exposition(snapshot: .empty, inFlight: 0)).value("process_open_fds")) }
-        let open = try #require(samples.value("process_open_fds"))
         let file = try TemporaryDirectory()
         defer { file.remove() }
-        let handles = try (0..<100).map { try FileHandle(forWritingTo: URL(fileURLWithPath: try file.file("f\($0)", contents: ""))) }
-        let more = try openFDs()
-        for handle in handles { try handle.close() }
-        let fewer = try openFDs()
-        #expect(more >= open + 90 && more >= fewer + 90, "\(open) -> \(more) -> \(fewer)")
+        var tries: [String] = []
+        var more = 0.0
+        var followed = false
+        for attempt in 0..<3 {
+            let open = try openFDs()
+            let handles = try (0..<100).map { try FileHandle(forWritingTo: URL(fileURLWithPath: try file.file("f\(attempt)-\($0)", contents: ""))) }
+            more = try openFDs()
+            for handle in handles { try handle.close() }
+            let fewer = try openFDs()
+            tries.append("\(open) -> \(more) -> \(fewer)")
+            if more >= open + 90 && more >= fewer + 90 {
+                followed = true
+                break
+            }
+        }
+        #expect(followed, "\(tries)")
         #expect(try #require(samples.value("process_max_fds")) >= more)
         // A command name with spaces and `)` does not shift the fields.
         #expect(ProcessMetrics.statFields("42 (a b) c) S 1 2")?.first == "S")

@@ -94,4 +94,18 @@ import Testing
         await runner.value
         #expect(log.all.contains("w3 cancelled"))
     }
+
+    @Test func aChildStoppedBeforeItStartsNeverRuns() async throws {
+        let tasks = WatchTasks()
+        let log = Log()
+        // Not running yet: the start waits in the queue, and the stop comes first.
+        let early = tasks.start { _ in log.record("early ran") }
+        tasks.stop(early)
+        let runner = Task { await tasks.run() }
+        tasks.start { _ in log.record("later ran") }
+        try await log.waitFor("later ran")
+        #expect(!log.all.contains("early ran"))
+        runner.cancel()
+        await runner.value
+    }
 }

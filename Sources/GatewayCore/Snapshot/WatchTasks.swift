@@ -11,17 +11,22 @@ final class WatchTasks: Sendable {
         fileprivate let id: UInt64
     }
 
-    private enum Command: Sendable {
-        case start(Handle, @Sendable (Handle) async -> Void)
-        case stop(Handle)
+    /// A child to start: its handle, the stream that ends when it is stopped, and its body.
+    private struct Start: Sendable {
+        let handle: Handle
+        let stopped: AsyncStream<Never>
+        let body: @Sendable (Handle) async -> Void
     }
 
-    private let commands: AsyncStream<Command>
-    private let input: AsyncStream<Command>.Continuation
+    private let starts: AsyncStream<Start>
+    private let input: AsyncStream<Start>.Continuation
     private let lastID = Atomic<UInt64>(0)
+    /// The stop of each child not stopped yet: `stop` ends its stream at once, without going
+    /// through `run()`'s loop, so a stopped watch is cancelled one hop later, not two.
+    private let stops = Mutex<[Handle: AsyncStream<Never>.Continuation]>([:])
 
     init() {
-        (commands, input) = AsyncStream.makeStream()
+        (starts, input) = AsyncStream.makeStream()
     }
 
     /// Runs `body` as a child task of `run()` until it returns or is stopped; `body` is given its
@@ -29,38 +34,34 @@ final class WatchTasks: Sendable {
     @discardableResult
     func start(_ body: @escaping @Sendable (Handle) async -> Void) -> Handle {
         let handle = Handle(id: lastID.add(1, ordering: .relaxed).newValue)
-        input.yield(.start(handle, body))
+        let (stopped, stop) = AsyncStream<Never>.makeStream()
+        stops.withLock { $0[handle] = stop }
+        input.yield(Start(handle: handle, stopped: stopped, body: body))
         return handle
     }
 
-    /// Cancels the child started with `handle`; nothing if it has ended.
+    /// Cancels the child started with `handle` (before it runs, if it has not started yet);
+    /// nothing if it has ended.
     func stop(_ handle: Handle) {
-        input.yield(.stop(handle))
+        stops.withLock { $0.removeValue(forKey: handle) }?.finish()
     }
 
     /// Runs the children until the calling task is cancelled; then cancels them and returns once
     /// they have ended.
     func run() async {
         await withDiscardingTaskGroup { group in
-            // One stream per child that ends when the child is stopped.
-            var stops: [Handle: AsyncStream<Never>.Continuation] = [:]
-            for await command in commands {
-                switch command {
-                case .start(let handle, let body):
-                    let (stopped, stop) = AsyncStream<Never>.makeStream()
-                    stops[handle] = stop
-                    group.addTask {
-                        await withTaskGroup(of: Void.self) { child in
-                            child.addTask { await body(handle) }
-                            child.addTask { for await _ in stopped {} }
-                            await child.next()
-                            child.cancelAll()
-                        }
-                        // Ended on its own or stopped: its stop is forgotten either way.
-                        self.stop(handle)
+            for await child in starts {
+                // Stopped before it started: it never runs.
+                guard stops.withLock({ $0[child.handle] != nil }) else { continue }
+                group.addTask {
+                    await withTaskGroup(of: Void.self) { running in
+                        running.addTask { await child.body(child.handle) }
+                        running.addTask { for await _ in child.stopped {} }
+                        await running.next()
+                        running.cancelAll()
                     }
-                case .stop(let handle):
-                    stops.removeValue(forKey: handle)?.finish()
+                    // Ended on its own or stopped: its stop is forgotten either way.
+                    self.stop(child.handle)
                 }
             }
             group.cancelAll()
