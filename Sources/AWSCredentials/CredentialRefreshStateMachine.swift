@@ -27,6 +27,9 @@ struct CredentialRefreshStateMachine {
         /// expiration that still go stale (files, metadata), and credentials that arrived already
         /// inside the window (`scheduledRefresh`).
         var refreshAfter: Date?
+        /// The last moment they may be used (`cutoff` before their expiration), worked out once:
+        /// the request path compares two dates. Nil: no expiration.
+        var usableUntil: Date?
     }
 
     enum RequestAction: Equatable {
@@ -50,8 +53,8 @@ struct CredentialRefreshStateMachine {
 
     func isUsable(at now: Date) -> Bool {
         guard let current else { return false }
-        guard let remaining = current.credentials.remainingLifetime(at: now) else { return true }
-        return remaining > policy.cutoff
+        guard let usableUntil = current.usableUntil else { return true }
+        return now < usableUntil
     }
 
     func needsRefresh(at now: Date) -> Bool {
@@ -122,7 +125,7 @@ struct CredentialRefreshStateMachine {
             } else {
                 staleAfter.map { now.adding($0) }
             }
-        current = Current(credentials: credentials, refreshAfter: refreshAfter)
+        current = Current(credentials: credentials, refreshAfter: refreshAfter, usableUntil: credentials.expiration.map { $0.adding(.zero - policy.cutoff) })
         isRefreshing = false
         consecutiveFailures = 0
         retryNotBefore = nil
