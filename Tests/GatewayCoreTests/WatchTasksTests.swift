@@ -1,4 +1,5 @@
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import GatewayCore
@@ -13,14 +14,7 @@ import Testing
         var all: [String] { events.withLock { $0 } }
 
         func waitFor(_ event: String) async throws {
-            let deadline = ContinuousClock.now + .seconds(30)
-            while !all.contains(event) {
-                guard ContinuousClock.now < deadline else {
-                    Issue.record("no \(event) in \(all)")
-                    return
-                }
-                await Task.yield()
-            }
+            try await waitUntil("\(event), in \(all)") { all.contains(event) }
         }
     }
 
@@ -71,8 +65,7 @@ import Testing
         let seen = Mutex<[WatchTasks.Handle]>([])
         var started: [WatchTasks.Handle] = []
         for _ in 0..<3 { started.append(tasks.start { handle in seen.withLock { $0.append(handle) } }) }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while seen.withLock({ $0.count }) < 3, ContinuousClock.now < deadline { await Task.yield() }
+        try await waitUntil("three children started") { seen.withLock { $0.count } == 3 }
         #expect(Set(seen.withLock { $0 }) == Set(started))
         #expect(Set(started).count == 3)
         runner.cancel()

@@ -2,6 +2,7 @@ import Atomics
 import Foundation
 import NIOCore
 import NIOPosix
+import TestSupport
 import Testing
 
 @testable import GatewayCore
@@ -26,13 +27,13 @@ import Testing
         }
     }
 
-    @Test func aWaiterWakesWhenTheCountReachesZeroNotAtItsDeadline() async {
+    @Test func aWaiterWakesWhenTheCountReachesZeroNotAtItsDeadline() async throws {
         let count = Count()
         count.value.store(2, ordering: .sequentiallyConsistent)
         let started = ContinuousClock.now
         async let waited: Void = count.waitForZero(within: Self.farAway)
         // The waiter is registered once the flag says so; then the count goes to zero.
-        await waitUntilTrue { count.waitersRegistered }
+        try await waitUntil("the waiter registered") { count.waitersRegistered }
         count.decrement()
         count.decrement()
         await waited
@@ -67,13 +68,14 @@ import Testing
         #expect(ContinuousClock.now - started < .seconds(30))
     }
 
-    @Test func severalWaitersWakeTogether() async {
+    @Test func severalWaitersWakeTogether() async throws {
         let count = Count()
         count.value.store(1, ordering: .sequentiallyConsistent)
         let started = ContinuousClock.now
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<8 { group.addTask { await count.waitForZero(within: Self.farAway) } }
-            await waitUntilTrue { count.registeredWaiters == 8 }
+            let registered = (try? await waitUntil("eight waiters registered") { count.registeredWaiters == 8 }) != nil
+            #expect(registered)
             count.decrement()
         }
         #expect(ContinuousClock.now - started < .seconds(30))
@@ -94,9 +96,9 @@ import Testing
         #expect(connections.count == 2)
         let started = ContinuousClock.now
         async let waited: Void = connections.waitUntilAllClosed(timeout: Self.farAway)
-        await waitUntilTrue { connections.closedAll.registeredCount == 1 }
+        try await waitUntil("the shutdown waiting") { connections.closedAll.registeredCount == 1 }
         try await first.close()
-        await waitUntilTrue { connections.count == 1 }
+        try await waitUntil("the first close counted") { connections.count == 1 }
         #expect(connections.closedAll.registeredCount == 1)
         try await second.close()
         await waited
@@ -104,11 +106,6 @@ import Testing
         #expect(ContinuousClock.now - started < .seconds(30))
         try await server.close()
         try await group.shutdownGracefully()
-    }
-
-    private func waitUntilTrue(_ condition: @Sendable () -> Bool) async {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while !condition(), ContinuousClock.now < deadline { await Task.yield() }
     }
 }
 

@@ -290,17 +290,23 @@ import Testing
         }
     }
 
-    @Test func shutdownStopsAcceptingDrainsOpenTunnelsAndExitsZero() async throws {
+    /// A ready extension (debug log) with one tunnel open, a line echoed through it.
+    static func withOpenTunnel(_ body: (ExtensionHarness, RunningProcess, LocalClient) async throws -> Void) async throws {
         try await withExtension { harness in
             try await harness.putCallerData()
             let process = try await Self.ready(harness, ["LOG_LEVEL": "debug"])
             defer { process.stop() }
             await harness.api.sendInvoke()
             let open = try LocalClient(port: harness.ordersPort)
-            defer { open.close() }
             open.send("a\n")
             #expect(open.read(count: 2) == "a\n")
+            try await body(harness, process, open)
+        }
+    }
 
+    @Test func shutdownStopsAcceptingDrainsOpenTunnelsAndExitsZero() async throws {
+        try await Self.withOpenTunnel { harness, process, open in
+            defer { open.close() }
             let deadline = Date().addingTimeInterval(2)
             await harness.api.sendShutdown(deadline: deadline)
             _ = try await process.waitForLine(containing: "SHUTDOWN")
@@ -317,15 +323,7 @@ import Testing
 
     /// Shutdown waits for the open tunnels, not for its deadline: the last one to close ends it.
     @Test func shutdownEndsWhenTheLastOpenTunnelClosesBeforeTheDeadline() async throws {
-        try await withExtension { harness in
-            try await harness.putCallerData()
-            let process = try await Self.ready(harness, ["LOG_LEVEL": "debug"])
-            defer { process.stop() }
-            await harness.api.sendInvoke()
-            let open = try LocalClient(port: harness.ordersPort)
-            open.send("a\n")
-            #expect(open.read(count: 2) == "a\n")
-
+        try await Self.withOpenTunnel { harness, process, open in
             let deadline = Date().addingTimeInterval(8)
             await harness.api.sendShutdown(deadline: deadline)
             _ = try await process.waitForLine(containing: "SHUTDOWN")

@@ -101,15 +101,14 @@ extension HeaderRule {
     /// Nil for an entry with no matcher.
     init?(_ header: IntentionHeaderPermission, field: String) throws(InvalidPermissionField) {
         guard !header.Name.isEmpty else { throw InvalidPermissionField(field: field, problem: "has no Name; Consul requires one") }
-        var matches: [(name: String, match: HeaderMatch?)] = [
+        let matches: [(name: String, match: HeaderMatch?)] = [
             ("Present", header.Present ? .present : nil),
             ("Exact", header.Exact.isEmpty ? nil : .exact(header.Exact)),
             ("Prefix", header.Prefix.isEmpty ? nil : .prefix(header.Prefix)),
             ("Suffix", header.Suffix.isEmpty ? nil : .suffix(header.Suffix)),
             ("Contains", header.Contains.isEmpty ? nil : .contains(header.Contains)),
             ("Regex", header.Regex.isEmpty ? nil : .regex(header.Regex)),
-        ]
-        matches = matches.filter { $0.match != nil }
+        ].filter { $0.match != nil }
         guard matches.count <= 1 else {
             throw InvalidPermissionField(
                 field: field, problem: "(\(header.Name.debugDescription)) sets \(HTTPRule.list(matches.map(\.name))); Consul allows one of Present, Exact, Prefix, Suffix, Contains and Regex")
