@@ -41,29 +41,7 @@ final class EmbeddedHTTP1Connection {
     /// `Expect: 100-continue` refuse it otherwise). `answeredAtOnceAfter`: requests started after
     /// that many are answered 204 within the call that starts them, as a refusal is.
     init(settings: ProcessingSettings = ProcessingSettings(), served: Bool = true, answeredAtOnceAfter: Int = .max) throws {
-        var snapshot = GatewaySnapshot.empty
-        if served {
-            let orders = ServedService(
-                name: "orders",
-                snis: [],
-                lambda: LambdaSettings(
-                    function: try FunctionARN(parsing: "arn:aws:lambda:us-east-1:123456789012:function:orders"), payloadFormat: .envoy, passthrough: false, invocationType: .requestResponse),
-                protocolName: "http",
-                requestTimeout: nil,
-                intentions: [],
-                leaf: ServiceLeaf(certificatePEM: "", privateKeyPEM: "", serviceURI: "", serial: "1", validAfter: .distantPast, validBefore: .distantFuture, modifyIndex: 1)
-            )
-            snapshot.services[orders.key] = orders
-        }
-        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
-        // Never called: the test answers requests in place of the Lambda call.
-        let invoker = try LambdaInvokeClient(
-            configuration: LambdaInvokeConfiguration(endpoints: LambdaEndpointResolver(customEndpoint: "http://127.0.0.1:9")),
-            credentials: StaticCredentialSource(Credentials(accessKeyID: "AKIDEXAMPLE", secretAccessKey: "secret")),
-            eventLoopGroup: channel.embeddedEventLoop,
-            logger: logger
-        )
-        processor = RequestProcessor(store: SnapshotStore(snapshot), invoker: invoker, settings: settings, logger: logger)
+        processor = try EmbeddedProcessor.make(on: channel, settings: settings, served: served)
         let connection = ClientConnection(serviceName: "orders", caller: .direct, negotiatedProtocol: "http/1.1", peerIP: "127.0.0.1")
         // Active, as an accepted connection is (an embedded channel connects nowhere).
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
@@ -115,6 +93,36 @@ final class EmbeddedHTTP1Connection {
 
     func closedByHeadTimeout() -> Double? {
         PrometheusText(processor.metrics.exposition(snapshot: .empty, inFlight: 0)).value("lambda_gateway_connections_closed_total", ["reason": "request_headers_timeout"])
+    }
+}
+
+/// A processor for a handler on an `EmbeddedChannel`, whose test answers requests itself: the
+/// snapshot serves `orders` (unless `served` is false), and the Lambda client is never called.
+enum EmbeddedProcessor {
+    static func make(on channel: EmbeddedChannel, settings: ProcessingSettings, served: Bool = true) throws -> RequestProcessor {
+        var snapshot = GatewaySnapshot.empty
+        if served {
+            let orders = ServedService(
+                name: "orders",
+                snis: [],
+                lambda: LambdaSettings(
+                    function: try FunctionARN(parsing: "arn:aws:lambda:us-east-1:123456789012:function:orders"), payloadFormat: .envoy, passthrough: false, invocationType: .requestResponse),
+                protocolName: "http",
+                requestTimeout: nil,
+                intentions: [],
+                leaf: ServiceLeaf(certificatePEM: "", privateKeyPEM: "", serviceURI: "", serial: "1", validAfter: .distantPast, validBefore: .distantFuture, modifyIndex: 1)
+            )
+            snapshot.services[orders.key] = orders
+        }
+        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        // Never called: the test answers requests in place of the Lambda call.
+        let invoker = try LambdaInvokeClient(
+            configuration: LambdaInvokeConfiguration(endpoints: LambdaEndpointResolver(customEndpoint: "http://127.0.0.1:9")),
+            credentials: StaticCredentialSource(Credentials(accessKeyID: "AKIDEXAMPLE", secretAccessKey: "secret")),
+            eventLoopGroup: channel.embeddedEventLoop,
+            logger: logger
+        )
+        return RequestProcessor(store: SnapshotStore(snapshot), invoker: invoker, settings: settings, logger: logger)
     }
 }
 

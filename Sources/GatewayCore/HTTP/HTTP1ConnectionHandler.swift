@@ -24,8 +24,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
     typealias Action = HTTP1ConnectionStateMachine.Action
-    /// How a complete request is answered, on the connection's event loop.
-    typealias Process = (GatewayRequest, any EventLoop, RequestCancellation) -> EventLoopFuture<RequestProcessor.Processed>
+    typealias Process = RequestProcessor.Process
 
     private let processor: RequestProcessor
     private let connection: ClientConnection

@@ -35,7 +35,7 @@ extension RequestProcessor {
         ])
     }
 
-    /// Each stream gets the HTTP/1-style handler behind NIO's frame-to-HTTP/1 codec.
+    /// Each stream gets one handler that reads and answers its frames (`HTTP2StreamHandler`).
     ///
     /// NIO's defences stay on at their defaults: at most 200 stream resets and 200 stream errors in
     /// 30 s (rapid reset), 5 CONTINUATION frames in a row, 10,000 buffered control frames (a client
@@ -66,8 +66,7 @@ extension RequestProcessor {
             output.openStreams += 1
             stream.closeFuture.whenComplete { _ in output.openStreams -= 1 }
             return stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                try stream.pipeline.syncOperations.addHandler(HTTP1RequestHandler(processor: self, connection: connection, output: output, limit: limit))
+                try stream.pipeline.syncOperations.addHandler(HTTP2StreamHandler(processor: self, connection: connection, output: output, limit: limit))
             }
         }
         try channel.pipeline.syncOperations.addHandler(lifecycle)

@@ -106,6 +106,10 @@ public final class RequestProcessor: Sendable {
         }
     }
 
+    /// How a connection's handler has a complete request answered, on the connection's event loop:
+    /// `process` below, unless a test answers requests itself.
+    typealias Process = (GatewayRequest, any EventLoop, RequestCancellation) -> EventLoopFuture<Processed>
+
     /// The request's answer, completed on `eventLoop` (the connection's): admit → payload → sign →
     /// invoke → response, in one task. `budget`: the client connection's answer bytes, which pace
     /// reading Lambda's answer.

@@ -48,6 +48,14 @@ struct RequestReader {
         return false
     }
 
+    /// The head of the request being read, once it came.
+    var head: HTTPRequestHead? {
+        switch state {
+        case .idle: return nil
+        case .reading(let head, _), .discarding(let head): return head
+        }
+    }
+
     /// A head was accepted and its body is still arriving.
     var isReadingBody: Bool {
         if case .reading = state { return true }

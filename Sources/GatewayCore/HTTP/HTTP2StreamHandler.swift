@@ -1,0 +1,256 @@
+import LambdaPayload
+import NIOCore
+import NIOHPACK
+import NIOHTTP1
+import NIOHTTP2
+
+/// One request on an HTTP/2 stream, read and answered as HTTP/2 frames: the stream's logic is
+/// `HTTP2StreamStateMachine`; this handler carries out its actions. An answer is a HEADERS frame
+/// and one DATA frame that ends the stream (HEADERS alone for an empty body); a streamed answer is
+/// its HEADERS, a DATA frame per piece, and an empty DATA frame with END_STREAM.
+///
+/// A stream whose body pauses longer than the body timeout is answered 408 without a Lambda call;
+/// a request that arrives while the connection's answers wait unread (`ConnectionOutput`) is
+/// refused with RST_STREAM(REFUSED_STREAM): no Lambda call, nothing written that the client would
+/// have to read (a client may retry a refused stream), so a client that does not read cannot make
+/// the gateway hold more.
+final class HTTP2StreamHandler: ChannelInboundHandler, @unchecked Sendable {
+    // @unchecked: all state is touched on the channel's event loop only; the processing task hops back.
+    typealias InboundIn = HTTP2Frame.FramePayload
+    typealias OutboundOut = HTTP2Frame.FramePayload
+
+    private let processor: RequestProcessor
+    private let connection: ClientConnection
+    private let output: ConnectionOutput
+    private let process: RequestProcessor.Process
+    private var machine: HTTP2StreamStateMachine
+    private let bodyTimer: QuietTimer
+    /// This stream's request, from its first frame.
+    private var exchange = RequestExchange()
+    /// A streamed answer being relayed, after its head: the answer, its body bytes so far, and
+    /// whether every write reached the connection.
+    private var relay: (stream: ResponseStream, answer: RequestProcessor.Answer, bodyBytes: Int, written: Bool)?
+    /// The request being processed, cancelled if the stream closes before its answer.
+    private var inFlight: RequestCancellation?
+
+    convenience init(processor: RequestProcessor, connection: ClientConnection, output: ConnectionOutput, limit: Int) {
+        self.init(processor: processor, connection: connection, output: output, limit: limit) { request, eventLoop, cancellation in
+            processor.process(request, connection: connection, budget: output.budget, answeringOn: eventLoop, cancellation: cancellation)
+        }
+    }
+
+    /// `process`: the processor's Lambda call, unless a test answers requests itself.
+    init(processor: RequestProcessor, connection: ClientConnection, output: ConnectionOutput, limit: Int, process: @escaping RequestProcessor.Process) {
+        self.processor = processor
+        self.connection = connection
+        self.output = output
+        self.process = process
+        let budget = output.budget
+        self.machine = HTTP2StreamStateMachine(
+            limit: limit,
+            admit: { RequestReader.refusal(by: processor, of: $0, on: connection) },
+            budgetIsSpent: { budget.isSpent }
+        )
+        self.bodyTimer = QuietTimer(timeout: TimeAmount(processor.settings.clientBodyTimeout))
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        bodyTimer.cancel()
+        perform(machine.streamClosed(), context: context)
+    }
+
+    /// The client reset the stream, or the connection went away, before or during the answer.
+    func channelInactive(context: ChannelHandlerContext) {
+        perform(machine.streamClosed(), context: context)
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !machine.isAnswering else { return }
+        switch unwrapInboundIn(data) {
+        case .headers(let headers):
+            if exchange.head == nil {
+                exchange.started = .now()
+            }
+            let action = machine.headersReceived(headers.headers, endStream: headers.endStream)
+            if exchange.head == nil, let head = machine.requestHead { exchange.head = head }
+            perform(action, context: context)
+        case .data(let data):
+            guard case .byteBuffer(let buffer) = data.data else { return }
+            exchange.requestBodyBytes += buffer.readableBytes
+            perform(machine.dataReceived(buffer, endStream: data.endStream), context: context)
+        default:
+            break  // RST_STREAM, WINDOW_UPDATE, PRIORITY: NIO's stream channel acts on them
+        }
+    }
+
+    /// A body still arriving after a read keeps the body timer.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        perform(machine.readComplete(), context: context)
+    }
+
+    /// The client opened this stream's window: its answer moves again.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { output.streamBecameWritable() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        perform(machine.errorCaught(error, streamClosed: error is NIOHTTP2Errors.StreamClosed), context: context)
+    }
+
+    // MARK: Actions
+
+    private func perform(_ action: HTTP2StreamStateMachine.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .writeContinue:
+            context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: Self.continueHeaders))), promise: nil)
+        case .touchBodyTimer:
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            bodyTimer.touch(on: context.eventLoop) {
+                let (handler, context) = loopBound.value
+                handler.perform(handler.machine.bodyTimerFired(), context: context)
+            }
+        case .startProcessing(let head, let request):
+            bodyTimer.cancel()
+            exchange.head = head
+            start(request, context: context)
+        case .refuseStream:
+            bodyTimer.cancel()
+            processor.ended(exchange, answer: .rejected(status: 503, code: "ConnectionBusy", message: ""), responseBodyBytes: 0, written: true, connection: connection)
+            context.writeAndFlush(wrapOutboundOut(.rstStream(.refusedStream)), promise: nil)
+        case .answerEarly(let answer, let head, let closure):
+            bodyTimer.cancel()
+            if let closure { processor.metrics.connectionClosed(closure) }
+            respond(answer, head: head, context: context, close: true)
+        case .writeAnswer(let processed, let head):
+            if let stream = processed.stream {
+                relay(stream, answer: processed.answer, head: head, context: context)
+            } else {
+                respond(processed.answer, head: head, context: context, close: false, handingOver: processed.heldBytes)
+            }
+        case .dropAnswer(let processed):
+            if processed.heldBytes > 0 { output.budget.release(processed.heldBytes) }
+            if let stream = processed.stream {
+                stream.abandon()
+                var answer = processor.streamEnded(processed.answer, stream: stream, failure: nil, service: connection.serviceName)
+                answer.streamed = .incomplete
+                processor.ended(exchange, answer: answer, responseBodyBytes: 0, written: false, connection: connection)
+            } else {
+                processor.ended(exchange, answer: processed.answer, responseBodyBytes: 0, written: false, connection: connection)
+            }
+        case .cancelProcessing:
+            inFlight?.cancel()
+            inFlight = nil
+        case .abandonRelay:
+            abandonRelay()
+        }
+    }
+
+    private func start(_ request: GatewayRequest, context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let cancellation = RequestCancellation()
+        inFlight = cancellation
+        process(request, context.eventLoop, cancellation).whenSuccess { processed in
+            let (handler, context) = loopBound.value
+            handler.inFlight = nil
+            handler.perform(handler.machine.answerReady(processed), context: context)
+        }
+    }
+
+    // MARK: Buffered answers
+
+    private func respond(_ answer: RequestProcessor.Answer, head: HTTPRequestHead, context: ChannelHandlerContext, close: Bool, handingOver held: Int = 0) {
+        let response = answer.response
+        let sendsBody = response.body.readableBytes > 0 && head.method != .HEAD
+        let headers = HPACKHeaders(answerHead: response, contentLength: response.body.readableBytes)
+        let done: EventLoopFuture<Void>
+        if sendsBody {
+            context.write(wrapOutboundOut(.headers(.init(headers: headers))), promise: nil)
+            done = context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(response.body), endStream: true))))
+        } else {
+            done = context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: headers, endStream: true))))
+        }
+        var exchange = self.exchange
+        exchange.responded = .now()
+        let bodyBytes = sendsBody ? response.body.readableBytes : 0
+        // Before the close below: the request is counted before the client can see the stream end.
+        output.writing(bodyBytes, done: done, handingOver: held) { [self] written in
+            processor.ended(exchange, answer: answer, responseBodyBytes: bodyBytes, written: written, connection: connection)
+        }
+        if close {
+            done.whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    static let continueHeaders: HPACKHeaders = [":status": "100"]
+
+    // MARK: Streamed answers
+
+    /// A streamed answer: its head now, then DATA frames as its pieces arrive, then END_STREAM; a
+    /// stream that breaks off is reset instead (RST_STREAM INTERNAL_ERROR), so it never looks complete.
+    private func relay(_ stream: ResponseStream, answer: RequestProcessor.Answer, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard context.channel.isActive else {
+            machine.relayEnded()
+            stream.abandon()
+            var answer = processor.streamEnded(answer, stream: stream, failure: nil, service: connection.serviceName)
+            answer.streamed = .incomplete
+            processor.ended(exchange, answer: answer, responseBodyBytes: 0, written: false, connection: connection)
+            return
+        }
+        context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: HPACKHeaders(answerHead: answer.response, contentLength: nil)))), promise: nil)
+        exchange.responded = .now()
+        relay = (stream, answer, 0, true)
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        stream.attach { part in
+            let (handler, context) = loopBound.value
+            handler.relayPart(part, context: context)
+        }
+    }
+
+    private func relayPart(_ part: ResponseStream.Part, context: ChannelHandlerContext) {
+        guard let current = relay else {
+            if case .body(_, let held) = part, held > 0 { output.budget.release(held) }
+            return
+        }
+        switch part {
+        case .body(let piece, let held):
+            guard piece.readableBytes > 0 else {
+                if held > 0 { output.budget.release(held) }
+                return
+            }
+            relay?.bodyBytes += piece.readableBytes
+            let written = context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(piece)))))
+            output.writing(piece.readableBytes, done: written, handingOver: held) { [self] ok in
+                if !ok { relay?.written = false }
+            }
+        case .end(let failure?):
+            relay = nil
+            machine.relayEnded()
+            let answer = processor.streamEnded(current.answer, stream: current.stream, failure: failure, service: connection.serviceName)
+            processor.ended(exchange, answer: answer, responseBodyBytes: current.bodyBytes, written: current.written, connection: connection)
+            context.writeAndFlush(wrapOutboundOut(.rstStream(.internalError)), promise: nil)
+        case .end(nil):
+            relay = nil
+            machine.relayEnded()
+            let done = context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))))
+            let exchange = self.exchange
+            output.writing(0, done: done) { [self] ok in
+                var answer = processor.streamEnded(current.answer, stream: current.stream, failure: nil, service: connection.serviceName)
+                if !(ok && current.written) { answer.streamed = .incomplete }
+                processor.ended(exchange, answer: answer, responseBodyBytes: current.bodyBytes, written: ok && current.written, connection: connection)
+            }
+        }
+    }
+
+    private func abandonRelay() {
+        guard let current = relay else { return }
+        relay = nil
+        current.stream.abandon()
+        var answer = processor.streamEnded(current.answer, stream: current.stream, failure: nil, service: connection.serviceName)
+        answer.streamed = .incomplete
+        processor.ended(exchange, answer: answer, responseBodyBytes: current.bodyBytes, written: false, connection: connection)
+    }
+}

@@ -1,0 +1,216 @@
+import LambdaPayload
+import NIOCore
+import NIOHPACK
+import NIOHTTP1
+
+/// What one HTTP/2 stream of a client connection does, without doing it: `HTTP2StreamHandler`
+/// feeds it the stream's frames and the request's progress, and carries out the action each event
+/// returns (docs/ARCHITECTURE.md, HTTP/1.x and HTTP/2).
+///
+/// A stream carries one request: its HEADERS (the head), DATA (the body, bounded by the Lambda
+/// limit) and the END_STREAM that completes it; then one answer, buffered or streamed. Anything
+/// the client sends after the answer started is dropped. The stream's frames arrive already
+/// checked by NIO's HTTP/2 handler (pseudo-headers, forbidden fields, content-length).
+struct HTTP2StreamStateMachine {
+    private enum State {
+        /// The request's frames are arriving: `RequestReader` keeps its head and body.
+        case reading
+        /// The request is being processed: its answer comes as `answerReady`.
+        case processing(HTTPRequestHead)
+        /// A streamed answer's head is written and its body is being relayed.
+        case relaying
+        /// Answered, early or not: frames that still arrive are dropped.
+        case answered
+        /// The stream is closed (the client reset it, or the connection went away).
+        case closed
+    }
+
+    enum Action {
+        case none
+        /// `100 Continue`, the go-ahead for a body.
+        case writeContinue
+        /// Process the request; stop the body timer. Its answer comes back as `answerReady`.
+        case startProcessing(HTTPRequestHead, GatewayRequest)
+        /// The connection's answers wait unread: reset the stream with REFUSED_STREAM (a client may
+        /// retry it) and count it as a 503 refusal.
+        case refuseStream
+        /// Answer `head` before its request was complete, then close the stream (the client may
+        /// still be sending a body); stop the body timer. `closure`: a connection-level reason to count.
+        case answerEarly(RequestProcessor.Answer, HTTPRequestHead, closure: ConnectionClosure?)
+        /// Write the processed answer (or, for a streamed one, its head and then its body).
+        case writeAnswer(RequestProcessor.Processed, HTTPRequestHead)
+        /// An answer nobody will read: end it (a streamed one is abandoned) and give back what it holds.
+        case dropAnswer(RequestProcessor.Processed)
+        /// The caller went away before the answer: cancel the request being processed.
+        case cancelProcessing
+        /// The caller went away during a streamed answer: abandon it.
+        case abandonRelay
+        /// Restart the body timer: more of the body may follow.
+        case touchBodyTimer
+    }
+
+    private var state = State.reading
+    private var reader: RequestReader
+    private let admit: RequestReader.Admit
+    private let budgetIsSpent: () -> Bool
+
+    /// `limit`: the request body's. `admit`: the head's checks, for a head that waits for a
+    /// go-ahead. `budgetIsSpent`: whether the connection's answers wait unread (`ResponseBudget`).
+    init(limit: Int, admit: @escaping RequestReader.Admit, budgetIsSpent: @escaping () -> Bool) {
+        self.reader = RequestReader(limit: limit)
+        self.admit = admit
+        self.budgetIsSpent = budgetIsSpent
+    }
+
+    /// A placeholder head for an answer given before any head was read.
+    static let headlessRequest = HTTPRequestHead(version: .http2, method: .GET, uri: "/")
+
+    // MARK: Reading
+
+    /// A HEADERS frame: the request's head, or its trailers (which end it).
+    mutating func headersReceived(_ headers: HPACKHeaders, endStream: Bool) -> Action {
+        guard case .reading = state else { return .none }
+        guard reader.isIdle else {
+            // Trailers: the request ends here; the gateway passes no trailers on.
+            return endStream ? receive(.end(nil)) : .none
+        }
+        let head: HTTPRequestHead
+        do {
+            head = try Self.requestHead(headers)
+        } catch {
+            state = .answered
+            let answer = RequestProcessor.Answer.rejected(status: 400, code: "MalformedRequest", message: "the stream's headers are not a valid request: \(error)")
+            return .answerEarly(answer, Self.headlessRequest, closure: nil)
+        }
+        let first = receive(.head(head))
+        guard endStream else { return first }
+        switch first {
+        case .none, .writeContinue: return receive(.end(nil))  // no body to wait for a go-ahead
+        default: return first
+        }
+    }
+
+    /// A DATA frame: part of the body, and with `endStream` its end.
+    mutating func dataReceived(_ data: ByteBuffer, endStream: Bool) -> Action {
+        guard case .reading = state else { return .none }
+        let first = data.readableBytes > 0 ? receive(.body(data)) : .none
+        guard endStream else { return first }
+        if case .none = first { return receive(.end(nil)) }
+        return first
+    }
+
+    /// The end of a read: a body still arriving keeps the body timer.
+    func readComplete() -> Action {
+        guard case .reading = state, reader.isReadingBody else { return .none }
+        return .touchBodyTimer
+    }
+
+    /// The body paused for longer than the body timeout.
+    mutating func bodyTimerFired() -> Action {
+        guard case .reading = state, reader.isReadingBody, case .reading(let head, _) = reader.state else { return .none }
+        state = .answered
+        let answer = RequestProcessor.Answer.rejected(status: 408, code: "RequestTimeout", message: "the request body paused for longer than the body timeout")
+        return .answerEarly(answer, head, closure: .clientBodyTimeout)
+    }
+
+    /// NIO reported an error for this stream's frames (a header block that is not a request): 400
+    /// at once, as HTTP/1.1's parser errors do, instead of waiting for a request that will never
+    /// come. A stream the client reset has nobody to answer.
+    mutating func errorCaught(_ error: any Error, streamClosed: Bool) -> Action {
+        guard case .reading = state, !streamClosed else { return .none }
+        state = .answered
+        let answer = RequestProcessor.Answer.rejected(status: 400, code: "MalformedRequest", message: "the stream's headers are not a valid request: \(LogSafe.text("\(error)", limit: 128))")
+        return .answerEarly(answer, reader.head ?? Self.headlessRequest, closure: nil)
+    }
+
+    private mutating func receive(_ part: HTTPServerRequestPart) -> Action {
+        switch reader.receive(part, admit: admit) {
+        case .none:
+            return .none
+        case .sendContinue:
+            return .writeContinue
+        case .refuse(let answer, let head, _):
+            state = .answered
+            return .answerEarly(answer, head, closure: nil)
+        case .process(let head, let request):
+            if budgetIsSpent() {
+                state = .answered
+                return .refuseStream
+            }
+            state = .processing(head)
+            return .startProcessing(head, request)
+        }
+    }
+
+    // MARK: Answering
+
+    /// The request's answer is ready.
+    mutating func answerReady(_ processed: RequestProcessor.Processed) -> Action {
+        guard case .processing(let head) = state else { return .dropAnswer(processed) }
+        state = processed.stream == nil ? .answered : .relaying
+        return .writeAnswer(processed, head)
+    }
+
+    /// A streamed answer's body ended (completed or broke off).
+    mutating func relayEnded() {
+        if case .relaying = state { state = .answered }
+    }
+
+    /// The stream closed: the client reset it, or the connection went away.
+    mutating func streamClosed() -> Action {
+        let previous = state
+        state = .closed
+        switch previous {
+        case .processing: return .cancelProcessing
+        case .relaying: return .abandonRelay
+        case .reading, .answered, .closed: return .none
+        }
+    }
+
+    /// The head of the request being read, once it came.
+    var requestHead: HTTPRequestHead? { reader.head }
+
+    /// Whether an answer started, so frames that arrive now are dropped.
+    var isAnswering: Bool {
+        switch state {
+        case .reading: return false
+        case .processing, .relaying, .answered, .closed: return true
+        }
+    }
+
+    // MARK: The head
+
+    enum HeadError: Error, CustomStringConvertible {
+        case missingAuthority
+
+        var description: String { "the request has no :authority" }
+    }
+
+    /// The request head of a header block NIO's handler has checked (the pseudo-headers are there
+    /// once each, before the other fields, and their values have no space or control byte). The
+    /// `:authority` becomes the `host` field, as HTTP/1.1 carries it, unless a `host` is there too.
+    static func requestHead(_ headers: HPACKHeaders) throws -> HTTPRequestHead {
+        var method: String?
+        var path: String?
+        var authority: String?
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(headers.count)
+        var hasHost = false
+        for (name, value, _) in headers {
+            if name.utf8.first == UInt8(ascii: ":") {
+                switch name {
+                case ":method": method = value
+                case ":path": path = value
+                case ":authority": authority = value
+                default: break
+                }
+            } else {
+                if !hasHost && name == "host" { hasHost = true }
+                fields.append((name, value))
+            }
+        }
+        guard let authority else { throw HeadError.missingAuthority }
+        if !hasHost { fields.insert(("host", authority), at: 0) }
+        return HTTPRequestHead(version: .http2, method: HTTPMethod(rawValue: method ?? "GET"), uri: path ?? "/", headers: HTTPHeaders(fields))
+    }
+}

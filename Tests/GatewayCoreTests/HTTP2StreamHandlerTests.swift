@@ -1,0 +1,140 @@
+import LambdaPayload
+import NIOCore
+import NIOEmbedded
+import NIOHPACK
+import NIOHTTP2
+import Testing
+
+@testable import GatewayCore
+
+/// One stream's handler as `configureHTTP2Sync` installs it, on an `EmbeddedChannel` that plays the
+/// stream's channel (frame payloads in and out, no socket): the test answers each request itself.
+final class EmbeddedHTTP2Stream {
+    let channel = EmbeddedChannel()
+    let processor: RequestProcessor
+    let output: ConnectionOutput
+    private(set) var requests: [GatewayRequest] = []
+    private var promise: EventLoopPromise<RequestProcessor.Processed>?
+    private(set) var cancellation: RequestCancellation?
+
+    init(limit: Int = 1024) throws {
+        let settings = ProcessingSettings()
+        processor = try EmbeddedProcessor.make(on: channel, settings: settings)
+        let connection = ClientConnection(serviceName: "orders", caller: .direct, negotiatedProtocol: "h2", peerIP: "127.0.0.1")
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        output = ConnectionOutput(channel: channel, settings: settings, metrics: processor.metrics)
+        let handler = HTTP2StreamHandler(processor: processor, connection: connection, output: output, limit: limit) { [unowned self] request, eventLoop, cancellation in
+            requests.append(request)
+            self.cancellation = cancellation
+            let promise = eventLoop.makePromise(of: RequestProcessor.Processed.self)
+            self.promise = promise
+            return promise.futureResult
+        }
+        try channel.pipeline.syncOperations.addHandler(handler)
+    }
+
+    func send(_ headers: [(String, String)], endStream: Bool) throws {
+        try channel.writeInbound(HTTP2Frame.FramePayload.headers(.init(headers: HPACKHeaders(headers), endStream: endStream)))
+    }
+
+    func send(_ body: String, endStream: Bool) throws {
+        try channel.writeInbound(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer(string: body)), endStream: endStream)))
+    }
+
+    func answer(_ response: LambdaHTTPResponse) {
+        promise?.succeed(RequestProcessor.Processed(testResponse: response, heldBytes: 0))
+        channel.embeddedEventLoop.run()
+    }
+
+    /// The frames written since the last call, each as one line.
+    func written() throws -> [String] {
+        var lines: [String] = []
+        while let frame = try channel.readOutbound(as: HTTP2Frame.FramePayload.self) {
+            switch frame {
+            case .headers(let headers):
+                lines.append("HEADERS \(headers.headers.map { "\($0.name)=\($0.value)" }.joined(separator: " "))\(headers.endStream ? " END_STREAM" : "")")
+            case .data(let data):
+                guard case .byteBuffer(let buffer) = data.data else { continue }
+                lines.append("DATA \(String(buffer: buffer))\(data.endStream ? " END_STREAM" : "")")
+            case .rstStream(let code):
+                lines.append("RST_STREAM \(code)")
+            default:
+                lines.append("\(frame)")
+            }
+        }
+        return lines
+    }
+
+    static func get(_ path: String = "/a", method: String = "GET", _ extra: [(String, String)] = []) -> [(String, String)] {
+        [(":method", method), (":scheme", "https"), (":path", path), (":authority", "orders")] + extra
+    }
+}
+
+@Suite("HTTP/2 stream handler on an embedded channel")
+struct HTTP2StreamHandlerTests {
+    @Test func anAnswerIsOneHeadersFrameAndOneDataFrameThatEndsTheStream() throws {
+        let stream = try EmbeddedHTTP2Stream()
+        try stream.send(EmbeddedHTTP2Stream.get("/a", method: "POST", [("content-type", "text/plain")]), endStream: false)
+        try stream.send("hello", endStream: true)
+        #expect(stream.requests.map { "\($0.method) \($0.target) \(String(buffer: $0.body))" } == ["POST /a hello"])
+        #expect(stream.requests.first?.headers.map(\.name) == ["host", "content-type"], ":authority became host")
+        let response = LambdaHTTPResponse(
+            status: 201,
+            headers: [HTTPField("Content-Type", "text/plain"), HTTPField("content-length", "999"), HTTPField("connection", "close"), HTTPField("x-ok", "1")],
+            body: ByteBuffer(string: "made")
+        )
+        stream.answer(response)
+        #expect(
+            try stream.written() == ["HEADERS :status=201 content-type=text/plain x-ok=1 content-length=4", "DATA made END_STREAM"],
+            "names in lower case, no connection-specific field, the length of the body sent"
+        )
+        #expect(stream.channel.isActive, "the stream ends with its END_STREAM, not a close")
+    }
+
+    @Test(arguments: [("GET", "", "0"), ("HEAD", "body", "4")])
+    func anAnswerWithoutABodyIsOneHeadersFrame(method: String, body: String, length: String) throws {
+        let stream = try EmbeddedHTTP2Stream()
+        try stream.send(EmbeddedHTTP2Stream.get(method: method), endStream: true)
+        stream.answer(LambdaHTTPResponse(status: 200, body: ByteBuffer(string: body)))
+        #expect(try stream.written() == ["HEADERS :status=200 content-length=\(length) END_STREAM"])
+    }
+
+    @Test func aBodyOverTheLimitIsAnswered413AndTheStreamClosedWithoutACall() throws {
+        let stream = try EmbeddedHTTP2Stream(limit: 4)
+        try stream.send(EmbeddedHTTP2Stream.get(method: "POST"), endStream: false)
+        try stream.send("12345", endStream: false)
+        let written = try stream.written()
+        #expect(written.first?.hasPrefix("HEADERS :status=413 ") == true)
+        #expect(written.last?.hasSuffix("END_STREAM") == true)
+        #expect(stream.requests.isEmpty)
+        stream.channel.embeddedEventLoop.run()
+        #expect(!stream.channel.isActive, "closed: the client may still be sending its body")
+    }
+
+    @Test func aGoAheadIsAnInformationalHeadersFrame() throws {
+        let stream = try EmbeddedHTTP2Stream()
+        try stream.send(EmbeddedHTTP2Stream.get("/a", method: "POST", [("expect", "100-continue")]), endStream: false)
+        #expect(try stream.written() == ["HEADERS :status=100"])
+        try stream.send("b", endStream: true)
+        #expect(stream.requests.count == 1)
+    }
+
+    @Test func aRequestWhileTheConnectionsAnswersWaitUnreadIsRefusedWithoutACall() throws {
+        let stream = try EmbeddedHTTP2Stream()
+        stream.output.budget.take(stream.output.budget.limit)
+        try stream.send(EmbeddedHTTP2Stream.get(), endStream: true)
+        #expect(try stream.written() == ["RST_STREAM \(HTTP2ErrorCode.refusedStream)"])
+        #expect(stream.requests.isEmpty)
+    }
+
+    @Test func aStreamClosedBeforeItsAnswerCancelsTheRequestAndWritesNothing() throws {
+        let stream = try EmbeddedHTTP2Stream()
+        try stream.send(EmbeddedHTTP2Stream.get(), endStream: true)
+        let cancellation = try #require(stream.cancellation)
+        #expect(!cancellation.isCancelled)
+        try stream.channel.close().wait()
+        #expect(cancellation.isCancelled)
+        stream.answer(LambdaHTTPResponse(status: 200, body: ByteBuffer(string: "late")))
+        #expect(try stream.written().isEmpty)
+    }
+}
