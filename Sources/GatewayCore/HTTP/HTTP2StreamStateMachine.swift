@@ -99,10 +99,15 @@ struct HTTP2StreamStateMachine {
         return first
     }
 
+    /// A head was accepted and its body is still arriving.
+    var isReadingBody: Bool {
+        guard case .reading = state else { return false }
+        return reader.isReadingBody
+    }
+
     /// The end of a read: a body still arriving keeps the body timer.
     func readComplete() -> Action {
-        guard case .reading = state, reader.isReadingBody else { return .none }
-        return .touchBodyTimer
+        isReadingBody ? .touchBodyTimer : .none
     }
 
     /// The body paused for longer than the body timeout.

@@ -35,7 +35,8 @@ extension RequestProcessor {
         ])
     }
 
-    /// Each stream gets one handler that reads and answers its frames (`HTTP2StreamHandler`).
+    /// NIO's HTTP/2 handler, then the connection's own (`HTTP2ConnectionHandler`), which reads and
+    /// answers each stream's frames (`HTTP2Stream`) without a channel per stream.
     ///
     /// NIO's defences stay on at their defaults: at most 200 stream resets and 200 stream errors in
     /// 30 s (rapid reset), 5 CONTINUATION frames in a row, 10,000 buffered control frames (a client
@@ -57,19 +58,16 @@ extension RequestProcessor {
             eventLoop: channel.eventLoop,
             configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: TimeAmount(settings.drainGraceTime), keepalive: nil)
         )
-        _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-            mode: .server,
-            connectionConfiguration: connectionConfiguration,
-            streamConfiguration: NIOHTTP2Handler.StreamConfiguration(),
-            streamDelegate: lifecycle.http2StreamDelegate
-        ) { stream in
-            output.openStreams += 1
-            stream.closeFuture.whenComplete { _ in output.openStreams -= 1 }
-            return stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandler(HTTP2StreamHandler(processor: self, connection: connection, output: output, limit: limit))
-            }
+        let process: RequestProcessor.Process = { [output] request, eventLoop, cancellation in
+            self.process(request, connection: connection, budget: output.budget, answeringOn: eventLoop, cancellation: cancellation)
         }
+        try channel.pipeline.syncOperations.addHandler(NIOHTTP2Handler(mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: NIOHTTP2Handler.StreamConfiguration()))
         try channel.pipeline.syncOperations.addHandler(lifecycle)
+        try channel.pipeline.syncOperations.addHandler(
+            HTTP2ConnectionHandler(output: output) { id in
+                HTTP2Stream(id: id, processor: self, connection: connection, output: output, limit: limit, process: process)
+            }
+        )
         try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionCloser(metrics: metrics, output: output))
     }
 

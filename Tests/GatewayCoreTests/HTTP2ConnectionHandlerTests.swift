@@ -7,9 +7,11 @@ import Testing
 
 @testable import GatewayCore
 
-/// One stream's handler as `configureHTTP2Sync` installs it, on an `EmbeddedChannel` that plays the
-/// stream's channel (frame payloads in and out, no socket): the test answers each request itself.
+/// The connection's HTTP/2 handler as `configureHTTP2Sync` installs it behind NIO's, on an
+/// `EmbeddedChannel` (frames in and out, as NIO's handler passes them, no socket): the test plays
+/// stream 1 and answers each request itself.
 final class EmbeddedHTTP2Stream {
+    static let id = HTTP2StreamID(1)
     let channel = EmbeddedChannel()
     let processor: RequestProcessor
     let output: ConnectionOutput
@@ -23,22 +25,25 @@ final class EmbeddedHTTP2Stream {
         let connection = ClientConnection(serviceName: "orders", caller: .direct, negotiatedProtocol: "h2", peerIP: "127.0.0.1")
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         output = ConnectionOutput(channel: channel, settings: settings, metrics: processor.metrics)
-        let handler = HTTP2StreamHandler(processor: processor, connection: connection, output: output, limit: limit) { [unowned self] request, eventLoop, cancellation in
+        let process: RequestProcessor.Process = { [unowned self] request, eventLoop, cancellation in
             requests.append(request)
             self.cancellation = cancellation
             let promise = eventLoop.makePromise(of: RequestProcessor.Processed.self)
             self.promise = promise
             return promise.futureResult
         }
+        let handler = HTTP2ConnectionHandler(output: output) { [processor, output] id in
+            HTTP2Stream(id: id, processor: processor, connection: connection, output: output, limit: limit, process: process)
+        }
         try channel.pipeline.syncOperations.addHandler(handler)
     }
 
     func send(_ headers: [(String, String)], endStream: Bool) throws {
-        try channel.writeInbound(HTTP2Frame.FramePayload.headers(.init(headers: HPACKHeaders(headers), endStream: endStream)))
+        try channel.writeInbound(HTTP2Frame(streamID: Self.id, payload: .headers(.init(headers: HPACKHeaders(headers), endStream: endStream))))
     }
 
     func send(_ body: String, endStream: Bool) throws {
-        try channel.writeInbound(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer(string: body)), endStream: endStream)))
+        try channel.writeInbound(HTTP2Frame(streamID: Self.id, payload: .data(.init(data: .byteBuffer(ByteBuffer(string: body)), endStream: endStream))))
     }
 
     func answer(_ response: LambdaHTTPResponse) {
@@ -46,20 +51,28 @@ final class EmbeddedHTTP2Stream {
         channel.embeddedEventLoop.run()
     }
 
-    /// The frames written since the last call, each as one line.
+    /// NIO's handler reports that the stream closed (both ends done, or a reset).
+    func streamClosed(_ reason: HTTP2ErrorCode? = nil) {
+        channel.pipeline.fireUserInboundEventTriggered(StreamClosedEvent(streamID: Self.id, reason: reason))
+    }
+
+    /// The frames written since the last call, each as one line (with its stream unless it is 1).
     func written() throws -> [String] {
         var lines: [String] = []
-        while let frame = try channel.readOutbound(as: HTTP2Frame.FramePayload.self) {
-            switch frame {
+        while let written = try channel.readOutbound(as: HTTP2Frame.self) {
+            let prefix = written.streamID == Self.id ? "" : "stream \(written.streamID): "
+            switch written.payload {
             case .headers(let headers):
-                lines.append("HEADERS \(headers.headers.map { "\($0.name)=\($0.value)" }.joined(separator: " "))\(headers.endStream ? " END_STREAM" : "")")
+                lines.append(prefix + "HEADERS \(headers.headers.map { "\($0.name)=\($0.value)" }.joined(separator: " "))\(headers.endStream ? " END_STREAM" : "")")
             case .data(let data):
                 guard case .byteBuffer(let buffer) = data.data else { continue }
-                lines.append("DATA \(String(buffer: buffer))\(data.endStream ? " END_STREAM" : "")")
+                lines.append(prefix + "DATA \(String(buffer: buffer))\(data.endStream ? " END_STREAM" : "")")
             case .rstStream(let code):
-                lines.append("RST_STREAM \(code)")
+                lines.append(prefix + "RST_STREAM \(code)")
+            case .windowUpdate(let increment):
+                lines.append(prefix + "WINDOW_UPDATE \(increment)")
             default:
-                lines.append("\(frame)")
+                lines.append(prefix + "\(written.payload)")
             }
         }
         return lines
@@ -70,8 +83,8 @@ final class EmbeddedHTTP2Stream {
     }
 }
 
-@Suite("HTTP/2 stream handler on an embedded channel")
-struct HTTP2StreamHandlerTests {
+@Suite("HTTP/2 connection handler on an embedded channel")
+struct HTTP2ConnectionHandlerTests {
     @Test func anAnswerIsOneHeadersFrameAndOneDataFrameThatEndsTheStream() throws {
         let stream = try EmbeddedHTTP2Stream()
         try stream.send(EmbeddedHTTP2Stream.get("/a", method: "POST", [("content-type", "text/plain")]), endStream: false)
@@ -99,16 +112,41 @@ struct HTTP2StreamHandlerTests {
         #expect(try stream.written() == ["HEADERS :status=200 content-length=\(length) END_STREAM"])
     }
 
-    @Test func aBodyOverTheLimitIsAnswered413AndTheStreamClosedWithoutACall() throws {
+    @Test func aBodyOverTheLimitIsAnswered413AndTheStreamResetWithoutACall() throws {
         let stream = try EmbeddedHTTP2Stream(limit: 4)
         try stream.send(EmbeddedHTTP2Stream.get(method: "POST"), endStream: false)
         try stream.send("12345", endStream: false)
-        let written = try stream.written()
-        #expect(written.first?.hasPrefix("HEADERS :status=413 ") == true)
-        #expect(written.last?.hasSuffix("END_STREAM") == true)
-        #expect(stream.requests.isEmpty)
         stream.channel.embeddedEventLoop.run()
-        #expect(!stream.channel.isActive, "closed: the client may still be sending its body")
+        let written = try stream.written()
+        #expect(written.count == 3)
+        #expect(written.first?.hasPrefix("HEADERS :status=413 ") == true)
+        #expect(written.dropFirst().first?.hasSuffix("END_STREAM") == true)
+        #expect(written.last == "RST_STREAM \(HTTP2ErrorCode.cancel)", "the client may still be sending its body")
+        #expect(stream.requests.isEmpty)
+        #expect(stream.channel.isActive, "the connection goes on")
+    }
+
+    @Test func anEarlyAnswerToACompleteRequestIsNotFollowedByAReset() throws {
+        let stream = try EmbeddedHTTP2Stream()
+        try stream.send(EmbeddedHTTP2Stream.get().filter { $0.0 != ":authority" }, endStream: true)
+        stream.channel.embeddedEventLoop.run()
+        let written = try stream.written()
+        #expect(written.count == 2 && written.first?.hasPrefix("HEADERS :status=400 ") == true, "\(written)")
+        #expect(written.last?.hasSuffix("END_STREAM") == true, "the answer's END_STREAM closes the stream: the client sent all of its own")
+    }
+
+    @Test func theClientsWindowsAreOpenedAgainOnlyWhileABodyArrives() throws {
+        let stream = try EmbeddedHTTP2Stream(limit: 1 << 20)
+        try stream.send(EmbeddedHTTP2Stream.get(method: "POST"), endStream: false)
+        stream.channel.pipeline.fireUserInboundEventTriggered(NIOHTTP2WindowUpdatedEvent(streamID: EmbeddedHTTP2Stream.id, inboundWindowSize: 40_000, outboundWindowSize: nil))
+        #expect(try stream.written().isEmpty, "more than half of the window is left")
+        stream.channel.pipeline.fireUserInboundEventTriggered(NIOHTTP2WindowUpdatedEvent(streamID: EmbeddedHTTP2Stream.id, inboundWindowSize: 30_000, outboundWindowSize: nil))
+        stream.channel.pipeline.fireUserInboundEventTriggered(NIOHTTP2WindowUpdatedEvent(streamID: .rootStream, inboundWindowSize: 1_000, outboundWindowSize: nil))
+        let updates = try stream.written()
+        #expect(updates == ["WINDOW_UPDATE 35535", "stream HTTP2StreamID(0): WINDOW_UPDATE 64535"], "\(updates)")
+        try stream.send("end", endStream: true)
+        stream.channel.pipeline.fireUserInboundEventTriggered(NIOHTTP2WindowUpdatedEvent(streamID: EmbeddedHTTP2Stream.id, inboundWindowSize: 100, outboundWindowSize: nil))
+        #expect(try stream.written().isEmpty, "the request is complete: its stream's window stays as it is")
     }
 
     @Test func aGoAheadIsAnInformationalHeadersFrame() throws {
@@ -132,7 +170,7 @@ struct HTTP2StreamHandlerTests {
         try stream.send(EmbeddedHTTP2Stream.get(), endStream: true)
         let cancellation = try #require(stream.cancellation)
         #expect(!cancellation.isCancelled)
-        try stream.channel.close().wait()
+        stream.streamClosed(.cancel)
         #expect(cancellation.isCancelled)
         stream.answer(LambdaHTTPResponse(status: 200, body: ByteBuffer(string: "late")))
         #expect(try stream.written().isEmpty)

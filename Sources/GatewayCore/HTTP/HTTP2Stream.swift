@@ -4,21 +4,21 @@ import NIOHPACK
 import NIOHTTP1
 import NIOHTTP2
 
-/// One request on an HTTP/2 stream, read and answered as HTTP/2 frames: the stream's logic is
-/// `HTTP2StreamStateMachine`; this handler carries out its actions. An answer is a HEADERS frame
-/// and one DATA frame that ends the stream (HEADERS alone for an empty body); a streamed answer is
-/// its HEADERS, a DATA frame per piece, and an empty DATA frame with END_STREAM.
+/// One request on an HTTP/2 stream of a client connection, read and answered as frames: the
+/// stream's logic is `HTTP2StreamStateMachine`; this object carries out its actions, writing its
+/// frames through the connection's handler (`HTTP2ConnectionHandler`, which routes the stream's
+/// frames and events here). An answer is a HEADERS frame and one DATA frame that ends the stream
+/// (HEADERS alone for an empty body); a streamed answer is its HEADERS, a DATA frame per piece, and
+/// an empty DATA frame with END_STREAM.
 ///
 /// A stream whose body pauses longer than the body timeout is answered 408 without a Lambda call;
 /// a request that arrives while the connection's answers wait unread (`ConnectionOutput`) is
 /// refused with RST_STREAM(REFUSED_STREAM): no Lambda call, nothing written that the client would
 /// have to read (a client may retry a refused stream), so a client that does not read cannot make
 /// the gateway hold more.
-final class HTTP2StreamHandler: ChannelInboundHandler, @unchecked Sendable {
-    // @unchecked: all state is touched on the channel's event loop only; the processing task hops back.
-    typealias InboundIn = HTTP2Frame.FramePayload
-    typealias OutboundOut = HTTP2Frame.FramePayload
-
+final class HTTP2Stream {
+    // Used on the connection's event loop only.
+    let id: HTTP2StreamID
     private let processor: RequestProcessor
     private let connection: ClientConnection
     private let output: ConnectionOutput
@@ -33,14 +33,9 @@ final class HTTP2StreamHandler: ChannelInboundHandler, @unchecked Sendable {
     /// The request being processed, cancelled if the stream closes before its answer.
     private var inFlight: RequestCancellation?
 
-    convenience init(processor: RequestProcessor, connection: ClientConnection, output: ConnectionOutput, limit: Int) {
-        self.init(processor: processor, connection: connection, output: output, limit: limit) { request, eventLoop, cancellation in
-            processor.process(request, connection: connection, budget: output.budget, answeringOn: eventLoop, cancellation: cancellation)
-        }
-    }
-
     /// `process`: the processor's Lambda call, unless a test answers requests itself.
-    init(processor: RequestProcessor, connection: ClientConnection, output: ConnectionOutput, limit: Int, process: @escaping RequestProcessor.Process) {
+    init(id: HTTP2StreamID, processor: RequestProcessor, connection: ClientConnection, output: ConnectionOutput, limit: Int, process: @escaping RequestProcessor.Process) {
+        self.id = id
         self.processor = processor
         self.connection = connection
         self.output = output
@@ -54,20 +49,17 @@ final class HTTP2StreamHandler: ChannelInboundHandler, @unchecked Sendable {
         self.bodyTimer = QuietTimer(timeout: TimeAmount(processor.settings.clientBodyTimeout))
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
-        bodyTimer.cancel()
-        perform(machine.streamClosed(), context: context)
-    }
+    // MARK: Events, from the connection's handler
 
-    /// The client reset the stream, or the connection went away, before or during the answer.
-    func channelInactive(context: ChannelHandlerContext) {
-        perform(machine.streamClosed(), context: context)
-        context.fireChannelInactive()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    /// A frame of this stream: its request's HEADERS (or trailers) and DATA.
+    func read(_ payload: HTTP2Frame.FramePayload, context: ChannelHandlerContext) {
+        switch payload {
+        case .headers(let headers) where headers.endStream: requestEnded = true
+        case .data(let data) where data.endStream: requestEnded = true
+        default: break
+        }
         guard !machine.isAnswering else { return }
-        switch unwrapInboundIn(data) {
+        switch payload {
         case .headers(let headers):
             if exchange.head == nil {
                 exchange.started = .now()
@@ -80,23 +72,37 @@ final class HTTP2StreamHandler: ChannelInboundHandler, @unchecked Sendable {
             exchange.requestBodyBytes += buffer.readableBytes
             perform(machine.dataReceived(buffer, endStream: data.endStream), context: context)
         default:
-            break  // RST_STREAM, WINDOW_UPDATE, PRIORITY: NIO's stream channel acts on them
+            break  // RST_STREAM, WINDOW_UPDATE, PRIORITY: NIO's handler acts on them
         }
     }
 
-    /// A body still arriving after a read keeps the body timer.
-    func channelReadComplete(context: ChannelHandlerContext) {
+    /// The end of a read: a body still arriving keeps the body timer.
+    func readComplete(context: ChannelHandlerContext) {
         perform(machine.readComplete(), context: context)
     }
 
-    /// The client opened this stream's window: its answer moves again.
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { output.streamBecameWritable() }
-        context.fireChannelWritabilityChanged()
+    /// The stream closed (both ends done, reset by either side, or the connection went away),
+    /// before, during or after the answer.
+    func closed(context: ChannelHandlerContext) {
+        isClosed = true
+        bodyTimer.cancel()
+        perform(machine.streamClosed(), context: context)
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        perform(machine.errorCaught(error, streamClosed: error is NIOHTTP2Errors.StreamClosed), context: context)
+    /// The client's window for this stream is worth opening: a body is still arriving.
+    var isReadingBody: Bool { machine.isReadingBody }
+
+    /// The client sent END_STREAM: an answer's own END_STREAM closes the stream.
+    private var requestEnded = false
+
+    /// The stream closed; nothing more can be written to it.
+    private(set) var isClosed = false
+
+    /// `payload` as a frame of this stream, to the connection.
+    @discardableResult
+    private func write(_ payload: HTTP2Frame.FramePayload, flush: Bool = true, context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+        let frame = NIOAny(HTTP2Frame(streamID: id, payload: payload))
+        return flush ? context.writeAndFlush(frame) : context.write(frame)
     }
 
     // MARK: Actions
@@ -106,12 +112,12 @@ final class HTTP2StreamHandler: ChannelInboundHandler, @unchecked Sendable {
         case .none:
             break
         case .writeContinue:
-            context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: Self.continueHeaders))), promise: nil)
+            write(.headers(.init(headers: Self.continueHeaders)), context: context)
         case .touchBodyTimer:
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             bodyTimer.touch(on: context.eventLoop) {
-                let (handler, context) = loopBound.value
-                handler.perform(handler.machine.bodyTimerFired(), context: context)
+                let (stream, context) = loopBound.value
+                stream.perform(stream.machine.bodyTimerFired(), context: context)
             }
         case .startProcessing(let head, let request):
             bodyTimer.cancel()
@@ -120,7 +126,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, @unchecked Sendable {
         case .refuseStream:
             bodyTimer.cancel()
             processor.ended(exchange, answer: .rejected(status: 503, code: "ConnectionBusy", message: ""), responseBodyBytes: 0, written: true, connection: connection)
-            context.writeAndFlush(wrapOutboundOut(.rstStream(.refusedStream)), promise: nil)
+            write(.rstStream(.refusedStream), context: context)
         case .answerEarly(let answer, let head, let closure):
             bodyTimer.cancel()
             if let closure { processor.metrics.connectionClosed(closure) }
@@ -154,9 +160,9 @@ final class HTTP2StreamHandler: ChannelInboundHandler, @unchecked Sendable {
         let cancellation = RequestCancellation()
         inFlight = cancellation
         process(request, context.eventLoop, cancellation).whenSuccess { processed in
-            let (handler, context) = loopBound.value
-            handler.inFlight = nil
-            handler.perform(handler.machine.answerReady(processed), context: context)
+            let (stream, context) = loopBound.value
+            stream.inFlight = nil
+            stream.perform(stream.machine.answerReady(processed), context: context)
         }
     }
 
@@ -168,10 +174,10 @@ final class HTTP2StreamHandler: ChannelInboundHandler, @unchecked Sendable {
         let headers = HPACKHeaders(answerHead: response, contentLength: response.body.readableBytes)
         let done: EventLoopFuture<Void>
         if sendsBody {
-            context.write(wrapOutboundOut(.headers(.init(headers: headers))), promise: nil)
-            done = context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(response.body), endStream: true))))
+            write(.headers(.init(headers: headers)), flush: false, context: context)
+            done = write(.data(.init(data: .byteBuffer(response.body), endStream: true)), context: context)
         } else {
-            done = context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: headers, endStream: true))))
+            done = write(.headers(.init(headers: headers, endStream: true)), context: context)
         }
         var exchange = self.exchange
         exchange.responded = .now()
@@ -181,7 +187,11 @@ final class HTTP2StreamHandler: ChannelInboundHandler, @unchecked Sendable {
             processor.ended(exchange, answer: answer, responseBodyBytes: bodyBytes, written: written, connection: connection)
         }
         if close {
-            done.whenComplete { _ in context.close(promise: nil) }
+            // The client may still be sending: the stream ends here, as closing a stream channel
+            // does (a client that sent all of its request is closed by the answer's END_STREAM).
+            done.assumeIsolated().whenComplete { _ in
+                if !self.requestEnded && !self.isClosed { self.write(.rstStream(.cancel), context: context) }
+            }
         }
     }
 
@@ -192,7 +202,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, @unchecked Sendable {
     /// A streamed answer: its head now, then DATA frames as its pieces arrive, then END_STREAM; a
     /// stream that breaks off is reset instead (RST_STREAM INTERNAL_ERROR), so it never looks complete.
     private func relay(_ stream: ResponseStream, answer: RequestProcessor.Answer, head: HTTPRequestHead, context: ChannelHandlerContext) {
-        guard context.channel.isActive else {
+        guard !isClosed, context.channel.isActive else {
             machine.relayEnded()
             stream.abandon()
             var answer = processor.streamEnded(answer, stream: stream, failure: nil, service: connection.serviceName)
@@ -200,13 +210,13 @@ final class HTTP2StreamHandler: ChannelInboundHandler, @unchecked Sendable {
             processor.ended(exchange, answer: answer, responseBodyBytes: 0, written: false, connection: connection)
             return
         }
-        context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: HPACKHeaders(answerHead: answer.response, contentLength: nil)))), promise: nil)
+        write(.headers(.init(headers: HPACKHeaders(answerHead: answer.response, contentLength: nil))), context: context)
         exchange.responded = .now()
         relay = (stream, answer, 0, true)
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         stream.attach { part in
-            let (handler, context) = loopBound.value
-            handler.relayPart(part, context: context)
+            let (owner, context) = loopBound.value
+            owner.relayPart(part, context: context)
         }
     }
 
@@ -222,7 +232,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, @unchecked Sendable {
                 return
             }
             relay?.bodyBytes += piece.readableBytes
-            let written = context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(piece)))))
+            let written = write(.data(.init(data: .byteBuffer(piece))), context: context)
             output.writing(piece.readableBytes, done: written, handingOver: held) { [self] ok in
                 if !ok { relay?.written = false }
             }
@@ -231,11 +241,11 @@ final class HTTP2StreamHandler: ChannelInboundHandler, @unchecked Sendable {
             machine.relayEnded()
             let answer = processor.streamEnded(current.answer, stream: current.stream, failure: failure, service: connection.serviceName)
             processor.ended(exchange, answer: answer, responseBodyBytes: current.bodyBytes, written: current.written, connection: connection)
-            context.writeAndFlush(wrapOutboundOut(.rstStream(.internalError)), promise: nil)
+            write(.rstStream(.internalError), context: context)
         case .end(nil):
             relay = nil
             machine.relayEnded()
-            let done = context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))))
+            let done = write(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)), context: context)
             let exchange = self.exchange
             output.writing(0, done: done) { [self] ok in
                 var answer = processor.streamEnded(current.answer, stream: current.stream, failure: nil, service: connection.serviceName)

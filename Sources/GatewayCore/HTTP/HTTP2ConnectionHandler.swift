@@ -1,0 +1,101 @@
+import NIOCore
+import NIOHTTP2
+
+/// An HTTP/2 connection's requests, handled as frames on the connection itself: no channel, no
+/// pipeline and no HTTP/1 translation per stream. It sits behind NIO's `NIOHTTP2Handler` (frames,
+/// HPACK, stream states, flow control of what the gateway sends, the protocol's defences) and
+/// its drain handler, routes each stream's frames and events to that stream's `HTTP2Stream`, and
+/// gives the client back its flow-control window as the gateway takes in what it sent.
+final class HTTP2ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
+    // @unchecked: used on the channel's event loop only.
+    typealias InboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    private let makeStream: (HTTP2StreamID) -> HTTP2Stream
+    private let output: ConnectionOutput
+    /// The streams open now, by ID.
+    private var streams: [HTTP2StreamID: HTTP2Stream] = [:]
+    /// Streams a frame came for in the read under way, to be told when it completes.
+    private var readThisTime: [HTTP2Stream] = []
+    /// The windows the gateway keeps open for the client (NIO's defaults, as its stream channels had).
+    private let targetStreamWindow: Int
+    private let targetConnectionWindow: Int
+
+    init(output: ConnectionOutput, targetStreamWindow: Int = 65535, targetConnectionWindow: Int = 65535, makeStream: @escaping (HTTP2StreamID) -> HTTP2Stream) {
+        self.output = output
+        self.makeStream = makeStream
+        self.targetStreamWindow = targetStreamWindow
+        self.targetConnectionWindow = targetConnectionWindow
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        let stream: HTTP2Stream
+        if let open = streams[frame.streamID] {
+            stream = open
+        } else if case .headers = frame.payload {
+            // A new stream: NIO has checked it may be opened (its ID, the concurrency limit).
+            stream = makeStream(frame.streamID)
+            streams[frame.streamID] = stream
+            output.openStreams += 1
+        } else {
+            return  // the connection's own frames (SETTINGS, PING, GOAWAY): NIO answers them
+        }
+        if !readThisTime.contains(where: { $0 === stream }) { readThisTime.append(stream) }
+        stream.read(frame.payload, context: context)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        let streams = readThisTime
+        readThisTime.removeAll(keepingCapacity: true)
+        for stream in streams { stream.readComplete(context: context) }
+        context.fireChannelReadComplete()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case let closed as StreamClosedEvent:
+            if let stream = streams.removeValue(forKey: closed.streamID) {
+                output.openStreams -= 1
+                stream.closed(context: context)
+            }
+        case let window as NIOHTTP2WindowUpdatedEvent:
+            windowUpdated(window, context: context)
+        default:
+            break
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// Every stream still open ends with the connection.
+    func channelInactive(context: ChannelHandlerContext) {
+        let open = streams.values
+        streams.removeAll()
+        output.openStreams -= open.count
+        for stream in open { stream.closed(context: context) }
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        let open = streams.values
+        streams.removeAll()
+        for stream in open { stream.closed(context: context) }
+    }
+
+    /// NIO reports each change of a window. The client's window for a stream, or for the whole
+    /// connection, is opened again to its target once half of it is used, as NIO's stream channels
+    /// do (the gateway holds a request's body in memory up to its limit anyway). The window the
+    /// client opens for an answer is a sign of progress for the send timeout.
+    private func windowUpdated(_ event: NIOHTTP2WindowUpdatedEvent, context: ChannelHandlerContext) {
+        if let inbound = event.inboundWindowSize {
+            let isConnection = event.streamID == .rootStream
+            let target = isConnection ? targetConnectionWindow : targetStreamWindow
+            if inbound <= target / 2, isConnection || streams[event.streamID]?.isReadingBody == true {
+                context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: event.streamID, payload: .windowUpdate(windowSizeIncrement: target - inbound))), promise: nil)
+            }
+        }
+        if event.outboundWindowSize != nil, event.streamID != .rootStream {
+            output.streamBecameWritable()
+        }
+    }
+}
