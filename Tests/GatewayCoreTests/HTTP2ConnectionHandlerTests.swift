@@ -104,12 +104,42 @@ struct HTTP2ConnectionHandlerTests {
         #expect(stream.channel.isActive, "the stream ends with its END_STREAM, not a close")
     }
 
-    @Test(arguments: [("GET", "", "0"), ("HEAD", "body", "4")])
-    func anAnswerWithoutABodyIsOneHeadersFrame(method: String, body: String, length: String) throws {
+    @Test(arguments: [("GET", 200, "", " content-length=0"), ("HEAD", 200, "body", " content-length=4"), ("GET", 204, "", ""), ("GET", 304, "", "")])
+    func anAnswerWithoutABodyIsOneHeadersFrame(method: String, status: Int, body: String, length: String) throws {
         let stream = try EmbeddedHTTP2Stream()
         try stream.send(EmbeddedHTTP2Stream.get(method: method), endStream: true)
-        stream.answer(LambdaHTTPResponse(status: 200, body: ByteBuffer(string: body)))
-        #expect(try stream.written() == ["HEADERS :status=200 content-length=\(length) END_STREAM"])
+        stream.answer(LambdaHTTPResponse(status: status, body: ByteBuffer(string: body)))
+        #expect(try stream.written() == ["HEADERS :status=\(status)\(length) END_STREAM"], "no content-length on a 204 or 304, as on HTTP/1.1")
+    }
+
+    @Test func anAnswerToAHEADWithoutAuthorityIsHeadersOnly() throws {
+        let stream = try EmbeddedHTTP2Stream()
+        try stream.send(EmbeddedHTTP2Stream.get(method: "HEAD").filter { $0.0 != ":authority" }, endStream: true)
+        let written = try stream.written()
+        #expect(written.count == 1 && written[0].hasPrefix("HEADERS :status=400 ") && written[0].hasSuffix("END_STREAM"), "\(written)")
+    }
+
+    /// NIO refuses a frame that breaks a stream's rules without resetting the stream itself.
+    @Test func anAnswerNIORefusesResetsItsStreamInsteadOfLeavingItOpen() throws {
+        let stream = try EmbeddedHTTP2Stream()
+        try stream.channel.pipeline.syncOperations.addHandler(RefusingDataFrames(), position: .first)
+        try stream.send(EmbeddedHTTP2Stream.get(), endStream: true)
+        stream.answer(LambdaHTTPResponse(status: 200, body: ByteBuffer(string: "refused")))
+        #expect(try stream.written() == ["HEADERS :status=200 content-length=7", "RST_STREAM \(HTTP2ErrorCode.internalError)"])
+    }
+
+    @Test func onlyAWindowTheClientOpensWhileTheSocketTakesBytesIsProgress() throws {
+        let stream = try EmbeddedHTTP2Stream()
+        try stream.send(EmbeddedHTTP2Stream.get(method: "POST"), endStream: false)
+        func report(_ outbound: Int) -> Bool {
+            let before = stream.output.lastProgress
+            stream.channel.pipeline.fireUserInboundEventTriggered(NIOHTTP2WindowUpdatedEvent(streamID: EmbeddedHTTP2Stream.id, inboundWindowSize: nil, outboundWindowSize: outbound))
+            return stream.output.lastProgress != before
+        }
+        #expect(!report(100), "the first report sets the mark")
+        #expect(!report(100), "the client's DATA leaves the answer's window as it was")
+        #expect(!report(40), "the gateway's own DATA shrinks it")
+        #expect(report(41), "the client opened it")
     }
 
     @Test func aBodyOverTheLimitIsAnswered413AndTheStreamResetWithoutACall() throws {
@@ -121,7 +151,7 @@ struct HTTP2ConnectionHandlerTests {
         #expect(written.count == 3)
         #expect(written.first?.hasPrefix("HEADERS :status=413 ") == true)
         #expect(written.dropFirst().first?.hasSuffix("END_STREAM") == true)
-        #expect(written.last == "RST_STREAM \(HTTP2ErrorCode.cancel)", "the client may still be sending its body")
+        #expect(written.last == "RST_STREAM \(HTTP2ErrorCode.noError)", "the client may still be sending its body: it is asked to stop (RFC 9113 §8.1)")
         #expect(stream.requests.isEmpty)
         #expect(stream.channel.isActive, "the connection goes on")
     }
@@ -174,5 +204,20 @@ struct HTTP2ConnectionHandlerTests {
         #expect(cancellation.isCancelled)
         stream.answer(LambdaHTTPResponse(status: 200, body: ByteBuffer(string: "late")))
         #expect(try stream.written().isEmpty)
+    }
+}
+
+/// Fails the write of every DATA frame, as NIO's handler does for a frame that breaks its stream's
+/// rules (a stream error): the frame never leaves.
+final class RefusingDataFrames: ChannelOutboundHandler {
+    typealias OutboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .data = unwrapOutboundIn(data).payload {
+            promise?.fail(NIOHTTP2Errors.contentLengthViolated())
+            return
+        }
+        context.write(data, promise: promise)
     }
 }

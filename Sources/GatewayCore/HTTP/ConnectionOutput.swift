@@ -25,7 +25,7 @@ final class ConnectionOutput: @unchecked Sendable {
     private var check: Scheduled<Void>?
     /// Bytes the socket had taken at the last sign of progress, and when that was.
     private var written = 0
-    private var lastProgress = NIODeadline.now()
+    private(set) var lastProgress = NIODeadline.now()
 
     init(channel: any Channel, settings: ProcessingSettings, metrics: GatewayMetrics) {
         self.channel = channel

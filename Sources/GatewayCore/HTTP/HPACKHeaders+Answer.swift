@@ -11,7 +11,8 @@ extension HPACKHeaders {
 
     /// An answer's head: `:status`, then the answer's fields with lower-case names (HTTP/2 requires
     /// them; a function may send `Content-Type`), without a field that is not well formed or is
-    /// connection-specific, and with `contentLength` (when given) in place of the answer's own.
+    /// connection-specific, and with `contentLength` (when given) in place of the answer's own. As
+    /// on HTTP/1.1, a 1xx, 204 or 304 has no `content-length` (RFC 9110 §8.6).
     init(answerHead response: LambdaHTTPResponse, contentLength: Int?) {
         self.init()
         reserveCapacity(response.headers.count + 2)
@@ -22,6 +23,8 @@ extension HPACKHeaders {
             if Self.connectionSpecificNames.contains(name) { continue }
             add(name: name, value: field.value)
         }
-        if let contentLength { add(name: "content-length", value: String(contentLength)) }
+        if let contentLength, response.status >= 200, response.status != 204, response.status != 304 {
+            add(name: "content-length", value: String(contentLength))
+        }
     }
 }

@@ -94,7 +94,9 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                 context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: event.streamID, payload: .windowUpdate(windowSizeIncrement: target - inbound))), promise: nil)
             }
         }
-        if event.outboundWindowSize != nil, event.streamID != .rootStream {
+        // Progress only when the client opened a stream's window and the socket takes bytes: a
+        // client that sends DATA or tiny WINDOW_UPDATEs but reads nothing makes none.
+        if let outbound = event.outboundWindowSize, let stream = streams[event.streamID], stream.outboundWindowChanged(to: outbound), context.channel.isWritable {
             output.streamBecameWritable()
         }
     }

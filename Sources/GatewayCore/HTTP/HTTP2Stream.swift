@@ -95,6 +95,16 @@ final class HTTP2Stream {
     /// The client sent END_STREAM: an answer's own END_STREAM closes the stream.
     private var requestEnded = false
 
+    /// The client's window for the answer, as NIO last reported it.
+    private var outboundWindow: Int?
+
+    /// NIO reports the client's window for the answer: whether it grew (the client opened it; the
+    /// gateway's own DATA frames and the client's DATA leave it as it was or shrink it).
+    func outboundWindowChanged(to size: Int) -> Bool {
+        defer { outboundWindow = size }
+        return outboundWindow.map { size > $0 } ?? false
+    }
+
     /// The stream closed; nothing more can be written to it.
     private(set) var isClosed = false
 
@@ -182,16 +192,24 @@ final class HTTP2Stream {
         var exchange = self.exchange
         exchange.responded = .now()
         let bodyBytes = sendsBody ? response.body.readableBytes : 0
-        // Before the close below: the request is counted before the client can see the stream end.
+        // Counted before the client can see the stream end, then the stream is ended.
         output.writing(bodyBytes, done: done, handingOver: held) { [self] written in
             processor.ended(exchange, answer: answer, responseBodyBytes: bodyBytes, written: written, connection: connection)
+            answerWritten(written, stopRequest: close, context: context)
         }
-        if close {
-            // The client may still be sending: the stream ends here, as closing a stream channel
-            // does (a client that sent all of its request is closed by the answer's END_STREAM).
-            done.assumeIsolated().whenComplete { _ in
-                if !self.requestEnded && !self.isClosed { self.write(.rstStream(.cancel), context: context) }
-            }
+    }
+
+    /// An answer's last frame was written, or failed. NIO refuses a frame that breaks the stream's
+    /// rules (a stream error, with no RST_STREAM of its own): the stream is reset then, rather than
+    /// left open with nothing more to come. A complete answer to a request the client is still
+    /// sending (`stopRequest`) is followed by RST_STREAM(NO_ERROR), which asks it to stop
+    /// (RFC 9113 §8.1); a client that sent all of its request was closed by the answer's END_STREAM.
+    private func answerWritten(_ written: Bool, stopRequest: Bool, context: ChannelHandlerContext) {
+        guard !isClosed else { return }
+        if !written {
+            write(.rstStream(.internalError), context: context)
+        } else if stopRequest && !requestEnded {
+            write(.rstStream(.noError), context: context)
         }
     }
 
@@ -251,6 +269,7 @@ final class HTTP2Stream {
                 var answer = processor.streamEnded(current.answer, stream: current.stream, failure: nil, service: connection.serviceName)
                 if !(ok && current.written) { answer.streamed = .incomplete }
                 processor.ended(exchange, answer: answer, responseBodyBytes: current.bodyBytes, written: ok && current.written, connection: connection)
+                answerWritten(ok, stopRequest: false, context: context)
             }
         }
     }

@@ -62,8 +62,12 @@ struct HTTP2StreamStateMachine {
         self.budgetIsSpent = budgetIsSpent
     }
 
-    /// A placeholder head for an answer given before any head was read.
-    static let headlessRequest = HTTPRequestHead(version: .http2, method: .GET, uri: "/")
+    /// The head an answer to a header block that is not a request is written for: its `:method`
+    /// (a HEAD gets no body) and `:path`, as far as they are there.
+    static func placeholderHead(_ headers: HPACKHeaders) -> HTTPRequestHead {
+        let method = headers.first(name: ":method").map { HTTPMethod(rawValue: $0) } ?? .GET
+        return HTTPRequestHead(version: .http2, method: method, uri: headers.first(name: ":path") ?? "/")
+    }
 
     // MARK: Reading
 
@@ -80,7 +84,7 @@ struct HTTP2StreamStateMachine {
         } catch {
             state = .answered
             let answer = RequestProcessor.Answer.rejected(status: 400, code: "MalformedRequest", message: "the stream's headers are not a valid request: \(error)")
-            return .answerEarly(answer, Self.headlessRequest, closure: nil)
+            return .answerEarly(answer, Self.placeholderHead(headers), closure: nil)
         }
         let first = receive(.head(head))
         guard endStream else { return first }
@@ -116,16 +120,6 @@ struct HTTP2StreamStateMachine {
         state = .answered
         let answer = RequestProcessor.Answer.rejected(status: 408, code: "RequestTimeout", message: "the request body paused for longer than the body timeout")
         return .answerEarly(answer, head, closure: .clientBodyTimeout)
-    }
-
-    /// NIO reported an error for this stream's frames (a header block that is not a request): 400
-    /// at once, as HTTP/1.1's parser errors do, instead of waiting for a request that will never
-    /// come. A stream the client reset has nobody to answer.
-    mutating func errorCaught(_ error: any Error, streamClosed: Bool) -> Action {
-        guard case .reading = state, !streamClosed else { return .none }
-        state = .answered
-        let answer = RequestProcessor.Answer.rejected(status: 400, code: "MalformedRequest", message: "the stream's headers are not a valid request: \(LogSafe.text("\(error)", limit: 128))")
-        return .answerEarly(answer, reader.head ?? Self.headlessRequest, closure: nil)
     }
 
     private mutating func receive(_ part: HTTPServerRequestPart) -> Action {
