@@ -13,8 +13,9 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
 
     private let makeStream: (HTTP2StreamID) -> HTTP2Stream
     private let output: ConnectionOutput
-    /// The streams open now, by ID.
-    private var streams: [HTTP2StreamID: HTTP2Stream] = [:]
+    /// The streams open now (at most the concurrency limit, a few as a rule): found by a scan of
+    /// their IDs, which costs less than hashing one for a dictionary.
+    private var streams: [HTTP2Stream] = []
     /// Streams a frame came for in the read under way, to be told when it completes.
     private var readThisTime: [HTTP2Stream] = []
     /// The windows the gateway keeps open for the client (NIO's defaults, as its stream channels had).
@@ -28,15 +29,25 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         self.targetConnectionWindow = targetConnectionWindow
     }
 
+    private func stream(_ id: HTTP2StreamID) -> HTTP2Stream? {
+        for stream in streams where stream.id == id { return stream }
+        return nil
+    }
+
+    private func removeStream(_ id: HTTP2StreamID) -> HTTP2Stream? {
+        guard let index = streams.firstIndex(where: { $0.id == id }) else { return nil }
+        return streams.remove(at: index)
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         let stream: HTTP2Stream
-        if let open = streams[frame.streamID] {
+        if let open = self.stream(frame.streamID) {
             stream = open
         } else if case .headers = frame.payload {
             // A new stream: NIO has checked it may be opened (its ID, the concurrency limit).
             stream = makeStream(frame.streamID)
-            streams[frame.streamID] = stream
+            streams.append(stream)
             output.openStreams += 1
         } else {
             return  // the connection's own frames (SETTINGS, PING, GOAWAY): NIO answers them
@@ -52,24 +63,24 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         context.fireChannelReadComplete()
     }
 
+    /// The streams' events end here (nothing behind this handler needs them, and each handler an
+    /// event passes costs a dynamic cast or two); window changes, the most frequent, are tried first.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        switch event {
-        case let closed as StreamClosedEvent:
-            if let stream = streams.removeValue(forKey: closed.streamID) {
+        if let window = event as? NIOHTTP2WindowUpdatedEvent {
+            windowUpdated(window, context: context)
+        } else if let closed = event as? StreamClosedEvent {
+            if let stream = removeStream(closed.streamID) {
                 output.openStreams -= 1
                 stream.closed(context: context)
             }
-        case let window as NIOHTTP2WindowUpdatedEvent:
-            windowUpdated(window, context: context)
-        default:
-            break
+        } else {
+            context.fireUserInboundEventTriggered(event)
         }
-        context.fireUserInboundEventTriggered(event)
     }
 
     /// Every stream still open ends with the connection.
     func channelInactive(context: ChannelHandlerContext) {
-        let open = streams.values
+        let open = streams
         streams.removeAll()
         output.openStreams -= open.count
         for stream in open { stream.closed(context: context) }
@@ -77,7 +88,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        let open = streams.values
+        let open = streams
         streams.removeAll()
         for stream in open { stream.closed(context: context) }
     }
@@ -90,13 +101,13 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         if let inbound = event.inboundWindowSize {
             let isConnection = event.streamID == .rootStream
             let target = isConnection ? targetConnectionWindow : targetStreamWindow
-            if inbound <= target / 2, isConnection || streams[event.streamID]?.isReadingBody == true {
+            if inbound <= target / 2, isConnection || stream(event.streamID)?.isReadingBody == true {
                 context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: event.streamID, payload: .windowUpdate(windowSizeIncrement: target - inbound))), promise: nil)
             }
         }
         // Progress only when the client opened a stream's window and the socket takes bytes: a
         // client that sends DATA or tiny WINDOW_UPDATEs but reads nothing makes none.
-        if let outbound = event.outboundWindowSize, let stream = streams[event.streamID], stream.outboundWindowChanged(to: outbound), context.channel.isWritable {
+        if let outbound = event.outboundWindowSize, let stream = stream(event.streamID), stream.outboundWindowChanged(to: outbound), context.channel.isWritable {
             output.streamBecameWritable()
         }
     }

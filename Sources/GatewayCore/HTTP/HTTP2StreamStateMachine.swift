@@ -3,7 +3,7 @@ import NIOCore
 import NIOHPACK
 import NIOHTTP1
 
-/// What one HTTP/2 stream of a client connection does, without doing it: `HTTP2StreamHandler`
+/// What one HTTP/2 stream of a client connection does, without doing it: `HTTP2Stream`
 /// feeds it the stream's frames and the request's progress, and carries out the action each event
 /// returns (docs/ARCHITECTURE.md, HTTP/1.x and HTTP/2).
 ///
