@@ -33,7 +33,19 @@ final class ConnectionOutput: @unchecked Sendable {
         self.metrics = metrics
         let budget = ResponseBudget(limit: settings.connectionBufferLimit, observer: { metrics.heldAnswerBytesChanged(by: $0) })
         self.budget = budget
-        channel.closeFuture.whenComplete { _ in budget.close() }
+        // The progress check is cancelled with the connection: a scheduled task keeps what it
+        // captures (this object, the channel and its pipeline) until it fires, so a check left to
+        // fire held every connection closed in the last quarter of the send timeout (at 700 new
+        // connections a second, thousands of them: tens of MB).
+        channel.closeFuture.whenComplete { [weak self] _ in
+            budget.close()
+            self?.cancelCheck()
+        }
+    }
+
+    private func cancelCheck() {
+        check?.cancel()
+        check = nil
     }
 
     /// Puts the byte counter next to the socket; call on the channel's event loop.
