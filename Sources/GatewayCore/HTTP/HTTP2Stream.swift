@@ -54,13 +54,9 @@ final class HTTP2Stream {
     /// A frame of this stream: its request's HEADERS (or trailers) and DATA.
     func read(_ payload: HTTP2Frame.FramePayload, context: ChannelHandlerContext) {
         switch payload {
-        case .headers(let headers) where headers.endStream: requestEnded = true
-        case .data(let data) where data.endStream: requestEnded = true
-        default: break
-        }
-        guard !machine.isAnswering else { return }
-        switch payload {
         case .headers(let headers):
+            if headers.endStream { requestEnded = true }
+            guard !machine.isAnswering else { return }
             if exchange.head == nil {
                 exchange.started = .now()
             }
@@ -68,7 +64,8 @@ final class HTTP2Stream {
             if exchange.head == nil, let head = machine.requestHead { exchange.head = head }
             perform(action, context: context)
         case .data(let data):
-            guard case .byteBuffer(let buffer) = data.data else { return }
+            if data.endStream { requestEnded = true }
+            guard !machine.isAnswering, case .byteBuffer(let buffer) = data.data else { return }
             exchange.requestBodyBytes += buffer.readableBytes
             perform(machine.dataReceived(buffer, endStream: data.endStream), context: context)
         default:
