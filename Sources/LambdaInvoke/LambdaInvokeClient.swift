@@ -168,6 +168,10 @@ public final class LambdaInvokeClient: Sendable {
         await pools.shutdown()
     }
 
+    /// Each event loop's batch of flushes at the end of its round, which the Invoke requests use:
+    /// the gateway's client connections flush their answers through the same batches.
+    public var flushes: FlushBatches { pools.flushes }
+
     /// The connections to Lambda now, and the TLS handshakes made so far (`/metrics`).
     public var poolStatistics: UpstreamPoolStatistics { pools.statistics }
 

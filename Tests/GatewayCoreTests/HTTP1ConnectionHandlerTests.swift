@@ -40,12 +40,13 @@ final class EmbeddedHTTP1Connection {
     /// `served`: whether the connection's service is in the snapshot (the head checks of an
     /// `Expect: 100-continue` refuse it otherwise). `answeredAtOnceAfter`: requests started after
     /// that many are answered 204 within the call that starts them, as a refusal is.
-    init(settings: ProcessingSettings = ProcessingSettings(), served: Bool = true, answeredAtOnceAfter: Int = .max) throws {
+    /// `defersFlushes`: answers are flushed when the loop runs its tasks, as on the gateway's sockets.
+    init(settings: ProcessingSettings = ProcessingSettings(), served: Bool = true, answeredAtOnceAfter: Int = .max, defersFlushes: Bool = false) throws {
         processor = try EmbeddedProcessor.make(on: channel, settings: settings, served: served)
         let connection = ClientConnection(serviceName: "orders", caller: .direct, negotiatedProtocol: "http/1.1", peerIP: "127.0.0.1")
         // Active, as an accepted connection is (an embedded channel connects nowhere).
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        let output = ConnectionOutput(channel: channel, settings: settings, metrics: processor.metrics)
+        let output = ConnectionOutput(channel: channel, settings: settings, metrics: processor.metrics, flushes: defersFlushes ? FlushBatch(eventLoop: channel.eventLoop) : nil)
         try output.install()
         let decoder = HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: RequestReader.limits)
         let started = self.started
@@ -68,12 +69,12 @@ final class EmbeddedHTTP1Connection {
         try channel.writeInbound(ByteBuffer(string: text))
     }
 
-    /// Answers the `index`th request started.
-    func answer(_ index: Int, status: Int = 200, body: String = "") {
+    /// Answers the `index`th request started, then runs the loop's tasks unless `runningTheLoop` is false.
+    func answer(_ index: Int, status: Int = 200, body: String = "", runningTheLoop: Bool = true) {
         let response = LambdaHTTPResponse(status: status, body: ByteBuffer(string: body))
         answered.insert(index)
         started.requests[index].promise.succeed(RequestProcessor.Processed(testResponse: response, heldBytes: 0))
-        channel.embeddedEventLoop.run()
+        if runningTheLoop { channel.embeddedEventLoop.run() }
     }
 
     /// What the gateway wrote since the last call.
@@ -159,6 +160,18 @@ struct HTTP1ConnectionHandlerTests {
         connection.answer(1, body: "second")
         #expect(try connection.written() == "HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nsecond")
         #expect(connection.channel.isActive)
+    }
+
+    @Test func onTheGatewaysSocketsAnAnswerIsFlushedWhenTheLoopRunsItsTasks() throws {
+        let connection = try EmbeddedHTTP1Connection(defersFlushes: true)
+        defer { connection.finish() }
+        try connection.send(Self.get("/a", "Connection: close\r\n"))
+        connection.answer(0, body: "a", runningTheLoop: false)
+        #expect(try connection.written() == "", "written, not yet flushed")
+        #expect(connection.channel.isActive)
+        connection.channel.embeddedEventLoop.run()
+        #expect(try connection.written() == "HTTP/1.1 200 OK\r\ncontent-length: 1\r\nconnection: close\r\n\r\na")
+        #expect(!connection.channel.isActive, "closed once the answer was flushed")
     }
 
     @Test func pipelinedRequestsAreAnsweredInOrderWithReadingHeldWhileOneWaits() throws {
@@ -338,5 +351,22 @@ extension RequestProcessor.Processed {
     /// A function's answer, as the processor would hand it over.
     init(testResponse: LambdaHTTPResponse, heldBytes: Int) {
         self.init(answer: RequestProcessor.Answer(response: testResponse, outcome: .invoked, details: ResponseCodeDetails.viaUpstream), heldBytes: heldBytes)
+    }
+}
+
+@Suite("Request processing on the connection's event loop")
+struct RequestProcessingOnTheLoopTests {
+    @Test func aRequestRefusedAtAdmissionIsAnsweredBeforeProcessReturnsWithNoTask() throws {
+        let channel = EmbeddedChannel()
+        defer { _ = try? channel.finish(acceptAlreadyClosed: true) }
+        let processor = try EmbeddedProcessor.make(on: channel, settings: ProcessingSettings(), served: false)
+        let connection = ClientConnection(serviceName: "orders", caller: .direct, negotiatedProtocol: "http/1.1", peerIP: "127.0.0.1")
+        let request = GatewayRequest(method: "GET", target: "/a", headers: [HTTPField("host", "orders")], body: ByteBuffer(), protocolName: "HTTP/1.1")
+        var status: Int?
+        // On an embedded loop a completed future runs its callback at once; a task would complete
+        // it later, from another thread.
+        processor.process(request, connection: connection, budget: nil, answeringOn: channel.eventLoop).assumeIsolated().whenSuccess { status = $0.response.status }
+        #expect(status == 503)
+        #expect(processor.inFlightCount == 0, "the request was counted out as it was answered")
     }
 }

@@ -1,3 +1,4 @@
+import LambdaInvoke
 import LambdaPayload
 import NIOCore
 import NIOEmbedded
@@ -19,12 +20,14 @@ final class EmbeddedHTTP2Stream {
     private var promise: EventLoopPromise<RequestProcessor.Processed>?
     private(set) var cancellation: RequestCancellation?
 
-    init(limit: Int = 1024) throws {
+    /// `defersFlushes`: answers are flushed when the loop runs its tasks, as on the gateway's sockets.
+    init(limit: Int = 1024, defersFlushes: Bool = false) throws {
         let settings = ProcessingSettings()
         processor = try EmbeddedProcessor.make(on: channel, settings: settings)
         let connection = ClientConnection(serviceName: "orders", caller: .direct, negotiatedProtocol: "h2", peerIP: "127.0.0.1")
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        output = ConnectionOutput(channel: channel, settings: settings, metrics: processor.metrics)
+        output = ConnectionOutput(channel: channel, settings: settings, metrics: processor.metrics, flushes: defersFlushes ? FlushBatch(eventLoop: channel.eventLoop) : nil)
+        output.measuresSocketProgress = false  // as `configureHTTP2Sync` sets it
         let process: RequestProcessor.Process = { [unowned self] request, eventLoop, cancellation in
             requests.append(request)
             self.cancellation = cancellation
@@ -46,9 +49,9 @@ final class EmbeddedHTTP2Stream {
         try channel.writeInbound(HTTP2Frame(streamID: Self.id, payload: .data(.init(data: .byteBuffer(ByteBuffer(string: body)), endStream: endStream))))
     }
 
-    func answer(_ response: LambdaHTTPResponse) {
+    func answer(_ response: LambdaHTTPResponse, runningTheLoop: Bool = true) {
         promise?.succeed(RequestProcessor.Processed(testResponse: response, heldBytes: 0))
-        channel.embeddedEventLoop.run()
+        if runningTheLoop { channel.embeddedEventLoop.run() }
     }
 
     /// NIO's handler reports that the stream closed (both ends done, or a reset).
@@ -102,6 +105,15 @@ struct HTTP2ConnectionHandlerTests {
             "names in lower case, no connection-specific field, the length of the body sent"
         )
         #expect(stream.channel.isActive, "the stream ends with its END_STREAM, not a close")
+    }
+
+    @Test func onTheGatewaysSocketsAnAnswerIsFlushedWhenTheLoopRunsItsTasks() throws {
+        let stream = try EmbeddedHTTP2Stream(defersFlushes: true)
+        try stream.send(EmbeddedHTTP2Stream.get("/a"), endStream: true)
+        stream.answer(LambdaHTTPResponse(status: 200, body: ByteBuffer(string: "ok")), runningTheLoop: false)
+        #expect(try stream.written() == [], "written, not yet flushed")
+        stream.channel.embeddedEventLoop.run()
+        #expect(try stream.written() == ["HEADERS :status=200 content-length=2", "DATA ok END_STREAM"])
     }
 
     @Test(arguments: [("GET", 200, "", " content-length=0"), ("HEAD", 200, "body", " content-length=4"), ("GET", 204, "", ""), ("GET", 304, "", "")])

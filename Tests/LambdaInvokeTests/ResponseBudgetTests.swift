@@ -94,9 +94,10 @@ struct UpstreamExchangeHandlerTests {
         }
     }
 
-    func makeChannel() throws -> EmbeddedChannel {
+    func makeChannel(defersFlush: Bool = false) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(UpstreamExchangeHandler(readiness: channel.eventLoop.makePromise(), waitsForTLS: false))
+        let flushes = defersFlush ? FlushBatch(eventLoop: channel.eventLoop) : nil
+        try channel.pipeline.syncOperations.addHandler(UpstreamExchangeHandler(readiness: channel.eventLoop.makePromise(), waitsForTLS: false, flushes: flushes))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return channel
     }
@@ -110,6 +111,19 @@ struct UpstreamExchangeHandlerTests {
             Issue.record("expected closedBeforeResponse before the write, got \(String(describing: failure(future)))")
             return
         }
+    }
+
+    @Test func theRequestIsFlushedByTheHandlerItselfAtOnceOrWhenTheLoopRunsItsTasks() throws {
+        let now = try makeChannel()
+        now.write(exchange(on: now).0, promise: nil)
+        #expect(try now.readOutbound(as: HTTPClientRequestPart.self) != nil, "flushed without the caller's flush")
+        let deferred = try makeChannel(defersFlush: true)
+        deferred.write(exchange(on: deferred).0, promise: nil)
+        #expect(try deferred.readOutbound(as: HTTPClientRequestPart.self) == nil, "written, not yet flushed")
+        deferred.embeddedEventLoop.run()
+        #expect(try deferred.readOutbound(as: HTTPClientRequestPart.self) != nil)
+        _ = try now.finish(acceptAlreadyClosed: true)
+        _ = try deferred.finish(acceptAlreadyClosed: true)
     }
 
     @Test func aConnectionLostAfterTheRequestWasWrittenSaysItMayHaveRun() throws {

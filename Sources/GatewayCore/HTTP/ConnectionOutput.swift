@@ -26,9 +26,12 @@ final class ConnectionOutput: @unchecked Sendable {
     /// Bytes the socket had taken at the last sign of progress, and when that was.
     private var written = 0
     private(set) var lastProgress = NIODeadline.now()
+    /// Where answers are flushed with the other writes of the event loop's round; nil: at once.
+    private let flushes: FlushBatch?
 
-    init(channel: any Channel, settings: ProcessingSettings, metrics: GatewayMetrics) {
+    init(channel: any Channel, settings: ProcessingSettings, metrics: GatewayMetrics, flushes: FlushBatch? = nil) {
         self.channel = channel
+        self.flushes = flushes
         self.sendTimeout = TimeAmount(settings.sendTimeout)
         self.metrics = metrics
         let budget = ResponseBudget(limit: settings.connectionBufferLimit, observer: { metrics.heldAnswerBytesChanged(by: $0) })
@@ -40,6 +43,15 @@ final class ConnectionOutput: @unchecked Sendable {
         channel.closeFuture.whenComplete { [weak self] _ in
             budget.close()
             self?.cancelCheck()
+        }
+    }
+
+    /// Sends what was written for an answer: at the end of the event loop's round, or now.
+    func flush(_ context: ChannelHandlerContext) {
+        if let flushes {
+            flushes.flush(channel)
+        } else {
+            context.flush()
         }
     }
 
@@ -63,7 +75,7 @@ final class ConnectionOutput: @unchecked Sendable {
         if held > 0 { budget.release(held) }
         pendingAnswers += 1
         if check == nil {
-            written = socketWritten
+            if measuresSocketProgress { written = socketWritten }
             lastProgress = .now()
             scheduleCheck(in: checkInterval)
         }
@@ -122,10 +134,12 @@ final class ConnectionOutput: @unchecked Sendable {
     private func runCheck() {
         check = nil
         let now = NIODeadline.now()
-        let socketWritten = self.socketWritten
-        if measuresSocketProgress && socketWritten != written {
-            written = socketWritten
-            lastProgress = now
+        if measuresSocketProgress {
+            let socketWritten = self.socketWritten
+            if socketWritten != written {
+                written = socketWritten
+                lastProgress = now
+            }
         }
         guard pendingAnswers > 0 || buffered > 0, channel.isActive else { return }
         if now - lastProgress >= sendTimeout {

@@ -248,7 +248,8 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         let (bytes, largeBody) = HTTP1ResponseEncoder.encode(response, version: head.version, bodyless: head.method == .HEAD, close: close, allocator: context.channel.allocator)
         let size = bytes.readableBytes + (largeBody?.readableBytes ?? 0)
         if largeBody != nil { context.write(wrapOutboundOut(bytes), promise: nil) }
-        let written = context.writeAndFlush(wrapOutboundOut(largeBody ?? bytes))
+        let written = context.write(wrapOutboundOut(largeBody ?? bytes))
+        output.flush(context)
         let answer = nextAnswer ?? RequestProcessor.Answer(response: response, outcome: .rejected, details: ResponseCodeDetails.rejected("Unknown"))
         nextAnswer = nil
         var exchange = exchanges.popFirst() ?? RequestExchange(head: head)

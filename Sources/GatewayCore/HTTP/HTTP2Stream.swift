@@ -182,10 +182,11 @@ final class HTTP2Stream {
         let done: EventLoopFuture<Void>
         if sendsBody {
             write(.headers(.init(headers: headers)), flush: false, context: context)
-            done = write(.data(.init(data: .byteBuffer(response.body), endStream: true)), context: context)
+            done = write(.data(.init(data: .byteBuffer(response.body), endStream: true)), flush: false, context: context)
         } else {
-            done = write(.headers(.init(headers: headers, endStream: true)), context: context)
+            done = write(.headers(.init(headers: headers, endStream: true)), flush: false, context: context)
         }
+        output.flush(context)
         var exchange = self.exchange
         exchange.responded = .now()
         let bodyBytes = sendsBody ? response.body.readableBytes : 0

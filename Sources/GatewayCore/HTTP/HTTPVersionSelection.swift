@@ -11,7 +11,7 @@ extension RequestProcessor {
         var connection = connection
         connection.metrics = metrics.service(connection.serviceName)
         return channel.eventLoop.makeCompletedFuture {
-            let output = ConnectionOutput(channel: channel, settings: settings, metrics: metrics)
+            let output = ConnectionOutput(channel: channel, settings: settings, metrics: metrics, flushes: invoker.flushes.batch(for: channel.eventLoop))
             try output.install()
             // One idle timer per connection, whichever protocol it speaks (or before it has said).
             try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: TimeAmount(settings.idleTimeout)))

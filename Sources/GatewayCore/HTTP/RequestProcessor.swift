@@ -110,31 +110,61 @@ public final class RequestProcessor: Sendable {
     /// `process` below, unless a test answers requests itself.
     typealias Process = (GatewayRequest, any EventLoop, RequestCancellation) -> EventLoopFuture<Processed>
 
-    /// The request's answer, completed on `eventLoop` (the connection's): admit → payload → sign →
-    /// invoke → response, in one task. `budget`: the client connection's answer bytes, which pace
-    /// reading Lambda's answer.
-    /// `cancellation`: cancelled by the handler when the caller goes away before the answer.
+    /// The request's answer, completed on `eventLoop` (the connection's). `budget`: the client
+    /// connection's answer bytes, which pace reading Lambda's answer. `cancellation`: cancelled by
+    /// the handler when the caller goes away before the answer.
+    ///
+    /// The usual request runs on the connection's event loop from first byte to last, with no task:
+    /// admit, prepare and sign from within the read that completed it, the Invoke call's answer as a
+    /// callback on the same loop. A task is made only where something must be awaited: a large
+    /// body's payload made on the thread pool, a streamed answer, a traced call. (An earlier inline
+    /// path cost more CPU under load than a task per request; the cause was when the sockets were
+    /// flushed, not the task: BENCHMARKS.md, "No task per request, flushes at the end of the tick".)
     func process(
         _ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget?, answeringOn eventLoop: any EventLoop, cancellation: RequestCancellation? = nil
     ) -> EventLoopFuture<Processed> {
-        // One task per request, for now: under closed-loop load, running the steps as callbacks on
-        // the connection's event loop cost more CPU per request than this task, although callgrind
-        // counts fewer instructions (BENCHMARKS.md, "Fewer instructions is not less CPU under load").
         let promise = eventLoop.makePromise(of: Processed.self)
-        let cancellation = cancellation.map { NIOLoopBound($0, eventLoop: eventLoop) }
-        promise.completeWithTask { await self.processed(request, connection: connection, budget: budget, eventLoop: eventLoop, cancellation: cancellation) }
+        inFlight.wrappingIncrement(ordering: .relaxed)
+        guard tracer == nil, request.body.readableBytes < settings.offloadedBodyBytes else {
+            let cancellation = cancellation.map { NIOLoopBound($0, eventLoop: eventLoop) }
+            promise.completeWithTask {
+                defer { self.requestEnded() }
+                return await self.processed(request, connection: connection, budget: budget, eventLoop: eventLoop, cancellation: cancellation)
+            }
+            return promise.futureResult
+        }
+        switch prepare(request, connection: connection, budget: budget) {
+        case .answer(let early):
+            requestEnded()
+            promise.succeed(Processed(answer: early, heldBytes: 0))
+        case .invoke(let call) where call.service.lambda.invokeMode == .responseStream:
+            let cancellation = cancellation.map { NIOLoopBound($0, eventLoop: eventLoop) }
+            promise.completeWithTask {
+                defer { self.requestEnded() }
+                return await self.streamed(call, on: eventLoop, cancellation: cancellation)
+            }
+        case .invoke(let call):
+            let started = NIODeadline.now()
+            invoker.invoke(call.invocation, on: eventLoop) { result in
+                self.requestEnded()
+                promise.succeed(self.processed(call, result: result, started: started))
+            }
+        }
         return promise.futureResult
     }
 
-    /// The request's answer: `admit` and `prepare`, the signed call, `finish`.
+    /// A request counted in `inFlight` is answered. The decrement is sequentially consistent, as
+    /// `ZeroWaiters` requires of the change that brings the count to zero; the increment in
+    /// `process` need not be (relaxed on purpose).
+    private func requestEnded() {
+        if inFlight.wrappingDecrementThenLoad(ordering: .sequentiallyConsistent) == 0 { idle.reachedZero() }
+    }
+
+    /// `process` in a task: a large body's payload, a streamed answer, a traced call.
     /// `eventLoop`: the connection's, where a streamed answer's events arrive.
-    func processed(
+    private func processed(
         _ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget?, eventLoop: any EventLoop, cancellation: NIOLoopBound<RequestCancellation>? = nil
     ) async -> Processed {
-        inFlight.wrappingIncrement(ordering: .relaxed)
-        // The decrement is sequentially consistent, as `ZeroWaiters` requires of the change that
-        // brings the count to zero; the increment need not be (relaxed on purpose).
-        defer { if inFlight.wrappingDecrementThenLoad(ordering: .sequentiallyConsistent) == 0 { idle.reachedZero() } }
         switch await prepared(request, connection: connection, budget: budget) {
         case .answer(let early):
             return Processed(answer: early, heldBytes: 0)
@@ -182,6 +212,11 @@ public final class RequestProcessor: Sendable {
         } catch {
             result = .failure(error)
         }
+        return processed(call, result: result, started: started)
+    }
+
+    /// The client's answer to `call` from Lambda's result, with the call's time and attempts.
+    private func processed(_ call: Call, result: Result<LambdaInvocationResult, LambdaInvokeError>, started: NIODeadline) -> Processed {
         var answer = finish(call, result: result)
         answer.lambdaCallNanoseconds = Int((NIODeadline.now() - started).nanoseconds)
         switch result {

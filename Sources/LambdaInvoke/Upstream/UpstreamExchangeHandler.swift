@@ -51,10 +51,13 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     private let waitsForTLS: Bool
     /// The connection's own address, written once when it connects and handed out with each answer.
     private var localAddress: String?
+    /// Where a request is flushed with the other writes of its event loop's round; nil: at once.
+    private let flushes: FlushBatch?
 
-    init(readiness: EventLoopPromise<Void>, waitsForTLS: Bool) {
+    init(readiness: EventLoopPromise<Void>, waitsForTLS: Bool, flushes: FlushBatch? = nil) {
         self.readiness = readiness
         self.waitsForTLS = waitsForTLS
+        self.flushes = flushes
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -108,7 +111,12 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         sent.futureResult.assumeIsolated().whenSuccess {
             if self.exchangeNumber == number { self.requestWritten = true }
         }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: sent)
+        context.write(wrapOutboundOut(.end(nil)), promise: sent)
+        if let flushes {
+            flushes.flush(context.channel)
+        } else {
+            context.flush()
+        }
     }
 
     /// Abandons exchange `number` if the connection still carries it: the cancel may come late, from

@@ -67,13 +67,18 @@ final class UpstreamPool: Sendable {
     private let tlsContext: NIOSSLContext?
     private let connectTimeout: TimeAmount
     private let idleTimeout: TimeAmount
+    private let flushes: FlushBatches
     private let state: Mutex<UpstreamPoolState<Connection, CheckedContinuation<Turn, Never>>>
     private let sweeper: Mutex<RepeatedTask?> = Mutex(nil)
     /// TLS handshakes that completed and that failed (`statistics`).
     private let handshakes = Atomic<Int>(0)
     private let failedHandshakes = Atomic<Int>(0)
 
-    init(target: UpstreamTarget, limit: Int, group: any EventLoopGroup, tlsContext: NIOSSLContext?, connectTimeout: TimeAmount, idleTimeout: TimeAmount) {
+    init(
+        target: UpstreamTarget, limit: Int, group: any EventLoopGroup, tlsContext: NIOSSLContext?, connectTimeout: TimeAmount, idleTimeout: TimeAmount,
+        flushes: FlushBatches = FlushBatches()
+    ) {
+        self.flushes = flushes
         self.target = target
         self.group = group
         self.tlsContext = target.tls ? tlsContext : nil
@@ -184,7 +189,9 @@ final class UpstreamPool: Sendable {
         written.futureResult.whenFailure { error in
             promise.fail(UpstreamFailure.closedBeforeResponse(cause: error, requestWritten: false))
         }
-        channel.writeAndFlush(UpstreamExchange(request: request, promise: promise, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget, stream: stream), promise: written)
+        // No flush here: the exchange handler flushes the request itself, with the other writes of
+        // its event loop's round (`FlushBatch`).
+        channel.write(UpstreamExchange(request: request, promise: promise, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget, stream: stream), promise: written)
     }
 
     private func lease(deadline: NIODeadline) async throws(UpstreamFailure) -> Lease {
@@ -230,6 +237,7 @@ final class UpstreamPool: Sendable {
         let serverName = target.serverName
         let loop = group.any()
         let ready = loop.makePromise(of: Void.self)
+        let batch = flushes.batch(for: loop)
         do {
             let channel = try await ClientBootstrap(group: loop)
                 .connectTimeout(max(timeout, .milliseconds(1)))
@@ -246,7 +254,7 @@ final class UpstreamPool: Sendable {
                             }
                             try pipeline.addHandler(UpstreamRequestEncoder())
                             try pipeline.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
-                            try pipeline.addHandler(UpstreamExchangeHandler(readiness: ready, waitsForTLS: tlsContext != nil))
+                            try pipeline.addHandler(UpstreamExchangeHandler(readiness: ready, waitsForTLS: tlsContext != nil, flushes: batch))
                         } catch {
                             ready.fail(error)
                             throw error

@@ -10,6 +10,8 @@ final class UpstreamPools: Sendable {
     private let limit: Int
     private let connectTimeout: TimeAmount
     private let idleTimeout: TimeAmount
+    /// Each event loop's flush batch, shared by every pool's connections on that loop.
+    let flushes = FlushBatches()
     /// Nil once shut down.
     private let pools = Mutex<[String: UpstreamPool]?>([:])
 
@@ -28,7 +30,7 @@ final class UpstreamPools: Sendable {
         let pool: UpstreamPool? = pools.withLock { pools in
             guard pools != nil else { return nil }
             if let pool = pools![baseURL] { return pool }
-            let pool = UpstreamPool(target: target, limit: limit, group: group, tlsContext: tlsContext, connectTimeout: connectTimeout, idleTimeout: idleTimeout)
+            let pool = UpstreamPool(target: target, limit: limit, group: group, tlsContext: tlsContext, connectTimeout: connectTimeout, idleTimeout: idleTimeout, flushes: flushes)
             pools![baseURL] = pool
             return pool
         }
