@@ -174,6 +174,18 @@ struct HTTP1ConnectionHandlerTests {
         #expect(!connection.channel.isActive, "closed once the answer was flushed")
     }
 
+    @Test func anAnswerWaitingForTheEndOfTheRoundGoesOutBeforeAnErrorClosesTheConnection() throws {
+        let connection = try EmbeddedHTTP1Connection(defersFlushes: true)
+        defer { connection.finish() }
+        try connection.send(Self.get("/a"))
+        connection.answer(0, body: "a", runningTheLoop: false)
+        // In the same round, before the loop flushes: the socket fails (as when a client streams
+        // bytes behind a CONNECT past the decoder's buffer).
+        connection.channel.pipeline.fireErrorCaught(ChannelError.ioOnClosedChannel)
+        #expect(!connection.channel.isActive)
+        #expect(try connection.written() == "HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\na")
+    }
+
     @Test func pipelinedRequestsAreAnsweredInOrderWithReadingHeldWhileOneWaits() throws {
         let connection = try EmbeddedHTTP1Connection()
         defer { connection.finish() }

@@ -20,8 +20,25 @@ final class EmbeddedHTTP2Stream {
     private var promise: EventLoopPromise<RequestProcessor.Processed>?
     private(set) var cancellation: RequestCancellation?
 
+    /// Plays NIO's HTTP/2 handler's part in closing a stream whose request has ended: writing the
+    /// answer's END_STREAM closes it.
+    final class StreamCloser: ChannelOutboundHandler {
+        typealias OutboundIn = HTTP2Frame
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            let frame = unwrapOutboundIn(data)
+            context.write(data, promise: promise)
+            switch frame.payload {
+            case .headers(let headers) where headers.endStream: break
+            case .data(let data) where data.endStream: break
+            default: return
+            }
+            context.fireUserInboundEventTriggered(StreamClosedEvent(streamID: frame.streamID, reason: nil))
+        }
+    }
+
     /// `defersFlushes`: answers are flushed when the loop runs its tasks, as on the gateway's sockets.
-    init(limit: Int = 1024, defersFlushes: Bool = false) throws {
+    /// `closesStreams`: an answer's END_STREAM closes its stream, as NIO's handler does.
+    init(limit: Int = 1024, defersFlushes: Bool = false, closesStreams: Bool = false) throws {
         let settings = ProcessingSettings()
         processor = try EmbeddedProcessor.make(on: channel, settings: settings)
         let connection = ClientConnection(serviceName: "orders", caller: .direct, negotiatedProtocol: "h2", peerIP: "127.0.0.1")
@@ -38,6 +55,7 @@ final class EmbeddedHTTP2Stream {
         let handler = HTTP2ConnectionHandler(output: output) { [processor, output] id in
             HTTP2Stream(id: id, processor: processor, connection: connection, output: output, limit: limit, process: process)
         }
+        if closesStreams { try channel.pipeline.syncOperations.addHandler(StreamCloser()) }
         try channel.pipeline.syncOperations.addHandler(handler)
     }
 
@@ -113,6 +131,16 @@ struct HTTP2ConnectionHandlerTests {
         stream.answer(LambdaHTTPResponse(status: 200, body: ByteBuffer(string: "ok")), runningTheLoop: false)
         #expect(try stream.written() == [], "written, not yet flushed")
         stream.channel.embeddedEventLoop.run()
+        #expect(try stream.written() == ["HEADERS :status=200 content-length=2", "DATA ok END_STREAM"])
+    }
+
+    @Test func theAnswerThatEndsTheLastOpenStreamIsFlushedAtOnce() throws {
+        // A draining connection closes as its last stream ends: that answer cannot wait.
+        let stream = try EmbeddedHTTP2Stream(defersFlushes: true, closesStreams: true)
+        try stream.send(EmbeddedHTTP2Stream.get("/a"), endStream: true)
+        #expect(stream.output.openStreams == 1)
+        stream.answer(LambdaHTTPResponse(status: 200, body: ByteBuffer(string: "ok")), runningTheLoop: false)
+        #expect(stream.output.openStreams == 0)
         #expect(try stream.written() == ["HEADERS :status=200 content-length=2", "DATA ok END_STREAM"])
     }
 
@@ -231,5 +259,21 @@ final class RefusingDataFrames: ChannelOutboundHandler {
             return
         }
         context.write(data, promise: promise)
+    }
+}
+
+@Suite("HTTP/2 connection closer on an embedded channel")
+struct HTTP2ConnectionCloserTests {
+    @Test func whatWasWrittenInTheRoundGoesOutBeforeAConnectionErrorClosesIt() throws {
+        let channel = EmbeddedChannel()
+        let metrics = GatewayMetrics()
+        let output = ConnectionOutput(channel: channel, settings: ProcessingSettings(), metrics: metrics)
+        try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionCloser(metrics: metrics, output: output))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        // An answer written and waiting for the end of the round, then a connection error.
+        channel.write(ByteBuffer(string: "answer"), promise: nil)
+        channel.pipeline.fireErrorCaught(ChannelError.inappropriateOperationForState)
+        #expect(!channel.isActive)
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "answer"))
     }
 }

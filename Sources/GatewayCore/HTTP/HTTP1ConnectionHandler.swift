@@ -183,6 +183,9 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
                 endBare(status: status, written: written)
                 written.whenComplete { _ in context.close(promise: nil) }
             case .close:
+                // An answer written in this round waits for the round's end to be flushed: it goes
+                // out before the close, as it would have without the wait.
+                context.flush()
                 context.close(promise: nil)
             case .countAnswer(let answer):
                 nextAnswer = answer

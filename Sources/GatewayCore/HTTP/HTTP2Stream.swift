@@ -186,7 +186,14 @@ final class HTTP2Stream {
         } else {
             done = write(.headers(.init(headers: headers, endStream: true)), flush: false, context: context)
         }
-        output.flush(context)
+        if output.openStreams == 0 {
+            // The connection's last open stream just ended (NIO closes a stream as its END_STREAM is
+            // written): a draining connection closes now, one loop task later (NIO's management
+            // handler), and would drop an answer that waits for the end of the round.
+            context.flush()
+        } else {
+            output.flush(context)
+        }
         var exchange = self.exchange
         exchange.responded = .now()
         let bodyBytes = sendsBody ? response.body.readableBytes : 0

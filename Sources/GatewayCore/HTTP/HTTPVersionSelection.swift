@@ -189,6 +189,8 @@ final class HTTP2ConnectionCloser: ChannelInboundHandler, RemovableChannelHandle
         guard context.channel.isActive, !Self.concernsOneStream(error) else { return }
         // A peer that reset the socket is gone, not misbehaving.
         if !(error is IOError) { metrics.connectionClosed(.protocolError) }
+        // Answers written in this round (and NIO's GOAWAY) go out before the close.
+        context.flush()
         context.close(promise: nil)
     }
 
