@@ -11,8 +11,9 @@ import Synchronization
 /// (BENCHMARKS.md, "No task per request, flushes at the end of the tick").
 ///
 /// A flush asked for in the loop's round of I/O runs after the round's last read; one asked for
-/// while the loop runs its tasks runs after the tasks already queued. A write is never held longer
-/// than that round of work.
+/// while the loop runs its tasks runs after the tasks queued before it (NIO takes due timers in
+/// turn with tasks, so a timer may run first). A connection that closes meanwhile loses what was
+/// not flushed: the gateway's handlers flush before the closes they make.
 public final class FlushBatch: @unchecked Sendable {
     // @unchecked: the lists are touched only on `eventLoop`.
     public let eventLoop: any EventLoop
@@ -33,6 +34,8 @@ public final class FlushBatch: @unchecked Sendable {
         }
         if channels.isEmpty {
             eventLoop.execute { self.flushAll() }
+        } else if channels.contains(where: { $0 === channel }) {
+            return  // several answers on one connection (HTTP/2 streams): one flush
         }
         channels.append(channel)
     }

@@ -20,25 +20,22 @@ final class EmbeddedHTTP2Stream {
     private var promise: EventLoopPromise<RequestProcessor.Processed>?
     private(set) var cancellation: RequestCancellation?
 
-    /// Plays NIO's HTTP/2 handler's part in closing a stream whose request has ended: writing the
-    /// answer's END_STREAM closes it.
+    /// Plays NIO's HTTP/2 handler's part in closing a stream whose request has ended: writing a
+    /// HEADERS frame with END_STREAM closes it (a DATA frame's would close it as it is flushed).
     final class StreamCloser: ChannelOutboundHandler {
         typealias OutboundIn = HTTP2Frame
         func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
             let frame = unwrapOutboundIn(data)
             context.write(data, promise: promise)
-            switch frame.payload {
-            case .headers(let headers) where headers.endStream: break
-            case .data(let data) where data.endStream: break
-            default: return
-            }
+            guard case .headers(let headers) = frame.payload, headers.endStream else { return }
             context.fireUserInboundEventTriggered(StreamClosedEvent(streamID: frame.streamID, reason: nil))
         }
     }
 
     /// `defersFlushes`: answers are flushed when the loop runs its tasks, as on the gateway's sockets.
     /// `closesStreams`: an answer's END_STREAM closes its stream, as NIO's handler does.
-    init(limit: Int = 1024, defersFlushes: Bool = false, closesStreams: Bool = false) throws {
+    /// `refusesAtOnce`: every request is answered 403 within the call that starts it, as a refusal is.
+    init(limit: Int = 1024, defersFlushes: Bool = false, closesStreams: Bool = false, refusesAtOnce: Bool = false) throws {
         let settings = ProcessingSettings()
         processor = try EmbeddedProcessor.make(on: channel, settings: settings)
         let connection = ClientConnection(serviceName: "orders", caller: .direct, negotiatedProtocol: "h2", peerIP: "127.0.0.1")
@@ -48,6 +45,7 @@ final class EmbeddedHTTP2Stream {
         let process: RequestProcessor.Process = { [unowned self] request, eventLoop, cancellation in
             requests.append(request)
             self.cancellation = cancellation
+            if refusesAtOnce { return eventLoop.makeSucceededFuture(RequestProcessor.Processed(testResponse: LambdaHTTPResponse(status: 403), heldBytes: 0)) }
             let promise = eventLoop.makePromise(of: RequestProcessor.Processed.self)
             self.promise = promise
             return promise.futureResult
@@ -134,14 +132,25 @@ struct HTTP2ConnectionHandlerTests {
         #expect(try stream.written() == ["HEADERS :status=200 content-length=2", "DATA ok END_STREAM"])
     }
 
+    @Test func anAnswerMadeWithinTheReadThatBroughtTheRequestIsWrittenAfterTheRead() throws {
+        // NIO's connection-management handler holds flushes while it reads, and a draining
+        // connection closes as its last stream ends: a refusal made within the read waits for it.
+        let stream = try EmbeddedHTTP2Stream(refusesAtOnce: true)
+        try stream.send(EmbeddedHTTP2Stream.get("/a"), endStream: true)
+        #expect(stream.requests.count == 1)
+        #expect(try stream.written() == [])
+        stream.channel.embeddedEventLoop.run()
+        #expect(try stream.written() == ["HEADERS :status=403 content-length=0 END_STREAM"])
+    }
+
     @Test func theAnswerThatEndsTheLastOpenStreamIsFlushedAtOnce() throws {
         // A draining connection closes as its last stream ends: that answer cannot wait.
         let stream = try EmbeddedHTTP2Stream(defersFlushes: true, closesStreams: true)
         try stream.send(EmbeddedHTTP2Stream.get("/a"), endStream: true)
         #expect(stream.output.openStreams == 1)
-        stream.answer(LambdaHTTPResponse(status: 200, body: ByteBuffer(string: "ok")), runningTheLoop: false)
+        stream.answer(LambdaHTTPResponse(status: 204), runningTheLoop: false)
         #expect(stream.output.openStreams == 0)
-        #expect(try stream.written() == ["HEADERS :status=200 content-length=2", "DATA ok END_STREAM"])
+        #expect(try stream.written() == ["HEADERS :status=204 END_STREAM"])
     }
 
     @Test(arguments: [("GET", 200, "", " content-length=0"), ("HEAD", 200, "body", " content-length=4"), ("GET", 204, "", ""), ("GET", 304, "", "")])
@@ -264,6 +273,32 @@ final class RefusingDataFrames: ChannelOutboundHandler {
 
 @Suite("HTTP/2 connection closer on an embedded channel")
 struct HTTP2ConnectionCloserTests {
+    /// Raises a connection error from within a read, as NIO's HTTP/2 handler does for a bad frame.
+    final class ErrorInRead: ChannelInboundHandler {
+        typealias InboundIn = HTTP2Frame
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            context.fireErrorCaught(ChannelError.inappropriateOperationForState)
+        }
+    }
+
+    @Test func aConnectionErrorWithinAReadFlushesPastNIOsManagementHandlerBeforeItCloses() throws {
+        let channel = EmbeddedChannel()
+        let metrics = GatewayMetrics()
+        let output = ConnectionOutput(channel: channel, settings: ProcessingSettings(), metrics: metrics)
+        let management = NIOHTTP2ServerConnectionManagementHandler(
+            eventLoop: channel.eventLoop,
+            configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: nil, keepalive: nil)
+        )
+        try channel.pipeline.syncOperations.addHandlers([management, ErrorInRead(), HTTP2ConnectionCloser(metrics: metrics, output: output)])
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        // An answer waiting for the end of the round; then a frame whose read raises the error.
+        let answer = HTTP2Frame(streamID: 1, payload: .headers(.init(headers: [":status": "204"], endStream: true)))
+        channel.write(answer, promise: nil)
+        channel.pipeline.fireChannelRead(HTTP2Frame(streamID: 3, payload: .data(.init(data: .byteBuffer(ByteBuffer())))))
+        #expect(!channel.isActive)
+        #expect(try channel.readOutbound(as: HTTP2Frame.self)?.streamID == 1)
+    }
+
     @Test func whatWasWrittenInTheRoundGoesOutBeforeAConnectionErrorClosesIt() throws {
         let channel = EmbeddedChannel()
         let metrics = GatewayMetrics()

@@ -166,12 +166,27 @@ final class HTTP2Stream {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let cancellation = RequestCancellation()
         inFlight = cancellation
+        starting = true
+        defer { starting = false }
         process(request, context.eventLoop, cancellation).whenSuccess { processed in
             let (stream, context) = loopBound.value
+            guard !stream.starting else {
+                // Answered within the read that brought the request (a refusal): answered after
+                // it. NIO's connection-management handler holds flushes while it reads and, when
+                // draining, may close as the stream count drops to zero within that read.
+                context.eventLoop.execute {
+                    stream.inFlight = nil
+                    stream.perform(stream.machine.answerReady(processed), context: context)
+                }
+                return
+            }
             stream.inFlight = nil
             stream.perform(stream.machine.answerReady(processed), context: context)
         }
     }
+
+    /// `process` is running: an answer now comes from within the read that started it.
+    private var starting = false
 
     // MARK: Buffered answers
 
@@ -187,9 +202,10 @@ final class HTTP2Stream {
             done = write(.headers(.init(headers: headers, endStream: true)), flush: false, context: context)
         }
         if output.openStreams == 0 {
-            // The connection's last open stream just ended (NIO closes a stream as its END_STREAM is
-            // written): a draining connection closes now, one loop task later (NIO's management
-            // handler), and would drop an answer that waits for the end of the round.
+            // The connection's last open stream just ended (NIO closes a stream as a HEADERS frame
+            // with END_STREAM is written; a DATA frame's closes it as the flush sends it): a
+            // draining connection closes one loop task later (NIO's management handler), which
+            // could come before the end of the round, so this answer does not wait for it.
             context.flush()
         } else {
             output.flush(context)

@@ -189,8 +189,14 @@ final class HTTP2ConnectionCloser: ChannelInboundHandler, RemovableChannelHandle
         guard context.channel.isActive, !Self.concernsOneStream(error) else { return }
         // A peer that reset the socket is gone, not misbehaving.
         if !(error is IOError) { metrics.connectionClosed(.protocolError) }
-        // Answers written in this round (and NIO's GOAWAY) go out before the close.
-        context.flush()
+        // Answers written in this round (and NIO's GOAWAY) go out before the close. The flush starts
+        // below NIO's connection-management handler, which holds the flushes that pass it while it
+        // reads (and the error comes from within a read) until the read completes.
+        if let management = try? context.pipeline.syncOperations.context(handlerType: NIOHTTP2ServerConnectionManagementHandler.self) {
+            management.flush()
+        } else {
+            context.flush()
+        }
         context.close(promise: nil)
     }
 
