@@ -261,22 +261,25 @@ public final class LambdaInvokeClient: Sendable {
                 prepared.signer.sign(prepared.template, value: request.invocationType.rawValue, payload: payload, credentials: identity, date: now())
             }
         }
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(9)
-        headers.add(name: "Host", value: endpoint.host)
-        headers.add(name: "Content-Type", value: "application/json")
-        headers.add(name: "X-Amz-Invocation-Type", value: request.invocationType.rawValue)
-        headers.add(name: "X-Amz-Date", value: signature.amzDate)
+        // Built as a list and handed over whole: `HTTPHeaders.add` checks each name for non-ASCII
+        // bytes, a closure per byte, and these names are the gateway's own. Values that come from
+        // elsewhere (the token, the trace) are checked for framing bytes as the request is written.
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(9)
+        fields.append(("Host", endpoint.host))
+        fields.append(("Content-Type", "application/json"))
+        fields.append(("X-Amz-Invocation-Type", request.invocationType.rawValue))
+        fields.append(("X-Amz-Date", signature.amzDate))
         if let token = signature.sessionToken {
-            headers.add(name: "X-Amz-Security-Token", value: token)
+            fields.append(("X-Amz-Security-Token", token))
         }
-        headers.add(name: "Authorization", value: signature.authorization)
-        headers.add(name: "User-Agent", value: configuration.userAgent)
+        fields.append(("Authorization", signature.authorization))
+        fields.append(("User-Agent", configuration.userAgent))
         if let trace = request.traceHeader {
-            headers.add(name: "X-Amzn-Trace-Id", value: trace)
+            fields.append(("X-Amzn-Trace-Id", trace))
         }
-        headers.add(name: "Content-Length", value: String(request.payload.readableBytes))
-        return HTTPRequestHead(version: .http1_1, method: .POST, uri: prepared.path, headers: headers)
+        fields.append(("Content-Length", String(request.payload.readableBytes)))
+        return HTTPRequestHead(version: .http1_1, method: .POST, uri: prepared.path, headers: HTTPHeaders(fields))
     }
 
     /// Retry-After (absent: a random 100–300 ms) when it is at most 2 s and fits before the deadline.

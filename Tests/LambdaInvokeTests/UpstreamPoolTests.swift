@@ -316,6 +316,23 @@ struct RawTCPServer {
 
 @Suite("Upstream request encoding")
 struct UpstreamRequestEncoderTests {
+    @Test func aValueIsUnsafeWithACarriageReturnLineFeedOrNulAnywhereAndSafeWithATab() {
+        let clean = "0123456789abcdefghijklmnopqrstu"
+        for position in 0...clean.count {
+            for bad in ["\r", "\n", "\u{0}"] {
+                var text = clean
+                text.insert(Character(bad), at: text.index(text.startIndex, offsetBy: position))
+                #expect(!UpstreamRequestEncoder.isSafe(text), "\(bad.debugDescription) at \(position)")
+            }
+            var tabbed = clean
+            tabbed.insert("\t", at: tabbed.index(tabbed.startIndex, offsetBy: position))
+            #expect(UpstreamRequestEncoder.isSafe(tabbed), "a tab at \(position)")
+        }
+        #expect(UpstreamRequestEncoder.isSafe(""))
+        #expect(UpstreamRequestEncoder.isSafe("AWS4-HMAC-SHA256 Credential=AKID/20261207/us-east-1/lambda/aws4_request, SignedHeaders=host"))
+        #expect(!UpstreamRequestEncoder.isSafe("valueé\u{0}"), "a non-ASCII byte (0xC3, over 127) before a NUL")
+    }
+
     @Test func aRequestIsOneBufferAndAFieldThatCouldSplitItIsLeftOut() {
         var headers = HTTPHeaders()
         headers.add(name: "Host", value: "lambda.us-east-1.amazonaws.com")

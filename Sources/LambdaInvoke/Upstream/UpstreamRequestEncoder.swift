@@ -98,15 +98,29 @@ final class UpstreamRequestEncoder: ChannelOutboundHandler, RemovableChannelHand
         return buffer
     }
 
-    /// One pass over the contiguous bytes (a `utf8.contains` closure per byte cost more than the rest
-    /// of the encoding).
-    private static func isSafe(_ text: String) -> Bool {
+    /// One pass over the contiguous bytes, eight at a time: a word none of whose bytes is below 14
+    /// (CR is 13, LF 10, NUL 0) is safe, and only a word with one (a tab, say) is looked at byte by
+    /// byte. (A `utf8.contains` closure per byte cost more than the rest of the encoding; a branch
+    /// per byte, some 2,800 instructions per Invoke call.)
+    static func isSafe(_ text: String) -> Bool {
         var text = text
         return text.withUTF8 { bytes in
-            for byte in bytes where byte == UInt8(ascii: "\r") || byte == UInt8(ascii: "\n") || byte == 0 {
-                return false
+            let raw = UnsafeRawBufferPointer(bytes)
+            var index = 0
+            while index + 8 <= raw.count {
+                let word = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                // Non-zero exactly when some byte is below 14 (a has-less-than test; 14 <= 128).
+                if (word &- 0x0E0E_0E0E_0E0E_0E0E) & ~word & 0x8080_8080_8080_8080 != 0 {
+                    for byte in raw[index..<index + 8] where isFraming(byte) { return false }
+                }
+                index += 8
             }
+            for byte in raw[index...] where isFraming(byte) { return false }
             return true
         }
+    }
+
+    private static func isFraming(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: "\r") || byte == UInt8(ascii: "\n") || byte == 0
     }
 }
