@@ -197,7 +197,10 @@ struct DrainTests {
             try await waitForLambdaRequests(gateway, 1)
 
             try await unlinkOrders(gateway)
+            // Bounded: an answer lost to the close would otherwise leave this wait hanging.
+            let lost = connection.channel.eventLoop.scheduleTask(in: .seconds(10)) { promise.fail(ChannelError.ioOnClosedChannel) }
             let response = try await promise.futureResult.get()
+            lost.cancel()
             #expect(response.status == 200 && response.body == "done /slow")
             #expect(await connection.closedByGateway(within: .seconds(5)))
             // GOAWAY first for every stream (2^31-1), then, after a PING round trip, for the last one taken.
