@@ -235,18 +235,13 @@ struct JSONWriter {
         }
     }
 
-    /// Whether eight bytes hold a control byte, `"` or a backslash: the has-less-than and has-zero word
-    /// tests of "Bit Twiddling Hacks" (exact for the word as a whole, though not lane by lane, so a
-    /// caller that finds a match checks each byte).
+    /// Whether eight bytes hold a control byte, `"` or a backslash (`WordBytes`: exact for the word
+    /// as a whole, so a caller that finds one checks each byte).
     @inline(__always)
     static func hasByteToEscape(_ word: UInt64) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
-        let control = (word &- ones &* 0x20) & ~word & highs
-        let quote = word ^ (ones &* 0x22)
-        let backslash = word ^ (ones &* 0x5C)
-        let quotes = (quote &- ones) & ~quote & highs
-        let backslashes = (backslash &- ones) & ~backslash & highs
+        let control = WordBytes.lanes(of: word, below: 0x20)
+        let quotes = WordBytes.lanes(of: word, equalTo: UInt8(ascii: "\""))
+        let backslashes = WordBytes.lanes(of: word, equalTo: UInt8(ascii: "\\"))
         return (control | quotes | backslashes) != 0
     }
 

@@ -170,19 +170,20 @@ final class HTTP2Stream {
         defer { starting = false }
         process(request, context.eventLoop, cancellation).whenSuccess { processed in
             let (stream, context) = loopBound.value
-            guard !stream.starting else {
+            if stream.starting {
                 // Answered within the read that brought the request (a refusal): answered after
                 // it. NIO's connection-management handler holds flushes while it reads and, when
                 // draining, may close as the stream count drops to zero within that read.
-                context.eventLoop.execute {
-                    stream.inFlight = nil
-                    stream.perform(stream.machine.answerReady(processed), context: context)
-                }
-                return
+                context.eventLoop.execute { stream.answerReady(processed, context: context) }
+            } else {
+                stream.answerReady(processed, context: context)
             }
-            stream.inFlight = nil
-            stream.perform(stream.machine.answerReady(processed), context: context)
         }
+    }
+
+    private func answerReady(_ processed: RequestProcessor.Processed, context: ChannelHandlerContext) {
+        inFlight = nil
+        perform(machine.answerReady(processed), context: context)
     }
 
     /// `process` is running: an answer now comes from within the read that started it.

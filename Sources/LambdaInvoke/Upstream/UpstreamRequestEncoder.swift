@@ -1,3 +1,4 @@
+import LambdaPayload
 import NIOCore
 import NIOHTTP1
 
@@ -109,8 +110,7 @@ final class UpstreamRequestEncoder: ChannelOutboundHandler, RemovableChannelHand
             var index = 0
             while index + 8 <= raw.count {
                 let word = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-                // Non-zero exactly when some byte is below 14 (a has-less-than test; 14 <= 128).
-                if (word &- 0x0E0E_0E0E_0E0E_0E0E) & ~word & 0x8080_8080_8080_8080 != 0 {
+                if WordBytes.lanes(of: word, below: 14) != 0 {
                     for byte in raw[index..<index + 8] where isFraming(byte) { return false }
                 }
                 index += 8
