@@ -189,8 +189,8 @@ public final class LambdaInvokeClient: Sendable {
 
     /// `invoke`, for a caller on `eventLoop` (the gateway's request path), whose `completion` runs
     /// there. When credentials are at hand and a pooled connection is idle, as under load, the call
-    /// from signing to Lambda's answer is callbacks only: no task, no future but the exchange's
-    /// promise. Waiting for credentials, for a new or busy connection, or before a retry goes on in
+    /// from signing to Lambda's answer is callbacks only: no task, no future but the request
+    /// write's. Waiting for credentials, for a new or busy connection, or before a retry goes on in
     /// a task or a timer.
     public func invoke(_ request: InvokeRequest, on eventLoop: any EventLoop, completion: @escaping @Sendable (Outcome) -> Void) {
         let endpoint: LambdaEndpointResolver.Endpoint

@@ -100,12 +100,24 @@ public struct HTTPRequestView: Sendable {
 }
 
 extension String {
-    /// ASCII case-insensitive comparison, the way HTTP field names compare.
+    /// ASCII case-insensitive comparison, the way HTTP field names compare. Over the two strings'
+    /// bytes in place (a native or small string has them contiguous), not through two index-checked
+    /// UTF-8 views: it runs for several names of every request.
     @inlinable
     public func asciiCaseInsensitiveEquals(_ other: String) -> Bool {
         let lhs = utf8
         let rhs = other.utf8
         guard lhs.count == rhs.count else { return false }
+        let inPlace = lhs.withContiguousStorageIfAvailable { left in
+            rhs.withContiguousStorageIfAvailable { right in Self.asciiCaseInsensitiveEquals(left, right) }
+        }
+        if let inPlace, let equal = inPlace { return equal }
+        return Self.asciiCaseInsensitiveEquals(Array(lhs), Array(rhs))
+    }
+
+    /// Equal counts: the same bytes, or bytes that differ only in the case of an ASCII letter.
+    @inlinable
+    static func asciiCaseInsensitiveEquals(_ lhs: some RandomAccessCollection<UInt8>, _ rhs: some RandomAccessCollection<UInt8>) -> Bool {
         for (a, b) in zip(lhs, rhs) where a != b {
             guard a | 0x20 == b | 0x20, (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(a | 0x20) else { return false }
         }
@@ -126,8 +138,13 @@ enum HopByHop {
 
     /// Whether a lower-cased name is hop-by-hop, by comparison rather than hashing: it runs for
     /// every header of every request, and these names are short (a `switch` over them compares in
-    /// the same way, one after another).
+    /// the same way, one after another). Most names are ruled out by their length alone (`lengths`).
     static func contains(_ name: String) -> Bool {
-        names.contains(name)
+        let count = name.utf8.count
+        guard count < 64, lengths & (1 << count) != 0 else { return false }
+        return names.contains(name)
     }
+
+    /// Bit n is set when a name here has n bytes.
+    private static let lengths: UInt64 = names.reduce(0) { $0 | 1 << $1.utf8.count }
 }

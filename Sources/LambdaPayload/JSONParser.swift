@@ -62,6 +62,8 @@ public struct JSONParser {
         try enter()
         index += 1
         var members: [JSONMember] = []
+        // Room for the few members of a usual answer (status, headers, body, base64 flag) at once.
+        members.reserveCapacity(4)
         skipWhitespace()
         if peek(UInt8(ascii: "}")) {
             index += 1
@@ -159,10 +161,10 @@ public struct JSONParser {
                 let run = UnsafeRawBufferPointer(rebasing: bytes[runStart..<index])
                 let string: String?
                 if out == nil {
-                    string = String(validating: run, as: UTF8.self)
+                    string = Self.string(run)
                 } else {
                     out!.append(contentsOf: run)
-                    string = String(validating: out!, as: UTF8.self)
+                    string = out!.withUnsafeBytes { Self.string($0) }
                 }
                 index += 1
                 guard let string else { throw error("string is not valid UTF-8") }
@@ -179,6 +181,25 @@ public struct JSONParser {
                 index += 1
             }
         }
+    }
+
+    /// The string `bytes` spell, or nil when they are not valid UTF-8. ASCII, the usual case in a
+    /// function's answer, is made without the standard library's generic validation (some thousand
+    /// instructions a string, most of them type metadata look-ups).
+    static func string(_ bytes: UnsafeRawBufferPointer) -> String? {
+        guard let base = bytes.baseAddress else { return "" }
+        var index = 0
+        var high: UInt64 = 0
+        while index + 8 <= bytes.count {
+            high |= base.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            index += 8
+        }
+        while index < bytes.count {
+            high |= UInt64(bytes[index])
+            index += 1
+        }
+        if high & WordBytes.highs == 0 { return String(decoding: bytes, as: UTF8.self) }
+        return String(validating: bytes, as: UTF8.self)
     }
 
     private mutating func parseEscape(into out: inout [UInt8]) throws(Error) {

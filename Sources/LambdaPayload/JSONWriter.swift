@@ -38,11 +38,10 @@ struct JSONWriter {
         needsComma = true
     }
 
-    /// Writes `"name":`; the value written next belongs to it.
+    /// Writes `"name":`, with the comma before it, in one reservation; the value written next
+    /// belongs to it.
     mutating func key(_ name: String) {
-        separate()
-        writeEscaped(name.utf8)
-        buffer.writeInteger(UInt8(ascii: ":"))
+        writeEscaped(name.utf8, colon: true)
         needsComma = false
     }
 
@@ -66,8 +65,7 @@ struct JSONWriter {
     // MARK: Scalars
 
     mutating func string(_ value: String) {
-        separate()
-        writeEscaped(value.utf8)
+        writeEscaped(value.utf8, colon: false)
         needsComma = true
     }
 
@@ -80,8 +78,7 @@ struct JSONWriter {
 
     /// A JSON string from bytes the caller has checked to be valid UTF-8.
     mutating func string(utf8 bytes: some Collection<UInt8>) {
-        separate()
-        writeEscaped(bytes)
+        writeEscaped(bytes, colon: false)
         needsComma = true
     }
 
@@ -142,12 +139,14 @@ struct JSONWriter {
         if needsComma { buffer.writeInteger(UInt8(ascii: ",")) }
     }
 
-    private mutating func writeEscaped(_ bytes: some Collection<UInt8>) {
+    /// The comma this position needs, the quoted string, and `:` after a key: one buffer call.
+    private mutating func writeEscaped(_ bytes: some Collection<UInt8>, colon: Bool) {
+        let comma = needsComma
         let handled: Void? = bytes.withContiguousStorageIfAvailable { storage in
-            Self.writeEscaped(UnsafeRawBufferPointer(storage), to: &buffer)
+            Self.writeEscaped(UnsafeRawBufferPointer(storage), to: &buffer, comma: comma, colon: colon)
         }
         if handled == nil {
-            Array(bytes).withUnsafeBytes { Self.writeEscaped($0, to: &buffer) }
+            Array(bytes).withUnsafeBytes { Self.writeEscaped($0, to: &buffer, comma: comma, colon: colon) }
         }
     }
 
@@ -166,7 +165,9 @@ struct JSONWriter {
     /// through a word that holds a byte to escape (`hasByteToEscape`), so a clean text costs about a
     /// cheap test per word and one copy. A body with many quotes would otherwise cost a buffer call
     /// per quote.
-    static func writeEscaped(_ bytes: UnsafeRawBufferPointer, to buffer: inout ByteBuffer) {
+    ///
+    /// `comma`: a `,` goes before the string; `colon`: a `:` after it (a key).
+    static func writeEscaped(_ bytes: UnsafeRawBufferPointer, to buffer: inout ByteBuffer, comma: Bool = false, colon: Bool = false) {
         escapeExtra.withUnsafeBufferPointer { table in
             let count = bytes.count
             var extra = 0
@@ -183,10 +184,15 @@ struct JSONWriter {
                 extra &+= Int(table[Int(bytes[index])])
                 index += 1
             }
-            let length = count + extra + 2
+            let length = count + extra + 4
             buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { output in
-                output[0] = UInt8(ascii: "\"")
-                var out = 1
+                var out = 0
+                if comma {
+                    output[0] = UInt8(ascii: ",")
+                    out = 1
+                }
+                output[out] = UInt8(ascii: "\"")
+                out += 1
                 var runStart = 0
                 if extra > 0, let base = bytes.baseAddress {
                     var index = 0
@@ -230,7 +236,12 @@ struct JSONWriter {
                     out += tail
                 }
                 output[out] = UInt8(ascii: "\"")
-                return out + 1
+                out += 1
+                if colon {
+                    output[out] = UInt8(ascii: ":")
+                    out += 1
+                }
+                return out
             }
         }
     }

@@ -17,7 +17,7 @@ final class EmbeddedHTTP2Stream {
     let processor: RequestProcessor
     let output: ConnectionOutput
     private(set) var requests: [GatewayRequest] = []
-    private var promise: EventLoopPromise<RequestProcessor.Processed>?
+    private var completion: RequestProcessor.Completion?
     private(set) var cancellation: RequestCancellation?
 
     /// Plays NIO's HTTP/2 handler's part in closing a stream whose request has ended: writing a
@@ -42,13 +42,14 @@ final class EmbeddedHTTP2Stream {
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         output = ConnectionOutput(channel: channel, settings: settings, metrics: processor.metrics, flushes: defersFlushes ? FlushBatch(eventLoop: channel.eventLoop) : nil)
         output.measuresSocketProgress = false  // as `configureHTTP2Sync` sets it
-        let process: RequestProcessor.Process = { [unowned self] request, eventLoop, cancellation in
+        let process: RequestProcessor.Process = { [unowned self] request, _, cancellation, completion in
             requests.append(request)
             self.cancellation = cancellation
-            if refusesAtOnce { return eventLoop.makeSucceededFuture(RequestProcessor.Processed(testResponse: LambdaHTTPResponse(status: 403), heldBytes: 0)) }
-            let promise = eventLoop.makePromise(of: RequestProcessor.Processed.self)
-            self.promise = promise
-            return promise.futureResult
+            if refusesAtOnce {
+                completion(RequestProcessor.Processed(testResponse: LambdaHTTPResponse(status: 403), heldBytes: 0))
+                return
+            }
+            self.completion = completion
         }
         let handler = HTTP2ConnectionHandler(output: output) { [processor, output] id in
             HTTP2Stream(id: id, processor: processor, connection: connection, output: output, limit: limit, process: process)
@@ -66,7 +67,7 @@ final class EmbeddedHTTP2Stream {
     }
 
     func answer(_ response: LambdaHTTPResponse, runningTheLoop: Bool = true) {
-        promise?.succeed(RequestProcessor.Processed(testResponse: response, heldBytes: 0))
+        completion?(RequestProcessor.Processed(testResponse: response, heldBytes: 0))
         if runningTheLoop { channel.embeddedEventLoop.run() }
     }
 

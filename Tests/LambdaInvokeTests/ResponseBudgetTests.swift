@@ -81,7 +81,8 @@ struct UpstreamExchangeHandlerTests {
     func exchange(on channel: EmbeddedChannel, budget: ResponseBudget? = nil) -> (UpstreamExchange, EventLoopFuture<UpstreamResponse>) {
         let promise = channel.eventLoop.makePromise(of: UpstreamResponse.self)
         let request = UpstreamRequest(head: HTTPRequestHead(version: .http1_1, method: .POST, uri: "/"), body: ByteBuffer(string: "{}"))
-        return (UpstreamExchange(request: request, promise: promise, deadline: .now() + .seconds(30), maximumResponseBytes: 1 << 20, budget: budget), promise.futureResult)
+        let completion: @Sendable (Result<UpstreamResponse, UpstreamFailure>) -> Void = { promise.completeWith($0.mapError { $0 }) }
+        return (UpstreamExchange(request: request, completion: completion, deadline: .now() + .seconds(30), maximumResponseBytes: 1 << 20, budget: budget), promise.futureResult)
     }
 
     /// The failure of an exchange on an `EmbeddedChannel`, where futures complete synchronously.

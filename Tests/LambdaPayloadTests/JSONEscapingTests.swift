@@ -91,9 +91,26 @@ struct HopByHopTests {
             #expect(HopByHop.contains(name), "\(name)")
             #expect(ResponseHeaders.dropped.contains(name), "\(name)")
         }
-        for name in ["content-type", "connections", "t", "", "x-upgrade", "keep-alive2", "host", "Connection"] {
+        // Among them, names of a hop-by-hop name's length (7, 10, 2) and one longer than the length mask.
+        for name in ["content-type", "connections", "t", "", "x-upgrade", "keep-alive2", "host", "Connection", "upgradx", "connectioN", "tf", String(repeating: "t", count: 70)] {
             #expect(!HopByHop.contains(name), "\(name)")
         }
         #expect(ResponseHeaders.dropped.contains("content-length") && !HopByHop.contains("content-length"))
+    }
+}
+
+@Suite("Field names compared without case")
+struct CaseInsensitiveNameTests {
+    @Test func onlyTheCaseOfASCIILettersIsIgnored() {
+        #expect("Content-Type".asciiCaseInsensitiveEquals("content-type"))
+        #expect("X-REQUEST-ID".asciiCaseInsensitiveEquals("x-request-id"))
+        #expect("".asciiCaseInsensitiveEquals(""))
+        // Bytes that differ by 0x20 but are not letters: `@`/`` ` ``, `[`/`{`, `^`/`~`, `-`/`\r`.
+        for (lhs, rhs) in [("a@", "a`"), ("a[", "a{"), ("^", "~"), ("-", "\r"), ("abc", "abd"), ("abc", "ab"), ("é", "É")] {
+            #expect(!lhs.asciiCaseInsensitiveEquals(rhs), "\(lhs) \(rhs)")
+        }
+        // Longer than a small string, and one made from a slice.
+        let long = String(repeating: "Accept-Encoding-", count: 8)
+        #expect(long.asciiCaseInsensitiveEquals(String(long.lowercased()[...])))
     }
 }

@@ -213,6 +213,25 @@ struct JSONParserTests {
         #expect(throws: JSONParser.Error.self) { try JSONParser.parse(Array(text.utf8)) }
     }
 
+    /// Strings are checked eight bytes at a time for a byte above ASCII; one anywhere, in a whole
+    /// word or in the bytes after the last, sends the string through full UTF-8 validation.
+    @Test func stringsOfEveryLengthWithAByteAboveASCIIAnywhere() throws {
+        for length in 0...20 {
+            let ascii = String(repeating: "a", count: length)
+            #expect(try JSONParser.parse(Array("\"\(ascii)\"".utf8)) == .string(ascii))
+            for position in 0..<length {
+                var bytes = Array(ascii.utf8)
+                bytes[position] = 0xFF
+                #expect(throws: JSONParser.Error.self, "0xFF at \(position) of \(length)") { try JSONParser.parse([UInt8(ascii: "\"")] + bytes + [UInt8(ascii: "\"")]) }
+                var valid = ascii
+                valid.insert("é", at: valid.index(valid.startIndex, offsetBy: position))
+                #expect(try JSONParser.parse(Array("\"\(valid)\"".utf8)) == .string(valid))
+            }
+        }
+        // After an escape the string is made from a copy, checked the same way.
+        #expect(throws: JSONParser.Error.self) { try JSONParser.parse(Array("\"\\n".utf8) + [0xC3, UInt8(ascii: "\"")]) }
+    }
+
     @Test func parsesAndRoundTrips() throws {
         let text = #"{"a":[1,-2.5e3,true,false,null],"b":{"c":"\u00e9\ud83d\ude00\n"}}"#
         let value = try JSONParser.parse(Array(text.utf8))

@@ -63,8 +63,8 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     convenience init(processor: RequestProcessor, connection: ClientConnection, output: ConnectionOutput, limit: Int) {
-        self.init(processor: processor, connection: connection, output: output, limit: limit) { request, eventLoop, cancellation in
-            processor.process(request, connection: connection, budget: output.budget, answeringOn: eventLoop, cancellation: cancellation)
+        self.init(processor: processor, connection: connection, output: output, limit: limit) { request, eventLoop, cancellation, completion in
+            processor.process(request, connection: connection, budget: output.budget, answeringOn: eventLoop, cancellation: cancellation, completion: completion)
         }
     }
 
@@ -199,7 +199,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let cancellation = RequestCancellation()
         inFlight = cancellation
-        process(request, context.eventLoop, cancellation).whenSuccess { processed in
+        process(request, context.eventLoop, cancellation) { processed in
             let (handler, context) = loopBound.value
             if handler.inFlight === cancellation { handler.inFlight = nil }
             handler.nextAnswer = processed.answer

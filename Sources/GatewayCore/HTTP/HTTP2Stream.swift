@@ -168,7 +168,7 @@ final class HTTP2Stream {
         inFlight = cancellation
         starting = true
         defer { starting = false }
-        process(request, context.eventLoop, cancellation).whenSuccess { processed in
+        process(request, context.eventLoop, cancellation) { processed in
             let (stream, context) = loopBound.value
             if stream.starting {
                 // Answered within the read that brought the request (a refusal): answered after

@@ -58,8 +58,8 @@ extension RequestProcessor {
             eventLoop: channel.eventLoop,
             configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: TimeAmount(settings.drainGraceTime), keepalive: nil)
         )
-        let process: RequestProcessor.Process = { [output] request, eventLoop, cancellation in
-            self.process(request, connection: connection, budget: output.budget, answeringOn: eventLoop, cancellation: cancellation)
+        let process: RequestProcessor.Process = { [output] request, eventLoop, cancellation, completion in
+            self.process(request, connection: connection, budget: output.budget, answeringOn: eventLoop, cancellation: cancellation, completion: completion)
         }
         try channel.pipeline.syncOperations.addHandler(NIOHTTP2Handler(mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: NIOHTTP2Handler.StreamConfiguration()))
         try channel.pipeline.syncOperations.addHandler(lifecycle)

@@ -80,26 +80,42 @@ extension RequestProcessor {
     /// The client's headers plus what the gateway adds (docs/ARCHITECTURE.md, RequestProcessor: prepare). A direct
     /// caller has no certificate: its own `x-forwarded-client-cert` passes unless sanitizing.
     func forwardedHeaders(_ headers: [HTTPField], connection: ClientConnection, sanitize: Bool) -> [HTTPField] {
-        var result = headers
-        var scheme = "http"
-        if case .mesh(_, let element) = connection.caller {
-            scheme = "https"
-            result = headers.filter { !$0.name.asciiCaseInsensitiveEquals("x-forwarded-client-cert") }
-            let incoming = headers.filter { $0.name.asciiCaseInsensitiveEquals("x-forwarded-client-cert") }.map(\.value)
+        // One pass over the client's fields: the names the gateway sets are told apart by length
+        // first, as most fields are none of them.
+        var result: [HTTPField] = []
+        result.reserveCapacity(headers.count + 3)
+        var incoming: [String] = []
+        var hasProto = false
+        var hasRequestID = false
+        let mesh: PreEscapedString?
+        if case .mesh(_, let element) = connection.caller { mesh = element } else { mesh = nil }
+        for field in headers {
+            switch field.name.utf8.count {
+            case 23 where field.name.asciiCaseInsensitiveEquals("x-forwarded-client-cert"):
+                // A mesh caller's are merged into the gateway's own below; a direct caller's pass.
+                if mesh != nil {
+                    incoming.append(field.value)
+                    continue
+                }
+                if sanitize { continue }
+            case 17 where field.name.asciiCaseInsensitiveEquals("x-forwarded-proto"):
+                hasProto = true
+            case 12 where field.name.asciiCaseInsensitiveEquals("x-request-id"):
+                hasRequestID = true
+            default:
+                break
+            }
+            result.append(field)
+        }
+        if let element = mesh {
             if incoming.isEmpty && !sanitize {
                 result.append(HTTPField("x-forwarded-client-cert", element))
             } else if let value = ForwardedClientCert.headerValue(incoming: incoming.isEmpty ? nil : incoming.joined(separator: ","), element: element.text, sanitize: sanitize) {
                 result.append(HTTPField("x-forwarded-client-cert", value))
             }
-        } else if sanitize {
-            result = headers.filter { !$0.name.asciiCaseInsensitiveEquals("x-forwarded-client-cert") }
         }
-        if !headers.contains(where: { $0.name.asciiCaseInsensitiveEquals("x-forwarded-proto") }) {
-            result.append(HTTPField("x-forwarded-proto", scheme))
-        }
-        if !headers.contains(where: { $0.name.asciiCaseInsensitiveEquals("x-request-id") }) {
-            result.append(HTTPField("x-request-id", requestIDs.next()))
-        }
+        if !hasProto { result.append(HTTPField("x-forwarded-proto", mesh == nil ? "http" : "https")) }
+        if !hasRequestID { result.append(HTTPField("x-request-id", requestIDs.next())) }
         return result
     }
 }

@@ -108,49 +108,61 @@ public final class RequestProcessor: Sendable {
 
     /// How a connection's handler has a complete request answered, on the connection's event loop:
     /// `process` below, unless a test answers requests itself.
-    typealias Process = (GatewayRequest, any EventLoop, RequestCancellation) -> EventLoopFuture<Processed>
+    typealias Process = (GatewayRequest, any EventLoop, RequestCancellation, @escaping Completion) -> Void
 
-    /// The request's answer, completed on `eventLoop` (the connection's). `budget`: the client
-    /// connection's answer bytes, which pace reading Lambda's answer. `cancellation`: cancelled by
-    /// the handler when the caller goes away before the answer.
+    /// Takes a request's answer, on the connection's event loop: once, perhaps before `process`
+    /// returns (an answer made at once, as a refusal).
+    typealias Completion = @Sendable (Processed) -> Void
+
+    /// The request's answer, handed to `completion` on `eventLoop` (the connection's). `budget`: the
+    /// client connection's answer bytes, which pace reading Lambda's answer. `cancellation`:
+    /// cancelled by the handler when the caller goes away before the answer.
     ///
-    /// The usual request runs on the connection's event loop from first byte to last, with no task:
-    /// admit, prepare and sign from within the read that completed it, the Invoke call's answer as a
-    /// callback on the same loop. A task is made only where something must be awaited: a large
-    /// body's payload made on the thread pool, a streamed answer, a traced call. (An earlier inline
-    /// path cost more CPU under load than a task per request; the cause was when the sockets were
-    /// flushed, not the task: BENCHMARKS.md, "No task per request, flushes at the end of the tick".)
+    /// The usual request runs on the connection's event loop from first byte to last, with no task
+    /// and no future: admit, prepare and sign from within the read that completed it, the Invoke
+    /// call's answer as a callback on the same loop. A task is made only where something must be
+    /// awaited: a large body's payload made on the thread pool, a streamed answer, a traced call.
+    /// (An earlier inline path cost more CPU under load than a task per request; the cause was when
+    /// the sockets were flushed, not the task: BENCHMARKS.md, "No task per request, flushes at the
+    /// end of the tick".)
     func process(
-        _ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget?, answeringOn eventLoop: any EventLoop, cancellation: RequestCancellation? = nil
-    ) -> EventLoopFuture<Processed> {
-        let promise = eventLoop.makePromise(of: Processed.self)
+        _ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget?, answeringOn eventLoop: any EventLoop, cancellation: RequestCancellation? = nil,
+        completion: @escaping Completion
+    ) {
         inFlight.wrappingIncrement(ordering: .relaxed)
         guard tracer == nil, request.body.readableBytes < settings.offloadedBodyBytes else {
             let cancellation = cancellation.map { NIOLoopBound($0, eventLoop: eventLoop) }
-            promise.completeWithTask {
-                defer { self.requestEnded() }
-                return await self.processed(request, connection: connection, budget: budget, eventLoop: eventLoop, cancellation: cancellation)
+            answerFromTask(on: eventLoop, completion: completion) {
+                await self.processed(request, connection: connection, budget: budget, eventLoop: eventLoop, cancellation: cancellation)
             }
-            return promise.futureResult
+            return
         }
         switch prepare(request, connection: connection, budget: budget) {
         case .answer(let early):
             requestEnded()
-            promise.succeed(Processed(answer: early, heldBytes: 0))
+            completion(Processed(answer: early, heldBytes: 0))
         case .invoke(let call) where call.service.lambda.invokeMode == .responseStream:
             let cancellation = cancellation.map { NIOLoopBound($0, eventLoop: eventLoop) }
-            promise.completeWithTask {
-                defer { self.requestEnded() }
-                return await self.streamed(call, on: eventLoop, cancellation: cancellation)
+            answerFromTask(on: eventLoop, completion: completion) {
+                await self.streamed(call, on: eventLoop, cancellation: cancellation)
             }
         case .invoke(let call):
             let started = NIODeadline.now()
             invoker.invoke(call.invocation, on: eventLoop) { result in
                 self.requestEnded()
-                promise.succeed(self.processed(call, result: result, started: started))
+                completion(self.processed(call, result: result, started: started))
             }
         }
-        return promise.futureResult
+    }
+
+    /// `work` in a task; its answer handed to `completion` on `eventLoop`, the request counted out
+    /// just before.
+    private func answerFromTask(on eventLoop: any EventLoop, completion: @escaping Completion, _ work: @escaping @Sendable () async -> Processed) {
+        Task {
+            let processed = await work()
+            self.requestEnded()
+            eventLoop.execute { completion(processed) }
+        }
     }
 
     /// A request counted in `inFlight` is answered. The decrement is sequentially consistent, as

@@ -3,7 +3,7 @@ import NIOHTTP1
 import NIOTLS
 
 /// The last handler of a pooled upstream connection: it takes one `UpstreamExchange` at a time,
-/// writes its request in one flush, collects the whole answer and completes the exchange's promise.
+/// writes its request in one flush, collects the whole answer and calls the exchange's completion.
 ///
 /// Anything that leaves the exchange unfinished (deadline, an answer over the limit, a decoder
 /// error, bytes when nothing was asked) closes the connection: its state is unknown after that.
@@ -26,8 +26,8 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         /// Between exchanges.
         case idle
         /// The request is written (or being written); nothing of the answer has arrived.
-        case awaitingHead(UpstreamExchange, timer: Scheduled<Void>)
-        case receiving(UpstreamExchange, timer: Scheduled<Void>, Receiving)
+        case awaitingHead(UpstreamExchange, timer: NIOScheduledCallback)
+        case receiving(UpstreamExchange, timer: NIOScheduledCallback, Receiving)
         case closed
     }
 
@@ -88,14 +88,19 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         case .idle:
             break
         case .closed:
-            exchange.promise.fail(UpstreamFailure.closedBeforeResponse(cause: lastError, requestWritten: false))
+            exchange.completion(.failure(.closedBeforeResponse(cause: lastError, requestWritten: false)))
             return
         case .awaitingHead, .receiving:
-            exchange.promise.fail(UpstreamFailure.malformedResponse("a second request on a busy connection"))
+            exchange.completion(.failure(.malformedResponse("a second request on a busy connection")))
             return
         }
-        let timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: exchange.deadline) { [context] in
-            self.fail(context: context, with: .timedOut)
+        let timer: NIOScheduledCallback
+        do {
+            timer = try context.eventLoop.assumeIsolated().scheduleCallback(at: exchange.deadline, handler: Deadline(handler: self, context: context))
+        } catch {
+            // The event loop is shutting down.
+            exchange.completion(.failure(.shutDown))
+            return
         }
         state = .awaitingHead(exchange, timer: timer)
         requestWritten = false
@@ -263,7 +268,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
                 state = .closed
                 context.close(promise: nil)
             }
-            exchange.promise.succeed(response)
+            exchange.completion(.success(response))
 
         case (_, .closed):
             return
@@ -301,14 +306,14 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     }
 
     /// Ends the exchange in flight, if any, with `failure`, and closes the connection.
-    private func fail(context: ChannelHandlerContext, with failure: UpstreamFailure) {
+    fileprivate func fail(context: ChannelHandlerContext, with failure: UpstreamFailure) {
         let previous = state
         state = .closed
         switch previous {
         case .awaitingHead(let exchange, let timer), .receiving(let exchange, let timer, _):
             timer.cancel()
             endBudget(of: exchange, context: context)
-            exchange.promise.fail(failure)
+            exchange.completion(.failure(failure))
         case .idle, .closed:
             break
         }
@@ -331,5 +336,18 @@ extension SocketAddress {
         guard let ip = ipAddress, let port else { return nil }
         if case .v6 = self { return "[\(ip)]:\(port)" }
         return "\(ip):\(port)"
+    }
+}
+
+extension UpstreamExchangeHandler {
+    /// The exchange in flight took too long: its timer, a callback with no promise or future
+    /// (`NIOScheduledCallback`), cancelled when the exchange ends.
+    fileprivate struct Deadline: NIOScheduledCallbackHandler {
+        let handler: UpstreamExchangeHandler
+        let context: ChannelHandlerContext
+
+        func handleScheduledCallback(eventLoop: some EventLoop) {
+            handler.fail(context: context, with: .timedOut)
+        }
     }
 }

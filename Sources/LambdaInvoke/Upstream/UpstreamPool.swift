@@ -108,7 +108,7 @@ final class UpstreamPool: Sendable {
 
     /// `execute` for a caller on `eventLoop`, whose `completion` runs there. With an idle connection
     /// at hand (the usual case under load, one on the caller's own loop when there is one) the
-    /// exchange is callbacks only: no task, no future beyond the exchange's own promise. Opening a
+    /// exchange is callbacks only: no task, and no future but the write's. Opening a
     /// connection, or waiting for one to come free, goes on in a task.
     func execute(
         _ request: UpstreamRequest,
@@ -170,13 +170,11 @@ final class UpstreamPool: Sendable {
         completion: @escaping Completion
     ) {
         let channel = lease.connection.channel
-        let promise = channel.eventLoop.makePromise(of: UpstreamResponse.self)
-        promise.futureResult.whenComplete { result in
+        let completeExchange: @Sendable (Result<UpstreamResponse, UpstreamFailure>) -> Void = { result in
             let reusable = (try? result.get())?.keepAlive ?? false
             self.release(lease.connection, reusable: reusable)
             completion(
-                result.mapError { error in
-                    guard let failure = error as? UpstreamFailure else { return .closedMidResponse(cause: error) }
+                result.mapError { failure in
                     // A reused connection that closes before the request was completely written lost
                     // the race with the endpoint closing it while it was idle.
                     if case .closedBeforeResponse(let cause, requestWritten: false) = failure, lease.reused { return .staleConnection(cause: cause) }
@@ -187,11 +185,14 @@ final class UpstreamPool: Sendable {
         // never reached it (the channel closed first, as after a failed TLS handshake).
         let written = channel.eventLoop.makePromise(of: Void.self)
         written.futureResult.whenFailure { error in
-            promise.fail(UpstreamFailure.closedBeforeResponse(cause: error, requestWritten: false))
+            completeExchange(.failure(.closedBeforeResponse(cause: error, requestWritten: false)))
         }
         // No flush here: the exchange handler flushes the request itself, with the other writes of
         // its event loop's round (`FlushBatch`).
-        channel.write(UpstreamExchange(request: request, promise: promise, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget, stream: stream), promise: written)
+        let exchange = UpstreamExchange(
+            request: request, completion: completeExchange, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget, stream: stream
+        )
+        channel.write(exchange, promise: written)
     }
 
     private func lease(deadline: NIODeadline) async throws(UpstreamFailure) -> Lease {
