@@ -22,12 +22,28 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         var streaming = false
     }
 
+    /// The exchange on the connection, its deadline, and its answer once the head has come: one
+    /// object that the states refer to, so that a change of state, or reading it, copies one
+    /// reference rather than the exchange's and the answer's several.
+    final class InFlight {
+        let exchange: UpstreamExchange
+        let timer: NIOScheduledCallback
+        /// Set as the head arrives, when the state becomes `receiving`.
+        var answer: Receiving?
+
+        init(_ exchange: UpstreamExchange, timer: NIOScheduledCallback) {
+            self.exchange = exchange
+            self.timer = timer
+        }
+    }
+
     enum State {
         /// Between exchanges.
         case idle
         /// The request is written (or being written); nothing of the answer has arrived.
-        case awaitingHead(UpstreamExchange, timer: NIOScheduledCallback)
-        case receiving(UpstreamExchange, timer: NIOScheduledCallback, Receiving)
+        case awaitingHead(InFlight)
+        /// The head has arrived (`InFlight.answer`); the body is coming.
+        case receiving(InFlight)
         case closed
     }
 
@@ -102,7 +118,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             exchange.completion(.failure(.shutDown))
             return
         }
-        state = .awaitingHead(exchange, timer: timer)
+        state = .awaitingHead(InFlight(exchange, timer: timer))
         requestWritten = false
         exchangeNumber &+= 1
         let number = exchangeNumber
@@ -203,12 +219,15 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch (unwrapInboundIn(data), state) {
-        case (.head(let head), .awaitingHead(let exchange, let timer)):
+        let part = unwrapInboundIn(data)
+        switch (part, state) {
+        case (.head(let head), .awaitingHead(let inFlight)):
             // 1xx answers come before the real one; the pool never sends `Expect`, so they are rare.
             if head.status.code < 200 { return }
+            let exchange = inFlight.exchange
             if head.status.code == 200, let sink = exchange.stream {
-                state = .receiving(exchange, timer: timer, Receiving(status: 200, headers: head.headers, keepAlive: head.isKeepAlive, body: nil, streaming: true))
+                inFlight.answer = Receiving(status: 200, headers: head.headers, keepAlive: head.isKeepAlive, body: nil, streaming: true)
+                state = .receiving(inFlight)
                 sink.head(head.headers, localAddress, sink.attempts, cancel(exchange: exchangeNumber, context: context))
                 return
             }
@@ -218,53 +237,56 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
                 fail(context: context, with: .responseTooLarge(limit: limit))
                 return
             }
-            state = .receiving(exchange, timer: timer, Receiving(status: Int(head.status.code), headers: head.headers, keepAlive: head.isKeepAlive, body: nil))
+            inFlight.answer = Receiving(status: Int(head.status.code), headers: head.headers, keepAlive: head.isKeepAlive, body: nil)
+            state = .receiving(inFlight)
             // Lambda frames its answers by length: the whole answer is reserved before its body is
             // read, so it either fits now or stays in the socket until it does.
             if let budget = exchange.budget, let length, length > 0 {
                 reserve(length, from: budget, context: context)
             }
 
-        case (.body(let chunk), .receiving(let exchange, _, let receiving)) where receiving.streaming:
-            // Handed over to the sink with the bytes it holds; reading pauses while the client's
-            // budget is spent, so a caller that reads slowly slows reading from Lambda.
-            if let budget = exchange.budget {
-                budget.take(chunk.readableBytes)
-                if budget.isSpent && !waitingForBudget { reserve(0, from: budget, context: context) }
+        case (.body(var chunk), .receiving(let inFlight)):
+            let exchange = inFlight.exchange
+            if inFlight.answer!.streaming {
+                // Handed over to the sink with the bytes it holds; reading pauses while the client's
+                // budget is spent, so a caller that reads slowly slows reading from Lambda.
+                if let budget = exchange.budget {
+                    budget.take(chunk.readableBytes)
+                    if budget.isSpent && !waitingForBudget { reserve(0, from: budget, context: context) }
+                }
+                exchange.stream?.body(chunk)
+                return
             }
-            exchange.stream?.body(chunk)
-
-        case (.body(var chunk), .receiving(let exchange, let timer, var receiving)):
-            guard (receiving.body?.readableBytes ?? 0) + chunk.readableBytes <= exchange.maximumResponseBytes else {
+            guard (inFlight.answer!.body?.readableBytes ?? 0) + chunk.readableBytes <= exchange.maximumResponseBytes else {
                 fail(context: context, with: .responseTooLarge(limit: exchange.maximumResponseBytes))
                 return
             }
-            if let budget = exchange.budget, receiving.headers.first(name: "content-length") == nil {
+            if let budget = exchange.budget, inFlight.answer!.headers.first(name: "content-length") == nil {
                 // Chunked (not what Lambda sends): count what arrives, and read on only when the
                 // budget is not spent.
                 budget.take(chunk.readableBytes)
                 reserved += chunk.readableBytes
                 if budget.isSpent && !waitingForBudget { reserve(0, from: budget, context: context) }
             }
-            // Out of the enum first, so that appending does not copy the buffer.
-            state = .idle
-            if receiving.body == nil {
-                receiving.body = chunk
+            // In place: the answer is held only here, so appending does not copy the buffer.
+            if inFlight.answer!.body == nil {
+                inFlight.answer!.body = chunk
             } else {
-                receiving.body!.writeBuffer(&chunk)
+                inFlight.answer!.body!.writeBuffer(&chunk)
             }
-            state = .receiving(exchange, timer: timer, receiving)
 
-        case (.end, .receiving(let exchange, let timer, let receiving)):
-            timer.cancel()
+        case (.end, .receiving(let inFlight)):
+            inFlight.timer.cancel()
+            let exchange = inFlight.exchange
+            let answer = inFlight.answer!
             let held = exchange.budget == nil ? 0 : reserved
             endBudget(of: exchange, context: context, handedOver: true)
             state = .idle
             let response = UpstreamResponse(
-                status: receiving.status, headers: receiving.headers, body: receiving.body ?? ByteBuffer(), keepAlive: receiving.keepAlive,
-                heldBytes: held, localAddress: localAddress, streamed: receiving.streaming
+                status: answer.status, headers: answer.headers, body: answer.body ?? ByteBuffer(), keepAlive: answer.keepAlive,
+                heldBytes: held, localAddress: localAddress, streamed: answer.streaming
             )
-            if !receiving.keepAlive {
+            if !answer.keepAlive {
                 state = .closed
                 context.close(promise: nil)
             }
@@ -310,10 +332,10 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         let previous = state
         state = .closed
         switch previous {
-        case .awaitingHead(let exchange, let timer), .receiving(let exchange, let timer, _):
-            timer.cancel()
-            endBudget(of: exchange, context: context)
-            exchange.completion(.failure(failure))
+        case .awaitingHead(let inFlight), .receiving(let inFlight):
+            inFlight.timer.cancel()
+            endBudget(of: inFlight.exchange, context: context)
+            inFlight.exchange.completion(.failure(failure))
         case .idle, .closed:
             break
         }
