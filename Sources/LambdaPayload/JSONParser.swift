@@ -62,14 +62,14 @@ public struct JSONParser {
         try enter()
         index += 1
         var members: [JSONMember] = []
-        // Room for the few members of a usual answer (status, headers, body, base64 flag) at once.
-        members.reserveCapacity(4)
         skipWhitespace()
         if peek(UInt8(ascii: "}")) {
             index += 1
             depth -= 1
             return .object(members)
         }
+        // Room for the few members of a usual answer (status, headers, body, base64 flag) at once.
+        members.reserveCapacity(4)
         while true {
             skipWhitespace()
             guard peek(UInt8(ascii: "\"")) else { throw error("expected a member name") }

@@ -177,8 +177,9 @@ public enum RequestEncoder {
         func value(_ position: Int) -> String {
             fields[position].index.map { headers[$0].value } ?? authority!
         }
-        // By name, repeated fields in arrival order. Distinct names are the rule, so a step usually
-        // costs one comparison; equal ones a second.
+        // By name, repeated fields in arrival order. The standard library sorts a short array by
+        // insertion, asking whether a later field goes before an earlier one: there `lhs < rhs` is
+        // false, so a step costs one comparison of names.
         let order = fields.indices.sorted { lhs, rhs in
             let left = fields[lhs].name
             let right = fields[rhs].name

@@ -78,10 +78,27 @@ struct ResponseBudgetTests {
 
 @Suite("The upstream exchange handler")
 struct UpstreamExchangeHandlerTests {
+    final class CallCount: Sendable {
+        let count = Mutex(0)
+    }
+
     func exchange(on channel: EmbeddedChannel, budget: ResponseBudget? = nil) -> (UpstreamExchange, EventLoopFuture<UpstreamResponse>) {
         let promise = channel.eventLoop.makePromise(of: UpstreamResponse.self)
         let request = UpstreamRequest(head: HTTPRequestHead(version: .http1_1, method: .POST, uri: "/"), body: ByteBuffer(string: "{}"))
-        let completion: @Sendable (Result<UpstreamResponse, UpstreamFailure>) -> Void = { promise.completeWith($0.mapError { $0 }) }
+        // Called once: a second call would release the pooled connection twice (a promise would
+        // have swallowed it, so it is counted here).
+        let calls = CallCount()
+        let completion: @Sendable (Result<UpstreamResponse, UpstreamFailure>) -> Void = { result in
+            let call = calls.count.withLock {
+                $0 += 1
+                return $0
+            }
+            guard call == 1 else {
+                Issue.record("the exchange was completed \(call) times, the last with \(result)")
+                return
+            }
+            promise.completeWith(result.mapError { $0 })
+        }
         return (UpstreamExchange(request: request, completion: completion, deadline: .now() + .seconds(30), maximumResponseBytes: 1 << 20, budget: budget), promise.futureResult)
     }
 

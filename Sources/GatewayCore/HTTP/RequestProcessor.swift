@@ -149,6 +149,9 @@ public final class RequestProcessor: Sendable {
         case .invoke(let call):
             let started = NIODeadline.now()
             invoker.invoke(call.invocation, on: eventLoop) { result in
+                // The handlers' completions read loop-bound state: a callback off the loop would
+                // fail there, deep in a handler, rather than here.
+                eventLoop.assertInEventLoop()
                 self.requestEnded()
                 completion(self.processed(call, result: result, started: started))
             }

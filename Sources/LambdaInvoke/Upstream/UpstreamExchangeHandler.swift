@@ -110,9 +110,12 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             exchange.completion(.failure(.malformedResponse("a second request on a busy connection")))
             return
         }
+        exchangeNumber &+= 1
+        let number = exchangeNumber
         let timer: NIOScheduledCallback
         do {
-            timer = try context.eventLoop.assumeIsolated().scheduleCallback(at: exchange.deadline, handler: Deadline(handler: self, context: context))
+            timer = try context.eventLoop.assumeIsolated().scheduleCallback(
+                at: exchange.deadline, handler: Deadline(handler: self, context: context, exchange: number))
         } catch {
             // The event loop is shutting down.
             exchange.completion(.failure(.shutDown))
@@ -120,8 +123,6 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         }
         state = .awaitingHead(InFlight(exchange, timer: timer))
         requestWritten = false
-        exchangeNumber &+= 1
-        let number = exchangeNumber
         exchange.stream?.attached(cancel(exchange: number, context: context))
         // Three parts: the response decoder in between must see the head (it pairs answers with
         // requests); `UpstreamRequestEncoder` below it writes them as one buffer. The last part's
@@ -362,13 +363,18 @@ extension SocketAddress {
 }
 
 extension UpstreamExchangeHandler {
-    /// The exchange in flight took too long: its timer, a callback with no promise or future
-    /// (`NIOScheduledCallback`), cancelled when the exchange ends.
+    /// Exchange `exchange` took too long: its timer, a callback with no promise or future
+    /// (`NIOScheduledCallback`), cancelled when the exchange ends. A timer that expired in the
+    /// same round as the exchange ended may still fire after its cancel (NIO takes the round's
+    /// expired timers out of the queue before it runs them): it then finds another exchange number
+    /// and does nothing.
     fileprivate struct Deadline: NIOScheduledCallbackHandler {
         let handler: UpstreamExchangeHandler
         let context: ChannelHandlerContext
+        let exchange: Int
 
         func handleScheduledCallback(eventLoop: some EventLoop) {
+            guard handler.exchangeNumber == exchange else { return }
             handler.fail(context: context, with: .timedOut)
         }
     }
