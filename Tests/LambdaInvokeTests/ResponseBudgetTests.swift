@@ -131,6 +131,32 @@ struct UpstreamExchangeHandlerTests {
         }
     }
 
+    /// The pool hands an exchange to the handler directly (`start`), not through the pipeline:
+    /// there is no write promise to tell it the channel is gone, so the handler does.
+    @Test func anExchangeHandedToTheHandlerIsWrittenOrEndsAtOnceWhenTheChannelIsGone() throws {
+        let channel = EmbeddedChannel()
+        let handler = UpstreamExchangeHandler(readiness: channel.eventLoop.makePromise(), waitsForTLS: false)
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let (first, answer) = exchange(on: channel)
+        handler.start(first)
+        #expect(try channel.readOutbound(as: HTTPClientRequestPart.self) != nil, "written and flushed")
+        var head = HTTPResponseHead(version: .http1_1, status: .ok)
+        head.headers.add(name: "content-length", value: "0")
+        try channel.writeInbound(HTTPClientResponsePart.head(head))
+        try channel.writeInbound(HTTPClientResponsePart.end(nil))
+        #expect(try answer.wait().status == 200)
+        // The connection closes and its handlers leave the pipeline; an exchange that comes after
+        // (leased just before, from another loop) ends as unwritten, so a reused connection's is retried.
+        _ = try channel.finish(acceptAlreadyClosed: true)
+        let (late, future) = exchange(on: channel)
+        handler.start(late)
+        guard case .closedBeforeResponse(_, requestWritten: false)? = failure(future) else {
+            Issue.record("expected closedBeforeResponse, not written, got \(String(describing: failure(future)))")
+            return
+        }
+    }
+
     @Test func theRequestIsFlushedByTheHandlerItselfAtOnceOrWhenTheLoopRunsItsTasks() throws {
         let now = try makeChannel()
         now.write(exchange(on: now).0, promise: nil)

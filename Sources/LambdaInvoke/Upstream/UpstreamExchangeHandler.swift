@@ -69,6 +69,8 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     private var localAddress: String?
     /// Where a request is flushed with the other writes of its event loop's round; nil: at once.
     private let flushes: FlushBatch?
+    /// This handler's place in the pipeline while it is in one, for `start`.
+    private var context: ChannelHandlerContext?
 
     init(readiness: EventLoopPromise<Void>, waitsForTLS: Bool, flushes: FlushBatch? = nil) {
         self.readiness = readiness
@@ -87,7 +89,12 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
         becomeReady(.failure(lastError ?? ChannelError.ioOnClosedChannel))
     }
 
@@ -97,9 +104,24 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         readiness.completeWith(result)
     }
 
+    /// Takes `exchange` over, on the connection's event loop: the pool hands it here directly, not
+    /// through the pipeline (this is its last handler), so there is no write promise to catch an
+    /// exchange that never arrives. A connection closed by now ends the exchange at once.
+    func start(_ exchange: UpstreamExchange) {
+        guard let context else {
+            exchange.completion(.failure(.closedBeforeResponse(cause: lastError ?? ChannelError.ioOnClosedChannel, requestWritten: false)))
+            return
+        }
+        start(exchange, context: context)
+    }
+
+    /// An exchange written into the channel (as the tests do) is taken over the same way.
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let exchange = unwrapOutboundIn(data)
         promise?.succeed()
+        start(unwrapOutboundIn(data), context: context)
+    }
+
+    private func start(_ exchange: UpstreamExchange, context: ChannelHandlerContext) {
         switch state {
         case .idle:
             break

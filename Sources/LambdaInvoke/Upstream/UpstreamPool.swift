@@ -46,7 +46,12 @@ final class UpstreamPool: Sendable {
     /// One pooled connection.
     final class Connection: Sendable {
         let channel: any Channel
-        init(channel: any Channel) { self.channel = channel }
+        /// The channel's `UpstreamExchangeHandler`, to hand exchanges to on the channel's loop.
+        let handler: NIOLoopBoundBox<UpstreamExchangeHandler?>
+        init(channel: any Channel, handler: NIOLoopBoundBox<UpstreamExchangeHandler?>) {
+            self.channel = channel
+            self.handler = handler
+        }
     }
 
     /// What a waiting request is told when it is its turn.
@@ -181,18 +186,28 @@ final class UpstreamPool: Sendable {
                     return failure
                 })
         }
-        // The exchange handler succeeds the write as it takes the exchange over; a failed write
-        // never reached it (the channel closed first, as after a failed TLS handshake).
-        let written = channel.eventLoop.makePromise(of: Void.self)
-        written.futureResult.whenFailure { error in
-            completeExchange(.failure(.closedBeforeResponse(cause: error, requestWritten: false)))
-        }
-        // No flush here: the exchange handler flushes the request itself, with the other writes of
-        // its event loop's round (`FlushBatch`).
+        // Handed to the connection's exchange handler, on its loop: the usual lease is an idle
+        // connection on the caller's own loop, and then this is a call. No flush here: the handler
+        // flushes the request itself, with the other writes of its event loop's round (`FlushBatch`).
         let exchange = UpstreamExchange(
             request: request, completion: completeExchange, deadline: deadline, maximumResponseBytes: maximumResponseBytes, budget: budget, stream: stream
         )
-        channel.write(exchange, promise: written)
+        let handler = lease.connection.handler
+        if channel.eventLoop.inEventLoop {
+            Self.start(exchange, on: handler)
+        } else {
+            channel.eventLoop.execute { Self.start(exchange, on: handler) }
+        }
+    }
+
+    /// On the connection's loop: its handler takes the exchange, or, once the channel is gone,
+    /// the exchange ends as one whose request was never written.
+    private static func start(_ exchange: UpstreamExchange, on handler: NIOLoopBoundBox<UpstreamExchangeHandler?>) {
+        guard let handler = handler.value else {
+            exchange.completion(.failure(.closedBeforeResponse(cause: ChannelError.ioOnClosedChannel, requestWritten: false)))
+            return
+        }
+        handler.start(exchange)
     }
 
     private func lease(deadline: NIODeadline) async throws(UpstreamFailure) -> Lease {
@@ -239,6 +254,7 @@ final class UpstreamPool: Sendable {
         let loop = group.any()
         let ready = loop.makePromise(of: Void.self)
         let batch = flushes.batch(for: loop)
+        let handler = NIOLoopBoundBox.makeEmptyBox(valueType: UpstreamExchangeHandler.self, eventLoop: loop)
         do {
             let channel = try await ClientBootstrap(group: loop)
                 .connectTimeout(max(timeout, .milliseconds(1)))
@@ -255,7 +271,9 @@ final class UpstreamPool: Sendable {
                             }
                             try pipeline.addHandler(UpstreamRequestEncoder())
                             try pipeline.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
-                            try pipeline.addHandler(UpstreamExchangeHandler(readiness: ready, waitsForTLS: tlsContext != nil, flushes: batch))
+                            let exchanges = UpstreamExchangeHandler(readiness: ready, waitsForTLS: tlsContext != nil, flushes: batch)
+                            try pipeline.addHandler(exchanges)
+                            handler.value = exchanges
                         } catch {
                             ready.fail(error)
                             throw error
@@ -272,7 +290,7 @@ final class UpstreamPool: Sendable {
                 throw error
             }
             if tlsContext != nil { handshakes.add(1, ordering: .relaxed) }
-            let connection = Connection(channel: channel)
+            let connection = Connection(channel: channel, handler: handler)
             channel.closeFuture.whenComplete { _ in self.closed(connection) }
             return connection
         } catch {
