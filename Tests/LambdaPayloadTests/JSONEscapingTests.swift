@@ -114,3 +114,20 @@ struct CaseInsensitiveNameTests {
         #expect(long.asciiCaseInsensitiveEquals(String(long.lowercased()[...])))
     }
 }
+
+@Suite("Field names as tokens")
+struct TokenTests {
+    /// RFC 9110 §5.6.2: `tchar` is a letter, a digit or one of ``!#$%&'*+-.^_`|~``. Every byte
+    /// value against that rule as written there.
+    @Test func everyByteIsATokenByteExactlyWhenTheRuleSaysSo() {
+        let symbols = Array("!#$%&'*+-.^_`|~".utf8)
+        for value in 0...255 {
+            let byte = UInt8(value)
+            let letter = (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+            let digit = (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+            #expect(HTTPField.isTokenByte(byte) == (letter || digit || symbols.contains(byte)), "byte \(value)")
+        }
+        #expect(HTTPField.isToken("x-amz-date") && HTTPField.isToken("Content-Type") && !HTTPField.isToken("") && !HTTPField.isToken("a b"))
+        #expect(!HTTPField("a:b", "v").isWellFormed && !HTTPField("x", "a\r\nb").isWellFormed && HTTPField("x", "a\tb").isWellFormed)
+    }
+}
