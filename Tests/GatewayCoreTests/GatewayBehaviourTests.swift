@@ -55,6 +55,27 @@ struct GatewayBehaviourTests {
         }
     }
 
+    /// A Lambda answer of `offloadedBodyBytes` or more is made into the client's response on the
+    /// thread pool, not on an event loop (up to 6 MB of JSON and base64 would hold up the loop's
+    /// other connections), and arrives whole; a small one is decoded on the loop.
+    @Test func aLargeAnswerIsDecodedOffTheEventLoopAndArrivesWhole() async throws {
+        let blob = String(repeating: "y", count: 300 * 1024)
+        let lambda: TestHTTPServer.Handler = { request in
+            let body = request.bodyText.contains("/large") ? blob : "small"
+            return ScriptedResponse(headers: [("x-amzn-RequestId", "req-large")], json: #"{"statusCode":200,"headers":{"content-type":"text/plain"},"body":"\#(body)"}"#)
+        }
+        try await GatewayFixture.with(lambdaHandler: lambda) { gateway in
+            let small = try await gateway.curl("orders", path: "/small")
+            #expect(small.status == 200 && small.body == "small")
+            #expect(gateway.processor.offloadedAnswerCount == 0)
+            let large = try await gateway.curl("orders", path: "/large")
+            #expect(large.status == 200)
+            #expect(large.body == blob, "\(large.body.count) bytes")
+            #expect(gateway.processor.offloadedAnswerCount == 1)
+            #expect(gateway.processor.inFlightCount == 0)
+        }
+    }
+
     @Test func invokesArePooledOverFewConnections() async throws {
         try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
             let host = gateway.tls.sni("orders")

@@ -30,11 +30,13 @@ public final class RequestProcessor: Sendable {
     private let idle = ZeroWaiters()
     /// Requests whose payload was made and hashed on the thread pool (`offloadedBodyBytes`).
     let offloadedPreparations = ManagedAtomic<Int>(0)
-    /// Large payloads being made on the pool now; past `maximumOffloads` an event loop makes its own,
+    /// Large Lambda answers decoded on the thread pool (`decodeOffTheLoop`).
+    let offloadedAnswers = ManagedAtomic<Int>(0)
+    /// Large payloads being made, or large answers decoded, on the pool now; past `maximumOffloads` an event loop makes its own,
     /// which also slows its reading of more bodies, as before the pool.
     let offloadsInFlight = ManagedAtomic<Int>(0)
     static let maximumOffloads = 2 * System.coreCount
-    /// The threads that make large payloads: the gateway's own, so that snapshot builds on NIO's
+    /// The threads that make large payloads and decode large answers: the gateway's own, so that snapshot builds on NIO's
     /// shared pool never queue behind a caller's bodies. Made on first use, kept for the process.
     static let preparationPool: NIOThreadPool = {
         let pool = NIOThreadPool(numberOfThreads: System.coreCount)
@@ -82,6 +84,9 @@ public final class RequestProcessor: Sendable {
 
     /// Requests whose payload was made and hashed on the thread pool so far (`offloadedBodyBytes`).
     public var offloadedPreparationCount: Int { offloadedPreparations.load(ordering: .relaxed) }
+
+    /// Lambda answers of `offloadedBodyBytes` or more decoded on the thread pool so far.
+    public var offloadedAnswerCount: Int { offloadedAnswers.load(ordering: .relaxed) }
 
     /// Waits until no request is in flight, or `timeout` passes (graceful shutdown): woken by the
     /// request that ends last.
@@ -152,9 +157,45 @@ public final class RequestProcessor: Sendable {
                 // The handlers' completions read loop-bound state: a callback off the loop would
                 // fail there, deep in a handler, rather than here.
                 eventLoop.assertInEventLoop()
+                if case .success(let value) = result, value.payload.readableBytes >= self.settings.offloadedBodyBytes {
+                    self.decodeOffTheLoop(call, result: result, started: started, answeringOn: eventLoop, completion: completion)
+                    return
+                }
                 self.requestEnded()
                 completion(self.processed(call, result: result, started: started))
             }
+        }
+    }
+
+    /// A large answer (a Lambda payload of `offloadedBodyBytes` or more: up to 6 MB of JSON to
+    /// parse, and base64 to decode) is made into the client's response on the preparation pool,
+    /// as a large body's payload is, and handed to `completion` back on `eventLoop`: decoding
+    /// megabytes there would hold up the loop's other connections. Past `maximumOffloads`, or
+    /// when the pool is shutting down, the loop decodes it itself.
+    private func decodeOffTheLoop(
+        _ call: Call, result: Result<LambdaInvocationResult, LambdaInvokeError>, started: NIODeadline, answeringOn eventLoop: any EventLoop,
+        completion: @escaping Completion
+    ) {
+        guard offloadsInFlight.wrappingIncrementThenLoad(ordering: .relaxed) <= Self.maximumOffloads else {
+            offloadsInFlight.wrappingDecrement(ordering: .relaxed)
+            requestEnded()
+            completion(processed(call, result: result, started: started))
+            return
+        }
+        Self.preparationPool.runIfActive(eventLoop: eventLoop) {
+            self.processed(call, result: result, started: started)
+        }.whenComplete { outcome in
+            self.offloadsInFlight.wrappingDecrement(ordering: .relaxed)
+            let processed: Processed
+            switch outcome {
+            case .success(let offTheLoop):
+                self.offloadedAnswers.wrappingIncrement(ordering: .relaxed)
+                processed = offTheLoop
+            case .failure:
+                processed = self.processed(call, result: result, started: started)
+            }
+            self.requestEnded()
+            completion(processed)
         }
     }
 
@@ -227,7 +268,21 @@ public final class RequestProcessor: Sendable {
         } catch {
             result = .failure(error)
         }
-        return processed(call, result: result, started: started)
+        guard case .success(let value) = result, value.payload.readableBytes >= settings.offloadedBodyBytes else {
+            return processed(call, result: result, started: started)
+        }
+        // A large answer, as in `decodeOffTheLoop`: tasks run on the event loops too.
+        defer { offloadsInFlight.wrappingDecrement(ordering: .relaxed) }
+        guard offloadsInFlight.wrappingIncrementThenLoad(ordering: .relaxed) <= Self.maximumOffloads else {
+            return processed(call, result: result, started: started)
+        }
+        do {
+            let offTheLoop = try await Self.preparationPool.runIfActive { self.processed(call, result: result, started: started) }
+            offloadedAnswers.wrappingIncrement(ordering: .relaxed)
+            return offTheLoop
+        } catch {
+            return processed(call, result: result, started: started)
+        }
     }
 
     /// The client's answer to `call` from Lambda's result, with the call's time and attempts.
