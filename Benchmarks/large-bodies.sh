@@ -6,6 +6,8 @@
 #
 #   Benchmarks/large-bodies.sh            # the release build
 #   BIN=/path/to/lambda-gateway Benchmarks/large-bodies.sh   # another build (an A/B)
+#   BIG=echo Benchmarks/large-bodies.sh   # the 4 MB bodies go to dev's echo function, so a 4 MB
+#                                         # answer comes back too (its decoding, not only the body's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${BIN:-$(pwd)/.build/release/lambda-gateway}
@@ -18,14 +20,16 @@ HOME=/nonexistent taskset -c 1 "$bin" dev --listen "127.0.0.1:$(fp)" --admin "12
 wf "$work/dev.log" "Serving until"
 url=$(grep -o 'lambda     http://[0-9.:]*' "$work/dev.log" | awk '{print $2}')
 sni=$(grep -o 'greeting\.default[^:]*' "$work/dev.log" | head -1)
+big_sni=$(grep -o "${BIG:-greeting}\.default[^:]*" "$work/dev.log" | head -1)
 port=$(fp)
 (cd "$work/dev" && exec env HOME=/nonexistent AWS_ACCESS_KEY_ID=AKIDLAMBDAGATEWAYDEV AWS_SECRET_ACCESS_KEY=lambda-gateway-dev-secret-not-for-production AWS_EC2_METADATA_DISABLED=true taskset -c 0 "$bin" run --config gateway.yaml --register none --listen "127.0.0.1:$port" --admin 127.0.0.1:0 --event-loops 1 --lambda-endpoint "$url" --log-level error > "$work/gw.log" 2>&1) & pids+=($!)
 wf "$work/gw.log" "listening on"
-c=(--cacert "$work/dev/ca.pem" --cert "$work/dev/web.pem" --key "$work/dev/web-key.pem" --resolve "$sni:$port:127.0.0.1")
+c=(--cacert "$work/dev/ca.pem" --cert "$work/dev/web.pem" --key "$work/dev/web-key.pem" --resolve "$sni:$port:127.0.0.1" --resolve "$big_sni:$port:127.0.0.1")
 head -c 4000000 /dev/zero | tr '\0' 'x' | sed 's/^/{"b":"/; s/$/"}/' > "$work/big.json"
 # the large-body client: 5 MB bodies back to back for the whole run
-( for i in $(seq 1 400); do curl -sS --http1.1 "${c[@]}" -o /dev/null -H 'content-type: application/json' --data-binary "@$work/big.json" "https://$sni:$port/greet" || true; done ) & big=$!; pids+=($big)
+( for i in $(seq 1 400); do curl -sS --http1.1 "${c[@]}" -o /dev/null -w '%{http_code}\n' -H 'content-type: application/json' --data-binary "@$work/big.json" "https://$big_sni:$port/greet" >> "$work/big-codes" || true; done ) & big=$!; pids+=($big)
 sleep 1
 urls=(); for i in $(seq 1 300); do urls+=(-o /dev/null "https://$sni:$port/greet"); done
 curl -sS --http1.1 "${c[@]}" -w "%{time_total}\n" "${urls[@]}" | awk 'NR>1{print $1*1e6}' | sort -n | awk '{a[NR]=$1} END {printf "small requests during 4 MB posts: p50 %.0f us  p90 %.0f us  p99 %.0f us  max %.0f us  (n=%d)\n", a[int(NR*.5)], a[int(NR*.9)], a[int(NR*.99)], a[NR], NR}'
 kill $big 2>/dev/null || true
+echo "large posts during the run: $(sort "$work/big-codes" | uniq -c | awk '{printf "%s x %s  ", $1, $2}')"
