@@ -41,6 +41,10 @@ struct GatewayBehaviourTests {
             let answer = try await gateway.curl("orders", path: "/large", extra: ["-H", "content-type: application/json", "--data-binary", "@\(body)"])
             #expect(answer.status == 201)
             #expect(gateway.processor.offloadedPreparationCount == 1)
+            // The function echoes the body, so its answer is as large: decoded on the pool too,
+            // from the task that a large body's request runs in.
+            #expect(gateway.processor.offloadedAnswerCount == 1)
+            #expect(answer.body.contains(String(repeating: "x", count: 300 * 1024)))
             let recorded = try #require(gateway.lambda.requests.last)
             #expect(recorded.body.count > 300 * 1024)
             let document: [String: Any] = [

@@ -35,6 +35,8 @@ public final class RequestProcessor: Sendable {
     /// Large payloads being made, or large answers decoded, on the pool now; past `maximumOffloads` an event loop makes its own,
     /// which also slows its reading of more bodies, as before the pool.
     let offloadsInFlight = ManagedAtomic<Int>(0)
+    /// Shared by large bodies and large answers: a burst of large answers can send a large body's
+    /// preparation back to its loop, and the other way round.
     static let maximumOffloads = 2 * System.coreCount
     /// The threads that make large payloads and decode large answers: the gateway's own, so that snapshot builds on NIO's
     /// shared pool never queue behind a caller's bodies. Made on first use, kept for the process.
@@ -157,12 +159,13 @@ public final class RequestProcessor: Sendable {
                 // The handlers' completions read loop-bound state: a callback off the loop would
                 // fail there, deep in a handler, rather than here.
                 eventLoop.assertInEventLoop()
+                let callTime = NIODeadline.now() - started
                 if case .success(let value) = result, value.payload.readableBytes >= self.settings.offloadedBodyBytes {
-                    self.decodeOffTheLoop(call, result: result, started: started, answeringOn: eventLoop, completion: completion)
+                    self.decodeOffTheLoop(call, result: result, callTime: callTime, answeringOn: eventLoop, completion: completion)
                     return
                 }
                 self.requestEnded()
-                completion(self.processed(call, result: result, started: started))
+                completion(self.processed(call, result: result, callTime: callTime))
             }
         }
     }
@@ -171,19 +174,20 @@ public final class RequestProcessor: Sendable {
     /// parse, and base64 to decode) is made into the client's response on the preparation pool,
     /// as a large body's payload is, and handed to `completion` back on `eventLoop`: decoding
     /// megabytes there would hold up the loop's other connections. Past `maximumOffloads`, or
-    /// when the pool is shutting down, the loop decodes it itself.
+    /// when the pool is shutting down, the loop decodes it itself. `callTime`: the Lambda call's,
+    /// taken before the hand-off, so that a wait for the pool is not counted as Lambda's.
     private func decodeOffTheLoop(
-        _ call: Call, result: Result<LambdaInvocationResult, LambdaInvokeError>, started: NIODeadline, answeringOn eventLoop: any EventLoop,
+        _ call: Call, result: Result<LambdaInvocationResult, LambdaInvokeError>, callTime: TimeAmount, answeringOn eventLoop: any EventLoop,
         completion: @escaping Completion
     ) {
         guard offloadsInFlight.wrappingIncrementThenLoad(ordering: .relaxed) <= Self.maximumOffloads else {
             offloadsInFlight.wrappingDecrement(ordering: .relaxed)
             requestEnded()
-            completion(processed(call, result: result, started: started))
+            completion(processed(call, result: result, callTime: callTime))
             return
         }
         Self.preparationPool.runIfActive(eventLoop: eventLoop) {
-            self.processed(call, result: result, started: started)
+            self.processed(call, result: result, callTime: callTime)
         }.whenComplete { outcome in
             self.offloadsInFlight.wrappingDecrement(ordering: .relaxed)
             let processed: Processed
@@ -192,7 +196,7 @@ public final class RequestProcessor: Sendable {
                 self.offloadedAnswers.wrappingIncrement(ordering: .relaxed)
                 processed = offTheLoop
             case .failure:
-                processed = self.processed(call, result: result, started: started)
+                processed = self.processed(call, result: result, callTime: callTime)
             }
             self.requestEnded()
             completion(processed)
@@ -268,27 +272,28 @@ public final class RequestProcessor: Sendable {
         } catch {
             result = .failure(error)
         }
+        let callTime = NIODeadline.now() - started
         guard case .success(let value) = result, value.payload.readableBytes >= settings.offloadedBodyBytes else {
-            return processed(call, result: result, started: started)
+            return processed(call, result: result, callTime: callTime)
         }
         // A large answer, as in `decodeOffTheLoop`: tasks run on the event loops too.
         defer { offloadsInFlight.wrappingDecrement(ordering: .relaxed) }
         guard offloadsInFlight.wrappingIncrementThenLoad(ordering: .relaxed) <= Self.maximumOffloads else {
-            return processed(call, result: result, started: started)
+            return processed(call, result: result, callTime: callTime)
         }
         do {
-            let offTheLoop = try await Self.preparationPool.runIfActive { self.processed(call, result: result, started: started) }
+            let offTheLoop = try await Self.preparationPool.runIfActive { self.processed(call, result: result, callTime: callTime) }
             offloadedAnswers.wrappingIncrement(ordering: .relaxed)
             return offTheLoop
         } catch {
-            return processed(call, result: result, started: started)
+            return processed(call, result: result, callTime: callTime)
         }
     }
 
     /// The client's answer to `call` from Lambda's result, with the call's time and attempts.
-    private func processed(_ call: Call, result: Result<LambdaInvocationResult, LambdaInvokeError>, started: NIODeadline) -> Processed {
+    private func processed(_ call: Call, result: Result<LambdaInvocationResult, LambdaInvokeError>, callTime: TimeAmount) -> Processed {
         var answer = finish(call, result: result)
-        answer.lambdaCallNanoseconds = Int((NIODeadline.now() - started).nanoseconds)
+        answer.lambdaCallNanoseconds = Int(callTime.nanoseconds)
         switch result {
         case .success(let value): answer.attempts = value.attempts
         case .failure(let error): answer.attempts = error.attempts
