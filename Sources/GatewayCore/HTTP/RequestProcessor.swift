@@ -237,15 +237,11 @@ public final class RequestProcessor: Sendable {
         }
     }
 
-    /// `prepare`, on NIO's thread pool for a large body, with the payload's SigV4 hash made there
+    /// `prepare`, on the preparation pool for a large body, with the payload's SigV4 hash made there
     /// too: encoding and hashing megabytes would hold up the event loop's other connections.
     private func prepared(_ request: GatewayRequest, connection: ClientConnection, budget: ResponseBudget?) async -> Preparation {
         guard request.body.readableBytes >= settings.offloadedBodyBytes else { return prepare(request, connection: connection, budget: budget) }
-        defer { offloadsInFlight.wrappingDecrement(ordering: .relaxed) }
-        guard offloadsInFlight.wrappingIncrementThenLoad(ordering: .relaxed) <= Self.maximumOffloads else {
-            return prepare(request, connection: connection, budget: budget)
-        }
-        let work: @Sendable () -> Preparation = {
+        return await offloaded(counting: offloadedPreparations) {
             var preparation = self.prepare(request, connection: connection, budget: budget)
             if case .invoke(var call) = preparation {
                 call.invocation.payloadHash = call.invocation.payload.withUnsafeReadableBytes { SigV4Signer.payloadHash($0) }
@@ -253,12 +249,18 @@ public final class RequestProcessor: Sendable {
             }
             return preparation
         }
+    }
+
+    /// `work` on the preparation pool while fewer than `maximumOffloads` jobs are there, counted in
+    /// `counter`; on the caller's own thread past that, or once the pool is shutting down.
+    private func offloaded<T: Sendable>(counting counter: ManagedAtomic<Int>, _ work: @escaping @Sendable () -> T) async -> T {
+        defer { offloadsInFlight.wrappingDecrement(ordering: .relaxed) }
+        guard offloadsInFlight.wrappingIncrementThenLoad(ordering: .relaxed) <= Self.maximumOffloads else { return work() }
         do {
-            let preparation = try await Self.preparationPool.runIfActive(work)
-            offloadedPreparations.wrappingIncrement(ordering: .relaxed)
-            return preparation
+            let result = try await Self.preparationPool.runIfActive(work)
+            counter.wrappingIncrement(ordering: .relaxed)
+            return result
         } catch {
-            // The pool is shutting down: on this thread then.
             return work()
         }
     }
@@ -277,17 +279,7 @@ public final class RequestProcessor: Sendable {
             return processed(call, result: result, callTime: callTime)
         }
         // A large answer, as in `decodeOffTheLoop`: tasks run on the event loops too.
-        defer { offloadsInFlight.wrappingDecrement(ordering: .relaxed) }
-        guard offloadsInFlight.wrappingIncrementThenLoad(ordering: .relaxed) <= Self.maximumOffloads else {
-            return processed(call, result: result, callTime: callTime)
-        }
-        do {
-            let offTheLoop = try await Self.preparationPool.runIfActive { self.processed(call, result: result, callTime: callTime) }
-            offloadedAnswers.wrappingIncrement(ordering: .relaxed)
-            return offTheLoop
-        } catch {
-            return processed(call, result: result, callTime: callTime)
-        }
+        return await offloaded(counting: offloadedAnswers) { self.processed(call, result: result, callTime: callTime) }
     }
 
     /// The client's answer to `call` from Lambda's result, with the call's time and attempts.
