@@ -183,23 +183,12 @@ public struct JSONParser {
         }
     }
 
-    /// The string `bytes` spell, or nil when they are not valid UTF-8. ASCII, the usual case in a
-    /// function's answer, is made without the standard library's generic validation (some thousand
-    /// instructions a string, most of them type metadata look-ups).
+    /// The string `bytes` spell, or nil when they are not valid UTF-8: checked by
+    /// `BodyEncoding.isValidUTF8` (eight ASCII bytes at a time, the usual case in a function's
+    /// answer) rather than by the standard library's generic validation, which cost some thousand
+    /// instructions a string, most of them type metadata look-ups.
     static func string(_ bytes: UnsafeRawBufferPointer) -> String? {
-        guard let base = bytes.baseAddress else { return "" }
-        var index = 0
-        var high: UInt64 = 0
-        while index + 8 <= bytes.count {
-            high |= base.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-            index += 8
-        }
-        while index < bytes.count {
-            high |= UInt64(bytes[index])
-            index += 1
-        }
-        if high & WordBytes.highs == 0 { return String(decoding: bytes, as: UTF8.self) }
-        return String(validating: bytes, as: UTF8.self)
+        BodyEncoding.isValidUTF8(bytes) ? String(decoding: bytes, as: UTF8.self) : nil
     }
 
     private mutating func parseEscape(into out: inout [UInt8]) throws(Error) {

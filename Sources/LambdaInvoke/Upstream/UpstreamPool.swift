@@ -113,8 +113,9 @@ final class UpstreamPool: Sendable {
 
     /// `execute` for a caller on `eventLoop`, whose `completion` runs there. With an idle connection
     /// at hand (the usual case under load, one on the caller's own loop when there is one) the
-    /// exchange is callbacks only: no task, and no future but the write's. Opening a
-    /// connection, or waiting for one to come free, goes on in a task.
+    /// exchange is callbacks only: no task and no future (the exchange is handed to the
+    /// connection's handler directly). Opening a connection, or waiting for one to come free, goes
+    /// on in a task.
     func execute(
         _ request: UpstreamRequest,
         deadline: NIODeadline,
