@@ -407,6 +407,7 @@ if Context.environment["LAMBDA_GATEWAY_FUZZ"] == "1" {
         fuzzTarget("FuzzTraceHeaders", ["LambdaPayload"]),
         fuzzTarget("FuzzEventStream", ["LambdaPayload", nioCore]),
         fuzzTarget("FuzzStreamingPrelude", ["LambdaPayload", nioCore]),
+        fuzzTarget("FuzzUpstreamResponse", ["LambdaInvoke", "LambdaPayload", nioCore]),
         fuzzTarget(
             "FuzzHTTP1Head",
             [

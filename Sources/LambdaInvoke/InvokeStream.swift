@@ -199,8 +199,14 @@ final class InvokeStream: @unchecked Sendable {
     }
 
     private func received(_ chunk: ByteBuffer) {
-        // The piece's bytes, taken by the upstream handler, go back once its payloads took theirs.
-        defer { budget?.release(chunk.readableBytes) }
+        // The piece's bytes, taken by the upstream handler, go back once its payloads took theirs,
+        // and before the stream's last event: whoever sees it sees the budget settled.
+        var pieceHeld = budget == nil ? 0 : chunk.readableBytes
+        func giveBackPiece() {
+            if pieceHeld > 0 { budget?.release(pieceHeld) }
+            pieceHeld = 0
+        }
+        defer { giveBackPiece() }
         guard case .streaming(var decoder, let attempts, let cancel) = state else { return }
         state = .done
         receiving = true
@@ -230,12 +236,14 @@ final class InvokeStream: @unchecked Sendable {
             if completion != nil && decoder.pendingBytes > 0 { throw StreamProblem("bytes after InvokeComplete") }
         } catch {
             cancel()
+            giveBackPiece()
             events(.failed(Self.broken(LambdaInvokeError(.connectionLost, "Lambda's stream broke: \(error)"), attempts: attempts)))
             return
         }
         if let completion {
             // The stream is complete now, whatever the connection does next (the end of its HTTP
             // answer normally comes with it; a connection that stays open is the pool's concern).
+            giveBackPiece()
             events(.completed(completion))
             return
         }

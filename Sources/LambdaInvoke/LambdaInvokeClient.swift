@@ -251,7 +251,7 @@ public final class LambdaInvokeClient: Sendable {
 
     /// The Invoke call's URL and headers, signed with `identity` now. Built from scratch: no client
     /// header ever reaches AWS.
-    func signedRequest(_ request: InvokeRequest, to endpoint: LambdaEndpointResolver.Endpoint, identity: Credentials) -> HTTPRequestHead {
+    func signedRequest(_ request: InvokeRequest, to endpoint: LambdaEndpointResolver.Endpoint, identity: Credentials) -> (path: String, fields: [(String, String)]) {
         let prepared = templates.template(function: request.functionIdentifier, endpoint: endpoint, streaming: request.stream != nil, keyCache: keyCache)
         let signature: SigV4Signature
         if let hash = request.payloadHash {
@@ -261,9 +261,9 @@ public final class LambdaInvokeClient: Sendable {
                 prepared.signer.sign(prepared.template, value: request.invocationType.rawValue, payload: payload, credentials: identity, date: now())
             }
         }
-        // Built as a list and handed over whole: `HTTPHeaders.add` checks each name for non-ASCII
-        // bytes, a closure per byte, and these names are the gateway's own. Values that come from
-        // elsewhere (the token, the trace) are checked for framing bytes as the request is written.
+        // A list, written as it is (`UpstreamRequestEncoder`): no `HTTPHeaders`, whose `add` checks
+        // each name for non-ASCII bytes, and these names are the gateway's own. Values that come
+        // from elsewhere (the token, the trace) are checked for framing bytes as they are written.
         var fields: [(String, String)] = []
         fields.reserveCapacity(9)
         fields.append(("Host", endpoint.host))
@@ -279,7 +279,7 @@ public final class LambdaInvokeClient: Sendable {
             fields.append(("X-Amzn-Trace-Id", trace))
         }
         fields.append(("Content-Length", String(request.payload.readableBytes)))
-        return HTTPRequestHead(version: .http1_1, method: .POST, uri: prepared.path, headers: HTTPHeaders(fields))
+        return (prepared.path, fields)
     }
 
     /// Retry-After (absent: a random 100–300 ms) when it is at most 2 s and fits before the deadline.
@@ -324,7 +324,8 @@ public final class LambdaInvokeClient: Sendable {
         on eventLoop: any EventLoop,
         completion: @escaping @Sendable (Outcome) -> Void
     ) {
-        let upstream = UpstreamRequest(head: signedRequest(request, to: endpoint, identity: identity), body: request.payload)
+        let signed = signedRequest(request, to: endpoint, identity: identity)
+        let upstream = UpstreamRequestEncoder.encode(method: .POST, target: signed.path, fields: signed.fields, body: request.payload)
         let pool: UpstreamPool
         do {
             pool = try pools.pool(for: endpoint.baseURL)

@@ -89,7 +89,7 @@ public final class PooledHTTPClient: Sendable {
         if !headers.contains(name: "content-length"), body.readableBytes > 0 || (method != .GET && method != .HEAD) {
             headers.add(name: "Content-Length", value: String(body.readableBytes))
         }
-        let request = UpstreamRequest(head: HTTPRequestHead(version: .http1_1, method: method, uri: target, headers: headers), body: body)
+        let request = UpstreamRequestEncoder.encode(method: method, target: target, fields: headers.map { ($0.name, $0.value) }, body: body)
         let pool: UpstreamPool
         do {
             pool = try pools.pool(for: baseURL)

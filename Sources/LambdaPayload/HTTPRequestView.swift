@@ -46,7 +46,7 @@ public struct HTTPField: Sendable, Hashable {
     /// Letters, digits and ``!#$%&'*+-.^_`|~``: a bit per byte value, for bytes 0–63 and 64–127
     /// (it runs for every byte of every field name the gateway writes; a search of the list of
     /// symbols per `-` cost more than the rest of the check).
-    static func isTokenByte(_ byte: UInt8) -> Bool {
+    public static func isTokenByte(_ byte: UInt8) -> Bool {
         switch byte {
         case 0..<64: tokenBytesBelow64 & (1 << UInt64(byte)) != 0
         case 64..<128: tokenBytesFrom64 & (1 << UInt64(byte - 64)) != 0

@@ -84,7 +84,7 @@ struct UpstreamExchangeHandlerTests {
 
     func exchange(on channel: EmbeddedChannel, budget: ResponseBudget? = nil) -> (UpstreamExchange, EventLoopFuture<UpstreamResponse>) {
         let promise = channel.eventLoop.makePromise(of: UpstreamResponse.self)
-        let request = UpstreamRequest(head: HTTPRequestHead(version: .http1_1, method: .POST, uri: "/"), body: ByteBuffer(string: "{}"))
+        let request = UpstreamRequestEncoder.encode(method: .POST, target: "/", fields: [("Content-Length", "2")], body: ByteBuffer(string: "{}"))
         // Called once: a second call would release the pooled connection twice (a promise would
         // have swallowed it, so it is counted here).
         let calls = CallCount()
@@ -140,11 +140,8 @@ struct UpstreamExchangeHandlerTests {
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         let (first, answer) = exchange(on: channel)
         handler.start(first)
-        #expect(try channel.readOutbound(as: HTTPClientRequestPart.self) != nil, "written and flushed")
-        var head = HTTPResponseHead(version: .http1_1, status: .ok)
-        head.headers.add(name: "content-length", value: "0")
-        try channel.writeInbound(HTTPClientResponsePart.head(head))
-        try channel.writeInbound(HTTPClientResponsePart.end(nil))
+        #expect(try channel.readOutbound(as: ByteBuffer.self) != nil, "written and flushed")
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"))
         #expect(try answer.wait().status == 200)
         // The connection closes and its handlers leave the pipeline; an exchange that comes after
         // (leased just before, from another loop) ends as unwritten, so a reused connection's is retried.
@@ -160,12 +157,12 @@ struct UpstreamExchangeHandlerTests {
     @Test func theRequestIsFlushedByTheHandlerItselfAtOnceOrWhenTheLoopRunsItsTasks() throws {
         let now = try makeChannel()
         now.write(exchange(on: now).0, promise: nil)
-        #expect(try now.readOutbound(as: HTTPClientRequestPart.self) != nil, "flushed without the caller's flush")
+        #expect(try now.readOutbound(as: ByteBuffer.self) != nil, "flushed without the caller's flush")
         let deferred = try makeChannel(defersFlush: true)
         deferred.write(exchange(on: deferred).0, promise: nil)
-        #expect(try deferred.readOutbound(as: HTTPClientRequestPart.self) == nil, "written, not yet flushed")
+        #expect(try deferred.readOutbound(as: ByteBuffer.self) == nil, "written, not yet flushed")
         deferred.embeddedEventLoop.run()
-        #expect(try deferred.readOutbound(as: HTTPClientRequestPart.self) != nil)
+        #expect(try deferred.readOutbound(as: ByteBuffer.self) != nil)
         _ = try now.finish(acceptAlreadyClosed: true)
         _ = try deferred.finish(acceptAlreadyClosed: true)
     }
@@ -174,7 +171,7 @@ struct UpstreamExchangeHandlerTests {
         let channel = try makeChannel()
         let (exchange, future) = exchange(on: channel)
         channel.writeAndFlush(exchange, promise: nil)
-        #expect(try channel.readOutbound(as: HTTPClientRequestPart.self) != nil)
+        #expect(try channel.readOutbound(as: ByteBuffer.self) != nil)
         channel.pipeline.fireChannelInactive()
         guard case .closedBeforeResponse(_, requestWritten: true)? = failure(future) else {
             Issue.record("expected closedBeforeResponse after the write, got \(String(describing: failure(future)))")
@@ -188,9 +185,7 @@ struct UpstreamExchangeHandlerTests {
         budget.take(900)  // the client has not read an earlier answer
         let (exchange, future) = exchange(on: channel, budget: budget)
         channel.writeAndFlush(exchange, promise: nil)
-        var head = HTTPResponseHead(version: .http1_1, status: .ok)
-        head.headers.add(name: "content-length", value: "500")
-        try channel.writeInbound(HTTPClientResponsePart.head(head))
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: 500\r\n\r\n"))
         // Reading stops: a read() does not reach the socket.
         let reads = ReadCounter()
         try channel.pipeline.syncOperations.addHandler(reads, position: .first)
@@ -202,8 +197,7 @@ struct UpstreamExchangeHandlerTests {
         channel.embeddedEventLoop.run()
         #expect(reads.count == 1)
         #expect(budget.held == 500)
-        try channel.writeInbound(HTTPClientResponsePart.body(ByteBuffer(repeating: 0x61, count: 500)))
-        try channel.writeInbound(HTTPClientResponsePart.end(nil))
+        try channel.writeInbound(ByteBuffer(repeating: 0x61, count: 500))
         let response = try future.wait()
         #expect(response.body.readableBytes == 500)
         // The answer keeps its reservation until whoever writes it to the client has counted the
@@ -219,9 +213,7 @@ struct UpstreamExchangeHandlerTests {
         budget.take(100)
         let (exchange, future) = exchange(on: channel, budget: budget)
         channel.writeAndFlush(exchange, promise: nil)
-        var head = HTTPResponseHead(version: .http1_1, status: .ok)
-        head.headers.add(name: "content-length", value: "50")
-        try channel.writeInbound(HTTPClientResponsePart.head(head))
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\n"))
         budget.close()
         channel.embeddedEventLoop.run()
         guard case .abandoned? = failure(future) else {

@@ -263,6 +263,10 @@ struct UpstreamPoolTests {
         ("not http at all\r\n\r\n", "malformed"),
         ("HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n", "malformed"),
         ("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", "before the answer was complete"),
+        // Framing that two readers could take two ways is refused, not guessed at.
+        ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}", "both Content-Length and Transfer-Encoding"),
+        ("HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\n{}", "folded"),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}", "before the answer was complete"),
     ])
     func garbageFromTheEndpointIsAConnectionError(answer: String, expected: String) async throws {
         let server = try await RawTCPServer(answer: answer)
@@ -279,6 +283,28 @@ struct UpstreamPoolTests {
                 try await client.invoke(InvokeRequest(function: ordersARN, payload: ByteBuffer(string: "{}"), timeout: .seconds(60)))
             }
             #expect(error?.message.contains(expected) == true, "\(String(describing: error))")
+        } teardown: {
+            try? await client.shutdown()
+            try? await server.channel.close()
+        }
+    }
+}
+
+extension UpstreamPoolTests {
+    /// Without a length or chunks, the connection's end ends the answer (RFC 9112 §6.3): the
+    /// answer is whole, and the connection is not pooled again.
+    @Test func anAnswerFramedByTheConnectionsEndIsWhole() async throws {
+        let server = try await RawTCPServer(answer: "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"whole\":true}")
+        let client = try LambdaInvokeClient(
+            configuration: LambdaInvokeConfiguration(endpoints: LambdaEndpointResolver(customEndpoint: "http://127.0.0.1:\(server.port)")),
+            credentials: StaticCredentialSource(testCredentials),
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            logger: Logger(label: "test")
+        )
+        try await withTeardown {
+            let result = try await client.invoke(InvokeRequest(function: ordersARN, payload: ByteBuffer(string: "{}"), timeout: .seconds(60)))
+            #expect(result.statusCode == 200)
+            #expect(String(buffer: result.payload) == #"{"whole":true}"#)
         } teardown: {
             try? await client.shutdown()
             try? await server.channel.close()
@@ -334,12 +360,17 @@ struct UpstreamRequestEncoderTests {
     }
 
     @Test func aRequestIsOneBufferAndAFieldThatCouldSplitItIsLeftOut() {
-        var headers = HTTPHeaders()
-        headers.add(name: "Host", value: "lambda.us-east-1.amazonaws.com")
-        headers.add(name: "X-Amz-Security-Token", value: "abc\r\nx-injected: 1")
-        headers.add(name: "Content-Length", value: "2")
-        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/2015-03-31/functions/f/invocations", headers: headers)
-        let bytes = UpstreamRequestEncoder.encode(head, body: ByteBuffer(string: "{}"), allocator: ByteBufferAllocator())
-        #expect(String(buffer: bytes) == "POST /2015-03-31/functions/f/invocations HTTP/1.1\r\nHost: lambda.us-east-1.amazonaws.com\r\nContent-Length: 2\r\n\r\n{}")
+        let fields = [("Host", "lambda.us-east-1.amazonaws.com"), ("X-Amz-Security-Token", "abc\r\nx-injected: 1"), ("Content-Length", "2")]
+        let request = UpstreamRequestEncoder.encode(method: .POST, target: "/2015-03-31/functions/f/invocations", fields: fields, body: ByteBuffer(string: "{}"))
+        #expect(String(buffer: request.bytes) == "POST /2015-03-31/functions/f/invocations HTTP/1.1\r\nHost: lambda.us-east-1.amazonaws.com\r\nContent-Length: 2\r\n\r\n{}")
+        #expect(request.largeBody == nil && !request.isHEAD)
+    }
+
+    @Test func aLargeBodyFollowsTheHeadUncopied() {
+        let body = ByteBuffer(repeating: 0x61, count: UpstreamRequestEncoder.coalescedBodyLimit + 1)
+        let request = UpstreamRequestEncoder.encode(method: .POST, target: "/", fields: [("Content-Length", "\(body.readableBytes)")], body: body)
+        #expect(String(buffer: request.bytes) == "POST / HTTP/1.1\r\nContent-Length: 16385\r\n\r\n")
+        #expect(request.largeBody == body)
+        #expect(UpstreamRequestEncoder.encode(method: .HEAD, target: "/", fields: [], body: ByteBuffer()).isHEAD)
     }
 }

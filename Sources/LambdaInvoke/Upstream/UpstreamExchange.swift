@@ -1,10 +1,15 @@
 import NIOCore
 import NIOHTTP1
 
-/// One HTTP/1.1 request to the Lambda endpoint, built in full before it is written.
+/// One HTTP/1.1 request to the endpoint, encoded in full before it is written
+/// (`UpstreamRequestEncoder`).
 struct UpstreamRequest: Sendable {
-    var head: HTTPRequestHead
-    var body: ByteBuffer
+    /// The head, with the body behind it when the body is small.
+    var bytes: ByteBuffer
+    /// A large body, written after `bytes` as it is.
+    var largeBody: ByteBuffer?
+    /// The request is a HEAD: its answer is a head alone, whatever its fields say.
+    var isHEAD: Bool
 }
 
 /// Lambda's whole answer (a buffered Invoke answer is at most ~6 MB), or, for an exchange with an

@@ -2,21 +2,26 @@ import NIOCore
 import NIOHTTP1
 import NIOTLS
 
-/// The last handler of a pooled upstream connection: it takes one `UpstreamExchange` at a time,
-/// writes its request in one flush, collects the whole answer and calls the exchange's completion.
+/// The handler of a pooled upstream connection, behind TLS: it takes one `UpstreamExchange` at a
+/// time, writes its request (bytes encoded when it was made) in one flush, reads the answer with
+/// its own parser (`UpstreamResponseParser`) and calls the exchange's completion. One handler
+/// where there were three (a request encoder, NIO's response decoder, this one): each read, write
+/// and flush of an Invoke call passes fewer pipeline steps.
 ///
-/// Anything that leaves the exchange unfinished (deadline, an answer over the limit, a decoder
-/// error, bytes when nothing was asked) closes the connection: its state is unknown after that.
+/// Anything that leaves the exchange unfinished (deadline, an answer over the limit, a malformed
+/// answer, bytes when nothing was asked) closes the connection: its state is unknown after that.
 final class UpstreamExchangeHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = UpstreamExchange
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias OutboundOut = ByteBuffer
 
     /// An answer being read.
     struct Receiving {
         var status: Int
         var headers: HTTPHeaders
         var keepAlive: Bool
+        /// The body's length when a `Content-Length` frames it.
+        var contentLength: Int?
         var body: ByteBuffer?
         /// The body goes to the exchange's stream sink, piece by piece.
         var streaming = false
@@ -48,6 +53,10 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     }
 
     private var state: State = .idle
+    private var parser = UpstreamResponseParser()
+    /// Bytes read and not yet parsed: the start of a head (or of a chunk's size line) that is not
+    /// whole yet.
+    private var unparsed: ByteBuffer?
     /// The exchange's request was completely handed to the socket: from then on the function may
     /// have run, and a lost connection is never retried.
     private var requestWritten = false
@@ -145,17 +154,19 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         }
         state = .awaitingHead(InFlight(exchange, timer: timer))
         requestWritten = false
+        parser.answersHEAD = exchange.request.isHEAD
         exchange.stream?.attached(cancel(exchange: number, context: context))
-        // Three parts: the response decoder in between must see the head (it pairs answers with
-        // requests); `UpstreamRequestEncoder` below it writes them as one buffer. The last part's
-        // promise succeeds once the socket took the whole request.
-        context.write(wrapOutboundOut(.head(exchange.request.head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(exchange.request.body))), promise: nil)
+        // The last write's promise succeeds once the socket took the whole request.
         let sent = context.eventLoop.makePromise(of: Void.self)
         sent.futureResult.assumeIsolated().whenSuccess {
             if self.exchangeNumber == number { self.requestWritten = true }
         }
-        context.write(wrapOutboundOut(.end(nil)), promise: sent)
+        if let largeBody = exchange.request.largeBody {
+            context.write(wrapOutboundOut(exchange.request.bytes), promise: nil)
+            context.write(wrapOutboundOut(largeBody), promise: sent)
+        } else {
+            context.write(wrapOutboundOut(exchange.request.bytes), promise: sent)
+        }
         if let flushes {
             flushes.flush(context.channel)
         } else {
@@ -242,29 +253,65 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        switch (part, state) {
+        var buffer = unwrapInboundIn(data)
+        if case .closed = state { return }
+        if var earlier = unparsed {
+            // Taken out first, so that appending to it does not copy it.
+            unparsed = nil
+            earlier.writeBuffer(&buffer)
+            buffer = earlier
+        }
+        parse(&buffer, context: context)
+        if buffer.readableBytes > 0 {
+            if case .closed = state { return }
+            unparsed = buffer
+        }
+    }
+
+    /// Hands every whole event in `buffer` on, consuming its bytes.
+    private func parse(_ buffer: inout ByteBuffer, context: ChannelHandlerContext) {
+        while true {
+            switch state {
+            case .closed:
+                return
+            case .idle:
+                if buffer.readableBytes > 0 { fail(context: context, with: .malformedResponse("bytes from the endpoint when nothing was asked")) }
+                return
+            case .awaitingHead, .receiving:
+                break
+            }
+            let event: UpstreamResponseParser.Event?
+            do {
+                event = try parser.next(&buffer)
+            } catch {
+                fail(context: context, with: .malformedResponse(error.description))
+                return
+            }
+            guard let event else { return }
+            received(event, context: context)
+        }
+    }
+
+    private func received(_ event: UpstreamResponseParser.Event, context: ChannelHandlerContext) {
+        switch (event, state) {
         case (.head(let head), .awaitingHead(let inFlight)):
-            // 1xx answers come before the real one; the pool never sends `Expect`, so they are rare.
-            if head.status.code < 200 { return }
             let exchange = inFlight.exchange
-            if head.status.code == 200, let sink = exchange.stream {
-                inFlight.answer = Receiving(status: 200, headers: head.headers, keepAlive: head.isKeepAlive, body: nil, streaming: true)
+            if head.status == 200, let sink = exchange.stream {
+                inFlight.answer = Receiving(status: 200, headers: head.headers, keepAlive: head.keepAlive, contentLength: head.contentLength, body: nil, streaming: true)
                 state = .receiving(inFlight)
                 sink.head(head.headers, localAddress, sink.attempts, cancel(exchange: exchangeNumber, context: context))
                 return
             }
             let limit = exchange.maximumResponseBytes
-            let length = head.headers.first(name: "content-length").flatMap(Int.init)
-            if let length, length > limit {
+            if let length = head.contentLength, length > limit {
                 fail(context: context, with: .responseTooLarge(limit: limit))
                 return
             }
-            inFlight.answer = Receiving(status: Int(head.status.code), headers: head.headers, keepAlive: head.isKeepAlive, body: nil)
+            inFlight.answer = Receiving(status: head.status, headers: head.headers, keepAlive: head.keepAlive, contentLength: head.contentLength, body: nil)
             state = .receiving(inFlight)
             // Lambda frames its answers by length: the whole answer is reserved before its body is
             // read, so it either fits now or stays in the socket until it does.
-            if let budget = exchange.budget, let length, length > 0 {
+            if let budget = exchange.budget, let length = head.contentLength, length > 0 {
                 reserve(length, from: budget, context: context)
             }
 
@@ -284,17 +331,27 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
                 fail(context: context, with: .responseTooLarge(limit: exchange.maximumResponseBytes))
                 return
             }
-            if let budget = exchange.budget, inFlight.answer!.headers.first(name: "content-length") == nil {
+            let length = inFlight.answer!.contentLength
+            if let budget = exchange.budget, length == nil {
                 // Chunked (not what Lambda sends): count what arrives, and read on only when the
                 // budget is not spent.
                 budget.take(chunk.readableBytes)
                 reserved += chunk.readableBytes
                 if budget.isSpent && !waitingForBudget { reserve(0, from: budget, context: context) }
             }
-            // In place: the answer is held only here, so appending does not copy the buffer.
             if inFlight.answer!.body == nil {
-                inFlight.answer!.body = chunk
+                if let length, length > chunk.readableBytes {
+                    // The first piece of a longer answer: room for all of it at once, rather than
+                    // a buffer that grows (and is copied) as the pieces come.
+                    var body = context.channel.allocator.buffer(capacity: length)
+                    body.writeBuffer(&chunk)
+                    inFlight.answer!.body = body
+                } else {
+                    // The whole answer in one read: a slice of it, not a copy.
+                    inFlight.answer!.body = chunk
+                }
             } else {
+                // In place: the answer is held only here, so appending does not copy the buffer.
                 inFlight.answer!.body!.writeBuffer(&chunk)
             }
 
@@ -317,21 +374,13 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
 
         case (_, .closed):
             return
-        case (let part, _):
-            fail(context: context, with: .malformedResponse("unexpected \(Self.name(of: part)) from the endpoint"))
+        case (let event, _):
+            // The parser reads one answer per exchange; this would be a bug of its own.
+            fail(context: context, with: .malformedResponse("unexpected \(Self.name(of: event)) from the endpoint"))
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let error = error as? HTTPParserError {
-            // The decoder reports a close in the middle of an answer as a parser error.
-            if case .invalidEOFState = error {
-                context.close(promise: nil)
-            } else {
-                fail(context: context, with: .malformedResponse("\(error)"))
-            }
-            return
-        }
         if lastError == nil { lastError = error }
         becomeReady(.failure(error))
         context.close(promise: nil)
@@ -339,6 +388,14 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         becomeReady(.failure(lastError ?? ChannelError.eof))
+        if case .receiving = state, lastError == nil {
+            // An answer framed by the connection's end is whole now (unless TLS ended uncleanly:
+            // then `lastError` is set and it may have been cut short).
+            if case .end? = try? parser.inputEnded(unparsed ?? ByteBuffer()) {
+                received(.end, context: context)
+            }
+        }
+        unparsed = nil
         switch state {
         case .awaitingHead:
             fail(context: context, with: .closedBeforeResponse(cause: lastError, requestWritten: requestWritten))
@@ -365,8 +422,8 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         context.close(promise: nil)
     }
 
-    private static func name(of part: HTTPClientResponsePart) -> String {
-        switch part {
+    private static func name(of event: UpstreamResponseParser.Event) -> String {
+        switch event {
         case .head: "response head"
         case .body: "body bytes"
         case .end: "end of response"

@@ -270,8 +270,6 @@ final class UpstreamPool: Sendable {
                             if let tlsContext {
                                 try pipeline.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: serverName))
                             }
-                            try pipeline.addHandler(UpstreamRequestEncoder())
-                            try pipeline.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
                             let exchanges = UpstreamExchangeHandler(readiness: ready, waitsForTLS: tlsContext != nil, flushes: batch)
                             try pipeline.addHandler(exchanges)
                             handler.value = exchanges

@@ -2,66 +2,37 @@ import LambdaPayload
 import NIOCore
 import NIOHTTP1
 
-/// Writes an Invoke request as one buffer: `METHOD target HTTP/1.1`, the headers, a blank line, the
-/// body (a body over 16 KiB follows as its own buffer, uncopied). It takes the place of NIO's request encoder and request-header validator, which cost a
-/// pass each per part and wrote head and body as separate buffers (so separate TLS records).
+/// Writes a request as HTTP/1.1 bytes once, when it is made (a retry on a new connection writes
+/// the same bytes): `METHOD target HTTP/1.1`, the fields, a blank line, and a body up to 16 KiB
+/// behind them in the same buffer (so the same TLS record). It takes the place of NIO's request
+/// encoder and header validator, and of a handler that gathered a request's parts.
 ///
 /// The gateway builds every field itself (no client header reaches AWS: docs/DECISIONS.md D2); a field that
 /// could still break the framing (CR, LF or NUL) is left out, and AWS then refuses the request
 /// rather than reading a second one.
-final class UpstreamRequestEncoder: ChannelOutboundHandler, RemovableChannelHandler {
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = ByteBuffer
-
-    private var head: HTTPRequestHead?
-    private var body: ByteBuffer?
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch unwrapOutboundIn(data) {
-        case .head(let head):
-            self.head = head
-            promise?.succeed()
-        case .body(.byteBuffer(let chunk)):
-            if body == nil {
-                body = chunk
-            } else {
-                var chunk = chunk
-                body!.writeBuffer(&chunk)
-            }
-            promise?.succeed()
-        case .body(.fileRegion):
-            promise?.fail(ChannelError.operationUnsupported)
-        case .end:
-            guard let head else {
-                promise?.fail(ChannelError.operationUnsupported)
-                return
-            }
-            let body = self.body ?? ByteBuffer()
-            self.head = nil
-            self.body = nil
-            if body.readableBytes <= Self.coalescedBodyLimit {
-                context.write(wrapOutboundOut(Self.encode(head, body: body, allocator: context.channel.allocator)), promise: promise)
-            } else {
-                // A large payload (up to 6 MB) is not copied: the head, then the body as it is.
-                context.write(wrapOutboundOut(Self.encode(head, body: ByteBuffer(), allocator: context.channel.allocator)), promise: nil)
-                context.write(wrapOutboundOut(body), promise: promise)
-            }
-        }
-    }
-
+enum UpstreamRequestEncoder {
     /// A body up to this size is copied behind the head: one buffer, one TLS record.
     static let coalescedBodyLimit = 16 * 1024
 
+    static func encode(method: HTTPMethod, target: String, fields: [(String, String)], body: ByteBuffer, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> UpstreamRequest {
+        if body.readableBytes <= coalescedBodyLimit {
+            return UpstreamRequest(bytes: encode(method: method, target: target, fields: fields, body: body, allocator: allocator), largeBody: nil, isHEAD: method == .HEAD)
+        }
+        // A large payload (up to 6 MB) is not copied: the head, then the body as it is.
+        return UpstreamRequest(bytes: encode(method: method, target: target, fields: fields, body: ByteBuffer(), allocator: allocator), largeBody: body, isHEAD: method == .HEAD)
+    }
+
     /// The head is written into one reservation (a `ByteBuffer` call per piece cost some 250
     /// instructions each, 33 pieces per Invoke call), then the body behind it.
-    static func encode(_ head: HTTPRequestHead, body: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var method = head.method.rawValue
-        var uri = head.uri
+    static func encode(method: HTTPMethod, target: String, fields: [(String, String)], body: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var method = method.rawValue
+        var uri = target
         var size = method.utf8.count + uri.utf8.count + 14
-        var fields: [(name: String, value: String)] = []
-        fields.reserveCapacity(head.headers.count)
-        for (name, value) in head.headers where isSafe(name) && isSafe(value) {
-            fields.append((name, value))
+        var safe = fields
+        if !fields.allSatisfy({ isSafe($0.0) && isSafe($0.1) }) {
+            safe.removeAll { !isSafe($0.0) || !isSafe($0.1) }
+        }
+        for (name, value) in safe {
             size += name.utf8.count + value.utf8.count + 4
         }
         var buffer = allocator.buffer(capacity: size + body.readableBytes)
@@ -85,10 +56,12 @@ final class UpstreamRequestEncoder: ChannelOutboundHandler, RemovableChannelHand
             var version = " HTTP/1.1"
             put(&version)
             put(UInt8(ascii: "\r"), UInt8(ascii: "\n"))
-            for index in fields.indices {
-                put(&fields[index].name)
+            for (name, value) in safe {
+                var name = name
+                var value = value
+                put(&name)
                 put(UInt8(ascii: ":"), UInt8(ascii: " "))
-                put(&fields[index].value)
+                put(&value)
                 put(UInt8(ascii: "\r"), UInt8(ascii: "\n"))
             }
             put(UInt8(ascii: "\r"), UInt8(ascii: "\n"))
