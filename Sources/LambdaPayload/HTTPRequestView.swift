@@ -46,6 +46,7 @@ public struct HTTPField: Sendable, Hashable {
     /// Letters, digits and ``!#$%&'*+-.^_`|~``: a bit per byte value, for bytes 0–63 and 64–127
     /// (it runs for every byte of every field name the gateway writes; a search of the list of
     /// symbols per `-` cost more than the rest of the check).
+    @inlinable
     public static func isTokenByte(_ byte: UInt8) -> Bool {
         switch byte {
         case 0..<64: tokenBytesBelow64 & (1 << UInt64(byte)) != 0
@@ -54,8 +55,8 @@ public struct HTTPField: Sendable, Hashable {
         }
     }
 
-    static let tokenBytesBelow64: UInt64 = 0x03FF_6CFA_0000_0000
-    static let tokenBytesFrom64: UInt64 = 0x57FF_FFFF_C7FF_FFFE
+    @usableFromInline static let tokenBytesBelow64: UInt64 = 0x03FF_6CFA_0000_0000
+    @usableFromInline static let tokenBytesFrom64: UInt64 = 0x57FF_FFFF_C7FF_FFFE
 }
 
 /// A client request as the payload codecs need it, independent of HTTP/1.1 or HTTP/2 framing.

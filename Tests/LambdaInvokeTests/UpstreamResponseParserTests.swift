@@ -210,6 +210,20 @@ struct UpstreamResponseParserTests {
         #expect(outcome.error == nil && outcome.answers.count == 1 && outcome.answers[0].ended)
     }
 
+    /// The eight-at-a-time check agrees with the byte test for every byte value at every position.
+    @Test func everyByteValueIsJudgedAsAFieldValueByteAnywhereInAValue() {
+        for value in 0...255 {
+            let byte = UInt8(value)
+            let allowed = byte == 0x09 || (byte >= 0x20 && byte != 0x7F)
+            for position in 0..<20 {
+                var bytes = Array(repeating: UInt8(ascii: "a"), count: 20)
+                bytes[position] = byte
+                let judged = bytes.withUnsafeBytes { UpstreamResponseParser.areFieldValueBytes($0) }
+                #expect(judged == allowed, "byte \(value) at \(position)")
+            }
+        }
+    }
+
     @Test func afterAnErrorNothingMoreIsRead() throws {
         var parser = UpstreamResponseParser()
         var buffer = ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
