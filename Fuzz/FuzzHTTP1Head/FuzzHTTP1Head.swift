@@ -1,7 +1,12 @@
-// libFuzzer target: the bytes of an HTTP/1.x connection after the handshake. NIO's request decoder,
-// configured as `configureHTTP1Sync` configures it, feeds `RequestReader` as the connection handler
-// does; each complete request is prepared (path normalized, intentions, Invoke payload) up to the
-// Lambda call, which is never made. Refusals are encoded as the handler would write them.
+// libFuzzer target: the bytes of an HTTP/1.x connection after the handshake. The gateway's request
+// parser (`HTTP1RequestParser`) reads them as the connection handler does, fed whole and in pieces,
+// and feeds `RequestReader`; each complete request is prepared (path normalized, intentions,
+// Invoke payload) up to the Lambda call, which is never made. Refusals are encoded as the handler
+// would write them.
+//
+// The same bytes go through NIO's request decoder (llhttp), which the gateway used before: every
+// request the gateway's parser reads, llhttp must read the same (method, target, version, fields,
+// body). The parser may refuse what llhttp accepts, never the other way round.
 import AWSCredentials
 import AWSSigV4
 import FuzzSupport
@@ -111,8 +116,64 @@ func check(path target: String) {
     precondition((try? PathNormalizer.normalize(normalized)) == normalized, "\(path) normalizes to \(normalized), which normalizes again")
 }
 
+/// A request as both parsers read it: the head, and the body's bytes however they were cut.
+struct ReadRequest: Equatable, CustomStringConvertible {
+    var method: HTTPMethod
+    var target: String
+    var version: HTTPVersion
+    var fields: [String]
+    var body: [UInt8] = []
+    var ended = false
+    var description: String { "\(method) \(target) \(version) \(fields) body \(body.count) bytes, ended \(ended)" }
+
+    init(_ head: HTTPRequestHead) {
+        method = head.method
+        target = head.uri
+        version = head.version
+        // llhttp keeps the whitespace after a value; the gateway's parser drops it, as RFC 9110
+        // §5.5 and Envoy do.
+        fields = head.headers.map { "\($0.name): \(String($0.value.reversed().drop { $0 == " " || $0 == "\t" }.reversed()))" }
+    }
+}
+
+func requests(in parts: [HTTPServerRequestPart]) -> [ReadRequest] {
+    var requests: [ReadRequest] = []
+    for part in parts {
+        switch part {
+        case .head(let head): requests.append(ReadRequest(head))
+        case .body(let bytes): requests[requests.count - 1].body += bytes.readableBytesView
+        case .end: requests[requests.count - 1].ended = true
+        }
+    }
+    return requests
+}
+
+/// The gateway parser's parts, the bytes fed in pieces of `piece`; and whether it refused them.
+func gatewayParts(_ bytes: UnsafeBufferPointer<UInt8>, piece: Int) -> (parts: [HTTPServerRequestPart], refused: Bool) {
+    var parser = HTTP1RequestParser()
+    var buffer = ByteBuffer()
+    var parts: [HTTPServerRequestPart] = []
+    var offset = 0
+    do {
+        repeat {
+            let end = min(offset + piece, bytes.count)
+            buffer.writeBytes(UnsafeBufferPointer(rebasing: bytes[offset..<end]))
+            offset = end
+            while let part = try parser.next(&buffer) { parts.append(part) }
+        } while offset < bytes.count
+    } catch {
+        return (parts, true)
+    }
+    return (parts, false)
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = UnsafeBufferPointer(start: data, count: size)
+    let (parts, refused) = gatewayParts(bytes, piece: max(size, 1))
+    let inPieces = gatewayParts(bytes, piece: 1 + size % 13)
+    precondition(requests(in: inPieces.parts) == requests(in: parts) && inPieces.refused == refused, "the parser reads the bytes differently in pieces")
+
     let channel = EmbeddedChannel()
     let decoder = HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: RequestReader.limits)
     try! channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(decoder))
@@ -121,8 +182,15 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     // Then the client closes: an HTTP/1.0 body without a length ends there.
     channel.close(promise: nil)
     channel.embeddedEventLoop.run()
-    var parts: [HTTPServerRequestPart] = []
-    while let part = try? channel.readInbound(as: HTTPServerRequestPart.self) { parts.append(part) }
+    var llhttpParts: [HTTPServerRequestPart] = []
+    while let part = try? channel.readInbound(as: HTTPServerRequestPart.self) { llhttpParts.append(part) }
+    // Every request the gateway's parser read whole, llhttp read the same.
+    let read = requests(in: parts).filter(\.ended)
+    let llhttp = requests(in: llhttpParts)
+    precondition(read.count <= llhttp.count, "the parser read \(read.count) requests, llhttp \(llhttp.count): \(read) against \(llhttp)")
+    for (ours, theirs) in zip(read, llhttp) {
+        precondition(ours == theirs, "the parser read \(ours), llhttp \(theirs)")
+    }
     for connection in connections { serve(parts, on: connection) }
     return 0
 }

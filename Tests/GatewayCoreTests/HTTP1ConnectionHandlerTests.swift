@@ -12,7 +12,7 @@ import Testing
 
 @testable import GatewayCore
 
-/// The handler behind NIO's request decoder as `configureHTTP1Sync` sets them up, on an
+/// The connection handler as `configureHTTP1Sync` sets it up (it parses the bytes itself), on an
 /// `EmbeddedChannel` (no socket, a clock the test moves): the test answers each request itself.
 /// Synchronous tests only: an embedded channel is used on the thread that made it.
 final class EmbeddedHTTP1Connection {
@@ -49,7 +49,6 @@ final class EmbeddedHTTP1Connection {
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         let output = ConnectionOutput(channel: channel, settings: settings, metrics: processor.metrics, flushes: defersFlushes ? FlushBatch(eventLoop: channel.eventLoop) : nil)
         try output.install()
-        let decoder = HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: RequestReader.limits)
         let started = self.started
         let handler = HTTP1ConnectionHandler(processor: processor, connection: connection, output: output, limit: 1024) { request, _, _, completion in
             if started.requests.count >= answeredAtOnceAfter {
@@ -58,7 +57,7 @@ final class EmbeddedHTTP1Connection {
             }
             started.requests.append((request, completion))
         }
-        try channel.pipeline.syncOperations.addHandlers([reads, ByteToMessageHandler(decoder, maximumBufferSize: 256 * 1024), handler])
+        try channel.pipeline.syncOperations.addHandlers([reads, handler])
     }
 
     /// The targets of the requests started so far.

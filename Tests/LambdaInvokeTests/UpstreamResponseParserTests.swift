@@ -1,3 +1,4 @@
+import LambdaPayload
 import NIOCore
 import Testing
 
@@ -87,7 +88,7 @@ struct UpstreamResponseParserTests {
 
     @Test func aChunkedAnswerIsReadWithExtensionsAndTrailersLeftOut() {
         let outcome = Self.expectSameInPieces(
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n5;name=value\r\nhello\r\n1 \t;x\r\n,\r\nA\r\n0123456789\r\n0\r\nX-Trailer: yes\r\n\r\n"
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n5;name=value\r\nhello\r\n1;x;q=\"a b\"\r\n,\r\nA\r\n0123456789\r\n0\r\nX-Trailer: yes\r\n\r\n"
                 + "HTTP/1.1 204 No Content\r\n\r\n")
         #expect(outcome.error == nil)
         #expect(outcome.answers.map(\.body) == ["hello,0123456789", ""])
@@ -172,7 +173,12 @@ struct UpstreamResponseParserTests {
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n", "hex number"),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000\r\n", "more than 15"),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5 x\r\n", "other than an extension"),
-        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;a\u{0}\r\n", "control byte"),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5 ;a\r\n", "other than an extension"),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;\r\n", "without a name"),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\r\n", "without a value"),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;a\u{0}\r\n", "other than an extension"),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\"\u{E9}\"\r\n", "quoted value holds"),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\"open\r\n", "not closed"),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n", "not followed by CRLF"),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\nab\r\n", "bare LF"),
         ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nbad trailer\r\n\r\n", "not a token"),
@@ -218,7 +224,7 @@ struct UpstreamResponseParserTests {
             for position in 0..<20 {
                 var bytes = Array(repeating: UInt8(ascii: "a"), count: 20)
                 bytes[position] = byte
-                let judged = bytes.withUnsafeBytes { UpstreamResponseParser.areFieldValueBytes($0) }
+                let judged = bytes.withUnsafeBytes { HTTP1Syntax.areFieldValueBytes($0) }
                 #expect(judged == allowed, "byte \(value) at \(position)")
             }
         }

@@ -20,7 +20,7 @@ import NIOHTTP1
 /// channel's events and carries out its actions (writes, timers, the Lambda call, metrics).
 final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     // @unchecked: all state is touched on the channel's event loop only; the processing task hops back.
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
     typealias Action = HTTP1ConnectionStateMachine.Action
@@ -31,6 +31,11 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     private let output: ConnectionOutput
     private let process: Process
     private var machine: HTTP1ConnectionStateMachine
+    private var parser = HTTP1RequestParser()
+    /// Bytes read and not yet parsed: the start of a head (or of a chunk's size line).
+    private var unparsed: ByteBuffer?
+    /// `channelInactive` came: parts still parsed from a read in progress go nowhere.
+    private var inactive = false
     private var headTimer: Scheduled<Void>?
     /// When the head being awaited started to be (the head timer's start; nil once a head came):
     /// the start of a request that never got a complete head.
@@ -93,7 +98,26 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
+        var buffer = unwrapInboundIn(data)
+        if var earlier = unparsed {
+            // Taken out first, so that appending to it does not copy it.
+            unparsed = nil
+            earlier.writeBuffer(&buffer)
+            buffer = earlier
+        }
+        do {
+            while !inactive, let part = try parser.next(&buffer) {
+                received(part, context: context)
+            }
+        } catch {
+            // 431 for a head over the limits, 400 for anything else; the connection closes.
+            run(machine.errorCaught(error.isTooLarge ? HTTPParserError.headerOverflow : HTTPParserError.invalidCharactersUsed), context: context)
+            return
+        }
+        if buffer.readableBytes > 0, !inactive { unparsed = buffer }
+    }
+
+    private func received(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch part {
         case .head(let head): exchanges.append(RequestExchange(head: head))
         case .body(let body): if !exchanges.isEmpty { exchanges[exchanges.index(before: exchanges.endIndex)].requestBodyBytes += body.readableBytes }
@@ -122,6 +146,12 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        inactive = true
+        if parser.isInsideBody || (unparsed?.readableBytes ?? 0) > 0 {
+            // The client closed in the middle of a request: a request that cannot be parsed.
+            run(machine.errorCaught(HTTPParserError.invalidEOFState), context: context)
+        }
+        unparsed = nil
         // The client is gone before the answer: whatever waits on Lambda for it stops.
         inFlight?.cancel()
         inFlight = nil

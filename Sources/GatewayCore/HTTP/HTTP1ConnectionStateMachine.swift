@@ -8,11 +8,11 @@ import NIOHTTP1
 /// Requests are read one at a time (`RequestReader`) and answered in order. While one is answered,
 /// what the client pipelines behind it waits here, and the channel's reads are held only while
 /// something waits. The read timers are asked for only while a read is incomplete: the head timer
-/// while bytes of a head sit in the decoder (or a new connection has sent nothing), the body timer
+/// while bytes of a head sit in the parser (or a new connection has sent nothing), the body timer
 /// while a body is arriving.
 struct HTTP1ConnectionStateMachine {
     fileprivate enum State {
-        /// Between requests. Bytes of the next head may be in the decoder: the head timer runs then.
+        /// Between requests. Bytes of the next head may be in the parser: the head timer runs then.
         case idle
         /// A head was taken and its body is arriving. `closeAfterAnswer`: draining.
         case readingBody(closeAfterAnswer: Bool)
@@ -91,7 +91,7 @@ struct HTTP1ConnectionStateMachine {
     /// A read held back while something waits in `pipelined`.
     private var readHeld = false
     private var headTimer = HeadTimer.off
-    /// The current read delivered a part: one that delivered none left bytes of a head in the decoder.
+    /// The current read delivered a part: one that delivered none left bytes of a head in the parser.
     private var readDeliveredPart = false
     private let admit: RequestReader.Admit
     private let budgetIsSpent: () -> Bool
@@ -104,7 +104,7 @@ struct HTTP1ConnectionStateMachine {
         self.budgetIsSpent = budgetIsSpent
     }
 
-    /// HTTP/1.0 without keep-alive, `Connection: close`, and an `Upgrade` (the decoder stops
+    /// HTTP/1.0 without keep-alive, `Connection: close`, and an `Upgrade` (the parser stops
     /// parsing after one: the request is answered as a plain one, then the connection closes).
     static func endsConnection(_ head: HTTPRequestHead) -> Bool {
         !head.isKeepAlive || head.headers.contains(name: "upgrade")
@@ -132,7 +132,7 @@ struct HTTP1ConnectionStateMachine {
         }
     }
 
-    /// After each read: a read that delivered nothing left part of a head in the decoder, which
+    /// After each read: a read that delivered nothing left part of a head in the parser, which
     /// starts the head timer (also behind a request in flight); a body still arriving keeps the
     /// body timer.
     mutating func channelReadComplete() -> Actions {
@@ -364,9 +364,10 @@ struct HTTP1ConnectionStateMachine {
         return Actions(.cancelReadTimers)
     }
 
-    /// A request that cannot be parsed (`HTTPParserError`): headers over the limits get 431,
-    /// anything else 400, and the connection closes (the decoder cannot go on). Any other error
-    /// (TLS, the socket, bytes the decoder would have to buffer without bound) closes it too.
+    /// A request that cannot be parsed (`HTTPParserError`, as `HTTP1ConnectionHandler` reports
+    /// `HTTP1RequestParser`'s errors): headers over the limits get 431,
+    /// anything else 400, and the connection closes (the parser cannot go on). Any other error
+    /// (TLS, the socket) closes it too.
     mutating func errorCaught(_ error: any Error) -> Actions {
         if case .closed = state { return Actions() }
         guard let parserError = error as? HTTPParserError else {

@@ -23,16 +23,10 @@ extension RequestProcessor {
         }
     }
 
-    /// NIO's request decoder with Envoy's header limits, then one handler for the connection: it
-    /// reads requests, answers them in order and writes each answer as one buffer.
+    /// One handler for the connection: it parses requests itself (`HTTP1RequestParser`, with
+    /// Envoy's header limits), answers them in order and writes each answer as one buffer.
     func configureHTTP1Sync(_ channel: Channel, connection: ClientConnection, output: ConnectionOutput) throws {
-        let decoder = HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: RequestReader.limits)
-        try channel.pipeline.syncOperations.addHandlers([
-            // The decoder consumes what it reads, except after a CONNECT or an Upgrade, where it
-            // stops parsing: then anything past a head's size is a client streaming bytes at us.
-            ByteToMessageHandler(decoder, maximumBufferSize: 256 * 1024),
-            HTTP1ConnectionHandler(processor: self, connection: connection, output: output, limit: limit(for: connection)),
-        ])
+        try channel.pipeline.syncOperations.addHandler(HTTP1ConnectionHandler(processor: self, connection: connection, output: output, limit: limit(for: connection)))
     }
 
     /// NIO's HTTP/2 handler, then the connection's own (`HTTP2ConnectionHandler`), which reads and

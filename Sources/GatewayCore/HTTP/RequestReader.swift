@@ -25,9 +25,9 @@ struct RequestReader {
         case process(HTTPRequestHead, GatewayRequest)
     }
 
-    /// Envoy's defaults: 60 KiB of request headers in all, at most 100 fields. HTTP/1.1's decoder
-    /// enforces them (the connection answers 431); HTTP/2 bounds only the total, so the field count
-    /// is checked here.
+    /// Envoy's defaults: 60 KiB of request headers in all, at most 100 fields. HTTP/1.1's parser
+    /// enforces them (`HTTP1RequestParser`; the connection answers 431); HTTP/2 bounds only the
+    /// total, so the field count is checked here.
     static let limits: NIOHTTPDecoderLimitConfiguration = {
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderFieldSize = 60 * 1024
@@ -83,7 +83,7 @@ struct RequestReader {
         switch (part, state) {
         case (.head(let head), .idle):
             if let refusal = Self.refusal(of: head, limit: limit) {
-                // Closed after the answer: a body may follow, and after a CONNECT the decoder
+                // Closed after the answer: a body may follow, and after a CONNECT the parser
                 // parses nothing more.
                 state = .discarding(head)
                 return .refuse(refusal, head, close: true)
