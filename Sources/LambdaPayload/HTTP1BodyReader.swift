@@ -38,6 +38,8 @@ public struct HTTP1BodyReader {
     }
 
     private var state: State
+    /// Bytes of the current chunk size line or trailer line searched already (`readLine`).
+    private var searched = 0
     /// The trailer section may be this long.
     private let maximumTrailerBytes: Int
 
@@ -87,7 +89,10 @@ public struct HTTP1BodyReader {
                 guard buffer.readableBytes > 0 else { return nil }
                 return .body(buffer.readSlice(length: buffer.readableBytes)!)
             case .chunkSize:
-                guard let line = try HTTP1Syntax.readLine(&buffer, limit: Self.maximumChunkLineBytes, what: "chunk size line") else { return nil }
+                // Over its limit it is malformed (400), not a head too large (431).
+                guard let line = try HTTP1Syntax.readLine(&buffer, limit: Self.maximumChunkLineBytes, what: "chunk size line", tooLarge: false, searched: &searched) else {
+                    return nil
+                }
                 let size = try Self.chunkSize(line)
                 state = size == 0 ? .trailers(bytes: 0) : .chunkData(remaining: size)
             case .chunkData(let remaining):
@@ -102,7 +107,9 @@ public struct HTTP1BodyReader {
             case .trailers(let bytes):
                 let limit = maximumTrailerBytes - bytes
                 guard limit > 0 else { throw HTTP1Syntax.Error("the trailer section is over \(maximumTrailerBytes) bytes", tooLarge: true) }
-                guard let line = try HTTP1Syntax.readLine(&buffer, limit: limit, what: "trailer section", reportedLimit: maximumTrailerBytes) else { return nil }
+                guard let line = try HTTP1Syntax.readLine(&buffer, limit: limit, what: "trailer section", reportedLimit: maximumTrailerBytes, searched: &searched) else {
+                    return nil
+                }
                 if line.readableBytes == 0 {
                     state = .complete
                 } else {

@@ -71,19 +71,28 @@ public enum HTTP1Syntax {
     }
 
     /// The next line without its CRLF, or nil while it is incomplete. A bare LF, or a line longer
-    /// than `limit`, is an error (which names `reportedLimit`, the limit of the whole `what`).
-    public static func readLine(_ buffer: inout ByteBuffer, limit: Int, what: String, reportedLimit: Int? = nil) throws(Error) -> ByteBuffer? {
+    /// than `limit`, is an error (which names `reportedLimit`, the limit of the whole `what`, and
+    /// is `isTooLarge` when `tooLarge`). `searched`: how many bytes of the line were searched
+    /// already without an LF, so that a line arriving a byte at a time is not searched from its
+    /// start each time; zero again once a line is read.
+    public static func readLine(
+        _ buffer: inout ByteBuffer, limit: Int, what: String, reportedLimit: Int? = nil, tooLarge: Bool = true, searched: inout Int
+    ) throws(Error) -> ByteBuffer? {
+        let window = min(buffer.readableBytes, limit + 2)
+        let from = min(searched, window)
         let found = buffer.withUnsafeReadableBytes { bytes -> Int? in
-            guard let base = bytes.baseAddress, let lf = memchr(base, 0x0A, min(bytes.count, limit + 2)) else { return nil }
+            guard let base = bytes.baseAddress, from < window, let lf = memchr(base + from, 0x0A, window - from) else { return nil }
             return base.distance(to: UnsafeRawPointer(lf))
         }
         guard let lf = found else {
-            if buffer.readableBytes >= limit + 2 { throw Error("the \(what) is over \(reportedLimit ?? limit) bytes", tooLarge: true) }
+            if buffer.readableBytes >= limit + 2 { throw Error("the \(what) is over \(reportedLimit ?? limit) bytes", tooLarge: tooLarge) }
+            searched = window
             return nil
         }
         guard lf > 0, buffer.getInteger(at: buffer.readerIndex + lf - 1, as: UInt8.self) == 0x0D else {
             throw Error("a line of the \(what) ends in a bare LF")
         }
+        searched = 0
         let line = buffer.readSlice(length: lf - 1)!
         buffer.moveReaderIndex(forwardBy: 2)
         return line
@@ -199,5 +208,16 @@ public enum HTTP1Syntax {
     @inlinable
     public static func isFieldValueByte(_ byte: UInt8) -> Bool {
         byte == 0x09 || (byte >= 0x20 && byte != 0x7F)
+    }
+}
+
+extension ByteBuffer {
+    /// The readable bytes in storage of their own: what a parser keeps between reads (the start
+    /// of a head, say), never with the bytes parsed before them, which a buffer that kept growing
+    /// in place would hold on to for the connection's life.
+    public func compactedRemainder() -> ByteBuffer {
+        var copy = ByteBufferAllocator().buffer(capacity: readableBytes)
+        copy.writeImmutableBuffer(self)
+        return copy
     }
 }

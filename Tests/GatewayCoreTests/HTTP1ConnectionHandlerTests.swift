@@ -35,6 +35,7 @@ final class EmbeddedHTTP1Connection {
     let channel = EmbeddedChannel()
     let processor: RequestProcessor
     let reads = ReadCounter()
+    private(set) var handler: HTTP1ConnectionHandler!
     private let started = Started()
     private var answered: Set<Int> = []
 
@@ -58,6 +59,7 @@ final class EmbeddedHTTP1Connection {
             started.requests.append((request, completion))
         }
         try channel.pipeline.syncOperations.addHandlers([reads, handler])
+        self.handler = handler
     }
 
     /// The targets of the requests started so far.
@@ -146,6 +148,36 @@ struct HTTP1ConnectionHandlerTests {
         #expect(written.components(separatedBy: "HTTP/1.1 200 OK\r\n").count - 1 == 1)
         #expect(written.components(separatedBy: "HTTP/1.1 204 No Content\r\n").count - 1 == burst)
         #expect(connection.channel.isActive)
+    }
+
+    /// Every read ends inside the next head: what is kept between reads is that head's start, in
+    /// storage of its own size, not the storage of everything read before it (which grew by a
+    /// request's size per read, for the connection's life).
+    @Test func theStartOfAHeadKeptBetweenReadsHoldsNothingElse() throws {
+        let connection = try EmbeddedHTTP1Connection()
+        defer { connection.finish() }
+        try connection.send("G")
+        for index in 0..<300 {
+            try connection.send("ET /\(index) HTTP/1.1\r\nHost: orders\r\nx-pad: \(String(repeating: "p", count: 200))\r\n\r\nG")
+            connection.answer(index)
+            #expect(connection.handler.unparsedCapacity < 64, "after \(index + 1) requests")
+        }
+        #expect(connection.targets.count == 300)
+    }
+
+    /// After a request that cannot be parsed the 400 may wait (here, for the end of the round);
+    /// bytes the client still sends close the connection at once, rather than pile up.
+    @Test func bytesAfterARequestThatCannotBeParsedCloseTheConnectionAtOnce() throws {
+        let connection = try EmbeddedHTTP1Connection()
+        defer { connection.finish() }
+        // A socket that takes nothing: the 400's write never completes, as for a client that
+        // does not read.
+        try connection.channel.pipeline.syncOperations.addHandler(WriteHolder(), position: .first)
+        try connection.send("X\r\n\r\n")
+        #expect(connection.channel.isActive, "the 400 is not written yet")
+        try connection.send(String(repeating: "junk", count: 1000))
+        #expect(!connection.channel.isActive)
+        #expect(connection.handler.unparsedCapacity == 0)
     }
 
     @Test func aKeptAliveConnectionAnswersOneRequestAfterAnother() throws {
@@ -378,5 +410,19 @@ struct RequestProcessingOnTheLoopTests {
         processor.process(request, connection: connection, budget: nil, answeringOn: channel.eventLoop) { processed in status.store(processed.response.status, ordering: .relaxed) }
         #expect(status.load(ordering: .relaxed) == 503)
         #expect(processor.inFlightCount == 0, "the request was counted out as it was answered")
+    }
+}
+
+/// Holds every write: their promises never complete, as with a socket that takes nothing.
+final class WriteHolder: ChannelOutboundHandler, @unchecked Sendable {
+    typealias OutboundIn = ByteBuffer
+    var held: [EventLoopPromise<Void>?] = []
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        held.append(promise)
+    }
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        for promise in held { promise?.fail(ChannelError.ioOnClosedChannel) }
+        held = []
+        context.close(mode: mode, promise: promise)
     }
 }

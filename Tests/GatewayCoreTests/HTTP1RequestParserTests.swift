@@ -89,6 +89,8 @@ struct HTTP1RequestParserTests {
     @Test(arguments: [
         "GET / HTTP/1.0\r\n\r\n", "GET / HTTP/1.1\r\nConnection: close\r\n\r\n", "CONNECT orders:443 HTTP/1.1\r\n\r\n",
         "GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        // Chunks in HTTP/1.0 are faulty framing (RFC 9112 §6.1), keep-alive or not.
+        "POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     ])
     func afterARequestThatEndsTheConnectionNothingIsParsed(first: String) {
         let outcome = Self.parse(first + "GET /next HTTP/1.1\r\n\r\n" + String(repeating: "garbage\r\n", count: 100))
@@ -130,9 +132,13 @@ struct HTTP1RequestParserTests {
         ("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx", "a second Content-Length"),
         ("POST / HTTP/1.1\r\nContent-Length: 1, 1\r\n\r\nx", "not a number"),
         ("POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\nx", "not a number"),
+        ("POST / HTTP/1.1\r\nContent-Length: 1\t\r\n\r\nx", "not a number"),
+        ("POST / HTTP/1.1\r\nContent-Length: 1 \r\n\r\nx", "not a number"),
         ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n0\r\n\r\n", "both Content-Length and Transfer-Encoding"),
         ("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", "not the one coding"),
         ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1 \r\nx\r\n0\r\n\r\n", "other than an extension"),
+        // A chunk line over its limit is malformed (400), not a head too large (431).
+        ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;" + String(repeating: "x", count: 4100), "chunk size line is over"),
         ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n", "framing field in the trailer"),
         ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\ncontent-length: 1\r\n\r\n", "framing field in the trailer"),
     ])

@@ -154,6 +154,36 @@ struct UpstreamExchangeHandlerTests {
         }
     }
 
+    /// Bytes behind a whole answer are nobody's: the answer stands, but the connection is not
+    /// used again. The exchange the completion starts at once, on this connection, must not get
+    /// them as its answer.
+    @Test func bytesBehindAnAnswerNeverBecomeTheNextExchangesAnswer() throws {
+        let channel = EmbeddedChannel()
+        let handler = UpstreamExchangeHandler(readiness: channel.eventLoop.makePromise(), waitsForTLS: false)
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let (second, secondAnswer) = exchange(on: channel)
+        let request = UpstreamRequestEncoder.encode(method: .POST, target: "/", fields: [("Content-Length", "2")], body: ByteBuffer(string: "{}"))
+        let firstAnswer = channel.eventLoop.makePromise(of: UpstreamResponse.self)
+        let boundHandler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+        let first = UpstreamExchange(
+            request: request,
+            completion: { result in
+                // As the pool does: the connection is free again, and the next call takes it.
+                boundHandler.value.start(second)
+                firstAnswer.completeWith(result.mapError { $0 })
+            }, deadline: .now() + .seconds(30), maximumResponseBytes: 1 << 20)
+        handler.start(first)
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nevil!"))
+        let answer = try firstAnswer.futureResult.wait()
+        #expect(String(buffer: answer.body) == "hi" && !answer.keepAlive)
+        guard case .closedBeforeResponse(_, requestWritten: false)? = failure(secondAnswer) else {
+            Issue.record("expected closedBeforeResponse, not written, got \(String(describing: failure(secondAnswer)))")
+            return
+        }
+        #expect(!channel.isActive)
+    }
+
     @Test func theRequestIsFlushedByTheHandlerItselfAtOnceOrWhenTheLoopRunsItsTasks() throws {
         let now = try makeChannel()
         now.write(exchange(on: now).0, promise: nil)

@@ -99,6 +99,12 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
+        if parser.hasFailed {
+            // Bytes after a request that could not be parsed (its 400 may wait behind an answer the
+            // client does not read): the connection closes now, as NIO's decoder had it.
+            run(machine.errorCaught(ChannelError.inputClosed), context: context)
+            return
+        }
         if var earlier = unparsed {
             // Taken out first, so that appending to it does not copy it.
             unparsed = nil
@@ -114,8 +120,12 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             run(machine.errorCaught(error.isTooLarge ? HTTPParserError.headerOverflow : HTTPParserError.invalidCharactersUsed), context: context)
             return
         }
-        if buffer.readableBytes > 0, !inactive { unparsed = buffer }
+        if buffer.readableBytes > 0, !inactive { unparsed = buffer.compactedRemainder() }
     }
+
+    /// The storage the unparsed bytes hold, for tests: at most their own size, never what was
+    /// parsed before them.
+    var unparsedCapacity: Int { unparsed?.capacity ?? 0 }
 
     private func received(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch part {

@@ -42,6 +42,13 @@ struct HTTP1RequestParser {
     /// A head (request line, fields, line ends) may be this long whole.
     static let maximumHeadBytes = 64 * 1024
 
+    /// A request could not be parsed: the connection is being closed, and bytes that still come
+    /// close it at once.
+    var hasFailed: Bool {
+        if case .failed = state { return true }
+        return false
+    }
+
     /// Whether a request's head has been read and not all of its body.
     var isInsideBody: Bool {
         switch state {
@@ -63,7 +70,9 @@ struct HTTP1RequestParser {
                     try Self.parseHead(UnsafeRawBufferPointer(rebasing: bytes[..<length]))
                 }
                 buffer.moveReaderIndex(forwardBy: length)
-                stopsAfter = head.method == .CONNECT || head.headers.contains(name: "upgrade") || !head.isKeepAlive
+                // HTTP/1.0 with chunks is faulty framing (RFC 9112 §6.1): nothing after it is read
+                // (the request itself is refused).
+                stopsAfter = head.method == .CONNECT || head.headers.contains(name: "upgrade") || !head.isKeepAlive || (head.version == .http1_0 && framing == .chunked)
                 state = .body(HTTP1BodyReader(framing, maximumTrailerBytes: Self.maximumHeaderBytes))
                 return .head(head)
             case .body(var reader):
@@ -79,10 +88,10 @@ struct HTTP1RequestParser {
                     state = .body(reader)
                     return nil
                 }
-            case .stopped:
+            case .stopped, .failed:
+                // Dropped, never kept: a client streaming bytes behind a CONNECT, or after a
+                // request that could not be parsed, cannot make the connection hold them.
                 buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
-                return nil
-            case .failed:
                 return nil
             }
         } catch {
@@ -129,7 +138,10 @@ struct HTTP1RequestParser {
             switch name.count {
             case 14 where HTTP1Syntax.equalsLowercased(name, "content-length"):
                 guard contentLength == nil else { throw Error("a second Content-Length") }
-                guard (1...18).contains(value.count), value.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+                // Digits and nothing after them: the byte past the value (inside its line, which
+                // ends in CR) is the line's CR, not whitespace that llhttp would refuse.
+                let followedByCR = value.baseAddress.map { $0.load(fromByteOffset: value.count, as: UInt8.self) == 0x0D } ?? false
+                guard (1...18).contains(value.count), followedByCR, value.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
                     throw Error("Content-Length \"\(String(decoding: value, as: UTF8.self))\" is not a number")
                 }
                 contentLength = value.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }

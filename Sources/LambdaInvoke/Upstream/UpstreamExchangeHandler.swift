@@ -264,7 +264,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         parse(&buffer, context: context)
         if buffer.readableBytes > 0 {
             if case .closed = state { return }
-            unparsed = buffer
+            unparsed = buffer.compactedRemainder()
         }
     }
 
@@ -288,11 +288,20 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
                 return
             }
             guard let event else { return }
+            if case .end = event, buffer.readableBytes > 0 {
+                // Bytes behind a whole answer, when nothing else was asked (the pool never
+                // pipelines): the answer stands, but the connection is not used again, so that
+                // they cannot be read as the next exchange's answer (which the completion may
+                // start on this very connection, before this loop goes on).
+                received(.end, context: context, reusable: false)
+                buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+                return
+            }
             received(event, context: context)
         }
     }
 
-    private func received(_ event: UpstreamResponseParser.Event, context: ChannelHandlerContext) {
+    private func received(_ event: UpstreamResponseParser.Event, context: ChannelHandlerContext, reusable: Bool = true) {
         switch (event, state) {
         case (.head(let head), .awaitingHead(let inFlight)):
             let exchange = inFlight.exchange
@@ -363,10 +372,10 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             endBudget(of: exchange, context: context, handedOver: true)
             state = .idle
             let response = UpstreamResponse(
-                status: answer.status, headers: answer.headers, body: answer.body ?? ByteBuffer(), keepAlive: answer.keepAlive,
+                status: answer.status, headers: answer.headers, body: answer.body ?? ByteBuffer(), keepAlive: answer.keepAlive && reusable,
                 heldBytes: held, localAddress: localAddress, streamed: answer.streaming
             )
-            if !answer.keepAlive {
+            if !answer.keepAlive || !reusable {
                 state = .closed
                 context.close(promise: nil)
             }
