@@ -81,10 +81,9 @@ public struct HTTP1BodyReader {
         while true {
             switch state {
             case .fixed(let remaining):
-                guard buffer.readableBytes > 0 else { return nil }
-                let count = min(remaining, buffer.readableBytes)
-                state = count == remaining ? .complete : .fixed(remaining: remaining - count)
-                return .body(buffer.readSlice(length: count)!)
+                guard let (piece, left) = Self.piece(of: &buffer, remaining: remaining) else { return nil }
+                state = left == 0 ? .complete : .fixed(remaining: left)
+                return .body(piece)
             case .untilClose:
                 guard buffer.readableBytes > 0 else { return nil }
                 return .body(buffer.readSlice(length: buffer.readableBytes)!)
@@ -96,10 +95,9 @@ public struct HTTP1BodyReader {
                 let size = try Self.chunkSize(line)
                 state = size == 0 ? .trailers(bytes: 0) : .chunkData(remaining: size)
             case .chunkData(let remaining):
-                guard buffer.readableBytes > 0 else { return nil }
-                let count = min(remaining, buffer.readableBytes)
-                state = count == remaining ? .chunkEnd : .chunkData(remaining: remaining - count)
-                return .body(buffer.readSlice(length: count)!)
+                guard let (piece, left) = Self.piece(of: &buffer, remaining: remaining) else { return nil }
+                state = left == 0 ? .chunkEnd : .chunkData(remaining: left)
+                return .body(piece)
             case .chunkEnd:
                 guard buffer.readableBytes >= 2 else { return nil }
                 guard buffer.readInteger(as: UInt16.self) == 0x0D0A else { throw HTTP1Syntax.Error("a chunk's data is not followed by CRLF") }
@@ -129,6 +127,14 @@ public struct HTTP1BodyReader {
                 return nil
             }
         }
+    }
+
+    /// Up to `remaining` bytes of a body from `buffer` (a slice, not a copy), and how many are
+    /// still to come; nil when `buffer` has none.
+    private static func piece(of buffer: inout ByteBuffer, remaining: Int) -> (ByteBuffer, left: Int)? {
+        guard buffer.readableBytes > 0 else { return nil }
+        let count = min(remaining, buffer.readableBytes)
+        return (buffer.readSlice(length: count)!, remaining - count)
     }
 
     /// A chunk size: 1 to 15 hex digits, then extensions (`;name` or `;name=value`, the value a

@@ -270,12 +270,7 @@ struct UpstreamPoolTests {
     ])
     func garbageFromTheEndpointIsAConnectionError(answer: String, expected: String) async throws {
         let server = try await RawTCPServer(answer: answer)
-        let client = try LambdaInvokeClient(
-            configuration: LambdaInvokeConfiguration(endpoints: LambdaEndpointResolver(customEndpoint: "http://127.0.0.1:\(server.port)")),
-            credentials: StaticCredentialSource(testCredentials),
-            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
-            logger: Logger(label: "test")
-        )
+        let client = try server.client()
         try await withTeardown {
             // The deadline only bounds a hang: the answer comes at once, but a loaded machine (the
             // full suite, two cores) has taken over 5 s to connect and exchange on 127.0.0.1.
@@ -295,12 +290,7 @@ extension UpstreamPoolTests {
     /// answer is whole, and the connection is not pooled again.
     @Test func anAnswerFramedByTheConnectionsEndIsWhole() async throws {
         let server = try await RawTCPServer(answer: "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"whole\":true}")
-        let client = try LambdaInvokeClient(
-            configuration: LambdaInvokeConfiguration(endpoints: LambdaEndpointResolver(customEndpoint: "http://127.0.0.1:\(server.port)")),
-            credentials: StaticCredentialSource(testCredentials),
-            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
-            logger: Logger(label: "test")
-        )
+        let client = try server.client()
         try await withTeardown {
             let result = try await client.invoke(InvokeRequest(function: ordersARN, payload: ByteBuffer(string: "{}"), timeout: .seconds(60)))
             #expect(result.statusCode == 200)
@@ -323,6 +313,16 @@ struct RawTCPServer {
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Answer(bytes: answer)) }
             }
             .bind(host: "127.0.0.1", port: 0).get()
+    }
+
+    /// An Invoke client whose endpoint is this server.
+    func client() throws -> LambdaInvokeClient {
+        try LambdaInvokeClient(
+            configuration: LambdaInvokeConfiguration(endpoints: LambdaEndpointResolver(customEndpoint: "http://127.0.0.1:\(port)")),
+            credentials: StaticCredentialSource(testCredentials),
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            logger: Logger(label: "test")
+        )
     }
 
     final class Answer: ChannelInboundHandler {
