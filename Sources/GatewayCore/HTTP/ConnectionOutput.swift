@@ -19,7 +19,8 @@ final class ConnectionOutput: @unchecked Sendable {
     private let channel: any Channel
     private let sendTimeout: TimeAmount
     private let metrics: GatewayMetrics
-    private let counter = SocketWriteCounter()
+    /// Next to the socket: the bytes it took, and the idle timeout.
+    private let counter: SocketActivity
     /// Answers written whose write has not completed.
     private var pendingAnswers = 0
     private var check: Scheduled<Void>?
@@ -34,6 +35,7 @@ final class ConnectionOutput: @unchecked Sendable {
         self.flushes = flushes
         self.sendTimeout = TimeAmount(settings.sendTimeout)
         self.metrics = metrics
+        self.counter = SocketActivity(idleTimeout: TimeAmount(settings.idleTimeout))
         let budget = ResponseBudget(limit: settings.connectionBufferLimit, observer: { metrics.heldAnswerBytesChanged(by: $0) })
         self.budget = budget
         // The progress check is cancelled with the connection: a scheduled task keeps what it
@@ -60,7 +62,8 @@ final class ConnectionOutput: @unchecked Sendable {
         check = nil
     }
 
-    /// Puts the byte counter next to the socket; call on the channel's event loop.
+    /// Puts the byte counter and idle timer (`SocketActivity`) next to the socket; call on the
+    /// channel's event loop.
     func install() throws {
         try channel.pipeline.syncOperations.addHandler(counter, position: .first)
     }
@@ -150,33 +153,5 @@ final class ConnectionOutput: @unchecked Sendable {
             return
         }
         scheduleCheck(in: checkInterval)
-    }
-}
-
-/// The first outbound handler of a client connection, next to the socket: counts the bytes handed
-/// to it (after TLS), so `ConnectionOutput` can tell whether the client reads.
-final class SocketWriteCounter: ChannelOutboundHandler, @unchecked Sendable {
-    // @unchecked: used on the channel's event loop only.
-    typealias OutboundIn = IOData
-    typealias OutboundOut = IOData
-    private(set) var handedDown = 0
-    private var context: ChannelHandlerContext?
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-    }
-
-    /// Closes the TCP connection at once, from below TLS.
-    func closeSocket() {
-        context?.close(promise: nil)
-    }
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        handedDown &+= unwrapOutboundIn(data).readableBytes
-        context.write(data, promise: promise)
     }
 }

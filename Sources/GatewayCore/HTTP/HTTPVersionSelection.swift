@@ -11,10 +11,10 @@ extension RequestProcessor {
         var connection = connection
         connection.metrics = metrics.service(connection.serviceName)
         return channel.eventLoop.makeCompletedFuture {
+            // One idle timer per connection, whichever protocol it speaks (or before it has said):
+            // `SocketActivity`, next to the socket, which also counts the bytes it takes.
             let output = ConnectionOutput(channel: channel, settings: settings, metrics: metrics, flushes: invoker.flushes.batch(for: channel.eventLoop))
             try output.install()
-            // One idle timer per connection, whichever protocol it speaks (or before it has said).
-            try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: TimeAmount(settings.idleTimeout)))
             switch connection.negotiatedProtocol {
             case "h2": try configureHTTP2Sync(channel, connection: connection, output: output)
             case "http/1.1": try configureHTTP1Sync(channel, connection: connection, output: output)
@@ -150,7 +150,7 @@ extension HTTPVersionDetector {
     typealias InboundOut = ByteBuffer
 }
 
-/// The last handler of an HTTP/2 connection: closes it when its `IdleStateHandler` reports the idle
+/// The last handler of an HTTP/2 connection: closes it when its `SocketActivity` reports the idle
 /// timeout and no stream is open (a stream waiting for Lambda is bounded by its own request
 /// timeout), and when a connection error reaches it.
 ///
