@@ -210,14 +210,3 @@ public enum HTTP1Syntax {
         byte == 0x09 || (byte >= 0x20 && byte != 0x7F)
     }
 }
-
-extension ByteBuffer {
-    /// The readable bytes in storage of their own: what a parser keeps between reads (the start
-    /// of a head, say), never with the bytes parsed before them, which a buffer that kept growing
-    /// in place would hold on to for the connection's life.
-    public func compactedRemainder() -> ByteBuffer {
-        var copy = ByteBufferAllocator().buffer(capacity: readableBytes)
-        copy.writeImmutableBuffer(self)
-        return copy
-    }
-}

@@ -371,6 +371,9 @@ struct UpstreamRequestEncoderTests {
         let request = UpstreamRequestEncoder.encode(method: .POST, target: "/", fields: [("Content-Length", "\(body.readableBytes)")], body: body)
         #expect(String(buffer: request.bytes) == "POST / HTTP/1.1\r\nContent-Length: 16385\r\n\r\n")
         #expect(request.largeBody == body)
+        // The same storage, not a copy of it.
+        let original = body.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        #expect(request.largeBody?.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) } == original)
         #expect(UpstreamRequestEncoder.encode(method: .HEAD, target: "/", fields: [], body: ByteBuffer()).isHEAD)
     }
 }

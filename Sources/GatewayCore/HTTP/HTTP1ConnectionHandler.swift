@@ -33,7 +33,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     private var machine: HTTP1ConnectionStateMachine
     private var parser = HTTP1RequestParser()
     /// Bytes read and not yet parsed: the start of a head (or of a chunk's size line).
-    private var unparsed: ByteBuffer?
+    private var unparsed = UnparsedBytes()
     /// `channelInactive` came: parts still parsed from a read in progress go nowhere.
     private var inactive = false
     private var headTimer: Scheduled<Void>?
@@ -98,19 +98,13 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var buffer = unwrapInboundIn(data)
         if parser.hasFailed {
             // Bytes after a request that could not be parsed (its 400 may wait behind an answer the
             // client does not read): the connection closes now, as NIO's decoder had it.
             run(machine.errorCaught(ChannelError.inputClosed), context: context)
             return
         }
-        if var earlier = unparsed {
-            // Taken out first, so that appending to it does not copy it.
-            unparsed = nil
-            earlier.writeBuffer(&buffer)
-            buffer = earlier
-        }
+        var buffer = unparsed.joined(with: unwrapInboundIn(data))
         do {
             while !inactive, let part = try parser.next(&buffer) {
                 received(part, context: context)
@@ -120,12 +114,12 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             run(machine.errorCaught(error.isTooLarge ? HTTPParserError.headerOverflow : HTTPParserError.invalidCharactersUsed), context: context)
             return
         }
-        if buffer.readableBytes > 0, !inactive { unparsed = buffer.compactedRemainder() }
+        if !inactive { unparsed.keep(buffer) }
     }
 
     /// The storage the unparsed bytes hold, for tests: at most their own size, never what was
     /// parsed before them.
-    var unparsedCapacity: Int { unparsed?.capacity ?? 0 }
+    var unparsedCapacity: Int { unparsed.capacity }
 
     private func received(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch part {
@@ -157,11 +151,11 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     func channelInactive(context: ChannelHandlerContext) {
         inactive = true
-        if parser.isInsideBody || (unparsed?.readableBytes ?? 0) > 0 {
+        if parser.isInsideBody || unparsed.bytes.readableBytes > 0 {
             // The client closed in the middle of a request: a request that cannot be parsed.
             run(machine.errorCaught(HTTPParserError.invalidEOFState), context: context)
         }
-        unparsed = nil
+        unparsed.clear()
         // The client is gone before the answer: whatever waits on Lambda for it stops.
         inFlight?.cancel()
         inFlight = nil

@@ -1,3 +1,4 @@
+import LambdaPayload
 import NIOCore
 import NIOHTTP1
 import NIOTLS
@@ -56,7 +57,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     private var parser = UpstreamResponseParser()
     /// Bytes read and not yet parsed: the start of a head (or of a chunk's size line) that is not
     /// whole yet.
-    private var unparsed: ByteBuffer?
+    private var unparsed = UnparsedBytes()
     /// The exchange's request was completely handed to the socket: from then on the function may
     /// have run, and a lost connection is never retried.
     private var requestWritten = false
@@ -253,19 +254,11 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var buffer = unwrapInboundIn(data)
         if case .closed = state { return }
-        if var earlier = unparsed {
-            // Taken out first, so that appending to it does not copy it.
-            unparsed = nil
-            earlier.writeBuffer(&buffer)
-            buffer = earlier
-        }
+        var buffer = unparsed.joined(with: unwrapInboundIn(data))
         parse(&buffer, context: context)
-        if buffer.readableBytes > 0 {
-            if case .closed = state { return }
-            unparsed = buffer.compactedRemainder()
-        }
+        if case .closed = state { return }
+        unparsed.keep(buffer)
     }
 
     /// Hands every whole event in `buffer` on, consuming its bytes.
@@ -400,11 +393,11 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         if case .receiving = state, lastError == nil {
             // An answer framed by the connection's end is whole now (unless TLS ended uncleanly:
             // then `lastError` is set and it may have been cut short).
-            if case .end? = try? parser.inputEnded(unparsed ?? ByteBuffer()) {
+            if case .end? = try? parser.inputEnded(unparsed.bytes) {
                 received(.end, context: context)
             }
         }
-        unparsed = nil
+        unparsed.clear()
         switch state {
         case .awaitingHead:
             fail(context: context, with: .closedBeforeResponse(cause: lastError, requestWritten: requestWritten))
