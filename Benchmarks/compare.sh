@@ -15,6 +15,7 @@
 #   SWIFT=/work/swift-locked …            # builds through another swift command (a lock wrapper, say)
 #   ACCESS_LOG=1 …                        # both contestants write an access log to a file (the gateway
 #                                         # Consul's default JSON format, nginx its combined format)
+#   SYSCALLS=2000 …                       # also system calls per request (strace -c), both contestants
 #   SMOKE=1 Benchmarks/compare.sh         # seconds-long debug-build run that only checks the pieces
 #                                         # work: exits non-zero if any run failed or had errors
 set -euo pipefail
@@ -254,6 +255,31 @@ if [[ -n "${CALLGRIND:-}" ]]; then
     python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); [print("   gateway / nginx, %s: %.2fx" % (p, r["gateway-"+p]["instructionsPerRequest"] / r["nginx-"+p]["instructionsPerRequest"])) for p in ("h1", "h2")]' "$work/callgrind.json"
 fi
 
+# SYSCALLS=N: system calls per request of the gateway and of nginx (where the kernel half of the CPU
+# per request goes), counted by `strace -c -f` attached to the running contestant (all its threads)
+# while mesh-load sends N requests at a fixed rate over 4 keep-alive connections. The second before
+# the load, and the timers of those seconds, are counted too.
+if [[ -n "${SYSCALLS:-}" ]]; then
+    command -v strace >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null; }
+    echo "== system calls per request, gateway and nginx ($SYSCALLS requests each, HTTP/1.1 over 4 connections, HTTP/2 over 2 x 4 streams)"
+    # sc_count PID PORT LABEL mesh-load-args...: the calls per request, by name, as a JSON member.
+    sc_count() {
+        local pid=$1 port=$2 label=$3; shift 3
+        taskset -c 1 "$load_bin" --port "$port" "${mesh[@]}" "$@" --rate 20 --duration 1 --warmup 0 --label sc-warmup > /dev/null
+        strace -c -f -o "$work/strace-$label.txt" -p "$pid" 2> /dev/null & local tracer=$!
+        sleep 1
+        local output
+        output=$(taskset -c 1 "$load_bin" --port "$port" "${mesh[@]}" "$@" --rate 200 --duration "$(( (SYSCALLS + 199) / 200 ))" --warmup 0 --label "$label")
+        kill -INT "$tracer"; wait "$tracer" 2> /dev/null || true
+        python3 "$bench/strace_summary.py" "$label" "$work/strace-$label.txt" "$(echo "$output" | tail -1)"
+    }
+    sc_rows=$(sc_count "$gateway_pid" "$gateway_port" gateway-h1 --connections 4)
+    sc_rows+=,$(sc_count "$peer_worker" "$peer_port" nginx-h1 --connections 4)
+    sc_rows+=,$(sc_count "$gateway_pid" "$gateway_port" gateway-h2 --http2 --connections 2 --streams 4)
+    sc_rows+=,$(sc_count "$peer_worker" "$peer_port" nginx-h2 --http2 --connections 2 --streams 4)
+    echo "{$sc_rows}" > "$work/syscalls.json"
+fi
+
 if [[ -n "${CALLGRIND_ONLY:-}" ]]; then exit 0; fi
 gateway_rss=$(awk '/VmHWM/ {print $2}' "/proc/$gateway_pid/status")
 peer_rss=$(awk '/VmHWM/ {print $2}' "/proc/$peer_worker/status")
@@ -261,5 +287,5 @@ peer_master_rss=$(awk '/VmHWM/ {print $2}' "/proc/$(cat peer/nginx.pid)/status")
 mkdir -p "$bench/results"
 out="$bench/results/compare-$(date -u +%Y%m%d-%H%M%S)${SMOKE:+-smoke}.json"
 python3 "$bench/compare_report.py" "$results" "$out" \
-    --rss "$gateway_rss" "$peer_rss" "$peer_master_rss" --services "$SERVICES" --cores "$(nproc)" --date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --configuration "$CONFIGURATION" ${CALLGRIND:+--callgrind "$work/callgrind.json"} \
+    --rss "$gateway_rss" "$peer_rss" "$peer_master_rss" --services "$SERVICES" --cores "$(nproc)" --date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --configuration "$CONFIGURATION" ${CALLGRIND:+--callgrind "$work/callgrind.json"} ${SYSCALLS:+--syscalls "$work/syscalls.json"} \
     --settings "h1 $CONNECTIONS connections; h2 $H2_CONNECTIONS connections x $H2_STREAMS streams; $ROUNDS rounds of ${DURATION}s" ${SMOKE:+--smoke}

@@ -25,6 +25,7 @@ def main():
     parser.add_argument("--settings")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--callgrind", help="compare.sh's callgrind.json, when CALLGRIND was set")
+    parser.add_argument("--syscalls", help="compare.sh's syscalls.json, when SYSCALLS was set")
     args = parser.parse_args()
 
     runs = [json.loads(line) for line in open(args.runs) if line.strip()]
@@ -88,6 +89,8 @@ def main():
     table["targets"] = {name: met for name, met in targets}
     if args.callgrind:
         table["callgrind"] = json.load(open(args.callgrind))
+    if args.syscalls:
+        table["syscalls"] = json.load(open(args.syscalls))
     with open(args.out, "w") as f:
         json.dump(table, f, indent=2)
 

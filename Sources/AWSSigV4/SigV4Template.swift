@@ -22,7 +22,10 @@ public struct SigV4Template: Sendable {
         case contentSHA256
     }
 
-    let prefix: [UInt8]
+    /// The canonical request's opening that never changes (method, URI, query and the fixed
+    /// headers sorted before the first variable one), hashed once.
+    let lead: SHA256Prefix
+    /// The headers after `lead`.
     let segments: [Segment]
     let signedHeadersWithToken: [UInt8]
     let signedHeadersWithoutToken: [UInt8]
@@ -70,9 +73,16 @@ extension SigV4Signer {
         func signedHeaders(withToken: Bool) -> [UInt8] {
             Array(entries.filter { withToken || !$0.isToken }.map(\.name).joined(separator: ";").utf8)
         }
+        // The opening up to the first variable header is hashed once, for every signature.
+        var lead = prefix
+        var rest = entries[...]
+        while let first = rest.first, case .fixed(let line) = first.segment {
+            lead.append(contentsOf: line)
+            rest = rest.dropFirst()
+        }
         // Each line: name, `:`, value, `\n`; the signer's date (16) and hashes (64) have fixed lengths.
-        var lengthWithoutValues = prefix.count + signedHeaders(withToken: true).count + 2 + 2 * SHA256.byteCount
-        for entry in entries {
+        var lengthWithoutValues = signedHeaders(withToken: true).count + 2 + 2 * SHA256.byteCount
+        for entry in rest {
             switch entry.segment {
             case .fixed(let line): lengthWithoutValues += line.count
             case .variable(let name, let slot):
@@ -82,8 +92,8 @@ extension SigV4Signer {
             }
         }
         return SigV4Template(
-            prefix: prefix,
-            segments: entries.map(\.segment),
+            lead: SHA256Prefix(lead),
+            segments: rest.map(\.segment),
             signedHeadersWithToken: signedHeaders(withToken: true),
             signedHeadersWithoutToken: signedHeaders(withToken: false),
             variableCount: variableHeaderNames.count,
@@ -98,9 +108,12 @@ extension SigV4Signer {
         return sign(template, values: values, credentials: credentials, date: date) { canonical in Hex.append(digest, to: &canonical) }
     }
 
-    /// Signs one request of `template`'s shape with a single variable header.
-    public func sign(_ template: SigV4Template, value: String, payload: UnsafeRawBufferPointer, credentials: Credentials, date: Date) -> SigV4Signature {
-        let digest = SHA256.hash(data: payload)
+    /// Signs one request of `template`'s shape with a single variable header. A payload that opens
+    /// with `prefix`'s bytes is hashed from its kept state (`SHA256Prefix`).
+    public func sign(
+        _ template: SigV4Template, value: String, payload: UnsafeRawBufferPointer, prefix: SHA256Prefix? = nil, credentials: Credentials, date: Date
+    ) -> SigV4Signature {
+        let digest = prefix?.hash(payload) ?? SHA256.hash(data: payload)
         return sign(template, values: CollectionOfOne(value), credentials: credentials, date: date) { canonical in Hex.append(digest, to: &canonical) }
     }
 
@@ -121,7 +134,6 @@ extension SigV4Signer {
         var length = template.lengthWithoutValues + (token?.utf8.count ?? 0)
         for value in values { length += value.utf8.count }
         canonical.reserveCapacity(length)
-        canonical.append(contentsOf: template.prefix)
         for segment in template.segments {
             switch segment {
             case .fixed(let line):
@@ -156,7 +168,7 @@ extension SigV4Signer {
         let payloadHash = options.addContentSHA256Header ? String(decoding: canonical[hashStart...], as: UTF8.self) : ""
 
         // The canonical request is not kept: its buffer takes the string to sign.
-        let digest = canonical.withUnsafeBytes { SHA256.hash(data: $0) }
+        let digest = canonical.withUnsafeBytes { template.lead.hash(after: $0) }
         canonical.removeAll(keepingCapacity: true)
         return finish(canonicalDigest: digest, signedHeaders: signedHeaders, date: amzDate, credentials: credentials, token: token, payloadHash: payloadHash, stringToSign: &canonical)
     }

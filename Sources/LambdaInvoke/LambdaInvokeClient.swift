@@ -99,6 +99,11 @@ public struct InvokeRequest: Sendable {
     /// The payload's SHA-256 in hex, when the caller hashed it already (off the event loop, for a
     /// large payload); otherwise signing hashes it.
     public var payloadHash: String?
+    /// A hash state over bytes that the payload may open with (a mesh connection's
+    /// `x-forwarded-client-cert` lead, `RequestEncoder.lead`): signing then hashes only what
+    /// follows them. Checked against the payload's bytes, so a payload that does not open with them
+    /// is hashed whole.
+    public var payloadPrefix: SHA256Prefix?
     /// Set by `invokeStreaming`: the call is `InvokeWithResponseStream`, and a 200's body goes here.
     var stream: UpstreamStreamSink?
     /// Requests already sent for this call (a throttled one before its retry).
@@ -258,7 +263,7 @@ public final class LambdaInvokeClient: Sendable {
             signature = prepared.signer.sign(prepared.template, values: [request.invocationType.rawValue], payloadHash: hash, credentials: identity, date: now())
         } else {
             signature = request.payload.withUnsafeReadableBytes { payload in
-                prepared.signer.sign(prepared.template, value: request.invocationType.rawValue, payload: payload, credentials: identity, date: now())
+                prepared.signer.sign(prepared.template, value: request.invocationType.rawValue, payload: payload, prefix: request.payloadPrefix, credentials: identity, date: now())
             }
         }
         // A list, written as it is (`UpstreamRequestEncoder`): no `HTTPHeaders`, whose `add` checks

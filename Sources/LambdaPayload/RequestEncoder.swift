@@ -38,8 +38,13 @@ public enum RequestEncoder {
     // MARK: envoy (docs/COMPATIBILITY.md, Payload formats)
 
     static func envoy(_ request: HTTPRequestView) -> ByteBuffer {
-        var writer = JSONWriter(capacity: request.body.readableBytes * 4 / 3 + 512)
+        let headers = PayloadHeaders(request.headers, includeHost: false, includeCookie: true, authority: nil)
+        var writer = JSONWriter(capacity: request.body.readableBytes * 4 / 3 + headers.preEscapedBytes + 512)
         writer.beginObject()
+        if headers.lead != nil {
+            writer.key("headers")
+            headers.write(to: &writer)
+        }
         writer.key("raw_path")
         if let query = request.query {
             writer.string(request.path + "?" + query)
@@ -47,8 +52,10 @@ public enum RequestEncoder {
             writer.string(request.path)
         }
         writer.member("method", request.method)
-        writer.key("headers")
-        writeHeaders(request.headers, includeHost: false, includeCookie: true, authority: nil, to: &writer)
+        if headers.lead == nil {
+            writer.key("headers")
+            headers.write(to: &writer)
+        }
         writer.key("query_string_parameters")
         writer.beginObject()
         var seen = Set<Substring>()
@@ -66,8 +73,13 @@ public enum RequestEncoder {
     // MARK: apigateway-v2 (API Gateway HTTP API payload format 2.0)
 
     static func apiGatewayV2(_ request: HTTPRequestView, context: PayloadContext) -> ByteBuffer {
-        var writer = JSONWriter(capacity: request.body.readableBytes * 4 / 3 + 1024)
+        let headers = PayloadHeaders(request.headers, includeHost: true, includeCookie: false, authority: request.authority)
+        var writer = JSONWriter(capacity: request.body.readableBytes * 4 / 3 + headers.preEscapedBytes + 1024)
         writer.beginObject()
+        if headers.lead != nil {
+            writer.key("headers")
+            headers.write(to: &writer)
+        }
         writer.member("version", "2.0")
         writer.member("routeKey", "$default")
         writer.member("rawPath", request.path)
@@ -85,8 +97,10 @@ public enum RequestEncoder {
             writer.endArray()
         }
 
-        writer.key("headers")
-        writeHeaders(request.headers, includeHost: true, includeCookie: false, authority: request.authority, to: &writer)
+        if headers.lead == nil {
+            writer.key("headers")
+            headers.write(to: &writer)
+        }
 
         if let query = request.query, !query.isEmpty {
             var names: [String] = []
@@ -148,63 +162,17 @@ public enum RequestEncoder {
 
     // MARK: Shared pieces
 
-    /// Writes the headers object: names lower-cased and sorted, repeated fields joined with `,`
-    /// (`cookie` with `; `), pseudo-headers and hop-by-hop fields left out.
-    static func writeHeaders(
-        _ headers: [HTTPField],
-        includeHost: Bool,
-        includeCookie: Bool,
-        authority: String?,
-        to writer: inout JSONWriter
-    ) {
-        // Lower-cased names, each with its field's index (`nil`: the authority as `host`).
-        var fields: [(name: String, index: Int?)] = []
-        fields.reserveCapacity(headers.count + 1)
-        var sawHost = false
-        for (index, field) in headers.enumerated() {
-            let name = field.name.asciiLowercased
-            if name.utf8.first == UInt8(ascii: ":") || HopByHop.contains(name) { continue }
-            if name == "host" {
-                guard includeHost else { continue }
-                sawHost = true
-            }
-            if name == "cookie" && !includeCookie { continue }
-            fields.append((name, index))
-        }
-        if includeHost, !sawHost, authority != nil {
-            fields.append(("host", nil))
-        }
-        func value(_ position: Int) -> String {
-            fields[position].index.map { headers[$0].value } ?? authority!
-        }
-        // By name, repeated fields in arrival order. The standard library sorts a short array by
-        // insertion, asking whether a later field goes before an earlier one: there `lhs < rhs` is
-        // false, so a step costs one comparison of names.
-        let order = fields.indices.sorted { lhs, rhs in
-            let left = fields[lhs].name
-            let right = fields[rhs].name
-            return left < right || (lhs < rhs && left == right)
-        }
+    /// The bytes every payload opens with whose headers carry `value`, escaped once, as their only
+    /// `name` field: `{"headers":{"name":"value"` (`PayloadHeaders`). Written by the same calls as
+    /// the payload's own opening.
+    public static func lead(name: String, value: PreEscapedString) -> [UInt8] {
+        var writer = JSONWriter(capacity: name.utf8.count + value.json.readableBytes + 16)
         writer.beginObject()
-        var position = 0
-        while position < order.count {
-            let first = order[position]
-            let name = fields[first].name
-            position += 1
-            let single = position == order.count || fields[order[position]].name != name
-            if single, let index = fields[first].index, let preEscaped = headers[index].preEscaped {
-                writer.key(name)
-                writer.string(preEscaped)
-                continue
-            }
-            var joined = value(first)
-            while position < order.count, fields[order[position]].name == name {
-                joined += (name == "cookie" ? "; " : ",") + value(order[position])
-                position += 1
-            }
-            writer.member(name, joined)
-        }
-        writer.endObject()
+        writer.key("headers")
+        writer.beginObject()
+        writer.key(name)
+        writer.string(value)
+        return Array(writer.bytes)
     }
 
     /// Writes the body as text or base64 and returns whether it was text.

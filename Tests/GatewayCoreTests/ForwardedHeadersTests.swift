@@ -1,5 +1,7 @@
+import AWSSigV4
 import LambdaPayload
 import MeshIdentity
+import NIOCore
 import NIOEmbedded
 import Testing
 
@@ -64,5 +66,31 @@ struct ForwardedHeadersTests {
         // 23, 17 and 12 bytes, as the three names the gateway sets.
         let fields = forwarded([("x-forwarded-client-cerx", "1"), ("x-forwarded-prota", "2"), ("x-request-ix", "3")], from: mesh)
         #expect(fields.map(\.0) == ["x-forwarded-client-cerx", "x-forwarded-prota", "x-request-ix", "x-forwarded-client-cert", "x-forwarded-proto", "x-request-id"])
+    }
+
+    /// A mesh connection's payloads open with its element's lead (`RequestEncoder.lead`), hashed
+    /// once for the connection: signing hashes only the rest, and the digest is the payload's own.
+    @Test func aMeshCallersPayloadOpensWithTheConnectionsHashedLead() throws {
+        let request = GatewayRequest(
+            method: "POST", target: "/a", headers: [HTTPField("host", "orders"), HTTPField("content-type", "application/json")], body: ByteBuffer(string: "{}"),
+            protocolName: "HTTP/1.1")
+        var allowing = processor.store.snapshot
+        allowing.defaultIntentionPolicy = .allow
+        processor.store.publish(allowing)
+        guard case .invoke(let call) = processor.prepare(request, connection: mesh) else {
+            Issue.record("the request was answered without a call")
+            return
+        }
+        let prefix = try #require(call.invocation.payloadPrefix)
+        #expect(prefix.bytes.count > Self.element.utf8.count)
+        call.invocation.payload.withUnsafeReadableBytes { payload in
+            #expect(prefix.isPrefix(of: payload))
+            #expect("\(prefix.hash(payload))" == "\(SHA256Prefix([]).hash(payload))")
+        }
+        guard case .invoke(let plain) = processor.prepare(request, connection: direct) else {
+            Issue.record("the request was answered without a call")
+            return
+        }
+        #expect(plain.invocation.payloadPrefix == nil)
     }
 }

@@ -1,3 +1,4 @@
+import AWSSigV4
 import LambdaPayload
 import MeshIdentity
 
@@ -23,6 +24,9 @@ public struct ClientConnection: Sendable {
     public var peerIP: String
     /// What the access log writes of the connection (addresses, SNI, the caller's certificate).
     public var accessLog: AccessLogConnection
+    /// A mesh connection's payloads open with its `x-forwarded-client-cert` element
+    /// (`RequestEncoder.lead`): the hash of those bytes, made once for all its signatures.
+    public var payloadPrefix: SHA256Prefix?
     /// The service's `/metrics` series, found once when the connection is set up for HTTP
     /// (`RequestProcessor.configureHTTP`), so that no request looks them up by name.
     var metrics: ServiceMetrics?
@@ -33,5 +37,8 @@ public struct ClientConnection: Sendable {
         self.negotiatedProtocol = negotiatedProtocol
         self.peerIP = peerIP
         self.accessLog = accessLog
+        if case .mesh(_, let element) = caller {
+            self.payloadPrefix = SHA256Prefix(RequestEncoder.lead(name: ForwardedClientCert.fieldName, value: element))
+        }
     }
 }

@@ -5,6 +5,9 @@ import X509
 /// The `x-forwarded-client-cert` element for one connection (docs/COMPATIBILITY.md, SNIs and certificates), built once at the
 /// handshake: `By=…;Hash=…;Cert="…";Chain="…";Subject="…";URI=…[;DNS=…]`.
 public enum ForwardedClientCert {
+    /// The field's name as the payloads carry it.
+    public static let fieldName = "x-forwarded-client-cert"
+
     public static func element(presentedURI: String, clientChain: [Certificate]) -> String {
         guard let leaf = clientChain.first else { return "By=\(quoteIfNeeded(presentedURI))" }
         var parts = ["By=\(quoteIfNeeded(presentedURI))"]

@@ -73,6 +73,7 @@ extension RequestProcessor {
             mayRetryThrottling: idempotent,
             budget: budget
         )
+        invocation.payloadPrefix = connection.payloadPrefix
         invocation.traceHeader = settings.honorCallerSampling ? trace?.amazonTraceHeader : trace?.withoutSamplingDecision.amazonTraceHeader
         return .invoke(Call(invocation: invocation, service: service, method: request.method, traceID: trace?.traceID))
     }
@@ -109,9 +110,9 @@ extension RequestProcessor {
         }
         if let element = mesh {
             if incoming.isEmpty && !sanitize {
-                result.append(HTTPField("x-forwarded-client-cert", element))
+                result.append(HTTPField(ForwardedClientCert.fieldName, element))
             } else if let value = ForwardedClientCert.headerValue(incoming: incoming.isEmpty ? nil : incoming.joined(separator: ","), element: element.text, sanitize: sanitize) {
-                result.append(HTTPField("x-forwarded-client-cert", value))
+                result.append(HTTPField(ForwardedClientCert.fieldName, value))
             }
         }
         if !hasProto { result.append(HTTPField("x-forwarded-proto", mesh == nil ? "http" : "https")) }

@@ -1,0 +1,97 @@
+/// A payload's `headers` object (docs/COMPATIBILITY.md, Payload formats): names lower-cased and
+/// sorted, repeated fields joined with `,` (`cookie` with `; `), pseudo-headers and hop-by-hop
+/// fields left out.
+///
+/// A field whose value was escaped once for its connection (`HTTPField.preEscaped`: a mesh
+/// connection's `x-forwarded-client-cert` element) and that is not repeated *leads*: it is written
+/// first, and the payload opens with the headers object, so that every payload of the connection
+/// begins with the same bytes (`RequestEncoder.lead`) and their hash is kept (`SHA256Prefix`).
+struct PayloadHeaders {
+    private let headers: [HTTPField]
+    private let authority: String?
+    /// Lower-cased names, each with its field's index (`nil`: the authority as `host`).
+    private let fields: [(name: String, index: Int?)]
+    /// Positions in `fields`, by name, repeated fields in arrival order.
+    private let order: [Int]
+    /// The position in `fields` of the field that leads.
+    let lead: Int?
+
+    /// The bytes of the values escaped beforehand, for sizing the payload's buffer.
+    var preEscapedBytes: Int {
+        headers.reduce(0) { $0 + ($1.preEscaped?.json.readableBytes ?? 0) }
+    }
+
+    init(_ headers: [HTTPField], includeHost: Bool, includeCookie: Bool, authority: String?) {
+        var fields: [(name: String, index: Int?)] = []
+        fields.reserveCapacity(headers.count + 1)
+        var sawHost = false
+        var candidate: Int?
+        for (index, field) in headers.enumerated() {
+            let name = field.name.asciiLowercased
+            if name.utf8.first == UInt8(ascii: ":") || HopByHop.contains(name) { continue }
+            if name == "host" {
+                guard includeHost else { continue }
+                sawHost = true
+            }
+            if name == "cookie" && !includeCookie { continue }
+            if candidate == nil, field.preEscaped != nil { candidate = fields.count }
+            fields.append((name, index))
+        }
+        if includeHost, !sawHost, authority != nil {
+            fields.append(("host", nil))
+        }
+        // The standard library sorts a short array by insertion, asking whether a later field goes
+        // before an earlier one: there `lhs < rhs` is false, so a step costs one comparison of names.
+        let order = fields.indices.sorted { lhs, rhs in
+            let left = fields[lhs].name
+            let right = fields[rhs].name
+            return left < right || (lhs < rhs && left == right)
+        }
+        // Fields of one name are next to each other in `order`: the candidate leads when neither
+        // neighbour shares its name.
+        self.lead = candidate.flatMap { candidate in
+            guard let position = order.firstIndex(of: candidate) else { return nil }
+            let name = fields[candidate].name
+            if position > 0, fields[order[position - 1]].name == name { return nil }
+            if position + 1 < order.count, fields[order[position + 1]].name == name { return nil }
+            return candidate
+        }
+        self.order = order
+        self.headers = headers
+        self.authority = authority
+        self.fields = fields
+    }
+
+    /// Writes the object; the leading field, when there is one, first.
+    func write(to writer: inout JSONWriter) {
+        writer.beginObject()
+        if let lead, let index = fields[lead].index, let preEscaped = headers[index].preEscaped {
+            writer.key(fields[lead].name)
+            writer.string(preEscaped)
+        }
+        var position = 0
+        while position < order.count {
+            let first = order[position]
+            let name = fields[first].name
+            position += 1
+            if first == lead { continue }
+            let single = position == order.count || fields[order[position]].name != name
+            if single, let index = fields[first].index, let preEscaped = headers[index].preEscaped {
+                writer.key(name)
+                writer.string(preEscaped)
+                continue
+            }
+            var joined = value(first)
+            while position < order.count, fields[order[position]].name == name {
+                joined += (name == "cookie" ? "; " : ",") + value(order[position])
+                position += 1
+            }
+            writer.member(name, joined)
+        }
+        writer.endObject()
+    }
+
+    private func value(_ position: Int) -> String {
+        fields[position].index.map { headers[$0].value } ?? authority!
+    }
+}
