@@ -108,7 +108,7 @@ final class HTTPVersionDetector: ChannelInboundHandler, RemovableChannelHandler,
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent || event is ChannelShouldQuiesceEvent, !decided {
+        if !decided, event is IdleStateHandler.IdleStateEvent || event is ChannelShouldQuiesceEvent {
             context.close(promise: nil)  // idle: a caller that never sent a byte; or draining
             return
         }
@@ -171,7 +171,7 @@ final class HTTP2ConnectionCloser: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
+        if type(of: event) == IdleStateHandler.IdleStateEvent.self {
             // Idle with a stream open is a request waiting for Lambda (its own timeout bounds it).
             if output.openStreams == 0 { context.close(promise: nil) }
             return
