@@ -409,6 +409,10 @@ if Context.environment["LAMBDA_GATEWAY_FUZZ"] == "1" {
         fuzzTarget("FuzzStreamingPrelude", ["LambdaPayload", nioCore]),
         fuzzTarget("FuzzUpstreamResponse", ["LambdaInvoke", "LambdaPayload", nioCore]),
         fuzzTarget(
+            "FuzzHTTP2Fields",
+            ["GatewayCore", nioCore, nioEmbedded, .product(name: "NIOHPACK", package: "swift-nio-http2"), .product(name: "NIOHTTP2", package: "swift-nio-http2")]
+        ),
+        fuzzTarget(
             "FuzzHTTP1Head",
             [
                 "GatewayCore", "LambdaInvoke", "LambdaPayload", "AWSCredentials", "AWSSigV4", "MeshIdentity", nioCore, nioEmbedded, nioHTTP1,

@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=(FuzzSNI FuzzSPIFFE FuzzARN FuzzPayloadJSON FuzzResponseDecoder FuzzConsulJSON FuzzGoDuration FuzzStaticConfig FuzzHTTP1Head FuzzAccessLogFormat FuzzTraceHeaders FuzzEventStream FuzzStreamingPrelude FuzzUpstreamResponse)
+TARGETS=(FuzzSNI FuzzSPIFFE FuzzARN FuzzPayloadJSON FuzzResponseDecoder FuzzConsulJSON FuzzGoDuration FuzzStaticConfig FuzzHTTP1Head FuzzAccessLogFormat FuzzTraceHeaders FuzzEventStream FuzzStreamingPrelude FuzzUpstreamResponse FuzzHTTP2Fields)
 seconds=60
 build=1
 selected=()

@@ -55,8 +55,8 @@ public struct HTTPField: Sendable, Hashable {
         }
     }
 
-    @usableFromInline static let tokenBytesBelow64: UInt64 = 0x03FF_6CFA_0000_0000
-    @usableFromInline static let tokenBytesFrom64: UInt64 = 0x57FF_FFFF_C7FF_FFFE
+    public static let tokenBytesBelow64: UInt64 = 0x03FF_6CFA_0000_0000
+    public static let tokenBytesFrom64: UInt64 = 0x57FF_FFFF_C7FF_FFFE
 }
 
 /// A client request as the payload codecs need it, independent of HTTP/1.1 or HTTP/2 framing.

@@ -29,6 +29,21 @@ struct HTTP2StreamStateMachineTests {
         RequestProcessor.Processed(answer: RequestProcessor.Answer(response: LambdaHTTPResponse(status: status), outcome: .invoked, details: "via_upstream"), heldBytes: 3, stream: stream)
     }
 
+    /// A header block that breaks RFC 9113's rules resets its stream, whatever its frames; so do
+    /// trailers that do, and a request with bad trailers is never processed.
+    @Test func aMalformedHeaderBlockOrTrailersResetTheStreamWithoutProcessing() {
+        var machine = Self.machine()
+        #expect(machine.headersReceived(Self.headers("GET", "/a", authority: "orders", [("Connection", "close")]), endStream: true).line.hasPrefix("reset PROTOCOL_ERROR: the field name"))
+        #expect(machine.dataReceived(ByteBuffer(string: "late"), endStream: true).line == "none")
+        #expect(machine.streamClosed().line == "none")
+
+        var trailed = Self.machine()
+        #expect(trailed.headersReceived(Self.headers("POST", "/a"), endStream: false).line == "none")
+        #expect(trailed.dataReceived(ByteBuffer(string: "body"), endStream: false).line == "none")
+        #expect(trailed.headersReceived(HPACKHeaders([(":path", "/b")]), endStream: true).line == "reset PROTOCOL_ERROR: trailers carry no pseudo-header")
+        #expect(trailed.streamClosed().line == "none", "nothing was processed, nothing to cancel")
+    }
+
     @Test func aRequestInOneHeadersFrameIsProcessedAndAnsweredOnce() {
         var machine = Self.machine()
         #expect(machine.headersReceived(Self.headers(), endStream: true).line == "start GET /a host=orders body=0")
@@ -154,6 +169,7 @@ extension HTTP2StreamStateMachine.Action {
             let body = request.body.readableBytes == 0 ? "0" : String(buffer: request.body)
             return "start \(request.method) \(request.target) host=\(host) body=\(body)"
         case .refuseStream: return "refuseStream"
+        case .resetMalformed(let violation): return "reset PROTOCOL_ERROR: \(violation)"
         case .answerEarly(let answer, _, let closure):
             let code = answer.details.replacingOccurrences(of: "rejected{", with: "").replacingOccurrences(of: "}", with: "")
             return "answerEarly \(answer.response.status) \(code)" + (closure.map { " \($0.rawValue)" } ?? "")

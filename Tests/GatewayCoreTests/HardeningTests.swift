@@ -304,6 +304,29 @@ struct HTTP2ConnectionHardeningTests {
         }
     }
 
+    /// A malformed request (RFC 9113 §8.2) resets its stream with PROTOCOL_ERROR and calls no
+    /// function; the connection's other streams go on. The gateway checks the fields itself
+    /// (`HTTP2FieldRules`), with NIO's check off.
+    @Test func aMalformedHTTP2RequestResetsItsStreamOnly() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            let connection = try await RawConnection.open(gateway, service: "orders", alpn: ["h2"])
+            let host = gateway.tls.sni("orders")
+            try await connection.send(
+                RawH2.start()
+                    + RawH2.request(stream: 1, path: "/upper", authority: host, extra: [("X-Upper", "1")])
+                    + RawH2.request(stream: 3, path: "/connection", authority: host, extra: [("connection", "close")])
+                    + RawH2.request(stream: 5, path: "/cr", authority: host, extra: [("x-a", "a\rb")])
+                    + RawH2.request(stream: 7, path: "/ok", authority: host))
+            let received = try await connection.waitFor(within: .seconds(5)) { RawH2.responses(in: $0)[7]?.ended == true }
+            let responses = RawH2.responses(in: received)
+            for stream: UInt32 in [1, 3, 5] {
+                #expect(responses[stream]?.reset == 0x1 && responses[stream]?.status == nil, "stream \(stream): \(String(describing: responses[stream]))")
+            }
+            #expect(responses[7]?.status == 201, "echoPayload answers 201: the well-formed stream was invoked")
+            #expect(gateway.lambda.requests.count == 1)
+        }
+    }
+
     @Test func aHeaderListOverTheLimitIsRefused() async throws {
         try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
             let connection = try await RawConnection.open(gateway, service: "orders", alpn: ["h2"])

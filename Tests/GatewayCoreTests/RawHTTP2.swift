@@ -44,15 +44,33 @@ enum RawH2 {
         return preface + frame(.settings, payload) + frame(.settings, flags: 0x1)
     }
 
-    /// A header block: the fields in order, none indexed (so any value, however malformed, is sent
-    /// as written).
+    /// A header block: the fields in order, each a literal with its name written out (RFC 7541
+    /// §6.2.2, no Huffman coding), so any name or value, however malformed, is sent as written (NIO's
+    /// encoder would take a name from its static table, in lower case).
     static func block(_ fields: [(String, String)]) -> [UInt8] {
-        var encoder = HPACKEncoder(allocator: ByteBufferAllocator(), useHuffmanEncoding: false)
-        var buffer = ByteBuffer()
-        try! encoder.beginEncoding(allocator: ByteBufferAllocator())
-        for (name, value) in fields { try! encoder.appendNonIndexed(header: name, value: value) }
-        buffer = try! encoder.endEncoding()
-        return Array(buffer.readableBytesView)
+        var block: [UInt8] = []
+        for (name, value) in fields {
+            block.append(0)
+            appendString(Array(name.utf8), to: &block)
+            appendString(Array(value.utf8), to: &block)
+        }
+        return block
+    }
+
+    /// An HPACK string literal: its length as a 7-bit-prefix integer (RFC 7541 §5.1), then its bytes.
+    static func appendString(_ bytes: [UInt8], to block: inout [UInt8]) {
+        if bytes.count < 127 {
+            block.append(UInt8(bytes.count))
+        } else {
+            block.append(127)
+            var rest = bytes.count - 127
+            while rest >= 128 {
+                block.append(UInt8(rest % 128 + 128))
+                rest /= 128
+            }
+            block.append(UInt8(rest))
+        }
+        block += bytes
     }
 
     /// A GET (or `method`) for `path` with `authority`, plus `extra` fields.

@@ -134,6 +134,10 @@ final class HTTP2Stream {
             bodyTimer.cancel()
             processor.ended(exchange, answer: .rejected(status: 503, code: "ConnectionBusy", message: ""), responseBodyBytes: 0, written: true, connection: connection)
             write(.rstStream(.refusedStream), context: context)
+        case .resetMalformed(let violation):
+            bodyTimer.cancel()
+            processor.logger.debug("malformed HTTP/2 request; stream reset", metadata: ["stream": "\(id)", "reason": "\(violation)"])
+            write(.rstStream(.protocolError), context: context)
         case .answerEarly(let answer, let head, let closure):
             bodyTimer.cancel()
             if let closure { processor.metrics.connectionClosed(closure) }

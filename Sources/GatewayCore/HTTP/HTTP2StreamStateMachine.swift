@@ -9,8 +9,8 @@ import NIOHTTP1
 ///
 /// A stream carries one request: its HEADERS (the head), DATA (the body, bounded by the Lambda
 /// limit) and the END_STREAM that completes it; then one answer, buffered or streamed. Anything
-/// the client sends after the answer started is dropped. The stream's frames arrive already
-/// checked by NIO's HTTP/2 handler (pseudo-headers, forbidden fields, content-length).
+/// the client sends after the answer started is dropped. The header block's fields are checked here
+/// (`HTTP2FieldRules`); DATA arrives checked by NIO's HTTP/2 handler against `content-length`.
 struct HTTP2StreamStateMachine {
     private enum State {
         /// The request's frames are arriving: `RequestReader` keeps its head and body.
@@ -34,6 +34,9 @@ struct HTTP2StreamStateMachine {
         /// The connection's answers wait unread: reset the stream with REFUSED_STREAM (a client may
         /// retry it) and count it as a 503 refusal.
         case refuseStream
+        /// The request's header block or trailers break RFC 9113's rules (`HTTP2FieldRules`): reset
+        /// the stream with PROTOCOL_ERROR (a stream error, §8.1.1); nothing is invoked.
+        case resetMalformed(HTTP2FieldRules.Violation)
         /// Answer `head` before its request was complete, then close the stream (the client may
         /// still be sending a body); stop the body timer. `closure`: a connection-level reason to count.
         case answerEarly(RequestProcessor.Answer, HTTPRequestHead, closure: ConnectionClosure?)
@@ -76,11 +79,20 @@ struct HTTP2StreamStateMachine {
         guard case .reading = state else { return .none }
         guard reader.isIdle else {
             // Trailers: the request ends here; the gateway passes no trailers on.
+            do {
+                try HTTP2FieldRules.check(trailers: headers)
+            } catch {
+                state = .answered
+                return .resetMalformed(error)
+            }
             return endStream ? receive(.end(nil)) : .none
         }
         let head: HTTPRequestHead
         do {
             head = try Self.requestHead(headers)
+        } catch .malformed(let violation) {
+            state = .answered
+            return .resetMalformed(violation)
         } catch {
             state = .answered
             let answer = RequestProcessor.Answer.rejected(status: 400, code: "MalformedRequest", message: "the stream's headers are not a valid request: \(error)")
@@ -180,35 +192,56 @@ struct HTTP2StreamStateMachine {
     // MARK: The head
 
     enum HeadError: Error, CustomStringConvertible {
+        /// The block breaks RFC 9113's rules (`HTTP2FieldRules`): a malformed request.
+        case malformed(HTTP2FieldRules.Violation)
         case missingAuthority
 
-        var description: String { "the request has no :authority" }
+        var description: String {
+            switch self {
+            case .malformed(let violation): violation.description
+            case .missingAuthority: "the request has no :authority"
+            }
+        }
     }
 
-    /// The request head of a header block NIO's handler has checked (the pseudo-headers are there
-    /// once each, before the other fields, and their values have no space or control byte). The
-    /// `:authority` becomes the `host` field, as HTTP/1.1 carries it, unless a `host` is there too.
-    static func requestHead(_ headers: HPACKHeaders) throws -> HTTPRequestHead {
+    /// The request head of a header block, checked against RFC 9113's rules as it is read
+    /// (`HTTP2FieldRules`). The `:authority` becomes the `host` field, as HTTP/1.1 carries it,
+    /// unless a `host` is there too.
+    static func requestHead(_ headers: HPACKHeaders) throws(HeadError) -> HTTPRequestHead {
         var method: String?
         var path: String?
         var authority: String?
+        var seen: HTTP2FieldRules.Pseudo = []
         var fields: [(String, String)] = []
         fields.reserveCapacity(headers.count)
         var hasHost = false
-        for (name, value, _) in headers {
-            if name.utf8.first == UInt8(ascii: ":") {
-                switch name {
-                case ":method": method = value
-                case ":path": path = value
-                case ":authority": authority = value
-                default: break
+        do throws(HTTP2FieldRules.Violation) {
+            for (name, value, _) in headers {
+                if name.utf8.first == UInt8(ascii: ":") {
+                    guard fields.isEmpty else { throw HTTP2FieldRules.Violation(description: "the pseudo-header \(LogSafe.text(name)) follows other fields") }
+                    let pseudo = try HTTP2FieldRules.pseudo(name)
+                    guard !seen.contains(pseudo) else { throw HTTP2FieldRules.Violation(description: "\(name) appears twice") }
+                    seen.insert(pseudo)
+                    try HTTP2FieldRules.checkPseudoValue(value, of: name)
+                    switch pseudo {
+                    case .method: method = value
+                    case .path:
+                        guard !value.isEmpty else { throw HTTP2FieldRules.Violation(description: ":path is empty") }
+                        path = value
+                    case .authority: authority = value
+                    default: break
+                    }
+                } else {
+                    try HTTP2FieldRules.check(field: name, value: value)
+                    if !hasHost && name == "host" { hasHost = true }
+                    fields.append((name, value))
                 }
-            } else {
-                if !hasHost && name == "host" { hasHost = true }
-                fields.append((name, value))
             }
+            try HTTP2FieldRules.check(pseudoHeaders: seen, method: method)
+        } catch {
+            throw .malformed(error)
         }
-        guard let authority else { throw HeadError.missingAuthority }
+        guard let authority else { throw .missingAuthority }
         if !hasHost { fields.insert(("host", authority), at: 0) }
         return HTTPRequestHead(version: .http2, method: HTTPMethod(rawValue: method ?? "GET"), uri: path ?? "/", headers: HTTPHeaders(fields))
     }

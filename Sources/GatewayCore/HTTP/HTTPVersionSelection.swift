@@ -43,6 +43,9 @@ extension RequestProcessor {
             HTTP2Setting(parameter: .maxConcurrentStreams, value: settings.maxConcurrentStreams),
             HTTP2Setting(parameter: .maxHeaderListSize, value: 60 * 1024),
         ]
+        // Request header blocks are checked by the stream (`HTTP2FieldRules`), in the pass that
+        // reads them; the answers' blocks are made well formed (`HPACKHeaders(answerHead:)`).
+        connectionConfiguration.headerBlockValidation = .disabled
         let limit = limit(for: connection)
         output.measuresSocketProgress = false
         // Draining (`ChannelShouldQuiesceEvent`): GOAWAY, a PING round trip so that streams the
