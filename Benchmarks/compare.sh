@@ -37,9 +37,11 @@ command -v ab >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteracti
 command -v openssl >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; }
 nginx_bin=$(command -v nginx)
 
-echo "== building ($CONFIGURATION)"
-(cd "$root" && ${SWIFT:-swift} build -c "$CONFIGURATION" --product lambda-gateway >/dev/null && ${SWIFT:-swift} build -c "$CONFIGURATION" --product mesh-load >/dev/null)
-bin_dir=$(cd "$root" && ${SWIFT:-swift} build -c "$CONFIGURATION" --show-bin-path)
+# A release build is the one the README installs: the Swift runtime linked in (--static-swift-stdlib).
+build=(-c "$CONFIGURATION"); [[ $CONFIGURATION == release ]] && build+=(--static-swift-stdlib)
+echo "== building (${build[*]})"
+(cd "$root" && ${SWIFT:-swift} build "${build[@]}" --product lambda-gateway >/dev/null && ${SWIFT:-swift} build "${build[@]}" --product mesh-load >/dev/null)
+bin_dir=$(cd "$root" && ${SWIFT:-swift} build "${build[@]}" --show-bin-path)
 # GATEWAY_BIN=path: measure another build of the gateway (an older commit's, for an A/B).
 gateway_bin="${GATEWAY_BIN:-$bin_dir/lambda-gateway}"
 load_bin="$bin_dir/mesh-load"

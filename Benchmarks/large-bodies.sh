@@ -2,7 +2,7 @@
 # Small requests' latency on a one-event-loop gateway while another connection sends 4 MB bodies
 # back to back: how much a large body's encoding and SigV4 hash hold up the loop's other
 # connections. Lambda is dev mode's embedded endpoint in a process of its own (core 1); the gateway
-# is `lambda-gateway run` on core 0. Build first: swift build -c release --product lambda-gateway.
+# is `lambda-gateway run` on core 0. Build first: swift build -c release --static-swift-stdlib --product lambda-gateway.
 #
 #   Benchmarks/large-bodies.sh            # the release build
 #   BIN=/path/to/lambda-gateway Benchmarks/large-bodies.sh   # another build (an A/B)

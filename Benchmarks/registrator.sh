@@ -17,11 +17,13 @@ CONFIG=${CONFIG:-release}
 SWIFT=${SWIFT:-swift}
 [ "$SWIFT" = swift ] && [ -x /work/swift-locked ] && SWIFT=/work/swift-locked
 
-echo "== building ($CONFIG)"
+# A release build is the one the README installs: the Swift runtime linked in (--static-swift-stdlib).
+build=(-c "$CONFIG"); [[ $CONFIG == release ]] && build+=(--static-swift-stdlib)
+echo "== building (${build[*]})"
 for product in lambda-gateway consul-test-server; do
-    $SWIFT build -c "$CONFIG" --product "$product" > /tmp/registrator-bench-build.log 2>&1 || { tail -30 /tmp/registrator-bench-build.log; exit 1; }
+    $SWIFT build "${build[@]}" --product "$product" > /tmp/registrator-bench-build.log 2>&1 || { tail -30 /tmp/registrator-bench-build.log; exit 1; }
 done
-bin_dir=$($SWIFT build -c "$CONFIG" --show-bin-path)
+bin_dir=$($SWIFT build "${build[@]}" --show-bin-path)
 work=$(mktemp -d /tmp/lambda-registrator-bench.XXXXXX)
 mkdir -p Benchmarks/results
 results="Benchmarks/results/registrator-$(date -u +%Y%m%dT%H%M%SZ)${SMOKE:+-smoke}.json"

@@ -34,11 +34,12 @@ LIMIT=${LIMIT:-200}
 HANDSHAKES=${HANDSHAKES:-0}
 SWIFT=${SWIFT:-swift}
 
-echo "== building (release)"
+# A release build is the one the README installs: the Swift runtime linked in (--static-swift-stdlib).
+echo "== building (release, --static-swift-stdlib)"
 for product in lambda-gateway consul-test-server; do
-    (cd "$root" && $SWIFT build -c release --product "$product" >/dev/null)
+    (cd "$root" && $SWIFT build -c release --static-swift-stdlib --product "$product" >/dev/null)
 done
-bin_dir=$(cd "$root" && $SWIFT build -c release --show-bin-path)
+bin_dir=$(cd "$root" && $SWIFT build -c release --static-swift-stdlib --show-bin-path)
 work=$(mktemp -d /tmp/lambda-gateway-scale.XXXXXX)
 mkdir -p "$bench/results"
 results="$bench/results/scale-$(date -u +%Y%m%dT%H%M%SZ).json"

@@ -74,11 +74,13 @@ nginx_bin=$(command -v nginx)
 curl_h2=1
 curl -V | grep -q HTTP2 || { curl_h2=; echo "(this curl has no HTTP/2: the slow reader uses HTTP/1.1 only)"; }
 
-echo "== building ($CONFIGURATION)"
+# A release build is the one the README installs: the Swift runtime linked in (--static-swift-stdlib).
+build=(-c "$CONFIGURATION"); [[ $CONFIGURATION == release ]] && build+=(--static-swift-stdlib)
+echo "== building (${build[*]})"
 for product in lambda-gateway mesh-load consul-test-server; do
-    (cd "$root" && $SWIFT build -c "$CONFIGURATION" --product "$product" >/dev/null)
+    (cd "$root" && $SWIFT build "${build[@]}" --product "$product" >/dev/null)
 done
-bin_dir=$(cd "$root" && $SWIFT build -c "$CONFIGURATION" --show-bin-path)
+bin_dir=$(cd "$root" && $SWIFT build "${build[@]}" --show-bin-path)
 gateway_bin="$bin_dir/lambda-gateway"
 load_bin="$bin_dir/mesh-load"
 consul_bin="$bin_dir/consul-test-server"

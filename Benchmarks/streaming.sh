@@ -16,8 +16,10 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 CONFIGURATION=release; SMALL=100000; LARGE=4096; REQUESTS=30
 if [[ -n "${SMOKE:-}" ]]; then CONFIGURATION=debug; SMALL=1000; LARGE=16; REQUESTS=5; fi
-echo "== building ($CONFIGURATION)"
-${SWIFT:-swift} build -c "$CONFIGURATION" --product lambda-gateway > /dev/null
+# A release build is the one the README installs: the Swift runtime linked in (--static-swift-stdlib).
+build=(-c "$CONFIGURATION"); [[ $CONFIGURATION == release ]] && build+=(--static-swift-stdlib)
+echo "== building (${build[*]})"
+${SWIFT:-swift} build "${build[@]}" --product lambda-gateway > /dev/null
 bin="$root/.build/$CONFIGURATION/lambda-gateway"
 work=$(mktemp -d)
 pids=()
