@@ -304,6 +304,30 @@ struct HTTP2ConnectionHardeningTests {
         }
     }
 
+    /// Malformed requests cost the gateway a header block's decoding and a reset each, so a client
+    /// gets 200 of them on one connection, as NIO's stream-error limits allowed when NIO checked the
+    /// fields; the next one ends the connection: GOAWAY(ENHANCE_YOUR_CALM), close, no call.
+    @Test func aMalformedStreamFloodGetsGoAwayAndTheConnectionIsClosed() async throws {
+        try await GatewayFixture.with(lambdaHandler: echoPayload) { gateway in
+            let connection = try await RawConnection.open(gateway, service: "orders", alpn: ["h2"])
+            let host = gateway.tls.sni("orders")
+            let maximum = 200  // HTTP2ConnectionHandler.maximumMalformedStreams
+            var flood = RawH2.start()
+            for index in 0..<maximum {
+                flood += RawH2.request(stream: UInt32(2 * index + 1), path: "/m", authority: host, extra: [("connection", "close")])
+            }
+            try await connection.send(flood)
+            let limit = UInt32(2 * maximum - 1)
+            let received = try await connection.waitFor(within: .seconds(5)) { RawH2.responses(in: $0)[limit]?.reset != nil }
+            #expect(RawH2.goAwayCodes(in: received).isEmpty, "200 malformed streams are each reset, the connection goes on")
+            try await connection.send(RawH2.request(stream: limit + 2, path: "/m", authority: host, extra: [("connection", "close")]))
+            #expect(await connection.closedByGateway(within: .seconds(5)))
+            #expect(RawH2.goAwayCodes(in: connection.received) == [0xB], "\(RawH2.goAwayCodes(in: connection.received))")
+            #expect(gateway.lambda.requests.isEmpty)
+            #expect(gateway.scrape().value("lambda_gateway_connections_closed_total", ["reason": "protocol_error"]) == 1)
+        }
+    }
+
     /// A malformed request (RFC 9113 §8.2) resets its stream with PROTOCOL_ERROR and calls no
     /// function; the connection's other streams go on. The gateway checks the fields itself
     /// (`HTTP2FieldRules`), with NIO's check off.

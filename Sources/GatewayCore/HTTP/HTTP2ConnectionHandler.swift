@@ -21,6 +21,11 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     /// The windows the gateway keeps open for the client (NIO's defaults, as its stream channels had).
     private let targetStreamWindow: Int
     private let targetConnectionWindow: Int
+    /// Streams reset as malformed on this connection (`HTTP2FieldRules`). NIO counted them as
+    /// stream errors when it checked the fields, and ended a connection past 200 of them; the
+    /// gateway's own resets do not reach NIO's counts, so they are counted here, to the same limit.
+    private var malformedStreams = 0
+    static let maximumMalformedStreams = 200
 
     init(output: ConnectionOutput, targetStreamWindow: Int = 65535, targetConnectionWindow: Int = 65535, makeStream: @escaping (HTTP2StreamID) -> HTTP2Stream) {
         self.output = output
@@ -53,7 +58,24 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             return  // the connection's own frames (SETTINGS, PING, GOAWAY): NIO answers them
         }
         if !readThisTime.contains(where: { $0 === stream }) { readThisTime.append(stream) }
+        let wasMalformed = stream.isMalformed
         stream.read(frame.payload, context: context)
+        if stream.isMalformed && !wasMalformed { malformedStreamReset(frame.streamID, context: context) }
+    }
+
+    /// One more malformed stream: past the limit, the connection ends as NIO ended it, GOAWAY with
+    /// ENHANCE_YOUR_CALM and a close (`HTTP2ConnectionCloser` counts it as a protocol error and
+    /// flushes before it closes).
+    private func malformedStreamReset(_ id: HTTP2StreamID, context: ChannelHandlerContext) {
+        malformedStreams += 1
+        guard malformedStreams > Self.maximumMalformedStreams else { return }
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: id, errorCode: .enhanceYourCalm, opaqueData: nil))), promise: nil)
+        context.fireErrorCaught(TooManyMalformedStreams())
+    }
+
+    /// The connection error of a client that sent more malformed streams than `maximumMalformedStreams`.
+    struct TooManyMalformedStreams: Error, CustomStringConvertible {
+        var description: String { "more than \(HTTP2ConnectionHandler.maximumMalformedStreams) malformed streams on one connection" }
     }
 
     /// A stream's `readComplete` only touches its body timer (it reads nothing), so the list is

@@ -51,6 +51,9 @@ final class HTTP2Stream {
 
     // MARK: Events, from the connection's handler
 
+    /// Whether the stream was reset as malformed (`HTTP2FieldRules`), which its connection counts.
+    private(set) var isMalformed = false
+
     /// A frame of this stream: its request's HEADERS (or trailers) and DATA.
     func read(_ payload: HTTP2Frame.FramePayload, context: ChannelHandlerContext) {
         switch payload {
@@ -135,6 +138,7 @@ final class HTTP2Stream {
             processor.ended(exchange, answer: .rejected(status: 503, code: "ConnectionBusy", message: ""), responseBodyBytes: 0, written: true, connection: connection)
             write(.rstStream(.refusedStream), context: context)
         case .resetMalformed(let violation):
+            isMalformed = true
             bodyTimer.cancel()
             processor.logger.debug("malformed HTTP/2 request; stream reset", metadata: ["stream": "\(id)", "reason": "\(violation)"])
             write(.rstStream(.protocolError), context: context)

@@ -36,7 +36,9 @@ extension RequestProcessor {
     /// 30 s (rapid reset), 5 CONTINUATION frames in a row, 10,000 buffered control frames (a client
     /// that sends PINGs or SETTINGS without reading the answers), a bounded header list. Each of
     /// them is a connection error: the gateway sends GOAWAY and, with `HTTP2ConnectionCloser`,
-    /// closes the connection instead of reading on.
+    /// closes the connection instead of reading on. Malformed header blocks, which the gateway
+    /// checks itself (`HTTP2FieldRules`), are counted by `HTTP2ConnectionHandler` to the same end:
+    /// past 200 on a connection, GOAWAY(ENHANCE_YOUR_CALM) and close.
     func configureHTTP2Sync(_ channel: Channel, connection: ClientConnection, output: ConnectionOutput) throws {
         var connectionConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
         connectionConfiguration.initialSettings = [
