@@ -36,7 +36,33 @@ public struct HTTPField: Sendable, Hashable {
     /// A name that is an HTTP token (RFC 9110 §5.6.2) and a value without CR, LF or NUL: a field
     /// that cannot break HTTP/1.1's framing.
     public var isWellFormed: Bool {
-        Self.isToken(name) && !value.utf8.contains { $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n") || $0 == 0 }
+        Self.isToken(name) && Self.hasNoLineBreakOrNUL(value)
+    }
+
+    /// Whether `text` has no CR, LF or NUL: the bytes that would break HTTP/1.1's framing, and that
+    /// HTTP/2 forbids in any field value (RFC 9113 §8.2.1). One pass over the contiguous bytes, eight
+    /// at a time: a word none of whose bytes is below 14 (CR is 13, LF 10, NUL 0) passes, and only a
+    /// word with one (a tab, say) is looked at byte by byte. (A `utf8.contains` closure per byte cost
+    /// some 2,800 instructions per Invoke call.)
+    public static func hasNoLineBreakOrNUL(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { bytes in
+            let raw = UnsafeRawBufferPointer(bytes)
+            var index = 0
+            while index + 8 <= raw.count {
+                if WordBytes.lanes(of: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self), below: 14) != 0 {
+                    for byte in raw[index..<index + 8] where isLineBreakOrNUL(byte) { return false }
+                }
+                index += 8
+            }
+            for byte in raw[index...] where isLineBreakOrNUL(byte) { return false }
+            return true
+        }
+    }
+
+    @inline(__always)
+    private static func isLineBreakOrNUL(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: "\r") || byte == UInt8(ascii: "\n") || byte == 0
     }
 
     public static func isToken(_ text: String) -> Bool {

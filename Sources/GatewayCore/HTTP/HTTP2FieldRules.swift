@@ -73,7 +73,7 @@ enum HTTP2FieldRules {
         guard isLowerCaseToken(name) else { throw Violation(description: "the field name \(LogSafe.text(name)) is not a lower-case token") }
         if HPACKHeaders.isConnectionSpecific(name) { throw Violation(description: "the connection-specific field \(name) is not allowed in HTTP/2") }
         if checksTE, name.utf8.count == 2, name == "te", value != "trailers" { throw Violation(description: "te is allowed only as trailers") }
-        guard isFieldValue(value) else { throw Violation(description: "the value of \(name) has a NUL, CR or LF") }
+        guard HTTPField.hasNoLineBreakOrNUL(value) else { throw Violation(description: "the value of \(name) has a NUL, CR or LF") }
     }
 
     /// The fields of a request's trailers: as any field's, but `te` goes unchecked there, as NIO
@@ -114,26 +114,4 @@ enum HTTP2FieldRules {
 
     /// `HTTPField.tokenBytesFrom64` less bits 1–26 (`A`–`Z`).
     static let lowerCaseTokenBytesFrom64: UInt64 = HTTPField.tokenBytesFrom64 & ~0x07FF_FFFE
-
-    /// A field value: no NUL, CR or LF, looked for eight bytes at a time.
-    static func isFieldValue(_ value: String) -> Bool {
-        var value = value
-        return value.withUTF8 { bytes in
-            let raw = UnsafeRawBufferPointer(bytes)
-            var index = 0
-            while index + 8 <= raw.count {
-                if WordBytes.lanes(of: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self), below: 14) != 0 {
-                    for byte in raw[index..<index + 8] where isForbiddenInValue(byte) { return false }
-                }
-                index += 8
-            }
-            for byte in raw[index...] where isForbiddenInValue(byte) { return false }
-            return true
-        }
-    }
-
-    @inline(__always)
-    private static func isForbiddenInValue(_ byte: UInt8) -> Bool {
-        byte == 0 || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r")
-    }
 }
