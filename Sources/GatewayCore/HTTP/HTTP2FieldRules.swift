@@ -85,12 +85,28 @@ enum HTTP2FieldRules {
         }
     }
 
-    /// A pseudo-header's name after its colon, or any other field's name: a token without upper-case
-    /// letters.
-    static func isLowerCaseToken(_ name: some Collection<UInt8>) -> Bool {
-        !name.isEmpty && name.allSatisfy(isLowerCaseTokenByte)
+    /// Whether a request with this header block, and these trailers, breaks the rules as the
+    /// stream checks them on arrival (`HTTP2StreamStateMachine.requestHead`, `check(trailers:)`). A
+    /// missing `:authority` is the gateway's own rule (a 400), not RFC 9113's. The one verdict that
+    /// `HTTP2FieldRulesTests` and `FuzzHTTP2Fields` hold to NIO's.
+    static func isMalformed(request head: HPACKHeaders, trailers: HPACKHeaders?) -> Bool {
+        do {
+            _ = try HTTP2StreamStateMachine.requestHead(head)
+        } catch .malformed {
+            return true
+        } catch {
+            // Not malformed: answered 400 (no :authority).
+        }
+        guard let trailers else { return false }
+        do {
+            try check(trailers: trailers)
+            return false
+        } catch {
+            return true
+        }
     }
 
+    /// A field's name (not a pseudo-header's): a token without upper-case letters.
     static func isLowerCaseToken(_ name: String) -> Bool {
         !name.isEmpty && allBytes(of: name, satisfy: isLowerCaseTokenByte)
     }
