@@ -127,9 +127,10 @@ public struct SigV4Signer: Sendable {
         )
     }
 
-    /// Lower-case hex SHA-256 of a payload, for `SigV4Request.payloadHash`.
-    public static func payloadHash(_ bytes: UnsafeRawBufferPointer) -> String {
-        Hex.encode(SHA256.hash(data: bytes))
+    /// Lower-case hex SHA-256 of a payload, for `SigV4Request.payloadHash`; from `prefix`'s kept
+    /// state when the payload opens with its bytes (`SHA256Prefix`).
+    public static func payloadHash(_ bytes: UnsafeRawBufferPointer, prefix: SHA256Prefix? = nil) -> String {
+        Hex.encode(prefix?.hash(bytes) ?? SHA256.hash(data: bytes))
     }
 
     public static func payloadHash(_ bytes: some Sequence<UInt8>) -> String {

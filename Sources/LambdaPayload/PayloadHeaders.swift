@@ -62,13 +62,11 @@ struct PayloadHeaders {
         self.fields = fields
     }
 
-    /// Writes the object; the leading field, when there is one, first.
-    func write(to writer: inout JSONWriter) {
-        writer.beginObject()
-        if let lead, let index = fields[lead].index, let preEscaped = headers[index].preEscaped {
-            writer.key(fields[lead].name)
-            writer.string(preEscaped)
-        }
+    /// The `headers` member where the payload's writer stands: at the payload's opening
+    /// (`atOpening`) when a field leads, in its usual place when none does; elsewhere nothing.
+    func writeMember(to writer: inout JSONWriter, atOpening: Bool) {
+        guard atOpening == (lead != nil) else { return }
+        writeOpening(to: &writer)
         var position = 0
         while position < order.count {
             let first = order[position]
@@ -89,6 +87,17 @@ struct PayloadHeaders {
             writer.member(name, joined)
         }
         writer.endObject()
+    }
+
+    /// `"headers":{` and the leading field, if any: with the payload's `{` before them, the bytes
+    /// that every payload led by that field opens with (`RequestEncoder.lead`).
+    func writeOpening(to writer: inout JSONWriter) {
+        writer.key("headers")
+        writer.beginObject()
+        if let lead, let index = fields[lead].index, let preEscaped = headers[index].preEscaped {
+            writer.key(fields[lead].name)
+            writer.string(preEscaped)
+        }
     }
 
     private func value(_ position: Int) -> String {

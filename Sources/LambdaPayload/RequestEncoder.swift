@@ -41,10 +41,7 @@ public enum RequestEncoder {
         let headers = PayloadHeaders(request.headers, includeHost: false, includeCookie: true, authority: nil)
         var writer = JSONWriter(capacity: request.body.readableBytes * 4 / 3 + headers.preEscapedBytes + 512)
         writer.beginObject()
-        if headers.lead != nil {
-            writer.key("headers")
-            headers.write(to: &writer)
-        }
+        headers.writeMember(to: &writer, atOpening: true)
         writer.key("raw_path")
         if let query = request.query {
             writer.string(request.path + "?" + query)
@@ -52,10 +49,7 @@ public enum RequestEncoder {
             writer.string(request.path)
         }
         writer.member("method", request.method)
-        if headers.lead == nil {
-            writer.key("headers")
-            headers.write(to: &writer)
-        }
+        headers.writeMember(to: &writer, atOpening: false)
         writer.key("query_string_parameters")
         writer.beginObject()
         var seen = Set<Substring>()
@@ -76,10 +70,7 @@ public enum RequestEncoder {
         let headers = PayloadHeaders(request.headers, includeHost: true, includeCookie: false, authority: request.authority)
         var writer = JSONWriter(capacity: request.body.readableBytes * 4 / 3 + headers.preEscapedBytes + 1024)
         writer.beginObject()
-        if headers.lead != nil {
-            writer.key("headers")
-            headers.write(to: &writer)
-        }
+        headers.writeMember(to: &writer, atOpening: true)
         writer.member("version", "2.0")
         writer.member("routeKey", "$default")
         writer.member("rawPath", request.path)
@@ -97,10 +88,7 @@ public enum RequestEncoder {
             writer.endArray()
         }
 
-        if headers.lead == nil {
-            writer.key("headers")
-            headers.write(to: &writer)
-        }
+        headers.writeMember(to: &writer, atOpening: false)
 
         if let query = request.query, !query.isEmpty {
             var names: [String] = []
@@ -163,15 +151,12 @@ public enum RequestEncoder {
     // MARK: Shared pieces
 
     /// The bytes every payload opens with whose headers carry `value`, escaped once, as their only
-    /// `name` field: `{"headers":{"name":"value"` (`PayloadHeaders`). Written by the same calls as
-    /// the payload's own opening.
+    /// `name` field: `{"headers":{"name":"value"`, written by `PayloadHeaders` as a payload's own
+    /// opening is.
     public static func lead(name: String, value: PreEscapedString) -> [UInt8] {
         var writer = JSONWriter(capacity: name.utf8.count + value.json.readableBytes + 16)
         writer.beginObject()
-        writer.key("headers")
-        writer.beginObject()
-        writer.key(name)
-        writer.string(value)
+        PayloadHeaders([HTTPField(name, value)], includeHost: false, includeCookie: true, authority: nil).writeOpening(to: &writer)
         return Array(writer.bytes)
     }
 

@@ -23,6 +23,8 @@ struct SHA256PrefixTests {
             #expect(Array(kept.hash(message)) == Array(SHA256.hash(data: message)))
             // The kept state is not used up: a second message starts from it again.
             #expect(Array(kept.hash(message)) == Array(SHA256.hash(data: message)))
+            // The hex hash for a payload hashed off the event loop, too.
+            #expect(SigV4Signer.payloadHash(message, prefix: kept) == SigV4Signer.payloadHash(message))
             // A caller that has only what follows the prefix gets the same digest.
             #expect(Array(kept.hash(after: UnsafeRawBufferPointer(rebasing: message[prefixLength...]))) == Array(SHA256.hash(data: message)))
         }

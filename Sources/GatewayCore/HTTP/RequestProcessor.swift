@@ -244,7 +244,7 @@ public final class RequestProcessor: Sendable {
         return await offloaded(counting: offloadedPreparations) {
             var preparation = self.prepare(request, connection: connection, budget: budget)
             if case .invoke(var call) = preparation {
-                call.invocation.payloadHash = call.invocation.payload.withUnsafeReadableBytes { SigV4Signer.payloadHash($0) }
+                call.invocation.payloadHash = call.invocation.payload.withUnsafeReadableBytes { SigV4Signer.payloadHash($0, prefix: call.invocation.payloadPrefix) }
                 preparation = .invoke(call)
             }
             return preparation
