@@ -16,6 +16,10 @@
 #   ACCESS_LOG=1 …                        # both contestants write an access log to a file (the gateway
 #                                         # Consul's default JSON format, nginx its combined format)
 #   SYSCALLS=2000 …                       # also system calls per request (strace -c), both contestants
+#   PERF=8 PERF_KEEP=/tmp/perf …          # also a native profile of each contestant (perf record, the CPU's
+#                                         # own instructions: SHA extensions on, unlike valgrind) under 8 s of
+#                                         # HTTP/1.1 load, kept in /tmp/perf.gateway and /tmp/perf.nginx
+#   PERF_ONLY=1 …                         # with PERF: nothing else (no throughput, latency, handshakes)
 #   SMOKE=1 Benchmarks/compare.sh         # seconds-long debug-build run that only checks the pieces
 #                                         # work: exits non-zero if any run failed or had errors
 set -euo pipefail
@@ -165,7 +169,7 @@ measure() {
 upstream_worker=$(pgrep -P "$(cat upstream/nginx.pid)" | head -1)
 best() { python3 -c 'import json,sys; print(max((r["rps"] for r in map(json.loads, open(sys.argv[1])) if r["label"] == sys.argv[2]), default=0))' "$results" "$1"; }
 
-if [[ -z "${CALLGRIND_ONLY:-}" ]]; then
+if [[ -z "${CALLGRIND_ONLY:-}${PERF_ONLY:-}" ]]; then
 echo "== throughput, closed loop, 1 KB JSON, $ROUNDS round(s) of ${DURATION}s: HTTP/1.1 over $CONNECTIONS connections, HTTP/2 over $H2_CONNECTIONS x $H2_STREAMS streams"
 for round in $(seq 1 "$ROUNDS"); do
     measure "$gateway_pid" gateway-h1 --port "$gateway_port" "${mesh[@]}" --connections "$CONNECTIONS"
@@ -282,7 +286,24 @@ if [[ -n "${SYSCALLS:-}" ]]; then
     echo "{$sc_rows}" > "$work/syscalls.json"
 fi
 
-if [[ -n "${CALLGRIND_ONLY:-}" ]]; then exit 0; fi
+# PERF=S: where each contestant's CPU goes natively, sampled by `perf record` (cpu-clock, this VM has
+# no hardware counters) while mesh-load drives S seconds of closed-loop HTTP/1.1 load. Read with
+# `perf report -i $PERF_KEEP.gateway --no-children --sort dso,sym`.
+if [[ -n "${PERF:-}" ]]; then
+    command -v perf >/dev/null || { echo "PERF needs perf (Debian's linux-perf)"; exit 1; }
+    echo "== perf record, ${PERF}s of HTTP/1.1 load over $CONNECTIONS connections"
+    for contestant in gateway nginx; do
+        if [[ $contestant == gateway ]]; then pid=$gateway_pid port=$gateway_port; else pid=$peer_worker port=$peer_port; fi
+        perf record -q -e cpu-clock -F 4999 -g -p "$pid" -o "$work/perf-$contestant.data" -- sleep "$(( PERF + 1 ))" 2> /dev/null & recorder=$!
+        DURATION=$PERF measure "$pid" "perf-$contestant" --port "$port" "${mesh[@]}" --connections "$CONNECTIONS" > /dev/null
+        wait "$recorder" || true
+        perf report -i "$work/perf-$contestant.data" --no-children --sort dso --stdio -g none > "$work/perf-$contestant.txt" 2> /dev/null || true
+        grep '%' "$work/perf-$contestant.txt" | head -6 | sed "s/^/   $contestant /" || true
+        if [[ -n "${PERF_KEEP:-}" ]]; then cp "$work/perf-$contestant.data" "$PERF_KEEP.$contestant"; fi
+    done
+fi
+
+if [[ -n "${CALLGRIND_ONLY:-}${PERF_ONLY:-}" ]]; then exit 0; fi
 gateway_rss=$(awk '/VmHWM/ {print $2}' "/proc/$gateway_pid/status")
 peer_rss=$(awk '/VmHWM/ {print $2}' "/proc/$peer_worker/status")
 peer_master_rss=$(awk '/VmHWM/ {print $2}' "/proc/$(cat peer/nginx.pid)/status")

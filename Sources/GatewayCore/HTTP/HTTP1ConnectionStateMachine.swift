@@ -78,8 +78,10 @@ struct HTTP1ConnectionStateMachine {
         /// read any further.
         case writeBareStatusAndClose(Int)
         case close
-        /// Count an answer the connection gives itself (`RequestProcessor.answered`).
-        case countAnswer(RequestProcessor.Answer)
+        /// Count an answer the connection gives itself (`RequestProcessor.answered`). Boxed: an
+        /// answer is some 190 bytes, and every action (three of them inline in `Actions`, several
+        /// made per request) would be that size, copied and cleared, for a case met only on refusals.
+        indirect case countAnswer(RequestProcessor.Answer)
         /// Count a connection the gateway closes to protect the others.
         case countClosure(ConnectionClosure)
     }

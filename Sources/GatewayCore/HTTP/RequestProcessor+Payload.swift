@@ -8,16 +8,32 @@ import NIOCore
 extension RequestProcessor {
     /// What `prepare` decided: answer at once, or make this Lambda call.
     enum Preparation {
-        case answer(Answer)
+        /// Boxed, as refusals are rare: the usual preparation, a call, is then one reference.
+        indirect case answer(Answer)
         case invoke(Call)
     }
 
-    struct Call {
-        var invocation: InvokeRequest
-        var service: ServedService
-        var method: String
+    /// A class: a call is handed along whole several times (the preparation, the Invoke
+    /// completion's closure, the answer's making), and as a struct each hand-off copied its ~660
+    /// bytes and retained the two dozen strings and arrays in them.
+    final class Call: Sendable {
+        let invocation: InvokeRequest
+        let service: ServedService
+        let method: String
         /// The caller's trace id, when it sent a trace (`TraceContext`).
-        var traceID: String?
+        let traceID: String?
+
+        init(invocation: InvokeRequest, service: ServedService, method: String, traceID: String?) {
+            self.invocation = invocation
+            self.service = service
+            self.method = method
+            self.traceID = traceID
+        }
+
+        /// The same call with another invocation (its payload hashed, a trace header set) and trace id.
+        func with(invocation: InvokeRequest, traceID: String?) -> Call {
+            Call(invocation: invocation, service: service, method: method, traceID: traceID)
+        }
     }
 
     /// Everything before the Lambda call, synchronously: the head's checks (`admit`) → limits →

@@ -34,8 +34,9 @@ extension RequestProcessor {
         tracer.inject(span.context, into: &carrier, using: HTTPFieldsPropagation())
         if let trace = TraceContext(headers: carrier) {
             // The function's trace, and so the one the access log and the log lines name.
-            call.invocation.traceHeader = settings.honorCallerSampling ? trace.amazonTraceHeader : trace.withoutSamplingDecision.amazonTraceHeader
-            call.traceID = trace.traceID
+            var invocation = call.invocation
+            invocation.traceHeader = settings.honorCallerSampling ? trace.amazonTraceHeader : trace.withoutSamplingDecision.amazonTraceHeader
+            call = call.with(invocation: invocation, traceID: trace.traceID)
         }
         var processed = await invoke(call)
         // W3C `traceresponse`: the caller learns the gateway's span (its trace, the span's id) when

@@ -243,9 +243,10 @@ public final class RequestProcessor: Sendable {
         guard request.body.readableBytes >= settings.offloadedBodyBytes else { return prepare(request, connection: connection, budget: budget) }
         return await offloaded(counting: offloadedPreparations) {
             var preparation = self.prepare(request, connection: connection, budget: budget)
-            if case .invoke(var call) = preparation {
-                call.invocation.payloadHash = call.invocation.payload.withUnsafeReadableBytes { SigV4Signer.payloadHash($0, prefix: call.invocation.payloadPrefix) }
-                preparation = .invoke(call)
+            if case .invoke(let call) = preparation {
+                var invocation = call.invocation
+                invocation.payloadHash = invocation.payload.withUnsafeReadableBytes { SigV4Signer.payloadHash($0, prefix: invocation.payloadPrefix) }
+                preparation = .invoke(call.with(invocation: invocation, traceID: call.traceID))
             }
             return preparation
         }
