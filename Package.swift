@@ -299,7 +299,7 @@ let package = Package(
             ],
             path: "Benchmarks/Tools/ExtensionBench"
         ),
-        .testTarget(name: "AWSSigV4Tests", dependencies: ["AWSSigV4", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(name: "AWSSigV4Tests", dependencies: ["AWSSigV4", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "LambdaPayloadTests", dependencies: ["LambdaPayload", "TestSupport", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "MeshIdentityTests", dependencies: ["MeshIdentity"]),
         .testTarget(name: "TLSFilesTests", dependencies: ["TLSFiles", "TestSupport", .product(name: "NIOSSL", package: "swift-nio-ssl")]),

@@ -33,6 +33,19 @@ struct PreparedHMAC: Sendable {
         self.outer = outer
     }
 
+    /// The same key with the opening of every message to come absorbed: a MAC then costs only the
+    /// blocks after it (`SignatureHeads`).
+    func absorbing(_ opening: UnsafeRawBufferPointer) -> PreparedHMAC {
+        var inner = self.inner
+        inner.update(bufferPointer: opening)
+        return PreparedHMAC(inner: inner, outer: outer)
+    }
+
+    private init(inner: SHA256, outer: SHA256) {
+        self.inner = inner
+        self.outer = outer
+    }
+
     /// HMAC-SHA256 of `message` under the prepared key.
     func authenticationCode(for message: UnsafeRawBufferPointer) -> SHA256Digest {
         var inner = self.inner

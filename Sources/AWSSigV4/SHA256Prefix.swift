@@ -45,8 +45,13 @@ public final class SHA256Prefix: Sendable {
     /// SHA-256 of `bytes` followed by `rest`, for a caller that writes only what follows them
     /// (`SigV4Template`'s canonical request).
     public func hash(after rest: UnsafeRawBufferPointer) -> SHA256Digest {
+        state(after: rest).finalize()
+    }
+
+    /// The hash state after `bytes` and `rest`, for more bytes to follow.
+    func state(after rest: UnsafeRawBufferPointer) -> SHA256 {
         var hash = state
         hash.update(bufferPointer: rest)
-        return hash.finalize()
+        return hash
     }
 }

@@ -174,33 +174,48 @@ public struct SigV4Signer: Sendable {
         payloadHash: String,
         stringToSign: inout [UInt8]
     ) -> SigV4Signature {
-        // AWS4-HMAC-SHA256\n<timestamp>\n<day>/<region>/<service>/aws4_request\n<hex hash>
-        stringToSign.reserveCapacity(160)
-        stringToSign.append(contentsOf: "AWS4-HMAC-SHA256\n".utf8)
-        stringToSign.appendUTF8(date.timestamp)
-        stringToSign.append(UInt8(ascii: "\n"))
-        let scopeStart = stringToSign.count
-        appendScope(day: date.day, to: &stringToSign)
-        let scopeEnd = stringToSign.count
-        stringToSign.append(UInt8(ascii: "\n"))
+        let (opening, scope) = stringToSignOpening(date: date)
+        stringToSign = opening
         Hex.append(canonicalDigest, to: &stringToSign)
 
         let mac = keyCache.keyedHMAC(secret: credentials.secretAccessKey, day: date.day, region: region, service: service)
         let signature = stringToSign.withUnsafeBytes { mac.authenticationCode(for: $0) }
+        return SigV4Signature(
+            amzDate: date.timestamp,
+            authorization: authorization(accessKeyID: credentials.accessKeyID, scope: stringToSign[scope], signedHeaders: signedHeaders, signature: signature),
+            sessionToken: token,
+            contentSHA256: options.addContentSHA256Header ? payloadHash : nil
+        )
+    }
 
-        // Built in place as one String: the credential scope is still in `stringToSign`.
-        let scope = stringToSign[scopeStart..<scopeEnd]
+    /// `AWS4-HMAC-SHA256\n<timestamp>\n<day>/<region>/<service>/aws4_request\n`: the string to sign
+    /// up to the canonical request's hash, and where the credential scope is in it.
+    func stringToSignOpening(date: AMZDate) -> (bytes: [UInt8], scope: Range<Int>) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(160)
+        bytes.append(contentsOf: "AWS4-HMAC-SHA256\n".utf8)
+        bytes.appendUTF8(date.timestamp)
+        bytes.append(UInt8(ascii: "\n"))
+        let scopeStart = bytes.count
+        appendScope(day: date.day, to: &bytes)
+        let scopeEnd = bytes.count
+        bytes.append(UInt8(ascii: "\n"))
+        return (bytes, scopeStart..<scopeEnd)
+    }
+
+    /// The `Authorization` value, built in place as one String.
+    func authorization(accessKeyID: String, scope: ArraySlice<UInt8>, signedHeaders: [UInt8], signature: SHA256Digest) -> String {
         let credentialPrefix: StaticString = "AWS4-HMAC-SHA256 Credential="
         let signedHeadersLabel: StaticString = ", SignedHeaders="
         let signatureLabel: StaticString = ", Signature="
         let length =
-            credentialPrefix.utf8CodeUnitCount + credentials.accessKeyID.utf8.count + 1 + scope.count
+            credentialPrefix.utf8CodeUnitCount + accessKeyID.utf8.count + 1 + scope.count
             + signedHeadersLabel.utf8CodeUnitCount + signedHeaders.count
             + signatureLabel.utf8CodeUnitCount + 2 * SHA256.byteCount
-        let authorization = String(unsafeUninitializedCapacity: length) { output in
+        return String(unsafeUninitializedCapacity: length) { output in
             var writer = UnsafeByteWriter(output.baseAddress!)
             writer.write(credentialPrefix)
-            writer.write(credentials.accessKeyID)
+            writer.write(accessKeyID)
             writer.write("/")
             writer.write(scope)
             writer.write(signedHeadersLabel)
@@ -209,12 +224,6 @@ public struct SigV4Signer: Sendable {
             writer.writeHex(signature)
             return writer.count
         }
-        return SigV4Signature(
-            amzDate: date.timestamp,
-            authorization: authorization,
-            sessionToken: token,
-            contentSHA256: options.addContentSHA256Header ? payloadHash : nil
-        )
     }
 
     private func appendScope(day: String, to bytes: inout [UInt8]) {

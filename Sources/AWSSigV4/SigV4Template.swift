@@ -32,6 +32,8 @@ public struct SigV4Template: Sendable {
     let variableCount: Int
     /// The canonical request's length without the variable values: its buffer is sized once.
     let lengthWithoutValues: Int
+    /// The current second's canonical requests and strings to sign up to their last hashes.
+    let heads = SignatureHeads()
 }
 
 extension SigV4Signer {
@@ -129,7 +131,56 @@ extension SigV4Signer {
         let amzDate = keyCache.amzDate(date)
         let token = credentials.sessionToken.flatMap { $0.isEmpty ? nil : $0 }
         let signToken = token != nil && options.signSessionToken
+        guard !options.addContentSHA256Header else {
+            // The payload hash is also a header, inside the canonical request: nothing after the
+            // date is the same from one signature to the next.
+            var canonical = canonicalRequest(template, values: values, date: amzDate, token: signToken ? token : nil, appendPayloadHash: appendPayloadHash)
+            let hashStart = canonical.count
+            appendPayloadHash(&canonical)
+            let payloadHash = String(decoding: canonical[hashStart...], as: UTF8.self)
+            let digest = canonical.withUnsafeBytes { template.lead.hash(after: $0) }
+            canonical.removeAll(keepingCapacity: true)
+            let signedHeaders = signToken ? template.signedHeadersWithToken : template.signedHeadersWithoutToken
+            return finish(canonicalDigest: digest, signedHeaders: signedHeaders, date: amzDate, credentials: credentials, token: token, payloadHash: payloadHash, stringToSign: &canonical)
+        }
+        let head = template.heads.head(
+            timestamp: amzDate.timestamp, values: values, token: signToken ? token : nil, secret: credentials.secretAccessKey, region: region, service: service
+        ) { key in
+            let canonical = canonicalRequest(template, values: values, date: amzDate, token: key.token, appendPayloadHash: appendPayloadHash)
+            let (opening, scope) = stringToSignOpening(date: amzDate)
+            let mac = keyCache.keyedHMAC(secret: credentials.secretAccessKey, day: amzDate.day, region: region, service: service)
+            return SignatureHeads.Head(
+                key: key,
+                canonical: canonical.withUnsafeBytes { template.lead.state(after: $0) },
+                stringToSign: opening.withUnsafeBytes { mac.absorbing($0) },
+                scope: Array(opening[scope]),
+                signedHeaders: signToken ? template.signedHeadersWithToken : template.signedHeadersWithoutToken
+            )
+        }
+        // What differs: the payload's hash, ending the canonical request, and the canonical
+        // request's hash, ending the string to sign.
+        var tail: [UInt8] = []
+        tail.reserveCapacity(2 * SHA256.byteCount)
+        appendPayloadHash(&tail)
+        var canonical = head.canonical
+        tail.withUnsafeBytes { canonical.update(bufferPointer: $0) }
+        tail.removeAll(keepingCapacity: true)
+        Hex.append(canonical.finalize(), to: &tail)
+        let signature = tail.withUnsafeBytes { head.stringToSign.authenticationCode(for: $0) }
+        return SigV4Signature(
+            amzDate: amzDate.timestamp,
+            authorization: authorization(accessKeyID: credentials.accessKeyID, scope: head.scope[...], signedHeaders: head.signedHeaders, signature: signature),
+            sessionToken: token,
+            contentSHA256: nil
+        )
+    }
 
+    /// The canonical request after the template's `lead`, through the `\n` after the signed
+    /// headers: everything but the payload hash at its end. `token`: the session token to sign,
+    /// if any.
+    private func canonicalRequest<Values: RandomAccessCollection<String>>(
+        _ template: SigV4Template, values: Values, date: AMZDate, token: String?, appendPayloadHash: (inout [UInt8]) -> Void
+    ) -> [UInt8] where Values.Index == Int {
         var canonical: [UInt8] = []
         var length = template.lengthWithoutValues + (token?.utf8.count ?? 0)
         for value in values { length += value.utf8.count }
@@ -142,9 +193,9 @@ extension SigV4Signer {
                 let value: String
                 switch slot {
                 case .caller(let index): value = CanonicalRequest.canonicalValue(values[values.startIndex + index])
-                case .date: value = amzDate.timestamp
+                case .date: value = date.timestamp
                 case .sessionToken:
-                    guard signToken, let token else { continue }
+                    guard let token else { continue }
                     value = CanonicalRequest.canonicalValue(token)
                 case .contentSHA256:
                     canonical.append(contentsOf: name)
@@ -160,16 +211,8 @@ extension SigV4Signer {
             }
         }
         canonical.append(UInt8(ascii: "\n"))
-        let signedHeaders = signToken ? template.signedHeadersWithToken : template.signedHeadersWithoutToken
-        canonical.append(contentsOf: signedHeaders)
+        canonical.append(contentsOf: token != nil ? template.signedHeadersWithToken : template.signedHeadersWithoutToken)
         canonical.append(UInt8(ascii: "\n"))
-        let hashStart = canonical.count
-        appendPayloadHash(&canonical)
-        let payloadHash = options.addContentSHA256Header ? String(decoding: canonical[hashStart...], as: UTF8.self) : ""
-
-        // The canonical request is not kept: its buffer takes the string to sign.
-        let digest = canonical.withUnsafeBytes { template.lead.hash(after: $0) }
-        canonical.removeAll(keepingCapacity: true)
-        return finish(canonicalDigest: digest, signedHeaders: signedHeaders, date: amzDate, credentials: credentials, token: token, payloadHash: payloadHash, stringToSign: &canonical)
+        return canonical
     }
 }

@@ -20,6 +20,19 @@ struct PreparedHMACTests {
         #expect(Array(again) == Array(expected))
     }
 
+    /// An opening absorbed once (`absorbing`), then each message's rest: the MAC of the whole.
+    @Test(arguments: [0, 9, 63, 64, 73, 128], [0, 1, 55, 64, 100])
+    func absorbedOpeningGivesTheWholeMessagesMAC(openingLength: Int, restLength: Int) {
+        let key = SymmetricKey(data: Array("AWS4-signing-key-of-32-bytes....".utf8))
+        let opening = (0..<openingLength).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
+        let rest = (0..<restLength).map { UInt8(truncatingIfNeeded: $0 &* 11 &+ 5) }
+        let absorbed = opening.withUnsafeBytes { PreparedHMAC(key: key).absorbing($0) }
+        for _ in 0..<2 {
+            let mac = rest.withUnsafeBytes { absorbed.authenticationCode(for: $0) }
+            #expect(Array(mac) == Array(HMAC<SHA256>.authenticationCode(for: opening + rest, using: key)))
+        }
+    }
+
     /// RFC 4231, test case 2.
     @Test func rfc4231TestCase2() {
         let prepared = PreparedHMAC(key: SymmetricKey(data: Array("Jefe".utf8)))

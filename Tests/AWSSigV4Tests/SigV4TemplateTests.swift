@@ -1,5 +1,6 @@
 import AWSSigV4
 import Foundation
+import TestSupport
 import Testing
 
 @Suite("Prepared SigV4 templates sign exactly like the general signer")
@@ -43,6 +44,41 @@ struct SigV4TemplateTests {
                 #expect(hashedHere == general)
             }
         }
+    }
+
+    /// A template keeps, per second, the canonical request and string to sign up to their last
+    /// hashes (`SignatureHeads`). Signatures in every order of dates, values, credentials, payloads
+    /// and signers (regions) sharing one template are each the general signer's: a kept head used
+    /// for inputs it was not made from would differ.
+    @Test func keptHeadsNeverChangeASignature() {
+        let path = "/2015-03-31/functions/my-fn/invocations"
+        let fixed = [SigV4Header("host", "lambda.us-east-1.amazonaws.com"), SigV4Header("content-type", "application/json")]
+        let signers = [SigV4Signer(service: "lambda", region: "us-east-1"), SigV4Signer(service: "lambda", region: "eu-west-1")]
+        let template = signers[0].prepare(method: "POST", path: path, fixedHeaders: fixed, variableHeaderNames: ["x-amz-invocation-type"])
+        let credentials = [
+            Credentials(accessKeyID: "AKID", secretAccessKey: "secret-1"),
+            Credentials(accessKeyID: "AKID", secretAccessKey: "secret-2"),
+            Credentials(accessKeyID: "AKID2", secretAccessKey: "secret-1", sessionToken: "TOKEN-1"),
+            Credentials(accessKeyID: "AKID2", secretAccessKey: "secret-1", sessionToken: "TOKEN-2"),
+        ]
+        let seconds: [Double] = [0, 0.5, 1, 59, 86_400]
+        let types = ["RequestResponse", "Event", "DryRun", "RequestResponse", "Other", "Event"]
+        var generator = SplitMix(seed: 7)
+        var signed = 0
+        for step in 0..<400 {
+            let signer = signers[generator.next(below: 2)]
+            let credential = credentials[generator.next(below: credentials.count)]
+            let date = Date(timeIntervalSince1970: 1_768_037_400 + seconds[step / 80])
+            let type = types[generator.next(below: types.count)]
+            let payload = Array("{\"step\":\(step)}".utf8)
+            let general = signer.sign(
+                SigV4Request(method: "POST", path: path, headers: fixed + [SigV4Header("x-amz-invocation-type", type)], payloadHash: SigV4Signer.payloadHash(payload)),
+                credentials: credential, date: date)
+            let prepared = payload.withUnsafeBytes { signer.sign(template, value: type, payload: $0, credentials: credential, date: date) }
+            #expect(prepared == general, "step \(step): \(type), \(credential.secretAccessKey), \(credential.sessionToken ?? "no token"), \(signer.region)")
+            signed += prepared == general ? 1 : 0
+        }
+        #expect(signed == 400)
     }
 
     @Test func lambdaInvokeVectorsThroughATemplate() throws {
