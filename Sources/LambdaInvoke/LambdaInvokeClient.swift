@@ -115,9 +115,13 @@ public struct InvokeRequest: Sendable {
         invocationType: InvocationType = .requestResponse,
         timeout: Duration = .seconds(15),
         mayRetryThrottling: Bool = false,
-        budget: ResponseBudget? = nil
+        budget: ResponseBudget? = nil,
+        traceHeader: String? = nil,
+        payloadPrefix: SHA256Prefix? = nil
     ) {
         self.budget = budget
+        self.traceHeader = traceHeader
+        self.payloadPrefix = payloadPrefix
         self.function = function
         self.functionIdentifier = function.description
         self.payload = payload

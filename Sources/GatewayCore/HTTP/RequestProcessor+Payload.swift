@@ -81,16 +81,17 @@ extension RequestProcessor {
         let idempotent = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"].contains(request.method)
         // The caller's trace goes on to the function's X-Ray segment.
         let trace = TraceContext(headers: request.headers)
-        var invocation = InvokeRequest(
+        // Made in place, as the call's own: a local first would be copied into the call.
+        let invocation = InvokeRequest(
             function: service.lambda.function,
             payload: payload,
             invocationType: service.lambda.invocationType,
             timeout: service.requestTimeout ?? settings.defaultRequestTimeout,
             mayRetryThrottling: idempotent,
-            budget: budget
+            budget: budget,
+            traceHeader: settings.honorCallerSampling ? trace?.amazonTraceHeader : trace?.withoutSamplingDecision.amazonTraceHeader,
+            payloadPrefix: connection.payloadPrefix
         )
-        invocation.payloadPrefix = connection.payloadPrefix
-        invocation.traceHeader = settings.honorCallerSampling ? trace?.amazonTraceHeader : trace?.withoutSamplingDecision.amazonTraceHeader
         return .invoke(Call(invocation: invocation, service: service, method: request.method, traceID: trace?.traceID))
     }
 
