@@ -13,9 +13,20 @@ public enum ForwardedClientCert {
         var parts = ["By=\(quoteIfNeeded(presentedURI))"]
         let leafDER = (try? derBytes(leaf)) ?? []
         parts.append("Hash=\(hex(SHA256.hash(data: leafDER)))")
-        parts.append("Cert=\"\(percentEncode((try? leaf.serializeAsPEM().pemString) ?? ""))\"")
-        let chainPEM = clientChain.compactMap { try? $0.serializeAsPEM().pemString + "\n" }.joined()
-        parts.append("Chain=\"\(percentEncode(chainPEM))\"")
+        var cert = Array("Cert=\"".utf8)
+        if !leafDER.isEmpty { appendPercentEncodedPEM(der: leafDER, to: &cert) }
+        cert.append(UInt8(ascii: "\""))
+        parts.append(String(decoding: cert, as: UTF8.self))
+        var chain = Array("Chain=\"".utf8)
+        for (index, certificate) in clientChain.enumerated() {
+            let der = index == 0 ? leafDER : (try? derBytes(certificate)) ?? []
+            // One that cannot be serialized is left out, as it was from the PEM text.
+            guard !der.isEmpty else { continue }
+            appendPercentEncodedPEM(der: der, to: &chain)
+            appendPercentEncoded(UInt8(ascii: "\n"), to: &chain)
+        }
+        chain.append(UInt8(ascii: "\""))
+        parts.append(String(decoding: chain, as: UTF8.self))
         parts.append("Subject=\"\(leaf.subject.description.replacingOccurrences(of: "\"", with: "\\\""))\"")
         let names: [GeneralName] = ((try? leaf.extensions.subjectAlternativeNames) ?? nil).map { Array($0) } ?? []
         for name in names {
@@ -40,19 +51,48 @@ public enum ForwardedClientCert {
         return serializer.serializedBytes
     }
 
-    static func percentEncode(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count * 2)
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                out += "%" + String(byte >> 4, radix: 16, uppercase: true) + String(byte & 0x0F, radix: 16, uppercase: true)
-            }
+    /// The certificate's PEM text, as swift-certificates writes it (`-----BEGIN CERTIFICATE-----`,
+    /// base64 in lines of 64, `-----END CERTIFICATE-----`, no final line break), percent-encoded:
+    /// made from the DER bytes in one pass. Once per mesh connection, but with the string
+    /// operations of `PEMDocument.pemString` and a `String` append per byte it was some 1.5 million
+    /// instructions, a fair share of a handshake.
+    static func appendPercentEncodedPEM(der: [UInt8], to out: inout [UInt8]) {
+        out.reserveCapacity(out.count + der.count * 2 + 128)
+        for byte in "-----BEGIN CERTIFICATE-----\n".utf8 { appendPercentEncoded(byte, to: &out) }
+        var written = 0
+        func emit(_ character: UInt8) {
+            if written > 0 && written % 64 == 0 { appendPercentEncoded(UInt8(ascii: "\n"), to: &out) }
+            appendPercentEncoded(character, to: &out)
+            written += 1
         }
-        return out
+        var index = 0
+        while index < der.count {
+            let first = der[index]
+            let second = index + 1 < der.count ? der[index + 1] : 0
+            let third = index + 2 < der.count ? der[index + 2] : 0
+            emit(base64Alphabet[Int(first >> 2)])
+            emit(base64Alphabet[Int((first & 0x03) << 4 | second >> 4)])
+            emit(index + 1 < der.count ? base64Alphabet[Int((second & 0x0F) << 2 | third >> 6)] : UInt8(ascii: "="))
+            emit(index + 2 < der.count ? base64Alphabet[Int(third & 0x3F)] : UInt8(ascii: "="))
+            index += 3
+        }
+        for byte in "\n-----END CERTIFICATE-----".utf8 { appendPercentEncoded(byte, to: &out) }
+    }
+
+    private static let base64Alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    /// RFC 3986's unreserved bytes as they are, every other byte as `%XX` (upper-case hex).
+    static func appendPercentEncoded(_ byte: UInt8, to out: inout [UInt8]) {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+            out.append(byte)
+        default:
+            let digits: StaticString = "0123456789ABCDEF"
+            out.append(UInt8(ascii: "%"))
+            out.append(digits.utf8Start[Int(byte >> 4)])
+            out.append(digits.utf8Start[Int(byte & 0x0F)])
+        }
     }
 
     static func quoteIfNeeded(_ value: String) -> String {
@@ -61,6 +101,13 @@ public enum ForwardedClientCert {
     }
 
     static func hex(_ digest: SHA256.Digest) -> String {
-        digest.map { String($0 >> 4, radix: 16) + String($0 & 0x0F, radix: 16) }.joined()
+        let digits: StaticString = "0123456789abcdef"
+        var out: [UInt8] = []
+        out.reserveCapacity(2 * SHA256.byteCount)
+        for byte in digest {
+            out.append(digits.utf8Start[Int(byte >> 4)])
+            out.append(digits.utf8Start[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }
