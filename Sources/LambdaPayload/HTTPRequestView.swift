@@ -127,7 +127,10 @@ public struct HTTPRequestView: Sendable {
 
     /// The first value of `name` (case-insensitive).
     public func firstValue(_ name: String) -> String? {
-        headers.first { $0.name.asciiCaseInsensitiveEquals(name) }?.value
+        for index in headers.indices where headers[index].name.asciiCaseInsensitiveEquals(name) {
+            return headers[index].value
+        }
+        return nil
     }
 }
 
@@ -165,7 +168,7 @@ extension String {
 
 /// Field names that describe one hop and never travel into a payload or out of a response.
 enum HopByHop {
-    /// Lower-cased. One list: `contains` scans it, `ResponseHeaders.dropped` adds to it.
+    /// Lower-cased. One list: `contains` scans it; `ResponseHeaders.acceptedName` drops these and `content-length`.
     static let names = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"]
 
     /// Whether a lower-cased name is hop-by-hop, by comparison rather than hashing: it runs for

@@ -45,7 +45,39 @@ struct JSONWriter {
         needsComma = false
     }
 
+    /// A key that is a literal of the payload's format (ASCII letters, digits and `_`, nothing to
+    /// escape): written as it is, without the escaping pass.
+    mutating func key(literal name: StaticString) {
+        assert(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount).allSatisfy { $0 >= 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C })
+        let comma = needsComma
+        let count = name.utf8CodeUnitCount
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count + 4) { output in
+            var out = 0
+            if comma {
+                output[0] = UInt8(ascii: ",")
+                out = 1
+            }
+            output[out] = UInt8(ascii: "\"")
+            UnsafeMutableRawBufferPointer(rebasing: output[(out + 1)...]).copyMemory(from: UnsafeRawBufferPointer(start: name.utf8Start, count: count))
+            out += count + 1
+            output[out] = UInt8(ascii: "\"")
+            output[out + 1] = UInt8(ascii: ":")
+            return out + 2
+        }
+        needsComma = false
+    }
+
     // MARK: Members
+
+    mutating func member(literal name: StaticString, _ value: String) {
+        key(literal: name)
+        string(value)
+    }
+
+    mutating func member(literal name: StaticString, _ value: Bool) {
+        key(literal: name)
+        bool(value)
+    }
 
     mutating func member(_ name: String, _ value: String) {
         key(name)

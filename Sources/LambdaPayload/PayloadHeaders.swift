@@ -92,7 +92,7 @@ struct PayloadHeaders {
     /// `"headers":{` and the leading field, if any: with the payload's `{` before them, the bytes
     /// that every payload led by that field opens with (`RequestEncoder.lead`).
     func writeOpening(to writer: inout JSONWriter) {
-        writer.key("headers")
+        writer.key(literal: "headers")
         writer.beginObject()
         if let lead, let index = fields[lead].index, let preEscaped = headers[index].preEscaped {
             writer.key(fields[lead].name)

@@ -42,15 +42,15 @@ public enum RequestEncoder {
         var writer = JSONWriter(capacity: request.body.readableBytes * 4 / 3 + headers.preEscapedBytes + 512)
         writer.beginObject()
         headers.writeMember(to: &writer, atOpening: true)
-        writer.key("raw_path")
+        writer.key(literal: "raw_path")
         if let query = request.query {
             writer.string(request.path + "?" + query)
         } else {
             writer.string(request.path)
         }
-        writer.member("method", request.method)
+        writer.member(literal: "method", request.method)
         headers.writeMember(to: &writer, atOpening: false)
-        writer.key("query_string_parameters")
+        writer.key(literal: "query_string_parameters")
         writer.beginObject()
         var seen = Set<Substring>()
         for parameter in QueryString.parameters(request.query ?? "") where seen.insert(parameter.name).inserted {
@@ -58,8 +58,8 @@ public enum RequestEncoder {
             writer.string(String(parameter.value))
         }
         writer.endObject()
-        let text = writeBody(request, to: &writer, key: "body")
-        writer.member("is_base64_encoded", !text)
+        let text = writeBody(request, to: &writer)
+        writer.member(literal: "is_base64_encoded", !text)
         writer.endObject()
         return writer.buffer
     }
@@ -141,7 +141,7 @@ public enum RequestEncoder {
 
         var text = true
         if request.body.readableBytes > 0 {
-            text = writeBody(request, to: &writer, key: "body")
+            text = writeBody(request, to: &writer)
         }
         writer.member("isBase64Encoded", !text)
         writer.endObject()
@@ -161,13 +161,13 @@ public enum RequestEncoder {
     }
 
     /// Writes the body as text or base64 and returns whether it was text.
-    static func writeBody(_ request: HTTPRequestView, to writer: inout JSONWriter, key: String) -> Bool {
+    static func writeBody(_ request: HTTPRequestView, to writer: inout JSONWriter) -> Bool {
         let text = BodyEncoding.isText(
             contentType: request.firstValue("content-type"),
             contentEncoding: request.firstValue("content-encoding"),
             body: request.body
         )
-        writer.key(key)
+        writer.key(literal: "body")
         if text {
             writer.string(utf8: request.body.readableBytesView)
         } else {

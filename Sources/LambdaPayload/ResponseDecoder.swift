@@ -151,8 +151,6 @@ public enum ResponseDecoder {
 struct ResponseHeaders {
     private(set) var fields: [HTTPField] = []
 
-    static let dropped = Set(HopByHop.names + ["content-length"])
-
     func contains(_ name: String) -> Bool {
         fields.contains { $0.name == name }
     }
@@ -176,23 +174,22 @@ struct ResponseHeaders {
         }
         for member in members {
             guard let name = Self.acceptedName(member.name) else { continue }
-            let values: [String]
             switch member.value {
             case .null: continue
-            case .string(let text): values = [text]
-            case .number(let text): values = [text]
-            case .bool(let flag): values = [flag ? "true" : "false"]
+            case .string(let text): replace(name, with: CollectionOfOne(text))
+            case .number(let text): replace(name, with: CollectionOfOne(text))
+            case .bool(let flag): replace(name, with: CollectionOfOne(flag ? "true" : "false"))
             case .array(let elements):
-                values = try elements.map { element throws(PayloadError) in
+                let values = try elements.map { element throws(PayloadError) in
                     guard case .string(let text) = element else {
                         throw PayloadError(.invalidFunctionResponse, "header \(member.name) must hold strings")
                     }
                     return text
                 }
+                replace(name, with: values)
             case .object:
                 throw PayloadError(.invalidFunctionResponse, "header \(member.name) has an object value")
             }
-            replace(name, with: values)
         }
     }
 
@@ -219,7 +216,7 @@ struct ResponseHeaders {
         }
     }
 
-    private mutating func replace(_ name: String, with values: [String]) {
+    private mutating func replace(_ name: String, with values: some Sequence<String>) {
         fields.removeAll { $0.name == name }
         for value in values where Self.isValidValue(value) {
             fields.append(HTTPField(name, value))
@@ -230,12 +227,12 @@ struct ResponseHeaders {
     /// content-length, or not an HTTP token).
     static func acceptedName(_ name: String) -> String? {
         let lower = name.asciiLowercased
-        guard !dropped.contains(lower), HTTPField.isToken(lower) else { return nil }
+        guard !HopByHop.contains(lower), lower != "content-length", HTTPField.isToken(lower) else { return nil }
         return lower
     }
 
     /// Field values may not carry CR, LF or NUL (response splitting).
     static func isValidValue(_ value: String) -> Bool {
-        !value.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 }
+        HTTPField.hasNoLineBreakOrNUL(value)
     }
 }

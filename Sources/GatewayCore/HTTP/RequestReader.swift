@@ -89,7 +89,7 @@ struct RequestReader {
                 return .refuse(refusal, head, close: true)
             }
             state = .reading(head, ByteBuffer())
-            if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+            if Self.expectsContinue(head.headers) {
                 // The client waits for a go-ahead before sending the body: give it only once the
                 // head passes the checks that do not need the body.
                 if let answer = admit(head) {
@@ -141,8 +141,18 @@ struct RequestReader {
         if head.uri.utf8.contains(UInt8(ascii: "#")) {
             return .rejected(status: 400, code: "InvalidRequestTarget", message: "the request target has a fragment (#)")
         }
+        // One pass over the fields for the names looked at below (each told apart by its length first).
         var hosts = 0
-        for field in head.headers where field.name.asciiCaseInsensitiveEquals("host") { hosts += 1 }
+        var contentLength: String?
+        var transferEncoding = false
+        for field in head.headers {
+            switch field.name.utf8.count {
+            case 4 where field.name.asciiCaseInsensitiveEquals("host"): hosts += 1
+            case 14 where contentLength == nil && field.name.asciiCaseInsensitiveEquals("content-length"): contentLength = field.value
+            case 17 where field.name.asciiCaseInsensitiveEquals("transfer-encoding"): transferEncoding = true
+            default: break
+            }
+        }
         if hosts > 1 {
             // Two authorities: which one intentions, the function and any proxy behind it use
             // would be anybody's guess (HTTP/2 too: NIO keeps every host field it is given).
@@ -154,7 +164,7 @@ struct RequestReader {
             }
             // HTTP/1.0 has no chunked coding: a recipient that frames by it and one that does not
             // disagree about where the request ends (RFC 9112 §6.1).
-            if head.version.minor == 0 && head.headers.contains(name: "transfer-encoding") {
+            if head.version.minor == 0 && transferEncoding {
                 return .rejected(status: 400, code: "InvalidTransferEncoding", message: "Transfer-Encoding is not allowed in an HTTP/1.0 request")
             }
         }
@@ -169,11 +179,22 @@ struct RequestReader {
                 return .rejected(status: 400, code: "MalformedHeader", message: "the value of \(LogSafe.text(field.name, limit: 64)) has leading or trailing whitespace")
             }
         }
-        if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit {
+        if let length = contentLength.flatMap(Int.init), length > limit {
             // Over the limit: answer at once, without reading the body (docs/DECISIONS.md D13).
             return .rejected(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit")
         }
         return nil
+    }
+
+    /// `Expect: 100-continue` among the head's fields (values split at commas, whitespace around
+    /// them trimmed, compared without case, as NIO's `headers[canonicalForm: "expect"]` read them).
+    static func expectsContinue(_ headers: HTTPHeaders) -> Bool {
+        for field in headers where field.name.utf8.count == 6 && field.name.asciiCaseInsensitiveEquals("expect") {
+            for value in field.value.split(separator: ",") where trimmingWhitespace(String(value)).asciiCaseInsensitiveEquals("100-continue") {
+                return true
+            }
+        }
+        return false
     }
 
     /// The head's fields, each value without the optional whitespace around it (RFC 9110 §5.5):

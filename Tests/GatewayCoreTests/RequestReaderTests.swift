@@ -1,0 +1,64 @@
+import NIOHTTP1
+import Testing
+
+@testable import GatewayCore
+
+/// The head's checks read the fields in one pass of their own: each reads them as NIO's
+/// `HTTPHeaders` look-ups it replaces did.
+@Suite("The request reader's head checks")
+struct RequestReaderTests {
+    static let expectFields: [[(String, String)]] = [
+        [("Expect", "100-continue")],
+        [("expect", "100-CONTINUE")],
+        [("EXPECT", " \t100-continue\t ")],
+        [("expect", "foo, 100-continue")],
+        [("expect", "foo,bar"), ("Expect", "100-continue")],
+        [("expect", "100-continued")],
+        [("expect", "100 -continue")],
+        [("expect", ",,")],
+        [("expect", "")],
+        [("expects", "100-continue")],
+        [("x-expect", "100-continue")],
+        [],
+    ]
+
+    @Test(arguments: expectFields)
+    func expectContinueAsNIOReadIt(fields: [(String, String)]) {
+        let headers = HTTPHeaders(fields)
+        let nio = headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" }
+        #expect(RequestReader.expectsContinue(headers) == nio)
+    }
+
+    static let heads: [[(String, String)]] = [
+        [("Host", "a")],
+        [("host", "a"), ("HOST", "b")],
+        [("Host", "a"), ("Content-Length", "10")],
+        [("Host", "a"), ("content-length", "11"), ("Content-Length", "5")],
+        [("Host", "a"), ("CONTENT-LENGTH", "x")],
+        [("Host", "a"), ("Transfer-Encoding", "chunked")],
+        [("Host", "a"), ("transfer-encodings", "chunked"), ("content-lengths", "99")],
+        [],
+    ]
+
+    /// Duplicate hosts, a missing one, `Transfer-Encoding` on HTTP/1.0 and a declared length over
+    /// the limit: the verdict NIO's look-ups (`first(name:)`, `contains(name:)`) gave.
+    @Test(arguments: heads, [HTTPVersion.http1_0, .http1_1])
+    func headRefusalsAsNIOReadThem(fields: [(String, String)], version: HTTPVersion) {
+        let head = HTTPRequestHead(version: version, method: .POST, uri: "/", headers: HTTPHeaders(fields))
+        let hosts = fields.filter { $0.0.lowercased() == "host" }.count
+        let expected: String?
+        if hosts > 1 {
+            expected = "DuplicateHost"
+        } else if version == .http1_1 && hosts == 0 {
+            expected = "MissingHost"
+        } else if version == .http1_0 && head.headers.contains(name: "transfer-encoding") {
+            expected = "InvalidTransferEncoding"
+        } else if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > 10 {
+            expected = "RequestTooLarge"
+        } else {
+            expected = nil
+        }
+        let refusal = RequestReader.refusal(of: head, limit: 10)
+        #expect(refusal?.details == expected.map { "rejected{\($0)}" })
+    }
+}
