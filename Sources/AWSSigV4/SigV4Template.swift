@@ -32,8 +32,13 @@ public struct SigV4Template: Sendable {
     let variableCount: Int
     /// The canonical request's length without the variable values: its buffer is sized once.
     let lengthWithoutValues: Int
-    /// The current second's canonical requests and strings to sign up to their last hashes.
-    let heads = SignatureHeads()
+    /// Whether the payload hash is also a header (`x-amz-content-sha256`), inside the canonical
+    /// request: then nothing after the date is the same from one signature to the next.
+    let hasContentSHA256Header: Bool
+    /// The template's identity among the heads its signer's key cache keeps (`SignatureHeads`).
+    let identity = Identity()
+
+    final class Identity: Sendable {}
 }
 
 extension SigV4Signer {
@@ -99,7 +104,8 @@ extension SigV4Signer {
             signedHeadersWithToken: signedHeaders(withToken: true),
             signedHeadersWithoutToken: signedHeaders(withToken: false),
             variableCount: variableHeaderNames.count,
-            lengthWithoutValues: lengthWithoutValues
+            lengthWithoutValues: lengthWithoutValues,
+            hasContentSHA256Header: options.addContentSHA256Header
         )
     }
 
@@ -131,7 +137,7 @@ extension SigV4Signer {
         let amzDate = keyCache.amzDate(date)
         let token = credentials.sessionToken.flatMap { $0.isEmpty ? nil : $0 }
         let signToken = token != nil && options.signSessionToken
-        guard !options.addContentSHA256Header else {
+        guard !template.hasContentSHA256Header, !options.addContentSHA256Header else {
             // The payload hash is also a header, inside the canonical request: nothing after the
             // date is the same from one signature to the next.
             var canonical = canonicalRequest(template, values: values, date: amzDate, token: signToken ? token : nil, appendPayloadHash: appendPayloadHash)
@@ -143,8 +149,9 @@ extension SigV4Signer {
             let signedHeaders = signToken ? template.signedHeadersWithToken : template.signedHeadersWithoutToken
             return finish(canonicalDigest: digest, signedHeaders: signedHeaders, date: amzDate, credentials: credentials, token: token, payloadHash: payloadHash, stringToSign: &canonical)
         }
-        let head = template.heads.head(
-            timestamp: amzDate.timestamp, values: values, token: signToken ? token : nil, secret: credentials.secretAccessKey, region: region, service: service
+        let head = keyCache.heads.head(
+            template: ObjectIdentifier(template.identity), timestamp: amzDate.timestamp, values: values, token: signToken ? token : nil,
+            secret: credentials.secretAccessKey, region: region, service: service
         ) { key in
             let canonical = canonicalRequest(template, values: values, date: amzDate, token: key.token, appendPayloadHash: appendPayloadHash)
             let (opening, scope) = stringToSignOpening(date: amzDate)

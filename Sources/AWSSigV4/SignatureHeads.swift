@@ -1,6 +1,12 @@
 import Crypto
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// What every signature of one template shares within one second, hashed once: the canonical
 /// request up to its payload hash, and the string to sign up to the canonical request's hash (in an
 /// HMAC already keyed with the day's signing key).
@@ -9,10 +15,17 @@ import Synchronization
 /// their ends. A signature then costs the payload hash's 64 bytes and the canonical hash's 64 bytes
 /// on top of the kept states: about three SHA-256 blocks fewer than hashing both texts from their
 /// kept openings. Tested against `SigV4Signer.sign(_:credentials:date:)`.
+///
+/// One store per `SigningKeyCache`, shared by all its templates, that holds only the current
+/// second: the first signature of a new second, for any template, drops every head of the last
+/// one (and with them the secrets and keyed states they hold), so nothing outlives a credential
+/// rotation by more than a second of signing.
 final class SignatureHeads: Sendable {
-    /// Everything the heads depend on: the date, the template's variable values, the signed token,
-    /// and the signer's secret, region and service.
+    /// Everything a head depends on: the template, the date, the template's variable values, the
+    /// signed token, and the signer's secret, region and service. Compared byte for byte (Swift's
+    /// `==` would take two spellings of one Unicode text as equal).
     struct Key: Sendable {
+        var template: ObjectIdentifier
         var timestamp: String
         var values: [String]
         var token: String?
@@ -20,9 +33,18 @@ final class SignatureHeads: Sendable {
         var region: String
         var service: String
 
-        func matches(timestamp: String, values: some Collection<String>, token: String?, secret: String, region: String, service: String) -> Bool {
-            self.timestamp == timestamp && self.token == token && self.secret == secret && self.region == region && self.service == service
-                && self.values.elementsEqual(values)
+        func matches(template: ObjectIdentifier, values: some Collection<String>, token: String?, secret: String, region: String, service: String) -> Bool {
+            self.template == template && Self.same(self.secret, secret) && Self.same(self.region, region) && Self.same(self.service, service)
+                && (self.token == nil ? token == nil : token.map { Self.same(self.token!, $0) } ?? false)
+                && self.values.count == values.count && zip(self.values, values).allSatisfy { Self.same($0, $1) }
+        }
+
+        static func same(_ lhs: String, _ rhs: String) -> Bool {
+            var lhs = lhs
+            var rhs = rhs
+            return lhs.withUTF8 { left in
+                rhs.withUTF8 { right in left.count == right.count && (left.isEmpty || memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0) }
+            }
         }
     }
 
@@ -37,22 +59,37 @@ final class SignatureHeads: Sendable {
         let signedHeaders: [UInt8]
     }
 
-    /// The heads of the current second, one per set of values (Lambda's: the two invocation types).
-    private let heads = Mutex<[Head]>([])
-    static let capacity = 4
+    /// The current second's heads, by template.
+    private let current = Mutex<(timestamp: String, heads: [ObjectIdentifier: [Head]])>(("", [:]))
+    /// Heads per template (Lambda's: one per invocation type) and in all, within a second.
+    static let perTemplate = 4
+    static let capacity = 4096
+
+    /// The secrets the kept heads were made with (for tests).
+    var keptSecrets: [String] {
+        current.withLock { $0.heads.values.flatMap { $0.map(\.key.secret) } }
+    }
 
     /// The head for these inputs: kept, or made by `make` and kept.
-    func head(timestamp: String, values: some Collection<String>, token: String?, secret: String, region: String, service: String, make: (Key) -> Head) -> Head {
-        let found = heads.withLock { heads in
-            heads.first { $0.key.matches(timestamp: timestamp, values: values, token: token, secret: secret, region: region, service: service) }
+    func head(
+        template: ObjectIdentifier, timestamp: String, values: some Collection<String>, token: String?, secret: String, region: String, service: String,
+        make: (Key) -> Head
+    ) -> Head {
+        let found = current.withLock { current -> Head? in
+            guard Key.same(current.timestamp, timestamp) else { return nil }
+            return current.heads[template]?.first { $0.key.matches(template: template, values: values, token: token, secret: secret, region: region, service: service) }
         }
         if let found { return found }
-        let made = make(Key(timestamp: timestamp, values: Array(values), token: token, secret: secret, region: region, service: service))
-        heads.withLock { heads in
-            // Another second, or other credentials: what was kept will not be asked for again.
-            heads.removeAll { $0.key.timestamp != timestamp || $0.key.secret != secret || $0.key.token != token }
-            if heads.count >= Self.capacity { heads.removeFirst() }
+        let made = make(Key(template: template, timestamp: timestamp, values: Array(values), token: token, secret: secret, region: region, service: service))
+        current.withLock { current in
+            if !Key.same(current.timestamp, timestamp) || current.heads.count >= Self.capacity {
+                // Another second (a late signature of the last one starts over too, harmlessly).
+                current = (timestamp, [:])
+            }
+            var heads = current.heads[template] ?? []
+            if heads.count >= Self.perTemplate { heads.removeFirst() }
             heads.append(made)
+            current.heads[template] = heads
         }
         return made
     }

@@ -23,6 +23,9 @@ public final class SigningKeyCache: Sendable {
     private let mostRecent = Mutex<(key: Key, hmac: PreparedHMAC)?>(nil)
     private let lastDate = Mutex<(second: Int64, date: AMZDate)?>(nil)
     private let capacity: Int
+    /// The current second's canonical requests and strings to sign up to their last hashes, for
+    /// every template signed with this cache (`SignatureHeads`).
+    let heads = SignatureHeads()
 
     public init(capacity: Int = 64) {
         self.capacity = capacity

@@ -1,7 +1,8 @@
-import AWSSigV4
 import Foundation
 import TestSupport
 import Testing
+
+@testable import AWSSigV4
 
 @Suite("Prepared SigV4 templates sign exactly like the general signer")
 struct SigV4TemplateTests {
@@ -79,6 +80,41 @@ struct SigV4TemplateTests {
             signed += prepared == general ? 1 : 0
         }
         #expect(signed == 400)
+    }
+
+    /// The heads are kept for the current second only, in one store per key cache: the first
+    /// signature of a new second, of any template, drops the last second's, and the secrets in them.
+    @Test func keptHeadsDoNotOutliveTheirSecond() {
+        let keyCache = SigningKeyCache()
+        let signer = SigV4Signer(service: "lambda", region: "us-east-1", keyCache: keyCache)
+        let fixed = [SigV4Header("host", "lambda.us-east-1.amazonaws.com")]
+        let first = signer.prepare(method: "POST", path: "/a", fixedHeaders: fixed, variableHeaderNames: ["x-amz-invocation-type"])
+        let second = signer.prepare(method: "POST", path: "/b", fixedHeaders: fixed, variableHeaderNames: ["x-amz-invocation-type"])
+        let start = Date(timeIntervalSince1970: 1_768_037_400)
+        let payload = Array("{}".utf8)
+        _ = payload.withUnsafeBytes {
+            signer.sign(first, value: "Event", payload: $0, credentials: Credentials(accessKeyID: "AKID", secretAccessKey: "old-secret"), date: start)
+        }
+        #expect(keyCache.heads.keptSecrets == ["old-secret"])
+        _ = payload.withUnsafeBytes {
+            signer.sign(second, value: "Event", payload: $0, credentials: Credentials(accessKeyID: "AKID", secretAccessKey: "new-secret"), date: start + 1)
+        }
+        #expect(keyCache.heads.keptSecrets == ["new-secret"])
+    }
+
+    /// A template made for `x-amz-content-sha256` signs each payload's hash into that header even
+    /// when the signer at hand would not add the header: no head is kept for it.
+    @Test func aContentHashTemplateIsNeverSignedFromAKeptHead() {
+        let keyCache = SigningKeyCache()
+        let preparing = SigV4Signer(service: "s3", region: "us-east-1", options: SigV4Options(addContentSHA256Header: true), keyCache: keyCache)
+        let signing = SigV4Signer(service: "s3", region: "us-east-1", keyCache: keyCache)
+        let template = preparing.prepare(method: "PUT", path: "/k", fixedHeaders: [SigV4Header("host", "s3")], variableHeaderNames: [])
+        let date = Date(timeIntervalSince1970: 1_768_037_400)
+        let credentials = Credentials(accessKeyID: "AKID", secretAccessKey: "secret")
+        let one = signing.sign(template, values: [], payloadHash: SigV4Signer.payloadHash(Array("1".utf8)), credentials: credentials, date: date)
+        let two = signing.sign(template, values: [], payloadHash: SigV4Signer.payloadHash(Array("2".utf8)), credentials: credentials, date: date)
+        #expect(one.signature != two.signature)
+        #expect(keyCache.heads.keptSecrets.isEmpty)
     }
 
     @Test func lambdaInvokeVectorsThroughATemplate() throws {

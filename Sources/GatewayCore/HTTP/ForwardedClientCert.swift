@@ -14,7 +14,11 @@ public enum ForwardedClientCert {
         let leafDER = (try? derBytes(leaf)) ?? []
         parts.append("Hash=\(hex(SHA256.hash(data: leafDER)))")
         var cert = Array("Cert=\"".utf8)
-        if !leafDER.isEmpty { appendPercentEncodedPEM(der: leafDER, to: &cert) }
+        if !leafDER.isEmpty {
+            // The PEM text ends with a line break, as Envoy's (`PEM_write_bio_X509`).
+            appendPercentEncodedPEM(der: leafDER, to: &cert)
+            appendPercentEncoded(UInt8(ascii: "\n"), to: &cert)
+        }
         cert.append(UInt8(ascii: "\""))
         parts.append(String(decoding: cert, as: UTF8.self))
         var chain = Array("Chain=\"".utf8)
@@ -27,7 +31,7 @@ public enum ForwardedClientCert {
         }
         chain.append(UInt8(ascii: "\""))
         parts.append(String(decoding: chain, as: UTF8.self))
-        parts.append("Subject=\"\(leaf.subject.description.replacingOccurrences(of: "\"", with: "\\\""))\"")
+        parts.append("Subject=\"\(escaped(leaf.subject.description))\"")
         let names: [GeneralName] = ((try? leaf.extensions.subjectAlternativeNames) ?? nil).map { Array($0) } ?? []
         for name in names {
             if case .uniformResourceIdentifier(let uri) = name { parts.append("URI=\(quoteIfNeeded(uri))") }
@@ -95,9 +99,18 @@ public enum ForwardedClientCert {
         }
     }
 
+    /// A value with a separator, a quote or a backslash in it, quoted.
     static func quoteIfNeeded(_ value: String) -> String {
-        guard value.contains(where: { $0 == "," || $0 == ";" || $0 == "=" || $0 == "\"" }) else { return value }
-        return "\"" + value.replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        guard value.contains(where: { $0 == "," || $0 == ";" || $0 == "=" || $0 == "\"" || $0 == "\\" }) else { return value }
+        return "\"" + escaped(value) + "\""
+    }
+
+    /// The inside of a quoted value: `\` as `\\`, then `"` as `\"`. With only the quote escaped, a
+    /// certificate's `x\";URI=…` (a DNS name, or a subject that swift-certificates writes with
+    /// `\"`) would close the quotes early for a reader that honours escapes, and add a `URI` of
+    /// the certificate holder's choosing.
+    static func escaped(_ value: String) -> String {
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
     }
 
     static func hex(_ digest: SHA256.Digest) -> String {
