@@ -347,12 +347,22 @@ public final class LambdaInvokeClient: Sendable {
             completion(.failure(LambdaInvokeError(.timeout, "the request deadline passed before the call")))
             return
         }
-        attempt(upstream, of: request, pool: pool, deadline: NIODeadline.now() + TimeAmount(remaining), number: 1, on: eventLoop, completion: completion)
+        let call = Attempted(stream: request.stream, priorAttempts: request.priorAttempts, budget: request.budget, timeout: request.timeout)
+        attempt(upstream, of: call, pool: pool, deadline: NIODeadline.now() + TimeAmount(remaining), number: 1, on: eventLoop, completion: completion)
+    }
+
+    /// What an attempt needs of its call: the call itself (some 270 bytes, a dozen references) is
+    /// not captured by the attempt's completion.
+    private struct Attempted: Sendable {
+        var stream: UpstreamStreamSink?
+        var priorAttempts: Int
+        var budget: ResponseBudget?
+        var timeout: Duration
     }
 
     private func attempt(
         _ upstream: UpstreamRequest,
-        of request: InvokeRequest,
+        of request: Attempted,
         pool: UpstreamPool,
         deadline: NIODeadline,
         number: Int,

@@ -192,14 +192,96 @@ struct JSONWriter {
         }
     }
 
-    /// Two passes: measure the escaped length, then write it in one reservation, copying the runs
-    /// between escapes whole. Both passes look at eight bytes at a time and go byte by byte only
-    /// through a word that holds a byte to escape (`hasByteToEscape`), so a clean text costs about a
-    /// cheap test per word and one copy. A body with many quotes would otherwise cost a buffer call
-    /// per quote.
+    /// The escaped string, in one pass when its escapes fit an allowance (the usual text): room for
+    /// the text as it is and `escapeAllowance` more bytes is reserved, and each clean word of eight
+    /// bytes is tested and stored as it is read. A text with more escapes than that is written by
+    /// `writeEscapedMeasured`, which measures it first (nothing of the first attempt is kept).
     ///
     /// `comma`: a `,` goes before the string; `colon`: a `:` after it (a key).
     static func writeEscaped(_ bytes: UnsafeRawBufferPointer, to buffer: inout ByteBuffer, comma: Bool = false, colon: Bool = false) {
+        let count = bytes.count
+        let written = escapeExtra.withUnsafeBufferPointer { table in
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count + 4 + escapeAllowance) { output in
+                guard let base = bytes.baseAddress ?? UnsafeRawPointer(output.baseAddress), let target = output.baseAddress else { return 0 }
+                var out = 0
+                if comma {
+                    output[0] = UInt8(ascii: ",")
+                    out = 1
+                }
+                output[out] = UInt8(ascii: "\"")
+                out += 1
+                // Bytes of room beyond the rest of the text and the closing `":`: what escapes may add.
+                var slack = output.count - out - count - 2
+                var index = 0
+                while index < count {
+                    if index + 8 <= count {
+                        let word = base.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                        if !hasByteToEscape(word) {
+                            target.storeBytes(of: word, toByteOffset: out, as: UInt64.self)
+                            out += 8
+                            index += 8
+                            continue
+                        }
+                    }
+                    let byte = base.load(fromByteOffset: index, as: UInt8.self)
+                    let added = Int(table[Int(byte)])
+                    index += 1
+                    if added == 0 {
+                        output[out] = byte
+                        out += 1
+                        continue
+                    }
+                    guard slack >= added else { return 0 }
+                    slack -= added
+                    out += writeEscape(of: byte, to: target + out)
+                }
+                output[out] = UInt8(ascii: "\"")
+                out += 1
+                if colon {
+                    output[out] = UInt8(ascii: ":")
+                    out += 1
+                }
+                return out
+            }
+        }
+        if written == 0 {
+            writeEscapedMeasured(bytes, to: &buffer, comma: comma, colon: colon)
+        }
+    }
+
+    /// What escapes may add to a string written in one pass: 32 quotes, or six control bytes.
+    static let escapeAllowance = 32
+
+    /// `\` and the escape of `byte` (one that needs one), at `out`; how many bytes that took.
+    @inline(__always)
+    private static func writeEscape(of byte: UInt8, to out: UnsafeMutableRawPointer) -> Int {
+        out.storeBytes(of: UInt8(ascii: "\\"), as: UInt8.self)
+        let second: UInt8
+        switch byte {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"): second = byte
+        case 0x0A: second = UInt8(ascii: "n")
+        case 0x0D: second = UInt8(ascii: "r")
+        case 0x09: second = UInt8(ascii: "t")
+        case 0x08: second = UInt8(ascii: "b")
+        case 0x0C: second = UInt8(ascii: "f")
+        default:
+            out.storeBytes(of: UInt8(ascii: "u"), toByteOffset: 1, as: UInt8.self)
+            out.storeBytes(of: UInt8(ascii: "0"), toByteOffset: 2, as: UInt8.self)
+            out.storeBytes(of: UInt8(ascii: "0"), toByteOffset: 3, as: UInt8.self)
+            out.storeBytes(of: hexDigit(byte >> 4), toByteOffset: 4, as: UInt8.self)
+            out.storeBytes(of: hexDigit(byte & 0x0F), toByteOffset: 5, as: UInt8.self)
+            return 6
+        }
+        out.storeBytes(of: second, toByteOffset: 1, as: UInt8.self)
+        return 2
+    }
+
+    /// Two passes: measure the escaped length, then write it in one reservation, copying the runs
+    /// between escapes whole. Both passes look at eight bytes at a time and go byte by byte only
+    /// through a word that holds a byte to escape (`hasByteToEscape`). For a text with more escapes
+    /// than `writeEscaped`'s one pass has room for (a body with many quotes would otherwise cost a
+    /// buffer call per quote).
+    static func writeEscapedMeasured(_ bytes: UnsafeRawBufferPointer, to buffer: inout ByteBuffer, comma: Bool = false, colon: Bool = false) {
         escapeExtra.withUnsafeBufferPointer { table in
             let count = bytes.count
             var extra = 0

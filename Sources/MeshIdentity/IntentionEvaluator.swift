@@ -25,6 +25,8 @@ public struct IntentionEvaluator: Sendable {
     /// a problem the caller found where it read them (an intention Consul should never have sent).
     /// Every request is denied (docs/DECISIONS.md D28).
     public let configurationError: String?
+    /// Whether any rule matches on a request header: a request's headers need to be given only then.
+    public let readsHeaders: Bool
 
     /// `invalid`: why the rules as read are not the service's intentions (the reader's own
     /// message); given, every request is denied with it as the configuration error.
@@ -65,6 +67,7 @@ public struct IntentionEvaluator: Sendable {
         }
         rules = compiled
         configurationError = invalid ?? error
+        readsHeaders = compiled.contains { $0.permissions.contains { !($0.http?.headers.isEmpty ?? true) } }
     }
 
     /// The decision for `caller` (nil: no service identity) making `request`.

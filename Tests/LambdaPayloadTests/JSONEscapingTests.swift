@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import TestSupport
 import Testing
 
 @testable import LambdaPayload
@@ -34,6 +35,35 @@ struct JSONEscapingTests {
                 let decoded = try JSONSerialization.jsonObject(with: Data(json.utf8), options: .fragmentsAllowed) as? String
                 #expect(decoded == text, "\(json)")
             }
+        }
+    }
+
+    /// The one-pass writer gives the measured writer's bytes, with its comma and colon: texts
+    /// with escapes under its allowance, exactly at it, and beyond it (where it falls back), at
+    /// every length around a word.
+    @Test func onePassWritesWhatTheMeasuredWriterWrites() {
+        var random = SplitMix(seed: 0x0E5C_A9E5)
+        let alphabet: [UInt8] = Array("ab\"\\\n\u{01}\u{1F} é".utf8)
+        for _ in 0..<3000 {
+            let length = random.next(below: 300)
+            // From clean text to nothing but escapes.
+            let escapes = random.next(below: 5)
+            let bytes = (0..<length).map { _ in random.next(below: 4) < escapes ? alphabet[random.next(below: alphabet.count)] : UInt8(ascii: "x") }
+            let comma = random.next(below: 2) == 0
+            let colon = random.next(below: 2) == 0
+            var onePass = ByteBuffer(string: "[")
+            var measured = ByteBuffer(string: "[")
+            bytes.withUnsafeBytes {
+                JSONWriter.writeEscaped($0, to: &onePass, comma: comma, colon: colon)
+                JSONWriter.writeEscapedMeasured($0, to: &measured, comma: comma, colon: colon)
+            }
+            #expect(onePass == measured, "\(bytes)")
+        }
+        // Exactly the allowance of two-byte escapes, and one more.
+        for quotes in [JSONWriter.escapeAllowance, JSONWriter.escapeAllowance + 1] {
+            var buffer = ByteBuffer()
+            Array(repeating: UInt8(ascii: "\""), count: quotes).withUnsafeBytes { JSONWriter.writeEscaped($0, to: &buffer) }
+            #expect(buffer.readableBytes == 2 * quotes + 2)
         }
     }
 

@@ -23,6 +23,22 @@ let workedIntentions: [IntentionRule] = [
 
 @Suite("Intentions (docs/COMPATIBILITY.md, Intentions)")
 struct IntentionEvaluatorTests {
+    /// The gateway hands a request's headers to the evaluator only when a rule matches on one.
+    @Test func saysWhetherAnyRuleReadsHeaders() {
+        #expect(IntentionEvaluator(rules: workedIntentions, defaultPolicy: .deny).readsHeaders)
+        let withoutHeaders = workedIntentions.map { rule in
+            var rule = rule
+            rule.permissions = rule.permissions.map { permission in
+                var permission = permission
+                permission.http?.headers = []
+                return permission
+            }
+            return rule
+        }
+        #expect(!IntentionEvaluator(rules: withoutHeaders, defaultPolicy: .deny).readsHeaders)
+        #expect(!IntentionEvaluator(rules: [], defaultPolicy: .allow).readsHeaders)
+    }
+
     struct Case: Sendable, CustomTestStringConvertible {
         var row: String
         var caller: SPIFFEID?

@@ -35,8 +35,10 @@ extension RequestProcessor {
             return .refused(.rejected(status: 400, code: "InvalidPath", message: "the request path is not valid"))
         }
         if case .mesh(let caller, _) = connection.caller {
-            let authorization = AuthorizationRequest(method: method, path: path, headers: headers.map { ($0.name, $0.value) })
-            guard evaluator(for: service, snapshot: snapshot).isAllowed(caller: caller, request: authorization) else {
+            let evaluator = evaluator(for: service, snapshot: snapshot)
+            // The headers are copied into the request only for rules that look at them.
+            let authorization = AuthorizationRequest(method: method, path: path, headers: evaluator.readsHeaders ? headers.map { ($0.name, $0.value) } : [])
+            guard evaluator.isAllowed(caller: caller, request: authorization) else {
                 return .refused(.denied)
             }
         }
