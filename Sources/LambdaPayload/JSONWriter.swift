@@ -364,10 +364,11 @@ struct JSONWriter {
     /// as a whole, so a caller that finds one checks each byte).
     @inline(__always)
     static func hasByteToEscape(_ word: UInt64) -> Bool {
-        let control = WordBytes.lanes(of: word, below: 0x20)
-        let quotes = WordBytes.lanes(of: word, equalTo: UInt8(ascii: "\""))
+        // Flipping bit 1 keeps 0x00–0x1F among themselves and makes `"` (0x22) 0x20: the bytes
+        // below 0x21 after it are exactly the control bytes and the quote (one test for both).
+        let controlsAndQuotes = WordBytes.lanes(of: word ^ (WordBytes.ones &* 0x02), below: 0x21)
         let backslashes = WordBytes.lanes(of: word, equalTo: UInt8(ascii: "\\"))
-        return (control | quotes | backslashes) != 0
+        return (controlsAndQuotes | backslashes) != 0
     }
 
     @inline(__always)

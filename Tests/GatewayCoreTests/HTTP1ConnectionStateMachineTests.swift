@@ -9,6 +9,27 @@ import Testing
 /// (`Action.line`) so a sequence reads as what the handler would do.
 @Suite("HTTP/1.x connection state machine")
 struct HTTP1ConnectionStateMachineTests {
+    /// Whether a request ends its connection, in one pass over its fields: what NIO's
+    /// `isKeepAlive` and `contains(name: "upgrade")` said, for every mix of `Connection` tokens.
+    @Test func endsConnectionAsNIOReadsTheHead() {
+        let connections: [[String]] = [
+            [], ["close"], ["keep-alive"], ["Keep-Alive"], [" close\t"], ["keep-alive, close"], ["close, keep-alive"], ["keep-alive", "keep-alive"],
+            ["keep-alive, keep-alive"], ["Upgrade, keep-alive"], ["foo"], [""], [",,"], ["keep-alive", "close"], ["closed"], ["keep-alive2"], ["te, CLOSE"],
+        ]
+        for version in [HTTPVersion.http1_0, .http1_1] {
+            for connection in connections {
+                for upgrade in [false, true] {
+                    var fields = connection.map { ("Connection", $0) }
+                    if upgrade { fields.append(("Upgrade", "websocket")) }
+                    fields.append(("Host", "orders"))
+                    let head = HTTPRequestHead(version: version, method: .GET, uri: "/", headers: HTTPHeaders(fields))
+                    let nio = !head.isKeepAlive || head.headers.contains(name: "upgrade")
+                    #expect(HTTP1ConnectionStateMachine.endsConnection(head) == nio, "\(version) \(fields)")
+                }
+            }
+        }
+    }
+
     /// Whether the connection's answers wait unread, as the test sets it.
     final class Budget {
         var spent = false

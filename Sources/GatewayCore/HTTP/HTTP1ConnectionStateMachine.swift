@@ -108,8 +108,35 @@ struct HTTP1ConnectionStateMachine {
 
     /// HTTP/1.0 without keep-alive, `Connection: close`, and an `Upgrade` (the parser stops
     /// parsing after one: the request is answered as a plain one, then the connection closes).
+    ///
+    /// One pass over the fields, read as NIO's `isKeepAlive` and `contains(name: "upgrade")` read
+    /// them (two passes, and a list of every `Connection` token): `close` ends the connection,
+    /// `keep-alive` keeps it, both (or either twice) end it, neither leaves HTTP/1.1 open.
     static func endsConnection(_ head: HTTPRequestHead) -> Bool {
-        !head.isKeepAlive || head.headers.contains(name: "upgrade")
+        var sawClose = false
+        var sawKeepAlive = false
+        for field in head.headers {
+            switch field.name.utf8.count {
+            case 7 where field.name.asciiCaseInsensitiveEquals("upgrade"):
+                return true
+            case 10 where field.name.asciiCaseInsensitiveEquals("connection"):
+                for token in field.value.split(separator: ",") {
+                    let word = RequestReader.trimmingWhitespace(String(token))
+                    if word.asciiCaseInsensitiveEquals("close") {
+                        sawClose = true
+                    } else if word.asciiCaseInsensitiveEquals("keep-alive") {
+                        // A second keep-alive is as bad as a close to NIO.
+                        if sawKeepAlive { sawClose = true }
+                        sawKeepAlive = true
+                    }
+                }
+            default:
+                break
+            }
+        }
+        if sawClose { return true }
+        if sawKeepAlive { return false }
+        return !(head.version.major == 1 && head.version.minor >= 1)
     }
 
     // MARK: Reading
