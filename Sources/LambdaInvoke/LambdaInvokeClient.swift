@@ -260,7 +260,7 @@ public final class LambdaInvokeClient: Sendable {
 
     /// The Invoke call's URL and headers, signed with `identity` now. Built from scratch: no client
     /// header ever reaches AWS.
-    func signedRequest(_ request: InvokeRequest, to endpoint: LambdaEndpointResolver.Endpoint, identity: Credentials) -> (path: String, fields: [(String, String)]) {
+    func signedRequest(_ request: InvokeRequest, to endpoint: LambdaEndpointResolver.Endpoint, identity: Credentials) -> (path: String, fields: [(StaticString, String)]) {
         let prepared = templates.template(function: request.functionIdentifier, endpoint: endpoint, streaming: request.stream != nil, keyCache: keyCache)
         let signature: SigV4Signature
         if let hash = request.payloadHash {
@@ -273,7 +273,7 @@ public final class LambdaInvokeClient: Sendable {
         // A list, written as it is (`UpstreamRequestEncoder`): no `HTTPHeaders`, whose `add` checks
         // each name for non-ASCII bytes, and these names are the gateway's own. Values that come
         // from elsewhere (the token, the trace) are checked for framing bytes as they are written.
-        var fields: [(String, String)] = []
+        var fields: [(StaticString, String)] = []
         fields.reserveCapacity(9)
         fields.append(("Host", endpoint.host))
         fields.append(("Content-Type", "application/json"))

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// A payload's `headers` object (docs/COMPATIBILITY.md, Payload formats): names lower-cased and
 /// sorted, repeated fields joined with `,` (`cookie` with `; `), pseudo-headers and hop-by-hop
 /// fields left out.
@@ -40,12 +46,12 @@ struct PayloadHeaders {
         if includeHost, !sawHost, authority != nil {
             fields.append(("host", nil))
         }
-        // The standard library sorts a short array by insertion, asking whether a later field goes
-        // before an earlier one: there `lhs < rhs` is false, so a step costs one comparison of names.
+        // By the names' bytes (names are tokens, ASCII, so this is also `String`'s order), one
+        // three-way comparison per step: `String`'s `<` and `==` went through its general
+        // comparison, some 150 instructions each, twice per step.
         let order = fields.indices.sorted { lhs, rhs in
-            let left = fields[lhs].name
-            let right = fields[rhs].name
-            return left < right || (lhs < rhs && left == right)
+            let order = Self.compareBytes(fields[lhs].name, fields[rhs].name)
+            return order < 0 || (order == 0 && lhs < rhs)
         }
         // Fields of one name are next to each other in `order`: the candidate leads when neither
         // neighbour shares its name.
@@ -98,6 +104,19 @@ struct PayloadHeaders {
             writer.key(fields[lead].name)
             writer.string(preEscaped)
         }
+    }
+
+    /// Negative, zero or positive as `lhs`'s UTF-8 bytes sort before, with, or after `rhs`'s.
+    static func compareBytes(_ lhs: String, _ rhs: String) -> Int {
+        let inPlace = lhs.utf8.withContiguousStorageIfAvailable { left in
+            rhs.utf8.withContiguousStorageIfAvailable { right in
+                let common = min(left.count, right.count)
+                let order = common == 0 ? 0 : Int(memcmp(left.baseAddress!, right.baseAddress!, common))
+                return order != 0 ? order : left.count - right.count
+            }
+        }
+        if let inPlace, let order = inPlace { return order }
+        return lhs.utf8.lexicographicallyPrecedes(rhs.utf8) ? -1 : (lhs.utf8.elementsEqual(rhs.utf8) ? 0 : 1)
     }
 
     private func value(_ position: Int) -> String {

@@ -365,6 +365,10 @@ struct UpstreamRequestEncoderTests {
         let request = UpstreamRequestEncoder.encode(method: .POST, target: "/2015-03-31/functions/f/invocations", fields: fields, body: ByteBuffer(string: "{}"))
         #expect(String(buffer: request.bytes) == "POST /2015-03-31/functions/f/invocations HTTP/1.1\r\nHost: lambda.us-east-1.amazonaws.com\r\nContent-Length: 2\r\n\r\n{}")
         #expect(request.largeBody == nil && !request.isHEAD)
+        // The Invoke call's own names are literals, unchecked; their values are checked all the same.
+        let literal: [(StaticString, String)] = [("Host", "lambda"), ("X-Amzn-Trace-Id", "Root=1\r\nx-injected: 1"), ("Content-Length", "2")]
+        let invoke = UpstreamRequestEncoder.encode(method: .POST, target: "/f", fields: literal, body: ByteBuffer(string: "{}"))
+        #expect(String(buffer: invoke.bytes) == "POST /f HTTP/1.1\r\nHost: lambda\r\nContent-Length: 2\r\n\r\n{}")
     }
 
     @Test func aLargeBodyFollowsTheHeadUncopied() {
@@ -375,6 +379,6 @@ struct UpstreamRequestEncoderTests {
         // The same storage, not a copy of it.
         let original = body.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
         #expect(request.largeBody?.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) } == original)
-        #expect(UpstreamRequestEncoder.encode(method: .HEAD, target: "/", fields: [], body: ByteBuffer()).isHEAD)
+        #expect(UpstreamRequestEncoder.encode(method: .HEAD, target: "/", fields: [] as [(String, String)], body: ByteBuffer()).isHEAD)
     }
 }

@@ -113,6 +113,21 @@ struct TextualMediaTypeTests {
     }
 }
 
+@Suite("Header names in byte order")
+struct HeaderNameOrderTests {
+    /// The payload's header names sort by their bytes: for names (ASCII tokens) the order
+    /// `String`'s comparison gives, prefixes first, equal names equal.
+    @Test func byteOrderIsStringOrderForNames() {
+        let names = ["", "a", "a-b", "ab", "accept", "accept-encoding", "content-length", "content-type", "host", "x-forwarded-client-cert", "x-forwarded-proto", "x", "~", "Z", "0"]
+        for lhs in names {
+            for rhs in names {
+                let order = PayloadHeaders.compareBytes(lhs, rhs)
+                #expect((order < 0) == (lhs < rhs) && (order == 0) == (lhs == rhs), "\(lhs) \(rhs)")
+            }
+        }
+    }
+}
+
 @Suite("Hop-by-hop names")
 struct HopByHopTests {
     /// RFC 9110's connection-specific fields, and `proxy-connection`; nothing that merely looks like one.

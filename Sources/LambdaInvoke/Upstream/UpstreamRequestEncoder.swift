@@ -14,7 +14,9 @@ enum UpstreamRequestEncoder {
     /// A body up to this size is copied behind the head: one buffer, one TLS record.
     static let coalescedBodyLimit = 16 * 1024
 
-    static func encode(method: HTTPMethod, target: String, fields: [(String, String)], body: ByteBuffer, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> UpstreamRequest {
+    static func encode<Name: UpstreamFieldName>(method: HTTPMethod, target: String, fields: [(Name, String)], body: ByteBuffer, allocator: ByteBufferAllocator = ByteBufferAllocator())
+        -> UpstreamRequest
+    {
         if body.readableBytes <= coalescedBodyLimit {
             return UpstreamRequest(bytes: encode(method: method, target: target, fields: fields, body: body, allocator: allocator), largeBody: nil, isHEAD: method == .HEAD)
         }
@@ -24,16 +26,16 @@ enum UpstreamRequestEncoder {
 
     /// The head is written into one reservation (a `ByteBuffer` call per piece cost some 250
     /// instructions each, 33 pieces per Invoke call), then the body behind it.
-    static func encode(method: HTTPMethod, target: String, fields: [(String, String)], body: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+    static func encode<Name: UpstreamFieldName>(method: HTTPMethod, target: String, fields: [(Name, String)], body: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
         var method = method.rawValue
         var uri = target
         var size = method.utf8.count + uri.utf8.count + 14
         var safe = fields
-        if !fields.allSatisfy({ HTTPField.hasNoLineBreakOrNUL($0.0) && HTTPField.hasNoLineBreakOrNUL($0.1) }) {
-            safe.removeAll { !HTTPField.hasNoLineBreakOrNUL($0.0) || !HTTPField.hasNoLineBreakOrNUL($0.1) }
+        if !fields.allSatisfy({ $0.0.isSafe && HTTPField.hasNoLineBreakOrNUL($0.1) }) {
+            safe.removeAll { !$0.0.isSafe || !HTTPField.hasNoLineBreakOrNUL($0.1) }
         }
         for (name, value) in safe {
-            size += name.utf8.count + value.utf8.count + 4
+            size += name.byteCount + value.utf8.count + 4
         }
         var buffer = allocator.buffer(capacity: size + body.readableBytes)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { output in
@@ -57,9 +59,11 @@ enum UpstreamRequestEncoder {
             put(&version)
             put(UInt8(ascii: "\r"), UInt8(ascii: "\n"))
             for (name, value) in safe {
-                var name = name
                 var value = value
-                put(&name)
+                name.withBytes { bytes in
+                    UnsafeMutableRawBufferPointer(rebasing: output[out...]).copyMemory(from: bytes)
+                    out += bytes.count
+                }
                 put(UInt8(ascii: ":"), UInt8(ascii: " "))
                 put(&value)
                 put(UInt8(ascii: "\r"), UInt8(ascii: "\n"))
@@ -70,5 +74,30 @@ enum UpstreamRequestEncoder {
         var body = body
         buffer.writeBuffer(&body)
         return buffer
+    }
+}
+
+/// A field name the encoder writes: a `String` from elsewhere, checked for CR, LF and NUL, or a
+/// literal of the gateway's own (`StaticString`, the Invoke call's names), which needs no check.
+protocol UpstreamFieldName {
+    var isSafe: Bool { get }
+    var byteCount: Int { get }
+    func withBytes(_ body: (UnsafeRawBufferPointer) -> Void)
+}
+
+extension String: UpstreamFieldName {
+    var isSafe: Bool { HTTPField.hasNoLineBreakOrNUL(self) }
+    var byteCount: Int { utf8.count }
+    func withBytes(_ body: (UnsafeRawBufferPointer) -> Void) {
+        var text = self
+        text.withUTF8 { body(UnsafeRawBufferPointer($0)) }
+    }
+}
+
+extension StaticString: UpstreamFieldName {
+    var isSafe: Bool { true }
+    var byteCount: Int { utf8CodeUnitCount }
+    func withBytes(_ body: (UnsafeRawBufferPointer) -> Void) {
+        body(UnsafeRawBufferPointer(start: utf8Start, count: utf8CodeUnitCount))
     }
 }
