@@ -172,14 +172,16 @@ enum HopByHop {
     static let names = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"]
 
     /// Whether a lower-cased name is hop-by-hop, by comparison rather than hashing: it runs for
-    /// every header of every request, and these names are short (a `switch` over them compares in
-    /// the same way, one after another). Most names are ruled out by their length alone (`lengths`).
+    /// every header of every request. A name is compared only with those of its length (most
+    /// have none: `user-agent` is compared with two names, not seven). `names` lists the same.
     static func contains(_ name: String) -> Bool {
-        let count = name.utf8.count
-        guard count < 64, lengths & (1 << count) != 0 else { return false }
-        return names.contains(name)
+        switch name.utf8.count {
+        case 2: name == "te"
+        case 7: name == "upgrade" || name == "trailer"
+        case 10: name == "connection" || name == "keep-alive"
+        case 16: name == "proxy-connection"
+        case 17: name == "transfer-encoding"
+        default: false
+        }
     }
-
-    /// Bit n is set when a name here has n bytes.
-    private static let lengths: UInt64 = names.reduce(0) { $0 | 1 << $1.utf8.count }
 }

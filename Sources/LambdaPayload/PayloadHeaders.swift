@@ -35,11 +35,12 @@ struct PayloadHeaders {
         for (index, field) in headers.enumerated() {
             let name = field.name.asciiLowercased
             if name.utf8.first == UInt8(ascii: ":") || HopByHop.contains(name) { continue }
-            if name == "host" {
+            let length = name.utf8.count
+            if length == 4 && name == "host" {
                 guard includeHost else { continue }
                 sawHost = true
             }
-            if name == "cookie" && !includeCookie { continue }
+            if length == 6 && name == "cookie" && !includeCookie { continue }
             if candidate == nil, field.preEscaped != nil { candidate = fields.count }
             fields.append((name, index))
         }

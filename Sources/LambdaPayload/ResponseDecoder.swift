@@ -65,12 +65,44 @@ public enum ResponseDecoder {
         }
     }
 
+    /// The members `build` reads, found in one pass (the last of a repeated name, as `JSONValue`'s
+    /// subscript gives it), each name compared only with those of its length.
+    struct ResultMembers {
+        var statusCode: JSONValue?
+        var status_code: JSONValue?
+        var isBase64Encoded: JSONValue?
+        var is_base64_encoded: JSONValue?
+        var body: JSONValue?
+        var headers: JSONValue?
+        var multiValueHeaders: JSONValue?
+        var cookies: JSONValue?
+
+        init(_ object: JSONValue) {
+            guard case .object(let members) = object else { return }
+            for member in members {
+                let name = member.name
+                switch name.utf8.count {
+                case 4 where name == "body": body = member.value
+                case 7 where name == "headers": headers = member.value
+                case 7 where name == "cookies": cookies = member.value
+                case 10 where name == "statusCode": statusCode = member.value
+                case 11 where name == "status_code": status_code = member.value
+                case 15 where name == "isBase64Encoded": isBase64Encoded = member.value
+                case 17 where name == "is_base64_encoded": is_base64_encoded = member.value
+                case 17 where name == "multiValueHeaders": multiValueHeaders = member.value
+                default: break
+                }
+            }
+        }
+    }
+
     static func build(from object: JSONValue, maximumHeaderBytes: Int = defaultMaximumHeaderBytes) throws(PayloadError) -> LambdaHTTPResponse {
-        let status = try statusCode(object["statusCode"] ?? object["status_code"])
-        let base64 = try flag(object["isBase64Encoded"] ?? object["is_base64_encoded"])
+        let members = ResultMembers(object)
+        let status = try statusCode(members.statusCode ?? members.status_code)
+        let base64 = try flag(members.isBase64Encoded ?? members.is_base64_encoded)
 
         var body = ByteBuffer()
-        switch object["body"] {
+        switch members.body {
         case nil, .null?:
             break
         case .string(let text)?:
@@ -87,13 +119,13 @@ public enum ResponseDecoder {
         }
 
         var headers = ResponseHeaders()
-        if let single = object["headers"] {
+        if let single = members.headers {
             try headers.addSingleValued(single)
         }
-        if let multi = object["multiValueHeaders"] {
+        if let multi = members.multiValueHeaders {
             try headers.addMultiValued(multi)
         }
-        if case .array(let cookies)? = object["cookies"] {
+        if case .array(let cookies)? = members.cookies {
             for case .string(let cookie) in cookies {
                 headers.append("set-cookie", cookie)
             }

@@ -20,6 +20,18 @@ func respond(
 
 @Suite("Response mapping")
 struct ResponseDecoderTests {
+    /// A repeated member: the last one counts (as JSON parsers keep it), and the camel-case name
+    /// before the snake-case one, whatever their order.
+    @Test(arguments: PayloadFormat.allCases)
+    func theLastOfARepeatedMemberCounts(format: PayloadFormat) throws {
+        let response = try respond(
+            #"{"status_code":500,"statusCode":200,"body":"first","statusCode":202,"is_base64_encoded":true,"isBase64Encoded":false,"body":"last","headers":{"x-a":"1"},"headers":{"x-b":"2"}}"#,
+            format)
+        #expect(response.status == 202)
+        #expect(String(buffer: response.body) == "last")
+        #expect(response.values("x-a").isEmpty && response.values("x-b") == ["2"])
+    }
+
     @Test(arguments: PayloadFormat.allCases)
     func shapedResponseWithHeadersAndCookies(format: PayloadFormat) throws {
         let response = try respond(#"{"statusCode":201,"headers":{"x-order":"42"},"cookies":["a=1; Path=/"],"body":"{\"id\":42}"}"#, format)
