@@ -35,8 +35,13 @@ final class SignatureHeads: Sendable {
 
         func matches(template: ObjectIdentifier, values: some Collection<String>, token: String?, secret: String, region: String, service: String) -> Bool {
             self.template == template && Self.same(self.secret, secret) && Self.same(self.region, region) && Self.same(self.service, service)
-                && (self.token == nil ? token == nil : token.map { Self.same(self.token!, $0) } ?? false)
+                && Self.same(self.token, token)
                 && self.values.count == values.count && zip(self.values, values).allSatisfy { Self.same($0, $1) }
+        }
+
+        static func same(_ lhs: String?, _ rhs: String?) -> Bool {
+            guard let lhs, let rhs else { return lhs == nil && rhs == nil }
+            return same(lhs, rhs)
         }
 
         static func same(_ lhs: String, _ rhs: String) -> Bool {

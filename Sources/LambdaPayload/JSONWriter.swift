@@ -202,7 +202,9 @@ struct JSONWriter {
         let count = bytes.count
         let written = escapeExtra.withUnsafeBufferPointer { table in
             buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count + 4 + escapeAllowance) { output in
-                guard let base = bytes.baseAddress ?? UnsafeRawPointer(output.baseAddress), let target = output.baseAddress else { return 0 }
+                // An empty text has no address, and none is read: the output's stands in.
+                guard let target = output.baseAddress else { return 0 }
+                let base = bytes.baseAddress ?? UnsafeRawPointer(target)
                 var out = 0
                 if comma {
                     output[0] = UInt8(ascii: ",")
