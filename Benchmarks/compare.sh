@@ -241,7 +241,10 @@ if [[ -n "${CALLGRIND:-}" ]]; then
     # line: everything between zeroing and the dump; all threads).
     cg_count() {
         local pid=$1 port=$2 label=$3 dump=$4; shift 4
-        taskset -c 1 "$load_bin" --port "$port" "${mesh[@]}" "$@" --rate 20 --duration 2 --warmup 0 --label cg-warmup > /dev/null
+        # The warm-up has the measured run's shape, so that the contestant's connections to the
+        # upstream are open before counting starts: at a lower rate the gateway's pool opened its
+        # second or third inside the window, some run-to-run noise of 10-20k on HTTP/2.
+        taskset -c 1 "$load_bin" --port "$port" "${mesh[@]}" "$@" --rate 100 --duration 3 --warmup 0 --label cg-warmup > /dev/null
         callgrind_control -z "$pid" > /dev/null
         local output requests total
         output=$(taskset -c 1 "$load_bin" --port "$port" "${mesh[@]}" "$@" --rate 100 --duration "$(( (CALLGRIND + 99) / 100 ))" --warmup 0 --label "$label")
