@@ -154,6 +154,39 @@ struct UpstreamExchangeHandlerTests {
         }
     }
 
+    /// An exchange's deadline can fire after its exchange ended (the cancel came too late): it
+    /// ends nothing then, and never the connection's next exchange. Only the exchange's own ends it.
+    @Test func aLateDeadlineOfAnEarlierExchangeEndsNothing() throws {
+        let channel = EmbeddedChannel()
+        let handler = UpstreamExchangeHandler(readiness: channel.eventLoop.makePromise(), waitsForTLS: false)
+        try channel.pipeline.syncOperations.addHandler(handler)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let context = try channel.pipeline.syncOperations.context(handler: handler)
+        let (first, firstAnswer) = exchange(on: channel)
+        handler.start(first)
+        let firstNumber = handler.exchangeNumber
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"))
+        #expect(try firstAnswer.wait().status == 200)
+        let (second, secondAnswer) = exchange(on: channel)
+        handler.start(second)
+        let secondNumber = handler.exchangeNumber
+        #expect(secondNumber != firstNumber)
+        let ended = Mutex(false)
+        secondAnswer.whenComplete { _ in ended.withLock { $0 = true } }
+        // The first exchange's timer, firing late: the second goes on.
+        UpstreamExchangeHandler.Deadline(handler: handler, context: context, exchange: firstNumber).handleScheduledCallback(eventLoop: channel.eventLoop)
+        #expect(!ended.withLock { $0 })
+        #expect(channel.isActive)
+        // The second's own timer ends it (at once: no wait on a future that might never complete).
+        UpstreamExchangeHandler.Deadline(handler: handler, context: context, exchange: secondNumber).handleScheduledCallback(eventLoop: channel.eventLoop)
+        try #require(ended.withLock { $0 })
+        guard case .timedOut? = failure(secondAnswer) else {
+            Issue.record("expected timedOut, got \(String(describing: failure(secondAnswer)))")
+            return
+        }
+        _ = try channel.finish(acceptAlreadyClosed: true)
+    }
+
     /// Bytes behind a whole answer are nobody's: the answer stands, but the connection is not
     /// used again. The exchange the completion starts at once, on this connection, must not get
     /// them as its answer.

@@ -64,7 +64,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     /// Answer bytes taken from the exchange's `ResponseBudget`, given back when it ends.
     private var reserved = 0
     /// Counts exchanges, so that a budget's late answer for one that ended is recognised.
-    private var exchangeNumber = 0
+    private(set) var exchangeNumber = 0
     /// The answer does not fit the client connection's budget yet: reading waits.
     private var waitingForBudget = false
     /// A `read()` held back while waiting for the budget.
@@ -449,7 +449,8 @@ extension UpstreamExchangeHandler {
     /// same round as the exchange ended may still fire after its cancel (NIO takes the round's
     /// expired timers out of the queue before it runs them): it then finds another exchange number
     /// and does nothing.
-    fileprivate struct Deadline: NIOScheduledCallbackHandler {
+    /// Internal for tests: a late firing (its cancel lost the race) is called by hand there.
+    struct Deadline: NIOScheduledCallbackHandler {
         let handler: UpstreamExchangeHandler
         let context: ChannelHandlerContext
         let exchange: Int
