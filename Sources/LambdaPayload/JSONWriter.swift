@@ -198,20 +198,16 @@ struct JSONWriter {
     /// `writeEscapedMeasured`, which measures it first (nothing of the first attempt is kept).
     ///
     /// `comma`: a `,` goes before the string; `colon`: a `:` after it (a key).
-    static func writeEscaped(_ bytes: UnsafeRawBufferPointer, to buffer: inout ByteBuffer, comma: Bool = false, colon: Bool = false) {
+    /// Whether it took the one pass (for tests).
+    @discardableResult
+    static func writeEscaped(_ bytes: UnsafeRawBufferPointer, to buffer: inout ByteBuffer, comma: Bool = false, colon: Bool = false) -> Bool {
         let count = bytes.count
         let written = escapeExtra.withUnsafeBufferPointer { table in
             buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count + 4 + escapeAllowance) { output in
                 // An empty text has no address, and none is read: the output's stands in.
                 guard let target = output.baseAddress else { return 0 }
                 let base = bytes.baseAddress ?? UnsafeRawPointer(target)
-                var out = 0
-                if comma {
-                    output[0] = UInt8(ascii: ",")
-                    out = 1
-                }
-                output[out] = UInt8(ascii: "\"")
-                out += 1
+                var out = openString(comma: comma, in: output)
                 // Bytes of room beyond the rest of the text and the closing `":`: what escapes may add.
                 var slack = output.count - out - count - 2
                 var index = 0
@@ -237,18 +233,35 @@ struct JSONWriter {
                     slack -= added
                     out += writeEscape(of: byte, to: target + out)
                 }
-                output[out] = UInt8(ascii: "\"")
-                out += 1
-                if colon {
-                    output[out] = UInt8(ascii: ":")
-                    out += 1
-                }
-                return out
+                return closeString(colon: colon, in: output, at: out)
             }
         }
-        if written == 0 {
+        guard written > 0 else {
             writeEscapedMeasured(bytes, to: &buffer, comma: comma, colon: colon)
+            return false
         }
+        return true
+    }
+
+    /// `,` when `comma`, then the opening quote; where the text goes.
+    @inline(__always)
+    private static func openString(comma: Bool, in output: UnsafeMutableRawBufferPointer) -> Int {
+        var out = 0
+        if comma {
+            output[0] = UInt8(ascii: ",")
+            out = 1
+        }
+        output[out] = UInt8(ascii: "\"")
+        return out + 1
+    }
+
+    /// The closing quote at `out`, then `:` when `colon`; the length written in all.
+    @inline(__always)
+    private static func closeString(colon: Bool, in output: UnsafeMutableRawBufferPointer, at out: Int) -> Int {
+        output[out] = UInt8(ascii: "\"")
+        guard colon else { return out + 1 }
+        output[out + 1] = UInt8(ascii: ":")
+        return out + 2
     }
 
     /// What escapes may add to a string written in one pass: 32 quotes, or six control bytes.
@@ -302,13 +315,7 @@ struct JSONWriter {
             }
             let length = count + extra + 4
             buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { output in
-                var out = 0
-                if comma {
-                    output[0] = UInt8(ascii: ",")
-                    out = 1
-                }
-                output[out] = UInt8(ascii: "\"")
-                out += 1
+                var out = openString(comma: comma, in: output)
                 var runStart = 0
                 if extra > 0, let base = bytes.baseAddress {
                     var index = 0
@@ -328,22 +335,7 @@ struct JSONWriter {
                             out += run
                         }
                         runStart = index
-                        output[out] = UInt8(ascii: "\\")
-                        switch byte {
-                        case UInt8(ascii: "\""), UInt8(ascii: "\\"): output[out + 1] = byte
-                        case 0x0A: output[out + 1] = UInt8(ascii: "n")
-                        case 0x0D: output[out + 1] = UInt8(ascii: "r")
-                        case 0x09: output[out + 1] = UInt8(ascii: "t")
-                        case 0x08: output[out + 1] = UInt8(ascii: "b")
-                        case 0x0C: output[out + 1] = UInt8(ascii: "f")
-                        default:
-                            output[out + 1] = UInt8(ascii: "u")
-                            output[out + 2] = UInt8(ascii: "0")
-                            output[out + 3] = UInt8(ascii: "0")
-                            output[out + 4] = hexDigit(byte >> 4)
-                            output[out + 5] = hexDigit(byte & 0x0F)
-                        }
-                        out += Int(added) + 1
+                        out += writeEscape(of: byte, to: output.baseAddress! + out)
                     }
                 }
                 let tail = count - runStart
@@ -351,13 +343,7 @@ struct JSONWriter {
                     (output.baseAddress! + out).copyMemory(from: bytes.baseAddress! + runStart, byteCount: tail)
                     out += tail
                 }
-                output[out] = UInt8(ascii: "\"")
-                out += 1
-                if colon {
-                    output[out] = UInt8(ascii: ":")
-                    out += 1
-                }
-                return out
+                return closeString(colon: colon, in: output, at: out)
             }
         }
     }

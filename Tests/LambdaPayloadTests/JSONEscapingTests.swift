@@ -53,18 +53,27 @@ struct JSONEscapingTests {
             let colon = random.next(below: 2) == 0
             var onePass = ByteBuffer(string: "[")
             var measured = ByteBuffer(string: "[")
-            bytes.withUnsafeBytes {
-                JSONWriter.writeEscaped($0, to: &onePass, comma: comma, colon: colon)
+            let tookOnePass = bytes.withUnsafeBytes {
                 JSONWriter.writeEscapedMeasured($0, to: &measured, comma: comma, colon: colon)
+                return JSONWriter.writeEscaped($0, to: &onePass, comma: comma, colon: colon)
             }
             #expect(onePass == measured, "\(bytes)")
+            // Escapes within the allowance always take the one pass (more may too, when the
+            // buffer's room happens to be larger than asked for).
+            let added = bytes.reduce(0) { $0 + Int(JSONWriter.escapeExtra[Int($1)]) }
+            if added <= JSONWriter.escapeAllowance { #expect(tookOnePass, "\(added) bytes of escapes") }
         }
         // Exactly the allowance of two-byte escapes, and one more.
         for quotes in [JSONWriter.escapeAllowance, JSONWriter.escapeAllowance + 1] {
             var buffer = ByteBuffer()
-            Array(repeating: UInt8(ascii: "\""), count: quotes).withUnsafeBytes { JSONWriter.writeEscaped($0, to: &buffer) }
+            let tookOnePass = Array(repeating: UInt8(ascii: "\""), count: quotes).withUnsafeBytes { JSONWriter.writeEscaped($0, to: &buffer) }
             #expect(buffer.readableBytes == 2 * quotes + 2)
+            if quotes <= JSONWriter.escapeAllowance { #expect(tookOnePass) }
         }
+        // Far more escapes than any room the buffer rounds up to: measured first.
+        var dense = ByteBuffer()
+        let tookOnePass = [UInt8](repeating: 0x01, count: 300).withUnsafeBytes { JSONWriter.writeEscaped($0, to: &dense) }
+        #expect(!tookOnePass && dense.readableBytes == 6 * 300 + 2)
     }
 
     /// The eight-byte test agrees with the byte table for every byte value in every lane, next to

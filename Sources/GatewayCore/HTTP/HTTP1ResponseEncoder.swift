@@ -28,8 +28,7 @@ enum HTTP1ResponseEncoder {
 
         // The head is measured, then written in one reservation: a buffer call per piece cost
         // some 150 to 250 instructions each, a dozen pieces per answer.
-        var reason = status.reasonPhrase
-        var size = 9 + decimalDigits(Int(status.code)) + 1 + reason.utf8.count + 2 + 2
+        var size = statusLineLength(status) + 2
         for field in fields { size += field.name.utf8.count + field.value.utf8.count + 4 }
         if let length { size += Self.contentLength.utf8CodeUnitCount + decimalDigits(length) + 2 }
         if chunked { size += Self.chunkedLine.utf8CodeUnitCount }
@@ -37,11 +36,7 @@ enum HTTP1ResponseEncoder {
         var buffer = allocator.buffer(capacity: size + (coalesced ? response.body.readableBytes : 0))
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { output in
             var writer = HeadWriter(output)
-            writer.write(version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
-            writer.write(decimal: Int(status.code))
-            writer.write(" ")
-            writer.write(&reason)
-            writer.write("\r\n")
+            writer.writeStatusLine(version: version, status: status)
             for field in fields {
                 var name = field.name
                 var value = field.value
@@ -103,6 +98,15 @@ enum HTTP1ResponseEncoder {
             }
         }
 
+        mutating func writeStatusLine(version: HTTPVersion, status: HTTPResponseStatus) {
+            var reason = status.reasonPhrase
+            write(version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+            write(decimal: Int(status.code))
+            write(" ")
+            write(&reason)
+            write("\r\n")
+        }
+
         mutating func write(decimal value: Int) {
             let digits = HTTP1ResponseEncoder.decimalDigits(value)
             var rest = value
@@ -146,10 +150,15 @@ enum HTTP1ResponseEncoder {
     }
 
     private static func writeStatusLine(version: HTTPVersion, status: HTTPResponseStatus, into buffer: inout ByteBuffer) {
-        buffer.writeStaticString(version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
-        buffer.writeString(String(status.code))
-        buffer.writeStaticString(" ")
-        buffer.writeString(status.reasonPhrase)
-        buffer.writeStaticString("\r\n")
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: statusLineLength(status)) { output in
+            var writer = HeadWriter(output)
+            writer.writeStatusLine(version: version, status: status)
+            return writer.count
+        }
+    }
+
+    /// `HTTP/1.x code reason` and its line break.
+    private static func statusLineLength(_ status: HTTPResponseStatus) -> Int {
+        9 + decimalDigits(Int(status.code)) + 1 + status.reasonPhrase.utf8.count + 2
     }
 }
