@@ -18,7 +18,8 @@
 #   SYSCALLS=2000 …                       # also system calls per request (strace -c), both contestants
 #   PERF=8 PERF_KEEP=/tmp/perf …          # also a native profile of each contestant (perf record, the CPU's
 #                                         # own instructions: SHA extensions on, unlike valgrind) under 8 s of
-#                                         # HTTP/1.1 load, kept in /tmp/perf.gateway and /tmp/perf.nginx
+#                                         # HTTP/1.1 load, kept in /tmp/perf.gateway and /tmp/perf.nginx, and
+#                                         # the same under ab in /tmp/perf.gateway-ab and /tmp/perf.nginx-ab
 #   PERF_ONLY=1 …                         # with PERF: nothing else (no throughput, latency, handshakes)
 #   SMOKE=1 Benchmarks/compare.sh         # seconds-long debug-build run that only checks the pieces
 #                                         # work: exits non-zero if any run failed or had errors
@@ -169,16 +170,6 @@ measure() {
 upstream_worker=$(pgrep -P "$(cat upstream/nginx.pid)" | head -1)
 best() { python3 -c 'import json,sys; print(max((r["rps"] for r in map(json.loads, open(sys.argv[1])) if r["label"] == sys.argv[2]), default=0))' "$results" "$1"; }
 
-if [[ -z "${CALLGRIND_ONLY:-}${PERF_ONLY:-}" ]]; then
-echo "== throughput, closed loop, 1 KB JSON, $ROUNDS round(s) of ${DURATION}s: HTTP/1.1 over $CONNECTIONS connections, HTTP/2 over $H2_CONNECTIONS x $H2_STREAMS streams"
-for round in $(seq 1 "$ROUNDS"); do
-    measure "$gateway_pid" gateway-h1 --port "$gateway_port" "${mesh[@]}" --connections "$CONNECTIONS"
-    measure "$peer_worker" nginx-h1 --port "$peer_port" "${mesh[@]}" --connections "$CONNECTIONS"
-    measure "$upstream_worker" direct-h1 "${direct[@]}" --connections "$CONNECTIONS"
-    measure "$gateway_pid" gateway-h2 --port "$gateway_port" "${mesh[@]}" --http2 --connections "$H2_CONNECTIONS" --streams "$H2_STREAMS"
-    measure "$peer_worker" nginx-h2 --port "$peer_port" "${mesh[@]}" --http2 --connections "$H2_CONNECTIONS" --streams "$H2_STREAMS"
-done
-
 # A third-party client too: ApacheBench with keep-alive, the same 1 KB JSON POST, its client
 # certificate and key in one file, SNI from the Host header.
 AB_CONNECTIONS=${AB_CONNECTIONS:-16}
@@ -193,6 +184,16 @@ measure_ab() {
     after=$(cpu_ticks "$pid")
     python3 "$bench/ab_result.py" "$label" "$before" "$after" "$(getconf CLK_TCK)" "$AB_CONNECTIONS" <<< "$output" | tee -a "$results" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("   %s: %.0f req/s, %d errors" % (r["label"], r["rps"], r["error_count"]))'
 }
+if [[ -z "${CALLGRIND_ONLY:-}${PERF_ONLY:-}" ]]; then
+echo "== throughput, closed loop, 1 KB JSON, $ROUNDS round(s) of ${DURATION}s: HTTP/1.1 over $CONNECTIONS connections, HTTP/2 over $H2_CONNECTIONS x $H2_STREAMS streams"
+for round in $(seq 1 "$ROUNDS"); do
+    measure "$gateway_pid" gateway-h1 --port "$gateway_port" "${mesh[@]}" --connections "$CONNECTIONS"
+    measure "$peer_worker" nginx-h1 --port "$peer_port" "${mesh[@]}" --connections "$CONNECTIONS"
+    measure "$upstream_worker" direct-h1 "${direct[@]}" --connections "$CONNECTIONS"
+    measure "$gateway_pid" gateway-h2 --port "$gateway_port" "${mesh[@]}" --http2 --connections "$H2_CONNECTIONS" --streams "$H2_STREAMS"
+    measure "$peer_worker" nginx-h2 --port "$peer_port" "${mesh[@]}" --http2 --connections "$H2_CONNECTIONS" --streams "$H2_STREAMS"
+done
+
 echo "== throughput, closed loop, ab -k over $AB_CONNECTIONS connections (HTTP/1.1, 1 KB JSON), $ROUNDS round(s) of ${DURATION}s"
 for round in $(seq 1 "$ROUNDS"); do
     measure_ab "$gateway_pid" gateway-ab "$gateway_port"
@@ -300,9 +301,16 @@ if [[ -n "${PERF:-}" ]]; then
         perf record -q -e cpu-clock -F 4999 -g -p "$pid" -o "$work/perf-$contestant.data" -- sleep "$(( PERF + 1 ))" 2> /dev/null & recorder=$!
         DURATION=$PERF measure "$pid" "perf-$contestant" --port "$port" "${mesh[@]}" --connections "$CONNECTIONS" > /dev/null
         wait "$recorder" || true
-        perf report -i "$work/perf-$contestant.data" --no-children --sort dso --stdio -g none > "$work/perf-$contestant.txt" 2> /dev/null || true
-        grep '%' "$work/perf-$contestant.txt" | head -6 | sed "s/^/   $contestant /" || true
-        if [[ -n "${PERF_KEEP:-}" ]]; then cp "$work/perf-$contestant.data" "$PERF_KEEP.$contestant"; fi
+        # The same under ab, whose HTTP/1.0 keep-alive requests cost both contestants differently.
+        perf record -q -e cpu-clock -F 4999 -g -p "$pid" -o "$work/perf-$contestant-ab.data" -- sleep "$(( PERF + 1 ))" 2> /dev/null & recorder=$!
+        DURATION=$PERF measure_ab "$pid" "perf-$contestant-ab" "$port" > /dev/null
+        wait "$recorder" || true
+        for run in "$contestant" "$contestant-ab"; do
+            python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1]) if json.loads(l)["label"] == sys.argv[2]][-1]; print("   %s: %.0f req/s, %.1f µs CPU per request" % (sys.argv[2], r["rps"], 1e6 * r["cpu_s"] / (r["rps"] * (r["duration_s"] + r.get("warmup_s", 0)))))' "$results" "perf-$run"
+            perf report -i "$work/perf-$run.data" --no-children --sort dso --stdio -g none > "$work/perf-$run.txt" 2> /dev/null || true
+            grep '%' "$work/perf-$run.txt" | head -6 | sed "s/^/   $run /" || true
+            if [[ -n "${PERF_KEEP:-}" ]]; then cp "$work/perf-$run.data" "$PERF_KEEP.$run"; fi
+        done
     done
 fi
 

@@ -1,6 +1,10 @@
 /// A Lambda function ARN, validated with the project's pattern (docs/COMPATIBILITY.md, Config entries):
 /// `arn:<partition>:lambda:<region>:<account>:function:<name>[:<qualifier>]`.
-public struct FunctionARN: Sendable, Hashable, CustomStringConvertible {
+///
+/// An immutable object rather than a struct: an ARN rides along in every Invoke call and in the
+/// service settings a request copies, and one reference is cheaper to copy than its six strings.
+/// Two ARNs are equal when their texts are (the parts are read from the text).
+public final class FunctionARN: Sendable, Hashable, CustomStringConvertible {
     public let partition: String
     public let region: String
     public let accountID: String
@@ -47,6 +51,14 @@ public struct FunctionARN: Sendable, Hashable, CustomStringConvertible {
         functionName = parts[6]
         qualifier = parts.count == 8 ? parts[7] : nil
         description = text
+    }
+
+    public static func == (lhs: FunctionARN, rhs: FunctionARN) -> Bool {
+        lhs === rhs || lhs.description == rhs.description
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(description)
     }
 
     /// `[a-z]{2}(-[a-z]+)+-[0-9]+`, e.g. `us-east-1`, `us-gov-west-1`, `us-iso-east-1`.

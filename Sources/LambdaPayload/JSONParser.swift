@@ -170,7 +170,12 @@ public struct JSONParser {
                 guard let string else { throw error("string is not valid UTF-8") }
                 return string
             case UInt8(ascii: "\\"):
-                if out == nil { out = [] }
+                if out == nil {
+                    // Room for the run so far and some more at once: grown from empty, a short
+                    // escaped string (a body such as `{\"ok\":true}`) was three allocations.
+                    out = []
+                    out!.reserveCapacity(index - runStart + 64)
+                }
                 out!.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<index]))
                 index += 1
                 try parseEscape(into: &out!)

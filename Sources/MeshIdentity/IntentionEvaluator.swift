@@ -75,11 +75,12 @@ public struct IntentionEvaluator: Sendable {
         guard configurationError == nil else { return false }
         var sawAllow = false
         var sawDeny = false
-        for (index, rule) in rules.enumerated() where matches(rule, caller) {
+        // By index: the rules are read in place, where `enumerated()` copied each (a dozen strings).
+        for index in rules.indices where matches(rules[index], caller) {
             // 5. Skip an intention covered by an earlier one that also matches the caller.
-            let covered = rules[..<index].contains { earlier in covers(earlier, rule) && matches(earlier, caller) }
+            let covered = rules[..<index].contains { earlier in covers(earlier, rules[index]) && matches(earlier, caller) }
             if covered { continue }
-            switch verdict(rule, request) {
+            switch verdict(rules[index], request) {
             case .allow: sawAllow = true
             case .deny: sawDeny = true
             case .none: break

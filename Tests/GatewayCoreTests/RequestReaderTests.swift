@@ -29,6 +29,14 @@ struct RequestReaderTests {
         #expect(RequestReader.expectsContinue(headers) == nio)
     }
 
+    /// The protocol a request's payload names is the version's interpolation, for the versions
+    /// written as literals and for the others.
+    @Test(arguments: [(1, 1), (1, 0), (2, 0), (0, 9), (2, 1), (3, 0)])
+    func protocolNameIsTheVersionsText(major: Int, minor: Int) {
+        let version = HTTPVersion(major: major, minor: minor)
+        #expect(RequestReader.protocolName(version) == "HTTP/\(version.major).\(version.minor)")
+    }
+
     static let heads: [[(String, String)]] = [
         [("Host", "a")],
         [("host", "a"), ("HOST", "b")],

@@ -32,4 +32,15 @@ struct RequestTargetTests {
         #expect(gotPath == path)
         #expect(gotQuery == query)
     }
+
+    /// Throttled calls are sent again only for RFC 9110's idempotent methods, matched exactly
+    /// (methods are case-sensitive).
+    @Test(
+        arguments: [
+            ("GET", true), ("HEAD", true), ("OPTIONS", true), ("TRACE", true), ("PUT", true), ("DELETE", true),
+            ("POST", false), ("PATCH", false), ("CONNECT", false), ("get", false), ("GETS", false), ("", false),
+        ] as [(String, Bool)])
+    func idempotentMethods(method: String, idempotent: Bool) {
+        #expect(RequestProcessor.isIdempotent(method) == idempotent)
+    }
 }

@@ -32,6 +32,18 @@ struct TargetTests {
         #expect(arn.functionName == "resize" && arn.qualifier == "live")
     }
 
+    /// An ARN is an object, yet two parses of one text are equal and hash alike (a dictionary of
+    /// settings keyed or compared by ARN sees one function), and another qualifier is another ARN.
+    @Test func arnsAreEqualByTheirText() throws {
+        let text = "arn:aws:lambda:eu-west-1:123456789012:function:resize"
+        let first = try FunctionARN(parsing: text)
+        let second = try FunctionARN(parsing: text)
+        #expect(first !== second && first == second && first.hashValue == second.hashValue)
+        #expect(Set([first, second]).count == 1)
+        #expect(first != (try FunctionARN(parsing: text + ":live")))
+        #expect(first != (try FunctionARN(parsing: "arn:aws:lambda:eu-west-1:123456789012:function:resizer")))
+    }
+
     @Test(arguments: [
         ("arn:aws:lambda:us-east-1:123456789012:function:f", LambdaEndpointResolver.Variant.standard, "lambda.us-east-1.amazonaws.com"),
         ("arn:aws:lambda:us-east-1:123456789012:function:f", .fips, "lambda-fips.us-east-1.amazonaws.com"),

@@ -244,10 +244,9 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
                 handler.nextStream = nil
                 stream.abandon()
             }
-            if let unwritten = handler.nextAnswer {
+            if let unwritten = handler.nextAnswer.take() {
                 // The connection closed while the function ran (the client went away, a timeout):
                 // nothing is written, but the request happened and is counted and logged (`DC`).
-                handler.nextAnswer = nil
                 let exchange = handler.exchanges.popFirst() ?? RequestExchange()
                 handler.processor.ended(exchange, answer: unwritten, responseBodyBytes: 0, written: false, connection: handler.connection)
             }
@@ -287,8 +286,8 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         if largeBody != nil { context.write(wrapOutboundOut(bytes), promise: nil) }
         let written = context.write(wrapOutboundOut(largeBody ?? bytes))
         output.flush(context)
-        let answer = nextAnswer ?? RequestProcessor.Answer(response: response, outcome: .rejected, details: ResponseCodeDetails.rejected("Unknown"))
-        nextAnswer = nil
+        // Taken out (`take`), not copied then cleared: an answer holds a dozen references.
+        let answer = nextAnswer.take() ?? RequestProcessor.Answer(response: response, outcome: .rejected, details: ResponseCodeDetails.rejected("Unknown"))
         var exchange = exchanges.popFirst() ?? RequestExchange(head: head)
         exchange.responded = .now()
         let bodyBytes = head.method == .HEAD ? 0 : response.body.readableBytes
@@ -311,8 +310,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         output.writing(bytes.readableBytes, done: written)
         var exchange = exchanges.popFirst() ?? RequestExchange(head: head)
         exchange.responded = .now()
-        let answer = nextAnswer ?? RequestProcessor.Answer(response: response, outcome: .invoked, details: ResponseCodeDetails.viaUpstream)
-        nextAnswer = nil
+        let answer = nextAnswer.take() ?? RequestProcessor.Answer(response: response, outcome: .invoked, details: ResponseCodeDetails.viaUpstream)
         relay = StreamRelay(stream: stream, answer: answer, exchange: exchange, chunked: head.version != .http1_0)
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         stream.attach { part in
@@ -387,7 +385,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     /// received is no request, and is counted only as a closed connection.
     private func endBare(status: Int, written: EventLoopFuture<Void>) {
         let answer: RequestProcessor.Answer
-        if let noted = nextAnswer {
+        if let noted = nextAnswer.take() {
             answer = noted
         } else if status == 400 || status == 431 {
             answer = RequestProcessor.Answer(
@@ -397,7 +395,6 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         } else {
             return
         }
-        nextAnswer = nil
         // No exchange: bytes that never became a head (a timeout, a parse error), timed from when
         // that head was first awaited.
         var exchange = exchanges.popFirst() ?? RequestExchange(started: headAwaitedSince ?? .now())

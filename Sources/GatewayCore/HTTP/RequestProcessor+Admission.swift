@@ -10,10 +10,11 @@ extension RequestProcessor {
         case refused(Answer)
     }
 
-    /// A request taken on: its service as of `snapshot`, and its normalized path.
+    /// A request taken on: its service as of the snapshot current when it started, that
+    /// snapshot's `sanitizeXFCC`, and its normalized path.
     struct Admitted {
-        var snapshot: GatewaySnapshot
         var service: ServedService
+        var sanitizeXFCC: Bool
         var path: String
         var query: String?
     }
@@ -23,8 +24,8 @@ extension RequestProcessor {
     /// so the HTTP/1.1 handler also calls this on the head.
     func admit(method: String, target: String, headers: [HTTPField], connection: ClientConnection) -> Admission {
         // Every request uses the snapshot current when it starts (intentions, Lambda settings).
-        let snapshot = store.snapshot
-        guard let service = snapshot.services[connection.serviceName] else {
+        let box = store.currentBox
+        guard let service = box.snapshot.services[connection.serviceName] else {
             return .refused(.notServed(connection.serviceName))
         }
         let (rawPath, query) = Self.split(target: target)
@@ -35,14 +36,14 @@ extension RequestProcessor {
             return .refused(.rejected(status: 400, code: "InvalidPath", message: "the request path is not valid"))
         }
         if case .mesh(let caller, _) = connection.caller {
-            let evaluator = evaluator(for: service, snapshot: snapshot)
+            let evaluator = evaluator(for: service, snapshot: box.snapshot)
             // The headers are copied into the request only for rules that look at them.
             let authorization = AuthorizationRequest(method: method, path: path, headers: evaluator.readsHeaders ? headers.map { ($0.name, $0.value) } : [])
             guard evaluator.isAllowed(caller: caller, request: authorization) else {
                 return .refused(.denied)
             }
         }
-        return .admitted(Admitted(snapshot: snapshot, service: service, path: path, query: query))
+        return .admitted(Admitted(service: service, sanitizeXFCC: box.snapshot.sanitizeXFCC, path: path, query: query))
     }
 
     func evaluator(for service: ServedService, snapshot: GatewaySnapshot) -> IntentionEvaluator {

@@ -40,7 +40,7 @@ extension RequestProcessor {
         if let head = exchange.head {
             entry.method = head.method.rawValue
             entry.path = Self.loggable(head.uri)
-            entry.protocolName = head.version.major == 2 ? "HTTP/2" : "HTTP/\(head.version.major).\(head.version.minor)"
+            entry.protocolName = head.version.major == 2 ? "HTTP/2" : RequestReader.protocolName(head.version)
             if settings.format.usesRequestHeaders {
                 // Only the fields the format reads, each at most `maximumLoggedValueBytes`.
                 let names = settings.format.requestHeaderNames

@@ -16,23 +16,28 @@ extension RequestProcessor {
     /// A class: a call is handed along whole several times (the preparation, the Invoke
     /// completion's closure, the answer's making), and as a struct each hand-off copied its ~660
     /// bytes and retained the two dozen strings and arrays in them.
+    ///
+    /// Of its service it keeps the name and the Lambda settings, not the whole `ServedService`
+    /// (leaf, intentions, SNIs), whose copy retained a dozen more references.
     final class Call: Sendable {
         let invocation: InvokeRequest
-        let service: ServedService
+        let serviceName: String
+        let lambda: LambdaSettings
         let method: String
         /// The caller's trace id, when it sent a trace (`TraceContext`).
         let traceID: String?
 
-        init(invocation: InvokeRequest, service: ServedService, method: String, traceID: String?) {
+        init(invocation: InvokeRequest, serviceName: String, lambda: LambdaSettings, method: String, traceID: String?) {
             self.invocation = invocation
-            self.service = service
+            self.serviceName = serviceName
+            self.lambda = lambda
             self.method = method
             self.traceID = traceID
         }
 
         /// The same call with another invocation (its payload hashed, a trace header set) and trace id.
         func with(invocation: InvokeRequest, traceID: String?) -> Call {
-            Call(invocation: invocation, service: service, method: method, traceID: traceID)
+            Call(invocation: invocation, serviceName: serviceName, lambda: lambda, method: method, traceID: traceID)
         }
     }
 
@@ -45,7 +50,6 @@ extension RequestProcessor {
         case .refused(let answer): return .answer(answer)
         }
         let service = admitted.service
-
         let asynchronous = service.lambda.invocationType == .event
         let limit = asynchronous ? settings.maximumAsyncPayloadBytes : settings.maximumSyncPayloadBytes
         guard request.body.readableBytes <= limit else {
@@ -56,7 +60,7 @@ extension RequestProcessor {
             method: request.method,
             path: admitted.path,
             query: admitted.query,
-            headers: forwardedHeaders(request.headers, connection: connection, sanitize: admitted.snapshot.sanitizeXFCC),
+            headers: forwardedHeaders(request.headers, connection: connection, sanitize: admitted.sanitizeXFCC),
             authority: request.headers.first { $0.name.asciiCaseInsensitiveEquals("host") || $0.name == ":authority" }?.value,
             body: request.body,
             protocolName: request.protocolName,
@@ -78,7 +82,7 @@ extension RequestProcessor {
             return .answer(.rejected(status: 413, code: "RequestTooLarge", message: "the Lambda payload would be \(payload.readableBytes) bytes, over the \(limit)-byte limit"))
         }
 
-        let idempotent = ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"].contains(request.method)
+        let idempotent = Self.isIdempotent(request.method)
         // The caller's trace goes on to the function's X-Ray segment.
         let trace = TraceContext(headers: request.headers)
         // Made in place, as the call's own: a local first would be copied into the call.
@@ -92,7 +96,16 @@ extension RequestProcessor {
             traceHeader: settings.honorCallerSampling ? trace?.amazonTraceHeader : trace?.withoutSamplingDecision.amazonTraceHeader,
             payloadPrefix: connection.payloadPrefix
         )
-        return .invoke(Call(invocation: invocation, service: service, method: request.method, traceID: trace?.traceID))
+        return .invoke(Call(invocation: invocation, serviceName: service.name, lambda: service.lambda, method: request.method, traceID: trace?.traceID))
+    }
+
+    /// Whether a throttled call for `method` may be sent again (RFC 9110 §9.2.2's idempotent
+    /// methods). A switch: an array literal to search was an array made on every request.
+    static func isIdempotent(_ method: String) -> Bool {
+        switch method {
+        case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE": true
+        default: false
+        }
     }
 
     /// The client's headers plus what the gateway adds (docs/ARCHITECTURE.md, RequestProcessor: prepare). A direct

@@ -27,7 +27,7 @@ extension RequestProcessor {
             // A refusal for too many streams is counted and logged per request, not logged here: a
             // caller could make one a request.
             if answer.outcome == .invokeError && !answer.flags.contains(.upstreamOverflow) {
-                logger.info("lambda invocation failed", metadata: ["service": "\(call.service.name)", "error": "\(LogSafe.text(answer.details, limit: 1024))"])
+                logger.info("lambda invocation failed", metadata: ["service": "\(call.serviceName)", "error": "\(LogSafe.text(answer.details, limit: 1024))"])
             }
             answer.lambdaCallNanoseconds = Int((NIODeadline.now() - started).nanoseconds)
             answer.attempts = stream.attempts

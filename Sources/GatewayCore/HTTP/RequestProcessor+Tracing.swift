@@ -28,7 +28,7 @@ extension RequestProcessor {
         span.attributes["faas.invoked_provider"] = "aws"
         span.attributes["faas.invoked_name"] = call.invocation.function.functionName
         span.attributes["faas.invoked_region"] = call.invocation.function.region
-        span.attributes["lambda_gateway.service"] = call.service.name
+        span.attributes["lambda_gateway.service"] = call.serviceName
         var call = call
         var carrier: [HTTPField] = []
         tracer.inject(span.context, into: &carrier, using: HTTPFieldsPropagation())

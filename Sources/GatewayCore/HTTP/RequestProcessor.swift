@@ -148,7 +148,7 @@ public final class RequestProcessor: Sendable {
         case .answer(let early):
             requestEnded()
             completion(Processed(answer: early, heldBytes: 0))
-        case .invoke(let call) where call.service.lambda.invokeMode == .responseStream:
+        case .invoke(let call) where call.lambda.invokeMode == .responseStream:
             let cancellation = cancellation.map { NIOLoopBound($0, eventLoop: eventLoop) }
             answerFromTask(on: eventLoop, completion: completion) {
                 await self.streamed(call, on: eventLoop, cancellation: cancellation)
@@ -228,7 +228,7 @@ public final class RequestProcessor: Sendable {
         switch await prepared(request, connection: connection, budget: budget) {
         case .answer(let early):
             return Processed(answer: early, heldBytes: 0)
-        case .invoke(let call) where call.service.lambda.invokeMode == .responseStream:
+        case .invoke(let call) where call.lambda.invokeMode == .responseStream:
             guard let tracer else { return await streamed(call, on: eventLoop, cancellation: cancellation) }
             return await tracedCall(call, headers: request.headers, tracer: tracer) { await self.streamed($0, on: eventLoop, cancellation: cancellation) }
         case .invoke(let call):
@@ -291,6 +291,7 @@ public final class RequestProcessor: Sendable {
         case .success(let value): answer.attempts = value.attempts
         case .failure(let error): answer.attempts = error.attempts
         }
-        return Processed(answer: answer, heldBytes: (try? result.get())?.heldBytes ?? 0)
+        let held = (try? result.get())?.heldBytes ?? 0
+        return Processed(answer: consume answer, heldBytes: held)
     }
 }

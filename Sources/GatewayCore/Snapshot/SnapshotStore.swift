@@ -21,6 +21,12 @@ public final class SnapshotStore: Sendable {
         current.load(ordering: .acquiring).snapshot
     }
 
+    /// The current snapshot in its box: a request reads the few members it needs through it, where
+    /// `snapshot` would copy (and retain) every one of its references.
+    var currentBox: Box {
+        current.load(ordering: .acquiring)
+    }
+
     public func publish(_ snapshot: GatewaySnapshot) {
         let previous = current.exchange(Box(snapshot), ordering: .acquiringAndReleasing).snapshot
         for observer in observers.withLock({ $0 }) { observer(previous, snapshot) }

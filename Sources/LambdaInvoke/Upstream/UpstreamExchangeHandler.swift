@@ -296,15 +296,16 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
 
     private func received(_ event: UpstreamResponseParser.Event, context: ChannelHandlerContext, reusable: Bool = true) {
         switch (event, state) {
+        // `inFlight.exchange` is read where it is used: a local copy of the exchange retained each
+        // of its references, three times per answer.
         case (.head(let head), .awaitingHead(let inFlight)):
-            let exchange = inFlight.exchange
-            if head.status == 200, let sink = exchange.stream {
+            if head.status == 200, let sink = inFlight.exchange.stream {
                 inFlight.answer = Receiving(status: 200, headers: head.headers, keepAlive: head.keepAlive, contentLength: head.contentLength, body: nil, streaming: true)
                 state = .receiving(inFlight)
                 sink.head(head.headers, localAddress, sink.attempts, cancel(exchange: exchangeNumber, context: context))
                 return
             }
-            let limit = exchange.maximumResponseBytes
+            let limit = inFlight.exchange.maximumResponseBytes
             if let length = head.contentLength, length > limit {
                 fail(context: context, with: .responseTooLarge(limit: limit))
                 return
@@ -313,28 +314,28 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             state = .receiving(inFlight)
             // Lambda frames its answers by length: the whole answer is reserved before its body is
             // read, so it either fits now or stays in the socket until it does.
-            if let budget = exchange.budget, let length = head.contentLength, length > 0 {
+            if let budget = inFlight.exchange.budget, let length = head.contentLength, length > 0 {
                 reserve(length, from: budget, context: context)
             }
 
         case (.body(var chunk), .receiving(let inFlight)):
-            let exchange = inFlight.exchange
             if inFlight.answer!.streaming {
                 // Handed over to the sink with the bytes it holds; reading pauses while the client's
                 // budget is spent, so a caller that reads slowly slows reading from Lambda.
-                if let budget = exchange.budget {
+                if let budget = inFlight.exchange.budget {
                     budget.take(chunk.readableBytes)
                     if budget.isSpent && !waitingForBudget { reserve(0, from: budget, context: context) }
                 }
-                exchange.stream?.body(chunk)
+                inFlight.exchange.stream?.body(chunk)
                 return
             }
-            guard (inFlight.answer!.body?.readableBytes ?? 0) + chunk.readableBytes <= exchange.maximumResponseBytes else {
-                fail(context: context, with: .responseTooLarge(limit: exchange.maximumResponseBytes))
+            let limit = inFlight.exchange.maximumResponseBytes
+            guard (inFlight.answer!.body?.readableBytes ?? 0) + chunk.readableBytes <= limit else {
+                fail(context: context, with: .responseTooLarge(limit: limit))
                 return
             }
             let length = inFlight.answer!.contentLength
-            if let budget = exchange.budget, length == nil {
+            if let budget = inFlight.exchange.budget, length == nil {
                 // Chunked (not what Lambda sends): count what arrives, and read on only when the
                 // budget is not spent.
                 budget.take(chunk.readableBytes)
@@ -359,10 +360,9 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
 
         case (.end, .receiving(let inFlight)):
             inFlight.timer.cancel()
-            let exchange = inFlight.exchange
             let answer = inFlight.answer!
-            let held = exchange.budget == nil ? 0 : reserved
-            endBudget(of: exchange, context: context, handedOver: true)
+            let held = inFlight.exchange.budget == nil ? 0 : reserved
+            endBudget(of: inFlight.exchange, context: context, handedOver: true)
             state = .idle
             let response = UpstreamResponse(
                 status: answer.status, headers: answer.headers, body: answer.body ?? ByteBuffer(), keepAlive: answer.keepAlive && reusable,
@@ -372,7 +372,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
                 state = .closed
                 context.close(promise: nil)
             }
-            exchange.completion(.success(response))
+            inFlight.exchange.completion(.success(response))
 
         case (_, .closed):
             return
