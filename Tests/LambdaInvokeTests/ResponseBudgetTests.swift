@@ -82,7 +82,9 @@ struct UpstreamExchangeHandlerTests {
         let count = Mutex(0)
     }
 
-    func exchange(on channel: EmbeddedChannel, budget: ResponseBudget? = nil) -> (UpstreamExchange, EventLoopFuture<UpstreamResponse>) {
+    /// `deadline`: by default 30 s of the real clock, which an `EmbeddedEventLoop`'s own clock
+    /// (from zero) never reaches.
+    func exchange(on channel: EmbeddedChannel, budget: ResponseBudget? = nil, deadline: NIODeadline = .now() + .seconds(30)) -> (UpstreamExchange, EventLoopFuture<UpstreamResponse>) {
         let promise = channel.eventLoop.makePromise(of: UpstreamResponse.self)
         let request = UpstreamRequestEncoder.encode(method: .POST, target: "/", fields: [("Content-Length", "2")], body: ByteBuffer(string: "{}"))
         // Called once: a second call would release the pooled connection twice (a promise would
@@ -99,7 +101,7 @@ struct UpstreamExchangeHandlerTests {
             }
             promise.completeWith(result.mapError { $0 })
         }
-        return (UpstreamExchange(request: request, completion: completion, deadline: .now() + .seconds(30), maximumResponseBytes: 1 << 20, budget: budget), promise.futureResult)
+        return (UpstreamExchange(request: request, completion: completion, deadline: deadline, maximumResponseBytes: 1 << 20, budget: budget), promise.futureResult)
     }
 
     /// The failure of an exchange on an `EmbeddedChannel`, where futures complete synchronously.
@@ -154,32 +156,93 @@ struct UpstreamExchangeHandlerTests {
         }
     }
 
-    /// An exchange's deadline can fire after its exchange ended (the cancel came too late): it
-    /// ends nothing then, and never the connection's next exchange. Only the exchange's own ends it.
-    @Test func aLateDeadlineOfAnEarlierExchangeEndsNothing() throws {
+    /// An upstream connection with its handler, on an `EmbeddedEventLoop` whose clock the test moves.
+    func timedChannel() throws -> (EmbeddedChannel, UpstreamExchangeHandler, ChannelHandlerContext) {
         let channel = EmbeddedChannel()
         let handler = UpstreamExchangeHandler(readiness: channel.eventLoop.makePromise(), waitsForTLS: false)
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        let context = try channel.pipeline.syncOperations.context(handler: handler)
-        let (first, firstAnswer) = exchange(on: channel)
+        return (channel, handler, try channel.pipeline.syncOperations.context(handler: handler))
+    }
+
+    /// One deadline timer serves a connection's exchanges in turn: armed at the first exchange's
+    /// deadline, it is left running when that exchange ends. Firing then, it finds the next
+    /// exchange within its own, later deadline and moves on to it, and ends it only once that
+    /// deadline has passed. A replaced timer firing late ends nothing.
+    @Test func theDeadlineTimerEndsAnExchangeOnlyAtItsOwnDeadline() throws {
+        let (channel, handler, context) = try timedChannel()
+        let loop = channel.embeddedEventLoop
+        let (first, firstAnswer) = exchange(on: channel, deadline: loop.now + .seconds(1))
         handler.start(first)
-        let firstNumber = handler.exchangeNumber
+        let firstTimer = try #require(handler.deadlineTimerGeneration)
         try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"))
         #expect(try firstAnswer.wait().status == 200)
-        let (second, secondAnswer) = exchange(on: channel)
-        handler.start(second)
-        let secondNumber = handler.exchangeNumber
-        #expect(secondNumber != firstNumber)
+        #expect(handler.deadlineTimerGeneration == firstTimer, "left running")
+        let (second, secondAnswer) = exchange(on: channel, deadline: loop.now + .seconds(10))
         let ended = Mutex(false)
         secondAnswer.whenComplete { _ in ended.withLock { $0 = true } }
-        // The first exchange's timer, firing late: the second goes on.
-        UpstreamExchangeHandler.Deadline(handler: handler, context: context, exchange: firstNumber).handleScheduledCallback(eventLoop: channel.eventLoop)
+        handler.start(second)
+        #expect(handler.deadlineTimerGeneration == firstTimer, "a later deadline does not move it")
+        // The first exchange's deadline passes: the second goes on, and the timer moves to its deadline.
+        loop.advanceTime(by: .seconds(2))
         #expect(!ended.withLock { $0 })
         #expect(channel.isActive)
-        // The second's own timer ends it (at once: no wait on a future that might never complete).
-        UpstreamExchangeHandler.Deadline(handler: handler, context: context, exchange: secondNumber).handleScheduledCallback(eventLoop: channel.eventLoop)
+        let secondTimer = try #require(handler.deadlineTimerGeneration)
+        #expect(secondTimer != firstTimer)
+        // The replaced timer, firing late: nothing.
+        handler.deadlineTimerFired(generation: firstTimer, context: context)
+        #expect(!ended.withLock { $0 })
+        #expect(handler.deadlineTimerGeneration == secondTimer)
+        // Just before the second's deadline, nothing; at it, the exchange ends and the connection closes.
+        loop.advanceTime(by: .milliseconds(7_999))
+        #expect(!ended.withLock { $0 })
+        loop.advanceTime(by: .milliseconds(1))
         try #require(ended.withLock { $0 })
+        guard case .timedOut? = failure(secondAnswer) else {
+            Issue.record("expected timedOut, got \(String(describing: failure(secondAnswer)))")
+            return
+        }
+        #expect(!channel.isActive)
+        #expect(handler.deadlineTimerGeneration == nil, "stopped with the connection")
+        _ = try channel.finish(acceptAlreadyClosed: true)
+    }
+
+    /// An exchange whose deadline comes before the running timer's (a service with a shorter
+    /// timeout on the same pooled connection) moves the timer forward: it ends at its own deadline,
+    /// not at the earlier exchange's later one.
+    @Test func aSoonerDeadlineMovesTheTimerForward() throws {
+        let (channel, handler, _) = try timedChannel()
+        let loop = channel.embeddedEventLoop
+        let (first, firstAnswer) = exchange(on: channel, deadline: loop.now + .seconds(60))
+        handler.start(first)
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"))
+        #expect(try firstAnswer.wait().status == 200)
+        let (second, secondAnswer) = exchange(on: channel, deadline: loop.now + .seconds(1))
+        handler.start(second)
+        loop.advanceTime(by: .seconds(1))
+        guard case .timedOut? = failure(secondAnswer) else {
+            Issue.record("expected timedOut at 1 s, got \(String(describing: failure(secondAnswer)))")
+            return
+        }
+        _ = try channel.finish(acceptAlreadyClosed: true)
+    }
+
+    /// Between exchanges the timer stops when it fires, and the connection's next exchange arms it
+    /// again: an idle pooled connection keeps no timer going.
+    @Test func anIdleConnectionsTimerStopsAndTheNextExchangeArmsIt() throws {
+        let (channel, handler, _) = try timedChannel()
+        let loop = channel.embeddedEventLoop
+        let (first, firstAnswer) = exchange(on: channel, deadline: loop.now + .seconds(1))
+        handler.start(first)
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"))
+        #expect(try firstAnswer.wait().status == 200)
+        loop.advanceTime(by: .seconds(2))
+        #expect(handler.deadlineTimerGeneration == nil)
+        #expect(channel.isActive)
+        let (second, secondAnswer) = exchange(on: channel, deadline: loop.now + .seconds(1))
+        handler.start(second)
+        #expect(handler.deadlineTimerGeneration != nil)
+        loop.advanceTime(by: .seconds(1))
         guard case .timedOut? = failure(secondAnswer) else {
             Issue.record("expected timedOut, got \(String(describing: failure(secondAnswer)))")
             return

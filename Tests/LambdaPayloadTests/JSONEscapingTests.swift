@@ -168,6 +168,18 @@ struct CaseInsensitiveNameTests {
         let long = String(repeating: "Accept-Encoding-", count: 8)
         #expect(long.asciiCaseInsensitiveEquals(String(long.lowercased()[...])))
     }
+
+    /// Only ASCII letters are lower-cased, into a string equal to the byte-wise mapping, short
+    /// (inline) or long, with other characters left as they are.
+    @Test(arguments: [
+        "", "content-type", "Content-Type", "HOST", "X-Forwarded-Client-Cert", "x-amzn-RequestId", "@[`{Z]", "ÉTÉ-Ä", "Größe-X", "日本-ABC",
+        String(repeating: "Accept-Encoding-", count: 8),
+    ])
+    func lowerCasingMapsOnlyASCIILetters(text: String) {
+        let mapped = String(decoding: text.utf8.map { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
+        #expect(text.asciiLowercased == mapped)
+        #expect(Array(text.asciiLowercased.utf8) == Array(mapped.utf8))
+    }
 }
 
 @Suite("Field names as tokens")

@@ -28,18 +28,16 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         var streaming = false
     }
 
-    /// The exchange on the connection, its deadline, and its answer once the head has come: one
-    /// object that the states refer to, so that a change of state, or reading it, copies one
-    /// reference rather than the exchange's and the answer's several.
+    /// The exchange on the connection and its answer once the head has come: one object that the
+    /// states refer to, so that a change of state, or reading it, copies one reference rather than
+    /// the exchange's and the answer's several.
     final class InFlight {
         let exchange: UpstreamExchange
-        let timer: NIOScheduledCallback
         /// Set as the head arrives, when the state becomes `receiving`.
         var answer: Receiving?
 
-        init(_ exchange: UpstreamExchange, timer: NIOScheduledCallback) {
+        init(_ exchange: UpstreamExchange) {
             self.exchange = exchange
-            self.timer = timer
         }
     }
 
@@ -69,6 +67,10 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     private var waitingForBudget = false
     /// A `read()` held back while waiting for the budget.
     private var readHeld = false
+    /// The connection's one deadline timer (`armDeadline`), when it runs: when it fires, and which
+    /// arming it is (a cancelled timer can still fire, in the round of its cancel).
+    private var deadlineTimer: (callback: NIOScheduledCallback, at: NIODeadline, generation: Int)?
+    private var timerGenerations = 0
     /// The error that brought the connection down, reported with the exchange it ends.
     private var lastError: (any Error)?
     /// Completed when the connection can take a request: connected, and for TLS, handshaken
@@ -105,6 +107,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        stopDeadlineTimer()
         becomeReady(.failure(lastError ?? ChannelError.ioOnClosedChannel))
     }
 
@@ -142,18 +145,16 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             exchange.completion(.failure(.malformedResponse("a second request on a busy connection")))
             return
         }
-        exchangeNumber &+= 1
-        let number = exchangeNumber
-        let timer: NIOScheduledCallback
         do {
-            timer = try context.eventLoop.assumeIsolated().scheduleCallback(
-                at: exchange.deadline, handler: Deadline(handler: self, context: context, exchange: number))
+            try armDeadline(exchange.deadline, context: context)
         } catch {
             // The event loop is shutting down.
             exchange.completion(.failure(.shutDown))
             return
         }
-        state = .awaitingHead(InFlight(exchange, timer: timer))
+        exchangeNumber &+= 1
+        let number = exchangeNumber
+        state = .awaitingHead(InFlight(exchange))
         requestWritten = false
         parser.answersHEAD = exchange.request.isHEAD
         exchange.stream?.attached(cancel(exchange: number, context: context))
@@ -359,7 +360,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             }
 
         case (.end, .receiving(let inFlight)):
-            inFlight.timer.cancel()
+            // The deadline timer is left running (`armDeadline`).
             let answer = inFlight.answer!
             let held = inFlight.exchange.budget == nil ? 0 : reserved
             endBudget(of: inFlight.exchange, context: context, handedOver: true)
@@ -389,6 +390,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        stopDeadlineTimer()
         becomeReady(.failure(lastError ?? ChannelError.eof))
         if case .receiving = state, lastError == nil {
             // An answer framed by the connection's end is whole now (unless TLS ended uncleanly:
@@ -413,9 +415,9 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     fileprivate func fail(context: ChannelHandlerContext, with failure: UpstreamFailure) {
         let previous = state
         state = .closed
+        stopDeadlineTimer()
         switch previous {
         case .awaitingHead(let inFlight), .receiving(let inFlight):
-            inFlight.timer.cancel()
             endBudget(of: inFlight.exchange, context: context)
             inFlight.exchange.completion(.failure(failure))
         case .idle, .closed:
@@ -444,20 +446,67 @@ extension SocketAddress {
 }
 
 extension UpstreamExchangeHandler {
-    /// Exchange `exchange` took too long: its timer, a callback with no promise or future
-    /// (`NIOScheduledCallback`), cancelled when the exchange ends. A timer that expired in the
-    /// same round as the exchange ended may still fire after its cancel (NIO takes the round's
-    /// expired timers out of the queue before it runs them): it then finds another exchange number
-    /// and does nothing.
-    /// Internal for tests: a late firing (its cancel lost the race) is called by hand there.
-    struct Deadline: NIOScheduledCallbackHandler {
-        let handler: UpstreamExchangeHandler
-        let context: ChannelHandlerContext
-        let exchange: Int
+    /// Makes the connection's deadline timer fire by `deadline`, the deadline of the exchange
+    /// that starts. One timer serves the connection's exchanges in turn: an exchange that ends
+    /// leaves it running, and the next moves it only when its own deadline comes sooner. When it
+    /// fires (`deadlineTimerFired`) it ends the exchange in flight if that one's deadline has
+    /// passed, moves on to that deadline if not, and stops between exchanges.
+    ///
+    /// Per exchange that is a comparison, where a timer of its own cost a scheduling and a
+    /// cancel, the cancel a scan of the event loop's whole queue of timers (NIO finds a callback
+    /// by its ID), longer the more connections the loop holds.
+    fileprivate func armDeadline(_ deadline: NIODeadline, context: ChannelHandlerContext) throws {
+        if let timer = deadlineTimer {
+            if timer.at <= deadline { return }
+            timer.callback.cancel()
+        }
+        timerGenerations &+= 1
+        let callback = try context.eventLoop.assumeIsolated().scheduleCallback(
+            at: deadline, handler: DeadlineTimer(handler: self, context: context, generation: timerGenerations))
+        deadlineTimer = (callback, deadline, timerGenerations)
+    }
 
-        func handleScheduledCallback(eventLoop: some EventLoop) {
-            guard handler.exchangeNumber == exchange else { return }
-            handler.fail(context: context, with: .timedOut)
+    /// The connection closes: its timer goes (it holds the handler and its context until it fires).
+    fileprivate func stopDeadlineTimer() {
+        deadlineTimer?.callback.cancel()
+        deadlineTimer = nil
+    }
+
+    /// The timer armed as `generation` fired. A cancelled one can still fire, in the round of its
+    /// cancel (NIO takes the round's expired timers out of its queue before it runs them): it then
+    /// finds another generation, or none, and does nothing.
+    /// Internal for tests, which call a late firing by hand.
+    func deadlineTimerFired(generation: Int, context: ChannelHandlerContext) {
+        guard let timer = deadlineTimer, timer.generation == generation else { return }
+        deadlineTimer = nil
+        let deadline: NIODeadline
+        switch state {
+        case .awaitingHead(let inFlight), .receiving(let inFlight): deadline = inFlight.exchange.deadline
+        case .idle, .closed: return
+        }
+        if context.eventLoop.now >= deadline {
+            fail(context: context, with: .timedOut)
+            return
+        }
+        do {
+            try armDeadline(deadline, context: context)
+        } catch {
+            fail(context: context, with: .shutDown)
         }
     }
+
+    /// The timer armed as `generation` calls back: a callback with no promise or future
+    /// (`NIOScheduledCallback`).
+    struct DeadlineTimer: NIOScheduledCallbackHandler {
+        let handler: UpstreamExchangeHandler
+        let context: ChannelHandlerContext
+        let generation: Int
+
+        func handleScheduledCallback(eventLoop: some EventLoop) {
+            handler.deadlineTimerFired(generation: generation, context: context)
+        }
+    }
+
+    /// The generation of the running deadline timer, for tests.
+    var deadlineTimerGeneration: Int? { deadlineTimer?.generation }
 }
