@@ -35,7 +35,7 @@ final class EmbeddedHTTP2Stream {
     /// `defersFlushes`: answers are flushed when the loop runs its tasks, as on the gateway's sockets.
     /// `closesStreams`: an answer's END_STREAM closes its stream, as NIO's handler does.
     /// `refusesAtOnce`: every request is answered 403 within the call that starts it, as a refusal is.
-    init(limit: Int = 1024, defersFlushes: Bool = false, closesStreams: Bool = false, refusesAtOnce: Bool = false) throws {
+    init(limit: Int = 1024, defersFlushes: Bool = false, closesStreams: Bool = false, refusesAtOnce: Bool = false, drainGraceTime: TimeAmount = .seconds(30)) throws {
         let settings = ProcessingSettings()
         processor = try EmbeddedProcessor.make(on: channel, settings: settings)
         let connection = ClientConnection(serviceName: "orders", caller: .direct, negotiatedProtocol: "h2", peerIP: "127.0.0.1")
@@ -51,7 +51,7 @@ final class EmbeddedHTTP2Stream {
             }
             self.completion = completion
         }
-        let handler = HTTP2ConnectionHandler(output: output) { [processor, output] id in
+        let handler = HTTP2ConnectionHandler(output: output, drainGraceTime: drainGraceTime) { [processor, output] id in
             HTTP2Stream(id: id, processor: processor, connection: connection, output: output, limit: limit, process: process)
         }
         if closesStreams { try channel.pipeline.syncOperations.addHandler(StreamCloser()) }
@@ -274,30 +274,43 @@ final class RefusingDataFrames: ChannelOutboundHandler {
 
 @Suite("HTTP/2 connection closer on an embedded channel")
 struct HTTP2ConnectionCloserTests {
-    /// Raises a connection error from within a read, as NIO's HTTP/2 handler does for a bad frame.
+    /// Raises a connection error from within a read for a frame of stream 3, as NIO's HTTP/2
+    /// handler does for a bad frame; passes the others on.
     final class ErrorInRead: ChannelInboundHandler {
         typealias InboundIn = HTTP2Frame
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard unwrapInboundIn(data).streamID == 3 else {
+                context.fireChannelRead(data)
+                return
+            }
             context.fireErrorCaught(ChannelError.inappropriateOperationForState)
         }
     }
 
-    @Test func aConnectionErrorWithinAReadFlushesPastNIOsManagementHandlerBeforeItCloses() throws {
-        let channel = EmbeddedChannel()
-        let metrics = GatewayMetrics()
-        let output = ConnectionOutput(channel: channel, settings: ProcessingSettings(), metrics: metrics)
-        let management = NIOHTTP2ServerConnectionManagementHandler(
-            eventLoop: channel.eventLoop,
-            configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: nil, keepalive: nil)
-        )
-        try channel.pipeline.syncOperations.addHandlers([management, ErrorInRead(), HTTP2ConnectionCloser(metrics: metrics, output: output)])
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        // An answer waiting for the end of the round; then a frame whose read raises the error.
-        let answer = HTTP2Frame(streamID: 1, payload: .headers(.init(headers: [":status": "204"], endStream: true)))
-        channel.write(answer, promise: nil)
-        channel.pipeline.fireChannelRead(HTTP2Frame(streamID: 3, payload: .data(.init(data: .byteBuffer(ByteBuffer())))))
-        #expect(!channel.isActive)
-        #expect(try channel.readOutbound(as: HTTP2Frame.self)?.streamID == 1)
+    /// A flush asked for during a read waits for the read's end (`ConnectionOutput.flushAfterRead`);
+    /// a connection error later in the same read closes the connection before that end, so the
+    /// closer flushes first: here the drain's second GOAWAY, written as the read brought the PING's
+    /// acknowledgement.
+    @Test func aConnectionErrorWithinAReadFlushesWhatTheReadHeldBeforeItCloses() throws {
+        let stream = try EmbeddedHTTP2Stream(closesStreams: true)
+        try stream.channel.pipeline.syncOperations.addHandler(ErrorInRead(), position: .first)
+        try stream.channel.pipeline.syncOperations.addHandler(HTTP2ConnectionCloser(metrics: stream.processor.metrics, output: stream.output))
+        try stream.send(EmbeddedHTTP2Stream.get("/a"), endStream: true)
+        stream.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        _ = try stream.channel.readOutbound(as: HTTP2Frame.self)  // the first GOAWAY
+        guard case .ping(let data, ack: false)? = try stream.channel.readOutbound(as: HTTP2Frame.self)?.payload else {
+            Issue.record("expected the drain's PING")
+            return
+        }
+        stream.channel.pipeline.fireChannelRead(HTTP2Frame(streamID: .rootStream, payload: .ping(data, ack: true)))
+        #expect(try stream.channel.readOutbound(as: HTTP2Frame.self) == nil, "held for the read's end")
+        stream.channel.pipeline.fireChannelRead(HTTP2Frame(streamID: 3, payload: .data(.init(data: .byteBuffer(ByteBuffer())))))
+        #expect(!stream.channel.isActive)
+        guard case .goAway(let last, .noError, _)? = try stream.channel.readOutbound(as: HTTP2Frame.self)?.payload else {
+            Issue.record("expected the second GOAWAY, flushed before the close")
+            return
+        }
+        #expect(last == EmbeddedHTTP2Stream.id)
     }
 
     @Test func whatWasWrittenInTheRoundGoesOutBeforeAConnectionErrorClosesIt() throws {

@@ -114,6 +114,35 @@ final class ConnectionOutput: @unchecked Sendable {
     /// HTTP/2 streams open on the connection (the idle timeout never closes a connection with one).
     var openStreams = 0
 
+    /// HTTP/2: a read of the connection is under way (`HTTP2ConnectionHandler`), and a flush asked
+    /// for meanwhile (`flushAfterRead`) waits for its end, so that what one read brings answered
+    /// (window updates, resets, refusals, a drain's GOAWAY) goes out in one write rather than one
+    /// each. NIO's connection-management handler held flushes so while it was in the pipeline.
+    private var reading = false
+    private var flushWhenReadEnds = false
+
+    func readStarted() {
+        reading = true
+    }
+
+    /// The read ended: a flush asked for during it happens now.
+    func readEnded(_ context: ChannelHandlerContext) {
+        reading = false
+        if flushWhenReadEnds {
+            flushWhenReadEnds = false
+            context.flush()
+        }
+    }
+
+    /// Flushes now, or when the read under way ends.
+    func flushAfterRead(_ context: ChannelHandlerContext) {
+        if reading {
+            flushWhenReadEnds = true
+        } else {
+            context.flush()
+        }
+    }
+
     /// HTTP/1.1: every byte the socket takes is an answer's. HTTP/2: PING and SETTINGS answers
     /// move bytes too, so progress is an answer's stream window opening, or an answer finishing.
     var measuresSocketProgress = true

@@ -3,9 +3,11 @@ import NIOHTTP2
 
 /// An HTTP/2 connection's requests, handled as frames on the connection itself: no channel, no
 /// pipeline and no HTTP/1 translation per stream. It sits behind NIO's `NIOHTTP2Handler` (frames,
-/// HPACK, stream states, flow control of what the gateway sends, the protocol's defences) and
-/// its drain handler, routes each stream's frames and events to that stream's `HTTP2Stream`, and
-/// gives the client back its flow-control window as the gateway takes in what it sent.
+/// HPACK, stream states, flow control of what the gateway sends, the protocol's defences), routes
+/// each stream's frames and events to that stream's `HTTP2Stream`, gives the client back its
+/// flow-control window as the gateway takes in what it sent, and ends the connection gracefully
+/// when it is drained (`HTTP2Drain`). Flushes asked for while it reads wait for the read's end
+/// (`ConnectionOutput.flushAfterRead`).
 final class HTTP2ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     // @unchecked: used on the channel's event loop only.
     typealias InboundIn = HTTP2Frame
@@ -26,10 +28,19 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     /// gateway's own resets do not reach NIO's counts, so they are counted here, to the same limit.
     private var malformedStreams = 0
     static let maximumMalformedStreams = 200
+    /// The graceful end when the connection is drained, and how long its open streams then have
+    /// after the second GOAWAY before the connection closes anyway.
+    private var drain = HTTP2Drain()
+    private let drainGraceTime: TimeAmount
+    private var graceTimer: Scheduled<Void>?
 
-    init(output: ConnectionOutput, targetStreamWindow: Int = 65535, targetConnectionWindow: Int = 65535, makeStream: @escaping (HTTP2StreamID) -> HTTP2Stream) {
+    init(
+        output: ConnectionOutput, drainGraceTime: TimeAmount = .seconds(30), targetStreamWindow: Int = 65535, targetConnectionWindow: Int = 65535,
+        makeStream: @escaping (HTTP2StreamID) -> HTTP2Stream
+    ) {
         self.output = output
         self.makeStream = makeStream
+        self.drainGraceTime = drainGraceTime
         self.targetStreamWindow = targetStreamWindow
         self.targetConnectionWindow = targetConnectionWindow
     }
@@ -45,6 +56,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        output.readStarted()
         let frame = unwrapInboundIn(data)
         let stream: HTTP2Stream
         if let open = self.stream(frame.streamID) {
@@ -54,8 +66,14 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             stream = makeStream(frame.streamID)
             streams.append(stream)
             output.openStreams += 1
+            drain.streamOpened(frame.streamID)
         } else {
-            return  // the connection's own frames (SETTINGS, PING, GOAWAY): NIO answers them
+            // The connection's own frames (SETTINGS, PING, GOAWAY): NIO answers them. A PING's
+            // acknowledgement may be the one a drain waits for.
+            if case .ping(let data, ack: true) = frame.payload {
+                perform(drain.receivedPingAck(data, openStreams: streams.count), context: context)
+            }
+            return
         }
         if !readThisTime.contains(where: { $0 === stream }) { readThisTime.append(stream) }
         let wasMalformed = stream.isMalformed
@@ -83,6 +101,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     func channelReadComplete(context: ChannelHandlerContext) {
         for stream in readThisTime { stream.readComplete(context: context) }
         readThisTime.removeAll(keepingCapacity: true)
+        output.readEnded(context)
         context.fireChannelReadComplete()
     }
 
@@ -98,7 +117,11 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             if let stream = removeStream(closed.streamID) {
                 output.openStreams -= 1
                 stream.closed(context: context)
+                perform(drain.streamClosed(openStreams: streams.count), context: context)
             }
+        } else if kind == ChannelShouldQuiesceEvent.self {
+            perform(drain.quiesce(), context: context)
+            context.fireUserInboundEventTriggered(event)
         } else {
             context.fireUserInboundEventTriggered(event)
         }
@@ -106,6 +129,8 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
 
     /// Every stream still open ends with the connection.
     func channelInactive(context: ChannelHandlerContext) {
+        graceTimer?.cancel()
+        graceTimer = nil
         let open = streams
         streams.removeAll()
         output.openStreams -= open.count
@@ -114,6 +139,8 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        graceTimer?.cancel()
+        graceTimer = nil
         let open = streams
         streams.removeAll()
         for stream in open { stream.closed(context: context) }
@@ -128,13 +155,43 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             let isConnection = event.streamID == .rootStream
             let target = isConnection ? targetConnectionWindow : targetStreamWindow
             if inbound <= target / 2, isConnection || stream(event.streamID)?.isReadingBody == true {
-                context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: event.streamID, payload: .windowUpdate(windowSizeIncrement: target - inbound))), promise: nil)
+                context.write(wrapOutboundOut(HTTP2Frame(streamID: event.streamID, payload: .windowUpdate(windowSizeIncrement: target - inbound))), promise: nil)
+                output.flushAfterRead(context)
             }
         }
         // Progress only when the client opened a stream's window and the socket takes bytes: a
         // client that sends DATA or tiny WINDOW_UPDATEs but reads nothing makes none.
         if let outbound = event.outboundWindowSize, let stream = stream(event.streamID), stream.outboundWindowChanged(to: outbound), context.channel.isWritable {
             output.streamBecameWritable()
+        }
+    }
+
+    // MARK: Drain
+
+    private func perform(_ action: HTTP2Drain.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .sendGoAwayAndPing(let data):
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil))), promise: nil)
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .ping(data, ack: false))), promise: nil)
+            output.flushAfterRead(context)
+        case .sendGoAway(let lastStreamID, let close):
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))), promise: nil)
+            if close {
+                // No stream is open: the GOAWAY goes out now (not at the end of the read), then the close.
+                context.flush()
+                context.close(promise: nil)
+            } else {
+                output.flushAfterRead(context)
+                let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+                graceTimer = context.eventLoop.scheduleTask(in: drainGraceTime) { loopBound.value.close(promise: nil) }
+            }
+        case .close:
+            // The frame that ended the last stream was just written: its flush comes first, at the
+            // end of the read or of the round (`FlushBatch`), then this task.
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.eventLoop.execute { loopBound.value.close(promise: nil) }
         }
     }
 }

@@ -110,9 +110,11 @@ final class HTTP2Stream {
 
     /// `payload` as a frame of this stream, to the connection.
     @discardableResult
+    /// `flush`: now, or at the end of the connection's read under way (`ConnectionOutput.flushAfterRead`).
     private func write(_ payload: HTTP2Frame.FramePayload, flush: Bool = true, context: ChannelHandlerContext) -> EventLoopFuture<Void> {
-        let frame = NIOAny(HTTP2Frame(streamID: id, payload: payload))
-        return flush ? context.writeAndFlush(frame) : context.write(frame)
+        let written = context.write(NIOAny(HTTP2Frame(streamID: id, payload: payload)))
+        if flush { output.flushAfterRead(context) }
+        return written
     }
 
     // MARK: Actions
@@ -180,8 +182,8 @@ final class HTTP2Stream {
             let (stream, context) = loopBound.value
             if stream.starting {
                 // Answered within the read that brought the request (a refusal): answered after
-                // it. NIO's connection-management handler holds flushes while it reads and, when
-                // draining, may close as the stream count drops to zero within that read.
+                // it. Flushes wait for the end of a read, and a draining connection may close as
+                // the stream count drops to zero within that read.
                 context.eventLoop.execute { stream.answerReady(processed, context: context) }
             } else {
                 stream.answerReady(processed, context: context)
@@ -213,9 +215,9 @@ final class HTTP2Stream {
         if output.openStreams == 0 {
             // The connection's last open stream just ended (NIO closes a stream as a HEADERS frame
             // with END_STREAM is written; a DATA frame's closes it as the flush sends it): a
-            // draining connection closes one loop task later (NIO's management handler), which
-            // could come before the end of the round, so this answer does not wait for it.
-            context.flush()
+            // draining connection closes one loop task later (`HTTP2Drain`), which could come
+            // before the end of the round, so this answer does not wait for it.
+            output.flushAfterRead(context)
         } else {
             output.flush(context)
         }

@@ -50,20 +50,15 @@ extension RequestProcessor {
         connectionConfiguration.headerBlockValidation = .disabled
         let limit = limit(for: connection)
         output.measuresSocketProgress = false
-        // Draining (`ChannelShouldQuiesceEvent`): GOAWAY, a PING round trip so that streams the
-        // client opened meanwhile are counted, a second GOAWAY with the last stream taken, close
-        // when the open streams are done or after the grace time.
-        let lifecycle = NIOHTTP2ServerConnectionManagementHandler(
-            eventLoop: channel.eventLoop,
-            configuration: .init(maxIdleTime: nil, maxAge: nil, maxGraceTime: TimeAmount(settings.drainGraceTime), keepalive: nil)
-        )
         let process: RequestProcessor.Process = { [output] request, eventLoop, cancellation, completion in
             self.process(request, connection: connection, budget: output.budget, answeringOn: eventLoop, cancellation: cancellation, completion: completion)
         }
         try channel.pipeline.syncOperations.addHandler(NIOHTTP2Handler(mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: NIOHTTP2Handler.StreamConfiguration()))
-        try channel.pipeline.syncOperations.addHandler(lifecycle)
+        // Draining (`ChannelShouldQuiesceEvent`, `HTTP2Drain`): GOAWAY, a PING round trip so that
+        // streams the client opened meanwhile are counted, a second GOAWAY with the last stream
+        // taken, close when the open streams are done or after the grace time.
         try channel.pipeline.syncOperations.addHandler(
-            HTTP2ConnectionHandler(output: output) { id in
+            HTTP2ConnectionHandler(output: output, drainGraceTime: TimeAmount(settings.drainGraceTime)) { id in
                 HTTP2Stream(id: id, processor: self, connection: connection, output: output, limit: limit, process: process)
             }
         )
@@ -188,14 +183,9 @@ final class HTTP2ConnectionCloser: ChannelInboundHandler, RemovableChannelHandle
         guard context.channel.isActive, !Self.concernsOneStream(error) else { return }
         // A peer that reset the socket is gone, not misbehaving.
         if !(error is IOError) { metrics.connectionClosed(.protocolError) }
-        // Answers written in this round (and NIO's GOAWAY) go out before the close. The flush starts
-        // below NIO's connection-management handler, which holds the flushes that pass it while it
-        // reads (and the error comes from within a read) until the read completes.
-        if let management = try? context.pipeline.syncOperations.context(handlerType: NIOHTTP2ServerConnectionManagementHandler.self) {
-            management.flush()
-        } else {
-            context.flush()
-        }
+        // Answers written in this round (and NIO's GOAWAY) go out before the close: flushed now,
+        // not at the end of the read the error may come from (`ConnectionOutput.flushAfterRead`).
+        context.flush()
         context.close(promise: nil)
     }
 

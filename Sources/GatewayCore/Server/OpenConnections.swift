@@ -6,7 +6,7 @@ import Synchronization
 ///
 /// Draining sends a connection NIO's `ChannelShouldQuiesceEvent`, once. HTTP/1.1
 /// (`HTTP1ConnectionHandler`) closes at once when idle, else answers the request in flight with
-/// `connection: close` and closes after it. HTTP/2 (`NIOHTTP2ServerConnectionManagementHandler`)
+/// `connection: close` and closes after it. HTTP/2 (`HTTP2ConnectionHandler`, `HTTP2Drain`)
 /// sends GOAWAY, lets the open streams finish and closes. A connection that has not said which
 /// protocol it speaks is closed.
 public final class OpenConnections: Sendable {
