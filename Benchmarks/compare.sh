@@ -306,7 +306,7 @@ if [[ -n "${PERF:-}" ]]; then
         DURATION=$PERF measure_ab "$pid" "perf-$contestant-ab" "$port" > /dev/null
         wait "$recorder" || true
         for run in "$contestant" "$contestant-ab"; do
-            python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1]) if json.loads(l)["label"] == sys.argv[2]][-1]; print("   %s: %.0f req/s, %.1f µs CPU per request" % (sys.argv[2], r["rps"], 1e6 * r["cpu_s"] / (r["rps"] * (r["duration_s"] + r.get("warmup_s", 0)))))' "$results" "perf-$run"
+            python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1]) if json.loads(l)["label"] == sys.argv[2]][-1]; served = r["rps"] * (r["duration_s"] + r.get("warmup_s", 0)); print("   %s: %.0f req/s, %s µs CPU per request" % (sys.argv[2], r["rps"], "%.1f" % (1e6 * r["cpu_s"] / served) if served else "no request, no"))' "$results" "perf-$run"
             perf report -i "$work/perf-$run.data" --no-children --sort dso --stdio -g none > "$work/perf-$run.txt" 2> /dev/null || true
             grep '%' "$work/perf-$run.txt" | head -6 | sed "s/^/   $run /" || true
             if [[ -n "${PERF_KEEP:-}" ]]; then cp "$work/perf-$run.data" "$PERF_KEEP.$run"; fi

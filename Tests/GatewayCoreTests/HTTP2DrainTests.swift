@@ -115,6 +115,18 @@ struct HTTP2DrainHandlerTests {
         #expect(!stream.channel.isActive)
     }
 
+    /// A client that never acknowledges the drain's PING (and so could keep opening streams under
+    /// the first GOAWAY) is cut off when the grace time has passed since the drain began.
+    @Test func aClientThatNeverAcknowledgesThePingIsCutOffAfterTheGraceTime() throws {
+        let stream = try EmbeddedHTTP2Stream(closesStreams: true, drainGraceTime: .seconds(5))
+        try stream.send(EmbeddedHTTP2Stream.get("/a"), endStream: true)
+        _ = try quiesce(stream)
+        stream.channel.embeddedEventLoop.advanceTime(by: .milliseconds(4_999))
+        #expect(stream.channel.isActive)
+        stream.channel.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        #expect(!stream.channel.isActive)
+    }
+
     /// What a read brings answered is flushed when the read ends, in one write: here the second
     /// GOAWAY, written as the PING's acknowledgement is read while a stream is open.
     @Test func aFlushAskedForDuringAReadWaitsForItsEnd() throws {
@@ -125,5 +137,22 @@ struct HTTP2DrainHandlerTests {
         #expect(try frames(stream).isEmpty, "held during the read")
         stream.channel.pipeline.fireChannelReadComplete()
         #expect(try frames(stream).count == 1, "flushed at its end")
+    }
+}
+
+/// A connection accepted while the gateway shuts down is drained at once, by the handlers it was
+/// given: an idle HTTP/1.1 connection closes.
+@Suite("Draining a connection accepted during shutdown")
+struct DrainDuringShutdownTests {
+    @Test func aConnectionAcceptedAfterDrainAllIsDrainedByItsHandlers() throws {
+        let channel = EmbeddedChannel()
+        let processor = try EmbeddedProcessor.make(on: channel, settings: ProcessingSettings())
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        processor.connections.drainAll()
+        let connection = ClientConnection(serviceName: "orders", caller: .direct, negotiatedProtocol: "http/1.1", peerIP: "127.0.0.1")
+        try processor.configureHTTP(channel, connection: connection).wait()
+        channel.embeddedEventLoop.run()
+        #expect(!channel.isActive, "closed as an idle connection being drained")
+        #expect(processor.connections.count == 0)
     }
 }

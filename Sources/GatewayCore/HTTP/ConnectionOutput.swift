@@ -118,6 +118,8 @@ final class ConnectionOutput: @unchecked Sendable {
     /// for meanwhile (`flushAfterRead`) waits for its end, so that what one read brings answered
     /// (window updates, resets, refusals, a drain's GOAWAY) goes out in one write rather than one
     /// each. NIO's connection-management handler held flushes so while it was in the pipeline.
+    /// (NIO's HTTP/2 handler, read complete before this one, usually sends them already: what
+    /// matters is that no flush happens in the middle of a read.)
     private var reading = false
     private var flushWhenReadEnds = false
 

@@ -28,8 +28,8 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     /// gateway's own resets do not reach NIO's counts, so they are counted here, to the same limit.
     private var malformedStreams = 0
     static let maximumMalformedStreams = 200
-    /// The graceful end when the connection is drained, and how long its open streams then have
-    /// after the second GOAWAY before the connection closes anyway.
+    /// The graceful end when the connection is drained, and how long the drain may last before the
+    /// connection closes anyway (from the first GOAWAY, whatever the client does).
     private var drain = HTTP2Drain()
     private let drainGraceTime: TimeAmount
     private var graceTimer: Scheduled<Void>?
@@ -176,6 +176,8 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil))), promise: nil)
             context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .ping(data, ack: false))), promise: nil)
             output.flushAfterRead(context)
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            graceTimer = context.eventLoop.scheduleTask(in: drainGraceTime) { loopBound.value.close(promise: nil) }
         case .sendGoAway(let lastStreamID, let close):
             context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))), promise: nil)
             if close {
@@ -183,9 +185,8 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                 context.flush()
                 context.close(promise: nil)
             } else {
+                // The grace timer started with the first GOAWAY goes on.
                 output.flushAfterRead(context)
-                let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-                graceTimer = context.eventLoop.scheduleTask(in: drainGraceTime) { loopBound.value.close(promise: nil) }
             }
         case .close:
             // The frame that ended the last stream was just written: its flush comes first, at the

@@ -10,9 +10,13 @@ import NIOHTTP2
 ///    still open streams, so the first one refuses none.
 /// 2. The PING's acknowledgement means the client has read that GOAWAY. A second GOAWAY names the
 ///    last stream the client opened, and the connection closes when no stream is open: at once, or
-///    as the last one ends, or when the handler's grace timer fires.
+///    as the last one ends.
 ///
-/// Every stream opened before the second GOAWAY is served.
+/// The handler's grace timer, started with the first GOAWAY, closes the connection anyway when the
+/// drain has lasted the grace time: streams opened before the second GOAWAY are served within it.
+/// (NIO's handler started its timer only on the acknowledgement, so a client that never
+/// acknowledged the PING kept a draining connection open, and could open streams on it, for as long
+/// as it liked.)
 struct HTTP2Drain {
     enum State: Equatable {
         case serving
@@ -26,19 +30,20 @@ struct HTTP2Drain {
     private(set) var state = State.serving
     /// The last stream the client opened: the second GOAWAY's last stream ID.
     private(set) var lastStreamID = HTTP2StreamID.rootStream
-    /// The PING's payload, so that only its own acknowledgement counts.
-    let pingData: HTTP2PingData
+    /// The PING's payload, so that only its own acknowledgement counts: drawn as the drain starts
+    /// (most connections are never drained), unless given.
+    private(set) var pingData: HTTP2PingData?
 
-    init(pingData: HTTP2PingData = HTTP2PingData(withInteger: .random(in: .min ... .max))) {
+    init(pingData: HTTP2PingData? = nil) {
         self.pingData = pingData
     }
 
     enum Action: Equatable {
         case none
-        /// Write GOAWAY(largest stream ID, NO_ERROR) and PING(`data`), and flush.
+        /// Write GOAWAY(largest stream ID, NO_ERROR) and PING(`data`), flush, and start the grace
+        /// timer.
         case sendGoAwayAndPing(HTTP2PingData)
-        /// Write GOAWAY(`lastStreamID`, NO_ERROR) and flush; then close at once (`close`), or start
-        /// the grace timer.
+        /// Write GOAWAY(`lastStreamID`, NO_ERROR) and flush; then close at once (`close`).
         case sendGoAway(lastStreamID: HTTP2StreamID, close: Bool)
         /// Close, once what was written before is flushed (a loop task later: the frame that ended
         /// the last stream is written, and its flush comes at the end of the round).
@@ -54,7 +59,9 @@ struct HTTP2Drain {
     mutating func quiesce() -> Action {
         guard state == .serving else { return .none }
         state = .announced
-        return .sendGoAwayAndPing(pingData)
+        let data = pingData ?? HTTP2PingData(withInteger: .random(in: .min ... .max))
+        pingData = data
+        return .sendGoAwayAndPing(data)
     }
 
     /// The client acknowledged a PING carrying `data`; `openStreams` are still open.

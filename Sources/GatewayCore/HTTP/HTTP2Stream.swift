@@ -108,9 +108,9 @@ final class HTTP2Stream {
     /// The stream closed; nothing more can be written to it.
     private(set) var isClosed = false
 
-    /// `payload` as a frame of this stream, to the connection.
+    /// `payload` as a frame of this stream, to the connection. `flush`: now, or at the end of the
+    /// connection's read under way (`ConnectionOutput.flushAfterRead`).
     @discardableResult
-    /// `flush`: now, or at the end of the connection's read under way (`ConnectionOutput.flushAfterRead`).
     private func write(_ payload: HTTP2Frame.FramePayload, flush: Bool = true, context: ChannelHandlerContext) -> EventLoopFuture<Void> {
         let written = context.write(NIOAny(HTTP2Frame(streamID: id, payload: payload)))
         if flush { output.flushAfterRead(context) }

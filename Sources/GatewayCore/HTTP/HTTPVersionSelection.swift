@@ -7,7 +7,6 @@ extension RequestProcessor {
     /// HTTP/2, `http/1.1` → HTTP/1.1, no ALPN → the first bytes decide (the h2 preface means prior
     /// knowledge, as Consul sidecars send for http2/grpc services).
     public func configureHTTP(_ channel: Channel, connection: ClientConnection) -> EventLoopFuture<Void> {
-        connections.add(channel, service: connection.serviceName)
         var connection = connection
         connection.metrics = metrics.service(connection.serviceName)
         return channel.eventLoop.makeCompletedFuture {
@@ -20,6 +19,10 @@ extension RequestProcessor {
             case "http/1.1": try configureHTTP1Sync(channel, connection: connection, output: output)
             default: try channel.pipeline.syncOperations.addHandler(HTTPVersionDetector(processor: self, connection: connection, output: output))
             }
+            // Followed once its handlers are in place: during shutdown it is drained at once, and a
+            // drain sent before they were there reached none of them (the connection then stayed
+            // open until its idle timeout).
+            connections.add(channel, service: connection.serviceName)
         }
     }
 

@@ -459,6 +459,9 @@ extension UpstreamExchangeHandler {
         if let timer = deadlineTimer {
             if timer.at <= deadline { return }
             timer.callback.cancel()
+            // Forgotten at once: were the new one refused (the loop shutting down), a later
+            // exchange must not take the cancelled one for its own.
+            deadlineTimer = nil
         }
         timerGenerations &+= 1
         let callback = try context.eventLoop.assumeIsolated().scheduleCallback(
