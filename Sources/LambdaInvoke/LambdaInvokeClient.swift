@@ -399,7 +399,7 @@ public final class LambdaInvokeClient: Sendable {
     }
 
     /// Turns Lambda's answer into a result, or into the AWS error it carries.
-    func result(status: Int, headers: HTTPHeaders, body: ByteBuffer) throws(LambdaInvokeError) -> LambdaInvocationResult {
+    func result(status: Int, headers: UpstreamHeaders, body: ByteBuffer) throws(LambdaInvokeError) -> LambdaInvocationResult {
         let requestID = headers.first(name: "x-amzn-RequestId")
         if status == 200 || status == 202 || status == 204 {
             return LambdaInvocationResult(
@@ -409,7 +409,7 @@ public final class LambdaInvokeClient: Sendable {
                 payload: body
             )
         }
-        let error = AWSErrorBody.parse(status: status, headers: headers, body: body)
+        let error = AWSErrorBody.parse(status: status, headers: headers.httpHeaders, body: body)
         let invokeError = LambdaInvokeError(.aws(status: status, errorCode: error.code), error.message, retryAfter: headers.first(name: "Retry-After").flatMap { Int($0) })
         if invokeError.isAuthenticationFailure {
             credentials.authenticationFailed()

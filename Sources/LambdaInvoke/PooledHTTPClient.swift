@@ -100,7 +100,7 @@ public final class PooledHTTPClient: Sendable {
         while true {
             do {
                 let response = try await pool.execute(request, deadline: deadline, maximumResponseBytes: maximumResponseBytes)
-                return (response.status, response.headers, response.body)
+                return (response.status, response.headers.httpHeaders, response.body)
             } catch {
                 if case .staleConnection = error, attempt < Self.staleConnectionAttempts {
                     attempt += 1

@@ -152,7 +152,7 @@ extension String {
 
     /// Equal counts: the same bytes, or bytes that differ only in the case of an ASCII letter.
     @inlinable
-    static func asciiCaseInsensitiveEquals(_ lhs: some RandomAccessCollection<UInt8>, _ rhs: some RandomAccessCollection<UInt8>) -> Bool {
+    public static func asciiCaseInsensitiveEquals(_ lhs: some RandomAccessCollection<UInt8>, _ rhs: some RandomAccessCollection<UInt8>) -> Bool {
         for (a, b) in zip(lhs, rhs) where a != b {
             guard a | 0x20 == b | 0x20, (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(a | 0x20) else { return false }
         }

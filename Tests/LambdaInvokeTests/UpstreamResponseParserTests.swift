@@ -21,6 +21,44 @@ struct UpstreamResponseParserTests {
         var error: String?
     }
 
+    /// The parser keeps where each field is, not its strings (`UpstreamHeaders`): a field asked for
+    /// by name is found as NIO's `HTTPHeaders.first(name:)` finds it (the first of repeated names,
+    /// in any ASCII case), every field reads back in order, and NIO's type made of them holds the
+    /// same fields. One difference, on purpose: only letters are compared without case (RFC 9110
+    /// §5.1), where NIO folds every byte by its case bit and takes `X-A~` for `X-A^`. The head may
+    /// arrive in pieces, and what follows it is the body.
+    @Test(arguments: [0, 1, 7])
+    func fieldsAreFoundByNameAsNIOFindsThem(piece: Int) throws {
+        let head = "HTTP/1.1 200 OK\r\nX-Amzn-RequestId: abc-123\r\nx-amz-function-error:   Unhandled  \r\nX-AMZN-REQUESTID: second\r\nEmpty:\r\nX-A^: caret\r\nContent-Length: 2\r\n\r\nok"
+        var parser = UpstreamResponseParser()
+        var buffer = ByteBuffer()
+        var parsed: UpstreamResponseParser.Head?
+        let bytes = Array(head.utf8)
+        var offset = 0
+        while parsed == nil && offset < bytes.count {
+            let end = piece == 0 ? bytes.count : min(offset + piece, bytes.count)
+            buffer.writeBytes(bytes[offset..<end])
+            offset = end
+            if case .head(let found)? = try parser.next(&buffer) { parsed = found }
+        }
+        let headers = try #require(parsed).headers
+        let nio = headers.httpHeaders
+        #expect(headers.map { "\($0.name)=\($0.value)" } == nio.map { "\($0.name)=\($0.value)" })
+        #expect(headers.map(\.name) == ["X-Amzn-RequestId", "x-amz-function-error", "X-AMZN-REQUESTID", "Empty", "X-A^", "Content-Length"])
+        for name in ["x-amzn-requestid", "X-Amz-Function-Error", "empty", "x-a^", "x-a", "content-length", "absent", ""] {
+            #expect(headers.first(name: name) == nio.first(name: name), "\(name)")
+        }
+        #expect(headers.first(name: "x-amzn-requestid") == "abc-123")
+        #expect(headers.first(name: "x-amz-function-error") == "Unhandled")
+        #expect(headers.first(name: "x-a~") == nil && nio.first(name: "x-a~") == "caret", "^ and ~ differ by the case bit but are no letters")
+        buffer.writeBytes(bytes[offset...])
+        guard case .body(let body)? = try parser.next(&buffer) else {
+            Issue.record("expected the body")
+            return
+        }
+        #expect(String(buffer: body) == "ok")
+    }
+
     /// Feeds `text` in pieces of `piece` bytes (0: all at once), then ends the input when `ends`.
     static func parse(_ text: String, piece: Int = 0, answersHEAD: Bool = false, ends: Bool = false) -> Outcome {
         var parser = UpstreamResponseParser()

@@ -16,7 +16,7 @@ struct UpstreamRequest: Sendable {
 /// `UpstreamStreamSink` whose answer was a 200, the end of a body that went to the sink.
 struct UpstreamResponse: Sendable {
     var status: Int
-    var headers: HTTPHeaders
+    var headers: UpstreamHeaders
     var body: ByteBuffer
     /// Whether the connection may carry another request (HTTP/1.1 without `Connection: close`).
     var keepAlive: Bool

@@ -19,7 +19,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     /// An answer being read.
     struct Receiving {
         var status: Int
-        var headers: HTTPHeaders
+        var headers: UpstreamHeaders
         var keepAlive: Bool
         /// The body's length when a `Content-Length` frames it.
         var contentLength: Int?
@@ -303,7 +303,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
             if head.status == 200, let sink = inFlight.exchange.stream {
                 inFlight.answer = Receiving(status: 200, headers: head.headers, keepAlive: head.keepAlive, contentLength: head.contentLength, body: nil, streaming: true)
                 state = .receiving(inFlight)
-                sink.head(head.headers, localAddress, sink.attempts, cancel(exchange: exchangeNumber, context: context))
+                sink.head(head.headers.httpHeaders, localAddress, sink.attempts, cancel(exchange: exchangeNumber, context: context))
                 return
             }
             let limit = inFlight.exchange.maximumResponseBytes

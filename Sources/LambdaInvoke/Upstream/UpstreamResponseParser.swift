@@ -20,7 +20,7 @@ struct UpstreamResponseParser {
 
     struct Head {
         var status: Int
-        var headers: HTTPHeaders
+        var headers: UpstreamHeaders
         /// HTTP/1.1 without `Connection: close`, or HTTP/1.0 with `keep-alive`, and framed by more
         /// than the connection's end.
         var keepAlive: Bool
@@ -105,8 +105,9 @@ struct UpstreamResponseParser {
         let parsed = try buffer.withUnsafeReadableBytes { bytes throws(Error) in
             try Self.parseHead(UnsafeRawBufferPointer(rebasing: bytes[..<length]))
         }
-        buffer.moveReaderIndex(forwardBy: length)
-        var head = parsed.head
+        var head = Head(
+            status: parsed.status, headers: UpstreamHeaders(head: buffer.readSlice(length: length)!, fields: parsed.fields), keepAlive: parsed.keepAlive,
+            contentLength: parsed.contentLength)
         switch head.status {
         case 101:
             throw Error("101 Switching Protocols, though no upgrade was asked for")
@@ -133,7 +134,11 @@ struct UpstreamResponseParser {
     }
 
     struct ParsedHead {
-        var head: Head
+        var status: Int
+        /// Where each field is in the head's bytes (`UpstreamHeaders`).
+        var fields: [UpstreamHeaders.Field]
+        var keepAlive: Bool
+        var contentLength: Int?
         var chunked: Bool
     }
 
@@ -162,8 +167,9 @@ struct UpstreamResponseParser {
         }
         guard bytes[index] == 0x0D, bytes[index + 1] == 0x0A else { throw Error("the status code is followed by something other than a reason phrase") }
 
-        var fields: [(String, String)] = []
+        var fields: [UpstreamHeaders.Field] = []
         fields.reserveCapacity(12)
+        let start = bytes.baseAddress!
         var contentLength: Int?
         var chunked = false
         var close = false
@@ -187,13 +193,15 @@ struct UpstreamResponseParser {
             default:
                 break
             }
-            fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+            // Where the field is, not its strings (`UpstreamHeaders`).
+            let nameStart = name.baseAddress.map { $0 - start } ?? 0
+            let valueStart = value.baseAddress.map { $0 - start } ?? 0
+            fields.append(UpstreamHeaders.Field(name: nameStart..<nameStart + name.count, value: valueStart..<valueStart + value.count))
         }
         if chunked {
             guard contentLength == nil else { throw Error("both Content-Length and Transfer-Encoding frame the answer") }
             guard http11 else { throw Error("Transfer-Encoding in an HTTP/1.0 answer") }
         }
-        let head = Head(status: status, headers: HTTPHeaders(fields), keepAlive: http11 ? !close : keepAlive && !close, contentLength: contentLength)
-        return ParsedHead(head: head, chunked: chunked)
+        return ParsedHead(status: status, fields: fields, keepAlive: http11 ? !close : keepAlive && !close, contentLength: contentLength, chunked: chunked)
     }
 }
