@@ -71,6 +71,21 @@ struct HTTP1RequestParserTests {
             ])
     }
 
+    /// An empty line before a request line is skipped; a bare LF after it is refused, whether
+    /// the empty line's CR came in the same read as its LF or alone (the fuzz target's find: the
+    /// head search then started one byte late and missed the LF).
+    @Test func aBareLFAfterAnEmptyLineIsRefusedHoweverTheBytesArrive() {
+        let outcome = Self.expectSameInPieces("GET / HTTP/1.1\r\nHost: a\r\n\r\n\r\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(outcome.requests == ["GET / HTTP/1.1 | Host=a |  (end)"])
+        #expect(outcome.error == "a line of the head ends in a bare LF")
+        // The CR alone at the end of one read, the rest in the next.
+        var parser = HTTP1RequestParser()
+        var buffer = ByteBuffer(string: "\r")
+        #expect((try? parser.next(&buffer)) == .some(nil))
+        buffer.writeString("\n\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(throws: HTTP1Syntax.Error.self) { try parser.next(&buffer) }
+    }
+
     @Test func theFormsOfATargetLlhttpReadsAreRead() {
         for text in [
             "GET http://orders/x HTTP/1.1\r\n\r\n", "GET https://orders.example:8443 HTTP/1.1\r\n\r\n", "CONNECT orders:443 HTTP/1.1\r\n\r\n",

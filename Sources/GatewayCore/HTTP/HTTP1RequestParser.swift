@@ -64,7 +64,16 @@ struct HTTP1RequestParser {
             case .head:
                 // Empty lines before a request line are ignored (RFC 9112 §2.2), as llhttp does: a
                 // client may end a body with an extra CRLF.
-                while buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) == 0x0D0A { buffer.moveReaderIndex(forwardBy: 2) }
+                var skipped = false
+                while buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) == 0x0D0A {
+                    buffer.moveReaderIndex(forwardBy: 2)
+                    skipped = true
+                }
+                // The search counts from the reader index: bytes it had looked at are gone now, and
+                // what it saw last time (the CR of a line split between two reads) is not where
+                // it thinks. Left as it was, it skipped the byte after them (the bare LF of
+                // `\r\n\n`, read whole as an error, missed when the CR came alone).
+                if skipped { search = HTTP1Syntax.HeadSearch() }
                 guard let length = try search.headLength(buffer, limit: Self.maximumHeadBytes) else { return nil }
                 let (head, framing) = try buffer.withUnsafeReadableBytes { bytes throws(Error) in
                     try Self.parseHead(UnsafeRawBufferPointer(rebasing: bytes[..<length]))
