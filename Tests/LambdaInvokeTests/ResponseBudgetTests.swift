@@ -156,6 +156,23 @@ struct UpstreamExchangeHandlerTests {
         }
     }
 
+    /// An exchange with `deadline` started on `handler` and answered 200 at once.
+    func answeredExchange(on channel: EmbeddedChannel, handler: UpstreamExchangeHandler, deadline: NIODeadline) throws {
+        let (exchange, answer) = exchange(on: channel, deadline: deadline)
+        handler.start(exchange)
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"))
+        #expect(try answer.wait().status == 200)
+    }
+
+    /// Moves `channel`'s clock on by `time`, after which `answer` has ended with `timedOut`.
+    func expectTimedOut(_ answer: EventLoopFuture<UpstreamResponse>, after time: TimeAmount, on channel: EmbeddedChannel, sourceLocation: SourceLocation = #_sourceLocation) {
+        channel.embeddedEventLoop.advanceTime(by: time)
+        guard case .timedOut? = failure(answer) else {
+            Issue.record("expected timedOut, got \(String(describing: failure(answer)))", sourceLocation: sourceLocation)
+            return
+        }
+    }
+
     /// An upstream connection with its handler, on an `EmbeddedEventLoop` whose clock the test moves.
     func timedChannel() throws -> (EmbeddedChannel, UpstreamExchangeHandler, ChannelHandlerContext) {
         let channel = EmbeddedChannel()
@@ -213,17 +230,10 @@ struct UpstreamExchangeHandlerTests {
     @Test func aSoonerDeadlineMovesTheTimerForward() throws {
         let (channel, handler, _) = try timedChannel()
         let loop = channel.embeddedEventLoop
-        let (first, firstAnswer) = exchange(on: channel, deadline: loop.now + .seconds(60))
-        handler.start(first)
-        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"))
-        #expect(try firstAnswer.wait().status == 200)
+        try answeredExchange(on: channel, handler: handler, deadline: loop.now + .seconds(60))
         let (second, secondAnswer) = exchange(on: channel, deadline: loop.now + .seconds(1))
         handler.start(second)
-        loop.advanceTime(by: .seconds(1))
-        guard case .timedOut? = failure(secondAnswer) else {
-            Issue.record("expected timedOut at 1 s, got \(String(describing: failure(secondAnswer)))")
-            return
-        }
+        expectTimedOut(secondAnswer, after: .seconds(1), on: channel)
         _ = try channel.finish(acceptAlreadyClosed: true)
     }
 
@@ -232,21 +242,14 @@ struct UpstreamExchangeHandlerTests {
     @Test func anIdleConnectionsTimerStopsAndTheNextExchangeArmsIt() throws {
         let (channel, handler, _) = try timedChannel()
         let loop = channel.embeddedEventLoop
-        let (first, firstAnswer) = exchange(on: channel, deadline: loop.now + .seconds(1))
-        handler.start(first)
-        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"))
-        #expect(try firstAnswer.wait().status == 200)
+        try answeredExchange(on: channel, handler: handler, deadline: loop.now + .seconds(1))
         loop.advanceTime(by: .seconds(2))
         #expect(handler.deadlineTimerGeneration == nil)
         #expect(channel.isActive)
         let (second, secondAnswer) = exchange(on: channel, deadline: loop.now + .seconds(1))
         handler.start(second)
         #expect(handler.deadlineTimerGeneration != nil)
-        loop.advanceTime(by: .seconds(1))
-        guard case .timedOut? = failure(secondAnswer) else {
-            Issue.record("expected timedOut, got \(String(describing: failure(secondAnswer)))")
-            return
-        }
+        expectTimedOut(secondAnswer, after: .seconds(1), on: channel)
         _ = try channel.finish(acceptAlreadyClosed: true)
     }
 
