@@ -27,7 +27,8 @@ public enum HTTP1Syntax {
     /// Where the search for the end of a head has come, so that a head arriving in small pieces is
     /// not searched from its start each time.
     public struct HeadSearch {
-        /// Bytes from the buffer's reader index that hold no end of head.
+        /// Bytes from the buffer's reader index that hold no end of head. Counted from the reader
+        /// index: a caller that consumes bytes before asking again starts a new search.
         private var searched = 0
 
         public init() {}

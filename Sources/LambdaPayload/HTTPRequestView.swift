@@ -179,12 +179,11 @@ extension String {
 
 /// Field names that describe one hop and never travel into a payload or out of a response.
 enum HopByHop {
-    /// Lower-cased. One list: `contains` scans it; `ResponseHeaders.acceptedName` drops these and `content-length`.
-    static let names = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"]
-
     /// Whether a lower-cased name is hop-by-hop, by comparison rather than hashing: it runs for
     /// every header of every request. A name is compared only with those of its length (most
-    /// have none: `user-agent` is compared with two names, not seven). `names` lists the same.
+    /// have none: `user-agent` is compared with two names, not seven). The names, lower-cased:
+    /// `connection`, `keep-alive`, `proxy-connection`, `transfer-encoding`, `upgrade`, `te`,
+    /// `trailer`; `ResponseHeaders.acceptedName` drops these and `content-length`.
     static func contains(_ name: String) -> Bool {
         switch name.utf8.count {
         case 2: name == "te"

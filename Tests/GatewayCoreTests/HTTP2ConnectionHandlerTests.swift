@@ -134,7 +134,7 @@ struct HTTP2ConnectionHandlerTests {
     }
 
     @Test func anAnswerMadeWithinTheReadThatBroughtTheRequestIsWrittenAfterTheRead() throws {
-        // NIO's connection-management handler holds flushes while it reads, and a draining
+        // Flushes wait for the end of a read (`ConnectionOutput.flushAfterRead`), and a draining
         // connection closes as its last stream ends: a refusal made within the read waits for it.
         let stream = try EmbeddedHTTP2Stream(refusesAtOnce: true)
         try stream.send(EmbeddedHTTP2Stream.get("/a"), endStream: true)

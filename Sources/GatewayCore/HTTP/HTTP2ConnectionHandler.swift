@@ -129,8 +129,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
 
     /// Every stream still open ends with the connection.
     func channelInactive(context: ChannelHandlerContext) {
-        graceTimer?.cancel()
-        graceTimer = nil
+        stopGraceTimer()
         let open = streams
         streams.removeAll()
         output.openStreams -= open.count
@@ -139,8 +138,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        graceTimer?.cancel()
-        graceTimer = nil
+        stopGraceTimer()
         let open = streams
         streams.removeAll()
         for stream in open { stream.closed(context: context) }
@@ -167,6 +165,12 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     // MARK: Drain
+
+    /// The connection ends: the drain's timer goes (it holds the context until it fires).
+    private func stopGraceTimer() {
+        graceTimer?.cancel()
+        graceTimer = nil
+    }
 
     private func perform(_ action: HTTP2Drain.Action, context: ChannelHandlerContext) {
         switch action {

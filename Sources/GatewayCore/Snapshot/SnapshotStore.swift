@@ -18,7 +18,7 @@ public final class SnapshotStore: Sendable {
     }
 
     public var snapshot: GatewaySnapshot {
-        current.load(ordering: .acquiring).snapshot
+        currentBox.snapshot
     }
 
     /// The current snapshot in its box: a request reads the few members it needs through it, where

@@ -41,7 +41,7 @@ struct UpstreamHeaders: Sendable, Sequence {
             head.withUnsafeReadableBytes { bytes in
                 for field in fields where field.name.count == wanted.count {
                     if String.asciiCaseInsensitiveEquals(UnsafeRawBufferPointer(rebasing: bytes[field.name]), UnsafeRawBufferPointer(wanted)) {
-                        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.value]), as: UTF8.self)
+                        return Self.text(field.value, in: bytes)
                     }
                 }
                 return nil
@@ -67,12 +67,12 @@ struct UpstreamHeaders: Sendable, Sequence {
             guard position < headers.fields.count else { return nil }
             let field = headers.fields[position]
             position += 1
-            return headers.head.withUnsafeReadableBytes { bytes in
-                (
-                    String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.name]), as: UTF8.self),
-                    String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.value]), as: UTF8.self)
-                )
-            }
+            return headers.head.withUnsafeReadableBytes { bytes in (UpstreamHeaders.text(field.name, in: bytes), UpstreamHeaders.text(field.value, in: bytes)) }
         }
+    }
+
+    /// The bytes at `range` of the head as a string.
+    private static func text(_ range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> String {
+        String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
     }
 }
