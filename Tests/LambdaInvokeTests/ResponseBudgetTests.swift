@@ -296,6 +296,42 @@ struct UpstreamExchangeHandlerTests {
         _ = try deferred.finish(acceptAlreadyClosed: true)
     }
 
+    /// Stands for a socket that refuses a write: NIO closes the channel within the flush that
+    /// made the write, as this handler does.
+    final class RefusingSocket: ChannelOutboundHandler {
+        typealias OutboundIn = ByteBuffer
+        func flush(context: ChannelHandlerContext) {
+            context.close(promise: nil)
+        }
+    }
+
+    /// No write promise tells the handler whether the socket took the request: a connection lost
+    /// within the request's flush (the socket refused it) ends the exchange as unwritten, so that
+    /// a reused connection's is sent again; one lost after that flush came back, as written. Both
+    /// for a flush the handler makes and one made at the end of the loop's round.
+    @Test(arguments: [false, true]) func aRequestTheSocketRefusedIsUnwritten(defersFlush: Bool) throws {
+        let refused = try makeChannel(defersFlush: defersFlush)
+        try refused.pipeline.syncOperations.addHandler(RefusingSocket(), position: .first)
+        let (first, unwritten) = exchange(on: refused)
+        refused.write(first, promise: nil)
+        refused.embeddedEventLoop.run()
+        guard case .closedBeforeResponse(_, requestWritten: false)? = failure(unwritten) else {
+            Issue.record("expected closedBeforeResponse, not written, got \(String(describing: failure(unwritten)))")
+            return
+        }
+        let taken = try makeChannel(defersFlush: defersFlush)
+        let (second, written) = exchange(on: taken)
+        taken.write(second, promise: nil)
+        taken.embeddedEventLoop.run()
+        #expect(try taken.readOutbound(as: ByteBuffer.self) != nil)
+        taken.pipeline.fireChannelInactive()
+        guard case .closedBeforeResponse(_, requestWritten: true)? = failure(written) else {
+            Issue.record("expected closedBeforeResponse after the flush, got \(String(describing: failure(written)))")
+            return
+        }
+        _ = try taken.finish(acceptAlreadyClosed: true)
+    }
+
     @Test func aConnectionLostAfterTheRequestWasWrittenSaysItMayHaveRun() throws {
         let channel = try makeChannel()
         let (exchange, future) = exchange(on: channel)

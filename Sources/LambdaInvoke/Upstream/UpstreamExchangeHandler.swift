@@ -56,7 +56,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     /// Bytes read and not yet parsed: the start of a head (or of a chunk's size line) that is not
     /// whole yet.
     private var unparsed = UnparsedBytes()
-    /// The exchange's request was completely handed to the socket: from then on the function may
+    /// The exchange's request was handed to the socket (`flush`): from then on the function may
     /// have run, and a lost connection is never retried.
     private var requestWritten = false
     /// Answer bytes taken from the exchange's `ResponseBudget`, given back when it ends.
@@ -158,22 +158,30 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         requestWritten = false
         parser.answersHEAD = exchange.request.isHEAD
         exchange.stream?.attached(cancel(exchange: number, context: context))
-        // The last write's promise succeeds once the socket took the whole request.
-        let sent = context.eventLoop.makePromise(of: Void.self)
-        sent.futureResult.assumeIsolated().whenSuccess {
-            if self.exchangeNumber == number { self.requestWritten = true }
-        }
+        context.write(wrapOutboundOut(exchange.request.bytes), promise: nil)
         if let largeBody = exchange.request.largeBody {
-            context.write(wrapOutboundOut(exchange.request.bytes), promise: nil)
-            context.write(wrapOutboundOut(largeBody), promise: sent)
-        } else {
-            context.write(wrapOutboundOut(exchange.request.bytes), promise: sent)
+            context.write(wrapOutboundOut(largeBody), promise: nil)
         }
         if let flushes {
             flushes.flush(context.channel)
         } else {
-            context.flush()
+            flush(context: context)
         }
+    }
+
+    /// Sends the request, and learns whether the socket took it without a write promise (each
+    /// one cost a future here, and TLS's own future, array and closure to pass it on): NIO closes
+    /// a channel whose socket refuses a write within the flush that made it, so a request is
+    /// unwritten exactly when the connection was lost before its flush came back. A flush comes
+    /// through here both when the handler makes it and at the end of the loop's round
+    /// (`FlushBatch` flushes from the pipeline's tail).
+    ///
+    /// A request the socket took only in part (a large body, a full send buffer) counts as written
+    /// too: a connection lost while its rest waits is never sent again, the safe side, since its
+    /// start may have reached the endpoint.
+    func flush(context: ChannelHandlerContext) {
+        context.flush()
+        if case .awaitingHead = state { requestWritten = true }
     }
 
     /// Abandons exchange `number` if the connection still carries it: the cancel may come late, from
