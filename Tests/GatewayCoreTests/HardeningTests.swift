@@ -541,6 +541,47 @@ struct BoundedResourceTests {
         }
     }
 
+    /// An HTTP/1.1 answer is written without a write promise and counts as sent once the socket has
+    /// taken all of it (`ConnectionOutput.confirmsAnswersByDrain`): held while the client reads
+    /// nothing, let go as the socket drains when it reads again, and the connection goes on.
+    @Test func anHTTP1AnswerReadLateIsHeldUntilTheSocketTookItThenTheConnectionGoesOn() async throws {
+        var settings = ProcessingSettings()
+        settings.connectionBufferLimit = 1 << 20
+        settings.sendTimeout = .seconds(60)
+        // More than the kernel's socket buffers take from a client that reads nothing.
+        let answerSize = 5 << 20
+        let big = #"{"statusCode":200,"body":"\#(String(repeating: "a", count: answerSize))"}"#
+        let handler: TestHTTPServer.Handler = { request in
+            ScriptedResponse(json: request.bodyText.contains(#""raw_path":"/big""#) ? big : #"{"statusCode":200,"body":"small"}"#)
+        }
+        try await GatewayFixture.with(settings: settings, lambdaHandler: handler) { gateway in
+            let host = gateway.tls.sni("orders")
+            let connection = try await RecordingConnection.open(gateway, service: "orders", alpn: ["http/1.1"])
+            let blocker = ReadBlocker()
+            try await connection.channel.pipeline.addHandler(blocker, position: .first)
+            try await connection.send("GET /big HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+            let written = ContinuousClock.now + .seconds(10)
+            while gateway.metrics.heldAnswerBytes.now < answerSize && ContinuousClock.now < written { try await Task.sleep(for: .milliseconds(20)) }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(gateway.metrics.heldAnswerBytes.now >= answerSize, "held while its bytes wait for the socket")
+            // The next request waits behind the unsent answer (the budget is spent).
+            try await connection.send("GET /small HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(gateway.lambda.requests.count == 1, "no request starts while the answer waits unread")
+
+            try await connection.channel.pipeline.removeHandler(blocker)
+            connection.channel.read()
+            let received = try await connection.waitForReceived(within: .seconds(20)) { $0.hasSuffix("small") }
+            #expect(received.hasSuffix("small"), "the connection went on once the answer was taken: \(received.suffix(200))")
+            #expect(received.hasPrefix("HTTP/1.1 200"))
+            let freed = ContinuousClock.now + .seconds(5)
+            while gateway.metrics.heldAnswerBytes.now != 0 && ContinuousClock.now < freed { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(gateway.metrics.heldAnswerBytes.now == 0)
+            #expect(gateway.scrape().value("lambda_gateway_requests_total", ["service": "orders", "status": "200", "outcome": "invoked"]) == 2)
+            try? await connection.channel.close()
+        }
+    }
+
     @Test func pingsDoNotKeepAConnectionWithAStuckAnswerAlive() async throws {
         var settings = ProcessingSettings()
         settings.sendTimeout = .seconds(2)
@@ -648,7 +689,7 @@ struct BoundedResourceTests {
 
 /// Swallows every `read()`, next to the socket: the connection never reads again, whatever TLS or
 /// autoRead would ask.
-final class ReadBlocker: ChannelOutboundHandler, Sendable {
+final class ReadBlocker: ChannelOutboundHandler, RemovableChannelHandler, Sendable {
     typealias OutboundIn = Any
     func read(context: ChannelHandlerContext) {}
 }

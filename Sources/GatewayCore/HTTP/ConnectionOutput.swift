@@ -44,16 +44,88 @@ final class ConnectionOutput: @unchecked Sendable {
         // connections a second, thousands of them: tens of MB).
         channel.closeFuture.whenComplete { [weak self] _ in
             budget.close()
+            // Answers the socket never took are unsent (after the close, as a failed write's: their
+            // bytes going back must not let a Lambda answer waiting for room be read now).
+            self?.endUnconfirmed()
             self?.cancelCheck()
         }
     }
 
-    /// Sends what was written for an answer: at the end of the event loop's round, or now.
+    /// Sends what was written for an answer: at the end of the event loop's round (through the
+    /// pipeline, so the HTTP/1.1 handler's `flush` marks its answers as it passes), or now.
     func flush(_ context: ChannelHandlerContext) {
         if let flushes {
             flushes.flush(channel)
         } else {
-            context.flush()
+            flushMarking(context)
+        }
+    }
+
+    // MARK: Answers confirmed by the socket's drain (HTTP/1.1)
+
+    /// An HTTP/1.1 answer written without a write promise: its size and what runs once it is sent.
+    private struct Unconfirmed {
+        var bytes: Int
+        var then: (_ written: Bool) -> Void
+    }
+
+    /// Such answers not yet known to be sent, oldest first.
+    private var unconfirmed = CircularBuffer<Unconfirmed>(initialCapacity: 2)
+    /// How many of `unconfirmed` were flushed: the socket holds them once it holds nothing.
+    private var flushedUnconfirmed = 0
+
+    /// HTTP/1.1: answers are written without a promise and confirmed when the socket has taken
+    /// every byte flushed with them. A write promise cost each answer a future of its own, and
+    /// swift-nio-ssl's future, array and closure to pass it on (BENCHMARKS.md, session 23).
+    ///
+    /// The signal is the channel's writability, with both water marks at one byte: NIO marks the
+    /// channel unwritable as soon as bytes wait for the socket, and writable again, within the same
+    /// flush or when the socket drains later, once none wait. `SocketActivity` takes those events
+    /// (they mean nothing else here) and reports the drain. The connection's end makes every answer
+    /// still unconfirmed unsent.
+    func confirmsAnswersByDrain() throws {
+        try channel.syncOptions?.setOption(.writeBufferWaterMark, value: .init(low: 1, high: 1))
+        counter.drained = { [weak self] in self?.confirmFlushed() }
+    }
+
+    /// An HTTP/1.1 answer of `bytes` was written without a promise (`confirmsAnswersByDrain`); `then`
+    /// runs once it is sent, or unsent when the connection ends first. As `writing`, otherwise.
+    func writingUnconfirmed(_ bytes: Int, handingOver held: Int = 0, then: @escaping (_ written: Bool) -> Void) {
+        answerStarted(bytes, handingOver: held)
+        unconfirmed.append(Unconfirmed(bytes: bytes, then: then))
+    }
+
+    /// The flush of the answers written so far is starting.
+    private func flushing() {
+        flushedUnconfirmed = unconfirmed.count
+    }
+
+    /// Flushes now, marking the answers it sends, and confirms them if the socket took them all.
+    func flushMarking(_ context: ChannelHandlerContext) {
+        flushing()
+        context.flush()
+        flushed()
+    }
+
+    /// After a flush: if nothing waits for the socket, every answer flushed is sent (the drain's
+    /// event comes only when bytes were waiting, and a flush may find nothing left to write).
+    private func flushed() {
+        if flushedUnconfirmed > 0, channel.isWritable, channel.isActive { confirmFlushed() }
+    }
+
+    /// The socket holds every byte flushed so far.
+    private func confirmFlushed() {
+        while flushedUnconfirmed > 0, let answer = unconfirmed.popFirst() {
+            flushedUnconfirmed -= 1
+            answerEnded(answer.bytes, written: true, then: answer.then)
+        }
+    }
+
+    /// The connection ended: answers not confirmed were not sent.
+    private func endUnconfirmed() {
+        flushedUnconfirmed = 0
+        while let answer = unconfirmed.popFirst() {
+            answerEnded(answer.bytes, written: false, then: answer.then)
         }
     }
 
@@ -74,14 +146,7 @@ final class ConnectionOutput: @unchecked Sendable {
     /// `then` runs after, with whether the write succeeded: one callback on the future for both (a
     /// second one would cost the future an array of callbacks per answer).
     func writing(_ bytes: Int, done: EventLoopFuture<Void>, handingOver held: Int = 0, then: ((_ written: Bool) -> Void)? = nil) {
-        budget.take(bytes)
-        if held > 0 { budget.release(held) }
-        pendingAnswers += 1
-        if check == nil {
-            if measuresSocketProgress { written = socketWritten }
-            lastProgress = .now()
-            scheduleCheck(in: checkInterval)
-        }
+        answerStarted(bytes, handingOver: held)
         let budget = self.budget
         let channel = self.channel
         done.assumeIsolated().whenComplete { result in
@@ -90,13 +155,32 @@ final class ConnectionOutput: @unchecked Sendable {
             // no Lambda answer waiting for room may be read for it now. A write that failed on one
             // HTTP/2 stream the client reset leaves the connection and its budget alone.
             if case .failure = result, !channel.isActive { budget.close() }
-            budget.release(bytes)
-            self.pendingAnswers -= 1
-            self.lastProgress = .now()
-            if let then {
-                if case .success = result { then(true) } else { then(false) }
+            if case .success = result {
+                self.answerEnded(bytes, written: true, then: then)
+            } else {
+                self.answerEnded(bytes, written: false, then: then)
             }
         }
+    }
+
+    /// An answer's bytes are held from its write on, and the send timeout's check runs.
+    private func answerStarted(_ bytes: Int, handingOver held: Int) {
+        budget.take(bytes)
+        if held > 0 { budget.release(held) }
+        pendingAnswers += 1
+        if check == nil {
+            if measuresSocketProgress { written = socketWritten }
+            lastProgress = .now()
+            scheduleCheck(in: checkInterval)
+        }
+    }
+
+    /// The answer's write completed (`written`) or failed.
+    private func answerEnded(_ bytes: Int, written: Bool, then: ((_ written: Bool) -> Void)?) {
+        budget.release(bytes)
+        pendingAnswers -= 1
+        lastProgress = .now()
+        then?(written)
     }
 
     /// Resets the TCP connection (`SO_LINGER` 0, closed below TLS): no `close_notify` and no FIN,

@@ -90,6 +90,11 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     // MARK: Events, fed to the state machine
 
     func handlerAdded(context: ChannelHandlerContext) {
+        do {
+            try output.confirmsAnswersByDrain()
+        } catch {
+            // The channel closed already: nothing will be written on it.
+        }
         run(machine.handlerAdded(), context: context)
     }
 
@@ -219,7 +224,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             case .close:
                 // An answer written in this round waits for the round's end to be flushed: it goes
                 // out before the close, as it would have without the wait.
-                context.flush()
+                output.flushMarking(context)
                 context.close(promise: nil)
             case .countAnswer(let answer):
                 nextAnswer = answer
@@ -283,21 +288,27 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     private func write(_ response: LambdaHTTPResponse, for head: HTTPRequestHead, close: Bool, handingOver held: Int, context: ChannelHandlerContext) {
         let (bytes, largeBody) = HTTP1ResponseEncoder.encode(response, version: head.version, bodyless: head.method == .HEAD, close: close, allocator: context.channel.allocator)
         let size = bytes.readableBytes + (largeBody?.readableBytes ?? 0)
-        if largeBody != nil { context.write(wrapOutboundOut(bytes), promise: nil) }
-        let written = context.write(wrapOutboundOut(largeBody ?? bytes))
-        output.flush(context)
+        context.write(wrapOutboundOut(bytes), promise: nil)
+        if let largeBody { context.write(wrapOutboundOut(largeBody), promise: nil) }
         // Taken out (`take`), not copied then cleared: an answer holds a dozen references.
         let answer = nextAnswer.take() ?? RequestProcessor.Answer(response: response, outcome: .rejected, details: ResponseCodeDetails.rejected("Unknown"))
         var exchange = exchanges.popFirst() ?? RequestExchange(head: head)
         exchange.responded = .now()
         let bodyBytes = head.method == .HEAD ? 0 : response.body.readableBytes
-        // Before the close below: the request is counted before the client can see the connection end.
-        output.writing(size, done: written, handingOver: held) { [self] written in
+        // Confirmed once the socket took it (`ConnectionOutput.confirmsAnswersByDrain`), before the
+        // flush that may do so at once. Counted before the close: the client sees the connection
+        // end only after the request is on /metrics.
+        output.writingUnconfirmed(size, handingOver: held) { [self] written in
             processor.ended(exchange, answer: answer, responseBodyBytes: bodyBytes, written: written, connection: connection)
+            if close { context.close(promise: nil) }
         }
-        if close {
-            written.whenComplete { _ in context.close(promise: nil) }
-        }
+        output.flush(context)
+    }
+
+    /// A flush from the pipeline's tail (the end of the loop's round, `FlushBatch`) marks the
+    /// answers it sends, and confirms them if the socket took them all.
+    func flush(context: ChannelHandlerContext) {
+        output.flushMarking(context)
     }
 
     // MARK: Streamed answers

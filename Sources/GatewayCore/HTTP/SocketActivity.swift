@@ -58,6 +58,20 @@ final class SocketActivity: ChannelDuplexHandler, @unchecked Sendable {
         context.fireChannelRead(data)
     }
 
+    /// Set when the connection's answers are confirmed by the socket's drain
+    /// (`ConnectionOutput.confirmsAnswersByDrain`): called when no byte waits for the socket any more.
+    var drained: (() -> Void)?
+
+    /// With `drained` set, the water marks are at one byte and writability says only whether bytes
+    /// wait for the socket: the events end here.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        guard let drained else {
+            context.fireChannelWritabilityChanged()
+            return
+        }
+        if context.channel.isWritable { drained() }
+    }
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         handedDown &+= unwrapOutboundIn(data).readableBytes
         active = true
