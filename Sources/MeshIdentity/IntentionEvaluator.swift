@@ -3,12 +3,22 @@
 public struct IntentionEvaluator: Sendable {
     enum Verdict { case allow, deny, none }
 
-    struct Compiled: Sendable {
-        var rule: IntentionRule
-        var partition: String
-        var namespace: String
-        var wildness: Int
-        var permissions: [CompiledPermission]
+    /// An object, so that a rule passed to `matches`, `covers` or `verdict` is one reference
+    /// retained, not its dozen strings (a request passed each twice).
+    final class Compiled: Sendable {
+        let rule: IntentionRule
+        let partition: String
+        let namespace: String
+        let wildness: Int
+        let permissions: [CompiledPermission]
+
+        init(rule: IntentionRule, partition: String, namespace: String, wildness: Int, permissions: [CompiledPermission]) {
+            self.rule = rule
+            self.partition = partition
+            self.namespace = namespace
+            self.wildness = wildness
+            self.permissions = permissions
+        }
     }
 
     struct CompiledPermission: Sendable {

@@ -36,7 +36,7 @@ extension RequestProcessor {
             return .refused(.rejected(status: 400, code: "InvalidPath", message: "the request path is not valid"))
         }
         if case .mesh(let caller, _) = connection.caller {
-            let evaluator = evaluator(for: service, snapshot: box.snapshot)
+            let evaluator = evaluator(for: service, in: box)
             // The headers are copied into the request only for rules that look at them.
             let authorization = AuthorizationRequest(method: method, path: path, headers: evaluator.readsHeaders ? headers.map { ($0.name, $0.value) } : [])
             guard evaluator.isAllowed(caller: caller, request: authorization) else {
@@ -46,16 +46,19 @@ extension RequestProcessor {
         return .admitted(Admitted(service: service, sanitizeXFCC: box.snapshot.sanitizeXFCC, path: path, query: query))
     }
 
-    func evaluator(for service: ServedService, snapshot: GatewaySnapshot) -> IntentionEvaluator {
-        if let cached = evaluators.withLock({ $0.version == snapshot.version ? $0.byService[service.name] : nil }) {
+    /// Read through the snapshot's box (`SnapshotStore.currentBox`): the snapshot is never copied
+    /// for its two members read here.
+    func evaluator(for service: ServedService, in box: SnapshotStore.Box) -> IntentionEvaluator {
+        let version = box.snapshot.version
+        if let cached = evaluators.withLock({ $0.version == version ? $0.byService[service.name] : nil }) {
             return cached
         }
-        let compiled = service.authorization(defaultPolicy: snapshot.defaultIntentionPolicy)
+        let compiled = service.authorization(defaultPolicy: box.snapshot.defaultIntentionPolicy)
         if let problem = compiled.configurationError {
             logger.error("intentions cannot be evaluated; denying every request", metadata: ["service": "\(service.name)", "error": "\(problem)"])
         }
         evaluators.withLock { cache in
-            if cache.version != snapshot.version { cache = (snapshot.version, [:]) }
+            if cache.version != version { cache = (version, [:]) }
             cache.byService[service.name] = compiled
         }
         return compiled
