@@ -46,7 +46,7 @@ struct ConnectionOutputTests {
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         let output = ConnectionOutput(channel: channel, settings: ProcessingSettings(), metrics: GatewayMetrics())
         try output.install()
-        try output.confirmsAnswersByDrain()
+        output.confirmsAnswersByDrain()
         let context = try channel.pipeline.syncOperations.context(handlerType: SocketActivity.self)
         let outcomes = Outcomes()
 
@@ -65,6 +65,18 @@ struct ConnectionOutputTests {
         // Its flush finds the socket empty (no drain event comes): sent at once.
         output.flushMarking(context)
         #expect(outcomes.written == ["a": true, "b": true])
+        #expect(output.budget.held == 0)
+
+        // Still waiting when a later write (a streamed answer's piece, with its promise) reaches
+        // the socket: the earlier answer did too, NIO keeping the order of writes.
+        channel.isWritable = false
+        output.writingUnconfirmed(7, then: outcomes.then("d"))
+        output.flushMarking(context)
+        let piece = channel.eventLoop.makePromise(of: Void.self)
+        output.writing(3, done: piece.futureResult)
+        #expect(outcomes.written["d"] == nil)
+        piece.succeed(())
+        #expect(outcomes.written["d"] == true)
         #expect(output.budget.held == 0)
 
         // Flushed with bytes waiting, then the connection ends: unsent, its bytes given back.
@@ -90,7 +102,7 @@ struct ConnectionOutputTests {
                 channel.eventLoop.makeCompletedFuture {
                     let output = ConnectionOutput(channel: channel, settings: ProcessingSettings(), metrics: GatewayMetrics())
                     try output.install()
-                    try output.confirmsAnswersByDrain()
+                    output.confirmsAnswersByDrain()
                     accepted.succeed((output, channel))
                 }
             }

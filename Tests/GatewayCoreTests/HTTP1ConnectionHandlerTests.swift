@@ -130,6 +130,29 @@ enum EmbeddedProcessor {
 
 @Suite("HTTP/1.x connection handler on an embedded channel")
 struct HTTP1ConnectionHandlerTests {
+    /// An answer is counted once the socket holds all of it (no write promise: the channel's
+    /// writability, `ConnectionOutput.confirmsAnswersByDrain`). One still waiting when the client
+    /// goes away is counted as the connection ends, as a failed write's was, not a loop round
+    /// later with the close future; its bytes go back.
+    @Test func anAnswerWaitingForTheSocketIsCountedWhenTheConnectionEnds() throws {
+        let connection = try EmbeddedHTTP1Connection()
+        let counted = {
+            PrometheusText(connection.processor.metrics.exposition(snapshot: .empty, inFlight: 0))
+                .value("lambda_gateway_requests_total", ["service": "orders", "status": "200", "outcome": "invoked"]) ?? 0
+        }
+        try connection.send("GET /a HTTP/1.1\r\nHost: orders\r\n\r\n")
+        connection.answer(0, body: "sent")
+        #expect(counted() == 1, "the socket took it at once")
+        try connection.send("GET /b HTTP/1.1\r\nHost: orders\r\n\r\n")
+        connection.channel.isWritable = false
+        connection.answer(1, body: "waiting", runningTheLoop: false)
+        #expect(try connection.written().hasSuffix("waiting"))
+        #expect(counted() == 1, "not while its bytes wait")
+        connection.channel.pipeline.fireChannelInactive()
+        #expect(counted() == 2)
+        connection.finish()
+    }
+
     static func get(_ path: String, _ extra: String = "") -> String {
         "GET \(path) HTTP/1.1\r\nHost: orders\r\n\(extra)\r\n"
     }

@@ -332,6 +332,39 @@ struct UpstreamExchangeHandlerTests {
         _ = try taken.finish(acceptAlreadyClosed: true)
     }
 
+    /// A request the socket took only in part (bytes still wait after the flush: the channel is
+    /// not writable, its water marks being at one byte) is unwritten until the rest is taken:
+    /// the endpoint cannot have run an incomplete request, so a reused connection's is sent again.
+    @Test func aRequestTheSocketTookInPartIsUnwrittenUntilTheRestIsTaken() throws {
+        let marks = try makeChannel()
+        let set = try marks.syncOptions?.getOption(.writeBufferWaterMark)
+        #expect(set?.low == 1 && set?.high == 1, "writable exactly when no byte waits")
+        _ = try marks.finish(acceptAlreadyClosed: true)
+
+        let partly = try makeChannel()
+        partly.isWritable = false
+        let (first, unwritten) = exchange(on: partly)
+        partly.write(first, promise: nil)
+        #expect(try partly.readOutbound(as: ByteBuffer.self) != nil, "flushed")
+        partly.pipeline.fireChannelInactive()
+        guard case .closedBeforeResponse(_, requestWritten: false)? = failure(unwritten) else {
+            Issue.record("expected closedBeforeResponse, not written, got \(String(describing: failure(unwritten)))")
+            return
+        }
+
+        let drained = try makeChannel()
+        drained.isWritable = false
+        let (second, written) = exchange(on: drained)
+        drained.write(second, promise: nil)
+        drained.isWritable = true
+        drained.pipeline.fireChannelWritabilityChanged()
+        drained.pipeline.fireChannelInactive()
+        guard case .closedBeforeResponse(_, requestWritten: true)? = failure(written) else {
+            Issue.record("expected closedBeforeResponse, written once the socket took the rest, got \(String(describing: failure(written)))")
+            return
+        }
+    }
+
     @Test func aConnectionLostAfterTheRequestWasWrittenSaysItMayHaveRun() throws {
         let channel = try makeChannel()
         let (exchange, future) = exchange(on: channel)

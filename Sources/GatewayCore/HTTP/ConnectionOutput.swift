@@ -43,10 +43,7 @@ final class ConnectionOutput: @unchecked Sendable {
         // fire held every connection closed in the last quarter of the send timeout (at 700 new
         // connections a second, thousands of them: tens of MB).
         channel.closeFuture.whenComplete { [weak self] _ in
-            budget.close()
-            // Answers the socket never took are unsent (after the close, as a failed write's: their
-            // bytes going back must not let a Lambda answer waiting for room be read now).
-            self?.endUnconfirmed()
+            self?.connectionEnded()
             self?.cancelCheck()
         }
     }
@@ -83,8 +80,19 @@ final class ConnectionOutput: @unchecked Sendable {
     /// flush or when the socket drains later, once none wait. `SocketActivity` takes those events
     /// (they mean nothing else here) and reports the drain. The connection's end makes every answer
     /// still unconfirmed unsent.
-    func confirmsAnswersByDrain() throws {
-        try channel.syncOptions?.setOption(.writeBufferWaterMark, value: .init(low: 1, high: 1))
+    ///
+    /// A later write's promise confirms them too (`writing`): NIO completes writes in order.
+    func confirmsAnswersByDrain() {
+        guard let options = channel.syncOptions else {
+            preconditionFailure("HTTP/1.1 answers are confirmed through the channel's water marks, which \(type(of: channel)) does not offer")
+        }
+        do {
+            try options.setOption(.writeBufferWaterMark, value: .init(low: 1, high: 1))
+        } catch {
+            // Only a closed channel refuses it: nothing is written on it, and its end makes any
+            // answer unsent (`flushed` confirms only on an open channel).
+            return
+        }
         counter.drained = { [weak self] in self?.confirmFlushed() }
     }
 
@@ -93,6 +101,30 @@ final class ConnectionOutput: @unchecked Sendable {
     func writingUnconfirmed(_ bytes: Int, handingOver held: Int = 0, then: @escaping (_ written: Bool) -> Void) {
         answerStarted(bytes, handingOver: held)
         unconfirmed.append(Unconfirmed(bytes: bytes, then: then))
+        unconfirmedQueued &+= 1
+    }
+
+    /// Answers ever queued unconfirmed, and ever ended: a write made when `unconfirmedQueued` was
+    /// n follows the answers numbered below n.
+    private var unconfirmedQueued = 0
+    private var unconfirmedEnded = 0
+
+    /// A write made after answer `count - 1` was queued reached the socket: so did that answer and
+    /// every one before it (NIO and swift-nio-ssl keep the order of writes).
+    private func confirmQueued(before count: Int) {
+        while unconfirmedEnded < count, let answer = unconfirmed.popFirst() {
+            unconfirmedEnded &+= 1
+            flushedUnconfirmed = max(flushedUnconfirmed - 1, 0)
+            answerEnded(answer.bytes, written: true, then: answer.then)
+        }
+    }
+
+    /// The connection ended (`channelInactive`, else its close future): writes not completed
+    /// failed, and answers not confirmed were not sent. The budget closes first, as a failed
+    /// write's did: their bytes going back must not let a Lambda answer waiting for room be read.
+    func connectionEnded() {
+        budget.close()
+        endUnconfirmed()
     }
 
     /// The flush of the answers written so far is starting.
@@ -117,14 +149,16 @@ final class ConnectionOutput: @unchecked Sendable {
     private func confirmFlushed() {
         while flushedUnconfirmed > 0, let answer = unconfirmed.popFirst() {
             flushedUnconfirmed -= 1
+            unconfirmedEnded &+= 1
             answerEnded(answer.bytes, written: true, then: answer.then)
         }
     }
 
-    /// The connection ended: answers not confirmed were not sent.
+    /// Answers not confirmed were not sent.
     private func endUnconfirmed() {
         flushedUnconfirmed = 0
         while let answer = unconfirmed.popFirst() {
+            unconfirmedEnded &+= 1
             answerEnded(answer.bytes, written: false, then: answer.then)
         }
     }
@@ -149,7 +183,9 @@ final class ConnectionOutput: @unchecked Sendable {
         answerStarted(bytes, handingOver: held)
         let budget = self.budget
         let channel = self.channel
+        let queuedBefore = unconfirmedQueued
         done.assumeIsolated().whenComplete { result in
+            if case .success = result, queuedBefore > self.unconfirmedEnded { self.confirmQueued(before: queuedBefore) }
             // A write that failed because the connection is closing (NIO marks it inactive, then
             // fails its pending writes, then completes its close future, which closes the budget):
             // no Lambda answer waiting for room may be read for it now. A write that failed on one

@@ -90,11 +90,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
     // MARK: Events, fed to the state machine
 
     func handlerAdded(context: ChannelHandlerContext) {
-        do {
-            try output.confirmsAnswersByDrain()
-        } catch {
-            // The channel closed already: nothing will be written on it.
-        }
+        output.confirmsAnswersByDrain()
         run(machine.handlerAdded(), context: context)
     }
 
@@ -156,6 +152,8 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     func channelInactive(context: ChannelHandlerContext) {
         inactive = true
+        // Answers the socket never took are unsent, counted now as a failed write's were.
+        output.connectionEnded()
         if parser.isInsideBody || unparsed.bytes.readableBytes > 0 {
             // The client closed in the middle of a request: a request that cannot be parsed.
             run(machine.errorCaught(HTTPParserError.invalidEOFState), context: context)
@@ -198,7 +196,8 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             case .writeContinue(let version):
                 var buffer = context.channel.allocator.buffer(capacity: 32)
                 HTTP1ResponseEncoder.writeContinue(version: version, into: &buffer)
-                context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+                context.write(wrapOutboundOut(buffer), promise: nil)
+                output.flushMarking(context)
             case .startProcessing(let request):
                 start(request, context: context)
             case .waitForBudget:
@@ -216,7 +215,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
             case .writeBareStatusAndClose(let status):
                 var buffer = context.channel.allocator.buffer(capacity: 64)
                 HTTP1ResponseEncoder.writeBare(status: status, into: &buffer)
-                let written = context.writeAndFlush(wrapOutboundOut(buffer))
+                let written = writeAndFlush(buffer, context: context)
                 // Counted before the close is under way: the client sees the end of the connection
                 // only after the request is on /metrics.
                 endBare(status: status, written: written)
@@ -311,13 +310,22 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         output.flushMarking(context)
     }
 
+    /// Writes with a promise and flushes at once, marking the answers the flush sends: every flush
+    /// of the connection does (`ConnectionOutput.flushMarking`), so none sends an answer that a
+    /// later drain would not confirm.
+    private func writeAndFlush(_ bytes: ByteBuffer, context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+        let written = context.write(wrapOutboundOut(bytes))
+        output.flushMarking(context)
+        return written
+    }
+
     // MARK: Streamed answers
 
     private func writeStreamHead(_ response: LambdaHTTPResponse, for head: HTTPRequestHead, close: Bool, context: ChannelHandlerContext) {
         guard let stream = nextStream else { return }
         nextStream = nil
         let (bytes, _) = HTTP1ResponseEncoder.encode(response, version: head.version, bodyless: true, close: close, streamed: true, allocator: context.channel.allocator)
-        let written = context.writeAndFlush(wrapOutboundOut(bytes))
+        let written = writeAndFlush(bytes, context: context)
         output.writing(bytes.readableBytes, done: written)
         var exchange = exchanges.popFirst() ?? RequestExchange(head: head)
         exchange.responded = .now()
@@ -342,7 +350,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
                 return
             }
             relay!.bodyBytes += piece.readableBytes
-            let written = context.writeAndFlush(wrapOutboundOut(bytes))
+            let written = writeAndFlush(bytes, context: context)
             output.writing(bytes.readableBytes, done: written, handingOver: held) { [self] ok in
                 if !ok { relay?.written = false }
             }
@@ -358,7 +366,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         self.relay = nil
         var bytes = context.channel.allocator.buffer(capacity: 8)
         if relay.chunked { HTTP1ResponseEncoder.writeLastChunk(into: &bytes) }
-        let written = context.writeAndFlush(wrapOutboundOut(bytes))
+        let written = writeAndFlush(bytes, context: context)
         output.writing(bytes.readableBytes, done: written) { [self] ok in
             var relay = relay
             relay.exchange.responded = relay.exchange.responded ?? .now()

@@ -49,8 +49,8 @@ enum UpstreamFailure: Error {
     /// TCP connect (or name resolution) failed or timed out: nothing was sent.
     case connect(any Error)
     /// The connection closed, or failed with `cause`, before a byte of the answer arrived.
-    /// `requestWritten`: the request had been handed to the socket (all of it, or its start with
-    /// the rest waiting for room), so the endpoint may have read it and the function may have run.
+    /// `requestWritten`: the whole request had been handed to the socket, so the endpoint may have
+    /// read it and the function may have run.
     case closedBeforeResponse(cause: (any Error)?, requestWritten: Bool)
     /// As `closedBeforeResponse`, on a connection that had served before and waited in the pool,
     /// before the request was completely written: the endpoint closed it while it was idle (an

@@ -56,9 +56,19 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     /// Bytes read and not yet parsed: the start of a head (or of a chunk's size line) that is not
     /// whole yet.
     private var unparsed = UnparsedBytes()
-    /// The exchange's request was handed to the socket (`flush`): from then on the function may
-    /// have run, and a lost connection is never retried.
-    private var requestWritten = false
+    /// How far the exchange's request got, without a write promise (`flush`).
+    enum RequestProgress {
+        /// Not flushed yet: a connection lost now lost a request the endpoint never saw.
+        case unsent
+        /// Flushed, and some of its bytes still wait for the socket: the endpoint cannot have
+        /// run an incomplete request, so a lost connection still means unwritten.
+        case flushed
+        /// The socket took all of it: from then on the function may have run, and a lost
+        /// connection is never retried.
+        case written
+    }
+
+    private var request = RequestProgress.unsent
     /// Answer bytes taken from the exchange's `ResponseBudget`, given back when it ends.
     private var reserved = 0
     /// Counts exchanges, so that a budget's late answer for one that ended is recognised.
@@ -103,6 +113,9 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        // Writable exactly when no byte waits for the socket (`flush`). Only a closed channel
+        // refuses the option, and nothing is written on one.
+        try? context.channel.syncOptions?.setOption(.writeBufferWaterMark, value: .init(low: 1, high: 1))
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -155,7 +168,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         exchangeNumber &+= 1
         let number = exchangeNumber
         state = .awaitingHead(InFlight(exchange))
-        requestWritten = false
+        request = .unsent
         parser.answersHEAD = exchange.request.isHEAD
         exchange.stream?.attached(cancel(exchange: number, context: context))
         context.write(wrapOutboundOut(exchange.request.bytes), promise: nil)
@@ -170,18 +183,32 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
     }
 
     /// Sends the request, and learns whether the socket took it without a write promise (each
-    /// one cost a future here, and TLS's own future, array and closure to pass it on): NIO closes
-    /// a channel whose socket refuses a write within the flush that made it, so a request is
-    /// unwritten exactly when the connection was lost before its flush came back. A flush comes
-    /// through here both when the handler makes it and at the end of the loop's round
-    /// (`FlushBatch` flushes from the pipeline's tail).
+    /// one cost a future here, and TLS's own future, array and closure to pass it on).
     ///
-    /// A request the socket took only in part (a large body, a full send buffer) counts as written
-    /// too: a connection lost while its rest waits is never sent again, the safe side, since its
-    /// start may have reached the endpoint.
+    /// NIO closes a channel whose socket refuses a write within the flush that made it, so a
+    /// connection lost before the flush came back lost an unwritten request. With both water
+    /// marks at one byte (`handlerAdded`), the channel is writable exactly when no byte waits for
+    /// the socket: writable after the flush, the request is written; otherwise it is when the
+    /// channel becomes writable (`channelWritabilityChanged`), and a connection lost before that
+    /// lost an incomplete request, which the endpoint cannot have run. A flush comes through here
+    /// both when the handler makes it and at the end of the loop's round (`FlushBatch` flushes
+    /// from the pipeline's tail).
     func flush(context: ChannelHandlerContext) {
+        if case .awaitingHead = state, case .unsent = request { request = .flushed }
         context.flush()
-        if case .awaitingHead = state { requestWritten = true }
+        requestMayBeWritten(context: context)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        requestMayBeWritten(context: context)
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// A flushed request of which no byte waits any more is written.
+    private func requestMayBeWritten(context: ChannelHandlerContext) {
+        if case .awaitingHead = state, case .flushed = request, context.channel.isWritable, context.channel.isActive {
+            request = .written
+        }
     }
 
     /// Abandons exchange `number` if the connection still carries it: the cancel may come late, from
@@ -410,7 +437,9 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         unparsed.clear()
         switch state {
         case .awaitingHead:
-            fail(context: context, with: .closedBeforeResponse(cause: lastError, requestWritten: requestWritten))
+            let written: Bool
+            if case .written = request { written = true } else { written = false }
+            fail(context: context, with: .closedBeforeResponse(cause: lastError, requestWritten: written))
         case .receiving:
             fail(context: context, with: .closedMidResponse(cause: lastError))
         case .idle, .closed:
