@@ -24,7 +24,7 @@ struct HTTP1ConnectionStateMachineTests {
                     fields.append(("Host", "orders"))
                     let head = HTTPRequestHead(version: version, method: .GET, uri: "/", headers: HTTPHeaders(fields))
                     let nio = !head.isKeepAlive || head.headers.contains(name: "upgrade")
-                    #expect(HTTP1ConnectionStateMachine.endsConnection(head) == nio, "\(version) \(fields)")
+                    #expect(HeadFields(head).endsConnection == nio, "\(version) \(fields)")
                 }
             }
         }
@@ -36,7 +36,7 @@ struct HTTP1ConnectionStateMachineTests {
     }
 
     static func machine(limit: Int = 1024, refusal: RequestProcessor.Answer? = nil, budget: Budget = Budget()) -> HTTP1ConnectionStateMachine {
-        HTTP1ConnectionStateMachine(limit: limit, admit: { _ in refusal }, budgetIsSpent: { budget.spent })
+        HTTP1ConnectionStateMachine(limit: limit, admit: { _, _ in refusal }, budgetIsSpent: { budget.spent })
     }
 
     static func head(_ method: HTTPMethod = .GET, _ uri: String = "/a", version: HTTPVersion = .http1_1, _ headers: [(String, String)] = []) -> HTTPRequestHead {

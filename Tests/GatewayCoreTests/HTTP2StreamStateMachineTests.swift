@@ -16,7 +16,7 @@ struct HTTP2StreamStateMachineTests {
     }
 
     static func machine(limit: Int = 1024, refusal: RequestProcessor.Answer? = nil, budget: Budget = Budget()) -> HTTP2StreamStateMachine {
-        HTTP2StreamStateMachine(limit: limit, admit: { _ in refusal }, budgetIsSpent: { budget.spent })
+        HTTP2StreamStateMachine(limit: limit, admit: { _, _ in refusal }, budgetIsSpent: { budget.spent })
     }
 
     static func headers(_ method: String = "GET", _ path: String = "/a", authority: String? = "orders", _ extra: [(String, String)] = []) -> HPACKHeaders {

@@ -3,8 +3,8 @@ import Testing
 
 @testable import GatewayCore
 
-/// The head's checks read the fields in one pass of their own: each reads them as NIO's
-/// `HTTPHeaders` look-ups it replaces did.
+/// The head's fields are read in one pass (`HeadFields`): each fact as NIO's `HTTPHeaders`
+/// look-ups it replaces read it.
 @Suite("The request reader's head checks")
 struct RequestReaderTests {
     static let expectFields: [[(String, String)]] = [
@@ -26,7 +26,16 @@ struct RequestReaderTests {
     func expectContinueAsNIOReadIt(fields: [(String, String)]) {
         let headers = HTTPHeaders(fields)
         let nio = headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" }
-        #expect(RequestReader.expectsContinue(headers) == nio)
+        #expect(HeadFields(HTTPRequestHead(version: .http1_1, method: .POST, uri: "/", headers: headers)).expectsContinue == nio)
+    }
+
+    /// The fields a request carries on, in order, each value without the optional whitespace
+    /// around it (RFC 9110 §5.5; the HTTP/1.1 parser strips it already, HTTP/2 refuses it).
+    @Test func fieldsAreCarriedInOrderWithoutSurroundingWhitespace() {
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: HTTPHeaders([("Host", "a"), ("x-role", " guest\t"), ("X-Empty", " "), ("x-role", "admin")]))
+        let fields = HeadFields(head).fields
+        #expect(fields.map(\.name) == ["Host", "x-role", "X-Empty", "x-role"])
+        #expect(fields.map(\.value) == ["a", "guest", "", "admin"])
     }
 
     /// The protocol a request's payload names is the version's interpolation, for the versions
@@ -66,7 +75,7 @@ struct RequestReaderTests {
         } else {
             expected = nil
         }
-        let refusal = RequestReader.refusal(of: head, limit: 10)
+        let refusal = RequestReader.refusal(of: head, fields: HeadFields(head), limit: 10)
         #expect(refusal?.details == expected.map { "rejected{\($0)}" })
     }
 }

@@ -81,7 +81,7 @@ final class HTTP1ConnectionHandler: ChannelDuplexHandler, @unchecked Sendable {
         self.process = process
         self.machine = HTTP1ConnectionStateMachine(
             limit: limit,
-            admit: { RequestReader.refusal(by: processor, of: $0, on: connection) },
+            admit: { RequestReader.refusal(by: processor, of: $0, fields: $1, on: connection) },
             budgetIsSpent: { output.budget.isSpent }
         )
         self.bodyTimer = QuietTimer(timeout: TimeAmount(processor.settings.clientBodyTimeout))

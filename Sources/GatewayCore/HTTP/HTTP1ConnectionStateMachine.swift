@@ -31,7 +31,8 @@ struct HTTP1ConnectionStateMachine {
 
     fileprivate struct InFlight {
         var head: HTTPRequestHead
-        /// Draining, or a head timed out behind this request: its answer is the connection's last.
+        /// The request ends its connection (`HeadFields.endsConnection`), the connection drains,
+        /// or a head timed out behind this request: its answer is the connection's last.
         var closeAfterAnswer: Bool
     }
 
@@ -104,39 +105,6 @@ struct HTTP1ConnectionStateMachine {
         self.reader = RequestReader(limit: limit)
         self.admit = admit
         self.budgetIsSpent = budgetIsSpent
-    }
-
-    /// HTTP/1.0 without keep-alive, `Connection: close`, and an `Upgrade` (the parser stops
-    /// parsing after one: the request is answered as a plain one, then the connection closes).
-    ///
-    /// One pass over the fields, read as NIO's `isKeepAlive` and `contains(name: "upgrade")` read
-    /// them (two passes, and a list of every `Connection` token): `close` ends the connection,
-    /// `keep-alive` keeps it, both (or either twice) end it, neither leaves HTTP/1.1 open.
-    static func endsConnection(_ head: HTTPRequestHead) -> Bool {
-        var sawClose = false
-        var sawKeepAlive = false
-        for field in head.headers {
-            switch field.name.utf8.count {
-            case 7 where field.name.asciiCaseInsensitiveEquals("upgrade"):
-                return true
-            case 10 where field.name.asciiCaseInsensitiveEquals("connection"):
-                for token in field.value.split(separator: ",") {
-                    let word = RequestReader.trimmingWhitespace(String(token))
-                    if word.asciiCaseInsensitiveEquals("close") {
-                        sawClose = true
-                    } else if word.asciiCaseInsensitiveEquals("keep-alive") {
-                        // A second keep-alive is as bad as a close to NIO.
-                        if sawKeepAlive { sawClose = true }
-                        sawKeepAlive = true
-                    }
-                }
-            default:
-                break
-            }
-        }
-        if sawClose { return true }
-        if sawKeepAlive { return false }
-        return !(head.version.major == 1 && head.version.minor >= 1)
     }
 
     // MARK: Reading
@@ -213,7 +181,7 @@ struct HTTP1ConnectionStateMachine {
             state = .readingBody(closeAfterAnswer: closeAfterAnswer)
             actions.append(.writeContinue(head.version))
         case .refuse(let answer, let head, let close):
-            let closes = close || closeAfterAnswer || Self.endsConnection(head)
+            let closes = close || closeAfterAnswer
             actions.append(.countAnswer(answer))
             actions.append(.writeAnswer(answer.response, for: head, close: closes, heldBytes: 0))
             if closes {
@@ -221,10 +189,10 @@ struct HTTP1ConnectionStateMachine {
             } else {
                 state = reader.isIdle ? .idle : .readingBody(closeAfterAnswer: closeAfterAnswer)
             }
-        case .process(let head, let request):
+        case .process(let head, let request, let endsConnection):
             headTimer = .off
             actions.append(.cancelReadTimers)
-            let inFlight = InFlight(head: head, closeAfterAnswer: closeAfterAnswer)
+            let inFlight = InFlight(head: head, closeAfterAnswer: closeAfterAnswer || endsConnection)
             if budgetIsSpent() {
                 // Earlier answers wait unread: this request starts once the client has read enough.
                 state = .waitingForBudget(inFlight, request)
@@ -252,11 +220,11 @@ struct HTTP1ConnectionStateMachine {
         switch state {
         case .processing(let inFlight) where streamed:
             // HTTP/1.0 has no chunked framing: the body ends with the connection.
-            let close = inFlight.closeAfterAnswer || Self.endsConnection(inFlight.head) || inFlight.head.version == .http1_0
+            let close = inFlight.closeAfterAnswer || inFlight.head.version == .http1_0
             state = .streaming(inFlight, close: close)
             return Actions(.writeStreamHead(response, for: inFlight.head, close: close))
         case .processing(let inFlight):
-            let close = inFlight.closeAfterAnswer || Self.endsConnection(inFlight.head)
+            let close = inFlight.closeAfterAnswer
             if close {
                 enterClosing()
             } else {

@@ -43,7 +43,7 @@ final class HTTP2Stream {
         let budget = output.budget
         self.machine = HTTP2StreamStateMachine(
             limit: limit,
-            admit: { RequestReader.refusal(by: processor, of: $0, on: connection) },
+            admit: { RequestReader.refusal(by: processor, of: $0, fields: $1, on: connection) },
             budgetIsSpent: { budget.isSpent }
         )
         self.bodyTimer = QuietTimer(timeout: TimeAmount(processor.settings.clientBodyTimeout))

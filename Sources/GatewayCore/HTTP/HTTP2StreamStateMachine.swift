@@ -128,7 +128,7 @@ struct HTTP2StreamStateMachine {
 
     /// The body paused for longer than the body timeout.
     mutating func bodyTimerFired() -> Action {
-        guard case .reading = state, reader.isReadingBody, case .reading(let head, _) = reader.state else { return .none }
+        guard case .reading = state, reader.isReadingBody, case .reading(let head, _, _) = reader.state else { return .none }
         state = .answered
         let answer = RequestProcessor.Answer.rejected(status: 408, code: "RequestTimeout", message: "the request body paused for longer than the body timeout")
         return .answerEarly(answer, head, closure: .clientBodyTimeout)
@@ -143,7 +143,7 @@ struct HTTP2StreamStateMachine {
         case .refuse(let answer, let head, _):
             state = .answered
             return .answerEarly(answer, head, closure: nil)
-        case .process(let head, let request):
+        case .process(let head, let request, _):
             if budgetIsSpent() {
                 state = .answered
                 return .refuseStream

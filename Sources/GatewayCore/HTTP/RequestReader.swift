@@ -8,7 +8,8 @@ import NIOHTTP1
 struct RequestReader {
     enum State {
         case idle
-        case reading(HTTPRequestHead, ByteBuffer)
+        /// A head accepted, with what its fields say (read once, `HeadFields`), and its body so far.
+        case reading(HTTPRequestHead, HeadFields, ByteBuffer)
         /// Refused before its end: the rest of it is read and dropped.
         case discarding(HTTPRequestHead)
     }
@@ -21,8 +22,9 @@ struct RequestReader {
         case refuse(RequestProcessor.Answer, HTTPRequestHead, close: Bool)
         /// `Expect: 100-continue` passed the head's checks: send the go-ahead.
         case sendContinue(HTTPRequestHead)
-        /// The request is complete.
-        case process(HTTPRequestHead, GatewayRequest)
+        /// The request is complete. `endsConnection`: an HTTP/1.x connection closes after its
+        /// answer (`HeadFields.endsConnection`).
+        case process(HTTPRequestHead, GatewayRequest, endsConnection: Bool)
     }
 
     /// Envoy's defaults: 60 KiB of request headers in all, at most 100 fields. HTTP/1.1's parser
@@ -52,7 +54,7 @@ struct RequestReader {
     var head: HTTPRequestHead? {
         switch state {
         case .idle: return nil
-        case .reading(let head, _), .discarding(let head): return head
+        case .reading(let head, _, _), .discarding(let head): return head
         }
     }
 
@@ -62,19 +64,20 @@ struct RequestReader {
         return false
     }
 
-    /// The refusal, if any, of the checks that need only a head (`RequestProcessor.admit`).
-    typealias Admit = (HTTPRequestHead) -> RequestProcessor.Answer?
+    /// The refusal, if any, of the checks that need only a head (`RequestProcessor.admit`), given
+    /// the head and its fields (values trimmed, `HeadFields.fields`).
+    typealias Admit = (HTTPRequestHead, [HTTPField]) -> RequestProcessor.Answer?
 
     /// `processor`'s head checks, as `receive(_:admit:)` asks them.
-    static func refusal(by processor: RequestProcessor, of head: HTTPRequestHead, on connection: ClientConnection) -> RequestProcessor.Answer? {
-        if case .refused(let answer) = processor.admit(method: head.method.rawValue, target: head.uri, headers: fields(head.headers), connection: connection) {
+    static func refusal(by processor: RequestProcessor, of head: HTTPRequestHead, fields: [HTTPField], on connection: ClientConnection) -> RequestProcessor.Answer? {
+        if case .refused(let answer) = processor.admit(method: head.method.rawValue, target: head.uri, headers: fields, connection: connection) {
             return answer
         }
         return nil
     }
 
     mutating func receive(_ part: HTTPServerRequestPart, processor: RequestProcessor, connection: ClientConnection) -> Action {
-        receive(part) { Self.refusal(by: processor, of: $0, on: connection) }
+        receive(part) { Self.refusal(by: processor, of: $0, fields: $1, on: connection) }
     }
 
     /// `admit` is asked only for a head that waits for a go-ahead (`Expect: 100-continue`); taking it
@@ -82,24 +85,25 @@ struct RequestReader {
     mutating func receive(_ part: HTTPServerRequestPart, admit: Admit) -> Action {
         switch (part, state) {
         case (.head(let head), .idle):
-            if let refusal = Self.refusal(of: head, limit: limit) {
-                // Closed after the answer: a body may follow, and after a CONNECT the parser
-                // parses nothing more.
+            // Every refusal closes the connection after its answer: a body may follow, and after a
+            // CONNECT the parser parses nothing more.
+            let fields = HeadFields(head)
+            if let refusal = Self.refusal(of: head, fields: fields, limit: limit) {
                 state = .discarding(head)
                 return .refuse(refusal, head, close: true)
             }
-            state = .reading(head, ByteBuffer())
-            if Self.expectsContinue(head.headers) {
+            state = .reading(head, fields, ByteBuffer())
+            if fields.expectsContinue {
                 // The client waits for a go-ahead before sending the body: give it only once the
                 // head passes the checks that do not need the body.
-                if let answer = admit(head) {
+                if let answer = admit(head, fields.fields) {
                     state = .discarding(head)
                     return .refuse(answer, head, close: true)
                 }
                 return .sendContinue(head)
             }
             return .none
-        case (.body(var chunk), .reading(let head, var body)):
+        case (.body(var chunk), .reading(let head, let fields, var body)):
             if body.readableBytes + chunk.readableBytes > limit {
                 state = .discarding(head)
                 return .refuse(.rejected(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit"), head, close: true)
@@ -110,18 +114,18 @@ struct RequestReader {
             } else {
                 body.writeBuffer(&chunk)
             }
-            state = .reading(head, body)
+            state = .reading(head, fields, body)
             return .none
-        case (.end, .reading(let head, let body)):
+        case (.end, .reading(let head, let fields, let body)):
             state = .idle
             let request = GatewayRequest(
                 method: head.method.rawValue,
                 target: head.uri,
-                headers: Self.fields(head.headers),
+                headers: fields.fields,
                 body: body,
                 protocolName: Self.protocolName(head.version)
             )
-            return .process(head, request)
+            return .process(head, request, endsConnection: fields.endsConnection)
         case (.end, .discarding):
             state = .idle
             return .none
@@ -132,7 +136,7 @@ struct RequestReader {
 
     /// What the head alone refuses: anything a proxy behind the gateway, the function, or the
     /// intentions might read differently from the gateway is refused here, before any check.
-    static func refusal(of head: HTTPRequestHead, limit: Int) -> RequestProcessor.Answer? {
+    static func refusal(of head: HTTPRequestHead, fields: HeadFields, limit: Int) -> RequestProcessor.Answer? {
         if head.method == .CONNECT {
             return .rejected(status: 405, code: "MethodNotAllowed", message: "CONNECT is not supported")
         }
@@ -141,18 +145,7 @@ struct RequestReader {
         if head.uri.utf8.contains(UInt8(ascii: "#")) {
             return .rejected(status: 400, code: "InvalidRequestTarget", message: "the request target has a fragment (#)")
         }
-        // One pass over the fields for the names looked at below (each told apart by its length first).
-        var hosts = 0
-        var contentLength: String?
-        var transferEncoding = false
-        for field in head.headers {
-            switch field.name.utf8.count {
-            case 4 where field.name.asciiCaseInsensitiveEquals("host"): hosts += 1
-            case 14 where contentLength == nil && field.name.asciiCaseInsensitiveEquals("content-length"): contentLength = field.value
-            case 17 where field.name.asciiCaseInsensitiveEquals("transfer-encoding"): transferEncoding = true
-            default: break
-            }
-        }
+        let hosts = fields.hosts
         if hosts > 1 {
             // Two authorities: which one intentions, the function and any proxy behind it use
             // would be anybody's guess (HTTP/2 too: NIO keeps every host field it is given).
@@ -164,7 +157,7 @@ struct RequestReader {
             }
             // HTTP/1.0 has no chunked coding: a recipient that frames by it and one that does not
             // disagree about where the request ends (RFC 9112 §6.1).
-            if head.version.minor == 0 && transferEncoding {
+            if head.version.minor == 0 && fields.transferEncoding {
                 return .rejected(status: 400, code: "InvalidTransferEncoding", message: "Transfer-Encoding is not allowed in an HTTP/1.0 request")
             }
         }
@@ -179,22 +172,11 @@ struct RequestReader {
                 return .rejected(status: 400, code: "MalformedHeader", message: "the value of \(LogSafe.text(field.name, limit: 64)) has leading or trailing whitespace")
             }
         }
-        if let length = contentLength.flatMap(Int.init), length > limit {
+        if let length = fields.contentLength.flatMap(Int.init), length > limit {
             // Over the limit: answer at once, without reading the body (docs/DECISIONS.md D13).
             return .rejected(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit")
         }
         return nil
-    }
-
-    /// `Expect: 100-continue` among the head's fields (values split at commas, whitespace around
-    /// them trimmed, compared without case, as NIO's `headers[canonicalForm: "expect"]` read them).
-    static func expectsContinue(_ headers: HTTPHeaders) -> Bool {
-        for field in headers where field.name.utf8.count == 6 && field.name.asciiCaseInsensitiveEquals("expect") {
-            for value in field.value.split(separator: ",") where trimmingWhitespace(String(value)).asciiCaseInsensitiveEquals("100-continue") {
-                return true
-            }
-        }
-        return false
     }
 
     /// `HTTP/<major>.<minor>`: the payload's protocol (`HTTP/2.0` for an HTTP/2 stream's head).
@@ -207,12 +189,6 @@ struct RequestReader {
         case (2, 0): "HTTP/2.0"
         default: "HTTP/\(version.major).\(version.minor)"
         }
-    }
-
-    /// The head's fields, each value without the optional whitespace around it (RFC 9110 §5.5):
-    /// `x-role: guest ` is `guest` to the intentions, the function and every check alike.
-    static func fields(_ headers: HTTPHeaders) -> [HTTPField] {
-        headers.map { HTTPField($0.name, hasSurroundingWhitespace($0.value) ? trimmingWhitespace($0.value) : $0.value) }
     }
 
     static func isWhitespace(_ byte: UInt8) -> Bool {

@@ -1,0 +1,72 @@
+import LambdaPayload
+import NIOHTTP1
+
+/// What a request head's fields say, read in one pass: the fields the request carries on, and
+/// every fact the head's checks (`RequestReader.refusal`), the go-ahead (`Expect`) and the
+/// connection (`endsConnection`) need. Four passes did this before, each copying every name and
+/// value out of `HTTPHeaders`.
+///
+/// Each fact is read as the NIO look-up it replaced read it (tested against them): names compared
+/// without case, told apart by their length first.
+struct HeadFields {
+    /// The fields, each value without the optional whitespace around it (RFC 9110 §5.5):
+    /// `x-role: guest ` is `guest` to the intentions, the function and every check alike.
+    var fields: [HTTPField] = []
+    /// `Host` fields.
+    var hosts = 0
+    /// The first `Content-Length`'s value.
+    var contentLength: String?
+    var transferEncoding = false
+    /// `Expect: 100-continue` (values split at commas, whitespace around them trimmed, compared
+    /// without case, as NIO's `headers[canonicalForm: "expect"]` read them).
+    var expectsContinue = false
+    /// HTTP/1.x: the connection ends after this request's answer. HTTP/1.0 without keep-alive,
+    /// `Connection: close`, and an `Upgrade` (the parser stops parsing after one: the request is
+    /// answered as a plain one, then the connection closes). Read as NIO's `isKeepAlive` and
+    /// `contains(name: "upgrade")` read them: `close` ends the connection, `keep-alive` keeps it,
+    /// both (or either twice) end it, neither leaves HTTP/1.1 open.
+    var endsConnection: Bool
+
+    init(_ head: HTTPRequestHead) {
+        fields.reserveCapacity(head.headers.count)
+        var sawClose = false
+        var sawKeepAlive = false
+        var upgrade = false
+        for field in head.headers {
+            let value = field.value
+            switch field.name.utf8.count {
+            case 4 where field.name.asciiCaseInsensitiveEquals("host"):
+                hosts += 1
+            case 6 where !expectsContinue && field.name.asciiCaseInsensitiveEquals("expect"):
+                expectsContinue = value.split(separator: ",").contains { RequestReader.trimmingWhitespace(String($0)).asciiCaseInsensitiveEquals("100-continue") }
+            case 7 where field.name.asciiCaseInsensitiveEquals("upgrade"):
+                upgrade = true
+            case 10 where field.name.asciiCaseInsensitiveEquals("connection"):
+                for token in value.split(separator: ",") {
+                    let word = RequestReader.trimmingWhitespace(String(token))
+                    if word.asciiCaseInsensitiveEquals("close") {
+                        sawClose = true
+                    } else if word.asciiCaseInsensitiveEquals("keep-alive") {
+                        // A second keep-alive is as bad as a close to NIO.
+                        if sawKeepAlive { sawClose = true }
+                        sawKeepAlive = true
+                    }
+                }
+            case 14 where contentLength == nil && field.name.asciiCaseInsensitiveEquals("content-length"):
+                contentLength = value
+            case 17 where field.name.asciiCaseInsensitiveEquals("transfer-encoding"):
+                transferEncoding = true
+            default:
+                break
+            }
+            fields.append(HTTPField(field.name, RequestReader.hasSurroundingWhitespace(value) ? RequestReader.trimmingWhitespace(value) : value))
+        }
+        if upgrade || sawClose {
+            endsConnection = true
+        } else if sawKeepAlive {
+            endsConnection = false
+        } else {
+            endsConnection = !(head.version.major == 1 && head.version.minor >= 1)
+        }
+    }
+}
