@@ -89,8 +89,8 @@ func serve(_ parts: [HTTPServerRequestPart], on connection: ClientConnection) {
             break
         case .refuse(let answer, let head, let close):
             _ = HTTP1ResponseEncoder.encode(answer.response, version: head.version, bodyless: head.method == .HEAD, close: close, allocator: ByteBufferAllocator())
-        case .process(let head, let request):
-            precondition(RequestReader.refusal(of: head, limit: reader.limit) == nil)
+        case .process(let head, let request, _):
+            precondition(RequestReader.refusal(of: head, fields: HeadFields(head), limit: reader.limit) == nil)
             check(path: head.uri)
             switch processor.prepare(request, connection: connection) {
             case .answer(let answer):
