@@ -127,9 +127,15 @@ final class StreamResponse: ChannelInboundHandler, Sendable {
 
 @Suite("Draining: a service that leaves the configuration", .serialized, .timeLimit(.minutes(1)))
 struct DrainTests {
-    static let slow: TestHTTPServer.Handler = { request in
-        let path = (try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any])?["raw_path"] as? String
-        return ScriptedResponse(json: #"{"statusCode":200,"body":"done \#(path ?? "")"}"#, delay: path == "/slow" ? .milliseconds(800) : .zero)
+    /// Answers `/slow` only once `released` happened (the test has seen the drain begin),
+    /// anything else at once: the request in flight is answered during the drain however slow
+    /// the machine is. (A fixed delay of 800 ms raced the unlink on a loaded machine.)
+    static func slow(releasedBy released: EventSignal) -> TestHTTPServer.Handler {
+        { request in
+            let path = (try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any])?["raw_path"] as? String
+            if path == "/slow" { await released.wait(beyond: 0, until: .now + .seconds(20)) }
+            return ScriptedResponse(json: #"{"statusCode":200,"body":"done \#(path ?? "")"}"#)
+        }
     }
 
     func unlinkOrders(_ gateway: GatewayFixture) async throws {
@@ -144,7 +150,8 @@ struct DrainTests {
     }
 
     @Test func http1ConnectionsCloseAfterTheirInFlightRequestAndIdleOnesAtOnce() async throws {
-        try await GatewayFixture.with(lambdaHandler: Self.slow) { gateway in
+        let released = EventSignal()
+        try await GatewayFixture.with(lambdaHandler: Self.slow(releasedBy: released)) { gateway in
             let idle = try await RecordingConnection.open(gateway, service: "orders", alpn: ["http/1.1"])
             let busy = try await RecordingConnection.open(gateway, service: "orders", alpn: ["http/1.1"])
             let other = try await RecordingConnection.open(gateway, service: "thumbnails", alpn: ["http/1.1"])
@@ -156,6 +163,7 @@ struct DrainTests {
             try await unlinkOrders(gateway)
             // The idle connection goes at once; the busy one gets its answer, marked as the last.
             #expect(await idle.closedByGateway(within: .seconds(2)))
+            released.record()
             #expect(await busy.closedByGateway(within: .seconds(5)))
             let answer = busy.received.lowercased()
             #expect(answer.hasPrefix("http/1.1 200") && answer.contains("done /slow") && answer.contains("connection: close"), "\(busy.received)")
@@ -169,7 +177,8 @@ struct DrainTests {
     }
 
     @Test func http2ConnectionsGetGoAwayAndFinishTheirStreams() async throws {
-        try await GatewayFixture.with(lambdaHandler: Self.slow) { gateway in
+        let released = EventSignal()
+        try await GatewayFixture.with(lambdaHandler: Self.slow(releasedBy: released)) { gateway in
             try gateway.tls.snapshots.consul.setConfigEntry(ordersDefaults.replacingOccurrences(of: #""Protocol":"http""#, with: #""Protocol":"http2""#))
             try await gateway.tls.snapshots.waitFor("orders is http2") { $0.services["orders"]?.protocolName == "http2" }
             let connection = try await RecordingConnection.open(gateway, service: "orders", alpn: ["h2"], records: false)
@@ -197,6 +206,11 @@ struct DrainTests {
             try await waitForLambdaRequests(gateway, 1)
 
             try await unlinkOrders(gateway)
+            // The drain has begun (its first GOAWAY came): now the function answers.
+            let drained = ContinuousClock.now + .seconds(5)
+            while goAways.goAways.isEmpty && ContinuousClock.now < drained { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(goAways.goAways.first == .maxID, "\(goAways.goAways)")
+            released.record()
             // Bounded: an answer lost to the close would otherwise leave this wait hanging.
             let lost = connection.channel.eventLoop.scheduleTask(in: .seconds(10)) { promise.fail(ChannelError.ioOnClosedChannel) }
             let response = try await promise.futureResult.get()
