@@ -87,8 +87,8 @@ func serve(_ parts: [HTTPServerRequestPart], on connection: ClientConnection) {
         switch reader.receive(part, processor: processor, connection: connection) {
         case .none, .sendContinue:
             break
-        case .refuse(let answer, let head, let close):
-            _ = HTTP1ResponseEncoder.encode(answer.response, version: head.version, bodyless: head.method == .HEAD, close: close, allocator: ByteBufferAllocator())
+        case .refuse(let answer, let head):
+            _ = HTTP1ResponseEncoder.encode(answer.response, version: head.version, bodyless: head.method == .HEAD, close: true, allocator: ByteBufferAllocator())
         case .process(let head, let request, _):
             precondition(RequestReader.refusal(of: head, fields: HeadFields(head), limit: reader.limit) == nil)
             check(path: head.uri)

@@ -101,12 +101,11 @@ final class ConnectionOutput: @unchecked Sendable {
     func writingUnconfirmed(_ bytes: Int, handingOver held: Int = 0, then: @escaping (_ written: Bool) -> Void) {
         answerStarted(bytes, handingOver: held)
         unconfirmed.append(Unconfirmed(bytes: bytes, then: then))
-        unconfirmedQueued &+= 1
     }
 
-    /// Answers ever queued unconfirmed, and ever ended: a write made when `unconfirmedQueued` was
-    /// n follows the answers numbered below n.
-    private var unconfirmedQueued = 0
+    /// Answers ever queued unconfirmed that have ended. With those still queued, it numbers them:
+    /// a write made when `unconfirmedEnded + unconfirmed.count` was n follows the answers
+    /// numbered below n.
     private var unconfirmedEnded = 0
 
     /// A write made after answer `count - 1` was queued reached the socket: so did that answer and
@@ -183,7 +182,7 @@ final class ConnectionOutput: @unchecked Sendable {
         answerStarted(bytes, handingOver: held)
         let budget = self.budget
         let channel = self.channel
-        let queuedBefore = unconfirmedQueued
+        let queuedBefore = unconfirmedEnded + unconfirmed.count
         done.assumeIsolated().whenComplete { result in
             if case .success = result, queuedBefore > self.unconfirmedEnded { self.confirmQueued(before: queuedBefore) }
             // A write that failed because the connection is closing (NIO marks it inactive, then

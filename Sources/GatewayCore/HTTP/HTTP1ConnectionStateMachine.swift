@@ -180,15 +180,10 @@ struct HTTP1ConnectionStateMachine {
         case .sendContinue(let head):
             state = .readingBody(closeAfterAnswer: closeAfterAnswer)
             actions.append(.writeContinue(head.version))
-        case .refuse(let answer, let head, let close):
-            let closes = close || closeAfterAnswer
+        case .refuse(let answer, let head):
             actions.append(.countAnswer(answer))
-            actions.append(.writeAnswer(answer.response, for: head, close: closes, heldBytes: 0))
-            if closes {
-                enterClosing()
-            } else {
-                state = reader.isIdle ? .idle : .readingBody(closeAfterAnswer: closeAfterAnswer)
-            }
+            actions.append(.writeAnswer(answer.response, for: head, close: true, heldBytes: 0))
+            enterClosing()
         case .process(let head, let request, let endsConnection):
             headTimer = .off
             actions.append(.cancelReadTimers)

@@ -140,7 +140,7 @@ struct HTTP2StreamStateMachine {
             return .none
         case .sendContinue:
             return .writeContinue
-        case .refuse(let answer, let head, _):
+        case .refuse(let answer, let head):
             state = .answered
             return .answerEarly(answer, head, closure: nil)
         case .process(let head, let request, _):

@@ -17,9 +17,9 @@ struct RequestReader {
     enum Action {
         /// Nothing to do yet (more parts to come, or parts of a refused request).
         case none
-        /// Answer now, before the request is complete; with `close`, since the client may still be
-        /// sending a body.
-        case refuse(RequestProcessor.Answer, HTTPRequestHead, close: Bool)
+        /// Answer now, before the request is complete, and close the connection after the answer:
+        /// the client may still be sending a body (and after a CONNECT the parser parses nothing more).
+        case refuse(RequestProcessor.Answer, HTTPRequestHead)
         /// `Expect: 100-continue` passed the head's checks: send the go-ahead.
         case sendContinue(HTTPRequestHead)
         /// The request is complete. `endsConnection`: an HTTP/1.x connection closes after its
@@ -85,12 +85,10 @@ struct RequestReader {
     mutating func receive(_ part: HTTPServerRequestPart, admit: Admit) -> Action {
         switch (part, state) {
         case (.head(let head), .idle):
-            // Every refusal closes the connection after its answer: a body may follow, and after a
-            // CONNECT the parser parses nothing more.
             let fields = HeadFields(head)
             if let refusal = Self.refusal(of: head, fields: fields, limit: limit) {
                 state = .discarding(head)
-                return .refuse(refusal, head, close: true)
+                return .refuse(refusal, head)
             }
             state = .reading(head, fields, ByteBuffer())
             if fields.expectsContinue {
@@ -98,7 +96,7 @@ struct RequestReader {
                 // head passes the checks that do not need the body.
                 if let answer = admit(head, fields.fields) {
                     state = .discarding(head)
-                    return .refuse(answer, head, close: true)
+                    return .refuse(answer, head)
                 }
                 return .sendContinue(head)
             }
@@ -106,7 +104,7 @@ struct RequestReader {
         case (.body(var chunk), .reading(let head, let fields, var body)):
             if body.readableBytes + chunk.readableBytes > limit {
                 state = .discarding(head)
-                return .refuse(.rejected(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit"), head, close: true)
+                return .refuse(.rejected(status: 413, code: "RequestTooLarge", message: "the request body is over the \(limit)-byte limit"), head)
             }
             state = .idle  // drop the reference while appending, to avoid a copy
             if body.readableBytes == 0 {

@@ -437,9 +437,7 @@ final class UpstreamExchangeHandler: ChannelDuplexHandler {
         unparsed.clear()
         switch state {
         case .awaitingHead:
-            let written: Bool
-            if case .written = request { written = true } else { written = false }
-            fail(context: context, with: .closedBeforeResponse(cause: lastError, requestWritten: written))
+            fail(context: context, with: .closedBeforeResponse(cause: lastError, requestWritten: request == .written))
         case .receiving:
             fail(context: context, with: .closedMidResponse(cause: lastError))
         case .idle, .closed:
