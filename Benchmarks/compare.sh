@@ -221,7 +221,7 @@ fi
 # mesh-load sends N requests at a fixed rate over 4 keep-alive connections and dumped after (the 4
 # handshakes and the idle timers of those seconds are counted too). All threads are counted.
 if [[ -n "${CALLGRIND:-}" ]]; then
-    echo "== callgrind: instructions per request, gateway and nginx ($CALLGRIND requests each, HTTP/1.1 over 4 connections, HTTP/2 over 2 x 4 streams)"
+    echo "== callgrind: instructions per request, gateway and nginx ($CALLGRIND requests each, HTTP/1.1 over 4 connections, HTTP/2 over 2 x 4 streams, ab over 4 connections)"
     # Valgrind 3.19 cannot read the toolchain's DWARF 5 ("unhandled dwarf2 abbrev form code 0x25"):
     # the same binary without its debug sections (the symbol table stays, so functions keep names).
     strip --strip-debug -o "$work/lambda-gateway-nodebug" "$gateway_bin"
@@ -255,14 +255,32 @@ if [[ -n "${CALLGRIND:-}" ]]; then
         echo "   $label: $requests requests, $total instructions: $(( total / requests )) per request" >&2
         echo "\"$label\":{\"requests\":$requests,\"instructions\":$total,\"instructionsPerRequest\":$(( total / requests ))}"
     }
+    # cg_ab PID PORT LABEL DUMP: the same with `ab -k -c 4` as the client, CALLGRIND requests as
+    # fast as the contestant answers: ab's head (`Host`, `User-Agent`, `Accept`, `Content-type`,
+    # `Connection: Keep-Alive`, names capitalised) where mesh-load sends a connect proxy's.
+    cg_ab() {
+        local pid=$1 port=$2 label=$3 dump=$4 output requests total
+        ab_run() { taskset -c 1 ab -k -E web-bundle.pem -H "Host: $sni" -c 4 -n "$1" -p body.json -T application/json "https://127.0.0.1:$port/load" 2>&1 || true; }
+        ab_run 200 > /dev/null
+        callgrind_control -z "$pid" > /dev/null
+        output=$(ab_run "$CALLGRIND")
+        callgrind_control -d "$pid" > /dev/null
+        requests=$(echo "$output" | awk '/^Complete requests:/ { print $3 }')
+        if [[ -z "$requests" ]] || echo "$output" | grep -Eq '^(Failed requests: +[1-9]|Non-2xx)'; then echo "   $label: ab failed:" >&2; echo "$output" | tail -20 >&2; exit 1; fi
+        total=$(awk '/^summary:/ { print $2; exit }' "$dump")
+        echo "   $label: $requests requests, $total instructions: $(( total / requests )) per request" >&2
+        echo "\"$label\":{\"requests\":$requests,\"instructions\":$total,\"instructionsPerRequest\":$(( total / requests ))}"
+    }
     cg_rows=$(cg_count "$cg_pid" "$cg_port" gateway-h1 "$work/callgrind-gateway.out.1" --connections 4)
     cg_rows+=,$(cg_count "$cg_pid" "$cg_port" gateway-h2 "$work/callgrind-gateway.out.2" --http2 --connections 2 --streams 4)
+    cg_rows+=,$(cg_ab "$cg_pid" "$cg_port" gateway-ab "$work/callgrind-gateway.out.3")
     cg_rows+=,$(cg_count "$cgn_pid" "$cgn_port" nginx-h1 "$work/callgrind-nginx.out.1" --connections 4)
     cg_rows+=,$(cg_count "$cgn_pid" "$cgn_port" nginx-h2 "$work/callgrind-nginx.out.2" --http2 --connections 2 --streams 4)
+    cg_rows+=,$(cg_ab "$cgn_pid" "$cgn_port" nginx-ab "$work/callgrind-nginx.out.3")
     kill "$cg_pid" "$cgn_pid"; wait "$cg_pid" "$cgn_pid" 2>/dev/null || true
-    if [[ -n "${CALLGRIND_KEEP:-}" ]]; then cp "$work/callgrind-gateway.out.1" "$CALLGRIND_KEEP"; cp "$work/callgrind-gateway.out.2" "$CALLGRIND_KEEP.h2"; fi
+    if [[ -n "${CALLGRIND_KEEP:-}" ]]; then cp "$work/callgrind-gateway.out.1" "$CALLGRIND_KEEP"; cp "$work/callgrind-gateway.out.2" "$CALLGRIND_KEEP.h2"; cp "$work/callgrind-gateway.out.3" "$CALLGRIND_KEEP.ab"; fi
     echo "{$cg_rows}" > "$work/callgrind.json"
-    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); [print("   gateway / nginx, %s: %.2fx" % (p, r["gateway-"+p]["instructionsPerRequest"] / r["nginx-"+p]["instructionsPerRequest"])) for p in ("h1", "h2")]' "$work/callgrind.json"
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); [print("   gateway / nginx, %s: %.2fx" % (p, r["gateway-"+p]["instructionsPerRequest"] / r["nginx-"+p]["instructionsPerRequest"])) for p in ("h1", "h2", "ab")]' "$work/callgrind.json"
 fi
 
 # SYSCALLS=N: system calls per request of the gateway and of nginx (where the kernel half of the CPU

@@ -12,12 +12,8 @@ struct HTTP1ConnectionStateMachineTests {
     /// Whether a request ends its connection, in one pass over its fields: what NIO's
     /// `isKeepAlive` and `contains(name: "upgrade")` said, for every mix of `Connection` tokens.
     @Test func endsConnectionAsNIOReadsTheHead() {
-        let connections: [[String]] = [
-            [], ["close"], ["keep-alive"], ["Keep-Alive"], [" close\t"], ["keep-alive, close"], ["close, keep-alive"], ["keep-alive", "keep-alive"],
-            ["keep-alive, keep-alive"], ["Upgrade, keep-alive"], ["foo"], [""], [",,"], ["keep-alive", "close"], ["closed"], ["keep-alive2"], ["te, CLOSE"],
-        ]
         for version in [HTTPVersion.http1_0, .http1_1] {
-            for connection in connections {
+            for connection in Self.connectionOptions {
                 for upgrade in [false, true] {
                     var fields = connection.map { ("Connection", $0) }
                     if upgrade { fields.append(("Upgrade", "websocket")) }
@@ -29,6 +25,13 @@ struct HTTP1ConnectionStateMachineTests {
             }
         }
     }
+
+    /// `Connection` fields (one array, one head) whose options end a connection or keep it.
+    static let connectionOptions: [[String]] = [
+        [], ["close"], ["keep-alive"], ["Keep-Alive"], [" close\t"], ["keep-alive, close"], ["close, keep-alive"], ["keep-alive", "keep-alive"],
+        ["keep-alive, keep-alive"], ["Upgrade, keep-alive"], ["foo"], [""], [",,"], ["keep-alive", "close"], ["closed"], ["keep-alive2"], ["te, CLOSE"],
+        ["KEEP-ALIVE ,\tfoo"], ["close,"], ["\tkeep-alive"],
+    ]
 
     /// Whether the connection's answers wait unread, as the test sets it.
     final class Budget {

@@ -75,13 +75,13 @@ struct HTTP1RequestParser {
                 // `\r\n\n`, read whole as an error, missed when the CR came alone).
                 if skipped { search = HTTP1Syntax.HeadSearch() }
                 guard let length = try search.headLength(buffer, limit: Self.maximumHeadBytes) else { return nil }
-                let (head, framing) = try buffer.withUnsafeReadableBytes { bytes throws(Error) in
+                let (head, framing, endsConnection) = try buffer.withUnsafeReadableBytes { bytes throws(Error) in
                     try Self.parseHead(UnsafeRawBufferPointer(rebasing: bytes[..<length]))
                 }
                 buffer.moveReaderIndex(forwardBy: length)
                 // HTTP/1.0 with chunks is faulty framing (RFC 9112 §6.1): nothing after it is read
                 // (the request itself is refused).
-                stopsAfter = head.method == .CONNECT || head.headers.contains(name: "upgrade") || !head.isKeepAlive || (head.version == .http1_0 && framing == .chunked)
+                stopsAfter = head.method == .CONNECT || endsConnection || (head.version == .http1_0 && framing == .chunked)
                 state = .body(HTTP1BodyReader(framing, maximumTrailerBytes: Self.maximumHeaderBytes))
                 return .head(head)
             case .body(var reader):
@@ -109,8 +109,9 @@ struct HTTP1RequestParser {
         }
     }
 
-    /// The head of a request, its empty line included, and how its body is framed.
-    static func parseHead(_ bytes: UnsafeRawBufferPointer) throws(Error) -> (HTTPRequestHead, HTTP1BodyReader.Framing) {
+    /// The head of a request, its empty line included; how its body is framed; whether the
+    /// connection ends after it (`ConnectionOptions`).
+    static func parseHead(_ bytes: UnsafeRawBufferPointer) throws(Error) -> (HTTPRequestHead, HTTP1BodyReader.Framing, endsConnection: Bool) {
         // The request line.
         var index = 0
         while index < bytes.count, bytes[index] != 0x20 {
@@ -140,6 +141,7 @@ struct HTTP1RequestParser {
         fields.reserveCapacity(16)
         var contentLength: Int?
         var chunked = false
+        var options = ConnectionOptions()
         _ = try HTTP1Syntax.forEachField(in: bytes, from: index + 10) { name, value throws(Error) in
             counted += name.count + value.count
             guard counted <= maximumHeaderBytes else { throw Error("the request's fields are over \(maximumHeaderBytes) bytes", tooLarge: true) }
@@ -159,6 +161,10 @@ struct HTTP1RequestParser {
                     throw Error("Transfer-Encoding \"\(String(decoding: value, as: UTF8.self))\" is not the one coding the gateway reads, chunked")
                 }
                 chunked = true
+            case 7 where HTTP1Syntax.equalsLowercased(name, "upgrade"):
+                options.sawUpgrade()
+            case 10 where HTTP1Syntax.equalsLowercased(name, "connection"):
+                options.readConnection(value)
             default:
                 break
             }
@@ -177,7 +183,7 @@ struct HTTP1RequestParser {
             framing = .none
         }
         let head = HTTPRequestHead(version: version, method: method, uri: String(decoding: target, as: UTF8.self), headers: HTTPHeaders(fields))
-        return (head, framing)
+        return (head, framing, options.endsConnection(version: version))
     }
 
     /// `/path`, `*`, `scheme://host[:port][/path]`, or for CONNECT `host[:port]`: the forms of a

@@ -20,38 +20,23 @@ struct HeadFields {
     /// `Expect: 100-continue` (values split at commas, whitespace around them trimmed, compared
     /// without case, as NIO's `headers[canonicalForm: "expect"]` read them).
     var expectsContinue = false
-    /// HTTP/1.x: the connection ends after this request's answer. HTTP/1.0 without keep-alive,
-    /// `Connection: close`, and an `Upgrade` (the parser stops parsing after one: the request is
-    /// answered as a plain one, then the connection closes). Read as NIO's `isKeepAlive` and
-    /// `contains(name: "upgrade")` read them: `close` ends the connection, `keep-alive` keeps it,
-    /// both (or either twice) end it, neither leaves HTTP/1.1 open.
+    /// HTTP/1.x: the connection ends after this request's answer (`ConnectionOptions`).
     var endsConnection: Bool
 
     init(_ head: HTTPRequestHead) {
         fields.reserveCapacity(head.headers.count)
-        var sawClose = false
-        var sawKeepAlive = false
-        var upgrade = false
+        var options = ConnectionOptions()
         for field in head.headers {
             let value = field.value
             switch field.name.utf8.count {
             case 4 where field.name.asciiCaseInsensitiveEquals("host"):
                 hosts += 1
             case 6 where !expectsContinue && field.name.asciiCaseInsensitiveEquals("expect"):
-                expectsContinue = value.split(separator: ",").contains { RequestReader.trimmingWhitespace(String($0)).asciiCaseInsensitiveEquals("100-continue") }
+                expectsContinue = Self.containsToken(value, "100-continue")
             case 7 where field.name.asciiCaseInsensitiveEquals("upgrade"):
-                upgrade = true
+                options.sawUpgrade()
             case 10 where field.name.asciiCaseInsensitiveEquals("connection"):
-                for token in value.split(separator: ",") {
-                    let word = RequestReader.trimmingWhitespace(String(token))
-                    if word.asciiCaseInsensitiveEquals("close") {
-                        sawClose = true
-                    } else if word.asciiCaseInsensitiveEquals("keep-alive") {
-                        // A second keep-alive is as bad as a close to NIO.
-                        if sawKeepAlive { sawClose = true }
-                        sawKeepAlive = true
-                    }
-                }
+                options.readConnection(value)
             case 14 where contentLength == nil && field.name.asciiCaseInsensitiveEquals("content-length"):
                 contentLength = value
             case 17 where field.name.asciiCaseInsensitiveEquals("transfer-encoding"):
@@ -61,12 +46,18 @@ struct HeadFields {
             }
             fields.append(HTTPField(field.name, RequestReader.hasSurroundingWhitespace(value) ? RequestReader.trimmingWhitespace(value) : value))
         }
-        if upgrade || sawClose {
-            endsConnection = true
-        } else if sawKeepAlive {
-            endsConnection = false
-        } else {
-            endsConnection = !(head.version.major == 1 && head.version.minor >= 1)
+        endsConnection = options.endsConnection(version: head.version)
+    }
+
+    /// Whether the comma-separated `value` holds `token`, compared without case.
+    private static func containsToken(_ value: String, _ token: StaticString) -> Bool {
+        var value = value
+        var found = false
+        value.withUTF8 { bytes in
+            HTTP1Syntax.forEachToken(UnsafeRawBufferPointer(bytes)) { element in
+                if HTTP1Syntax.equalsLowercased(element, token) { found = true }
+            }
         }
+        return found
     }
 }
