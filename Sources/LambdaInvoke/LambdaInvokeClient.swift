@@ -76,38 +76,94 @@ public enum InvocationType: String, Sendable, Hashable {
 }
 
 /// One Invoke call.
+///
+/// A value with its fields in one shared box, copied only when a copy is changed (as `Array`
+/// does): a call is handed along several times on its way to the socket (the attempt, the pool's
+/// wait, the retry a throttled call keeps), and each copy retained and released every reference
+/// in its dozen fields.
 public struct InvokeRequest: Sendable {
-    public var function: FunctionARN
+    private var storage: Storage
+
+    public var function: FunctionARN {
+        get { storage.function }
+        _modify { yield &uniqueStorage().function }
+    }
+
     /// The `FunctionName` path parameter: the full ARN, as the gateway always sends it. The Invoke API
     /// also accepts a plain name in the ARN's region.
-    public var functionIdentifier: String
+    public var functionIdentifier: String {
+        get { storage.functionIdentifier }
+        _modify { yield &uniqueStorage().functionIdentifier }
+    }
+
     /// A payload set anew clears `payloadHash` (which was the old payload's).
     public var payload: ByteBuffer {
-        didSet { payloadHash = nil }
+        get { storage.payload }
+        _modify {
+            let storage = uniqueStorage()
+            yield &storage.payload
+            storage.payloadHash = nil
+        }
     }
-    public var invocationType: InvocationType
+
+    public var invocationType: InvocationType {
+        get { storage.invocationType }
+        _modify { yield &uniqueStorage().invocationType }
+    }
+
     /// Covers waiting for credentials, the call, and reading the whole answer.
-    public var timeout: Duration
+    public var timeout: Duration {
+        get { storage.timeout }
+        _modify { yield &uniqueStorage().timeout }
+    }
+
     /// Whether a throttled call may be retried once (idempotent methods, async invocations).
-    public var mayRetryThrottling: Bool
+    public var mayRetryThrottling: Bool {
+        get { storage.mayRetryThrottling }
+        _modify { yield &uniqueStorage().mayRetryThrottling }
+    }
+
     /// The answer bytes of the client connection this call answers: the answer is read only when
     /// it fits (see `ResponseBudget`).
-    public var budget: ResponseBudget?
+    public var budget: ResponseBudget? {
+        get { storage.budget }
+        _modify { yield &uniqueStorage().budget }
+    }
+
     /// `X-Amzn-Trace-Id` for the call: the caller's trace, so that the function's X-Ray segment
     /// joins it. Sent unsigned, as the AWS SDKs send it (botocore leaves it out of SigV4).
-    public var traceHeader: String?
+    public var traceHeader: String? {
+        get { storage.traceHeader }
+        _modify { yield &uniqueStorage().traceHeader }
+    }
+
     /// The payload's SHA-256 in hex, when the caller hashed it already (off the event loop, for a
     /// large payload); otherwise signing hashes it.
-    public var payloadHash: String?
+    public var payloadHash: String? {
+        get { storage.payloadHash }
+        _modify { yield &uniqueStorage().payloadHash }
+    }
+
     /// A hash state over bytes that the payload may open with (a mesh connection's
     /// `x-forwarded-client-cert` lead, `RequestEncoder.lead`): signing then hashes only what
     /// follows them. Checked against the payload's bytes, so a payload that does not open with them
     /// is hashed whole.
-    public var payloadPrefix: SHA256Prefix?
+    public var payloadPrefix: SHA256Prefix? {
+        get { storage.payloadPrefix }
+        _modify { yield &uniqueStorage().payloadPrefix }
+    }
+
     /// Set by `invokeStreaming`: the call is `InvokeWithResponseStream`, and a 200's body goes here.
-    var stream: UpstreamStreamSink?
+    var stream: UpstreamStreamSink? {
+        get { storage.stream }
+        _modify { yield &uniqueStorage().stream }
+    }
+
     /// Requests already sent for this call (a throttled one before its retry).
-    var priorAttempts = 0
+    var priorAttempts: Int {
+        get { storage.priorAttempts }
+        _modify { yield &uniqueStorage().priorAttempts }
+    }
 
     public init(
         function: FunctionARN,
@@ -119,15 +175,62 @@ public struct InvokeRequest: Sendable {
         traceHeader: String? = nil,
         payloadPrefix: SHA256Prefix? = nil
     ) {
-        self.budget = budget
-        self.traceHeader = traceHeader
-        self.payloadPrefix = payloadPrefix
-        self.function = function
-        self.functionIdentifier = function.description
-        self.payload = payload
-        self.invocationType = invocationType
-        self.timeout = timeout
-        self.mayRetryThrottling = mayRetryThrottling || invocationType == .event
+        storage = Storage(
+            function: function, functionIdentifier: function.description, payload: payload, invocationType: invocationType, timeout: timeout,
+            mayRetryThrottling: mayRetryThrottling || invocationType == .event, budget: budget, traceHeader: traceHeader, payloadPrefix: payloadPrefix)
+    }
+
+    /// The box, copied first if another request shares it.
+    private mutating func uniqueStorage() -> Storage {
+        if !isKnownUniquelyReferenced(&storage) { storage = Storage(copying: storage) }
+        return storage
+    }
+
+    /// Changed only through a request that holds it alone (`uniqueStorage`), so no two threads
+    /// ever change one, nor read one that is changing.
+    private final class Storage: @unchecked Sendable {
+        var function: FunctionARN
+        var functionIdentifier: String
+        var payload: ByteBuffer
+        var invocationType: InvocationType
+        var timeout: Duration
+        var mayRetryThrottling: Bool
+        var budget: ResponseBudget?
+        var traceHeader: String?
+        var payloadHash: String? = nil
+        var payloadPrefix: SHA256Prefix?
+        var stream: UpstreamStreamSink? = nil
+        var priorAttempts: Int = 0
+
+        init(
+            function: FunctionARN, functionIdentifier: String, payload: ByteBuffer, invocationType: InvocationType, timeout: Duration, mayRetryThrottling: Bool,
+            budget: ResponseBudget?, traceHeader: String?, payloadPrefix: SHA256Prefix?
+        ) {
+            self.function = function
+            self.functionIdentifier = functionIdentifier
+            self.payload = payload
+            self.invocationType = invocationType
+            self.timeout = timeout
+            self.mayRetryThrottling = mayRetryThrottling
+            self.budget = budget
+            self.traceHeader = traceHeader
+            self.payloadPrefix = payloadPrefix
+        }
+
+        init(copying other: Storage) {
+            function = other.function
+            functionIdentifier = other.functionIdentifier
+            payload = other.payload
+            invocationType = other.invocationType
+            timeout = other.timeout
+            mayRetryThrottling = other.mayRetryThrottling
+            budget = other.budget
+            traceHeader = other.traceHeader
+            payloadHash = other.payloadHash
+            payloadPrefix = other.payloadPrefix
+            stream = other.stream
+            priorAttempts = other.priorAttempts
+        }
     }
 }
 
@@ -218,8 +321,9 @@ public final class LambdaInvokeClient: Sendable {
             self.logger.debug(
                 "throttled by Lambda; retrying once",
                 metadata: ["function": "\(request.function)", "delay_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)"])
-            var again = request
-            again.priorAttempts = error.attempts
+            var retry = request
+            retry.priorAttempts = error.attempts
+            let again = retry
             eventLoop.scheduleTask(in: TimeAmount(delay)) {
                 self.send(again, to: endpoint, deadline: deadline, on: eventLoop) { retried in
                     var outcome = Self.adding(attempts: error.attempts, to: retried)

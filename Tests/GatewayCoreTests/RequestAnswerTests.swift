@@ -1,4 +1,5 @@
 import LambdaInvoke
+import LambdaPayload
 import Testing
 
 @testable import GatewayCore
@@ -20,5 +21,26 @@ struct RequestAnswerTests {
         #expect(RequestProcessor.Answer.invokeFailed(Self.throttled(attempts: 2, afterRetry: false)).flags == [])
         #expect(RequestProcessor.Answer.invokeFailed(Self.throttled(attempts: 1, afterRetry: false)).flags == [])
         #expect(RequestProcessor.Answer.invokeFailed(Self.throttled(attempts: 1, afterRetry: false)).details == ResponseCodeDetails.throttled)
+    }
+
+    /// Answers share their fields until one changes (`Answer`'s box): the answers kept as
+    /// constants, handed out to every request they answer, are never changed by one of them.
+    @Test func aChangedAnswerLeavesTheOneItWasCopiedFromAsItWas() {
+        var denied = RequestProcessor.Answer.denied
+        denied.flags = .noRouteFound
+        denied.attempts = 2
+        denied.response.headers.append(HTTPField("x-extra", "1"))
+        denied.details = "changed"
+        #expect(RequestProcessor.Answer.denied.flags == [] && RequestProcessor.Answer.denied.attempts == nil)
+        #expect(RequestProcessor.Answer.denied.response.headers == RequestProcessor.accessDenied.headers)
+        #expect(RequestProcessor.Answer.denied.details == ResponseCodeDetails.rbacAccessDenied)
+        #expect(denied.flags == .noRouteFound && denied.attempts == 2 && denied.details == "changed")
+        #expect(denied.response.headers.last == HTTPField("x-extra", "1") && denied.outcome == .denied)
+
+        var timeout = RequestProcessor.Answer.headerTimeout
+        var second = timeout
+        timeout.traceID = "a"
+        second.traceID = "b"
+        #expect(timeout.traceID == "a" && second.traceID == "b" && RequestProcessor.Answer.headerTimeout.traceID == nil)
     }
 }

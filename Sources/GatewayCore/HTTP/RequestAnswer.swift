@@ -6,29 +6,126 @@ extension RequestProcessor {
     /// A response, and what it means for `/metrics` and the access log: the outcome, why
     /// (`%RESPONSE_CODE_DETAILS%`, one of `ResponseCodeDetails`), Envoy's response flags, and the
     /// Lambda call behind it, if one was made.
+    ///
+    /// A value with its fields in one shared box, copied only when a copy is changed (as `Array`
+    /// does): an answer is handed along several times between the Lambda call and the access log
+    /// (the processor's completion, the connection's next answer, the write's completion), and
+    /// each copy of a dozen fields retained and released each string and array in them.
     struct Answer {
-        var response: LambdaHTTPResponse
-        var outcome: RequestOutcome
-        var details: String
-        var flags: ResponseFlags = []
-        var lambdaErrorType: LambdaErrorType?
+        private var storage: Storage
+
+        init(response: LambdaHTTPResponse, outcome: RequestOutcome, details: String, lambdaErrorType: LambdaErrorType? = nil) {
+            storage = Storage(response: response, outcome: outcome, details: details, lambdaErrorType: lambdaErrorType)
+        }
+
+        /// The box, copied first if another answer shares it.
+        private mutating func uniqueStorage() -> Storage {
+            if !isKnownUniquelyReferenced(&storage) { storage = Storage(copying: storage) }
+            return storage
+        }
+
+        var response: LambdaHTTPResponse {
+            get { storage.response }
+            _modify { yield &uniqueStorage().response }
+        }
+        var outcome: RequestOutcome {
+            get { storage.outcome }
+            _modify { yield &uniqueStorage().outcome }
+        }
+        var details: String {
+            get { storage.details }
+            _modify { yield &uniqueStorage().details }
+        }
+        var flags: ResponseFlags {
+            get { storage.flags }
+            _modify { yield &uniqueStorage().flags }
+        }
+        var lambdaErrorType: LambdaErrorType? {
+            get { storage.lambdaErrorType }
+            _modify { yield &uniqueStorage().lambdaErrorType }
+        }
         /// The Invoke call's duration in nanoseconds, when one was made (an integer: a `Duration`'s
         /// 128-bit attoseconds cost a division each time they are read as nanoseconds).
-        var lambdaCallNanoseconds: Int?
+        var lambdaCallNanoseconds: Int? {
+            get { storage.lambdaCallNanoseconds }
+            _modify { yield &uniqueStorage().lambdaCallNanoseconds }
+        }
         /// Requests sent to Lambda for it, retries included, when a call was made.
-        var attempts: Int?
+        var attempts: Int? {
+            get { storage.attempts }
+            _modify { yield &uniqueStorage().attempts }
+        }
         /// `host:port` of the Lambda endpoint called (only filled while the access log is on).
-        var upstreamHost: String?
+        var upstreamHost: String? {
+            get { storage.upstreamHost }
+            _modify { yield &uniqueStorage().upstreamHost }
+        }
         /// The local address of the connection to Lambda the answer came on.
-        var upstreamLocalAddress: String?
+        var upstreamLocalAddress: String? {
+            get { storage.upstreamLocalAddress }
+            _modify { yield &uniqueStorage().upstreamLocalAddress }
+        }
         /// The caller's trace id, when the request carried a trace the Invoke call passed on.
-        var traceID: String?
+        var traceID: String? {
+            get { storage.traceID }
+            _modify { yield &uniqueStorage().traceID }
+        }
         /// Why no connection to Lambda could be made or kept (`%UPSTREAM_TRANSPORT_FAILURE_REASON%`).
-        var transportFailureReason: String?
+        var transportFailureReason: String? {
+            get { storage.transportFailureReason }
+            _modify { yield &uniqueStorage().transportFailureReason }
+        }
         /// A streamed answer: when its call started (its duration is known only at its end), and,
         /// once it ended, whether it completed.
-        var streamStarted: NIODeadline?
-        var streamed: StreamedResult?
+        var streamStarted: NIODeadline? {
+            get { storage.streamStarted }
+            _modify { yield &uniqueStorage().streamStarted }
+        }
+        var streamed: StreamedResult? {
+            get { storage.streamed }
+            _modify { yield &uniqueStorage().streamed }
+        }
+
+        /// Changed only through an answer that holds it alone (`uniqueStorage`), so no two
+        /// threads ever change one, nor read one that is changing.
+        private final class Storage: @unchecked Sendable {
+            var response: LambdaHTTPResponse
+            var outcome: RequestOutcome
+            var details: String
+            var flags: ResponseFlags = []
+            var lambdaErrorType: LambdaErrorType? = nil
+            var lambdaCallNanoseconds: Int? = nil
+            var attempts: Int? = nil
+            var upstreamHost: String? = nil
+            var upstreamLocalAddress: String? = nil
+            var traceID: String? = nil
+            var transportFailureReason: String? = nil
+            var streamStarted: NIODeadline? = nil
+            var streamed: StreamedResult? = nil
+
+            init(response: LambdaHTTPResponse, outcome: RequestOutcome, details: String, lambdaErrorType: LambdaErrorType?) {
+                self.response = response
+                self.outcome = outcome
+                self.details = details
+                self.lambdaErrorType = lambdaErrorType
+            }
+
+            init(copying other: Storage) {
+                response = other.response
+                outcome = other.outcome
+                details = other.details
+                flags = other.flags
+                lambdaErrorType = other.lambdaErrorType
+                lambdaCallNanoseconds = other.lambdaCallNanoseconds
+                attempts = other.attempts
+                upstreamHost = other.upstreamHost
+                upstreamLocalAddress = other.upstreamLocalAddress
+                traceID = other.traceID
+                transportFailureReason = other.transportFailureReason
+                streamStarted = other.streamStarted
+                streamed = other.streamed
+            }
+        }
 
         /// Answered before any Lambda call, for a reason of the request's own: `code` is the error
         /// code of the answer's body, and its details are `rejected{code}`.

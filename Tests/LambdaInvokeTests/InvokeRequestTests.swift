@@ -1,0 +1,43 @@
+import NIOCore
+import Testing
+
+@testable import LambdaInvoke
+
+/// `InvokeRequest` keeps its fields in a shared box (copied on change): it must still behave as a
+/// plain value.
+@Suite("An Invoke request as a value")
+struct InvokeRequestTests {
+    @Test func aChangedCopyLeavesTheOriginalAsItWas() throws {
+        var original = InvokeRequest(function: ordersARN, payload: ByteBuffer(string: "{}"), traceHeader: "Root=1-a")
+        original.payloadHash = "hash-of-{}"
+        var copy = original
+        copy.traceHeader = nil
+        copy.priorAttempts = 2
+        copy.timeout = .seconds(3)
+        copy.function = try FunctionARN(parsing: "arn:aws:lambda:us-west-2:123456789012:function:billing")
+        #expect(original.traceHeader == "Root=1-a" && original.priorAttempts == 0 && original.timeout == .seconds(15))
+        #expect(original.function == ordersARN && original.functionIdentifier == ordersARN.description)
+        #expect(copy.traceHeader == nil && copy.priorAttempts == 2 && copy.timeout == .seconds(3) && copy.function.functionName == "billing")
+        // Untouched fields are the original's.
+        #expect(copy.payloadHash == "hash-of-{}" && copy.payload == original.payload)
+    }
+
+    /// A payload set anew, or changed in place, clears the old payload's hash, in that copy only.
+    @Test func aNewPayloadClearsItsCopysHashOnly() {
+        var original = InvokeRequest(function: ordersARN, payload: ByteBuffer(string: "{}"))
+        original.payloadHash = "hash-of-{}"
+        var replaced = original
+        replaced.payload = ByteBuffer(string: "[]")
+        var appended = original
+        appended.payload.writeString(" ")
+        #expect(replaced.payloadHash == nil && appended.payloadHash == nil)
+        #expect(original.payloadHash == "hash-of-{}" && original.payload == ByteBuffer(string: "{}"))
+        #expect(appended.payload == ByteBuffer(string: "{} "))
+    }
+
+    /// An `Event` call may always retry a throttled attempt, whatever the caller said.
+    @Test func anEventCallMayRetryThrottling() {
+        #expect(InvokeRequest(function: ordersARN, payload: ByteBuffer(), invocationType: .event).mayRetryThrottling)
+        #expect(!InvokeRequest(function: ordersARN, payload: ByteBuffer()).mayRetryThrottling)
+    }
+}
