@@ -44,16 +44,22 @@ final class SignatureHeads: Sendable {
             return same(lhs, rhs)
         }
 
+        /// Over the bytes in place (borrowed, where copies into `var`s to reach `withUTF8` retained
+        /// and released both strings, for each of the half dozen compared per signature).
         static func same(_ lhs: String, _ rhs: String) -> Bool {
-            var lhs = lhs
-            var rhs = rhs
-            return lhs.withUTF8 { left in
-                rhs.withUTF8 { right in left.count == right.count && (left.isEmpty || memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0) }
+            let inPlace = lhs.utf8.withContiguousStorageIfAvailable { left in
+                rhs.utf8.withContiguousStorageIfAvailable { right in
+                    left.count == right.count && (left.isEmpty || memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0)
+                }
             }
+            if let inPlace, let same = inPlace { return same }
+            return lhs.utf8.elementsEqual(rhs.utf8)
         }
     }
 
-    struct Head: Sendable {
+    /// A class: a signature takes the kept head out of the store, where a struct's copy retained
+    /// the dozen strings, arrays and hash states in it.
+    final class Head: Sendable {
         let key: Key
         /// The canonical request through the `\n` after its signed headers.
         let canonical: SHA256
@@ -62,6 +68,14 @@ final class SignatureHeads: Sendable {
         /// `<day>/<region>/<service>/aws4_request`, for the `Authorization` value.
         let scope: [UInt8]
         let signedHeaders: [UInt8]
+
+        init(key: Key, canonical: SHA256, stringToSign: PreparedHMAC, scope: [UInt8], signedHeaders: [UInt8]) {
+            self.key = key
+            self.canonical = canonical
+            self.stringToSign = stringToSign
+            self.scope = scope
+            self.signedHeaders = signedHeaders
+        }
     }
 
     /// The current second's heads, by template.

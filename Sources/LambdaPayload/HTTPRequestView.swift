@@ -45,19 +45,22 @@ public struct HTTPField: Sendable, Hashable {
     /// word with one (a tab, say) is looked at byte by byte. (A `utf8.contains` closure per byte cost
     /// some 2,800 instructions per Invoke call.)
     public static func hasNoLineBreakOrNUL(_ text: String) -> Bool {
+        // Borrowed in place: a copy into a `var` to reach `withUTF8` retained and released it.
+        if let inPlace = text.utf8.withContiguousStorageIfAvailable({ hasNoLineBreakOrNUL(UnsafeRawBufferPointer($0)) }) { return inPlace }
         var text = text
-        return text.withUTF8 { bytes in
-            let raw = UnsafeRawBufferPointer(bytes)
-            var index = 0
-            while index + 8 <= raw.count {
-                if WordBytes.lanes(of: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self), below: 14) != 0 {
-                    for byte in raw[index..<index + 8] where isLineBreakOrNUL(byte) { return false }
-                }
-                index += 8
+        return text.withUTF8 { hasNoLineBreakOrNUL(UnsafeRawBufferPointer($0)) }
+    }
+
+    private static func hasNoLineBreakOrNUL(_ raw: UnsafeRawBufferPointer) -> Bool {
+        var index = 0
+        while index + 8 <= raw.count {
+            if WordBytes.lanes(of: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self), below: 14) != 0 {
+                for byte in raw[index..<index + 8] where isLineBreakOrNUL(byte) { return false }
             }
-            for byte in raw[index...] where isLineBreakOrNUL(byte) { return false }
-            return true
+            index += 8
         }
+        for byte in raw[index...] where isLineBreakOrNUL(byte) { return false }
+        return true
     }
 
     @inline(__always)
