@@ -22,9 +22,21 @@ struct PayloadHeaders {
     /// The position in `fields` of the field that leads.
     let lead: Int?
 
-    /// The bytes of the values escaped beforehand, for sizing the payload's buffer.
-    var preEscapedBytes: Int {
-        headers.reduce(0) { $0 + ($1.preEscaped?.json.readableBytes ?? 0) }
+    /// About the bytes the `headers` member takes, for sizing the payload's buffer: names and
+    /// values as they are (escaped values as escaped) and the quotes, colons and commas around
+    /// them. A buffer sized for the values escaped beforehand alone was too small for a usual
+    /// request's fields, and grown and copied once per payload.
+    var estimatedBytes: Int {
+        var total = 16
+        for position in fields.indices {
+            total += fields[position].name.utf8.count + 6
+            if let index = fields[position].index {
+                total += headers[index].preEscaped?.json.readableBytes ?? headers[index].value.utf8.count
+            } else {
+                total += authority?.utf8.count ?? 0
+            }
+        }
+        return total
     }
 
     init(_ headers: [HTTPField], includeHost: Bool, includeCookie: Bool, authority: String?) {

@@ -39,7 +39,7 @@ public enum RequestEncoder {
 
     static func envoy(_ request: HTTPRequestView) -> ByteBuffer {
         let headers = PayloadHeaders(request.headers, includeHost: false, includeCookie: true, authority: nil)
-        var writer = JSONWriter(capacity: request.body.readableBytes * 4 / 3 + headers.preEscapedBytes + 512)
+        var writer = JSONWriter(capacity: request.body.readableBytes * 4 / 3 + headers.estimatedBytes + request.path.utf8.count + (request.query?.utf8.count ?? 0) + 256)
         writer.beginObject()
         headers.writeMember(to: &writer, atOpening: true)
         writer.key(literal: "raw_path")
@@ -68,7 +68,7 @@ public enum RequestEncoder {
 
     static func apiGatewayV2(_ request: HTTPRequestView, context: PayloadContext) -> ByteBuffer {
         let headers = PayloadHeaders(request.headers, includeHost: true, includeCookie: false, authority: request.authority)
-        var writer = JSONWriter(capacity: request.body.readableBytes * 4 / 3 + headers.preEscapedBytes + 1024)
+        var writer = JSONWriter(capacity: request.body.readableBytes * 4 / 3 + headers.estimatedBytes + request.path.utf8.count + (request.query?.utf8.count ?? 0) + 1024)
         writer.beginObject()
         headers.writeMember(to: &writer, atOpening: true)
         writer.member("version", "2.0")

@@ -135,6 +135,30 @@ struct HeaderNameOrderTests {
             }
         }
     }
+
+    /// The payload's buffer is sized from `estimatedBytes`: at least what the `headers` member
+    /// takes when no value needs escaping (escaped beforehand or plain, led or not, repeated or
+    /// not, with the authority as `host`), so that a usual payload never grows and is copied.
+    @Test func theHeadersEstimateCoversTheMemberWritten() {
+        let element = PreEscapedString(#"By=spiffe://td/ns/default/dc/dc1/svc/orders;Cert="-----BEGIN%20CERT";URI=spiffe://td/ns/default/dc/dc1/svc/web"#)
+        let sets: [[HTTPField]] = [
+            [],
+            [HTTPField("Content-Type", "application/json"), HTTPField("x-forwarded-client-cert", element), HTTPField("accept", "*/*")],
+            [HTTPField("x-a", "1"), HTTPField("X-A", "2"), HTTPField("cookie", "a=1"), HTTPField("cookie", "b=2"), HTTPField("connection", "keep-alive")],
+            [HTTPField("x-forwarded-client-cert", element), HTTPField("x-forwarded-client-cert", "By=earlier"), HTTPField(":authority", "orders")],
+            (0..<40).map { HTTPField("x-field-\($0)", String(repeating: "v", count: $0 * 7)) },
+        ]
+        for fields in sets {
+            for (includeHost, authority) in [(false, nil), (true, "orders.example:8443")] {
+                let headers = PayloadHeaders(fields, includeHost: includeHost, includeCookie: true, authority: authority)
+                var writer = JSONWriter()
+                writer.beginObject()
+                headers.writeMember(to: &writer, atOpening: true)
+                headers.writeMember(to: &writer, atOpening: false)
+                #expect(headers.estimatedBytes >= writer.bytes.count, "\(fields.map(\.name)) \(includeHost)")
+            }
+        }
+    }
 }
 
 @Suite("Hop-by-hop names")

@@ -29,7 +29,7 @@ enum HTTP1ResponseEncoder {
         // The head is measured, then written in one reservation: a buffer call per piece cost
         // some 150 to 250 instructions each, a dozen pieces per answer.
         var size = statusLineLength(status) + 2
-        for field in fields { size += field.name.utf8.count + field.value.utf8.count + 4 }
+        for index in fields.indices { size += fields[index].name.utf8.count + fields[index].value.utf8.count + 4 }
         if let length { size += Self.contentLength.utf8CodeUnitCount + decimalDigits(length) + 2 }
         if chunked { size += Self.chunkedLine.utf8CodeUnitCount }
         if let connection { size += connection.utf8CodeUnitCount }
@@ -37,12 +37,10 @@ enum HTTP1ResponseEncoder {
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { output in
             var writer = HeadWriter(output)
             writer.writeStatusLine(version: version, status: status)
-            for field in fields {
-                var name = field.name
-                var value = field.value
-                writer.write(&name)
+            for index in fields.indices {
+                writer.write(string: fields[index].name)
                 writer.write(": ")
-                writer.write(&value)
+                writer.write(string: fields[index].value)
                 writer.write("\r\n")
             }
             if let length {
@@ -90,20 +88,26 @@ enum HTTP1ResponseEncoder {
             count += text.utf8CodeUnitCount
         }
 
-        mutating func write(_ text: inout String) {
-            text.withUTF8 { bytes in
-                guard let base = bytes.baseAddress else { return }
-                (output.baseAddress! + count).copyMemory(from: base, byteCount: bytes.count)
-                count += bytes.count
+        /// The text's bytes borrowed where they are (a copy into a `var` to reach `withUTF8`
+        /// retained and released every name and value).
+        mutating func write(string text: String) {
+            if text.utf8.withContiguousStorageIfAvailable({ write(bytes: UnsafeRawBufferPointer($0)) }) == nil {
+                var text = text
+                text.withUTF8 { write(bytes: UnsafeRawBufferPointer($0)) }
             }
         }
 
+        mutating func write(bytes: UnsafeRawBufferPointer) {
+            guard let base = bytes.baseAddress else { return }
+            (output.baseAddress! + count).copyMemory(from: base, byteCount: bytes.count)
+            count += bytes.count
+        }
+
         mutating func writeStatusLine(version: HTTPVersion, status: HTTPResponseStatus) {
-            var reason = status.reasonPhrase
             write(version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
             write(decimal: Int(status.code))
             write(" ")
-            write(&reason)
+            write(string: status.reasonPhrase)
             write("\r\n")
         }
 

@@ -27,23 +27,28 @@ enum UpstreamRequestEncoder {
     /// The head is written into one reservation (a `ByteBuffer` call per piece cost some 250
     /// instructions each, 33 pieces per Invoke call), then the body behind it.
     static func encode<Name: UpstreamFieldName>(method: HTTPMethod, target: String, fields: [(Name, String)], body: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var method = method.rawValue
-        var uri = target
-        var size = method.utf8.count + uri.utf8.count + 14
+        let method = method.rawValue
+        var size = method.utf8.count + target.utf8.count + 14
         var safe = fields
         if !fields.allSatisfy({ $0.0.isSafe && HTTPField.hasNoLineBreakOrNUL($0.1) }) {
             safe.removeAll { !$0.0.isSafe || !HTTPField.hasNoLineBreakOrNUL($0.1) }
         }
-        for (name, value) in safe {
-            size += name.byteCount + value.utf8.count + 4
+        for index in safe.indices {
+            size += safe[index].0.byteCount + safe[index].1.utf8.count + 4
         }
         var buffer = allocator.buffer(capacity: size + body.readableBytes)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { output in
             var out = 0
-            func put(_ text: inout String) {
-                text.withUTF8 { bytes in
-                    UnsafeMutableRawBufferPointer(rebasing: output[out...]).copyMemory(from: UnsafeRawBufferPointer(bytes))
-                    out += bytes.count
+            // Each text's bytes borrowed where they are (a copy into a `var` to reach `withUTF8`
+            // retained and released every value).
+            func put(_ bytes: UnsafeRawBufferPointer) {
+                UnsafeMutableRawBufferPointer(rebasing: output[out...]).copyMemory(from: bytes)
+                out += bytes.count
+            }
+            func put(_ text: String) {
+                if text.utf8.withContiguousStorageIfAvailable({ put(UnsafeRawBufferPointer($0)) }) == nil {
+                    var text = text
+                    text.withUTF8 { put(UnsafeRawBufferPointer($0)) }
                 }
             }
             func put(_ first: UInt8, _ second: UInt8) {
@@ -51,21 +56,16 @@ enum UpstreamRequestEncoder {
                 output[out + 1] = second
                 out += 2
             }
-            put(&method)
+            put(method)
             output[out] = UInt8(ascii: " ")
             out += 1
-            put(&uri)
-            var version = " HTTP/1.1"
-            put(&version)
+            put(target)
+            put(" HTTP/1.1")
             put(UInt8(ascii: "\r"), UInt8(ascii: "\n"))
-            for (name, value) in safe {
-                var value = value
-                name.withBytes { bytes in
-                    UnsafeMutableRawBufferPointer(rebasing: output[out...]).copyMemory(from: bytes)
-                    out += bytes.count
-                }
+            for index in safe.indices {
+                safe[index].0.withBytes { put($0) }
                 put(UInt8(ascii: ":"), UInt8(ascii: " "))
-                put(&value)
+                put(safe[index].1)
                 put(UInt8(ascii: "\r"), UInt8(ascii: "\n"))
             }
             put(UInt8(ascii: "\r"), UInt8(ascii: "\n"))
@@ -89,8 +89,10 @@ extension String: UpstreamFieldName {
     var isSafe: Bool { HTTPField.hasNoLineBreakOrNUL(self) }
     var byteCount: Int { utf8.count }
     func withBytes(_ body: (UnsafeRawBufferPointer) -> Void) {
-        var text = self
-        text.withUTF8 { body(UnsafeRawBufferPointer($0)) }
+        if utf8.withContiguousStorageIfAvailable({ body(UnsafeRawBufferPointer($0)) }) == nil {
+            var text = self
+            text.withUTF8 { body(UnsafeRawBufferPointer($0)) }
+        }
     }
 }
 
