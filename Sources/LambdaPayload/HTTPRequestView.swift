@@ -166,17 +166,36 @@ extension String {
     /// returned as it is; another is written in one pass into the new string's own storage (no
     /// heap at all for up to 15 bytes, which a string keeps inline). Mapped into an array first,
     /// every capitalized field name of every request (`Content-Type`) cost two allocations.
+    ///
+    /// The check for a capital reads the bytes in place, not through the index-checked UTF-8 view:
+    /// it runs for every field name of every payload.
     public var asciiLowercased: String {
         let utf8 = self.utf8
-        guard utf8.contains(where: { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) }) else { return self }
+        let hasCapital = utf8.withContiguousStorageIfAvailable { $0.contains(where: Self.isCapital) } ?? utf8.contains(where: Self.isCapital)
+        guard hasCapital else { return self }
         return String(unsafeUninitializedCapacity: utf8.count) { buffer in
             var count = 0
             for byte in utf8 {
-                buffer[count] = (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
+                buffer[count] = Self.isCapital(byte) ? byte | 0x20 : byte
                 count += 1
             }
             return count
         }
+    }
+
+    @inline(__always)
+    static func isCapital(_ byte: UInt8) -> Bool {
+        byte &- UInt8(ascii: "A") < 26
+    }
+
+    /// Whether the text's bytes are `literal`'s, compared in place (`==` between two texts that
+    /// are not the same storage goes through `String`'s general comparison, some 60 instructions).
+    @inlinable
+    public func equalsBytes(_ literal: StaticString) -> Bool {
+        let utf8 = self.utf8
+        guard utf8.count == literal.utf8CodeUnitCount else { return false }
+        let expected = UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount)
+        return utf8.withContiguousStorageIfAvailable { $0.elementsEqual(expected) } ?? utf8.elementsEqual(expected)
     }
 }
 
@@ -189,11 +208,11 @@ enum HopByHop {
     /// `trailer`; `ResponseHeaders.acceptedName` drops these and `content-length`.
     static func contains(_ name: String) -> Bool {
         switch name.utf8.count {
-        case 2: name == "te"
-        case 7: name == "upgrade" || name == "trailer"
-        case 10: name == "connection" || name == "keep-alive"
-        case 16: name == "proxy-connection"
-        case 17: name == "transfer-encoding"
+        case 2: name.equalsBytes("te")
+        case 7: name.equalsBytes("upgrade") || name.equalsBytes("trailer")
+        case 10: name.equalsBytes("connection") || name.equalsBytes("keep-alive")
+        case 16: name.equalsBytes("proxy-connection")
+        case 17: name.equalsBytes("transfer-encoding")
         default: false
         }
     }

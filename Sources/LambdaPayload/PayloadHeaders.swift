@@ -44,16 +44,16 @@ struct PayloadHeaders {
         fields.reserveCapacity(headers.count + 1)
         var sawHost = false
         var candidate: Int?
-        for (index, field) in headers.enumerated() {
-            let name = field.name.asciiLowercased
+        for index in headers.indices {
+            let name = headers[index].name.asciiLowercased
             if name.utf8.first == UInt8(ascii: ":") || HopByHop.contains(name) { continue }
             let length = name.utf8.count
-            if length == 4 && name == "host" {
+            if length == 4 && name.equalsBytes("host") {
                 guard includeHost else { continue }
                 sawHost = true
             }
-            if length == 6 && name == "cookie" && !includeCookie { continue }
-            if candidate == nil, field.preEscaped != nil { candidate = fields.count }
+            if length == 6 && !includeCookie && name.equalsBytes("cookie") { continue }
+            if candidate == nil, headers[index].preEscaped != nil { candidate = fields.count }
             fields.append((name, index))
         }
         if includeHost, !sawHost, authority != nil {
@@ -71,8 +71,8 @@ struct PayloadHeaders {
         self.lead = candidate.flatMap { candidate in
             guard let position = order.firstIndex(of: candidate) else { return nil }
             let name = fields[candidate].name
-            if position > 0, fields[order[position - 1]].name == name { return nil }
-            if position + 1 < order.count, fields[order[position + 1]].name == name { return nil }
+            if position > 0, Self.compareBytes(fields[order[position - 1]].name, name) == 0 { return nil }
+            if position + 1 < order.count, Self.compareBytes(fields[order[position + 1]].name, name) == 0 { return nil }
             return candidate
         }
         self.order = order
@@ -92,15 +92,15 @@ struct PayloadHeaders {
             let name = fields[first].name
             position += 1
             if first == lead { continue }
-            let single = position == order.count || fields[order[position]].name != name
+            let single = position == order.count || Self.compareBytes(fields[order[position]].name, name) != 0
             if single, let index = fields[first].index, let preEscaped = headers[index].preEscaped {
                 writer.key(name)
                 writer.string(preEscaped)
                 continue
             }
             var joined = value(first)
-            while position < order.count, fields[order[position]].name == name {
-                joined += (name == "cookie" ? "; " : ",") + value(order[position])
+            while position < order.count, Self.compareBytes(fields[order[position]].name, name) == 0 {
+                joined += (name.equalsBytes("cookie") ? "; " : ",") + value(order[position])
                 position += 1
             }
             writer.member(name, joined)

@@ -136,6 +136,16 @@ struct HeaderNameOrderTests {
         }
     }
 
+    /// Names compared with the gateway's own byte for byte, and lower-cased only where a capital
+    /// is, as `String` would (a text that is not ASCII keeps its other bytes).
+    @Test func namesCompareAndLowerCaseByTheirBytes() {
+        #expect("cookie".equalsBytes("cookie") && !"Cookie".equalsBytes("cookie") && !"cookies".equalsBytes("cookie") && !"".equalsBytes("te"))
+        #expect("".equalsBytes("") && !"cooki\u{E9}".equalsBytes("cookie"))
+        for text in ["", "host", "Host", "X-Forwarded-Client-Cert", "ZZ", "@[`{", "Caf\u{C9}-Name", String(repeating: "aB", count: 40)] {
+            #expect(text.asciiLowercased == String(decoding: text.utf8.map { (65...90).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self), "\(text)")
+        }
+    }
+
     /// The payload's buffer is sized from `estimatedBytes`: at least what the `headers` member
     /// takes when no value needs escaping (escaped beforehand or plain, led or not, repeated or
     /// not, with the authority as `host`), so that a usual payload never grows and is copied.
