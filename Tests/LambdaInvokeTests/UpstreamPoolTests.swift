@@ -260,6 +260,31 @@ struct UpstreamPoolTests {
         }
     }
 
+    /// The callback form, as the gateway calls it from a connection's event loop: refused after
+    /// the shutdown too, on that loop, with nothing sent.
+    @Test func afterShutdownCallsFromAnEventLoopAreRefusedOnIt() async throws {
+        try await InvokeFixture.with(handler: { _ in ScriptedResponse(json: "{}") }) { fixture in
+            _ = try await fixture.invoke()
+            try await fixture.client.shutdown()
+            let loop = MultiThreadedEventLoopGroup.singleton.next()
+            // Called from the loop, as the form requires (an early refusal is answered at once).
+            let answered = await withCheckedContinuation { continuation in
+                loop.execute {
+                    fixture.client.invoke(InvokeRequest(function: ordersARN, payload: ByteBuffer(string: "{}")), on: loop) { result in
+                        continuation.resume(returning: (loop.inEventLoop, result))
+                    }
+                }
+            }
+            #expect(answered.0, "answered on the caller's loop")
+            guard case .failure(let error) = answered.1 else {
+                Issue.record("a call after the shutdown was answered: \(answered.1)")
+                return
+            }
+            #expect(error.code == .endpointUnreachable && error.message.contains("shutting down"), "\(error)")
+            #expect(fixture.server.requests.count == 1)
+        }
+    }
+
     @Test(arguments: [
         ("not http at all\r\n\r\n", "malformed"),
         ("HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n", "malformed"),
