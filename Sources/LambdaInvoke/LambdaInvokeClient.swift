@@ -101,8 +101,10 @@ public struct InvokeRequest: Sendable {
         get { storage.payload }
         _modify {
             let storage = uniqueStorage()
+            // Cleared however the change ends: one that throws part-way may still have changed
+            // bytes, and a stale hash would sign them wrongly.
+            defer { storage.payloadHash = nil }
             yield &storage.payload
-            storage.payloadHash = nil
         }
     }
 

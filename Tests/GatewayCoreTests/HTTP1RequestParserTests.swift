@@ -132,6 +132,13 @@ struct HTTP1RequestParserTests {
         }
     }
 
+    /// The parser splits `Connection` at comma bytes too (`ConnectionOptions`), whatever follows
+    /// a comma: it stops after `close,` and a combining mark, as the reader's checks do.
+    @Test func parsingStopsAfterACloseBeforeACombiningMark() {
+        let outcome = Self.parse(Array("GET / HTTP/1.1\r\nConnection: close,".utf8) + [0xCC, 0x81] + Array("\r\n\r\nGET /next HTTP/1.1\r\n\r\n".utf8))
+        #expect(outcome.error == nil && outcome.requests.count == 1, "\(outcome)")
+    }
+
     @Test(arguments: [
         ("GET / HTTP/1.1\r\nx-big: \(String(repeating: "a", count: 61 * 1024))\r\n\r\n", "fields are over"),
         ("GET /\(String(repeating: "a", count: 61 * 1024)) HTTP/1.1\r\n\r\n", "target is over"),

@@ -1,5 +1,6 @@
 import LambdaInvoke
 import LambdaPayload
+import NIOCore
 import Testing
 
 @testable import GatewayCore
@@ -42,5 +43,26 @@ struct RequestAnswerTests {
         timeout.traceID = "a"
         second.traceID = "b"
         #expect(timeout.traceID == "a" && second.traceID == "b" && RequestProcessor.Answer.headerTimeout.traceID == nil)
+    }
+
+    /// A copy made to be changed carries every field of the answer it was copied from.
+    @Test func aCopyCarriesEveryField() {
+        var original = RequestProcessor.Answer(response: .error(status: 502, code: "X", message: "y"), outcome: .functionError, details: "d", lambdaErrorType: .invalidFunctionResponse)
+        original.flags = .upstreamConnectionTermination
+        original.lambdaCallNanoseconds = 7
+        original.attempts = 2
+        original.upstreamHost = "lambda.us-east-1.amazonaws.com:443"
+        original.upstreamLocalAddress = "127.0.0.1:5000"
+        original.traceID = "1-abc"
+        original.transportFailureReason = "reset"
+        original.streamStarted = NIODeadline.uptimeNanoseconds(42)
+        original.streamed = .incomplete
+        var copy = original
+        copy.details = "changed"
+        #expect(copy.response.status == 502 && copy.outcome == .functionError && copy.lambdaErrorType == .invalidFunctionResponse)
+        #expect(copy.flags == .upstreamConnectionTermination && copy.lambdaCallNanoseconds == 7 && copy.attempts == 2)
+        #expect(copy.upstreamHost == "lambda.us-east-1.amazonaws.com:443" && copy.upstreamLocalAddress == "127.0.0.1:5000" && copy.traceID == "1-abc")
+        #expect(copy.transportFailureReason == "reset" && copy.streamStarted == NIODeadline.uptimeNanoseconds(42) && copy.streamed == .incomplete)
+        #expect(original.details == "d" && copy.details == "changed")
     }
 }

@@ -29,6 +29,18 @@ struct RequestReaderTests {
         #expect(HeadFields(HTTPRequestHead(version: .http1_1, method: .POST, uri: "/", headers: headers)).expectsContinue == nio)
     }
 
+    /// Lists are split at their comma bytes (RFC 9110 §5.6.1), where NIO split a `String` at
+    /// comma characters: a comma followed by a combining mark was one grapheme to NIO, and no
+    /// split. Here `close,\u{301}` holds `close`, and `100-continue,\u{301}` holds the go-ahead.
+    @Test func listsAreSplitAtCommaBytesEvenBeforeACombiningMark() {
+        let close = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: HTTPHeaders([("Connection", "close,\u{301}")]))
+        #expect(HeadFields(close).endsConnection)
+        let keep = HTTPRequestHead(version: .http1_0, method: .GET, uri: "/", headers: HTTPHeaders([("Connection", "keep-alive,\u{301}")]))
+        #expect(!HeadFields(keep).endsConnection)
+        let expect = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/", headers: HTTPHeaders([("Expect", "100-continue,\u{301}")]))
+        #expect(HeadFields(expect).expectsContinue)
+    }
+
     /// The fields a request carries on, in order, each value without the optional whitespace
     /// around it (RFC 9110 §5.5; the HTTP/1.1 parser strips it already, HTTP/2 refuses it).
     @Test func fieldsAreCarriedInOrderWithoutSurroundingWhitespace() {

@@ -1,3 +1,4 @@
+import AWSSigV4
 import NIOCore
 import Testing
 
@@ -35,9 +36,43 @@ struct InvokeRequestTests {
         #expect(appended.payload == ByteBuffer(string: "{} "))
     }
 
+    /// A change of the payload in place that throws part-way clears the hash too: the bytes may
+    /// have changed before the throw.
+    @Test func aPayloadChangeThatThrowsStillClearsTheHash() {
+        struct Stop: Error {}
+        var request = InvokeRequest(function: ordersARN, payload: ByteBuffer(string: "{}"))
+        request.payloadHash = "hash-of-{}"
+        do {
+            try request.payload.withUnsafeMutableReadableBytes { bytes in
+                bytes[0] = UInt8(ascii: "[")
+                throw Stop()
+            }
+            Issue.record("the change did not throw")
+        } catch {
+            #expect(error is Stop)
+        }
+        #expect(request.payloadHash == nil && request.payload == ByteBuffer(string: "[}"))
+    }
+
     /// An `Event` call may always retry a throttled attempt, whatever the caller said.
     @Test func anEventCallMayRetryThrottling() {
         #expect(InvokeRequest(function: ordersARN, payload: ByteBuffer(), invocationType: .event).mayRetryThrottling)
         #expect(!InvokeRequest(function: ordersARN, payload: ByteBuffer()).mayRetryThrottling)
+    }
+
+    /// A copy made to be changed carries every field of the request it was copied from.
+    @Test func aCopyCarriesEveryField() {
+        let budget = ResponseBudget(limit: 1024)
+        var original = InvokeRequest(
+            function: ordersARN, payload: ByteBuffer(string: "{}"), invocationType: .event, timeout: .seconds(4), budget: budget, traceHeader: "Root=1-a",
+            payloadPrefix: SHA256Prefix(Array("{".utf8)))
+        original.payloadHash = "h"
+        original.priorAttempts = 1
+        var copy = original
+        copy.priorAttempts = 2
+        #expect(copy.function == ordersARN && copy.functionIdentifier == ordersARN.description && copy.payload == ByteBuffer(string: "{}"))
+        #expect(copy.invocationType == .event && copy.mayRetryThrottling && copy.timeout == .seconds(4) && copy.budget === budget)
+        #expect(copy.traceHeader == "Root=1-a" && copy.payloadHash == "h" && copy.payloadPrefix != nil && copy.stream == nil)
+        #expect(original.priorAttempts == 1 && copy.priorAttempts == 2)
     }
 }
