@@ -12,15 +12,23 @@ struct HTTP1ConnectionStateMachineTests {
     /// Whether a request ends its connection, in one pass over its fields: what NIO's
     /// `isKeepAlive` and `contains(name: "upgrade")` said, for every mix of `Connection` tokens.
     @Test func endsConnectionAsNIOReadsTheHead() {
-        for version in [HTTPVersion.http1_0, .http1_1] {
-            for connection in Self.connectionOptions {
-                for upgrade in [false, true] {
+        for (head, nioEnds) in Self.connectionCases {
+            #expect(HeadFields(head).endsConnection == nioEnds, "\(head)")
+        }
+    }
+
+    /// Heads with every mix of `connectionOptions`, with and without an `Upgrade`, on HTTP/1.0
+    /// and 1.1, and whether each ends its connection as NIO's `isKeepAlive` and
+    /// `contains(name: "upgrade")` read it.
+    static var connectionCases: [(head: HTTPRequestHead, nioEnds: Bool)] {
+        [HTTPVersion.http1_0, .http1_1].flatMap { version in
+            connectionOptions.flatMap { connection in
+                [false, true].map { upgrade in
                     var fields = connection.map { ("Connection", $0) }
                     if upgrade { fields.append(("Upgrade", "websocket")) }
                     fields.append(("Host", "orders"))
                     let head = HTTPRequestHead(version: version, method: .GET, uri: "/", headers: HTTPHeaders(fields))
-                    let nio = !head.isKeepAlive || head.headers.contains(name: "upgrade")
-                    #expect(HeadFields(head).endsConnection == nio, "\(version) \(fields)")
+                    return (head, !head.isKeepAlive || head.headers.contains(name: "upgrade"))
                 }
             }
         }

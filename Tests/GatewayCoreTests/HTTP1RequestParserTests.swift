@@ -116,19 +116,11 @@ struct HTTP1RequestParserTests {
     /// Whether parsing stops after a request, for every mix of `Connection` options with and
     /// without an `Upgrade`: as NIO's `isKeepAlive` and `contains(name: "upgrade")` read the head.
     @Test func parsingStopsAfterARequestAsNIOReadsItsHead() {
-        for version in [HTTPVersion.http1_0, .http1_1] {
-            for connection in HTTP1ConnectionStateMachineTests.connectionOptions {
-                for upgrade in [false, true] {
-                    var fields = connection.map { ("Connection", $0) }
-                    if upgrade { fields.append(("Upgrade", "websocket")) }
-                    let head = HTTPRequestHead(version: version, method: .GET, uri: "/", headers: HTTPHeaders(fields))
-                    let nioEnds = !head.isKeepAlive || head.headers.contains(name: "upgrade")
-                    let text = "GET / HTTP/\(version.major).\(version.minor)\r\n" + fields.map { "\($0.0): \($0.1)\r\n" }.joined() + "\r\nGET /next HTTP/1.1\r\n\r\n"
-                    let outcome = Self.parse(text)
-                    #expect(outcome.error == nil, "\(fields)")
-                    #expect(outcome.requests.count == (nioEnds ? 1 : 2), "\(version) \(fields): \(outcome.requests)")
-                }
-            }
+        for (head, nioEnds) in HTTP1ConnectionStateMachineTests.connectionCases {
+            let fields = head.headers.map { "\($0.name): \($0.value)\r\n" }.joined()
+            let outcome = Self.parse("GET / HTTP/\(head.version.major).\(head.version.minor)\r\n" + fields + "\r\nGET /next HTTP/1.1\r\n\r\n")
+            #expect(outcome.error == nil, "\(head)")
+            #expect(outcome.requests.count == (nioEnds ? 1 : 2), "\(head): \(outcome.requests)")
         }
     }
 
