@@ -45,10 +45,7 @@ public struct HTTPField: Sendable, Hashable {
     /// word with one (a tab, say) is looked at byte by byte. (A `utf8.contains` closure per byte cost
     /// some 2,800 instructions per Invoke call.)
     public static func hasNoLineBreakOrNUL(_ text: String) -> Bool {
-        // Borrowed in place: a copy into a `var` to reach `withUTF8` retained and released it.
-        if let inPlace = text.utf8.withContiguousStorageIfAvailable({ hasNoLineBreakOrNUL(UnsafeRawBufferPointer($0)) }) { return inPlace }
-        var text = text
-        return text.withUTF8 { hasNoLineBreakOrNUL(UnsafeRawBufferPointer($0)) }
+        text.withUTF8Bytes(hasNoLineBreakOrNUL)
     }
 
     private static func hasNoLineBreakOrNUL(_ raw: UnsafeRawBufferPointer) -> Bool {
@@ -181,6 +178,17 @@ extension String {
             }
             return count
         }
+    }
+
+    /// The text's UTF-8 bytes, borrowed where they are (a native or small string keeps them
+    /// contiguous: every string on Linux), from a copy otherwise. Borrowing spares the retain and
+    /// release of copying the text into a `var` to reach `withUTF8`, which the writers and checks
+    /// on the request path paid for every name and value.
+    @inlinable
+    public func withUTF8Bytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        if let result = try utf8.withContiguousStorageIfAvailable({ try body(UnsafeRawBufferPointer($0)) }) { return result }
+        var copy = self
+        return try copy.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
     }
 
     @inline(__always)

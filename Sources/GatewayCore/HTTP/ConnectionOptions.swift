@@ -34,8 +34,7 @@ struct ConnectionOptions {
     }
 
     mutating func readConnection(_ value: String) {
-        var value = value
-        value.withUTF8 { readConnection(UnsafeRawBufferPointer($0)) }
+        value.withUTF8Bytes { readConnection($0) }
     }
 
     /// The head has an `Upgrade` field.

@@ -88,13 +88,9 @@ enum HTTP1ResponseEncoder {
             count += text.utf8CodeUnitCount
         }
 
-        /// The text's bytes borrowed where they are (a copy into a `var` to reach `withUTF8`
-        /// retained and released every name and value).
+        /// The text's bytes borrowed where they are (`withUTF8Bytes`).
         mutating func write(string text: String) {
-            if text.utf8.withContiguousStorageIfAvailable({ write(bytes: UnsafeRawBufferPointer($0)) }) == nil {
-                var text = text
-                text.withUTF8 { write(bytes: UnsafeRawBufferPointer($0)) }
-            }
+            text.withUTF8Bytes { write(bytes: $0) }
         }
 
         mutating func write(bytes: UnsafeRawBufferPointer) {

@@ -17,8 +17,9 @@ struct HeadFields {
     /// The first `Content-Length`'s value.
     var contentLength: String?
     var transferEncoding = false
-    /// `Expect: 100-continue` (values split at commas, whitespace around them trimmed, compared
-    /// without case, as NIO's `headers[canonicalForm: "expect"]` read them).
+    /// `Expect: 100-continue` (values split at comma bytes, whitespace around them trimmed,
+    /// compared without case: as NIO's `headers[canonicalForm: "expect"]` read them, but for a
+    /// comma before a combining mark, as `ConnectionOptions` says).
     var expectsContinue = false
     /// HTTP/1.x: the connection ends after this request's answer (`ConnectionOptions`).
     var endsConnection: Bool
@@ -51,10 +52,9 @@ struct HeadFields {
 
     /// Whether the comma-separated `value` holds `token`, compared without case.
     private static func containsToken(_ value: String, _ token: StaticString) -> Bool {
-        var value = value
         var found = false
-        value.withUTF8 { bytes in
-            HTTP1Syntax.forEachToken(UnsafeRawBufferPointer(bytes)) { element in
+        value.withUTF8Bytes { bytes in
+            HTTP1Syntax.forEachToken(bytes) { element in
                 if HTTP1Syntax.equalsLowercased(element, token) { found = true }
             }
         }

@@ -39,17 +39,13 @@ enum UpstreamRequestEncoder {
         var buffer = allocator.buffer(capacity: size + body.readableBytes)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { output in
             var out = 0
-            // Each text's bytes borrowed where they are (a copy into a `var` to reach `withUTF8`
-            // retained and released every value).
             func put(_ bytes: UnsafeRawBufferPointer) {
                 UnsafeMutableRawBufferPointer(rebasing: output[out...]).copyMemory(from: bytes)
                 out += bytes.count
             }
+            // Each text's bytes borrowed where they are (`withUTF8Bytes`).
             func put(_ text: String) {
-                if text.utf8.withContiguousStorageIfAvailable({ put(UnsafeRawBufferPointer($0)) }) == nil {
-                    var text = text
-                    text.withUTF8 { put(UnsafeRawBufferPointer($0)) }
-                }
+                text.withUTF8Bytes { put($0) }
             }
             func put(_ first: UInt8, _ second: UInt8) {
                 output[out] = first
@@ -89,10 +85,7 @@ extension String: UpstreamFieldName {
     var isSafe: Bool { HTTPField.hasNoLineBreakOrNUL(self) }
     var byteCount: Int { utf8.count }
     func withBytes(_ body: (UnsafeRawBufferPointer) -> Void) {
-        if utf8.withContiguousStorageIfAvailable({ body(UnsafeRawBufferPointer($0)) }) == nil {
-            var text = self
-            text.withUTF8 { body(UnsafeRawBufferPointer($0)) }
-        }
+        withUTF8Bytes(body)
     }
 }
 
